@@ -1,0 +1,1 @@
+"""Server keys, keyring, request signing, routing, outbound queues and policy."""

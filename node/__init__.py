@@ -1,0 +1,1 @@
+"""The relay server: client protocol, mailboxes, storage backends, blobs."""

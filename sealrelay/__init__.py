@@ -1,0 +1,1 @@
+"""The ``sealrelay`` command-line tool: dispatches to the node, client and admin commands."""

@@ -1,0 +1,3 @@
+from sealrelay.cli import main
+
+raise SystemExit(main())
