@@ -38,6 +38,14 @@ HPKE_LABEL_SEC: Final = b"sec"
 # --- X-Wing (draft-connolly-cfrg-xwing-kem, section "Combiner") ---------------------------
 XWING_COMBINER_LABEL: Final = b"\\.//^\\"
 
+# --- draft-ietf-hpke-pq (hybrid and ML-KEM DeriveKeyPair) and draft-ietf-hpke-hpke ---------
+# Single-stage KDF ``LabeledDerive`` label for DeriveKeyPair of the PQ and PQ/T hybrid KEMs.
+HPKE_LABEL_DERIVE_KEY_PAIR: Final = b"DeriveKeyPair"
+
+# --- draft-irtf-cfrg-concrete-hybrid-kems, "MLKEM1024-P384" (CG framework) ----------------
+# The C2PRI combiner label of MLKEM1024-P384 (HPKE KEM 0x0051), hex 4d4c4b454d313032342d50333834.
+MLKEM1024_P384_COMBINER_LABEL: Final = b"MLKEM1024-P384"
+
 # --- RFC 9605 (SFrame), section 4.4.2 -------------------------------------------------------
 SFRAME_KEY_LABEL: Final = b"SFrame 1.0 Secret key "
 SFRAME_SALT_LABEL: Final = b"SFrame 1.0 Secret salt "
