@@ -57,7 +57,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 )
 
 from suites import labels
-from suites.errors import InvalidKey, InvalidSignature, SuiteError
+from suites.errors import InvalidKey, InvalidSignature, SuiteError, UnknownSuite
 
 MAX_CONTEXT_LEN: Final = 255
 """FIPS 204 and the composite draft encode ``len(ctx)`` in one byte."""
@@ -160,7 +160,7 @@ class HybridSig:
 
     def __init__(self, suite_name: str) -> None:
         if suite_name not in _PARAMS:
-            raise ValueError(f"no hybrid signature for suite {suite_name!r}")
+            raise UnknownSuite(f"no hybrid signature for suite {suite_name!r}")
         self.suite = suite_name
         self._p = _PARAMS[suite_name]
         self.public_len: int = self._p.mldsa_pk_len + self._p.classical_pk_len
