@@ -27,8 +27,14 @@ from pqcrypto.sign import ml_dsa_65, ml_dsa_87
 
 from tests.vectorfiles import load_vectors, unhex
 
-_PRIVATE = {"ML-DSA-65": mldsa.MLDSA65PrivateKey, "ML-DSA-87": mldsa.MLDSA87PrivateKey}
-_PUBLIC = {"ML-DSA-65": mldsa.MLDSA65PublicKey, "ML-DSA-87": mldsa.MLDSA87PublicKey}
+_PRIVATE: dict[str, type[mldsa.MLDSA65PrivateKey] | type[mldsa.MLDSA87PrivateKey]] = {
+    "ML-DSA-65": mldsa.MLDSA65PrivateKey,
+    "ML-DSA-87": mldsa.MLDSA87PrivateKey,
+}
+_PUBLIC: dict[str, type[mldsa.MLDSA65PublicKey] | type[mldsa.MLDSA87PublicKey]] = {
+    "ML-DSA-65": mldsa.MLDSA65PublicKey,
+    "ML-DSA-87": mldsa.MLDSA87PublicKey,
+}
 _PQCRYPTO: dict[str, Any] = {"ML-DSA-65": ml_dsa_65, "ML-DSA-87": ml_dsa_87}
 
 _PQCRYPTO_BAD_CTX_LENS = (254, 255)
