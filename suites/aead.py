@@ -15,6 +15,7 @@ class Aead:
     """
 
     def __init__(self, name: str) -> None:
+        self._cls: type[AESGCM] | type[ChaCha20Poly1305]
         if name == "aes-256-gcm":
             self.key_len, self._cls = 32, AESGCM
         elif name == "aes-128-gcm":

@@ -93,11 +93,15 @@ class Dh:
         key = self._check(sk)
         peer = self._load_public(public)
         try:
-            if isinstance(key, x25519.X25519PrivateKey):
-                assert isinstance(peer, x25519.X25519PublicKey)
+            if isinstance(key, x25519.X25519PrivateKey) and isinstance(
+                peer, x25519.X25519PublicKey
+            ):
                 return key.exchange(peer)
-            assert isinstance(peer, ec.EllipticCurvePublicKey)
-            return key.exchange(ec.ECDH(), peer)
+            if isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(
+                peer, ec.EllipticCurvePublicKey
+            ):
+                return key.exchange(ec.ECDH(), peer)
+            raise InvalidKey(f"{self.group} key types do not match")
         except ValueError:
             raise InvalidKey(f"{self.group} exchange produced an invalid result") from None
 

@@ -228,44 +228,23 @@ def _make_aead(aead_id: int) -> Aead | None:
 
 @dataclass(frozen=True)
 class _DhKemParams:
-    curve: type[ec.EllipticCurve] | None  # None: X25519
+    curve: type[ec.SECP256R1 | ec.SECP384R1 | ec.SECP521R1] | None  # None: X25519
     hash_name: str
     nsecret: int
     npk: int
     nsk: int
     bitmask: int
-    order: int
+
+    @property
+    def order(self) -> int:
+        return self.curve.group_order if self.curve is not None else 0
 
 
 _DHKEMS: Final = {
-    KEM_P256: _DhKemParams(
-        ec.SECP256R1,
-        "sha256",
-        32,
-        65,
-        32,
-        0xFF,
-        0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551,
-    ),
-    KEM_P384: _DhKemParams(
-        ec.SECP384R1,
-        "sha384",
-        48,
-        97,
-        48,
-        0xFF,
-        0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFC7634D81F4372DDF581A0DB248B0A77AECEC196ACCC52973,
-    ),
-    KEM_P521: _DhKemParams(
-        ec.SECP521R1,
-        "sha512",
-        64,
-        133,
-        66,
-        0x01,
-        0x01FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFA51868783BF2F966B7FCC0148F709A5D03BB5C9B8899C47AEBB6FB71E91386409,
-    ),
-    KEM_X25519: _DhKemParams(None, "sha256", 32, 32, 32, 0, 0),
+    KEM_P256: _DhKemParams(ec.SECP256R1, "sha256", 32, 65, 32, 0xFF),
+    KEM_P384: _DhKemParams(ec.SECP384R1, "sha384", 48, 97, 48, 0xFF),
+    KEM_P521: _DhKemParams(ec.SECP521R1, "sha512", 64, 133, 66, 0x01),
+    KEM_X25519: _DhKemParams(None, "sha256", 32, 32, 32, 0),
 }
 
 _DhPrivate = x25519.X25519PrivateKey | ec.EllipticCurvePrivateKey
@@ -297,6 +276,7 @@ class DhKem:
         self.public_len = self.enc_len = self._p.npk
         self.private_len = self._p.nsk
         self.shared_len = self._p.nsecret
+        self.order = self._p.order  # the P-curve group order DeriveKeyPair rejects at; 0: X25519
         self.supports_auth = True
         self._suite_id = labels.HPKE_KEM_PREFIX + _i2osp(kem_id, 2)
         self._kdf = _TwoStageKdf(0, self._p.hash_name)
@@ -335,7 +315,10 @@ class DhKem:
         scalar = int.from_bytes(data, "big")
         if not 0 < scalar < self._p.order:
             raise InvalidKey("DHKEM scalar out of range")
-        return self._wrap(ec.derive_private_key(scalar, self._p.curve()))
+        try:
+            return self._wrap(ec.derive_private_key(scalar, self._p.curve()))
+        except ValueError:
+            raise InvalidKey("DHKEM scalar out of range") from None
 
     def private_key_bytes(self, sk: DhKemPrivateKey) -> bytes:
         """RFC 9180 ``SerializePrivateKey``."""

@@ -30,7 +30,7 @@ class Kdf:
             raise ValueError(f"unsupported hash {hash_name!r}")
         self.hash_name = hash_name
         self._algorithm = _HASHES[hash_name]
-        self.hash_len: int = self._algorithm.digest_size
+        self.hash_len: int = hashlib.new(hash_name).digest_size
 
     def hash(self, data: bytes) -> bytes:
         """The digest of ``data`` (``hash_len`` bytes)."""
@@ -50,9 +50,8 @@ class Kdf:
 
     def derive(self, ikm: bytes, salt: bytes, info: bytes, length: int) -> bytes:
         """HKDF (extract then expand) of ``length`` bytes."""
-        return HKDF(algorithm=self._algorithm(), length=length, salt=salt or None, info=info).derive(
-            ikm
-        )
+        kdf = HKDF(algorithm=self._algorithm(), length=length, salt=salt or None, info=info)
+        return kdf.derive(ikm)
 
 
 def constant_time_equal(a: bytes, b: bytes) -> bool:

@@ -64,10 +64,7 @@ GroupPublic = x25519.X25519PublicKey | ec.EllipticCurvePublicKey
 #: given, for deterministic (test-vector) encapsulation only.
 MlKemEncapsDerand = Callable[[bytes, bytes], tuple[bytes, bytes]]
 
-_P384_ORDER: Final = int(
-    "ffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973",
-    16,
-)
+_P384_ORDER: Final = ec.SECP384R1.group_order
 _MLKEM_SEED_LEN: Final = 64  # d || z
 _MLKEM_RANDOM_LEN: Final = 32  # the message m of Encaps_internal
 _HYBRID_SEED_LEN: Final = 32

@@ -60,3 +60,40 @@ SIG_LABEL_XWING: Final = b"sealrelay-sig-v1/MLDSA65-Ed25519-SHA256"
 
 # --- Signing contexts (one per purpose; the sig API requires one) --------------------------
 CTX_TEST: Final = b"sealrelay/test"
+
+# --- Identity and prekeys (client/identity.py): signing contexts ---------------------------
+CTX_IDENTITY_DH: Final = b"sealrelay/v1/identity-dh-key"
+CTX_SIGNED_PREKEY: Final = b"sealrelay/v1/signed-dh-prekey"
+CTX_KEM_PREKEY: Final = b"sealrelay/v1/one-time-kem-prekey"
+CTX_LAST_RESORT_KEM_PREKEY: Final = b"sealrelay/v1/last-resort-kem-prekey"
+CTX_SEALED_SENDER_KEY: Final = b"sealrelay/v1/sealed-sender-key"
+CTX_SENDER_CERTIFICATE: Final = b"sealrelay/v1/sender-certificate"
+CTX_DEVICE_AUTH: Final = b"sealrelay/v1/device-auth-challenge"
+CTX_GROUP_CHANGE: Final = b"sealrelay/v1/group-change"
+CTX_SENDER_KEY_MESSAGE: Final = b"sealrelay/v1/sender-key-message"
+CTX_SERVER_KEY_DOCUMENT: Final = b"sealrelay/v1/server-key-document"
+CTX_FEDERATION_REQUEST: Final = b"sealrelay/v1/federation-request"
+
+# --- PQXDH (Signal PQXDH specification, section 2.2 / 3.3) ---------------------------------
+PQXDH_INFO: Final = b"sealrelay-pqxdh-v1"
+# "F": a run of 0xFF bytes as long as the curve's scalar encoding, prepended to the KDF input
+# so that it never collides with an XEdDSA/ECDSA-style first block (PQXDH section 2.2).
+PQXDH_F_BYTE: Final = 0xFF
+
+# --- Double Ratchet (Signal Double Ratchet specification, section 5.2) ----------------------
+RATCHET_ROOT_INFO: Final = b"sealrelay-ratchet-root-v1"
+RATCHET_MESSAGE_KEYS_INFO: Final = b"sealrelay-ratchet-message-keys-v1"
+RATCHET_CK_MESSAGE_SEED: Final = b"\x01"
+RATCHET_CK_CHAIN_SEED: Final = b"\x02"
+
+# --- Sealed sender ---------------------------------------------------------------------------
+SEALED_SENDER_INFO: Final = b"sealrelay-sealed-sender-v1"
+
+# --- Delivery tokens and safety numbers ----------------------------------------------------
+DELIVERY_TOKEN_HASH_INFO: Final = b"sealrelay-delivery-token-v1"
+SAFETY_NUMBER_VERSION: Final = b"\x00\x01"
+SAFETY_NUMBER_ITERATIONS: Final = 5200
+
+# --- Client state at rest ------------------------------------------------------------------
+STORE_KEY_INFO: Final = b"sealrelay-client-store-v1"
+STORE_CHECK_RECORD: Final = b"sealrelay-client-store-check"

@@ -30,6 +30,11 @@ def bucket_for(length: int) -> int:
     return -(-needed // _LARGE_STEP) * _LARGE_STEP
 
 
+def is_bucket_size(length: int) -> bool:
+    """True when ``length`` is one of the sizes :func:`pad` produces."""
+    return length in BUCKETS or (length > 0 and length % _LARGE_STEP == 0)
+
+
 def pad(data: bytes) -> bytes:
     """``data`` padded to :func:`bucket_for` its length."""
     size = bucket_for(len(data))
@@ -37,7 +42,10 @@ def pad(data: bytes) -> bytes:
 
 
 def unpad(padded: bytes) -> bytes:
-    """Inverse of :func:`pad`; raises :class:`PaddingError` on a malformed padding."""
+    """Inverse of :func:`pad`; raises :class:`PaddingError` on a malformed padding or a
+    length that is not a bucket size."""
+    if not is_bucket_size(len(padded)):
+        raise PaddingError("padded length is not a bucket size")
     stripped = padded.rstrip(b"\x00")
     if not stripped or stripped[-1] != _MARKER:
         raise PaddingError("malformed padding")
