@@ -15,12 +15,12 @@ group"), differing only in their parameters:
   uncompressed SEC1 points);
 - shared secret ``SHA3-256(ss_M || ss_T || ct_T || pk_T || Label)`` (:func:`c2pri_combine`).
 
-=========  ============  ===========  ============  ============================
+=========  ============  ===========  =============  ==================
 suite      public key    ciphertext   shared secret  label
-=========  ============  ===========  ============  ============================
-xwing      1216 bytes    1120 bytes   32 bytes      ``\\.//^\\``
-cnsa2      1665 bytes    1665 bytes   32 bytes      ``MLKEM1024-P384``
-=========  ============  ===========  ============  ============================
+=========  ============  ===========  =============  ==================
+xwing      1216 bytes    1120 bytes   32 bytes       ``\\.//^\\``
+cnsa2      1665 bytes    1665 bytes   32 bytes       ``MLKEM1024-P384``
+=========  ============  ===========  =============  ==================
 
 Note that a ``cnsa2`` public key and ciphertext have the same length; they are told apart by
 where they are used, never by their size.
