@@ -97,3 +97,8 @@ SAFETY_NUMBER_ITERATIONS: Final = 5200
 # --- Client state at rest ------------------------------------------------------------------
 STORE_KEY_INFO: Final = b"sealrelay-client-store-v1"
 STORE_CHECK_RECORD: Final = b"sealrelay-client-store-check"
+
+# --- Sealed sender: HPKE associated data prefix and payload kinds -----------------------------
+SEALED_SENDER_AAD: Final = b"sealrelay-sealed-envelope-v1"
+PAYLOAD_PREKEY_MESSAGE: Final = 1
+PAYLOAD_RATCHET_MESSAGE: Final = 2

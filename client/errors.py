@@ -1,0 +1,63 @@
+"""Errors of the end-to-end client core.
+
+    ClientError                   base; every error has a stable ``code``
+    ├── DecryptionFailed          opaque: replay, reordering beyond the window, tampering,
+    │                             wrong key; carries no detail an attacker could use
+    ├── InvalidBundle             a prekey bundle whose signatures or keys do not check out
+    ├── SuiteMismatch             a key, bundle or message of another suite than the session's
+    ├── CertificateError          a sender certificate that is expired, unsigned by its
+    │                             domain, for another domain, or for another identity
+    ├── UntrustedIdentity         the peer's identity key changed and the user has not
+    │                             accepted it yet: sending is blocked
+    ├── NoSession                 no session with that address/device
+    └── StoreError                the client state store cannot be opened or is corrupt
+        └── WrongPassphrase       the passphrase does not open the store
+"""
+
+from __future__ import annotations
+
+
+class ClientError(Exception):
+    code = "client.error"
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or self.code)
+
+
+class DecryptionFailed(ClientError):
+    code = "client.decryption_failed"
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__("decryption failed")
+
+
+class InvalidBundle(ClientError):
+    code = "client.invalid_bundle"
+
+
+class SuiteMismatch(ClientError):
+    code = "client.suite_mismatch"
+
+
+class CertificateError(ClientError):
+    code = "client.bad_certificate"
+
+
+class UntrustedIdentity(ClientError):
+    code = "client.untrusted_identity"
+
+    def __init__(self, address: str) -> None:
+        super().__init__(f"the identity key of {address} changed; verify and accept it first")
+        self.address = address
+
+
+class NoSession(ClientError):
+    code = "client.no_session"
+
+
+class StoreError(ClientError):
+    code = "client.store_error"
+
+
+class WrongPassphrase(StoreError):
+    code = "client.wrong_passphrase"

@@ -1,0 +1,246 @@
+"""A device's sessions: PQXDH setup, the ratchet, sealed sender and identity trust together.
+
+:class:`Device` is the pure end-to-end core a client shell drives: ``encrypt`` turns a
+plaintext for ``(address, device)`` into a padded sealed envelope body; ``decrypt`` turns an
+envelope body back into ``(sender, plaintext)``. Time and randomness are injected; network
+and storage are the shell's business (``client.store`` persists the records).
+
+Rules enforced here:
+
+- the initiator sends prekey messages (PQXDH parameters + ratchet message) until its first
+  reply, so losing the first message does not lose the session;
+- the full sender certificate rides along until the peer has answered since it last
+  changed, then only its hash;
+- the certificate must be valid for the sender's own domain and name the session's
+  identity key; a suite other than the device's is refused, never tried;
+- a peer whose identity key changed is blocked for sending until :meth:`accept_identity`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from suites import Suite, labels
+from suites.kdf import constant_time_equal as _ct_equal
+from suites.kem import KemPrivateKey
+from wire import WireError, decode, encode
+from wire.e2e import IdentityKey, PrekeyBundle, SealedSenderKey, SenderCertificate
+from wire.e2e import SenderDescriptor as Descriptor
+
+from client import pqxdh, ratchet
+from client.entropy import SYSTEM_ENTROPY, Entropy
+from client.errors import (
+    CertificateError,
+    DecryptionFailed,
+    NoSession,
+    SuiteMismatch,
+    UntrustedIdentity,
+)
+from client.formats import PrekeyMessage, RatchetHeader, RatchetMessage
+from client.identity import Identity, PrekeyPool, verify_sealed_key
+from client.sealed import Keyring, certificate_hash, seal, unseal, verify_certificate
+
+Peer = tuple[str, int]
+
+
+@dataclass(eq=False)
+class Session:
+    """One pairwise session with a peer device."""
+
+    peer_identity: IdentityKey
+    peer_sealed_key: SealedSenderKey | None
+    state: ratchet.RatchetState
+    pending: PrekeyMessage | None = None  # template: set until the first reply
+    base_key: bytes = b""
+    cert_acked: bytes = b""  # hash of our certificate the peer has answered after
+
+
+@dataclass(frozen=True)
+class Received:
+    sender: str
+    device: int
+    plaintext: bytes
+
+
+@dataclass(frozen=True)
+class Trust:
+    identity: bytes  # encoded IdentityKey
+    accepted: bool
+
+
+@dataclass(eq=False)
+class Device:
+    """One device's end-to-end state."""
+
+    address: str
+    device_id: int
+    identity: Identity
+    pool: PrekeyPool
+    keyring: Keyring
+    certificate: SenderCertificate
+    entropy: Entropy = SYSTEM_ENTROPY
+    clock: Callable[[], float] = field(default=lambda: 0.0)
+    sessions: dict[Peer, Session] = field(default_factory=dict)
+    trust: dict[str, Trust] = field(default_factory=dict)
+    peer_certs: dict[Peer, tuple[bytes, SenderCertificate]] = field(default_factory=dict)
+
+    @property
+    def suite(self) -> Suite:
+        return self.identity.suite
+
+    def _now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    # --- identity trust ---------------------------------------------------------------
+    def _observe_identity(self, address: str, identity: IdentityKey) -> None:
+        encoded = encode(identity)
+        known = self.trust.get(address)
+        if known is None:
+            self.trust[address] = Trust(encoded, accepted=True)
+        elif not _ct_equal(known.identity, encoded):
+            self.trust[address] = Trust(encoded, accepted=False)
+
+    def identity_changed(self, address: str) -> bool:
+        known = self.trust.get(address)
+        return known is not None and not known.accepted
+
+    def accept_identity(self, address: str) -> None:
+        """The user verified the new safety number: sending is allowed again."""
+        known = self.trust.get(address)
+        if known is not None:
+            self.trust[address] = Trust(known.identity, accepted=True)
+
+    # --- sending ----------------------------------------------------------------------
+    def start_session(self, bundle: PrekeyBundle) -> None:
+        """PQXDH as the initiator, from a bundle fetched for ``(address, device)``."""
+        if bundle.suite != self.suite.suite_id:
+            raise SuiteMismatch("the peer uses another suite")
+        setup = pqxdh.initiate(self.identity, self.address, self.device_id, bundle,
+                               self.entropy)
+        state = ratchet.init_initiator(self.suite, setup.sk, setup.ad,
+                                       setup.remote_ratchet_key, self.entropy, self.clock())
+        template = PrekeyMessage(
+            v=self.suite.suite_id, ik=self.identity.public, ek=setup.base_key,
+            spk=setup.signed_prekey_id, opk=setup.one_time_id, kem=setup.kem_id,
+            lr=setup.kem_last_resort, kc=setup.kem_ct, sk=self.pool.sealed_key_public(),
+            m=_PLACEHOLDER,
+        )
+        self._observe_identity(bundle.address, bundle.identity)
+        self.sessions[(bundle.address, bundle.device)] = Session(
+            peer_identity=bundle.identity, peer_sealed_key=bundle.sealed_key, state=state,
+            pending=template, base_key=setup.base_key,
+        )
+
+    def has_session(self, address: str, device: int) -> bool:
+        return (address, device) in self.sessions
+
+    def encrypt(self, address: str, device: int, plaintext: bytes) -> bytes:
+        """A padded sealed envelope body carrying ``plaintext`` to ``(address, device)``."""
+        session = self.sessions.get((address, device))
+        if session is None or session.peer_sealed_key is None:
+            raise NoSession(f"no session with {address}/{device}")
+        if self.identity_changed(address):
+            raise UntrustedIdentity(address)
+        message = ratchet.encrypt(session.state, plaintext)
+        if session.pending is not None:
+            payload = encode(_with_message(session.pending, message))
+            kind = labels.PAYLOAD_PREKEY_MESSAGE
+        else:
+            payload, kind = encode(message), labels.PAYLOAD_RATCHET_MESSAGE
+        return seal(self.suite, session.peer_sealed_key, self._descriptor(session), kind,
+                    payload)
+
+    def _descriptor(self, session: Session) -> Descriptor:
+        digest = certificate_hash(self.certificate)
+        full = None if session.cert_acked == digest else self.certificate
+        return Descriptor(a=self.address, d=self.device_id, cert=full, h=digest)
+
+    # --- receiving --------------------------------------------------------------------
+    def decrypt(self, body: bytes) -> Received:
+        """Open an envelope body; every failure of authenticity is :class:`DecryptionFailed`
+        (or :class:`CertificateError` / :class:`SuiteMismatch` for a bad sender claim)."""
+        content = unseal(self.suite, self._sealed_key, body)
+        sender = content.s
+        cert = self._resolve_certificate(sender)
+        try:
+            if content.k == labels.PAYLOAD_PREKEY_MESSAGE:
+                pm = decode(content.p, PrekeyMessage)
+                session = self._session_for_prekey_message(sender, cert, pm)
+                message = pm.m
+            elif content.k == labels.PAYLOAD_RATCHET_MESSAGE:
+                message = decode(content.p, RatchetMessage)
+                found = self.sessions.get((sender.a, sender.d))
+                if found is None:
+                    raise DecryptionFailed()
+                session = found
+            else:
+                raise DecryptionFailed()
+        except WireError:
+            raise DecryptionFailed() from None
+        if not _ct_equal(encode(cert.body.identity), encode(session.peer_identity)):
+            raise CertificateError("certificate names another identity than the session")
+        previous_chain = session.state.dhr
+        plaintext = ratchet.decrypt(session.state, message, self.entropy, self.clock())
+        if content.k == labels.PAYLOAD_RATCHET_MESSAGE:
+            session.pending = None  # the peer answered: PQXDH is complete
+        if previous_chain is not None and session.state.dhr != previous_chain:
+            # A new chain from the peer answers one of ours, all of which carried our
+            # certificate in full: from now on its hash is enough.
+            session.cert_acked = certificate_hash(self.certificate)
+        return Received(sender.a, sender.d, plaintext)
+
+    def _sealed_key(self, key_id: int) -> KemPrivateKey | None:
+        return self.pool.sealed_key if key_id == self.pool.sealed_key_id else None
+
+    def _resolve_certificate(self, sender: Descriptor) -> SenderCertificate:
+        peer = (sender.a, sender.d)
+        if sender.cert is not None:
+            if not _ct_equal(certificate_hash(sender.cert), sender.h):
+                raise CertificateError("certificate hash mismatch")
+            verify_certificate(self.suite, sender.cert, self.keyring, self._now_ms())
+            if sender.cert.body.address != sender.a or sender.cert.body.device != sender.d:
+                raise CertificateError("certificate names another sender")
+            self.peer_certs[peer] = (sender.h, sender.cert)
+            return sender.cert
+        cached = self.peer_certs.get(peer)
+        if cached is None or not _ct_equal(cached[0], sender.h):
+            raise CertificateError("unknown sender certificate")
+        if self._now_ms() >= cached[1].body.expires:
+            raise CertificateError("sender certificate expired")
+        return cached[1]
+
+    def _session_for_prekey_message(
+        self, sender: Descriptor, cert: SenderCertificate, pm: PrekeyMessage
+    ) -> Session:
+        if pm.v != self.suite.suite_id:
+            raise SuiteMismatch("prekey message of another suite")
+        peer = (sender.a, sender.d)
+        existing = self.sessions.get(peer)
+        if existing is not None and _ct_equal(existing.base_key, pm.ek):
+            return existing
+        if not _ct_equal(encode(cert.body.identity), encode(pm.ik)):
+            raise CertificateError("certificate names another identity than the message")
+        if not verify_sealed_key(self.suite, pm.ik, pm.sk):
+            raise DecryptionFailed()
+        setup = pqxdh.respond(
+            self.pool, self.address, self.device_id, pm.ik, sender.a, sender.d,
+            pm.ek, pm.spk, pm.opk, pm.kem, pm.lr, pm.kc,
+        )
+        state = ratchet.init_responder(self.suite, setup.sk, setup.ad, setup.ratchet_key,
+                                       self.entropy, self.clock())
+        self._observe_identity(sender.a, pm.ik)
+        session = Session(peer_identity=pm.ik, peer_sealed_key=pm.sk, state=state,
+                          base_key=pm.ek)
+        self.sessions[peer] = session
+        return session
+
+
+_PLACEHOLDER = RatchetMessage(h=RatchetHeader(dh=b"", pn=0, n=0, kc=None, kp=None), c=b"")
+
+
+def _with_message(template: PrekeyMessage, message: RatchetMessage) -> PrekeyMessage:
+    return PrekeyMessage(
+        v=template.v, ik=template.ik, ek=template.ek, spk=template.spk, opk=template.opk,
+        kem=template.kem, lr=template.lr, kc=template.kc, sk=template.sk, m=message,
+    )
