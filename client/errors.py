@@ -1,17 +1,17 @@
 """Errors of the end-to-end client core.
 
-    ClientError                   base; every error has a stable ``code``
-    ├── DecryptionFailed          opaque: replay, reordering beyond the window, tampering,
-    │                             wrong key; carries no detail an attacker could use
-    ├── InvalidBundle             a prekey bundle whose signatures or keys do not check out
-    ├── SuiteMismatch             a key, bundle or message of another suite than the session's
-    ├── CertificateError          a sender certificate that is expired, unsigned by its
-    │                             domain, for another domain, or for another identity
-    ├── UntrustedIdentity         the peer's identity key changed and the user has not
-    │                             accepted it yet: sending is blocked
-    ├── NoSession                 no session with that address/device
-    └── StoreError                the client state store cannot be opened or is corrupt
-        └── WrongPassphrase       the passphrase does not open the store
+ClientError                   base; every error has a stable ``code``
+├── DecryptionFailed          opaque: replay, reordering beyond the window, tampering,
+│                             wrong key; carries no detail an attacker could use
+├── InvalidBundle             a prekey bundle whose signatures or keys do not check out
+├── SuiteMismatch             a key, bundle or message of another suite than the session's
+├── CertificateError          a sender certificate that is expired, unsigned by its
+│                             domain, for another domain, or for another identity
+├── UntrustedIdentity         the peer's identity key changed and the user has not
+│                             accepted it yet: sending is blocked
+├── NoSession                 no session with that address/device
+└── StoreError                the client state store cannot be opened or is corrupt
+    └── WrongPassphrase       the passphrase does not open the store
 """
 
 from __future__ import annotations

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from client.entropy import Entropy
+from client.errors import InvalidBundle, SuiteMismatch
 from suites import Suite, SuiteError, get_suite_by_id, labels
 from suites.dh import DhPrivateKey
 from suites.kem import KemPrivateKey, MlKemPrivateKey
@@ -26,9 +28,6 @@ from wire.e2e import (
     SealedSenderKey,
     SignedPrekey,
 )
-
-from client.entropy import Entropy
-from client.errors import InvalidBundle, SuiteMismatch
 
 ONE_TIME_BATCH = 100
 REPLENISH_BELOW = 20
@@ -107,13 +106,26 @@ def verify_bundle(suite: Suite, bundle: PrekeyBundle) -> None:
     verify_identity(suite, bundle.identity)
     pk = bundle.identity.sig
     checks = [
-        (bundle.signed_prekey.id, bundle.signed_prekey.public, bundle.signed_prekey.signature,
-         labels.CTX_SIGNED_PREKEY),
-        (bundle.kem_prekey.id, bundle.kem_prekey.public, bundle.kem_prekey.signature,
-         labels.CTX_LAST_RESORT_KEM_PREKEY if bundle.kem_prekey.last_resort
-         else labels.CTX_KEM_PREKEY),
-        (bundle.sealed_key.id, bundle.sealed_key.public, bundle.sealed_key.signature,
-         labels.CTX_SEALED_SENDER_KEY),
+        (
+            bundle.signed_prekey.id,
+            bundle.signed_prekey.public,
+            bundle.signed_prekey.signature,
+            labels.CTX_SIGNED_PREKEY,
+        ),
+        (
+            bundle.kem_prekey.id,
+            bundle.kem_prekey.public,
+            bundle.kem_prekey.signature,
+            labels.CTX_LAST_RESORT_KEM_PREKEY
+            if bundle.kem_prekey.last_resort
+            else labels.CTX_KEM_PREKEY,
+        ),
+        (
+            bundle.sealed_key.id,
+            bundle.sealed_key.public,
+            bundle.sealed_key.signature,
+            labels.CTX_SEALED_SENDER_KEY,
+        ),
     ]
     try:
         for key_id, public, signature, context in checks:
@@ -130,8 +142,12 @@ def verify_bundle(suite: Suite, bundle: PrekeyBundle) -> None:
 def verify_sealed_key(suite: Suite, identity: IdentityKey, key: SealedSenderKey) -> bool:
     """True when ``key`` is a valid sealed-sender key signed by ``identity``."""
     try:
-        suite.sig.verify(identity.sig, _payload(suite, key.id, key.public), key.signature,
-                         labels.CTX_SEALED_SENDER_KEY)
+        suite.sig.verify(
+            identity.sig,
+            _payload(suite, key.id, key.public),
+            key.signature,
+            labels.CTX_SEALED_SENDER_KEY,
+        )
         suite.kem.check_public(key.public)
     except SuiteError:
         return False
@@ -208,21 +224,25 @@ class PrekeyPool:
         public = self.suite.ratchet_kem.public_key_bytes(sk)
         ctx = labels.CTX_LAST_RESORT_KEM_PREKEY if last_resort else labels.CTX_KEM_PREKEY
         return KemPrekey(
-            id=key_id, public=public, last_resort=last_resort,
+            id=key_id,
+            public=public,
+            last_resort=last_resort,
             signature=self._sign(key_id, public, ctx),
         )
 
     def signed_prekey_public(self) -> SignedPrekey:
         public = self.suite.dh.public_key_bytes(self.signed_prekey)
         return SignedPrekey(
-            id=self.signed_prekey_id, public=public,
+            id=self.signed_prekey_id,
+            public=public,
             signature=self._sign(self.signed_prekey_id, public, labels.CTX_SIGNED_PREKEY),
         )
 
     def sealed_key_public(self) -> SealedSenderKey:
         public = self.suite.kem.public_key_bytes(self.sealed_key)
         return SealedSenderKey(
-            id=self.sealed_key_id, public=public,
+            id=self.sealed_key_id,
+            public=public,
             signature=self._sign(self.sealed_key_id, public, labels.CTX_SEALED_SENDER_KEY),
         )
 
@@ -238,8 +258,7 @@ class PrekeyPool:
             identity=self.identity.public,
             signed_prekey=self.signed_prekey_public(),
             one_time=tuple(
-                OneTimePrekey(id=i, public=dh.public_key_bytes(self.one_time_dh[i]))
-                for i in dh_ids
+                OneTimePrekey(id=i, public=dh.public_key_bytes(self.one_time_dh[i])) for i in dh_ids
             ),
             kem_one_time=tuple(
                 self._kem_prekey(i, self.one_time_kem[i], last_resort=False) for i in kem_ids

@@ -18,15 +18,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from suites import Suite, SuiteError, labels
-from suites.dh import DhPrivateKey
-from wire import encode
-from wire.e2e import IdentityKey, PrekeyBundle
-
 from client.entropy import Entropy
 from client.errors import DecryptionFailed, InvalidBundle, SuiteMismatch
 from client.formats import AssociatedDataInput
 from client.identity import Identity, PrekeyPool, new_dh_key, verify_bundle, verify_identity
+from suites import Suite, SuiteError, labels
+from suites.dh import DhPrivateKey
+from wire import encode
+from wire.e2e import IdentityKey, PrekeyBundle
 
 
 @dataclass(frozen=True, eq=False)
@@ -45,26 +44,40 @@ class InitiatorSetup:
 
 
 def associated_data(
-    suite: Suite, ik_a: IdentityKey, addr_a: str, dev_a: int,
-    ik_b: IdentityKey, addr_b: str, dev_b: int,
+    suite: Suite,
+    ik_a: IdentityKey,
+    addr_a: str,
+    dev_a: int,
+    ik_b: IdentityKey,
+    addr_b: str,
+    dev_b: int,
 ) -> bytes:
     """``Hash(encode(AssociatedDataInput))``, initiator first."""
     ad = AssociatedDataInput(
-        suite=suite.suite_id, ik_a=ik_a, ik_b=ik_b,
-        addr_a=addr_a, dev_a=dev_a, addr_b=addr_b, dev_b=dev_b,
+        suite=suite.suite_id,
+        ik_a=ik_a,
+        ik_b=ik_b,
+        addr_a=addr_a,
+        dev_a=dev_a,
+        addr_b=addr_b,
+        dev_b=dev_b,
     )
     return suite.kdf.hash(encode(ad))
 
 
 def _kdf(suite: Suite, km: bytes) -> bytes:
     f = bytes([labels.PQXDH_F_BYTE]) * suite.dh.private_len
-    return suite.kdf.derive(f + km, bytes(suite.kdf.hash_len), labels.PQXDH_INFO,
-                            suite.kdf.hash_len)
+    return suite.kdf.derive(
+        f + km, bytes(suite.kdf.hash_len), labels.PQXDH_INFO, suite.kdf.hash_len
+    )
 
 
 def initiate(
-    identity: Identity, own_address: str, own_device: int,
-    bundle: PrekeyBundle, entropy: Entropy,
+    identity: Identity,
+    own_address: str,
+    own_device: int,
+    bundle: PrekeyBundle,
+    entropy: Entropy,
 ) -> InitiatorSetup:
     """Alice's side (spec section 3.3): verify the bundle, then derive SK."""
     suite = identity.suite
@@ -79,8 +92,15 @@ def initiate(
     if bundle.one_time is not None:
         km += dh.exchange(ek, bundle.one_time.public)
     kem_ct, ss = entropy.mlkem_encapsulate(suite.ratchet_kem, bundle.kem_prekey.public)
-    ad = associated_data(suite, identity.public, own_address, own_device,
-                         bundle.identity, bundle.address, bundle.device)
+    ad = associated_data(
+        suite,
+        identity.public,
+        own_address,
+        own_device,
+        bundle.identity,
+        bundle.address,
+        bundle.device,
+    )
     return InitiatorSetup(
         sk=_kdf(suite, km + ss),
         ad=ad,
@@ -102,10 +122,18 @@ class ResponderSetup:
 
 
 def respond(
-    pool: PrekeyPool, own_address: str, own_device: int,
-    peer_identity: IdentityKey, peer_address: str, peer_device: int,
-    base_key: bytes, signed_prekey_id: int, one_time_id: int | None,
-    kem_id: int, kem_last_resort: bool, kem_ct: bytes,
+    pool: PrekeyPool,
+    own_address: str,
+    own_device: int,
+    peer_identity: IdentityKey,
+    peer_address: str,
+    peer_device: int,
+    base_key: bytes,
+    signed_prekey_id: int,
+    one_time_id: int | None,
+    kem_id: int,
+    kem_last_resort: bool,
+    kem_ct: bytes,
 ) -> ResponderSetup:
     """Bob's side (spec section 3.4): find the prekeys Alice used, consume the one-time
     ones (deleted even if a later step fails: a one-time key is used at most once), derive
@@ -134,6 +162,13 @@ def respond(
         ss = suite.ratchet_kem.decapsulate(kem_sk, kem_ct)
     except SuiteError:
         raise DecryptionFailed() from None
-    ad = associated_data(suite, peer_identity, peer_address, peer_device,
-                         pool.identity.public, own_address, own_device)
+    ad = associated_data(
+        suite,
+        peer_identity,
+        peer_address,
+        peer_device,
+        pool.identity.public,
+        own_address,
+        own_device,
+    )
     return ResponderSetup(sk=_kdf(suite, km + ss), ad=ad, ratchet_key=spk)

@@ -32,16 +32,15 @@ import copy
 from dataclasses import dataclass, field
 from typing import Final
 
+from client.entropy import Entropy
+from client.errors import DecryptionFailed, NoSession
+from client.formats import RatchetHeader, RatchetMessage
+from client.identity import new_dh_key, new_mlkem_key
 from suites import Suite, SuiteError, labels
 from suites.dh import DhPrivateKey
 from suites.errors import DecryptionFailed as SuiteDecryptionFailed
 from suites.kem import MlKemPrivateKey
 from wire import encode
-
-from client.entropy import Entropy
-from client.errors import DecryptionFailed, NoSession
-from client.formats import RatchetHeader, RatchetMessage
-from client.identity import new_dh_key, new_mlkem_key
 
 MAX_SKIP: Final = 1000
 """Messages that may be skipped within one chain and still decrypt later."""
@@ -100,8 +99,9 @@ def kdf_ck(suite: Suite, ck: bytes) -> tuple[bytes, bytes]:
 
 
 def _aead_keys(suite: Suite, mk: bytes) -> tuple[bytes, bytes]:
-    out = suite.kdf.derive(mk, bytes(suite.kdf.hash_len), labels.RATCHET_MESSAGE_KEYS_INFO,
-                           _KEY_LEN + _NONCE_LEN)
+    out = suite.kdf.derive(
+        mk, bytes(suite.kdf.hash_len), labels.RATCHET_MESSAGE_KEYS_INFO, _KEY_LEN + _NONCE_LEN
+    )
     return out[:_KEY_LEN], out[_KEY_LEN:]
 
 
@@ -126,9 +126,23 @@ def init_initiator(
     rk, cks = kdf_rk(suite, sk, suite.dh.exchange(dhs, remote_ratchet_key), b"")
     kem_own = new_mlkem_key(suite, entropy)
     return RatchetState(
-        suite=suite, ad=ad, rk=rk, dhs=dhs, dhr=remote_ratchet_key, cks=cks, ckr=None,
-        ns=0, nr=0, pn=0, kem_own=kem_own, kem_peer=None, advertise=False, send_kc=None,
-        send_kp=suite.ratchet_kem.public_key_bytes(kem_own), kem_steps=0, since_kem=0,
+        suite=suite,
+        ad=ad,
+        rk=rk,
+        dhs=dhs,
+        dhr=remote_ratchet_key,
+        cks=cks,
+        ckr=None,
+        ns=0,
+        nr=0,
+        pn=0,
+        kem_own=kem_own,
+        kem_peer=None,
+        advertise=False,
+        send_kc=None,
+        send_kp=suite.ratchet_kem.public_key_bytes(kem_own),
+        kem_steps=0,
+        since_kem=0,
         last_kem=now,
     )
 
@@ -139,9 +153,24 @@ def init_responder(
     """Bob after PQXDH: his signed prekey is his first ratchet key; he sends after he
     has received."""
     return RatchetState(
-        suite=suite, ad=ad, rk=sk, dhs=ratchet_key, dhr=None, cks=None, ckr=None,
-        ns=0, nr=0, pn=0, kem_own=new_mlkem_key(suite, entropy), kem_peer=None,
-        advertise=True, send_kc=None, send_kp=None, kem_steps=0, since_kem=0, last_kem=now,
+        suite=suite,
+        ad=ad,
+        rk=sk,
+        dhs=ratchet_key,
+        dhr=None,
+        cks=None,
+        ckr=None,
+        ns=0,
+        nr=0,
+        pn=0,
+        kem_own=new_mlkem_key(suite, entropy),
+        kem_peer=None,
+        advertise=True,
+        send_kc=None,
+        send_kp=None,
+        kem_steps=0,
+        since_kem=0,
+        last_kem=now,
     )
 
 
@@ -150,8 +179,11 @@ def encrypt(state: RatchetState, plaintext: bytes) -> RatchetMessage:
     if state.cks is None:
         raise NoSession("this side has not received a message yet and cannot send")
     header = RatchetHeader(
-        dh=state.suite.dh.public_key_bytes(state.dhs), pn=state.pn, n=state.ns,
-        kc=state.send_kc, kp=state.send_kp,
+        dh=state.suite.dh.public_key_bytes(state.dhs),
+        pn=state.pn,
+        n=state.ns,
+        kc=state.send_kc,
+        kp=state.send_kp,
     )
     state.cks, mk = kdf_ck(state.suite, state.cks)
     state.ns += 1
@@ -163,18 +195,21 @@ def encrypt(state: RatchetState, plaintext: bytes) -> RatchetMessage:
 class _Plan:
     """The changes a decryption would make, applied only once the AEAD verified."""
 
-    skipped: list[tuple[tuple[bytes, int], bytes]]
+    skipped: _Skipped
     rk: bytes | None = None
     ckr: bytes = b""
     nr: int = 0
     kem_used: bool = False
 
 
-def _skip(suite: Suite, dh: bytes, ck: bytes, start: int, until: int) -> tuple[bytes, list]:
+_Skipped = list[tuple[tuple[bytes, int], bytes]]
+
+
+def _skip(suite: Suite, dh: bytes, ck: bytes, start: int, until: int) -> tuple[bytes, _Skipped]:
     """Message keys ``start..until-1`` of a chain, and the chain key after them."""
     if until - start > MAX_SKIP:
         raise DecryptionFailed()
-    keys = []
+    keys: _Skipped = []
     for n in range(start, until):
         ck, mk = kdf_ck(suite, ck)
         keys.append(((dh, n), mk))
@@ -191,13 +226,9 @@ def _plan_same_chain(state: RatchetState, header: RatchetHeader) -> tuple[_Plan,
 
 def _plan_new_chain(state: RatchetState, header: RatchetHeader) -> tuple[_Plan, bytes]:
     suite = state.suite
-    keys: list[tuple[tuple[bytes, int], bytes]] = []
+    keys: _Skipped = []
     if state.ckr is not None and state.dhr is not None:
-        if header.pn < state.nr:
-            header_pn = state.nr
-        else:
-            header_pn = header.pn
-        _, keys = _skip(suite, state.dhr, state.ckr, state.nr, header_pn)
+        _, keys = _skip(suite, state.dhr, state.ckr, state.nr, max(header.pn, state.nr))
     kem_ss = b""
     try:
         if header.kc is not None:
@@ -208,8 +239,9 @@ def _plan_new_chain(state: RatchetState, header: RatchetHeader) -> tuple[_Plan, 
     rk, ckr = kdf_rk(suite, state.rk, dh_out, kem_ss)
     ckr, new_keys = _skip(suite, header.dh, ckr, 0, header.n)
     ckr, mk = kdf_ck(suite, ckr)
-    plan = _Plan(skipped=keys + new_keys, rk=rk, ckr=ckr, nr=header.n + 1,
-                 kem_used=header.kc is not None)
+    plan = _Plan(
+        skipped=keys + new_keys, rk=rk, ckr=ckr, nr=header.n + 1, kem_used=header.kc is not None
+    )
     return plan, mk
 
 
@@ -274,12 +306,12 @@ def _kem_step_due(state: RatchetState, now: float) -> bool:
 def _start_sending_chain(state: RatchetState, entropy: Entropy, now: float) -> None:
     """The sending half of a DH ratchet step, with a KEM step when one is due."""
     suite = state.suite
-    assert state.dhr is not None
+    if state.dhr is None:
+        raise NoSession("no peer ratchet key yet")
     state.dhs = new_dh_key(suite, entropy)
     kem_ss = b""
     state.send_kc = None
-    if _kem_step_due(state, now):
-        assert state.kem_peer is not None
+    if state.kem_peer is not None and _kem_step_due(state, now):
         state.send_kc, kem_ss = entropy.mlkem_encapsulate(suite.ratchet_kem, state.kem_peer)
         state.kem_peer = None
         state.kem_steps += 1

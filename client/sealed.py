@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from client.errors import CertificateError, DecryptionFailed, SuiteMismatch
 from suites import Suite, SuiteError, labels
 from suites.kem import KemPrivateKey
 from suites.padding import PaddingError
@@ -34,8 +35,6 @@ from wire.e2e import (
     SenderCertificateBody,
     SenderDescriptor,
 )
-
-from client.errors import CertificateError, DecryptionFailed, SuiteMismatch
 
 
 @dataclass(frozen=True)
@@ -78,13 +77,22 @@ def certificate_hash(cert: SenderCertificate) -> bytes:
 
 
 def issue_certificate(
-    suite: Suite, server_key: SigPrivateKey, key_id: bytes, address: str, device: int,
-    identity: IdentityKey, expires_ms: int,
+    suite: Suite,
+    server_key: SigPrivateKey,
+    key_id: bytes,
+    address: str,
+    device: int,
+    identity: IdentityKey,
+    expires_ms: int,
 ) -> SenderCertificate:
     """Sign a sender certificate (what a node does; here for tests and tools)."""
     body = SenderCertificateBody(
-        suite=suite.suite_id, address=address, device=device, identity=identity,
-        expires=expires_ms, key_id=key_id,
+        suite=suite.suite_id,
+        address=address,
+        device=device,
+        identity=identity,
+        expires=expires_ms,
+        key_id=key_id,
     )
     signature = suite.sig.sign(server_key, encode(body), labels.CTX_SENDER_CERTIFICATE)
     return SenderCertificate(body=body, signature=signature)
@@ -104,8 +112,9 @@ def verify_certificate(
         if key.key_id != body.key_id or key.suite != suite.suite_id or now_ms >= key.not_after:
             continue
         try:
-            suite.sig.verify(key.public, encode(body), cert.signature,
-                             labels.CTX_SENDER_CERTIFICATE)
+            suite.sig.verify(
+                key.public, encode(body), cert.signature, labels.CTX_SENDER_CERTIFICATE
+            )
         except SuiteError:
             break
         return
@@ -113,7 +122,10 @@ def verify_certificate(
 
 
 def seal(
-    suite: Suite, recipient_key: SealedSenderKey, sender: SenderDescriptor, kind: int,
+    suite: Suite,
+    recipient_key: SealedSenderKey,
+    sender: SenderDescriptor,
+    kind: int,
     payload: bytes,
 ) -> bytes:
     """The padded envelope body for ``payload`` from ``sender``."""
@@ -142,8 +154,9 @@ def unseal(
     if key is None:
         raise DecryptionFailed()
     try:
-        content = suite.hpke.open(key, labels.SEALED_SENDER_INFO, _aad(suite, envelope.i),
-                                  envelope.c)
+        content = suite.hpke.open(
+            key, labels.SEALED_SENDER_INFO, _aad(suite, envelope.i), envelope.c
+        )
         return decode(content, SealedContent)
     except (SuiteError, WireError):
         raise DecryptionFailed() from None

@@ -21,13 +21,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from suites import Suite, labels
-from suites.kdf import constant_time_equal as _ct_equal
-from suites.kem import KemPrivateKey
-from wire import WireError, decode, encode
-from wire.e2e import IdentityKey, PrekeyBundle, SealedSenderKey, SenderCertificate
-from wire.e2e import SenderDescriptor as Descriptor
-
 from client import pqxdh, ratchet
 from client.entropy import SYSTEM_ENTROPY, Entropy
 from client.errors import (
@@ -40,6 +33,12 @@ from client.errors import (
 from client.formats import PrekeyMessage, RatchetHeader, RatchetMessage
 from client.identity import Identity, PrekeyPool, verify_sealed_key
 from client.sealed import Keyring, certificate_hash, seal, unseal, verify_certificate
+from suites import Suite, labels
+from suites.kdf import constant_time_equal as _ct_equal
+from suites.kem import KemPrivateKey
+from wire import WireError, decode, encode
+from wire.e2e import IdentityKey, PrekeyBundle, SealedSenderKey, SenderCertificate
+from wire.e2e import SenderDescriptor as Descriptor
 
 Peer = tuple[str, int]
 
@@ -116,20 +115,29 @@ class Device:
         """PQXDH as the initiator, from a bundle fetched for ``(address, device)``."""
         if bundle.suite != self.suite.suite_id:
             raise SuiteMismatch("the peer uses another suite")
-        setup = pqxdh.initiate(self.identity, self.address, self.device_id, bundle,
-                               self.entropy)
-        state = ratchet.init_initiator(self.suite, setup.sk, setup.ad,
-                                       setup.remote_ratchet_key, self.entropy, self.clock())
+        setup = pqxdh.initiate(self.identity, self.address, self.device_id, bundle, self.entropy)
+        state = ratchet.init_initiator(
+            self.suite, setup.sk, setup.ad, setup.remote_ratchet_key, self.entropy, self.clock()
+        )
         template = PrekeyMessage(
-            v=self.suite.suite_id, ik=self.identity.public, ek=setup.base_key,
-            spk=setup.signed_prekey_id, opk=setup.one_time_id, kem=setup.kem_id,
-            lr=setup.kem_last_resort, kc=setup.kem_ct, sk=self.pool.sealed_key_public(),
+            v=self.suite.suite_id,
+            ik=self.identity.public,
+            ek=setup.base_key,
+            spk=setup.signed_prekey_id,
+            opk=setup.one_time_id,
+            kem=setup.kem_id,
+            lr=setup.kem_last_resort,
+            kc=setup.kem_ct,
+            sk=self.pool.sealed_key_public(),
             m=_PLACEHOLDER,
         )
         self._observe_identity(bundle.address, bundle.identity)
         self.sessions[(bundle.address, bundle.device)] = Session(
-            peer_identity=bundle.identity, peer_sealed_key=bundle.sealed_key, state=state,
-            pending=template, base_key=setup.base_key,
+            peer_identity=bundle.identity,
+            peer_sealed_key=bundle.sealed_key,
+            state=state,
+            pending=template,
+            base_key=setup.base_key,
         )
 
     def has_session(self, address: str, device: int) -> bool:
@@ -148,8 +156,7 @@ class Device:
             kind = labels.PAYLOAD_PREKEY_MESSAGE
         else:
             payload, kind = encode(message), labels.PAYLOAD_RATCHET_MESSAGE
-        return seal(self.suite, session.peer_sealed_key, self._descriptor(session), kind,
-                    payload)
+        return seal(self.suite, session.peer_sealed_key, self._descriptor(session), kind, payload)
 
     def _descriptor(self, session: Session) -> Descriptor:
         digest = certificate_hash(self.certificate)
@@ -224,14 +231,24 @@ class Device:
         if not verify_sealed_key(self.suite, pm.ik, pm.sk):
             raise DecryptionFailed()
         setup = pqxdh.respond(
-            self.pool, self.address, self.device_id, pm.ik, sender.a, sender.d,
-            pm.ek, pm.spk, pm.opk, pm.kem, pm.lr, pm.kc,
+            self.pool,
+            self.address,
+            self.device_id,
+            pm.ik,
+            sender.a,
+            sender.d,
+            pm.ek,
+            pm.spk,
+            pm.opk,
+            pm.kem,
+            pm.lr,
+            pm.kc,
         )
-        state = ratchet.init_responder(self.suite, setup.sk, setup.ad, setup.ratchet_key,
-                                       self.entropy, self.clock())
+        state = ratchet.init_responder(
+            self.suite, setup.sk, setup.ad, setup.ratchet_key, self.entropy, self.clock()
+        )
         self._observe_identity(sender.a, pm.ik)
-        session = Session(peer_identity=pm.ik, peer_sealed_key=pm.sk, state=state,
-                          base_key=pm.ek)
+        session = Session(peer_identity=pm.ik, peer_sealed_key=pm.sk, state=state, base_key=pm.ek)
         self.sessions[peer] = session
         return session
 
@@ -241,6 +258,14 @@ _PLACEHOLDER = RatchetMessage(h=RatchetHeader(dh=b"", pn=0, n=0, kc=None, kp=Non
 
 def _with_message(template: PrekeyMessage, message: RatchetMessage) -> PrekeyMessage:
     return PrekeyMessage(
-        v=template.v, ik=template.ik, ek=template.ek, spk=template.spk, opk=template.opk,
-        kem=template.kem, lr=template.lr, kc=template.kc, sk=template.sk, m=message,
+        v=template.v,
+        ik=template.ik,
+        ek=template.ek,
+        spk=template.spk,
+        opk=template.opk,
+        kem=template.kem,
+        lr=template.lr,
+        kc=template.kc,
+        sk=template.sk,
+        m=message,
     )

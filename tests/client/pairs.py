@@ -62,21 +62,43 @@ class Domain:
 
     def verify_key(self) -> ServerVerifyKey:
         public = self.suite.sig.public_key_bytes(self.server_key)
-        return ServerVerifyKey(self.key_id, self.suite.suite_id, public,
-                               int(self.clock.now * 1000) + 365 * DAY_MS)
+        return ServerVerifyKey(
+            self.key_id, self.suite.suite_id, public, int(self.clock.now * 1000) + 365 * DAY_MS
+        )
 
-    def device(self, user: str, keyring: StaticKeyring, entropy=None, device_id: int = 1,
-               identity: Identity | None = None) -> Device:
+    def device(
+        self,
+        user: str,
+        keyring: StaticKeyring,
+        entropy=None,
+        device_id: int = 1,
+        identity: Identity | None = None,
+    ) -> Device:
         from client.entropy import SYSTEM_ENTROPY
 
         entropy = entropy or SYSTEM_ENTROPY
         identity = identity or Identity.generate(self.suite, entropy)
         pool = PrekeyPool.create(identity, entropy)
         address = f"{user}@{self.name}"
-        cert = issue_certificate(self.suite, self.server_key, self.key_id, address, device_id,
-                                 identity.public, int(self.clock.now * 1000) + DAY_MS)
-        return Device(address=address, device_id=device_id, identity=identity, pool=pool,
-                      keyring=keyring, certificate=cert, entropy=entropy, clock=self.clock)
+        cert = issue_certificate(
+            self.suite,
+            self.server_key,
+            self.key_id,
+            address,
+            device_id,
+            identity.public,
+            int(self.clock.now * 1000) + DAY_MS,
+        )
+        return Device(
+            address=address,
+            device_id=device_id,
+            identity=identity,
+            pool=pool,
+            keyring=keyring,
+            certificate=cert,
+            entropy=entropy,
+            clock=self.clock,
+        )
 
 
 def keyring_for(*domains: Domain) -> StaticKeyring:
