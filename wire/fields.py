@@ -48,6 +48,8 @@ Decode = Callable[[Any, int], Any]
 class Field:
     check: Check
     decode: Decode | None
+    fast: str | None = None  # an expression in {v} (and {t} = ref) that implies check passes
+    ref: object = None
 
 
 MessageField = Callable[[tuple[type, ...], str], Field]
@@ -78,14 +80,22 @@ def _compile(hint: object, bounds: tuple[object, ...], label: str, mf: MessageFi
         return _union(get_args(hint), bounds, label, mf)
     if origin is tuple:
         return _tuple(get_args(hint), bounds, label, mf)
-    if hint is bytes or hint is str:
+    if hint is bytes:
         lo, hi = _lengths(bounds, label, _NO_LIMIT)
-        return Field((_bytes_check if hint is bytes else _str_check)(label, lo, hi), None)
+        fast = f"type({{v}}) is bytes and {_within('len({v})', lo, hi)}"
+        return Field(_bytes_check(label, lo, hi), None, fast)
+    if hint is str:
+        lo, hi = _lengths(bounds, label, _NO_LIMIT)
+        fast = f"type({{v}}) is str and {{v}}.isascii() and {_within('len({v})', lo, hi)}"
+        return Field(_str_check(label, lo, hi), None, fast)
     if hint is int:
-        return Field(_int_check(label, *_range(bounds, label)), None)
+        lo, hi = _range(bounds, label)
+        return Field(
+            _int_check(label, lo, hi), None, f"type({{v}}) is int and {lo} <= {{v}} <= {hi}"
+        )
     if hint is bool:
         _no_bounds(bounds, label)
-        return Field(_bool_check(label), None)
+        return Field(_bool_check(label), None, "type({v}) is bool")
     if isinstance(hint, type) and issubclass(hint, enum.IntEnum):
         _no_bounds(bounds, label)
         return _enum(hint, label)
@@ -127,6 +137,12 @@ def _range(bounds: Sequence[object], label: str) -> tuple[int, int]:
 def _no_bounds(bounds: Sequence[object], label: str) -> None:
     if bounds:
         raise SchemaError(f"{label}: bounds {bounds!r} do not apply here")
+
+
+def _within(expr: str, lo: int, hi: int) -> str:
+    if hi == _NO_LIMIT:
+        return f"{lo} <= {expr}"
+    return f"{lo} <= {expr} <= {hi}"
 
 
 def _length_error(label: str, n: int, lo: int, hi: int) -> WireError:
@@ -198,7 +214,7 @@ def _enum(cls: type[enum.IntEnum], label: str) -> Field:
             raise WireError(INVALID_VALUE, f"{label}: {raw} is not a {name}")
         return member
 
-    return Field(check, decode)
+    return Field(check, decode, "type({v}) is {t}", cls)
 
 
 def _union(
@@ -221,13 +237,14 @@ def _optional(inner: Field) -> Field:
         if v is not None:
             inner_check(v)
 
+    fast = None if inner.fast is None else f"{{v}} is None or ({inner.fast})"
     if inner_decode is None:
-        return Field(check, None)
+        return Field(check, None, fast, inner.ref)
 
     def decode(raw: Any, level: int) -> Any:
         return None if raw is None else inner_decode(raw, level)
 
-    return Field(check, decode)
+    return Field(check, decode, fast, inner.ref)
 
 
 def _tuple(
@@ -265,3 +282,27 @@ def _tuple_decode(label: str, lo: int, hi: int, item_decode: Decode | None) -> D
         return tuple([item_decode(x, level + 1) for x in raw])
 
     return decode
+
+
+def compile_validator(fields: Sequence[Field], getter: Callable[[Any], Any]) -> Check:
+    """One function checking every field of an instance; what ``__post_init__`` runs.
+
+    Each field with a ``fast`` expression is tested inline and its ``check`` runs only when
+    the expression is false (to raise, or to accept what the expression is too quick to
+    prove, like non-ASCII text). The source holds only generated names and integers.
+    """
+    env: dict[str, Any] = {"getter": getter}
+    lines = ["def validate(self):"]
+    if fields:
+        lines.append(f"    {''.join(f'v{i}, ' for i in range(len(fields)))}= getter(self)")
+    for i, field in enumerate(fields):
+        env[f"c{i}"], env[f"t{i}"] = field.check, field.ref
+        if field.fast is None:
+            lines.append(f"    c{i}(v{i})")
+        else:
+            expr = field.fast.replace("{v}", f"v{i}").replace("{t}", f"t{i}")
+            lines.append(f"    if not ({expr}): c{i}(v{i})")
+    lines.append("    return None")
+    exec("\n".join(lines), env)  # noqa: S102 - generated from integers and fixed names
+    validate: Check = env["validate"]
+    return validate

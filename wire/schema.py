@@ -42,7 +42,7 @@ from wire.errors import (
     SchemaError,
     WireError,
 )
-from wire.fields import Field, compile_field, mismatch, too_deep
+from wire.fields import Field, compile_field, compile_validator, mismatch, too_deep
 from wire.limits import MAX_DEPTH, MAX_FIELDS, MAX_TAG_LEN, MAX_VERSION
 
 T = TypeVar("T")
@@ -63,7 +63,17 @@ class MessageInfo:
 class Schema:
     """One registered class; ``fields`` is ``None`` until its annotations are compiled."""
 
-    __slots__ = ("cls", "converters", "fields", "getter", "hints", "names", "tag", "version")
+    __slots__ = (
+        "cls",
+        "converters",
+        "fields",
+        "getter",
+        "hints",
+        "names",
+        "tag",
+        "validate",
+        "version",
+    )
 
     def __init__(self, tag: str, version: int) -> None:
         self.tag, self.version = tag, version
@@ -73,6 +83,7 @@ class Schema:
         self.fields: tuple[Field, ...] | None = None
         self.converters: tuple[tuple[int, Callable[[Any, int], Any]], ...] = ()
         self.getter: Callable[[Any], tuple[Any, ...]] = lambda obj: ()
+        self.validate: Callable[[Any], None] = self._validate_pending  # checks an instance
 
     def attach(self, cls: type) -> None:
         fields = dataclasses.fields(cls)
@@ -95,18 +106,14 @@ class Schema:
         fields = tuple(compile_field(hints[n], f"{label}.{n}", message_field) for n in self.names)
         self.hints = tuple(hints[n] for n in self.names)
         self.converters = tuple((i, f.decode) for i, f in enumerate(fields) if f.decode)
+        self.validate = compile_validator(fields, self.getter)
         self.fields = fields
 
-    def validate(self, obj: object) -> None:
-        fields = self.fields if self.fields is not None else self._compiled()
-        for field, value in zip(fields, self.getter(obj), strict=True):
-            field.check(value)
-
-    def _compiled(self) -> tuple[Field, ...]:
+    def _validate_pending(self, obj: object) -> None:
         resolve_pending()
         if self.fields is None:
             raise SchemaError(f"{self.cls.__name__}: schema not compiled")
-        return self.fields
+        self.validate(obj)
 
     def build(self, fmap: dict[Any, Any], level: int) -> object:
         """An instance from a decoded field map (names in declaration order)."""
@@ -172,20 +179,19 @@ def _check_key(tag: str, version: int) -> None:
 
 def _post_init(schema: Schema, own: Callable[[Any], None] | None) -> Callable[[Any], None]:
     """Checks every field, then runs the class's own ``__post_init__`` if it has one."""
-    validate = schema.validate
     if own is None:
 
         def post_init(self: Any) -> None:
-            validate(self)
+            schema.validate(self)
 
         return post_init
-    return _chained(validate, own)
+    return _chained(schema, own)
 
 
-def _chained(first: Callable[[Any], None], then: Callable[[Any], None]) -> Callable[[Any], None]:
+def _chained(schema: Schema, own: Callable[[Any], None]) -> Callable[[Any], None]:
     def post_init(self: Any) -> None:
-        first(self)
-        then(self)
+        schema.validate(self)
+        own(self)
 
     return post_init
 

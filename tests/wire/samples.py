@@ -61,6 +61,14 @@ class AllTypes:
     nested_tuples: tuple[tuple[bool, ...], ...]
 
 
+@message("test.small")
+class Small:
+    flag: bool
+    color: Color
+    maybe: bytes | None
+    big: U64
+
+
 @message("test.tree")
 class Tree:
     """Recursive (resolved at first use): each level of Tree is two levels of nesting."""
@@ -109,7 +117,17 @@ class Checked:
             raise ValueError("lo > hi")
 
 
-SAMPLES: tuple[type, ...] = (Leaf, Other, AllTypes, Tree, Holder, Empty, VersionedV1, VersionedV2)
+SAMPLES: tuple[type, ...] = (
+    Leaf,
+    Other,
+    AllTypes,
+    Small,
+    Tree,
+    Holder,
+    Empty,
+    VersionedV1,
+    VersionedV2,
+)
 
 
 def strategy(hint: Any, bounds: tuple[Any, ...] = ()) -> st.SearchStrategy[Any]:

@@ -40,13 +40,18 @@ keys = st.sampled_from(NAMES) | st.text(max_size=6) | st.binary(max_size=4)
 
 def shaped(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
     """Message-like arrays: a real (tag, version) with the right field names, random values."""
-    return st.sampled_from(SAMPLES).flatmap(
-        lambda cls: st.tuples(
-            st.just(wire.message_info(cls).tag),
-            st.just(wire.message_info(cls).version) | st.integers(-1, 3),
-            st.fixed_dictionaries({n: children for n, _ in wire.message_info(cls).fields}),
+
+    def of(cls: type) -> st.SearchStrategy[Any]:
+        info = wire.message_info(cls)
+        names = [name for name, _ in info.fields]
+        values = st.tuples(*[children for _ in names])
+        return st.tuples(
+            st.just(info.tag),
+            st.just(info.version) | st.integers(-1, 3),
+            values.map(lambda vs: dict(zip(names, vs, strict=True))),  # in declared order
         ).map(list)
-    )
+
+    return st.sampled_from(SAMPLES).flatmap(of)
 
 
 def extend(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
