@@ -3,8 +3,11 @@
 A compiled ``Field`` has:
 
     check(value)            raises WireError unless ``value`` is a valid Python value of
-                            the field; run by the message's ``__post_init__``, so on every
-                            construction, including the ones ``decode`` makes
+                            the field: the rule, in one place
+    fast, ref               an inline expression that implies ``check`` passes (None for
+                            tuples); ``compile_validator`` joins them into one generated
+                            function per class, which the message's ``__post_init__`` runs
+                            on every construction, including the ones ``decode`` makes
     decode(raw, level)      turns the msgpack value into the Python value, checking what the
                             conversion needs (array for a tuple, int for an enum); ``None``
                             when the msgpack value already is the Python value (bytes, str,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import msgpack
-from hypothesis import example, given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import wire
@@ -64,6 +64,7 @@ def extend(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
 
 
 structures = st.recursive(scalars, extend, max_leaves=24)
+more = settings(max_examples=400)
 
 
 @given(st.binary(max_size=512))
@@ -73,21 +74,25 @@ structures = st.recursive(scalars, extend, max_leaves=24)
 @example(b"\xdd\xff\xff\xff\xff")
 @example(b"\xc7\x00\xff")  # zero-length timestamp ext
 @example(b"\xc7\x00\x05")  # zero-length ext
+@more
 def test_arbitrary_bytes_raise_only_wire_error(data: bytes) -> None:
     decode_or_error(data)
 
 
 @given(structures)
+@more
 def test_arbitrary_msgpack_raises_only_wire_error(value: Any) -> None:
     decode_or_error(msgpack.packb(value, use_bin_type=True))
 
 
 @given(shaped(structures))
+@more
 def test_message_shaped_msgpack_raises_only_wire_error(value: Any) -> None:
     decode_or_error(msgpack.packb(value, use_bin_type=True))
 
 
 @given(any_sample(), st.data())
+@more
 def test_mutated_encodings_raise_only_wire_error(msg: Any, data: st.DataObject) -> None:
     good = wire.encode(msg)
     i = data.draw(st.integers(0, len(good) - 1))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from hypothesis import given
@@ -56,3 +57,16 @@ def test_registry_lists_every_sample() -> None:
     keys = [(wire.message_info(c).tag, wire.message_info(c).version) for c in registered]
     assert keys == sorted(keys)
     assert len(set(keys)) == len(keys)
+
+
+def test_threads_each_get_a_consistent_codec() -> None:
+    msgs = [Tree(i, (Tree(-i),)) for i in range(200)]
+    expected = [wire.encode(m) for m in msgs]
+
+    def work(_: int) -> bool:
+        return all(
+            wire.encode(m) == e and wire.decode(e) == m for m, e in zip(msgs, expected, strict=True)
+        )
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert all(pool.map(work, range(16)))
