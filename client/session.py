@@ -83,6 +83,7 @@ class Device:
     sessions: dict[Peer, Session] = field(default_factory=dict)
     trust: dict[str, Trust] = field(default_factory=dict)
     peer_certs: dict[Peer, tuple[bytes, SenderCertificate]] = field(default_factory=dict)
+    _cert_hash_cache: tuple[SenderCertificate, bytes] | None = field(default=None, repr=False)
 
     @property
     def suite(self) -> Suite:
@@ -158,8 +159,14 @@ class Device:
             payload, kind = encode(message), labels.PAYLOAD_RATCHET_MESSAGE
         return seal(self.suite, session.peer_sealed_key, self._descriptor(session), kind, payload)
 
+    def _own_cert_hash(self) -> bytes:
+        cached = self._cert_hash_cache
+        if cached is None or cached[0] is not self.certificate:
+            cached = self._cert_hash_cache = (self.certificate, certificate_hash(self.certificate))
+        return cached[1]
+
     def _descriptor(self, session: Session) -> Descriptor:
-        digest = certificate_hash(self.certificate)
+        digest = self._own_cert_hash()
         full = None if session.cert_acked == digest else self.certificate
         return Descriptor(a=self.address, d=self.device_id, cert=full, h=digest)
 
@@ -185,7 +192,7 @@ class Device:
                 raise DecryptionFailed()
         except WireError:
             raise DecryptionFailed() from None
-        if not _ct_equal(encode(cert.body.identity), encode(session.peer_identity)):
+        if cert.body.identity != session.peer_identity:  # public keys: plain comparison
             raise CertificateError("certificate names another identity than the session")
         previous_chain = session.state.dhr
         plaintext = ratchet.decrypt(session.state, message, self.entropy, self.clock())
@@ -194,7 +201,7 @@ class Device:
         if previous_chain is not None and session.state.dhr != previous_chain:
             # A new chain from the peer answers one of ours, all of which carried our
             # certificate in full: from now on its hash is enough.
-            session.cert_acked = certificate_hash(self.certificate)
+            session.cert_acked = self._own_cert_hash()
         return Received(sender.a, sender.d, plaintext)
 
     def _sealed_key(self, key_id: int) -> KemPrivateKey | None:
