@@ -102,3 +102,9 @@ STORE_CHECK_RECORD: Final = b"sealrelay-client-store-check"
 SEALED_SENDER_AAD: Final = b"sealrelay-sealed-envelope-v1"
 PAYLOAD_PREKEY_MESSAGE: Final = 1
 PAYLOAD_RATCHET_MESSAGE: Final = 2
+
+# --- Client state at rest: file format (client/store/sqlite.py) ------------------------------
+# Version of the encrypted SQLite layout; a file with another version is refused.
+STORE_FORMAT_VERSION: Final = 1
+# The KDF named in the store's clear ``meta`` table.
+STORE_KDF_SCRYPT: Final = "scrypt"
