@@ -174,6 +174,9 @@ class PrekeyPool:
     next_id: int = 1
     published_dh: set[int] = field(default_factory=set)
     published_kem: set[int] = field(default_factory=set)
+    base_keys_seen: set[bytes] = field(default_factory=set)
+    """Base keys of the sessions accepted under the current signed prekey, so the first
+    message of one cannot be replayed to set it up again (cleared on rotation)."""
 
     @classmethod
     def create(cls, identity: Identity, entropy: Entropy) -> PrekeyPool:
@@ -216,6 +219,7 @@ class PrekeyPool:
     def rotate_signed_prekey(self, entropy: Entropy) -> None:
         self.signed_prekey_id = self._take_id()
         self.signed_prekey = new_dh_key(self.suite, entropy)
+        self.base_keys_seen.clear()  # prekey messages naming the old one no longer open
 
     def _sign(self, key_id: int, public: bytes, context: bytes) -> bytes:
         return self.identity.sign(_payload(self.suite, key_id, public), context)

@@ -173,14 +173,19 @@ class Device:
     # --- receiving --------------------------------------------------------------------
     def decrypt(self, body: bytes) -> Received:
         """Open an envelope body; every failure of authenticity is :class:`DecryptionFailed`
-        (or :class:`CertificateError` / :class:`SuiteMismatch` for a bad sender claim)."""
+        (or :class:`CertificateError` / :class:`SuiteMismatch` for a bad sender claim).
+
+        Anyone can seal an envelope to us naming any sender, so nothing it claims (a new
+        session, an identity, a certificate) is remembered until its message decrypted.
+        """
         content = unseal(self.suite, self._sealed_key, body)
         sender = content.s
         cert = self._resolve_certificate(sender)
+        new_session = False
         try:
             if content.k == labels.PAYLOAD_PREKEY_MESSAGE:
                 pm = decode(content.p, PrekeyMessage)
-                session = self._session_for_prekey_message(sender, cert, pm)
+                session, new_session = self._session_for_prekey_message(sender, cert, pm)
                 message = pm.m
             elif content.k == labels.PAYLOAD_RATCHET_MESSAGE:
                 message = decode(content.p, RatchetMessage)
@@ -196,6 +201,14 @@ class Device:
             raise CertificateError("certificate names another identity than the session")
         previous_chain = session.state.dhr
         plaintext = ratchet.decrypt(session.state, message, self.entropy, self.clock())
+        # Authentic from here on.
+        peer = (sender.a, sender.d)
+        if sender.cert is not None:
+            self.peer_certs[peer] = (sender.h, sender.cert)
+        if new_session:
+            self._observe_identity(sender.a, session.peer_identity)
+            self.pool.base_keys_seen.add(session.base_key)
+            self.sessions[peer] = session
         if content.k == labels.PAYLOAD_RATCHET_MESSAGE:
             session.pending = None  # the peer answered: PQXDH is complete
         if previous_chain is not None and session.state.dhr != previous_chain:
@@ -208,6 +221,7 @@ class Device:
         return self.pool.sealed_key if key_id == self.pool.sealed_key_id else None
 
     def _resolve_certificate(self, sender: Descriptor) -> SenderCertificate:
+        """The sender's certificate, checked; :meth:`decrypt` caches it once authentic."""
         peer = (sender.a, sender.d)
         if sender.cert is not None:
             if not _ct_equal(certificate_hash(sender.cert), sender.h):
@@ -215,7 +229,6 @@ class Device:
             verify_certificate(self.suite, sender.cert, self.keyring, self._now_ms())
             if sender.cert.body.address != sender.a or sender.cert.body.device != sender.d:
                 raise CertificateError("certificate names another sender")
-            self.peer_certs[peer] = (sender.h, sender.cert)
             return sender.cert
         cached = self.peer_certs.get(peer)
         if cached is None or not _ct_equal(cached[0], sender.h):
@@ -226,13 +239,19 @@ class Device:
 
     def _session_for_prekey_message(
         self, sender: Descriptor, cert: SenderCertificate, pm: PrekeyMessage
-    ) -> Session:
+    ) -> tuple[Session, bool]:
+        """The session the prekey message belongs to, and whether it is a new one (which
+        :meth:`decrypt` stores only once the message decrypted)."""
         if pm.v != self.suite.suite_id:
             raise SuiteMismatch("prekey message of another suite")
         peer = (sender.a, sender.d)
         existing = self.sessions.get(peer)
         if existing is not None and _ct_equal(existing.base_key, pm.ek):
-            return existing
+            return existing, False
+        if pm.ek in self.pool.base_keys_seen:
+            # The first message of an earlier session, replayed: without a one-time prekey
+            # PQXDH would accept it again (Signal X3DH section 4.2).
+            raise DecryptionFailed()
         if not _ct_equal(encode(cert.body.identity), encode(pm.ik)):
             raise CertificateError("certificate names another identity than the message")
         if not verify_sealed_key(self.suite, pm.ik, pm.sk):
@@ -254,10 +273,8 @@ class Device:
         state = ratchet.init_responder(
             self.suite, setup.sk, setup.ad, setup.ratchet_key, self.entropy, self.clock()
         )
-        self._observe_identity(sender.a, pm.ik)
         session = Session(peer_identity=pm.ik, peer_sealed_key=pm.sk, state=state, base_key=pm.ek)
-        self.sessions[peer] = session
-        return session
+        return session, True
 
 
 _PLACEHOLDER = RatchetMessage(h=RatchetHeader(dh=b"", pn=0, n=0, kc=None, kp=None), c=b"")
