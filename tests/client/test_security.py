@@ -36,7 +36,7 @@ from client.errors import (
 from client.formats import PrekeyMessage, RatchetHeader, RatchetMessage
 from client.identity import Identity, new_dh_key, verify_bundle
 from client.ratchet import RatchetState
-from client.sealed import certificate_hash, issue_certificate
+from client.sealed import certificate_hash, issue_certificate, unseal
 from client.session import Device
 from suites import Suite, get_suite, labels
 from suites.dh import DhPrivateKey
@@ -449,6 +449,13 @@ def test_tampered_sealed_layer_is_refused(suite_name: str, phase: str) -> None:
         else:
             assert snapshot(state_of(bob, alice)) == before, name
     assert bob.decrypt(body).plaintext == b"sealed"
+    # The key id is bound into the HPKE AAD: even a recipient that would answer any id with
+    # the same key (say, one keeping its previous key after a rotation) refuses a changed id.
+    sealed_key = bob.pool.sealed_key
+    relabelled = _rebuild(suite, dataclasses.replace(envelope, i=envelope.i + 1))
+    with pytest.raises(DecryptionFailed):
+        unseal(suite, lambda key_id: sealed_key, relabelled)
+    assert unseal(suite, lambda key_id: sealed_key, body).s.a == alice.address
 
 
 def _with_header(message: RatchetMessage, **changes: object) -> RatchetMessage:
@@ -827,10 +834,13 @@ def test_certificate_for_another_identity_is_refused_at_session_setup(suite_name
     alice, bob, domain = pair(suite_name)
     other = Identity.generate(alice.suite, SYSTEM_ENTROPY)
     _reissue(domain, alice, identity=other)
+    prekeys = (set(bob.pool.one_time_dh), set(bob.pool.one_time_kem))
     with pytest.raises(CertificateError):
         bob.decrypt(alice.encrypt(bob.address, 1, b"hello"))
     assert bob.sessions == {}
     assert bob.trust == {}
+    # Refused before PQXDH: no one-time prekey was spent on it.
+    assert (set(bob.pool.one_time_dh), set(bob.pool.one_time_kem)) == prekeys
 
 
 @pytest.mark.parametrize("suite_name", SUITES)
