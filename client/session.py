@@ -19,7 +19,7 @@ Rules enforced here:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from client import pqxdh, ratchet
 from client.entropy import SYSTEM_ENTROPY, Entropy
@@ -153,7 +153,7 @@ class Device:
             raise UntrustedIdentity(address)
         message = ratchet.encrypt(session.state, plaintext)
         if session.pending is not None:
-            payload = encode(_with_message(session.pending, message))
+            payload = encode(replace(session.pending, m=message))
             kind = labels.PAYLOAD_PREKEY_MESSAGE
         else:
             payload, kind = encode(message), labels.PAYLOAD_RATCHET_MESSAGE
@@ -278,18 +278,3 @@ class Device:
 
 
 _PLACEHOLDER = RatchetMessage(h=RatchetHeader(dh=b"", pn=0, n=0, kc=None, kp=None), c=b"")
-
-
-def _with_message(template: PrekeyMessage, message: RatchetMessage) -> PrekeyMessage:
-    return PrekeyMessage(
-        v=template.v,
-        ik=template.ik,
-        ek=template.ek,
-        spk=template.spk,
-        opk=template.opk,
-        kem=template.kem,
-        lr=template.lr,
-        kc=template.kc,
-        sk=template.sk,
-        m=message,
-    )
