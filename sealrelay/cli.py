@@ -1,26 +1,102 @@
-"""Entry point of the ``sealrelay`` command."""
+"""Entry point of the ``sealrelay`` command.
+
+The command shapes below are a public surface (outside checks call them); add to them,
+never rename. Each command is implemented by a function in ``node.cli`` or ``client.cli``
+taking the parsed arguments and returning the exit status; this module only parses and
+dispatches, importing the implementation lazily so ``sealrelay node ...`` never loads the
+client and the other way round.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
+from collections.abc import Callable
+from typing import cast
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _handler(parser: argparse.ArgumentParser, target: str) -> None:
+    parser.set_defaults(handler=target)
+
+
+def _add_node(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    node = sub.add_parser("node", help="run a relay node")
+    node_sub = node.add_subparsers(dest="node_command", required=True)
+    serve = node_sub.add_parser("serve", help="serve one domain on HOST:PORT")
+    serve.add_argument("--domain", required=True, help="the domain this node serves")
+    serve.add_argument("--listen", required=True, metavar="HOST:PORT")
+    serve.add_argument("--data", required=True, metavar="DIR", help="data directory")
+    serve.add_argument("--config", metavar="FILE", help="TOML configuration file")
+    _handler(serve, "node.cli:serve")
+
+    admin = sub.add_parser("admin", help="operator commands on a node's data directory")
+    admin_sub = admin.add_subparsers(dest="admin_command", required=True)
+    invite = admin_sub.add_parser("invite", help="print a one-time enrollment code")
+    invite.add_argument("name", help="the account name (the part before @)")
+    invite.add_argument("--data", required=True, metavar="DIR")
+    invite.add_argument("--ttl", type=int, default=7 * 86400, help="seconds the code is valid")
+    _handler(invite, "node.cli:admin_invite")
+
+
+def _add_client(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    client = sub.add_parser("client", help="use an account from the command line")
+    client_sub = client.add_subparsers(dest="client_command", required=True)
+
+    register = client_sub.add_parser("register", help="enroll NAME@DOMAIN with a code")
+    register.add_argument("address", metavar="NAME@DOMAIN")
+    register.add_argument("--node", required=True, metavar="URL", help="e.g. http://host:port")
+    register.add_argument("--code", required=True, help="the enrollment code from the operator")
+    register.add_argument("--home", required=True, metavar="DIR")
+    register.add_argument("--suite", default="cnsa2", choices=("cnsa2", "xwing"))
+    _handler(register, "client.cli:register")
+
+    send = client_sub.add_parser("send", help="send TEXT to TO_ADDRESS")
+    send.add_argument("--home", required=True, metavar="DIR")
+    send.add_argument("to", metavar="TO_ADDRESS")
+    send.add_argument("text", metavar="TEXT")
+    send.add_argument("--attach", metavar="FILE", action="append", default=[])
+    send.add_argument("--expire", type=int, metavar="SECONDS", help="disappearing message")
+    _handler(send, "client.cli:send")
+
+    receive = client_sub.add_parser("receive", help="print received messages as JSON lines")
+    receive.add_argument("--home", required=True, metavar="DIR")
+    receive.add_argument("--wait", type=float, default=0.0, metavar="SECONDS")
+    receive.add_argument("--save-dir", metavar="DIR", help="where to save attachments")
+    _handler(receive, "client.cli:receive")
+
+    verify = client_sub.add_parser("verify", help="show the safety number with ADDRESS")
+    verify.add_argument("--home", required=True, metavar="DIR")
+    verify.add_argument("address", metavar="ADDRESS")
+    verify.add_argument("--accept", action="store_true", help="accept a changed identity")
+    _handler(verify, "client.cli:verify")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sealrelay", description=__doc__)
+    parser = argparse.ArgumentParser(prog="sealrelay", description="sealrelay relay and client")
     sub = parser.add_subparsers(dest="command", required=True)
+    _add_node(sub)
+    _add_client(sub)
     dev = sub.add_parser("dev", help="developer conveniences")
     dev_sub = dev.add_subparsers(dest="dev_command", required=True)
-    dev_sub.add_parser("run", help="start a node on the embedded default")
+    run = dev_sub.add_parser("run", help="start a node on the embedded default")
+    run.add_argument("--data", default=".sealrelay/node", metavar="DIR")
+    run.add_argument("--domain", default="localhost")
+    run.add_argument("--listen", default="127.0.0.1:7480", metavar="HOST:PORT")
+    _handler(run, "node.cli:dev_run")
     return parser
+
+
+def _resolve(target: str) -> Handler:
+    module_name, _, attr = target.partition(":")
+    return cast(Handler, getattr(importlib.import_module(module_name), attr))
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command == "dev" and args.dev_command == "run":
-        print("sealrelay: the relay node is not built yet (see the node issue); not yet.")
-        return 0
-    return 2
+    return _resolve(args.handler)(args)
 
 
 if __name__ == "__main__":

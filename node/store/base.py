@@ -1,0 +1,168 @@
+"""The node's storage interface (DESIGN section 5): one ``typing.Protocol``, three backends.
+
+    memory   node.store.memory.MemoryStore     unit tests
+    sqlite   node.store.sqlite.SqliteStore     the embedded default (WAL, group commit)
+    redis    (cluster issue)                   the same calls on Redis structures
+
+Every method is ``async`` so that a backend may wait on a disk flush or a network round
+trip; a method returns only once its writes are durable in the backend's sense (for
+SQLite: committed and fsynced). Each method is atomic on its own; none needs a
+transaction spanning calls, which is what lets the Redis backend implement them with one
+script or ``MULTI`` each.
+
+Secrets never reach storage: enrollment codes, delivery tokens and blob upload tokens are
+stored as hashes made by the caller (``node.accounts``). Envelope bodies are sealed bytes
+the node cannot read. Times are Unix milliseconds, chosen by the caller.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class DeviceRecord:
+    """A registered device: its account address, device number, encoded ``IdentityKey``
+    and the random id of its mailbox."""
+
+    address: str
+    device: int
+    identity: bytes
+    mailbox: bytes
+    created: int
+
+
+@dataclass(frozen=True)
+class PrekeyRecord:
+    """A device's published keys, each an encoded ``wire.e2e`` message.
+
+    ``one_time`` / ``kem_one_time`` map key ids to encoded ``OneTimePrekey`` / ``KemPrekey``.
+    """
+
+    identity: bytes
+    signed_prekey: bytes
+    last_resort: bytes
+    sealed_key: bytes
+    one_time: dict[int, bytes]
+    kem_one_time: dict[int, bytes]
+
+
+@dataclass(frozen=True)
+class BundleParts:
+    """What :meth:`Store.take_bundle` hands out: at most one of each one-time key (taken,
+    so never handed out again) and the standing keys."""
+
+    identity: bytes
+    signed_prekey: bytes
+    sealed_key: bytes
+    one_time: bytes | None
+    kem_prekey: bytes  # a one-time KEM prekey, or the last-resort key when none is left
+    kem_last_resort: bool
+
+
+@dataclass(frozen=True)
+class StoredEnvelope:
+    """An envelope in a mailbox. ``seq`` increases in arrival order within the node."""
+
+    mailbox: bytes
+    eid: bytes
+    seq: int
+    ts: int
+    expires: int
+    origin: str
+    sender: str | None
+    body: bytes
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    envelopes: int
+    blobs: int
+    tombstones: int
+    invites: int
+
+
+class Store(Protocol):
+    """Everything the node keeps. Implementations: memory, SQLite (Redis later)."""
+
+    # --- enrollment and accounts -------------------------------------------------------
+    async def add_invite(self, code_hash: bytes, name: str, expires: int) -> None:
+        """Record a one-time enrollment code for account ``name`` (its hash only)."""
+        ...
+
+    async def register(self, code_hash: bytes, name: str, device: DeviceRecord, now: int) -> bool:
+        """Spend the invite and create the account's first device, atomically.
+
+        False (and nothing written) if the invite is unknown, spent, expired, for another
+        name, or the address is taken.
+        """
+        ...
+
+    async def device(self, address: str, device: int) -> DeviceRecord | None: ...
+
+    async def devices(self, address: str) -> list[DeviceRecord]: ...
+
+    async def mailbox_owner(self, mailbox: bytes) -> DeviceRecord | None: ...
+
+    async def set_token_verifier(self, address: str, verifier: bytes) -> None: ...
+
+    async def token_verifier(self, address: str) -> bytes | None: ...
+
+    # --- prekeys -------------------------------------------------------------------------
+    async def put_prekeys(self, address: str, device: int, record: PrekeyRecord) -> None:
+        """Replace the standing keys and add the one-time keys whose ids are new."""
+        ...
+
+    async def take_bundle(self, address: str, device: int) -> BundleParts | None:
+        """Consume one one-time DH key and one one-time KEM key (if any) atomically."""
+        ...
+
+    async def prekey_counts(self, address: str, device: int) -> tuple[int, int]:
+        """(one-time DH keys, one-time KEM keys) left."""
+        ...
+
+    # --- mailboxes -----------------------------------------------------------------------
+    async def enqueue(self, envelope: StoredEnvelope) -> tuple[bool, int]:
+        """Store ``envelope`` durably; ``(stored, seq)``. ``stored`` is False when
+        ``(mailbox, eid)`` was seen before (still stored, acked or within its tombstone's
+        life): then nothing changes and ``seq`` is the original's (0 if acked).
+
+        ``envelope.seq`` is ignored: the store assigns the next one.
+        """
+        ...
+
+    async def pending(
+        self, mailbox: bytes, after_seq: int, limit: int, now: int
+    ) -> list[StoredEnvelope]:
+        """Unacked, unexpired envelopes of ``mailbox`` with ``seq > after_seq``, in order."""
+        ...
+
+    async def count_pending(self, mailbox: bytes, now: int) -> int: ...
+
+    async def ack(self, mailbox: bytes, eids: list[bytes]) -> int:
+        """Delete these envelopes of ``mailbox`` (keeping tombstones for de-duplication
+        until their expiry); the number deleted."""
+        ...
+
+    # --- blobs ---------------------------------------------------------------------------
+    async def grant_blob(self, blob: bytes, token_hash: bytes, size: int, expires: int) -> None:
+        """Reserve a blob id for one upload of exactly ``size`` bytes."""
+        ...
+
+    async def put_blob(self, blob: bytes, token_hash: bytes, data: bytes, now: int) -> bool:
+        """Store the upload if the grant matches, is unused and unexpired."""
+        ...
+
+    async def get_blob(self, blob: bytes, now: int) -> bytes | None: ...
+
+    # --- housekeeping --------------------------------------------------------------------
+    async def sweep(self, now: int) -> SweepResult:
+        """Delete expired envelopes, blobs, tombstones and invites."""
+        ...
+
+    async def stats(self) -> dict[str, int]:
+        """Gauges for ``/metrics``: envelopes stored, blobs, accounts, devices."""
+        ...
+
+    async def aclose(self) -> None: ...

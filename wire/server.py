@@ -1,0 +1,66 @@
+"""A domain's server key document, served at ``/.well-known/sealrelay/server`` (DESIGN
+section 6).
+
+The body names the server (its domain), its suite, its signing keys (current and old, each
+with the time after which it no longer signs), its HPKE KEM keys for the routing layer,
+the node endpoints and ``valid_until``. It is signed by every current signing key under
+``CTX_SERVER_KEY_DOCUMENT``; clients and peers verify it with ``suites`` alone and then
+trust sender certificates signed by a key it lists. Times are Unix milliseconds.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from wire.e2e import Key, Sig, Suite
+from wire.schema import message
+from wire.types import U64, MaxLen
+
+KeyId = Annotated[bytes, MaxLen(64)]
+Domain = Annotated[str, MaxLen(253)]
+Url = Annotated[str, MaxLen(2048)]
+
+
+@message("server.verify-key")
+class ServerVerifyKeyEntry:
+    """A signing key: ``not_after`` ends its use for new signatures and certificates."""
+
+    id: KeyId
+    suite: Suite
+    public: Key
+    not_after: U64
+
+
+@message("server.kem-key")
+class ServerKemKey:
+    """An HPKE KEM key (the suite's hybrid KEM) for the routing layer."""
+
+    id: KeyId
+    suite: Suite
+    public: Key
+    not_after: U64
+
+
+@message("server.doc-body")
+class ServerKeyDocumentBody:
+    server: Domain
+    suite: Suite
+    verify_keys: Annotated[tuple[ServerVerifyKeyEntry, ...], MaxLen(16)]
+    kem_keys: Annotated[tuple[ServerKemKey, ...], MaxLen(16)]
+    endpoints: Annotated[tuple[Url, ...], MaxLen(16)]
+    issued: U64
+    valid_until: U64
+
+
+@message("server.doc-sig")
+class DocumentSignature:
+    key_id: KeyId
+    signature: Sig
+
+
+@message("server.doc")
+class ServerKeyDocument:
+    """``body`` signed by each of its current verify keys."""
+
+    body: ServerKeyDocumentBody
+    signatures: Annotated[tuple[DocumentSignature, ...], MaxLen(16)]
