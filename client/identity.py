@@ -158,8 +158,10 @@ def verify_sealed_key(suite: Suite, identity: IdentityKey, key: SealedSenderKey)
 class PrekeyPool:
     """The private prekeys of a device and the bookkeeping of their ids.
 
-    One-time keys are deleted when consumed (:meth:`take_one_time_dh`,
-    :meth:`take_kem`); :meth:`needs_replenish` says when to publish more.
+    PQXDH looks one-time keys up without removing them (:meth:`peek_one_time_dh`,
+    :meth:`peek_kem`); the device deletes them (:meth:`consume`) once the first message
+    of the session decrypted, so a forged prekey message cannot burn them.
+    :meth:`needs_replenish` says when to publish more.
     """
 
     identity: Identity
@@ -287,6 +289,23 @@ class PrekeyPool:
 
     def signed_prekey_for(self, key_id: int) -> DhPrivateKey | None:
         return self.signed_prekey if key_id == self.signed_prekey_id else None
+
+    def peek_one_time_dh(self, key_id: int) -> DhPrivateKey | None:
+        """The one-time DH prekey ``key_id``, left in place; ``None`` if unknown or used."""
+        return self.one_time_dh.get(key_id)
+
+    def peek_kem(self, key_id: int, last_resort: bool) -> MlKemPrivateKey | None:
+        """The KEM prekey ``key_id`` of the kind ``last_resort`` names, left in place."""
+        if last_resort:
+            return self.last_resort if key_id == self.last_resort_id else None
+        return self.one_time_kem.get(key_id)
+
+    def consume(self, one_time_dh: int | None, one_time_kem: int | None) -> None:
+        """Delete the one-time prekeys a session that decrypted was set up with."""
+        if one_time_dh is not None:
+            self.take_one_time_dh(one_time_dh)
+        if one_time_kem is not None:
+            self.take_kem(one_time_kem, last_resort=False)
 
     def take_one_time_dh(self, key_id: int) -> DhPrivateKey | None:
         """Remove and return a one-time DH prekey; ``None`` if unknown or already used."""

@@ -119,6 +119,8 @@ class ResponderSetup:
     sk: bytes
     ad: bytes
     ratchet_key: DhPrivateKey  # Bob's signed prekey: his first ratchet key
+    one_time_dh: int | None = None  # one-time prekeys used, to consume once it decrypted
+    one_time_kem: int | None = None
 
 
 def respond(
@@ -135,9 +137,12 @@ def respond(
     kem_last_resort: bool,
     kem_ct: bytes,
 ) -> ResponderSetup:
-    """Bob's side (spec section 3.4): find the prekeys Alice used, consume the one-time
-    ones (deleted even if a later step fails: a one-time key is used at most once), derive
-    SK. Any unknown or already-used key raises :class:`DecryptionFailed`."""
+    """Bob's side (spec section 3.4): find the prekeys Alice used and derive SK. Any
+    unknown or already-used key raises :class:`DecryptionFailed`.
+
+    The one-time prekeys are only looked up: the caller deletes the ones the result names
+    (``PrekeyPool.consume``) once the first message decrypted, so anyone able to seal an
+    envelope to us cannot burn them with a message that does not."""
     suite = pool.suite
     if peer_identity.suite != suite.suite_id:
         raise SuiteMismatch("prekey message of another suite")
@@ -146,8 +151,8 @@ def respond(
     except InvalidBundle:
         raise DecryptionFailed() from None
     spk = pool.signed_prekey_for(signed_prekey_id)
-    opk = pool.take_one_time_dh(one_time_id) if one_time_id is not None else None
-    kem_sk = pool.take_kem(kem_id, kem_last_resort)
+    opk = pool.peek_one_time_dh(one_time_id) if one_time_id is not None else None
+    kem_sk = pool.peek_kem(kem_id, kem_last_resort)
     if spk is None or kem_sk is None or (one_time_id is not None and opk is None):
         raise DecryptionFailed()
     dh = suite.dh
@@ -171,4 +176,10 @@ def respond(
         own_address,
         own_device,
     )
-    return ResponderSetup(sk=_kdf(suite, km + ss), ad=ad, ratchet_key=spk)
+    return ResponderSetup(
+        sk=_kdf(suite, km + ss),
+        ad=ad,
+        ratchet_key=spk,
+        one_time_dh=one_time_id,
+        one_time_kem=None if kem_last_resort else kem_id,
+    )

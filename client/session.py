@@ -181,11 +181,11 @@ class Device:
         content = unseal(self.suite, self._sealed_key, body)
         sender = content.s
         cert = self._resolve_certificate(sender)
-        new_session = False
+        setup: pqxdh.ResponderSetup | None = None
         try:
             if content.k == labels.PAYLOAD_PREKEY_MESSAGE:
                 pm = decode(content.p, PrekeyMessage)
-                session, new_session = self._session_for_prekey_message(sender, cert, pm)
+                session, setup = self._session_for_prekey_message(sender, cert, pm)
                 message = pm.m
             elif content.k == labels.PAYLOAD_RATCHET_MESSAGE:
                 message = decode(content.p, RatchetMessage)
@@ -205,8 +205,9 @@ class Device:
         peer = (sender.a, sender.d)
         if sender.cert is not None:
             self.peer_certs[peer] = (sender.h, sender.cert)
-        if new_session:
+        if setup is not None:
             self._observe_identity(sender.a, session.peer_identity)
+            self.pool.consume(setup.one_time_dh, setup.one_time_kem)
             self.pool.base_keys_seen.add(session.base_key)
             self.sessions[peer] = session
         if content.k == labels.PAYLOAD_RATCHET_MESSAGE:
@@ -239,15 +240,16 @@ class Device:
 
     def _session_for_prekey_message(
         self, sender: Descriptor, cert: SenderCertificate, pm: PrekeyMessage
-    ) -> tuple[Session, bool]:
-        """The session the prekey message belongs to, and whether it is a new one (which
-        :meth:`decrypt` stores only once the message decrypted)."""
+    ) -> tuple[Session, pqxdh.ResponderSetup | None]:
+        """The session the prekey message belongs to and, for a new one, its PQXDH result
+        (:meth:`decrypt` stores the session and consumes the one-time prekeys it used only
+        once the message decrypted)."""
         if pm.v != self.suite.suite_id:
             raise SuiteMismatch("prekey message of another suite")
         peer = (sender.a, sender.d)
         existing = self.sessions.get(peer)
         if existing is not None and _ct_equal(existing.base_key, pm.ek):
-            return existing, False
+            return existing, None
         if pm.ek in self.pool.base_keys_seen:
             # The first message of an earlier session, replayed: without a one-time prekey
             # PQXDH would accept it again (Signal X3DH section 4.2).
@@ -274,7 +276,7 @@ class Device:
             self.suite, setup.sk, setup.ad, setup.ratchet_key, self.entropy, self.clock()
         )
         session = Session(peer_identity=pm.ik, peer_sealed_key=pm.sk, state=state, base_key=pm.ek)
-        return session, True
+        return session, setup
 
 
 _PLACEHOLDER = RatchetMessage(h=RatchetHeader(dh=b"", pn=0, n=0, kc=None, kp=None), c=b"")

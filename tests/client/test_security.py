@@ -543,8 +543,8 @@ def test_tampered_prekey_message_is_refused(suite_name: str) -> None:
         ),
     }
     for name, forged in variants.items():
-        # Each forgery goes to a fresh Bob with the same keys, since a refused prekey
-        # message may still consume the one-time prekeys it names (by design).
+        # Each forgery goes to a fresh Bob with the same keys, so the cases are independent
+        # (that a refused one consumes no prekey is tested in test_prekeys.py).
         fresh_bob = _clone_device(bob)
         with pytest.raises(DecryptionFailed):
             fresh_bob.decrypt(reseal(fresh_bob, forged, opened.content.s))
