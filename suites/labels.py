@@ -91,6 +91,9 @@ SEALED_SENDER_INFO: Final = b"sealrelay-sealed-sender-v1"
 
 # --- Delivery tokens and safety numbers ----------------------------------------------------
 DELIVERY_TOKEN_HASH_INFO: Final = b"sealrelay-delivery-token-v1"
+# Node-side secrets kept only as SHA-256(label || secret) (node/accounts.py).
+INVITE_CODE_HASH_INFO: Final = b"sealrelay-invite-code-v1"
+BLOB_UPLOAD_TOKEN_HASH_INFO: Final = b"sealrelay-blob-upload-token-v1"
 SAFETY_NUMBER_VERSION: Final = b"\x00\x01"
 SAFETY_NUMBER_ITERATIONS: Final = 5200
 
