@@ -12,7 +12,8 @@ script or ``MULTI`` each.
 
 Secrets never reach storage: enrollment codes, delivery tokens and blob upload tokens are
 stored as hashes made by the caller (``node.accounts``). Envelope bodies are sealed bytes
-the node cannot read. Times are Unix milliseconds, chosen by the caller.
+the node cannot read. Times are Unix milliseconds, chosen by the caller; a thing whose
+``expires`` is at or before ``now`` has expired (it is valid while ``now < expires``).
 """
 
 from __future__ import annotations
@@ -111,11 +112,21 @@ class Store(Protocol):
 
     # --- prekeys -------------------------------------------------------------------------
     async def put_prekeys(self, address: str, device: int, record: PrekeyRecord) -> None:
-        """Replace the standing keys and add the one-time keys whose ids are new."""
+        """Replace the standing keys and add the one-time keys whose ids are new.
+
+        "New" means never stored for this device before: an id already handed out by
+        :meth:`take_bundle` is not added again, so a client re-uploading every key it still
+        holds cannot make the node hand out one one-time key twice.
+        """
         ...
 
     async def take_bundle(self, address: str, device: int) -> BundleParts | None:
-        """Consume one one-time DH key and one one-time KEM key (if any) atomically."""
+        """Consume one one-time DH key and one one-time KEM key (if any) atomically.
+
+        The lowest ids go first. Without a one-time KEM key left, ``kem_prekey`` is the
+        last-resort key and ``kem_last_resort`` is True. None if the device never published.
+        Concurrent calls never hand out the same one-time key.
+        """
         ...
 
     async def prekey_counts(self, address: str, device: int) -> tuple[int, int]:
@@ -128,7 +139,9 @@ class Store(Protocol):
         ``(mailbox, eid)`` was seen before (still stored, acked or within its tombstone's
         life): then nothing changes and ``seq`` is the original's (0 if acked).
 
-        ``envelope.seq`` is ignored: the store assigns the next one.
+        ``envelope.seq`` is ignored: the store assigns the next one. Seqs are never reused,
+        even after the envelope holding the highest one is acked. A stored or acked
+        envelope de-duplicates until :meth:`sweep` removes it (after its ``expires``).
         """
         ...
 
@@ -158,11 +171,14 @@ class Store(Protocol):
 
     # --- housekeeping --------------------------------------------------------------------
     async def sweep(self, now: int) -> SweepResult:
-        """Delete expired envelopes, blobs, tombstones and invites."""
+        """Delete expired envelopes, blobs (grants, uploaded or not), tombstones and
+        invites; how many of each."""
         ...
 
     async def stats(self) -> dict[str, int]:
-        """Gauges for ``/metrics``: envelopes stored, blobs, accounts, devices."""
+        """Gauges for ``/metrics``: at least ``envelopes`` (stored, unacked), ``blobs``
+        (uploaded), ``accounts`` (addresses with a device) and ``devices``; the backends
+        also give ``tombstones``, ``blob_bytes`` and ``invites``."""
         ...
 
     async def aclose(self) -> None: ...

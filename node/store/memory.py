@@ -1,0 +1,269 @@
+"""The in-memory :class:`~node.store.base.Store`, for unit tests.
+
+It implements the Protocol's semantics exactly (the contract tests in
+``tests/node/store`` run against it and the SQLite backend alike). Each method runs
+without yielding after its first checkpoint, so it is atomic with respect to other trio
+tasks, the way a single transaction or Redis script is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hmac
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import trio
+
+from node.store.base import (
+    BundleParts,
+    DeviceRecord,
+    PrekeyRecord,
+    StoredEnvelope,
+    SweepResult,
+)
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+@dataclass
+class _Prekeys:
+    identity: bytes
+    signed_prekey: bytes
+    last_resort: bytes
+    sealed_key: bytes
+    one_time: dict[int, bytes] = field(default_factory=dict)
+    kem_one_time: dict[int, bytes] = field(default_factory=dict)
+    # Every one-time id ever stored, so a re-upload never brings back a taken key.
+    seen: set[int] = field(default_factory=set)
+    kem_seen: set[int] = field(default_factory=set)
+
+
+@dataclass
+class _Blob:
+    token_hash: bytes
+    size: int
+    expires: int
+    data: bytes | None = None
+
+
+class MemoryStore:
+    """Everything in dictionaries; nothing survives the process."""
+
+    def __init__(self) -> None:
+        self._invites: dict[bytes, tuple[str, int]] = {}
+        self._devices: dict[tuple[str, int], DeviceRecord] = {}
+        self._mailboxes: dict[bytes, tuple[str, int]] = {}
+        self._verifiers: dict[str, bytes] = {}
+        self._prekeys: dict[tuple[str, int], _Prekeys] = {}
+        # mailbox -> eid -> envelope, in insertion (= seq) order
+        self._queues: dict[bytes, dict[bytes, StoredEnvelope]] = {}
+        self._tombstones: dict[tuple[bytes, bytes], int] = {}
+        self._blobs: dict[bytes, _Blob] = {}
+        self._seq = 0
+        self._closed = False
+
+    async def _enter(self) -> None:
+        await trio.lowlevel.checkpoint()
+        if self._closed:
+            raise RuntimeError("the store is closed")
+
+    # --- enrollment and accounts -------------------------------------------------------
+    async def add_invite(self, code_hash: bytes, name: str, expires: int) -> None:
+        await self._enter()
+        self._invites[code_hash] = (name, expires)
+
+    async def register(self, code_hash: bytes, name: str, device: DeviceRecord, now: int) -> bool:
+        await self._enter()
+        invite = self._invites.get(code_hash)
+        if invite is None or invite[0] != name or invite[1] <= now:
+            return False
+        if device.mailbox in self._mailboxes or any(
+            address == device.address for address, _ in self._devices
+        ):
+            return False
+        del self._invites[code_hash]
+        self._devices[device.address, device.device] = device
+        self._mailboxes[device.mailbox] = (device.address, device.device)
+        return True
+
+    async def device(self, address: str, device: int) -> DeviceRecord | None:
+        await self._enter()
+        return self._devices.get((address, device))
+
+    async def devices(self, address: str) -> list[DeviceRecord]:
+        await self._enter()
+        found = [d for (a, _), d in self._devices.items() if a == address]
+        return sorted(found, key=lambda d: d.device)
+
+    async def mailbox_owner(self, mailbox: bytes) -> DeviceRecord | None:
+        await self._enter()
+        key = self._mailboxes.get(mailbox)
+        return None if key is None else self._devices[key]
+
+    async def set_token_verifier(self, address: str, verifier: bytes) -> None:
+        await self._enter()
+        self._verifiers[address] = verifier
+
+    async def token_verifier(self, address: str) -> bytes | None:
+        await self._enter()
+        return self._verifiers.get(address)
+
+    # --- prekeys -------------------------------------------------------------------------
+    async def put_prekeys(self, address: str, device: int, record: PrekeyRecord) -> None:
+        await self._enter()
+        old = self._prekeys.get((address, device))
+        new = _Prekeys(record.identity, record.signed_prekey, record.last_resort, record.sealed_key)
+        if old is not None:
+            new.one_time, new.kem_one_time = old.one_time, old.kem_one_time
+            new.seen, new.kem_seen = old.seen, old.kem_seen
+        _add_new(new.one_time, new.seen, record.one_time)
+        _add_new(new.kem_one_time, new.kem_seen, record.kem_one_time)
+        self._prekeys[address, device] = new
+
+    async def take_bundle(self, address: str, device: int) -> BundleParts | None:
+        await self._enter()
+        keys = self._prekeys.get((address, device))
+        if keys is None:
+            return None
+        one_time = _pop_lowest(keys.one_time)
+        kem = _pop_lowest(keys.kem_one_time)
+        return BundleParts(
+            identity=keys.identity,
+            signed_prekey=keys.signed_prekey,
+            sealed_key=keys.sealed_key,
+            one_time=one_time,
+            kem_prekey=keys.last_resort if kem is None else kem,
+            kem_last_resort=kem is None,
+        )
+
+    async def prekey_counts(self, address: str, device: int) -> tuple[int, int]:
+        await self._enter()
+        keys = self._prekeys.get((address, device))
+        return (0, 0) if keys is None else (len(keys.one_time), len(keys.kem_one_time))
+
+    # --- mailboxes -----------------------------------------------------------------------
+    async def enqueue(self, envelope: StoredEnvelope) -> tuple[bool, int]:
+        await self._enter()
+        queue = self._queues.setdefault(envelope.mailbox, {})
+        existing = queue.get(envelope.eid)
+        if existing is not None:
+            return False, existing.seq
+        if (envelope.mailbox, envelope.eid) in self._tombstones:
+            return False, 0
+        self._seq += 1
+        queue[envelope.eid] = dataclasses.replace(envelope, seq=self._seq)
+        return True, self._seq
+
+    async def pending(
+        self, mailbox: bytes, after_seq: int, limit: int, now: int
+    ) -> list[StoredEnvelope]:
+        await self._enter()
+        out: list[StoredEnvelope] = []
+        for env in self._queues.get(mailbox, {}).values():
+            if len(out) >= limit:
+                break
+            if env.seq > after_seq and env.expires > now:
+                out.append(env)
+        return out
+
+    async def count_pending(self, mailbox: bytes, now: int) -> int:
+        await self._enter()
+        return sum(1 for e in self._queues.get(mailbox, {}).values() if e.expires > now)
+
+    async def ack(self, mailbox: bytes, eids: list[bytes]) -> int:
+        await self._enter()
+        queue = self._queues.get(mailbox, {})
+        deleted = 0
+        for eid in eids:
+            env = queue.pop(eid, None)
+            if env is not None:
+                self._tombstones[mailbox, eid] = env.expires
+                deleted += 1
+        if not queue:
+            self._queues.pop(mailbox, None)
+        return deleted
+
+    # --- blobs ---------------------------------------------------------------------------
+    async def grant_blob(self, blob: bytes, token_hash: bytes, size: int, expires: int) -> None:
+        await self._enter()
+        self._blobs[blob] = _Blob(token_hash, size, expires)
+
+    async def put_blob(self, blob: bytes, token_hash: bytes, data: bytes, now: int) -> bool:
+        await self._enter()
+        grant = self._blobs.get(blob)
+        if grant is None or not _grant_accepts(grant, token_hash, len(data), now):
+            return False
+        grant.data = bytes(data)
+        return True
+
+    async def get_blob(self, blob: bytes, now: int) -> bytes | None:
+        await self._enter()
+        grant = self._blobs.get(blob)
+        if grant is None or grant.expires <= now:
+            return None
+        return grant.data
+
+    # --- housekeeping --------------------------------------------------------------------
+    async def sweep(self, now: int) -> SweepResult:
+        await self._enter()
+        envelopes = 0
+        for mailbox in list(self._queues):
+            queue = self._queues[mailbox]
+            for eid in [eid for eid, e in queue.items() if e.expires <= now]:
+                del queue[eid]
+                envelopes += 1
+            if not queue:
+                del self._queues[mailbox]
+        return SweepResult(
+            envelopes=envelopes,
+            blobs=_drop_expired(self._blobs, lambda b: b.expires, now),
+            tombstones=_drop_expired(self._tombstones, lambda t: t, now),
+            invites=_drop_expired(self._invites, lambda i: i[1], now),
+        )
+
+    async def stats(self) -> dict[str, int]:
+        await self._enter()
+        uploaded = [b.data for b in self._blobs.values() if b.data is not None]
+        return {
+            "envelopes": sum(len(q) for q in self._queues.values()),
+            "tombstones": len(self._tombstones),
+            "blobs": len(uploaded),
+            "blob_bytes": sum(len(d) for d in uploaded),
+            "accounts": len({address for address, _ in self._devices}),
+            "devices": len(self._devices),
+            "invites": len(self._invites),
+        }
+
+    async def aclose(self) -> None:
+        await trio.lowlevel.checkpoint()
+        self._closed = True
+
+
+def _add_new(keys: dict[int, bytes], seen: set[int], upload: dict[int, bytes]) -> None:
+    for key_id, key in upload.items():
+        if key_id not in seen:
+            seen.add(key_id)
+            keys[key_id] = key
+
+
+def _pop_lowest(keys: dict[int, bytes]) -> bytes | None:
+    return keys.pop(min(keys)) if keys else None
+
+
+def _grant_accepts(grant: _Blob, token_hash: bytes, size: int, now: int) -> bool:
+    return (
+        grant.data is None
+        and grant.expires > now
+        and grant.size == size
+        and hmac.compare_digest(grant.token_hash, token_hash)
+    )
+
+
+def _drop_expired(table: dict[_K, _V], expires: Callable[[_V], int], now: int) -> int:
+    gone = [k for k, v in table.items() if expires(v) <= now]
+    for k in gone:
+        del table[k]
+    return len(gone)
