@@ -125,7 +125,8 @@ class Authenticated:
 @message("relay.publish-prekeys")
 class PublishPrekeys:
     """Publish (or replace) this device's prekeys. One-time keys already on the node and
-    not in ``upload`` stay; keys with an id the node already holds are ignored."""
+    not in ``upload`` stay; keys with an id the node already holds are ignored. Answered
+    with ``PrekeyStatus``."""
 
     id: RequestId
     upload: PrekeyUpload
@@ -134,7 +135,8 @@ class PublishPrekeys:
 @message("relay.set-token")
 class SetDeliveryToken:
     """Set the account's delivery-token verifier: ``SHA-256(DELIVERY_TOKEN_HASH_INFO ||
-    token)``. The node never learns the token until a sender presents it."""
+    token)``. The node never learns the token until a sender presents it. Answered with
+    ``Ok``."""
 
     id: RequestId
     verifier: Bytes32
@@ -295,6 +297,13 @@ class Pong:
     time: U64
 
 
+@message("relay.ok")
+class Ok:
+    """A request done with nothing else to answer (``SetDeliveryToken``)."""
+
+    id: RequestId
+
+
 @message("relay.error")
 class Error:
     """A refused request: ``id`` 0 when the frame could not be read. ``retry_after`` is in
@@ -332,6 +341,7 @@ RESPONSES = (
     Acked,
     BlobGrant,
     Pong,
+    Ok,
     Error,
 )
 """Every response a node may send (each carries the request's ``id``)."""
