@@ -10,8 +10,13 @@ ClientError                   base; every error has a stable ``code``
 ├── UntrustedIdentity         the peer's identity key changed and the user has not
 │                             accepted it yet: sending is blocked
 ├── NoSession                 no session with that address/device
-└── StoreError                the client state store cannot be opened or is corrupt
-    └── WrongPassphrase       the passphrase does not open the store
+├── StoreError                the client state store cannot be opened or is corrupt
+│   └── WrongPassphrase       the passphrase does not open the store
+├── BadContent                a decrypted message whose content does not decode
+├── AttachmentError           an attachment whose digest, chunks or padding do not check out
+├── ServerKeyError            a server key document that does not verify or is not pinned
+├── NetworkError              the node cannot be reached or the connection broke
+└── Refused                   the node refused a request: ``node_code`` names its rule
 """
 
 from __future__ import annotations
@@ -61,3 +66,30 @@ class StoreError(ClientError):
 
 class WrongPassphrase(StoreError):
     code = "client.wrong_passphrase"
+
+
+class BadContent(ClientError):
+    code = "client.bad_content"
+
+
+class AttachmentError(ClientError):
+    code = "client.bad_attachment"
+
+
+class ServerKeyError(ClientError):
+    code = "client.bad_server_key"
+
+
+class NetworkError(ClientError):
+    code = "client.network"
+
+
+class Refused(ClientError):
+    """An ``Error`` frame: ``node_code`` is the node's stable code, ``retry_after`` in ms."""
+
+    code = "client.refused"
+
+    def __init__(self, node_code: str, message: str, retry_after: int = 0) -> None:
+        super().__init__(f"{node_code}: {message}")
+        self.node_code = node_code
+        self.retry_after = retry_after

@@ -111,3 +111,9 @@ PAYLOAD_RATCHET_MESSAGE: Final = 2
 STORE_FORMAT_VERSION: Final = 1
 # The KDF named in the store's clear ``meta`` table.
 STORE_KDF_SCRYPT: Final = "scrypt"
+
+# --- Attachments (client/attachments.py) ------------------------------------------------------
+# HKDF info deriving the chunk key and base nonce from an attachment's 32-byte key, and the
+# prefix of every chunk's associated data (then u64 index and a final-chunk flag byte).
+ATTACHMENT_KEYS_INFO: Final = b"sealrelay-attachment-keys-v1"
+ATTACHMENT_CHUNK_AAD: Final = b"sealrelay-attachment-chunk-v1"
