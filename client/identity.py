@@ -179,6 +179,10 @@ class PrekeyPool:
     base_keys_seen: set[bytes] = field(default_factory=set)
     """Base keys of the sessions accepted under the current signed prekey, so the first
     message of one cannot be replayed to set it up again (cleared on rotation)."""
+    unsaved_consumed: set[int] = field(default_factory=set)
+    unsaved_base_keys: set[bytes] = field(default_factory=set)
+    """One-time key ids consumed and base keys seen since ``client.persist`` last recorded
+    the pool (it clears both), so saving after a message writes only what changed."""
 
     @classmethod
     def create(cls, identity: Identity, entropy: Entropy) -> PrekeyPool:
@@ -307,14 +311,25 @@ class PrekeyPool:
         if one_time_kem is not None:
             self.take_kem(one_time_kem, last_resort=False)
 
+    def accept_base_key(self, base_key: bytes) -> None:
+        """Remember the base key of a session set up (its first message decrypted)."""
+        self.base_keys_seen.add(base_key)
+        self.unsaved_base_keys.add(base_key)
+
     def take_one_time_dh(self, key_id: int) -> DhPrivateKey | None:
         """Remove and return a one-time DH prekey; ``None`` if unknown or already used."""
         self.published_dh.discard(key_id)
-        return self.one_time_dh.pop(key_id, None)
+        key = self.one_time_dh.pop(key_id, None)
+        if key is not None:
+            self.unsaved_consumed.add(key_id)
+        return key
 
     def take_kem(self, key_id: int, last_resort: bool) -> MlKemPrivateKey | None:
         """The KEM prekey ``key_id``; a one-time key is removed, the last-resort key kept."""
         if last_resort:
             return self.last_resort if key_id == self.last_resort_id else None
         self.published_kem.discard(key_id)
-        return self.one_time_kem.pop(key_id, None)
+        key = self.one_time_kem.pop(key_id, None)
+        if key is not None:
+            self.unsaved_consumed.add(key_id)
+        return key

@@ -208,7 +208,7 @@ class Device:
         if setup is not None:
             self._observe_identity(sender.a, session.peer_identity)
             self.pool.consume(setup.one_time_dh, setup.one_time_kem)
-            self.pool.base_keys_seen.add(session.base_key)
+            self.pool.accept_base_key(session.base_key)
             self.sessions[peer] = session
         if content.k == labels.PAYLOAD_RATCHET_MESSAGE:
             session.pending = None  # the peer answered: PQXDH is complete

@@ -9,6 +9,8 @@ SqliteStore.open(path, pw)     one SQLite file, encrypted at rest (see ``sqlite`
 from client.store.base import (
     NAMESPACES,
     NS_ACCOUNT,
+    NS_CERTS,
+    NS_CONTACTS,
     NS_IDENTITIES,
     NS_MESSAGES,
     NS_META,
@@ -23,6 +25,8 @@ from client.store.sqlite import ScryptParams, SqliteStore
 __all__ = [
     "NAMESPACES",
     "NS_ACCOUNT",
+    "NS_CERTS",
+    "NS_CONTACTS",
     "NS_IDENTITIES",
     "NS_MESSAGES",
     "NS_META",

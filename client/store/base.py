@@ -32,6 +32,10 @@ NS_MESSAGES: Final = "messages"
 """Message history, including disappearing-message timers."""
 NS_META: Final = "meta"
 """Client bookkeeping (schema version of the records, last sync, settings)."""
+NS_CERTS: Final = "certs"
+"""Peer devices' sender certificates, keyed by peer address and device."""
+NS_CONTACTS: Final = "contacts"
+"""How to reach peer devices (mailbox id, delivery token), keyed by address and device."""
 
 NAMESPACES: Final = (
     NS_SESSIONS,
@@ -41,6 +45,8 @@ NAMESPACES: Final = (
     NS_SEEN,
     NS_MESSAGES,
     NS_META,
+    NS_CERTS,
+    NS_CONTACTS,
 )
 
 # A namespace is a short lower-case name; it never holds a NUL, so ``ns || 0x00 || key``
