@@ -1,0 +1,207 @@
+"""The node's configuration: defaults, then a TOML file, then ``SEALRELAY_<KEY>`` variables.
+
+Every key of :class:`Config` may appear at the top level of the TOML file and as an
+environment variable named ``SEALRELAY_`` plus the key in upper case (for example
+``SEALRELAY_MAX_BLOB_BYTES=1048576``); the command line (``--domain``, ``--listen``,
+``--data``) overrides both. Durations are seconds, sizes bytes.
+
+=========================  ===========  ==================================================
+key                        default      meaning
+=========================  ===========  ==================================================
+domain                     (required)   the domain this node serves (``name@domain``)
+listen_host                127.0.0.1    address to bind
+listen_port                7480         port to bind (0: any free port, printed on stdout)
+data_dir                   (required)   keys and the SQLite store live here
+suite                      cnsa2        cipher suite of the domain: cnsa2 or xwing
+store                      sqlite       storage backend: sqlite or memory
+public_url                 ""           endpoint advertised in the key document
+                                        (default ``http://HOST:PORT`` as bound)
+max_frame_bytes            1114112      largest WebSocket frame read from a client
+max_envelope_bytes         262144       largest envelope body (at most 1 MiB, the wire bound)
+max_blob_bytes             67108864     largest blob upload
+max_ttl                    2592000      longest envelope/blob life (30 days)
+default_ttl                604800       envelope life when a Send asks for 0 (7 days)
+rate_account_per_s         200          requests per second per account (sustained)
+rate_account_burst         400          burst per account
+rate_ip_per_s              400          requests per second per client address
+rate_ip_burst              800          burst per client address
+introductions_per_minute   10           Introduce frames per account per minute
+max_connections_per_ip     1000         WebSocket connections per client address
+flood_close_after          100          rate-limited frames in a row before closing (1008)
+sweep_interval             60           seconds between sweeps of expired data
+certificate_lifetime       604800       sender certificate life (7 days)
+document_lifetime          604800       key document ``valid_until`` (at most 7 days)
+shutdown_timeout           10           seconds to drain connections and writes on stop
+log_level                  info         debug, info, warning or error
+=========================  ===========  ==================================================
+
+Anything invalid raises :class:`~node.errors.ConfigError` naming the key; the command exits
+with status 2.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Final
+
+from node.errors import ConfigError
+
+ENV_PREFIX: Final = "SEALRELAY_"
+WIRE_MAX_BODY: Final = 1 << 20
+MAX_DOCUMENT_LIFETIME: Final = 7 * 86400
+SUITES: Final = ("cnsa2", "xwing")
+STORES: Final = ("sqlite", "memory")
+LOG_LEVELS: Final = ("debug", "info", "warning", "error")
+
+
+@dataclass(frozen=True)
+class Config:
+    """See the module docstring for every key."""
+
+    domain: str = ""
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 7480
+    data_dir: str = ""
+    suite: str = "cnsa2"
+    store: str = "sqlite"
+    public_url: str = ""
+    max_frame_bytes: int = WIRE_MAX_BODY + 64 * 1024
+    max_envelope_bytes: int = 256 * 1024
+    max_blob_bytes: int = 64 * 1024 * 1024
+    max_ttl: int = 30 * 86400
+    default_ttl: int = 7 * 86400
+    rate_account_per_s: float = 200.0
+    rate_account_burst: int = 400
+    rate_ip_per_s: float = 400.0
+    rate_ip_burst: int = 800
+    introductions_per_minute: int = 10
+    max_connections_per_ip: int = 1000
+    flood_close_after: int = 100
+    sweep_interval: float = 60.0
+    certificate_lifetime: int = 7 * 86400
+    document_lifetime: int = 7 * 86400
+    shutdown_timeout: float = 10.0
+    log_level: str = "info"
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    def replace(self, **changes: Any) -> Config:
+        return dataclasses.replace(self, **changes)
+
+
+_FIELDS: Final = {f.name: f for f in fields(Config)}
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """Defaults < TOML file ``path`` < environment ``env`` (default ``os.environ``) <
+    ``overrides`` (the command line)."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        values.update(_read_toml(Path(path)))
+    values.update(_from_env(os.environ if env is None else env))
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    try:
+        return Config(**values)
+    except TypeError as exc:  # a value of the wrong type reached a comparison
+        raise ConfigError(f"invalid configuration: {exc}") from None
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[v6]:PORT`` too) as ``(host, port)``."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ConfigError(f"listen: expected HOST:PORT, got {text!r}")
+    return host.strip("[]"), int(port)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            data = tomllib.load(f)
+    except OSError as exc:
+        raise ConfigError(f"cannot read configuration file {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"configuration file {path} is not valid TOML: {exc}") from None
+    for key, value in data.items():
+        if key not in _FIELDS:
+            raise ConfigError(f"unknown configuration key {key!r} in {path}")
+        _check_type(key, value)
+    return data
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name, text in env.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        key = name[len(ENV_PREFIX) :].lower()
+        if key in _FIELDS:
+            values[key] = _parse_env(key, name, text)
+    return values
+
+
+def _parse_env(key: str, name: str, text: str) -> Any:
+    kind = _FIELDS[key].type
+    try:
+        if kind == "int":
+            return int(text)
+        if kind == "float":
+            return float(text)
+    except ValueError:
+        raise ConfigError(f"{name}: expected a number, got {text!r}") from None
+    return text
+
+
+def _check_type(key: str, value: object) -> None:
+    kind = _FIELDS[key].type
+    ok = {
+        "int": isinstance(value, int) and not isinstance(value, bool),
+        "float": isinstance(value, int | float) and not isinstance(value, bool),
+        "str": isinstance(value, str),
+    }[str(kind)]
+    if not ok:
+        raise ConfigError(f"{key}: expected {kind}, got {type(value).__name__}")
+
+
+def _validate(c: Config) -> None:
+    for key in _FIELDS:
+        _check_type(key, getattr(c, key))
+    _require(bool(c.domain) and "@" not in c.domain and "/" not in c.domain, "domain", c.domain)
+    _require(bool(c.data_dir), "data_dir", c.data_dir)
+    _require(c.suite in SUITES, "suite", c.suite)
+    _require(c.store in STORES, "store", c.store)
+    _require(c.log_level in LOG_LEVELS, "log_level", c.log_level)
+    _require(0 <= c.listen_port <= 65535, "listen_port", c.listen_port)
+    envelope, frame = c.max_envelope_bytes, c.max_frame_bytes
+    _require(1024 <= envelope <= WIRE_MAX_BODY, "max_envelope_bytes", envelope)
+    _require(frame >= envelope + 1024, "max_frame_bytes", frame)
+    _require(c.max_blob_bytes >= 1, "max_blob_bytes", c.max_blob_bytes)
+    _require(1 <= c.default_ttl <= c.max_ttl, "default_ttl", c.default_ttl)
+    for key in ("rate_account_per_s", "rate_ip_per_s", "sweep_interval", "shutdown_timeout"):
+        _require(getattr(c, key) > 0, key, getattr(c, key))
+    for key in (
+        "rate_account_burst",
+        "rate_ip_burst",
+        "introductions_per_minute",
+        "max_connections_per_ip",
+        "flood_close_after",
+        "certificate_lifetime",
+    ):
+        _require(getattr(c, key) >= 1, key, getattr(c, key))
+    lifetime = c.document_lifetime
+    _require(3600 <= lifetime <= MAX_DOCUMENT_LIFETIME, "document_lifetime", lifetime)
+
+
+def _require(ok: bool, key: str, value: object) -> None:
+    if not ok:
+        raise ConfigError(f"invalid value for {key}: {value!r} (see node.config)")

@@ -1,0 +1,87 @@
+"""Errors of the relay node, each with a stable code that reaches clients in ``Error`` frames.
+
+    NodeError                  a refused request: ``code``, a clear ``message`` and, for rate
+     |                         limits, ``retry_after`` (milliseconds)
+     +-- ConfigError           invalid configuration (the command exits with status 2)
+
+Codes (stable; clients and tests match on them; the remote party broke the rule unless
+``internal``):
+
+    proto.malformed     the frame could not be decoded (text frame, bad msgpack, bad schema)
+    proto.unexpected    a frame the protocol does not allow now (not a request, or a request
+                        that needs authentication before Register/Auth, or a second one after)
+    proto.too_large     the frame is larger than ``max_frame_bytes``
+    auth.required       the request needs an authenticated connection
+    auth.failed         the signature, identity or device does not check out
+    auth.bad_code       the enrollment code is unknown, spent, expired or for another name
+    auth.replayed       this connection's challenge was already used
+    send.no_mailbox     no such mailbox on this node
+    send.token_required a Send without a delivery token
+    send.bad_token      the delivery token does not match the recipient's verifier
+    send.too_large      the envelope body is larger than ``max_envelope_bytes``
+    send.bad_ttl        a TTL above ``max_ttl`` (0 asks for ``default_ttl``)
+    limit.rate          too many requests; ``retry_after`` says when to try again
+    limit.connections   too many connections from this address
+    blob.too_large      the blob is larger than ``max_blob_bytes``
+    blob.not_found      no such blob (or expired, or the grant does not match)
+    prekeys.none        the address has no device with published prekeys
+    internal            the node failed; the request may be retried
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+PROTO_MALFORMED: Final = "proto.malformed"
+PROTO_UNEXPECTED: Final = "proto.unexpected"
+PROTO_TOO_LARGE: Final = "proto.too_large"
+AUTH_REQUIRED: Final = "auth.required"
+AUTH_FAILED: Final = "auth.failed"
+AUTH_BAD_CODE: Final = "auth.bad_code"
+AUTH_REPLAYED: Final = "auth.replayed"
+SEND_NO_MAILBOX: Final = "send.no_mailbox"
+SEND_TOKEN_REQUIRED: Final = "send.token_required"  # noqa: S105 - an error code
+SEND_BAD_TOKEN: Final = "send.bad_token"  # noqa: S105 - an error code
+SEND_TOO_LARGE: Final = "send.too_large"
+SEND_BAD_TTL: Final = "send.bad_ttl"
+LIMIT_RATE: Final = "limit.rate"
+LIMIT_CONNECTIONS: Final = "limit.connections"
+BLOB_TOO_LARGE: Final = "blob.too_large"
+BLOB_NOT_FOUND: Final = "blob.not_found"
+PREKEYS_NONE: Final = "prekeys.none"
+INTERNAL: Final = "internal"
+
+CODES: Final = (
+    PROTO_MALFORMED,
+    PROTO_UNEXPECTED,
+    PROTO_TOO_LARGE,
+    AUTH_REQUIRED,
+    AUTH_FAILED,
+    AUTH_BAD_CODE,
+    AUTH_REPLAYED,
+    SEND_NO_MAILBOX,
+    SEND_TOKEN_REQUIRED,
+    SEND_BAD_TOKEN,
+    SEND_TOO_LARGE,
+    SEND_BAD_TTL,
+    LIMIT_RATE,
+    LIMIT_CONNECTIONS,
+    BLOB_TOO_LARGE,
+    BLOB_NOT_FOUND,
+    PREKEYS_NONE,
+    INTERNAL,
+)
+
+
+class NodeError(Exception):
+    """A request refused with a stable ``code``; ``message`` is safe to show the client."""
+
+    def __init__(self, code: str, message: str, retry_after: int = 0) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.retry_after = retry_after
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; the message names the key and the rule."""

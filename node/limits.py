@@ -1,0 +1,78 @@
+"""Rate limits (token buckets keyed by account or client address) and connection counts.
+
+Pure: the caller passes the time (seconds, any monotonic origin). A bucket holds at most
+``burst`` tokens and refills at ``rate`` per second; :meth:`RateLimiter.take` spends one
+token or says how long to wait. Idle full buckets are dropped by :meth:`RateLimiter.prune`
+so the table stays as small as the set of active keys.
+"""
+
+from __future__ import annotations
+
+import math
+
+
+class RateLimiter:
+    """Token buckets of one ``rate``/``burst``, one per key."""
+
+    __slots__ = ("_buckets", "burst", "rate")
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, last time)
+
+    def take(self, key: str, now: float, cost: float = 1.0) -> float:
+        """Spend ``cost`` tokens of ``key``: 0.0 if allowed, else seconds until it would be."""
+        tokens, last = self._buckets.get(key, (self.burst, now))
+        tokens = min(self.burst, tokens + max(0.0, now - last) * self.rate)
+        if tokens >= cost:
+            self._buckets[key] = (tokens - cost, now)
+            return 0.0
+        self._buckets[key] = (tokens, now)
+        return (cost - tokens) / self.rate
+
+    def prune(self, now: float) -> int:
+        """Forget buckets that have refilled completely; the number dropped."""
+        full = [
+            key
+            for key, (tokens, last) in self._buckets.items()
+            if tokens + (now - last) * self.rate >= self.burst
+        ]
+        for key in full:
+            del self._buckets[key]
+        return len(full)
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+
+def retry_after_ms(seconds: float) -> int:
+    """A wait in seconds as the whole milliseconds an Error frame carries (at least 1)."""
+    return max(1, min(2**32 - 1, math.ceil(seconds * 1000)))
+
+
+class ConnectionCounter:
+    """Live connections per client address, capped at ``limit``."""
+
+    __slots__ = ("_counts", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._counts: dict[str, int] = {}
+
+    def acquire(self, key: str) -> bool:
+        count = self._counts.get(key, 0)
+        if count >= self.limit:
+            return False
+        self._counts[key] = count + 1
+        return True
+
+    def release(self, key: str) -> None:
+        count = self._counts.get(key, 0) - 1
+        if count > 0:
+            self._counts[key] = count
+        else:
+            self._counts.pop(key, None)
+
+    def total(self) -> int:
+        return sum(self._counts.values())

@@ -1,0 +1,118 @@
+"""Prometheus metrics written by hand (text exposition format 0.0.4).
+
+:class:`Metrics` holds every series the node exports; ``render`` writes them with the
+store's gauges (passed in, since reading them is async) for ``GET /metrics``:
+
+    sealrelay_envelopes_accepted_total          counter  envelopes stored (not duplicates)
+    sealrelay_envelopes_delivered_total         counter  envelopes pushed to a device
+    sealrelay_envelopes_expired_total           counter  envelopes deleted by the sweeper
+    sealrelay_frames_rejected_total{code}       counter  Error frames sent, by code
+    sealrelay_connections                       gauge    live client WebSockets
+    sealrelay_mailbox_envelopes                 gauge    envelopes stored (queue depth)
+    sealrelay_store_<stat>                      gauge    the store's other statistics
+    sealrelay_request_seconds                   histogram time to answer a request frame
+    sealrelay_send_to_deliver_seconds           histogram stored -> pushed
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Mapping, Sequence
+from typing import Final
+
+CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
+LATENCY_BUCKETS: Final = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+)
+
+
+class Histogram:
+    """Cumulative buckets (upper bounds in seconds), a sum and a count."""
+
+    __slots__ = ("bounds", "count", "counts", "total")
+
+    def __init__(self, bounds: Sequence[float] = LATENCY_BUCKETS) -> None:
+        self.bounds = tuple(bounds)
+        self.counts = [0] * (len(self.bounds) + 1)
+        self.total = 0.0
+        self.count = 0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1
+        self.total += value
+        self.count += 1
+
+    def lines(self, name: str) -> list[str]:
+        out, running = [], 0
+        for bound, n in zip(self.bounds, self.counts, strict=False):
+            running += n
+            out.append(f'{name}_bucket{{le="{bound}"}} {running}')
+        out.append(f'{name}_bucket{{le="+Inf"}} {self.count}')
+        out.append(f"{name}_sum {self.total:.6f}")
+        out.append(f"{name}_count {self.count}")
+        return out
+
+
+class Metrics:
+    """The node's counters, gauges and histograms."""
+
+    def __init__(self) -> None:
+        self.accepted = 0
+        self.delivered = 0
+        self.expired = 0
+        self.rejected: dict[str, int] = {}
+        self.connections = 0
+        self.request_seconds = Histogram()
+        self.send_to_deliver = Histogram()
+
+    def reject(self, code: str) -> None:
+        self.rejected[code] = self.rejected.get(code, 0) + 1
+
+    def render(self, store_stats: Mapping[str, int]) -> str:
+        lines: list[str] = []
+        _counter(lines, "envelopes_accepted_total", "Envelopes stored.", self.accepted)
+        _counter(lines, "envelopes_delivered_total", "Envelopes pushed.", self.delivered)
+        _counter(lines, "envelopes_expired_total", "Envelopes expired.", self.expired)
+        name = "sealrelay_frames_rejected_total"
+        lines += [f"# HELP {name} Error frames sent, by code.", f"# TYPE {name} counter"]
+        lines += [f'{name}{{code="{c}"}} {n}' for c, n in sorted(self.rejected.items())]
+        _gauge(lines, "connections", "Live client WebSockets.", self.connections)
+        depth = store_stats.get("envelopes", 0)
+        _gauge(lines, "mailbox_envelopes", "Envelopes stored in mailboxes.", depth)
+        for key, value in sorted(store_stats.items()):
+            _gauge(lines, f"store_{_metric_name(key)}", f"Store statistic {key}.", value)
+        _histogram(lines, "request_seconds", "Request latency.", self.request_seconds)
+        _histogram(
+            lines, "send_to_deliver_seconds", "Stored to pushed latency.", self.send_to_deliver
+        )
+        return "\n".join(lines) + "\n"
+
+
+def _metric_name(key: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in key.lower())
+
+
+def _counter(lines: list[str], name: str, help_text: str, value: int) -> None:
+    full = f"sealrelay_{name}"
+    lines += [f"# HELP {full} {help_text}", f"# TYPE {full} counter", f"{full} {value}"]
+
+
+def _gauge(lines: list[str], name: str, help_text: str, value: int) -> None:
+    full = f"sealrelay_{name}"
+    lines += [f"# HELP {full} {help_text}", f"# TYPE {full} gauge", f"{full} {value}"]
+
+
+def _histogram(lines: list[str], name: str, help_text: str, hist: Histogram) -> None:
+    full = f"sealrelay_{name}"
+    lines += [f"# HELP {full} {help_text}", f"# TYPE {full} histogram", *hist.lines(full)]

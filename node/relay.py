@@ -1,0 +1,263 @@
+"""The node's shared core: the requests that act on accounts, mailboxes, keys and blobs.
+
+:class:`Relay` holds what every connection shares (configuration, store, server keys, the
+hub, limits, metrics) and answers requests for an already identified caller; the
+per-connection state machine is :class:`node.session.Session`. Time and randomness are
+injected (``clock`` in Unix seconds, ``random_bytes``), so tests pin them. Every refusal
+raises :class:`~node.errors.NodeError` with a stable code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Final, TypeVar
+
+from node import accounts, errors
+from node.config import Config
+from node.errors import NodeError
+from node.hub import Hub
+from node.keys import ServerKeys
+from node.limits import ConnectionCounter, RateLimiter
+from node.metrics import Metrics
+from node.store import DeviceRecord, PrekeyRecord, Store, StoredEnvelope
+from suites import Suite
+from wire import decode, encode
+from wire.e2e import IdentityKey, KemPrekey, OneTimePrekey, PrekeyBundle, SealedSenderKey
+from wire.e2e import SignedPrekey as SignedPrekeyMsg
+from wire.relay import (
+    PURPOSE_AUTH,
+    PURPOSE_REGISTER,
+    Auth,
+    AuthPayload,
+    BlobGrant,
+    DeviceBundle,
+    FetchPrekeys,
+    Introduce,
+    PublishPrekeys,
+    Register,
+    RequestBlobUpload,
+    Send,
+    Sent,
+)
+
+CACHE_LIMIT: Final = 65_536
+MAX_DEVICES: Final = 32
+BLOB_ID_LEN: Final = 16
+BLOB_TOKEN_LEN: Final = 32
+MAILBOX_LEN: Final = 16
+FIRST_DEVICE: Final = 1
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+@dataclass(frozen=True)
+class Caller:
+    """An authenticated device."""
+
+    address: str
+    device: int
+    mailbox: bytes
+    identity: IdentityKey
+
+
+@dataclass(eq=False)
+class Relay:
+    """Shared state and the account, mailbox, prekey and blob operations."""
+
+    config: Config
+    store: Store
+    keys: ServerKeys
+    clock: Callable[[], float] = time.time
+    random_bytes: Callable[[int], bytes] = secrets.token_bytes
+    hub: Hub = field(default_factory=Hub)
+    metrics: Metrics = field(default_factory=Metrics)
+    draining: bool = False
+    _owners: dict[bytes, DeviceRecord] = field(default_factory=dict, repr=False)
+    _verifiers: dict[str, bytes | None] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        c = self.config
+        self.account_limit = RateLimiter(c.rate_account_per_s, c.rate_account_burst)
+        self.ip_limit = RateLimiter(c.rate_ip_per_s, c.rate_ip_burst)
+        self.intro_limit = RateLimiter(
+            c.introductions_per_minute / 60.0, c.introductions_per_minute
+        )
+        self.connections = ConnectionCounter(c.max_connections_per_ip)
+
+    @property
+    def suite(self) -> Suite:
+        return self.keys.suite
+
+    @property
+    def domain(self) -> str:
+        return self.config.domain
+
+    def now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    # --- enrollment and authentication ------------------------------------------------
+
+    async def register(self, frame: Register, nonce: bytes) -> Caller:
+        if not accounts.valid_name(frame.name):
+            raise NodeError(errors.AUTH_BAD_CODE, "invalid account name")
+        address = f"{frame.name}@{self.domain}"
+        payload = AuthPayload(PURPOSE_REGISTER, self.domain, nonce, address, 0)
+        self._check_signature(frame.identity, payload, frame.sig)
+        raw = accounts.parse_code(frame.code)
+        if raw is None:
+            raise NodeError(errors.AUTH_BAD_CODE, "not an enrollment code")
+        mailbox = self.random_bytes(MAILBOX_LEN)
+        now = self.now_ms()
+        record = DeviceRecord(address, FIRST_DEVICE, encode(frame.identity), mailbox, now)
+        if not await self.store.register(accounts.code_hash(raw), frame.name, record, now):
+            raise NodeError(errors.AUTH_BAD_CODE, "code unknown, spent, expired or taken")
+        return Caller(address, FIRST_DEVICE, mailbox, frame.identity)
+
+    async def authenticate(self, frame: Auth, nonce: bytes) -> Caller:
+        record = await self.store.device(frame.address, frame.device)
+        if record is None:
+            raise NodeError(errors.AUTH_FAILED, "authentication failed")
+        identity = decode(record.identity, IdentityKey)
+        payload = AuthPayload(PURPOSE_AUTH, self.domain, nonce, frame.address, frame.device)
+        self._check_signature(identity, payload, frame.sig)
+        return Caller(record.address, record.device, record.mailbox, identity)
+
+    def _check_signature(self, identity: IdentityKey, payload: AuthPayload, sig: bytes) -> None:
+        if not accounts.identity_ok(self.suite, identity) or not accounts.auth_signature_ok(
+            self.suite, identity, payload, sig
+        ):
+            raise NodeError(errors.AUTH_FAILED, "authentication failed")
+
+    async def add_invite(self, name: str, ttl_s: int) -> str:
+        """A fresh enrollment code for ``name`` (stored as its hash); the printable code."""
+        raw = self.random_bytes(accounts.CODE_BYTES)
+        await self.store.add_invite(accounts.code_hash(raw), name, self.now_ms() + ttl_s * 1000)
+        return accounts.format_code(raw)
+
+    # --- mailboxes ----------------------------------------------------------------------
+
+    async def send(self, frame: Send | Introduce, sender: str | None) -> Sent:
+        """Store a sealed envelope (``sender`` set for an introduction) and hand it over."""
+        expires = self._expiry(frame.ttl, len(frame.body))
+        owner = await self._owner(frame.mailbox)
+        if isinstance(frame, Send):
+            await self._check_token(owner.address, frame.token)
+        now = self.now_ms()
+        envelope = StoredEnvelope(
+            frame.mailbox, frame.eid, 0, now, now + expires, self.domain, sender, frame.body
+        )
+        stored, seq = await self.store.enqueue(envelope)
+        if stored:
+            self.metrics.accepted += 1
+            self.hub.deliver(dataclasses.replace(envelope, seq=seq))
+        return Sent(frame.id, frame.eid, not stored)
+
+    def _expiry(self, ttl: int, size: int) -> int:
+        if size > self.config.max_envelope_bytes:
+            raise NodeError(errors.SEND_TOO_LARGE, "envelope body too large")
+        if ttl > self.config.max_ttl:
+            raise NodeError(errors.SEND_BAD_TTL, f"ttl above {self.config.max_ttl} s")
+        return (ttl or self.config.default_ttl) * 1000
+
+    async def _owner(self, mailbox: bytes) -> DeviceRecord:
+        owner = self._owners.get(mailbox)
+        if owner is None:
+            owner = await self.store.mailbox_owner(mailbox)
+            if owner is None:
+                raise NodeError(errors.SEND_NO_MAILBOX, "no such mailbox")
+            _cache(self._owners, mailbox, owner)
+        return owner
+
+    async def _check_token(self, address: str, token: bytes | None) -> None:
+        if token is None:
+            raise NodeError(errors.SEND_TOKEN_REQUIRED, "a delivery token is required")
+        if address in self._verifiers:
+            verifier = self._verifiers[address]
+        else:
+            verifier = await self.store.token_verifier(address)
+            _cache(self._verifiers, address, verifier)
+        if verifier is None or not accounts.token_matches(token, verifier):
+            raise NodeError(errors.SEND_BAD_TOKEN, "delivery token does not match")
+
+    async def set_token(self, caller: Caller, verifier: bytes) -> None:
+        self._verifiers.pop(caller.address, None)
+        await self.store.set_token_verifier(caller.address, verifier)
+        self._verifiers.pop(caller.address, None)
+
+    # --- prekeys ------------------------------------------------------------------------
+
+    async def publish_prekeys(self, caller: Caller, frame: PublishPrekeys) -> None:
+        upload = frame.upload
+        if upload.suite != self.suite.suite_id or upload.identity != caller.identity:
+            raise NodeError(errors.AUTH_FAILED, "prekeys not made by this device's identity")
+        record = PrekeyRecord(
+            identity=encode(upload.identity),
+            signed_prekey=encode(upload.signed_prekey),
+            last_resort=encode(upload.last_resort),
+            sealed_key=encode(upload.sealed_key),
+            one_time={k.id: encode(k) for k in upload.one_time},
+            kem_one_time={k.id: encode(k) for k in upload.kem_one_time},
+        )
+        await self.store.put_prekeys(caller.address, caller.device, record)
+
+    async def fetch_prekeys(self, frame: FetchPrekeys) -> tuple[DeviceBundle, ...]:
+        found = []
+        for record in (await self.store.devices(frame.address))[:MAX_DEVICES]:
+            parts = await self.store.take_bundle(record.address, record.device)
+            if parts is None:
+                continue
+            bundle = PrekeyBundle(
+                suite=self.suite.suite_id,
+                address=record.address,
+                device=record.device,
+                identity=decode(parts.identity, IdentityKey),
+                signed_prekey=decode(parts.signed_prekey, SignedPrekeyMsg),
+                one_time=None if parts.one_time is None else decode(parts.one_time, OneTimePrekey),
+                kem_prekey=decode(parts.kem_prekey, KemPrekey),
+                sealed_key=decode(parts.sealed_key, SealedSenderKey),
+            )
+            found.append(DeviceBundle(record.device, record.mailbox, bundle))
+        if not found:
+            raise NodeError(errors.PREKEYS_NONE, "no device with published prekeys")
+        return tuple(found)
+
+    # --- blobs --------------------------------------------------------------------------
+
+    async def grant_blob(self, frame: RequestBlobUpload) -> BlobGrant:
+        if frame.size > self.config.max_blob_bytes or frame.size == 0:
+            raise NodeError(
+                errors.BLOB_TOO_LARGE, f"blob size must be 1..{self.config.max_blob_bytes}"
+            )
+        if frame.ttl > self.config.max_ttl:
+            raise NodeError(errors.SEND_BAD_TTL, f"ttl above {self.config.max_ttl} s")
+        blob, token = self.random_bytes(BLOB_ID_LEN), self.random_bytes(BLOB_TOKEN_LEN)
+        expires = self.now_ms() + (frame.ttl or self.config.default_ttl) * 1000
+        await self.store.grant_blob(blob, accounts.blob_token_hash(token), frame.size, expires)
+        return BlobGrant(frame.id, blob, token, expires)
+
+    async def put_blob(self, blob: bytes, token: bytes, data: bytes) -> bool:
+        token_hash = accounts.blob_token_hash(token)
+        return await self.store.put_blob(blob, token_hash, data, self.now_ms())
+
+    async def get_blob(self, blob: bytes) -> bytes | None:
+        return await self.store.get_blob(blob, self.now_ms())
+
+    # --- housekeeping -------------------------------------------------------------------
+
+    async def sweep(self) -> None:
+        result = await self.store.sweep(self.now_ms())
+        self.metrics.expired += result.envelopes
+        now = self.clock()
+        for limiter in (self.account_limit, self.ip_limit, self.intro_limit):
+            limiter.prune(now)
+
+
+def _cache(table: dict[K, V], key: K, value: V) -> None:
+    if len(table) >= CACHE_LIMIT:
+        table.clear()
+    table[key] = value
