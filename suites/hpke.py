@@ -21,6 +21,7 @@ through :meth:`Hpke.for_suite`.  :meth:`Hpke.open` raises only
 
 from __future__ import annotations
 
+import functools
 import secrets
 from dataclasses import dataclass, field
 from typing import Final, Protocol
@@ -78,6 +79,7 @@ _SUITES: Final = {
     labels.SUITE_XWING: (KEM_MLKEM768_X25519, KDF_HKDF_SHA256, AEAD_AES_256_GCM),
 }
 _MAX_LABELED_LEN: Final = 0xFFFF  # L is encoded in two bytes
+_PUBLIC_EXTRACT_CACHE_SIZE: Final = 32
 
 
 class HpkeError(SuiteError):
@@ -104,6 +106,10 @@ class _TwoStageKdf:
         self.kdf_id = kdf_id
         self._kdf = Kdf(hash_name)
         self.nh = self._kdf.hash_len
+        # psk_id_hash and info_hash of the key schedule depend on public constants only.
+        self._public_extract = functools.lru_cache(maxsize=_PUBLIC_EXTRACT_CACHE_SIZE)(
+            self.labeled_extract
+        )
 
     def labeled_extract(self, suite_id: bytes, salt: bytes, label: bytes, ikm: bytes) -> bytes:
         return self._kdf.extract(salt, labels.HPKE_VERSION_LABEL + suite_id + label + ikm)
@@ -130,8 +136,8 @@ class _TwoStageKdf:
         nn: int,
     ) -> tuple[bytes, bytes, bytes]:
         """RFC 9180 section 5.1 ``KeySchedule``: ``(key, base_nonce, exporter_secret)``."""
-        psk_id_hash = self.labeled_extract(suite_id, b"", labels.HPKE_LABEL_PSK_ID_HASH, psk_id)
-        info_hash = self.labeled_extract(suite_id, b"", labels.HPKE_LABEL_INFO_HASH, info)
+        psk_id_hash = self._public_extract(suite_id, b"", labels.HPKE_LABEL_PSK_ID_HASH, psk_id)
+        info_hash = self._public_extract(suite_id, b"", labels.HPKE_LABEL_INFO_HASH, info)
         context = _i2osp(mode, 1) + psk_id_hash + info_hash
         secret = self.labeled_extract(suite_id, shared, labels.HPKE_LABEL_SECRET, psk)
         key = self.labeled_expand(suite_id, secret, labels.HPKE_LABEL_KEY, context, nk)
@@ -474,8 +480,9 @@ class _Context:
     def _next_nonce(self, aead: Aead) -> bytes:
         if self.seq >= (1 << (8 * aead.nonce_len)) - 1:
             raise HpkeError("HPKE message limit reached")
-        seq = _i2osp(self.seq, aead.nonce_len)
-        return bytes(a ^ b for a, b in zip(self.base_nonce, seq, strict=True))
+        # base_nonce XOR I2OSP(seq, Nn), as integers
+        nonce = int.from_bytes(self.base_nonce, "big") ^ self.seq
+        return nonce.to_bytes(aead.nonce_len, "big")
 
     def _cipher(self) -> Aead:
         if self._aead is None:

@@ -33,6 +33,7 @@ one suite handed to the other is refused with :class:`~suites.errors.InvalidKey`
 
 from __future__ import annotations
 
+import functools
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -69,6 +70,8 @@ _MLKEM_SEED_LEN: Final = 64  # d || z
 _MLKEM_RANDOM_LEN: Final = 32  # the message m of Encaps_internal
 _HYBRID_SEED_LEN: Final = 32
 _SHARED_LEN: Final = 32
+PUBLIC_KEY_CACHE_SIZE: Final = 64
+"""Parsed hybrid KEM public keys kept per suite (a few KiB each)."""
 
 
 @dataclass(frozen=True)
@@ -188,6 +191,7 @@ class HybridKem:
         self.shared_len = _SHARED_LEN
         self.seed_len = _HYBRID_SEED_LEN
         self.random_len = _MLKEM_RANDOM_LEN + p.group_seed_len
+        self._parsed_public = functools.lru_cache(maxsize=PUBLIC_KEY_CACHE_SIZE)(self._parse_public)
 
     def __repr__(self) -> str:
         return f"HybridKem({self.suite!r})"
@@ -331,8 +335,14 @@ class HybridKem:
             raise InvalidKey("P-384 element is not a point on the curve") from None
 
     def _load_public(self, pk: bytes) -> tuple[MlKemPublic, GroupPublic]:
+        """The parsed halves of ``pk``. The last ``PUBLIC_KEY_CACHE_SIZE`` valid keys stay
+        parsed, since a sealed-sender key is used for every message to its device (the
+        parsed objects are immutable; an invalid key is never cached)."""
         if not isinstance(pk, bytes) or len(pk) != self.public_len:
             raise InvalidKey(f"{self.name} public key must be {self.public_len} bytes")
+        return self._parsed_public(pk)
+
+    def _parse_public(self, pk: bytes) -> tuple[MlKemPublic, GroupPublic]:
         split = self._p.mlkem.public_len
         try:
             pk_m = self._p.mlkem.public_cls.from_public_bytes(pk[:split])
