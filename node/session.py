@@ -133,10 +133,13 @@ class Session:
         started = time.perf_counter()
         frame: Frame | None = None
         try:
-            self._rate_limit()
             if len(data) > self.relay.config.max_frame_bytes:
+                self._rate_limit()
                 raise NodeError(errors.PROTO_TOO_LARGE, "frame too large")
-            frame = _decode(data, self.relay.config.max_frame_bytes)
+            try:
+                frame = _decode(data, self.relay.config.max_frame_bytes)
+            finally:
+                self._rate_limit()
             out = await self.handle(frame)
         except NodeError as exc:
             out = [self._error(_request_id(frame), exc)]
