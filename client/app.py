@@ -1,0 +1,413 @@
+"""The high-level client: one enrolled device talking to its home node.
+
+    client = Client.load(store, save_dir=...)           after ``client.enroll.enroll``
+    async with client.online():                          link, outbox pump, deliveries
+        failures = await client.send(to, text, files, expire)
+        await client.drained.wait()
+        client.inbox.unshown()
+    client.safety_number(address)
+
+Sending encrypts once per device of the recipient (fetching prekeys and starting
+sessions where there are none), writes each envelope to the durable outbox in the same
+transaction as the ratchet state, then waits until the node acknowledged every one.
+Receiving de-duplicates by envelope id, decrypts, and saves the message, the seen id and
+the session in one transaction before acknowledging; attachments are then downloaded and
+verified. On every connection the client replenishes its one-time prekeys when the node
+runs low and renews its sender certificate before it expires; while online it purges
+disappearing messages when their timer runs out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+from typing import Final
+
+import trio
+
+from client import nodehttp, persist
+from client.attachments_io import download_all, pending_attachment, upload_file
+from client.content import Content, pack, unpack
+from client.entropy import SYSTEM_ENTROPY, Entropy
+from client.errors import BadContent, ClientError, NetworkError, NoAccount, Refused
+from client.identity import ONE_TIME_BATCH
+from client.inbox import Inbox, StoredMessage, message_key
+from client.net import AuthLogin, Connection, Connector, Link, websocket_connector
+from client.outbox import Outbox, OutboxItem, OutboxPump
+from client.records import AccountInfo, Contact
+from client.safety import safety_number
+from client.serverkeys import PinnedKeyring, accept_refresh, needs_refresh, verify_document
+from client.session import Device
+from client.store.base import StateStore
+from wire import decode
+from wire.e2e import IdentityKey
+from wire.relay import (
+    Ack,
+    Authenticated,
+    CertificateIssued,
+    Deliver,
+    Drained,
+    Envelope,
+    FetchPrekeys,
+    GetCertificate,
+    GetPrekeyStatus,
+    PrekeyBundles,
+    PrekeyStatus,
+    PublishPrekeys,
+    Registered,
+)
+from wire.server import ServerKeyDocument
+
+EID_LEN: Final = 16
+RENEW_CERTIFICATE_BEFORE_MS: Final = 2 * 86_400_000
+"""Renew the sender certificate when less than this is left of it."""
+ACK_BATCH: Final = 1024
+
+
+def now_ms(clock: Callable[[], float]) -> int:
+    return int(clock() * 1000)
+
+
+class Client:
+    """An enrolled device, its store and its connection to the home node."""
+
+    def __init__(
+        self,
+        store: StateStore,
+        device: Device,
+        info: AccountInfo,
+        *,
+        save_dir: Path,
+        entropy: Entropy = SYSTEM_ENTROPY,
+        clock: Callable[[], float] = time.time,
+        connector: Connector | None = None,
+    ) -> None:
+        self.store = store
+        self.device = device
+        self.info = info
+        self.save_dir = save_dir
+        self.entropy = entropy
+        self.clock = clock
+        self.inbox = Inbox(store)
+        self.outbox = Outbox(store)
+        self.link = Link(
+            connector or websocket_connector(info.node_url),
+            AuthLogin(device.identity, device.address, device.device_id),
+            self._on_connect,
+            expect_server=device.address.rpartition("@")[2],
+        )
+        self.pump = OutboxPump(self.outbox, self.link.request)
+        self.drained = trio.Event()
+        self.changed = trio.Event()
+        """Set (and replaced) whenever a message was saved or updated."""
+
+    @classmethod
+    def load(
+        cls,
+        store: StateStore,
+        *,
+        save_dir: Path,
+        entropy: Entropy = SYSTEM_ENTROPY,
+        clock: Callable[[], float] = time.time,
+        connector: Connector | None = None,
+    ) -> Client:
+        """The client saved in ``store``; :class:`NoAccount` before enrollment."""
+        info = persist.load_account_info(store)
+        if info is None:
+            raise NoAccount("the client state holds no account; register first")
+        keyring = PinnedKeyring()
+        keyring.pin(decode(info.server_key_document, ServerKeyDocument))
+        device = persist.load_device(store, keyring, entropy=entropy, clock=clock)
+        return cls(
+            store,
+            device,
+            info,
+            save_dir=save_dir,
+            entropy=entropy,
+            clock=clock,
+            connector=connector,
+        )
+
+    @property
+    def keyring(self) -> PinnedKeyring:
+        keyring = self.device.keyring
+        assert isinstance(keyring, PinnedKeyring)  # noqa: S101 - set by load/enroll
+        return keyring
+
+    @property
+    def domain(self) -> str:
+        return self.device.address.rpartition("@")[2]
+
+    # --- running ----------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def online(self) -> AsyncIterator[Client]:
+        """Connected for the duration of the block (waits for the first connection).
+
+        An error of the block, or a fatal one of the link, comes out as itself.
+        """
+        await self.refresh_server_keys()
+        self.purge_expired()
+        error: BaseException | None = None
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.link.run)
+            nursery.start_soon(self.pump.run)
+            nursery.start_soon(self._process_pushes)
+            nursery.start_soon(self._purge_loop)
+            try:
+                yield self
+            except Exception as exc:
+                error = exc
+            nursery.cancel_scope.cancel()
+        if error is not None:
+            raise error
+
+    async def refresh_server_keys(self) -> None:
+        """Fetch a fresh key document once half of the pinned one's life has passed;
+        accept it only if a pinned key signed it."""
+        pinned = self.keyring.document(self.domain)
+        now = now_ms(self.clock)
+        if pinned is not None and not needs_refresh(pinned, now):
+            return
+        data = await nodehttp.fetch_document(self.info.node_url)
+        fresh = (
+            verify_document(data, self.domain, now)
+            if pinned is None
+            else accept_refresh(pinned, data, self.domain, now)
+        )
+        self.keyring.pin(fresh)
+        self.info = AccountInfo(
+            self.info.node_url, data, self.info.mailbox, self.info.delivery_token
+        )
+        persist.save_account_info(self.store, self.info)
+
+    async def _on_connect(self, conn: Connection, response: Registered | Authenticated) -> None:
+        if self.info.mailbox != response.mailbox:
+            self.info = AccountInfo(
+                self.info.node_url,
+                self.info.server_key_document,
+                response.mailbox,
+                self.info.delivery_token,
+            )
+            persist.save_account_info(self.store, self.info)
+        await self._replenish_prekeys(conn)
+        await self._renew_certificate(conn)
+        self.pump.notify()
+        await self._fetch_pending_attachments()
+
+    async def _replenish_prekeys(self, conn: Connection) -> None:
+        status = await conn.request(GetPrekeyStatus(id=0))
+        if not isinstance(status, PrekeyStatus):
+            raise NetworkError("unexpected answer to GetPrekeyStatus")
+        remaining = min(status.one_time, status.kem_one_time)
+        pool = self.device.pool
+        if not pool.needs_replenish(remaining):
+            return
+        pool.generate_one_time(self.entropy, ONE_TIME_BATCH)
+        persist.save_prekeys(self.store, self.device)  # private halves first
+        await conn.request(PublishPrekeys(id=0, upload=pool.upload(only_new=True)))
+        persist.save_prekeys(self.store, self.device)
+
+    async def _renew_certificate(self, conn: Connection) -> None:
+        expires = self.device.certificate.body.expires
+        if now_ms(self.clock) < expires - RENEW_CERTIFICATE_BEFORE_MS:
+            return
+        issued = await conn.request(GetCertificate(id=0))
+        if not isinstance(issued, CertificateIssued):
+            raise NetworkError("unexpected answer to GetCertificate")
+        self.device.certificate = issued.certificate
+        persist.save_device(self.store, self.device)
+
+    # --- sending ----------------------------------------------------------------------
+
+    async def send(
+        self,
+        to: str,
+        text: str,
+        files: Sequence[Path] = (),
+        expire: int | None = None,
+        ttl: int = 0,
+    ) -> dict[bytes, Refused]:
+        """Send to every device of ``to``; returns once the node acknowledged (or refused
+        for good) every envelope: the refused ones by eid. Must run inside :meth:`online`."""
+        if self.device.identity_changed(to):
+            self.device.encrypt(to, 0, b"")  # raises UntrustedIdentity
+        pointers = [
+            await upload_file(self.link.request, self.info.node_url, path, self.entropy)
+            for path in files
+        ]
+        content = Content(
+            text=text,
+            sent=now_ms(self.clock),
+            reply_token=self.info.delivery_token,
+            reply_mailbox=self.info.mailbox,
+            expire=expire,
+            attachments=tuple(pointers),
+        )
+        targets = await self._targets(to)
+        eids = self._queue(to, targets, pack(content), ttl)
+        self.pump.notify()
+        return await self.pump.wait(eids)
+
+    def _queue(
+        self, to: str, targets: dict[int, Contact], plaintext: bytes, ttl: int
+    ) -> list[bytes]:
+        eids = []
+        with self.store.transaction():
+            for device_id, contact in targets.items():
+                body = self.device.encrypt(to, device_id, plaintext)
+                eid = self.entropy.random_bytes(EID_LEN)
+                persist.save_peer(self.store, self.device, to, device_id)
+                item = OutboxItem(
+                    to, device_id, contact.mailbox, eid, contact.delivery_token, ttl, body
+                )
+                self.outbox.add(item)
+                eids.append(eid)
+        return eids
+
+    async def _targets(self, to: str) -> dict[int, Contact]:
+        """The recipient's devices with a session and a mailbox, fetching bundles if none."""
+        known = {
+            dev: contact
+            for (addr, dev), contact in persist.contacts(self.store).items()
+            if addr == to and self.device.has_session(to, dev)
+        }
+        if known:
+            return known
+        bundles = await self.link.request(FetchPrekeys(id=0, address=to))
+        if not isinstance(bundles, PrekeyBundles):
+            raise NetworkError("unexpected answer to FetchPrekeys")
+        targets: dict[int, Contact] = {}
+        for entry in bundles.devices:
+            if entry.bundle.address != to or entry.bundle.device != entry.device:
+                raise ClientError("the node answered with a bundle of another device")
+            old = persist.load_contact(self.store, to, entry.device)
+            contact = Contact(entry.mailbox, old.delivery_token if old else None)
+            with self.store.transaction():
+                self.device.start_session(entry.bundle)
+                persist.save_peer(self.store, self.device, to, entry.device)
+                persist.save_contact(self.store, to, entry.device, contact)
+            targets[entry.device] = contact
+        return targets
+
+    # --- receiving --------------------------------------------------------------------
+
+    async def _process_pushes(self) -> None:
+        async for push in self.link.pushes:
+            if isinstance(push, Drained):
+                self.drained.set()
+            elif isinstance(push, Deliver):
+                await self._deliver(push)
+
+    async def _deliver(self, push: Deliver) -> None:
+        saved = [msg for env in push.envelopes if (msg := self._accept(env)) is not None]
+        eids = tuple(env.eid for env in push.envelopes)
+        with contextlib.suppress(NetworkError):  # unacked: pushed again after reconnecting
+            await self.link.request(Ack(id=0, eids=eids))
+        if saved:
+            self._changed()
+        for msg in saved:
+            if msg.attachments:
+                await self._download(msg)
+
+    def _accept(self, env: Envelope) -> StoredMessage | None:
+        """Decrypt and save ``env`` (one transaction); ``None`` for a duplicate or an
+        envelope that does not open (dropped: it can never open later either)."""
+        with self.store.transaction():
+            if not persist.mark_seen(self.store, env.eid, env.expires):
+                return None
+            try:
+                received = self.device.decrypt(env.body)
+                content = unpack(received.plaintext)
+            except (ClientError, BadContent):
+                return None
+            if env.sender is not None and env.sender != received.sender:
+                return None  # an introduction whose sealed sender is someone else
+            persist.save_peer(self.store, self.device, received.sender, received.device)
+            self._remember_contact(received.sender, received.device, content)
+            msg = _stored(env, received.sender, received.device, content, now_ms(self.clock))
+            self.inbox.put(msg)
+        return msg
+
+    def _remember_contact(self, address: str, device: int, content: Content) -> None:
+        if content.reply_mailbox is None:
+            return
+        contact = Contact(content.reply_mailbox, content.reply_token)
+        if persist.load_contact(self.store, address, device) != contact:
+            persist.save_contact(self.store, address, device, contact)
+
+    async def _download(self, msg: StoredMessage) -> None:
+        updated = await download_all(msg, self.info.node_url, self.save_dir)
+        if updated != msg and self.inbox.get(message_key(msg)) is not None:
+            self.inbox.put(updated)
+            self._changed()
+
+    async def _fetch_pending_attachments(self) -> None:
+        for msg in self.inbox.messages():
+            if not msg.settled:
+                await self._download(msg)
+
+    def _changed(self) -> None:
+        self.changed.set()
+        self.changed = trio.Event()
+
+    # --- disappearing messages --------------------------------------------------------
+
+    def purge_expired(self) -> list[StoredMessage]:
+        """Delete disappeared messages and their saved files."""
+        gone = self.inbox.purge_expired(now_ms(self.clock))
+        for msg in gone:
+            for att in msg.attachments:
+                if att.path is not None:
+                    Path(att.path).unlink(missing_ok=True)
+        if gone:
+            self._changed()
+        return gone
+
+    async def _purge_loop(self) -> None:
+        while True:
+            self.purge_expired()
+            nxt = self.inbox.next_expiry()
+            delay = 60.0 if nxt is None else max(0.0, (nxt - now_ms(self.clock)) / 1000)
+            with trio.move_on_after(min(delay, 60.0)):
+                await self.changed.wait()
+
+    # --- safety numbers ---------------------------------------------------------------
+
+    def peer_identity(self, address: str) -> IdentityKey | None:
+        trust = self.device.trust.get(address)
+        return None if trust is None else decode(trust.identity, IdentityKey)
+
+    def safety_number(self, address: str) -> str | None:
+        """The safety number with ``address`` (``None`` before any session with it)."""
+        peer = self.peer_identity(address)
+        if peer is None:
+            return None
+        return safety_number(self.device.identity.public, self.device.address, peer, address)
+
+    def accept_identity(self, address: str) -> None:
+        self.device.accept_identity(address)
+        with self.store.transaction():
+            for addr, dev in list(self.device.sessions):
+                if addr == address:
+                    persist.save_peer(self.store, self.device, addr, dev)
+            if not any(addr == address for addr, _ in self.device.sessions):
+                persist.save_device(self.store, self.device)
+
+
+def _stored(env: Envelope, sender: str, device: int, content: Content, now: int) -> StoredMessage:
+    expire = content.expire
+    return StoredMessage(
+        eid=env.eid,
+        sender=sender,
+        device=device,
+        text=content.text,
+        sent=content.sent,
+        received=now,
+        expire=expire,
+        expires_at=None if expire is None else now + expire * 1000,
+        attachments=tuple(pending_attachment(p) for p in content.attachments),
+        shown=False,
+    )

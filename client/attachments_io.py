@@ -1,0 +1,117 @@
+"""The shell around ``client.attachments``: read a file, encrypt, upload; download, verify,
+save.
+
+Uploading asks the node for a grant (``RequestBlobUpload``) over the client connection,
+then PUTs the ciphertext with the grant's one-time token. Downloading GETs the blob from
+the home node (never more than the pointer's ``cipher_size``), checks the digest and the
+chunks, and saves the plaintext under the save directory with a sanitised, unique name
+(mode 0600). A blob that is gone or does not verify is marked with an error code; a
+network failure leaves it pending for the next connection.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mimetypes
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Final
+
+import trio
+
+from client import attachments, nodehttp
+from client.content import MAX_CONTENT_TYPE, MAX_NAME, AttachmentPointer
+from client.entropy import Entropy
+from client.errors import AttachmentError, NetworkError, Refused
+from client.inbox import SavedAttachment, StoredMessage
+from wire.relay import BlobGrant, RequestBlobUpload
+
+DEFAULT_TYPE: Final = "application/octet-stream"
+FILE_MODE: Final = 0o600
+UNNAMED: Final = "attachment"
+MISSING: Final = "attachment.missing"
+INVALID: Final = "attachment.invalid"
+
+Request = Callable[[Any], Awaitable[Any]]
+
+
+async def upload_file(
+    request: Request, node_url: str, path: Path, entropy: Entropy
+) -> AttachmentPointer:
+    """Encrypt and upload the file at ``path``; the pointer to put in the message."""
+    data = await trio.Path(path).read_bytes()
+    key = entropy.random_bytes(attachments.KEY_LEN)
+    sealed = attachments.encrypt(data, key)
+    grant = await request(RequestBlobUpload(id=0, size=len(sealed.ciphertext), ttl=0))
+    if not isinstance(grant, BlobGrant):
+        raise NetworkError("unexpected answer to RequestBlobUpload")
+    await nodehttp.upload_blob(node_url, grant.blob, grant.upload_token, sealed.ciphertext)
+    content_type = mimetypes.guess_type(path.name)[0] or DEFAULT_TYPE
+    return AttachmentPointer(
+        blob=grant.blob,
+        key=key,
+        digest=sealed.digest,
+        size=sealed.size,
+        cipher_size=len(sealed.ciphertext),
+        name=_truncate(path.name, MAX_NAME),
+        content_type=_truncate(content_type, MAX_CONTENT_TYPE),
+    )
+
+
+def pending_attachment(pointer: AttachmentPointer) -> SavedAttachment:
+    return SavedAttachment(pointer=pointer, path=None, sha256=None, error=None)
+
+
+async def download_all(msg: StoredMessage, node_url: str, save_dir: Path) -> StoredMessage:
+    """``msg`` with each pending attachment downloaded and saved, or marked failed."""
+    done = [await _download(att, node_url, save_dir) for att in msg.attachments]
+    return replace(msg, attachments=tuple(done))
+
+
+async def _download(att: SavedAttachment, node_url: str, save_dir: Path) -> SavedAttachment:
+    if att.path is not None or att.error is not None:
+        return att
+    p = att.pointer
+    try:
+        ciphertext = await nodehttp.download_blob(node_url, p.blob, p.cipher_size)
+        plaintext = attachments.decrypt(ciphertext, p.key, p.digest, p.size)
+    except NetworkError:
+        return att  # try again on the next connection
+    except Refused:
+        return replace(att, error=MISSING)
+    except AttachmentError:
+        return replace(att, error=INVALID)
+    path = await trio.to_thread.run_sync(save_file, save_dir, p.name, plaintext)
+    return replace(att, path=str(path), sha256=hashlib.sha256(plaintext).digest())
+
+
+def safe_name(name: str) -> str:
+    """A file name without directories, control characters or a leading dot."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    cleaned = "".join(c for c in base if c.isprintable()).strip().lstrip(".")
+    return cleaned[:MAX_NAME] or UNNAMED
+
+
+def save_file(save_dir: Path, name: str, data: bytes) -> Path:
+    """Write ``data`` to a new file in ``save_dir`` (never overwriting); its path."""
+    save_dir.mkdir(parents=True, exist_ok=True)
+    stem, dot, ext = safe_name(name).rpartition(".")
+    if not dot:
+        stem, ext = ext, ""
+    suffix = f".{ext}" if ext else ""
+    for n in range(10_000):
+        candidate = save_dir / (f"{stem}{suffix}" if n == 0 else f"{stem}-{n}{suffix}")
+        try:
+            fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+        except FileExistsError:
+            continue
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        return candidate
+    raise AttachmentError("no free file name in the save directory")
+
+
+def _truncate(text: str, max_bytes: int) -> str:
+    return text.encode()[:max_bytes].decode(errors="ignore")

@@ -1,0 +1,425 @@
+"""The client's network shell: one WebSocket to the home node, and reconnection.
+
+Layers, each small::
+
+    Transport        a Protocol: send / receive one binary frame (WebSocket, or in memory)
+    Connection       request/response matching by id over one transport; Deliver and
+                     Drained pushes go to a channel; a broken transport fails every waiter
+    handshake()      Hello, then Register or Auth signed over AuthPayload (CTX_DEVICE_AUTH)
+    Link             keeps a Connection up: reconnects with jittered, capped exponential
+                     backoff and runs ``on_connect`` (flush the outbox, ...) on each one
+    Backoff          the pure delay schedule
+
+Library exceptions (trio-websocket, OSError) become :class:`~client.errors.NetworkError`
+here, once; an ``Error`` frame becomes :class:`~client.errors.Refused` with the node's code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field, replace
+from typing import Any, Final, Protocol
+from urllib.parse import urlsplit, urlunsplit
+
+import trio
+import trio_websocket
+
+from client.errors import ClientError, NetworkError, Refused
+from client.identity import Identity
+from suites import labels
+from wire import WireError, decode, encode
+from wire.relay import (
+    PROTOCOL_VERSION,
+    PURPOSE_AUTH,
+    PURPOSE_REGISTER,
+    PUSHES,
+    RESPONSES,
+    Auth,
+    Authenticated,
+    AuthPayload,
+    Deliver,
+    Drained,
+    Error,
+    Hello,
+    Register,
+    Registered,
+)
+
+CLIENT_PATH: Final = "/v1/client"
+MAX_FRAME: Final = 64 * 1024 * 1024
+"""Largest frame accepted from the node (a Deliver batch may hold several envelopes)."""
+CONNECT_TIMEOUT: Final = 15.0
+PUSH_BUFFER: Final = 64
+
+Push = Deliver | Drained
+
+
+class Transport(Protocol):
+    """One bidirectional stream of binary frames."""
+
+    async def send(self, data: bytes) -> None:
+        """Send one frame; :class:`NetworkError` if the stream is gone."""
+        ...
+
+    async def receive(self) -> bytes:
+        """The next frame; :class:`NetworkError` once the stream is closed."""
+        ...
+
+
+Connector = Callable[[], AbstractAsyncContextManager[Transport]]
+"""Opens a fresh transport to the node for the duration of a ``with`` block."""
+
+
+def client_url(node_url: str) -> str:
+    """The WebSocket URL of a node's client endpoint (``http`` -> ``ws``, ``https`` -> ``wss``)."""
+    parts = urlsplit(node_url)
+    scheme = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}.get(parts.scheme)
+    if scheme is None or not parts.netloc:
+        raise ValueError(f"not a node URL: {node_url!r}")
+    return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/") + CLIENT_PATH, "", ""))
+
+
+class WebSocketTransport:
+    def __init__(self, ws: trio_websocket.WebSocketConnection) -> None:
+        self._ws = ws
+
+    async def send(self, data: bytes) -> None:
+        try:
+            await self._ws.send_message(data)
+        except trio_websocket.ConnectionClosed:
+            raise NetworkError("the connection to the node closed") from None
+
+    async def receive(self) -> bytes:
+        try:
+            message = await self._ws.get_message()
+        except trio_websocket.ConnectionClosed:
+            raise NetworkError("the connection to the node closed") from None
+        if isinstance(message, str):
+            raise NetworkError("the node sent a text frame")
+        return message
+
+
+def websocket_connector(node_url: str) -> Connector:
+    url = client_url(node_url)
+
+    @asynccontextmanager
+    async def connect() -> AsyncIterator[Transport]:
+        try:
+            async with trio_websocket.open_websocket_url(
+                url, max_message_size=MAX_FRAME, connect_timeout=CONNECT_TIMEOUT
+            ) as ws:
+                yield WebSocketTransport(ws)
+        except (OSError, trio_websocket.HandshakeError) as exc:
+            raise NetworkError(f"cannot reach the node at {url}: {type(exc).__name__}") from None
+
+    return connect
+
+
+# --- backoff ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Backoff:
+    """Exponential backoff with equal jitter: the n-th delay lies in ``[d/2, d]`` where
+    ``d = min(cap, base * 2**n)``. ``reset`` after a connection that worked."""
+
+    base: float = 0.25
+    cap: float = 30.0
+    rand: Callable[[], float] = field(default=random.random)
+    attempt: int = 0
+
+    def next_delay(self) -> float:
+        ceiling = min(self.cap, self.base * 2.0 ** min(self.attempt, 62))
+        self.attempt += 1
+        return ceiling / 2 + self.rand() * ceiling / 2
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+# --- one connection ---------------------------------------------------------------------------
+
+
+class _Waiter:
+    __slots__ = ("event", "failure", "response")
+
+    def __init__(self) -> None:
+        self.event = trio.Event()
+        self.response: object = None
+        self.failure: Exception | None = None
+
+
+class Connection:
+    """Requests and responses matched by id over one transport (after the handshake).
+
+    :meth:`run_reader` must run in a task for responses to arrive; when it ends (the
+    transport broke) every pending and later :meth:`request` raises :class:`NetworkError`.
+    """
+
+    def __init__(
+        self, transport: Transport, hello: Hello, pushes: trio.MemorySendChannel[Push]
+    ) -> None:
+        self.hello = hello
+        self._transport = transport
+        self._pushes = pushes
+        self._next_id = 1
+        self._waiters: dict[int, _Waiter] = {}
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def request(self, req: Any) -> Any:
+        """Send ``req`` (its ``id`` is replaced) and return the response with that id;
+        :class:`Refused` for an ``Error`` frame."""
+        if self._closed:
+            raise NetworkError("the connection to the node closed")
+        rid, self._next_id = self._next_id, self._next_id % 0xFFFF_FFFF + 1
+        waiter = self._waiters[rid] = _Waiter()
+        try:
+            await self._transport.send(encode(replace(req, id=rid)))
+            await waiter.event.wait()
+        finally:
+            self._waiters.pop(rid, None)
+        if waiter.failure is not None:
+            raise waiter.failure
+        return waiter.response
+
+    async def run_reader(self) -> None:
+        """Dispatch frames until the transport fails; then fail every waiter."""
+        try:
+            while True:
+                self._dispatch(await self._read())
+        finally:
+            self._closed = True
+            for waiter in self._waiters.values():
+                waiter.failure = NetworkError("the connection to the node closed")
+                waiter.event.set()
+
+    async def _read(self) -> object:
+        data = await self._transport.receive()
+        try:
+            frame = decode(data, RESPONSES + PUSHES, max_size=MAX_FRAME)
+        except WireError:
+            raise NetworkError("the node sent a frame that does not decode") from None
+        if isinstance(frame, Deliver | Drained):
+            await self._pushes.send(frame)
+            return None
+        return frame
+
+    def _dispatch(self, frame: object) -> None:
+        if frame is None or isinstance(frame, Hello):
+            return
+        rid = getattr(frame, "id", 0)
+        waiter = self._waiters.get(rid)
+        if waiter is None:
+            return  # a late answer to a request given up, or Error(id=0)
+        if isinstance(frame, Error):
+            waiter.failure = Refused(frame.code, frame.message, frame.retry_after)
+        else:
+            waiter.response = frame
+        waiter.event.set()
+
+
+@asynccontextmanager
+async def serving(conn: Connection) -> AsyncIterator[Connection]:
+    """Run ``conn``'s reader for the duration of the block.
+
+    An exception of the block comes out as itself (not in an exception group); if the
+    transport breaks, pending requests raise :class:`NetworkError`.
+    """
+    error: Exception | None = None
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_read_quietly, conn)
+        try:
+            yield conn
+        except Exception as exc:
+            error = exc
+        nursery.cancel_scope.cancel()
+    if error is not None:
+        raise error
+
+
+async def _read_quietly(conn: Connection) -> None:
+    with contextlib.suppress(NetworkError):
+        await conn.run_reader()
+
+
+# --- handshake --------------------------------------------------------------------------------
+
+
+def auth_signature(
+    identity: Identity, purpose: int, hello: Hello, address: str, device: int
+) -> bytes:
+    payload = AuthPayload(
+        purpose=purpose, server=hello.server, nonce=hello.nonce, address=address, device=device
+    )
+    return identity.sign(encode(payload), labels.CTX_DEVICE_AUTH)
+
+
+@dataclass(frozen=True)
+class RegisterLogin:
+    """Enroll ``name`` with a one-time ``code``."""
+
+    identity: Identity
+    name: str
+    code: str
+
+    def request(self, hello: Hello) -> Register:
+        address = f"{self.name}@{hello.server}"
+        sig = auth_signature(self.identity, PURPOSE_REGISTER, hello, address, 0)
+        return Register(
+            id=0, code=self.code, name=self.name, identity=self.identity.public, sig=sig
+        )
+
+
+@dataclass(frozen=True)
+class AuthLogin:
+    """Authenticate an enrolled device."""
+
+    identity: Identity
+    address: str
+    device: int
+
+    def request(self, hello: Hello) -> Auth:
+        sig = auth_signature(self.identity, PURPOSE_AUTH, hello, self.address, self.device)
+        return Auth(id=0, address=self.address, device=self.device, sig=sig)
+
+
+class Login(Protocol):
+    def request(self, hello: Hello) -> Register | Auth: ...
+
+
+async def read_hello(transport: Transport) -> Hello:
+    try:
+        hello = decode(await transport.receive(), Hello)
+    except WireError:
+        raise NetworkError("the node's first frame is not a Hello") from None
+    if hello.v != PROTOCOL_VERSION:
+        raise NetworkError(f"the node speaks protocol version {hello.v}")
+    return hello
+
+
+async def handshake(
+    conn: Connection, login: Login, expect_server: str | None
+) -> Registered | Authenticated:
+    """Register or authenticate on ``conn`` (its reader must be running)."""
+    if expect_server is not None and conn.hello.server != expect_server:
+        raise NetworkError(f"the node serves {conn.hello.server!r}, not {expect_server!r}")
+    response = await conn.request(login.request(conn.hello))
+    if not isinstance(response, Registered | Authenticated):
+        raise NetworkError("unexpected answer to the login")
+    return response
+
+
+# --- reconnecting link ------------------------------------------------------------------------
+
+OnConnect = Callable[[Connection, Registered | Authenticated], Awaitable[None]]
+
+
+class Link:
+    """Keeps one authenticated connection to the node, reconnecting after failures.
+
+    ``run`` loops until cancelled: connect, read Hello, log in, start ``on_connect`` (in a
+    task, so responses keep flowing), then wait for the connection to break and back off.
+    A :class:`Refused` login (a spent code, a failed signature) is not retried: ``run``
+    raises it. :meth:`current` waits for a live connection.
+    """
+
+    def __init__(
+        self,
+        connector: Connector,
+        login: Login,
+        on_connect: OnConnect,
+        *,
+        expect_server: str | None = None,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self._connector = connector
+        self._login = login
+        self._on_connect = on_connect
+        self._expect_server = expect_server
+        self.backoff = backoff or Backoff()
+        self._conn: Connection | None = None
+        self._fatal: ClientError | None = None
+        self._up = trio.Event()
+        send, self.pushes = trio.open_memory_channel[Push](PUSH_BUFFER)
+        self._push_send = send
+        self.connections = 0
+
+    async def current(self) -> Connection:
+        """The live connection, waiting for one if needed."""
+        while self._conn is None or self._conn.closed:
+            await self._up.wait()
+        return self._conn
+
+    async def request(self, req: Any) -> Any:
+        return await (await self.current()).request(req)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        started = False
+        while True:
+            try:
+                async with self._connector() as transport:
+                    await self._session(transport, task_status if not started else None)
+                    started = True
+            except NetworkError:
+                pass
+            await trio.sleep(self.backoff.next_delay())
+
+    async def _session(
+        self, transport: Transport, task_status: trio.TaskStatus[None] | None
+    ) -> None:
+        hello = await read_hello(transport)
+        conn = Connection(transport, hello, self._push_send)
+        login_error: NetworkError | Refused | None = None
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._read_then_cancel, conn, nursery.cancel_scope)
+            try:
+                response = await handshake(conn, self._login, self._expect_server)
+            except (NetworkError, Refused) as exc:
+                login_error = exc
+                nursery.cancel_scope.cancel()
+            else:
+                self._connected(conn, task_status)
+                nursery.start_soon(self._guarded_on_connect, conn, response, nursery.cancel_scope)
+        if login_error is not None:
+            raise login_error
+        if self._fatal is not None:
+            raise self._fatal
+        raise NetworkError("the connection to the node closed")
+
+    def _connected(self, conn: Connection, task_status: trio.TaskStatus[None] | None) -> None:
+        self.backoff.reset()
+        self.connections += 1
+        self._conn = conn
+        self._up.set()
+        self._up = trio.Event()
+        if task_status is not None:
+            task_status.started()
+
+    async def _guarded_on_connect(
+        self, conn: Connection, response: Registered | Authenticated, scope: trio.CancelScope
+    ) -> None:
+        """``on_connect``; a NetworkError in it means the connection is gone: reconnect.
+        Any other client error ends :meth:`run` with it."""
+        try:
+            await self._on_connect(conn, response)
+        except NetworkError:
+            scope.cancel()
+        except ClientError as exc:
+            self._fatal = exc
+            scope.cancel()
+
+    @staticmethod
+    async def _read_then_cancel(conn: Connection, scope: trio.CancelScope) -> None:
+        try:
+            await conn.run_reader()
+        except NetworkError:
+            pass
+        finally:
+            scope.cancel()

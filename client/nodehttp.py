@@ -1,0 +1,72 @@
+"""The node's plain HTTP endpoints a client uses: the key document and blobs.
+
+    GET  /.well-known/sealrelay/server     the domain's encoded ServerKeyDocument
+    PUT  /v1/blobs/{blob hex}              an encrypted attachment, with
+                                           ``Authorization: Bearer <upload token hex>``
+    GET  /v1/blobs/{blob hex}              the stored bytes
+
+httpx runs under trio (through anyio). Its errors are translated here, once:
+connection failures become :class:`~client.errors.NetworkError`, refusals
+:class:`~client.errors.Refused` with a ``http.<status>`` code. A response body larger
+than the caller's bound is refused before it is read in full.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import httpx
+
+from client.errors import NetworkError, Refused
+
+DOCUMENT_PATH: Final = "/.well-known/sealrelay/server"
+BLOB_PATH: Final = "/v1/blobs/"
+TIMEOUT: Final = httpx.Timeout(30.0, connect=10.0)
+MAX_DOCUMENT: Final = 1 << 20
+
+
+def _url(node_url: str, path: str) -> str:
+    return node_url.rstrip("/") + path
+
+
+async def fetch_document(node_url: str) -> bytes:
+    """The node's server key document, as served (to be verified by the caller)."""
+    return await _get(_url(node_url, DOCUMENT_PATH), MAX_DOCUMENT)
+
+
+async def download_blob(node_url: str, blob: bytes, max_size: int) -> bytes:
+    """The bytes of blob ``blob``; :class:`Refused` if absent or above ``max_size``."""
+    return await _get(_url(node_url, BLOB_PATH + blob.hex()), max_size)
+
+
+async def upload_blob(node_url: str, blob: bytes, upload_token: bytes, data: bytes) -> None:
+    headers = {"Authorization": f"Bearer {upload_token.hex()}"}
+    url = _url(node_url, BLOB_PATH + blob.hex())
+    try:
+        async with httpx.AsyncClient(timeout=TIMEOUT) as http:
+            response = await http.put(url, content=data, headers=headers)
+    except httpx.HTTPError as exc:
+        raise NetworkError(f"blob upload failed: {type(exc).__name__}") from None
+    _check(response)
+
+
+async def _get(url: str, max_size: int) -> bytes:
+    try:
+        async with (
+            httpx.AsyncClient(timeout=TIMEOUT) as http,
+            http.stream("GET", url) as response,
+        ):
+            _check(response)
+            body = bytearray()
+            async for part in response.aiter_bytes():
+                body += part
+                if len(body) > max_size:
+                    raise Refused("http.too_large", f"response above {max_size} bytes")
+            return bytes(body)
+    except httpx.HTTPError as exc:
+        raise NetworkError(f"request to the node failed: {type(exc).__name__}") from None
+
+
+def _check(response: httpx.Response) -> None:
+    if not 200 <= response.status_code < 300:
+        raise Refused(f"http.{response.status_code}", response.reason_phrase or "refused")

@@ -1,0 +1,158 @@
+"""The durable outbox: envelopes encrypted but not yet acknowledged by the node.
+
+An envelope is written to the outbox in the same store transaction that saves the ratchet
+state it was encrypted with, *before* anything goes on the wire. A retry resends the same
+``eid`` and the same bytes, so the node stores it once (``Sent.duplicate``), and a crash
+at any point neither loses the message nor encrypts it twice.
+
+:class:`Outbox` is the synchronous store side; :class:`OutboxPump` the trio shell that
+sends every pending item over the current connection, in order, and removes it once the
+node answered ``Sent`` (or refused it for good: see :data:`RETRYABLE`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Annotated, Any, Final
+
+import trio
+
+from client.errors import NetworkError, Refused
+from client.store.base import StateStore
+from wire import U32, Bytes16, MaxLen, decode, encode, message
+from wire.e2e import Address, DeliveryToken, DeviceId
+from wire.relay import Introduce, Send, Sent
+
+NS_OUTBOX: Final = "outbox"
+"""Store namespace of pending envelopes, keyed by u64 sequence number || eid."""
+
+RETRYABLE: Final = frozenset({"limit.rate", "limit.connections", "internal"})
+"""Node error codes after which the same envelope is sent again later."""
+RETRY_PAUSE: Final = 1.0
+"""Seconds to wait before retrying after an error that says nothing more precise."""
+MAX_RETRY_PAUSE: Final = 60.0
+
+
+@message("client.outbox-item")
+class OutboxItem:
+    """One envelope to deliver: to ``mailbox`` of ``address``/``device``; without a
+    ``token`` it goes as an ``Introduce``."""
+
+    address: Address
+    device: DeviceId
+    mailbox: Bytes16
+    eid: Bytes16
+    token: DeliveryToken | None
+    ttl: U32
+    body: Annotated[bytes, MaxLen(1 << 20)]
+
+    def request(self) -> Send | Introduce:
+        """The frame that delivers it (``id`` is set by the connection)."""
+        if self.token is None:
+            return Introduce(id=0, mailbox=self.mailbox, eid=self.eid, ttl=self.ttl, body=self.body)
+        return Send(
+            id=0,
+            mailbox=self.mailbox,
+            eid=self.eid,
+            token=self.token,
+            ttl=self.ttl,
+            body=self.body,
+        )
+
+
+class Outbox:
+    """Pending envelopes in a :class:`StateStore`, oldest first."""
+
+    def __init__(self, store: StateStore) -> None:
+        self._store = store
+
+    def add(self, item: OutboxItem) -> None:
+        """Queue ``item`` (call inside the transaction that saved its ratchet state)."""
+        self._store.put(NS_OUTBOX, self._next_seq().to_bytes(8, "big") + item.eid, encode(item))
+
+    def pending(self) -> list[OutboxItem]:
+        return [decode(raw, OutboxItem) for _, raw in self._store.items(NS_OUTBOX)]
+
+    def remove(self, eid: bytes) -> None:
+        for key, _ in self._store.items(NS_OUTBOX):
+            if key[8:] == eid:
+                self._store.delete(NS_OUTBOX, key)
+
+    def __len__(self) -> int:
+        return len(self._store.items(NS_OUTBOX))
+
+    def _next_seq(self) -> int:
+        keys = self._store.items(NS_OUTBOX)
+        return int.from_bytes(keys[-1][0][:8], "big") + 1 if keys else 1
+
+
+Request = Callable[[Any], Awaitable[Any]]
+"""Sends one request over the current connection (``Link.request``)."""
+
+
+class OutboxPump:
+    """Delivers the outbox whenever there is a connection and something to send.
+
+    :meth:`run` loops forever; :meth:`notify` after adding items; :meth:`wait` until given
+    envelopes are settled: ``sent`` (acknowledged) or ``failed`` (refused for good, and
+    dropped from the outbox with the node's error).
+    """
+
+    def __init__(self, outbox: Outbox, request: Request) -> None:
+        self._outbox = outbox
+        self._request = request
+        self._wake = trio.Event()
+        self._progress = trio.Event()
+        self.sent: set[bytes] = set()
+        self.failed: dict[bytes, Refused] = {}
+
+    def notify(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            self._wake = trio.Event()
+            try:
+                await self.flush()
+            except NetworkError:
+                await trio.sleep(RETRY_PAUSE / 10)  # the link is reconnecting
+                continue
+            await self._wake.wait()
+
+    async def flush(self) -> None:
+        """Send every pending item once; raises :class:`NetworkError` if the link broke."""
+        for item in self._outbox.pending():
+            await self._deliver(item)
+
+    async def _deliver(self, item: OutboxItem) -> None:
+        pause = RETRY_PAUSE
+        while True:
+            try:
+                response = await self._request(item.request())
+            except Refused as exc:
+                if exc.node_code not in RETRYABLE:
+                    self._settle(item.eid, exc)
+                    return
+                await trio.sleep(exc.retry_after / 1000 if exc.retry_after else pause)
+                pause = min(pause * 2, MAX_RETRY_PAUSE)
+                continue
+            if not isinstance(response, Sent) or response.eid != item.eid:
+                raise NetworkError("unexpected answer to a send")
+            self._settle(item.eid, None)
+            return
+
+    def _settle(self, eid: bytes, failure: Refused | None) -> None:
+        self._outbox.remove(eid)
+        if failure is None:
+            self.sent.add(eid)
+        else:
+            self.failed[eid] = failure
+        self._progress.set()
+        self._progress = trio.Event()
+
+    async def wait(self, eids: Iterable[bytes]) -> dict[bytes, Refused]:
+        """Wait until every envelope in ``eids`` is settled; the refused ones."""
+        wanted = set(eids)
+        while not wanted <= self.sent | set(self.failed):
+            await self._progress.wait()
+        return {eid: self.failed[eid] for eid in wanted if eid in self.failed}
