@@ -2,8 +2,16 @@
 
 Store, DeviceRecord, PrekeyRecord,      the interface and its records (``base``)
 BundleParts, StoredEnvelope, SweepResult
+StoreError, StoreClosed                 backend failures (``errors``)
 MemoryStore()                           in memory, for unit tests (``memory``)
+await SqliteStore.open(path)            one SQLite file, WAL, group commit (``sqlite``)
+await open_store(kind, data_dir)        either, by name, as the node's configuration says
 """
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Final
 
 from node.store.base import (
     BundleParts,
@@ -13,14 +21,46 @@ from node.store.base import (
     StoredEnvelope,
     SweepResult,
 )
+from node.store.errors import StoreClosed, StoreError
 from node.store.memory import MemoryStore
+from node.store.sqlite import SqliteStore
+
+SQLITE_FILENAME: Final = "node.sqlite3"
+KINDS: Final = ("memory", "sqlite")
+
+
+def sqlite_path(data_dir: Path | str) -> Path:
+    """Where the node's SQLite database lives in ``data_dir``."""
+    return Path(data_dir) / SQLITE_FILENAME
+
+
+async def open_store(
+    kind: str, data_dir: Path | str | None = None, *, synchronous: str = "FULL"
+) -> Store:
+    """Open the backend named ``kind`` ("memory" or "sqlite"; "sqlite" needs ``data_dir``,
+    and uses ``data_dir/node.sqlite3``). ``ValueError`` for anything else."""
+    if kind == "memory":
+        return MemoryStore()
+    if kind == "sqlite":
+        if data_dir is None:
+            raise ValueError("the sqlite store needs a data directory")
+        return await SqliteStore.open(sqlite_path(data_dir), synchronous=synchronous)
+    raise ValueError(f"unknown store kind {kind!r}; expected one of {', '.join(KINDS)}")
+
 
 __all__ = [
+    "KINDS",
+    "SQLITE_FILENAME",
     "BundleParts",
     "DeviceRecord",
     "MemoryStore",
     "PrekeyRecord",
+    "SqliteStore",
     "Store",
+    "StoreClosed",
+    "StoreError",
     "StoredEnvelope",
     "SweepResult",
+    "open_store",
+    "sqlite_path",
 ]

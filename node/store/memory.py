@@ -23,6 +23,7 @@ from node.store.base import (
     StoredEnvelope,
     SweepResult,
 )
+from node.store.errors import StoreClosed
 
 _K = TypeVar("_K")
 _V = TypeVar("_V")
@@ -68,7 +69,7 @@ class MemoryStore:
     async def _enter(self) -> None:
         await trio.lowlevel.checkpoint()
         if self._closed:
-            raise RuntimeError("the store is closed")
+            raise StoreClosed("the store is closed")
 
     # --- enrollment and accounts -------------------------------------------------------
     async def add_invite(self, code_hash: bytes, name: str, expires: int) -> None:
