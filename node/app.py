@@ -1,0 +1,327 @@
+"""The node's ASGI application (served by hypercorn's trio worker): a thin shell.
+
+    GET  /healthz                        200 while the process runs
+    GET  /readyz                         200 while serving, 503 while draining
+    GET  /metrics                        Prometheus text (``node.metrics``)
+    GET  /.well-known/sealrelay/server   the signed ServerKeyDocument (application/x-msgpack)
+    PUT  /v1/blobs/{hex id}              upload, ``Authorization: Bearer <hex upload token>``,
+                                         exactly the granted size; 201
+    GET  /v1/blobs/{hex id}              the bytes, or 404 (unknown or expired)
+    WS   /v1/client                      the client protocol (``wire.relay``, ``node.session``)
+
+HTTP refusals carry a JSON body ``{"code": ..., "message": ...}`` with the codes of
+``node.errors``. Each WebSocket runs one task reading frames and answering them through its
+:class:`~node.session.Session`; pushes run in a short-lived task started only when there
+is something to push, so an idle connection costs one task.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+import trio
+
+from node import errors
+from node.limits import retry_after_ms
+from node.relay import Relay
+from node.session import CLOSE_GOING_AWAY, CLOSE_POLICY, Session
+from wire import encode
+from wire.relay import Error
+
+log = logging.getLogger("sealrelay.node.app")
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+MSGPACK: Final = b"application/x-msgpack"
+JSON: Final = b"application/json"
+TEXT: Final = b"text/plain; charset=utf-8"
+DOCUMENT_PATH: Final = "/.well-known/sealrelay/server"
+CLIENT_PATH: Final = "/v1/client"
+BLOB_PREFIX: Final = "/v1/blobs/"
+BLOB_ID_HEX: Final = 32
+BLOB_TOKEN_HEX: Final = 64
+CLOSE_INTERNAL: Final = 1011  # the node failed; the client reconnects
+
+
+class Connection:
+    """The shell of one client WebSocket."""
+
+    __slots__ = ("_send", "closed", "flushing", "held", "nursery", "session", "woken")
+
+    def __init__(self, session: Session, send: Send) -> None:
+        self.session = session
+        self._send = send
+        self.nursery: trio.Nursery | None = None
+        self.closed = False
+        self.flushing = False
+        self.held = False
+        self.woken = False
+        session.wake = self.wake
+
+    def wake(self) -> None:
+        """Push soon: start the flusher unless it runs or a reply is being answered."""
+        if self.held:
+            self.woken = True
+        elif not self.flushing and self.nursery is not None:
+            self.flushing = True
+            self.nursery.start_soon(self._flush)
+
+    async def send_frame(self, frame: object) -> None:
+        if not self.closed:
+            await self._send({"type": "websocket.send", "bytes": encode(frame)})
+
+    async def close(self, code: int) -> None:
+        if not self.closed:
+            self.closed = True
+            await self._send({"type": "websocket.close", "code": code})
+
+    async def serve(self, receive: Receive) -> None:
+        """Read and answer frames until the client goes or the session asks to close."""
+        await self.send_frame(self.session.hello())
+        while not self.closed:
+            message = await receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            self.held = True
+            try:
+                await self._answer(message)
+            finally:
+                self.held = False
+            if self.session.close_code is not None:
+                await self.close(self.session.close_code)
+            elif self.woken:
+                self.woken = False
+                self.wake()
+
+    async def _answer(self, message: Message) -> None:
+        data = message.get("bytes")
+        if data is None:
+            frames = self.session.refuse_text()
+        else:
+            frames = await self.session.receive(data)
+        for frame in frames:
+            await self.send_frame(frame)
+
+    async def _flush(self) -> None:
+        try:
+            while not self.closed:
+                if self.session.close_code is not None:
+                    await self.close(self.session.close_code)
+                    return
+                frames = await self.session.next_push()
+                if not frames:
+                    return
+                for frame in frames:
+                    await self.send_frame(frame)
+        except Exception as exc:  # the envelopes stay stored; the client reconnects
+            log.warning("push failed", extra={"error": type(exc).__name__})
+            await self.close(CLOSE_INTERNAL)
+        finally:
+            self.flushing = False
+
+
+class App:
+    """The ASGI callable; ``endpoints`` gives the URLs listed in the key document."""
+
+    def __init__(self, relay: Relay, endpoints: Callable[[], tuple[str, ...]]) -> None:
+        self.relay = relay
+        self.endpoints = endpoints
+        self.connections: set[Connection] = set()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "websocket":
+            await self._websocket(scope, receive, send)
+        elif kind == "lifespan":
+            await _lifespan(receive, send)
+
+    def close_all(self) -> None:
+        """Draining: ask every client WebSocket to close (clients reconnect elsewhere)."""
+        self.relay.draining = True
+        for conn in list(self.connections):
+            conn.session.close_code = CLOSE_GOING_AWAY
+            conn.wake()
+
+    # --- WebSocket ------------------------------------------------------------------------
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["path"] != CLIENT_PATH or (await receive())["type"] != "websocket.connect":
+            await send({"type": "websocket.close", "code": CLOSE_POLICY})
+            return
+        if self.relay.draining:
+            await send({"type": "websocket.close", "code": CLOSE_GOING_AWAY})
+            return
+        peer = _peer(scope)
+        if not self.relay.connections.acquire(peer):
+            await _refuse_connection(send)
+            return
+        session = Session(self.relay, peer)
+        conn = Connection(session, send)
+        self._opened(conn)
+        try:
+            await send({"type": "websocket.accept"})
+            async with trio.open_nursery() as nursery:
+                conn.nursery = nursery
+                await conn.serve(receive)
+                nursery.cancel_scope.cancel()
+        finally:
+            conn.closed = True
+            session.detach()
+            self.relay.connections.release(peer)
+            self._closed(conn)
+
+    def _opened(self, conn: Connection) -> None:
+        self.connections.add(conn)
+        self.relay.metrics.connections += 1
+
+    def _closed(self, conn: Connection) -> None:
+        self.connections.discard(conn)
+        self.relay.metrics.connections -= 1
+
+    # --- HTTP -----------------------------------------------------------------------------
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        method, path = scope["method"], scope["path"]
+        try:
+            if path.startswith(BLOB_PREFIX):
+                await self._blob(scope, method, path[len(BLOB_PREFIX) :], receive, send)
+            elif method not in ("GET", "HEAD"):
+                await _problem(send, 405, errors.PROTO_UNEXPECTED, "method not allowed")
+            else:
+                await self._get(path, send)
+        except Exception as exc:
+            log.exception("http request failed", extra={"error": type(exc).__name__})
+            await _problem(send, 500, errors.INTERNAL, "internal error")
+
+    async def _get(self, path: str, send: Send) -> None:
+        relay = self.relay
+        if path == "/healthz":
+            await _respond(send, 200, b"ok\n", TEXT)
+        elif path == "/readyz":
+            ready = not relay.draining
+            await _respond(
+                send, 200 if ready else 503, b"ready\n" if ready else b"draining\n", TEXT
+            )
+        elif path == "/metrics":
+            text = relay.metrics.render(await relay.store.stats())
+            await _respond(send, 200, text.encode(), b"text/plain; version=0.0.4; charset=utf-8")
+        elif path == DOCUMENT_PATH:
+            cfg = relay.config
+            doc = relay.keys.key_document_bytes(
+                cfg.domain, self.endpoints(), relay.now_ms(), cfg.document_lifetime
+            )
+            await _respond(send, 200, doc, MSGPACK)
+        else:
+            await _problem(send, 404, "http.not_found", "no such resource")
+
+    async def _blob(
+        self, scope: Scope, method: str, name: str, receive: Receive, send: Send
+    ) -> None:
+        blob = _unhex(name, BLOB_ID_HEX)
+        wait = self.relay.ip_limit.take(_peer(scope), self.relay.clock())
+        if wait:
+            await _problem(send, 429, errors.LIMIT_RATE, "too many requests", retry_after_ms(wait))
+        elif blob is None:
+            await _problem(send, 404, errors.BLOB_NOT_FOUND, "no such blob")
+        elif method in ("GET", "HEAD"):
+            data = await self.relay.get_blob(blob)
+            if data is None:
+                await _problem(send, 404, errors.BLOB_NOT_FOUND, "no such blob")
+            else:
+                await _respond(send, 200, data, b"application/octet-stream")
+        elif method == "PUT":
+            await self._put_blob(scope, blob, receive, send)
+        else:
+            await _problem(send, 405, errors.PROTO_UNEXPECTED, "method not allowed")
+
+    async def _put_blob(self, scope: Scope, blob: bytes, receive: Receive, send: Send) -> None:
+        token = _bearer(scope)
+        if token is None:
+            await _problem(send, 401, errors.AUTH_REQUIRED, "bearer upload token required")
+            return
+        limit = self.relay.config.max_blob_bytes
+        data = await _read_body(receive, limit)
+        if data is None:
+            await _problem(send, 413, errors.BLOB_TOO_LARGE, f"blobs are at most {limit} bytes")
+        elif await self.relay.put_blob(blob, token, data):
+            await _respond(send, 201, b"", TEXT)
+        else:
+            await _problem(send, 404, errors.BLOB_NOT_FOUND, "no matching unused grant")
+
+
+async def _refuse_connection(send: Send) -> None:
+    await send({"type": "websocket.accept"})
+    frame = Error(0, errors.LIMIT_CONNECTIONS, "too many connections from this address", 0)
+    await send({"type": "websocket.send", "bytes": encode(frame)})
+    await send({"type": "websocket.close", "code": CLOSE_POLICY})
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    """The request body, or None as soon as it exceeds ``limit`` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def _respond(send: Send, status: int, body: bytes, content_type: bytes) -> None:
+    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _problem(send: Send, status: int, code: str, message: str, retry_after: int = 0) -> None:
+    body = {"code": code, "message": message}
+    if retry_after:
+        body["retry_after"] = str(retry_after)
+    await _respond(send, status, json.dumps(body).encode(), JSON)
+
+
+def _peer(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
+def _bearer(scope: Scope) -> bytes | None:
+    for name, value in scope.get("headers", []):
+        if name.lower() == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            if scheme.lower() == "bearer":
+                return _unhex(token.strip(), BLOB_TOKEN_HEX)
+    return None
+
+
+def _unhex(text: str, length: int) -> bytes | None:
+    if len(text) != length:
+        return None
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        return None

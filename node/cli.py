@@ -1,0 +1,150 @@
+"""The node's commands, called by ``sealrelay.cli`` with parsed arguments (exit status back).
+
+    sealrelay node serve --domain D --listen HOST:PORT --data DIR [--config FILE]
+        serves until SIGTERM/SIGINT; once listening prints one JSON line on stdout:
+        {"event": "listening", "url": "http://HOST:PORT", "domain": D}
+    sealrelay admin invite NAME --data DIR [--ttl SECONDS]
+        prints a one-time enrollment code for NAME alone on stdout line 1 (works while the
+        node runs: it opens the data directory's store directly)
+    sealrelay dev run [--data DIR] [--domain D] [--listen HOST:PORT]
+        ``make run``: keys and store on first start, invites for alice and bob, the client
+        commands to try, then serves
+
+Exit status: 0 after a clean shutdown, 2 for invalid configuration or arguments, 1 when
+the node failed (for example the port is taken).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import secrets
+import sys
+import time
+from pathlib import Path
+from typing import Any, Final
+
+import trio
+
+from node import accounts, logs
+from node.config import Config, load_config, parse_listen
+from node.errors import ConfigError
+from node.keys import KEY_FILE
+from node.server import NodeHandle, run_node
+from node.store import open_store
+
+log = logging.getLogger("sealrelay.node.cli")
+
+EXIT_OK: Final = 0
+EXIT_FAILED: Final = 1
+EXIT_CONFIG: Final = 2
+DEV_USERS: Final = ("alice", "bob")
+DEV_INVITE_TTL: Final = 7 * 86400
+
+
+def serve(args: argparse.Namespace) -> int:
+    try:
+        config = _config(args)
+    except ConfigError as exc:
+        return _config_error(exc)
+    return _run(config, _announce)
+
+
+def admin_invite(args: argparse.Namespace) -> int:
+    if not accounts.valid_name(args.name):
+        return _config_error(ConfigError(f"invalid account name {args.name!r}"))
+    if args.ttl <= 0:
+        return _config_error(ConfigError("--ttl must be positive"))
+    Path(args.data).mkdir(parents=True, exist_ok=True, mode=0o700)
+    code = trio.run(_add_invite, args.data, args.name, args.ttl)
+    print(code, flush=True)
+    return EXIT_OK
+
+
+def dev_run(args: argparse.Namespace) -> int:
+    try:
+        config = _config(args, store="sqlite")
+    except ConfigError as exc:
+        return _config_error(exc)
+    first_start = not (Path(config.data_dir) / KEY_FILE).exists()
+
+    async def welcome(handle: NodeHandle) -> None:
+        _announce(handle)
+        codes = {}
+        if first_start:
+            for name in DEV_USERS:
+                codes[name] = await handle.relay.add_invite(name, DEV_INVITE_TTL)
+        print(_instructions(handle, config, codes), flush=True)
+
+    return _run(config, welcome)
+
+
+def _config(args: argparse.Namespace, **extra: Any) -> Config:
+    host, port = parse_listen(args.listen)
+    overrides = {"domain": args.domain, "data_dir": args.data, "listen_host": host}
+    return load_config(
+        getattr(args, "config", None), overrides={**overrides, "listen_port": port, **extra}
+    )
+
+
+def _run(config: Config, on_listening: Any) -> int:
+    logs.setup(config.log_level)
+    try:
+        trio.run(_main, config, on_listening)
+    except ConfigError as exc:
+        return _config_error(exc)
+    except OSError as exc:
+        log.error("node failed", extra={"error": f"{type(exc).__name__}: {exc.strerror}"})
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+async def _main(config: Config, on_listening: Any) -> None:
+    async with trio.open_nursery() as nursery:
+        handle: NodeHandle = await nursery.start(run_node, config)
+        result = on_listening(handle)
+        if result is not None:
+            await result
+
+
+def _announce(handle: NodeHandle) -> None:
+    line = {"event": "listening", "url": handle.url, "domain": handle.relay.domain}
+    print(json.dumps(line), flush=True)
+
+
+async def _add_invite(data_dir: str, name: str, ttl: int) -> str:
+    store = await open_store("sqlite", data_dir)
+    try:
+        raw = secrets.token_bytes(accounts.CODE_BYTES)
+        expires = int(time.time() * 1000) + ttl * 1000
+        await store.add_invite(accounts.code_hash(raw), name, expires)
+    finally:
+        await store.aclose()
+    return accounts.format_code(raw)
+
+
+def _instructions(handle: NodeHandle, config: Config, codes: dict[str, str]) -> str:
+    url, domain = handle.url, config.domain
+    home = Path(config.data_dir).parent
+    lines = [f"sealrelay node for {domain} at {url} (data in {config.data_dir}); Ctrl-C stops."]
+    if codes:
+        lines.append("Enroll two accounts (codes valid 7 days, shown once):")
+        lines += [
+            f"  sealrelay client register {name}@{domain} --node {url} --code {code}"
+            f" --home {home / name}"
+            for name, code in codes.items()
+        ]
+        lines += [
+            "Then:",
+            f'  sealrelay client send --home {home / "alice"} bob@{domain} "hello bob"',
+            f"  sealrelay client receive --home {home / 'bob'} --wait 5",
+        ]
+    else:
+        lines.append(f"More accounts: sealrelay admin invite NAME --data {config.data_dir}")
+    return "\n".join(lines)
+
+
+def _config_error(exc: ConfigError) -> int:
+    print(f"sealrelay: {exc}", file=sys.stderr)
+    return EXIT_CONFIG

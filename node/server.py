@@ -1,0 +1,131 @@
+"""Running a node: store, keys, sweeper and hypercorn in one trio nursery.
+
+    handle = await nursery.start(run_node, config)     handle.url, handle.port
+    handle.stop()                                       graceful shutdown (as on SIGTERM)
+
+Shutdown (SIGTERM, SIGINT or ``stop``): ``/readyz`` turns 503, client WebSockets are closed
+with 1001 (clients reconnect elsewhere), hypercorn stops accepting and waits up to
+``shutdown_timeout`` for running requests (each finishes its store write), then the
+sweeper stops and the store is closed.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve
+
+from node.app import App
+from node.config import Config
+from node.keys import load_or_create
+from node.relay import Relay
+from node.store import Store, open_store
+
+log = logging.getLogger("sealrelay.node.server")
+
+ERROR_LOGGER = "sealrelay.http"
+
+
+@dataclass(frozen=True)
+class NodeHandle:
+    """What :func:`run_node` reports once it listens."""
+
+    url: str
+    port: int
+    relay: Relay
+    stop: trio.Event
+
+    def shutdown(self) -> None:
+        self.stop.set()
+
+
+async def run_node(
+    config: Config,
+    *,
+    handle_signals: bool = True,
+    store: Store | None = None,
+    task_status: trio.TaskStatus[NodeHandle] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve ``config`` until stopped; ``task_status`` gets a :class:`NodeHandle`."""
+    keys = load_or_create(config.data_dir, config.suite)
+    opened = store or await open_store(config.store, config.data_dir)
+    relay = Relay(config, opened, keys)
+    stop = trio.Event()
+    try:
+        async with trio.open_nursery() as nursery:
+            if handle_signals:
+                nursery.start_soon(_watch_signals, stop)
+            nursery.start_soon(_sweeper, relay)
+            await _serve(relay, stop, nursery, task_status)
+            nursery.cancel_scope.cancel()
+    finally:
+        relay.draining = True
+        with trio.CancelScope(shield=True):
+            await opened.aclose()
+        log.info("stopped")
+
+
+async def _serve(
+    relay: Relay,
+    stop: trio.Event,
+    nursery: trio.Nursery,
+    task_status: trio.TaskStatus[NodeHandle],
+) -> None:
+    config = relay.config
+    bound: list[str] = []
+    app = App(relay, lambda: (config.public_url or bound[0],))
+
+    async def trigger() -> None:
+        await stop.wait()
+        log.info("draining", extra={"count": len(app.connections)})
+        app.close_all()
+
+    done = trio.Event()
+
+    async def run_hypercorn(task_status: trio.TaskStatus[list[str]]) -> None:
+        try:
+            hc = _hypercorn_config(config)
+            asgi: Any = app  # hypercorn types the ASGI callable with its own TypedDicts
+            await serve(asgi, hc, shutdown_trigger=trigger, task_status=task_status)
+        finally:
+            done.set()
+
+    binds: list[str] = await nursery.start(run_hypercorn)
+    bound.append(binds[0])
+    port = int(binds[0].rpartition(":")[2])
+    log.info("listening", extra={"url": binds[0], "domain": config.domain, "suite": config.suite})
+    task_status.started(NodeHandle(binds[0], port, relay, stop))
+    await done.wait()
+
+
+def _hypercorn_config(config: Config) -> HypercornConfig:
+    hc = HypercornConfig()
+    host = f"[{config.listen_host}]" if ":" in config.listen_host else config.listen_host
+    hc.bind = [f"{host}:{config.listen_port}"]
+    hc.websocket_max_message_size = config.max_frame_bytes * 2
+    hc.graceful_timeout = config.shutdown_timeout
+    hc.accesslog = None
+    hc.errorlog = logging.getLogger(ERROR_LOGGER)
+    hc.include_server_header = False
+    return hc
+
+
+async def _sweeper(relay: Relay) -> None:
+    while True:
+        await trio.sleep(relay.config.sweep_interval)
+        try:
+            await relay.sweep()
+        except Exception as exc:
+            log.warning("sweep failed", extra={"error": type(exc).__name__})
+
+
+async def _watch_signals(stop: trio.Event) -> None:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for signum in signals:
+            log.info("signal", extra={"code": signal.Signals(signum).name})
+            stop.set()
