@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
@@ -63,7 +64,15 @@ from wire.server import ServerKeyDocument
 EID_LEN: Final = 16
 RENEW_CERTIFICATE_BEFORE_MS: Final = 2 * 86_400_000
 """Renew the sender certificate when less than this is left of it."""
-ACK_BATCH: Final = 1024
+CONNECT_TIMEOUT: Final = 30.0
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """The envelopes of one message (one per recipient device) and the refused ones."""
+
+    eids: tuple[bytes, ...]
+    failed: dict[bytes, Refused]
 
 
 def now_ms(clock: Callable[[], float]) -> int:
@@ -143,23 +152,31 @@ class Client:
     # --- running ----------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def online(self) -> AsyncIterator[Client]:
-        """Connected for the duration of the block (waits for the first connection).
+    async def online(self, connect_timeout: float = CONNECT_TIMEOUT) -> AsyncIterator[Client]:
+        """Connected for the duration of the block (waits up to ``connect_timeout`` for the
+        first connection; it is re-established as needed afterwards).
 
         An error of the block, or a fatal one of the link, comes out as itself.
         """
         await self.refresh_server_keys()
         self.purge_expired()
-        error: BaseException | None = None
+        error: Exception | None = None
         async with trio.open_nursery() as nursery:
-            await nursery.start(self.link.run)
-            nursery.start_soon(self.pump.run)
-            nursery.start_soon(self._process_pushes)
-            nursery.start_soon(self._purge_loop)
             try:
-                yield self
-            except Exception as exc:
+                with trio.fail_after(connect_timeout):
+                    await nursery.start(self.link.run)
+            except trio.TooSlowError:
+                error = NetworkError("could not connect to the node in time")
+            except ClientError as exc:  # a refused login
                 error = exc
+            else:
+                nursery.start_soon(self.pump.run)
+                nursery.start_soon(self._process_pushes)
+                nursery.start_soon(self._purge_loop)
+                try:
+                    yield self
+                except Exception as exc:
+                    error = exc
             nursery.cancel_scope.cancel()
         if error is not None:
             raise error
@@ -229,9 +246,9 @@ class Client:
         files: Sequence[Path] = (),
         expire: int | None = None,
         ttl: int = 0,
-    ) -> dict[bytes, Refused]:
+    ) -> SendResult:
         """Send to every device of ``to``; returns once the node acknowledged (or refused
-        for good) every envelope: the refused ones by eid. Must run inside :meth:`online`."""
+        for good) every envelope. Must run inside :meth:`online`."""
         if self.device.identity_changed(to):
             self.device.encrypt(to, 0, b"")  # raises UntrustedIdentity
         pointers = [
@@ -249,7 +266,7 @@ class Client:
         targets = await self._targets(to)
         eids = self._queue(to, targets, pack(content), ttl)
         self.pump.notify()
-        return await self.pump.wait(eids)
+        return SendResult(tuple(eids), await self.pump.wait(eids))
 
     def _queue(
         self, to: str, targets: dict[int, Contact], plaintext: bytes, ttl: int

@@ -73,6 +73,14 @@ def _add_client(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     verify.add_argument("--accept", action="store_true", help="accept a changed identity")
     _handler(verify, "client.cli:verify")
 
+    info = client_sub.add_parser("info", help="show this account (address, device, keys)")
+    info.add_argument("--home", required=True, metavar="DIR")
+    _handler(info, "client.cli:info")
+
+    history = client_sub.add_parser("history", help="print the stored messages as JSON lines")
+    history.add_argument("--home", required=True, metavar="DIR")
+    _handler(history, "client.cli:history")
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sealrelay", description="sealrelay relay and client")
