@@ -109,6 +109,7 @@ class Client:
         )
         self.pump = OutboxPump(self.outbox, self.link.request)
         self.drained = trio.Event()
+        self._download_lock = trio.Lock()
         self.changed = trio.Event()
         """Set (and replaced) whenever a message was saved or updated."""
 
@@ -327,7 +328,7 @@ class Client:
             self._changed()
         for msg in saved:
             if msg.attachments:
-                await self._download(msg)
+                await self._download(message_key(msg))
 
     def _accept(self, env: Envelope) -> StoredMessage | None:
         """Decrypt and save ``env`` (one transaction); ``None`` for a duplicate or an
@@ -355,16 +356,22 @@ class Client:
         if persist.load_contact(self.store, address, device) != contact:
             persist.save_contact(self.store, address, device, contact)
 
-    async def _download(self, msg: StoredMessage) -> None:
-        updated = await download_all(msg, self.info.node_url, self.save_dir)
-        if updated != msg and self.inbox.get(message_key(msg)) is not None:
-            self.inbox.put(updated)
-            self._changed()
+    async def _download(self, key: bytes) -> None:
+        """Download the attachments of message ``key`` unless already settled (one
+        download at a time, so the same blob is never fetched and saved twice)."""
+        async with self._download_lock:
+            msg = self.inbox.get(key)
+            if msg is None or msg.settled:
+                return
+            updated = await download_all(msg, self.info.node_url, self.save_dir)
+            if updated != msg and self.inbox.get(key) is not None:
+                self.inbox.put(updated)
+                self._changed()
 
     async def _fetch_pending_attachments(self) -> None:
         for msg in self.inbox.messages():
             if not msg.settled:
-                await self._download(msg)
+                await self._download(message_key(msg))
 
     def _changed(self) -> None:
         self.changed.set()
