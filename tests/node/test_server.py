@@ -1,0 +1,197 @@
+"""run_node in-process on 127.0.0.1 port 0: real hypercorn, real WebSockets, real HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from functools import partial
+from pathlib import Path
+
+import httpx
+import pytest
+import trio
+from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket_url
+
+from node import errors
+from node.config import Config
+from node.keys import key_id
+from node.server import NodeHandle, run_node
+from suites import get_suite, labels
+from tests.node.harness import Device, token_for
+from wire import decode, encode
+from wire.relay import (
+    Ack,
+    Acked,
+    BlobGrant,
+    Deliver,
+    Drained,
+    Error,
+    Hello,
+    Ok,
+    Ping,
+    Pong,
+    Registered,
+    RequestBlobUpload,
+    Send,
+    Sent,
+    SetDeliveryToken,
+)
+from wire.server import ServerKeyDocument
+
+DOMAIN = "relay.test"
+
+
+@pytest.fixture
+async def node(tmp_path: Path) -> AsyncIterator[NodeHandle]:
+    config = Config(
+        domain=DOMAIN,
+        data_dir=str(tmp_path / "data"),
+        listen_port=0,
+        store="memory",
+        suite="xwing",
+        max_frame_bytes=64 * 1024,
+        max_envelope_bytes=16 * 1024,
+        max_blob_bytes=1024,
+        shutdown_timeout=2.0,
+    )
+    async with trio.open_nursery() as nursery:
+        handle: NodeHandle = await nursery.start(partial(run_node, config, handle_signals=False))
+        yield handle
+        handle.shutdown()
+
+
+class Client:
+    def __init__(self, ws: WebSocketConnection) -> None:
+        self.ws = ws
+
+    async def recv(self) -> object:
+        with trio.fail_after(5):
+            return decode(await self.ws.get_message())  # type: ignore[arg-type]
+
+    async def request(self, frame: object) -> object:
+        await self.ws.send_message(encode(frame))
+        return await self.recv()
+
+
+async def register(handle: NodeHandle, ws: WebSocketConnection, device: Device) -> Client:
+    client = Client(ws)
+    hello = await client.recv()
+    assert isinstance(hello, Hello)
+    assert hello.server == DOMAIN
+    code = await handle.relay.add_invite(device.name, 600)
+    reply = await client.request(device.register_frame(hello, code))
+    assert isinstance(reply, Registered), reply
+    device.address, device.device, device.mailbox = reply.address, reply.device, reply.mailbox
+    assert await client.recv() == Drained(0)
+    return client
+
+
+def ws_url(handle: NodeHandle) -> str:
+    return handle.url.replace("http://", "ws://") + "/v1/client"
+
+
+async def test_register_send_deliver_ack_over_websockets(node: NodeHandle) -> None:
+    alice, bob = Device.create("alice"), Device.create("bob")
+    async with open_websocket_url(ws_url(node)) as a_ws, open_websocket_url(ws_url(node)) as b_ws:
+        a, b = await register(node, a_ws, alice), await register(node, b_ws, bob)
+        token, verifier = token_for(bob)
+        assert await b.request(SetDeliveryToken(2, verifier)) == Ok(2)
+        for n in range(1, 4):
+            send = Send(n, bob.mailbox, bytes([n]) * 16, token, 60, b"sealed %d" % n)
+            assert await a.request(send) == Sent(n, bytes([n]) * 16, False)
+        got: list[bytes] = []
+        while len(got) < 3:
+            push = await b.recv()
+            assert isinstance(push, Deliver)
+            got += [e.body for e in push.envelopes]
+        assert got == [b"sealed 1", b"sealed 2", b"sealed 3"]
+        eids = tuple(bytes([n]) * 16 for n in range(1, 4))
+        assert await b.request(Ack(9, eids)) == Acked(9, 3)
+
+    # reconnect: nothing pending any more, and the same device authenticates again
+    async with open_websocket_url(ws_url(node)) as ws:
+        client = Client(ws)
+        hello = await client.recv()
+        assert isinstance(hello, Hello)
+        reply = await client.request(bob.auth_frame(hello))
+        assert getattr(reply, "pending", None) == 0
+
+
+async def test_garbage_keeps_the_connection_alive(node: NodeHandle) -> None:
+    async with open_websocket_url(ws_url(node)) as ws:
+        client = Client(ws)
+        assert isinstance(await client.recv(), Hello)
+        for junk in (b"\xc1garbage", "a text frame", b""):
+            await ws.send_message(junk)
+            reply = await client.recv()
+            assert isinstance(reply, Error)
+            assert (reply.id, reply.code) == (0, errors.PROTO_MALFORMED)
+        await ws.send_message(b"\0" * (70 * 1024))
+        reply = await client.recv()
+        assert isinstance(reply, Error)
+        assert reply.code == errors.PROTO_TOO_LARGE
+        assert isinstance(await client.request(Ping(5)), Pong)
+
+
+async def test_graceful_shutdown_closes_websockets(tmp_path: Path) -> None:
+    config = Config(domain=DOMAIN, data_dir=str(tmp_path), listen_port=0, store="memory")
+    async with trio.open_nursery() as nursery:
+        handle: NodeHandle = await nursery.start(partial(run_node, config, handle_signals=False))
+        async with open_websocket_url(ws_url(handle)) as ws:
+            client = Client(ws)
+            assert isinstance(await client.recv(), Hello)
+            handle.shutdown()
+            with trio.fail_after(5), pytest.raises(ConnectionClosed) as closed:
+                await ws.get_message()
+            assert closed.value.reason.code == 1001
+            assert handle.relay.draining
+            # trio-websocket 0.12.2 leaves the client's TCP stream open after a close the
+            # server started; close it here so the socket is not left to the collector.
+            await ws._stream.aclose()
+
+
+async def test_http_endpoints(node: NodeHandle) -> None:
+    async with httpx.AsyncClient(base_url=node.url) as http:
+        assert (await http.get("/healthz")).status_code == 200
+        assert (await http.get("/readyz")).status_code == 200
+        metrics = (await http.get("/metrics")).text
+        assert "sealrelay_envelopes_accepted_total 0" in metrics
+        assert "sealrelay_mailbox_envelopes 0" in metrics
+        assert (await http.get("/nothing")).status_code == 404
+        response = await http.get("/.well-known/sealrelay/server")
+        assert response.headers["content-type"] == "application/x-msgpack"
+        doc = decode(response.content, ServerKeyDocument)
+        suite = get_suite("xwing")
+        (entry,) = doc.body.verify_keys
+        assert entry.id == key_id(entry.public)
+        assert doc.body.endpoints == (node.url,)
+        suite.sig.verify(
+            entry.public,
+            encode(doc.body),
+            doc.signatures[0].signature,
+            labels.CTX_SERVER_KEY_DOCUMENT,
+        )
+
+
+async def test_blob_upload_and_download(node: NodeHandle) -> None:
+    alice = Device.create("alice")
+    async with open_websocket_url(ws_url(node)) as ws:
+        client = await register(node, ws, alice)
+        grant = await client.request(RequestBlobUpload(3, 5, 60))
+        assert isinstance(grant, BlobGrant)
+    path = f"/v1/blobs/{grant.blob.hex()}"
+    auth = {"Authorization": f"Bearer {grant.upload_token.hex()}"}
+    async with httpx.AsyncClient(base_url=node.url) as http:
+        assert (await http.put(path, content=b"hello")).status_code == 401
+        wrong = {"Authorization": "Bearer " + "00" * 32}
+        refused = await http.put(path, content=b"hello", headers=wrong)
+        assert refused.status_code == 404
+        assert refused.json()["code"] == errors.BLOB_NOT_FOUND
+        assert (await http.put(path, content=b"x" * 2000, headers=auth)).status_code == 413
+        assert (await http.put(path, content=b"hell", headers=auth)).status_code == 404
+        assert (await http.get(path)).status_code == 404
+        assert (await http.put(path, content=b"hello", headers=auth)).status_code == 201
+        assert (await http.put(path, content=b"hello", headers=auth)).status_code == 404
+        fetched = await http.get(path)
+        assert (fetched.status_code, fetched.content) == (200, b"hello")
+        assert (await http.get("/v1/blobs/" + "ab" * 16)).status_code == 404
+        assert (await http.get("/v1/blobs/zz")).status_code == 404
