@@ -27,7 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 import trio
 import trio_websocket
 
-from client.errors import ClientError, NetworkError, Refused
+from client.errors import ClientError, NetworkError, Refused, ServerKeyError
 from client.identity import Identity
 from suites import labels
 from wire import WireError, decode, encode
@@ -309,7 +309,7 @@ async def handshake(
 ) -> Registered | Authenticated:
     """Register or authenticate on ``conn`` (its reader must be running)."""
     if expect_server is not None and conn.hello.server != expect_server:
-        raise NetworkError(f"the node serves {conn.hello.server!r}, not {expect_server!r}")
+        raise ServerKeyError(f"the node serves {conn.hello.server!r}, not {expect_server!r}")
     response = await conn.request(login.request(conn.hello))
     if not isinstance(response, Registered | Authenticated):
         raise NetworkError("unexpected answer to the login")
@@ -346,6 +346,7 @@ class Link:
         self.backoff = backoff or Backoff()
         self._conn: Connection | None = None
         self._fatal: ClientError | None = None
+        self._task_status: trio.TaskStatus[None] | None = None
         self._up = trio.Event()
         send, self.pushes = trio.open_memory_channel[Push](PUSH_BUFFER)
         self._push_send = send
@@ -361,46 +362,50 @@ class Link:
         return await (await self.current()).request(req)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        started = False
+        self._task_status = task_status
         while True:
+            fatal: ClientError | None = None
             try:
                 async with self._connector() as transport:
-                    await self._session(transport, task_status if not started else None)
-                    started = True
-            except NetworkError:
-                pass
+                    fatal = await self._session(transport)
+            except* NetworkError:
+                pass  # could not connect, or the connection broke: back off and retry
+            if fatal is not None:
+                raise fatal
             await trio.sleep(self.backoff.next_delay())
 
-    async def _session(
-        self, transport: Transport, task_status: trio.TaskStatus[None] | None
-    ) -> None:
-        hello = await read_hello(transport)
+    async def _session(self, transport: Transport) -> ClientError | None:
+        """One connection, until it breaks; returns the error that ends :meth:`run` (a
+        refused login, a fatal error of ``on_connect``), ``None`` to reconnect. Errors are
+        returned, not raised, so a connector's nursery cannot wrap them in a group."""
+        try:
+            hello = await read_hello(transport)
+        except NetworkError:
+            return None
         conn = Connection(transport, hello, self._push_send)
-        login_error: NetworkError | Refused | None = None
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._read_then_cancel, conn, nursery.cancel_scope)
             try:
                 response = await handshake(conn, self._login, self._expect_server)
-            except (NetworkError, Refused) as exc:
-                login_error = exc
+            except NetworkError:
+                nursery.cancel_scope.cancel()
+            except ClientError as exc:  # refused, or the wrong server: retrying won't help
+                self._fatal = exc
                 nursery.cancel_scope.cancel()
             else:
-                self._connected(conn, task_status)
+                self._connected(conn)
                 nursery.start_soon(self._guarded_on_connect, conn, response, nursery.cancel_scope)
-        if login_error is not None:
-            raise login_error
-        if self._fatal is not None:
-            raise self._fatal
-        raise NetworkError("the connection to the node closed")
+        return self._fatal
 
-    def _connected(self, conn: Connection, task_status: trio.TaskStatus[None] | None) -> None:
+    def _connected(self, conn: Connection) -> None:
         self.backoff.reset()
         self.connections += 1
         self._conn = conn
         self._up.set()
         self._up = trio.Event()
-        if task_status is not None:
-            task_status.started()
+        if self._task_status is not None:
+            self._task_status.started()
+            self._task_status = None
 
     async def _guarded_on_connect(
         self, conn: Connection, response: Registered | Authenticated, scope: trio.CancelScope
