@@ -19,8 +19,13 @@ from wire import decode, encode
 from wire.relay import (
     PROTOCOL_VERSION,
     REQUESTS,
+    Ack,
+    Acked,
     Auth,
     Authenticated,
+    Deliver,
+    Drained,
+    Envelope,
     Error,
     GetPrekeyStatus,
     Hello,
@@ -87,6 +92,10 @@ class FakeNode:
     connections: int = 0
     drop_after_sends: int | None = None
     refuse: dict[type, tuple[str, int]] = field(default_factory=dict)
+    backlog: list[Envelope] = field(default_factory=list)
+    """Pushed (one Deliver each, then Drained) after every successful Auth."""
+    acked: list[bytes] = field(default_factory=list)
+    on_ack: Callable[[Ack], None] | None = None
 
     @asynccontextmanager
     async def connector(self) -> AsyncIterator[Transport]:
@@ -111,6 +120,10 @@ class FakeNode:
                     await end.aclose()
                     return
                 await end.send(encode(answer))
+                if isinstance(answer, Authenticated):
+                    for env in self.backlog:
+                        await end.send(encode(Deliver(envelopes=(env,))))
+                    await end.send(encode(Drained(pending=0)))
         except NetworkError:
             return
 
@@ -129,6 +142,11 @@ class FakeNode:
                 self.drop_after_sends = None
                 return None  # stored, but the answer is lost
             return Sent(id=frame.id, eid=frame.eid, duplicate=duplicate)
+        if isinstance(frame, Ack):
+            if self.on_ack is not None:
+                self.on_ack(frame)
+            self.acked.extend(frame.eids)
+            return Acked(id=frame.id, deleted=len(frame.eids))
         if isinstance(frame, GetPrekeyStatus):
             return PrekeyStatus(id=frame.id, one_time=100, kem_one_time=100)
         if isinstance(frame, Ping):

@@ -1,0 +1,174 @@
+"""Receiving through ``Client``: de-duplication by eid, ack only after the message is saved,
+garbage dropped, nothing doubled across a restart. The node is the scripted fake of
+``netfakes``; the devices and their end-to-end crypto are real."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import trio
+
+from client import persist
+from client.app import Client
+from client.content import Content, pack
+from client.inbox import Inbox
+from client.records import AccountInfo
+from client.sealed import issue_certificate
+from client.serverkeys import PinnedKeyring
+from client.session import Device
+from client.store.memory import MemoryStore
+from suites import labels
+from tests.client.netfakes import FakeNode
+from tests.client.pairs import DAY_MS, Domain
+from wire import encode
+from wire.relay import Ack, Envelope
+from wire.server import (
+    DocumentSignature,
+    ServerKeyDocument,
+    ServerKeyDocumentBody,
+    ServerVerifyKeyEntry,
+)
+
+DOMAIN = "example.org"
+
+
+def _document(domain: Domain) -> ServerKeyDocument:
+    key = domain.verify_key()
+    now = int(domain.clock.now * 1000)
+    body = ServerKeyDocumentBody(
+        server=domain.name,
+        suite=domain.suite.suite_id,
+        verify_keys=(ServerVerifyKeyEntry(key.key_id, key.suite, key.public, key.not_after),),
+        kem_keys=(),
+        endpoints=(),
+        issued=now,
+        valid_until=now + 7 * DAY_MS,
+    )
+    sig = domain.suite.sig.sign(domain.server_key, encode(body), labels.CTX_SERVER_KEY_DOCUMENT)
+    return ServerKeyDocument(body=body, signatures=(DocumentSignature(key.key_id, sig),))
+
+
+class Setup:
+    def __init__(self, tmp_path: Path) -> None:
+        self.domain = Domain.create("xwing", DOMAIN)
+        self.doc = _document(self.domain)
+        keyring = PinnedKeyring()
+        keyring.pin(self.doc)
+        self.alice = self.domain.device("alice", keyring)  # type: ignore[arg-type]
+        self.bob = self.domain.device("bob", keyring)  # type: ignore[arg-type]
+        self.bob.certificate = issue_certificate(
+            self.domain.suite,
+            self.domain.server_key,
+            self.domain.key_id,
+            self.bob.address,
+            1,
+            self.bob.identity.public,
+            int(self.domain.clock.now * 1000) + 30 * DAY_MS,
+        )
+        self.alice.start_session(self.bob.pool.bundle(self.bob.address, 1))
+        self.store = MemoryStore()
+        persist.save_device(self.store, self.bob)
+        info = AccountInfo("http://node.invalid", encode(self.doc), b"\x01" * 16, b"\x02" * 16)
+        persist.save_account_info(self.store, info)
+        self.node = FakeNode(server=DOMAIN)
+        self.save_dir = tmp_path
+
+    def envelope(self, device: Device, text: str) -> Envelope:
+        content = Content(text, 1, b"\x03" * 16, b"\x04" * 16, None, ())
+        body = device.encrypt(self.bob.address, 1, pack(content))
+        expires = int(self.domain.clock.now * 1000) + DAY_MS
+        return Envelope(os.urandom(16), 1, expires, DOMAIN, None, body)
+
+    def client(self) -> Client:
+        return Client.load(
+            self.store,
+            save_dir=self.save_dir,
+            clock=self.domain.clock,
+            connector=self.node.connector,
+        )
+
+    async def run_until_drained(self) -> Client:
+        client = self.client()
+        async with client.online():
+            with trio.fail_after(30):
+                await client.drained.wait()
+        return client
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> Setup:
+    return Setup(tmp_path)
+
+
+def _texts(store: MemoryStore) -> list[str]:
+    return [m.text for m in Inbox(store).messages()]
+
+
+async def test_duplicates_are_saved_once_and_acked(setup: Setup) -> None:
+    first = setup.envelope(setup.alice, "one")
+    second = setup.envelope(setup.alice, "two")
+    setup.node.backlog = [first, first, second, first]
+    await setup.run_until_drained()
+    assert _texts(setup.store) == ["one", "two"]
+    assert setup.node.acked.count(first.eid) == 3  # every copy acked
+    assert second.eid in setup.node.acked
+
+
+async def test_ack_only_after_the_message_is_saved(setup: Setup) -> None:
+    env = setup.envelope(setup.alice, "saved before ack")
+    seen_at_ack: list[list[str]] = []
+
+    def on_ack(ack: Ack) -> None:
+        seen_at_ack.append(_texts(setup.store))
+
+    setup.node.on_ack = on_ack
+    setup.node.backlog = [env]
+    await setup.run_until_drained()
+    assert seen_at_ack == [["saved before ack"]]
+    # The session advanced and was saved with the message: a reload decrypts the next one.
+    reloaded = persist.load_device(setup.store, setup.bob.keyring)
+    assert reloaded.has_session(setup.alice.address, 1)
+
+
+async def test_garbage_and_forgeries_are_dropped_but_acked(setup: Setup) -> None:
+    garbage = Envelope(os.urandom(16), 1, 2**40, DOMAIN, None, os.urandom(1024))
+    mallory = setup.domain.device("mallory", setup.bob.keyring)
+    mallory.start_session(setup.bob.pool.bundle(setup.bob.address, 1))
+    introduced = setup.envelope(mallory, "i am alice")
+    lying = Envelope(
+        introduced.eid, 1, introduced.expires, DOMAIN, "alice@example.org", introduced.body
+    )
+    setup.node.backlog = [garbage, lying]
+    await setup.run_until_drained()
+    assert _texts(setup.store) == []
+    assert set(setup.node.acked) == {garbage.eid, lying.eid}
+
+
+async def test_redelivery_after_restart_is_not_doubled(setup: Setup) -> None:
+    env = setup.envelope(setup.alice, "only once")
+    setup.node.backlog = [env]
+    await setup.run_until_drained()
+    # The ack was lost: the node pushes it again to the restarted client.
+    await setup.run_until_drained()
+    assert _texts(setup.store) == ["only once"]
+    assert setup.node.acked.count(env.eid) == 2
+    assert setup.node.connections == 2
+
+
+async def test_reply_uses_the_token_from_the_content(setup: Setup) -> None:
+    setup.node.backlog = [setup.envelope(setup.alice, "write back")]
+    client = await setup.run_until_drained()
+    contact = persist.load_contact(setup.store, setup.alice.address, 1)
+    assert contact is not None
+    assert (contact.mailbox, contact.delivery_token) == (b"\x04" * 16, b"\x03" * 16)
+    setup.node.backlog = []
+    async with client.online():
+        with trio.fail_after(30):
+            result = await client.send(setup.alice.address, "reply")
+    assert result.failed == {}
+    (sent,) = [f for f in setup.node.received if hasattr(f, "token")]
+    assert sent.token == b"\x03" * 16
+    assert sent.mailbox == b"\x04" * 16
+    assert setup.alice.decrypt(sent.body).sender == setup.bob.address
