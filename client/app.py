@@ -32,7 +32,14 @@ from client import nodehttp, persist
 from client.attachments_io import download_all, pending_attachment, upload_file
 from client.content import Content, pack, unpack
 from client.entropy import SYSTEM_ENTROPY, Entropy
-from client.errors import BadContent, ClientError, NetworkError, NoAccount, Refused
+from client.errors import (
+    BadContent,
+    ClientError,
+    NetworkError,
+    NoAccount,
+    Refused,
+    UntrustedIdentity,
+)
 from client.identity import ONE_TIME_BATCH
 from client.inbox import Inbox, StoredMessage, message_key
 from client.net import AuthLogin, Connection, Connector, Link, websocket_connector
@@ -251,7 +258,7 @@ class Client:
         """Send to every device of ``to``; returns once the node acknowledged (or refused
         for good) every envelope. Must run inside :meth:`online`."""
         if self.device.identity_changed(to):
-            self.device.encrypt(to, 0, b"")  # raises UntrustedIdentity
+            raise UntrustedIdentity(to)
         pointers = [
             await upload_file(self.link.request, self.info.node_url, path, self.entropy)
             for path in files

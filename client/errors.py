@@ -10,6 +10,7 @@ ClientError                   base; every error has a stable ``code``
 ├── UntrustedIdentity         the peer's identity key changed and the user has not
 │                             accepted it yet: sending is blocked
 ├── NoSession                 no session with that address/device
+├── NoAccount                 the client state holds no device (not enrolled yet)
 ├── StoreError                the client state store cannot be opened or is corrupt
 │   └── WrongPassphrase       the passphrase does not open the store
 ├── BadContent                a decrypted message whose content does not decode
@@ -58,6 +59,10 @@ class UntrustedIdentity(ClientError):
 
 class NoSession(ClientError):
     code = "client.no_session"
+
+
+class NoAccount(ClientError):
+    code = "client.no_account"
 
 
 class StoreError(ClientError):
