@@ -10,6 +10,10 @@ SQLite: committed and fsynced). Each method is atomic on its own; none needs a
 transaction spanning calls, which is what lets the Redis backend implement them with one
 script or ``MULTI`` each.
 
+A backend that fails (I/O error, disk full, a lock held too long) raises
+``node.store.errors.StoreError``; a closed store raises ``StoreClosed``. An ordinary "no"
+(a spent invite, a wrong upload token) is a return value, never an exception.
+
 Secrets never reach storage: enrollment codes, delivery tokens and blob upload tokens are
 stored as hashes made by the caller (``node.accounts``). Envelope bodies are sealed bytes
 the node cannot read. Times are Unix milliseconds, chosen by the caller; a thing whose
@@ -96,7 +100,7 @@ class Store(Protocol):
         """Spend the invite and create the account's first device, atomically.
 
         False (and nothing written) if the invite is unknown, spent, expired, for another
-        name, or the address is taken.
+        name, or the address (or the device's mailbox id) is taken.
         """
         ...
 

@@ -72,9 +72,10 @@ class _Worker:
 
     async def run(self, fn: Operation[T]) -> T:
         """Run ``fn`` on a worker's connection; its value, or its exception raised here."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        # Nothing yields between this check and the put, so no op is queued behind _STOP.
         if self._closed or self._broken is not None:
             raise StoreClosed("the store is closed")
-        await trio.lowlevel.checkpoint_if_cancelled()
         op = _Op(fn, trio.lowlevel.current_task())
         self._queue.put(op)
 

@@ -148,13 +148,13 @@ class MemoryStore:
     # --- mailboxes -----------------------------------------------------------------------
     async def enqueue(self, envelope: StoredEnvelope) -> tuple[bool, int]:
         await self._enter()
-        queue = self._queues.setdefault(envelope.mailbox, {})
-        existing = queue.get(envelope.eid)
+        existing = self._queues.get(envelope.mailbox, {}).get(envelope.eid)
         if existing is not None:
             return False, existing.seq
         if (envelope.mailbox, envelope.eid) in self._tombstones:
             return False, 0
         self._seq += 1
+        queue = self._queues.setdefault(envelope.mailbox, {})
         queue[envelope.eid] = dataclasses.replace(envelope, seq=self._seq)
         return True, self._seq
 

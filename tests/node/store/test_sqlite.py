@@ -70,8 +70,7 @@ async def test_a_batch_commits_everything_but_the_op_that_failed(db: Path) -> No
         gate.set()
     assert store.writer.batches == batches + 2  # the blocker's batch, then the other three
     assert isinstance(results["bad"], ValueError)
-    assert results["first"] == (True, 1)
-    assert results["last"] == (True, 2)
+    assert {results["first"], results["last"]} == {(True, 1), (True, 2)}  # in either order
     assert await store.count_pending(MAILBOX, NOW) == 2
     assert (await store.stats())["invites"] == 0  # the failed op's insert was rolled back
     await store.aclose()
