@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,7 +20,13 @@ import pytest
 
 from client.inbox import Inbox
 from client.store.sqlite import SqliteStore
-from tests.integration.nodeproc import NodeProcess, invite, json_lines, run_cli
+from tests.integration.nodeproc import (
+    NodeProcess,
+    invite,
+    json_lines,
+    run_cli,
+    sealrelay_command,
+)
 
 DOMAIN = "example.test"
 
@@ -172,6 +179,30 @@ def test_safety_numbers_match(world: World) -> None:
     assert a["identity_changed"] is False
     assert b["identity_changed"] is False
     assert a["formatted"].replace(" ", "").replace("\n", "") == a["safety_number"]
+
+
+def test_receive_survives_a_node_restart(world: World) -> None:
+    """A waiting `receive` reconnects by itself after the node restarts (same data, same
+    port) and gets what was sent meanwhile."""
+    alice, bob = world.alice, world.bob
+    bob.receive()  # drain
+    argv = [*sealrelay_command(), "client", "receive", "--home", str(bob.home), "--wait", "15"]
+    waiting = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, **bob.env},
+    )  # fmt: skip
+    try:
+        time.sleep(3)  # connected and drained
+        world.node.restart()
+        eid = alice.send(bob, "after the restart")
+        out, err = waiting.communicate(timeout=60)
+    finally:
+        if waiting.poll() is None:
+            waiting.kill()
+            waiting.communicate()
+    assert waiting.returncode == 0, err
+    got = {m["eid"]: m for m in json_lines(out)}
+    assert got[eid]["text"] == "after the restart"
 
 
 def test_unknown_recipient_fails_clearly(world: World) -> None:
