@@ -1,0 +1,218 @@
+"""Relay node benchmarks (issue 4): one real ``sealrelay node serve`` process on the
+embedded default (SQLite, fsync on every group commit), load from separate processes
+(``benchmarks.nodeload``) over real WebSockets on loopback.
+
+Cases:
+
+- ``throughput``: 1 KiB envelopes from ``PAIRS`` senders to ``PAIRS`` receivers (sender i
+  to receiver i), each sender keeping ``WINDOW`` sends outstanding; receivers ack every
+  push. ``ops/s`` is envelopes received (hence stored, pushed and acked) per second.
+- ``latency at half load``: the same, paced at half the measured throughput; p50 and p99
+  of send-to-receive time (sender clock to receiver clock, same machine).
+- ``idle connections``: node RSS growth per connection for ``IDLE`` open WebSockets that
+  completed the handshake and got their challenge.
+
+The senders and receivers run in two processes and the node in a third, all on this
+machine's cores: the numbers include the load generators' share of the CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import IO, Any, Final
+
+import trio
+
+from benchmarks.harness import Result
+
+PAIRS: Final = 50
+WINDOW: Final = 8
+SECONDS: Final = 10.0
+IDLE: Final = 5000
+QUICK_PAIRS: Final = 4
+QUICK_SECONDS: Final = 1.0
+QUICK_IDLE: Final = 50
+NODE_ENV: Final = {
+    "SEALRELAY_RATE_IP_PER_S": "1000000",
+    "SEALRELAY_RATE_IP_BURST": "1000000",
+    "SEALRELAY_RATE_ACCOUNT_PER_S": "1000000",
+    "SEALRELAY_RATE_ACCOUNT_BURST": "1000000",
+    "SEALRELAY_MAX_CONNECTIONS_PER_IP": "20000",
+    "SEALRELAY_LOG_LEVEL": "warning",
+}
+DOMAIN: Final = "bench.test"
+
+
+def _python(*args: str, stdin: int | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, *args],
+        stdin=stdin,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **NODE_ENV},
+    )
+
+
+def _json_line(stream: IO[str] | None, what: str) -> dict[str, Any]:
+    assert stream is not None
+    while True:
+        line = stream.readline()
+        if not line:
+            raise RuntimeError(f"{what} ended without its JSON line")
+        if line.startswith("{"):
+            doc: dict[str, Any] = json.loads(line)
+            return doc
+
+
+async def _invites(data: Path, names: list[str]) -> list[str]:
+    from node.accounts import code_hash, format_code
+    from node.store import open_store
+
+    store = await open_store("sqlite", data)
+    codes = []
+    expires = int((time.time() + 3600) * 1000)
+    try:
+        for name in names:
+            raw = os.urandom(16)
+            await store.add_invite(code_hash(raw), name, expires)
+            codes.append(f"{name}={format_code(raw)}")
+    finally:
+        await store.aclose()
+    return codes
+
+
+def _rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text(encoding="ascii").splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text(encoding="ascii").rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _round(
+    accounts: Path, url: str, node_pid: int, pairs: int, seconds: float, rate: float
+) -> dict[str, Any]:
+    """One send/receive round: the receivers' and senders' JSON merged, plus the CPU
+    seconds the node and the load generators used."""
+    load = "benchmarks.nodeload"
+    node_cpu, load_cpu = _cpu_s(node_pid), _children_cpu_s()
+    recv = _python(
+        "-m", load, "receive", url, str(accounts), str(pairs), str(pairs), str(seconds + 60),
+        stdin=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        _json_line(recv.stdout, "receivers")
+        args = ("0", str(pairs), str(seconds), str(pairs), str(rate), str(WINDOW))
+        sender = _python("-m", load, "send", url, str(accounts), *args)
+        sent = _json_line(sender.stdout, "senders")
+        sender.wait(timeout=30)
+        time.sleep(1.0)  # let the last pushes land
+        assert recv.stdin is not None
+        recv.stdin.close()
+        got = _json_line(recv.stdout, "receivers")
+        recv.wait(timeout=30)
+    finally:
+        if recv.poll() is None:
+            recv.kill()
+    cpu = {"node_cpu_s": _cpu_s(node_pid) - node_cpu, "load_cpu_s": _children_cpu_s() - load_cpu}
+    return {**sent, **got, **cpu}
+
+
+def _result(name: str, ops: float, p50: float | None, p99: float | None, **extra: Any) -> Result:
+    return Result(
+        group="node",
+        name=name,
+        ops_per_s=ops,
+        mean_us=1e6 / ops if ops else 0.0,
+        p50_us=p50,
+        p99_us=p99,
+        calls=int(extra.get("envelopes", 0)),
+        samples=1,
+        batch=1,
+        extra=extra,
+    )
+
+
+def run(quick: bool) -> list[Result]:
+    pairs = QUICK_PAIRS if quick else PAIRS
+    seconds = QUICK_SECONDS if quick else SECONDS
+    idle = QUICK_IDLE if quick else IDLE
+    with tempfile.TemporaryDirectory(prefix="sealrelay-bench-") as tmp:
+        data = Path(tmp) / "node"
+        data.mkdir()
+        codes = trio.run(_invites, data, [f"u{i}" for i in range(2 * pairs)])
+        node = _python(
+            "-m", "sealrelay", "node", "serve", "--domain", DOMAIN, "--listen", "127.0.0.1:0",
+            "--data", str(data),
+        )  # fmt: skip
+        try:
+            url = _json_line(node.stdout, "node")["url"]
+            accounts = Path(tmp) / "accounts.json"
+            setup = _python("-m", "benchmarks.nodeload", "setup", url, str(accounts), *codes)
+            _json_line(setup.stdout, "setup")
+            setup.wait(timeout=60)
+            full = _round(accounts, url, node.pid, pairs, seconds, 0.0)
+            rate = full["received"] / full["seconds"]
+            half = _round(accounts, url, node.pid, pairs, seconds, rate / 2)
+            rss_before = _rss_kib(node.pid)
+            idler = _python(
+                "-m", "benchmarks.nodeload", "idle", url, str(idle), "600", stdin=subprocess.PIPE
+            )  # fmt: skip
+            opened = _json_line(idler.stdout, "idle")["open"]
+            time.sleep(1.0)
+            rss_after = _rss_kib(node.pid)
+            assert idler.stdin is not None
+            idler.stdin.close()
+            idler.wait(timeout=60)
+        finally:
+            node.terminate()
+            node.wait(timeout=30)
+    per_conn = (rss_after - rss_before) * 1024 / max(1, opened)
+    return [
+        _result(
+            f"throughput {pairs}x{pairs} 1KiB",
+            rate,
+            full["p50_ms"] * 1000,
+            full["p99_ms"] * 1000,
+            envelopes=full["received"],
+            sent=full["sent"],
+            duplicates=full["duplicates"],
+            node_cpu_us_per_envelope=round(full["node_cpu_s"] * 1e6 / max(1, full["received"])),
+            load_cpu_us_per_envelope=round(full["load_cpu_s"] * 1e6 / max(1, full["received"])),
+        ),
+        _result(
+            "latency at half load",
+            half["received"] / half["seconds"],
+            half["p50_ms"] * 1000,
+            half["p99_ms"] * 1000,
+            envelopes=half["received"],
+            target_rate=round(rate / 2),
+            max_ms=round(half["max_ms"], 2),
+        ),
+        _result(
+            f"idle connections x{opened}",
+            0.0,
+            None,
+            None,
+            rss_bytes_per_connection=round(per_conn),
+            rss_before_kib=rss_before,
+            rss_after_kib=rss_after,
+        ),
+    ]

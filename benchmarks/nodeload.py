@@ -1,0 +1,364 @@
+"""Load generator for ``benchmarks.node``: runs as a separate process, speaks the client
+protocol (``wire.relay``) over real WebSockets to a real node.
+
+    python -m benchmarks.nodeload setup URL ACCOUNTS_JSON CODES...   register accounts
+    python -m benchmarks.nodeload receive URL ACCOUNTS_JSON FIRST COUNT SECONDS
+    python -m benchmarks.nodeload send URL ACCOUNTS_JSON FIRST COUNT SECONDS TARGETS RATE WINDOW
+    python -m benchmarks.nodeload idle URL COUNT SECONDS
+
+Envelope bodies are 1 KiB of random bytes whose first 8 bytes are the send time
+(``time.time_ns``), so a receiver in another process measures send-to-receive latency.
+The node cannot tell them from sealed envelopes: it never opens a body. Each role prints
+one JSON object on stdout when it is done (``receive`` and ``idle`` print a ``ready``
+line first).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import trio
+from trio_websocket import WebSocketConnection, open_websocket_url
+
+from client.entropy import SYSTEM_ENTROPY
+from client.identity import Identity
+from suites import get_suite, get_suite_by_id, labels
+from wire import decode, encode
+from wire.relay import (
+    PURPOSE_AUTH,
+    PURPOSE_REGISTER,
+    Ack,
+    Auth,
+    AuthPayload,
+    Deliver,
+    Drained,
+    Error,
+    Hello,
+    Register,
+    Send,
+    Sent,
+    SetDeliveryToken,
+)
+
+BODY_BYTES: Final = 1024
+TTL: Final = 3600
+MAX_MESSAGE: Final = 2 * 1024 * 1024
+
+
+def _ws_url(url: str) -> str:
+    return url.replace("http://", "ws://", 1).rstrip("/") + "/v1/client"
+
+
+async def _hello(ws: WebSocketConnection) -> Hello:
+    return decode(await ws.get_message(), Hello)  # type: ignore[arg-type]
+
+
+async def _request(ws: WebSocketConnection, frame: object) -> Any:
+    await ws.send_message(encode(frame))
+    while True:
+        reply = decode(await ws.get_message())  # type: ignore[arg-type]
+        if isinstance(reply, Error):
+            raise RuntimeError(f"node refused {type(frame).__name__}: {reply.code} {reply.message}")
+        if isinstance(reply, Deliver | Drained):
+            continue
+        return reply
+
+
+# --- setup -----------------------------------------------------------------------------
+
+
+async def _register_one(url: str, name: str, code: str) -> dict[str, Any]:
+    async with open_websocket_url(_ws_url(url), max_message_size=MAX_MESSAGE) as ws:
+        hello = await _hello(ws)
+        suite = get_suite_by_id(hello.suite)
+        identity = Identity.generate(suite, SYSTEM_ENTROPY)
+        address = f"{name}@{hello.server}"
+        payload = AuthPayload(PURPOSE_REGISTER, hello.server, hello.nonce, address, 0)
+        sig = identity.sign(encode(payload), labels.CTX_DEVICE_AUTH)
+        reg = await _request(ws, Register(1, code, name, identity.public, sig))
+        token = secrets.token_bytes(16)
+        verifier = _verifier(token)
+        await _request(ws, SetDeliveryToken(2, verifier))
+        return {
+            "address": reg.address,
+            "device": reg.device,
+            "mailbox": reg.mailbox.hex(),
+            "token": token.hex(),
+            "suite": suite.name,
+            "sig_key": suite.sig.private_key_bytes(identity.sig_key).hex(),
+        }
+
+
+def _verifier(token: bytes) -> bytes:
+    return hashlib.sha256(labels.DELIVERY_TOKEN_HASH_INFO + token).digest()
+
+
+async def setup(url: str, out: Path, codes: list[str]) -> None:
+    accounts: list[dict[str, Any]] = [{} for _ in codes]
+
+    async def one(i: int, item: str) -> None:
+        name, code = item.split("=", 1)
+        accounts[i] = await _register_one(url, name, code)
+
+    limiter = trio.CapacityLimiter(8)
+
+    async def limited(i: int, item: str) -> None:
+        async with limiter:
+            await one(i, item)
+
+    async with trio.open_nursery() as nursery:
+        for i, item in enumerate(codes):
+            nursery.start_soon(limited, i, item)
+    await trio.Path(out).write_text(json.dumps(accounts), encoding="utf-8")
+    print(json.dumps({"registered": len(accounts)}), flush=True)
+
+
+# --- authenticated connections ------------------------------------------------------------
+
+
+@dataclass
+class Account:
+    address: str
+    device: int
+    mailbox: bytes
+    token: bytes
+    suite: str
+    sig_key: bytes
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Account:
+        return cls(
+            d["address"],
+            d["device"],
+            bytes.fromhex(d["mailbox"]),
+            bytes.fromhex(d["token"]),
+            d["suite"],
+            bytes.fromhex(d["sig_key"]),
+        )
+
+
+async def _login(ws: WebSocketConnection, acct: Account) -> None:
+    hello = await _hello(ws)
+    suite = get_suite(acct.suite)
+    key = suite.sig.private_key_from_bytes(acct.sig_key)
+    payload = AuthPayload(PURPOSE_AUTH, hello.server, hello.nonce, acct.address, acct.device)
+    sig = suite.sig.sign(key, encode(payload), labels.CTX_DEVICE_AUTH)
+    await ws.send_message(encode(Auth(1, acct.address, acct.device, sig)))
+
+
+@dataclass
+class ReceiveStats:
+    received: int = 0
+    duplicates: int = 0
+    latencies_ns: list[int] | None = None
+
+
+async def _receiver(
+    url: str, acct: Account, stats: ReceiveStats, ready: trio.Event, counter: list[int]
+) -> None:
+    seen: set[bytes] = set()
+    lat = stats.latencies_ns
+    assert lat is not None
+    async with open_websocket_url(_ws_url(url), max_message_size=MAX_MESSAGE) as ws:
+        await _login(ws, acct)
+        next_id = 2
+        drained = False
+        while True:
+            frame = decode(await ws.get_message())  # type: ignore[arg-type]
+            if isinstance(frame, Deliver):
+                now = time.time_ns()
+                eids = []
+                for env in frame.envelopes:
+                    eids.append(env.eid)
+                    if env.eid in seen:
+                        stats.duplicates += 1
+                        continue
+                    seen.add(env.eid)
+                    stats.received += 1
+                    lat.append(now - int.from_bytes(env.body[:8], "big"))
+                await ws.send_message(encode(Ack(next_id, tuple(eids))))
+                next_id += 1
+            elif isinstance(frame, Drained) and not drained:
+                drained = True
+                counter[0] -= 1
+                if counter[0] == 0:
+                    ready.set()
+            elif isinstance(frame, Error):
+                raise RuntimeError(f"receiver got {frame.code}: {frame.message}")
+
+
+async def receive(url: str, accounts: list[Account], seconds: float) -> None:
+    stats = ReceiveStats(latencies_ns=[])
+    ready = trio.Event()
+    counter = [len(accounts)]
+    with trio.move_on_after(seconds):
+        async with trio.open_nursery() as nursery:
+            for acct in accounts:
+                nursery.start_soon(_receiver, url, acct, stats, ready, counter)
+            await ready.wait()
+            print(json.dumps({"ready": True}), flush=True)
+            # The parent closes our stdin when the senders are done and drained.
+            await trio.to_thread.run_sync(sys.stdin.read)
+            nursery.cancel_scope.cancel()
+    lat = sorted(stats.latencies_ns or [])
+    print(
+        json.dumps(
+            {
+                "received": stats.received,
+                "duplicates": stats.duplicates,
+                "p50_ms": _pct(lat, 0.50) / 1e6,
+                "p99_ms": _pct(lat, 0.99) / 1e6,
+                "max_ms": (lat[-1] / 1e6) if lat else 0.0,
+            }
+        ),
+        flush=True,
+    )
+
+
+def _pct(ordered: list[int], q: float) -> float:
+    if not ordered:
+        return 0.0
+    return float(ordered[min(len(ordered) - 1, int(q * len(ordered)))])
+
+
+async def _sender(
+    url: str,
+    acct: Account,
+    target: Account,
+    deadline: float,
+    interval: float,
+    window: int,
+    sent: list[int],
+) -> None:
+    async with open_websocket_url(_ws_url(url), max_message_size=MAX_MESSAGE) as ws:
+        await _login(ws, acct)
+        pad = os.urandom(BODY_BYTES - 8)
+        outstanding = trio.Semaphore(window)
+        next_at = trio.current_time()
+
+        async def read_replies() -> None:
+            while True:
+                frame = decode(await ws.get_message())  # type: ignore[arg-type]
+                if isinstance(frame, Sent):
+                    sent[0] += 1
+                    outstanding.release()
+                elif isinstance(frame, Error) and frame.id != 1:
+                    raise RuntimeError(f"sender got {frame.code}: {frame.message}")
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(read_replies)
+            request_id = 2
+            while trio.current_time() < deadline:
+                await outstanding.acquire()
+                if interval:
+                    next_at += interval
+                    await trio.sleep_until(next_at)
+                body = time.time_ns().to_bytes(8, "big") + pad
+                frame = Send(
+                    request_id, target.mailbox, secrets.token_bytes(16), target.token, TTL, body
+                )
+                await ws.send_message(encode(frame))
+                request_id += 1
+            with trio.move_on_after(5):
+                for _ in range(window):
+                    await outstanding.acquire()
+            nursery.cancel_scope.cancel()
+
+
+async def send(
+    url: str,
+    senders: list[Account],
+    targets: list[Account],
+    seconds: float,
+    rate: float,
+    window: int,
+) -> None:
+    sent = [0]
+    interval = len(senders) / rate if rate > 0 else 0.0
+    start = time.monotonic()
+    async with trio.open_nursery() as nursery:
+        deadline = trio.current_time() + seconds
+        for acct, target in zip(senders, targets, strict=True):
+            nursery.start_soon(_sender, url, acct, target, deadline, interval, window, sent)
+    elapsed = time.monotonic() - start
+    print(json.dumps({"sent": sent[0], "seconds": elapsed}), flush=True)
+
+
+# --- idle connections ----------------------------------------------------------------------
+
+
+async def idle(url: str, count: int, seconds: float) -> None:
+    opened = [0]
+    all_open = trio.Event()
+
+    limiter = trio.CapacityLimiter(200)
+
+    async def one() -> None:
+        await limiter.acquire_on_behalf_of(trio.lowlevel.current_task())
+        held = True
+        try:
+            async with open_websocket_url(_ws_url(url), max_message_size=MAX_MESSAGE) as ws:
+                await _hello(ws)
+                limiter.release_on_behalf_of(trio.lowlevel.current_task())
+                held = False
+                opened[0] += 1
+                if opened[0] == count:
+                    all_open.set()
+                await trio.sleep_forever()
+        finally:
+            if held:
+                limiter.release_on_behalf_of(trio.lowlevel.current_task())
+
+    with trio.move_on_after(seconds):
+        async with trio.open_nursery() as nursery:
+            for _ in range(count):
+                nursery.start_soon(one)
+                await trio.lowlevel.checkpoint()
+            await all_open.wait()
+            print(json.dumps({"ready": True, "open": opened[0]}), flush=True)
+            await trio.to_thread.run_sync(sys.stdin.read)
+            nursery.cancel_scope.cancel()
+    print(json.dumps({"open": opened[0]}), flush=True)
+
+
+def _accounts(path: str) -> list[Account]:
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    return [Account.from_json(d) for d in data]
+
+
+def main(argv: list[str]) -> None:
+    role, url = argv[0], argv[1]
+    if role == "setup":
+        trio.run(setup, url, Path(argv[2]), argv[3:])
+    elif role == "receive":
+        accts = _accounts(argv[2])
+        first, count = int(argv[3]), int(argv[4])
+        trio.run(receive, url, accts[first : first + count], float(argv[5]))
+    elif role == "send":
+        accts = _accounts(argv[2])
+        first, count, targets = int(argv[3]), int(argv[4]), int(argv[6])
+        trio.run(
+            send,
+            url,
+            accts[first : first + count],
+            accts[targets : targets + count],
+            float(argv[5]),
+            float(argv[7]),
+            int(argv[8]),
+        )
+    elif role == "idle":
+        trio.run(idle, url, int(argv[2]), float(argv[3]))
+    else:
+        raise SystemExit(f"unknown role {role!r}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
