@@ -234,21 +234,20 @@ async def connect(url: str, *, source: str | None = None) -> AsyncIterator[Conn]
     assert parts.port is not None
     with trio.fail_after(REPLY_TIMEOUT):
         stream = await trio.open_tcp_stream(parts.hostname, parts.port, local_address=source)
-    async with trio.open_nursery() as nursery:
-        try:
+    try:
+        async with trio.open_nursery() as nursery:
             ws = await trio_websocket.wrap_client_stream(
                 nursery, stream, parts.hostname, CLIENT_PATH, max_message_size=MAX_MESSAGE
             )
-        except BaseException:
-            await trio.aclose_forcefully(stream)
-            raise
-        try:
-            hello = decode(await ws.get_message(), Hello)  # type: ignore[arg-type]
-            yield Conn(ws, hello)
-        finally:
-            with trio.CancelScope(shield=True), trio.move_on_after(5):
-                await ws.aclose()
-            nursery.cancel_scope.cancel()
+            try:
+                hello = decode(await ws.get_message(), Hello)  # type: ignore[arg-type]
+                yield Conn(ws, hello)
+            finally:
+                with trio.CancelScope(shield=True), trio.move_on_after(5):
+                    await ws.aclose()
+                nursery.cancel_scope.cancel()
+    finally:
+        await trio.aclose_forcefully(stream)
 
 
 # --- the crash-test roles -----------------------------------------------------------------------
