@@ -206,6 +206,19 @@ class Conn:
                     raise AssertionError(f"unexpected frame while waiting for pushes: {frame}")
         return got
 
+    async def backlog(self, seconds: float = REPLY_TIMEOUT) -> list[Envelope]:
+        """Every envelope pushed until ``Drained`` (after a login)."""
+        got: list[Envelope] = []
+        with trio.fail_after(seconds):
+            while True:
+                frame = self.pushes.pop(0) if self.pushes else await self.next_frame(seconds)
+                if isinstance(frame, Deliver):
+                    got.extend(frame.envelopes)
+                elif isinstance(frame, Drained):
+                    return got
+                else:
+                    raise AssertionError(f"unexpected frame before Drained: {frame}")
+
     async def send_envelope(
         self, to: Account, body: bytes, *, ttl: int = STREAM_TTL, eid: bytes | None = None
     ) -> Sent:
