@@ -85,19 +85,26 @@ class Connection:
         """Read and answer frames until the client goes or the session asks to close."""
         await self.send_frame(self.session.hello())
         while not self.closed:
-            message = await receive()
-            if message["type"] == "websocket.disconnect":
+            if not await self._next(receive):
                 return
-            self.held = True
-            try:
-                await self._answer(message)
-            finally:
-                self.held = False
             if self.session.close_code is not None:
                 await self.close(self.session.close_code)
             elif self.woken:
                 self.woken = False
                 self.wake()
+
+    async def _next(self, receive: Receive) -> bool:
+        """Answer the next message; False once the client is gone. (A function of its own
+        so that no reference to the last message outlives it while the connection idles.)"""
+        message = await receive()
+        if message["type"] == "websocket.disconnect":
+            return False
+        self.held = True
+        try:
+            await self._answer(message)
+        finally:
+            self.held = False
+        return True
 
     async def _answer(self, message: Message) -> None:
         data = message.get("bytes")
@@ -120,7 +127,7 @@ class Connection:
                 for frame in frames:
                     await self.send_frame(frame)
         except Exception as exc:  # the envelopes stay stored; the client reconnects
-            log.warning("push failed", extra={"error": type(exc).__name__})
+            log.warning("push failed", exc_info=True, extra={"error": type(exc).__name__})
             await self.close(CLOSE_INTERNAL)
         finally:
             self.flushing = False

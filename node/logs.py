@@ -2,8 +2,9 @@
 
 Each line has ``ts`` (Unix seconds), ``level``, ``logger``, ``msg`` and the record's extra
 fields named in :data:`FIELDS` (nothing else is copied, so a stray ``extra`` cannot leak a
-secret). What is never logged, by rule: enrollment codes, tokens, keys, envelope bodies and
-the senders of sealed envelopes.
+secret); a logged exception adds its type and traceback (code lines, never local values).
+What is never logged, by rule: enrollment codes, tokens, keys, envelope bodies and the
+senders of sealed envelopes.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class JsonFormatter(logging.Formatter):
                 entry[name] = value
         if record.exc_info and record.exc_info[0] is not None:
             entry["exception"] = record.exc_info[0].__name__
+            entry["traceback"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)
 
 

@@ -55,14 +55,14 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Caller:
-    """An authenticated device."""
+    """An authenticated device. Its identity key stays in the store (kilobytes per
+    connection otherwise); :meth:`Relay.identity_of` loads it when a request needs it."""
 
     address: str
     device: int
     mailbox: bytes
-    identity: IdentityKey
 
 
 @dataclass(eq=False)
@@ -77,7 +77,7 @@ class Relay:
     hub: Hub = field(default_factory=Hub)
     metrics: Metrics = field(default_factory=Metrics)
     draining: bool = False
-    _owners: dict[bytes, DeviceRecord] = field(default_factory=dict, repr=False)
+    _owners: dict[bytes, str] = field(default_factory=dict, repr=False)
     _verifiers: dict[str, bytes | None] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -116,7 +116,7 @@ class Relay:
         record = DeviceRecord(address, FIRST_DEVICE, encode(frame.identity), mailbox, now)
         if not await self.store.register(accounts.code_hash(raw), frame.name, record, now):
             raise NodeError(errors.AUTH_BAD_CODE, "code unknown, spent, expired or taken")
-        return Caller(address, FIRST_DEVICE, mailbox, frame.identity)
+        return Caller(address, FIRST_DEVICE, mailbox)
 
     async def authenticate(self, frame: Auth, nonce: bytes) -> Caller:
         record = await self.store.device(frame.address, frame.device)
@@ -125,7 +125,7 @@ class Relay:
         identity = decode(record.identity, IdentityKey)
         payload = AuthPayload(PURPOSE_AUTH, self.domain, nonce, frame.address, frame.device)
         self._check_signature(identity, payload, frame.sig)
-        return Caller(record.address, record.device, record.mailbox, identity)
+        return Caller(record.address, record.device, record.mailbox)
 
     def _check_signature(self, identity: IdentityKey, payload: AuthPayload, sig: bytes) -> None:
         if not accounts.identity_ok(self.suite, identity) or not accounts.auth_signature_ok(
@@ -146,7 +146,7 @@ class Relay:
         expires = self._expiry(frame.ttl, len(frame.body))
         owner = await self._owner(frame.mailbox)
         if isinstance(frame, Send):
-            await self._check_token(owner.address, frame.token)
+            await self._check_token(owner, frame.token)
         now = self.now_ms()
         envelope = StoredEnvelope(
             frame.mailbox, frame.eid, 0, now, now + expires, self.domain, sender, frame.body
@@ -164,14 +164,22 @@ class Relay:
             raise NodeError(errors.SEND_BAD_TTL, f"ttl above {self.config.max_ttl} s")
         return (ttl or self.config.default_ttl) * 1000
 
-    async def _owner(self, mailbox: bytes) -> DeviceRecord:
-        owner = self._owners.get(mailbox)
-        if owner is None:
+    async def _owner(self, mailbox: bytes) -> str:
+        """The address owning ``mailbox`` (cached: a mailbox never changes hands)."""
+        address = self._owners.get(mailbox)
+        if address is None:
             owner = await self.store.mailbox_owner(mailbox)
             if owner is None:
                 raise NodeError(errors.SEND_NO_MAILBOX, "no such mailbox")
-            _cache(self._owners, mailbox, owner)
-        return owner
+            address = owner.address
+            _cache(self._owners, mailbox, address)
+        return address
+
+    async def identity_of(self, caller: Caller) -> IdentityKey:
+        record = await self.store.device(caller.address, caller.device)
+        if record is None:
+            raise NodeError(errors.AUTH_FAILED, "device no longer registered")
+        return decode(record.identity, IdentityKey)
 
     async def _check_token(self, address: str, token: bytes | None) -> None:
         if token is None:
@@ -193,7 +201,8 @@ class Relay:
 
     async def publish_prekeys(self, caller: Caller, frame: PublishPrekeys) -> None:
         upload = frame.upload
-        if upload.suite != self.suite.suite_id or upload.identity != caller.identity:
+        identity = await self.identity_of(caller)
+        if upload.suite != self.suite.suite_id or upload.identity != identity:
             raise NodeError(errors.AUTH_FAILED, "prekeys not made by this device's identity")
         record = PrekeyRecord(
             identity=encode(upload.identity),

@@ -114,7 +114,7 @@ class Session:
         self._drained = False
         self._floor = 0
         self._pushed = 0
-        self._live: deque[StoredEnvelope] = deque()
+        self._live: deque[StoredEnvelope] | None = None  # made on the first hand-over
         self._live_bytes = 0
 
     @property
@@ -210,10 +210,12 @@ class Session:
     # --- pushes -------------------------------------------------------------------------
 
     def offer(self, envelope: StoredEnvelope) -> None:
+        if self._live is None:
+            self._live = deque()
         self._live.append(envelope)
         self._live_bytes += len(envelope.body)
         if len(self._live) > LIVE_MAX or self._live_bytes > LIVE_MAX_BYTES:
-            self._live.clear()
+            self._live = None
             self._live_bytes = 0
             self._catching_up = self._reread = True
         self.wake()
@@ -249,15 +251,18 @@ class Session:
         return frames
 
     def _from_memory(self) -> list[Frame]:
+        live = self._live
         now = self.relay.now_ms()
         batch: list[StoredEnvelope] = []
         size = 0
-        while self._live and len(batch) < BATCH_ENVELOPES and size < BATCH_BYTES:
-            env = self._live.popleft()
+        while live and len(batch) < BATCH_ENVELOPES and size < BATCH_BYTES:
+            env = live.popleft()
             self._live_bytes -= len(env.body)
             if env.seq > self._floor and env.expires > now:
                 batch.append(env)
                 size += len(env.body)
+        if not live:
+            self._live = None  # an idle connection keeps no buffer
         return self._batches(batch)
 
     def _batches(self, envelopes: list[StoredEnvelope]) -> list[Frame]:
@@ -308,10 +313,9 @@ async def _fetch(s: Session, caller: Caller, frame: FetchPrekeys) -> Frame:
 
 async def _certificate(s: Session, caller: Caller, frame: GetCertificate) -> Frame:
     r = s.relay
+    identity = await r.identity_of(caller)
     lifetime = r.config.certificate_lifetime
-    cert = r.keys.issue_certificate(
-        caller.address, caller.device, caller.identity, r.now_ms(), lifetime
-    )
+    cert = r.keys.issue_certificate(caller.address, caller.device, identity, r.now_ms(), lifetime)
     return CertificateIssued(frame.id, cert)
 
 
