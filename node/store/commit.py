@@ -41,11 +41,12 @@ _STOP: Final = object()
 
 
 class _Op:
-    __slots__ = ("abandoned", "fn", "result", "task")
+    __slots__ = ("abandoned", "bare", "fn", "result", "task")
 
-    def __init__(self, fn: Operation[Any], task: trio.lowlevel.Task) -> None:
+    def __init__(self, fn: Operation[Any], task: trio.lowlevel.Task, bare: bool = False) -> None:
         self.fn = fn
         self.task = task
+        self.bare = bare  # run outside any transaction (a checkpoint)
         self.result: outcome.Outcome[Any] = outcome.Error(StoreClosed("store closed"))
         self.abandoned = False
 
@@ -70,13 +71,17 @@ class _Worker:
         for thread in self._threads:
             thread.start()
 
-    async def run(self, fn: Operation[T]) -> T:
-        """Run ``fn`` on a worker's connection; its value, or its exception raised here."""
+    async def run(self, fn: Operation[T], *, bare: bool = False) -> T:
+        """Run ``fn`` on a worker's connection; its value, or its exception raised here.
+
+        ``bare`` (writer only): run it after the batch's commit, outside any transaction,
+        as ``PRAGMA wal_checkpoint`` needs.
+        """
         await trio.lowlevel.checkpoint_if_cancelled()
         # Nothing yields between this check and the put, so no op is queued behind _STOP.
         if self._closed or self._broken is not None:
             raise StoreClosed("the store is closed")
-        op = _Op(fn, trio.lowlevel.current_task())
+        op = _Op(fn, trio.lowlevel.current_task(), bare)
         self._queue.put(op)
 
         def abort(_: trio.lowlevel.RaiseCancelT) -> trio.lowlevel.Abort:
@@ -178,6 +183,15 @@ class Writer(_Worker):
         super().__init__("store-writer", connect, 1, max_batch)
 
     def _execute(self, conn: sqlite3.Connection, batch: list[_Op]) -> None:
+        bare = [op for op in batch if op.bare]
+        if bare:
+            batch = [op for op in batch if not op.bare]
+        if batch:
+            self._transaction(conn, batch)
+        for op in bare:
+            op.result = outcome.capture(op.fn, conn)
+
+    def _transaction(self, conn: sqlite3.Connection, batch: list[_Op]) -> None:
         try:
             conn.execute("BEGIN IMMEDIATE")
             if _run_in_savepoints(conn, batch):

@@ -93,6 +93,10 @@ def connect(
         conn.execute(f"PRAGMA journal_size_limit = {_JOURNAL_SIZE_LIMIT}")
         conn.execute(f"PRAGMA cache_size = -{_CACHE_KIB}")
         conn.execute("PRAGMA foreign_keys = OFF")
+        # Deleted content is overwritten with zeros, so an expired or acknowledged
+        # envelope's bytes do not linger in free pages (DESIGN section 4: nothing is held
+        # past its TTL); the sweep then truncates the WAL, which held the old pages.
+        conn.execute("PRAGMA secure_delete = ON")
         if read_only:
             conn.execute("PRAGMA query_only = ON")
     except BaseException:
