@@ -11,12 +11,13 @@
 
 HTTP refusals carry a JSON body ``{"code": ..., "message": ...}`` with the codes of
 ``node.errors``. Each WebSocket runs one task reading frames and answering them through its
-:class:`~node.session.Session`; pushes run in a short-lived task started only when there
-is something to push, so an idle connection costs one task.
+:class:`~node.session.Session`; pushes run in a short-lived task (in the node's nursery)
+started only when there is something to push, so an idle connection costs one task.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -54,10 +55,10 @@ class Connection:
 
     __slots__ = ("_send", "closed", "flushing", "held", "nursery", "session", "woken")
 
-    def __init__(self, session: Session, send: Send) -> None:
+    def __init__(self, session: Session, send: Send, nursery: trio.Nursery) -> None:
         self.session = session
         self._send = send
-        self.nursery: trio.Nursery | None = None
+        self.nursery = nursery  # shared by all connections: pushes run there
         self.closed = False
         self.flushing = False
         self.held = False
@@ -68,7 +69,7 @@ class Connection:
         """Push soon: start the flusher unless it runs or a reply is being answered."""
         if self.held:
             self.woken = True
-        elif not self.flushing and self.nursery is not None:
+        elif not self.flushing and not self.closed:
             self.flushing = True
             self.nursery.start_soon(self._flush)
 
@@ -128,16 +129,21 @@ class Connection:
                     await self.send_frame(frame)
         except Exception as exc:  # the envelopes stay stored; the client reconnects
             log.warning("push failed", exc_info=True, extra={"error": type(exc).__name__})
-            await self.close(CLOSE_INTERNAL)
+            with contextlib.suppress(Exception):
+                await self.close(CLOSE_INTERNAL)
         finally:
             self.flushing = False
 
 
 class App:
-    """The ASGI callable; ``endpoints`` gives the URLs listed in the key document."""
+    """The ASGI callable; ``endpoints`` gives the URLs listed in the key document, pushes
+    run in ``nursery`` (one short task per connection with something to push)."""
 
-    def __init__(self, relay: Relay, endpoints: Callable[[], tuple[str, ...]]) -> None:
+    def __init__(
+        self, relay: Relay, endpoints: Callable[[], tuple[str, ...]], nursery: trio.Nursery
+    ) -> None:
         self.relay = relay
+        self.nursery = nursery
         self.endpoints = endpoints
         self.connections: set[Connection] = set()
 
@@ -171,14 +177,11 @@ class App:
             await _refuse_connection(send)
             return
         session = Session(self.relay, peer)
-        conn = Connection(session, send)
+        conn = Connection(session, send, self.nursery)
         self._opened(conn)
         try:
             await send({"type": "websocket.accept"})
-            async with trio.open_nursery() as nursery:
-                conn.nursery = nursery
-                await conn.serve(receive)
-                nursery.cancel_scope.cancel()
+            await conn.serve(receive)
         finally:
             conn.closed = True
             session.detach()

@@ -78,7 +78,7 @@ async def _serve(
 ) -> None:
     config = relay.config
     bound: list[str] = []
-    app = App(relay, lambda: (config.public_url or bound[0],))
+    app = App(relay, lambda: (config.public_url or bound[0],), nursery)
 
     async def trigger() -> None:
         await stop.wait()
