@@ -195,3 +195,58 @@ async def test_blob_upload_and_download(node: NodeHandle) -> None:
         assert (fetched.status_code, fetched.content) == (200, b"hello")
         assert (await http.get("/v1/blobs/" + "ab" * 16)).status_code == 404
         assert (await http.get("/v1/blobs/zz")).status_code == 404
+
+
+async def test_flood_gets_rate_limited_then_closed(tmp_path: Path) -> None:
+    config = Config(
+        domain=DOMAIN,
+        data_dir=str(tmp_path),
+        listen_port=0,
+        store="memory",
+        rate_ip_per_s=1.0,
+        rate_ip_burst=3,
+        flood_close_after=10,
+    )
+    async with trio.open_nursery() as nursery:
+        handle: NodeHandle = await nursery.start(partial(run_node, config, handle_signals=False))
+        async with open_websocket_url(ws_url(handle)) as ws:
+            client = Client(ws)
+            assert isinstance(await client.recv(), Hello)
+            codes: list[str] = []
+
+            async def flood() -> None:
+                for n in range(1, 50):
+                    reply = await client.request(Ping(n))
+                    codes.append(reply.code if isinstance(reply, Error) else "ok")
+
+            with pytest.raises(ConnectionClosed) as closed:
+                await flood()
+            assert closed.value.reason.code == 1008
+            assert codes[:3] == ["ok"] * 3
+            assert set(codes[3:]) == {errors.LIMIT_RATE}
+            await ws._stream.aclose()  # see test_graceful_shutdown_closes_websockets
+        handle.shutdown()
+
+
+async def test_connections_per_address_are_limited(tmp_path: Path) -> None:
+    config = Config(
+        domain=DOMAIN,
+        data_dir=str(tmp_path),
+        listen_port=0,
+        store="memory",
+        max_connections_per_ip=2,
+    )
+    async with trio.open_nursery() as nursery:
+        handle: NodeHandle = await nursery.start(partial(run_node, config, handle_signals=False))
+        url = ws_url(handle)
+        async with open_websocket_url(url) as one, open_websocket_url(url) as two:
+            assert isinstance(await Client(one).recv(), Hello)
+            assert isinstance(await Client(two).recv(), Hello)
+            async with open_websocket_url(url) as three:
+                refused = await Client(three).recv()
+                assert isinstance(refused, Error)
+                assert refused.code == errors.LIMIT_CONNECTIONS
+                with trio.fail_after(5), pytest.raises(ConnectionClosed):
+                    await three.get_message()
+                await three._stream.aclose()
+        handle.shutdown()
