@@ -48,6 +48,12 @@ BLOB_PREFIX: Final = "/v1/blobs/"
 BLOB_ID_HEX: Final = 32
 BLOB_TOKEN_HEX: Final = 64
 CLOSE_INTERNAL: Final = 1011  # the node failed; the client reconnects
+CLOSE_DRAIN_SECONDS: Final = 10.0
+"""After the node closes a WebSocket, how long it keeps reading (and discarding) what the
+client still sends, until the client's own close frame. hypercorn hands every message to
+the application through a small queue; if nobody read it, frames arriving after our close
+would fill it, the close handshake would never be seen, and the socket would sit in
+CLOSE-WAIT until shutdown."""
 
 
 class Connection:
@@ -135,6 +141,13 @@ class Connection:
             self.flushing = False
 
 
+async def _drain(receive: Receive) -> None:
+    """Discard messages until the client's close arrives (see ``CLOSE_DRAIN_SECONDS``)."""
+    with trio.move_on_after(CLOSE_DRAIN_SECONDS):
+        while (await receive())["type"] != "websocket.disconnect":
+            pass
+
+
 class App:
     """The ASGI callable; ``endpoints`` gives the URLs listed in the key document, pushes
     run in ``nursery`` (one short task per connection with something to push)."""
@@ -182,6 +195,8 @@ class App:
         try:
             await send({"type": "websocket.accept"})
             await conn.serve(receive)
+            if conn.closed:
+                await _drain(receive)
         finally:
             conn.closed = True
             session.detach()
