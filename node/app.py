@@ -195,7 +195,8 @@ class App:
         try:
             await send({"type": "websocket.accept"})
             await conn.serve(receive)
-            if conn.closed:
+            if conn.closed and not self.relay.draining:
+                # (While draining, hypercorn stops reading and closes every socket itself.)
                 await _drain(receive)
         finally:
             conn.closed = True
