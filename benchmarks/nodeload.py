@@ -169,7 +169,6 @@ async def _receiver(
     assert lat is not None
     async with open_websocket_url(_ws_url(url), max_message_size=MAX_MESSAGE) as ws:
         await _login(ws, acct)
-        next_id = 2
         drained = False
         while True:
             frame = decode(await ws.get_message())  # type: ignore[arg-type]
@@ -184,8 +183,7 @@ async def _receiver(
                     seen.add(env.eid)
                     stats.received += 1
                     lat.append(now - int.from_bytes(env.body[:8], "big"))
-                await ws.send_message(encode(Ack(next_id, tuple(eids))))
-                next_id += 1
+                await ws.send_message(encode(Ack(0, tuple(eids))))
             elif isinstance(frame, Drained) and not drained:
                 drained = True
                 counter[0] -= 1

@@ -169,7 +169,8 @@ class Session:
         handler = _HANDLERS.get(type(frame))
         if handler is None:
             raise NodeError(errors.PROTO_UNEXPECTED, "not a request")
-        return [await handler(self, caller, frame)]
+        reply = await handler(self, caller, frame)
+        return [] if reply is None else [reply]
 
     async def _login(self, frame: Register | Auth) -> list[Frame]:
         nonce, self._nonce = self._nonce, None
@@ -330,16 +331,18 @@ async def _introduce(s: Session, caller: Caller, frame: Introduce) -> Frame:
     return await s.relay.send(frame, caller.address)
 
 
-async def _ack(s: Session, caller: Caller, frame: Ack) -> Frame:
+async def _ack(s: Session, caller: Caller, frame: Ack) -> Frame | None:
+    """Delete the acknowledged envelopes; ``id`` 0 asks for no ``Acked`` (an ack is
+    idempotent, and a lost one only means a redelivery the client drops by eid)."""
     deleted = await s.relay.store.ack(caller.mailbox, list(frame.eids))
-    return Acked(frame.id, deleted)
+    return None if frame.id == 0 else Acked(frame.id, deleted)
 
 
 async def _blob(s: Session, caller: Caller, frame: RequestBlobUpload) -> Frame:
     return await s.relay.grant_blob(frame)
 
 
-_HANDLERS: Final[dict[type, Callable[[Session, Caller, Any], Awaitable[Frame]]]] = {
+_HANDLERS: Final[dict[type, Callable[[Session, Caller, Any], Awaitable[Frame | None]]]] = {
     PublishPrekeys: _publish,
     GetPrekeyStatus: _status,
     SetDeliveryToken: _set_token,

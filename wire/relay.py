@@ -252,6 +252,9 @@ class Drained:
 
 @message("relay.ack")
 class Ack:
+    """Delete these envelopes from the mailbox. With ``id`` 0 the node sends no ``Acked``
+    (fire and forget: acks are idempotent)."""
+
     id: RequestId
     eids: Annotated[tuple[EnvelopeId, ...], MaxLen(1024)]
 

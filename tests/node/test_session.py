@@ -475,6 +475,19 @@ async def test_only_ack_deletes(pair: tuple[Device, Session, Device, Session, by
     assert await send(a_session, bob, 1, token) == Sent(1, eid(1), True)
 
 
+async def test_ack_with_id_zero_deletes_without_a_reply(
+    pair: tuple[Device, Session, Device, Session, bytes],
+) -> None:
+    _, a_session, bob, b_session, token = pair
+    for n in (1, 2):
+        await send(a_session, bob, n, token)
+    assert delivered_eids(await pushes(b_session)) == [eid(1), eid(2)]
+    assert await call(b_session, Ack(0, (eid(1),))) == []
+    session, reply = await login(a_session.relay, bob)
+    assert reply.pending == 1
+    assert delivered_eids(await pushes(session)) == [eid(2)]
+
+
 async def test_envelopes_during_catch_up_neither_lost_nor_doubled(
     pair: tuple[Device, Session, Device, Session, bytes],
 ) -> None:
