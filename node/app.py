@@ -5,7 +5,10 @@
     GET  /metrics                        Prometheus text (``node.metrics``)
     GET  /.well-known/sealrelay/server   the signed ServerKeyDocument (application/x-msgpack)
     PUT  /v1/blobs/{hex id}              upload, ``Authorization: Bearer <hex upload token>``,
-                                         exactly the granted size; 201
+                                         exactly the granted size; 201. The token, the
+                                         grant and Content-Length are checked before the
+                                         body is read (401, 404, 413); at most the granted
+                                         size is read
     GET  /v1/blobs/{hex id}              the bytes, or 404 (unknown or expired)
     WS   /v1/client                      the client protocol (``wire.relay``, ``node.session``)
 
@@ -269,14 +272,28 @@ class App:
             await _problem(send, 405, errors.PROTO_UNEXPECTED, "method not allowed")
 
     async def _put_blob(self, scope: Scope, blob: bytes, receive: Receive, send: Send) -> None:
+        """Everything that needs no body is checked first (token, grant, declared length),
+        so an upload without a grant is refused before a byte of it is read; then at most
+        the granted size is read."""
         token = _bearer(scope)
         if token is None:
             await _problem(send, 401, errors.AUTH_REQUIRED, "bearer upload token required")
             return
         limit = self.relay.config.max_blob_bytes
-        data = await _read_body(receive, limit)
-        if data is None:
+        declared = _content_length(scope)
+        if declared is not None and declared > limit:
             await _problem(send, 413, errors.BLOB_TOO_LARGE, f"blobs are at most {limit} bytes")
+            return
+        size = await self.relay.blob_grant(blob, token)
+        if size is None or (declared is not None and declared < size):
+            await _problem(send, 404, errors.BLOB_NOT_FOUND, "no matching unused grant")
+            return
+        if declared is not None and declared > size:
+            await _problem(send, 413, errors.BLOB_TOO_LARGE, f"the grant is for {size} bytes")
+            return
+        data = await _read_body(receive, size)
+        if data is None:
+            await _problem(send, 413, errors.BLOB_TOO_LARGE, f"the grant is for {size} bytes")
         elif await self.relay.put_blob(blob, token, data):
             await _respond(send, 201, b"", TEXT)
         else:
@@ -333,6 +350,16 @@ async def _problem(send: Send, status: int, code: str, message: str, retry_after
 def _peer(scope: Scope) -> str:
     client = scope.get("client")
     return str(client[0]) if client else "unknown"
+
+
+def _content_length(scope: Scope) -> int | None:
+    """The declared ``Content-Length``, or None when absent or unreadable (the server
+    rejects a malformed one itself)."""
+    for name, value in scope.get("headers", []):
+        if name.lower() == b"content-length":
+            text = value.decode("latin-1").strip()
+            return int(text) if text.isdigit() else None
+    return None
 
 
 def _bearer(scope: Scope) -> bytes | None:

@@ -22,7 +22,7 @@ Codes (stable; clients and tests match on them; the remote party broke the rule 
     send.bad_ttl        a TTL above ``max_ttl`` (0 asks for ``default_ttl``)
     limit.rate          too many requests; ``retry_after`` says when to try again
     limit.connections   too many connections from this address
-    blob.too_large      the blob is larger than ``max_blob_bytes``
+    blob.too_large      the blob is larger than ``max_blob_bytes``, or than its grant
     blob.not_found      no such blob (or expired, or the grant does not match)
     prekeys.none        the address has no device with published prekeys
     internal            the node failed; the request may be retried

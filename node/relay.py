@@ -249,6 +249,11 @@ class Relay:
         await self.store.grant_blob(blob, accounts.blob_token_hash(token), frame.size, expires)
         return BlobGrant(frame.id, blob, token, expires)
 
+    async def blob_grant(self, blob: bytes, token: bytes) -> int | None:
+        """The granted size of an upload ``token`` may still make, or None."""
+        token_hash = accounts.blob_token_hash(token)
+        return await self.store.blob_grant(blob, token_hash, self.now_ms())
+
     async def put_blob(self, blob: bytes, token: bytes, data: bytes) -> bool:
         token_hash = accounts.blob_token_hash(token)
         return await self.store.put_blob(blob, token_hash, data, self.now_ms())

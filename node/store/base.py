@@ -167,6 +167,11 @@ class Store(Protocol):
         """Reserve a blob id for one upload of exactly ``size`` bytes."""
         ...
 
+    async def blob_grant(self, blob: bytes, token_hash: bytes, now: int) -> int | None:
+        """The granted size if ``blob`` has an unused, unexpired grant for ``token_hash``,
+        else None. A read only: the HTTP layer asks before it reads an upload's body."""
+        ...
+
     async def put_blob(self, blob: bytes, token_hash: bytes, data: bytes, now: int) -> bool:
         """Store the upload if the grant matches, is unused and unexpired."""
         ...

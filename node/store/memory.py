@@ -192,6 +192,13 @@ class MemoryStore:
         await self._enter()
         self._blobs[blob] = _Blob(token_hash, size, expires)
 
+    async def blob_grant(self, blob: bytes, token_hash: bytes, now: int) -> int | None:
+        await self._enter()
+        grant = self._blobs.get(blob)
+        if grant is None or not _grant_accepts(grant, token_hash, grant.size, now):
+            return None
+        return grant.size
+
     async def put_blob(self, blob: bytes, token_hash: bytes, data: bytes, now: int) -> bool:
         await self._enter()
         grant = self._blobs.get(blob)

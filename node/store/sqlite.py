@@ -206,6 +206,9 @@ class SqliteStore:
             )
         )
 
+    async def blob_grant(self, blob: bytes, token_hash: bytes, now: int) -> int | None:
+        return await self.readers.run(partial(_grant_size, blob, token_hash, now))
+
     async def put_blob(self, blob: bytes, token_hash: bytes, data: bytes, now: int) -> bool:
         # A cheap check first, so a wrong token or size never writes tens of MiB to disk;
         # the writer checks again, atomically with marking the blob uploaded.
@@ -414,21 +417,23 @@ def _ack(mailbox: bytes, eids: list[bytes], conn: sqlite3.Connection) -> int:
     ).rowcount
 
 
-def _grant_accepts(
-    blob: bytes, token_hash: bytes, size: int, now: int, conn: sqlite3.Connection
-) -> bool:
+def _grant_size(blob: bytes, token_hash: bytes, now: int, conn: sqlite3.Connection) -> int | None:
+    """The size of ``blob``'s unused, unexpired grant for ``token_hash``, or None."""
     row = conn.execute(
         "SELECT token_hash, size, expires, uploaded FROM blobs WHERE blob = ?", (blob,)
     ).fetchone()
     if row is None:
-        return False
+        return None
     stored_hash, stored_size, expires, uploaded = row
-    return (
-        not uploaded
-        and expires > now
-        and stored_size == size
-        and hmac.compare_digest(stored_hash, token_hash)
-    )
+    if uploaded or expires <= now or not hmac.compare_digest(stored_hash, token_hash):
+        return None
+    return int(stored_size)
+
+
+def _grant_accepts(
+    blob: bytes, token_hash: bytes, size: int, now: int, conn: sqlite3.Connection
+) -> bool:
+    return _grant_size(blob, token_hash, now, conn) == size
 
 
 def _install_blob(

@@ -197,6 +197,62 @@ async def test_blob_upload_and_download(node: NodeHandle) -> None:
         assert (await http.get("/v1/blobs/zz")).status_code == 404
 
 
+async def raw_put(handle: NodeHandle, path: str, token: str, framing: str, body: bytes) -> bytes:
+    """Send the headers of a PUT (``framing``: a Content-Length or Transfer-Encoding header)
+    and ``body``, and read the response's status line: the node answers without waiting
+    for the rest of a body it refuses."""
+    stream = await trio.open_tcp_stream("127.0.0.1", handle.port)
+    async with stream:
+        head = (
+            f"PUT {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n{framing}\r\n\r\n"
+        )
+        await stream.send_all(head.encode() + body)
+        with trio.fail_after(5):
+            response = b""
+            while b"\r\n\r\n" not in response:
+                chunk = await stream.receive_some()
+                assert chunk, response
+                response += chunk
+    return response.split(b"\r\n", 1)[0]
+
+
+async def raw_put_headers(handle: NodeHandle, path: str, token: str, length: int) -> bytes:
+    return await raw_put(handle, path, token, f"Content-Length: {length}", b"0123456789")
+
+
+async def test_a_blob_upload_is_refused_before_its_body_is_read(node: NodeHandle) -> None:
+    alice = Device.create("alice")
+    async with open_websocket_url(ws_url(node)) as ws:
+        client = await register(node, ws, alice)
+        grant = await client.request(RequestBlobUpload(3, 1000, 60))
+        assert isinstance(grant, BlobGrant)
+    path, token = f"/v1/blobs/{grant.blob.hex()}", grant.upload_token.hex()
+    assert b" 404 " in await raw_put_headers(node, path, "00" * 32, 1000)
+    assert b" 404 " in await raw_put_headers(node, "/v1/blobs/" + "ab" * 16, token, 1000)
+    assert b" 413 " in await raw_put_headers(node, path, token, 1001)
+    assert b" 413 " in await raw_put_headers(node, path, token, 5000)
+    assert b" 404 " in await raw_put_headers(node, path, token, 999)
+    # the grant is still unused
+    async with httpx.AsyncClient(base_url=node.url) as http:
+        auth = {"Authorization": f"Bearer {token}"}
+        assert (await http.put(path, content=b"z" * 1000, headers=auth)).status_code == 201
+
+
+async def test_a_chunked_blob_upload_longer_than_its_grant_is_refused(node: NodeHandle) -> None:
+    alice = Device.create("alice")
+    async with open_websocket_url(ws_url(node)) as ws:
+        client = await register(node, ws, alice)
+        grant = await client.request(RequestBlobUpload(3, 5, 60))
+        assert isinstance(grant, BlobGrant)
+    path, token = f"/v1/blobs/{grant.blob.hex()}", grant.upload_token.hex()
+    chunked = "Transfer-Encoding: chunked"
+    # a first chunk of 600 bytes, more to come: refused after reading the granted 5 (+1)
+    status = await raw_put(node, path, token, chunked, b"258\r\n" + b"x" * 600 + b"\r\n")
+    assert b" 413 " in status
+    status = await raw_put(node, path, token, chunked, b"5\r\nhello\r\n0\r\n\r\n")
+    assert b" 201 " in status
+
+
 async def test_flood_gets_rate_limited_then_closed(tmp_path: Path) -> None:
     config = Config(
         domain=DOMAIN,

@@ -375,6 +375,18 @@ async def test_a_blob_uploads_once_with_the_right_token_and_size(store: Store) -
     assert await store.get_blob(b"B" * 16, NOW) == data
 
 
+async def test_blob_grant_names_the_size_of_an_unused_unexpired_matching_grant(
+    store: Store,
+) -> None:
+    await store.grant_blob(b"B" * 16, b"T" * 32, 5, NOW + HOUR)
+    assert await store.blob_grant(b"B" * 16, b"T" * 32, NOW) == 5
+    assert await store.blob_grant(b"B" * 16, b"X" * 32, NOW) is None
+    assert await store.blob_grant(b"C" * 16, b"T" * 32, NOW) is None
+    assert await store.blob_grant(b"B" * 16, b"T" * 32, NOW + HOUR) is None
+    assert await store.put_blob(b"B" * 16, b"T" * 32, b"hello", NOW)
+    assert await store.blob_grant(b"B" * 16, b"T" * 32, NOW) is None
+
+
 async def test_a_blob_expires(store: Store) -> None:
     await store.grant_blob(b"B" * 16, b"T" * 32, 3, NOW + HOUR)
     assert not await store.put_blob(b"B" * 16, b"T" * 32, b"abc", NOW + HOUR)
