@@ -329,8 +329,11 @@ class Client:
     async def _deliver(self, push: Deliver) -> None:
         saved = [msg for env in push.envelopes if (msg := self._accept(env)) is not None]
         eids = tuple(env.eid for env in push.envelopes)
-        with contextlib.suppress(NetworkError):  # unacked: pushed again after reconnecting
-            await self.link.request(Ack(id=0, eids=eids))
+        # Fire and forget (id 0: the node answers nothing), so this task never waits for
+        # a response that may sit behind more pushes. Unacked: pushed again after
+        # reconnecting, and acked then.
+        with contextlib.suppress(NetworkError):
+            await self.link.send_only(Ack(id=0, eids=eids))
         if saved:
             self._changed()
         for msg in saved:

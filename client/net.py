@@ -4,7 +4,8 @@ Layers, each small::
 
     Transport        a Protocol: send / receive one binary frame (WebSocket, or in memory)
     Connection       request/response matching by id over one transport; Deliver and
-                     Drained pushes go to a channel; a broken transport fails every waiter
+                     Drained pushes go to a channel; a broken transport fails every waiter;
+                     ``send_only`` for fire-and-forget frames (``Ack`` with id 0)
     handshake()      Hello, then Register or Auth signed over AuthPayload (CTX_DEVICE_AUTH)
     Link             keeps a Connection up: reconnects with jittered, capped exponential
                      backoff and runs ``on_connect`` (flush the outbox, ...) on each one
@@ -17,7 +18,9 @@ here, once; an ``Error`` frame becomes :class:`~client.errors.Refused` with the 
 from __future__ import annotations
 
 import contextlib
+import logging
 import random
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field, replace
@@ -53,6 +56,11 @@ MAX_FRAME: Final = 64 * 1024 * 1024
 """Largest frame accepted from the node (a Deliver batch may hold several envelopes)."""
 CONNECT_TIMEOUT: Final = 15.0
 PUSH_BUFFER: Final = 64
+"""Pushes a connection holds for a slow consumer before it stops reading the socket (it
+keeps reading past this while a request waits for its response, so that response is
+never stuck behind pushes nobody takes)."""
+
+log = logging.getLogger(__name__)
 
 Push = Deliver | Drained
 
@@ -157,6 +165,11 @@ class Connection:
 
     :meth:`run_reader` must run in a task for responses to arrive; when it ends (the
     transport broke) every pending and later :meth:`request` raises :class:`NetworkError`.
+
+    Pushes (Deliver, Drained) are handed to the push channel in order by a forwarding task;
+    the reader only stops reading (backpressure on the node) while :data:`PUSH_BUFFER`
+    pushes wait for the consumer *and* no request waits for a response. So a response never
+    hangs behind pushes, even when the push consumer itself waits for a request.
     """
 
     def __init__(
@@ -165,6 +178,11 @@ class Connection:
         self.hello = hello
         self._transport = transport
         self._pushes = pushes
+        self._backlog: deque[Push] = deque()
+        self._queued = trio.Event()
+        """Set when a push was put in the backlog."""
+        self._room = trio.Event()
+        """Set when the backlog shrank or a request started waiting."""
         self._next_id = 1
         self._waiters: dict[int, _Waiter] = {}
         self._closed = False
@@ -180,6 +198,7 @@ class Connection:
             raise NetworkError("the connection to the node closed")
         rid, self._next_id = self._next_id, self._next_id % 0xFFFF_FFFF + 1
         waiter = self._waiters[rid] = _Waiter()
+        self._room.set()  # the reader must keep reading until the response came
         try:
             await self._transport.send(encode(replace(req, id=rid)))
             await waiter.event.wait()
@@ -189,35 +208,78 @@ class Connection:
             raise waiter.failure
         return waiter.response
 
+    async def send_only(self, frame: Any) -> None:
+        """Send ``frame`` as it is (id 0: the node answers nothing, or an ``Error`` with id
+        0 that is logged and ignored) without waiting for anything."""
+        if self._closed:
+            raise NetworkError("the connection to the node closed")
+        await self._transport.send(encode(frame))
+
     async def run_reader(self) -> None:
         """Dispatch frames until the transport fails; then fail every waiter."""
+        error: Exception | None = None
         try:
-            while True:
-                self._dispatch(await self._read())
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._forward_pushes)
+                try:
+                    while True:
+                        await self._wait_for_room()
+                        self._dispatch(await self._read())
+                except Exception as exc:  # raised as itself, not in an exception group
+                    error = exc
+                nursery.cancel_scope.cancel()
+            if error is not None:
+                raise error
         finally:
             self._closed = True
             for waiter in self._waiters.values():
                 waiter.failure = NetworkError("the connection to the node closed")
                 waiter.event.set()
 
+    async def _wait_for_room(self) -> None:
+        while len(self._backlog) >= PUSH_BUFFER and not self._waiters:
+            self._room = trio.Event()
+            await self._room.wait()
+
+    async def _forward_pushes(self) -> None:
+        while True:
+            while not self._backlog:
+                self._queued = trio.Event()
+                await self._queued.wait()
+            await self._pushes.send(self._backlog[0])
+            self._backlog.popleft()
+            self._room.set()
+
     async def _read(self) -> object:
         data = await self._transport.receive()
         try:
-            frame = decode(data, RESPONSES + PUSHES, max_size=MAX_FRAME)
+            return decode(data, RESPONSES + PUSHES, max_size=MAX_FRAME)
         except WireError:
             raise NetworkError("the node sent a frame that does not decode") from None
-        if isinstance(frame, Deliver | Drained):
-            await self._pushes.send(frame)
-            return None
-        return frame
+
+    def _queue_push(self, push: Push) -> None:
+        if not self._backlog:
+            try:
+                self._pushes.send_nowait(push)
+            except trio.WouldBlock:
+                pass
+            else:
+                return
+        self._backlog.append(push)
+        self._queued.set()
 
     def _dispatch(self, frame: object) -> None:
-        if frame is None or isinstance(frame, Hello):
+        if isinstance(frame, Deliver | Drained):
+            self._queue_push(frame)
+            return
+        if isinstance(frame, Hello):
             return
         rid = getattr(frame, "id", 0)
         waiter = self._waiters.get(rid)
-        if waiter is None:
-            return  # a late answer to a request given up, or Error(id=0)
+        if waiter is None:  # a late answer to a request given up, or Error(id=0)
+            if isinstance(frame, Error):
+                log.warning("the node refused a frame: %s", frame.code)
+            return
         if isinstance(frame, Error):
             waiter.failure = Refused(frame.code, frame.message, frame.retry_after)
         else:
@@ -360,6 +422,10 @@ class Link:
 
     async def request(self, req: Any) -> Any:
         return await (await self.current()).request(req)
+
+    async def send_only(self, frame: Any) -> None:
+        """:meth:`Connection.send_only` on the live connection."""
+        await (await self.current()).send_only(frame)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         self._task_status = task_status

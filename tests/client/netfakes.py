@@ -6,6 +6,7 @@ only what a test looks at. Integration tests use a real node process instead.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -37,6 +38,8 @@ from wire.relay import (
 )
 
 MAILBOX = bytes(range(16))
+NO_ANSWER: Any = object()
+"""What ``FakeNode`` answers to a fire-and-forget frame (``Ack`` with id 0)."""
 
 
 class MemoryTransport:
@@ -111,26 +114,44 @@ class FakeNode:
     async def _serve(self, end: MemoryTransport) -> None:
         nonce = self.connections.to_bytes(32, "big")
         await end.send(encode(hello(self.server, nonce)))
-        try:
-            while True:
-                frame = decode(await end.receive(), REQUESTS)
-                self.received.append(frame)
-                answer = self._answer(frame)
-                if answer is None:
-                    await end.aclose()
-                    return
-                await end.send(encode(answer))
-                if isinstance(answer, Authenticated):
-                    for env in self.backlog:
-                        await end.send(encode(Deliver(envelopes=(env,))))
-                    await end.send(encode(Drained(pending=0)))
-        except NetworkError:
-            return
+        async with trio.open_nursery() as nursery:
+            try:
+                while True:
+                    frame = decode(await end.receive(), REQUESTS)
+                    self.received.append(frame)
+                    answer = self._answer(frame)
+                    if answer is NO_ANSWER:
+                        continue
+                    if answer is None:
+                        await end.aclose()
+                        return
+                    await end.send(encode(answer))
+                    if isinstance(answer, Authenticated):
+                        # Pushed by another task while requests are read, as the node does.
+                        nursery.start_soon(self._push_backlog, end)
+            except NetworkError:
+                return
+            finally:
+                nursery.cancel_scope.cancel()
+
+    async def _push_backlog(self, end: MemoryTransport) -> None:
+        with contextlib.suppress(NetworkError):
+            for env in list(self.backlog):
+                await end.send(encode(Deliver(envelopes=(env,))))
+            await end.send(encode(Drained(pending=0)))
+
+    def _ack(self, frame: Ack) -> None:
+        if self.on_ack is not None:
+            self.on_ack(frame)
+        self.acked.extend(frame.eids)
 
     def _answer(self, frame: Any) -> Any:
         refused = self.refuse.get(type(frame))
         if refused is not None:
             return Error(id=frame.id, code=refused[0], message="refused", retry_after=refused[1])
+        if isinstance(frame, Ack) and frame.id == 0:  # fire and forget: no Acked
+            self._ack(frame)
+            return NO_ANSWER
         if isinstance(frame, Auth):
             return Authenticated(id=frame.id, mailbox=MAILBOX, pending=0)
         if isinstance(frame, Send):
@@ -143,9 +164,7 @@ class FakeNode:
                 return None  # stored, but the answer is lost
             return Sent(id=frame.id, eid=frame.eid, duplicate=duplicate)
         if isinstance(frame, Ack):
-            if self.on_ack is not None:
-                self.on_ack(frame)
-            self.acked.extend(frame.eids)
+            self._ack(frame)
             return Acked(id=frame.id, deleted=len(frame.eids))
         if isinstance(frame, GetPrekeyStatus):
             return PrekeyStatus(id=frame.id, one_time=100, kem_one_time=100)

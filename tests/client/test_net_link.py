@@ -28,6 +28,8 @@ from wire import decode, encode
 from wire.relay import (
     PURPOSE_AUTH,
     PURPOSE_REGISTER,
+    Ack,
+    Acked,
     Auth,
     Authenticated,
     AuthPayload,
@@ -277,3 +279,57 @@ async def test_pushes_reach_the_channel_in_order() -> None:
     assert isinstance(first, Deliver)
     assert first.envelopes == (env,)
     assert isinstance(second, Drained)
+
+
+def _backlog(n: int) -> list[Envelope]:
+    return [Envelope(i.to_bytes(16, "big"), 1, 2**40, "example.test", None, b"b") for i in range(n)]
+
+
+@pytest.mark.parametrize("fire_and_forget", [False, True])
+async def test_long_catch_up_drains_while_the_consumer_acks(
+    identity: Identity, fire_and_forget: bool
+) -> None:
+    """Hundreds of Deliver frames, each acked by the push consumer: with a waited-for ack
+    the Acked response must not hang behind pushes the consumer has not taken yet."""
+    node = FakeNode(backlog=_backlog(300))
+
+    async def on_connect(conn: Connection, response: object) -> None:
+        pass
+
+    link = Link(node.connector, AuthLogin(identity, ADDRESS, 1), on_connect)
+    delivered = 0
+    async with trio.open_nursery() as nursery:
+        await nursery.start(link.run)
+        with trio.fail_after(30):
+            async for push in link.pushes:
+                if isinstance(push, Drained):
+                    break
+                assert isinstance(push, Deliver)
+                delivered += 1
+                ack = Ack(id=0, eids=tuple(env.eid for env in push.envelopes))
+                if fire_and_forget:
+                    await link.send_only(ack)
+                else:
+                    assert isinstance(await link.request(ack), Acked)
+            await trio.testing.wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()
+    assert delivered == 300
+    assert len(node.acked) == 300
+    acks = [f for f in node.received if isinstance(f, Ack)]
+    assert all((f.id == 0) == fire_and_forget for f in acks)
+
+
+async def test_error_with_id_zero_is_ignored() -> None:
+    client_end, node_end = transport_pair()
+    send, _ = trio.open_memory_channel[Push](8)
+    conn = Connection(client_end, hello(), send)
+    async with serving(conn), trio.open_nursery() as nursery:
+
+        async def node() -> None:
+            await node_end.send(encode(Error(id=0, code="limit.rate", message="m", retry_after=1)))
+            req = decode(await node_end.receive(), Ping)
+            await node_end.send(encode(Pong(id=req.id, time=3)))
+
+        nursery.start_soon(node)
+        assert isinstance(await conn.request(Ping(id=0)), Pong)
+        assert not conn.closed

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import trio
+import trio.testing
 
 from client import persist
 from client.app import Client
@@ -23,7 +24,7 @@ from suites import labels
 from tests.client.netfakes import FakeNode
 from tests.client.pairs import DAY_MS, Domain
 from wire import encode
-from wire.relay import Ack, Envelope
+from wire.relay import Ack, Envelope, Ping, Pong
 from wire.server import (
     DocumentSignature,
     ServerKeyDocument,
@@ -94,6 +95,7 @@ class Setup:
         async with client.online():
             with trio.fail_after(30):
                 await client.drained.wait()
+                await trio.testing.wait_all_tasks_blocked()  # the node read the last acks
         return client
 
 
@@ -111,7 +113,7 @@ async def test_duplicates_are_saved_once_and_acked(setup: Setup) -> None:
     second = setup.envelope(setup.alice, "two")
     setup.node.backlog = [first, first, second, first]
     await setup.run_until_drained()
-    assert _texts(setup.store) == ["one", "two"]
+    assert sorted(_texts(setup.store)) == ["one", "two"]
     assert setup.node.acked.count(first.eid) == 3  # every copy acked
     assert second.eid in setup.node.acked
 
@@ -172,3 +174,27 @@ async def test_reply_uses_the_token_from_the_content(setup: Setup) -> None:
     assert sent.token == b"\x03" * 16
     assert sent.mailbox == b"\x04" * 16
     assert setup.alice.decrypt(sent.body).sender == setup.bob.address
+
+
+async def test_long_catch_up_drains_with_fire_and_forget_acks(setup: Setup) -> None:
+    envelopes = [Envelope(os.urandom(16), 1, 2**40, DOMAIN, None, b"x") for _ in range(300)]
+    envelopes.append(setup.envelope(setup.alice, "after the flood"))
+    setup.node.backlog = envelopes
+    await setup.run_until_drained()
+    assert _texts(setup.store) == ["after the flood"]
+    assert set(setup.node.acked) == {env.eid for env in envelopes}
+    acks = [f for f in setup.node.received if isinstance(f, Ack)]
+    assert acks
+    assert all(f.id == 0 for f in acks)
+
+
+async def test_a_refused_ack_does_not_end_receiving(setup: Setup) -> None:
+    setup.node.refuse[Ack] = ("limit.rate", 1)
+    setup.node.backlog = [setup.envelope(setup.alice, t) for t in ("one", "two", "three")]
+    client = setup.client()
+    async with client.online():
+        with trio.fail_after(30):
+            await client.drained.wait()
+            await trio.testing.wait_all_tasks_blocked()
+        assert sorted(_texts(setup.store)) == ["one", "three", "two"]
+        assert isinstance(await client.link.request(Ping(id=0)), Pong)  # still online
