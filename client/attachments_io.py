@@ -33,6 +33,12 @@ FILE_MODE: Final = 0o600
 UNNAMED: Final = "attachment"
 MISSING: Final = "attachment.missing"
 INVALID: Final = "attachment.invalid"
+UNSAVEABLE: Final = "attachment.unsaveable"
+"""The blob verified but could not be written (no room, no permission, a name the file
+system refuses): recorded instead of retried on every connection."""
+NAME_MAX_BYTES: Final = 255
+"""The longest file name (in UTF-8 bytes, with any ``-n`` suffix) that is written."""
+MAX_EXTENSION_BYTES: Final = 32
 
 Request = Callable[[Any], Awaitable[Any]]
 
@@ -83,7 +89,10 @@ async def _download(att: SavedAttachment, node_url: str, save_dir: Path) -> Save
         return replace(att, error=MISSING)
     except AttachmentError:
         return replace(att, error=INVALID)
-    path = await trio.to_thread.run_sync(save_file, save_dir, p.name, plaintext)
+    try:
+        path = await trio.to_thread.run_sync(save_file, save_dir, p.name, plaintext)
+    except (OSError, AttachmentError):
+        return replace(att, error=UNSAVEABLE)
     return replace(att, path=str(path), sha256=hashlib.sha256(plaintext).digest())
 
 
@@ -95,14 +104,17 @@ def safe_name(name: str) -> str:
 
 
 def save_file(save_dir: Path, name: str, data: bytes) -> Path:
-    """Write ``data`` to a new file in ``save_dir`` (never overwriting); its path."""
+    """Write ``data`` to a new file in ``save_dir`` (never overwriting); its path. Names
+    are at most :data:`NAME_MAX_BYTES` long, ``-n`` included (the stem is shortened)."""
     save_dir.mkdir(parents=True, exist_ok=True)
     stem, dot, ext = safe_name(name).rpartition(".")
     if not dot:
         stem, ext = ext, ""
-    suffix = f".{ext}" if ext else ""
+    suffix = _truncate(f".{ext}", MAX_EXTENSION_BYTES) if ext else ""
     for n in range(10_000):
-        candidate = save_dir / (f"{stem}{suffix}" if n == 0 else f"{stem}-{n}{suffix}")
+        tail = suffix if n == 0 else f"-{n}{suffix}"
+        head = _truncate(stem, NAME_MAX_BYTES - len(tail.encode())) or UNNAMED
+        candidate = save_dir / f"{head}{tail}"
         try:
             fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
         except FileExistsError:
