@@ -62,10 +62,21 @@ CLOSE-WAIT until shutdown."""
 class Connection:
     """The shell of one client WebSocket."""
 
-    __slots__ = ("_send", "closed", "flushing", "held", "nursery", "session", "woken")
+    __slots__ = (
+        "_send",
+        "auth_deadline",
+        "closed",
+        "flushing",
+        "held",
+        "nursery",
+        "session",
+        "woken",
+    )
 
     def __init__(self, session: Session, send: Send, nursery: trio.Nursery) -> None:
         self.session = session
+        # (trio time) until which the client may stay unauthenticated
+        self.auth_deadline = trio.current_time() + session.relay.config.auth_timeout
         self._send = send
         self.nursery = nursery  # shared by all connections: pushes run there
         self.closed = False
@@ -105,8 +116,20 @@ class Connection:
 
     async def _next(self, receive: Receive) -> bool:
         """Answer the next message; False once the client is gone. (A function of its own
-        so that no reference to the last message outlives it while the connection idles.)"""
-        message = await receive()
+        so that no reference to the last message outlives it while the connection idles.)
+
+        Until the session authenticates, waiting is bounded by ``auth_deadline``; only the
+        wait is, never the answer (a Register in progress finishes its store write)."""
+        if self.session.caller is None:
+            message = None
+            with trio.move_on_at(self.auth_deadline):
+                message = await receive()
+            if message is None:
+                for frame in self.session.auth_timed_out():
+                    await self.send_frame(frame)
+                return True
+        else:
+            message = await receive()
         if message["type"] == "websocket.disconnect":
             return False
         self.held = True
@@ -219,16 +242,18 @@ class App:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         method, path = scope["method"], scope["path"]
-        try:
-            if path.startswith(BLOB_PREFIX):
-                await self._blob(scope, method, path[len(BLOB_PREFIX) :], receive, send)
-            elif method not in ("GET", "HEAD"):
-                await _problem(send, 405, errors.PROTO_UNEXPECTED, "method not allowed")
-            else:
-                await self._get(path, send)
-        except Exception as exc:
-            log.exception("http request failed", extra={"error": type(exc).__name__})
-            await _problem(send, 500, errors.INTERNAL, "internal error")
+        async with trio.open_nursery() as nursery:
+            body = _Body(receive, send, nursery)
+            try:
+                if path.startswith(BLOB_PREFIX):
+                    await self._blob(scope, method, path[len(BLOB_PREFIX) :], body, body.send)
+                elif method not in ("GET", "HEAD"):
+                    await _problem(body.send, 405, errors.PROTO_UNEXPECTED, "method not allowed")
+                else:
+                    await self._get(path, body.send)
+            except Exception as exc:
+                log.exception("http request failed", extra={"error": type(exc).__name__})
+                await _problem(body.send, 500, errors.INTERNAL, "internal error")
 
     async def _get(self, path: str, send: Send) -> None:
         relay = self.relay
@@ -315,6 +340,44 @@ async def _lifespan(receive: Receive, send: Send) -> None:
         elif message["type"] == "lifespan.shutdown":
             await send({"type": "lifespan.shutdown.complete"})
             return
+
+
+class _Body:
+    """One HTTP exchange's ``receive`` and ``send``, so that a request whose body was not
+    read to its end (a refused upload, a GET) never blocks the connection.
+
+    hypercorn queues the body for the application in a small queue (``APP_QUEUE_SIZE``),
+    and the application's last ``send`` of a response queues ``http.disconnect`` too: with
+    the queue full of unread body, that ``send`` would wait forever. So when the response
+    ends and the body has not, a task in ``nursery`` reads the rest (keeping nothing) until
+    the body ends or the client goes, for at most ``CLOSE_DRAIN_SECONDS``."""
+
+    __slots__ = ("_discarding", "_nursery", "_receive", "_send", "done")
+
+    def __init__(self, receive: Receive, send: Send, nursery: trio.Nursery) -> None:
+        self._receive = receive
+        self._send = send
+        self._nursery = nursery
+        self._discarding = False
+        self.done = False
+
+    async def __call__(self) -> Message:
+        message = await self._receive()
+        if message["type"] == "http.disconnect" or not message.get("more_body", False):
+            self.done = True
+        return message
+
+    async def send(self, message: Message) -> None:
+        ends = message["type"] == "http.response.body" and not message.get("more_body", False)
+        if ends and not self.done and not self._discarding:
+            self._discarding = True
+            self._nursery.start_soon(self._discard)
+        await self._send(message)
+
+    async def _discard(self) -> None:
+        with trio.move_on_after(CLOSE_DRAIN_SECONDS):
+            while not self.done:
+                await self()
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes | None:

@@ -32,6 +32,8 @@ sweep_interval             60           seconds between sweeps of expired data
 certificate_lifetime       604800       sender certificate life (7 days)
 document_lifetime          604800       key document ``valid_until`` (at most 7 days)
 shutdown_timeout           10           seconds to drain connections and writes on stop
+auth_timeout               10           seconds a WebSocket may stay unauthenticated
+                                        (then ``auth.timeout`` and close 1008)
 log_level                  info         debug, info, warning or error
 =========================  ===========  ==================================================
 
@@ -86,6 +88,7 @@ class Config:
     certificate_lifetime: int = 7 * 86400
     document_lifetime: int = 7 * 86400
     shutdown_timeout: float = 10.0
+    auth_timeout: float = 10.0
     log_level: str = "info"
 
     def __post_init__(self) -> None:
@@ -187,7 +190,13 @@ def _validate(c: Config) -> None:
     _require(frame >= envelope + 1024, "max_frame_bytes", frame)
     _require(c.max_blob_bytes >= 1, "max_blob_bytes", c.max_blob_bytes)
     _require(1 <= c.default_ttl <= c.max_ttl, "default_ttl", c.default_ttl)
-    for key in ("rate_account_per_s", "rate_ip_per_s", "sweep_interval", "shutdown_timeout"):
+    for key in (
+        "rate_account_per_s",
+        "rate_ip_per_s",
+        "sweep_interval",
+        "shutdown_timeout",
+        "auth_timeout",
+    ):
         _require(getattr(c, key) > 0, key, getattr(c, key))
     for key in (
         "rate_account_burst",

@@ -15,6 +15,7 @@ Codes (stable; clients and tests match on them; the remote party broke the rule 
     auth.failed         the signature, identity or device does not check out
     auth.bad_code       the enrollment code is unknown, spent, expired or for another name
     auth.replayed       this connection's challenge was already used
+    auth.timeout        no Register/Auth within ``auth_timeout`` seconds (then closed, 1008)
     send.no_mailbox     no such mailbox on this node
     send.token_required a Send without a delivery token
     send.bad_token      the delivery token does not match the recipient's verifier
@@ -39,6 +40,7 @@ AUTH_REQUIRED: Final = "auth.required"
 AUTH_FAILED: Final = "auth.failed"
 AUTH_BAD_CODE: Final = "auth.bad_code"
 AUTH_REPLAYED: Final = "auth.replayed"
+AUTH_TIMEOUT: Final = "auth.timeout"
 SEND_NO_MAILBOX: Final = "send.no_mailbox"
 SEND_TOKEN_REQUIRED: Final = "send.token_required"  # noqa: S105 - an error code
 SEND_BAD_TOKEN: Final = "send.bad_token"  # noqa: S105 - an error code
@@ -59,6 +61,7 @@ CODES: Final = (
     AUTH_FAILED,
     AUTH_BAD_CODE,
     AUTH_REPLAYED,
+    AUTH_TIMEOUT,
     SEND_NO_MAILBOX,
     SEND_TOKEN_REQUIRED,
     SEND_BAD_TOKEN,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import signal
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import trio
 from hypercorn.config import Config as HypercornConfig
@@ -29,6 +29,8 @@ from node.store import Store, open_store
 log = logging.getLogger("sealrelay.node.server")
 
 ERROR_LOGGER = "sealrelay.http"
+APP_QUEUE_SIZE: Final = 2
+"""Messages hypercorn queues for the application per connection (see _hypercorn_config)."""
 
 
 @dataclass(frozen=True)
@@ -107,7 +109,13 @@ def _hypercorn_config(config: Config) -> HypercornConfig:
     hc = HypercornConfig()
     host = f"[{config.listen_host}]" if ":" in config.listen_host else config.listen_host
     hc.bind = [f"{host}:{config.listen_port}"]
+    # Frames between 1x and 2x the limit get proto.too_large; larger ones close with 1009.
     hc.websocket_max_message_size = config.max_frame_bytes * 2
+    # hypercorn queues received messages for the application (default 10): with frames of
+    # up to 2x max_frame_bytes, a client that sends without reading its replies would pin
+    # that many. Two are enough: a request's body (or a WebSocket message) and the
+    # disconnect hypercorn queues after the application returns (node.app._Body).
+    hc.max_app_queue_size = APP_QUEUE_SIZE
     hc.graceful_timeout = config.shutdown_timeout
     hc.accesslog = None
     hc.errorlog = logging.getLogger(ERROR_LOGGER)

@@ -190,6 +190,11 @@ class Session:
         self.wake()
         return [reply]
 
+    def auth_timed_out(self) -> list[Frame]:
+        """The connection did not authenticate in time: ``auth.timeout``, then close."""
+        self.close_code = CLOSE_POLICY
+        return [self._error(0, NodeError(errors.AUTH_TIMEOUT, "authenticate sooner"))]
+
     def _rate_limit(self) -> None:
         r = self.relay
         now = r.clock()

@@ -14,7 +14,7 @@ from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket
 from node import errors
 from node.config import Config
 from node.keys import key_id
-from node.server import NodeHandle, run_node
+from node.server import APP_QUEUE_SIZE, NodeHandle, _hypercorn_config, run_node
 from suites import get_suite, labels
 from tests.node.harness import Device, token_for
 from wire import decode, encode
@@ -232,8 +232,15 @@ async def test_a_blob_upload_is_refused_before_its_body_is_read(node: NodeHandle
     assert b" 413 " in await raw_put_headers(node, path, token, 1001)
     assert b" 413 " in await raw_put_headers(node, path, token, 5000)
     assert b" 404 " in await raw_put_headers(node, path, token, 999)
-    # the grant is still unused
-    async with httpx.AsyncClient(base_url=node.url) as http:
+    # refused uploads, with bodies, one after another on one connection: none gets stuck
+    # behind the unread body of the one before (hypercorn's small application queue)
+    async with httpx.AsyncClient(base_url=node.url, timeout=5) as http:
+        wrong = {"Authorization": "Bearer " + "00" * 32}
+        for content, status in ((b"z" * 1000, 404), (b"z" * 5000, 413), (b"z" * 999, 404)):
+            assert (await http.put(path, content=content, headers=wrong)).status_code == status
+            assert (await http.put(path, content=content)).status_code == 401
+            assert (await http.get("/healthz")).status_code == 200
+        # the grant is still unused
         auth = {"Authorization": f"Bearer {token}"}
         assert (await http.put(path, content=b"z" * 1000, headers=auth)).status_code == 201
 
@@ -251,6 +258,50 @@ async def test_a_chunked_blob_upload_longer_than_its_grant_is_refused(node: Node
     assert b" 413 " in status
     status = await raw_put(node, path, token, chunked, b"5\r\nhello\r\n0\r\n\r\n")
     assert b" 201 " in status
+
+
+def test_hypercorn_queues_little_and_allows_frames_up_to_twice_the_limit(tmp_path: Path) -> None:
+    config = Config(
+        domain=DOMAIN, data_dir=str(tmp_path), max_frame_bytes=64 * 1024, max_envelope_bytes=16384
+    )
+    hc = _hypercorn_config(config)
+    assert hc.websocket_max_message_size == 128 * 1024
+    assert hc.max_app_queue_size == APP_QUEUE_SIZE <= 2
+
+
+async def test_an_unauthenticated_websocket_is_closed_after_auth_timeout(tmp_path: Path) -> None:
+    config = Config(
+        domain=DOMAIN,
+        data_dir=str(tmp_path),
+        listen_port=0,
+        store="memory",
+        suite="xwing",
+        auth_timeout=0.5,
+    )
+    async with trio.open_nursery() as nursery:
+        handle: NodeHandle = await nursery.start(partial(run_node, config, handle_signals=False))
+        async with (
+            open_websocket_url(ws_url(handle)) as ws,
+            open_websocket_url(ws_url(handle)) as ok,
+        ):
+            client = Client(ws)
+            assert isinstance(await client.recv(), Hello)
+            assert isinstance(await client.request(Ping(1)), Pong)  # pings do not extend it
+            bob = Device.create("bob")
+            await register(handle, ok, bob)
+            started = trio.current_time()
+            timeout = await client.recv()
+            assert isinstance(timeout, Error)
+            assert (timeout.id, timeout.code) == (0, errors.AUTH_TIMEOUT)
+            assert trio.current_time() - started < 1.0
+            with trio.fail_after(5), pytest.raises(ConnectionClosed) as closed:
+                await ws.get_message()
+            assert closed.value.reason.code == 1008
+            await ws._stream.aclose()  # see test_graceful_shutdown_closes_websockets
+            # the authenticated connection outlives the deadline
+            await trio.sleep(0.6)
+            assert isinstance(await Client(ok).request(Ping(2)), Pong)
+        handle.shutdown()
 
 
 async def test_flood_gets_rate_limited_then_closed(tmp_path: Path) -> None:
