@@ -79,6 +79,7 @@ class Relay:
     draining: bool = False
     _owners: dict[bytes, str] = field(default_factory=dict, repr=False)
     _verifiers: dict[str, bytes | None] = field(default_factory=dict, repr=False)
+    _token_epoch: int = field(default=0, repr=False)  # moved by every set_token
 
     def __post_init__(self) -> None:
         c = self.config
@@ -187,15 +188,23 @@ class Relay:
         if address in self._verifiers:
             verifier = self._verifiers[address]
         else:
+            epoch = self._token_epoch
             verifier = await self.store.token_verifier(address)
-            _cache(self._verifiers, address, verifier)
+            if self._token_epoch == epoch:  # no set_token began or ended meanwhile
+                _cache(self._verifiers, address, verifier)
         if verifier is None or not accounts.token_matches(token, verifier):
             raise NodeError(errors.SEND_BAD_TOKEN, "delivery token does not match")
 
     async def set_token(self, caller: Caller, verifier: bytes) -> None:
+        """Store a new verifier. A verifier read that overlaps this write is not cached
+        (``_token_epoch`` moves before and after it): it may hold the old value."""
+        self._token_epoch += 1
         self._verifiers.pop(caller.address, None)
-        await self.store.set_token_verifier(caller.address, verifier)
-        self._verifiers.pop(caller.address, None)
+        try:
+            await self.store.set_token_verifier(caller.address, verifier)
+        finally:
+            self._token_epoch += 1
+            self._verifiers.pop(caller.address, None)
 
     # --- prekeys ------------------------------------------------------------------------
 
