@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final, TypeVar
 
+import trio
+
 from node import accounts, errors
 from node.config import Config
 from node.errors import NodeError
@@ -152,10 +154,13 @@ class Relay:
         envelope = StoredEnvelope(
             frame.mailbox, frame.eid, 0, now, now + expires, self.domain, sender, frame.body
         )
-        stored, seq = await self.store.enqueue(envelope)
-        if stored:
-            self.metrics.accepted += 1
-            self.hub.deliver(dataclasses.replace(envelope, seq=seq))
+        # Shielded: once the store may commit the envelope, a cancelled request (its
+        # connection gone, the node stopping) must still hand it to a live recipient.
+        with trio.CancelScope(shield=True):
+            stored, seq = await self.store.enqueue(envelope)
+            if stored:
+                self.metrics.accepted += 1
+                self.hub.deliver(dataclasses.replace(envelope, seq=seq))
         return Sent(frame.id, frame.eid, not stored)
 
     def _expiry(self, ttl: int, size: int) -> int:

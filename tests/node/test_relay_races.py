@@ -8,8 +8,9 @@ import trio
 from node import accounts, errors
 from node.errors import NodeError
 from node.relay import Caller, Relay
-from node.store import MemoryStore
+from node.store import DeviceRecord, MemoryStore, StoredEnvelope
 from tests.node.harness import make_config, server_keys
+from wire.relay import Send, Sent
 
 ADDRESS = "bob@relay.test"
 CALLER = Caller(ADDRESS, 1, b"M" * 16)
@@ -64,3 +65,60 @@ async def test_a_verifier_read_during_set_token_is_not_cached_stale() -> None:
     with pytest.raises(NodeError) as refused:
         await relay._check_token(ADDRESS, old)
     assert refused.value.code == errors.SEND_BAD_TOKEN
+
+
+class SlowCommitStore(MemoryStore):
+    """``enqueue`` commits, then waits for ``release`` before returning (as a group commit
+    waits for its fsync): a cancellation arriving meanwhile hits a committed envelope."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.committed = trio.Event()
+        self.release = trio.Event()
+
+    async def enqueue(self, envelope: StoredEnvelope) -> tuple[bool, int]:
+        result = await super().enqueue(envelope)
+        self.committed.set()
+        await self.release.wait()
+        return result
+
+
+class Receiver:
+    def __init__(self) -> None:
+        self.offered: list[StoredEnvelope] = []
+
+    def offer(self, envelope: StoredEnvelope) -> None:
+        self.offered.append(envelope)
+
+    def supersede(self) -> None:
+        raise AssertionError("not superseded")
+
+
+async def test_a_cancelled_send_still_hands_its_committed_envelope_to_the_recipient() -> None:
+    store = SlowCommitStore()
+    relay = make(store)
+    await store.add_invite(b"code", "bob", 2**62)
+    assert await store.register(
+        b"code", "bob", DeviceRecord(ADDRESS, 1, b"id", CALLER.mailbox, 0), 0
+    )
+    token = b"t" * 16
+    await relay.set_token(CALLER, accounts.token_verifier(token))
+    receiver = Receiver()
+    relay.hub.attach(CALLER.mailbox, receiver)
+    results: list[object] = []
+
+    async def sender(scope: trio.CancelScope) -> None:
+        with scope:
+            results.append(
+                await relay.send(Send(1, CALLER.mailbox, b"e" * 16, token, 60, b"x"), None)
+            )
+
+    scope = trio.CancelScope()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(sender, scope)
+        await store.committed.wait()
+        scope.cancel()  # the sender's connection went away
+        await trio.sleep(0.01)
+        store.release.set()
+    assert [e.eid for e in receiver.offered] == [b"e" * 16]
+    assert results == [Sent(1, b"e" * 16, False)]
