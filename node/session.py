@@ -12,8 +12,9 @@ used by a failed attempt: only Ping, and Register/Auth answer ``auth.replayed``)
 
 Pushes: on authentication the session attaches to the hub and *catches up*: it reads the
 mailbox from the store in pages after ``floor`` (the highest seq read) until a short page,
-then sends ``Drained``. Envelopes the hub hands over meanwhile wait in memory; afterwards
-they are pushed straight from memory, skipping any with ``seq <= floor`` (already read) —
+then sends ``Drained``. Envelopes the hub hands over meanwhile wait in memory (kept in seq
+order); afterwards they are pushed straight from memory, skipping any with
+``seq <= floor`` (already read) —
 the store shows seqs in commit order, so nothing above ``floor`` was missed. If the
 in-memory buffer overflows (a slow reader), it is dropped and the session catches up from
 the store again; that may push an envelope twice, which clients de-duplicate by ``eid``.
@@ -216,9 +217,18 @@ class Session:
     # --- pushes -------------------------------------------------------------------------
 
     def offer(self, envelope: StoredEnvelope) -> None:
-        if self._live is None:
-            self._live = deque()
-        self._live.append(envelope)
+        live = self._live
+        if live is None:
+            live = self._live = deque()
+        if live and live[-1].seq > envelope.seq:
+            # The senders woken by one group commit resume in any order: keep the buffer
+            # in seq order (the arrival order is nearly sorted, so this walk is short).
+            at = len(live)
+            while at and live[at - 1].seq > envelope.seq:
+                at -= 1
+            live.insert(at, envelope)
+        else:
+            live.append(envelope)
         self._live_bytes += len(envelope.body)
         if len(self._live) > LIVE_MAX or self._live_bytes > LIVE_MAX_BYTES:
             self._live = None

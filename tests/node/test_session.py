@@ -585,3 +585,16 @@ async def test_stored_envelope_fields(pair: tuple[Device, Session, Device, Sessi
         b"sealed",
     )
     assert isinstance(StoredEnvelope, type)
+
+
+async def test_live_pushes_keep_seq_order_when_offers_arrive_out_of_order(
+    pair: tuple[Device, Session, Device, Session, bytes],
+) -> None:
+    """Tasks woken by one group commit resume in any order, so the hub may hand over
+    seq 12 before seq 10; the pushes still follow the mailbox order."""
+    _, _, bob, b_session, _ = pair
+    now = b_session.relay.now_ms()
+    for seq in (12, 10, 13, 11):
+        env = StoredEnvelope(bob.mailbox, eid(seq), seq, now, now + 60_000, "x", None, b"b")
+        b_session.offer(env)
+    assert delivered_eids(await pushes(b_session)) == [eid(10), eid(11), eid(12), eid(13)]
