@@ -230,7 +230,7 @@ class Session:
         else:
             live.append(envelope)
         self._live_bytes += len(envelope.body)
-        if len(self._live) > LIVE_MAX or self._live_bytes > LIVE_MAX_BYTES:
+        if len(live) > LIVE_MAX or self._live_bytes > LIVE_MAX_BYTES:
             self._live = None
             self._live_bytes = 0
             self._catching_up = self._reread = True
