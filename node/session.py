@@ -1,4 +1,8 @@
-"""One client connection as a pure state machine: frames in, frames out.
+"""One client connection's protocol core: frames in, frames out.
+
+The session holds the connection's protocol state and answers its frames; it awaits the
+store (through :class:`~node.relay.Relay`) and reads the injected clock, and does no other
+I/O: the WebSocket itself belongs to the shell (``node.app``).
 
     hello()            the first frame (a fresh 32-byte challenge for this connection)
     receive(bytes)     one WebSocket message in -> the frames to send back (never raises)
