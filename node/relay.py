@@ -3,9 +3,9 @@
 :class:`Relay` holds what every connection shares (configuration, store, server keys, the
 hub, limits, metrics) and answers requests for an already identified caller; the
 per-connection core (protocol state; its only I/O the store and the clock) is
-:class:`node.session.Session`. Time and randomness are
-injected (``clock`` in Unix seconds, ``random_bytes``), so tests pin them. Every refusal
-raises :class:`~node.errors.NodeError` with a stable code.
+:class:`node.session.Session`. Time and randomness are injected (``clock`` in Unix
+seconds, ``random_bytes``), so tests pin them. Every refusal raises
+:class:`~node.errors.NodeError` with a stable code.
 """
 
 from __future__ import annotations
