@@ -12,14 +12,22 @@ sessions where there are none), writes each envelope to the durable outbox in th
 transaction as the ratchet state, then waits until the node acknowledged every one.
 Receiving de-duplicates by envelope id, decrypts, and saves the message, the seen id and
 the session in one transaction before acknowledging; attachments are then downloaded and
-verified. On every connection the client replenishes its one-time prekeys when the node
-runs low and renews its sender certificate before it expires; while online it purges
-disappearing messages when their timer runs out.
+verified. An envelope that can never open (it does not decrypt, its content does not
+decode, it lies about its sender) is acked and dropped; one that failed for a reason that
+may pass (a sender certificate expired or unknown, a server key not pinned: any other
+``ClientError``) is acked too, but kept in the store's quarantine (``NS_QUARANTINE``,
+counted in ``Client.quarantine_count`` and logged) and tried again each time the client
+goes online, until it opens, proves unopenable or expires.
+
+On every connection the client replenishes its one-time prekeys when the node runs low and
+renews its sender certificate before it expires; while online it purges disappearing
+messages when their timer runs out.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
@@ -35,9 +43,11 @@ from client.entropy import SYSTEM_ENTROPY, Entropy
 from client.errors import (
     BadContent,
     ClientError,
+    DecryptionFailed,
     NetworkError,
     NoAccount,
     Refused,
+    SuiteMismatch,
     UntrustedIdentity,
 )
 from client.identity import ONE_TIME_BATCH
@@ -72,6 +82,10 @@ EID_LEN: Final = 16
 RENEW_CERTIFICATE_BEFORE_MS: Final = 2 * 86_400_000
 """Renew the sender certificate when less than this is left of it."""
 CONNECT_TIMEOUT: Final = 30.0
+NEVER_OPENS: Final = (DecryptionFailed, BadContent, SuiteMismatch)
+"""Errors of an envelope that cannot open later either: it is dropped, not quarantined."""
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -119,6 +133,8 @@ class Client:
         self._download_lock = trio.Lock()
         self.changed = trio.Event()
         """Set (and replaced) whenever a message was saved or updated."""
+        self.quarantine_count = 0
+        """Envelopes put in quarantine since this client was created."""
 
     @classmethod
     def load(
@@ -167,6 +183,7 @@ class Client:
         An error of the block, or a fatal one of the link, comes out as itself.
         """
         await self.refresh_server_keys()
+        self.retry_quarantined()
         self.purge_expired()
         error: Exception | None = None
         async with trio.open_nursery() as nursery:
@@ -342,22 +359,52 @@ class Client:
 
     def _accept(self, env: Envelope) -> StoredMessage | None:
         """Decrypt and save ``env`` (one transaction); ``None`` for a duplicate or an
-        envelope that does not open (dropped: it can never open later either)."""
+        envelope that did not open (dropped, or quarantined: see the module)."""
         with self.store.transaction():
             if not persist.mark_seen(self.store, env.eid, env.expires):
                 return None
-            try:
-                received = self.device.decrypt(env.body)
-                content = unpack(received.plaintext)
-            except (ClientError, BadContent):
-                return None
-            if env.sender is not None and env.sender != received.sender:
-                return None  # an introduction whose sealed sender is someone else
-            persist.save_peer(self.store, self.device, received.sender, received.device)
-            self._remember_contact(received.sender, received.device, content)
-            msg = _stored(env, received.sender, received.device, content, now_ms(self.clock))
-            self.inbox.put(msg)
+            return self._open(env, retry=False)
+
+    def _open(self, env: Envelope, *, retry: bool) -> StoredMessage | None:
+        """Decrypt and save ``env`` (in the caller's transaction); quarantine it if it failed
+        for a reason that may pass."""
+        try:
+            received = self.device.decrypt(env.body)
+            content = unpack(received.plaintext)
+        except NEVER_OPENS:
+            persist.release(self.store, env.eid)
+            return None
+        except ClientError as exc:
+            if not retry:
+                self.quarantine_count += 1
+                kept = persist.quarantine(self.store, env)
+                log.warning(
+                    "envelope %s did not open (%s): %s",
+                    env.eid.hex(),
+                    exc.code,
+                    "quarantined" if kept else "dropped, the quarantine is full",
+                )
+            return None
+        persist.release(self.store, env.eid)
+        if env.sender is not None and env.sender != received.sender:
+            return None  # an introduction whose sealed sender is someone else
+        persist.save_peer(self.store, self.device, received.sender, received.device)
+        self._remember_contact(received.sender, received.device, content)
+        msg = _stored(env, received.sender, received.device, content, now_ms(self.clock))
+        self.inbox.put(msg)
         return msg
+
+    def retry_quarantined(self) -> list[StoredMessage]:
+        """Try the quarantined envelopes again; the messages that opened now."""
+        opened = []
+        for env in persist.quarantined(self.store):
+            with self.store.transaction():
+                msg = self._open(env, retry=True)
+            if msg is not None:
+                opened.append(msg)
+        if opened:
+            self._changed()
+        return opened
 
     def _remember_contact(self, address: str, device: int, content: Content) -> None:
         if content.reply_mailbox is None:

@@ -25,6 +25,14 @@ Received envelope ids (duplicates are dropped, also across restarts)::
     mark_seen(store, eid, expires_ms) -> bool True the first time, False for a duplicate
     purge_seen(store, now_ms) -> int          forget ids whose expiry is past; how many
 
+Quarantined envelopes (acked, did not open for a reason that may pass; see ``NS_QUARANTINE``)::
+
+    quarantine(store, envelope) -> bool       keep it; False (not kept) when the quarantine
+                                              already holds ``QUARANTINE_LIMIT`` envelopes
+    quarantined(store) -> list[Envelope]
+    release(store, eid)                       forget it (opened, or known to never open)
+    purge_quarantine(store, now_ms) -> int    forget the expired ones; how many
+
 Account data of the shell (``AccountInfo``, ``Contact`` from ``client.records``)::
 
     save_account_info(store, info) / load_account_info(store) -> AccountInfo | None
@@ -37,8 +45,8 @@ Layout: ``NS_ACCOUNT`` ``device`` (identity, certificate) and ``info``; ``NS_PRE
 ``pool`` plus one record per one-time key (``dh:``/``kem:`` + u32 id) and per seen base key
 (``bk:`` + key); ``NS_SESSIONS``, ``NS_CERTS`` and ``NS_CONTACTS`` keyed by the encoded
 ``PeerKey``; ``NS_IDENTITIES`` by the UTF-8 address; ``NS_SEEN`` by envelope id; ``NS_META``
-``records`` holds ``RECORDS_VERSION``. A record that does not decode raises
-:class:`~client.errors.StoreError`.
+``records`` holds ``RECORDS_VERSION``; ``NS_QUARANTINE`` by envelope id. A record that
+does not decode raises :class:`~client.errors.StoreError`.
 """
 
 from __future__ import annotations
@@ -68,12 +76,14 @@ from client.store.base import (
     NS_IDENTITIES,
     NS_META,
     NS_PREKEYS,
+    NS_QUARANTINE,
     NS_SEEN,
     NS_SESSIONS,
     StateStore,
 )
 from suites import SuiteError
 from wire import WireError, decode, encode
+from wire.relay import Envelope
 
 __all__ = [
     "AccountInfo",
@@ -231,6 +241,43 @@ def purge_seen(store: StateStore, now_ms: int) -> int:
                 expires = decode(raw, SeenRecord).expires
             if expires <= now_ms:
                 store.delete(NS_SEEN, eid)
+                purged += 1
+    return purged
+
+
+QUARANTINE_LIMIT = 1000
+"""Envelopes the quarantine holds at most (anyone may seal an envelope to us)."""
+
+
+def quarantine(store: StateStore, envelope: Envelope) -> bool:
+    """Keep ``envelope`` to try again later; False if the quarantine is full."""
+    with store.transaction():
+        if store.get(NS_QUARANTINE, envelope.eid) is None:
+            if len(store.items(NS_QUARANTINE)) >= QUARANTINE_LIMIT:
+                return False
+            store.put(NS_QUARANTINE, envelope.eid, encode(envelope))
+    return True
+
+
+def quarantined(store: StateStore) -> list[Envelope]:
+    found = []
+    for _, raw in store.items(NS_QUARANTINE):
+        with _corrupt_is_store_error():
+            found.append(decode(raw, Envelope))
+    return found
+
+
+def release(store: StateStore, eid: bytes) -> None:
+    store.delete(NS_QUARANTINE, eid)
+
+
+def purge_quarantine(store: StateStore, now_ms: int) -> int:
+    """Forget the quarantined envelopes whose expiry is at or before ``now_ms``."""
+    purged = 0
+    with store.transaction():
+        for envelope in quarantined(store):
+            if envelope.expires <= now_ms:
+                store.delete(NS_QUARANTINE, envelope.eid)
                 purged += 1
     return purged
 

@@ -36,6 +36,10 @@ NS_CERTS: Final = "certs"
 """Peer devices' sender certificates, keyed by peer address and device."""
 NS_CONTACTS: Final = "contacts"
 """How to reach peer devices (mailbox id, delivery token), keyed by address and device."""
+NS_QUARANTINE: Final = "quarantine"
+"""Received envelopes (encoded ``wire.relay.Envelope``) that did not open for a reason that
+may pass (a sender certificate expired or not known yet, a server key not pinned yet),
+keyed by envelope id; kept until the envelope's own expiry."""
 
 NAMESPACES: Final = (
     NS_SESSIONS,
@@ -47,6 +51,7 @@ NAMESPACES: Final = (
     NS_META,
     NS_CERTS,
     NS_CONTACTS,
+    NS_QUARANTINE,
 )
 
 # A namespace is a short lower-case name; it never holds a NUL, so ``ns || 0x00 || key``

@@ -198,3 +198,53 @@ async def test_a_refused_ack_does_not_end_receiving(setup: Setup) -> None:
             await trio.testing.wait_all_tasks_blocked()
         assert sorted(_texts(setup.store)) == ["one", "three", "two"]
         assert isinstance(await client.link.request(Ping(id=0)), Pong)  # still online
+
+
+def _quarantined(setup: Setup) -> list[bytes]:
+    return [env.eid for env in persist.quarantined(setup.store)]
+
+
+async def test_an_envelope_that_may_open_later_is_quarantined_and_acked(setup: Setup) -> None:
+    other = Domain.create("xwing", "other.org", clock=setup.domain.clock)
+    other_doc = _document(other)
+    keyring = PinnedKeyring()
+    keyring.pin(setup.doc)
+    keyring.pin(other_doc)
+    carol = other.device("carol", keyring)  # type: ignore[arg-type]
+    carol.start_session(setup.bob.pool.bundle(setup.bob.address, 1))
+    # Bob has not pinned other.org's key document: carol's certificate does not verify yet.
+    env = setup.envelope(carol, "from another domain")
+    setup.node.backlog = [env]
+    client = await setup.run_until_drained()
+    assert _texts(setup.store) == []
+    assert setup.node.acked == [env.eid]
+    assert _quarantined(setup) == [env.eid]
+    assert client.quarantine_count == 1
+    # Redelivered: a duplicate, not quarantined twice.
+    await setup.run_until_drained()
+    assert _quarantined(setup) == [env.eid]
+    # Once the domain's keys are known the envelope opens.
+    later = setup.client()
+    later.keyring.pin(other_doc)
+    opened = later.retry_quarantined()
+    assert [m.text for m in opened] == ["from another domain"]
+    assert _texts(setup.store) == ["from another domain"]
+    assert _quarantined(setup) == []
+
+
+async def test_quarantined_envelopes_are_purged_when_they_expire(setup: Setup) -> None:
+    env = Envelope(os.urandom(16), 1, 5_000, DOMAIN, None, b"x")
+    later = Envelope(os.urandom(16), 1, 2**40, DOMAIN, None, b"y")
+    assert persist.quarantine(setup.store, env)
+    assert persist.quarantine(setup.store, later)
+    assert persist.purge_quarantine(setup.store, 5_000) == 1
+    assert _quarantined(setup) == [later.eid]
+
+
+async def test_garbage_is_not_quarantined(setup: Setup) -> None:
+    garbage = Envelope(os.urandom(16), 1, 2**40, DOMAIN, None, os.urandom(1024))
+    setup.node.backlog = [garbage]
+    client = await setup.run_until_drained()
+    assert setup.node.acked == [garbage.eid]
+    assert _quarantined(setup) == []
+    assert client.quarantine_count == 0
