@@ -20,8 +20,9 @@ counted in ``Client.quarantine_count`` and logged) and tried again each time the
 goes online, until it opens, proves unopenable or expires.
 
 On every connection the client replenishes its one-time prekeys when the node runs low and
-renews its sender certificate before it expires; while online it purges disappearing
-messages when their timer runs out.
+renews its sender certificate before it expires (checked again hourly while online; a new
+certificate is verified against the pinned keys before it is saved); while online it
+purges disappearing messages when their timer runs out.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ import trio
 from client import nodehttp, persist
 from client.attachments_io import download_all, pending_attachment, upload_file
 from client.content import Content, pack, unpack
+from client.enroll import check_certificate
 from client.entropy import SYSTEM_ENTROPY, Entropy
 from client.errors import (
     BadContent,
@@ -47,6 +49,7 @@ from client.errors import (
     NetworkError,
     NoAccount,
     Refused,
+    ServerKeyError,
     SuiteMismatch,
     UntrustedIdentity,
 )
@@ -81,6 +84,9 @@ from wire.server import ServerKeyDocument
 EID_LEN: Final = 16
 RENEW_CERTIFICATE_BEFORE_MS: Final = 2 * 86_400_000
 """Renew the sender certificate when less than this is left of it."""
+RENEW_CHECK_SECONDS: Final = 3600.0
+"""While online, look at the certificate's expiry at least this often (a clock may jump)."""
+RENEW_RETRY_SECONDS: Final = 60.0
 CONNECT_TIMEOUT: Final = 30.0
 NEVER_OPENS: Final = (DecryptionFailed, BadContent, SuiteMismatch)
 """Errors of an envelope that cannot open later either: it is dropped, not quarantined."""
@@ -198,6 +204,7 @@ class Client:
                 nursery.start_soon(self.pump.run)
                 nursery.start_soon(self._process_pushes)
                 nursery.start_soon(self._purge_loop)
+                nursery.start_soon(self._renew_loop)
                 try:
                     yield self
                 except Exception as exc:
@@ -253,14 +260,41 @@ class Client:
         persist.save_prekeys(self.store, self.device)
 
     async def _renew_certificate(self, conn: Connection) -> None:
+        """Renew the sender certificate if it expires soon. A refusal, or a certificate
+        that does not verify against the pinned keys or names another device, is logged
+        and the current certificate kept (tried again later)."""
         expires = self.device.certificate.body.expires
         if now_ms(self.clock) < expires - RENEW_CERTIFICATE_BEFORE_MS:
             return
-        issued = await conn.request(GetCertificate(id=0))
+        try:
+            issued = await conn.request(GetCertificate(id=0))
+        except Refused as exc:
+            log.warning("the node refused a new sender certificate: %s", exc.node_code)
+            return
         if not isinstance(issued, CertificateIssued):
             raise NetworkError("unexpected answer to GetCertificate")
+        old = self.device.certificate
         self.device.certificate = issued.certificate
+        try:
+            pinned = self.keyring.document(self.domain)
+            if pinned is None:
+                raise ServerKeyError(f"no key document of {self.domain} is pinned")
+            check_certificate(self.device, pinned)
+        except ClientError as exc:
+            self.device.certificate = old
+            log.warning("the node issued a sender certificate that does not check: %s", exc)
+            return
         persist.save_device(self.store, self.device)
+
+    async def _renew_loop(self) -> None:
+        """Renew the sender certificate while online, not only on connecting: a session
+        may outlive it."""
+        while True:
+            body = self.device.certificate.body
+            due = (body.expires - RENEW_CERTIFICATE_BEFORE_MS - now_ms(self.clock)) / 1000
+            await trio.sleep(min(max(due, RENEW_RETRY_SECONDS), RENEW_CHECK_SECONDS))
+            with contextlib.suppress(NetworkError):
+                await self._renew_certificate(await self.link.current())
 
     # --- sending ----------------------------------------------------------------------
 

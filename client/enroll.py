@@ -90,7 +90,7 @@ async def enroll(
         entropy=entropy,
         clock=clock,
     )
-    _check_certificate(device, doc)
+    check_certificate(device, doc)
     info = AccountInfo(node_url, doc_bytes, registered.mailbox, token)
     with store.transaction():
         save_device(store, device)
@@ -124,7 +124,9 @@ async def _register(
     return registered, issued.certificate
 
 
-def _check_certificate(device: Device, doc: ServerKeyDocument) -> None:
+def check_certificate(device: Device, doc: ServerKeyDocument) -> None:
+    """Raise unless ``device.certificate`` verifies against the pinned keys and names
+    this device (its address, id and identity) in the domain of ``doc``."""
     cert = device.certificate
     verify_certificate(device.suite, cert, device.keyring, int(device.clock() * 1000))
     body = cert.body

@@ -17,6 +17,7 @@ import trio
 from client.errors import NetworkError
 from client.net import Transport
 from wire import decode, encode
+from wire.e2e import SenderCertificate
 from wire.relay import (
     PROTOCOL_VERSION,
     REQUESTS,
@@ -24,10 +25,12 @@ from wire.relay import (
     Acked,
     Auth,
     Authenticated,
+    CertificateIssued,
     Deliver,
     Drained,
     Envelope,
     Error,
+    GetCertificate,
     GetPrekeyStatus,
     Hello,
     Ping,
@@ -99,6 +102,8 @@ class FakeNode:
     """Pushed (one Deliver each, then Drained) after every successful Auth."""
     acked: list[bytes] = field(default_factory=list)
     on_ack: Callable[[Ack], None] | None = None
+    certificate: SenderCertificate | None = None
+    """Issued for GetCertificate (refused while ``None``)."""
 
     @asynccontextmanager
     async def connector(self) -> AsyncIterator[Transport]:
@@ -168,6 +173,8 @@ class FakeNode:
             return Acked(id=frame.id, deleted=len(frame.eids))
         if isinstance(frame, GetPrekeyStatus):
             return PrekeyStatus(id=frame.id, one_time=100, kem_one_time=100)
+        if isinstance(frame, GetCertificate) and self.certificate is not None:
+            return CertificateIssued(id=frame.id, certificate=self.certificate)
         if isinstance(frame, Ping):
             return Pong(id=frame.id, time=0)
         return Error(id=frame.id, code="proto.unexpected", message="not here", retry_after=0)

@@ -12,7 +12,7 @@ import trio
 import trio.testing
 
 from client import persist
-from client.app import Client
+from client.app import RENEW_CHECK_SECONDS, Client
 from client.content import Content, pack
 from client.inbox import Inbox
 from client.records import AccountInfo
@@ -24,7 +24,8 @@ from suites import labels
 from tests.client.netfakes import FakeNode
 from tests.client.pairs import DAY_MS, Domain
 from wire import encode
-from wire.relay import Ack, Envelope, Ping, Pong
+from wire.e2e import SenderCertificate
+from wire.relay import Ack, Envelope, GetCertificate, Ping, Pong
 from wire.server import (
     DocumentSignature,
     ServerKeyDocument,
@@ -248,3 +249,74 @@ async def test_garbage_is_not_quarantined(setup: Setup) -> None:
     assert setup.node.acked == [garbage.eid]
     assert _quarantined(setup) == []
     assert client.quarantine_count == 0
+
+
+def _certificate(setup: Setup, days: int, identity: object = None) -> SenderCertificate:
+    return issue_certificate(
+        setup.domain.suite,
+        setup.domain.server_key,
+        setup.domain.key_id,
+        setup.bob.address,
+        1,
+        identity or setup.bob.identity.public,  # type: ignore[arg-type]
+        int(setup.domain.clock.now * 1000) + days * DAY_MS,
+    )
+
+
+def _certificate_requests(setup: Setup) -> int:
+    return sum(isinstance(f, GetCertificate) for f in setup.node.received)
+
+
+async def test_certificate_is_renewed_while_connected(
+    setup: Setup, autojump_clock: trio.testing.MockClock
+) -> None:
+    client = setup.client()
+    async with client.online():
+        with trio.fail_after(30):
+            await client.drained.wait()
+        assert _certificate_requests(setup) == 0  # 30 days left: nothing to do
+        setup.domain.clock.now += 29 * DAY_MS / 1000
+        fresh = _certificate(setup, 30)
+        setup.node.certificate = fresh
+        await trio.sleep(RENEW_CHECK_SECONDS + 1)
+        assert _certificate_requests(setup) == 1
+        assert client.device.certificate == fresh
+    reloaded = persist.load_device(setup.store, setup.bob.keyring)
+    assert reloaded.certificate == fresh
+
+
+@pytest.mark.parametrize("forgery", ["other identity", "other key"])
+async def test_a_renewed_certificate_that_does_not_check_is_not_saved(
+    setup: Setup, forgery: str
+) -> None:
+    setup.bob.certificate = _certificate(setup, 1)  # due for renewal on connecting
+    persist.save_device(setup.store, setup.bob)
+    if forgery == "other identity":
+        bad = _certificate(setup, 30, setup.alice.identity.public)
+    else:
+        rogue = Domain.create("xwing", DOMAIN, clock=setup.domain.clock)
+        bad = issue_certificate(
+            rogue.suite,
+            rogue.server_key,
+            setup.domain.key_id,
+            setup.bob.address,
+            1,
+            setup.bob.identity.public,
+            int(setup.domain.clock.now * 1000) + 30 * DAY_MS,
+        )
+    setup.node.certificate = bad
+    client = await setup.run_until_drained()
+    assert _certificate_requests(setup) == 1
+    assert client.device.certificate == setup.bob.certificate
+    reloaded = persist.load_device(setup.store, setup.bob.keyring)
+    assert reloaded.certificate == setup.bob.certificate
+
+
+async def test_a_refused_renewal_keeps_the_client_online(setup: Setup) -> None:
+    setup.bob.certificate = _certificate(setup, 1)
+    persist.save_device(setup.store, setup.bob)
+    setup.node.refuse[GetCertificate] = ("limit.rate", 1)
+    setup.node.backlog = [setup.envelope(setup.alice, "still here")]
+    client = await setup.run_until_drained()
+    assert _texts(setup.store) == ["still here"]
+    assert client.device.certificate == setup.bob.certificate
