@@ -22,7 +22,8 @@ goes online, until it opens, proves unopenable or expires.
 On every connection the client replenishes its one-time prekeys when the node runs low and
 renews its sender certificate before it expires (checked again hourly while online; a new
 certificate is verified against the pinned keys before it is saved); while online it
-purges disappearing messages when their timer runs out.
+purges disappearing messages when their timer runs out, and hourly the ids of received
+envelopes (and quarantined ones) past their expiry.
 """
 
 from __future__ import annotations
@@ -87,6 +88,8 @@ RENEW_CERTIFICATE_BEFORE_MS: Final = 2 * 86_400_000
 RENEW_CHECK_SECONDS: Final = 3600.0
 """While online, look at the certificate's expiry at least this often (a clock may jump)."""
 RENEW_RETRY_SECONDS: Final = 60.0
+PURGE_IDS_EVERY_MS: Final = 3_600_000
+"""How often the purge loop forgets expired seen ids and quarantined envelopes."""
 CONNECT_TIMEOUT: Final = 30.0
 NEVER_OPENS: Final = (DecryptionFailed, BadContent, SuiteMismatch)
 """Errors of an envelope that cannot open later either: it is dropped, not quarantined."""
@@ -481,9 +484,20 @@ class Client:
             self._changed()
         return gone
 
+    def purge_received_ids(self) -> None:
+        """Forget the seen envelope ids and the quarantined envelopes past their expiry
+        (the node no longer delivers those envelopes), so neither grows forever."""
+        now = now_ms(self.clock)
+        persist.purge_seen(self.store, now)
+        persist.purge_quarantine(self.store, now)
+
     async def _purge_loop(self) -> None:
+        next_ids_purge = 0
         while True:
             self.purge_expired()
+            if now_ms(self.clock) >= next_ids_purge:
+                self.purge_received_ids()
+                next_ids_purge = now_ms(self.clock) + PURGE_IDS_EVERY_MS
             nxt = self.inbox.next_expiry()
             delay = 60.0 if nxt is None else max(0.0, (nxt - now_ms(self.clock)) / 1000)
             with trio.move_on_after(min(delay, 60.0)):

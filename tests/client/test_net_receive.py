@@ -12,13 +12,14 @@ import trio
 import trio.testing
 
 from client import persist
-from client.app import RENEW_CHECK_SECONDS, Client
+from client.app import PURGE_IDS_EVERY_MS, RENEW_CHECK_SECONDS, Client
 from client.content import Content, pack
 from client.inbox import Inbox
 from client.records import AccountInfo
 from client.sealed import issue_certificate
 from client.serverkeys import PinnedKeyring
 from client.session import Device
+from client.store.base import NS_SEEN
 from client.store.memory import MemoryStore
 from suites import labels
 from tests.client.netfakes import FakeNode
@@ -320,3 +321,23 @@ async def test_a_refused_renewal_keeps_the_client_online(setup: Setup) -> None:
     client = await setup.run_until_drained()
     assert _texts(setup.store) == ["still here"]
     assert client.device.certificate == setup.bob.certificate
+
+
+async def test_expired_seen_ids_are_purged_while_online(
+    setup: Setup, autojump_clock: trio.testing.MockClock
+) -> None:
+    now = int(setup.domain.clock.now * 1000)
+    persist.mark_seen(setup.store, b"\x01" * 16, now - 1)
+    persist.mark_seen(setup.store, b"\x02" * 16, now + DAY_MS)
+    persist.quarantine(setup.store, Envelope(b"\x03" * 16, 1, now - 1, DOMAIN, None, b"x"))
+    client = setup.client()
+    async with client.online():
+        with trio.fail_after(30):
+            await client.drained.wait()
+        await trio.testing.wait_all_tasks_blocked()
+        assert [eid for eid, _ in setup.store.items(NS_SEEN)] == [b"\x02" * 16]
+        assert _quarantined(setup) == []
+        # Later, while still online, the other one expires too.
+        setup.domain.clock.now += 2 * DAY_MS / 1000
+        await trio.sleep(2 * PURGE_IDS_EVERY_MS / 1000)
+        assert setup.store.items(NS_SEEN) == []
