@@ -72,8 +72,12 @@ def _signing_keys(doc: ServerKeyDocument) -> set[bytes]:
 def accept_refresh(
     pinned: ServerKeyDocument, data: bytes, domain: str, now_ms: int
 ) -> ServerKeyDocument:
-    """A newer document, if a key of ``pinned`` signed it; :class:`ServerKeyError` if not."""
+    """A newer document, if a key of ``pinned`` signed it; :class:`ServerKeyError` if not,
+    or if it was issued before ``pinned`` (no rollback to an older document, whose keys
+    may since have been retired)."""
     fresh = verify_document(data, domain, now_ms)
+    if fresh.body.issued < pinned.body.issued:
+        raise ServerKeyError("the server key document is older than the pinned one")
     pinned_keys = {(key.id, key.public) for key in pinned.body.verify_keys}
     fresh_keys = {key.id: key.public for key in fresh.body.verify_keys}
     signed = {sig.key_id for sig in fresh.signatures}

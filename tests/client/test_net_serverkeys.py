@@ -127,3 +127,12 @@ def test_needs_refresh_after_half_life(k1: SigPrivateKey) -> None:
     doc = _doc([(b"k1", k1)], [_entry(k1, b"k1")])
     assert not needs_refresh(doc, NOW + 3 * DAY)
     assert needs_refresh(doc, NOW + 4 * DAY)
+
+
+def test_refresh_refuses_an_older_document(k1: SigPrivateKey) -> None:
+    older = _doc([(b"k1", k1)], [_entry(k1, b"k1", NOW + 30 * DAY)], issued=NOW - DAY)
+    pinned = _doc([(b"k1", k1)], [_entry(k1, b"k1", NOW + 30 * DAY)], issued=NOW)
+    with pytest.raises(ServerKeyError, match="older"):
+        accept_refresh(pinned, encode(older), "example.test", NOW + DAY)
+    # the same issue time (a node serving the pinned document again) is accepted
+    assert accept_refresh(pinned, encode(pinned), "example.test", NOW + DAY) == pinned
