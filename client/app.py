@@ -143,7 +143,8 @@ class Client:
         self.changed = trio.Event()
         """Set (and replaced) whenever a message was saved or updated."""
         self.quarantine_count = 0
-        """Envelopes put in quarantine since this client was created."""
+        """Envelopes that did not open for a reason that may pass since this client was
+        created (quarantined, or dropped because the quarantine was full)."""
 
     @classmethod
     def load(
