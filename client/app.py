@@ -407,7 +407,7 @@ class Client:
         """Decrypt and save ``env`` (in the caller's transaction); quarantine it if it failed
         for a reason that may pass."""
         try:
-            received = self.device.decrypt(env.body)
+            received = self.device.decrypt(env.body, sent_ms=env.ts)
             content = unpack(received.plaintext)
         except NEVER_OPENS:
             persist.release(self.store, env.eid)

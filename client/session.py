@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Final
 
 from client import pqxdh, ratchet
 from client.entropy import SYSTEM_ENTROPY, Entropy
@@ -41,6 +42,10 @@ from wire.e2e import IdentityKey, PrekeyBundle, SealedSenderKey, SenderCertifica
 from wire.e2e import SenderDescriptor as Descriptor
 
 Peer = tuple[str, int]
+
+MAX_CERTIFICATE_BACKDATE_MS: Final = 30 * 86_400_000
+"""How far before now an envelope's node timestamp may set the certificate check time: the
+longest envelope life a node allows (30 days)."""
 
 
 @dataclass(eq=False)
@@ -171,16 +176,23 @@ class Device:
         return Descriptor(a=self.address, d=self.device_id, cert=full, h=digest)
 
     # --- receiving --------------------------------------------------------------------
-    def decrypt(self, body: bytes) -> Received:
+    def decrypt(self, body: bytes, *, sent_ms: int | None = None) -> Received:
         """Open an envelope body; every failure of authenticity is :class:`DecryptionFailed`
         (or :class:`CertificateError` / :class:`SuiteMismatch` for a bad sender claim).
+
+        ``sent_ms`` is when the envelope reached the recipient's node (its ``ts``): the
+        sender certificate is checked as of then, not now, as libsignal validates a sender
+        certificate at the envelope's server timestamp; a message that waited in the
+        mailbox longer than the certificate had left still opens. It is clamped to now and
+        to at most ``MAX_CERTIFICATE_BACKDATE_MS`` before now, so a node cannot revive a
+        long-expired certificate by backdating.
 
         Anyone can seal an envelope to us naming any sender, so nothing it claims (a new
         session, an identity, a certificate) is remembered until its message decrypted.
         """
         content = unseal(self.suite, self._sealed_key, body)
         sender = content.s
-        cert = self._resolve_certificate(sender)
+        cert = self._resolve_certificate(sender, self._check_time(sent_ms))
         setup: pqxdh.ResponderSetup | None = None
         try:
             if content.k == labels.PAYLOAD_PREKEY_MESSAGE:
@@ -221,20 +233,27 @@ class Device:
     def _sealed_key(self, key_id: int) -> KemPrivateKey | None:
         return self.pool.sealed_key if key_id == self.pool.sealed_key_id else None
 
-    def _resolve_certificate(self, sender: Descriptor) -> SenderCertificate:
-        """The sender's certificate, checked; :meth:`decrypt` caches it once authentic."""
+    def _check_time(self, sent_ms: int | None) -> int:
+        now = self._now_ms()
+        if sent_ms is None:
+            return now
+        return max(min(sent_ms, now), now - MAX_CERTIFICATE_BACKDATE_MS)
+
+    def _resolve_certificate(self, sender: Descriptor, at_ms: int) -> SenderCertificate:
+        """The sender's certificate, checked as of ``at_ms``; :meth:`decrypt` caches it
+        once authentic."""
         peer = (sender.a, sender.d)
         if sender.cert is not None:
             if not _ct_equal(certificate_hash(sender.cert), sender.h):
                 raise CertificateError("certificate hash mismatch")
-            verify_certificate(self.suite, sender.cert, self.keyring, self._now_ms())
+            verify_certificate(self.suite, sender.cert, self.keyring, at_ms)
             if sender.cert.body.address != sender.a or sender.cert.body.device != sender.d:
                 raise CertificateError("certificate names another sender")
             return sender.cert
         cached = self.peer_certs.get(peer)
         if cached is None or not _ct_equal(cached[0], sender.h):
             raise CertificateError("unknown sender certificate")
-        if self._now_ms() >= cached[1].body.expires:
+        if at_ms >= cached[1].body.expires:
             raise CertificateError("sender certificate expired")
         return cached[1]
 

@@ -37,7 +37,7 @@ from client.formats import PrekeyMessage, RatchetHeader, RatchetMessage
 from client.identity import Identity, new_dh_key, verify_bundle
 from client.ratchet import RatchetState
 from client.sealed import certificate_hash, issue_certificate, unseal
-from client.session import Device
+from client.session import MAX_CERTIFICATE_BACKDATE_MS, Device
 from suites import Suite, get_suite, labels
 from suites.dh import DhPrivateKey
 from suites.kem import MlKem, MlKemPrivateKey
@@ -750,6 +750,32 @@ def test_expired_certificate_by_hash_is_refused(suite_name: str) -> None:
     assert snapshot(state) == before
     domain.clock.now -= 0.001
     assert bob.decrypt(body).plaintext == b"hash only"
+
+
+@pytest.mark.parametrize("suite_name", SUITES)
+def test_certificate_is_checked_as_of_the_envelopes_node_time(suite_name: str) -> None:
+    """A message that waited in the mailbox past the certificate's expiry still opens when
+    the node received it in time; a later node time, or a backdating beyond the longest
+    envelope life, does not help."""
+    alice, bob, domain = pair(suite_name)
+    expires = alice.certificate.body.expires
+    body = alice.encrypt(bob.address, 1, b"waited")
+    domain.clock.now = (expires + 3 * DAY_MS) / 1000  # the recipient comes back late
+    with pytest.raises(CertificateError):
+        bob.decrypt(body, sent_ms=expires)  # stored at the expiry instant: too late
+    with pytest.raises(CertificateError):
+        bob.decrypt(body)  # no node time: checked as of now
+    assert bob.decrypt(body, sent_ms=expires - 1).plaintext == b"waited"
+
+
+@pytest.mark.parametrize("suite_name", SUITES)
+def test_node_time_cannot_revive_a_long_expired_certificate(suite_name: str) -> None:
+    alice, bob, domain = pair(suite_name)
+    expires = alice.certificate.body.expires
+    body = alice.encrypt(bob.address, 1, b"old")
+    domain.clock.now = (expires + MAX_CERTIFICATE_BACKDATE_MS + DAY_MS) / 1000
+    with pytest.raises(CertificateError):
+        bob.decrypt(body, sent_ms=expires - 1)
 
 
 @pytest.mark.parametrize("suite_name", SUITES)
