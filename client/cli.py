@@ -154,7 +154,14 @@ async def _register(args: argparse.Namespace) -> int:
     try:
         if persist.has_device(store):
             raise StoreError(f"{args.home} already holds an account")
-        device = await enroll(store, args.address, args.node, args.code, args.suite)
+        device = await enroll(
+            store,
+            args.address,
+            args.node,
+            args.code,
+            args.suite,
+            introductions=not args.no_introductions,
+        )
     finally:
         store.close()
     _emit({"address": device.address, "device": device.device_id})

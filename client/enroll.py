@@ -3,7 +3,8 @@
 1. fetch the home node's server key document and verify its self-signatures;
 2. generate the identity, the prekeys and the account's delivery token;
 3. on one connection: ``Register`` (signed challenge, one-time code), ``PublishPrekeys``,
-   ``SetDeliveryToken`` (its verifier only), ``GetCertificate``;
+   ``SetDeliveryToken`` (its verifier only), ``SetIntroductions`` (accept first contact
+   from senders without the token, unless ``introductions=False``), ``GetCertificate``;
 4. check the certificate against the document just pinned, then save the device and the
    account data in one store transaction.
 
@@ -45,6 +46,7 @@ from wire.relay import (
     PublishPrekeys,
     Registered,
     SetDeliveryToken,
+    SetIntroductions,
 )
 from wire.server import ServerKeyDocument
 
@@ -64,8 +66,12 @@ async def enroll(
     entropy: Entropy = SYSTEM_ENTROPY,
     clock: Callable[[], float] = time.time,
     connector: Connector | None = None,
+    introductions: bool = True,
 ) -> Device:
-    """Register ``address`` on the node at ``node_url`` and save the new device."""
+    """Register ``address`` on the node at ``node_url`` and save the new device.
+
+    ``introductions`` (default on) asks the node to accept ``Introduce`` frames to the
+    account, so that a first message from someone without its delivery token arrives."""
     name, _, _ = address.rpartition("@")
     domain = domain_of(address)
     doc_bytes = await nodehttp.fetch_document(node_url)
@@ -77,7 +83,9 @@ async def enroll(
     pool = PrekeyPool.create(identity, entropy)
     token = entropy.random_bytes(DELIVERY_TOKEN_LEN)
     connect = connector or websocket_connector(node_url)
-    registered, certificate = await _register(connect, identity, pool, name, code, token, domain)
+    registered, certificate = await _register(
+        connect, identity, pool, name, code, token, domain, introductions
+    )
     keyring = PinnedKeyring()
     keyring.pin(doc)
     device = Device(
@@ -106,6 +114,7 @@ async def _register(
     code: str,
     token: bytes,
     domain: str,
+    introductions: bool,
 ) -> tuple[Registered, SenderCertificate]:
     pushes_send, _pushes = trio.open_memory_channel[Push](1024)
     async with connect() as transport:
@@ -118,6 +127,8 @@ async def _register(
                 raise NetworkError("unexpected answer to Register")
             await conn.request(PublishPrekeys(id=0, upload=pool.upload()))
             await conn.request(SetDeliveryToken(id=0, verifier=token_verifier(token)))
+            if introductions:
+                await conn.request(SetIntroductions(id=0, accept=True))
             issued = await conn.request(GetCertificate(id=0))
     if not isinstance(issued, CertificateIssued):
         raise NetworkError("unexpected answer to GetCertificate")

@@ -5,37 +5,41 @@ environment variable named ``SEALRELAY_`` plus the key in upper case (for exampl
 ``SEALRELAY_MAX_BLOB_BYTES=1048576``); the command line (``--domain``, ``--listen``,
 ``--data``) overrides both. Durations are seconds, sizes bytes.
 
-=========================  ===========  ==================================================
-key                        default      meaning
-=========================  ===========  ==================================================
-domain                     (required)   the domain this node serves (``name@domain``)
-listen_host                127.0.0.1    address to bind
-listen_port                7480         port to bind (0: any free port, printed on stdout)
-data_dir                   (required)   keys and the SQLite store live here
-suite                      cnsa2        cipher suite of the domain: cnsa2 or xwing
-store                      sqlite       storage backend: sqlite or memory
-public_url                 ""           endpoint advertised in the key document
-                                        (default ``http://HOST:PORT`` as bound)
-max_frame_bytes            1114112      largest WebSocket frame read from a client
-max_envelope_bytes         262144       largest envelope body (at most 1 MiB, the wire bound)
-max_blob_bytes             67108864     largest blob upload
-max_ttl                    2592000      longest envelope/blob life (30 days)
-default_ttl                604800       envelope life when a Send asks for 0 (7 days)
-rate_account_per_s         200          requests per second per account (sustained)
-rate_account_burst         400          burst per account
-rate_ip_per_s              400          requests per second per client address
-rate_ip_burst              800          burst per client address
-introductions_per_minute   10           Introduce frames per account per minute
-max_connections_per_ip     1000         WebSocket connections per client address
-flood_close_after          100          rate-limited frames in a row before closing (1008)
-sweep_interval             60           seconds between sweeps of expired data
-certificate_lifetime       604800       sender certificate life (7 days)
-document_lifetime          604800       key document ``valid_until`` (at most 7 days)
-shutdown_timeout           10           seconds to drain connections and writes on stop
-auth_timeout               10           seconds a WebSocket may stay unauthenticated
-                                        (then ``auth.timeout`` and close 1008)
-log_level                  info         debug, info, warning or error
-=========================  ===========  ==================================================
+======================================  ===========  ===============================================
+key                                     default      meaning
+======================================  ===========  ===============================================
+domain                                  (required)   the domain this node serves (``name@domain``)
+listen_host                             127.0.0.1    address to bind
+listen_port                             7480         port to bind (0: any free port, printed on
+                                                     stdout)
+data_dir                                (required)   keys and the SQLite store live here
+suite                                   cnsa2        cipher suite of the domain: cnsa2 or xwing
+store                                   sqlite       storage backend: sqlite or memory
+public_url                              ""           endpoint advertised in the key document
+                                                     (default ``http://HOST:PORT`` as bound)
+max_frame_bytes                         1114112      largest WebSocket frame read from a client
+max_envelope_bytes                      262144       largest envelope body (at most 1 MiB, the wire
+                                                     bound)
+max_blob_bytes                          67108864     largest blob upload
+max_ttl                                 2592000      longest envelope/blob life (30 days)
+default_ttl                             604800       envelope life when a Send asks for 0 (7 days)
+rate_account_per_s                      200          requests per second per account (sustained)
+rate_account_burst                      400          burst per account
+rate_ip_per_s                           400          requests per second per client address
+rate_ip_burst                           800          burst per client address
+introductions_per_minute                10           Introduce frames per account per minute
+introductions_per_recipient_per_minute  30           Introduce frames to one account per minute
+max_connections_per_ip                  1000         WebSocket connections per client address
+flood_close_after                       100          rate-limited frames in a row before closing
+                                                     (1008)
+sweep_interval                          60           seconds between sweeps of expired data
+certificate_lifetime                    604800       sender certificate life (7 days)
+document_lifetime                       604800       key document ``valid_until`` (at most 7 days)
+shutdown_timeout                        10           seconds to drain connections and writes on stop
+auth_timeout                            10           seconds a WebSocket may stay unauthenticated
+                                                     (then ``auth.timeout`` and close 1008)
+log_level                               info         debug, info, warning or error
+======================================  ===========  ===============================================
 
 Anything invalid raises :class:`~node.errors.ConfigError` naming the key; the command exits
 with status 2.
@@ -82,6 +86,7 @@ class Config:
     rate_ip_per_s: float = 400.0
     rate_ip_burst: int = 800
     introductions_per_minute: int = 10
+    introductions_per_recipient_per_minute: int = 30
     max_connections_per_ip: int = 1000
     flood_close_after: int = 100
     sweep_interval: float = 60.0
@@ -202,6 +207,7 @@ def _validate(c: Config) -> None:
         "rate_account_burst",
         "rate_ip_burst",
         "introductions_per_minute",
+        "introductions_per_recipient_per_minute",
         "max_connections_per_ip",
         "flood_close_after",
         "certificate_lifetime",

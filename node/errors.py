@@ -21,6 +21,9 @@ Codes (stable; clients and tests match on them; the remote party broke the rule 
     send.bad_token      the delivery token does not match the recipient's verifier
     send.too_large      the envelope body is larger than ``max_envelope_bytes``
     send.bad_ttl        a TTL above ``max_ttl`` (0 asks for ``default_ttl``)
+    send.introductions_closed
+                        an Introduce to an account that has not turned introductions on
+                        (``SetIntroductions``)
     limit.rate          too many requests; ``retry_after`` says when to try again
     limit.connections   too many connections from this address
     blob.too_large      the blob is larger than ``max_blob_bytes``, or than its grant
@@ -46,6 +49,7 @@ SEND_TOKEN_REQUIRED: Final = "send.token_required"  # noqa: S105 - an error code
 SEND_BAD_TOKEN: Final = "send.bad_token"  # noqa: S105 - an error code
 SEND_TOO_LARGE: Final = "send.too_large"
 SEND_BAD_TTL: Final = "send.bad_ttl"
+SEND_INTRODUCTIONS_CLOSED: Final = "send.introductions_closed"
 LIMIT_RATE: Final = "limit.rate"
 LIMIT_CONNECTIONS: Final = "limit.connections"
 BLOB_TOO_LARGE: Final = "blob.too_large"
@@ -67,6 +71,7 @@ CODES: Final = (
     SEND_BAD_TOKEN,
     SEND_TOO_LARGE,
     SEND_BAD_TTL,
+    SEND_INTRODUCTIONS_CLOSED,
     LIMIT_RATE,
     LIMIT_CONNECTIONS,
     BLOB_TOO_LARGE,

@@ -24,7 +24,7 @@ from node.config import Config
 from node.errors import NodeError
 from node.hub import Hub
 from node.keys import ServerKeys
-from node.limits import ConnectionCounter, RateLimiter
+from node.limits import ConnectionCounter, RateLimiter, retry_after_ms
 from node.metrics import Metrics
 from node.store import DeviceRecord, PrekeyRecord, Store, StoredEnvelope
 from suites import Suite
@@ -91,6 +91,8 @@ class Relay:
         self.intro_limit = RateLimiter(
             c.introductions_per_minute / 60.0, c.introductions_per_minute
         )
+        per_recipient = c.introductions_per_recipient_per_minute
+        self.intro_recipient_limit = RateLimiter(per_recipient / 60.0, per_recipient)
         self.connections = ConnectionCounter(c.max_connections_per_ip)
 
     @property
@@ -146,11 +148,16 @@ class Relay:
     # --- mailboxes ----------------------------------------------------------------------
 
     async def send(self, frame: Send | Introduce, sender: str | None) -> Sent:
-        """Store a sealed envelope (``sender`` set for an introduction) and hand it over."""
+        """Store a sealed envelope (``sender`` set for an introduction) and hand it over.
+
+        An introduction is refused unless the recipient accepts introductions, and is
+        limited per recipient (the per-sender limit is the session's)."""
         expires = self._expiry(frame.ttl, len(frame.body))
         owner = await self._owner(frame.mailbox)
         if isinstance(frame, Send):
             await self._check_token(owner, frame.token)
+        else:
+            await self._check_introduction(owner)
         now = self.now_ms()
         envelope = StoredEnvelope(
             frame.mailbox, frame.eid, 0, now, now + expires, self.domain, sender, frame.body
@@ -200,6 +207,21 @@ class Relay:
                 _cache(self._verifiers, address, verifier)
         if verifier is None or not accounts.token_matches(token, verifier):
             raise NodeError(errors.SEND_BAD_TOKEN, "delivery token does not match")
+
+    async def _check_introduction(self, recipient: str) -> None:
+        if not await self.store.accepts_introductions(recipient):
+            raise NodeError(
+                errors.SEND_INTRODUCTIONS_CLOSED, "the recipient does not accept introductions"
+            )
+        wait = self.intro_recipient_limit.take(recipient, self.clock())
+        if wait:
+            raise NodeError(
+                errors.LIMIT_RATE, "too many introductions to this recipient", retry_after_ms(wait)
+            )
+
+    async def set_introductions(self, caller: Caller, accept: bool) -> None:
+        """Turn introductions to the caller's account on or off."""
+        await self.store.set_accepts_introductions(caller.address, accept)
 
     async def set_token(self, caller: Caller, verifier: bytes) -> None:
         """Store a new verifier. A verifier read that overlaps this write is not cached
@@ -282,7 +304,8 @@ class Relay:
         result = await self.store.sweep(self.now_ms())
         self.metrics.expired += result.envelopes
         now = self.clock()
-        for limiter in (self.account_limit, self.ip_limit, self.intro_limit):
+        limiters = (self.account_limit, self.ip_limit, self.intro_limit, self.intro_recipient_limit)
+        for limiter in limiters:
             limiter.prune(now)
 
 

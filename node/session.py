@@ -68,6 +68,7 @@ from wire.relay import (
     RequestBlobUpload,
     Send,
     SetDeliveryToken,
+    SetIntroductions,
 )
 
 log = logging.getLogger("sealrelay.node.session")
@@ -327,6 +328,11 @@ async def _set_token(s: Session, caller: Caller, frame: SetDeliveryToken) -> Fra
     return Ok(frame.id)
 
 
+async def _set_introductions(s: Session, caller: Caller, frame: SetIntroductions) -> Frame:
+    await s.relay.set_introductions(caller, frame.accept)
+    return Ok(frame.id)
+
+
 async def _fetch(s: Session, caller: Caller, frame: FetchPrekeys) -> Frame:
     return PrekeyBundles(frame.id, await s.relay.fetch_prekeys(frame))
 
@@ -365,6 +371,7 @@ _HANDLERS: Final[dict[type, Callable[[Session, Caller, Any], Awaitable[Frame | N
     PublishPrekeys: _publish,
     GetPrekeyStatus: _status,
     SetDeliveryToken: _set_token,
+    SetIntroductions: _set_introductions,
     FetchPrekeys: _fetch,
     GetCertificate: _certificate,
     Send: _send,

@@ -51,6 +51,11 @@ def _add_client(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     register.add_argument("--code", required=True, help="the enrollment code from the operator")
     register.add_argument("--home", required=True, metavar="DIR")
     register.add_argument("--suite", default="cnsa2", choices=("cnsa2", "xwing"))
+    register.add_argument(
+        "--no-introductions",
+        action="store_true",
+        help="refuse first contact from senders without this account's delivery token",
+    )
     _handler(register, "client.cli:register")
 
     send = client_sub.add_parser("send", help="send TEXT to TO_ADDRESS")

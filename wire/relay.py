@@ -18,8 +18,9 @@ Error codes are stable strings listed in ``node.errors`` (``proto.*``, ``auth.*`
 Sending: ``Send`` carries a sealed envelope to a mailbox and must present the recipient
 account's delivery token (the node keeps only a hash of it). ``Introduce`` is the first
 contact, when the sender does not know the token yet: the node knows who sent it, and
-rate-limits it more tightly. ``eid`` (16 random bytes chosen by the sender) makes a retry
-idempotent.
+rate-limits it more tightly (per sender and per recipient); it is refused unless the
+recipient turned introductions on with ``SetIntroductions``. ``eid`` (16 random bytes
+chosen by the sender) makes a retry idempotent.
 
 Receiving: the node pushes ``Deliver`` frames in mailbox order; only an ``Ack`` deletes.
 After a (re)connection it pushes everything not yet acknowledged, then ``Drained``.
@@ -140,6 +141,17 @@ class SetDeliveryToken:
 
     id: RequestId
     verifier: Bytes32
+
+
+@message("relay.set-introductions")
+class SetIntroductions:
+    """Accept (``accept`` true) or refuse ``Introduce`` frames to this account: first
+    contact from senders without the delivery token. Off until the account turns it on;
+    the node still rate-limits introductions per sender and per recipient. Answered with
+    ``Ok``."""
+
+    id: RequestId
+    accept: bool
 
 
 @message("relay.prekey-status-req")
@@ -302,7 +314,8 @@ class Pong:
 
 @message("relay.ok")
 class Ok:
-    """A request done with nothing else to answer (``SetDeliveryToken``)."""
+    """A request done with nothing else to answer (``SetDeliveryToken``,
+    ``SetIntroductions``)."""
 
     id: RequestId
 
@@ -323,6 +336,7 @@ REQUESTS = (
     Auth,
     PublishPrekeys,
     SetDeliveryToken,
+    SetIntroductions,
     GetPrekeyStatus,
     FetchPrekeys,
     GetCertificate,

@@ -114,6 +114,15 @@ class Store(Protocol):
 
     async def token_verifier(self, address: str) -> bytes | None: ...
 
+    async def set_accepts_introductions(self, address: str, accept: bool) -> None:
+        """Record whether ``address`` accepts introductions (first contact without a
+        delivery token)."""
+        ...
+
+    async def accepts_introductions(self, address: str) -> bool:
+        """Whether ``address`` accepts introductions; False if it never said."""
+        ...
+
     # --- prekeys -------------------------------------------------------------------------
     async def put_prekeys(self, address: str, device: int, record: PrekeyRecord) -> None:
         """Replace the standing keys and add the one-time keys whose ids are new.

@@ -58,6 +58,7 @@ class MemoryStore:
         self._devices: dict[tuple[str, int], DeviceRecord] = {}
         self._mailboxes: dict[bytes, tuple[str, int]] = {}
         self._verifiers: dict[str, bytes] = {}
+        self._introductions: dict[str, bool] = {}
         self._prekeys: dict[tuple[str, int], _Prekeys] = {}
         # mailbox -> eid -> envelope, in insertion (= seq) order
         self._queues: dict[bytes, dict[bytes, StoredEnvelope]] = {}
@@ -111,6 +112,14 @@ class MemoryStore:
     async def token_verifier(self, address: str) -> bytes | None:
         await self._enter()
         return self._verifiers.get(address)
+
+    async def set_accepts_introductions(self, address: str, accept: bool) -> None:
+        await self._enter()
+        self._introductions[address] = accept
+
+    async def accepts_introductions(self, address: str) -> bool:
+        await self._enter()
+        return self._introductions.get(address, False)
 
     # --- prekeys -------------------------------------------------------------------------
     async def put_prekeys(self, address: str, device: int, record: PrekeyRecord) -> None:

@@ -138,6 +138,21 @@ class SqliteStore:
         )
         return rows[0][0] if rows else None
 
+    async def set_accepts_introductions(self, address: str, accept: bool) -> None:
+        await self.writer.run(
+            partial(
+                _execute,
+                "INSERT OR REPLACE INTO introductions (address, accept) VALUES (?, ?)",
+                (address, int(accept)),
+            )
+        )
+
+    async def accepts_introductions(self, address: str) -> bool:
+        rows = await self.readers.run(
+            partial(_select, "SELECT accept FROM introductions WHERE address = ?", (address,))
+        )
+        return bool(rows[0][0]) if rows else False
+
     # --- prekeys -------------------------------------------------------------------------
     async def put_prekeys(self, address: str, device: int, record: PrekeyRecord) -> None:
         await self.writer.run(partial(_put_prekeys, address, device, record))

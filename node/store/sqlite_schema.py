@@ -1,11 +1,13 @@
 """The SQLite backend's file: connections, pragmas, schema and its versions.
 
-Tables (version 1)::
+Tables (version 2; ``introductions`` came with version 2)::
 
     schema_version(version, applied)          one row per migration applied
     invites(code_hash, name, expires)         code hashes only, deleted when spent
     devices(address, device, identity, mailbox, created)
     token_verifiers(address, verifier)
+    introductions(address, accept)            accept 1: the account takes Introduce
+                                              frames (no row: it does not)
     prekeys(address, device, identity, signed_prekey, last_resort, sealed_key)
     one_time_keys(address, device, kind, id, key)
                                               kind 0 DH, 1 KEM; key NULL once handed
@@ -35,7 +37,7 @@ from typing import Final
 
 from node.store.errors import StoreError
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 SYNCHRONOUS_MODES: Final = ("OFF", "NORMAL", "FULL", "EXTRA")
 DEFAULT_BUSY_TIMEOUT_MS: Final = 10_000
 _FILE_MODE: Final = 0o600
@@ -73,8 +75,12 @@ _V1: Final = (
     "CREATE INDEX blobs_expires ON blobs (expires)",
 )
 
+_V2: Final = (
+    "CREATE TABLE introductions (address TEXT PRIMARY KEY, accept INTEGER NOT NULL) WITHOUT ROWID",
+)
+
 # MIGRATIONS[v] takes a file from version v - 1 to version v.
-MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {1: _V1}
+MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {1: _V1, 2: _V2}
 
 
 def connect(

@@ -45,6 +45,7 @@ from wire.relay import (
     Send,
     Sent,
     SetDeliveryToken,
+    SetIntroductions,
 )
 
 
@@ -335,6 +336,7 @@ async def test_introduce_records_the_sender_and_is_limited(
     pair: tuple[Device, Session, Device, Session, bytes],
 ) -> None:
     alice, a_session, bob, b_session, _ = pair
+    assert await call(b_session, SetIntroductions(8, True)) == [Ok(8)]
     limit = a_session.relay.config.introductions_per_minute
     for n in range(limit):
         (reply,) = await call(a_session, Introduce(n + 1, bob.mailbox, eid(n + 1), 60, b"hi"))
@@ -346,6 +348,69 @@ async def test_introduce_records_the_sender_and_is_limited(
     frames = await pushes(b_session)
     senders = {e.sender for f in frames if isinstance(f, Deliver) for e in f.envelopes}
     assert senders == {alice.address}
+
+
+async def introduce(session: Session, to: Device, n: int) -> object:
+    (reply,) = await call(session, Introduce(n, to.mailbox, eid(n), 60, b"hi"))
+    return reply
+
+
+async def test_introductions_are_closed_by_default(
+    pair: tuple[Device, Session, Device, Session, bytes],
+) -> None:
+    _, a_session, bob, b_session, _ = pair
+    assert error_code([await introduce(a_session, bob, 1)]) == errors.SEND_INTRODUCTIONS_CLOSED
+    assert await pushes(b_session) == []
+    assert a_session.relay.metrics.accepted == 0
+
+
+async def test_introductions_open_and_close_with_set_introductions(
+    pair: tuple[Device, Session, Device, Session, bytes],
+) -> None:
+    alice, a_session, bob, b_session, _ = pair
+    assert await call(b_session, SetIntroductions(8, True)) == [Ok(8)]
+    assert await introduce(a_session, bob, 1) == Sent(1, eid(1), False)
+    frames = await pushes(b_session)
+    assert delivered_eids(frames) == [eid(1)]
+    assert [e.sender for f in frames if isinstance(f, Deliver) for e in f.envelopes] == [
+        alice.address
+    ]
+    assert await call(b_session, SetIntroductions(9, False)) == [Ok(9)]
+    assert error_code([await introduce(a_session, bob, 2)]) == errors.SEND_INTRODUCTIONS_CLOSED
+    # a Send with the delivery token is not affected
+    _, _, _, _, token = pair
+    assert await send(a_session, bob, 3, token) == Sent(3, eid(3), False)
+
+
+async def test_set_introductions_needs_authentication(relay: Relay) -> None:
+    session = Session(relay, PEER)
+    session.hello()
+    assert error_code(await call(session, SetIntroductions(1, True))) == errors.AUTH_REQUIRED
+
+
+async def test_introductions_are_limited_per_recipient() -> None:
+    clock = Clock()
+    relay = make_relay(
+        clock, introductions_per_minute=100, introductions_per_recipient_per_minute=3
+    )
+    bob, carol = Device.create("bob"), Device.create("carol")
+    b_session, c_session = await enroll(relay, bob), await enroll(relay, carol)
+    for session in (b_session, c_session):
+        assert await call(session, SetIntroductions(2, True)) == [Ok(2)]
+    senders = [Device.create(name) for name in ("s1", "s2", "s3", "s4")]
+    sessions = [await enroll(relay, sender) for sender in senders]
+    for n, session in enumerate(sessions[:3], start=1):
+        assert isinstance(await introduce(session, bob, n), Sent)
+    refused = await introduce(sessions[3], bob, 4)
+    assert isinstance(refused, Error)
+    assert refused.code == errors.LIMIT_RATE
+    assert refused.retry_after > 0
+    # another recipient has a bucket of its own
+    assert isinstance(await introduce(sessions[3], carol, 5), Sent)
+    # the bucket refills: one more after 20 s (3 per minute)
+    clock.now += 20
+    assert isinstance(await introduce(sessions[3], bob, 6), Sent)
+    assert error_code([await introduce(sessions[3], bob, 7)]) == errors.LIMIT_RATE
 
 
 # --- rate limits ---------------------------------------------------------------------------

@@ -163,6 +163,18 @@ async def test_token_verifier_is_set_and_replaced(store: Store) -> None:
     assert await store.token_verifier("bob@a.example") == b"w1" * 16
 
 
+async def test_introductions_are_refused_until_accepted_and_per_address(store: Store) -> None:
+    assert await store.accepts_introductions("alice@a.example") is False
+    await store.set_accepts_introductions("alice@a.example", True)
+    assert await store.accepts_introductions("alice@a.example") is True
+    assert await store.accepts_introductions("bob@a.example") is False
+    await store.set_accepts_introductions("alice@a.example", False)
+    assert await store.accepts_introductions("alice@a.example") is False
+    await store.set_accepts_introductions("bob@a.example", True)
+    assert await store.accepts_introductions("bob@a.example") is True
+    assert await store.accepts_introductions("alice@a.example") is False
+
+
 # --- prekeys ---------------------------------------------------------------------------
 
 

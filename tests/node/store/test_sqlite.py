@@ -19,7 +19,7 @@ import trio
 import trio.testing
 
 from node.store import SqliteStore, StoreError
-from node.store.sqlite_schema import SCHEMA_VERSION
+from node.store.sqlite_schema import MIGRATIONS, SCHEMA_VERSION
 from tests.node.store import store_child
 from tests.node.store.test_contract import HOUR, MAILBOX, NOW, device, eid, envelope
 
@@ -140,6 +140,36 @@ async def test_a_file_from_a_newer_version_is_refused(db: Path) -> None:
     conn.close()
     with pytest.raises(StoreError, match="schema version"):
         await SqliteStore.open(db)
+
+
+async def test_a_version_1_file_upgrades_and_keeps_its_data(db: Path) -> None:
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied INTEGER)")
+        for statement in MIGRATIONS[1]:
+            conn.execute(statement)
+        conn.execute("INSERT INTO schema_version VALUES (1, 0)")
+        d = device()
+        conn.execute(
+            "INSERT INTO devices VALUES (?, ?, ?, ?, ?)",
+            (d.address, d.device, d.identity, d.mailbox, d.created),
+        )
+        conn.execute("INSERT INTO token_verifiers VALUES (?, ?)", (d.address, b"v" * 32))
+    conn.close()
+
+    store = await SqliteStore.open(db)
+    assert await store.device("alice@a.example", 1) == device()
+    assert await store.token_verifier("alice@a.example") == b"v" * 32
+    assert await store.accepts_introductions("alice@a.example") is False
+    await store.set_accepts_introductions("alice@a.example", True)
+    await store.aclose()
+
+    store = await SqliteStore.open(db)
+    assert await store.accepts_introductions("alice@a.example") is True
+    await store.aclose()
+    with sqlite3.connect(db) as conn:
+        versions = [v for (v,) in conn.execute("SELECT version FROM schema_version ORDER BY 1")]
+    conn.close()
+    assert versions == list(range(1, SCHEMA_VERSION + 1))
 
 
 async def test_a_file_that_is_not_a_nodes_is_refused(db: Path) -> None:
