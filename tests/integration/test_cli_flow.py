@@ -2,7 +2,8 @@
 
 Enrollment with `sealrelay admin invite` + `sealrelay client register`, text both ways, a
 5 MiB attachment (digest verified, file saved), a disappearing message that leaves the
-recipient's store once its timer ran out, and matching safety numbers.
+recipient's store once its timer ran out, and matching safety numbers; an account
+registered with ``--no-introductions`` refuses a first message.
 """
 
 from __future__ import annotations
@@ -210,6 +211,20 @@ def test_unknown_recipient_fails_clearly(world: World) -> None:
     assert result.returncode == 1
     assert "prekeys.none" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_an_account_registered_without_introductions_refuses_first_contact(
+    world: World, tmp_path: Path
+) -> None:
+    dave = User("dave", tmp_path / "dave", "dave-pass")
+    code = invite(world.node.data_dir, dave.name)
+    assert world.node.url is not None
+    args = ["client", "register", dave.address, "--node", world.node.url, "--code", code]
+    run_cli(*args, "--home", str(dave.home), "--no-introductions", env=dave.env)
+    result = world.alice.cli("send", dave.address, "hello dave", check=False)
+    assert result.returncode == 1
+    assert "send.introductions_closed" in result.stderr
+    assert dave.receive() == {}
 
 
 def test_wrong_passphrase_refused(world: World) -> None:
