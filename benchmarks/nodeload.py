@@ -15,7 +15,6 @@ line first).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import secrets
@@ -31,6 +30,7 @@ from trio_websocket import WebSocketConnection, open_websocket_url
 from client.entropy import SYSTEM_ENTROPY
 from client.identity import Identity
 from suites import get_suite, get_suite_by_id, labels
+from suites.tokens import delivery_token_verifier
 from wire import decode, encode
 from wire.relay import (
     PURPOSE_AUTH,
@@ -85,7 +85,7 @@ async def _register_one(url: str, name: str, code: str) -> dict[str, Any]:
         sig = identity.sign(encode(payload), labels.CTX_DEVICE_AUTH)
         reg = await _request(ws, Register(1, code, name, identity.public, sig))
         token = secrets.token_bytes(16)
-        verifier = _verifier(token)
+        verifier = delivery_token_verifier(token)
         await _request(ws, SetDeliveryToken(2, verifier))
         return {
             "address": reg.address,
@@ -95,10 +95,6 @@ async def _register_one(url: str, name: str, code: str) -> dict[str, Any]:
             "suite": suite.name,
             "sig_key": suite.sig.private_key_bytes(identity.sig_key).hex(),
         }
-
-
-def _verifier(token: bytes) -> bytes:
-    return hashlib.sha256(labels.DELIVERY_TOKEN_HASH_INFO + token).digest()
 
 
 async def setup(url: str, out: Path, codes: list[str]) -> None:

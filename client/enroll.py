@@ -13,7 +13,6 @@ A crash before step 4 leaves nothing saved (the code is spent: ask for another).
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable
 
@@ -38,7 +37,8 @@ from client.sealed import domain_of, verify_certificate
 from client.serverkeys import PinnedKeyring, verify_document
 from client.session import Device
 from client.store.base import StateStore
-from suites import get_suite, labels
+from suites import get_suite
+from suites.tokens import delivery_token_verifier
 from wire.e2e import DELIVERY_TOKEN_LEN, SenderCertificate
 from wire.relay import (
     CertificateIssued,
@@ -49,11 +49,6 @@ from wire.relay import (
     SetIntroductions,
 )
 from wire.server import ServerKeyDocument
-
-
-def token_verifier(token: bytes) -> bytes:
-    """What the node stores of a delivery token: ``SHA-256(label || token)``."""
-    return hashlib.sha256(labels.DELIVERY_TOKEN_HASH_INFO + token).digest()
 
 
 async def enroll(
@@ -126,7 +121,7 @@ async def _register(
             if not isinstance(registered, Registered):
                 raise NetworkError("unexpected answer to Register")
             await conn.request(PublishPrekeys(id=0, upload=pool.upload()))
-            await conn.request(SetDeliveryToken(id=0, verifier=token_verifier(token)))
+            await conn.request(SetDeliveryToken(id=0, verifier=delivery_token_verifier(token)))
             if introductions:
                 await conn.request(SetIntroductions(id=0, accept=True))
             issued = await conn.request(GetCertificate(id=0))

@@ -21,6 +21,7 @@ import re
 from typing import Final
 
 from suites import Suite, SuiteError, labels
+from suites.tokens import delivery_token_verifier as token_verifier
 from wire import encode
 from wire.e2e import IdentityKey
 from wire.relay import AuthPayload
@@ -80,11 +81,6 @@ def auth_signature_ok(
     except SuiteError:
         return False
     return True
-
-
-def token_verifier(token: bytes) -> bytes:
-    """``SHA-256(DELIVERY_TOKEN_HASH_INFO || token)``, what a recipient registers."""
-    return hashlib.sha256(labels.DELIVERY_TOKEN_HASH_INFO + token).digest()
 
 
 def token_matches(token: bytes, verifier: bytes) -> bool:
