@@ -29,6 +29,7 @@ from trio_websocket import WebSocketConnection, open_websocket_url
 
 from client.entropy import SYSTEM_ENTROPY
 from client.identity import Identity
+from client.net import auth_signature
 from suites import get_suite, get_suite_by_id, labels
 from suites.tokens import delivery_token_verifier
 from wire import decode, encode
@@ -81,8 +82,7 @@ async def _register_one(url: str, name: str, code: str) -> dict[str, Any]:
         suite = get_suite_by_id(hello.suite)
         identity = Identity.generate(suite, SYSTEM_ENTROPY)
         address = f"{name}@{hello.server}"
-        payload = AuthPayload(PURPOSE_REGISTER, hello.server, hello.nonce, address, 0)
-        sig = identity.sign(encode(payload), labels.CTX_DEVICE_AUTH)
+        sig = auth_signature(identity, PURPOSE_REGISTER, hello, address, 0)
         reg = await _request(ws, Register(1, code, name, identity.public, sig))
         token = secrets.token_bytes(16)
         verifier = delivery_token_verifier(token)
