@@ -8,7 +8,9 @@ that file. A key's id is the first 16 bytes of SHA-256 of its public key.
 :class:`ServerKeys` signs the :class:`~wire.server.ServerKeyDocument` (``valid_until`` =
 now + the document lifetime, at most 7 days; cached and re-signed once a tenth of its life
 has passed) and :class:`~wire.e2e.SenderCertificate` s, both under their contexts in
-``suites.labels``. Private key bytes never leave this module except into that file.
+``suites.labels``. Private key bytes never leave this module except into that file, or
+through :func:`key_file_bytes` into the Kubernetes Secret that ``sealrelay keys init --k8s``
+prints.
 """
 
 from __future__ import annotations
@@ -162,17 +164,37 @@ def _load(path: Path, suite: Suite) -> ServerKeys:
     return ServerKeys(suite, sig_key, suite.kem.private_key_from_seed(kem_seed))
 
 
-def _write(path: Path, keys: ServerKeys) -> None:
+def key_file_bytes(keys: ServerKeys) -> bytes:
+    """The content of ``server-keys.json`` for ``keys`` (private key bytes: a secret).
+
+    What :func:`load_or_create` reads back; ``sealrelay keys init`` puts it in a file or a
+    Kubernetes Secret."""
     data = {
         "version": KEY_FILE_VERSION,
         "suite": keys.suite.name,
         "sig": keys.suite.sig.private_key_bytes(keys.sig_key).hex(),
         "kem": keys.suite.kem.private_key_bytes(keys.kem_key).hex(),
     }
+    return json.dumps(data).encode()
+
+
+def write_key_file(data_dir: str | os.PathLike[str], keys: ServerKeys) -> Path:
+    """Write ``server-keys.json`` into ``data_dir`` (created, mode 0700); refuses to replace
+    an existing file (:class:`ConfigError`): those keys are the domain's identity."""
+    directory = Path(data_dir)
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = directory / KEY_FILE
+    if path.exists():
+        raise ConfigError(f"server keys {path} already exist; not replacing them")
+    _write(path, keys)
+    return path
+
+
+def _write(path: Path, keys: ServerKeys) -> None:
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key_file_bytes(keys))
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)

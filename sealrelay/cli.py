@@ -41,6 +41,20 @@ def _add_node(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _handler(invite, "node.cli:admin_invite")
 
 
+def _add_keys(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``sealrelay keys ...``: a domain's keys (more subcommands join ``keys_sub``)."""
+    keys = sub.add_parser("keys", help="create and manage a domain's keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    init = keys_sub.add_parser("init", help="generate the server keys of a domain")
+    init.add_argument("--domain", required=True, help="the domain the keys serve")
+    init.add_argument("--suite", default="cnsa2", choices=("cnsa2", "xwing"))
+    init.add_argument("--data", metavar="DIR", help="write server-keys.json into DIR")
+    init.add_argument("--k8s", action="store_true", help="print a Kubernetes Secret on stdout")
+    init.add_argument("--name", default="sealrelay-server-keys", help="the Secret's name")
+    init.add_argument("--namespace", metavar="NS", help="the Secret's namespace")
+    _handler(init, "node.keys_cli:init")
+
+
 def _add_client(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     client = sub.add_parser("client", help="use an account from the command line")
     client_sub = client.add_subparsers(dest="client_command", required=True)
@@ -91,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sealrelay", description="sealrelay relay and client")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_node(sub)
+    _add_keys(sub)
     _add_client(sub)
     dev = sub.add_parser("dev", help="developer conveniences")
     dev_sub = dev.add_subparsers(dest="dev_command", required=True)
