@@ -5,11 +5,14 @@ BundleParts, StoredEnvelope, SweepResult
 StoreError, StoreClosed                 backend failures (``errors``)
 MemoryStore()                           in memory, for unit tests (``memory``)
 await SqliteStore.open(path)            one SQLite file, WAL, group commit (``sqlite``)
-await open_store(kind, data_dir)        either, by name, as the node's configuration says
+await RedisStore.open(url)              shared Redis for cluster mode, also
+await RedisStore.open_sentinel(...)     through Sentinel (``redis``)
+await open_store(kind, data_dir, ...)   any of them, by name, as the node's configuration says
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
@@ -23,10 +26,11 @@ from node.store.base import (
 )
 from node.store.errors import StoreClosed, StoreError
 from node.store.memory import MemoryStore
+from node.store.redis import RedisStore
 from node.store.sqlite import SqliteStore
 
 SQLITE_FILENAME: Final = "node.sqlite3"
-KINDS: Final = ("memory", "sqlite")
+KINDS: Final = ("memory", "sqlite", "redis")
 
 
 def sqlite_path(data_dir: Path | str) -> Path:
@@ -35,12 +39,29 @@ def sqlite_path(data_dir: Path | str) -> Path:
 
 
 async def open_store(
-    kind: str, data_dir: Path | str | None = None, *, synchronous: str = "FULL"
+    kind: str,
+    data_dir: Path | str | None = None,
+    *,
+    synchronous: str = "FULL",
+    redis_url: str = "",
+    redis_sentinels: Sequence[tuple[str, int]] = (),
+    redis_master: str = "sealrelay",
+    durability: str = "primary",
 ) -> Store:
-    """Open the backend named ``kind`` ("memory" or "sqlite"; "sqlite" needs ``data_dir``,
-    and uses ``data_dir/node.sqlite3``). ``ValueError`` for anything else."""
+    """Open the backend named ``kind`` ("memory", "sqlite" or "redis"). "sqlite" needs
+    ``data_dir`` and uses ``data_dir/node.sqlite3``; "redis" needs ``redis_sentinels``
+    (then ``redis_master`` names the service) or else ``redis_url``, and takes
+    ``durability`` ("primary" or "replicated"). ``ValueError`` for anything else."""
     if kind == "memory":
         return MemoryStore()
+    if kind == "redis":
+        if redis_sentinels:
+            return await RedisStore.open_sentinel(
+                list(redis_sentinels), redis_master, durability=durability
+            )
+        if not redis_url:
+            raise ValueError("the redis store needs redis_url or redis_sentinels")
+        return await RedisStore.open(redis_url, durability=durability)
     if kind == "sqlite":
         if data_dir is None:
             raise ValueError("the sqlite store needs a data directory")
@@ -55,6 +76,7 @@ __all__ = [
     "DeviceRecord",
     "MemoryStore",
     "PrekeyRecord",
+    "RedisStore",
     "SqliteStore",
     "Store",
     "StoreClosed",

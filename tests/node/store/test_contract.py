@@ -1,11 +1,13 @@
-"""The Store contract: every backend behaves exactly alike (memory and SQLite here; Redis
-joins the parameter list with the cluster issue)."""
+"""The Store contract: every backend behaves exactly alike (memory, SQLite and Redis; the
+Redis backend runs against one real ``redis-server`` per session, each test under a fresh
+key prefix)."""
 
 from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -15,15 +17,18 @@ from node.store import (
     DeviceRecord,
     MemoryStore,
     PrekeyRecord,
+    RedisStore,
     SqliteStore,
     Store,
     StoreClosed,
     StoredEnvelope,
     SweepResult,
 )
+from tests.redisproc import RedisServer
 
 _MEMORY_IS_A_STORE: type[Store] = MemoryStore  # mypy checks both against the Protocol
 _SQLITE_IS_A_STORE: type[Store] = SqliteStore
+_REDIS_IS_A_STORE: type[Store] = RedisStore
 
 NOW = 1_700_000_000_000
 HOUR = 3_600_000
@@ -31,15 +36,30 @@ MAILBOX = b"M" * 16
 OTHER_MAILBOX = b"N" * 16
 
 
-async def open_backend(kind: str, directory: Path) -> Store:
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One real redis-server for the whole session; tests separate by key prefix."""
+    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
+        yield server
+
+
+def fresh_prefix() -> str:
+    return f"test-{uuid.uuid4().hex}:"
+
+
+async def open_backend(kind: str, directory: Path, redis_url: str | None = None) -> Store:
     if kind == "memory":
         return MemoryStore()
+    if kind == "redis":
+        assert redis_url is not None
+        return await RedisStore.open(redis_url, prefix=fresh_prefix())
     return await SqliteStore.open(directory / "node.sqlite3")
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "redis"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    s = await open_backend(request.param, tmp_path)
+    url = request.getfixturevalue("redis_server").url if request.param == "redis" else None
+    s = await open_backend(request.param, tmp_path, url)
     yield s
     await s.aclose()
 

@@ -1,0 +1,219 @@
+"""The Lua scripts of :class:`~node.store.redis.RedisStore`, one per atomic step.
+
+Redis runs a script without interleaving any other command, so each script is one
+transaction (the Redis documentation, "Scripting with Lua": "Redis guarantees the
+script's atomic execution"). Scripts receive the keys they touch in ``KEYS`` except
+:data:`SWEEP`, which derives per-mailbox and per-blob keys from the prefix; that is
+fine on one primary (with Sentinel) and the reason this backend does not claim Redis
+Cluster support.
+
+Key layout (``P`` is the store's prefix, e.g. ``sealrelay:``; ``MB`` a mailbox id, ``DEV``
+``address`` + NUL + device number, ``M`` the one-byte length of ``MB`` + ``MB`` + ``eid``):
+
+    P seq                    INCR counter of envelope seqs (never reset)
+    P inv / P inv:exp        hash code_hash -> account name / zset code_hash by expiry
+    P dev:ADDRESS            hash device number -> packed DeviceRecord
+    P mbox                   hash mailbox -> packed DeviceRecord
+    P addrs                  set of addresses with a device
+    P verifier / P intro     hashes address -> token verifier / "1" or "0"
+    P pk:DEV                 hash of the standing prekeys
+    P otk:DEV / P kotk:DEV   zsets of one-time DH / KEM keys, score 0, member = 8-byte
+                             big-endian id + key, so ZPOPMIN takes the lowest id
+    P seen:DEV               set of every one-time id ever stored ("d"/"k" + 8-byte id)
+    P q:MB                   zset eid by seq (the mailbox, in order)
+    P b:MB                   hash eid -> packed (ts, expires, origin, sender, body)
+    P env:exp                zset M by envelope expiry (stored, unacked)
+    P tomb:exp               zset M by expiry (acked envelopes: de-duplication tombstones)
+    P blob:ID                hash t (token hash), s (size), e (expiry), d (the bytes)
+    P blob:exp               zset blob id by expiry
+    P blobstat               hash n (uploaded blobs), bytes (their total size)
+
+Expiry is the caller's clock (the ``now`` arguments of the Store Protocol), never a Redis
+TTL: :meth:`Store.sweep` must count what it deletes, and the node's clock is the one
+that decides (``expires <= now`` has expired).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+REGISTER: Final = """
+local name = redis.call('HGET', KEYS[1], ARGV[1])
+if (not name) or name ~= ARGV[2] then return 0 end
+local exp = tonumber(redis.call('ZSCORE', KEYS[2], ARGV[1]))
+if (not exp) or exp <= tonumber(ARGV[3]) then return 0 end
+if redis.call('HEXISTS', KEYS[4], ARGV[4]) == 1 then return 0 end
+if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('HSET', KEYS[3], ARGV[5], ARGV[6])
+redis.call('HSET', KEYS[4], ARGV[4], ARGV[6])
+redis.call('SADD', KEYS[5], ARGV[7])
+return 1
+"""
+
+ADD_INVITE: Final = """
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+return 1
+"""
+
+PUT_PREKEYS: Final = """
+redis.call('HSET', KEYS[1], 'identity', ARGV[1], 'spk', ARGV[2], 'lr', ARGV[3],
+           'sealed', ARGV[4])
+local i = 5
+for _, kind in ipairs({{'d', KEYS[2]}, {'k', KEYS[3]}}) do
+  local n = tonumber(ARGV[i])
+  i = i + 1
+  for _ = 1, n do
+    local id = ARGV[i]
+    if redis.call('SADD', KEYS[4], kind[1] .. id) == 1 then
+      redis.call('ZADD', kind[2], 0, id .. ARGV[i + 1])
+    end
+    i = i + 2
+  end
+end
+return 1
+"""
+
+TAKE_BUNDLE: Final = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+local s = redis.call('HMGET', KEYS[1], 'identity', 'spk', 'sealed', 'lr')
+local o = redis.call('ZPOPMIN', KEYS[2])
+local k = redis.call('ZPOPMIN', KEYS[3])
+return {s[1], s[2], s[3], s[4], o[1] or false, k[1] or false}
+"""
+
+ENQUEUE: Final = """
+local old = redis.call('ZSCORE', KEYS[2], ARGV[1])
+if old then return {0, tonumber(old)} end
+if redis.call('ZSCORE', KEYS[5], ARGV[2]) then return {0, 0} end
+local seq = redis.call('INCR', KEYS[1])
+redis.call('ZADD', KEYS[2], seq, ARGV[1])
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[4])
+redis.call('ZADD', KEYS[4], ARGV[3], ARGV[2])
+return {1, seq}
+"""
+
+PENDING: Final = """
+local limit, now, out, offset = tonumber(ARGV[2]), tonumber(ARGV[3]), {}, 0
+while #out < 3 * limit do
+  local ids = redis.call('ZRANGE', KEYS[1], '(' .. ARGV[1], '+inf', 'BYSCORE',
+                         'LIMIT', offset, limit, 'WITHSCORES')
+  if #ids == 0 then break end
+  for j = 1, #ids, 2 do
+    local exp = tonumber(redis.call('ZSCORE', KEYS[3], ARGV[4] .. ids[j]))
+    if exp and exp > now and #out < 3 * limit then
+      out[#out + 1] = ids[j]
+      out[#out + 1] = ids[j + 1]
+      out[#out + 1] = redis.call('HGET', KEYS[2], ids[j])
+    end
+  end
+  offset = offset + limit
+end
+return out
+"""
+
+COUNT_PENDING: Final = """
+local now, n = tonumber(ARGV[2]), 0
+for _, eid in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local exp = tonumber(redis.call('ZSCORE', KEYS[2], ARGV[1] .. eid))
+  if exp and exp > now then n = n + 1 end
+end
+return n
+"""
+
+ACK: Final = """
+local n = 0
+for i = 2, #ARGV do
+  local eid = ARGV[i]
+  if redis.call('HDEL', KEYS[2], eid) == 1 then
+    local m = ARGV[1] .. eid
+    local exp = redis.call('ZSCORE', KEYS[3], m)
+    redis.call('ZREM', KEYS[1], eid)
+    redis.call('ZREM', KEYS[3], m)
+    redis.call('ZADD', KEYS[4], exp, m)
+    n = n + 1
+  end
+end
+return n
+"""
+
+GRANT_BLOB: Final = """
+if redis.call('HEXISTS', KEYS[1], 'd') == 1 then
+  redis.call('HINCRBY', KEYS[3], 'n', -1)
+  redis.call('HINCRBY', KEYS[3], 'bytes', -redis.call('HSTRLEN', KEYS[1], 'd'))
+end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 't', ARGV[1], 's', ARGV[2], 'e', ARGV[3])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
+return 1
+"""
+
+# The token hashes are compared through SHA-1 of each side, so the time the comparison
+# takes says nothing about the stored value (the double-hash comparison).
+PUT_BLOB: Final = """
+local g = redis.call('HMGET', KEYS[1], 't', 's', 'e')
+if (not g[1]) or redis.call('HEXISTS', KEYS[1], 'd') == 1 then return 0 end
+if redis.sha1hex(g[1]) ~= redis.sha1hex(ARGV[1]) then return 0 end
+if tonumber(g[2]) ~= #ARGV[2] or tonumber(g[3]) <= tonumber(ARGV[3]) then return 0 end
+redis.call('HSET', KEYS[1], 'd', ARGV[2])
+redis.call('HINCRBY', KEYS[2], 'n', 1)
+redis.call('HINCRBY', KEYS[2], 'bytes', #ARGV[2])
+return 1
+"""
+
+SWEEP: Final = """
+local p, now, chunk = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local function expired(key)
+  return redis.call('ZRANGE', key, '-inf', now, 'BYSCORE', 'LIMIT', 0, chunk)
+end
+local envelopes = expired(KEYS[1])
+for _, m in ipairs(envelopes) do
+  local len = string.byte(m, 1)
+  local mb, eid = string.sub(m, 2, len + 1), string.sub(m, len + 2)
+  redis.call('ZREM', p .. 'q:' .. mb, eid)
+  redis.call('HDEL', p .. 'b:' .. mb, eid)
+  redis.call('ZREM', KEYS[1], m)
+end
+local tombs = expired(KEYS[2])
+for _, m in ipairs(tombs) do redis.call('ZREM', KEYS[2], m) end
+local blobs = expired(KEYS[3])
+for _, id in ipairs(blobs) do
+  local key = p .. 'blob:' .. id
+  if redis.call('HEXISTS', key, 'd') == 1 then
+    redis.call('HINCRBY', KEYS[4], 'n', -1)
+    redis.call('HINCRBY', KEYS[4], 'bytes', -redis.call('HSTRLEN', key, 'd'))
+  end
+  redis.call('DEL', key)
+  redis.call('ZREM', KEYS[3], id)
+end
+local invites = expired(KEYS[5])
+for _, code in ipairs(invites) do
+  redis.call('HDEL', KEYS[6], code)
+  redis.call('ZREM', KEYS[5], code)
+end
+return {#envelopes, #blobs, #tombs, #invites}
+"""
+
+STATS: Final = """
+return {redis.call('ZCARD', KEYS[1]), redis.call('ZCARD', KEYS[2]),
+        tonumber(redis.call('HGET', KEYS[3], 'n') or 0),
+        tonumber(redis.call('HGET', KEYS[3], 'bytes') or 0),
+        redis.call('SCARD', KEYS[4]), redis.call('HLEN', KEYS[5]), redis.call('ZCARD', KEYS[6])}
+"""
+
+ALL: Final = {
+    "register": REGISTER,
+    "add_invite": ADD_INVITE,
+    "put_prekeys": PUT_PREKEYS,
+    "take_bundle": TAKE_BUNDLE,
+    "enqueue": ENQUEUE,
+    "pending": PENDING,
+    "count_pending": COUNT_PENDING,
+    "ack": ACK,
+    "grant_blob": GRANT_BLOB,
+    "put_blob": PUT_BLOB,
+    "sweep": SWEEP,
+    "stats": STATS,
+}
