@@ -23,13 +23,14 @@ from pathlib import Path
 from typing import Final
 
 from node.errors import ConfigError
-from suites import Suite, get_suite, labels
+from suites import Suite, SuiteError, get_suite, labels
 from suites.kem import KemPrivateKey
 from suites.sig import SigPrivateKey
-from wire import encode
+from wire import WireError, decode, encode
 from wire.e2e import IdentityKey, SenderCertificate, SenderCertificateBody
 from wire.server import (
     DocumentSignature,
+    RootCertification,
     ServerKemKey,
     ServerKeyDocument,
     ServerKeyDocumentBody,
@@ -37,7 +38,8 @@ from wire.server import (
 )
 
 KEY_FILE: Final = "server-keys.json"
-KEY_FILE_VERSION: Final = 1
+KEY_FILE_VERSION: Final = 2
+RELOAD_INTERVAL: Final = 2.0  # seconds between checks of the key file by a running node
 KEY_ID_LEN: Final = 16
 FILE_MODE: Final = 0o600
 
@@ -47,13 +49,27 @@ def key_id(public: bytes) -> bytes:
     return hashlib.sha256(public).digest()[:KEY_ID_LEN]
 
 
+@dataclass(frozen=True, eq=False)
+class RetiredKeys:
+    """A previous generation of keys, kept after a rotation until ``not_after`` (Unix ms):
+    its verify key still checks what it signed and co-signs the key document (carrying
+    peers' trust over to the new key), its KEM key still opens routing layers sealed to it."""
+
+    sig_key: SigPrivateKey = field(repr=False)
+    kem_key: KemPrivateKey = field(repr=False)
+    not_after: int
+
+
 @dataclass(eq=False)
 class ServerKeys:
-    """The domain's current signing and KEM keys (times in Unix milliseconds)."""
+    """The domain's current signing and KEM keys, the retired ones still in their overlap,
+    and the agency root's certifications of verify keys (times in Unix milliseconds)."""
 
     suite: Suite
     sig_key: SigPrivateKey = field(repr=False)
     kem_key: KemPrivateKey = field(repr=False)
+    retired: tuple[RetiredKeys, ...] = ()
+    certifications: tuple[RootCertification, ...] = ()
     _doc: ServerKeyDocument | None = field(default=None, repr=False)
     _doc_bytes: bytes = field(default=b"", repr=False)
     _doc_key: tuple[str, tuple[str, ...]] = field(default=("", ()), repr=False)
@@ -73,6 +89,13 @@ class ServerKeys:
     @property
     def kem_key_id(self) -> bytes:
         return key_id(self.kem_key.public)
+
+    def kem_private(self, kid: bytes) -> KemPrivateKey | None:
+        """The KEM private key (current or retired) with id ``kid``."""
+        for key in (self.kem_key, *(r.kem_key for r in self.retired)):
+            if key_id(key.public) == kid:
+                return key
+        return None
 
     def key_document(
         self, domain: str, endpoints: tuple[str, ...], now_ms: int, lifetime_s: int
@@ -95,26 +118,53 @@ class ServerKeys:
     def sign_document(
         self, domain: str, endpoints: tuple[str, ...], now_ms: int, lifetime_s: int
     ) -> ServerKeyDocument:
+        """The document listing the current keys (``not_after`` = ``valid_until``) and the
+        retired ones still in their overlap, signed by all of them."""
         valid_until = now_ms + lifetime_s * 1000
         suite_id = self.suite.suite_id
-        sig_entry = ServerVerifyKeyEntry(
-            id=self.sig_key_id, suite=suite_id, public=self.sig_public, not_after=valid_until
-        )
-        kem_entry = ServerKemKey(
-            id=self.kem_key_id, suite=suite_id, public=self.kem_public, not_after=valid_until
-        )
+        live = [r for r in self.retired if r.not_after > now_ms]
+        generations = [(self.sig_key, self.kem_key, valid_until)]
+        generations += [(r.sig_key, r.kem_key, r.not_after) for r in live]
         body = ServerKeyDocumentBody(
             server=domain,
             suite=suite_id,
-            verify_keys=(sig_entry,),
-            kem_keys=(kem_entry,),
+            verify_keys=tuple(
+                ServerVerifyKeyEntry(key_id(s.public), suite_id, s.public, t)
+                for s, _, t in generations
+            ),
+            kem_keys=tuple(
+                ServerKemKey(key_id(k.public), suite_id, k.public, t) for _, k, t in generations
+            ),
             endpoints=endpoints,
             issued=now_ms,
             valid_until=valid_until,
         )
-        signature = self.suite.sig.sign(self.sig_key, encode(body), labels.CTX_SERVER_KEY_DOCUMENT)
-        sig = DocumentSignature(key_id=self.sig_key_id, signature=signature)
-        return ServerKeyDocument(body=body, signatures=(sig,))
+        message = encode(body)
+        sigs = tuple(
+            DocumentSignature(
+                key_id(s.public),
+                self.suite.sig.sign(s, message, labels.CTX_SERVER_KEY_DOCUMENT),
+            )
+            for s, _, _ in generations
+        )
+        verify_keys = {s.public for s, _, _ in generations}
+        certs = tuple(c for c in self.certifications if c.body.verify_key in verify_keys)
+        return ServerKeyDocument(body=body, signatures=sigs, certifications=certs)
+
+    def rotated(self, now_ms: int, overlap_s: int) -> ServerKeys:
+        """New current keys; the current ones retire, kept for ``overlap_s`` seconds."""
+        fresh = generate(self.suite)
+        keep = tuple(r for r in self.retired if r.not_after > now_ms)
+        retiring = RetiredKeys(self.sig_key, self.kem_key, now_ms + overlap_s * 1000)
+        return ServerKeys(
+            self.suite, fresh.sig_key, fresh.kem_key, (retiring, *keep), self.certifications
+        )
+
+    def certified(self, cert: RootCertification) -> ServerKeys:
+        """These keys with ``cert`` added (replacing one by the same root for the same key)."""
+        same = (cert.root_public, cert.body.verify_key)
+        others = tuple(c for c in self.certifications if (c.root_public, c.body.verify_key) != same)
+        return ServerKeys(self.suite, self.sig_key, self.kem_key, self.retired, (*others, cert))
 
     def issue_certificate(
         self, address: str, device: int, identity: IdentityKey, now_ms: int, lifetime_s: int
@@ -145,23 +195,42 @@ def load_or_create(data_dir: str | os.PathLike[str], suite_name: str) -> ServerK
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = directory / KEY_FILE
     if path.exists():
-        return _load(path, suite)
+        return load(path, suite)
     keys = generate(suite)
     _write(path, keys)
     return keys
 
 
-def _load(path: Path, suite: Suite) -> ServerKeys:
+def load(path: Path, suite: Suite | None = None) -> ServerKeys:
+    """The keys in ``path`` (file version 1 or 2); of ``suite`` if given."""
     try:
         data = json.loads(path.read_text())
         version, name = data["version"], data["suite"]
-        sig_bytes, kem_seed = bytes.fromhex(data["sig"]), bytes.fromhex(data["kem"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        file_suite = get_suite(name)
+        keys = ServerKeys(
+            file_suite,
+            file_suite.sig.private_key_from_bytes(bytes.fromhex(data["sig"])),
+            file_suite.kem.private_key_from_seed(bytes.fromhex(data["kem"])),
+            tuple(
+                RetiredKeys(
+                    file_suite.sig.private_key_from_bytes(bytes.fromhex(old["sig"])),
+                    file_suite.kem.private_key_from_seed(bytes.fromhex(old["kem"])),
+                    int(old["not_after"]),
+                )
+                for old in data.get("retired", [])
+            ),
+            tuple(
+                decode(bytes.fromhex(c), RootCertification) for c in data.get("certifications", [])
+            ),
+        )
+    except (OSError, ValueError, KeyError, TypeError, SuiteError, WireError) as exc:
         raise ConfigError(f"cannot read server keys {path}: {type(exc).__name__}") from None
-    if version != KEY_FILE_VERSION or name != suite.name:
+    if version not in (1, KEY_FILE_VERSION):
+        raise ConfigError(f"server keys {path} have file version {version}")
+    if suite is not None and name != suite.name:
         raise ConfigError(f"server keys {path} are for suite {name!r}, not {suite.name!r}")
-    sig_key = suite.sig.private_key_from_bytes(sig_bytes)
-    return ServerKeys(suite, sig_key, suite.kem.private_key_from_seed(kem_seed))
+    return keys
+
 
 
 def key_file_bytes(keys: ServerKeys) -> bytes:
@@ -169,13 +238,31 @@ def key_file_bytes(keys: ServerKeys) -> bytes:
 
     What :func:`load_or_create` reads back; ``sealrelay keys init`` puts it in a file or a
     Kubernetes Secret."""
+    sig, kem = keys.suite.sig, keys.suite.kem
     data = {
         "version": KEY_FILE_VERSION,
         "suite": keys.suite.name,
-        "sig": keys.suite.sig.private_key_bytes(keys.sig_key).hex(),
-        "kem": keys.suite.kem.private_key_bytes(keys.kem_key).hex(),
+        "sig": sig.private_key_bytes(keys.sig_key).hex(),
+        "kem": kem.private_key_bytes(keys.kem_key).hex(),
+        "retired": [
+            {
+                "sig": sig.private_key_bytes(r.sig_key).hex(),
+                "kem": kem.private_key_bytes(r.kem_key).hex(),
+                "not_after": r.not_after,
+            }
+            for r in keys.retired
+        ],
+        "certifications": [encode(c).hex() for c in keys.certifications],
     }
     return json.dumps(data).encode()
+
+
+def replace_key_file(data_dir: str | os.PathLike[str], keys: ServerKeys) -> Path:
+    """Write ``keys`` over ``server-keys.json`` atomically (rotation, certification); a
+    running node picks the new file up within ``RELOAD_INTERVAL``."""
+    path = Path(data_dir) / KEY_FILE
+    _write(path, keys)
+    return path
 
 
 def write_key_file(data_dir: str | os.PathLike[str], keys: ServerKeys) -> Path:

@@ -117,3 +117,27 @@ STORE_KDF_SCRYPT: Final = "scrypt"
 # prefix of every chunk's associated data (then u64 index and a final-chunk flag byte).
 ATTACHMENT_KEYS_INFO: Final = b"sealrelay-attachment-keys-v1"
 ATTACHMENT_CHUNK_AAD: Final = b"sealrelay-attachment-chunk-v1"
+
+# --- federation (DESIGN section 6) -------------------------------------------------------
+CTX_ROOT_CERTIFICATION: Final = b"sealrelay/v1/root-certification"
+"""SLH-DSA context of an agency root's certification of a server verify key."""
+CTX_NOTARY: Final = b"sealrelay/v1/notary-statement"
+"""Signature context of a notary's statement about another domain's key document."""
+ROUTING_LAYER_INFO: Final = b"sealrelay-routing-layer-v1"
+"""HPKE ``info`` of the routing layer; the AAD is this label plus the destination domain."""
+ROOT_KEY_ALGORITHM: Final = "slh-dsa-sha2-256s"
+"""The agency root key's algorithm (FIPS 205 SLH-DSA-SHA2-256s, from pqcrypto)."""
+FINGERPRINT_PREFIX: Final = "sha256:"
+"""A pinned key's fingerprint: this prefix and the hex SHA-256 of its encoded public key."""
+
+# --- Groups: signed administration and sender keys (client/groups) ---------------------------
+# Hash of a group change's signed body (its id) and of a group state (what a change names as
+# its parent): HashSuite(label || encoding), so neither collides with any other hash input.
+GROUP_CHANGE_HASH_INFO: Final = b"sealrelay-group-change-v1"
+GROUP_STATE_HASH_INFO: Final = b"sealrelay-group-state-v1"
+# Sender-key chain step, as the Double Ratchet's KDF_CK but with its own inputs:
+# message key = HMAC(ck, MESSAGE_SEED), next chain key = HMAC(ck, CHAIN_SEED).
+SENDER_KEY_MESSAGE_SEED: Final = b"sealrelay-sender-key-message-key-v1"
+SENDER_KEY_CHAIN_SEED: Final = b"sealrelay-sender-key-chain-key-v1"
+# HKDF info turning a sender-key message key into the AES-256-GCM key and nonce (32 + 12).
+SENDER_KEY_AEAD_INFO: Final = b"sealrelay-sender-key-aead-v1"

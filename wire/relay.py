@@ -226,6 +226,35 @@ class Introduce:
     body: Body
 
 
+@message("relay.forward")
+class Forward:
+    """A sealed envelope for another domain: ``layer`` is an encoded
+    ``wire.federation.SealedRoutingLayer`` that only ``domain`` can open. The node queues
+    it durably for that domain and answers ``Sent`` (idempotent by ``eid``)."""
+
+    id: RequestId
+    domain: Domain
+    eid: EnvelopeId
+    ttl: U32
+    layer: Annotated[bytes, MaxLen((1 << 20) + 16 * 1024)]
+
+
+@message("relay.get-server-keys")
+class GetServerKeys:
+    """Ask the home node for ``domain``'s key document (its own, or a federated peer's
+    as the node's keyring verified it). The client verifies it again itself."""
+
+    id: RequestId
+    domain: Domain
+
+
+@message("relay.server-keys")
+class ServerKeys:
+    id: RequestId
+    domain: Domain
+    document: Annotated[bytes, MaxLen(1 << 20)]
+
+
 @message("relay.sent")
 class Sent:
     """The envelope is durably stored (or was already): the sender may forget it."""
@@ -342,6 +371,8 @@ REQUESTS = (
     GetCertificate,
     Send,
     Introduce,
+    Forward,
+    GetServerKeys,
     Ack,
     RequestBlobUpload,
     Ping,
@@ -355,6 +386,7 @@ RESPONSES = (
     PrekeyBundles,
     CertificateIssued,
     Sent,
+    ServerKeys,
     Acked,
     BlobGrant,
     Pong,

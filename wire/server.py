@@ -58,9 +58,37 @@ class DocumentSignature:
     signature: Sig
 
 
+RootKey = Annotated[bytes, MaxLen(128)]
+RootSig = Annotated[bytes, MaxLen(64 * 1024)]
+Algorithm = Annotated[str, MaxLen(64)]
+
+
+@message("server.root-cert-body")
+class RootCertificationBody:
+    """What an agency's offline root key vouches for: that ``verify_key`` (an encoded
+    signing public key of ``server``) may sign for that domain until ``not_after``."""
+
+    server: Domain
+    verify_key: Key
+    issued: U64
+    not_after: U64
+
+
+@message("server.root-cert")
+class RootCertification:
+    """``body`` signed by the agency root key ``root_public`` (``algorithm``, SLH-DSA)."""
+
+    body: RootCertificationBody
+    algorithm: Algorithm
+    root_public: RootKey
+    signature: RootSig
+
+
 @message("server.doc")
 class ServerKeyDocument:
-    """``body`` signed by each of its current verify keys."""
+    """``body`` signed by each of its current verify keys; ``certifications`` are the
+    agency root's statements about those keys (empty when the domain has no root)."""
 
     body: ServerKeyDocumentBody
     signatures: Annotated[tuple[DocumentSignature, ...], MaxLen(16)]
+    certifications: Annotated[tuple[RootCertification, ...], MaxLen(16)]

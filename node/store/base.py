@@ -81,11 +81,23 @@ class StoredEnvelope:
 
 
 @dataclass(frozen=True)
+class OutboundItem:
+    """A routing layer queued for another domain (federation): ``eid`` is the sender's
+    envelope id, ``expires`` its TTL end (Unix ms); ``layer`` is sealed to the domain."""
+
+    domain: str
+    eid: bytes
+    expires: int
+    layer: bytes
+
+
+@dataclass(frozen=True)
 class SweepResult:
     envelopes: int
     blobs: int
     tombstones: int
     invites: int
+    outbound: int = 0  # queued federation items dropped by their TTL
 
 
 class Store(Protocol):
@@ -187,10 +199,48 @@ class Store(Protocol):
 
     async def get_blob(self, blob: bytes, now: int) -> bytes | None: ...
 
+    # --- federation: the durable outbound queue, per destination domain ---------------
+    async def outbound_put(self, item: OutboundItem) -> bool:
+        """Queue ``item``; False (nothing changes) if ``(domain, eid)`` is queued already."""
+        ...
+
+    async def outbound_batch(
+        self, domain: str, txn: bytes, limit: int, max_bytes: int, now: int
+    ) -> tuple[bytes, list[OutboundItem]]:
+        """The transaction to send to ``domain`` next, as ``(txn id, items)``.
+
+        If a transaction is open (items given a txn id and not yet done), the same id and
+        its unexpired items: a retry after a restart re-sends the same transaction. Else
+        the oldest unexpired items, at most ``limit`` and ``max_bytes`` of layers (at least
+        one), are given the id ``txn``. ``(txn, [])`` when nothing is queued.
+        """
+        ...
+
+    async def outbound_done(self, domain: str, txn: bytes, retry: list[bytes]) -> int:
+        """The destination answered transaction ``txn``: delete its items except those in
+        ``retry`` (eids), which go back to the queue without a txn id. The number deleted."""
+        ...
+
+    async def outbound_depths(self, now: int) -> dict[str, int]:
+        """Unexpired queued items per domain (domains with none are left out)."""
+        ...
+
+    # --- federation: what the receiving side remembers ------------------------------------
+    async def txn_result(self, origin: str, txn: bytes) -> bytes | None:
+        """The encoded result given to ``(origin, txn)`` before, if it is remembered."""
+        ...
+
+    async def record_txn(self, origin: str, txn: bytes, result: bytes, expires: int) -> None: ...
+
+    async def remember_nonce(self, origin: str, nonce: bytes, expires: int) -> bool:
+        """True if ``nonce`` is new for ``origin`` (now kept until ``expires``); False if
+        it was seen (a replayed request)."""
+        ...
+
     # --- housekeeping --------------------------------------------------------------------
     async def sweep(self, now: int) -> SweepResult:
-        """Delete expired envelopes, blobs (grants, uploaded or not), tombstones and
-        invites; how many of each."""
+        """Delete expired envelopes, blobs (grants, uploaded or not), tombstones, invites,
+        queued outbound items, remembered transactions and nonces; how many of each."""
         ...
 
     async def stats(self) -> dict[str, int]:

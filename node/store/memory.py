@@ -19,6 +19,7 @@ import trio
 from node.store.base import (
     BundleParts,
     DeviceRecord,
+    OutboundItem,
     PrekeyRecord,
     StoredEnvelope,
     SweepResult,
@@ -40,6 +41,12 @@ class _Prekeys:
     # Every one-time id ever stored, so a re-upload never brings back a taken key.
     seen: set[int] = field(default_factory=set)
     kem_seen: set[int] = field(default_factory=set)
+
+
+@dataclass
+class _Queued:
+    item: OutboundItem
+    txn: bytes = b""  # the transaction it was put in, b"" while it waits for one
 
 
 @dataclass
@@ -65,6 +72,10 @@ class MemoryStore:
         self._tombstones: dict[tuple[bytes, bytes], int] = {}
         self._blobs: dict[bytes, _Blob] = {}
         self._seq = 0
+        # federation: domain -> eid -> queued item, in queue order
+        self._outbound: dict[str, dict[bytes, _Queued]] = {}
+        self._txns: dict[tuple[str, bytes], tuple[bytes, int]] = {}
+        self._nonces: dict[tuple[str, bytes], int] = {}
         self._closed = False
 
     async def _enter(self) -> None:
@@ -239,7 +250,77 @@ class MemoryStore:
             blobs=_drop_expired(self._blobs, lambda b: b.expires, now),
             tombstones=_drop_expired(self._tombstones, lambda t: t, now),
             invites=_drop_expired(self._invites, lambda i: i[1], now),
+            outbound=self._sweep_federation(now),
         )
+
+    def _sweep_federation(self, now: int) -> int:
+        _drop_expired(self._txns, lambda t: t[1], now)
+        _drop_expired(self._nonces, lambda n: n, now)
+        return sum(_drop_expired(q, lambda e: e.item.expires, now) for q in self._outbound.values())
+
+    # --- federation ------------------------------------------------------------------------
+    async def outbound_put(self, item: OutboundItem) -> bool:
+        await self._enter()
+        queue = self._outbound.setdefault(item.domain, {})
+        if item.eid in queue:
+            return False
+        queue[item.eid] = _Queued(item)
+        return True
+
+    async def outbound_batch(
+        self, domain: str, txn: bytes, limit: int, max_bytes: int, now: int
+    ) -> tuple[bytes, list[OutboundItem]]:
+        await self._enter()
+        queue = self._outbound.get(domain, {})
+        _drop_expired(queue, lambda e: e.item.expires, now)
+        open_txn = next((e.txn for e in queue.values() if e.txn), b"")
+        if open_txn:
+            return open_txn, [e.item for e in queue.values() if e.txn == open_txn]
+        chosen: list[_Queued] = []
+        size = 0
+        for entry in queue.values():
+            if chosen and (len(chosen) >= limit or size + len(entry.item.layer) > max_bytes):
+                break
+            chosen.append(entry)
+            size += len(entry.item.layer)
+        for entry in chosen:
+            entry.txn = txn
+        return txn, [e.item for e in chosen]
+
+    async def outbound_done(self, domain: str, txn: bytes, retry: list[bytes]) -> int:
+        await self._enter()
+        queue = self._outbound.get(domain, {})
+        again = set(retry)
+        done = [eid for eid, e in queue.items() if e.txn == txn and eid not in again]
+        for eid in done:
+            del queue[eid]
+        for eid in again & queue.keys():
+            queue[eid].txn = b""
+        return len(done)
+
+    async def outbound_depths(self, now: int) -> dict[str, int]:
+        await self._enter()
+        depths = {
+            domain: sum(e.item.expires > now for e in queue.values())
+            for domain, queue in self._outbound.items()
+        }
+        return {domain: n for domain, n in depths.items() if n}
+
+    async def txn_result(self, origin: str, txn: bytes) -> bytes | None:
+        await self._enter()
+        found = self._txns.get((origin, txn))
+        return found[0] if found is not None else None
+
+    async def record_txn(self, origin: str, txn: bytes, result: bytes, expires: int) -> None:
+        await self._enter()
+        self._txns[(origin, txn)] = (result, expires)
+
+    async def remember_nonce(self, origin: str, nonce: bytes, expires: int) -> bool:
+        await self._enter()
+        if (origin, nonce) in self._nonces:
+            return False
+        self._nonces[(origin, nonce)] = expires
+        return True
 
     async def stats(self) -> dict[str, int]:
         await self._enter()

@@ -26,6 +26,7 @@ from node.store import sqlite_schema as schema
 from node.store.base import (
     BundleParts,
     DeviceRecord,
+    OutboundItem,
     PrekeyRecord,
     StoredEnvelope,
     SweepResult,
@@ -251,6 +252,65 @@ class SqliteStore:
             return None
         return await trio.to_thread.run_sync(self._blob_files.read, blob)
 
+    # --- federation ------------------------------------------------------------------------
+    async def outbound_put(self, item: OutboundItem) -> bool:
+        changed = await self.writer.run(
+            partial(
+                _execute,
+                "INSERT INTO outbound (domain, eid, expires, layer) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (domain, eid) DO NOTHING",
+                (item.domain, item.eid, item.expires, item.layer),
+            )
+        )
+        return changed == 1
+
+    async def outbound_batch(
+        self, domain: str, txn: bytes, limit: int, max_bytes: int, now: int
+    ) -> tuple[bytes, list[OutboundItem]]:
+        return await self.writer.run(partial(_outbound_batch, domain, txn, limit, max_bytes, now))
+
+    async def outbound_done(self, domain: str, txn: bytes, retry: list[bytes]) -> int:
+        return await self.writer.run(partial(_outbound_done, domain, txn, retry))
+
+    async def outbound_depths(self, now: int) -> dict[str, int]:
+        rows = await self.readers.run(
+            partial(
+                _select,
+                "SELECT domain, count(*) FROM outbound WHERE expires > ? GROUP BY domain",
+                (now,),
+            )
+        )
+        return {domain: count for domain, count in rows}
+
+    async def txn_result(self, origin: str, txn: bytes) -> bytes | None:
+        rows = await self.readers.run(
+            partial(
+                _select, "SELECT result FROM fed_txns WHERE origin = ? AND txn = ?", (origin, txn)
+            )
+        )
+        return rows[0][0] if rows else None
+
+    async def record_txn(self, origin: str, txn: bytes, result: bytes, expires: int) -> None:
+        await self.writer.run(
+            partial(
+                _execute,
+                "INSERT OR REPLACE INTO fed_txns (origin, txn, result, expires)"
+                " VALUES (?, ?, ?, ?)",
+                (origin, txn, result, expires),
+            )
+        )
+
+    async def remember_nonce(self, origin: str, nonce: bytes, expires: int) -> bool:
+        changed = await self.writer.run(
+            partial(
+                _execute,
+                "INSERT INTO fed_nonces (origin, nonce, expires) VALUES (?, ?, ?)"
+                " ON CONFLICT (origin, nonce) DO NOTHING",
+                (origin, nonce, expires),
+            )
+        )
+        return changed == 1
+
     # --- housekeeping --------------------------------------------------------------------
     async def sweep(self, now: int) -> SweepResult:
         envelopes = await self._sweep_chunks(
@@ -268,16 +328,29 @@ class SqliteStore:
             " WHERE expires <= ? LIMIT ?)",
             now,
         )
+        outbound = await self._sweep_chunks(
+            "DELETE FROM outbound WHERE seq IN (SELECT seq FROM outbound"
+            " WHERE expires <= ? LIMIT ?)",
+            now,
+        )
+        for table in ("fed_txns", "fed_nonces"):
+            await self.writer.run(
+                partial(_execute, f"DELETE FROM {table} WHERE expires <= ?", (now,))  # noqa: S608
+            )
         blobs = await self.writer.run(
             partial(_returning, "DELETE FROM blobs WHERE expires <= ? RETURNING blob", (now,))
         )
         gone: list[bytes] = [row[0] for row in blobs]
         await trio.to_thread.run_sync(self._blob_files.delete, gone)
         await self._remove_blob_leftovers()
-        if envelopes or tombstones or blobs:
+        if envelopes or tombstones or blobs or outbound:
             await self._truncate_wal()
         return SweepResult(
-            envelopes=envelopes, blobs=len(blobs), tombstones=tombstones, invites=invites
+            envelopes=envelopes,
+            blobs=len(blobs),
+            tombstones=tombstones,
+            invites=invites,
+            outbound=outbound,
         )
 
     async def _truncate_wal(self) -> None:
@@ -430,6 +503,47 @@ def _ack(mailbox: bytes, eids: list[bytes], conn: sqlite3.Connection) -> int:
         " WHERE mailbox = ? AND eid = ? AND body IS NOT NULL",
         [(mailbox, eid) for eid in eids],
     ).rowcount
+
+
+def _outbound_batch(
+    domain: str, txn: bytes, limit: int, max_bytes: int, now: int, conn: sqlite3.Connection
+) -> tuple[bytes, list[OutboundItem]]:
+    conn.execute("DELETE FROM outbound WHERE domain = ? AND expires <= ?", (domain, now))
+    row = conn.execute(
+        "SELECT txn FROM outbound INDEXED BY outbound_txn WHERE domain = ? AND txn != x'' LIMIT 1",
+        (domain,),
+    ).fetchone()
+    if row is not None:
+        rows = conn.execute(
+            "SELECT eid, expires, layer FROM outbound WHERE domain = ? AND txn = ? ORDER BY seq",
+            (domain, row[0]),
+        ).fetchall()
+        return row[0], [OutboundItem(domain, *r) for r in rows]
+    chosen: list[OutboundItem] = []
+    size = 0
+    cursor = conn.execute(
+        "SELECT eid, expires, layer FROM outbound WHERE domain = ? ORDER BY seq LIMIT ?",
+        (domain, limit),
+    )
+    for eid, expires, layer in cursor:
+        if chosen and size + len(layer) > max_bytes:
+            break
+        chosen.append(OutboundItem(domain, eid, expires, layer))
+        size += len(layer)
+    cursor.close()
+    conn.executemany(
+        "UPDATE outbound SET txn = ? WHERE domain = ? AND eid = ?",
+        [(txn, domain, item.eid) for item in chosen],
+    )
+    return txn, chosen
+
+
+def _outbound_done(domain: str, txn: bytes, retry: list[bytes], conn: sqlite3.Connection) -> int:
+    conn.executemany(
+        "UPDATE outbound SET txn = x'' WHERE domain = ? AND txn = ? AND eid = ?",
+        [(domain, txn, eid) for eid in retry],
+    )
+    return conn.execute("DELETE FROM outbound WHERE domain = ? AND txn = ?", (domain, txn)).rowcount
 
 
 def _grant_size(blob: bytes, token_hash: bytes, now: int, conn: sqlite3.Connection) -> int | None:

@@ -1,6 +1,7 @@
 """The SQLite backend's file: connections, pragmas, schema and its versions.
 
-Tables (version 2; ``introductions`` came with version 2)::
+Tables (version 3; ``introductions`` came with version 2, the federation tables
+``outbound``, ``fed_txns`` and ``fed_nonces`` with version 3)::
 
     schema_version(version, applied)          one row per migration applied
     invites(code_hash, name, expires)         code hashes only, deleted when spent
@@ -18,6 +19,11 @@ Tables (version 2; ``introductions`` came with version 2)::
                                               ts, origin and sender are cleared
     blobs(blob, token_hash, size, expires, uploaded)
                                               the bytes are files (``node.store.blobfiles``)
+    outbound(seq, domain, eid, expires, layer, txn)
+                                              routing layers queued per destination; txn
+                                              x'' until put in a transaction
+    fed_txns(origin, txn, result, expires)    transactions answered, for de-duplication
+    fed_nonces(origin, nonce, expires)        federation request nonces seen
 
 ``envelopes.seq`` is ``AUTOINCREMENT``, so a seq is never reused after the envelope with
 the highest one is acked (a client's ``after_seq`` stays meaningful).
@@ -37,7 +43,7 @@ from typing import Final
 
 from node.store.errors import StoreError
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 SYNCHRONOUS_MODES: Final = ("OFF", "NORMAL", "FULL", "EXTRA")
 DEFAULT_BUSY_TIMEOUT_MS: Final = 10_000
 _FILE_MODE: Final = 0o600
@@ -79,8 +85,23 @@ _V2: Final = (
     "CREATE TABLE introductions (address TEXT PRIMARY KEY, accept INTEGER NOT NULL) WITHOUT ROWID",
 )
 
+_V3: Final = (
+    "CREATE TABLE outbound (seq INTEGER PRIMARY KEY AUTOINCREMENT, domain TEXT NOT NULL,"
+    " eid BLOB NOT NULL, expires INTEGER NOT NULL, layer BLOB NOT NULL,"
+    " txn BLOB NOT NULL DEFAULT x'', UNIQUE (domain, eid))",
+    "CREATE INDEX outbound_queue ON outbound (domain, seq)",
+    "CREATE INDEX outbound_txn ON outbound (domain, txn) WHERE txn != x''",
+    "CREATE INDEX outbound_expires ON outbound (expires)",
+    "CREATE TABLE fed_txns (origin TEXT NOT NULL, txn BLOB NOT NULL, result BLOB NOT NULL,"
+    " expires INTEGER NOT NULL, PRIMARY KEY (origin, txn)) WITHOUT ROWID",
+    "CREATE INDEX fed_txns_expires ON fed_txns (expires)",
+    "CREATE TABLE fed_nonces (origin TEXT NOT NULL, nonce BLOB NOT NULL,"
+    " expires INTEGER NOT NULL, PRIMARY KEY (origin, nonce)) WITHOUT ROWID",
+    "CREATE INDEX fed_nonces_expires ON fed_nonces (expires)",
+)
+
 # MIGRATIONS[v] takes a file from version v - 1 to version v.
-MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {1: _V1, 2: _V2}
+MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {1: _V1, 2: _V2, 3: _V3}
 
 
 def connect(

@@ -50,7 +50,9 @@ def _document(domain: Domain) -> ServerKeyDocument:
         valid_until=now + 7 * DAY_MS,
     )
     sig = domain.suite.sig.sign(domain.server_key, encode(body), labels.CTX_SERVER_KEY_DOCUMENT)
-    return ServerKeyDocument(body=body, signatures=(DocumentSignature(key.key_id, sig),))
+    return ServerKeyDocument(
+        body=body, signatures=(DocumentSignature(key.key_id, sig),), certifications=()
+    )
 
 
 class Setup:

@@ -44,7 +44,7 @@ def _doc(
         DocumentSignature(kid, SUITE.sig.sign(k, encode(body), labels.CTX_SERVER_KEY_DOCUMENT))
         for kid, k in signers
     )
-    return ServerKeyDocument(body, sigs)
+    return ServerKeyDocument(body, sigs, ())
 
 
 @pytest.fixture(scope="module")
