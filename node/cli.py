@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import secrets
 import sys
 import time
@@ -28,11 +29,11 @@ from typing import Any, Final
 import trio
 
 from node import accounts, logs
-from node.config import Config, load_config, parse_listen
+from node.config import ENV_PREFIX, Config, load_config, parse_listen, parse_sentinels
 from node.errors import ConfigError
 from node.keys import KEY_FILE
 from node.server import NodeHandle, run_node
-from node.store import open_store
+from node.store import Store, open_store
 
 log = logging.getLogger("sealrelay.node.cli")
 
@@ -114,7 +115,7 @@ def _announce(handle: NodeHandle) -> None:
 
 
 async def _add_invite(data_dir: str, name: str, ttl: int) -> str:
-    store = await open_store("sqlite", data_dir)
+    store = await _invite_store(data_dir)
     try:
         raw = secrets.token_bytes(accounts.CODE_BYTES)
         expires = int(time.time() * 1000) + ttl * 1000
@@ -122,6 +123,22 @@ async def _add_invite(data_dir: str, name: str, ttl: int) -> str:
     finally:
         await store.aclose()
     return accounts.format_code(raw)
+
+
+async def _invite_store(data_dir: str) -> Store:
+    """The node's SQLite file, or in cluster mode (``SEALRELAY_STORE=redis`` and the
+    ``SEALRELAY_REDIS_*`` variables, as in the node's pods) the shared Redis."""
+    if os.environ.get(ENV_PREFIX + "STORE") != "redis":
+        return await open_store("sqlite", data_dir)
+    domain = os.environ.get(ENV_PREFIX + "DOMAIN") or "invite.invalid"  # unused by invites
+    c = load_config(overrides={"domain": domain, "data_dir": data_dir})
+    return await open_store(
+        "redis",
+        redis_url=c.redis_url,
+        redis_sentinels=parse_sentinels(c.redis_sentinels),
+        redis_master=c.redis_master,
+        durability=c.durability,
+    )
 
 
 def _instructions(handle: NodeHandle, config: Config, codes: dict[str, str]) -> str:

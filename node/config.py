@@ -14,7 +14,15 @@ listen_port                             7480         port to bind (0: any free p
                                                      stdout)
 data_dir                                (required)   keys and the SQLite store live here
 suite                                   cnsa2        cipher suite of the domain: cnsa2 or xwing
-store                                   sqlite       storage backend: sqlite or memory
+store                                   sqlite       storage backend: sqlite, memory or redis
+redis_url                               ""           store=redis: ``redis://HOST:PORT/DB`` (or
+                                                     ``rediss://``) of the shared Redis
+redis_sentinels                         ""           store=redis through Sentinel: comma-separated
+                                                     ``HOST:PORT`` list (then redis_url is unused)
+redis_master                            sealrelay    the Sentinel service name of the primary
+durability                              primary      store=redis: ``primary`` (acknowledged by the
+                                                     primary) or ``replicated`` (``WAIT`` for one
+                                                     replica, else the write fails)
 public_url                              ""           endpoint advertised in the key document
                                                      (default ``http://HOST:PORT`` as bound)
 max_frame_bytes                         1114112      largest WebSocket frame read from a client
@@ -39,6 +47,11 @@ shutdown_timeout                        10           seconds to drain connection
 auth_timeout                            10           seconds a WebSocket may stay unauthenticated
                                                      (then ``auth.timeout`` and close 1008)
 log_level                               info         debug, info, warning or error
+open_federation                         false        accept domains without a ``[peers]`` table,
+                                                     on trust-on-first-use (default: refuse them)
+federation_backoff_cap                  300          longest wait between retries to a peer (s)
+peers                                   (none)       TOML only: one ``[peers."DOMAIN"]`` table per
+                                                     federated domain (``federation.policy``)
 ======================================  ===========  ===============================================
 
 Anything invalid raises :class:`~node.errors.ConfigError` naming the key; the command exits
@@ -55,13 +68,16 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Final
 
+from federation.policy import PeerPolicy, parse_peers
 from node.errors import ConfigError
 
 ENV_PREFIX: Final = "SEALRELAY_"
 WIRE_MAX_BODY: Final = 1 << 20
 MAX_DOCUMENT_LIFETIME: Final = 7 * 86400
 SUITES: Final = ("cnsa2", "xwing")
-STORES: Final = ("sqlite", "memory")
+STORES: Final = ("sqlite", "memory", "redis")
+DURABILITIES: Final = ("primary", "replicated")
+REDIS_SCHEMES: Final = ("redis://", "rediss://", "unix://")
 LOG_LEVELS: Final = ("debug", "info", "warning", "error")
 
 
@@ -75,6 +91,10 @@ class Config:
     data_dir: str = ""
     suite: str = "cnsa2"
     store: str = "sqlite"
+    redis_url: str = ""
+    redis_sentinels: str = ""
+    redis_master: str = "sealrelay"
+    durability: str = "primary"
     public_url: str = ""
     max_frame_bytes: int = WIRE_MAX_BODY + 64 * 1024
     max_envelope_bytes: int = 256 * 1024
@@ -95,9 +115,16 @@ class Config:
     shutdown_timeout: float = 10.0
     auth_timeout: float = 10.0
     log_level: str = "info"
+    open_federation: bool = False
+    federation_backoff_cap: float = 300.0
+    peers: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _validate(self)
+
+    def peer_policies(self) -> dict[str, PeerPolicy]:
+        """The ``peers`` tables as :class:`~federation.policy.PeerPolicy` by domain."""
+        return parse_peers(self.peers)
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)
@@ -132,6 +159,14 @@ def parse_listen(text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+def parse_sentinels(text: str) -> list[tuple[str, int]]:
+    """``redis_sentinels`` (``HOST:PORT,HOST:PORT``) as a list of ``(host, port)``."""
+    try:
+        return [parse_listen(part.strip()) for part in text.split(",") if part.strip()]
+    except ConfigError:
+        raise ConfigError(f"redis_sentinels: expected HOST:PORT,..., got {text!r}") from None
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as f:
@@ -160,6 +195,12 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
 
 def _parse_env(key: str, name: str, text: str) -> Any:
     kind = _FIELDS[key].type
+    if kind == "bool":
+        if text.lower() not in ("true", "false", "1", "0"):
+            raise ConfigError(f"{name}: expected true or false, got {text!r}")
+        return text.lower() in ("true", "1")
+    if kind != "str" and kind not in ("int", "float"):
+        raise ConfigError(f"{name}: {key} can only be set in the configuration file")
     try:
         if kind == "int":
             return int(text)
@@ -176,6 +217,8 @@ def _check_type(key: str, value: object) -> None:
         "int": isinstance(value, int) and not isinstance(value, bool),
         "float": isinstance(value, int | float) and not isinstance(value, bool),
         "str": isinstance(value, str),
+        "bool": isinstance(value, bool),
+        "dict[str, Any]": isinstance(value, dict),
     }[str(kind)]
     if not ok:
         raise ConfigError(f"{key}: expected {kind}, got {type(value).__name__}")
@@ -188,6 +231,7 @@ def _validate(c: Config) -> None:
     _require(bool(c.data_dir), "data_dir", c.data_dir)
     _require(c.suite in SUITES, "suite", c.suite)
     _require(c.store in STORES, "store", c.store)
+    _validate_redis(c)
     _require(c.log_level in LOG_LEVELS, "log_level", c.log_level)
     _require(0 <= c.listen_port <= 65535, "listen_port", c.listen_port)
     envelope, frame = c.max_envelope_bytes, c.max_frame_bytes
@@ -213,8 +257,24 @@ def _validate(c: Config) -> None:
         "certificate_lifetime",
     ):
         _require(getattr(c, key) >= 1, key, getattr(c, key))
+    _require(c.federation_backoff_cap >= 1, "federation_backoff_cap", c.federation_backoff_cap)
+    try:
+        policies = parse_peers(c.peers)
+    except ValueError as exc:
+        raise ConfigError(f"invalid peers table: {exc}") from None
+    _require(c.domain.lower() not in policies, "peers", c.domain)
     lifetime = c.document_lifetime
     _require(3600 <= lifetime <= MAX_DOCUMENT_LIFETIME, "document_lifetime", lifetime)
+
+
+def _validate_redis(c: Config) -> None:
+    _require(c.durability in DURABILITIES, "durability", c.durability)
+    sentinels = parse_sentinels(c.redis_sentinels)
+    _require(bool(c.redis_master), "redis_master", c.redis_master)
+    if c.redis_url:
+        _require(c.redis_url.startswith(REDIS_SCHEMES), "redis_url", c.redis_url)
+    if c.store == "redis" and not (c.redis_url or sentinels):
+        raise ConfigError("store = redis needs redis_url or redis_sentinels (see node.config)")
 
 
 def _require(ok: bool, key: str, value: object) -> None:

@@ -21,7 +21,7 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 
 from node.app import App
-from node.config import Config
+from node.config import Config, parse_sentinels
 from node.keys import load_or_create
 from node.relay import Relay
 from node.store import Store, open_store
@@ -55,7 +55,14 @@ async def run_node(
 ) -> None:
     """Serve ``config`` until stopped; ``task_status`` gets a :class:`NodeHandle`."""
     keys = load_or_create(config.data_dir, config.suite)
-    opened = store or await open_store(config.store, config.data_dir)
+    opened = store or await open_store(
+        config.store,
+        config.data_dir,
+        redis_url=config.redis_url,
+        redis_sentinels=parse_sentinels(config.redis_sentinels),
+        redis_master=config.redis_master,
+        durability=config.durability,
+    )
     relay = Relay(config, opened, keys)
     stop = trio.Event()
     try:
