@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import copy
-import dataclasses
 import functools
 import hashlib
 import json
@@ -22,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from node.config import Config, load_config
+from node.config import Config, load_config, parse_sentinels
 from sealrelay.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,9 +31,7 @@ OVERLAYS = ("agency-a", "agency-b")
 PEER = {"agency-a": "agency-b", "agency-b": "agency-a"}
 TARGETS = ("base", *(f"overlays/{o}" for o in OVERLAYS))
 SECRET = "sealrelay-server-keys"  # noqa: S105 - a Secret name
-# Keys of node.toml that node/config.py does not know yet (cluster mode and federation land
-# there next); every other key must load through node.config as it is.
-PENDING_KEYS = ("redis_sentinels", "redis_master", "durability", "peers", "store")
+KEYS_MOUNT = "/var/run/secrets/sealrelay"
 NODE = {"app.kubernetes.io/name": "sealrelay", "app.kubernetes.io/component": "node"}
 
 Doc = dict[str, Any]
@@ -259,18 +256,26 @@ def test_no_secret_key_material_is_committed() -> None:
 
 
 @pytest.mark.parametrize("target", TARGETS)
-def test_node_toml_keys_load_through_node_config(tmp_path: Path, target: str) -> None:
-    config = node_toml(target)
-    known = {f.name for f in dataclasses.fields(Config)}
-    assert set(config) <= known | set(PENDING_KEYS)
-    assert config["store"] == "redis"
-    assert config["durability"] == "replicated"
+def test_node_toml_loads_through_node_config(tmp_path: Path, target: str) -> None:
+    """The rendered node.toml is a configuration the node accepts, as rendered."""
     path = tmp_path / "node.toml"
-    kept = {k: v for k, v in config.items() if k not in PENDING_KEYS}
-    path.write_text("\n".join(f"{k} = {json.dumps(v)}" for k, v in kept.items()) + "\n")
+    path.write_text(configmap(target, "sealrelay-node-config")["data"]["node.toml"])
     loaded = load_config(path, env={})
-    assert loaded.domain == config["domain"]
+    assert loaded.domain == node_toml(target)["domain"]
+    assert loaded.store == "redis"
+    assert loaded.durability == "replicated"
     assert loaded.listen_port == 7480
+    assert parse_sentinels(loaded.redis_sentinels)[0] == ("redis-sentinel-0.redis-sentinel", 26379)
+    policies = loaded.peer_policies()
+    if target == "base":
+        assert policies == {}
+        return
+    overlay = target.removeprefix("overlays/")
+    (policy,) = policies.values()
+    assert policy.domain == f"{PEER[overlay]}.example"
+    assert policy.trust == "pinned"
+    assert policy.pins == (fingerprint_of(PEER[overlay]),)
+    assert policy.min_suite == "cnsa2"
 
 
 # --- the node pods ----------------------------------------------------------------------
@@ -287,7 +292,7 @@ def test_every_pod_runs_restricted(target: str) -> None:
         assert pod["runAsNonRoot"] is True
         assert pod["runAsUser"] > 0
         assert pod["seccompProfile"] == {"type": "RuntimeDefault"}
-        for container in spec["containers"]:
+        for container in spec["containers"] + spec.get("initContainers", []):
             sc = container["securityContext"]
             assert sc["readOnlyRootFilesystem"] is True
             assert sc["allowPrivilegeEscalation"] is False
@@ -296,7 +301,7 @@ def test_every_pod_runs_restricted(target: str) -> None:
             assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
             assert set(container["resources"]) == {"requests", "limits"}
             seen += 1
-    assert seen == 3
+    assert seen == 4  # node, its init container, redis, sentinel
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -331,9 +336,15 @@ def test_node_command_line_matches_the_image_and_the_config(target: str) -> None
     assert parsed.data == config["data_dir"] == mounts["data"]["mountPath"]
     assert parsed.listen == f"{config['listen_host']}:{config['listen_port']}"
     keys = mounts["server-keys"]
-    assert keys["mountPath"] == f"{config['data_dir']}/server-keys.json"
-    assert keys["subPath"] == "server-keys.json"
-    assert keys["readOnly"] is True
+    assert keys == {"name": "server-keys", "mountPath": KEYS_MOUNT, "readOnly": True}
+    # DATA_DIR/server-keys.json links to the Secret's file (no subPath: updates reach the pod)
+    (init,) = one(target, "Deployment", "sealrelay-node")["spec"]["template"]["spec"][
+        "initContainers"
+    ]
+    assert init["image"] == container["image"]
+    link = f"{config['data_dir']}/server-keys.json"
+    assert init["command"] == ["ln", "-sfn", f"{KEYS_MOUNT}/server-keys.json", link]
+    assert init["volumeMounts"] == [{"name": "data", "mountPath": config["data_dir"]}]
     volumes = {v["name"]: v for v in deployment_volumes(target)}
     assert "emptyDir" in volumes["data"]
     assert "emptyDir" in volumes[next(n for n, m in mounts.items() if m["mountPath"] == "/tmp")]
