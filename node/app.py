@@ -10,7 +10,9 @@
                                          body is read (401, 404, 413); at most the granted
                                          size is read
     GET  /v1/blobs/{hex id}              the bytes, or 404 (unknown or expired)
+    GET  /v1/remote-blobs/{domain}/{hex id}   a federated domain's blob, fetched by this node
     WS   /v1/client                      the client protocol (``wire.relay``, ``node.session``)
+    *    /federation/v1/...              signed requests of peer domains (``node.fed``)
 
 HTTP refusals carry a JSON body ``{"code": ..., "message": ...}`` with the codes of
 ``node.errors``. Each WebSocket runs one task reading frames and answering them through its
@@ -29,6 +31,7 @@ from typing import Any, Final
 import trio
 
 from node import errors
+from node.fed import Federation
 from node.limits import retry_after_ms
 from node.relay import Relay
 from node.session import CLOSE_GOING_AWAY, CLOSE_POLICY, Session
@@ -48,6 +51,9 @@ TEXT: Final = b"text/plain; charset=utf-8"
 DOCUMENT_PATH: Final = "/.well-known/sealrelay/server"
 CLIENT_PATH: Final = "/v1/client"
 BLOB_PREFIX: Final = "/v1/blobs/"
+REMOTE_BLOB_PREFIX: Final = "/v1/remote-blobs/"
+FEDERATION_PREFIX: Final = "/federation/"
+FEDERATION_MAX_BODY: Final = (1 << 20) + 256 * 1024  # a full transaction and its framing
 BLOB_ID_HEX: Final = 32
 BLOB_TOKEN_HEX: Final = 64
 CLOSE_INTERNAL: Final = 1011  # the node failed; the client reconnects
@@ -179,9 +185,15 @@ class App:
     run in ``nursery`` (one short task per connection with something to push)."""
 
     def __init__(
-        self, relay: Relay, endpoints: Callable[[], tuple[str, ...]], nursery: trio.Nursery
+        self,
+        relay: Relay,
+        endpoints: Callable[[], tuple[str, ...]],
+        nursery: trio.Nursery,
+        *,
+        federation: Federation | None = None,
     ) -> None:
         self.relay = relay
+        self.federation = federation
         self.nursery = nursery
         self.endpoints = endpoints
         self.connections: set[Connection] = set()
@@ -247,6 +259,10 @@ class App:
             try:
                 if path.startswith(BLOB_PREFIX):
                     await self._blob(scope, method, path[len(BLOB_PREFIX) :], body, body.send)
+                elif path.startswith(FEDERATION_PREFIX):
+                    await self._federation(scope, method, path, body, body.send)
+                elif path.startswith(REMOTE_BLOB_PREFIX) and method == "GET":
+                    await self._remote_blob(scope, path[len(REMOTE_BLOB_PREFIX) :], body.send)
                 elif method not in ("GET", "HEAD"):
                     await _problem(body.send, 405, errors.PROTO_UNEXPECTED, "method not allowed")
                 else:
@@ -254,6 +270,51 @@ class App:
             except Exception as exc:
                 log.exception("http request failed", extra={"error": type(exc).__name__})
                 await _problem(body.send, 500, errors.INTERNAL, "internal error")
+
+    async def _federation(
+        self, scope: Scope, method: str, path: str, receive: Receive, send: Send
+    ) -> None:
+        """A peer domain's signed request (``node.fed.inbound``)."""
+        if self.federation is None:
+            await _problem(send, 404, errors.FED_POLICY, "this node does not federate")
+            return
+        declared = _content_length(scope)
+        if declared is not None and declared > FEDERATION_MAX_BODY:
+            await _problem(send, 413, errors.PROTO_TOO_LARGE, "federation request too large")
+            return
+        data = await _read_body(receive, FEDERATION_MAX_BODY)
+        if data is None:
+            await _problem(send, 413, errors.PROTO_TOO_LARGE, "federation request too large")
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        status, content_type, answer = await self.federation.inbound.handle(
+            method, path, headers, data
+        )
+        await _respond(send, status, answer, content_type.encode())
+
+    async def _remote_blob(self, scope: Scope, rest: str, send: Send) -> None:
+        """``GET /v1/remote-blobs/{domain}/{hex id}``: a blob of a federated domain, fetched
+        by this node so that the remote node never sees the client."""
+        domain, _, name = rest.partition("/")
+        blob = _unhex(name, BLOB_ID_HEX)
+        wait = self.relay.ip_limit.take(_peer(scope), self.relay.clock())
+        if wait:
+            await _problem(send, 429, errors.LIMIT_RATE, "too many requests", retry_after_ms(wait))
+            return
+        if blob is None or self.federation is None:
+            await _problem(send, 404, errors.BLOB_NOT_FOUND, "no such blob")
+            return
+        try:
+            data = await self.federation.remote_blob(domain.lower(), blob)
+        except errors.NodeError as exc:
+            await _problem(
+                send, 502 if exc.code == errors.FED_UNAVAILABLE else 403, exc.code, exc.message
+            )
+            return
+        if data is None:
+            await _problem(send, 404, errors.BLOB_NOT_FOUND, "no such blob")
+        else:
+            await _respond(send, 200, data, b"application/octet-stream")
 
     async def _get(self, path: str, send: Send) -> None:
         relay = self.relay

@@ -29,6 +29,13 @@ Codes (stable; clients and tests match on them; the remote party broke the rule 
     blob.too_large      the blob is larger than ``max_blob_bytes``, or than its grant
     blob.not_found      no such blob (or expired, or the grant does not match)
     prekeys.none        the address has no device with published prekeys
+    fed.policy          the other domain is not a federation peer, or is denied
+    fed.unavailable     no endpoint of the other domain answered; try again later
+    fed.key_document    the other domain's key document does not verify
+    fed.pin_mismatch    the other domain's key document breaks its pin (logged loudly)
+    fed.auth            (server to server) a federation request's signature, time window
+                        or nonce is refused
+    fed.routing         (server to server) a routing layer does not open
     internal            the node failed; the request may be retried
 """
 
@@ -55,6 +62,12 @@ LIMIT_CONNECTIONS: Final = "limit.connections"
 BLOB_TOO_LARGE: Final = "blob.too_large"
 BLOB_NOT_FOUND: Final = "blob.not_found"
 PREKEYS_NONE: Final = "prekeys.none"
+FED_POLICY: Final = "fed.policy"
+FED_UNAVAILABLE: Final = "fed.unavailable"
+FED_KEY_DOCUMENT: Final = "fed.key_document"
+FED_PIN_MISMATCH: Final = "fed.pin_mismatch"
+FED_AUTH: Final = "fed.auth"
+FED_ROUTING: Final = "fed.routing"
 INTERNAL: Final = "internal"
 
 CODES: Final = (
@@ -77,6 +90,12 @@ CODES: Final = (
     BLOB_TOO_LARGE,
     BLOB_NOT_FOUND,
     PREKEYS_NONE,
+    FED_POLICY,
+    FED_UNAVAILABLE,
+    FED_KEY_DOCUMENT,
+    FED_PIN_MISMATCH,
+    FED_AUTH,
+    FED_ROUTING,
     INTERNAL,
 )
 

@@ -12,6 +12,13 @@ store's gauges (passed in, since reading them is async) for ``GET /metrics``:
     sealrelay_store_<stat>                      gauge    the store's other statistics
     sealrelay_request_seconds                   histogram time to answer a request frame
     sealrelay_send_to_deliver_seconds           histogram stored -> pushed
+    sealrelay_federation_sent_total{domain}     counter  items a peer accepted from us
+    sealrelay_federation_received_total{origin} counter  items stored from a peer
+    sealrelay_federation_refused_total{origin,code}  counter  items or requests refused
+    sealrelay_federation_send_failures_total{domain} counter  transactions that failed
+    sealrelay_federation_key_refusals_total{domain,code} counter  key documents refused
+                                                         (a pin mismatch is loud)
+    sealrelay_federation_queue{domain}          gauge    items queued for a peer
 """
 
 from __future__ import annotations
@@ -75,6 +82,15 @@ class Metrics:
         self.connections = 0
         self.request_seconds = Histogram()
         self.send_to_deliver = Histogram()
+        # federation counters: metric name -> label values -> count
+        self.labeled: dict[str, dict[tuple[tuple[str, str], ...], int]] = {}
+        self.queue_depths: dict[str, int] = {}
+
+    def count(self, name: str, n: int = 1, **labels: str) -> None:
+        """Add ``n`` to counter ``sealrelay_<name>_total`` with these labels."""
+        series = self.labeled.setdefault(name, {})
+        key = tuple(sorted(labels.items()))
+        series[key] = series.get(key, 0) + n
 
     def reject(self, code: str) -> None:
         self.rejected[code] = self.rejected.get(code, 0) + 1
@@ -92,11 +108,26 @@ class Metrics:
         _gauge(lines, "mailbox_envelopes", "Envelopes stored in mailboxes.", depth)
         for key, value in sorted(store_stats.items()):
             _gauge(lines, f"store_{_metric_name(key)}", f"Store statistic {key}.", value)
+        for metric, series in sorted(self.labeled.items()):
+            full = f"sealrelay_{metric}_total"
+            lines += [f"# HELP {full} Federation counter {metric}.", f"# TYPE {full} counter"]
+            lines += [f"{full}{{{_labels(key)}}} {n}" for key, n in sorted(series.items())]
+        full = "sealrelay_federation_queue"
+        lines += [f"# HELP {full} Items queued for a peer domain.", f"# TYPE {full} gauge"]
+        lines += [f'{full}{{domain="{d}"}} {n}' for d, n in sorted(self.queue_depths.items())]
         _histogram(lines, "request_seconds", "Request latency.", self.request_seconds)
         _histogram(
             lines, "send_to_deliver_seconds", "Stored to pushed latency.", self.send_to_deliver
         )
         return "\n".join(lines) + "\n"
+
+
+def _labels(key: tuple[tuple[str, str], ...]) -> str:
+    return ",".join(f'{k}="{_label_value(v)}"' for k, v in key)
+
+
+def _label_value(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 def _metric_name(key: str) -> str:

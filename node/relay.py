@@ -15,7 +15,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final, TypeVar
+from typing import Final, Protocol, TypeVar
 
 import trio
 
@@ -39,6 +39,7 @@ from wire.relay import (
     BlobGrant,
     DeviceBundle,
     FetchPrekeys,
+    Forward,
     Introduce,
     PublishPrekeys,
     Register,
@@ -56,6 +57,18 @@ FIRST_DEVICE: Final = 1
 
 K = TypeVar("K")
 V = TypeVar("V")
+
+
+class FederationPort(Protocol):
+    """What client requests need of federation (``node.fed.Federation``)."""
+
+    async def forward(self, frame: Forward) -> Sent: ...
+
+    async def server_keys(self, domain: str) -> bytes: ...
+
+    async def remote_prekeys(self, address: str, domain: str) -> tuple[DeviceBundle, ...]: ...
+
+    async def remote_blob(self, domain: str, blob: bytes) -> bytes | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +93,7 @@ class Relay:
     hub: Hub = field(default_factory=Hub)
     metrics: Metrics = field(default_factory=Metrics)
     draining: bool = False
+    federation: FederationPort | None = None
     _owners: dict[bytes, str] = field(default_factory=dict, repr=False)
     _verifiers: dict[str, bytes | None] = field(default_factory=dict, repr=False)
     _token_epoch: int = field(default=0, repr=False)  # moved by every set_token
@@ -105,6 +119,11 @@ class Relay:
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
+
+    def require_federation(self) -> FederationPort:
+        if self.federation is None:
+            raise NodeError(errors.FED_POLICY, "this node does not federate")
+        return self.federation
 
     # --- enrollment and authentication ------------------------------------------------
 
@@ -152,12 +171,12 @@ class Relay:
 
         An introduction is refused unless the recipient accepts introductions, and is
         limited per recipient (the per-sender limit is the session's)."""
-        expires = self._expiry(frame.ttl, len(frame.body))
-        owner = await self._owner(frame.mailbox)
+        expires = self.expiry(frame.ttl, len(frame.body))
+        owner = await self.owner(frame.mailbox)
         if isinstance(frame, Send):
-            await self._check_token(owner, frame.token)
+            await self.check_token(owner, frame.token)
         else:
-            await self._check_introduction(owner)
+            await self.check_introduction(owner)
         now = self.now_ms()
         envelope = StoredEnvelope(
             frame.mailbox, frame.eid, 0, now, now + expires, self.domain, sender, frame.body
@@ -171,14 +190,14 @@ class Relay:
                 self.hub.deliver(dataclasses.replace(envelope, seq=seq))
         return Sent(frame.id, frame.eid, not stored)
 
-    def _expiry(self, ttl: int, size: int) -> int:
+    def expiry(self, ttl: int, size: int) -> int:
         if size > self.config.max_envelope_bytes:
             raise NodeError(errors.SEND_TOO_LARGE, "envelope body too large")
         if ttl > self.config.max_ttl:
             raise NodeError(errors.SEND_BAD_TTL, f"ttl above {self.config.max_ttl} s")
         return (ttl or self.config.default_ttl) * 1000
 
-    async def _owner(self, mailbox: bytes) -> str:
+    async def owner(self, mailbox: bytes) -> str:
         """The address owning ``mailbox`` (cached: a mailbox never changes hands)."""
         address = self._owners.get(mailbox)
         if address is None:
@@ -195,7 +214,7 @@ class Relay:
             raise NodeError(errors.AUTH_FAILED, "device no longer registered")
         return decode(record.identity, IdentityKey)
 
-    async def _check_token(self, address: str, token: bytes | None) -> None:
+    async def check_token(self, address: str, token: bytes | None) -> None:
         if token is None:
             raise NodeError(errors.SEND_TOKEN_REQUIRED, "a delivery token is required")
         if address in self._verifiers:
@@ -208,7 +227,7 @@ class Relay:
         if verifier is None or not accounts.token_matches(token, verifier):
             raise NodeError(errors.SEND_BAD_TOKEN, "delivery token does not match")
 
-    async def _check_introduction(self, recipient: str) -> None:
+    async def check_introduction(self, recipient: str) -> None:
         if not await self.store.accepts_introductions(recipient):
             raise NodeError(
                 errors.SEND_INTRODUCTIONS_CLOSED, "the recipient does not accept introductions"

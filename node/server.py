@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import logging
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final
 
 import trio
@@ -22,7 +24,9 @@ from hypercorn.trio import serve
 
 from node.app import App
 from node.config import Config, parse_sentinels
-from node.keys import load_or_create
+from node.errors import ConfigError
+from node.fed import Federation
+from node.keys import KEY_FILE, RELOAD_INTERVAL, load, load_or_create
 from node.relay import Relay
 from node.store import Store, open_store
 
@@ -64,13 +68,28 @@ async def run_node(
         durability=config.durability,
     )
     relay = Relay(config, opened, keys)
+    bound: list[str] = []
+
+    def endpoints() -> tuple[str, ...]:
+        return (config.public_url or bound[0],)
+
+    def document() -> bytes:
+        now = relay.now_ms()
+        return relay.keys.key_document_bytes(
+            config.domain, endpoints(), now, config.document_lifetime
+        )
+
+    federation = Federation(relay, document)
+    relay.federation = federation
     stop = trio.Event()
     try:
         async with trio.open_nursery() as nursery:
             if handle_signals:
                 nursery.start_soon(_watch_signals, stop)
             nursery.start_soon(_sweeper, relay)
-            await _serve(relay, stop, nursery, task_status)
+            nursery.start_soon(_watch_keys, relay, Path(config.data_dir) / KEY_FILE)
+            await nursery.start(federation.run)
+            await _serve(relay, stop, nursery, bound, endpoints, federation, task_status)
             nursery.cancel_scope.cancel()
     finally:
         relay.draining = True
@@ -83,11 +102,13 @@ async def _serve(
     relay: Relay,
     stop: trio.Event,
     nursery: trio.Nursery,
+    bound: list[str],
+    endpoints: Callable[[], tuple[str, ...]],
+    federation: Federation,
     task_status: trio.TaskStatus[NodeHandle],
 ) -> None:
     config = relay.config
-    bound: list[str] = []
-    app = App(relay, lambda: (config.public_url or bound[0],), nursery)
+    app = App(relay, endpoints, nursery, federation=federation)
 
     async def trigger() -> None:
         await stop.wait()
@@ -128,6 +149,30 @@ def _hypercorn_config(config: Config) -> HypercornConfig:
     hc.errorlog = logging.getLogger(ERROR_LOGGER)
     hc.include_server_header = False
     return hc
+
+
+async def _watch_keys(relay: Relay, path: Path) -> None:
+    """Pick up a rotated or newly certified ``server-keys.json`` without a restart."""
+    seen = _mtime(path)
+    while True:
+        await trio.sleep(RELOAD_INTERVAL)
+        current = _mtime(path)
+        if current == seen:
+            continue
+        try:
+            relay.keys = load(path, relay.keys.suite)
+        except ConfigError as exc:
+            log.error("server keys not reloaded", extra={"error": str(exc)})
+            continue
+        seen = current
+        log.info("server keys reloaded", extra={"key": relay.keys.sig_key_id.hex()})
+
+
+def _mtime(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return 0
 
 
 async def _sweeper(relay: Relay) -> None:

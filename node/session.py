@@ -53,8 +53,10 @@ from wire.relay import (
     Envelope,
     Error,
     FetchPrekeys,
+    Forward,
     GetCertificate,
     GetPrekeyStatus,
+    GetServerKeys,
     Hello,
     Introduce,
     Ok,
@@ -67,6 +69,7 @@ from wire.relay import (
     Registered,
     RequestBlobUpload,
     Send,
+    ServerKeys,
     SetDeliveryToken,
     SetIntroductions,
 )
@@ -334,7 +337,21 @@ async def _set_introductions(s: Session, caller: Caller, frame: SetIntroductions
 
 
 async def _fetch(s: Session, caller: Caller, frame: FetchPrekeys) -> Frame:
-    return PrekeyBundles(frame.id, await s.relay.fetch_prekeys(frame))
+    domain = frame.address.rpartition("@")[2].lower()
+    if domain == s.relay.domain.lower():
+        return PrekeyBundles(frame.id, await s.relay.fetch_prekeys(frame))
+    federation = s.relay.require_federation()
+    return PrekeyBundles(frame.id, await federation.remote_prekeys(frame.address, domain))
+
+
+async def _forward(s: Session, caller: Caller, frame: Forward) -> Frame:
+    return await s.relay.require_federation().forward(frame)
+
+
+async def _server_keys(s: Session, caller: Caller, frame: GetServerKeys) -> Frame:
+    domain = frame.domain.lower()
+    federation = s.relay.require_federation()
+    return ServerKeys(frame.id, domain, await federation.server_keys(domain))
 
 
 async def _certificate(s: Session, caller: Caller, frame: GetCertificate) -> Frame:
@@ -376,6 +393,8 @@ _HANDLERS: Final[dict[type, Callable[[Session, Caller, Any], Awaitable[Frame | N
     GetCertificate: _certificate,
     Send: _send,
     Introduce: _introduce,
+    Forward: _forward,
+    GetServerKeys: _server_keys,
     Ack: _ack,
     RequestBlobUpload: _blob,
 }

@@ -49,7 +49,7 @@ async def test_a_verifier_read_during_set_token_is_not_cached_stale() -> None:
 
     async def check_old_token() -> None:
         try:
-            await relay._check_token(ADDRESS, old)
+            await relay.check_token(ADDRESS, old)
             outcome.append("ok")
         except NodeError as exc:
             outcome.append(exc.code)
@@ -61,9 +61,9 @@ async def test_a_verifier_read_during_set_token_is_not_cached_stale() -> None:
         store.release.set()
     assert outcome == ["ok"]  # it began before the change: either answer is fine
     store.hold = False
-    await relay._check_token(ADDRESS, new)  # the stale verifier was not cached
+    await relay.check_token(ADDRESS, new)  # the stale verifier was not cached
     with pytest.raises(NodeError) as refused:
-        await relay._check_token(ADDRESS, old)
+        await relay.check_token(ADDRESS, old)
     assert refused.value.code == errors.SEND_BAD_TOKEN
 
 

@@ -1,0 +1,179 @@
+"""The durable outbound queues: one sender task per destination domain (DESIGN section 6).
+
+A sender takes the next transaction from the store (``Store.outbound_batch``: the open one
+again after a failure or a restart, so the same txn id is retried until acknowledged;
+else up to ``MAX_TXN_ITEMS`` items / ``MAX_TXN_BYTES``), sends it with
+``PUT /federation/v1/send/{txn}``, and on an answer deletes what the peer took
+(``Store.outbound_done``), putting back the items it asked to retry. A failure waits with
+full-jitter exponential backoff (0.5 s doubling, capped at ``federation_backoff_cap``);
+hearing from the domain (any request it makes to us) ends the wait at once. Items leave the
+queue only by delivery or their TTL.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Final
+
+import trio
+
+from federation.errors import FederationError
+from node.metrics import Metrics
+from node.store import Store, StoreError
+from node.store.base import OutboundItem
+from wire import WireError, decode, encode
+from wire.federation import (
+    ITEM_OK,
+    ITEM_RETRY,
+    MAX_TXN_BYTES,
+    MAX_TXN_ITEMS,
+    Transaction,
+    TransactionItem,
+    TransactionResult,
+)
+
+log = logging.getLogger("sealrelay.node.federation")
+
+SEND_PATH: Final = "/federation/v1/send/"
+BACKOFF_BASE: Final = 0.5
+IDLE_POLL: Final = 30.0  # seconds an idle sender waits before looking at its queue again
+
+SendTxn = Callable[[str, str, bytes], Awaitable[bytes]]
+
+
+class Backoff:
+    """Full-jitter exponential backoff (``random`` is injected for tests)."""
+
+    def __init__(self, cap: float, rng: Callable[[], float] = random.random) -> None:
+        self.cap = cap
+        self.failures = 0
+        self._rng = rng
+
+    def next(self) -> float:
+        self.failures += 1
+        ceiling: float = min(self.cap, BACKOFF_BASE * 2.0 ** min(self.failures - 1, 30))
+        return ceiling * (0.5 + self._rng() / 2)
+
+    def reset(self) -> None:
+        self.failures = 0
+
+
+class DomainSender:
+    """The sender of one destination domain."""
+
+    def __init__(self, domain: str, cap: float) -> None:
+        self.domain = domain
+        self.backoff = Backoff(cap)
+        self.wake = trio.Event()
+
+    def poke(self, *, reset: bool = False) -> None:
+        if reset:
+            self.backoff.reset()
+        self.wake.set()
+
+    async def wait(self, seconds: float) -> None:
+        with trio.move_on_after(seconds):
+            await self.wake.wait()
+        self.wake = trio.Event()
+
+
+class Outbound:
+    """All senders. ``send_txn(domain, path, body)`` returns the response body of a 200
+    and raises :class:`FederationError` otherwise."""
+
+    def __init__(
+        self,
+        own_domain: str,
+        store: Store,
+        send_txn: SendTxn,
+        metrics: Metrics,
+        clock: Callable[[], float],
+        cap: float,
+    ) -> None:
+        self.own_domain = own_domain
+        self.store = store
+        self._send_txn = send_txn
+        self.metrics = metrics
+        self._clock = clock
+        self._cap = cap
+        self.senders: dict[str, DomainSender] = {}
+        self._nursery: trio.Nursery | None = None
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            for domain in await self.store.outbound_depths(self._now()):
+                self.poke(domain)
+            task_status.started()
+            await trio.sleep_forever()
+
+    def _now(self) -> int:
+        return int(self._clock() * 1000)
+
+    def poke(self, domain: str, *, reset: bool = False) -> None:
+        """Something was queued for ``domain`` (or it called us): send now."""
+        sender = self.senders.get(domain)
+        if sender is None:
+            if self._nursery is None:
+                return
+            sender = self.senders[domain] = DomainSender(domain, self._cap)
+            self._nursery.start_soon(self._loop, sender)
+        sender.poke(reset=reset)
+
+    def heard_from(self, domain: str) -> None:
+        if domain in self.senders:
+            self.poke(domain, reset=True)
+
+    async def queue(self, item: OutboundItem) -> bool:
+        stored = await self.store.outbound_put(item)
+        self.poke(item.domain)
+        return stored
+
+    async def _loop(self, sender: DomainSender) -> None:
+        while True:
+            try:
+                sent = await self._send_next(sender.domain)
+            except (FederationError, StoreError, WireError) as exc:
+                self.metrics.count("federation_send_failures", domain=sender.domain)
+                delay = sender.backoff.next()
+                log.warning(
+                    "federation send failed",
+                    extra={"domain": sender.domain, "error": str(exc), "retry_in": delay},
+                )
+                await sender.wait(delay)
+                continue
+            if sent:
+                sender.backoff.reset()
+            else:
+                await sender.wait(IDLE_POLL)
+
+    async def _send_next(self, domain: str) -> bool:
+        txn, items = await self.store.outbound_batch(
+            domain, secrets.token_bytes(16), MAX_TXN_ITEMS, MAX_TXN_BYTES, self._now()
+        )
+        self.metrics.queue_depths[domain] = len(items)
+        if not items:
+            self.metrics.queue_depths.pop(domain, None)
+            return False
+        body = encode(
+            Transaction(
+                origin=self.own_domain,
+                destination=domain,
+                items=tuple(TransactionItem(i.eid, i.expires, i.layer) for i in items),
+            )
+        )
+        answer = await self._send_txn(domain, SEND_PATH + txn.hex(), body)
+        result = decode(answer, TransactionResult)
+        if result.txn_id != txn or len(result.results) != len(items):
+            raise FederationError(f"{domain} answered another transaction")
+        retry = [i.eid for i, code in zip(items, result.results, strict=True) if code == ITEM_RETRY]
+        await self.store.outbound_done(domain, txn, retry)
+        accepted = sum(code == ITEM_OK for code in result.results)
+        self.metrics.count("federation_sent", accepted, domain=domain)
+        refused = len(items) - accepted - len(retry)
+        if refused:
+            self.metrics.count("federation_dropped", refused, domain=domain)
+        return True
