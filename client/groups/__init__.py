@@ -1,0 +1,59 @@
+"""Group messaging, client side (DESIGN section 4 "Groups"; docs/groups.md).
+
+- :mod:`client.groups.changes`: one state view, the rule table, signing and checking changes;
+- :mod:`client.groups.state`: the tree of changes and the ordering rule (:class:`GroupState`);
+- :mod:`client.groups.senderkeys`: sender-key chains and messages (:class:`SenderKeys`);
+- :mod:`client.groups.group`: both for one device (:class:`Group`), the API a shell drives;
+- :mod:`client.groups.records`, :mod:`client.groups.errors`.
+
+Pure: randomness comes in as an :class:`~client.entropy.Entropy`; nothing here reads a clock
+or touches the network or the disk.
+"""
+
+from client.groups.changes import (
+    RULES,
+    GroupView,
+    change_id,
+    create_group,
+    make_change,
+    member_of,
+    verify_change,
+)
+from client.groups.errors import (
+    ChangeRefused,
+    DistributionRefused,
+    ForgedChange,
+    GroupError,
+    NotAdmin,
+    NotMember,
+    RotationNeeded,
+    SenderKeyError,
+)
+from client.groups.group import Group
+from client.groups.senderkeys import MAX_SKIP, GroupMessage, SenderKeys
+from client.groups.state import MAX_PENDING, ApplyResult, GroupState
+
+__all__ = [
+    "MAX_PENDING",
+    "MAX_SKIP",
+    "RULES",
+    "ApplyResult",
+    "ChangeRefused",
+    "DistributionRefused",
+    "ForgedChange",
+    "Group",
+    "GroupError",
+    "GroupMessage",
+    "GroupState",
+    "GroupView",
+    "NotAdmin",
+    "NotMember",
+    "RotationNeeded",
+    "SenderKeyError",
+    "SenderKeys",
+    "change_id",
+    "create_group",
+    "make_change",
+    "member_of",
+    "verify_change",
+]
