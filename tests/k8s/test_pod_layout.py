@@ -1,0 +1,110 @@
+"""The node pod's layout, run for real on loopback: the server keys Secret made by
+``sealrelay keys init --k8s`` laid out as the kubelet lays out a Secret volume, the init
+container's link into the data directory, the rendered node.toml (its ``[peers]`` tables
+cut off, so nothing can leave loopback) over a real Redis with Sentinel, and the node
+process. It serves the Secret's keys, becomes ready, picks up an updated Secret without a
+restart (rotation), and drains on SIGTERM within the pod's grace period."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import yaml
+
+from node.keys import KEY_FILE
+from tests.integration.nodeproc import NodeProcess, run_cli
+from tests.k8s.rendered import KEYS_MOUNT, configmap, node_toml, one
+from tests.redisproc import SentinelSet
+from wire import decode
+from wire.server import ServerKeyDocument
+
+TARGET = "overlays/agency-a"
+DOCUMENT = "/.well-known/sealrelay/server"
+RELOAD_TIMEOUT = 30.0
+
+
+def keys_secret(domain: str) -> tuple[bytes, str]:
+    """server-keys.json out of the Secret ``keys init --k8s`` prints, and its signing key id."""
+    done = run_cli("keys", "init", "--domain", domain, "--k8s", "--namespace", "sealrelay-a")
+    secret = yaml.safe_load(done.stdout)
+    key_id = json.loads(done.stderr.splitlines()[0])["sig_key_id"]
+    return base64.b64decode(secret["data"][KEY_FILE]), key_id
+
+
+def kubelet_secret(directory: Path, files: dict[str, bytes], version: str) -> None:
+    """Lay ``files`` out as the kubelet does for a Secret volume: a new hidden directory,
+    ``..data`` pointing at it (swapped atomically on an update), and one link per key
+    through ``..data``."""
+    directory.mkdir(exist_ok=True)
+    stamp = directory / f"..{version}"
+    stamp.mkdir()
+    for name, content in files.items():
+        (stamp / name).write_bytes(content)
+    staged = directory / "..data_tmp"
+    staged.symlink_to(stamp.name)
+    os.replace(staged, directory / "..data")
+    for name in files:
+        if not (directory / name).is_symlink():
+            (directory / name).symlink_to(f"..data/{name}")
+
+
+def run_init_container(secrets: Path, data: Path) -> None:
+    """The init container's command, with the pod's paths mapped onto the test's."""
+    pod = one(TARGET, "Deployment", "sealrelay-node")["spec"]["template"]["spec"]
+    (init,) = pod["initContainers"]
+    data_dir = node_toml(TARGET)["data_dir"]
+    mapped = [
+        a.replace(KEYS_MOUNT, str(secrets)).replace(data_dir, str(data)) for a in init["command"]
+    ]
+    data.mkdir()
+    subprocess.run(mapped, check=True, timeout=30)
+
+
+def served_key_id(url: str) -> str:
+    response = httpx.get(url + DOCUMENT, timeout=10)
+    assert response.status_code == 200
+    document = decode(response.content, ServerKeyDocument)
+    return document.signatures[0].key_id.hex()
+
+
+def test_node_runs_on_the_pod_layout_and_follows_the_secret(tmp_path: Path) -> None:
+    domain = configmap(TARGET, "sealrelay-node-config")["data"]["domain"]
+    first, first_id = keys_secret(domain)
+    secrets, data = tmp_path / "secrets", tmp_path / "data"
+    kubelet_secret(secrets, {KEY_FILE: first}, "1")
+    run_init_container(secrets, data)
+    assert (data / KEY_FILE).is_symlink()
+    text = configmap(TARGET, "sealrelay-node-config")["data"]["node.toml"]
+    config = tmp_path / "node.toml"
+    config.write_text(text.split("\n[peers.", 1)[0])
+    with SentinelSet(tmp_path / "redis") as ha:
+        env = {
+            "SEALRELAY_REDIS_SENTINELS": ",".join(f"{h}:{p}" for h, p in ha.sentinels),
+            "SEALRELAY_SHUTDOWN_TIMEOUT": "5",
+        }
+        with NodeProcess(data, domain=domain, config=config, env=env) as node:
+            url = node.start()
+            assert httpx.get(url + "/readyz", timeout=10).status_code == 200
+            assert httpx.get(url + "/healthz", timeout=10).status_code == 200
+            assert served_key_id(url) == first_id
+
+            second, second_id = keys_secret(domain)
+            kubelet_secret(secrets, {KEY_FILE: second}, "2")
+            deadline = time.monotonic() + RELOAD_TIMEOUT
+            while served_key_id(url) != second_id:
+                assert time.monotonic() < deadline, "the node kept the old keys"
+                time.sleep(0.2)
+            assert (data / KEY_FILE).read_bytes() == second
+
+            started = time.monotonic()
+            assert node.stop() == 0
+            grace = one(TARGET, "Deployment", "sealrelay-node")["spec"]["template"]["spec"][
+                "terminationGracePeriodSeconds"
+            ]
+            assert time.monotonic() - started < grace
