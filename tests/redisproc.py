@@ -1,6 +1,7 @@
 """Real ``redis-server`` processes on free loopback ports, for tests.
 
-    with RedisServer(tmp_path / "redis") as server:       # started, answers PING
+    with RedisServer(tmp_path / "redis") as server:       # started, answers PING (a
+                                                           # replica: and is in sync)
         url = server.url                                   # redis://127.0.0.1:PORT/0
         server.kill()                                      # SIGKILL; server.stop() is SIGTERM
 
@@ -131,7 +132,13 @@ class RedisServer:
         argv += ["--dir", str(self.directory), "--logfile", "redis.log"]
         self.proc = subprocess.Popen(argv, cwd=self.directory)
         wait_until(lambda: command(self.port, "PING") == "PONG", START_TIMEOUT, "redis PING")
+        if self.replica_of is not None:
+            wait_until(self.in_sync, START_TIMEOUT, "the replica to sync")
         return self
+
+    def in_sync(self) -> bool:
+        """A replica whose link to its primary is up (the initial sync is done)."""
+        return info(self.port, "replication").get("master_link_status") == "up"
 
     def kill(self) -> None:
         """SIGKILL, as a crashed server."""
@@ -179,7 +186,6 @@ class SentinelSet:
     def start(self) -> SentinelSet:
         self.primary.start()
         self.replica.start()
-        wait_until(self._replica_in_sync, START_TIMEOUT, "the replica to sync")
         conf = (
             f"bind {LOOPBACK}\n"
             f"sentinel monitor {self.master} {LOOPBACK} {self.primary.port} 2\n"
@@ -192,9 +198,6 @@ class SentinelSet:
             self.watchers[-1].start()
         wait_until(self._sentinels_ready, START_TIMEOUT, "the sentinels to see each other")
         return self
-
-    def _replica_in_sync(self) -> bool:
-        return info(self.replica.port, "replication").get("master_link_status") == "up"
 
     def _sentinels_ready(self) -> bool:
         for s in self.watchers:

@@ -1,7 +1,8 @@
 """The node's storage (DESIGN section 5): the :class:`Store` Protocol and its backends.
 
 Store, DeviceRecord, PrekeyRecord,      the interface and its records (``base``)
-BundleParts, StoredEnvelope, SweepResult
+BundleParts, StoredEnvelope, SweepResult,
+OutboundItem
 StoreError, StoreClosed                 backend failures (``errors``)
 MemoryStore()                           in memory, for unit tests (``memory``)
 await SqliteStore.open(path)            one SQLite file, WAL, group commit (``sqlite``)
@@ -19,6 +20,7 @@ from typing import Final
 from node.store.base import (
     BundleParts,
     DeviceRecord,
+    OutboundItem,
     PrekeyRecord,
     Store,
     StoredEnvelope,
@@ -75,6 +77,7 @@ __all__ = [
     "BundleParts",
     "DeviceRecord",
     "MemoryStore",
+    "OutboundItem",
     "PrekeyRecord",
     "RedisStore",
     "SqliteStore",

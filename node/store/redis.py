@@ -79,6 +79,7 @@ from node.store import redis_scripts as lua
 from node.store.base import (
     BundleParts,
     DeviceRecord,
+    OutboundItem,
     PrekeyRecord,
     StoredEnvelope,
     SweepResult,
@@ -185,9 +186,11 @@ class RedisStore:
                 "stream_timeout": CONNECT_TIMEOUT,
             },
             retry_policy=NoRetryPolicy(),
-            **_client_options(),
+            decode_responses=False,
+            connect_timeout=CONNECT_TIMEOUT,
+            stream_timeout=STREAM_TIMEOUT,
         )
-        client = sentinel.primary_for(master, **_client_options())
+        client = sentinel.primary_for(master)
         store = cls(
             client,
             AsyncExitStack(),
@@ -451,7 +454,7 @@ class RedisStore:
 
     # --- blobs ---------------------------------------------------------------------------
     async def grant_blob(self, blob: bytes, token_hash: bytes, size: int, expires: int) -> None:
-        keys = [self._key("blob:", blob), self._key("blob:exp"), self._key("blobstat")]
+        keys = [self._key("blob:", blob), self._key("blobs:exp"), self._key("blobstat")]
         await self._run("grant_blob", keys, [token_hash, size, expires, blob], write=True)
 
     async def blob_grant(self, blob: bytes, token_hash: bytes, now: int) -> int | None:
@@ -480,24 +483,81 @@ class RedisStore:
         found: bytes | None = data
         return found
 
+    # --- federation: the durable outbound queue --------------------------------------------
+    def _queue_keys(self, domain: str) -> list[bytes]:
+        return [self._key(kind, domain) for kind in ("ob:", "obi:", "obx:", "obt:", "obopen:")]
+
+    async def outbound_put(self, item: OutboundItem) -> bool:
+        keys = [*self._queue_keys(item.domain)[:3], self._key("obdomains"), self._key("obseq")]
+        args = [item.eid, item.layer, item.expires, item.domain]
+        return bool(await self._run("outbound_put", keys, args, write=True))
+
+    async def outbound_batch(
+        self, domain: str, txn: bytes, limit: int, max_bytes: int, now: int
+    ) -> tuple[bytes, list[OutboundItem]]:
+        args = [txn, max(limit, 1), max_bytes, now]
+        flat = await self._run("outbound_batch", self._queue_keys(domain), args, write=True)
+        items = [
+            OutboundItem(domain, flat[i], int(flat[i + 1]), flat[i + 2])
+            for i in range(1, len(flat), 3)
+        ]
+        return flat[0], items
+
+    async def outbound_done(self, domain: str, txn: bytes, retry: list[bytes]) -> int:
+        keys = self._queue_keys(domain)
+        return int(await self._run("outbound_done", keys, [txn, *retry], write=True))
+
+    async def outbound_depths(self, now: int) -> dict[str, int]:
+        keys = [self._key("obdomains")]
+        flat = await self._run("outbound_depths", keys, [self._prefix, now], write=False)
+        return {_text(flat[i]): int(flat[i + 1]) for i in range(0, len(flat), 2)}
+
+    # --- federation: what the receiving side remembers ------------------------------------
+    async def txn_result(self, origin: str, txn: bytes) -> bytes | None:
+        key, member = self._key("txn"), _origin_member(origin, txn)
+        found: bytes | None = await self._read("txn_result", lambda c: c.hget(key, member))
+        return found
+
+    async def record_txn(self, origin: str, txn: bytes, result: bytes, expires: int) -> None:
+        keys = [self._key("txn"), self._key("txn:exp")]
+        args = [_origin_member(origin, txn), result, expires]
+        await self._run("record_txn", keys, args, write=True)
+
+    async def remember_nonce(self, origin: str, nonce: bytes, expires: int) -> bool:
+        keys = [self._key("nonce")]
+        args = [_origin_member(origin, nonce), expires]
+        return bool(await self._run("remember_nonce", keys, args, write=True))
+
     # --- housekeeping --------------------------------------------------------------------
     async def sweep(self, now: int) -> SweepResult:
         keys = [
             self._key("env:exp"),
             self._key("tomb:exp"),
-            self._key("blob:exp"),
+            self._key("blobs:exp"),
             self._key("blobstat"),
             self._key("inv:exp"),
             self._key("inv"),
+            self._key("obdomains"),
+            self._key("txn:exp"),
+            self._key("txn"),
+            self._key("nonce"),
         ]
-        totals = [0, 0, 0, 0]
+        totals = [0, 0, 0, 0, 0]
         while True:
-            counts = await self._run("sweep", keys, [self._prefix, now, SWEEP_CHUNK], write=True)
+            *counts, more = await self._run(
+                "sweep", keys, [self._prefix, now, SWEEP_CHUNK], write=True
+            )
             totals = [t + int(c) for t, c in zip(totals, counts, strict=True)]
-            if max(int(c) for c in counts) < SWEEP_CHUNK:
+            if not more:
                 break
-        envelopes, blobs, tombstones, invites = totals
-        return SweepResult(envelopes=envelopes, blobs=blobs, tombstones=tombstones, invites=invites)
+        envelopes, blobs, tombstones, invites, outbound = totals
+        return SweepResult(
+            envelopes=envelopes,
+            blobs=blobs,
+            tombstones=tombstones,
+            invites=invites,
+            outbound=outbound,
+        )
 
     async def stats(self) -> dict[str, int]:
         keys = [
@@ -520,6 +580,11 @@ def _client_options() -> dict[str, Any]:
         "stream_timeout": STREAM_TIMEOUT,
         "retry_policy": NoRetryPolicy(),
     }
+
+
+def _origin_member(origin: str, value: bytes) -> bytes:
+    raw = origin.encode()
+    return len(raw).to_bytes(2, "big") + raw + value
 
 
 def _key_id(key_id: int) -> bytes:

@@ -25,8 +25,17 @@ Key layout (``P`` is the store's prefix, e.g. ``sealrelay:``; ``MB`` a mailbox i
     P env:exp                zset M by envelope expiry (stored, unacked)
     P tomb:exp               zset M by expiry (acked envelopes: de-duplication tombstones)
     P blob:ID                hash t (token hash), s (size), e (expiry), d (the bytes)
-    P blob:exp               zset blob id by expiry
+    P blobs:exp              zset blob id by expiry
     P blobstat               hash n (uploaded blobs), bytes (their total size)
+    P obdomains / P obseq    set of domains with queued outbound items / INCR queue order
+    P ob:DOMAIN              zset eid by queue order (federation outbound queue)
+    P obi:DOMAIN             hash eid -> routing layer
+    P obx:DOMAIN             zset eid by expiry
+    P obt:DOMAIN             zset eid by queue order: the items of the open transaction
+    P obopen:DOMAIN          the open transaction's id
+    P txn / P txn:exp        hash O -> remembered result / zset O by expiry, where O is
+                             the two-byte length of the origin + origin + txn id
+    P nonce                  zset O (origin + nonce) by expiry
 
 Expiry is the caller's clock (the ``now`` arguments of the Store Protocol), never a Redis
 TTL: :meth:`Store.sweep` must count what it deletes, and the node's clock is the one
@@ -178,6 +187,31 @@ for _, m in ipairs(envelopes) do
 end
 local tombs = expired(KEYS[2])
 for _, m in ipairs(tombs) do redis.call('ZREM', KEYS[2], m) end
+local more = #envelopes == chunk or #tombs == chunk
+local outbound = 0
+for _, d in ipairs(redis.call('SMEMBERS', KEYS[7])) do
+  local x = p .. 'obx:' .. d
+  local ids = expired(x)
+  more = more or #ids == chunk
+  for _, id in ipairs(ids) do
+    redis.call('ZREM', p .. 'ob:' .. d, id)
+    redis.call('HDEL', p .. 'obi:' .. d, id)
+    redis.call('ZREM', p .. 'obt:' .. d, id)
+    redis.call('ZREM', x, id)
+  end
+  outbound = outbound + #ids
+  if redis.call('ZCARD', p .. 'ob:' .. d) == 0 then
+    redis.call('SREM', KEYS[7], d)
+    redis.call('DEL', p .. 'obopen:' .. d)
+  end
+end
+local txns = expired(KEYS[8])
+for _, m in ipairs(txns) do
+  redis.call('HDEL', KEYS[9], m)
+  redis.call('ZREM', KEYS[8], m)
+end
+local nonces = expired(KEYS[10])
+for _, m in ipairs(nonces) do redis.call('ZREM', KEYS[10], m) end
 local blobs = expired(KEYS[3])
 for _, id in ipairs(blobs) do
   local key = p .. 'blob:' .. id
@@ -193,7 +227,91 @@ for _, code in ipairs(invites) do
   redis.call('HDEL', KEYS[6], code)
   redis.call('ZREM', KEYS[5], code)
 end
-return {#envelopes, #blobs, #tombs, #invites}
+more = more or #blobs == chunk or #invites == chunk or #txns == chunk or #nonces == chunk
+return {#envelopes, #blobs, #tombs, #invites, outbound, more and 1 or 0}
+"""
+
+OUTBOUND_PUT: Final = """
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return 0 end
+redis.call('ZADD', KEYS[1], redis.call('INCR', KEYS[5]), ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
+redis.call('SADD', KEYS[4], ARGV[4])
+return 1
+"""
+
+# KEYS: ob, obi, obx, obt, obopen. Returns {txn, eid, expires, layer, eid, ...}.
+OUTBOUND_BATCH: Final = """
+for _, id in ipairs(redis.call('ZRANGE', KEYS[3], '-inf', ARGV[4], 'BYSCORE')) do
+  redis.call('ZREM', KEYS[1], id)
+  redis.call('HDEL', KEYS[2], id)
+  redis.call('ZREM', KEYS[4], id)
+  redis.call('ZREM', KEYS[3], id)
+end
+local function item(out, id)
+  out[#out + 1] = id
+  out[#out + 1] = redis.call('ZSCORE', KEYS[3], id)
+  out[#out + 1] = redis.call('HGET', KEYS[2], id)
+end
+local open = redis.call('GET', KEYS[5])
+if open then
+  local ids = redis.call('ZRANGE', KEYS[4], 0, -1)
+  if #ids > 0 then
+    local out = {open}
+    for _, id in ipairs(ids) do item(out, id) end
+    return out
+  end
+  redis.call('DEL', KEYS[5])
+end
+local out, size, maxb = {ARGV[1]}, 0, tonumber(ARGV[3])
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1)) do
+  local n = redis.call('HSTRLEN', KEYS[2], id)
+  if #out > 1 and size + n > maxb then break end
+  size = size + n
+  redis.call('ZADD', KEYS[4], redis.call('ZSCORE', KEYS[1], id), id)
+  item(out, id)
+end
+if #out > 1 then redis.call('SET', KEYS[5], ARGV[1]) end
+return out
+"""
+
+# KEYS: ob, obi, obx, obt, obopen; ARGV: txn, eids to retry...
+OUTBOUND_DONE: Final = """
+if redis.call('GET', KEYS[5]) ~= ARGV[1] then return 0 end
+local retry, n = {}, 0
+for i = 2, #ARGV do retry[ARGV[i]] = true end
+for _, id in ipairs(redis.call('ZRANGE', KEYS[4], 0, -1)) do
+  if not retry[id] then
+    redis.call('ZREM', KEYS[1], id)
+    redis.call('HDEL', KEYS[2], id)
+    redis.call('ZREM', KEYS[3], id)
+    n = n + 1
+  end
+end
+redis.call('DEL', KEYS[4], KEYS[5])
+return n
+"""
+
+OUTBOUND_DEPTHS: Final = """
+local out = {}
+for _, d in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local n = redis.call('ZCOUNT', ARGV[1] .. 'obx:' .. d, '(' .. ARGV[2], '+inf')
+  if n > 0 then
+    out[#out + 1] = d
+    out[#out + 1] = n
+  end
+end
+return out
+"""
+
+RECORD_TXN: Final = """
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+return 1
+"""
+
+REMEMBER_NONCE: Final = """
+return redis.call('ZADD', KEYS[1], 'NX', ARGV[2], ARGV[1])
 """
 
 STATS: Final = """
@@ -215,5 +333,11 @@ ALL: Final = {
     "grant_blob": GRANT_BLOB,
     "put_blob": PUT_BLOB,
     "sweep": SWEEP,
+    "outbound_put": OUTBOUND_PUT,
+    "outbound_batch": OUTBOUND_BATCH,
+    "outbound_done": OUTBOUND_DONE,
+    "outbound_depths": OUTBOUND_DEPTHS,
+    "record_txn": RECORD_TXN,
+    "remember_nonce": REMEMBER_NONCE,
     "stats": STATS,
 }
