@@ -245,9 +245,15 @@ def test_node_command_line_matches_the_image_and_the_config(target: str) -> None
     assert "emptyDir" in volumes["data"]
     assert "emptyDir" in volumes[next(n for n, m in mounts.items() if m["mountPath"] == "/tmp")]
     assert volumes["config"]["configMap"]["name"].startswith("sealrelay-node-config-")
-    env = {e["name"]: e["valueFrom"]["configMapKeyRef"] for e in container["env"]}
-    assert env["SEALRELAY_DOMAIN"]["key"] == "domain"
-    assert env["SEALRELAY_DOMAIN"]["name"] == volumes["config"]["configMap"]["name"]
+    env = {e["name"]: e for e in container["env"]}
+    ref = env.pop("SEALRELAY_DOMAIN")["valueFrom"]["configMapKeyRef"]
+    assert ref == {"name": volumes["config"]["configMap"]["name"], "key": "domain"}
+    # the rest repeat node.toml (for `admin invite` in the pod): they must say the same
+    assert env, "the store settings are not in the environment"
+    for name, entry in env.items():
+        key = name.removeprefix("SEALRELAY_").lower()
+        assert name.startswith("SEALRELAY_")
+        assert entry["value"] == str(config[key]), name
     assert container["image"] == "sealrelay-node:0.1.0"
 
 

@@ -3,7 +3,8 @@
 container's link into the data directory, the rendered node.toml (its ``[peers]`` tables
 cut off, so nothing can leave loopback) over a real Redis with Sentinel, and the node
 process. It serves the Secret's keys, becomes ready, picks up an updated Secret without a
-restart (rotation), and drains on SIGTERM within the pod's grace period."""
+restart (rotation), takes an invite made with the pod's environment, and drains on SIGTERM
+within the pod's grace period."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import httpx
 import yaml
 
 from node.keys import KEY_FILE
-from tests.integration.nodeproc import NodeProcess, run_cli
+from tests.integration.nodeproc import NodeProcess, invite, run_cli
 from tests.k8s.rendered import KEYS_MOUNT, configmap, node_toml, one
 from tests.redisproc import SentinelSet
 from wire import decode
@@ -66,6 +67,16 @@ def run_init_container(secrets: Path, data: Path) -> None:
     subprocess.run(mapped, check=True, timeout=30)
 
 
+def pod_environment(sentinels: list[tuple[str, int]]) -> dict[str, str]:
+    """The node container's plain environment, its Sentinels mapped onto the test's."""
+    (container,) = one(TARGET, "Deployment", "sealrelay-node")["spec"]["template"]["spec"][
+        "containers"
+    ]
+    env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+    env["SEALRELAY_REDIS_SENTINELS"] = ",".join(f"{h}:{p}" for h, p in sentinels)
+    return env
+
+
 def served_key_id(url: str) -> str:
     response = httpx.get(url + DOCUMENT, timeout=10)
     assert response.status_code == 200
@@ -84,15 +95,23 @@ def test_node_runs_on_the_pod_layout_and_follows_the_secret(tmp_path: Path) -> N
     config = tmp_path / "node.toml"
     config.write_text(text.split("\n[peers.", 1)[0])
     with SentinelSet(tmp_path / "redis") as ha:
-        env = {
-            "SEALRELAY_REDIS_SENTINELS": ",".join(f"{h}:{p}" for h, p in ha.sentinels),
-            "SEALRELAY_SHUTDOWN_TIMEOUT": "5",
-        }
+        env = {**pod_environment(ha.sentinels), "SEALRELAY_SHUTDOWN_TIMEOUT": "5"}
         with NodeProcess(data, domain=domain, config=config, env=env) as node:
             url = node.start()
             assert httpx.get(url + "/readyz", timeout=10).status_code == 200
             assert httpx.get(url + "/healthz", timeout=10).status_code == 200
             assert served_key_id(url) == first_id
+
+            # `kubectl exec ... sealrelay admin invite` with the pod's environment: the code
+            # lands in the shared Redis, where the node finds it
+            code = invite(data, "alice", env=pod_environment(ha.sentinels))
+            home = tmp_path / "alice"
+            run_cli(
+                "client", "register", f"alice@{domain}", "--node", url, "--code", code,
+                "--home", str(home),
+                env={"SEALRELAY_PASSPHRASE": "pod layout test", "SEALRELAY_TIMEOUT": "60"},
+            )  # fmt: skip
+            assert not (data / "node.sqlite3").exists()
 
             second, second_id = keys_secret(domain)
             kubelet_secret(secrets, {KEY_FILE: second}, "2")
