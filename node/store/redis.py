@@ -23,8 +23,9 @@ Round trips per operation (one round trip = one batch written, one batch of repl
     sweep            1 per 1000 expired items of the largest kind
     stats            1
 
-After a failover the new primary has an empty script cache: a ``NOSCRIPT`` reply loads
-every script (one round trip each) and retries once.
+:meth:`open` loads every script (one pipelined round trip). After a failover or a restart
+the primary may have an empty script cache: a ``NOSCRIPT`` reply loads them all again
+(one round trip) and retries once.
 
 Durability. ``durability="primary"`` returns once the primary has applied the script
 (and, with ``appendfsync always``, written it). ``"replicated"`` pipelines ``WAIT 1
@@ -209,7 +210,7 @@ class RedisStore:
         if self._host_failed is not None:
             raise StoreError(f"cannot start the Redis client: {self._host_failed}")
         try:
-            await self._call("ping", lambda: self._client.ping())
+            await self._call("opening", self._load_scripts)
         except StoreError:
             await self.aclose()
             raise
@@ -238,6 +239,8 @@ class RedisStore:
     # --- the one way to the server ------------------------------------------------------------
     async def _call(self, what: str, attempt: Callable[[], Awaitable[_T]]) -> _T:
         """Run ``attempt`` with the retry policy of the module docstring."""
+        if self._host_failed is not None:
+            raise StoreError(f"the Redis client stopped: {self._host_failed!r}")
         if self._closed:
             raise StoreClosed("the store is closed")
         deadline = trio.current_time() + self._retry_for
@@ -291,8 +294,11 @@ class RedisStore:
         return await result
 
     async def _load_scripts(self) -> None:
-        for name, source in lua.ALL.items():
-            self._shas[name] = _text(await self._client.script_load(source))
+        """Load every script in one round trip (after opening, and after ``NOSCRIPT``)."""
+        async with self._client.pipeline(transaction=False) as pipe:
+            loaded = {name: pipe.script_load(source) for name, source in lua.ALL.items()}
+        for name, sha in loaded.items():
+            self._shas[name] = _text(await sha)
 
     async def _read(self, what: str, command: Callable[[Any], Awaitable[_T]]) -> _T:
         return await self._call(what, lambda: command(self._client))
