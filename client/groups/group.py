@@ -103,8 +103,9 @@ class Group:
             raise NotMember("this device is not a member of the group")
 
     def welcome(self) -> bytes:
-        """The changes from creation to the current state, for a member just added."""
-        return encode(GroupHistory(changes=self.state.chain()))
+        """Every change this device holds (forks included, so a late change that builds on
+        one is understood by the newcomer too), for a member just added."""
+        return encode(self.state.history())
 
     def propose(self, op: GroupOp) -> tuple[bytes, ApplyResult]:
         """Sign ``op`` on the current state and apply it here; the change bytes to send."""

@@ -148,24 +148,30 @@ class GroupState:
 
     def apply(self, change: GroupChange) -> ApplyResult:
         """Verify and add ``change``; :class:`ChangeRefused` leaves the state as it was."""
+        status, refused = self._add(change)
+        if status != "applied":
+            return ApplyResult(status)
+        return self._choose(self._head, refused)
+
+    def _add(self, change: GroupChange) -> tuple[Status, list[tuple[bytes, str]]]:
+        """Attach ``change`` (and what waited for it) to the tree, or buffer it."""
         cid = change_id(self.suite, change)
         parent_hash = change.body.parent
         if cid in self._by_id or cid in self._pending.get(parent_hash, {}):
-            return ApplyResult("duplicate")
+            return "duplicate", []
         parent = self._by_state.get(parent_hash)
         if parent is None:
-            return self._buffer(cid, change)
+            self._buffer(cid, change)
+            return "buffered", []
         self._attach(parent, cid, change)
-        refused = self._drain(cid)
-        return self._choose(self._head, refused)
+        return "applied", self._drain(cid)
 
-    def _buffer(self, cid: bytes, change: GroupChange) -> ApplyResult:
+    def _buffer(self, cid: bytes, change: GroupChange) -> None:
         if change.body.group != self.group_id or change.body.v != self.suite.suite_id:
             raise ChangeRefused("change for another group or suite", "group.wrong_group")
         if self.pending_count() >= MAX_PENDING:
             raise ChangeRefused("too many changes wait for their parent", TOO_MANY_PENDING)
         self._pending.setdefault(change.body.parent, {})[cid] = change
-        return ApplyResult("buffered")
 
     def _attach(self, parent: _Node, cid: bytes, change: GroupChange) -> _Node:
         view = verify_change(parent.view, change)
@@ -213,13 +219,18 @@ class GroupState:
     def _void(self) -> set[bytes]:
         """Ids of the void changes (rule 1 of the module docstring)."""
         nodes = sorted((n for n in self._by_id.values() if n is not self._root), key=_order)
-        removals = [n for n in nodes if isinstance(n.change.body.op, OpRemove)]
+        removals: dict[str, list[_Node]] = {}  # removed address -> the removals naming it
+        for node in nodes:
+            op = node.change.body.op
+            if isinstance(op, OpRemove):
+                removals.setdefault(op.address, []).append(node)
         void: set[bytes] = set()
-        for node in nodes:
-            if any(_voids(r, node, void) for r in removals):
+        for node in nodes:  # most senior signer first: a removal is decided before it counts
+            candidates = removals.get(node.change.body.signer, ())
+            if any(_voids(r, node, void) for r in candidates):
                 void.add(node.id)
-        for node in nodes:
-            if node.id not in void and any(a.id in void for a in node.ancestors()):
+        for node in sorted(nodes, key=lambda n: n.depth):  # parents before children
+            if node.parent is not None and node.parent.id in void:
                 void.add(node.id)
         return void
 
@@ -246,9 +257,10 @@ class GroupState:
         for change in items:
             if change is not creates[0]:
                 try:
-                    state.apply(change)
+                    state._add(change)
                 except ChangeRefused:
                     continue
+        state._choose(state._head, [])
         return state
 
     @classmethod
@@ -266,12 +278,9 @@ def _order(node: _Node) -> tuple[tuple[int, str], bytes]:
 
 
 def _voids(removal: _Node, node: _Node, void: set[bytes]) -> bool:
-    """True when ``removal`` (decided, not void) revokes ``node`` (rule 1)."""
-    op = removal.change.body.op
+    """True when ``removal`` (of ``node``'s signer; decided, not void) revokes ``node``."""
     return (
-        isinstance(op, OpRemove)
-        and op.address == node.change.body.signer
-        and removal.rank < node.rank
+        removal.rank < node.rank
         and removal.id not in void
         and not any(a.id in void for a in removal.ancestors())
         and _concurrent(removal, node)
