@@ -9,7 +9,8 @@ in :data:`RULES`, one table:
 operation      signer      rule
 =============  ==========  =================================================================
 ``create``     creator     epoch 0 only (the root of a group); the signer is among the members
-``add``        admin       the address is not a member yet; at most ``MAX_MEMBERS``
+``add``        admin       the address is not a member yet, its device keys are valid keys
+                           of the suite; at most ``MAX_MEMBERS`` members
 ``remove``     admin       the address is a member other than the signer (who uses ``leave``)
 ``promote``    admin       the address is a member and not an admin
 ``leave``      the member  ``address`` is the signer; the last admin may not leave others
@@ -126,6 +127,7 @@ def _add(view: GroupView, body: GroupChangeBody, op: OpAdd) -> _Next:
         raise ChangeRefused(f"{address} is already a member", BAD_CHANGE)
     if len(view.members) >= MAX_MEMBERS:
         raise ChangeRefused("the group is full", BAD_CHANGE)
+    _check_keys(view.suite, op.member)
     members = dict(view.members)
     members[address] = op.member
     return view.name, members, dict(view.admins)
@@ -161,6 +163,14 @@ def _rename(view: GroupView, body: GroupChangeBody, op: OpRename) -> _Next:
 
 def _create(view: GroupView, body: GroupChangeBody, op: OpCreate) -> _Next:
     raise ChangeRefused("a group is created once, at epoch 0", BAD_CHANGE)
+
+
+def _check_keys(suite: Suite, member: GroupMember) -> None:
+    try:
+        for device in member.devices:
+            suite.sig.check_public(device.sig)
+    except SuiteError:
+        raise ChangeRefused("a member device key is not a valid key", BAD_CHANGE) from None
 
 
 def _without(view: GroupView, address: str) -> _Next:
@@ -226,6 +236,8 @@ def verify_create(change: GroupChange) -> GroupView:
     members = {m.address: m for m in op.members}
     if len(members) != len(op.members):
         raise ChangeRefused("a member is listed twice", BAD_CHANGE)
+    for member in op.members:
+        _check_keys(suite, member)
     creator = members.get(body.signer)
     key = next((d.sig for d in creator.devices if d.id == body.device), None) if creator else None
     if key is None:

@@ -378,3 +378,13 @@ def test_join_from_welcome(cast: dict[str, Person]) -> None:
     assert decode(encode(joined.state.history()), type(joined.state.history())).changes
     with pytest.raises(NotMember):  # erin is not in it
         Group.join(cast["erin"].identity, cast["erin"].address, 1, group.welcome(), entropy)
+
+
+def test_member_with_an_invalid_key_is_refused(cast: dict[str, Person]) -> None:
+    alice, dave = cast["alice"], cast["dave"]
+    state = GroupState(new_group(cast))
+    broken = member_of(dave.address, {1: dave.identity.public.sig[:-1]})
+    with pytest.raises(ChangeRefused) as caught:
+        state.apply(alice.sign(state.view, OpAdd(member=broken)))
+    assert caught.value.code == "group.bad_change"
+    assert state.apply(alice.sign(state.view, OpAdd(member=dave.member))).added == {dave.address}
