@@ -59,6 +59,7 @@ from client.inbox import Inbox, StoredMessage, message_key
 from client.net import AuthLogin, Connection, Connector, Link, websocket_connector
 from client.outbox import Outbox, OutboxItem, OutboxPump
 from client.records import AccountInfo, Contact
+from client.routing import seal_for_domain
 from client.safety import safety_number
 from client.serverkeys import PinnedKeyring, accept_refresh, needs_refresh, verify_document
 from client.session import Device
@@ -75,10 +76,12 @@ from wire.relay import (
     FetchPrekeys,
     GetCertificate,
     GetPrekeyStatus,
+    GetServerKeys,
     PrekeyBundles,
     PrekeyStatus,
     PublishPrekeys,
     Registered,
+    ServerKeys,
 )
 from wire.server import ServerKeyDocument
 
@@ -142,6 +145,8 @@ class Client:
         self._download_lock = trio.Lock()
         self.changed = trio.Event()
         """Set (and replaced) whenever a message was saved or updated."""
+        self._missing_domains: set[str] = set()
+        self._domains_wanted = trio.Event()
         self.quarantine_count = 0
         """Envelopes that did not open for a reason that may pass since this client was
         created (quarantined, or dropped because the quarantine was full)."""
@@ -162,6 +167,8 @@ class Client:
             raise NoAccount("the client state holds no account; register first")
         keyring = PinnedKeyring()
         keyring.pin(decode(info.server_key_document, ServerKeyDocument))
+        for raw in persist.domain_documents(store).values():
+            keyring.pin(decode(raw, ServerKeyDocument))
         device = persist.load_device(store, keyring, entropy=entropy, clock=clock)
         return cls(
             store,
@@ -209,6 +216,7 @@ class Client:
                 nursery.start_soon(self._process_pushes)
                 nursery.start_soon(self._purge_loop)
                 nursery.start_soon(self._renew_loop)
+                nursery.start_soon(self._domains_loop)
                 try:
                     yield self
                 except Exception as exc:
@@ -235,6 +243,46 @@ class Client:
             self.info.node_url, data, self.info.mailbox, self.info.delivery_token
         )
         persist.save_account_info(self.store, self.info)
+
+    async def domain_document(self, domain: str) -> ServerKeyDocument:
+        """The key document of ``domain``: the home domain's as pinned, another's as the
+        home node relays it (``GetServerKeys``), verified here: accepted on first use,
+        afterwards only when signed by a key of the document held before."""
+        domain = domain.lower()
+        if domain == self.domain.lower():
+            await self.refresh_server_keys()
+            pinned = self.keyring.document(domain)
+            assert pinned is not None  # noqa: S101 - refresh_server_keys pins it
+            return pinned
+        pinned = self.keyring.document(domain)
+        now = now_ms(self.clock)
+        if pinned is not None and not needs_refresh(pinned, now):
+            return pinned
+        answer = await self.link.request(GetServerKeys(id=0, domain=domain))
+        if not isinstance(answer, ServerKeys) or answer.domain != domain:
+            raise NetworkError("unexpected answer to GetServerKeys")
+        fresh = (
+            verify_document(answer.document, domain, now)
+            if pinned is None
+            else accept_refresh(pinned, answer.document, domain, now)
+        )
+        self.keyring.pin(fresh)
+        persist.save_domain_document(self.store, domain, answer.document)
+        return fresh
+
+    async def _domains_loop(self) -> None:
+        """Fetch the key documents of domains whose envelopes were quarantined for want of
+        them, then try those envelopes again."""
+        while True:
+            await self._domains_wanted.wait()
+            self._domains_wanted = trio.Event()
+            for domain in sorted(self._missing_domains):
+                self._missing_domains.discard(domain)
+                try:
+                    await self.domain_document(domain)
+                except ClientError as exc:
+                    log.warning("no key document for %s: %s", domain, exc.code)
+            self.retry_quarantined()
 
     async def _on_connect(self, conn: Connection, response: Registered | Authenticated) -> None:
         if self.info.mailbox != response.mailbox:
@@ -326,23 +374,44 @@ class Client:
             expire=expire,
             attachments=tuple(pointers),
         )
+        domain = to.rpartition("@")[2].lower()
+        remote = None if domain == self.domain.lower() else await self.domain_document(domain)
         targets = await self._targets(to)
-        eids = self._queue(to, targets, pack(content), ttl)
+        eids = self._queue(to, targets, pack(content), ttl, remote)
         self.pump.notify()
         return SendResult(tuple(eids), await self.pump.wait(eids))
 
     def _queue(
-        self, to: str, targets: dict[int, Contact], plaintext: bytes, ttl: int
+        self,
+        to: str,
+        targets: dict[int, Contact],
+        plaintext: bytes,
+        ttl: int,
+        remote: ServerKeyDocument | None,
     ) -> list[bytes]:
+        """Encrypt for each device and queue; for another domain (``remote`` is its key
+        document) each envelope is wrapped in a routing layer sealed to that domain."""
         eids = []
+        now = now_ms(self.clock)
         with self.store.transaction():
             for device_id, contact in targets.items():
                 body = self.device.encrypt(to, device_id, plaintext)
                 eid = self.entropy.random_bytes(EID_LEN)
+                token = contact.delivery_token
+                domain = ""
+                if remote is not None:
+                    domain = remote.body.server.lower()
+                    body = seal_for_domain(
+                        remote,
+                        now,
+                        mailbox=contact.mailbox,
+                        token=token,
+                        eid=eid,
+                        ttl=ttl,
+                        body=body,
+                    )
                 persist.save_peer(self.store, self.device, to, device_id)
-                item = OutboxItem(
-                    to, device_id, contact.mailbox, eid, contact.delivery_token, ttl, body
-                )
+                item = OutboxItem(to, device_id, contact.mailbox, eid, token, ttl, body, domain)
                 self.outbox.add(item)
                 eids.append(eid)
         return eids
@@ -413,6 +482,7 @@ class Client:
             persist.release(self.store, env.eid)
             return None
         except ClientError as exc:
+            self._want_domain(env.origin)
             if not retry:
                 self.quarantine_count += 1
                 kept = persist.quarantine(self.store, env)
@@ -426,11 +496,20 @@ class Client:
         persist.release(self.store, env.eid)
         if env.sender is not None and env.sender != received.sender:
             return None  # an introduction whose sealed sender is someone else
+        if received.sender.rpartition("@")[2].lower() != env.origin.lower():
+            log.warning("envelope %s: a sender of another domain than its origin", env.eid.hex())
+            return None  # a domain may only carry its own users' messages
         persist.save_peer(self.store, self.device, received.sender, received.device)
         self._remember_contact(received.sender, received.device, content)
         msg = _stored(env, received.sender, received.device, content, now_ms(self.clock))
         self.inbox.put(msg)
         return msg
+
+    def _want_domain(self, domain: str) -> None:
+        domain = domain.lower()
+        if domain != self.domain.lower() and self.keyring.document(domain) is None:
+            self._missing_domains.add(domain)
+            self._domains_wanted.set()
 
     def retry_quarantined(self) -> list[StoredMessage]:
         """Try the quarantined envelopes again; the messages that opened now."""
@@ -458,7 +537,7 @@ class Client:
             msg = self.inbox.get(key)
             if msg is None or msg.settled:
                 return
-            updated = await download_all(msg, self.info.node_url, self.save_dir)
+            updated = await download_all(msg, self.info.node_url, self.save_dir, self.domain)
             if updated != msg and self.inbox.get(key) is not None:
                 self.inbox.put(updated)
                 self._changed()

@@ -70,18 +70,28 @@ def pending_attachment(pointer: AttachmentPointer) -> SavedAttachment:
     return SavedAttachment(pointer=pointer, path=None, sha256=None, error=None)
 
 
-async def download_all(msg: StoredMessage, node_url: str, save_dir: Path) -> StoredMessage:
-    """``msg`` with each pending attachment downloaded and saved, or marked failed."""
-    done = [await _download(att, node_url, save_dir) for att in msg.attachments]
+async def download_all(
+    msg: StoredMessage, node_url: str, save_dir: Path, own_domain: str = ""
+) -> StoredMessage:
+    """``msg`` with each pending attachment downloaded and saved, or marked failed.
+
+    Blobs live on the sender's node; one of another domain than ``own_domain`` is fetched
+    through the home node (``/v1/remote-blobs/``), which never tells the other node who
+    asked."""
+    domain = msg.sender.rpartition("@")[2].lower()
+    remote = domain if own_domain and domain != own_domain.lower() else None
+    done = [await _download(att, node_url, save_dir, remote) for att in msg.attachments]
     return replace(msg, attachments=tuple(done))
 
 
-async def _download(att: SavedAttachment, node_url: str, save_dir: Path) -> SavedAttachment:
+async def _download(
+    att: SavedAttachment, node_url: str, save_dir: Path, remote: str | None
+) -> SavedAttachment:
     if att.path is not None or att.error is not None:
         return att
     p = att.pointer
     try:
-        ciphertext = await nodehttp.download_blob(node_url, p.blob, p.cipher_size)
+        ciphertext = await nodehttp.download_blob(node_url, p.blob, p.cipher_size, remote)
         plaintext = attachments.decrypt(ciphertext, p.key, p.digest, p.size)
     except NetworkError:
         return att  # try again on the next connection

@@ -4,6 +4,7 @@
     PUT  /v1/blobs/{blob hex}              an encrypted attachment, with
                                            ``Authorization: Bearer <upload token hex>``
     GET  /v1/blobs/{blob hex}              the stored bytes
+    GET  /v1/remote-blobs/{domain}/{hex}   a blob of another domain, fetched by the node
 
 httpx runs under trio (through anyio). Its errors are translated here, once:
 connection failures become :class:`~client.errors.NetworkError`, refusals
@@ -21,6 +22,7 @@ from client.errors import NetworkError, Refused
 
 DOCUMENT_PATH: Final = "/.well-known/sealrelay/server"
 BLOB_PATH: Final = "/v1/blobs/"
+REMOTE_BLOB_PATH: Final = "/v1/remote-blobs/"
 TIMEOUT: Final = httpx.Timeout(30.0, connect=10.0)
 MAX_DOCUMENT: Final = 1 << 20
 
@@ -34,9 +36,14 @@ async def fetch_document(node_url: str) -> bytes:
     return await _get(_url(node_url, DOCUMENT_PATH), MAX_DOCUMENT)
 
 
-async def download_blob(node_url: str, blob: bytes, max_size: int) -> bytes:
-    """The bytes of blob ``blob``; :class:`Refused` if absent or above ``max_size``."""
-    return await _get(_url(node_url, BLOB_PATH + blob.hex()), max_size)
+async def download_blob(
+    node_url: str, blob: bytes, max_size: int, domain: str | None = None
+) -> bytes:
+    """The bytes of blob ``blob`` (on the node of ``domain`` when given: fetched through
+    the home node); :class:`Refused` if absent or above ``max_size``."""
+    if domain is None:
+        return await _get(_url(node_url, BLOB_PATH + blob.hex()), max_size)
+    return await _get(_url(node_url, f"{REMOTE_BLOB_PATH}{domain}/{blob.hex()}"), max_size)
 
 
 async def upload_blob(node_url: str, blob: bytes, upload_token: bytes, data: bytes) -> None:

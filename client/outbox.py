@@ -21,7 +21,7 @@ from client.errors import NetworkError, Refused
 from client.store.base import StateStore
 from wire import U32, Bytes16, MaxLen, decode, encode, message
 from wire.e2e import Address, DeliveryToken, DeviceId
-from wire.relay import Introduce, Send, Sent
+from wire.relay import Forward, Introduce, Send, Sent
 
 NS_OUTBOX: Final = "outbox"
 """Store namespace of pending envelopes, keyed by u64 sequence number || eid."""
@@ -44,10 +44,15 @@ class OutboxItem:
     eid: Bytes16
     token: DeliveryToken | None
     ttl: U32
-    body: Annotated[bytes, MaxLen(1 << 20)]
+    body: Annotated[bytes, MaxLen((1 << 20) + 16 * 1024)]
+    domain: Annotated[str, MaxLen(253)]
+    """Empty for the home domain; else the recipient's domain, and ``body`` is the sealed
+    routing layer (``client.routing``) that carries mailbox, token and envelope."""
 
-    def request(self) -> Send | Introduce:
+    def request(self) -> Send | Introduce | Forward:
         """The frame that delivers it (``id`` is set by the connection)."""
+        if self.domain:
+            return Forward(id=0, domain=self.domain, eid=self.eid, ttl=self.ttl, layer=self.body)
         if self.token is None:
             return Introduce(id=0, mailbox=self.mailbox, eid=self.eid, ttl=self.ttl, body=self.body)
         return Send(

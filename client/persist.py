@@ -73,6 +73,7 @@ from client.store.base import (
     NS_ACCOUNT,
     NS_CERTS,
     NS_CONTACTS,
+    NS_DOMAINS,
     NS_IDENTITIES,
     NS_META,
     NS_PREKEYS,
@@ -295,6 +296,15 @@ def load_account_info(store: StateStore) -> AccountInfo | None:
         return None
     with _corrupt_is_store_error():
         return decode(raw, AccountInfo)
+
+
+def save_domain_document(store: StateStore, domain: str, document: bytes) -> None:
+    store.put(NS_DOMAINS, domain.lower().encode(), document)
+
+
+def domain_documents(store: StateStore) -> dict[str, bytes]:
+    """Every remote domain's stored key document (encoded), by domain."""
+    return {key.decode(): raw for key, raw in store.items(NS_DOMAINS)}
 
 
 def save_contact(store: StateStore, address: str, device: int, contact: Contact) -> None:

@@ -17,10 +17,13 @@ the node failed (for example the port is taken).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import secrets
+import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -28,7 +31,7 @@ from typing import Any, Final
 
 import trio
 
-from node import accounts, logs
+from node import accounts, devfed, logs
 from node.config import ENV_PREFIX, Config, load_config, parse_listen, parse_sentinels
 from node.errors import ConfigError
 from node.keys import KEY_FILE
@@ -165,3 +168,73 @@ def _instructions(handle: NodeHandle, config: Config, codes: dict[str, str]) -> 
 def _config_error(exc: ConfigError) -> int:
     print(f"sealrelay: {exc}", file=sys.stderr)
     return EXIT_CONFIG
+
+
+def dev_up(args: argparse.Namespace) -> int:
+    """``sealrelay dev up``: 2 or 3 domains on loopback, pinned to each other's roots, each
+    a ``node serve`` process on the embedded default, until Ctrl-C."""
+    base = Path(args.data)
+    domains = devfed.DEV_DOMAINS[: args.domains]
+    ports = [args.base_port + i for i in range(len(domains))]
+    first_start = not (base / domains[0] / KEY_FILE).exists()
+    setups = devfed.prepare(base, domains, ports)
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        for setup in setups:
+            procs.append(_start_node(setup))
+        codes = {}
+        if first_start:
+            for name, setup in zip(DEV_USERS, setups, strict=False):
+                codes[name] = trio.run(_add_invite, str(setup.data_dir), name, DEV_INVITE_TTL)
+        print(_federation_instructions(base, setups, codes), flush=True)
+        for proc in procs:
+            proc.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=15)
+    return EXIT_OK
+
+
+def _start_node(setup: devfed.DomainSetup) -> subprocess.Popen[str]:
+    argv = [sys.executable, "-m", "sealrelay", "node", "serve", "--domain", setup.domain]
+    argv += ["--listen", f"{devfed.LOOPBACK}:{setup.port}", "--data", str(setup.data_dir)]
+    argv += ["--config", str(setup.config)]
+    log_file = setup.data_dir.with_name(setup.data_dir.name + ".log").open("a")
+    proc = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+        argv, stdout=subprocess.PIPE, stderr=log_file, text=True
+    )
+    assert proc.stdout is not None  # noqa: S101
+    for line in proc.stdout:
+        if '"listening"' in line:
+            break
+    else:
+        raise SystemExit(f"sealrelay: the node for {setup.domain} did not start; see its log")
+    return proc
+
+
+def _federation_instructions(
+    base: Path, setups: list[devfed.DomainSetup], codes: dict[str, str]
+) -> str:
+    lines = ["sealrelay local federation (Ctrl-C stops it):"]
+    lines += [f"  {s.domain} at {s.url}, root {s.root_fingerprint[:23]}..." for s in setups]
+    if codes:
+        alice, bob = setups[0], setups[1]
+        lines += [
+            "Enroll one account on each of the first two domains (codes shown once):",
+            f"  sealrelay client register alice@{alice.domain} --node {alice.url}"
+            f" --code {codes['alice']} --home {base / 'alice'}",
+            f"  sealrelay client register bob@{bob.domain} --node {bob.url}"
+            f" --code {codes['bob']} --home {base / 'bob'}",
+            "Then send across the domains:",
+            f'  sealrelay client send --home {base / "alice"} bob@{bob.domain} "hello from alpha"',
+            f"  sealrelay client receive --home {base / 'bob'} --wait 10",
+        ]
+    else:
+        lines.append("More accounts: sealrelay admin invite NAME --data DIR (the domain's data)")
+    return "\n".join(lines)

@@ -54,6 +54,26 @@ def _add_keys(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     init.add_argument("--namespace", metavar="NS", help="the Secret's namespace")
     _handler(init, "node.keys_cli:init")
 
+    root_init = keys_sub.add_parser("root-init", help="create an agency root key (offline)")
+    root_init.add_argument("--out", required=True, metavar="DIR")
+    _handler(root_init, "node.rootkeys_cli:root_init")
+    certify = keys_sub.add_parser("certify", help="certify the server key with the root")
+    certify.add_argument("--root", required=True, metavar="DIR", help="root-init's directory")
+    certify.add_argument("--data", required=True, metavar="DIR", help="the node's data")
+    certify.add_argument("--domain", required=True)
+    certify.add_argument("--days", type=int, default=365)
+    _handler(certify, "node.rootkeys_cli:certify_keys")
+    rotate = keys_sub.add_parser("rotate", help="rotate the server keys without downtime")
+    rotate.add_argument("--data", required=True, metavar="DIR")
+    rotate.add_argument("--overlap", type=int, default=30 * 86400, metavar="SECONDS")
+    rotate.add_argument("--root", metavar="DIR", help="certify the new key with this root")
+    rotate.add_argument("--domain", help="the domain (with --root)")
+    _handler(rotate, "node.rootkeys_cli:rotate")
+    fingerprint = keys_sub.add_parser("fingerprint", help="print a fingerprint to pin")
+    fingerprint.add_argument("--data", metavar="DIR")
+    fingerprint.add_argument("--root-public", metavar="FILE")
+    _handler(fingerprint, "node.rootkeys_cli:fingerprint")
+
 
 def _add_client(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     client = sub.add_parser("client", help="use an account from the command line")
@@ -114,6 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--domain", default="localhost")
     run.add_argument("--listen", default="127.0.0.1:7480", metavar="HOST:PORT")
     _handler(run, "node.cli:dev_run")
+    up = dev_sub.add_parser("up", help="start a local federation of 2 or 3 domains")
+    up.add_argument("--domains", type=int, default=2, choices=(2, 3))
+    up.add_argument("--data", default=".sealrelay/federation", metavar="DIR")
+    up.add_argument("--base-port", type=int, default=7481)
+    _handler(up, "node.cli:dev_up")
     return parser
 
 

@@ -40,6 +40,9 @@ NS_QUARANTINE: Final = "quarantine"
 """Received envelopes (encoded ``wire.relay.Envelope``) that did not open for a reason that
 may pass (a sender certificate expired or not known yet, a server key not pinned yet),
 keyed by envelope id; kept until the envelope's own expiry."""
+NS_DOMAINS: Final = "domains"
+"""Key documents of other domains (as served through the home node and verified by this
+client: first use, then only a successor signed by a known key), keyed by domain."""
 
 NAMESPACES: Final = (
     NS_SESSIONS,
@@ -52,6 +55,7 @@ NAMESPACES: Final = (
     NS_CERTS,
     NS_CONTACTS,
     NS_QUARANTINE,
+    NS_DOMAINS,
 )
 
 # A namespace is a short lower-case name; it never holds a NUL, so ``ns || 0x00 || key``

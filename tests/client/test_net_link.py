@@ -190,7 +190,9 @@ async def test_link_authenticates_and_reconnects(
 
 
 async def _send_one(link: Link) -> None:
-    item = OutboxItem("bob@example.test", 1, b"\x02" * 16, b"\x03" * 16, b"\x04" * 16, 0, b"x")
+    item = OutboxItem(
+        "bob@example.test", 1, b"\x02" * 16, b"\x03" * 16, b"\x04" * 16, 0, b"x", ""
+    )
     with pytest.raises(NetworkError):
         await link.request(item.request())
 
@@ -241,6 +243,7 @@ async def test_outbox_resent_after_a_lost_answer_without_duplicates(
             b"\x04" * 16,
             0,
             f"envelope {n}".encode(),
+            "",
         )
         for n in range(4)
     ]

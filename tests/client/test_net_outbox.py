@@ -25,6 +25,7 @@ def _item(n: int, token: bytes | None = b"\x05" * 16) -> OutboxItem:
         token=token,
         ttl=0,
         body=f"body {n}".encode() + os.urandom(64),
+        domain="",
     )
 
 

@@ -1,0 +1,58 @@
+"""The routing layer, client side (DESIGN section 6): sealing an envelope for another domain.
+
+A message to ``name@other.domain`` goes through the sender's own node, which must learn
+only the destination domain. The client wraps the sealed envelope, the recipient's
+mailbox, delivery token, envelope id and TTL in a :class:`wire.federation.RoutingLayer`
+and HPKE-seals it (RFC 9180 base mode, ``info = ROUTING_LAYER_INFO``) to the destination
+domain's current KEM key from its key document. The AAD binds the destination domain, the
+suite and the key id, exactly as ``federation.routing.layer_aad`` (the node side, which
+the client may not import) rebuilds it.
+"""
+
+from __future__ import annotations
+
+from client.errors import ServerKeyError
+from suites import get_suite_by_id, labels
+from wire import encode
+from wire.federation import RoutingLayer, RoutingRecipient, SealedRoutingLayer
+from wire.server import ServerKemKey, ServerKeyDocument
+
+
+def layer_aad(destination: str, suite_id: int, key_id: bytes) -> bytes:
+    name = destination.lower().encode()
+    return labels.ROUTING_LAYER_INFO + bytes([suite_id, len(name)]) + name + key_id
+
+
+def current_kem_key(doc: ServerKeyDocument, now_ms: int) -> ServerKemKey:
+    keys = [key for key in doc.body.kem_keys if key.not_after > now_ms]
+    if not keys:
+        raise ServerKeyError(f"{doc.body.server} lists no current routing key")
+    return max(keys, key=lambda key: key.not_after)
+
+
+def seal_for_domain(
+    doc: ServerKeyDocument,
+    now_ms: int,
+    *,
+    mailbox: bytes,
+    token: bytes | None,
+    eid: bytes,
+    ttl: int,
+    body: bytes,
+) -> bytes:
+    """The encoded :class:`SealedRoutingLayer` carrying ``body`` to ``mailbox`` of the
+    domain of ``doc`` (a document the caller verified)."""
+    domain = doc.body.server.lower()
+    key = current_kem_key(doc, now_ms)
+    layer = RoutingLayer(
+        destination=domain,
+        eid=eid,
+        ttl=ttl,
+        recipients=(RoutingRecipient(mailbox=mailbox, token=token),),
+        body=body,
+    )
+    suite = get_suite_by_id(key.suite)
+    sealed = suite.hpke.seal(
+        key.public, labels.ROUTING_LAYER_INFO, layer_aad(domain, key.suite, key.id), encode(layer)
+    )
+    return encode(SealedRoutingLayer(suite=key.suite, key_id=key.id, c=sealed))

@@ -1,0 +1,120 @@
+"""``sealrelay keys`` commands for the agency root and key rotation (DESIGN section 6).
+
+    sealrelay keys root-init --out DIR
+        a new SLH-DSA root key: DIR/root-key.json (secret, 0600; keep it offline) and
+        DIR/root.pub.json (what peer agencies pin); prints the fingerprint
+    sealrelay keys certify --root DIR --data DIR --domain DOMAIN [--days N]
+        certify the domain's current server verify key with the root (valid N days,
+        default 365), written into DIR/server-keys.json; a running node reloads it
+    sealrelay keys rotate --data DIR [--overlap SECONDS] [--root DIR --domain DOMAIN]
+        new current keys; the old ones retire but keep co-signing the key document and
+        verifying what they signed for the overlap (default 30 days, the longest TTL);
+        with --root the new key is certified at once. A running node picks it up
+    sealrelay keys fingerprint (--data DIR | --root-public FILE)
+        the fingerprint to pin: of the current server verify key, or of a root.pub.json
+
+Each prints one JSON object on stdout. Exit status 2 for invalid arguments or files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Final
+
+from node.errors import ConfigError
+from node.keys import KEY_FILE, load, replace_key_file
+from node.rootkeys import DEFAULT_CERT_DAYS, certify, create_root, load_root, load_root_public
+from suites import rootsig
+
+EXIT_OK: Final = 0
+EXIT_CONFIG: Final = 2
+DEFAULT_OVERLAP: Final = 30 * 86400
+
+
+def root_init(args: argparse.Namespace) -> int:
+    return _guard(_root_init, args)
+
+
+def certify_keys(args: argparse.Namespace) -> int:
+    return _guard(_certify, args)
+
+
+def rotate(args: argparse.Namespace) -> int:
+    return _guard(_rotate, args)
+
+
+def fingerprint(args: argparse.Namespace) -> int:
+    return _guard(_fingerprint, args)
+
+
+def _guard(command: object, args: argparse.Namespace) -> int:
+    assert callable(command)  # noqa: S101
+    try:
+        command(args)
+    except ConfigError as exc:
+        print(f"sealrelay: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    return EXIT_OK
+
+
+def _print(data: dict[str, object]) -> None:
+    print(json.dumps(data), flush=True)
+
+
+def _root_init(args: argparse.Namespace) -> None:
+    public, _ = create_root(Path(args.out))
+    _print(
+        {
+            "root_public": str(Path(args.out) / "root.pub.json"),
+            "fingerprint": rootsig.fingerprint(public),
+        }
+    )
+
+
+def _now() -> int:
+    return int(time.time() * 1000)
+
+
+def _certify(args: argparse.Namespace) -> None:
+    if args.days < 1:
+        raise ConfigError("--days must be at least 1")
+    path = Path(args.data) / KEY_FILE
+    keys = certify(load(path), args.domain, load_root(Path(args.root)), _now(), args.days)
+    replace_key_file(args.data, keys)
+    _print(
+        {
+            "certified": keys.sig_key_id.hex(),
+            "domain": args.domain.lower(),
+            "root": rootsig.fingerprint(keys.certifications[-1].root_public),
+            "not_after": keys.certifications[-1].body.not_after,
+        }
+    )
+
+
+def _rotate(args: argparse.Namespace) -> None:
+    if args.overlap < 0:
+        raise ConfigError("--overlap must not be negative")
+    if (args.root is None) != (args.domain is None):
+        raise ConfigError("--root and --domain go together")
+    path = Path(args.data) / KEY_FILE
+    old = load(path)
+    keys = old.rotated(_now(), args.overlap)
+    if args.root is not None:
+        keys = certify(keys, args.domain, load_root(Path(args.root)), _now(), DEFAULT_CERT_DAYS)
+    replace_key_file(args.data, keys)
+    _print({"new_key": keys.sig_key_id.hex(), "retired_key": old.sig_key_id.hex()})
+
+
+def _fingerprint(args: argparse.Namespace) -> None:
+    if args.root_public is not None:
+        public = load_root_public(Path(args.root_public))
+        _print({"fingerprint": rootsig.fingerprint(public), "kind": "root"})
+        return
+    if args.data is None:
+        raise ConfigError("give --data DIR or --root-public FILE")
+    keys = load(Path(args.data) / KEY_FILE)
+    _print({"fingerprint": rootsig.fingerprint(keys.sig_public), "kind": "server-key"})
