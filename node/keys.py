@@ -232,7 +232,6 @@ def load(path: Path, suite: Suite | None = None) -> ServerKeys:
     return keys
 
 
-
 def key_file_bytes(keys: ServerKeys) -> bytes:
     """The content of ``server-keys.json`` for ``keys`` (private key bytes: a secret).
 
