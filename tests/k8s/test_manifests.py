@@ -313,6 +313,7 @@ def test_service_and_ingress_route_only_public_paths(target: str) -> None:
     assert set(paths) == {
         "/v1/client",
         "/v1/blobs",
+        "/v1/remote-blobs",  # a peer domain's blob, fetched by the home node
         "/.well-known/sealrelay/server",
         "/federation/",
     }
