@@ -94,6 +94,8 @@ RENEW_RETRY_SECONDS: Final = 60.0
 PURGE_IDS_EVERY_MS: Final = 3_600_000
 """How often the purge loop forgets expired seen ids and quarantined envelopes."""
 CONNECT_TIMEOUT: Final = 30.0
+DOMAIN_RETRY_MS: Final = 30_000
+"""Least time between two requests for the key document of one domain."""
 NEVER_OPENS: Final = (DecryptionFailed, BadContent, SuiteMismatch)
 """Errors of an envelope that cannot open later either: it is dropped, not quarantined."""
 
@@ -146,6 +148,7 @@ class Client:
         self.changed = trio.Event()
         """Set (and replaced) whenever a message was saved or updated."""
         self._missing_domains: set[str] = set()
+        self._domain_asked: dict[str, int] = {}
         self._domains_wanted = trio.Event()
         self.quarantine_count = 0
         """Envelopes that did not open for a reason that may pass since this client was
@@ -482,8 +485,8 @@ class Client:
             persist.release(self.store, env.eid)
             return None
         except ClientError as exc:
-            self._want_domain(env.origin)
             if not retry:
+                self._want_domain(env.origin)
                 self.quarantine_count += 1
                 kept = persist.quarantine(self.store, env)
                 log.warning(
@@ -506,10 +509,17 @@ class Client:
         return msg
 
     def _want_domain(self, domain: str) -> None:
+        """Ask the domains loop for ``domain``'s keys (at most once per
+        ``DOMAIN_RETRY_MS`` per domain, so a peer that has none is not asked in a loop)."""
         domain = domain.lower()
-        if domain != self.domain.lower() and self.keyring.document(domain) is None:
-            self._missing_domains.add(domain)
-            self._domains_wanted.set()
+        now = now_ms(self.clock)
+        if domain == self.domain.lower() or self.keyring.document(domain) is not None:
+            return
+        if now - self._domain_asked.get(domain, -DOMAIN_RETRY_MS) < DOMAIN_RETRY_MS:
+            return
+        self._domain_asked[domain] = now
+        self._missing_domains.add(domain)
+        self._domains_wanted.set()
 
     def retry_quarantined(self) -> list[StoredMessage]:
         """Try the quarantined envelopes again; the messages that opened now."""

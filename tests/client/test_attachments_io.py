@@ -74,7 +74,9 @@ async def test_a_file_that_cannot_be_written_is_marked_unsaveable(
 ) -> None:
     msg, ciphertext = _message("notes.txt")
 
-    async def download(node_url: str, blob: bytes, max_size: int) -> bytes:
+    async def download(
+        node_url: str, blob: bytes, max_size: int, domain: str | None = None
+    ) -> bytes:
         return ciphertext
 
     monkeypatch.setattr(nodehttp, "download_blob", download)

@@ -4,6 +4,7 @@ garbage dropped, nothing doubled across a restart. The node is the scripted fake
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -84,7 +85,8 @@ class Setup:
         content = Content(text, 1, b"\x03" * 16, b"\x04" * 16, None, ())
         body = device.encrypt(self.bob.address, 1, pack(content))
         expires = int(self.domain.clock.now * 1000) + DAY_MS
-        return Envelope(os.urandom(16), 1, expires, DOMAIN, None, body)
+        origin = device.address.rpartition("@")[2]
+        return Envelope(os.urandom(16), 1, expires, origin, None, body)
 
     def client(self) -> Client:
         return Client.load(
@@ -234,6 +236,28 @@ async def test_an_envelope_that_may_open_later_is_quarantined_and_acked(setup: S
     assert [m.text for m in opened] == ["from another domain"]
     assert _texts(setup.store) == ["from another domain"]
     assert _quarantined(setup) == []
+
+
+async def test_a_sender_of_another_domain_than_the_origin_is_refused(setup: Setup) -> None:
+    """A node may only carry its own users: an envelope whose sealed sender is of another
+    domain than the node that delivered it is dropped, even though it decrypts."""
+    other = Domain.create("xwing", "other.org", clock=setup.domain.clock)
+    keyring = PinnedKeyring()
+    keyring.pin(setup.doc)
+    keyring.pin(_document(other))
+    carol = other.device("carol", keyring)  # type: ignore[arg-type]
+    carol.start_session(setup.bob.pool.bundle(setup.bob.address, 1))
+    honest = setup.envelope(carol, "via other.org")
+    persist.save_domain_document(setup.store, "other.org", encode(_document(other)))
+    carried = dataclasses.replace(honest, eid=os.urandom(16), origin="third.example")
+    setup.node.backlog = [carried]
+    await setup.run_until_drained()
+    assert _texts(setup.store) == []
+    # control: the same kind of envelope from its own domain opens
+    fresh = setup.envelope(carol, "via other.org")
+    setup.node.backlog = [fresh]
+    await setup.run_until_drained()
+    assert _texts(setup.store) == ["via other.org"]
 
 
 async def test_quarantined_envelopes_are_purged_when_they_expire(setup: Setup) -> None:
