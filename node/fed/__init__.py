@@ -14,6 +14,7 @@ for peers (``node.app``, signed requests; ``node.fed.inbound``)
     POST /federation/v1/prekeys           bundles of one of our addresses
     GET  /federation/v1/blobs/{id}        a blob of ours
     GET  /federation/v1/notary/{domain}   our view of another domain's key document
+    POST /federation/v1/hello             "we are up": ends the caller's backoff towards us
 
 The requesting user and their IP never reach the peer: only this domain's server signs.
 """
@@ -49,6 +50,9 @@ log = logging.getLogger("sealrelay.node.federation")
 PREKEYS_PATH: Final = "/federation/v1/prekeys"
 BLOBS_PATH: Final = "/federation/v1/blobs/"
 NOTARY_PATH: Final = "/federation/v1/notary/"
+HELLO_PATH: Final = "/federation/v1/hello"
+HELLO_TRIES: Final = 3
+HELLO_PAUSE: Final = 2.0
 TRUST_DIR: Final = "peers-tofu"
 LAYER_OVERHEAD: Final = 8 * 1024  # routing layer fields and HPKE encapsulation, above the body
 
@@ -112,6 +116,9 @@ class Federation:
         try:
             async with trio.open_nursery() as nursery:
                 await nursery.start(self.outbound.run)
+                for domain, policy in self.policies.items():
+                    if policy.allow:
+                        nursery.start_soon(self._hello, domain)
                 task_status.started()
         finally:
             with trio.CancelScope(shield=True):
@@ -123,6 +130,21 @@ class Federation:
             "REFUSED a key document of a peer domain",
             extra={"domain": domain, "code": code, "reason": message},
         )
+
+    async def _hello(self, domain: str) -> None:
+        """Tell ``domain`` we are up (a signed ``POST /federation/v1/hello``): a peer that
+        has envelopes queued for us stops backing off and sends them now. Best effort, a
+        few tries."""
+        policy = self.policies[domain]
+        for attempt in range(HELLO_TRIES):
+            try:
+                response = await self.peers.request("POST", domain, policy.urls(), HELLO_PATH)
+            except FederationError:
+                await trio.sleep(HELLO_PAUSE * (attempt + 1))
+                continue
+            if response.status_code == 200:
+                self.outbound.heard_from(domain)
+            return
 
     # --- for this domain's clients --------------------------------------------------------
 

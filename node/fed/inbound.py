@@ -126,6 +126,8 @@ class Inbound:
             return await self.prekeys(body)
         if method == "GET" and path.startswith("/federation/v1/blobs/"):
             return await self.blob(path.rsplit("/", 1)[1])
+        if method == "POST" and path == "/federation/v1/hello":
+            return 200, JSON, b'{"ok": true}'  # authenticate() already noted the caller
         if method == "GET" and path.startswith("/federation/v1/notary/"):
             return await self.notary(path.rsplit("/", 1)[1])
         return problem(404, "http.not_found", "no such federation resource")
