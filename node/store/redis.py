@@ -14,7 +14,8 @@ network. Reads that need several keys are one script too.
 Round trips per operation (one round trip = one batch written, one batch of replies read;
 "replicated" adds ``WAIT`` to the same pipelined batch, so the counts do not change):
 
-    enqueue          1  (EVALSHA: dedup check, INCR seq, ZADD, HSET, ZADD expiry index)
+    enqueue          1  (EVALSHA: dedup check, INCR seq, ZADD, HSET, ZADD expiry index,
+                        PUBLISH a push notice for other replicas, ``node.cluster``)
     pending          1  (EVALSHA: ZRANGE by seq, per envelope ZSCORE expiry + HGET body)
     ack              1  (EVALSHA for the whole list; 0 for an empty list)
     take_bundle      1  (EVALSHA: HMGET standing keys, ZPOPMIN, ZPOPMIN)
@@ -55,8 +56,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 from collections.abc import Awaitable, Callable, Sequence
-from contextlib import AsyncExitStack
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from typing import Any, Final, TypeVar
 
 import anyio
@@ -74,7 +76,7 @@ from coredis.exceptions import (
     ResponseError,
     SentinelError,
 )
-from coredis.retry import NoRetryPolicy
+from coredis.retry import ExponentialBackoffRetryPolicy, NoRetryPolicy
 
 from node.store import redis_scripts as lua
 from node.store.base import (
@@ -94,6 +96,9 @@ DEFAULT_WAIT_TIMEOUT_MS: Final = 1000
 CONNECT_TIMEOUT: Final = 1.0
 STREAM_TIMEOUT: Final = 10.0
 SWEEP_CHUNK: Final = 1000
+REPLICA_ID_BYTES: Final = 8
+PUSH_ENVELOPE: Final = b"E"  # a push notice: b"E" + replica id + len + mailbox + seq (ASCII)
+PUSH_CLAIM: Final = b"C"  # a mailbox claim: b"C" + replica id + len + mailbox
 _FIRST_BACKOFF: Final = 0.05
 _MAX_BACKOFF: Final = 0.5
 # Replies that mean "the primary is changing": retried like a dropped connection.
@@ -131,9 +136,11 @@ class RedisStore:
         self._stack = stack
         self._prefix = prefix.encode()
         self.durability = durability
-        self._retry_for = retry_for
+        self.retry_for = retry_for
         self._wait_timeout_ms = wait_timeout_ms
         self._shas = {name: hashlib.sha1(s.encode()).hexdigest() for name, s in lua.ALL.items()}  # noqa: S324 - Redis names scripts by SHA-1
+        self.replica_id = secrets.token_bytes(REPLICA_ID_BYTES)
+        self.push_channel = self._key("push")
         self._closed = False
         self._host_failed: BaseException | None = None
         self._stop = trio.Event()
@@ -243,7 +250,7 @@ class RedisStore:
             raise StoreError(f"the Redis client stopped: {self._host_failed!r}")
         if self._closed:
             raise StoreClosed("the store is closed")
-        deadline = trio.current_time() + self._retry_for
+        deadline = trio.current_time() + self.retry_for
         backoff = _FIRST_BACKOFF
         while True:
             try:
@@ -260,7 +267,7 @@ class RedisStore:
                 raise StoreClosed("the store is closed")
             if trio.current_time() + backoff > deadline:
                 raise StoreError(
-                    f"redis unavailable for {what} after {self._retry_for:g} s:"
+                    f"redis unavailable for {what} after {self.retry_for:g} s:"
                     f" {type(failure).__name__}: {failure}"
                 ) from None
             await trio.sleep(backoff)
@@ -305,6 +312,30 @@ class RedisStore:
 
     def _key(self, *parts: bytes | str) -> bytes:
         return self._prefix + b"".join(p.encode() if isinstance(p, str) else p for p in parts)
+
+    # --- cross-replica push (node.cluster) ---------------------------------------------------
+    def subscribe_push(self) -> AbstractAsyncContextManager[Any]:
+        """A coredis ``PubSub`` on :attr:`push_channel`; enter it in the task that reads it.
+
+        It yields messages (dicts) with ``type`` and ``data``: a "subscribe" message when
+        the subscription is in place, again after coredis re-established it (messages
+        published meanwhile are lost), and "message" for each notice. Reconnection is
+        retried without end (backoff up to 2 s)."""
+        retry = ExponentialBackoffRetryPolicy(
+            (RedisConnectionError, SentinelError, TimeoutError),
+            retries=None,
+            base_delay=0.1,
+            max_delay=2,
+            jitter=True,
+        )
+        pubsub: AbstractAsyncContextManager[Any] = self._client.pubsub(
+            channels=[self.push_channel], retry_policy=retry
+        )
+        return pubsub
+
+    async def publish_push(self, notice: bytes) -> None:
+        """Publish ``notice`` on :attr:`push_channel` (a claim; enqueue publishes its own)."""
+        await self._call("publish", lambda: self._client.publish(self.push_channel, notice))
 
     # --- enrollment and accounts -------------------------------------------------------
     async def add_invite(self, code_hash: bytes, name: str, expires: int) -> None:
@@ -425,7 +456,9 @@ class RedisStore:
         packed = msgpack.packb(
             [envelope.ts, envelope.expires, envelope.origin, envelope.sender, envelope.body]
         )
+        notice = push_notice(self.replica_id, envelope.mailbox)
         args = [envelope.eid, member + envelope.eid, envelope.expires, packed]
+        args += [self.push_channel, notice]
         stored, seq = await self._run("enqueue", keys, args, write=True)
         return bool(stored), int(seq)
 
@@ -577,6 +610,29 @@ class RedisStore:
         values = [int(v) for v in await self._run("stats", keys, [], write=False)]
         names = ("envelopes", "tombstones", "blobs", "blob_bytes", "accounts", "devices")
         return {**dict(zip(names, values[:6], strict=True)), "invites": values[6]}
+
+
+def push_notice(replica_id: bytes, mailbox: bytes, kind: bytes = PUSH_ENVELOPE) -> bytes:
+    """The start of a message on :attr:`RedisStore.push_channel` (see ``node.cluster``)."""
+    return kind + replica_id + bytes([len(mailbox)]) + mailbox
+
+
+def parse_push(message: bytes) -> tuple[bytes, bytes, bytes, int]:
+    """``(kind, replica id, mailbox, seq)`` of a push-channel message (seq 0 for a claim);
+    ``ValueError`` if it is malformed."""
+    kind, rest = message[:1], message[1:]
+    if kind not in (PUSH_ENVELOPE, PUSH_CLAIM) or len(rest) < REPLICA_ID_BYTES + 1:
+        raise ValueError("not a push notice")
+    replica, size = rest[:REPLICA_ID_BYTES], rest[REPLICA_ID_BYTES]
+    mailbox = rest[REPLICA_ID_BYTES + 1 : REPLICA_ID_BYTES + 1 + size]
+    tail = rest[REPLICA_ID_BYTES + 1 + size :]
+    if len(mailbox) != size or (kind == PUSH_CLAIM and tail):
+        raise ValueError("not a push notice")
+    if kind == PUSH_CLAIM:
+        return kind, replica, mailbox, 0
+    if not tail.isdigit():
+        raise ValueError("not a push notice")
+    return kind, replica, mailbox, int(tail)
 
 
 def _client_options() -> dict[str, Any]:

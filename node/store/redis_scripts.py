@@ -36,6 +36,8 @@ Key layout (``P`` is the store's prefix, e.g. ``sealrelay:``; ``MB`` a mailbox i
     P txn / P txn:exp        hash O -> remembered result / zset O by expiry, where O is
                              the two-byte length of the origin + origin + txn id
     P nonce                  zset O (origin + nonce) by expiry
+    P push                   pub/sub channel: ENQUEUE publishes each stored envelope's
+                             (publisher, mailbox, seq) there, for ``node.cluster``
 
 Expiry is the caller's clock (the ``now`` arguments of the Store Protocol), never a Redis
 TTL: :meth:`Store.sweep` must count what it deletes, and the node's clock is the one
@@ -101,6 +103,7 @@ local seq = redis.call('INCR', KEYS[1])
 redis.call('ZADD', KEYS[2], seq, ARGV[1])
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[4])
 redis.call('ZADD', KEYS[4], ARGV[3], ARGV[2])
+redis.call('PUBLISH', ARGV[5], ARGV[6] .. seq)
 return {1, seq}
 """
 

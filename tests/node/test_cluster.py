@@ -1,0 +1,183 @@
+"""Cross-replica push (``node.cluster``) between "replicas" that each have their own
+RedisStore (own connections, own replica id), Hub and ClusterPush, on a real redis-server.
+
+The receivers stand in for sessions: they record what the hub hands them."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import trio
+
+from node.cluster import ClusterPush
+from node.hub import Hub
+from node.store import RedisStore, StoredEnvelope, StoreError
+from tests.node.store.test_contract import (
+    MAILBOX,
+    NOW,
+    OTHER_MAILBOX,
+    eid,
+    envelope,
+    fresh_prefix,
+    redis_server,
+)
+from tests.redisproc import RedisServer
+
+__all__ = ["redis_server"]
+
+COREDIS_FAILED_CONNECT = pytest.mark.filterwarnings(
+    "ignore:Unclosed <MemoryObject(Send|Receive)Stream:ResourceWarning"
+)
+
+
+@dataclass
+class Recorder:
+    offered: list[StoredEnvelope] = field(default_factory=list)
+    superseded: int = 0
+
+    def offer(self, envelope: StoredEnvelope) -> None:
+        self.offered.append(envelope)
+
+    def supersede(self) -> None:
+        self.superseded += 1
+
+
+@dataclass
+class Replica:
+    store: RedisStore
+    hub: Hub
+    push: ClusterPush
+
+
+@asynccontextmanager
+async def replicas(url: str, n: int, prefix: str) -> AsyncIterator[list[Replica]]:
+    out: list[Replica] = []
+    async with trio.open_nursery() as nursery:
+        for _ in range(n):
+            store = await RedisStore.open(url, prefix=prefix, retry_for=1.0)
+            hub = Hub()
+            push = ClusterPush(hub, store, now_ms=lambda: NOW)
+            await nursery.start(push.run)
+            out.append(Replica(store, hub, push))
+        yield out
+        nursery.cancel_scope.cancel()
+    for r in out:
+        await r.store.aclose()
+
+
+async def eventually(check: Callable[[], bool], within: float = 5.0) -> None:
+    """Poll ``check`` (state other tasks change) until true; TooSlowError after ``within``."""
+    with trio.fail_after(within):
+        while True:
+            if check():
+                return
+            await trio.sleep(0.01)
+
+
+async def test_an_envelope_stored_on_one_replica_reaches_the_connection_on_another(
+    redis_server: RedisServer,
+) -> None:
+    async with replicas(redis_server.url, 2, fresh_prefix()) as (x, y):
+        on_y = Recorder()
+        y.hub.attach(MAILBOX, on_y)
+        stored, seq = await x.store.enqueue(envelope(eid(1), body=b"for y"))
+        assert stored
+        await eventually(lambda: len(on_y.offered) == 1)
+        (got,) = on_y.offered
+        assert (got.eid, got.seq, got.body) == (eid(1), seq, b"for y")
+        assert y.push.delivered == 1
+        # a duplicate send stores nothing and announces nothing
+        assert (await x.store.enqueue(envelope(eid(1)))) == (False, seq)
+        await x.store.enqueue(envelope(eid(2), body=b"second"))
+        await eventually(lambda: len(on_y.offered) == 2)
+        assert [e.eid for e in on_y.offered] == [eid(1), eid(2)]
+
+
+async def test_a_replica_ignores_its_own_notices_and_unattached_mailboxes(
+    redis_server: RedisServer,
+) -> None:
+    async with replicas(redis_server.url, 3, fresh_prefix()) as (x, y, z):
+        on_x, on_y = Recorder(), Recorder()
+        x.hub.attach(MAILBOX, on_x)
+        y.hub.attach(OTHER_MAILBOX, on_y)
+        await x.store.enqueue(envelope(eid(1)))  # x's own: its relay delivers it locally
+        await z.store.enqueue(envelope(eid(2), mailbox=b"\x07" * 16))  # nobody's
+        # Notices arrive in publish order: once this one is delivered, the two above were
+        # seen by every replica.
+        await z.store.enqueue(envelope(eid(3), mailbox=OTHER_MAILBOX))
+        await z.store.enqueue(envelope(eid(4), mailbox=MAILBOX))
+        await eventually(lambda: len(on_y.offered) == 1 and len(on_x.offered) == 1)
+        assert [e.eid for e in on_x.offered] == [eid(4)]
+        assert [e.eid for e in on_y.offered] == [eid(3)]
+        assert x.push.delivered + y.push.delivered + z.push.delivered == 2
+
+
+async def test_an_acked_envelope_is_not_pushed(redis_server: RedisServer) -> None:
+    async with replicas(redis_server.url, 2, fresh_prefix()) as (x, y):
+        on_y = Recorder()
+        y.hub.attach(MAILBOX, on_y)
+        async with trio.open_nursery():
+            # y's fetch happens after this ack or before it; either way no envelope that
+            # is not in the store is invented, and the later one arrives.
+            await x.store.enqueue(envelope(eid(1)))
+            await x.store.ack(MAILBOX, [eid(1)])
+        await x.store.enqueue(envelope(eid(2)))
+        await eventually(lambda: any(e.eid == eid(2) for e in on_y.offered))
+        assert set(e.eid for e in on_y.offered) <= {eid(1), eid(2)}
+        assert await y.store.pending(MAILBOX, 0, 10, NOW) == [on_y.offered[-1]]
+
+
+async def test_attaching_on_another_replica_supersedes_the_older_connection(
+    redis_server: RedisServer,
+) -> None:
+    async with replicas(redis_server.url, 2, fresh_prefix()) as (x, y):
+        old, new = Recorder(), Recorder()
+        x.hub.attach(MAILBOX, old)
+        await trio.sleep(0.2)  # x's own claim went by (x ignores it)
+        assert old.superseded == 0
+        y.hub.attach(MAILBOX, new)
+        await eventually(lambda: old.superseded == 1)
+        await trio.sleep(0.2)
+        assert new.superseded == 0
+
+
+@COREDIS_FAILED_CONNECT
+async def test_a_lost_subscription_supersedes_local_connections_and_pushes_resume(
+    tmp_path: Path,
+) -> None:
+    server = RedisServer(tmp_path / "redis").start()
+    try:
+        prefix = fresh_prefix()
+        async with replicas(server.url, 2, prefix) as (x, y):
+            on_y = Recorder()
+            y.hub.attach(MAILBOX, on_y)
+            server.kill()  # notices published now would be lost: nobody is subscribed
+            server.start()  # same port, empty
+            await eventually(lambda: on_y.superseded == 1, within=15)
+            assert y.push.resubscribed >= 1
+            stored, _ = await x.store.enqueue(envelope(eid(1)))
+            assert stored
+            await eventually(lambda: len(on_y.offered) == 1)
+    finally:
+        server.kill()
+    gc.collect()
+
+
+@COREDIS_FAILED_CONNECT
+async def test_run_refuses_to_start_without_a_subscription(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path / "redis").start()
+    store = await RedisStore.open(server.url, prefix=fresh_prefix(), retry_for=1.0)
+    server.kill()
+    try:
+        start = trio.current_time()
+        with trio.fail_after(10), pytest.raises(StoreError, match="cluster push"):
+            await ClusterPush(Hub(), store).run()
+        assert trio.current_time() - start < 5
+    finally:
+        await store.aclose()
+    gc.collect()
