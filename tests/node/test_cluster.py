@@ -1,7 +1,8 @@
 """Cross-replica push (``node.cluster``) between "replicas" that each have their own
 RedisStore (own connections, own replica id), Hub and ClusterPush, on a real redis-server.
 
-The receivers stand in for sessions: they record what the hub hands them."""
+The first tests attach recording receivers to the hubs; the last one runs the node's
+Relay and Session objects (no sockets) on two replicas."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ import trio
 
 from node.cluster import ClusterPush
 from node.hub import Hub
+from node.relay import Relay
 from node.store import RedisStore, StoredEnvelope, StoreError
+from tests.node.harness import Device, call, enroll, login, make_config, server_keys, token_for
 from tests.node.store.test_contract import (
     MAILBOX,
     NOW,
@@ -26,7 +29,9 @@ from tests.node.store.test_contract import (
     fresh_prefix,
     redis_server,
 )
+from tests.node.test_session import delivered_eids, pushes, send
 from tests.redisproc import RedisServer
+from wire.relay import Drained, Ok, Sent, SetDeliveryToken
 
 __all__ = ["redis_server"]
 
@@ -181,3 +186,45 @@ async def test_run_refuses_to_start_without_a_subscription(tmp_path: Path) -> No
     finally:
         await store.aclose()
     gc.collect()
+
+
+# --- through the node's own Relay and Session objects -----------------------------------
+
+
+async def test_a_send_on_one_relay_is_pushed_by_a_session_on_another(
+    redis_server: RedisServer,
+) -> None:
+    prefix = fresh_prefix()
+    async with trio.open_nursery() as nursery:
+        relays: list[Relay] = []
+        for _ in range(2):
+            store = await RedisStore.open(redis_server.url, prefix=prefix)
+            relay = Relay(
+                config=make_config(store="redis", redis_url=redis_server.url),
+                store=store,
+                keys=server_keys("xwing"),
+            )
+            await nursery.start(ClusterPush(relay.hub, store).run)
+            relays.append(relay)
+        x, y = relays
+        alice, bob = Device.create("alice"), Device.create("bob")
+        a_session = await enroll(x, alice)  # alice connected to replica x
+        b_session = await enroll(y, bob)  # bob connected to replica y
+        token, verifier = token_for(bob)
+        assert await call(b_session, SetDeliveryToken(7, verifier)) == [Ok(7)]
+        assert [f for f in await pushes(b_session) if not isinstance(f, Drained)] == []
+        for n in (1, 2, 3):
+            assert await send(a_session, bob, n, token) == Sent(n, eid(n), False)
+        frames: list[object] = []
+        with trio.fail_after(5):
+            while len(delivered_eids(frames)) < 3:
+                frames += await pushes(b_session)
+                await trio.sleep(0.01)
+        assert sorted(delivered_eids(frames)) == [eid(1), eid(2), eid(3)]
+        # alice reconnecting on y supersedes her connection on x
+        a_again, _ = await login(y, alice)
+        await eventually(lambda: a_session.close_code is not None)
+        assert a_again.close_code is None
+        nursery.cancel_scope.cancel()
+    for relay in relays:
+        await relay.store.aclose()

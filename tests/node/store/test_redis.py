@@ -72,6 +72,9 @@ async def test_replicated_durability_waits_for_a_replica_and_fails_without_one(
             assert stored
             # WAIT returned only once the replica had it: it is there now, without polling.
             assert command(replica.port, "ZCARD", prefix + "env:exp") == 1
+            assert command(primary.port, "SCRIPT", "FLUSH") == "OK"  # NOSCRIPT in a pipeline
+            assert (await store.enqueue(envelope(eid(9))))[0]
+            assert command(replica.port, "ZCARD", prefix + "env:exp") == 2
             replica.kill()
             with trio.fail_after(5):
                 with pytest.raises(StoreError, match="no replica confirmed"):
@@ -80,7 +83,7 @@ async def test_replicated_durability_waits_for_a_replica_and_fails_without_one(
                     await store.set_token_verifier("alice@a.example", b"v" * 32)
             # Reads need no replica; the write above is on the primary (which is what the
             # error says).
-            assert await store.count_pending(MAILBOX, NOW) == 2
+            assert await store.count_pending(MAILBOX, NOW) == 3
             await store.aclose()
             fast = await RedisStore.open(primary.url, prefix=prefix, durability="primary")
             assert (await fast.enqueue(envelope(eid(3))))[0]
