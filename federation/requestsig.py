@@ -145,7 +145,7 @@ class NonceCache:
             self._seen = {k: t for k, t in self._seen.items() if t > now_ms}
             self._next_purge = now_ms + self._window // 4
         key = (origin, nonce)
-        if key in self._seen:
+        if self._seen.get(key, 0) > now_ms:
             return False
         self._seen[key] = now_ms + 2 * self._window
         return True

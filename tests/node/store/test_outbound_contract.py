@@ -1,0 +1,108 @@
+"""The Store contract for federation: the durable outbound queue, transaction results and
+request nonces (every backend alike)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from node.store import SqliteStore, Store
+from node.store.base import OutboundItem
+from tests.node.store import test_contract
+
+# The contract's fixtures (memory, SQLite and Redis backends) serve these tests too.
+store = test_contract.store
+redis_server = test_contract.redis_server
+
+NOW = 1_700_000_000_000
+HOUR = 3_600_000
+
+
+def item(
+    n: int, domain: str = "b.example", size: int = 10, expires: int = NOW + HOUR
+) -> OutboundItem:
+    return OutboundItem(domain, n.to_bytes(16, "big"), expires, bytes([n % 256]) * size)
+
+
+async def test_queue_is_idempotent_by_domain_and_eid(store: Store) -> None:
+    assert await store.outbound_put(item(1))
+    assert not await store.outbound_put(item(1))
+    assert await store.outbound_put(item(1, domain="c.example"))
+    assert await store.outbound_depths(NOW) == {"b.example": 1, "c.example": 1}
+
+
+async def test_a_batch_keeps_its_txn_until_done(store: Store) -> None:
+    for n in range(5):
+        await store.outbound_put(item(n))
+    txn, batch = await store.outbound_batch("b.example", b"T1" * 8, 3, 1 << 20, NOW)
+    assert txn == b"T1" * 8
+    assert [i.eid for i in batch] == [n.to_bytes(16, "big") for n in range(3)]
+    # asked again (a retry, or after a restart): the same transaction, not a new one
+    again, same = await store.outbound_batch("b.example", b"T2" * 8, 3, 1 << 20, NOW)
+    assert again == txn
+    assert same == batch
+    assert await store.outbound_done("b.example", txn, []) == 3
+    txn3, rest = await store.outbound_batch("b.example", b"T3" * 8, 10, 1 << 20, NOW)
+    assert txn3 == b"T3" * 8
+    assert [i.eid[-1] for i in rest] == [3, 4]
+
+
+async def test_items_to_retry_go_back_to_the_queue(store: Store) -> None:
+    for n in range(3):
+        await store.outbound_put(item(n))
+    txn, batch = await store.outbound_batch("b.example", b"A" * 16, 10, 1 << 20, NOW)
+    assert await store.outbound_done("b.example", txn, [batch[1].eid]) == 2
+    txn2, rest = await store.outbound_batch("b.example", b"B" * 16, 10, 1 << 20, NOW)
+    assert txn2 == b"B" * 16
+    assert [i.eid for i in rest] == [batch[1].eid]
+
+
+async def test_a_batch_respects_the_byte_limit_but_takes_at_least_one(store: Store) -> None:
+    for n in range(4):
+        await store.outbound_put(item(n, size=400))
+    _, batch = await store.outbound_batch("b.example", b"C" * 16, 100, 1000, NOW)
+    assert len(batch) == 2
+    await store.outbound_done("b.example", b"C" * 16, [])
+    await store.outbound_put(item(9, domain="big.example", size=5000))
+    _, big = await store.outbound_batch("big.example", b"D" * 16, 100, 1000, NOW)
+    assert len(big) == 1
+
+
+async def test_expired_items_are_never_sent_and_are_swept(store: Store) -> None:
+    await store.outbound_put(item(1, expires=NOW + 10))
+    await store.outbound_put(item(2, domain="c.example", expires=NOW + 10))
+    await store.outbound_put(item(3))
+    _, batch = await store.outbound_batch("b.example", b"E" * 16, 10, 1 << 20, NOW + 10)
+    assert [i.eid[-1] for i in batch] == [3]
+    assert await store.outbound_depths(NOW + 10) == {"b.example": 1}
+    result = await store.sweep(NOW + 10)
+    assert result.outbound == 1  # c.example's; b.example's went when the batch was taken
+
+
+async def test_transaction_results_and_nonces_are_remembered_until_expiry(store: Store) -> None:
+    assert await store.txn_result("a.example", b"T" * 16) is None
+    await store.record_txn("a.example", b"T" * 16, b"answer", NOW + HOUR)
+    assert await store.txn_result("a.example", b"T" * 16) == b"answer"
+    assert await store.txn_result("c.example", b"T" * 16) is None
+    nonce = os.urandom(16)
+    assert await store.remember_nonce("a.example", nonce, NOW + HOUR)
+    assert not await store.remember_nonce("a.example", nonce, NOW + HOUR)
+    assert await store.remember_nonce("c.example", nonce, NOW + HOUR)
+    await store.sweep(NOW + 2 * HOUR)
+    assert await store.txn_result("a.example", b"T" * 16) is None
+    assert await store.remember_nonce("a.example", nonce, NOW + 3 * HOUR)
+
+
+async def test_the_sqlite_queue_survives_a_reopen(tmp_path: Path) -> None:
+    first = await SqliteStore.open(tmp_path / "node.sqlite3")
+    for n in range(3):
+        await first.outbound_put(item(n))
+    txn, batch = await first.outbound_batch("b.example", b"R" * 16, 2, 1 << 20, NOW)
+    await first.aclose()
+    second = await SqliteStore.open(tmp_path / "node.sqlite3")
+    try:
+        again, same = await second.outbound_batch("b.example", b"S" * 16, 2, 1 << 20, NOW)
+        assert (again, same) == (txn, batch)
+        assert await second.outbound_depths(NOW) == {"b.example": 3}
+    finally:
+        await second.aclose()
