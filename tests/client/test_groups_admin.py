@@ -388,3 +388,52 @@ def test_member_with_an_invalid_key_is_refused(cast: dict[str, Person]) -> None:
         state.apply(alice.sign(state.view, OpAdd(member=broken)))
     assert caught.value.code == "group.bad_change"
     assert state.apply(alice.sign(state.view, OpAdd(member=dave.member))).added == {dave.address}
+
+
+def _random_history(
+    cast: dict[str, Person], data: st.DataObject, steps: int
+) -> tuple[GroupChange, list[GroupChange]]:
+    """A random tree of valid changes: each one signed by a random member on a random state
+    already in the tree (so forks, late and backdated changes all occur)."""
+    create = new_group(cast)
+    views = [GroupState(create).view]
+    changes: list[GroupChange] = []
+    people_ = list(cast.values())
+    for _ in range(steps):
+        parent = data.draw(st.sampled_from([v for v in views if v.members]))
+        inside = [p for p in people_ if p.address in parent.members]
+        outside = [p for p in people_ if p.address not in parent.members]
+        admins = [p for p in inside if parent.is_admin(p.address)]
+        kind = data.draw(st.sampled_from(["add", "remove", "promote", "leave", "rename"]))
+        signer = data.draw(st.sampled_from(inside if kind == "leave" or not admins else admins))
+        target = data.draw(st.sampled_from(outside if kind == "add" and outside else inside))
+        op: object = {
+            "add": OpAdd(member=target.member),
+            "remove": OpRemove(address=target.address),
+            "promote": OpPromote(address=target.address),
+            "leave": OpLeave(address=signer.address),
+            "rename": OpRename(name=f"name {len(changes)}"),
+        }[kind]
+        change = signer.sign(parent, op)
+        try:
+            views.append(verify_change(parent, change))
+        except ChangeRefused:
+            continue
+        changes.append(change)
+    return create, changes
+
+
+@pytest.mark.parametrize("suite_name", SUITE_NAMES)
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_random_histories_converge(suite_name: str, data: st.DataObject) -> None:
+    cast = people(suite_name)
+    create, changes = _random_history(cast, data, steps=14)
+    hashes = set()
+    for _ in range(3):
+        state = GroupState(create)
+        for change in data.draw(st.permutations(changes)):
+            state.apply(change)
+        assert state.pending_count() == 0
+        hashes.add(state.hash)
+    assert hashes == {GroupState.from_changes([create, *changes]).hash}
