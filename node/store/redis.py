@@ -23,6 +23,7 @@ Round trips per operation (one round trip = one batch written, one batch of repl
     register         1      put_blob  1      get_blob / blob_grant  1 (HMGET)
     sweep            1 per 1000 expired items of the largest kind
     stats            1
+    outbound_put / _batch / _done, record_txn, remember_nonce    1 each
 
 :meth:`open` loads every script (one pipelined round trip). After a failover or a restart
 the primary may have an empty script cache: a ``NOSCRIPT`` reply loads them all again
@@ -47,38 +48,21 @@ expiry follows the caller's clock and :meth:`sweep` counts what it deletes. Size
 ``maxmemory`` for the blobs and mailboxes you keep (with ``maxmemory-policy
 noeviction``: a full Redis refuses writes, which surface as :class:`StoreError`).
 
-The coredis client runs under trio (through anyio) and must be used inside its async
-context; :meth:`open` enters it in a trio system task that lives until :meth:`aclose`,
-so the store can be opened and closed by different tasks.
+The connection, the retries, the scripts' loading and ``WAIT`` are the shell in
+``node.store.redis_client``; this module maps the Store calls onto keys and scripts.
+Mailbox ids are at most 255 bytes and prekey ids 0 to 2**64-1 (``ValueError`` beyond).
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
-from collections.abc import Awaitable, Callable, Sequence
-from contextlib import AbstractAsyncContextManager, AsyncExitStack
-from typing import Any, Final, TypeVar
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Final
 
-import anyio
-import coredis
 import msgpack
-import trio
-from coredis.connection import TCPLocation
-from coredis.exceptions import (
-    ConnectionError as RedisConnectionError,
-)
-from coredis.exceptions import (
-    NoScriptError,
-    ReadOnlyError,
-    RedisError,
-    ResponseError,
-    SentinelError,
-)
-from coredis.retry import ExponentialBackoffRetryPolicy, NoRetryPolicy
 
-from node.store import redis_scripts as lua
 from node.store.base import (
     BundleParts,
     DeviceRecord,
@@ -87,66 +71,24 @@ from node.store.base import (
     StoredEnvelope,
     SweepResult,
 )
-from node.store.errors import StoreClosed, StoreError
+from node.store.redis_client import DEFAULT_RETRY_FOR, DEFAULT_WAIT_TIMEOUT_MS, RedisClient
 
-DURABILITIES: Final = ("primary", "replicated")
 DEFAULT_PREFIX: Final = "sealrelay:"
-DEFAULT_RETRY_FOR: Final = 5.0  # seconds of retrying while Sentinel promotes a replica
-DEFAULT_WAIT_TIMEOUT_MS: Final = 1000
-CONNECT_TIMEOUT: Final = 1.0
-STREAM_TIMEOUT: Final = 10.0
 SWEEP_CHUNK: Final = 1000
 REPLICA_ID_BYTES: Final = 8
 PUSH_ENVELOPE: Final = b"E"  # a push notice: b"E" + replica id + len + mailbox + seq (ASCII)
 PUSH_CLAIM: Final = b"C"  # a mailbox claim: b"C" + replica id + len + mailbox
-_FIRST_BACKOFF: Final = 0.05
-_MAX_BACKOFF: Final = 0.5
-# Replies that mean "the primary is changing": retried like a dropped connection.
-_TRANSIENT_REPLIES: Final = ("MASTERDOWN", "LOADING", "READONLY", "NOREPLICAS", "TRYAGAIN")
-_TRANSIENT: Final = (
-    RedisConnectionError,
-    ReadOnlyError,
-    SentinelError,
-    TimeoutError,
-    OSError,
-    anyio.BrokenResourceError,
-    anyio.ClosedResourceError,
-    anyio.EndOfStream,
-)
-
-_T = TypeVar("_T")
 
 
 class RedisStore:
     """Open with :meth:`open` or :meth:`open_sentinel`; close with :meth:`aclose`."""
 
-    def __init__(
-        self,
-        client: Any,
-        stack: AsyncExitStack,
-        *,
-        prefix: str,
-        durability: str,
-        retry_for: float,
-        wait_timeout_ms: int,
-    ) -> None:
-        if durability not in DURABILITIES:
-            raise ValueError(f"durability must be one of {', '.join(DURABILITIES)}")
-        self._client = client
-        self._stack = stack
+    def __init__(self, redis: RedisClient, prefix: str = DEFAULT_PREFIX) -> None:
+        self._redis = redis
         self._prefix = prefix.encode()
-        self.durability = durability
-        self.retry_for = retry_for
-        self._wait_timeout_ms = wait_timeout_ms
-        self._shas = {name: hashlib.sha1(s.encode()).hexdigest() for name, s in lua.ALL.items()}  # noqa: S324 - Redis names scripts by SHA-1
         self.replica_id = secrets.token_bytes(REPLICA_ID_BYTES)
         self.push_channel = self._key("push")
-        self._closed = False
-        self._host_failed: BaseException | None = None
-        self._stop = trio.Event()
-        self._stopped = trio.Event()
 
-    # --- opening and closing ---------------------------------------------------------------
     @classmethod
     async def open(
         cls,
@@ -159,18 +101,10 @@ class RedisStore:
     ) -> RedisStore:
         """Connect to the Redis at ``url`` (``redis://host:port/db``, ``rediss://`` for
         TLS); :class:`StoreError` if it does not answer within ``retry_for`` seconds."""
-        client = coredis.Redis.from_url(url, **_client_options())
-        stack = AsyncExitStack()
-        store = cls(
-            client,
-            stack,
-            prefix=prefix,
-            durability=durability,
-            retry_for=retry_for,
-            wait_timeout_ms=wait_timeout_ms,
+        redis = await RedisClient.open(
+            url, durability=durability, retry_for=retry_for, wait_timeout_ms=wait_timeout_ms
         )
-        await store._start([client])
-        return store
+        return cls(redis, prefix)
 
     @classmethod
     async def open_sentinel(
@@ -185,157 +119,41 @@ class RedisStore:
     ) -> RedisStore:
         """Connect to the primary that the Sentinels ``sentinels`` name for ``master``, and
         follow it through failovers."""
-        if not sentinels:
-            raise ValueError("at least one sentinel is needed")
-        sentinel = coredis.Sentinel(
-            [TCPLocation(host, port) for host, port in sentinels],
-            sentinel_kwargs={
-                "connect_timeout": CONNECT_TIMEOUT,
-                "stream_timeout": CONNECT_TIMEOUT,
-            },
-            retry_policy=NoRetryPolicy(),
-            decode_responses=False,
-            connect_timeout=CONNECT_TIMEOUT,
-            stream_timeout=STREAM_TIMEOUT,
-        )
-        client = sentinel.primary_for(master)
-        store = cls(
-            client,
-            AsyncExitStack(),
-            prefix=prefix,
+        redis = await RedisClient.open_sentinel(
+            sentinels,
+            master,
             durability=durability,
             retry_for=retry_for,
             wait_timeout_ms=wait_timeout_ms,
         )
-        await store._start([sentinel, client])
-        return store
-
-    async def _start(self, contexts: list[Any]) -> None:
-        ready = trio.Event()
-        trio.lowlevel.spawn_system_task(self._host, contexts, ready, name="redis-store-host")
-        await ready.wait()
-        if self._host_failed is not None:
-            raise StoreError(f"cannot start the Redis client: {self._host_failed}")
-        try:
-            await self._call("opening", self._load_scripts)
-        except StoreError:
-            await self.aclose()
-            raise
-
-    async def _host(self, contexts: list[Any], ready: trio.Event) -> None:
-        """Holds the coredis contexts (their connection tasks live in it) until closed."""
-        try:
-            async with self._stack:
-                for context in contexts:
-                    await self._stack.enter_async_context(context)
-                ready.set()
-                await self._stop.wait()
-        except BaseException as exc:  # a system task must not raise
-            self._host_failed = exc
-        finally:
-            self._closed = self._host_failed is not None or self._closed
-            ready.set()
-            self._stopped.set()
+        return cls(redis, prefix)
 
     async def aclose(self) -> None:
         """Close the connections; later calls raise :class:`StoreClosed`."""
-        self._closed = True
-        self._stop.set()
-        await self._stopped.wait()
+        await self._redis.aclose()
 
-    # --- the one way to the server ------------------------------------------------------------
-    async def _call(self, what: str, attempt: Callable[[], Awaitable[_T]]) -> _T:
-        """Run ``attempt`` with the retry policy of the module docstring."""
-        if self._host_failed is not None:
-            raise StoreError(f"the Redis client stopped: {self._host_failed!r}")
-        if self._closed:
-            raise StoreClosed("the store is closed")
-        deadline = trio.current_time() + self.retry_for
-        backoff = _FIRST_BACKOFF
-        while True:
-            try:
-                return await attempt()
-            except _TRANSIENT as exc:
-                failure: BaseException = exc
-            except ResponseError as exc:
-                if not str(exc).startswith(_TRANSIENT_REPLIES):
-                    raise StoreError(f"redis refused {what}: {exc}") from None
-                failure = exc
-            except RedisError as exc:
-                raise StoreError(f"redis failed {what}: {exc}") from None
-            if self._closed:
-                raise StoreClosed("the store is closed")
-            if trio.current_time() + backoff > deadline:
-                raise StoreError(
-                    f"redis unavailable for {what} after {self.retry_for:g} s:"
-                    f" {type(failure).__name__}: {failure}"
-                ) from None
-            await trio.sleep(backoff)
-            backoff = min(backoff * 2, _MAX_BACKOFF)
+    @property
+    def durability(self) -> str:
+        return self._redis.durability
 
-    async def _run(self, name: str, keys: list[bytes], args: list[Any], *, write: bool) -> Any:
-        """Run script ``name``; a write under "replicated" durability waits for a replica."""
-        wait = write and self.durability == "replicated"
-
-        async def attempt() -> Any:
-            try:
-                return await self._evalsha(name, keys, args, wait)
-            except NoScriptError:
-                await self._load_scripts()
-                return await self._evalsha(name, keys, args, wait)
-
-        return await self._call(name, attempt)
-
-    async def _evalsha(self, name: str, keys: list[bytes], args: list[Any], wait: bool) -> Any:
-        sha = self._shas[name]
-        if not wait:
-            return await self._client.evalsha(sha, keys=keys, args=args)
-        async with self._client.pipeline(transaction=False) as pipe:
-            result = pipe.evalsha(sha, keys=keys, args=args)
-            acked = pipe.wait(1, self._wait_timeout_ms)
-        if await acked < 1:
-            raise StoreError(
-                f"{name}: no replica confirmed the write within {self._wait_timeout_ms} ms"
-                " (it is on the primary only)"
-            )
-        return await result
-
-    async def _load_scripts(self) -> None:
-        """Load every script in one round trip (after opening, and after ``NOSCRIPT``)."""
-        async with self._client.pipeline(transaction=False) as pipe:
-            loaded = {name: pipe.script_load(source) for name, source in lua.ALL.items()}
-        for name, sha in loaded.items():
-            self._shas[name] = _text(await sha)
-
-    async def _read(self, what: str, command: Callable[[Any], Awaitable[_T]]) -> _T:
-        return await self._call(what, lambda: command(self._client))
+    @property
+    def retry_for(self) -> float:
+        return self._redis.retry_for
 
     def _key(self, *parts: bytes | str) -> bytes:
         return self._prefix + b"".join(p.encode() if isinstance(p, str) else p for p in parts)
 
+    async def _run(self, name: str, keys: list[bytes], args: list[Any], *, write: bool) -> Any:
+        return await self._redis.run(name, keys, args, write=write)
+
     # --- cross-replica push (node.cluster) ---------------------------------------------------
     def subscribe_push(self) -> AbstractAsyncContextManager[Any]:
-        """A coredis ``PubSub`` on :attr:`push_channel`; enter it in the task that reads it.
-
-        It yields messages (dicts) with ``type`` and ``data``: a "subscribe" message when
-        the subscription is in place, again after coredis re-established it (messages
-        published meanwhile are lost), and "message" for each notice. Reconnection is
-        retried without end (backoff up to 2 s)."""
-        retry = ExponentialBackoffRetryPolicy(
-            (RedisConnectionError, SentinelError, TimeoutError),
-            retries=None,
-            base_delay=0.1,
-            max_delay=2,
-            jitter=True,
-        )
-        pubsub: AbstractAsyncContextManager[Any] = self._client.pubsub(
-            channels=[self.push_channel], retry_policy=retry
-        )
-        return pubsub
+        """A subscription to :attr:`push_channel` (``RedisClient.subscribe``)."""
+        return self._redis.subscribe(self.push_channel)
 
     async def publish_push(self, notice: bytes) -> None:
         """Publish ``notice`` on :attr:`push_channel` (a claim; enqueue publishes its own)."""
-        await self._call("publish", lambda: self._client.publish(self.push_channel, notice))
+        await self._redis.publish(self.push_channel, notice)
 
     # --- enrollment and accounts -------------------------------------------------------
     async def add_invite(self, code_hash: bytes, name: str, expires: int) -> None:
@@ -356,17 +174,17 @@ class RedisStore:
 
     async def device(self, address: str, device: int) -> DeviceRecord | None:
         key = self._key("dev:", address)
-        packed = await self._read("device", lambda c: c.hget(key, str(device)))
+        packed = await self._redis.read("device", lambda c: c.hget(key, str(device)))
         return None if packed is None else _unpack_device(packed)
 
     async def devices(self, address: str) -> list[DeviceRecord]:
         key = self._key("dev:", address)
-        found = await self._read("devices", lambda c: c.hgetall(key))
+        found = await self._redis.read("devices", lambda c: c.hgetall(key))
         return sorted((_unpack_device(v) for v in found.values()), key=lambda d: d.device)
 
     async def mailbox_owner(self, mailbox: bytes) -> DeviceRecord | None:
         key = self._key("mbox")
-        packed = await self._read("mailbox_owner", lambda c: c.hget(key, mailbox))
+        packed = await self._redis.read("mailbox_owner", lambda c: c.hget(key, mailbox))
         return None if packed is None else _unpack_device(packed)
 
     async def set_token_verifier(self, address: str, verifier: bytes) -> None:
@@ -374,7 +192,9 @@ class RedisStore:
 
     async def token_verifier(self, address: str) -> bytes | None:
         key = self._key("verifier")
-        found: bytes | None = await self._read("token_verifier", lambda c: c.hget(key, address))
+        found: bytes | None = await self._redis.read(
+            "token_verifier", lambda c: c.hget(key, address)
+        )
         return found
 
     async def set_accepts_introductions(self, address: str, accept: bool) -> None:
@@ -382,24 +202,12 @@ class RedisStore:
 
     async def accepts_introductions(self, address: str) -> bool:
         key = self._key("intro")
-        found = await self._read("accepts_introductions", lambda c: c.hget(key, address))
+        found = await self._redis.read("accepts_introductions", lambda c: c.hget(key, address))
         return bool(found == b"1")
 
     async def _set_field(self, table: str, field: str, value: bytes) -> None:
-        # One HSET is atomic on its own; "replicated" still pipelines WAIT after it.
         key = self._key(table)
-        if self.durability != "replicated":
-            await self._read(table, lambda c: c.hset(key, {field: value}))
-            return
-
-        async def attempt() -> None:
-            async with self._client.pipeline(transaction=False) as pipe:
-                pipe.hset(key, {field: value})
-                acked = pipe.wait(1, self._wait_timeout_ms)
-            if await acked < 1:
-                raise StoreError(f"{table}: no replica confirmed the write")
-
-        await self._call(table, attempt)
+        await self._redis.write(table, lambda c: c.hset(key, {field: value}))
 
     # --- prekeys -------------------------------------------------------------------------
     def _device_keys(self, address: str, device: int) -> list[bytes]:
@@ -438,11 +246,11 @@ class RedisStore:
         _, dh, kem, _ = self._device_keys(address, device)
 
         async def counts() -> tuple[int, int]:
-            async with self._client.pipeline(transaction=False) as pipe:
+            async with self._redis.client.pipeline(transaction=False) as pipe:
                 a, b = pipe.zcard(dh), pipe.zcard(kem)
             return await a, await b
 
-        return await self._call("prekey_counts", counts)
+        return await self._redis.call("prekey_counts", counts)
 
     # --- mailboxes -----------------------------------------------------------------------
     def _mailbox_keys(self, mailbox: bytes) -> tuple[bytes, bytes, bytes]:
@@ -483,8 +291,7 @@ class RedisStore:
         return int(await self._run("count_pending", keys, [member, now], write=False))
 
     async def ack(self, mailbox: bytes, eids: list[bytes]) -> int:
-        if self._closed:
-            raise StoreClosed("the store is closed")
+        self._redis.check_open()
         if not eids:
             return 0
         queue, bodies, member = self._mailbox_keys(mailbox)
@@ -500,12 +307,12 @@ class RedisStore:
         key = self._key("blob:", blob)
 
         async def read() -> list[Any]:
-            async with self._client.pipeline(transaction=False) as pipe:
+            async with self._redis.client.pipeline(transaction=False) as pipe:
                 fields = pipe.hmget(key, ["t", "s", "e"])
                 uploaded = pipe.hexists(key, "d")
             return [*(await fields), await uploaded]
 
-        stored, size, expires, uploaded = await self._call("blob_grant", read)
+        stored, size, expires, uploaded = await self._redis.call("blob_grant", read)
         if stored is None or uploaded or int(expires) <= now:
             return None
         return int(size) if hmac.compare_digest(stored, token_hash) else None
@@ -516,7 +323,7 @@ class RedisStore:
 
     async def get_blob(self, blob: bytes, now: int) -> bytes | None:
         key = self._key("blob:", blob)
-        expires, data = await self._read("get_blob", lambda c: c.hmget(key, ["e", "d"]))
+        expires, data = await self._redis.read("get_blob", lambda c: c.hmget(key, ["e", "d"]))
         if expires is None or int(expires) <= now:
             return None
         found: bytes | None = data
@@ -554,7 +361,7 @@ class RedisStore:
     # --- federation: what the receiving side remembers ------------------------------------
     async def txn_result(self, origin: str, txn: bytes) -> bytes | None:
         key, member = self._key("txn"), _origin_member(origin, txn)
-        found: bytes | None = await self._read("txn_result", lambda c: c.hget(key, member))
+        found: bytes | None = await self._redis.read("txn_result", lambda c: c.hget(key, member))
         return found
 
     async def record_txn(self, origin: str, txn: bytes, result: bytes, expires: int) -> None:
@@ -633,15 +440,6 @@ def parse_push(message: bytes) -> tuple[bytes, bytes, bytes, int]:
     if not tail.isdigit():
         raise ValueError("not a push notice")
     return kind, replica, mailbox, int(tail)
-
-
-def _client_options() -> dict[str, Any]:
-    return {
-        "decode_responses": False,
-        "connect_timeout": CONNECT_TIMEOUT,
-        "stream_timeout": STREAM_TIMEOUT,
-        "retry_policy": NoRetryPolicy(),
-    }
 
 
 def _origin_member(origin: str, value: bytes) -> bytes:
