@@ -291,6 +291,14 @@ async def test_writes_resume_after_a_sentinel_failover(tmp_path: Path) -> None:
         safe = await RedisStore.open_sentinel(
             ha.sentinels, ha.master, prefix=prefix, durability="replicated"
         )
+        # the node's path to the same primary: the configuration's sentinel list
+        configured = await open_store(
+            "redis",
+            redis_sentinels=parse_sentinels(",".join(f"{h}:{p}" for h, p in ha.sentinels)),
+            redis_master=ha.master,
+        )
+        assert await configured.pending(MAILBOX, 0, 1, NOW) == []
+        await configured.aclose()
         store = await RedisStore.open_sentinel(
             ha.sentinels, ha.master, prefix=prefix, retry_for=20.0
         )
