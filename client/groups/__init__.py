@@ -4,6 +4,8 @@
 - :mod:`client.groups.state`: the tree of changes and the ordering rule (:class:`GroupState`);
 - :mod:`client.groups.senderkeys`: sender-key chains and messages (:class:`SenderKeys`);
 - :mod:`client.groups.group`: both for one device (:class:`Group`), the API a shell drives;
+- :mod:`client.groups.control`: the pairwise payload carrying changes, welcomes and
+  distributions (:class:`GroupControl`);
 - :mod:`client.groups.records`, :mod:`client.groups.errors`.
 
 Pure: randomness comes in as an :class:`~client.entropy.Entropy`; nothing here reads a clock
@@ -19,6 +21,7 @@ from client.groups.changes import (
     member_of,
     verify_change,
 )
+from client.groups.control import BadControl, GroupControl, pack_control, unpack_control
 from client.groups.errors import (
     ChangeRefused,
     DistributionRefused,
@@ -38,10 +41,12 @@ __all__ = [
     "MAX_SKIP",
     "RULES",
     "ApplyResult",
+    "BadControl",
     "ChangeRefused",
     "DistributionRefused",
     "ForgedChange",
     "Group",
+    "GroupControl",
     "GroupError",
     "GroupMessage",
     "GroupState",
@@ -55,5 +60,7 @@ __all__ = [
     "create_group",
     "make_change",
     "member_of",
+    "pack_control",
+    "unpack_control",
     "verify_change",
 ]

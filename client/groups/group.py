@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from client.entropy import Entropy
 from client.groups import senderkeys
 from client.groups.changes import create_group, make_change
+from client.groups.control import GroupControl
 from client.groups.errors import ChangeRefused, NotMember
 from client.groups.records import GroupRecord
 from client.groups.senderkeys import GroupMessage, SenderKeys
@@ -120,6 +121,21 @@ class Group:
         except WireError:
             raise ChangeRefused("not a group change", "group.bad_change") from None
         return self._applied(self.state.apply(change))
+
+    def receive_control(
+        self, sender: str, device: int, control: GroupControl
+    ) -> ApplyResult | None:
+        """Dispatch a :class:`GroupControl` from the pairwise session with ``sender``/``device``:
+        a change or a history (every change in it) is applied, a distribution taken."""
+        if control.group != self.state.group_id:
+            raise ChangeRefused("control message for another group", "group.wrong_group")
+        body = control.body
+        if isinstance(body, GroupChange):
+            return self._applied(self.state.apply(body))
+        if isinstance(body, GroupHistory):
+            return self._applied(self.state.merge(body.changes))
+        self.receive_distribution(sender, device, encode(body))
+        return None
 
     def _applied(self, result: ApplyResult) -> ApplyResult:
         if result.removed:

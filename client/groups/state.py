@@ -153,6 +153,17 @@ class GroupState:
             return ApplyResult(status)
         return self._choose(self._head, refused)
 
+    def merge(self, changes: Iterable[GroupChange]) -> ApplyResult:
+        """Apply several changes in any order at once (a welcome, a stored history): the
+        ones refused are reported in ``refused``, not raised."""
+        old, refused = self._head, []
+        for change in sorted(changes, key=lambda c: c.body.epoch):
+            try:
+                refused.extend(self._add(change)[1])
+            except ChangeRefused as exc:
+                refused.append((change_id(self.suite, change), exc.code))
+        return self._choose(old, refused)
+
     def _add(self, change: GroupChange) -> tuple[Status, list[tuple[bytes, str]]]:
         """Attach ``change`` (and what waited for it) to the tree, or buffer it."""
         cid = change_id(self.suite, change)
@@ -254,13 +265,7 @@ class GroupState:
         if len(creates) != 1:
             raise ChangeRefused("a history holds exactly one creation change", "group.bad_change")
         state = cls(creates[0])
-        for change in items:
-            if change is not creates[0]:
-                try:
-                    state._add(change)
-                except ChangeRefused:
-                    continue
-        state._choose(state._head, [])
+        state.merge(items)
         return state
 
     @classmethod

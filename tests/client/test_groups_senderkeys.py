@@ -12,19 +12,24 @@ from hypothesis import strategies as st
 
 from client.groups import (
     MAX_SKIP,
+    BadControl,
+    ChangeRefused,
     DistributionRefused,
     Group,
+    GroupControl,
     NotMember,
     RotationNeeded,
     SenderKeyError,
     SenderKeys,
+    pack_control,
+    unpack_control,
 )
 from client.groups.senderkeys import chain_step
 from suites import SUITE_NAMES, Suite, get_suite, labels
 from tests.client.pairs import DeterministicEntropy
 from tests.client.test_groups_admin import Person, people
 from wire import decode, encode
-from wire.group import OpAdd, OpRemove, SenderKeyMessage, SenderKeySigned
+from wire.group import OpAdd, OpRemove, OpRename, SenderKeyMessage, SenderKeySigned
 
 
 @pytest.fixture(params=SUITE_NAMES)
@@ -255,3 +260,33 @@ def test_decrypt_of_arbitrary_bytes_raises_only_its_error(data: bytes) -> None:
     keys = SenderKeys.create(suite, bytes(16), DeterministicEntropy(b"fuzz"))
     with pytest.raises(SenderKeyError):
         keys.decrypt(data)
+
+
+def test_control_messages_carry_changes_histories_and_distributions(world: World) -> None:
+    alice, bob = world.groups["alice"], world.groups["bob"]
+    group_id = alice.state.group_id
+    change, _ = alice.propose(OpAdd(member=world.cast["dave"].member))
+    control = unpack_control(pack_control(group_id, change))
+    result = bob.receive_control(world.cast["alice"].address, 1, control)
+    assert result is not None
+    assert result.added == {world.cast["dave"].address}
+    assert bob.state.hash == alice.state.hash
+
+    alice.propose(OpRename(name="via history"))
+    history = unpack_control(pack_control(group_id, alice.welcome()))
+    merged = bob.receive_control(world.cast["alice"].address, 1, history)
+    assert merged is not None
+    assert bob.state.name == "via history"
+
+    world.exchange("alice", alice.rotate(world.entropy), ())
+    dist = unpack_control(pack_control(group_id, alice.distribution()))
+    assert bob.receive_control(world.cast["alice"].address, 1, dist) is None
+    assert bob.decrypt(alice.encrypt(b"new chain")).plaintext == b"new chain"
+
+    other = GroupControl(group=bytes(16), body=control.body)
+    with pytest.raises(ChangeRefused):  # a control message for another group
+        bob.receive_control(world.cast["alice"].address, 1, other)
+    with pytest.raises(BadControl):
+        unpack_control(b"junk")
+    with pytest.raises(BadControl):
+        pack_control(group_id, b"junk")
