@@ -231,6 +231,9 @@ class SenderKeys:
         chain = self.chains.get(msg.chain)
         if chain is None or msg.v != self.suite.suite_id or msg.group != self.group:
             raise SenderKeyError()
+        behind = msg.iteration < chain.iteration and msg.iteration not in chain.skipped
+        if behind or msg.iteration - chain.iteration > MAX_SKIP:
+            raise SenderKeyError()  # a replay or out of the window: no signature check needed
         self._verify(chain, msg)
         next_key, skipped, mk = self._message_key(chain, msg.iteration)
         plaintext = self._open(mk, msg)
