@@ -59,6 +59,8 @@ log = logging.getLogger("sealrelay.node.federation")
 MSGPACK: Final = "application/x-msgpack"
 JSON: Final = "application/json"
 TXN_MEMORY_MS: Final = 31 * 86_400_000  # longer than any item's TTL: the retry horizon
+RETRY_CODES: Final = frozenset({errors.INTERNAL, errors.LIMIT_RATE})
+"""Item errors answered ``ITEM_RETRY`` (they may pass); any other is ``ITEM_REFUSED``."""
 
 Answer = tuple[int, str, bytes]
 
@@ -195,7 +197,10 @@ class Inbound:
             )
         except NodeError as exc:
             log.info("federation item refused", extra={"origin": origin, "code": exc.code})
-            return ITEM_RETRY if exc.code == errors.INTERNAL else ITEM_REFUSED
+            # A rate limit (introductions to one recipient) passes: the origin keeps the
+            # item and sends it again; refusing it would drop a message its sender was
+            # told is on its way.
+            return ITEM_RETRY if exc.code in RETRY_CODES else ITEM_REFUSED
         except StoreError:
             return ITEM_RETRY
         return ITEM_OK

@@ -145,19 +145,23 @@ class Outbound:
                 )
                 await sender.wait(delay)
                 continue
-            if sent:
-                sender.backoff.reset()
-            else:
+            if sent is None:
                 await sender.wait(IDLE_POLL)
+            elif sent:
+                sender.backoff.reset()
+            else:  # the peer asked for every item again (rate-limited, busy): not at once
+                await sender.wait(sender.backoff.next())
 
-    async def _send_next(self, domain: str) -> bool:
+    async def _send_next(self, domain: str) -> bool | None:
+        """Send the next transaction: ``None`` if nothing is queued, else whether the peer
+        took or refused any item (``False``: it asked to retry them all)."""
         txn, items = await self.store.outbound_batch(
             domain, secrets.token_bytes(16), MAX_TXN_ITEMS, MAX_TXN_BYTES, self._now()
         )
         self.metrics.queue_depths[domain] = len(items)
         if not items:
             self.metrics.queue_depths.pop(domain, None)
-            return False
+            return None
         body = encode(
             Transaction(
                 origin=self.own_domain,
@@ -176,4 +180,4 @@ class Outbound:
         refused = len(items) - accepted - len(retry)
         if refused:
             self.metrics.count("federation_dropped", refused, domain=domain)
-        return True
+        return len(retry) < len(items)
