@@ -140,7 +140,7 @@ class GroupState:
         return sum(len(v) for v in self._pending.values())
 
     def chain(self) -> tuple[GroupChange, ...]:
-        """The changes from the creation to the current state (a welcome for a new member)."""
+        """The changes from the creation to the current state (the chosen branch only)."""
         nodes = [self._head, *self._head.ancestors()]
         return tuple(n.change for n in reversed(nodes))
 
@@ -180,6 +180,8 @@ class GroupState:
     def _buffer(self, cid: bytes, change: GroupChange) -> None:
         if change.body.group != self.group_id or change.body.v != self.suite.suite_id:
             raise ChangeRefused("change for another group or suite", "group.wrong_group")
+        if change.body.epoch == 0:
+            raise ChangeRefused("a group is created once", "group.bad_change")
         if self.pending_count() >= MAX_PENDING:
             raise ChangeRefused("too many changes wait for their parent", TOO_MANY_PENDING)
         self._pending.setdefault(change.body.parent, {})[cid] = change

@@ -437,3 +437,17 @@ def test_random_histories_converge(suite_name: str, data: st.DataObject) -> None
         assert state.pending_count() == 0
         hashes.add(state.hash)
     assert hashes == {GroupState.from_changes([create, *changes]).hash}
+
+
+def test_second_creation_with_the_same_id_is_refused(cast: dict[str, Person]) -> None:
+    create = new_group(cast)
+    state = GroupState(create)
+    other = sign_change(
+        cast["bob"].identity,
+        dataclasses.replace(create.body, signer=cast["bob"].address, op=OpRename(name="x")),
+    )
+    with pytest.raises(ChangeRefused) as caught:
+        state.apply(other)
+    assert caught.value.code == "group.bad_change"
+    assert state.pending_count() == 0
+    assert state.apply(create).status == "duplicate"  # control: the real one is known
