@@ -31,6 +31,7 @@ from client.groups.errors import (
     NotMember,
     RotationNeeded,
     SenderKeyError,
+    TooLarge,
 )
 from client.groups.group import Group
 from client.groups.senderkeys import MAX_SKIP, GroupMessage, SenderKeys
@@ -56,6 +57,7 @@ __all__ = [
     "RotationNeeded",
     "SenderKeyError",
     "SenderKeys",
+    "TooLarge",
     "change_id",
     "create_group",
     "make_change",

@@ -7,6 +7,7 @@
     ├── NotMember               the local device, or a distribution's sender, is not a member
     ├── RotationNeeded          a member was removed: ``rotate()`` before the next message
     ├── DistributionRefused     a sender-key distribution that does not check out
+    ├── TooLarge                a group message above ``MAX_PLAINTEXT``
     └── SenderKeyError          opaque: a sender-key message that does not open (forged,
                                 replayed, too far ahead, unknown chain, tampered)
 
@@ -70,3 +71,7 @@ class DistributionRefused(GroupError):
     chain already held for another member."""
 
     code = "group.bad_distribution"
+
+
+class TooLarge(GroupError):
+    code = "group.too_large"

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from client.entropy import Entropy
-from client.groups.errors import DistributionRefused, RotationNeeded, SenderKeyError
+from client.groups.errors import DistributionRefused, RotationNeeded, SenderKeyError, TooLarge
 from client.groups.records import (
     ReceivingChainRecord,
     SenderKeysRecord,
@@ -54,6 +54,9 @@ MAX_CHAINS_PER_SENDER: Final = 2
 sent just before a rotation still open."""
 MAX_ITERATION: Final = 2**32 - 1
 """A chain that reached this iteration (the wire's ``U32``) must be rotated."""
+MAX_PLAINTEXT: Final = 1024 * 1024 - 1
+"""Largest group message content: padded to 1 MiB, the message still decodes under the
+codec's default size bound (larger content goes in an attachment)."""
 CHAIN_ID_LEN: Final = 16
 _KEY_LEN: Final = 32
 _NONCE_LEN: Final = 12
@@ -159,9 +162,11 @@ class SenderKeys:
 
     def encrypt(self, plaintext: bytes) -> bytes:
         """One group message (:class:`SenderKeyMessage` bytes); :class:`RotationNeeded`
-        after a removal until :meth:`rotate`."""
+        after a removal until :meth:`rotate`, :class:`TooLarge` above ``MAX_PLAINTEXT``."""
         if self.needs_rotation or self.own.iteration >= MAX_ITERATION:
             raise RotationNeeded()
+        if len(plaintext) > MAX_PLAINTEXT:
+            raise TooLarge(f"a group message holds at most {MAX_PLAINTEXT} bytes")
         own, suite = self.own, self.suite
         iteration = own.iteration
         own.key, mk = chain_step(suite, own.key)

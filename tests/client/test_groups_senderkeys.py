@@ -21,10 +21,11 @@ from client.groups import (
     RotationNeeded,
     SenderKeyError,
     SenderKeys,
+    TooLarge,
     pack_control,
     unpack_control,
 )
-from client.groups.senderkeys import chain_step
+from client.groups.senderkeys import MAX_PLAINTEXT, chain_step
 from suites import SUITE_NAMES, Suite, get_suite, labels
 from tests.client.pairs import DeterministicEntropy
 from tests.client.test_groups_admin import Person, people
@@ -290,3 +291,11 @@ def test_control_messages_carry_changes_histories_and_distributions(world: World
         unpack_control(b"junk")
     with pytest.raises(BadControl):
         pack_control(group_id, b"junk")
+
+
+def test_largest_message_opens_and_larger_is_refused(world: World) -> None:
+    alice, bob = world.groups["alice"], world.groups["bob"]
+    biggest = b"\x01" * MAX_PLAINTEXT
+    assert bob.decrypt(alice.encrypt(biggest)).plaintext == biggest  # control
+    with pytest.raises(TooLarge):
+        alice.encrypt(biggest + b"\x01")
