@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Protocol, TypeVar
 
@@ -45,7 +45,10 @@ from wire.relay import (
     Register,
     RequestBlobUpload,
     Send,
+    SendShared,
     Sent,
+    SentShared,
+    SharedRecipient,
 )
 
 CACHE_LIMIT: Final = 65_536
@@ -57,6 +60,17 @@ FIRST_DEVICE: Final = 1
 
 K = TypeVar("K")
 V = TypeVar("V")
+
+
+DUPLICATE: Final = "duplicate"
+
+
+class RoutingRecipientLike(Protocol):
+    @property
+    def mailbox(self) -> bytes: ...
+
+    @property
+    def token(self) -> bytes | None: ...
 
 
 class FederationPort(Protocol):
@@ -189,6 +203,55 @@ class Relay:
                 self.metrics.accepted += 1
                 self.hub.deliver(dataclasses.replace(envelope, seq=seq))
         return Sent(frame.id, frame.eid, not stored)
+
+    async def send_shared(self, frame: SendShared, sender: str | None) -> SentShared:
+        """Fan-out to several mailboxes of this node: the body is stored once."""
+        expires = self.now_ms() + self.expiry(frame.ttl, len(frame.body))
+        results, accepted = await self.check_recipients(frame.recipients)
+        stored = await self.store_shared(frame.eid, frame.body, accepted, expires, self.domain)
+        for index, (ok, _) in zip(accepted.values(), stored, strict=True):
+            results[index] = "" if ok else DUPLICATE
+        return SentShared(frame.id, frame.eid, tuple(results))
+
+    async def check_recipients(
+        self, recipients: Sequence[SharedRecipient | RoutingRecipientLike]
+    ) -> tuple[list[str], dict[bytes, int]]:
+        """Per recipient an error code (``""`` if it may receive), and the accepted
+        mailboxes with their positions."""
+        results: list[str] = []
+        accepted: dict[bytes, int] = {}
+        for index, recipient in enumerate(recipients):
+            try:
+                owner = await self.owner(recipient.mailbox)
+                if recipient.token is None:
+                    await self.check_introduction(owner)
+                else:
+                    await self.check_token(owner, recipient.token)
+            except NodeError as exc:
+                results.append(exc.code)
+                continue
+            results.append("")
+            accepted.setdefault(recipient.mailbox, index)
+        return results, accepted
+
+    async def store_shared(
+        self, eid: bytes, body: bytes, accepted: dict[bytes, int], expires: int, origin: str
+    ) -> list[tuple[bool, int]]:
+        """Store ``body`` once for the ``accepted`` mailboxes and hand each to its live
+        connection; ``(stored, seq)`` per mailbox in order."""
+        now = self.now_ms()
+        envelopes = [
+            StoredEnvelope(mailbox, eid, 0, now, expires, origin, None, b"") for mailbox in accepted
+        ]
+        if not envelopes:
+            return []
+        with trio.CancelScope(shield=True):
+            stored = await self.store.enqueue_shared(body, envelopes)
+            for env, (ok, seq) in zip(envelopes, stored, strict=True):
+                if ok:
+                    self.metrics.accepted += 1
+                    self.hub.deliver(dataclasses.replace(env, seq=seq, body=body))
+        return stored
 
     def expiry(self, ttl: int, size: int) -> int:
         if size > self.config.max_envelope_bytes:

@@ -69,6 +69,7 @@ from wire.relay import (
     Registered,
     RequestBlobUpload,
     Send,
+    SendShared,
     ServerKeys,
     SetDeliveryToken,
     SetIntroductions,
@@ -344,6 +345,14 @@ async def _fetch(s: Session, caller: Caller, frame: FetchPrekeys) -> Frame:
     return PrekeyBundles(frame.id, await federation.remote_prekeys(frame.address, domain))
 
 
+async def _send_shared(s: Session, caller: Caller, frame: SendShared) -> Frame:
+    if any(r.token is None for r in frame.recipients):
+        wait = s.relay.intro_limit.take(caller.address, s.relay.clock())
+        if wait:
+            raise NodeError(errors.LIMIT_RATE, "too many introductions", retry_after_ms(wait))
+    return await s.relay.send_shared(frame, None)
+
+
 async def _forward(s: Session, caller: Caller, frame: Forward) -> Frame:
     return await s.relay.require_federation().forward(frame)
 
@@ -393,6 +402,7 @@ _HANDLERS: Final[dict[type, Callable[[Session, Caller, Any], Awaitable[Frame | N
     GetCertificate: _certificate,
     Send: _send,
     Introduce: _introduce,
+    SendShared: _send_shared,
     Forward: _forward,
     GetServerKeys: _server_keys,
     Ack: _ack,

@@ -226,6 +226,38 @@ class Introduce:
     body: Body
 
 
+MAX_SHARED_RECIPIENTS = 256
+
+
+@message("relay.shared-recipient")
+class SharedRecipient:
+    mailbox: MailboxId
+    token: DeliveryToken | None
+
+
+@message("relay.send-shared")
+class SendShared:
+    """One body for several mailboxes of this node (a group message's upload for the home
+    domain): the node stores ``body`` once and a small record per recipient. Each
+    recipient needs its delivery token (``None``: an introduction, as ``Introduce``)."""
+
+    id: RequestId
+    eid: EnvelopeId
+    ttl: U32
+    recipients: Annotated[tuple[SharedRecipient, ...], MaxLen(MAX_SHARED_RECIPIENTS)]
+    body: Body
+
+
+@message("relay.sent-shared")
+class SentShared:
+    """Per recipient, in order: ``""`` stored, ``"duplicate"``, or the error code that
+    refused it (``send.bad_token``, ``send.no_mailbox``...)."""
+
+    id: RequestId
+    eid: EnvelopeId
+    results: Annotated[tuple[Annotated[str, MaxLen(64)], ...], MaxLen(MAX_SHARED_RECIPIENTS)]
+
+
 @message("relay.forward")
 class Forward:
     """A sealed envelope for another domain: ``layer`` is an encoded
@@ -371,6 +403,7 @@ REQUESTS = (
     GetCertificate,
     Send,
     Introduce,
+    SendShared,
     Forward,
     GetServerKeys,
     Ack,
@@ -386,6 +419,7 @@ RESPONSES = (
     PrekeyBundles,
     CertificateIssued,
     Sent,
+    SentShared,
     ServerKeys,
     Acked,
     BlobGrant,

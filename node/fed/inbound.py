@@ -189,8 +189,10 @@ class Inbound:
             layer = open_layer(self.domain, self.relay.keys.kem_private, item.layer)
         except (FederationError, WireError):
             return ITEM_REFUSED
-        if layer.eid != item.eid or len(layer.recipients) != 1:
-            return ITEM_REFUSED  # several recipients per layer: group fan-out, not yet
+        if layer.eid != item.eid or not layer.recipients:
+            return ITEM_REFUSED
+        if len(layer.recipients) > 1:
+            return await self._fan_out(origin, layer, now, item.expires)
         try:
             await self._store(
                 origin, layer, min(item.expires, now + self.relay.config.max_ttl * 1000)
@@ -204,6 +206,22 @@ class Inbound:
         except StoreError:
             return ITEM_RETRY
         return ITEM_OK
+
+    async def _fan_out(self, origin: str, layer: RoutingLayer, now: int, until: int) -> int:
+        """A group message for several of our mailboxes: the body is stored once."""
+        relay = self.relay
+        if len(layer.body) > relay.config.max_envelope_bytes:
+            return ITEM_REFUSED
+        expires = min(until, now + relay.expiry(min(layer.ttl, relay.config.max_ttl), 0))
+        try:
+            _, accepted = await relay.check_recipients(layer.recipients)
+            stored = await relay.store_shared(layer.eid, layer.body, accepted, expires, origin)
+        except StoreError:
+            return ITEM_RETRY
+        except NodeError:
+            return ITEM_REFUSED
+        self.relay.metrics.count("federation_fanout_records", len(stored), origin=origin)
+        return ITEM_OK if accepted else ITEM_REFUSED
 
     async def _store(self, origin: str, layer: RoutingLayer, expires: int) -> None:
         relay = self.relay

@@ -170,6 +170,16 @@ class Store(Protocol):
         """
         ...
 
+    async def enqueue_shared(
+        self, body: bytes, envelopes: list[StoredEnvelope]
+    ) -> list[tuple[bool, int]]:
+        """Fan-out: store ``body`` once for every envelope in ``envelopes`` (each a small
+        per-recipient record whose own ``body`` is ignored), atomically; ``(stored, seq)``
+        per envelope as :meth:`enqueue` gives it. :meth:`pending` returns each with the
+        shared body; acks, TTLs and de-duplication are per recipient. The body is deleted
+        once no unacked, unexpired envelope refers to it (at the next sweep)."""
+        ...
+
     async def pending(
         self, mailbox: bytes, after_seq: int, limit: int, now: int
     ) -> list[StoredEnvelope]:
@@ -245,8 +255,9 @@ class Store(Protocol):
 
     async def stats(self) -> dict[str, int]:
         """Gauges for ``/metrics``: at least ``envelopes`` (stored, unacked), ``blobs``
-        (uploaded), ``accounts`` (addresses with a device) and ``devices``; the backends
-        also give ``tombstones``, ``blob_bytes`` and ``invites``."""
+        (uploaded), ``accounts`` (addresses with a device), ``devices`` and
+        ``shared_bodies`` (fan-out bodies held, each stored once); the backends also give
+        ``tombstones``, ``blob_bytes`` and ``invites``."""
         ...
 
     async def aclose(self) -> None: ...

@@ -76,6 +76,8 @@ class MemoryStore:
         self._outbound: dict[str, dict[bytes, _Queued]] = {}
         self._txns: dict[tuple[str, bytes], tuple[bytes, int]] = {}
         self._nonces: dict[tuple[str, bytes], int] = {}
+        # fan-out records: (mailbox, eid) -> identity of the one shared body object
+        self._shared: dict[tuple[bytes, bytes], int] = {}
         self._closed = False
 
     async def _enter(self) -> None:
@@ -178,6 +180,16 @@ class MemoryStore:
         queue[envelope.eid] = dataclasses.replace(envelope, seq=self._seq)
         return True, self._seq
 
+    async def enqueue_shared(
+        self, body: bytes, envelopes: list[StoredEnvelope]
+    ) -> list[tuple[bool, int]]:
+        results = []
+        for env in envelopes:  # every record refers to the one ``body`` object
+            results.append(await self.enqueue(dataclasses.replace(env, body=body)))
+            if results[-1][0]:
+                self._shared[(env.mailbox, env.eid)] = id(body)
+        return results
+
     async def pending(
         self, mailbox: bytes, after_seq: int, limit: int, now: int
     ) -> list[StoredEnvelope]:
@@ -199,6 +211,7 @@ class MemoryStore:
         queue = self._queues.get(mailbox, {})
         deleted = 0
         for eid in eids:
+            self._shared.pop((mailbox, eid), None)
             env = queue.pop(eid, None)
             if env is not None:
                 self._tombstones[mailbox, eid] = env.expires
@@ -333,6 +346,13 @@ class MemoryStore:
             "accounts": len({address for address, _ in self._devices}),
             "devices": len(self._devices),
             "invites": len(self._invites),
+            "shared_bodies": len(
+                {
+                    body
+                    for (mailbox, eid), body in self._shared.items()
+                    if eid in self._queues.get(mailbox, {})
+                }
+            ),
         }
 
     async def aclose(self) -> None:

@@ -40,7 +40,10 @@ SWEEP_CHUNK: Final = 5000  # rows deleted per writer operation, so a sweep never
 
 _SELECT_DEVICE: Final = "SELECT address, device, identity, mailbox, created FROM devices"
 _SELECT_PENDING: Final = (
-    "SELECT mailbox, eid, seq, ts, expires, origin, sender, body FROM envelopes"
+    "SELECT mailbox, eid, seq, ts, expires, origin, sender,"
+    " CASE WHEN shared IS NULL THEN body"
+    " ELSE (SELECT s.body FROM shared_bodies AS s WHERE s.id = shared) END"
+    " FROM envelopes"
     " WHERE mailbox = ? AND seq > ? AND body IS NOT NULL AND expires > ? ORDER BY seq LIMIT ?"
 )
 
@@ -177,6 +180,14 @@ class SqliteStore:
     # --- mailboxes -----------------------------------------------------------------------
     async def enqueue(self, envelope: StoredEnvelope) -> tuple[bool, int]:
         return await self.writer.run(partial(_enqueue, envelope))
+
+    async def enqueue_shared(
+        self, body: bytes, envelopes: list[StoredEnvelope]
+    ) -> list[tuple[bool, int]]:
+        if not envelopes:
+            await trio.lowlevel.checkpoint()
+            return []
+        return await self.writer.run(partial(_enqueue_shared, body, envelopes))
 
     async def pending(
         self, mailbox: bytes, after_seq: int, limit: int, now: int
@@ -332,6 +343,14 @@ class SqliteStore:
             "DELETE FROM outbound WHERE seq IN (SELECT seq FROM outbound"
             " WHERE expires <= ? LIMIT ?)",
             now,
+        )
+        await self.writer.run(
+            partial(
+                _execute,
+                "DELETE FROM shared_bodies WHERE expires <= ? OR id NOT IN"
+                " (SELECT shared FROM envelopes WHERE shared IS NOT NULL AND body IS NOT NULL)",
+                (now,),
+            )
         )
         for table in ("fed_txns", "fed_nonces"):
             await self.writer.run(
@@ -497,9 +516,37 @@ def _enqueue(env: StoredEnvelope, conn: sqlite3.Connection) -> tuple[bool, int]:
     return False, 0 if acked else seq
 
 
+def _enqueue_shared(
+    body: bytes, envelopes: list[StoredEnvelope], conn: sqlite3.Connection
+) -> list[tuple[bool, int]]:
+    expires = max(env.expires for env in envelopes)
+    (shared,) = conn.execute(
+        "INSERT INTO shared_bodies (body, expires) VALUES (?, ?) RETURNING id", (body, expires)
+    ).fetchone()
+    results = []
+    for env in envelopes:
+        inserted = conn.execute(
+            "INSERT INTO envelopes (mailbox, eid, ts, expires, origin, sender, body, shared)"
+            " VALUES (?, ?, ?, ?, ?, ?, x'', ?) ON CONFLICT (mailbox, eid) DO NOTHING"
+            " RETURNING seq",
+            (env.mailbox, env.eid, env.ts, env.expires, env.origin, env.sender, shared),
+        ).fetchall()
+        if inserted:
+            results.append((True, int(inserted[0][0])))
+            continue
+        seq, acked = conn.execute(
+            "SELECT seq, body IS NULL FROM envelopes WHERE mailbox = ? AND eid = ?",
+            (env.mailbox, env.eid),
+        ).fetchone()
+        results.append((False, 0 if acked else seq))
+    if not any(stored for stored, _ in results):
+        conn.execute("DELETE FROM shared_bodies WHERE id = ?", (shared,))
+    return results
+
+
 def _ack(mailbox: bytes, eids: list[bytes], conn: sqlite3.Connection) -> int:
     return conn.executemany(
-        "UPDATE envelopes SET body = NULL, ts = 0, origin = '', sender = NULL"
+        "UPDATE envelopes SET body = NULL, ts = 0, origin = '', sender = NULL, shared = NULL"
         " WHERE mailbox = ? AND eid = ? AND body IS NOT NULL",
         [(mailbox, eid) for eid in eids],
     ).rowcount
@@ -594,4 +641,5 @@ def _stats(conn: sqlite3.Connection) -> dict[str, int]:
         "accounts": one("SELECT count(DISTINCT address) FROM devices"),
         "devices": one("SELECT count(*) FROM devices"),
         "invites": one("SELECT count(*) FROM invites"),
+        "shared_bodies": one("SELECT count(*) FROM shared_bodies"),
     }

@@ -1,7 +1,8 @@
 """The SQLite backend's file: connections, pragmas, schema and its versions.
 
-Tables (version 3; ``introductions`` came with version 2, the federation tables
-``outbound``, ``fed_txns`` and ``fed_nonces`` with version 3)::
+Tables (version 4; ``introductions`` came with version 2, the federation tables
+``outbound``, ``fed_txns`` and ``fed_nonces`` with version 3, fan-out ``shared_bodies``
+and ``envelopes.shared`` with version 4)::
 
     schema_version(version, applied)          one row per migration applied
     invites(code_hash, name, expires)         code hashes only, deleted when spent
@@ -13,10 +14,14 @@ Tables (version 3; ``introductions`` came with version 2, the federation tables
     one_time_keys(address, device, kind, id, key)
                                               kind 0 DH, 1 KEM; key NULL once handed
                                               out, so the id is never added again
-    envelopes(seq, mailbox, eid, ts, expires, origin, sender, body)
+    envelopes(seq, mailbox, eid, ts, expires, origin, sender, body, shared)
                                               body NULL: acked, a tombstone that keeps
                                               (mailbox, eid) until ``expires``; its
-                                              ts, origin and sender are cleared
+                                              ts, origin and sender are cleared.
+                                              shared: the id of a fan-out body in
+                                              shared_bodies (then body is x'')
+    shared_bodies(id, body, expires)          a group message's body, stored once for
+                                              all its recipients on this node
     blobs(blob, token_hash, size, expires, uploaded)
                                               the bytes are files (``node.store.blobfiles``)
     outbound(seq, domain, eid, expires, layer, txn)
@@ -43,7 +48,7 @@ from typing import Final
 
 from node.store.errors import StoreError
 
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 SYNCHRONOUS_MODES: Final = ("OFF", "NORMAL", "FULL", "EXTRA")
 DEFAULT_BUSY_TIMEOUT_MS: Final = 10_000
 _FILE_MODE: Final = 0o600
@@ -100,8 +105,16 @@ _V3: Final = (
     "CREATE INDEX fed_nonces_expires ON fed_nonces (expires)",
 )
 
+_V4: Final = (
+    "CREATE TABLE shared_bodies (id INTEGER PRIMARY KEY AUTOINCREMENT, body BLOB NOT NULL,"
+    " expires INTEGER NOT NULL)",
+    "CREATE INDEX shared_bodies_expires ON shared_bodies (expires)",
+    "ALTER TABLE envelopes ADD COLUMN shared INTEGER",
+    "CREATE INDEX envelopes_shared ON envelopes (shared) WHERE shared IS NOT NULL",
+)
+
 # MIGRATIONS[v] takes a file from version v - 1 to version v.
-MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {1: _V1, 2: _V2, 3: _V3}
+MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {1: _V1, 2: _V2, 3: _V3, 4: _V4}
 
 
 def connect(
