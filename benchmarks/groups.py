@@ -31,7 +31,7 @@ PAYLOAD: Final = bytes(range(256)) * 4
 
 def _others(suite: Suite, count: int) -> tuple[GroupMember, ...]:
     return tuple(
-        member_of(f"m{i}@bench.example", {1: suite.sig.generate()[1]}) for i in range(count)
+        member_of(suite, f"m{i}@bench.example", {1: suite.sig.generate()[1]}) for i in range(count)
     )
 
 
@@ -39,7 +39,7 @@ def _groups(suite: Suite) -> tuple[Group, Group]:
     """The creator's and one member's view of a fresh group of :data:`MEMBERS` members."""
     admin_id = Identity.generate(suite, _ENTROPY)
     reader_id = Identity.generate(suite, _ENTROPY)
-    reader = member_of("reader@bench.example", {1: reader_id.public.sig})
+    reader = member_of(suite, "reader@bench.example", {1: reader_id.public.sig})
     others = (reader, *_others(suite, MEMBERS - 2))
     admin, _ = Group.create(admin_id, "admin@bench.example", 1, "bench", others, _ENTROPY)
     member = Group.join(reader_id, "reader@bench.example", 1, admin.welcome(), _ENTROPY)

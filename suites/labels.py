@@ -135,6 +135,8 @@ FINGERPRINT_PREFIX: Final = "sha256:"
 # its parent): HashSuite(label || encoding), so neither collides with any other hash input.
 GROUP_CHANGE_HASH_INFO: Final = b"sealrelay-group-change-v1"
 GROUP_STATE_HASH_INFO: Final = b"sealrelay-group-state-v1"
+# A member device's key as the group state holds it: Hash(label || identity signing key).
+GROUP_DEVICE_KEY_INFO: Final = b"sealrelay-group-device-key-v1"
 # Sender-key chain step, as the Double Ratchet's KDF_CK but with its own inputs:
 # message key = HMAC(ck, MESSAGE_SEED), next chain key = HMAC(ck, CHAIN_SEED).
 SENDER_KEY_MESSAGE_SEED: Final = b"sealrelay-sender-key-message-key-v1"

@@ -5,7 +5,9 @@ message, inside whatever sealed layer the transport puts around it):
 
 - administration: a :class:`GroupChange` is a :class:`GroupChangeBody` (group id, suite,
   epoch, parent state hash, signer, one operation) signed by the signer's identity key under
-  ``CTX_GROUP_CHANGE``. :class:`GroupStateBody` is what a state hash is computed over.
+  ``CTX_GROUP_CHANGE``. :class:`GroupStateBody` is what a state hash is computed over. The
+  state holds key fingerprints, not keys, so a 1000-member state stays small (a cnsa2
+  identity key is 2689 bytes).
 - sender keys: a :class:`SenderKeyDistribution` hands a member's current chain (id,
   iteration, chain key, signing public key) to another member over a pairwise session; a
   :class:`SenderKeyMessage` is one group message, signed by the chain's signing key over a
@@ -47,11 +49,12 @@ Body = Annotated[bytes, MaxLen(1 << 22)]
 
 @message("group.device")
 class GroupDevice:
-    """One device of a member: its device id and its hybrid identity signing public key
-    (``IdentityKey.sig``), which verifies the changes that device signs."""
+    """One device of a member: its device id and the fingerprint of its hybrid identity
+    signing public key (``IdentityKey.sig``): ``Hash(GROUP_DEVICE_KEY_INFO || key)`` with
+    the suite's hash. A change the device signs carries the key itself."""
 
     id: DeviceId
-    sig: Key
+    fp: Hash
 
 
 @message("group.member")
@@ -135,10 +138,12 @@ class GroupChangeBody:
 
 @message("group.change")
 class GroupChange:
-    """A signed change: ``sig`` is the signer device's hybrid signature over
-    ``encode(body)`` under ``CTX_GROUP_CHANGE``."""
+    """A signed change: ``key`` is the signer device's identity signing public key (its
+    fingerprint must be the one the parent state holds for that device) and ``sig`` its
+    hybrid signature over ``encode(body)`` under ``CTX_GROUP_CHANGE``."""
 
     body: GroupChangeBody
+    key: Key
     sig: Sig
 
 

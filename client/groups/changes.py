@@ -9,8 +9,7 @@ in :data:`RULES`, one table:
 operation      signer      rule
 =============  ==========  =================================================================
 ``create``     creator     epoch 0 only (the root of a group); the signer is among the members
-``add``        admin       the address is not a member yet, its device keys are valid keys
-                           of the suite; at most ``MAX_MEMBERS`` members
+``add``        admin       the address is not a member yet; at most ``MAX_MEMBERS``
 ``remove``     admin       the address is a member other than the signer (who uses ``leave``)
 ``promote``    admin       the address is a member and not an admin
 ``leave``      the member  ``address`` is the signer; the last admin may not leave others
@@ -18,7 +17,8 @@ operation      signer      rule
 =============  ==========  =================================================================
 
 Every change is checked in this order: suite and group id, epoch = parent epoch + 1, the
-signer device is a member device of the parent, the hybrid signature under
+signer device is a member device of the parent, the key the change carries has that
+device's fingerprint (``Hash(GROUP_DEVICE_KEY_INFO || key)``), the hybrid signature under
 ``CTX_GROUP_CHANGE`` over ``encode(body)`` (composite draft, see :mod:`suites.sig`), then
 the row above. A change's id is ``Hash(GROUP_CHANGE_HASH_INFO || encode(body))`` and a state
 hash is ``Hash(GROUP_STATE_HASH_INFO || encode(GroupStateBody))``, with the suite's hash.
@@ -35,6 +35,7 @@ from client.entropy import Entropy
 from client.groups.errors import ChangeRefused, ForgedChange, NotAdmin
 from client.identity import Identity
 from suites import Suite, SuiteError, get_suite_by_id, labels
+from suites.kdf import constant_time_equal
 from wire import encode
 from wire.group import (
     MAX_MEMBERS,
@@ -75,12 +76,12 @@ class GroupView:
     admins: Mapping[str, int]
     hash: bytes
 
-    def device_key(self, address: str, device: int) -> bytes | None:
-        """The identity signing key of a member device, ``None`` if it is not one."""
+    def device_fingerprint(self, address: str, device: int) -> bytes | None:
+        """The key fingerprint of a member device, ``None`` if it is not one."""
         member = self.members.get(address)
         if member is None:
             return None
-        return next((d.sig for d in member.devices if d.id == device), None)
+        return next((d.fp for d in member.devices if d.id == device), None)
 
     def is_admin(self, address: str) -> bool:
         return address in self.admins
@@ -127,7 +128,7 @@ def _add(view: GroupView, body: GroupChangeBody, op: OpAdd) -> _Next:
         raise ChangeRefused(f"{address} is already a member", BAD_CHANGE)
     if len(view.members) >= MAX_MEMBERS:
         raise ChangeRefused("the group is full", BAD_CHANGE)
-    _check_keys(view.suite, op.member)
+    _check_fingerprints(view.suite, op.member)
     members = dict(view.members)
     members[address] = op.member
     return view.name, members, dict(view.admins)
@@ -165,12 +166,9 @@ def _create(view: GroupView, body: GroupChangeBody, op: OpCreate) -> _Next:
     raise ChangeRefused("a group is created once, at epoch 0", BAD_CHANGE)
 
 
-def _check_keys(suite: Suite, member: GroupMember) -> None:
-    try:
-        for device in member.devices:
-            suite.sig.check_public(device.sig)
-    except SuiteError:
-        raise ChangeRefused("a member device key is not a valid key", BAD_CHANGE) from None
+def _check_fingerprints(suite: Suite, member: GroupMember) -> None:
+    if any(len(d.fp) != suite.kdf.hash_len for d in member.devices):
+        raise ChangeRefused("a member device fingerprint has the wrong size", BAD_CHANGE)
 
 
 def _without(view: GroupView, address: str) -> _Next:
@@ -194,9 +192,12 @@ RULES: Final[dict[type, tuple[bool, Rule]]] = {
 # --- verification -------------------------------------------------------------------------
 
 
-def _check_signature(suite: Suite, key: bytes, change: GroupChange) -> None:
+def _check_signature(suite: Suite, fingerprint: bytes, change: GroupChange) -> None:
+    """The change's key is the one ``fingerprint`` names and its signature verifies."""
+    if not constant_time_equal(key_fingerprint(suite, change.key), fingerprint):
+        raise ForgedChange()
     try:
-        suite.sig.verify(key, encode(change.body), change.sig, labels.CTX_GROUP_CHANGE)
+        suite.sig.verify(change.key, encode(change.body), change.sig, labels.CTX_GROUP_CHANGE)
     except SuiteError:
         raise ForgedChange() from None
 
@@ -210,10 +211,10 @@ def verify_change(parent: GroupView, change: GroupChange) -> GroupView:
         raise ChangeRefused("change for another group or suite", WRONG_GROUP)
     if body.epoch != parent.epoch + 1:
         raise ChangeRefused("epoch is not the parent's plus one", BAD_EPOCH)
-    key = parent.device_key(body.signer, body.device)
-    if key is None:
+    fingerprint = parent.device_fingerprint(body.signer, body.device)
+    if fingerprint is None:
         raise ChangeRefused("the signer is not a member device", UNKNOWN_SIGNER)
-    _check_signature(suite, key, change)
+    _check_signature(suite, fingerprint, change)
     needs_admin, rule = RULES[type(body.op)]
     if needs_admin and not parent.is_admin(body.signer):
         raise NotAdmin()
@@ -237,12 +238,12 @@ def verify_create(change: GroupChange) -> GroupView:
     if len(members) != len(op.members):
         raise ChangeRefused("a member is listed twice", BAD_CHANGE)
     for member in op.members:
-        _check_keys(suite, member)
+        _check_fingerprints(suite, member)
     creator = members.get(body.signer)
-    key = next((d.sig for d in creator.devices if d.id == body.device), None) if creator else None
-    if key is None:
+    fp = next((d.fp for d in creator.devices if d.id == body.device), None) if creator else None
+    if fp is None:
         raise ChangeRefused("the creator is not a member device", UNKNOWN_SIGNER)
-    _check_signature(suite, key, change)
+    _check_signature(suite, fp, change)
     head = change_id(suite, change)
     return make_view(suite, body.group, 0, head, op.name, members, {body.signer: 0})
 
@@ -250,14 +251,22 @@ def verify_create(change: GroupChange) -> GroupView:
 # --- making changes -----------------------------------------------------------------------
 
 
-def member_of(address: str, devices: Mapping[int, bytes]) -> GroupMember:
+def key_fingerprint(suite: Suite, key: bytes) -> bytes:
+    """``Hash(GROUP_DEVICE_KEY_INFO || key)``: how a state names a device's signing key."""
+    return suite.kdf.hash(labels.GROUP_DEVICE_KEY_INFO + key)
+
+
+def member_of(suite: Suite, address: str, devices: Mapping[int, bytes]) -> GroupMember:
     """A member entry from ``{device id: identity signing public key}``."""
-    entries = tuple(GroupDevice(id=i, sig=devices[i]) for i in sorted(devices))
+    entries = tuple(
+        GroupDevice(id=i, fp=key_fingerprint(suite, devices[i])) for i in sorted(devices)
+    )
     return GroupMember(address=address, devices=entries)
 
 
 def sign_change(identity: Identity, body: GroupChangeBody) -> GroupChange:
-    return GroupChange(body=body, sig=identity.sign(encode(body), labels.CTX_GROUP_CHANGE))
+    sig = identity.sign(encode(body), labels.CTX_GROUP_CHANGE)
+    return GroupChange(body=body, key=identity.public.sig, sig=sig)
 
 
 def make_change(
@@ -286,7 +295,7 @@ def create_group(
 ) -> GroupChange:
     """The creation change of a new group (random 16-byte id): the creator (this device
     only) and ``others``; the creator is the only admin."""
-    creator = member_of(address, {device: identity.public.sig})
+    creator = member_of(identity.suite, address, {device: identity.public.sig})
     body = GroupChangeBody(
         v=identity.suite.suite_id,
         group=entropy.random_bytes(GROUP_ID_LEN),

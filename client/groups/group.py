@@ -93,7 +93,7 @@ class Group:
 
     @property
     def is_member(self) -> bool:
-        return self.state.view.device_key(self.address, self.device) is not None
+        return self.state.view.device_fingerprint(self.address, self.device) is not None
 
     @property
     def needs_rotation(self) -> bool:
@@ -155,7 +155,7 @@ class Group:
 
     def receive_distribution(self, sender: str, device: int, data: bytes) -> None:
         """A distribution that came over the pairwise session with ``sender``/``device``."""
-        if self.state.view.device_key(sender, device) is None:
+        if self.state.view.device_fingerprint(sender, device) is None:
             raise NotMember(f"{sender} device {device} is not a member of the group")
         self.keys.add_distribution(sender, device, data)
 

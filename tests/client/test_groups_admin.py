@@ -29,7 +29,16 @@ from client.identity import Identity
 from suites import SUITE_NAMES, Suite, get_suite
 from tests.client.pairs import DeterministicEntropy
 from wire import decode, encode
-from wire.group import GroupChange, GroupMember, OpAdd, OpLeave, OpPromote, OpRemove, OpRename
+from wire.group import (
+    GroupChange,
+    GroupDevice,
+    GroupMember,
+    OpAdd,
+    OpLeave,
+    OpPromote,
+    OpRemove,
+    OpRename,
+)
 
 NAMES = ("alice", "bob", "carol", "dave", "erin")
 
@@ -41,7 +50,7 @@ class Person:
 
     @property
     def member(self) -> GroupMember:
-        return member_of(self.address, {1: self.identity.public.sig})
+        return member_of(self.identity.suite, self.address, {1: self.identity.public.sig})
 
     def sign(self, view: GroupView, op: object) -> GroupChange:
         return make_change(view, self.identity, self.address, 1, op)  # type: ignore[arg-type]
@@ -141,14 +150,17 @@ def test_modified_change_is_refused(cast: dict[str, Person]) -> None:
     good = alice.sign(state.view, OpAdd(member=dave.member))
     body = dataclasses.replace(good.body, op=OpAdd(member=erin.member))
     with pytest.raises(ForgedChange) as caught:
-        state.apply(GroupChange(body=body, sig=good.sig))
+        state.apply(GroupChange(body=body, key=good.key, sig=good.sig))
     assert caught.value.code == "group.bad_signature"
     flipped = bytes([good.sig[0] ^ 1]) + good.sig[1:]
     with pytest.raises(ForgedChange):
-        state.apply(GroupChange(body=good.body, sig=flipped))
-    # signed by the wrong key while claiming to be alice
+        state.apply(GroupChange(body=good.body, key=good.key, sig=flipped))
+    # signed by another key while claiming to be alice: with that key, or with alice's
+    by_erin = sign_change(erin.identity, good.body)
     with pytest.raises(ForgedChange):
-        state.apply(sign_change(erin.identity, good.body))
+        state.apply(by_erin)
+    with pytest.raises(ForgedChange):
+        state.apply(GroupChange(body=good.body, key=good.key, sig=by_erin.sig))
     assert state.epoch == 0
     assert state.apply(good).status == "applied"  # control
 
@@ -380,10 +392,10 @@ def test_join_from_welcome(cast: dict[str, Person]) -> None:
         Group.join(cast["erin"].identity, cast["erin"].address, 1, group.welcome(), entropy)
 
 
-def test_member_with_an_invalid_key_is_refused(cast: dict[str, Person]) -> None:
+def test_member_with_a_malformed_fingerprint_is_refused(cast: dict[str, Person]) -> None:
     alice, dave = cast["alice"], cast["dave"]
     state = GroupState(new_group(cast))
-    broken = member_of(dave.address, {1: dave.identity.public.sig[:-1]})
+    broken = GroupMember(address=dave.address, devices=(GroupDevice(id=1, fp=b"short"),))
     with pytest.raises(ChangeRefused) as caught:
         state.apply(alice.sign(state.view, OpAdd(member=broken)))
     assert caught.value.code == "group.bad_change"
@@ -451,3 +463,18 @@ def test_second_creation_with_the_same_id_is_refused(cast: dict[str, Person]) ->
     assert caught.value.code == "group.bad_change"
     assert state.pending_count() == 0
     assert state.apply(create).status == "duplicate"  # control: the real one is known
+
+
+def test_a_200_member_creation_fits_a_pairwise_message(cast: dict[str, Person]) -> None:
+    alice = cast["alice"]
+    suite = alice.identity.suite
+    others = tuple(
+        member_of(suite, f"m{i}@example.org", {1: bytes([i % 256]) * suite.sig.public_len})
+        for i in range(199)
+    )
+    create = create_group(
+        alice.identity, alice.address, 1, "big", others, DeterministicEntropy(b"b")
+    )
+    state = GroupState(create)
+    assert len(state.members) == 200
+    assert len(encode(state.history())) < 64 * 1024

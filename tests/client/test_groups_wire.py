@@ -31,7 +31,7 @@ from wire.group import (
     SenderKeyMessage,
 )
 
-MEMBER = GroupMember(address="a@x.example", devices=(GroupDevice(id=1, sig=b"k" * 32),))
+MEMBER = GroupMember(address="a@x.example", devices=(GroupDevice(id=1, fp=b"f" * 32),))
 OPS = (
     OpCreate(name="g", members=(MEMBER,)),
     OpAdd(member=MEMBER),
@@ -46,7 +46,7 @@ def _change(op: object) -> GroupChange:
     body = GroupChangeBody(
         v=1, group=bytes(16), epoch=1, parent=b"p" * 48, signer="a@x.example", device=1, op=op
     )  # type: ignore[arg-type]
-    return GroupChange(body=body, sig=b"s" * 64)
+    return GroupChange(body=body, key=b"k" * 32, sig=b"s" * 64)
 
 
 SAMPLES: tuple[object, ...] = (
