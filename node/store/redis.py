@@ -16,6 +16,7 @@ Round trips per operation (one round trip = one batch written, one batch of repl
 
     enqueue          1  (EVALSHA: dedup check, INCR seq, ZADD, HSET, ZADD expiry index,
                         PUBLISH a push notice for other replicas, ``node.cluster``)
+    enqueue_shared   1  (EVALSHA: the body once, then per recipient as enqueue)
     pending          1  (EVALSHA: ZRANGE by seq, per envelope ZSCORE expiry + HGET body)
     ack              1  (EVALSHA for the whole list; 0 for an empty list)
     take_bundle      1  (EVALSHA: HMGET standing keys, ZPOPMIN, ZPOPMIN)
@@ -78,6 +79,16 @@ SWEEP_CHUNK: Final = 1000
 REPLICA_ID_BYTES: Final = 8
 PUSH_ENVELOPE: Final = b"E"  # a push notice: b"E" + replica id + len + mailbox + seq (ASCII)
 PUSH_CLAIM: Final = b"C"  # a mailbox claim: b"C" + replica id + len + mailbox
+_STATS: Final = (
+    "envelopes",
+    "tombstones",
+    "blobs",
+    "blob_bytes",
+    "accounts",
+    "devices",
+    "invites",
+    "shared_bodies",
+)  # in the order of the stats script's reply
 
 
 class RedisStore:
@@ -270,18 +281,36 @@ class RedisStore:
         stored, seq = await self._run("enqueue", keys, args, write=True)
         return bool(stored), int(seq)
 
+    async def enqueue_shared(
+        self, body: bytes, envelopes: list[StoredEnvelope]
+    ) -> list[tuple[bool, int]]:
+        if not envelopes:
+            self._redis.check_open()
+            return []
+        keys = [self._key("seq"), self._key("tomb:exp"), self._key("env:exp"), self._key("sbodies")]
+        notice = PUSH_ENVELOPE + self.replica_id
+        args: list[Any] = [self._prefix, secrets.token_bytes(16), body, self.push_channel, notice]
+        for env in envelopes:
+            self._mailbox_keys(env.mailbox)  # checks the mailbox id's length
+            packed = msgpack.packb([env.ts, env.expires, env.origin, env.sender, b""])
+            args += [env.mailbox, env.eid, env.expires, packed]
+        flat = await self._run("enqueue_shared", keys, args, write=True)
+        return [(bool(flat[i]), int(flat[i + 1])) for i in range(0, len(flat), 2)]
+
     async def pending(
         self, mailbox: bytes, after_seq: int, limit: int, now: int
     ) -> list[StoredEnvelope]:
         if limit <= 0:
             return []
         queue, bodies, member = self._mailbox_keys(mailbox)
-        keys = [queue, bodies, self._key("env:exp")]
-        flat = await self._run("pending", keys, [after_seq, limit, now, member], write=False)
+        keys = [queue, bodies, self._key("env:exp"), self._key("bref:", mailbox)]
+        args = [after_seq, limit, now, member, self._prefix]
+        flat = await self._run("pending", keys, args, write=False)
         out = []
-        for i in range(0, len(flat), 3):
-            eid, seq, packed = flat[i : i + 3]
+        for i in range(0, len(flat), 4):
+            eid, seq, packed, shared = flat[i : i + 4]
             ts, expires, origin, sender, body = msgpack.unpackb(packed)
+            body = body if shared is None else shared
             out.append(StoredEnvelope(mailbox, eid, int(seq), ts, expires, origin, sender, body))
         return out
 
@@ -296,7 +325,8 @@ class RedisStore:
             return 0
         queue, bodies, member = self._mailbox_keys(mailbox)
         keys = [queue, bodies, self._key("env:exp"), self._key("tomb:exp")]
-        return int(await self._run("ack", keys, [member, *eids], write=True))
+        keys += [self._key("bref:", mailbox), self._key("sbodies")]
+        return int(await self._run("ack", keys, [member, self._prefix, *eids], write=True))
 
     # --- blobs ---------------------------------------------------------------------------
     async def grant_blob(self, blob: bytes, token_hash: bytes, size: int, expires: int) -> None:
@@ -387,6 +417,7 @@ class RedisStore:
             self._key("txn:exp"),
             self._key("txn"),
             self._key("nonce"),
+            self._key("sbodies"),
         ]
         totals = [0, 0, 0, 0, 0]
         while True:
@@ -413,10 +444,10 @@ class RedisStore:
             self._key("addrs"),
             self._key("mbox"),
             self._key("inv:exp"),
+            self._key("sbodies"),
         ]
         values = [int(v) for v in await self._run("stats", keys, [], write=False)]
-        names = ("envelopes", "tombstones", "blobs", "blob_bytes", "accounts", "devices")
-        return {**dict(zip(names, values[:6], strict=True)), "invites": values[6]}
+        return dict(zip(_STATS, values, strict=True))
 
 
 def push_notice(replica_id: bytes, mailbox: bytes, kind: bytes = PUSH_ENVELOPE) -> bytes:

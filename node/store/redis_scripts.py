@@ -10,7 +10,9 @@ Cluster support.
 Key layout (``P`` is the store's prefix, e.g. ``sealrelay:``; ``MB`` a mailbox id, ``DEV``
 ``address`` + NUL + device number, ``M`` the one-byte length of ``MB`` + ``MB`` + ``eid``):
 
-    P seq                    INCR counter of envelope seqs (never reset)
+    P seq                    the last envelope seq: INCR, but at least the server's clock
+                             in microseconds, so that seqs keep increasing even when a
+                             failover or a restart lost the counter's last increments
     P inv / P inv:exp        hash code_hash -> account name / zset code_hash by expiry
     P dev:ADDRESS            hash device number -> packed DeviceRecord
     P mbox                   hash mailbox -> packed DeviceRecord
@@ -22,6 +24,9 @@ Key layout (``P`` is the store's prefix, e.g. ``sealrelay:``; ``MB`` a mailbox i
     P seen:DEV               set of every one-time id ever stored ("d"/"k" + 8-byte id)
     P q:MB                   zset eid by seq (the mailbox, in order)
     P b:MB                   hash eid -> packed (ts, expires, origin, sender, body)
+    P bref:MB                hash eid -> shared body id (fan-out records; body b"")
+    P sb:ID                  hash d (a fan-out body), n (unacked records referring to it)
+    P sbodies                set of shared body ids held
     P env:exp                zset M by envelope expiry (stored, unacked)
     P tomb:exp               zset M by expiry (acked envelopes: de-duplication tombstones)
     P blob:ID                hash t (token hash), s (size), e (expiry), d (the bytes)
@@ -47,6 +52,47 @@ that decides (``expires <= now`` has expired).
 from __future__ import annotations
 
 from typing import Final
+
+# Fan-out: one body for many records. ARGV: prefix, body id, body, push channel, notice
+# prefix (b"E" + replica id), then per record: mailbox, eid, expires, packed record.
+# KEYS: seq, tomb:exp, env:exp, sbodies. Returns {stored, seq, stored, seq, ...}.
+ENQUEUE_SHARED: Final = """
+local p, id, out, refs = ARGV[1], ARGV[2], {}, 0
+for i = 6, #ARGV, 4 do
+  local mb, eid, exp, packed = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local m = string.char(#mb) .. mb .. eid
+  local old = redis.call('ZSCORE', p .. 'q:' .. mb, eid)
+  if old then
+    out[#out + 1] = 0
+    out[#out + 1] = tonumber(old)
+  elseif redis.call('ZSCORE', KEYS[2], m) then
+    out[#out + 1] = 0
+    out[#out + 1] = 0
+  else
+    local seq = redis.call('INCR', KEYS[1])
+    local t = redis.call('TIME')
+    local floor = tonumber(t[1]) * 1000000 + tonumber(t[2])
+    if seq < floor then
+      seq = floor
+      redis.call('SET', KEYS[1], string.format('%.0f', seq))
+    end
+    local text = string.format('%.0f', seq)
+    redis.call('ZADD', p .. 'q:' .. mb, text, eid)
+    redis.call('HSET', p .. 'b:' .. mb, eid, packed)
+    redis.call('HSET', p .. 'bref:' .. mb, eid, id)
+    redis.call('ZADD', KEYS[3], exp, m)
+    redis.call('PUBLISH', ARGV[4], ARGV[5] .. string.char(#mb) .. mb .. text)
+    refs = refs + 1
+    out[#out + 1] = 1
+    out[#out + 1] = seq
+  end
+end
+if refs > 0 then
+  redis.call('HSET', p .. 'sb:' .. id, 'd', ARGV[3], 'n', refs)
+  redis.call('SADD', KEYS[4], id)
+end
+return out
+"""
 
 REGISTER: Final = """
 local name = redis.call('HGET', KEYS[1], ARGV[1])
@@ -100,25 +146,34 @@ local old = redis.call('ZSCORE', KEYS[2], ARGV[1])
 if old then return {0, tonumber(old)} end
 if redis.call('ZSCORE', KEYS[5], ARGV[2]) then return {0, 0} end
 local seq = redis.call('INCR', KEYS[1])
-redis.call('ZADD', KEYS[2], seq, ARGV[1])
+local t = redis.call('TIME')
+local floor = tonumber(t[1]) * 1000000 + tonumber(t[2])
+if seq < floor then
+  seq = floor
+  redis.call('SET', KEYS[1], string.format('%.0f', seq))
+end
+local text = string.format('%.0f', seq)
+redis.call('ZADD', KEYS[2], text, ARGV[1])
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[4])
 redis.call('ZADD', KEYS[4], ARGV[3], ARGV[2])
-redis.call('PUBLISH', ARGV[5], ARGV[6] .. seq)
+redis.call('PUBLISH', ARGV[5], ARGV[6] .. text)
 return {1, seq}
 """
 
 PENDING: Final = """
 local limit, now, out, offset = tonumber(ARGV[2]), tonumber(ARGV[3]), {}, 0
-while #out < 3 * limit do
+while #out < 4 * limit do
   local ids = redis.call('ZRANGE', KEYS[1], '(' .. ARGV[1], '+inf', 'BYSCORE',
                          'LIMIT', offset, limit, 'WITHSCORES')
   if #ids == 0 then break end
   for j = 1, #ids, 2 do
     local exp = tonumber(redis.call('ZSCORE', KEYS[3], ARGV[4] .. ids[j]))
-    if exp and exp > now and #out < 3 * limit then
+    if exp and exp > now and #out < 4 * limit then
       out[#out + 1] = ids[j]
       out[#out + 1] = ids[j + 1]
       out[#out + 1] = redis.call('HGET', KEYS[2], ids[j])
+      local ref = redis.call('HGET', KEYS[4], ids[j])
+      out[#out + 1] = ref and redis.call('HGET', ARGV[5] .. 'sb:' .. ref, 'd') or false
     end
   end
   offset = offset + limit
@@ -137,7 +192,7 @@ return n
 
 ACK: Final = """
 local n = 0
-for i = 2, #ARGV do
+for i = 3, #ARGV do
   local eid = ARGV[i]
   if redis.call('HDEL', KEYS[2], eid) == 1 then
     local m = ARGV[1] .. eid
@@ -145,6 +200,15 @@ for i = 2, #ARGV do
     redis.call('ZREM', KEYS[1], eid)
     redis.call('ZREM', KEYS[3], m)
     redis.call('ZADD', KEYS[4], exp, m)
+    local ref = redis.call('HGET', KEYS[5], eid)
+    if ref then
+      redis.call('HDEL', KEYS[5], eid)
+      local body = ARGV[2] .. 'sb:' .. ref
+      if redis.call('HINCRBY', body, 'n', -1) <= 0 then
+        redis.call('DEL', body)
+        redis.call('SREM', KEYS[6], ref)
+      end
+    end
     n = n + 1
   end
 end
@@ -187,6 +251,14 @@ for _, m in ipairs(envelopes) do
   redis.call('ZREM', p .. 'q:' .. mb, eid)
   redis.call('HDEL', p .. 'b:' .. mb, eid)
   redis.call('ZREM', KEYS[1], m)
+  local ref = redis.call('HGET', p .. 'bref:' .. mb, eid)
+  if ref then
+    redis.call('HDEL', p .. 'bref:' .. mb, eid)
+    if redis.call('HINCRBY', p .. 'sb:' .. ref, 'n', -1) <= 0 then
+      redis.call('DEL', p .. 'sb:' .. ref)
+      redis.call('SREM', KEYS[11], ref)
+    end
+  end
 end
 local tombs = expired(KEYS[2])
 for _, m in ipairs(tombs) do redis.call('ZREM', KEYS[2], m) end
@@ -321,7 +393,8 @@ STATS: Final = """
 return {redis.call('ZCARD', KEYS[1]), redis.call('ZCARD', KEYS[2]),
         tonumber(redis.call('HGET', KEYS[3], 'n') or 0),
         tonumber(redis.call('HGET', KEYS[3], 'bytes') or 0),
-        redis.call('SCARD', KEYS[4]), redis.call('HLEN', KEYS[5]), redis.call('ZCARD', KEYS[6])}
+        redis.call('SCARD', KEYS[4]), redis.call('HLEN', KEYS[5]), redis.call('ZCARD', KEYS[6]),
+        redis.call('SCARD', KEYS[7])}
 """
 
 ALL: Final = {
@@ -330,6 +403,7 @@ ALL: Final = {
     "put_prekeys": PUT_PREKEYS,
     "take_bundle": TAKE_BUNDLE,
     "enqueue": ENQUEUE,
+    "enqueue_shared": ENQUEUE_SHARED,
     "pending": PENDING,
     "count_pending": COUNT_PENDING,
     "ack": ACK,

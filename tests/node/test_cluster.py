@@ -103,6 +103,22 @@ async def test_an_envelope_stored_on_one_replica_reaches_the_connection_on_anoth
         assert [e.eid for e in on_y.offered] == [eid(1), eid(2)]
 
 
+async def test_a_fan_out_on_one_replica_reaches_every_connection_on_another(
+    redis_server: RedisServer,
+) -> None:
+    async with replicas(redis_server.url, 2, fresh_prefix()) as (x, y):
+        on_y = {MAILBOX: Recorder(), OTHER_MAILBOX: Recorder()}
+        for mailbox, recorder in on_y.items():
+            y.hub.attach(mailbox, recorder)
+        records = [envelope(eid(5), mailbox=m, body=b"") for m in on_y]
+        results = await x.store.enqueue_shared(b"one body", records)
+        assert [stored for stored, _ in results] == [True, True]
+        await eventually(lambda: all(len(r.offered) == 1 for r in on_y.values()))
+        for (_, seq), recorder in zip(results, on_y.values(), strict=True):
+            (got,) = recorder.offered
+            assert (got.eid, got.seq, got.body) == (eid(5), seq, b"one body")
+
+
 async def test_a_replica_ignores_its_own_notices_and_unattached_mailboxes(
     redis_server: RedisServer,
 ) -> None:

@@ -486,6 +486,7 @@ async def test_stats(store: Store) -> None:
         "accounts": 0,
         "devices": 0,
         "invites": 0,
+        "shared_bodies": 0,
     }
     await registered(store, "alice", MAILBOX)
     await registered(store, "bob", OTHER_MAILBOX)
@@ -504,6 +505,7 @@ async def test_stats(store: Store) -> None:
         "accounts": 2,
         "devices": 2,
         "invites": 1,
+        "shared_bodies": 0,
     }
 
 
