@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -19,6 +20,7 @@ from node.cluster import ClusterPush
 from node.hub import Hub
 from node.relay import Relay
 from node.store import RedisStore, StoredEnvelope, StoreError
+from tests.integration.nodeproc import NodeProcess, invite, json_lines, run_cli
 from tests.node.harness import Device, call, enroll, login, make_config, server_keys, token_for
 from tests.node.store.test_contract import (
     MAILBOX,
@@ -35,6 +37,7 @@ from wire.relay import Drained, Ok, Sent, SetDeliveryToken
 
 __all__ = ["redis_server"]
 
+CLIENT_ENV = {"SEALRELAY_PASSPHRASE": "cluster-test", "SEALRELAY_TIMEOUT": "60"}
 COREDIS_FAILED_CONNECT = pytest.mark.filterwarnings(
     "ignore:Unclosed <MemoryObject(Send|Receive)Stream:ResourceWarning"
 )
@@ -244,3 +247,43 @@ async def test_a_send_on_one_relay_is_pushed_by_a_session_on_another(
         nursery.cancel_scope.cancel()
     for relay in relays:
         await relay.store.aclose()
+
+
+# --- two real node processes on one Redis (integration) ---------------------------------
+
+
+@pytest.mark.slow
+def test_two_node_processes_share_accounts_and_mailboxes_on_redis(tmp_path: Path) -> None:
+    """`sealrelay node serve` twice with ``SEALRELAY_STORE=redis`` (the keys directory
+    shared, as the Secret is in Kubernetes); invites go to Redis; alice uses one node, bob
+    the other, and each receives what the other sent (at the next connection: the node
+    does not start ``ClusterPush`` yet)."""
+    with RedisServer(tmp_path / "redis") as server:
+        env = {"SEALRELAY_STORE": "redis", "SEALRELAY_REDIS_URL": server.url}
+        keys = tmp_path / "keys"
+        with (
+            NodeProcess(keys, domain="cluster.test", env=env) as x,
+            NodeProcess(keys, domain="cluster.test", env=env) as y,
+        ):
+            urls = [x.start(), y.start()]
+            homes = {}
+            for name, url in zip(("alice", "bob"), urls, strict=True):
+                homes[name] = tmp_path / name
+                code = invite(keys, name, env=env)
+                run_cli(
+                    "client", "register", f"{name}@cluster.test", "--node", url,
+                    "--code", code, "--home", str(homes[name]), env=CLIENT_ENV,
+                )  # fmt: skip
+            assert not (keys / "node.sqlite3").exists()  # everything went to Redis
+
+            def cli(name: str, *args: str) -> list[dict[str, Any]]:
+                out = run_cli("client", args[0], "--home", str(homes[name]), *args[1:],
+                              env=CLIENT_ENV)  # fmt: skip
+                return json_lines(out.stdout)
+
+            (sent,) = cli("alice", "send", "bob@cluster.test", "via x")
+            got = {m["eid"]: m["text"] for m in cli("bob", "receive")}
+            assert got[sent["eids"][0]] == "via x"
+            (reply,) = cli("bob", "send", "alice@cluster.test", "via y")
+            back = {m["eid"]: m["text"] for m in cli("alice", "receive")}
+            assert back[reply["eids"][0]] == "via y"
