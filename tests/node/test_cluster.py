@@ -32,7 +32,7 @@ from tests.node.store.test_contract import (
     redis_server,
 )
 from tests.node.test_session import delivered_eids, pushes, send
-from tests.redisproc import RedisServer
+from tests.redisproc import RedisServer, SentinelSet
 from wire.relay import Drained, Ok, Sent, SetDeliveryToken
 
 __all__ = ["redis_server"]
@@ -189,6 +189,40 @@ async def test_a_lost_subscription_supersedes_local_connections_and_pushes_resum
             await eventually(lambda: len(on_y.offered) == 1)
     finally:
         server.kill()
+    gc.collect()
+
+
+@pytest.mark.slow
+@COREDIS_FAILED_CONNECT
+async def test_pushes_follow_a_sentinel_failover(tmp_path: Path) -> None:
+    with SentinelSet(tmp_path / "ha") as ha:
+        prefix = fresh_prefix()
+        async with trio.open_nursery() as nursery:
+            pairs: list[tuple[RedisStore, Hub, ClusterPush]] = []
+            for _ in range(2):
+                store = await RedisStore.open_sentinel(
+                    ha.sentinels, ha.master, prefix=prefix, retry_for=20.0
+                )
+                hub = Hub()
+                push = ClusterPush(hub, store, now_ms=lambda: NOW)
+                await nursery.start(push.run)
+                pairs.append((store, hub, push))
+            (x, _, _), (_, y_hub, y_push) = pairs
+            on_y = Recorder()
+            y_hub.attach(MAILBOX, on_y)
+            await x.enqueue(envelope(eid(1)))
+            await eventually(lambda: len(on_y.offered) == 1)
+            ha.kill_primary()
+            await x.enqueue(envelope(eid(2)))  # retried until a replica is promoted
+            # the subscription moved to the new primary: y's connection was asked to
+            # reconnect (it may have missed eid 2's notice), and later pushes arrive
+            await eventually(lambda: on_y.superseded >= 1, within=15)
+            assert y_push.resubscribed >= 1
+            await x.enqueue(envelope(eid(3)))
+            await eventually(lambda: any(e.eid == eid(3) for e in on_y.offered))
+            nursery.cancel_scope.cancel()
+        for store, _, _ in pairs:
+            await store.aclose()
     gc.collect()
 
 
