@@ -57,16 +57,7 @@ def sign_request(
     nonce: bytes,
 ) -> dict[str, str]:
     """The headers that authenticate this request."""
-    statement = RequestStatement(
-        method=method.upper(),
-        path=path,
-        origin=origin,
-        destination=destination,
-        body_digest=body_digest(body),
-        time=now_ms,
-        nonce=nonce,
-        key_id=key_id,
-    )
+    statement = _statement(method, path, origin, destination, body, now_ms, nonce, key_id)
     signature = suite.sig.sign(key, encode(statement), labels.CTX_FEDERATION_REQUEST)
     return {
         HEADER_ORIGIN: origin,
@@ -102,17 +93,31 @@ def parse_request(
         raise RequestAuthError(f"the request is for {dest!r}, not this domain")
     if len(nonce) != NONCE_LEN or not 0 < len(key_id) <= 64 or not 0 <= time < 2**63:
         raise RequestAuthError("malformed federation signature headers")
-    statement = RequestStatement(
+    statement = _statement(method, path, origin, dest, body, time, nonce, key_id)
+    return SignedClaim(statement, signature)
+
+
+def _statement(
+    method: str,
+    path: str,
+    origin: str,
+    destination: str,
+    body: bytes,
+    time: int,
+    nonce: bytes,
+    key_id: bytes,
+) -> RequestStatement:
+    """What the signature covers; both sides build it here, from what they send or got."""
+    return RequestStatement(
         method=method.upper(),
         path=path,
         origin=origin,
-        destination=dest,
+        destination=destination,
         body_digest=body_digest(body),
         time=time,
         nonce=nonce,
         key_id=key_id,
     )
-    return SignedClaim(statement, signature)
 
 
 def verify_signature(claim: SignedClaim, key: ServerVerifyKeyEntry) -> None:
