@@ -65,7 +65,11 @@ async def test_replicated_durability_waits_for_a_replica_and_fails_without_one(
         replica = RedisServer(tmp_path / "replica", replica_of=primary.port).start()
         try:
             prefix = fresh_prefix()
+            # generous while the replica is up (a loaded machine), short once it is gone
             store = await RedisStore.open(
+                primary.url, prefix=prefix, durability="replicated", wait_timeout_ms=5000
+            )
+            impatient = await RedisStore.open(
                 primary.url, prefix=prefix, durability="replicated", wait_timeout_ms=300
             )
             stored, _ = await store.enqueue(envelope(eid(1)))
@@ -78,13 +82,14 @@ async def test_replicated_durability_waits_for_a_replica_and_fails_without_one(
             replica.kill()
             with trio.fail_after(5):
                 with pytest.raises(StoreError, match="no replica confirmed"):
-                    await store.enqueue(envelope(eid(2)))
+                    await impatient.enqueue(envelope(eid(2)))
                 with pytest.raises(StoreError, match="no replica confirmed"):
-                    await store.set_token_verifier("alice@a.example", b"v" * 32)
+                    await impatient.set_token_verifier("alice@a.example", b"v" * 32)
             # Reads need no replica; the write above is on the primary (which is what the
             # error says).
-            assert await store.count_pending(MAILBOX, NOW) == 3
+            assert await impatient.count_pending(MAILBOX, NOW) == 3
             await store.aclose()
+            await impatient.aclose()
             fast = await RedisStore.open(primary.url, prefix=prefix, durability="primary")
             assert (await fast.enqueue(envelope(eid(3))))[0]
             await fast.aclose()
