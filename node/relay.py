@@ -108,6 +108,9 @@ class Relay:
     metrics: Metrics = field(default_factory=Metrics)
     draining: bool = False
     federation: FederationPort | None = None
+    shared_store: bool = False
+    """Other processes write the same store (cluster mode): no cached delivery-token
+    verifiers, since another replica may change them."""
     _owners: dict[bytes, str] = field(default_factory=dict, repr=False)
     _verifiers: dict[str, bytes | None] = field(default_factory=dict, repr=False)
     _token_epoch: int = field(default=0, repr=False)  # moved by every set_token
@@ -280,7 +283,9 @@ class Relay:
     async def check_token(self, address: str, token: bytes | None) -> None:
         if token is None:
             raise NodeError(errors.SEND_TOKEN_REQUIRED, "a delivery token is required")
-        if address in self._verifiers:
+        if self.shared_store:
+            verifier = await self.store.token_verifier(address)
+        elif address in self._verifiers:
             verifier = self._verifiers[address]
         else:
             epoch = self._token_epoch

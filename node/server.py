@@ -23,12 +23,14 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 
 from node.app import App
+from node.cluster import ClusterPush
 from node.config import Config, parse_sentinels
 from node.errors import ConfigError
 from node.fed import Federation
 from node.keys import KEY_FILE, RELOAD_INTERVAL, load, load_or_create
 from node.relay import Relay
 from node.store import Store, open_store
+from node.store.redis import RedisStore
 
 log = logging.getLogger("sealrelay.node.server")
 
@@ -67,7 +69,7 @@ async def run_node(
         redis_master=config.redis_master,
         durability=config.durability,
     )
-    relay = Relay(config, opened, keys)
+    relay = Relay(config, opened, keys, shared_store=isinstance(opened, RedisStore))
     bound: list[str] = []
 
     def endpoints() -> tuple[str, ...]:
@@ -88,6 +90,9 @@ async def run_node(
                 nursery.start_soon(_watch_signals, stop)
             nursery.start_soon(_sweeper, relay)
             nursery.start_soon(_watch_keys, relay, Path(config.data_dir) / KEY_FILE)
+            if isinstance(opened, RedisStore):
+                # pushes for mailboxes connected to another replica (node.cluster)
+                await nursery.start(ClusterPush(relay.hub, opened).run)
             await nursery.start(federation.run)
             await _serve(relay, stop, nursery, bound, endpoints, federation, task_status)
             nursery.cancel_scope.cancel()
