@@ -40,6 +40,7 @@ log = logging.getLogger("sealrelay.node.federation")
 SEND_PATH: Final = "/federation/v1/send/"
 BACKOFF_BASE: Final = 0.5
 IDLE_POLL: Final = 30.0  # seconds an idle sender waits before looking at its queue again
+SCAN_INTERVAL: Final = 5.0  # seconds between looks for domains with queued items
 
 SendTxn = Callable[[str, str, bytes], Awaitable[bytes]]
 
@@ -105,10 +106,24 @@ class Outbound:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
-            for domain in await self.store.outbound_depths(self._now()):
-                self.poke(domain)
+            await self._scan()
             task_status.started()
-            await trio.sleep_forever()
+            while True:
+                await trio.sleep(SCAN_INTERVAL)
+                await self._scan()
+
+    async def _scan(self) -> None:
+        """Start a sender for every domain with queued items: at start, and periodically,
+        so that items another replica queued (and may have died with) are sent by this
+        one (cluster mode; on SQLite only this process queues)."""
+        try:
+            depths = await self.store.outbound_depths(self._now())
+        except StoreError as exc:
+            log.warning("outbound scan failed", extra={"error": str(exc)})
+            return
+        for domain in depths:
+            if domain not in self.senders:
+                self.poke(domain)
 
     def _now(self) -> int:
         return int(self._clock() * 1000)
