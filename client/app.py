@@ -24,6 +24,11 @@ renews its sender certificate before it expires (checked again hourly while onli
 certificate is verified against the pinned keys before it is saved); while online it
 purges disappearing messages when their timer runs out, and hourly the ids of received
 envelopes (and quarantined ones) past their expiry.
+
+Groups (``client.groupnet``, docs/groups.md section 8): :meth:`Client.group_create`,
+:meth:`group_change` and :meth:`group_send`; a pairwise plaintext that is a group control
+goes to the group (never to the inbox), and a group envelope is unwrapped, decrypted with
+the sender's chain and saved in the inbox like a message, with its group id beside it.
 """
 
 from __future__ import annotations
@@ -38,9 +43,9 @@ from typing import Final
 
 import trio
 
-from client import nodehttp, persist
+from client import groupnet, nodehttp, persist
 from client.attachments_io import download_all, pending_attachment, upload_file
-from client.content import Content, pack, unpack
+from client.content import Content, GroupNote, pack, unpack, unpack_payload
 from client.enroll import check_certificate
 from client.entropy import SYSTEM_ENTROPY, Entropy
 from client.errors import (
@@ -54,6 +59,7 @@ from client.errors import (
     SuiteMismatch,
     UntrustedIdentity,
 )
+from client.groups import GroupControl
 from client.identity import ONE_TIME_BATCH
 from client.inbox import Inbox, StoredMessage, message_key
 from client.net import AuthLogin, Connection, Connector, Link, websocket_connector
@@ -153,6 +159,8 @@ class Client:
         self.quarantine_count = 0
         """Envelopes that did not open for a reason that may pass since this client was
         created (quarantined, or dropped because the quarantine was full)."""
+        self.groups = groupnet.GroupBook(store, device, entropy)
+        self._groups_changed = False
 
     @classmethod
     def load(
@@ -461,6 +469,9 @@ class Client:
         # reconnecting, and acked then.
         with contextlib.suppress(NetworkError):
             await self.link.send_only(Ack(id=0, eids=eids))
+        if self._groups_changed:  # a key or chain came: group envelopes may open now
+            self._groups_changed = False
+            saved += self.retry_quarantined()
         if saved:
             self._changed()
         for msg in saved:
@@ -478,23 +489,19 @@ class Client:
     def _open(self, env: Envelope, *, retry: bool) -> StoredMessage | None:
         """Decrypt and save ``env`` (in the caller's transaction); quarantine it if it failed
         for a reason that may pass."""
+        wrapped = groupnet.parse(env.body)
+        if wrapped is not None:
+            return self._open_group(env, wrapped, retry=retry)
         try:
             received = self.device.decrypt(env.body, sent_ms=env.ts)
-            content = unpack(received.plaintext)
+            payload = unpack_payload(received.plaintext)
         except NEVER_OPENS:
             persist.release(self.store, env.eid)
             return None
         except ClientError as exc:
             if not retry:
                 self._want_domain(env.origin)
-                self.quarantine_count += 1
-                kept = persist.quarantine(self.store, env)
-                log.warning(
-                    "envelope %s did not open (%s): %s",
-                    env.eid.hex(),
-                    exc.code,
-                    "quarantined" if kept else "dropped, the quarantine is full",
-                )
+                self._quarantine(env, exc.code)
             return None
         persist.release(self.store, env.eid)
         if env.sender is not None and env.sender != received.sender:
@@ -503,8 +510,64 @@ class Client:
             log.warning("envelope %s: a sender of another domain than its origin", env.eid.hex())
             return None  # a domain may only carry its own users' messages
         persist.save_peer(self.store, self.device, received.sender, received.device)
-        self._remember_contact(received.sender, received.device, content)
-        msg = _stored(env, received.sender, received.device, content, now_ms(self.clock))
+        if not isinstance(payload, Content):
+            self._group_control(received.sender, received.device, payload)
+            return None
+        self._remember_contact(received.sender, received.device, payload)
+        msg = _stored(env, received.sender, received.device, payload, now_ms(self.clock))
+        self.inbox.put(msg)
+        return msg
+
+    def _quarantine(self, env: Envelope, code: str) -> None:
+        self.quarantine_count += 1
+        kept = persist.quarantine(self.store, env)
+        log.warning(
+            "envelope %s did not open (%s): %s",
+            env.eid.hex(),
+            code,
+            "quarantined" if kept else "dropped, the quarantine is full",
+        )
+
+    def _group_control(self, sender: str, device: int, payload: GroupControl | GroupNote) -> None:
+        """Hand a pairwise group control to its group (in the caller's transaction)."""
+        peer = self.peer_identity(sender)
+        if peer is None:
+            return
+        if isinstance(payload, GroupNote) and payload.reply_mailbox is not None:
+            contact = Contact(payload.reply_mailbox, payload.reply_token)
+            if persist.load_contact(self.store, sender, device) != contact:
+                persist.save_contact(self.store, sender, device, contact)
+        if self.groups.receive(sender, device, payload, peer.sig).changed:
+            self._groups_changed = True
+
+    def _open_group(
+        self, env: Envelope, wrapped: groupnet.GroupEnvelope, *, retry: bool
+    ) -> StoredMessage | None:
+        """Unwrap and decrypt a group message; quarantine it while its transport key or
+        its sender's chain has not come; drop it if its sender is not a member device of
+        the sender's domain."""
+        try:
+            ng, message = self.groups.open(wrapped)
+        except groupnet.GroupPending:
+            if not retry:
+                self._quarantine(env, "group.pending")
+            return None
+        persist.release(self.store, env.eid)
+        self.groups.save(ng)  # the receiving chain moved on
+        assert ng.group is not None  # noqa: S101 - open() answers joined groups only
+        view = ng.group.state.view
+        if view.device_fingerprint(message.sender, message.device) is None:
+            return None
+        if message.sender.rpartition("@")[2].lower() != env.origin.lower():
+            log.warning("group envelope %s: a sender of another domain", env.eid.hex())
+            return None
+        try:
+            content = unpack(message.plaintext)
+        except BadContent:
+            return None
+        self._remember_contact(message.sender, message.device, content)
+        self.groups.mark_message(env.eid, ng.group_id)
+        msg = _stored(env, message.sender, message.device, content, now_ms(self.clock))
         self.inbox.put(msg)
         return msg
 
@@ -560,6 +623,35 @@ class Client:
     def _changed(self) -> None:
         self.changed.set()
         self.changed = trio.Event()
+
+    # --- groups ---------------------------------------------------------------------
+
+    async def group_create(self, name: str, members: Sequence[str] = ()) -> bytes:
+        """A new group with this device as admin and ``members``; its id. Returns once the
+        node took the welcomes."""
+        group_id, eids = await groupnet.create(self, name, members)
+        await self.pump.wait(eids)
+        return group_id
+
+    async def group_change(
+        self, group_id: bytes, add: Sequence[str] = (), remove: Sequence[str] = ()
+    ) -> dict[bytes, Refused]:
+        """Add and remove members (this device must be an admin); the refused envelopes."""
+        return await self.pump.wait(await groupnet.change(self, group_id, add, remove))
+
+    async def group_send(
+        self,
+        group_id: bytes,
+        text: str,
+        files: Sequence[Path] = (),
+        expire: int | None = None,
+    ) -> groupnet.GroupSendResult:
+        """Send to every other member device: encrypted once, one upload per domain."""
+        return await groupnet.send(self, group_id, text, files, expire)
+
+    def message_group(self, msg: StoredMessage) -> bytes | None:
+        """The group id of a received group message (``None`` for a one-to-one one)."""
+        return self.groups.message_group(msg.eid)
 
     # --- disappearing messages --------------------------------------------------------
 

@@ -11,8 +11,15 @@ These schemas never leave the two clients, so they live with the client (tags st
     expire       disappearing timer in seconds, counted from receipt (``None``: keep)
     attachments  pointers to encrypted blobs (``client.attachments``)
 
-:func:`pack` / :func:`unpack` are the only entry points; ``unpack`` raises
-:class:`~client.errors.BadContent` for anything that is not a valid payload.
+A pairwise plaintext may instead carry group administration (docs/groups.md section 8): a
+``client.groups.GroupControl`` (a change, a welcome or a sender-key distribution), or a
+:class:`GroupNote`: such a control together with the group transport key of the state it
+leads to (:class:`GroupKey`) and the sender's reply token and mailbox, so that members who
+never wrote to each other still reach each other with a delivery token.
+
+:func:`pack` / :func:`unpack` (a ``Content``) and :func:`unpack_payload` (any of the three)
+are the entry points; both unpacks raise :class:`~client.errors.BadContent` for anything
+that is not a valid payload.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from __future__ import annotations
 from typing import Annotated, Final
 
 from client.errors import BadContent
+from client.groups.control import GroupControl
 from wire import U32, U64, Bytes16, Bytes32, MaxLen, WireError, decode, encode, message
 from wire.e2e import DeliveryToken
 
@@ -72,5 +80,35 @@ def unpack(plaintext: bytes) -> Content:
     """The content of a decrypted plaintext; :class:`BadContent` if it is not one."""
     try:
         return decode(plaintext, Content)
+    except WireError:
+        raise BadContent("the message content does not decode") from None
+
+
+@message("client.group-key")
+class GroupKey:
+    """The group transport key (32 bytes, AES-256-GCM) of the group state whose head is the
+    change ``head`` (its change id), chosen by that change's signer."""
+
+    head: Annotated[bytes, MaxLen(64)]
+    key: Bytes32
+
+
+@message("client.group-note")
+class GroupNote:
+    """A group control message with what the network layer adds to it (docs/groups.md)."""
+
+    control: GroupControl
+    key: GroupKey | None
+    reply_token: DeliveryToken | None
+    reply_mailbox: Bytes16 | None
+
+
+Payload = Content | GroupControl | GroupNote
+
+
+def unpack_payload(plaintext: bytes) -> Payload:
+    """A pairwise plaintext: a message, or group administration for ``client.groupnet``."""
+    try:
+        return decode(plaintext, (Content, GroupControl, GroupNote))
     except WireError:
         raise BadContent("the message content does not decode") from None

@@ -8,6 +8,11 @@ at any point neither loses the message nor encrypts it twice.
 :class:`Outbox` is the synchronous store side; :class:`OutboxPump` the trio shell that
 sends every pending item over the current connection, in order, and removes it once the
 node answered ``Sent`` (or refused it for good: see :data:`RETRYABLE`).
+
+Two kinds of items share the outbox: :class:`OutboxItem` (one envelope for one device) and
+:class:`OutboxShared` (one group message body for several mailboxes of one domain: a
+``SendShared`` for the home domain, a ``Forward`` of a many-recipient routing layer for
+another). Items written before the second kind existed decode as before.
 """
 
 from __future__ import annotations
@@ -21,7 +26,16 @@ from client.errors import NetworkError, Refused
 from client.store.base import StateStore
 from wire import U32, Bytes16, MaxLen, decode, encode, message
 from wire.e2e import Address, DeliveryToken, DeviceId
-from wire.relay import Forward, Introduce, Send, Sent
+from wire.relay import (
+    MAX_SHARED_RECIPIENTS,
+    Forward,
+    Introduce,
+    Send,
+    SendShared,
+    Sent,
+    SentShared,
+    SharedRecipient,
+)
 
 NS_OUTBOX: Final = "outbox"
 """Store namespace of pending envelopes, keyed by u64 sequence number || eid."""
@@ -65,18 +79,41 @@ class OutboxItem:
         )
 
 
+@message("client.outbox-shared")
+class OutboxShared:
+    """One group message upload: to ``recipients`` of the home node (``domain`` empty:
+    ``SendShared``), or to another domain (``body`` is then the sealed routing layer that
+    names the recipients: ``Forward``). ``recipients`` is kept either way, for the record."""
+
+    eid: Bytes16
+    ttl: U32
+    recipients: Annotated[tuple[SharedRecipient, ...], MaxLen(MAX_SHARED_RECIPIENTS)]
+    body: Annotated[bytes, MaxLen((1 << 20) + 16 * 1024)]
+    domain: Annotated[str, MaxLen(253)]
+
+    def request(self) -> SendShared | Forward:
+        if self.domain:
+            return Forward(id=0, domain=self.domain, eid=self.eid, ttl=self.ttl, layer=self.body)
+        return SendShared(
+            id=0, eid=self.eid, ttl=self.ttl, recipients=self.recipients, body=self.body
+        )
+
+
+AnyItem = OutboxItem | OutboxShared
+
+
 class Outbox:
     """Pending envelopes in a :class:`StateStore`, oldest first."""
 
     def __init__(self, store: StateStore) -> None:
         self._store = store
 
-    def add(self, item: OutboxItem) -> None:
+    def add(self, item: AnyItem) -> None:
         """Queue ``item`` (call inside the transaction that saved its ratchet state)."""
         self._store.put(NS_OUTBOX, self._next_seq().to_bytes(8, "big") + item.eid, encode(item))
 
-    def pending(self) -> list[OutboxItem]:
-        return [decode(raw, OutboxItem) for _, raw in self._store.items(NS_OUTBOX)]
+    def pending(self) -> list[AnyItem]:
+        return [decode(raw, (OutboxItem, OutboxShared)) for _, raw in self._store.items(NS_OUTBOX)]
 
     def remove(self, eid: bytes) -> None:
         for key, _ in self._store.items(NS_OUTBOX):
@@ -110,6 +147,9 @@ class OutboxPump:
         self._progress = trio.Event()
         self.sent: set[bytes] = set()
         self.failed: dict[bytes, Refused] = {}
+        self.partial: dict[bytes, tuple[str, ...]] = {}
+        """Shared uploads the node stored for some recipients only: its per-recipient
+        results (``""`` stored, ``"duplicate"``, or the code that refused that one)."""
 
     def notify(self) -> None:
         self._wake.set()
@@ -129,7 +169,7 @@ class OutboxPump:
         for item in self._outbox.pending():
             await self._deliver(item)
 
-    async def _deliver(self, item: OutboxItem) -> None:
+    async def _deliver(self, item: AnyItem) -> None:
         pause = RETRY_PAUSE
         while True:
             try:
@@ -141,7 +181,15 @@ class OutboxPump:
                 await trio.sleep(exc.retry_after / 1000 if exc.retry_after else pause)
                 pause = min(pause * 2, MAX_RETRY_PAUSE)
                 continue
-            if not isinstance(response, Sent) or response.eid != item.eid:
+            if isinstance(response, SentShared) and response.eid == item.eid:
+                if any(code in RETRYABLE for code in response.results):
+                    # the same eid again: the recipients that have it answer "duplicate"
+                    await trio.sleep(pause)
+                    pause = min(pause * 2, MAX_RETRY_PAUSE)
+                    continue
+                if any(code not in ("", "duplicate") for code in response.results):
+                    self.partial[item.eid] = response.results
+            elif not isinstance(response, Sent) or response.eid != item.eid:
                 raise NetworkError("unexpected answer to a send")
             self._settle(item.eid, None)
             return

@@ -7,14 +7,25 @@ and HPKE-seals it (RFC 9180 base mode, ``info = ROUTING_LAYER_INFO``) to the des
 domain's current KEM key from its key document. The AAD binds the destination domain, the
 suite and the key id, exactly as ``federation.routing.layer_aad`` (the node side, which
 the client may not import) rebuilds it.
+
+A group message to several members of one domain goes as one layer naming all their
+mailboxes and tokens (at most ``MAX_GROUP_RECIPIENTS``); the destination node stores the
+body once for all of them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from client.errors import ServerKeyError
 from suites import get_suite_by_id, labels
 from wire import encode
-from wire.federation import RoutingLayer, RoutingRecipient, SealedRoutingLayer
+from wire.federation import (
+    MAX_GROUP_RECIPIENTS,
+    RoutingLayer,
+    RoutingRecipient,
+    SealedRoutingLayer,
+)
 from wire.server import ServerKemKey, ServerKeyDocument
 
 
@@ -34,21 +45,28 @@ def seal_for_domain(
     doc: ServerKeyDocument,
     now_ms: int,
     *,
-    mailbox: bytes,
-    token: bytes | None,
+    mailbox: bytes | None = None,
+    token: bytes | None = None,
+    recipients: Sequence[tuple[bytes, bytes | None]] = (),
     eid: bytes,
     ttl: int,
     body: bytes,
 ) -> bytes:
-    """The encoded :class:`SealedRoutingLayer` carrying ``body`` to ``mailbox`` of the
+    """The encoded :class:`SealedRoutingLayer` carrying ``body`` to ``mailbox`` (with
+    ``token``) or to every ``(mailbox, token)`` of ``recipients`` (one or the other) of the
     domain of ``doc`` (a document the caller verified)."""
+    if (mailbox is None) == (not recipients):
+        raise ValueError("give either one mailbox or a list of recipients")
+    wanted = [(mailbox, token)] if mailbox is not None else list(recipients)
+    if len(wanted) > MAX_GROUP_RECIPIENTS:
+        raise ValueError(f"at most {MAX_GROUP_RECIPIENTS} recipients in one routing layer")
     domain = doc.body.server.lower()
     key = current_kem_key(doc, now_ms)
     layer = RoutingLayer(
         destination=domain,
         eid=eid,
         ttl=ttl,
-        recipients=(RoutingRecipient(mailbox=mailbox, token=token),),
+        recipients=tuple(RoutingRecipient(mailbox=m, token=t) for m, t in wanted),
         body=body,
     )
     suite = get_suite_by_id(key.suite)

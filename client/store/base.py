@@ -43,6 +43,11 @@ keyed by envelope id; kept until the envelope's own expiry."""
 NS_DOMAINS: Final = "domains"
 """Key documents of other domains (as served through the home node and verified by this
 client: first use, then only a successor signed by a known key), keyed by domain."""
+NS_GROUPS: Final = "groups"
+"""Groups this device is in (``client.groupnet.GroupNetRecord``: the group core's
+``Group.to_bytes`` plus transport keys and pending controls), keyed by group id."""
+NS_GROUP_MESSAGES: Final = "group-messages"
+"""Which group a received group message belongs to: group id, keyed by envelope id."""
 
 NAMESPACES: Final = (
     NS_SESSIONS,
@@ -56,6 +61,8 @@ NAMESPACES: Final = (
     NS_CONTACTS,
     NS_QUARANTINE,
     NS_DOMAINS,
+    NS_GROUPS,
+    NS_GROUP_MESSAGES,
 )
 
 # A namespace is a short lower-case name; it never holds a NUL, so ``ns || 0x00 || key``
