@@ -1,4 +1,6 @@
-"""``sealrelay client ...``: register, send, receive, verify, info, history.
+"""``sealrelay client ...``: register, send, receive, verify, info, history, and
+``group create|add|remove|send|list`` (a group is named by its id in hex, which ``group
+create`` prints; a received group message prints as a one-to-one one plus ``"group"``).
 
 Every command takes ``--home DIR``: the account's encrypted state store (``state.db``)
 and, by default, the directory received attachments are saved to (``attachments/``).
@@ -25,7 +27,8 @@ import trio
 from client import persist
 from client.app import Client
 from client.enroll import enroll
-from client.errors import ClientError, StoreError
+from client.errors import ClientError, Refused, StoreError
+from client.groupnet import describe
 from client.inbox import StoredMessage
 from client.safety import format_safety_number, identity_fingerprint
 from client.store.sqlite import SqliteStore
@@ -72,6 +75,26 @@ def info(args: argparse.Namespace) -> int:
 
 def history(args: argparse.Namespace) -> int:
     return _main(_history, args)
+
+
+def group_create(args: argparse.Namespace) -> int:
+    return _main(_group_create, args)
+
+
+def group_add(args: argparse.Namespace) -> int:
+    return _main(_group_add, args)
+
+
+def group_remove(args: argparse.Namespace) -> int:
+    return _main(_group_remove, args)
+
+
+def group_send(args: argparse.Namespace) -> int:
+    return _main(_group_send, args)
+
+
+def group_list(args: argparse.Namespace) -> int:
+    return _main(_group_list, args)
 
 
 def _main(command: Callable[[argparse.Namespace], Awaitable[int]], args: argparse.Namespace) -> int:
@@ -215,13 +238,14 @@ def _print_new(client: Client, *, settled_only: bool) -> None:
     for msg in client.inbox.unshown():
         if settled_only and not msg.settled:
             continue
-        _emit(message_json(msg))
+        _emit(message_json(msg, client.message_group(msg)))
         client.inbox.mark_shown(msg)
 
 
-def message_json(msg: StoredMessage) -> dict[str, Any]:
-    """The JSON object ``receive`` and ``history`` print for one message."""
-    return {
+def message_json(msg: StoredMessage, group: bytes | None = None) -> dict[str, Any]:
+    """The JSON object ``receive`` and ``history`` print for one message (a group message
+    has ``"group"``: the group id in hex)."""
+    found = {
         "eid": msg.eid.hex(),
         "from": msg.sender,
         "device": msg.device,
@@ -240,6 +264,9 @@ def message_json(msg: StoredMessage) -> dict[str, Any]:
             for a in msg.attachments
         ],
     }
+    if group is not None:
+        found["group"] = group.hex()
+    return found
 
 
 async def _verify(args: argparse.Namespace) -> int:
@@ -295,7 +322,111 @@ async def _history(args: argparse.Namespace) -> int:
         client = _load(args, store)
         client.purge_expired()
         for msg in client.inbox.messages():
-            _emit(message_json(msg))
+            _emit(message_json(msg, client.message_group(msg)))
+    finally:
+        store.close()
+    return EXIT_OK
+
+
+# --- groups -----------------------------------------------------------------------------------
+
+
+def _group_id(text: str) -> bytes:
+    try:
+        group_id = bytes.fromhex(text)
+    except ValueError:
+        group_id = b""
+    if len(group_id) != 16:
+        raise UsageError("GROUP is a group id: 32 hex digits, as 'group create' prints it")
+    return group_id
+
+
+async def _online(
+    args: argparse.Namespace, action: Callable[[Client], Awaitable[dict[str, Any]]]
+) -> int:
+    """Run ``action`` with the client online; print its JSON; exit 1 if it has failures."""
+    store = _open_store(Path(args.home), create=False)
+    try:
+        client = _load(args, store)
+        async with client.online():
+            with trio.fail_after(_timeout()):
+                out = await action(client)
+    except trio.TooSlowError:
+        return _fail("client.timeout", "the node did not acknowledge in time", EXIT_FAILED)
+    finally:
+        store.close()
+    for eid, code in out.pop("failures", {}).items():
+        _fail(code, f"envelope {eid} refused", EXIT_FAILED)
+    _emit(out)
+    return EXIT_FAILED if out.get("failed") else EXIT_OK
+
+
+def _failures(failed: dict[bytes, Refused]) -> dict[str, Any]:
+    return {
+        "failed": len(failed),
+        "failures": {eid.hex(): refused.node_code for eid, refused in failed.items()},
+    }
+
+
+async def _group_create(args: argparse.Namespace) -> int:
+    async def action(client: Client) -> dict[str, Any]:
+        group_id = await client.group_create(args.name, args.members)
+        return {"group": group_id.hex(), "name": args.name}
+
+    return await _online(args, action)
+
+
+async def _group_add(args: argparse.Namespace) -> int:
+    group_id = _group_id(args.group)
+
+    async def action(client: Client) -> dict[str, Any]:
+        failed = await client.group_change(group_id, add=args.addresses)
+        return {"group": args.group, "added": args.addresses, **_failures(failed)}
+
+    return await _online(args, action)
+
+
+async def _group_remove(args: argparse.Namespace) -> int:
+    group_id = _group_id(args.group)
+
+    async def action(client: Client) -> dict[str, Any]:
+        failed = await client.group_change(group_id, remove=args.addresses)
+        return {"group": args.group, "removed": args.addresses, **_failures(failed)}
+
+    return await _online(args, action)
+
+
+async def _group_send(args: argparse.Namespace) -> int:
+    group_id = _group_id(args.group)
+    files = [Path(p) for p in args.attach]
+    for path in files:
+        if not path.is_file():
+            raise UsageError(f"not a file: {path}")
+    if args.expire is not None and args.expire <= 0:
+        raise UsageError("--expire takes a positive number of seconds")
+
+    async def action(client: Client) -> dict[str, Any]:
+        result = await client.group_send(group_id, args.text, files, args.expire)
+        refused = sum(1 for codes in result.partial.values() for c in codes if c not in OK_CODES)
+        return {
+            "group": args.group,
+            "eids": [eid.hex() for eid in result.eids],
+            "refused_recipients": refused,
+            **_failures(result.failed),
+        }
+
+    return await _online(args, action)
+
+
+OK_CODES: Final = ("", "duplicate")
+
+
+async def _group_list(args: argparse.Namespace) -> int:
+    store = _open_store(Path(args.home), create=False)
+    try:
+        client = _load(args, store)
+        for ng in client.groups.all():
+            _emit(describe(ng))
     finally:
         store.close()
     return EXIT_OK

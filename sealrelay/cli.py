@@ -119,6 +119,34 @@ def _add_client(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     history = client_sub.add_parser("history", help="print the stored messages as JSON lines")
     history.add_argument("--home", required=True, metavar="DIR")
     _handler(history, "client.cli:history")
+    _add_group(client_sub)
+
+
+def _add_group(client_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``sealrelay client group ...``: GROUP is the group id in hex (``create`` prints it)."""
+    group = client_sub.add_parser("group", help="group messaging")
+    group_sub = group.add_subparsers(dest="group_command", required=True)
+    create = group_sub.add_parser("create", help="create group NAME (you are its admin)")
+    create.add_argument("name", metavar="NAME")
+    create.add_argument("--home", required=True, metavar="DIR")
+    create.add_argument("--member", dest="members", action="append", default=[])
+    _handler(create, "client.cli:group_create")
+    for verb in ("add", "remove"):
+        change = group_sub.add_parser(verb, help=f"{verb} members (admins only)")
+        change.add_argument("group", metavar="GROUP")
+        change.add_argument("addresses", metavar="ADDRESS", nargs="+")
+        change.add_argument("--home", required=True, metavar="DIR")
+        _handler(change, f"client.cli:group_{verb}")
+    send = group_sub.add_parser("send", help="send TEXT to every member of GROUP")
+    send.add_argument("group", metavar="GROUP")
+    send.add_argument("text", metavar="TEXT")
+    send.add_argument("--home", required=True, metavar="DIR")
+    send.add_argument("--attach", metavar="FILE", action="append", default=[])
+    send.add_argument("--expire", type=int, metavar="SECONDS", help="disappearing message")
+    _handler(send, "client.cli:group_send")
+    listing = group_sub.add_parser("list", help="print your groups as JSON lines")
+    listing.add_argument("--home", required=True, metavar="DIR")
+    _handler(listing, "client.cli:group_list")
 
 
 def build_parser() -> argparse.ArgumentParser:
