@@ -10,22 +10,33 @@
   signing key) and its distribution bytes. The distribution then goes to every remaining
   member device over its pairwise session; those pairwise encryptions (one ratchet step
   and sealed sender each, see the ``client`` module's ``steady`` case) are *not* included.
+- ``send to 200 members``: what the sender's CPU does for one 1 KiB group message to the
+  other 199 members spread over three domains (``client.groupnet``): encrypt once, wrap
+  under the group transport key (padded), build one upload per destination domain (a
+  ``SendShared`` naming the home members' mailboxes and tokens, and for each of the two
+  other domains a routing layer naming its members, HPKE-sealed to that domain's KEM
+  key), and encode the three frames. ``upload_bytes`` is what goes to the home node.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Final
 
 from benchmarks.harness import Result, measure
 from client.entropy import SYSTEM_ENTROPY as _ENTROPY
+from client.groupnet import uploads, wrap
 from client.groups import Group, GroupView, make_change, member_of, verify_change
 from client.identity import Identity
+from node.keys import generate as generate_server_keys
 from suites import SUITE_NAMES, Suite, get_suite
-from wire import decode
+from wire import decode, encode
 from wire.group import GroupMember, OpRemove, SenderKeyMessage
+from wire.server import ServerKeyDocument
 
 MEMBERS: Final = 200
+DOMAINS: Final = ("a.bench.example", "b.bench.example", "c.bench.example")
 PAYLOAD: Final = bytes(range(256)) * 4
 
 
@@ -81,6 +92,28 @@ def _rotation(member: Group, apply: Callable[[], GroupView]) -> Callable[[], obj
     return rotate
 
 
+def _fan_out(suite: Suite, admin: Group) -> tuple[Callable[[], list[bytes]], int]:
+    """One group message to the other ``MEMBERS - 1`` members over :data:`DOMAINS`; the
+    step and the bytes it uploads."""
+    now = int(time.time() * 1000)
+    docs: dict[str, ServerKeyDocument] = {
+        d: generate_server_keys(suite).key_document(d, ("http://127.0.0.1:1",), now, 86_400)
+        for d in DOMAINS[1:]
+    }
+    recipients: dict[str, list[tuple[bytes, bytes | None]]] = {d: [] for d in DOMAINS}
+    for i in range(MEMBERS - 1):
+        mailbox, token = _ENTROPY.random_bytes(16), _ENTROPY.random_bytes(16)
+        recipients[DOMAINS[i % len(DOMAINS)]].append((mailbox, token))
+    key = _ENTROPY.random_bytes(32)
+
+    def step() -> list[bytes]:
+        body = wrap(suite.suite_id, key, admin.encrypt(PAYLOAD), _ENTROPY.random_bytes(12))
+        items = uploads(DOMAINS[0], recipients, docs, body, 0, now, _ENTROPY)
+        return [encode(item.request()) for item in items]
+
+    return step, sum(len(frame) for frame in step())
+
+
 def run(quick: bool) -> list[Result]:
     results: list[Result] = []
     for name in SUITE_NAMES:
@@ -104,6 +137,16 @@ def run(quick: bool) -> list[Result]:
         )
         results.append(
             measure("encrypt+decrypt 1 KiB", _round_trip(admin, member), quick=quick, group=name)
+        )
+        fan_out, sent = _fan_out(suite, admin)
+        results.append(
+            measure(
+                "send to 200 members (encrypt, wrap, 3 uploads)",
+                fan_out,
+                quick=quick,
+                group=name,
+                extra={"members": MEMBERS, "domains": len(DOMAINS), "upload_bytes": sent},
+            )
         )
         apply = _removal(admin, admin.state.view)
         results.append(

@@ -557,7 +557,8 @@ async def send(
             group.encrypt(pack(content)),
             client.entropy.random_bytes(NONCE_LEN),
         )
-        items = list(uploads(client, recipients, docs, body, ttl))
+        now = int(client.clock() * 1000)
+        items = list(uploads(client.domain, recipients, docs, body, ttl, now, client.entropy))
         for item in items:
             client.outbox.add(item)
         client.groups.save(ng)
@@ -602,30 +603,28 @@ async def _recipients(client: Client, ng: NetGroup) -> dict[str, list[tuple[byte
 
 
 def uploads(
-    client: Client,
+    home: str,
     recipients: dict[str, list[tuple[bytes, bytes | None]]],
     docs: dict[str, ServerKeyDocument],
     body: bytes,
     ttl: int,
+    now_ms: int,
+    entropy: Entropy,
 ) -> Iterator[OutboxShared]:
-    """One upload per destination domain (split past the per-upload recipient bound)."""
-    home = client.domain.lower()
+    """One upload per destination domain (split past the per-upload recipient bound): the
+    ``home`` domain's as ``SendShared``, another's as a routing layer sealed to it."""
+    home = home.lower()
     for domain, members in sorted(recipients.items()):
         step = MAX_SHARED_RECIPIENTS if domain == home else MAX_GROUP_RECIPIENTS
         for start in range(0, len(members), step):
             chunk = members[start : start + step]
-            eid = client.entropy.random_bytes(16)
+            eid = entropy.random_bytes(16)
             shared = tuple(SharedRecipient(mailbox=m, token=t) for m, t in chunk)
             if domain == home:
                 yield OutboxShared(eid=eid, ttl=ttl, recipients=shared, body=body, domain="")
                 continue
             layer = seal_for_domain(
-                docs[domain],
-                int(client.clock() * 1000),
-                recipients=chunk,
-                eid=eid,
-                ttl=ttl,
-                body=body,
+                docs[domain], now_ms, recipients=chunk, eid=eid, ttl=ttl, body=body
             )
             yield OutboxShared(eid=eid, ttl=ttl, recipients=shared, body=layer, domain=domain)
 
