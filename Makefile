@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SHARED ?= ../shared
 
-.PHONY: test lint typecheck contracts unit run bench clean venv
+.PHONY: test lint typecheck contracts unit run bench clean venv chaos
 
 venv: $(STAMP)
 
@@ -40,6 +40,13 @@ run: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
+
+# Cluster soak: node replicas on a Sentinel set, replica and Redis-primary kills in turn,
+# for CHAOS_SECONDS (default 180); prints lost, duplicated and delivered counts.
+# CHAOS_ARGS passes more options (e.g. --durability primary, --replicas 2).
+CHAOS_SECONDS ?= 180
+chaos: $(STAMP)
+	CHAOS_SECONDS=$(CHAOS_SECONDS) $(BIN)/python -m tests.resilience.chaos $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -55,9 +55,11 @@ A: Final = "alpha.test"
 B: Final = "bravo.test"
 
 
-def _report(name: str, summary: dict[str, Any]) -> None:
-    """Print a measurement (``pytest -s`` or ``-rA`` shows it) and keep it as a property."""
-    print(f"\n{name}: {json.dumps(summary)}")
+def _report(capsys: pytest.CaptureFixture[str], name: str, summary: dict[str, Any]) -> None:
+    """Print a measurement on the terminal even when output is captured (the test log
+    shows it under ``make test``); the tests also keep it as a junit property."""
+    with capsys.disabled():
+        print(f"\n{name}: {json.dumps(summary)}")
 
 
 def _exactly_once(ledger: Ledger, expected: int) -> dict[str, int]:
@@ -71,7 +73,7 @@ def _exactly_once(ledger: Ledger, expected: int) -> dict[str, int]:
 
 
 async def test_three_replicas_exchange_messages_exactly_once(
-    tmp_path: Path, record_property: Any
+    tmp_path: Path, record_property: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with RedisServer(tmp_path / "redis") as server:
         env = redis_env(url=server.url)
@@ -108,6 +110,7 @@ async def test_three_replicas_exchange_messages_exactly_once(
             # nobody moved: every push crossed from the sender's replica to another one
             assert connected == [[0], [1], [2]]
             assert summary["reconnects"] == summary["redelivered"] == 0, summary
+            _report(capsys, "three replicas", summary)
             record_property("summary", summary)
             assert cluster.errors() == []
         finally:
@@ -115,7 +118,7 @@ async def test_three_replicas_exchange_messages_exactly_once(
 
 
 async def test_kill_9_of_the_recipients_replica_loses_no_acknowledged_envelope(
-    tmp_path: Path, record_property: Any
+    tmp_path: Path, record_property: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with RedisServer(tmp_path / "redis") as server:
         env = redis_env(url=server.url)
@@ -150,7 +153,7 @@ async def test_kill_9_of_the_recipients_replica_loses_no_acknowledged_envelope(
             assert len(connected) >= 2
             assert 0 not in connected[1:], connected  # it went on on another replica
             summary["acked_before_kill"] = acked_before_kill
-            _report("recipient's replica killed", summary)
+            _report(capsys, "recipient's replica killed", summary)
             record_property("summary", summary)
             assert cluster.errors() == []
         finally:
@@ -193,7 +196,7 @@ async def _person(domain: str, url: str, name: str, code: str, home: Path) -> Pe
 
 
 async def test_kill_9_of_the_replica_holding_federation_work(
-    tmp_path: Path, record_property: Any
+    tmp_path: Path, record_property: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     count = 60
     with RedisServer(tmp_path / "redis") as server:
@@ -232,7 +235,7 @@ async def test_kill_9_of_the_replica_holding_federation_work(
                 await store.aclose()
             assert sorted(got) == sorted(plan), "lost or duplicated"
             summary = {"queued": count, "delivered": len(got), "after_b_up_s": round(took, 2)}
-            _report("federation work of a dead replica", summary)
+            _report(capsys, "federation work of a dead replica", summary)
             record_property("summary", summary)
             assert cluster.errors() == []
         finally:
@@ -304,10 +307,10 @@ async def _primary_killed_under_load(
 
 @COREDIS_FAILED_CONNECT
 async def test_redis_primary_killed_with_replicated_durability_loses_nothing(
-    tmp_path: Path, record_property: Any
+    tmp_path: Path, record_property: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     summary, ledger = await _primary_killed_under_load(tmp_path, "replicated")
-    _report("redis primary killed, durability=replicated", summary)
+    _report(capsys, "redis primary killed, durability=replicated", summary)
     record_property("summary", summary)
     assert summary["acked_before_kill"] < summary["acknowledged"]
     _exactly_once(ledger, 3 * 600)
@@ -316,11 +319,11 @@ async def test_redis_primary_killed_with_replicated_durability_loses_nothing(
 
 @COREDIS_FAILED_CONNECT
 async def test_redis_primary_killed_with_primary_durability_loss_is_measured(
-    tmp_path: Path, record_property: Any
+    tmp_path: Path, record_property: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Not zero by design (asynchronous replication): this test measures and reports."""
     summary, ledger = await _primary_killed_under_load(tmp_path, "primary")
-    _report("redis primary killed, durability=primary", summary)
+    _report(capsys, "redis primary killed, durability=primary", summary)
     record_property("summary", summary)
     record_property("lost_acknowledged", summary["lost"])
     # the measurement ran: the kill landed under load and the ledger saw both sides
