@@ -23,7 +23,8 @@ each timed window, by two sealer processes: sealing costs about a millisecond of
 per envelope and would otherwise compete with the nodes. The seal cost is reported
 (``seal_us``). A, B and the load generators share this machine's cores: each case reports
 the CPU each used during its window (``cpu_a``/``cpu_b``/``cpu_load``, CPU seconds per wall
-second: 1.0 is one core busy).
+second: 1.0 is one core busy), and ``cpu_other`` what the rest of the machine used meanwhile
+(from ``/proc/stat``): a busy machine makes every number here worse.
 """
 
 from __future__ import annotations
@@ -173,16 +174,31 @@ class Cpu:
         self.bench = bench
         self.start = self._now()
 
-    def _now(self) -> tuple[float, float, float, float]:
+    def _now(self) -> tuple[float, float, float, float, float]:
         b = self.bench
-        return (time.monotonic(), _cpu_s(b.a.pid), _cpu_s(b.b.pid), _children_cpu_s())
+        return (
+            time.monotonic(),
+            _cpu_s(b.a.pid),
+            _cpu_s(b.b.pid),
+            _children_cpu_s(),
+            _machine_cpu_s(),
+        )
 
     def split(self) -> dict[str, float]:
+        """Cores used by A, B, the load processes and everything else on the machine."""
         end = self._now()
         wall = end[0] - self.start[0]
-        a, b, load = (end[i] - self.start[i] for i in (1, 2, 3))
+        a, b, load, machine = (end[i] - self.start[i] for i in (1, 2, 3, 4))
         return {"cpu_a": round(a / wall, 2), "cpu_b": round(b / wall, 2),
-                "cpu_load": round(load / wall, 2)}  # fmt: skip
+                "cpu_load": round(load / wall, 2),
+                "cpu_other": round(max(0.0, machine - a - b - load) / wall, 2)}  # fmt: skip
+
+
+def _machine_cpu_s() -> float:
+    """Busy CPU seconds of the whole machine (all cores) since boot, from /proc/stat."""
+    fields = Path("/proc/stat").read_text(encoding="ascii").splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
 def _round(bench: Bench, layers: list[Path], count: int, rate: float) -> dict[str, Any]:
@@ -341,4 +357,4 @@ def run(quick: bool) -> list[Result]:
 
 
 def _cpu_cols(round_: dict[str, Any]) -> dict[str, float]:
-    return {k: round_[k] for k in ("cpu_a", "cpu_b", "cpu_load")}
+    return {k: round_[k] for k in ("cpu_a", "cpu_b", "cpu_load", "cpu_other")}
