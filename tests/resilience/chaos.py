@@ -129,8 +129,8 @@ class Cluster:
     async def start(self) -> None:
         """Start every replica (in parallel threads: each start waits for readiness)."""
         async with trio.open_nursery() as nursery:
-            for node in self.nodes:
-                nursery.start_soon(trio.to_thread.run_sync, node.start)
+            for i in range(len(self.nodes)):
+                nursery.start_soon(self.restart, i)
 
     async def kill(self, i: int) -> None:
         await trio.to_thread.run_sync(self.nodes[i].kill)
