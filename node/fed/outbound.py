@@ -40,6 +40,7 @@ log = logging.getLogger("sealrelay.node.federation")
 SEND_PATH: Final = "/federation/v1/send/"
 BACKOFF_BASE: Final = 0.5
 IDLE_POLL: Final = 30.0  # seconds an idle sender waits before looking at its queue again
+GAUGE_EVERY: Final = 1.0  # least seconds between two counts of a domain's queue (the gauge)
 SCAN_INTERVAL: Final = 5.0  # seconds between looks for domains with queued items
 
 SendTxn = Callable[[str, str, bytes], Awaitable[bytes]]
@@ -101,6 +102,7 @@ class Outbound:
         self._clock = clock
         self._cap = cap
         self.senders: dict[str, DomainSender] = {}
+        self._counted: dict[str, float] = {}
         self._nursery: trio.Nursery | None = None
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -144,6 +146,9 @@ class Outbound:
 
     async def queue(self, item: OutboundItem) -> bool:
         stored = await self.store.outbound_put(item)
+        if stored:  # counted again from the store at the sender's next attempt
+            depths = self.metrics.queue_depths
+            depths[item.domain] = depths.get(item.domain, 0) + 1
         self.poke(item.domain)
         return stored
 
@@ -167,15 +172,27 @@ class Outbound:
             else:  # the peer asked for every item again (rate-limited, busy): not at once
                 await sender.wait(sender.backoff.next())
 
+    async def _gauge(self, domain: str, batch: list[OutboundItem]) -> None:
+        """Set the queue gauge of ``domain`` from the store's count (at most every
+        ``GAUGE_EVERY`` seconds: counting costs a scan of the queue); gone when empty."""
+        if not batch:
+            self.metrics.queue_depths.pop(domain, None)
+            return
+        now = self._clock()
+        if now - self._counted.get(domain, -GAUGE_EVERY) < GAUGE_EVERY:
+            return
+        self._counted[domain] = now
+        depths = await self.store.outbound_depths(self._now())
+        self.metrics.queue_depths[domain] = max(depths.get(domain, 0), len(batch))
+
     async def _send_next(self, domain: str) -> bool | None:
         """Send the next transaction: ``None`` if nothing is queued, else whether the peer
         took or refused any item (``False``: it asked to retry them all)."""
         txn, items = await self.store.outbound_batch(
             domain, secrets.token_bytes(16), MAX_TXN_ITEMS, MAX_TXN_BYTES, self._now()
         )
-        self.metrics.queue_depths[domain] = len(items)
+        await self._gauge(domain, items)
         if not items:
-            self.metrics.queue_depths.pop(domain, None)
             return None
         body = encode(
             Transaction(
