@@ -443,9 +443,10 @@ class Soak:
     cluster: Cluster
     ledger: Ledger
     log: list[dict[str, Any]] = field(default_factory=list)
+    start: float = field(default_factory=time.monotonic)
 
     def note(self, **event: Any) -> None:
-        event["t"] = round(time.monotonic(), 2)
+        event["t"] = round(time.monotonic() - self.start, 2)
         self.log.append(event)
         print(json.dumps(event), flush=True)
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import functools
 import json
-import shutil
 import time
 from pathlib import Path
 from typing import Any, Final
@@ -241,7 +240,6 @@ async def test_kill_9_of_the_replica_holding_federation_work(
         finally:
             cluster.close()
             b.close()
-            shutil.rmtree(tmp_path / "fed", ignore_errors=True)
 
 
 async def _queue_empty(store: Any) -> None:
