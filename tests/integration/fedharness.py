@@ -99,6 +99,7 @@ class LocalFederation:
             )
             for s in self.setups.values()
         }
+        self._invite_locks: dict[str, trio.Lock] = {}
 
     def start(self, *domains: str) -> None:
         for domain in domains or tuple(self.nodes):
@@ -120,13 +121,26 @@ class LocalFederation:
     ) -> Person:
         """A new account ``name@domain``, enrolled on the domain's node."""
         node = self.nodes[domain]
-        code = await trio.to_thread.run_sync(invite, node.data_dir, name)
+        async with self._invite_locks.setdefault(domain, trio.Lock()):
+            code = await trio.to_thread.run_sync(invite, node.data_dir, name)
         store = MemoryStore()
         address = f"{name}@{domain}"
         await enroll(
             store, address, self.url(domain), code, self.suite, introductions=introductions
         )
         return Person(address, store, home)
+
+    async def enroll_all(self, people: Mapping[str, tuple[str, Path]]) -> dict[str, Person]:
+        """``{name: (domain, home)}`` enrolled concurrently (one invite at a time per node)."""
+        enrolled: dict[str, Person] = {}
+
+        async def one(name: str, domain: str, home: Path) -> None:
+            enrolled[name] = await self.enroll(domain, name, home)
+
+        async with trio.open_nursery() as nursery:
+            for name, (domain, home) in people.items():
+                nursery.start_soon(one, name, domain, home)
+        return enrolled
 
     def keys(self, domain: str) -> ServerKeys:
         """The domain's server keys as its node reads them now (private keys: test only)."""
@@ -257,6 +271,7 @@ async def converse(a: Client, b: Client, within: float = 20.0) -> None:
 
 @dataclass(frozen=True)
 class SignedRequest:
+    method: str
     path: str
     body: bytes
     headers: dict[str, str]
@@ -297,14 +312,16 @@ def sign(
     body: bytes,
     *,
     at_ms: int | None = None,
+    method: str = "PUT",
 ) -> SignedRequest:
-    """A ``PUT`` of ``body`` to ``path`` signed as ``origin`` with ``keys``."""
+    """A request (``PUT`` unless ``method``) of ``body`` to ``path``, signed as ``origin``
+    with ``keys``."""
     now = int(time.time() * 1000) if at_ms is None else at_ms
     headers = sign_request(
         keys.suite,
         keys.sig_key,
         keys.sig_key_id,
-        "PUT",
+        method,
         path,
         origin,
         destination,
@@ -312,12 +329,16 @@ def sign(
         now,
         secrets.token_bytes(NONCE_LEN),
     )
-    return SignedRequest(path, body, {"content-type": "application/x-msgpack", **headers})
+    headers = {"content-type": "application/x-msgpack", **headers}
+    return SignedRequest(method, path, body, headers)
 
 
 async def put(url: str, request: SignedRequest) -> httpx.Response:
+    """Send ``request`` (whatever its method) to the node at ``url``."""
     async with httpx.AsyncClient(timeout=15) as http:
-        return await http.put(url + request.path, content=request.body, headers=request.headers)
+        return await http.request(
+            request.method, url + request.path, content=request.body, headers=request.headers
+        )
 
 
 def metric(text: str, name: str, **labels: str) -> float:

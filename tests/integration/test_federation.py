@@ -39,8 +39,9 @@ from client.inbox import StoredMessage
 from client.store.base import NS_SEEN
 from federation.documents import verify_document
 from node.devfed import LOOPBACK
+from node.fed import NOTARY_PATH as NOTARY
 from node.fed.outbound import SEND_PATH
-from node.keys import KEY_FILE, ServerKeys, generate
+from node.keys import ServerKeys, generate
 from node.rootkeys import certify, load_root
 from tests.integration.fedharness import (
     DOCUMENT_PATH,
@@ -57,7 +58,7 @@ from tests.integration.fedharness import (
 )
 from tests.integration.nodeproc import run_cli
 from wire import decode, encode
-from wire.federation import ITEM_OK, TransactionResult
+from wire.federation import ITEM_OK, NotaryAnswer, TransactionResult
 from wire.server import ServerKeyDocument
 
 A: Final = "alpha.test"
@@ -85,7 +86,7 @@ class World:
 
 async def _enroll_all(fed: LocalFederation, base: Path) -> dict[str, Person]:
     who = {"alice": A, "bob": B, "carol": C, "mallory": C, "bert": B}
-    return {name: await fed.enroll(domain, name, base / name) for name, domain in who.items()}
+    return await fed.enroll_all({name: (domain, base / name) for name, domain in who.items()})
 
 
 @pytest.fixture(scope="module")
@@ -458,4 +459,10 @@ async def test_key_rotation_during_traffic_loses_nothing(world: World) -> None:
     listed = {key.id for key in served.body.verify_keys}
     assert {old_key, new_keys.sig_key_id} <= listed  # the old key co-signs in its overlap
     assert len(served.signatures) == 2
-    assert (fed.setups[A].data_dir / KEY_FILE).exists()
+    # B took A's requests signed by the new key without refusing one: it refreshed A's
+    # document on the unknown key id, as its notary answer (asked by C) shows.
+    assert metric(after, REFUSED, origin=A) == metric(before, REFUSED, origin=A)
+    notary = await put(fed.url(B), sign(fed.keys(C), C, B, NOTARY + A, b"", method="GET"))
+    assert notary.status_code == 200, notary.text
+    seen_by_b = decode(decode(notary.content, NotaryAnswer).document, ServerKeyDocument)
+    assert new_keys.sig_key_id in {key.id for key in seen_by_b.body.verify_keys}

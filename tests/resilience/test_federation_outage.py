@@ -55,9 +55,11 @@ class World:
 
 
 async def _enroll_all(fed: LocalFederation, base: Path) -> World:
-    senders = [await fed.enroll(A, f"sender{i}", base / f"s{i}") for i in range(SENDERS)]
-    recipients = [await fed.enroll(B, f"recipient{i}", base / f"r{i}") for i in range(RECIPIENTS)]
-    return World(fed, senders, recipients)
+    who = {f"sender{i}": (A, base / f"s{i}") for i in range(SENDERS)}
+    who |= {f"recipient{i}": (B, base / f"r{i}") for i in range(RECIPIENTS)}
+    people = await fed.enroll_all(who)
+    senders = [people[f"sender{i}"] for i in range(SENDERS)]
+    return World(fed, senders, [people[f"recipient{i}"] for i in range(RECIPIENTS)])
 
 
 @pytest.fixture(scope="module")
