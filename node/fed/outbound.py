@@ -72,9 +72,14 @@ class DomainSender:
         self.wake = trio.Event()
 
     def poke(self, *, reset: bool = False) -> None:
+        """Send now: at once if ``reset`` (we heard from the domain) or if the sender is
+        not backing off. New items for a failing domain wait out the backoff: otherwise
+        every item queued during an outage would cut it short, each cut a failed attempt
+        (a store round trip, a signature and a refused connection)."""
         if reset:
             self.backoff.reset()
-        self.wake.set()
+        if not self.backoff.failures:
+            self.wake.set()
 
     async def wait(self, seconds: float) -> None:
         with trio.move_on_after(seconds):
