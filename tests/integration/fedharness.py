@@ -1,18 +1,22 @@
 """A local federation of real node processes, and clients on it, for integration and
 resilience tests.
 
-    fed = LocalFederation(tmp / "fed", ["alpha.test", "bravo.test"], env=FAST_ENV)
+    fed = LocalFederation(tmp / "fed", ["alpha.test", "bravo.test"], extra="...")
     fed.start()                              # `sealrelay node serve` per domain, pinned peers
-    alice = await fed.client("alpha.test", "alice", tmp / "alice")   # enrolled Client
-    async with alice.online(): ...
-    fed.metrics("alpha.test")                # the /metrics text
+    alice = await fed.enroll("alpha.test", "alice", tmp / "alice")   # a Person
+    client = alice.load()                    # a Client over alice's saved state
+    async with client.online(): ...
+    await fed.metrics("alpha.test")          # the /metrics text; metric(text, name, **labels)
+    fed.outbound_rows("alpha.test")          # items in its durable outbound queue
+    sign(fed.keys("alpha.test"), ...)        # a federation request signed by hand; put(url, r)
     fed.close()
 
 Ports are picked free first (the peers' endpoints are written into every configuration by
-``node.devfed.prepare``), so a node restarted with ``NodeProcess.restart`` keeps its port
-and its peers still find it. Clients keep their state in a ``MemoryStore`` (the tests are
-about the nodes) and reconnect with a short backoff cap (``RECONNECT_CAP``), so a test
-measures the federation's recovery rather than the client's reconnect schedule.
+``node.devfed.prepare``), so a node restarted on its data directory keeps its port and its
+peers still find it. A person's client state lives in a ``MemoryStore`` that outlives each
+test's trio run (the tests are about the nodes). Clients reconnect with a short backoff cap
+(``RECONNECT_CAP``; the product's is 30 s), so a test measures the federation's recovery
+rather than the client's reconnect schedule, and connect through :func:`closing_connector`.
 """
 
 from __future__ import annotations
