@@ -4,6 +4,7 @@ protocol (``wire.relay``) over real WebSockets to a real node.
     python -m benchmarks.nodeload setup URL ACCOUNTS_JSON CODES...   register accounts
     python -m benchmarks.nodeload receive URL ACCOUNTS_JSON FIRST COUNT SECONDS
     python -m benchmarks.nodeload send URL ACCOUNTS_JSON FIRST COUNT SECONDS TARGETS RATE WINDOW
+                                       [BATCH]
     python -m benchmarks.nodeload idle URL COUNT SECONDS
 
 Envelope bodies are 1 KiB of random bytes whose first 8 bytes are the send time
@@ -11,6 +12,11 @@ Envelope bodies are 1 KiB of random bytes whose first 8 bytes are the send time
 The node cannot tell them from sealed envelopes: it never opens a body. Each role prints
 one JSON object on stdout when it is done (``receive`` and ``idle`` print a ``ready``
 line first).
+
+A sender keeps at most ``WINDOW`` envelopes unanswered. With ``BATCH`` above 1 (default 1)
+it sends what may go at that moment (free window slots; when paced, only sends already
+due) in one ``SendBatch`` of at most ``BATCH``, as a client sends its queued outbox; it
+never waits to fill a batch. Receivers ack each ``Deliver`` with one ``Ack``.
 """
 
 from __future__ import annotations
@@ -45,7 +51,9 @@ from wire.relay import (
     Hello,
     Register,
     Send,
+    SendBatch,
     Sent,
+    SentBatch,
     SetDeliveryToken,
 )
 
@@ -230,6 +238,7 @@ async def _sender(
     deadline: float,
     interval: float,
     window: int,
+    batch: int,
     sent: list[int],
 ) -> None:
     async with open_websocket_url(_ws_url(url), max_message_size=MAX_MESSAGE) as ws:
@@ -241,11 +250,13 @@ async def _sender(
         async def read_replies() -> None:
             while True:
                 frame = decode(await ws.get_message())  # type: ignore[arg-type]
-                if isinstance(frame, Sent):
-                    sent[0] += 1
-                    outstanding.release()
-                elif isinstance(frame, Error) and frame.id != 1:
-                    raise RuntimeError(f"sender got {frame.code}: {frame.message}")
+                results = frame.results if isinstance(frame, SentBatch) else (frame,)
+                for result in results:
+                    if isinstance(result, Sent):
+                        sent[0] += 1
+                        outstanding.release()
+                    elif isinstance(result, Error) and result.id != 1:
+                        raise RuntimeError(f"sender got {result.code}: {result.message}")
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(read_replies)
@@ -255,16 +266,33 @@ async def _sender(
                 if interval:
                     next_at += interval
                     await trio.sleep_until(next_at)
-                body = time.time_ns().to_bytes(8, "big") + pad
-                frame = Send(
-                    request_id, target.mailbox, secrets.token_bytes(16), target.token, TTL, body
-                )
-                await ws.send_message(encode(frame))
-                request_id += 1
+                count = 1
+                # Batch what may go now, never waiting for more: free window slots, and
+                # when paced only the sends already due.
+                while count < batch and outstanding.value and _due(interval, next_at):
+                    outstanding.acquire_nowait()
+                    next_at += interval
+                    count += 1
+                sends = []
+                for _ in range(count):
+                    body = time.time_ns().to_bytes(8, "big") + pad
+                    eid = secrets.token_bytes(16)
+                    sends.append(Send(request_id, target.mailbox, eid, target.token, TTL, body))
+                    request_id += 1
+                if count == 1:
+                    await ws.send_message(encode(sends[0]))
+                else:
+                    await ws.send_message(encode(SendBatch(request_id, tuple(sends))))
+                    request_id += 1
             with trio.move_on_after(5):
                 for _ in range(window):
                     await outstanding.acquire()
             nursery.cancel_scope.cancel()
+
+
+def _due(interval: float, last_at: float) -> bool:
+    """Whether the send after the one scheduled at ``last_at`` is due (always, unpaced)."""
+    return not interval or last_at + interval <= trio.current_time()
 
 
 async def send(
@@ -274,6 +302,7 @@ async def send(
     seconds: float,
     rate: float,
     window: int,
+    batch: int,
 ) -> None:
     sent = [0]
     interval = len(senders) / rate if rate > 0 else 0.0
@@ -281,7 +310,7 @@ async def send(
     async with trio.open_nursery() as nursery:
         deadline = trio.current_time() + seconds
         for acct, target in zip(senders, targets, strict=True):
-            nursery.start_soon(_sender, url, acct, target, deadline, interval, window, sent)
+            nursery.start_soon(_sender, url, acct, target, deadline, interval, window, batch, sent)
     elapsed = time.monotonic() - start
     print(json.dumps({"sent": sent[0], "seconds": elapsed}), flush=True)
 
@@ -347,6 +376,7 @@ def main(argv: list[str]) -> None:
             float(argv[5]),
             float(argv[7]),
             int(argv[8]),
+            int(argv[9]) if len(argv) > 9 else 1,
         )
     elif role == "idle":
         trio.run(idle, url, int(argv[2]), float(argv[3]))

@@ -34,6 +34,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 from node import errors
+from node.batch import send_batch
 from node.errors import NodeError
 from node.limits import retry_after_ms
 from node.relay import Caller, Relay
@@ -67,6 +68,7 @@ from wire.relay import (
     Registered,
     RequestBlobUpload,
     Send,
+    SendBatch,
     SetDeliveryToken,
     SetIntroductions,
 )
@@ -349,6 +351,10 @@ async def _send(s: Session, caller: Caller, frame: Send) -> Frame:
     return await s.relay.send(frame, None)
 
 
+async def _send_batch(s: Session, caller: Caller, frame: SendBatch) -> Frame:
+    return await send_batch(s.relay, caller, s.peer, frame)
+
+
 async def _introduce(s: Session, caller: Caller, frame: Introduce) -> Frame:
     wait = s.relay.intro_limit.take(caller.address, s.relay.clock())
     if wait:
@@ -375,6 +381,7 @@ _HANDLERS: Final[dict[type, Callable[[Session, Caller, Any], Awaitable[Frame | N
     FetchPrekeys: _fetch,
     GetCertificate: _certificate,
     Send: _send,
+    SendBatch: _send_batch,
     Introduce: _introduce,
     Ack: _ack,
     RequestBlobUpload: _blob,

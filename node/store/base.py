@@ -158,6 +158,10 @@ class Store(Protocol):
         """
         ...
 
+    async def enqueue_many(self, envelopes: list[StoredEnvelope]) -> list[tuple[bool, int]]:
+        """:meth:`enqueue` each of ``envelopes``, in order, all or none (one commit)."""
+        ...
+
     async def pending(
         self, mailbox: bytes, after_seq: int, limit: int, now: int
     ) -> list[StoredEnvelope]:

@@ -157,6 +157,9 @@ class MemoryStore:
     # --- mailboxes -----------------------------------------------------------------------
     async def enqueue(self, envelope: StoredEnvelope) -> tuple[bool, int]:
         await self._enter()
+        return self._enqueue(envelope)
+
+    def _enqueue(self, envelope: StoredEnvelope) -> tuple[bool, int]:
         existing = self._queues.get(envelope.mailbox, {}).get(envelope.eid)
         if existing is not None:
             return False, existing.seq
@@ -166,6 +169,10 @@ class MemoryStore:
         queue = self._queues.setdefault(envelope.mailbox, {})
         queue[envelope.eid] = dataclasses.replace(envelope, seq=self._seq)
         return True, self._seq
+
+    async def enqueue_many(self, envelopes: list[StoredEnvelope]) -> list[tuple[bool, int]]:
+        await self._enter()
+        return [self._enqueue(envelope) for envelope in envelopes]
 
     async def pending(
         self, mailbox: bytes, after_seq: int, limit: int, now: int

@@ -177,6 +177,9 @@ class SqliteStore:
     async def enqueue(self, envelope: StoredEnvelope) -> tuple[bool, int]:
         return await self.writer.run(partial(_enqueue, envelope))
 
+    async def enqueue_many(self, envelopes: list[StoredEnvelope]) -> list[tuple[bool, int]]:
+        return await self.writer.run(partial(_enqueue_many, envelopes))
+
     async def pending(
         self, mailbox: bytes, after_seq: int, limit: int, now: int
     ) -> list[StoredEnvelope]:
@@ -422,6 +425,12 @@ def _enqueue(env: StoredEnvelope, conn: sqlite3.Connection) -> tuple[bool, int]:
         (env.mailbox, env.eid),
     ).fetchone()
     return False, 0 if acked else seq
+
+
+def _enqueue_many(
+    envelopes: list[StoredEnvelope], conn: sqlite3.Connection
+) -> list[tuple[bool, int]]:
+    return [_enqueue(env, conn) for env in envelopes]
 
 
 def _ack(mailbox: bytes, eids: list[bytes], conn: sqlite3.Connection) -> int:
