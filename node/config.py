@@ -15,6 +15,9 @@ listen_port                             7480         port to bind (0: any free p
 data_dir                                (required)   keys and the SQLite store live here
 suite                                   cnsa2        cipher suite of the domain: cnsa2 or xwing
 store                                   sqlite       storage backend: sqlite or memory
+client_websocket                        direct       who serves ``/v1/client``: direct (the node's
+                                                     own WebSocket shell, ``node.gateway``) or
+                                                     hypercorn (through ASGI, as other routes)
 public_url                              ""           endpoint advertised in the key document
                                                      (default ``http://HOST:PORT`` as bound)
 max_frame_bytes                         1114112      largest WebSocket frame read from a client
@@ -62,6 +65,7 @@ WIRE_MAX_BODY: Final = 1 << 20
 MAX_DOCUMENT_LIFETIME: Final = 7 * 86400
 SUITES: Final = ("cnsa2", "xwing")
 STORES: Final = ("sqlite", "memory")
+CLIENT_WEBSOCKETS: Final = ("direct", "hypercorn")
 LOG_LEVELS: Final = ("debug", "info", "warning", "error")
 
 
@@ -75,6 +79,7 @@ class Config:
     data_dir: str = ""
     suite: str = "cnsa2"
     store: str = "sqlite"
+    client_websocket: str = "direct"
     public_url: str = ""
     max_frame_bytes: int = WIRE_MAX_BODY + 64 * 1024
     max_envelope_bytes: int = 256 * 1024
@@ -188,6 +193,7 @@ def _validate(c: Config) -> None:
     _require(bool(c.data_dir), "data_dir", c.data_dir)
     _require(c.suite in SUITES, "suite", c.suite)
     _require(c.store in STORES, "store", c.store)
+    _require(c.client_websocket in CLIENT_WEBSOCKETS, "client_websocket", c.client_websocket)
     _require(c.log_level in LOG_LEVELS, "log_level", c.log_level)
     _require(0 <= c.listen_port <= 65535, "listen_port", c.listen_port)
     envelope, frame = c.max_envelope_bytes, c.max_frame_bytes
