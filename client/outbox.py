@@ -7,7 +7,10 @@ at any point neither loses the message nor encrypts it twice.
 
 :class:`Outbox` is the synchronous store side; :class:`OutboxPump` the trio shell that
 sends every pending item over the current connection, in order, and removes it once the
-node answered ``Sent`` (or refused it for good: see :data:`RETRYABLE`).
+node answered ``Sent`` (or refused it for good: see :data:`RETRYABLE`). With ``batch``
+above 1 it sends consecutive ``Send`` items together in one ``SendBatch`` (at most
+``batch`` of them and :data:`BATCH_BYTES` of bodies), answered per item; a node that does
+not know ``SendBatch`` (it answers ``proto.*``) gets single Sends from then on.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from client.errors import NetworkError, Refused
 from client.store.base import StateStore
 from wire import U32, Bytes16, MaxLen, decode, encode, message
 from wire.e2e import Address, DeliveryToken, DeviceId
-from wire.relay import Introduce, Send, Sent
+from wire.relay import Error, Introduce, Send, SendBatch, Sent, SentBatch
 
 NS_OUTBOX: Final = "outbox"
 """Store namespace of pending envelopes, keyed by u64 sequence number || eid."""
@@ -31,6 +34,10 @@ RETRYABLE: Final = frozenset({"limit.rate", "limit.connections", "internal"})
 RETRY_PAUSE: Final = 1.0
 """Seconds to wait before retrying after an error that says nothing more precise."""
 MAX_RETRY_PAUSE: Final = 60.0
+BATCH_BYTES: Final = 512 * 1024
+"""Most body bytes in one ``SendBatch`` (a larger item goes alone)."""
+NOT_UNDERSTOOD: Final = frozenset({"proto.malformed", "proto.unexpected"})
+"""Codes with which a node that predates ``SendBatch`` answers one."""
 
 
 @message("client.outbox-item")
@@ -98,9 +105,10 @@ class OutboxPump:
     dropped from the outbox with the node's error).
     """
 
-    def __init__(self, outbox: Outbox, request: Request) -> None:
+    def __init__(self, outbox: Outbox, request: Request, *, batch: int = 1) -> None:
         self._outbox = outbox
         self._request = request
+        self._batch = batch
         self._wake = trio.Event()
         self._progress = trio.Event()
         self.sent: set[bytes] = set()
@@ -121,8 +129,47 @@ class OutboxPump:
 
     async def flush(self) -> None:
         """Send every pending item once; raises :class:`NetworkError` if the link broke."""
-        for item in self._outbox.pending():
+        pending = self._outbox.pending()
+        while pending:
+            group = _group(pending, self._batch)
+            pending = pending[len(group) :]
+            if len(group) == 1:
+                await self._deliver(group[0])
+            else:
+                await self._deliver_batch(group)
+
+    async def _deliver_batch(self, items: list[OutboxItem]) -> None:
+        """Send ``items`` in one SendBatch; what it does not settle goes one by one."""
+        sends = tuple(
+            Send(n, item.mailbox, item.eid, item.token, item.ttl, item.body)
+            for n, item in enumerate(items, 1)
+        )
+        try:
+            response = await self._request(SendBatch(id=0, sends=sends))
+        except Refused as exc:
+            if exc.node_code in NOT_UNDERSTOOD:
+                self._batch = 1
+            response = None
+        if response is not None:
+            items = self._settle_batch(items, response)
+        for item in items:
             await self._deliver(item)
+
+    def _settle_batch(self, items: list[OutboxItem], response: object) -> list[OutboxItem]:
+        """Settle what ``response`` answers for good; the items left to send again."""
+        if not isinstance(response, SentBatch) or len(response.results) != len(items):
+            raise NetworkError("unexpected answer to a batch of sends")
+        left = []
+        for item, result in zip(items, response.results, strict=True):
+            if isinstance(result, Sent) and result.eid == item.eid:
+                self._settle(item.eid, None)
+            elif isinstance(result, Error) and result.code not in RETRYABLE:
+                self._settle(item.eid, Refused(result.code, result.message, result.retry_after))
+            elif isinstance(result, Error):
+                left.append(item)
+            else:
+                raise NetworkError("unexpected answer to a send")
+        return left
 
     async def _deliver(self, item: OutboxItem) -> None:
         pause = RETRY_PAUSE
@@ -156,3 +203,16 @@ class OutboxPump:
         while not wanted <= self.sent | set(self.failed):
             await self._progress.wait()
         return {eid: self.failed[eid] for eid in wanted if eid in self.failed}
+
+
+def _group(pending: list[OutboxItem], most: int) -> list[OutboxItem]:
+    """The next items to send together: consecutive ``Send`` items (with a token), at most
+    ``most`` and :data:`BATCH_BYTES` of bodies; at least the first item."""
+    group = pending[:1]
+    size = len(pending[0].body)
+    for item in pending[1:most]:
+        if group[0].token is None or item.token is None or size + len(item.body) > BATCH_BYTES:
+            break
+        group.append(item)
+        size += len(item.body)
+    return group
