@@ -1,14 +1,17 @@
-"""``SendBatch``: several sends in one frame, each answered on its own (``wire.relay``).
+"""Sends stored together: a ``SendBatch`` frame, and Sends a client pipelined.
 
-A client with several envelopes queued sends them in one WebSocket message; the node
+A client with several envelopes queued sends them in one ``SendBatch`` message; the node
 checks each Send as on its own (``Relay.checked``: same checks, same error codes), stores
 the accepted ones in order in one commit (``Relay.store_all``) and answers one
 ``SentBatch`` holding each Send's ``Sent`` or ``Error``, in order. ``Sent`` comes only
 after the commit, and a repeated ``eid`` is a duplicate, as for a single Send.
+:func:`store_sends` does the same for single ``Send`` messages that a connection read
+together (``Session.receive_many``): one commit, one answer each.
 
-Rate limits: the frame took one token of the caller's address and account when it was
-read (``Session.receive``); each further Send takes one more, and a Send that finds no
-token is refused with ``limit.rate`` (its ``retry_after`` set) while the others go on.
+Rate limits: a ``SendBatch`` frame took one token of the caller's address and account
+when it was read (``Session.receive``); each further Send takes one more, and a Send that
+finds no token is refused with ``limit.rate`` (its ``retry_after`` set) while the others
+go on.
 """
 
 from __future__ import annotations
@@ -27,13 +30,25 @@ log = logging.getLogger("sealrelay.node.batch")
 
 async def send_batch(relay: Relay, caller: Caller, peer: str, frame: SendBatch) -> SentBatch:
     """Store every Send of ``frame`` that passes its checks; one result per Send."""
+    now = relay.clock()
+    refusals = [_charge(relay, caller, peer, now) if i else None for i in range(len(frame.sends))]
+    return SentBatch(frame.id, tuple(await store_sends(relay, frame.sends, refusals)))
+
+
+async def store_sends(
+    relay: Relay,
+    sends: tuple[Send, ...] | list[Send],
+    refusals: list[NodeError | None] | None = None,
+) -> list[Sent | Error]:
+    """Check each of ``sends`` (refused at once where ``refusals`` says so), store the
+    accepted ones in order in one commit; one ``Sent`` or ``Error`` per Send, in order."""
     results: list[Sent | Error] = []
     accepted: list[tuple[int, Send, StoredEnvelope]] = []
-    now = relay.clock()
-    for i, send in enumerate(frame.sends):
+    for i, send in enumerate(sends):
+        refused = refusals[i] if refusals else None
         try:
-            if i:
-                _charge(relay, caller, peer, now)
+            if refused is not None:
+                raise refused
             accepted.append((i, send, await relay.checked(send)))
         except NodeError as exc:
             results.append(_error(relay, send.id, exc))
@@ -41,7 +56,7 @@ async def send_batch(relay: Relay, caller: Caller, peer: str, frame: SendBatch) 
         results.append(Sent(send.id, send.eid, False))  # replaced once stored
     if accepted:
         await _store(relay, accepted, results)
-    return SentBatch(frame.id, tuple(results))
+    return results
 
 
 async def _store(
@@ -58,11 +73,12 @@ async def _store(
         results[i] = Sent(send.id, send.eid, not new)
 
 
-def _charge(relay: Relay, caller: Caller, peer: str, now: float) -> None:
-    """Take one token for a further Send of the batch (``limit.rate`` if there is none)."""
+def _charge(relay: Relay, caller: Caller, peer: str, now: float) -> NodeError | None:
+    """Take one token for a further Send of a batch: None, or the ``limit.rate`` refusal."""
     wait = relay.ip_limit.take(peer, now) or relay.account_limit.take(caller.address, now)
     if wait:
-        raise NodeError(errors.LIMIT_RATE, "too many requests", retry_after_ms(wait))
+        return NodeError(errors.LIMIT_RATE, "too many requests", retry_after_ms(wait))
+    return None
 
 
 def _error(relay: Relay, request_id: int, exc: NodeError) -> Error:

@@ -13,6 +13,10 @@ the same code either way. Any other connection, with the bytes already read, goe
 hypercorn's own connection handler (``TCPServer``): HTTP routes, other or malformed
 upgrades, keep-alive connections.
 
+The application may take the binary messages already read after the one it received
+(``READY_EXTENSION`` in the scope's ``extensions``) and answer them together, sending
+the answers in one write (``SEND_MANY_EXTENSION``).
+
 Writes of one WebSocket are coalesced: a frame sent while another task's write is in
 progress is queued and leaves with the next write (one ``send`` for several frames); a
 sender waits while more than ``HIGH_WATER`` bytes are queued.
@@ -47,6 +51,11 @@ from node.wsframes import Close, Failure, FrameReader, Message, Ping
 log = logging.getLogger("sealrelay.node.gateway")
 
 CLIENT_PATH: Final = b"/v1/client"
+READY_EXTENSION: Final = "sealrelay.receive_ready"
+"""ASGI scope extension: a function giving the next binary message already read and
+parsed (None if there is none), so the application can answer several together."""
+SEND_MANY_EXTENSION: Final = "sealrelay.send_many"
+"""ASGI scope extension: an async function sending several binary messages in one write."""
 MAX_HEAD: Final = 16 * 1024
 HEAD_TIMEOUT: Final = 10.0
 RECEIVE_BYTES: Final = 64 * 1024
@@ -121,7 +130,10 @@ class _Handler:
         ws = ClientSocket(stream, key, self.config.websocket_max_message_size)
         try:
             ws.feed(rest)
-            await self.app(_scope(stream, path, headers), ws.receive, ws.send)
+            scope = _scope(stream, path, headers)
+            scope["extensions"][READY_EXTENSION] = ws.receive_ready
+            scope["extensions"][SEND_MANY_EXTENSION] = ws.send_many
+            await self.app(scope, ws.receive, ws.send)
             await ws.finish()
         except Exception as exc:  # as hypercorn does: one connection's failure stays its own
             log.exception("client websocket failed", extra={"error": type(exc).__name__})
@@ -284,6 +296,16 @@ class ClientSocket:
         await self._send_close(code)
         return {"type": "websocket.disconnect", "code": code}
 
+    def receive_ready(self) -> bytes | None:
+        """The next binary message if it is already read and nothing comes before it."""
+        events = self._events
+        if events and not self._gone:
+            event = events[0]
+            if isinstance(event, Message) and not event.text:
+                events.popleft()
+                return event.data
+        return None
+
     # --- send -----------------------------------------------------------------------------
 
     async def send(self, message: dict[str, Any]) -> None:
@@ -304,6 +326,10 @@ class ClientSocket:
                 await self._write(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n")
             else:
                 await self._send_close(int(message.get("code", wsframes.CLOSE_NORMAL)))
+
+    async def send_many(self, messages: list[bytes]) -> None:
+        """Binary messages, in order, in one write."""
+        await self._write(b"".join(wsframes.frame(wsframes.OP_BINARY, m) for m in messages))
 
     async def finish(self) -> None:
         """The application returned: close the WebSocket if it did not."""

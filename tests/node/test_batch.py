@@ -8,7 +8,7 @@ from node import errors
 from node.relay import Relay
 from node.session import Session
 from tests.node.harness import PEER, Device, call, enroll, make_relay, token_for
-from wire import WireError
+from wire import WireError, encode
 from wire.errors import TOO_LARGE
 from wire.relay import (
     MAX_BATCH,
@@ -113,3 +113,56 @@ def test_a_batch_holds_at_most_max_batch_sends() -> None:
     assert refused.value.code == TOO_LARGE
     with pytest.raises(WireError):
         SendBatch(1, ())
+
+
+# --- messages read together (Session.receive_many) ----------------------------------------
+
+
+async def test_messages_read_together_are_answered_in_order_one_by_one() -> None:
+    relay = make_relay()
+    a_session, bob, b_session, token = await setup(relay)
+    frames = [
+        send(bob, 1, token),
+        send(bob, 2, token),
+        Ping(3),
+        send(bob, 4, b"\0" * 16),  # wrong token: refused, the others stored
+        send(bob, 5, token),
+        send(bob, 1, token),  # a retry of the first: a duplicate
+    ]
+    replies = await a_session.receive_many([encode(f) for f in frames] + [b"\xc1junk"])
+    kinds = [r.code if isinstance(r, Error) else type(r).__name__ for r in replies]
+    assert kinds == [
+        "Sent",
+        "Sent",
+        "Pong",
+        errors.SEND_BAD_TOKEN,
+        "Sent",
+        "Sent",
+        "proto.malformed",
+    ]
+    assert [r.id for r in replies] == [1, 2, 3, 4, 5, 1, 0]
+    assert [r.duplicate for r in replies if isinstance(r, Sent)] == [False, False, False, True]
+    assert await pushed_eids(b_session) == [eid(1), eid(2), eid(5)]
+
+
+async def test_messages_read_together_keep_their_rate_limit_and_ids() -> None:
+    relay = make_relay(rate_account_per_s=1.0, rate_account_burst=2)
+    a_session, bob, _, token = await setup(relay)
+    replies = await a_session.receive_many([encode(send(bob, n, token)) for n in (1, 2, 3)])
+    assert [type(r).__name__ for r in replies] == ["Sent", "Sent", "Error"]
+    refused = replies[2]
+    assert isinstance(refused, Error)
+    assert (refused.id, refused.code) == (3, errors.LIMIT_RATE)
+
+
+async def test_sends_read_together_before_authentication_are_refused() -> None:
+    relay = make_relay()
+    bob = Device.create("bob")
+    await enroll(relay, bob)
+    session = Session(relay, PEER)
+    session.hello()
+    replies = await session.receive_many([encode(send(bob, n, b"\1" * 16)) for n in (1, 2)])
+    assert replies == [
+        Error(1, errors.AUTH_REQUIRED, "authenticate first", 0),
+        Error(2, errors.AUTH_REQUIRED, "authenticate first", 0),
+    ]
