@@ -15,7 +15,9 @@ Cases:
   completed the handshake and got their challenge.
 
 The senders and receivers run in two processes and the node in a third, all on this
-machine's cores: the numbers include the load generators' share of the CPU.
+machine's cores: the numbers include the load generators' share of the CPU (they speak
+WebSocket through the lean ``benchmarks.wsclient``, which costs them far less per message
+than ``trio_websocket`` did).
 """
 
 from __future__ import annotations

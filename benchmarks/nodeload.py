@@ -26,13 +26,15 @@ import os
 import secrets
 import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 import trio
-from trio_websocket import WebSocketConnection, open_websocket_url
 
+from benchmarks.wsclient import WebSocket, connect
 from client.entropy import SYSTEM_ENTROPY
 from client.identity import Identity
 from client.net import auth_signature
@@ -66,11 +68,20 @@ def _ws_url(url: str) -> str:
     return url.replace("http://", "ws://", 1).rstrip("/") + "/v1/client"
 
 
-async def _hello(ws: WebSocketConnection) -> Hello:
+@asynccontextmanager
+async def _open(url: str) -> AsyncIterator[WebSocket]:
+    ws = await connect(_ws_url(url), MAX_MESSAGE)
+    try:
+        yield ws
+    finally:
+        await ws.aclose()
+
+
+async def _hello(ws: WebSocket) -> Hello:
     return decode(await ws.get_message(), Hello)  # type: ignore[arg-type]
 
 
-async def _request(ws: WebSocketConnection, frame: object) -> Any:
+async def _request(ws: WebSocket, frame: object) -> Any:
     await ws.send_message(encode(frame))
     while True:
         reply = decode(await ws.get_message())  # type: ignore[arg-type]
@@ -85,7 +96,7 @@ async def _request(ws: WebSocketConnection, frame: object) -> Any:
 
 
 async def _register_one(url: str, name: str, code: str) -> dict[str, Any]:
-    async with open_websocket_url(_ws_url(url), max_message_size=MAX_MESSAGE) as ws:
+    async with _open(url) as ws:
         hello = await _hello(ws)
         suite = get_suite_by_id(hello.suite)
         identity = Identity.generate(suite, SYSTEM_ENTROPY)
@@ -149,7 +160,7 @@ class Account:
         )
 
 
-async def _login(ws: WebSocketConnection, acct: Account) -> None:
+async def _login(ws: WebSocket, acct: Account) -> None:
     hello = await _hello(ws)
     suite = get_suite(acct.suite)
     key = suite.sig.private_key_from_bytes(acct.sig_key)
@@ -171,7 +182,7 @@ async def _receiver(
     seen: set[bytes] = set()
     lat = stats.latencies_ns
     assert lat is not None
-    async with open_websocket_url(_ws_url(url), max_message_size=MAX_MESSAGE) as ws:
+    async with _open(url) as ws:
         await _login(ws, acct)
         drained = False
         while True:
@@ -241,7 +252,7 @@ async def _sender(
     batch: int,
     sent: list[int],
 ) -> None:
-    async with open_websocket_url(_ws_url(url), max_message_size=MAX_MESSAGE) as ws:
+    async with _open(url) as ws:
         await _login(ws, acct)
         pad = os.urandom(BODY_BYTES - 8)
         outstanding = trio.Semaphore(window)
@@ -328,7 +339,7 @@ async def idle(url: str, count: int, seconds: float) -> None:
         await limiter.acquire_on_behalf_of(trio.lowlevel.current_task())
         held = True
         try:
-            async with open_websocket_url(_ws_url(url), max_message_size=MAX_MESSAGE) as ws:
+            async with _open(url) as ws:
                 await _hello(ws)
                 limiter.release_on_behalf_of(trio.lowlevel.current_task())
                 held = False
