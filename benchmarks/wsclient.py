@@ -78,6 +78,27 @@ class WebSocket:
                     self._parts.clear()
                     return data.decode() if self._text else data
 
+    def message_ready(self) -> bytes | None:
+        """The next binary message if it is already read in full (no wait, no socket read);
+        None otherwise, or when a control frame or a fragment comes first."""
+        buffer = self._buffer
+        if len(buffer) < 2 or self._parts or buffer[0] != 0x80 | OP_BINARY:
+            return None
+        size, header = buffer[1] & 0x7F, 2
+        if size == 126:
+            if len(buffer) < 4:
+                return None
+            size, header = int.from_bytes(buffer[2:4], "big"), 4
+        elif size == 127:
+            if len(buffer) < 10:
+                return None
+            size, header = int.from_bytes(buffer[2:10], "big"), 10
+        if len(buffer) < header + size or size > self._max:
+            return None
+        data = bytes(buffer[header : header + size])
+        del buffer[: header + size]
+        return data
+
     async def _frame(self) -> tuple[int, bool, bytes]:
         buffer = self._buffer
         await self._fill(2)
