@@ -5,15 +5,19 @@ embedded default (SQLite, fsync on every group commit), load from separate proce
 Cases:
 
 - ``throughput``: 1 KiB envelopes from ``PAIRS`` senders to ``PAIRS`` receivers (sender i
-  to receiver i), each sender keeping ``WINDOW`` sends outstanding; receivers ack every
-  push. ``ops/s`` is envelopes received (hence stored, pushed and acked) per second.
+  to receiver i), each sender keeping ``WINDOW`` sends outstanding and sending whatever
+  its window allows at once in one ``SendBatch`` (at most ``BATCH``; set
+  ``SEALRELAY_BENCH_BATCH=1`` for one ``Send`` per message); receivers ack every push.
+  ``ops/s`` is envelopes received (hence stored, pushed and acked) per second.
 - ``latency at half load``: the same, paced at half the measured throughput; p50 and p99
   of send-to-receive time (sender clock to receiver clock, same machine).
 - ``idle connections``: node RSS growth per connection for ``IDLE`` open WebSockets that
   completed the handshake and got their challenge.
 
 The senders and receivers run in two processes and the node in a third, all on this
-machine's cores: the numbers include the load generators' share of the CPU.
+machine's cores: the numbers include the load generators' share of the CPU (they speak
+WebSocket through the lean ``benchmarks.wsclient``, which costs them far less per message
+than ``trio_websocket`` did).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from benchmarks.harness import Result
 
 PAIRS: Final = 50
 WINDOW: Final = 8
+BATCH: Final = int(os.environ.get("SEALRELAY_BENCH_BATCH", WINDOW))
 SECONDS: Final = 10.0
 IDLE: Final = 5000
 QUICK_PAIRS: Final = 4
@@ -119,7 +124,7 @@ def _round(
     )  # fmt: skip
     try:
         _json_line(recv.stdout, "receivers")
-        args = ("0", str(pairs), str(seconds), str(pairs), str(rate), str(WINDOW))
+        args = ("0", str(pairs), str(seconds), str(pairs), str(rate), str(WINDOW), str(BATCH))
         sender = _python("-m", load, "send", url, str(accounts), *args)
         sent = _json_line(sender.stdout, "senders")
         sender.wait(timeout=30)

@@ -4,6 +4,7 @@ protocol (``wire.relay``) over real WebSockets to a real node.
     python -m benchmarks.nodeload setup URL ACCOUNTS_JSON CODES...   register accounts
     python -m benchmarks.nodeload receive URL ACCOUNTS_JSON FIRST COUNT SECONDS
     python -m benchmarks.nodeload send URL ACCOUNTS_JSON FIRST COUNT SECONDS TARGETS RATE WINDOW
+                                       [BATCH]
     python -m benchmarks.nodeload idle URL COUNT SECONDS
 
 Envelope bodies are 1 KiB of random bytes whose first 8 bytes are the send time
@@ -11,6 +12,12 @@ Envelope bodies are 1 KiB of random bytes whose first 8 bytes are the send time
 The node cannot tell them from sealed envelopes: it never opens a body. Each role prints
 one JSON object on stdout when it is done (``receive`` and ``idle`` print a ``ready``
 line first).
+
+A sender keeps at most ``WINDOW`` envelopes unanswered. With ``BATCH`` above 1 (default 1)
+it sends what may go at that moment (free window slots; when paced, only sends already
+due) in one ``SendBatch`` of at most ``BATCH``, as a client sends its queued outbox; it
+never waits to fill a batch. A receiver acks with one ``Ack`` the ``Deliver`` it read and
+those already read behind it (never waiting for more).
 """
 
 from __future__ import annotations
@@ -20,13 +27,15 @@ import os
 import secrets
 import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 import trio
-from trio_websocket import WebSocketConnection, open_websocket_url
 
+from benchmarks.wsclient import Closed, WebSocket, connect
 from client.entropy import SYSTEM_ENTROPY
 from client.identity import Identity
 from client.net import auth_signature
@@ -45,24 +54,47 @@ from wire.relay import (
     Hello,
     Register,
     Send,
+    SendBatch,
     Sent,
+    SentBatch,
     SetDeliveryToken,
 )
 
 BODY_BYTES: Final = 1024
 TTL: Final = 3600
 MAX_MESSAGE: Final = 2 * 1024 * 1024
+IDLE_TRIES: Final = 3
+"""Opening handshakes an idle connection tries: with thousands opened at once on a busy
+machine, hypercorn (``client_websocket = "hypercorn"``) was seen closing a few before it
+answered."""
+ACK_MAX: Final = 1024  # the most eids in one Ack (wire.relay.Ack)
 
 
 def _ws_url(url: str) -> str:
     return url.replace("http://", "ws://", 1).rstrip("/") + "/v1/client"
 
 
-async def _hello(ws: WebSocketConnection) -> Hello:
+@asynccontextmanager
+async def _open(url: str, tries: int = 1) -> AsyncIterator[WebSocket]:
+    """A WebSocket to the node; ``tries`` opening handshakes before giving up."""
+    for attempt in range(1, tries + 1):
+        try:
+            ws = await connect(_ws_url(url), MAX_MESSAGE)
+            break
+        except Closed:
+            if attempt == tries:
+                raise
+    try:
+        yield ws
+    finally:
+        await ws.aclose()
+
+
+async def _hello(ws: WebSocket) -> Hello:
     return decode(await ws.get_message(), Hello)  # type: ignore[arg-type]
 
 
-async def _request(ws: WebSocketConnection, frame: object) -> Any:
+async def _request(ws: WebSocket, frame: object) -> Any:
     await ws.send_message(encode(frame))
     while True:
         reply = decode(await ws.get_message())  # type: ignore[arg-type]
@@ -77,7 +109,7 @@ async def _request(ws: WebSocketConnection, frame: object) -> Any:
 
 
 async def _register_one(url: str, name: str, code: str) -> dict[str, Any]:
-    async with open_websocket_url(_ws_url(url), max_message_size=MAX_MESSAGE) as ws:
+    async with _open(url) as ws:
         hello = await _hello(ws)
         suite = get_suite_by_id(hello.suite)
         identity = Identity.generate(suite, SYSTEM_ENTROPY)
@@ -141,7 +173,7 @@ class Account:
         )
 
 
-async def _login(ws: WebSocketConnection, acct: Account) -> None:
+async def _login(ws: WebSocket, acct: Account) -> None:
     hello = await _hello(ws)
     suite = get_suite(acct.suite)
     key = suite.sig.private_key_from_bytes(acct.sig_key)
@@ -163,24 +195,28 @@ async def _receiver(
     seen: set[bytes] = set()
     lat = stats.latencies_ns
     assert lat is not None
-    async with open_websocket_url(_ws_url(url), max_message_size=MAX_MESSAGE) as ws:
+    async with _open(url) as ws:
         await _login(ws, acct)
         drained = False
         while True:
             frame = decode(await ws.get_message())  # type: ignore[arg-type]
             if isinstance(frame, Deliver):
+                # This Deliver and those already read behind it: one Ack for them all.
                 now = time.time_ns()
-                eids = []
-                for env in frame.envelopes:
-                    eids.append(env.eid)
-                    if env.eid in seen:
-                        stats.duplicates += 1
-                        continue
-                    seen.add(env.eid)
-                    stats.received += 1
-                    lat.append(now - int.from_bytes(env.body[:8], "big"))
+                eids: list[bytes] = []
+                while isinstance(frame, Deliver):
+                    for env in frame.envelopes:
+                        eids.append(env.eid)
+                        if env.eid in seen:
+                            stats.duplicates += 1
+                            continue
+                        seen.add(env.eid)
+                        stats.received += 1
+                        lat.append(now - int.from_bytes(env.body[:8], "big"))
+                    more = ws.message_ready() if len(eids) < ACK_MAX - 256 else None
+                    frame = None if more is None else decode(more)
                 await ws.send_message(encode(Ack(0, tuple(eids))))
-            elif isinstance(frame, Drained) and not drained:
+            if isinstance(frame, Drained) and not drained:
                 drained = True
                 counter[0] -= 1
                 if counter[0] == 0:
@@ -230,9 +266,10 @@ async def _sender(
     deadline: float,
     interval: float,
     window: int,
+    batch: int,
     sent: list[int],
 ) -> None:
-    async with open_websocket_url(_ws_url(url), max_message_size=MAX_MESSAGE) as ws:
+    async with _open(url) as ws:
         await _login(ws, acct)
         pad = os.urandom(BODY_BYTES - 8)
         outstanding = trio.Semaphore(window)
@@ -241,11 +278,13 @@ async def _sender(
         async def read_replies() -> None:
             while True:
                 frame = decode(await ws.get_message())  # type: ignore[arg-type]
-                if isinstance(frame, Sent):
-                    sent[0] += 1
-                    outstanding.release()
-                elif isinstance(frame, Error) and frame.id != 1:
-                    raise RuntimeError(f"sender got {frame.code}: {frame.message}")
+                results = frame.results if isinstance(frame, SentBatch) else (frame,)
+                for result in results:
+                    if isinstance(result, Sent):
+                        sent[0] += 1
+                        outstanding.release()
+                    elif isinstance(result, Error) and result.id != 1:
+                        raise RuntimeError(f"sender got {result.code}: {result.message}")
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(read_replies)
@@ -255,16 +294,33 @@ async def _sender(
                 if interval:
                     next_at += interval
                     await trio.sleep_until(next_at)
-                body = time.time_ns().to_bytes(8, "big") + pad
-                frame = Send(
-                    request_id, target.mailbox, secrets.token_bytes(16), target.token, TTL, body
-                )
-                await ws.send_message(encode(frame))
-                request_id += 1
+                count = 1
+                # Batch what may go now, never waiting for more: free window slots, and
+                # when paced only the sends already due.
+                while count < batch and outstanding.value and _due(interval, next_at):
+                    outstanding.acquire_nowait()
+                    next_at += interval
+                    count += 1
+                sends = []
+                for _ in range(count):
+                    body = time.time_ns().to_bytes(8, "big") + pad
+                    eid = secrets.token_bytes(16)
+                    sends.append(Send(request_id, target.mailbox, eid, target.token, TTL, body))
+                    request_id += 1
+                if count == 1:
+                    await ws.send_message(encode(sends[0]))
+                else:
+                    await ws.send_message(encode(SendBatch(request_id, tuple(sends))))
+                    request_id += 1
             with trio.move_on_after(5):
                 for _ in range(window):
                     await outstanding.acquire()
             nursery.cancel_scope.cancel()
+
+
+def _due(interval: float, last_at: float) -> bool:
+    """Whether the send after the one scheduled at ``last_at`` is due (always, unpaced)."""
+    return not interval or last_at + interval <= trio.current_time()
 
 
 async def send(
@@ -274,6 +330,7 @@ async def send(
     seconds: float,
     rate: float,
     window: int,
+    batch: int,
 ) -> None:
     sent = [0]
     interval = len(senders) / rate if rate > 0 else 0.0
@@ -281,7 +338,7 @@ async def send(
     async with trio.open_nursery() as nursery:
         deadline = trio.current_time() + seconds
         for acct, target in zip(senders, targets, strict=True):
-            nursery.start_soon(_sender, url, acct, target, deadline, interval, window, sent)
+            nursery.start_soon(_sender, url, acct, target, deadline, interval, window, batch, sent)
     elapsed = time.monotonic() - start
     print(json.dumps({"sent": sent[0], "seconds": elapsed}), flush=True)
 
@@ -299,7 +356,7 @@ async def idle(url: str, count: int, seconds: float) -> None:
         await limiter.acquire_on_behalf_of(trio.lowlevel.current_task())
         held = True
         try:
-            async with open_websocket_url(_ws_url(url), max_message_size=MAX_MESSAGE) as ws:
+            async with _open(url, tries=IDLE_TRIES) as ws:
                 await _hello(ws)
                 limiter.release_on_behalf_of(trio.lowlevel.current_task())
                 held = False
@@ -347,6 +404,7 @@ def main(argv: list[str]) -> None:
             float(argv[5]),
             float(argv[7]),
             int(argv[8]),
+            int(argv[9]) if len(argv) > 9 else 1,
         )
     elif role == "idle":
         trio.run(idle, url, int(argv[2]), float(argv[3]))

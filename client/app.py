@@ -73,6 +73,7 @@ from client.store.base import StateStore
 from wire import decode
 from wire.e2e import IdentityKey
 from wire.relay import (
+    MAX_BATCH,
     Ack,
     Authenticated,
     CertificateIssued,
@@ -148,7 +149,7 @@ class Client:
             self._on_connect,
             expect_server=device.address.rpartition("@")[2],
         )
-        self.pump = OutboxPump(self.outbox, self.link.request)
+        self.pump = OutboxPump(self.outbox, self.link.request, batch=MAX_BATCH)
         self.drained = trio.Event()
         self._download_lock = trio.Lock()
         self.changed = trio.Event()

@@ -49,9 +49,13 @@ from wire.relay import (
     Hello,
     Register,
     Registered,
+    SendBatch,
 )
 
 CLIENT_PATH: Final = "/v1/client"
+UNREADABLE: Final = frozenset({"proto.malformed", "proto.unexpected"})
+"""``Error{id = 0}`` codes of a node that could not read a frame: one that predates
+``SendBatch`` answers it so, and the batch's request then fails with this code."""
 MAX_FRAME: Final = 64 * 1024 * 1024
 """Largest frame accepted from the node (a Deliver batch may hold several envelopes)."""
 CONNECT_TIMEOUT: Final = 15.0
@@ -185,6 +189,7 @@ class Connection:
         """Set when the backlog shrank or a request started waiting."""
         self._next_id = 1
         self._waiters: dict[int, _Waiter] = {}
+        self._batches: set[int] = set()  # ids of pending SendBatch requests
         self._closed = False
 
     @property
@@ -198,12 +203,15 @@ class Connection:
             raise NetworkError("the connection to the node closed")
         rid, self._next_id = self._next_id, self._next_id % 0xFFFF_FFFF + 1
         waiter = self._waiters[rid] = _Waiter()
+        if isinstance(req, SendBatch):
+            self._batches.add(rid)
         self._room.set()  # the reader must keep reading until the response came
         try:
             await self._transport.send(encode(replace(req, id=rid)))
             await waiter.event.wait()
         finally:
             self._waiters.pop(rid, None)
+            self._batches.discard(rid)
         if waiter.failure is not None:
             raise waiter.failure
         return waiter.response
@@ -279,12 +287,24 @@ class Connection:
         if waiter is None:  # a late answer to a request given up, or Error(id=0)
             if isinstance(frame, Error):
                 log.warning("the node refused a frame: %s", frame.code)
+                self._fail_batches(frame)
             return
         if isinstance(frame, Error):
             waiter.failure = Refused(frame.code, frame.message, frame.retry_after)
         else:
             waiter.response = frame
         waiter.event.set()
+
+    def _fail_batches(self, error: Error) -> None:
+        """An unreadable-frame error while SendBatch requests wait: the node does not know
+        the frame (this client sends nothing else it cannot read), so they fail with it."""
+        if error.id != 0 or error.code not in UNREADABLE:
+            return
+        for rid in list(self._batches):
+            waiter = self._waiters[rid]
+            waiter.failure = Refused(error.code, error.message, error.retry_after)
+            waiter.event.set()
+        self._batches.clear()
 
 
 @asynccontextmanager

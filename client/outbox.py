@@ -13,6 +13,11 @@ Two kinds of items share the outbox: :class:`OutboxItem` (one envelope for one d
 :class:`OutboxShared` (one group message body for several mailboxes of one domain: a
 ``SendShared`` for the home domain, a ``Forward`` of a many-recipient routing layer for
 another). Items written before the second kind existed decode as before.
+
+With ``batch`` above 1 the pump sends consecutive ``Send`` items together in one
+``SendBatch`` (at most ``batch`` of them and :data:`BATCH_BYTES` of bodies), answered per
+item; a node that does not know ``SendBatch`` (it answers ``proto.*``) gets single Sends
+from then on.
 """
 
 from __future__ import annotations
@@ -28,11 +33,14 @@ from wire import U32, Bytes16, MaxLen, decode, encode, message
 from wire.e2e import Address, DeliveryToken, DeviceId
 from wire.relay import (
     MAX_SHARED_RECIPIENTS,
+    Error,
     Forward,
     Introduce,
     Send,
+    SendBatch,
     SendShared,
     Sent,
+    SentBatch,
     SentShared,
     SharedRecipient,
 )
@@ -45,6 +53,10 @@ RETRYABLE: Final = frozenset({"limit.rate", "limit.connections", "internal"})
 RETRY_PAUSE: Final = 1.0
 """Seconds to wait before retrying after an error that says nothing more precise."""
 MAX_RETRY_PAUSE: Final = 60.0
+BATCH_BYTES: Final = 512 * 1024
+"""Most body bytes in one ``SendBatch`` (a larger item goes alone)."""
+NOT_UNDERSTOOD: Final = frozenset({"proto.malformed", "proto.unexpected"})
+"""Codes with which a node that predates ``SendBatch`` answers one."""
 
 
 @message("client.outbox-item")
@@ -140,9 +152,10 @@ class OutboxPump:
     dropped from the outbox with the node's error).
     """
 
-    def __init__(self, outbox: Outbox, request: Request) -> None:
+    def __init__(self, outbox: Outbox, request: Request, *, batch: int = 1) -> None:
         self._outbox = outbox
         self._request = request
+        self._batch = batch
         self._wake = trio.Event()
         self._progress = trio.Event()
         self.sent: set[bytes] = set()
@@ -166,8 +179,48 @@ class OutboxPump:
 
     async def flush(self) -> None:
         """Send every pending item once; raises :class:`NetworkError` if the link broke."""
-        for item in self._outbox.pending():
+        pending = self._outbox.pending()
+        while pending:
+            batch = _batch(pending, self._batch)
+            if len(batch) < 2:
+                await self._deliver(pending[0])
+                pending = pending[1:]
+            else:
+                await self._deliver_batch(batch)
+                pending = pending[len(batch) :]
+
+    async def _deliver_batch(self, items: list[OutboxItem]) -> None:
+        """Send ``items`` in one SendBatch; what it does not settle goes one by one."""
+        sends = tuple(
+            Send(n, item.mailbox, item.eid, item.token, item.ttl, item.body)
+            for n, item in enumerate(items, 1)
+        )
+        try:
+            response = await self._request(SendBatch(id=0, sends=sends))
+        except Refused as exc:
+            if exc.node_code in NOT_UNDERSTOOD:
+                self._batch = 1
+            response = None
+        if response is not None:
+            items = self._settle_batch(items, response)
+        for item in items:
             await self._deliver(item)
+
+    def _settle_batch(self, items: list[OutboxItem], response: object) -> list[OutboxItem]:
+        """Settle what ``response`` answers for good; the items left to send again."""
+        if not isinstance(response, SentBatch) or len(response.results) != len(items):
+            raise NetworkError("unexpected answer to a batch of sends")
+        left = []
+        for item, result in zip(items, response.results, strict=True):
+            if isinstance(result, Sent) and result.eid == item.eid:
+                self._settle(item.eid, None)
+            elif isinstance(result, Error) and result.code not in RETRYABLE:
+                self._settle(item.eid, Refused(result.code, result.message, result.retry_after))
+            elif isinstance(result, Error):
+                left.append(item)
+            else:
+                raise NetworkError("unexpected answer to a send")
+        return left
 
     async def _deliver(self, item: AnyItem) -> None:
         pause = RETRY_PAUSE
@@ -209,3 +262,28 @@ class OutboxPump:
         while not wanted <= self.sent | set(self.failed):
             await self._progress.wait()
         return {eid: self.failed[eid] for eid in wanted if eid in self.failed}
+
+
+def _sendable(item: AnyItem) -> OutboxItem | None:
+    """``item`` if it goes as a plain ``Send`` (one device of the home domain, with a
+    token), which is what a ``SendBatch`` carries; else None."""
+    if isinstance(item, OutboxItem) and item.token is not None and not item.domain:
+        return item
+    return None
+
+
+def _batch(pending: list[AnyItem], most: int) -> list[OutboxItem]:
+    """The consecutive ``Send`` items at the head of ``pending`` to send together, at most
+    ``most`` and :data:`BATCH_BYTES` of bodies (empty when the first is of another kind)."""
+    first = _sendable(pending[0])
+    if first is None:
+        return []
+    group = [first]
+    size = len(first.body)
+    for item in pending[1:most]:
+        send = _sendable(item)
+        if send is None or size + len(send.body) > BATCH_BYTES:
+            break
+        group.append(send)
+        size += len(send.body)
+    return group

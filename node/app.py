@@ -18,6 +18,10 @@ HTTP refusals carry a JSON body ``{"code": ..., "message": ...}`` with the codes
 ``node.errors``. Each WebSocket runs one task reading frames and answering them through its
 :class:`~node.session.Session`; pushes run in a short-lived task (in the node's nursery)
 started only when there is something to push, so an idle connection costs one task.
+Pushes wait while a login is being answered (so Authenticated comes first), never behind
+other requests. Under ``node.gateway``, the messages already read after the one received
+are answered together (``Session.receive_many``) and answers and pushes of one turn leave
+in one write.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import trio
 
 from node import errors
 from node.fed import Federation
+from node.gateway import READY_EXTENSION, SEND_MANY_EXTENSION
 from node.limits import retry_after_ms
 from node.relay import Relay
 from node.session import CLOSE_GOING_AWAY, CLOSE_POLICY, Session
@@ -56,6 +61,8 @@ FEDERATION_PREFIX: Final = "/federation/"
 FEDERATION_MAX_BODY: Final = (1 << 20) + 256 * 1024  # a full transaction and its framing
 BLOB_ID_HEX: Final = 32
 BLOB_TOKEN_HEX: Final = 64
+GATHER_MAX: Final = 256
+"""Most messages already read that an authenticated connection answers together."""
 CLOSE_INTERNAL: Final = 1011  # the node failed; the client reconnects
 CLOSE_DRAIN_SECONDS: Final = 10.0
 """After the node closes a WebSocket, how long it keeps reading (and discarding) what the
@@ -70,17 +77,26 @@ class Connection:
 
     __slots__ = (
         "_send",
+        "_send_many",
         "auth_deadline",
         "closed",
         "flushing",
         "held",
         "nursery",
+        "ready",
         "session",
         "woken",
     )
 
-    def __init__(self, session: Session, send: Send, nursery: trio.Nursery) -> None:
+    def __init__(
+        self, session: Session, send: Send, nursery: trio.Nursery, extensions: Scope | None = None
+    ) -> None:
         self.session = session
+        # Offered by node.gateway: messages already read, and several sent in one write.
+        self.ready: Callable[[], bytes | None] | None = (extensions or {}).get(READY_EXTENSION)
+        self._send_many: Callable[[list[bytes]], Awaitable[None]] | None = (extensions or {}).get(
+            SEND_MANY_EXTENSION
+        )
         # (trio time) until which the client may stay unauthenticated
         self.auth_deadline = trio.current_time() + session.relay.config.auth_timeout
         self._send = send
@@ -102,6 +118,15 @@ class Connection:
     async def send_frame(self, frame: object) -> None:
         if not self.closed:
             await self._send({"type": "websocket.send", "bytes": encode(frame)})
+
+    async def send_frames(self, frames: list[object]) -> None:
+        """``frames`` in order; in one write when the server offers it."""
+        if len(frames) > 1 and self._send_many is not None:
+            if not self.closed:
+                await self._send_many([encode(frame) for frame in frames])
+            return
+        for frame in frames:
+            await self.send_frame(frame)
 
     async def close(self, code: int) -> None:
         if not self.closed:
@@ -138,7 +163,9 @@ class Connection:
             message = await receive()
         if message["type"] == "websocket.disconnect":
             return False
-        self.held = True
+        # Pushes wait while a login is answered (Authenticated goes first); afterwards a
+        # request never holds them back (a Deliver must not wait for an Ack's commit).
+        self.held = self.session.caller is None
         try:
             await self._answer(message)
         finally:
@@ -149,10 +176,21 @@ class Connection:
         data = message.get("bytes")
         if data is None:
             frames = self.session.refuse_text()
+        elif self.session.caller is not None and self.ready is not None:
+            frames = await self.session.receive_many([data, *self._gather()])
         else:
             frames = await self.session.receive(data)
-        for frame in frames:
-            await self.send_frame(frame)
+        await self.send_frames(frames)
+
+    def _gather(self) -> list[bytes]:
+        """The binary messages already read after this one (answered together)."""
+        more: list[bytes] = []
+        while self.ready is not None and len(more) < GATHER_MAX:
+            data = self.ready()
+            if data is None:
+                break
+            more.append(data)
+        return more
 
     async def _flush(self) -> None:
         try:
@@ -163,8 +201,7 @@ class Connection:
                 frames = await self.session.next_push()
                 if not frames:
                     return
-                for frame in frames:
-                    await self.send_frame(frame)
+                await self.send_frames(frames)
         except Exception as exc:  # the envelopes stay stored; the client reconnects
             log.warning("push failed", exc_info=True, extra={"error": type(exc).__name__})
             with contextlib.suppress(Exception):
@@ -228,7 +265,7 @@ class App:
             await _refuse_connection(send)
             return
         session = Session(self.relay, peer)
-        conn = Connection(session, send, self.nursery)
+        conn = Connection(session, send, self.nursery, scope.get("extensions"))
         self._opened(conn)
         try:
             await send({"type": "websocket.accept"})

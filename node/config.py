@@ -23,6 +23,9 @@ redis_master                            sealrelay    the Sentinel service name o
 durability                              primary      store=redis: ``primary`` (acknowledged by the
                                                      primary) or ``replicated`` (``WAIT`` for one
                                                      replica, else the write fails)
+client_websocket                        direct       who serves ``/v1/client``: direct (the node's
+                                                     own WebSocket shell, ``node.gateway``) or
+                                                     hypercorn (through ASGI, as other routes)
 public_url                              ""           endpoint advertised in the key document
                                                      (default ``http://HOST:PORT`` as bound)
 max_frame_bytes                         1114112      largest WebSocket frame read from a client
@@ -78,6 +81,7 @@ SUITES: Final = ("cnsa2", "xwing")
 STORES: Final = ("sqlite", "memory", "redis")
 DURABILITIES: Final = ("primary", "replicated")
 REDIS_SCHEMES: Final = ("redis://", "rediss://", "unix://")
+CLIENT_WEBSOCKETS: Final = ("direct", "hypercorn")
 LOG_LEVELS: Final = ("debug", "info", "warning", "error")
 
 
@@ -95,6 +99,7 @@ class Config:
     redis_sentinels: str = ""
     redis_master: str = "sealrelay"
     durability: str = "primary"
+    client_websocket: str = "direct"
     public_url: str = ""
     max_frame_bytes: int = WIRE_MAX_BODY + 64 * 1024
     max_envelope_bytes: int = 256 * 1024
@@ -232,6 +237,7 @@ def _validate(c: Config) -> None:
     _require(c.suite in SUITES, "suite", c.suite)
     _require(c.store in STORES, "store", c.store)
     _validate_redis(c)
+    _require(c.client_websocket in CLIENT_WEBSOCKETS, "client_websocket", c.client_websocket)
     _require(c.log_level in LOG_LEVELS, "log_level", c.log_level)
     _require(0 <= c.listen_port <= 65535, "listen_port", c.listen_port)
     envelope, frame = c.max_envelope_bytes, c.max_frame_bytes

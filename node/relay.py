@@ -256,6 +256,27 @@ class Relay:
                     self.hub.deliver(dataclasses.replace(env, seq=seq, body=body))
         return stored
 
+    async def checked(self, frame: Send) -> StoredEnvelope:
+        """The envelope ``frame`` asks to store, once it passed the checks of :meth:`send`
+        (raises ``NodeError`` otherwise); its ``seq`` is 0 until stored."""
+        expires = self.expiry(frame.ttl, len(frame.body))
+        await self.check_token(await self.owner(frame.mailbox), frame.token)
+        now = self.now_ms()
+        return StoredEnvelope(
+            frame.mailbox, frame.eid, 0, now, now + expires, self.domain, None, frame.body
+        )
+
+    async def store_all(self, envelopes: list[StoredEnvelope]) -> list[bool]:
+        """Store ``envelopes`` in order in one commit and hand the new ones over (shielded,
+        as in :meth:`send`); for each, whether it was new (False: a duplicate)."""
+        with trio.CancelScope(shield=True):
+            results = await self.store.enqueue_many(envelopes)
+            for envelope, (stored, seq) in zip(envelopes, results, strict=True):
+                if stored:
+                    self.metrics.accepted += 1
+                    self.hub.deliver(dataclasses.replace(envelope, seq=seq))
+        return [stored for stored, _ in results]
+
     def expiry(self, ttl: int, size: int) -> int:
         if size > self.config.max_envelope_bytes:
             raise NodeError(errors.SEND_TOO_LARGE, "envelope body too large")

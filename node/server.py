@@ -1,4 +1,7 @@
-"""Running a node: store, keys, sweeper and hypercorn in one trio nursery.
+"""Running a node: store, keys, sweeper and the listener in one trio nursery.
+
+The listener is ``node.gateway`` (client WebSockets served directly, every other
+connection by hypercorn), or hypercorn alone with ``client_websocket = "hypercorn"``.
 
     handle = await nursery.start(run_node, config)     handle.url, handle.port
     handle.stop()                                       graceful shutdown (as on SIGTERM)
@@ -22,6 +25,7 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 
+from node import gateway
 from node.app import App
 from node.cluster import ClusterPush
 from node.config import Config, parse_sentinels
@@ -125,8 +129,11 @@ async def _serve(
     async def run_hypercorn(task_status: trio.TaskStatus[list[str]]) -> None:
         try:
             hc = _hypercorn_config(config)
-            asgi: Any = app  # hypercorn types the ASGI callable with its own TypedDicts
-            await serve(asgi, hc, shutdown_trigger=trigger, task_status=task_status)
+            if config.client_websocket == "direct":
+                await gateway.serve(app, hc, trigger, task_status=task_status)
+            else:
+                asgi: Any = app  # hypercorn types the ASGI callable with its own TypedDicts
+                await serve(asgi, hc, shutdown_trigger=trigger, task_status=task_status)
         finally:
             done.set()
 

@@ -34,6 +34,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 from node import errors
+from node.batch import send_batch, store_sends
 from node.errors import NodeError
 from node.limits import retry_after_ms
 from node.relay import Caller, Relay
@@ -69,6 +70,7 @@ from wire.relay import (
     Registered,
     RequestBlobUpload,
     Send,
+    SendBatch,
     SendShared,
     ServerKeys,
     SetDeliveryToken,
@@ -141,6 +143,34 @@ class Session:
     async def receive(self, data: bytes) -> list[Frame]:
         """Answer one binary WebSocket message; every failure becomes an Error frame."""
         started = time.perf_counter()
+        frame, refused = self._read(data)
+        out = await self._answer(frame, refused)
+        self.relay.metrics.request_seconds.observe(time.perf_counter() - started)
+        return out
+
+    async def receive_many(self, messages: list[bytes]) -> list[Frame]:
+        """Answer binary messages that were read together, in order, exactly as
+        :meth:`receive` would one by one, except that a run of consecutive Sends is stored
+        in one commit (``node.batch.store_sends``; each still answered by its own Sent)."""
+        started = time.perf_counter()
+        out: list[Frame] = []
+        sends: list[Send] = []
+        for data in messages:
+            frame, refused = self._read(data)
+            if refused is None and type(frame) is Send and self._caller is not None:
+                sends.append(frame)
+                continue
+            out += await self._store_sends(sends)
+            out += await self._answer(frame, refused)
+        out += await self._store_sends(sends)
+        seconds = (time.perf_counter() - started) / max(1, len(messages))
+        for _ in messages:
+            self.relay.metrics.request_seconds.observe(seconds)
+        return out
+
+    def _read(self, data: bytes) -> tuple[Frame | None, NodeError | None]:
+        """Decode one message and take its rate-limit token: the frame (None when it does
+        not decode) and the error that refuses it, if any."""
         frame: Frame | None = None
         try:
             if len(data) > self.relay.config.max_frame_bytes:
@@ -150,13 +180,28 @@ class Session:
                 frame = _decode(data, self.relay.config.max_frame_bytes)
             finally:
                 self._rate_limit()
-            out = await self.handle(frame)
         except NodeError as exc:
-            out = [self._error(_request_id(frame), exc)]
+            return frame, exc
+        return frame, None
+
+    async def _answer(self, frame: Frame | None, refused: NodeError | None) -> list[Frame]:
+        try:
+            if refused is not None:
+                raise refused
+            return await self.handle(frame)
+        except NodeError as exc:
+            return [self._error(_request_id(frame), exc)]
         except Exception as exc:
             log.exception("request failed", extra={"error": type(exc).__name__})
-            out = [self._error(_request_id(frame), NodeError(errors.INTERNAL, "internal error"))]
-        self.relay.metrics.request_seconds.observe(time.perf_counter() - started)
+            return [self._error(_request_id(frame), NodeError(errors.INTERNAL, "internal error"))]
+
+    async def _store_sends(self, sends: list[Send]) -> list[Frame]:
+        """Answer the Sends gathered by :meth:`receive_many` (and empty the list)."""
+        if len(sends) <= 1:
+            out = await self._answer(sends[0], None) if sends else []
+        else:
+            out = list(await store_sends(self.relay, sends))
+        sends.clear()
         return out
 
     def refuse_text(self) -> list[Frame]:
@@ -375,6 +420,10 @@ async def _send(s: Session, caller: Caller, frame: Send) -> Frame:
     return await s.relay.send(frame, None)
 
 
+async def _send_batch(s: Session, caller: Caller, frame: SendBatch) -> Frame:
+    return await send_batch(s.relay, caller, s.peer, frame)
+
+
 async def _introduce(s: Session, caller: Caller, frame: Introduce) -> Frame:
     wait = s.relay.intro_limit.take(caller.address, s.relay.clock())
     if wait:
@@ -401,6 +450,7 @@ _HANDLERS: Final[dict[type, Callable[[Session, Caller, Any], Awaitable[Frame | N
     FetchPrekeys: _fetch,
     GetCertificate: _certificate,
     Send: _send,
+    SendBatch: _send_batch,
     Introduce: _introduce,
     SendShared: _send_shared,
     Forward: _forward,

@@ -41,7 +41,7 @@ from wire.e2e import (
     Suite,
 )
 from wire.schema import message
-from wire.types import U8, U16, U32, U64, Bytes16, Bytes32, MaxLen
+from wire.types import U8, U16, U32, U64, Bytes16, Bytes32, MaxLen, MinLen
 
 PROTOCOL_VERSION = 1
 
@@ -55,6 +55,9 @@ MailboxId = Bytes16
 
 PURPOSE_AUTH = 1
 PURPOSE_REGISTER = 2
+
+MAX_BATCH = 256
+"""Most Sends in one ``SendBatch``."""
 
 
 # --- handshake -------------------------------------------------------------------------------
@@ -296,6 +299,27 @@ class Sent:
     duplicate: bool
 
 
+@message("relay.send-batch")
+class SendBatch:
+    """Several ``Send`` requests in one frame, each keeping its own ``id``: a client sends
+    what its outbox holds at once. Answered by one ``SentBatch`` with, in the same order,
+    each Send's ``Sent`` or ``Error``; one refused Send does not refuse the others. The
+    batch as a whole gets an ``Error`` with its own ``id`` only if it cannot be taken at all
+    (rate limit, not authenticated). Every Send counts against the rate limits.
+    Added in protocol 1 (nodes of earlier releases answer ``Error`` with id 0)."""
+
+    id: RequestId
+    sends: Annotated[tuple[Send, ...], MinLen(1), MaxLen(MAX_BATCH)]
+
+
+@message("relay.sent-batch")
+class SentBatch:
+    """The answer to a ``SendBatch``: one result per Send, in order."""
+
+    id: RequestId
+    results: Annotated[tuple[Sent | Error, ...], MaxLen(MAX_BATCH)]
+
+
 @message("relay.envelope")
 class Envelope:
     """A stored envelope as delivered. ``origin`` is the sender's domain; ``sender`` is set
@@ -402,6 +426,7 @@ REQUESTS = (
     FetchPrekeys,
     GetCertificate,
     Send,
+    SendBatch,
     Introduce,
     SendShared,
     Forward,
@@ -421,6 +446,7 @@ RESPONSES = (
     Sent,
     SentShared,
     ServerKeys,
+    SentBatch,
     Acked,
     BlobGrant,
     Pong,

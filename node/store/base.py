@@ -180,6 +180,12 @@ class Store(Protocol):
         once no unacked, unexpired envelope refers to it (at the next sweep)."""
         ...
 
+    async def enqueue_many(self, envelopes: list[StoredEnvelope]) -> list[tuple[bool, int]]:
+        """:meth:`enqueue` each of ``envelopes``, in order. Memory and SQLite store all or
+        none (one commit); Redis runs one script per envelope, so a failure part way leaves
+        the earlier ones stored (a retry with the same eids finds them as duplicates)."""
+        ...
+
     async def pending(
         self, mailbox: bytes, after_seq: int, limit: int, now: int
     ) -> list[StoredEnvelope]:

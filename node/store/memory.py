@@ -170,6 +170,9 @@ class MemoryStore:
     # --- mailboxes -----------------------------------------------------------------------
     async def enqueue(self, envelope: StoredEnvelope) -> tuple[bool, int]:
         await self._enter()
+        return self._enqueue(envelope)
+
+    def _enqueue(self, envelope: StoredEnvelope) -> tuple[bool, int]:
         existing = self._queues.get(envelope.mailbox, {}).get(envelope.eid)
         if existing is not None:
             return False, existing.seq
@@ -189,6 +192,10 @@ class MemoryStore:
             if results[-1][0]:
                 self._shared[(env.mailbox, env.eid)] = id(body)
         return results
+
+    async def enqueue_many(self, envelopes: list[StoredEnvelope]) -> list[tuple[bool, int]]:
+        await self._enter()
+        return [self._enqueue(envelope) for envelope in envelopes]
 
     async def pending(
         self, mailbox: bytes, after_seq: int, limit: int, now: int

@@ -281,6 +281,12 @@ class RedisStore:
         stored, seq = await self._run("enqueue", keys, args, write=True)
         return bool(stored), int(seq)
 
+    async def enqueue_many(self, envelopes: list[StoredEnvelope]) -> list[tuple[bool, int]]:
+        """Each envelope with its own script, in order (one round trip each): a failure
+        part way leaves the earlier ones stored, which a retry of the same eids finds as
+        duplicates."""
+        return [await self.enqueue(envelope) for envelope in envelopes]
+
     async def enqueue_shared(
         self, body: bytes, envelopes: list[StoredEnvelope]
     ) -> list[tuple[bool, int]]:

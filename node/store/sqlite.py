@@ -189,6 +189,9 @@ class SqliteStore:
             return []
         return await self.writer.run(partial(_enqueue_shared, body, envelopes))
 
+    async def enqueue_many(self, envelopes: list[StoredEnvelope]) -> list[tuple[bool, int]]:
+        return await self.writer.run(partial(_enqueue_many, envelopes))
+
     async def pending(
         self, mailbox: bytes, after_seq: int, limit: int, now: int
     ) -> list[StoredEnvelope]:
@@ -542,6 +545,12 @@ def _enqueue_shared(
     if not any(stored for stored, _ in results):
         conn.execute("DELETE FROM shared_bodies WHERE id = ?", (shared,))
     return results
+
+
+def _enqueue_many(
+    envelopes: list[StoredEnvelope], conn: sqlite3.Connection
+) -> list[tuple[bool, int]]:
+    return [_enqueue(env, conn) for env in envelopes]
 
 
 def _ack(mailbox: bytes, eids: list[bytes], conn: sqlite3.Connection) -> int:

@@ -10,7 +10,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import trio
 
@@ -37,7 +37,9 @@ from wire.relay import (
     Pong,
     PrekeyStatus,
     Send,
+    SendBatch,
     Sent,
+    SentBatch,
 )
 
 MAILBOX = bytes(range(16))
@@ -83,6 +85,12 @@ def hello(server: str = "example.test", nonce: bytes = b"\x01" * 32) -> Hello:
 Handler = Callable[["FakeNode", Any], Any]
 
 
+UNKNOWN_FRAME: Final = Error(
+    id=0, code="proto.malformed", message="undecodable frame (wire.unknown_type)", retry_after=0
+)
+"""What a node that predates a frame answers to it."""
+
+
 @dataclass
 class FakeNode:
     """Answers Auth, Send (de-duplicating by eid), GetPrekeyStatus and Ping.
@@ -104,6 +112,8 @@ class FakeNode:
     on_ack: Callable[[Ack], None] | None = None
     certificate: SenderCertificate | None = None
     """Issued for GetCertificate (refused while ``None``)."""
+    batches: bool = True
+    """Answer SendBatch; when False, answer it as a node that predates it (Error id 0)."""
 
     @asynccontextmanager
     async def connector(self) -> AsyncIterator[Transport]:
@@ -123,6 +133,10 @@ class FakeNode:
             try:
                 while True:
                     frame = decode(await end.receive(), REQUESTS)
+                    if isinstance(frame, SendBatch) and not self.batches:
+                        self.received.append(frame)
+                        await end.send(encode(UNKNOWN_FRAME))
+                        continue
                     self.received.append(frame)
                     answer = self._answer(frame)
                     if answer is NO_ANSWER:
@@ -159,6 +173,11 @@ class FakeNode:
             return NO_ANSWER
         if isinstance(frame, Auth):
             return Authenticated(id=frame.id, mailbox=MAILBOX, pending=0)
+        if isinstance(frame, SendBatch) and self.batches:
+            results = [self._answer(send) for send in frame.sends]
+            if None in results:
+                return None  # stored, but the answer is lost
+            return SentBatch(id=frame.id, results=tuple(results))
         if isinstance(frame, Send):
             duplicate = frame.eid in self.stored
             if duplicate:

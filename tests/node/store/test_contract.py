@@ -515,3 +515,24 @@ async def test_a_closed_store_refuses_calls(tmp_path: Path) -> None:
         await store.aclose()
         with pytest.raises(StoreClosed):
             await store.enqueue(envelope(eid(1)))
+
+
+# --- batches of envelopes (SendBatch) ------------------------------------------------------
+
+
+async def test_enqueue_many_stores_in_order_and_reports_each(store: Store) -> None:
+    stored_before, first = await store.enqueue(envelope(eid(1)))
+    assert stored_before
+    batch = [envelope(eid(2)), envelope(eid(1)), envelope(eid(3)), envelope(eid(2))]
+    results = await store.enqueue_many(batch)
+    assert [stored for stored, _ in results] == [True, False, True, False]
+    assert results[1] == (False, first)
+    assert results[3] == (False, results[0][1])
+    assert first < results[0][1] < results[2][1]
+    pending = await store.pending(MAILBOX, 0, 10, NOW)
+    assert [e.eid for e in pending] == [eid(1), eid(2), eid(3)]
+
+
+async def test_enqueue_many_of_nothing(store: Store) -> None:
+    assert await store.enqueue_many([]) == []
+    assert await store.pending(MAILBOX, 0, 10, NOW) == []
