@@ -35,6 +35,7 @@ import pytest
 import trio
 
 from client.app import Client
+from client.errors import Refused
 from client.inbox import StoredMessage
 from client.store.base import NS_SEEN
 from federation.documents import verify_document
@@ -390,6 +391,17 @@ async def test_a_key_document_breaking_the_pin_is_refused(world: World) -> None:
         loud = [x for x in lines if x.get("domain") == D and x.get("code") == "fed.pin_mismatch"]
         assert loud, "B did not log the refused document"
         assert loud[-1]["level"] == "error"
+        # Nor does B hand the forged document to its clients.
+        reader = bob.load()
+        async with reader.online():
+            with pytest.raises(Refused) as refusal:
+                await reader.domain_document(D)
+        assert refusal.value.node_code == "fed.pin_mismatch"
+        assert reader.keyring.document(D) is None
+        refused = await fed.metrics(B)
+        assert metric(refused, KEY_REFUSALS, domain=D, code="fed.pin_mismatch") == (
+            metric(before, KEY_REFUSALS, domain=D, code="fed.pin_mismatch") + 3
+        )
 
         # Control: D's genuine document is accepted, and so is a request signed by D.
         fresh = int(time.time() * 1000)
