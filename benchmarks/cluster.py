@@ -187,12 +187,15 @@ def _python(*args: str, env: dict[str, str], stdin: int | None = None) -> subpro
     )
 
 
-def _node(keys: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
-    node = _python(
-        "-m", "sealrelay", "node", "serve", "--domain", DOMAIN, "--listen", f"{LOOPBACK}:0",
-        "--data", str(keys), env=env,
-    )  # fmt: skip
-    return node, str(_json_line(node.stdout, "node")["url"])
+def _nodes(
+    count: int, keys: Path, env: dict[str, str], into: list[subprocess.Popen[str]]
+) -> list[str]:
+    """Start ``count`` replicas at once (appended to ``into``); their URLs once listening."""
+    argv = ["-m", "sealrelay", "node", "serve", "--domain", DOMAIN]
+    argv += ["--listen", f"{LOOPBACK}:0", "--data", str(keys)]
+    started = [_python(*argv, env=env) for _ in range(count)]
+    into.extend(started)
+    return [str(_json_line(node.stdout, "node")["url"]) for node in started]
 
 
 async def _invites(redis_url: str, names: list[str]) -> list[str]:
@@ -340,8 +343,7 @@ def run(quick: bool) -> list[Result]:
             env.update(SEALRELAY_STORE="redis", SEALRELAY_REDIS_URL=redis_url)
             keys = Path(tmp) / "keys"
             keys.mkdir()
-            first, url = _node(keys, env)
-            nodes.append(first)
+            (url,) = _nodes(1, keys, env, nodes)
             codes = trio.run(_invites, redis_url, [f"u{i}" for i in range(2 * pairs)])
             accounts = Path(tmp) / "accounts.json"
             setup = _python("-m", "benchmarks.nodeload", "setup", url, str(accounts), *codes,
@@ -349,12 +351,8 @@ def run(quick: bool) -> list[Result]:
             _json_line(setup.stdout, "setup")
             setup.wait(timeout=60)
             one = _round(accounts, _slices(pairs, [url] * 3, [url] * 3), pairs, seconds, env,
-                         [first.pid], port)  # fmt: skip
-            urls = [url]
-            for _ in range(SLICES - 1):
-                node, other = _node(keys, env)
-                nodes.append(node)
-                urls.append(other)
+                         [nodes[0].pid], port)  # fmt: skip
+            urls = [url, *_nodes(SLICES - 1, keys, env, nodes)]
             crossed = urls[1:] + urls[:1]
             three = _round(accounts, _slices(pairs, urls, crossed), pairs, seconds, env,
                            [n.pid for n in nodes], port)  # fmt: skip
