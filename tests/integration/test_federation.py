@@ -309,6 +309,15 @@ async def test_a_replayed_transaction_is_refused(world: World) -> None:
     refused = metric(after, REFUSED, origin=A, code="fed.auth")
     assert refused == metric(before, REFUSED, origin=A, code="fed.auth") + 2
 
+    # B remembers the nonce across a restart (it is in the store, not in memory).
+    await trio.to_thread.run_sync(fed.nodes[B].restart)
+    again = await put(fed.url(B), captured)
+    assert again.status_code == 401
+    assert again.json()["code"] == "fed.auth"
+    restarted = await fed.metrics(B)
+    assert metric(restarted, ACCEPTED) == 0
+    assert metric(restarted, REFUSED, origin=A, code="fed.auth") == 1
+
 
 # --- 5. a key document that breaks the pin ------------------------------------------------------
 
