@@ -23,6 +23,7 @@ import hashlib
 import http.server
 import json
 import os
+import secrets
 import threading
 import time
 from collections.abc import Iterator
@@ -303,6 +304,16 @@ async def test_a_replayed_transaction_is_refused(world: World) -> None:
     stale = await put(fed.url(B), sign(fed.keys(A), A, B, path, body, at_ms=old))
     assert stale.status_code == 401
     assert stale.json()["code"] == "fed.auth"
+
+    # A's own retry (a new signature: the answer was lost) gets the first answer, and the
+    # same item in another transaction is not stored twice either.
+    retry = await put(fed.url(B), sign(fed.keys(A), A, B, path, body))
+    assert retry.status_code == 200
+    assert retry.content == first.content
+    other = secrets.token_bytes(16)
+    resent = await put(fed.url(B), sign(fed.keys(A), A, B, SEND_PATH + other.hex(), body))
+    assert resent.status_code == 200
+    assert decode(resent.content, TransactionResult).results == (ITEM_OK,)
 
     after = await fed.metrics(B)
     assert metric(after, ACCEPTED) == metric(before, ACCEPTED) + 1
