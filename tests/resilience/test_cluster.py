@@ -294,6 +294,10 @@ async def _primary_killed_under_load(
             summary: dict[str, Any] = ledger.summary()
             summary["durability"] = durability
             summary["acked_before_kill"] = times["acked_before_kill"]
+            kill = times["kill"]
+            summary["acked_in_100ms_before_kill"] = sum(
+                kill - 0.1 <= t <= kill for t in ledger.acked_at.values()
+            )  # writes the replica may not have had yet: what "primary" can lose
             summary["promoted_after_s"] = round(times["promoted"] - times["kill"], 2)
             summary["replica_back_after_s"] = round(times["replica_back"] - times["kill"], 2)
             summary["longest_ack_gap_s"] = round(ledger.longest_gap(times["kill"], times["end"]), 2)
