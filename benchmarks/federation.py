@@ -56,6 +56,7 @@ QUICK_THROUGHPUT: Final = 100
 QUICK_HALF_SECONDS: Final = 0.5
 QUICK_BACKLOG: Final = 100
 SEALERS: Final = 2
+SEAL_SHARE: Final = 1000  # fewer layers than this per sealer: not worth another process
 DOMAINS: Final = ("alpha.localhost", "bravo.localhost")
 RECEIVE_TIMEOUT: Final = 300.0
 POLL_S: Final = 0.01
@@ -143,9 +144,10 @@ class Bench:
         return self.tmp / f"{stem}-{self._files}.bin"
 
     def seal(self, count: int) -> list[Path]:
-        """``count`` layers sealed to B, in ``SEALERS`` files made in parallel."""
-        paths = [self._path("layers") for _ in range(SEALERS)]
-        shares = [count // SEALERS + (i < count % SEALERS) for i in range(SEALERS)]
+        """``count`` layers sealed to B, in up to ``SEALERS`` files made in parallel."""
+        sealers = min(SEALERS, max(1, count // SEAL_SHARE))
+        paths = [self._path("layers") for _ in range(sealers)]
+        shares = [count // sealers + (i < count % sealers) for i in range(sealers)]
         procs = [
             _python("-m", LOAD, "seal", self.b.url, str(self.receivers), str(n), str(p))
             for n, p in zip(shares, paths, strict=True)
@@ -309,10 +311,13 @@ def _setup(tmp: Path, pairs: int, log: IO[str]) -> Bench:
     codes_b = trio.run(_invites, b.data, [f"r{i}" for i in range(pairs)])
     a.start()
     b.start()
-    for node, codes, out in ((a, codes_a, bench.senders), (b, codes_b, bench.receivers)):
-        setup = _python("-m", "benchmarks.nodeload", "setup", node.url, str(out), *codes)
-        _json_line(setup.stdout, "setup")
-        setup.wait(timeout=120)
+    registering = [
+        _python("-m", "benchmarks.nodeload", "setup", node.url, str(out), *codes)
+        for node, codes, out in ((a, codes_a, bench.senders), (b, codes_b, bench.receivers))
+    ]
+    for proc in registering:
+        _json_line(proc.stdout, "setup")
+        proc.wait(timeout=120)
     return bench
 
 

@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Final
 
+import trio
+
 from client import persist
 from client.attachments_io import upload_file
 from client.content import Content, GroupKey, GroupNote, pack
@@ -51,7 +53,7 @@ from client.groups import (
 )
 from client.groups.state import MAX_RECORD_SIZE
 from client.outbox import OutboxShared
-from client.records import PeerKey
+from client.records import Contact, PeerKey
 from client.routing import seal_for_domain
 from client.session import Device
 from client.store.base import NS_GROUP_MESSAGES, NS_GROUPS, StateStore
@@ -83,6 +85,8 @@ MAX_KEYS: Final = 8
 MAX_PENDING: Final = 64
 """Controls (distributions, keys) kept per group until the change they wait for arrives."""
 MAX_BODY: Final = 1 << 21
+FETCH_CONCURRENCY: Final = 16
+"""Prekey fetches (session set-ups) a group operation has in flight at once."""
 
 log = logging.getLogger(__name__)
 
@@ -421,6 +425,28 @@ def _domain(address: str) -> str:
     return address.rpartition("@")[2].lower()
 
 
+async def _all_targets(client: Client, addresses: Sequence[str]) -> dict[str, dict[int, Contact]]:
+    """``Client._targets`` of every address, :data:`FETCH_CONCURRENCY` at a time (most of
+    a first send to a big group is waiting for prekey bundles of other domains)."""
+    found: dict[str, dict[int, Contact]] = {}
+    errors: list[ClientError] = []
+    limiter = trio.CapacityLimiter(FETCH_CONCURRENCY)
+
+    async def one(address: str) -> None:
+        async with limiter:
+            try:
+                found[address] = await client._targets(address)
+            except ClientError as exc:
+                errors.append(exc)
+
+    async with trio.open_nursery() as nursery:
+        for address in dict.fromkeys(addresses):
+            nursery.start_soon(one, address)
+    if errors:
+        raise errors[0]
+    return found
+
+
 async def _members(client: Client, addresses: Sequence[str]) -> list[GroupMember]:
     """Group member entries of ``addresses``: their devices with sessions here, named by the
     fingerprint of the identity their pairwise sessions verified."""
@@ -429,7 +455,9 @@ async def _members(client: Client, addresses: Sequence[str]) -> list[GroupMember
     for address in addresses:
         if client.device.identity_changed(address):
             raise UntrustedIdentity(address)
-        targets = await client._targets(address)
+    every = await _all_targets(client, addresses)
+    for address in addresses:
+        targets = every[address]
         peer = client.peer_identity(address)
         if peer is None or not targets:
             raise ClientError(f"no device of {address} could be reached")
@@ -455,8 +483,9 @@ async def send_pairwise(
     """Queue pairwise ``(address, devices, plaintext)`` messages, and save ``ng`` in the
     same transaction; the envelope ids."""
     prepared = []
+    every = await _all_targets(client, [address for address, _, _ in plan])
     for address, devices, plaintext in plan:
-        targets = await client._targets(address)
+        targets = every[address]
         wanted = {dev: c for dev, c in targets.items() if dev in devices}
         domain = _domain(address)
         remote = None if domain == client.domain.lower() else await client.domain_document(domain)

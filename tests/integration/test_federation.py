@@ -23,6 +23,7 @@ import hashlib
 import http.server
 import json
 import os
+import secrets
 import threading
 import time
 from collections.abc import Iterator
@@ -35,6 +36,7 @@ import pytest
 import trio
 
 from client.app import Client
+from client.errors import Refused
 from client.inbox import StoredMessage
 from client.store.base import NS_SEEN
 from federation.documents import verify_document
@@ -303,10 +305,29 @@ async def test_a_replayed_transaction_is_refused(world: World) -> None:
     assert stale.status_code == 401
     assert stale.json()["code"] == "fed.auth"
 
+    # A's own retry (a new signature: the answer was lost) gets the first answer, and the
+    # same item in another transaction is not stored twice either.
+    retry = await put(fed.url(B), sign(fed.keys(A), A, B, path, body))
+    assert retry.status_code == 200
+    assert retry.content == first.content
+    other = secrets.token_bytes(16)
+    resent = await put(fed.url(B), sign(fed.keys(A), A, B, SEND_PATH + other.hex(), body))
+    assert resent.status_code == 200
+    assert decode(resent.content, TransactionResult).results == (ITEM_OK,)
+
     after = await fed.metrics(B)
     assert metric(after, ACCEPTED) == metric(before, ACCEPTED) + 1
     refused = metric(after, REFUSED, origin=A, code="fed.auth")
     assert refused == metric(before, REFUSED, origin=A, code="fed.auth") + 2
+
+    # B remembers the nonce across a restart (it is in the store, not in memory).
+    await trio.to_thread.run_sync(fed.nodes[B].restart)
+    again = await put(fed.url(B), captured)
+    assert again.status_code == 401
+    assert again.json()["code"] == "fed.auth"
+    restarted = await fed.metrics(B)
+    assert metric(restarted, ACCEPTED) == 0
+    assert metric(restarted, REFUSED, origin=A, code="fed.auth") == 1
 
 
 # --- 5. a key document that breaks the pin ------------------------------------------------------
@@ -390,6 +411,17 @@ async def test_a_key_document_breaking_the_pin_is_refused(world: World) -> None:
         loud = [x for x in lines if x.get("domain") == D and x.get("code") == "fed.pin_mismatch"]
         assert loud, "B did not log the refused document"
         assert loud[-1]["level"] == "error"
+        # Nor does B hand the forged document to its clients.
+        reader = bob.load()
+        async with reader.online():
+            with pytest.raises(Refused) as refusal:
+                await reader.domain_document(D)
+        assert refusal.value.node_code == "fed.pin_mismatch"
+        assert reader.keyring.document(D) is None
+        refused = await fed.metrics(B)
+        assert metric(refused, KEY_REFUSALS, domain=D, code="fed.pin_mismatch") == (
+            metric(before, KEY_REFUSALS, domain=D, code="fed.pin_mismatch") + 3
+        )
 
         # Control: D's genuine document is accepted, and so is a request signed by D.
         fresh = int(time.time() * 1000)
