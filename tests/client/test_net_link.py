@@ -190,9 +190,7 @@ async def test_link_authenticates_and_reconnects(
 
 
 async def _send_one(link: Link) -> None:
-    item = OutboxItem(
-        "bob@example.test", 1, b"\x02" * 16, b"\x03" * 16, b"\x04" * 16, 0, b"x", ""
-    )
+    item = OutboxItem("bob@example.test", 1, b"\x02" * 16, b"\x03" * 16, b"\x04" * 16, 0, b"x", "")
     with pytest.raises(NetworkError):
         await link.request(item.request())
 
