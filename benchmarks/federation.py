@@ -24,7 +24,9 @@ per envelope and would otherwise compete with the nodes. The seal cost is report
 (``seal_us``). A, B and the load generators share this machine's cores: each case reports
 the CPU each used during its window (``cpu_a``/``cpu_b``/``cpu_load``, CPU seconds per wall
 second: 1.0 is one core busy), and ``cpu_other`` what the rest of the machine used meanwhile
-(from ``/proc/stat``): a busy machine makes every number here worse.
+(from ``/proc/stat``): a busy machine makes every number here worse. ``us_a``, ``us_b``
+and ``us_load`` are the same CPU per envelope, in microseconds: they vary much less with
+the machine's load than the rates do.
 """
 
 from __future__ import annotations
@@ -186,14 +188,18 @@ class Cpu:
             _machine_cpu_s(),
         )
 
-    def split(self) -> dict[str, float]:
-        """Cores used by A, B, the load processes and everything else on the machine."""
+    def split(self, envelopes: int) -> dict[str, float]:
+        """Cores used by A, B, the load processes and everything else on the machine;
+        CPU microseconds per envelope of A, B and the load (``us_a``...)."""
         end = self._now()
         wall = end[0] - self.start[0]
         a, b, load, machine = (end[i] - self.start[i] for i in (1, 2, 3, 4))
+        per = 1e6 / max(1, envelopes)
         return {"cpu_a": round(a / wall, 2), "cpu_b": round(b / wall, 2),
                 "cpu_load": round(load / wall, 2),
-                "cpu_other": round(max(0.0, machine - a - b - load) / wall, 2)}  # fmt: skip
+                "cpu_other": round(max(0.0, machine - a - b - load) / wall, 2),
+                "us_a": round(a * per), "us_b": round(b * per),
+                "us_load": round(load * per)}  # fmt: skip
 
 
 def _machine_cpu_s() -> float:
@@ -215,7 +221,7 @@ def _round(bench: Bench, layers: list[Path], count: int, rate: float) -> dict[st
         sender.wait(timeout=60)
         got = _final_line(recv.stdout, "receivers", "received")
         recv.wait(timeout=60)
-        split = cpu.split()
+        split = cpu.split(count)
     finally:
         for proc in (recv,):
             if proc.poll() is None:
@@ -269,7 +275,7 @@ def _backlog(bench: Bench, count: int) -> dict[str, Any]:
         a_empty = time.time_ns()
         got = _final_line(recv.stdout, "receivers", "received")
         recv.wait(timeout=60)
-        split = cpu.split()
+        split = cpu.split(count)
     finally:
         if recv.poll() is None:
             recv.kill()
@@ -362,4 +368,5 @@ def run(quick: bool) -> list[Result]:
 
 
 def _cpu_cols(round_: dict[str, Any]) -> dict[str, float]:
-    return {k: round_[k] for k in ("cpu_a", "cpu_b", "cpu_load", "cpu_other")}
+    keys = ("cpu_a", "cpu_b", "cpu_load", "cpu_other", "us_a", "us_b", "us_load")
+    return {k: round_[k] for k in keys}

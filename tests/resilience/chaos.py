@@ -508,9 +508,10 @@ async def _soak_load(s: Soak, seconds: float, period: float) -> dict[str, Any]:
             await trio.sleep(max(0.0, seconds - (time.monotonic() - start)))
             for sender in senders:
                 sender.stop()
+        elapsed = time.monotonic() - start  # sending time (the last sends completed)
         caught = await wait_caught_up(s.ledger, 60.0, idle=15.0)
         receivers.cancel_scope.cancel()
-    result: dict[str, Any] = {"seconds": round(time.monotonic() - start, 1), "faults": faults}
+    result: dict[str, Any] = {"seconds": round(elapsed, 1), "faults": faults}
     result.update(s.ledger.summary())
     result["catch_up_s"] = round(caught, 2)
     result["node_errors_logged"] = len(s.cluster.errors())
