@@ -223,9 +223,8 @@ def _round(bench: Bench, layers: list[Path], count: int, rate: float) -> dict[st
         recv.wait(timeout=60)
         split = cpu.split(count)
     finally:
-        for proc in (recv,):
-            if proc.poll() is None:
-                proc.kill()
+        _kill(recv)
+    _check(count, sent, got)
     sent_at, got_at = read_records(sent_out), read_records(recv_out)
     latencies = sorted(t - sent_at[e] for e, t in got_at.items() if e in sent_at)
     first, last = min(sent_at.values()), max(got_at.values(), default=0)
@@ -241,6 +240,21 @@ def _round(bench: Bench, layers: list[Path], count: int, rate: float) -> dict[st
         "p99_ms": _pct(latencies, 0.99) / 1e6,
         "max_ms": (latencies[-1] / 1e6) if latencies else 0.0,
     }
+
+
+def _kill(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(timeout=30)
+
+
+def _check(count: int, sent: dict[str, Any], got: dict[str, Any]) -> None:
+    """Every envelope answered ``Sent`` on A and received on B, or the case fails."""
+    if sent["sent"] != count or got["received"] != count:
+        raise RuntimeError(
+            f"{count} envelopes: {sent['sent']} answered Sent on A, "
+            f"{got['received']} received on B within {RECEIVE_TIMEOUT:.0f} s"
+        )
 
 
 def _pct(ordered: list[int], q: float) -> float:
@@ -260,11 +274,10 @@ def _backlog(bench: Bench, count: int) -> dict[str, Any]:
     """Stop B, queue ``count`` envelopes on A, start B: time to drain."""
     layers = bench.seal(count)
     bench.b.stop()
-    queued_at = time.monotonic()
     sender, _ = bench.send(layers, 0.0)
     sent = _final_line(sender.stdout, "senders", "sent")
     sender.wait(timeout=60)
-    queue_rate = sent["sent"] / (time.monotonic() - queued_at)
+    queue_rate = sent["sent"] / max(1e-9, (sent["end_ns"] - sent["start_ns"]) / 1e9)
     depth = _outbound_depth(bench.a.data, DOMAINS[1])
     recv, _ = bench.receive(count)  # it connects as soon as B accepts connections
     try:
@@ -277,8 +290,8 @@ def _backlog(bench: Bench, count: int) -> dict[str, Any]:
         recv.wait(timeout=60)
         split = cpu.split(count)
     finally:
-        if recv.poll() is None:
-            recv.kill()
+        _kill(recv)
+    _check(count, sent, got)
     return {
         **split,
         "sent": sent["sent"],
