@@ -9,7 +9,8 @@ came too early, the pairwise dispatch of :class:`~client.groups.GroupControl` /
 The wrap: a sender-key message names its group and chain in the clear, so before upload it
 is sealed under the **group transport key** of the sender's current group state::
 
-    GroupEnvelope{nonce, c = AES-256-GCM(transport key, nonce, SenderKeyMessage, aad = "")}
+    GroupEnvelope{nonce, c = AES-256-GCM(transport key, nonce, SenderKeyMessage,
+                                 aad = GROUP_TRANSPORT_AAD)}
     body = pad(encode(GroupEnvelope))            (the envelope buckets, DESIGN section 3)
 
 A transport key is 32 random bytes chosen by the signer of a change for the state that
@@ -59,6 +60,7 @@ from client.session import Device
 from client.store.base import NS_GROUP_MESSAGES, NS_GROUPS, StateStore
 from suites import get_suite_by_id
 from suites.errors import DecryptionFailed as AeadFailed
+from suites.labels import GROUP_TRANSPORT_AAD
 from suites.padding import PaddingError, unpad
 from wire import U32, Bytes16, Bytes32, Len, MaxLen, WireError, decode, encode, message
 from wire.e2e import Address, DeviceId
@@ -167,7 +169,7 @@ class NetGroup:
 def wrap(suite_id: int, key: bytes, message_bytes: bytes, nonce: bytes) -> bytes:
     """The padded upload body of a sender-key message under transport ``key``."""
     aead = get_suite_by_id(suite_id).aead
-    c = aead.seal(key, nonce, message_bytes, b"")
+    c = aead.seal(key, nonce, message_bytes, GROUP_TRANSPORT_AAD)
     return get_suite_by_id(suite_id).pad(encode(GroupEnvelope(nonce=nonce, c=c)))
 
 
@@ -181,7 +183,9 @@ def parse(body: bytes) -> GroupEnvelope | None:
 
 def unwrap(suite_id: int, key: bytes, envelope: GroupEnvelope) -> bytes | None:
     try:
-        return get_suite_by_id(suite_id).aead.open(key, envelope.nonce, envelope.c, b"")
+        return get_suite_by_id(suite_id).aead.open(
+            key, envelope.nonce, envelope.c, GROUP_TRANSPORT_AAD
+        )
     except AeadFailed:
         return None
 

@@ -143,3 +143,7 @@ SENDER_KEY_MESSAGE_SEED: Final = b"sealrelay-sender-key-message-key-v1"
 SENDER_KEY_CHAIN_SEED: Final = b"sealrelay-sender-key-chain-key-v1"
 # HKDF info turning a sender-key message key into the AES-256-GCM key and nonce (32 + 12).
 SENDER_KEY_AEAD_INFO: Final = b"sealrelay-sender-key-aead-v1"
+# AAD of the group transport wrap (client/groupnet.py): AEAD(transport key, nonce,
+# SenderKeyMessage, aad = this label), so a wrapped group message is never taken for any other
+# AEAD output under the same key.
+GROUP_TRANSPORT_AAD: Final = b"sealrelay-group-transport-v1"

@@ -12,6 +12,7 @@ from client.content import Content, GroupKey, GroupNote, pack, unpack_payload
 from client.errors import BadContent
 from client.groupnet import (
     GroupBook,
+    GroupEnvelope,
     GroupPending,
     NetGroup,
     parse,
@@ -22,6 +23,8 @@ from client.groups import Group, GroupControl, member_of, pack_control
 from client.groups.changes import make_change
 from client.session import Device
 from client.store.memory import MemoryStore
+from suites import get_suite_by_id
+from suites.labels import GROUP_TRANSPORT_AAD
 from suites.padding import BUCKETS, pad
 from tests.client.pairs import DeterministicEntropy, Domain, keyring_for
 from wire import encode
@@ -132,6 +135,18 @@ def test_wrap_hides_the_message_and_pads_to_a_bucket() -> None:
     assert envelope is not None
     assert unwrap(2, key, envelope) == inner
     assert unwrap(2, os.urandom(32), envelope) is None
+
+
+def test_wrap_binds_its_label() -> None:
+    """The same key, nonce and message sealed without the transport label never unwraps:
+    another AEAD output under a transport key cannot pass for a group message."""
+    key, nonce, inner = os.urandom(32), os.urandom(12), os.urandom(200)
+    bare = GroupEnvelope(nonce=nonce, c=get_suite_by_id(2).aead.seal(key, nonce, inner, b""))
+    assert unwrap(2, key, bare) is None
+    labelled = GroupEnvelope(
+        nonce=nonce, c=get_suite_by_id(2).aead.seal(key, nonce, inner, GROUP_TRANSPORT_AAD)
+    )
+    assert unwrap(2, key, labelled) == inner
 
 
 def test_parse_refuses_what_is_not_a_group_envelope() -> None:
