@@ -16,7 +16,7 @@ Ports are picked free first (the peers' endpoints are written into every configu
 peers still find it. A person's client state lives in a ``MemoryStore`` that outlives each
 test's trio run (the tests are about the nodes). Clients reconnect with a short backoff cap
 (``RECONNECT_CAP``; the product's is 30 s), so a test measures the federation's recovery
-rather than the client's reconnect schedule, and connect through :func:`closing_connector`.
+rather than the client's reconnect schedule.
 """
 
 from __future__ import annotations
@@ -27,28 +27,19 @@ import secrets
 import socket
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
-from urllib.parse import urlsplit
 
 import httpx
 import trio
-import trio_websocket
 
 from client import persist
 from client.app import Client
 from client.enroll import enroll
-from client.errors import NetworkError
 from client.net import (
-    CONNECT_TIMEOUT,
-    MAX_FRAME,
     Backoff,
-    Connector,
-    Transport,
-    WebSocketTransport,
-    client_url,
 )
 from client.store.memory import MemoryStore
 from federation.documents import kem_key
@@ -187,8 +178,7 @@ class Person:
         self.home.mkdir(parents=True, exist_ok=True)
         info = persist.load_account_info(self.store)
         assert info is not None
-        connector = closing_connector(info.node_url)
-        client = Client.load(self.store, save_dir=self.home, connector=connector)
+        client = Client.load(self.store, save_dir=self.home)
         client.link.backoff = Backoff(cap=RECONNECT_CAP)
         return client
 
@@ -204,55 +194,6 @@ class Person:
         info = persist.load_account_info(self.store)
         assert info is not None
         return info.delivery_token
-
-
-def closing_connector(node_url: str) -> Connector:
-    """``client.net.websocket_connector``, except that the TCP stream is always closed.
-
-    trio-websocket 0.12.2 leaves the stream open when the node refuses the upgrade (a
-    draining node: ``ConnectionRejected`` is raised from its reader task) and when the
-    connection ended abnormally (the node was killed: ``aclose`` returns early once a close
-    reason is set), so the product connector leaks a socket per such connection, which
-    pytest reports as an unraisable ResourceWarning. Here the stream is opened and closed
-    by this function around ``wrap_client_stream``, as ``tests.integration.rawclient``
-    does. (To be moved into ``client.net``; until then the tests use this one.)"""
-    parts = urlsplit(client_url(node_url))
-    host, port = parts.hostname or LOOPBACK, parts.port or 80
-
-    @contextlib.asynccontextmanager
-    async def connect() -> AsyncIterator[Transport]:
-        try:
-            with trio.fail_after(CONNECT_TIMEOUT):
-                stream = await trio.open_tcp_stream(host, port)
-        except (OSError, trio.TooSlowError) as exc:
-            raise NetworkError(f"cannot reach the node: {type(exc).__name__}") from None
-        try:
-            async with trio.open_nursery() as nursery:
-                ws = await _handshake(nursery, stream, f"{host}:{port}", parts.path)
-                try:
-                    yield WebSocketTransport(ws)
-                finally:
-                    with trio.move_on_after(2):  # no wait when cancelled: closed below
-                        await ws.aclose()
-                    nursery.cancel_scope.cancel()
-        except* (trio_websocket.HandshakeError, trio.BrokenResourceError, OSError) as group:
-            raise NetworkError(f"the connection failed: {group.exceptions[0]!r}") from None
-        finally:
-            await trio.aclose_forcefully(stream)
-
-    return connect
-
-
-async def _handshake(
-    nursery: trio.Nursery, stream: trio.SocketStream, host: str, path: str
-) -> trio_websocket.WebSocketConnection:
-    try:
-        with trio.fail_after(CONNECT_TIMEOUT):
-            return await trio_websocket.wrap_client_stream(
-                nursery, stream, host, path, max_message_size=MAX_FRAME
-            )
-    except trio.TooSlowError:
-        raise NetworkError("the WebSocket handshake timed out") from None
 
 
 def texts(client: Client) -> list[str]:
