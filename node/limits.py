@@ -12,14 +12,20 @@ import math
 
 
 class RateLimiter:
-    """Token buckets of one ``rate``/``burst``, one per key."""
+    """Token buckets of one ``rate``/``burst``, one per key.
 
-    __slots__ = ("_buckets", "burst", "rate")
+    Cluster mode (``node.clusterlimits``) sets :attr:`track`: then every spend is also
+    added to :attr:`spent`, which the cluster sync drains, and what the other replicas spent
+    for a key comes back through :meth:`debit`."""
+
+    __slots__ = ("_buckets", "burst", "rate", "spent", "track")
 
     def __init__(self, rate: float, burst: float) -> None:
         self.rate = rate
         self.burst = burst
         self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, last time)
+        self.track = False
+        self.spent: dict[str, float] = {}
 
     def take(self, key: str, now: float, cost: float = 1.0) -> float:
         """Spend ``cost`` tokens of ``key``: 0.0 if allowed, else seconds until it would be."""
@@ -27,9 +33,30 @@ class RateLimiter:
         tokens = min(self.burst, tokens + max(0.0, now - last) * self.rate)
         if tokens >= cost:
             self._buckets[key] = (tokens - cost, now)
+            if self.track:
+                self.spent[key] = self.spent.get(key, 0.0) + cost
             return 0.0
         self._buckets[key] = (tokens, now)
         return (cost - tokens) / self.rate
+
+    def debit(self, key: str, amount: float, now: float) -> None:
+        """Take ``amount`` tokens that were spent elsewhere (another replica) from ``key``'s
+        bucket. The bucket may go below zero, to at most ``-burst``: a key that spent its
+        allowance on several replicas at once waits until the whole of it has refilled."""
+        if amount <= 0:
+            return
+        tokens, last = self._buckets.get(key, (self.burst, now))
+        tokens = min(self.burst, tokens + max(0.0, now - last) * self.rate)
+        self._buckets[key] = (max(-self.burst, tokens - amount), now)
+
+    def keys(self) -> list[str]:
+        """The keys with a bucket (the active ones; full idle buckets are pruned)."""
+        return list(self._buckets)
+
+    def drain_spent(self) -> dict[str, float]:
+        """What was spent per key since the last call."""
+        spent, self.spent = self.spent, {}
+        return spent
 
     def prune(self, now: float) -> int:
         """Forget buckets that have refilled completely; the number dropped."""

@@ -126,6 +126,15 @@ class Relay:
         self.intro_recipient_limit = RateLimiter(per_recipient / 60.0, per_recipient)
         self.connections = ConnectionCounter(c.max_connections_per_ip)
 
+    def limiters(self) -> dict[str, RateLimiter]:
+        """The rate limiters by name (cluster mode shares them: ``node.clusterlimits``)."""
+        return {
+            "ip": self.ip_limit,
+            "account": self.account_limit,
+            "intro": self.intro_limit,
+            "intro-recipient": self.intro_recipient_limit,
+        }
+
     @property
     def suite(self) -> Suite:
         return self.keys.suite

@@ -28,6 +28,7 @@ from hypercorn.trio import serve
 from node import gateway
 from node.app import App
 from node.cluster import ClusterPush
+from node.clusterlimits import SharedLimits
 from node.config import Config, parse_sentinels
 from node.errors import ConfigError
 from node.fed import Federation
@@ -97,6 +98,8 @@ async def run_node(
             if isinstance(opened, RedisStore):
                 # pushes for mailboxes connected to another replica (node.cluster)
                 await nursery.start(ClusterPush(relay.hub, opened).run)
+                # one allowance per client across the replicas (node.clusterlimits)
+                nursery.start_soon(SharedLimits(opened, relay.limiters(), relay.clock).run)
             await nursery.start(federation.run)
             await _serve(relay, stop, nursery, bound, endpoints, federation, task_status)
             nursery.cancel_scope.cancel()

@@ -410,6 +410,31 @@ class RedisStore:
         args = [_origin_member(origin, nonce), expires]
         return bool(await self._run("remember_nonce", keys, args, write=True))
 
+    # --- shared rate limits (node.clusterlimits) ----------------------------------------
+    async def rate_salt(self) -> bytes:
+        """The salt every replica hashes rate-limit keys with (created by the first)."""
+        salt: bytes = await self._run(
+            "rate_salt", [self._key("rl:salt")], [secrets.token_bytes(32)], write=True
+        )
+        return salt
+
+    async def share_rates(
+        self, window: int, spent: Sequence[tuple[str, bytes, float]], ttl_ms: int
+    ) -> list[tuple[float, float]]:
+        """Add what this replica spent, ``(limiter, key hash, amount)`` per entry, to the
+        counters of ``window``; what the other replicas spent per entry in ``window - 1``
+        and in ``window``."""
+        keys: list[bytes] = []
+        args: list[Any] = [self.replica_id, ttl_ms]
+        for name, key_hash, amount in spent:
+            base = self._key("rl:", name, ":", key_hash, ":")
+            keys += [base + str(window - 1).encode(), base + str(window).encode()]
+            args.append(repr(float(amount)))
+        if not keys:
+            return []
+        flat = await self._run("share_rates", keys, args, write=False)
+        return [(float(flat[i]), float(flat[i + 1])) for i in range(0, len(flat), 2)]
+
     # --- housekeeping --------------------------------------------------------------------
     async def sweep(self, now: int) -> SweepResult:
         keys = [

@@ -41,6 +41,9 @@ Key layout (``P`` is the store's prefix, e.g. ``sealrelay:``; ``MB`` a mailbox i
     P txn / P txn:exp        hash O -> remembered result / zset O by expiry, where O is
                              the two-byte length of the origin + origin + txn id
     P nonce                  zset O (origin + nonce) by expiry
+    P rl:salt                the salt of the rate-limit key hashes
+    P rl:NAME:H:W            hash replica id -> tokens limiter NAME spent for key hash H in
+                             window W (``node.clusterlimits``; gone 10 s after its window)
     P push                   pub/sub channel: ENQUEUE publishes each stored envelope's
                              (publisher, mailbox, seq) there, for ``node.cluster``
 
@@ -397,6 +400,40 @@ return {redis.call('ZCARD', KEYS[1]), redis.call('ZCARD', KEYS[2]),
         redis.call('SCARD', KEYS[7])}
 """
 
+# Shared rate limits (node.clusterlimits). KEYS: per entry, the hash of the previous and
+# of the current window; ARGV: replica id, window TTL in ms, then the amount this replica
+# spent per entry. Adds each amount to the current window under this replica's field and
+# returns, per entry, what the *other* replicas spent in the previous and current window
+# (as strings: Lua numbers are truncated to integers in replies).
+SHARE_RATES: Final = """
+local me, ttl = ARGV[1], tonumber(ARGV[2])
+local function others(key)
+  local sum, flat = 0, redis.call('HGETALL', key)
+  for i = 1, #flat, 2 do
+    if flat[i] ~= me then sum = sum + tonumber(flat[i + 1]) end
+  end
+  return sum
+end
+local out = {}
+for i = 1, #KEYS, 2 do
+  local spent = tonumber(ARGV[2 + (i + 1) / 2])
+  if spent > 0 then
+    redis.call('HINCRBYFLOAT', KEYS[i + 1], me, spent)
+    redis.call('PEXPIRE', KEYS[i + 1], ttl)
+  end
+  out[#out + 1] = tostring(others(KEYS[i]))
+  out[#out + 1] = tostring(others(KEYS[i + 1]))
+end
+return out
+"""
+
+# KEYS: the salt key; ARGV: a fresh random salt. The salt every replica uses (the first
+# one written wins).
+RATE_SALT: Final = """
+redis.call('SET', KEYS[1], ARGV[1], 'NX')
+return redis.call('GET', KEYS[1])
+"""
+
 ALL: Final = {
     "register": REGISTER,
     "add_invite": ADD_INVITE,
@@ -417,4 +454,6 @@ ALL: Final = {
     "record_txn": RECORD_TXN,
     "remember_nonce": REMEMBER_NONCE,
     "stats": STATS,
+    "share_rates": SHARE_RATES,
+    "rate_salt": RATE_SALT,
 }
