@@ -112,13 +112,27 @@ def _start(
         raise
     finally:
         for proc in registering:
-            _kill(proc)
+            _end(proc)
     return sites
 
 
 def _stop(sites: list[Site]) -> None:
     for site in sites:
         site.node.stop()
+        if site.node.proc is not None:
+            _close(site.node.proc)
+
+
+def _end(proc: subprocess.Popen[str]) -> None:
+    """Kill ``proc`` if it still runs, and close our ends of its pipes."""
+    _kill(proc)
+    _close(proc)
+
+
+def _close(proc: subprocess.Popen[str]) -> None:
+    for pipe in (proc.stdin, proc.stdout):
+        if pipe is not None:
+            pipe.close()
 
 
 class Cpu:
@@ -152,7 +166,7 @@ class Load:
         if self.sender is not None:
             procs.append(self.sender)
         for proc in procs:
-            _kill(proc)
+            _end(proc)
 
 
 def _load(*args: str, stdin: int | None = None) -> subprocess.Popen[str]:

@@ -80,3 +80,22 @@ def test_unknown_module_is_refused(tmp_path: Path) -> None:
     with pytest.raises(SystemExit):
         main(["no-such-module", "--out", str(tmp_path)])
     assert not (tmp_path / "latest.json").exists()
+
+
+def test_quick_groupnet_run_delivers_every_group_message(tmp_path: Path) -> None:
+    """Real node processes: the module fails unless every delivery arrived exactly once."""
+    from benchmarks import groupnet
+
+    assert main(["groupnet", "--quick", "--out", str(tmp_path)]) == 0
+
+    fanout, group = _load(tmp_path / "groupnet.json")["results"]
+    receivers, messages = groupnet.QUICK_FANOUT_RECEIVERS, groupnet.QUICK_FANOUT_MESSAGES
+    assert fanout["extra"]["deliveries"] == fanout["calls"] == receivers * messages
+    assert fanout["ops_per_s"] > 0
+    assert group["calls"] == groupnet.QUICK_GROUP_MESSAGES
+    members = [int(n) for n in group["extra"]["members_a_b_c"].split("/")]
+    delivered = [int(n) for n in group["extra"]["delivered_a_b_c"].split("/")]
+    assert sum(members) == groupnet.QUICK_GROUP_RECEIVERS
+    assert delivered == [n * (groupnet.QUICK_GROUP_MESSAGES + 1) for n in members]
+    assert group["extra"]["uploads_per_message"] == 3
+    assert 0 < group["p50_us"] <= group["p99_us"]
