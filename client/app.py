@@ -103,6 +103,8 @@ PURGE_IDS_EVERY_MS: Final = 3_600_000
 CONNECT_TIMEOUT: Final = 30.0
 DOMAIN_RETRY_MS: Final = 30_000
 """Least time between two requests for the key document of one domain."""
+MAX_RETRY_PASSES: Final = 16
+"""Most passes over the quarantine in one :meth:`Client.retry_quarantined`."""
 NEVER_OPENS: Final = (DecryptionFailed, BadContent, SuiteMismatch)
 """Errors of an envelope that cannot open later either: it is dropped, not quarantined."""
 
@@ -586,13 +588,22 @@ class Client:
         self._domains_wanted.set()
 
     def retry_quarantined(self) -> list[StoredMessage]:
-        """Try the quarantined envelopes again; the messages that opened now."""
+        """Try the quarantined envelopes again; the messages that opened now.
+
+        A pass that opened a group control (a sender-key distribution, a transport key) may
+        have unlocked a group message tried earlier in the same pass, so another pass
+        follows while controls keep changing the groups (each such pass releases at least
+        one envelope from the quarantine, so this ends)."""
         opened = []
-        for env in persist.quarantined(self.store):
-            with self.store.transaction():
-                msg = self._open(env, retry=True)
-            if msg is not None:
-                opened.append(msg)
+        for _ in range(MAX_RETRY_PASSES):
+            self._groups_changed = False
+            for env in persist.quarantined(self.store):
+                with self.store.transaction():
+                    msg = self._open(env, retry=True)
+                if msg is not None:
+                    opened.append(msg)
+            if not self._groups_changed:
+                break
         if opened:
             self._changed()
         return opened
