@@ -121,7 +121,13 @@ class _Supply:
 
 
 async def _forwarder(
-    url: str, acct: Account, domain: str, supply: _Supply, interval: float, window: int
+    url: str,
+    acct: Account,
+    domain: str,
+    supply: _Supply,
+    interval: float,
+    window: int,
+    phase: float = 0.0,
 ) -> None:
     async with _open(url) as ws:
         await _login(ws, acct)
@@ -141,7 +147,7 @@ async def _forwarder(
         async with trio.open_nursery() as nursery:
             nursery.start_soon(read_replies)
             request_id = 2
-            next_at = trio.current_time()
+            next_at = trio.current_time() + phase
             while (item := supply.take()) is not None:
                 await outstanding.acquire()
                 if interval:
@@ -169,8 +175,9 @@ async def send(
     interval = len(accounts) / rate if rate > 0 else 0.0
     start = time.time_ns()
     async with trio.open_nursery() as nursery:
-        for acct in accounts:
-            nursery.start_soon(_forwarder, url, acct, domain, supply, interval, window)
+        for k, acct in enumerate(accounts):
+            phase = interval * k / len(accounts)  # spread, not in lockstep (as nodeload)
+            nursery.start_soon(_forwarder, url, acct, domain, supply, interval, window, phase)
     end = time.time_ns()
     return bytes(supply.records), {"sent": supply.answered, "start_ns": start, "end_ns": end}
 

@@ -16,8 +16,10 @@ line first).
 A sender keeps at most ``WINDOW`` envelopes unanswered. With ``BATCH`` above 1 (default 1)
 it sends what may go at that moment (free window slots; when paced, only sends already
 due) in one ``SendBatch`` of at most ``BATCH``, as a client sends its queued outbox; it
-never waits to fill a batch. A receiver acks with one ``Ack`` the ``Deliver`` it read and
-those already read behind it (never waiting for more).
+never waits to fill a batch. Paced senders start at evenly spread phases of their
+interval, as independent clients would, rather than all sending in the same instant. A
+receiver acks with one ``Ack`` the ``Deliver`` it read and those already read behind it
+(never waiting for more).
 """
 
 from __future__ import annotations
@@ -268,12 +270,13 @@ async def _sender(
     window: int,
     batch: int,
     sent: list[int],
+    phase: float = 0.0,
 ) -> None:
     async with _open(url) as ws:
         await _login(ws, acct)
         pad = os.urandom(BODY_BYTES - 8)
         outstanding = trio.Semaphore(window)
-        next_at = trio.current_time()
+        next_at = trio.current_time() + phase
 
         async def read_replies() -> None:
             while True:
@@ -337,8 +340,13 @@ async def send(
     start = time.monotonic()
     async with trio.open_nursery() as nursery:
         deadline = trio.current_time() + seconds
-        for acct, target in zip(senders, targets, strict=True):
-            nursery.start_soon(_sender, url, acct, target, deadline, interval, window, batch, sent)
+        for k, (acct, target) in enumerate(zip(senders, targets, strict=True)):
+            # Paced senders are spread evenly over the interval, as independent clients
+            # are: in lockstep, all of them would send in the same millisecond.
+            phase = interval * k / len(senders)
+            nursery.start_soon(
+                _sender, url, acct, target, deadline, interval, window, batch, sent, phase
+            )
     elapsed = time.monotonic() - start
     print(json.dumps({"sent": sent[0], "seconds": elapsed}), flush=True)
 
