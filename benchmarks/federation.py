@@ -18,7 +18,11 @@ Cases:
   receivers (connecting as soon as B accepts) have received and acked all of them, and
   until A's outbound queue for B is empty (polled read-only in A's SQLite file).
 
-Routing layers are sealed to B's KEM key (``client.routing.seal_for_domain``, cnsa2) before
+The cases run on the default suite (cnsa2), then again on xwing (the full run only): on
+cnsa2, opening each routing layer on B costs a P-384 ECDH in OpenSSL (about 350-450 us on
+this machine), most of B's CPU per envelope.
+
+Routing layers are sealed to B's KEM key (``client.routing.seal_for_domain``) before
 each timed window, by two sealer processes: sealing costs about a millisecond of client CPU
 per envelope and would otherwise compete with the nodes. The seal cost is reported
 (``seal_us``). A, B and the load generators share this machine's cores: each case reports
@@ -63,6 +67,8 @@ DOMAINS: Final = ("alpha.localhost", "bravo.localhost")
 RECEIVE_TIMEOUT: Final = 300.0
 POLL_S: Final = 0.01
 LOAD: Final = "benchmarks.fedload"
+DEFAULT_SUITE: Final = "cnsa2"
+OTHER_SUITE: Final = "xwing"
 
 
 def _free_ports(count: int) -> list[int]:
@@ -320,10 +326,10 @@ def _result(name: str, ops: float, p50_ms: float | None, p99_ms: float | None,
     )
 
 
-def _setup(tmp: Path, pairs: int, log: IO[str]) -> Bench:
+def _setup(tmp: Path, pairs: int, log: IO[str], suite: str = DEFAULT_SUITE) -> Bench:
     from node.devfed import prepare
 
-    setups = prepare(tmp / "fed", DOMAINS, _free_ports(len(DOMAINS)))
+    setups = prepare(tmp / "fed", DOMAINS, _free_ports(len(DOMAINS)), suite=suite)
     a, b = (Node(s.domain, s.port, s.data_dir, s.config, log) for s in setups)
     bench = Bench(tmp, a, b, tmp / "senders.json", tmp / "receivers.json", pairs)
     codes_a = trio.run(_invites, a.data, [f"s{i}" for i in range(pairs)])
@@ -341,6 +347,13 @@ def _setup(tmp: Path, pairs: int, log: IO[str]) -> Bench:
 
 
 def run(quick: bool) -> list[Result]:
+    results = _run_suite(quick, DEFAULT_SUITE, "")
+    if not quick:  # the same federation on the other suite, for comparison
+        results += _run_suite(quick, OTHER_SUITE, f" ({OTHER_SUITE})")
+    return results
+
+
+def _run_suite(quick: bool, suite: str, label: str) -> list[Result]:
     pairs = QUICK_PAIRS if quick else PAIRS
     total = QUICK_THROUGHPUT if quick else THROUGHPUT_ENVELOPES
     half_s = QUICK_HALF_SECONDS if quick else HALF_SECONDS
@@ -348,7 +361,7 @@ def run(quick: bool) -> list[Result]:
     with tempfile.TemporaryDirectory(prefix="sealrelay-fedbench-") as tmp_name:
         tmp = Path(tmp_name)
         with (tmp / "nodes.log").open("w") as log:
-            bench = _setup(tmp, pairs, log)
+            bench = _setup(tmp, pairs, log, suite)
             try:
                 full = _round(bench, bench.seal(total), total, 0.0)
                 seal_us = bench.seal_us
@@ -361,17 +374,17 @@ def run(quick: bool) -> list[Result]:
     common = {"window": WINDOW, "pairs": pairs}
     return [
         _result(
-            "throughput A->B 1KiB", full["rate"], full["p50_ms"], full["p99_ms"],
+            f"throughput A->B 1KiB{label}", full["rate"], full["p50_ms"], full["p99_ms"],
             full["received"], sent=full["sent"], duplicates=full["duplicates"],
             seal_us=round(seal_us), **common, **_cpu_cols(full),
         ),
         _result(
-            "latency at half load", half["rate"], half["p50_ms"], half["p99_ms"],
+            f"latency at half load{label}", half["rate"], half["p50_ms"], half["p99_ms"],
             half["received"], target_rate=round(full["rate"] / 2),
             max_ms=round(half["max_ms"], 1), **_cpu_cols(half),
         ),
         _result(
-            f"backlog {backlog} drain", backlog / drain["drain_s"], None, None,
+            f"backlog {backlog} drain{label}", backlog / drain["drain_s"], None, None,
             drain["received"], drain_s=round(drain["drain_s"], 2),
             a_empty_s=round(drain["a_empty_s"], 2), queued_on_a=drain["queued_on_a"],
             queue_rate=round(drain["queue_rate"]), duplicates=drain["duplicates"],
