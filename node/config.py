@@ -53,6 +53,8 @@ log_level                               info         debug, info, warning or err
 open_federation                         false        accept domains without a ``[peers]`` table,
                                                      on trust-on-first-use (default: refuse them)
 federation_backoff_cap                  300          longest wait between retries to a peer (s)
+federation_in_flight                    4            transactions sent to one peer at once (while
+                                                     a backlog lasts; one while it fails)
 peers                                   (none)       TOML only: one ``[peers."DOMAIN"]`` table per
                                                      federated domain (``federation.policy``)
 ======================================  ===========  ===============================================
@@ -122,6 +124,7 @@ class Config:
     log_level: str = "info"
     open_federation: bool = False
     federation_backoff_cap: float = 300.0
+    federation_in_flight: int = 4
     peers: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -264,6 +267,7 @@ def _validate(c: Config) -> None:
     ):
         _require(getattr(c, key) >= 1, key, getattr(c, key))
     _require(c.federation_backoff_cap >= 1, "federation_backoff_cap", c.federation_backoff_cap)
+    _require(1 <= c.federation_in_flight <= 64, "federation_in_flight", c.federation_in_flight)
     try:
         policies = parse_peers(c.peers)
     except ValueError as exc:

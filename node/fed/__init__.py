@@ -109,6 +109,7 @@ class Federation:
             relay.metrics,
             relay.clock,
             config.federation_backoff_cap,
+            config.federation_in_flight,
         )
         self.inbound = Inbound(relay, self.keyring, self.outbound)
 

@@ -1,13 +1,20 @@
-"""The durable outbound queues: one sender task per destination domain (DESIGN section 6).
+"""The durable outbound queues: one sender per destination domain (DESIGN section 6).
 
-A sender takes the next transaction from the store (``Store.outbound_batch``: the open one
-again after a failure or a restart, so the same txn id is retried until acknowledged;
-else up to ``MAX_TXN_ITEMS`` items / ``MAX_TXN_BYTES``), sends it with
-``PUT /federation/v1/send/{txn}``, and on an answer deletes what the peer took
-(``Store.outbound_done``), putting back the items it asked to retry. A failure waits with
-full-jitter exponential backoff (0.5 s doubling, capped at ``federation_backoff_cap``);
-hearing from the domain (any request it makes to us) ends the wait at once. Items leave the
-queue only by delivery or their TTL.
+A sender takes the next transaction from the store (``Store.outbound_batch``: an open one
+it does not hold, after a failure or a restart, so the same txn id is retried until
+acknowledged; else up to ``MAX_TXN_ITEMS`` items / ``MAX_TXN_BYTES`` that are in no
+transaction), sends it with ``PUT /federation/v1/send/{txn}``, and on an answer deletes
+what the peer took (``Store.outbound_done``), putting back the items it asked to retry. A
+failure waits with full-jitter exponential backoff (0.5 s doubling, capped at
+``federation_backoff_cap``); hearing from the domain (any request it makes to us) ends the
+wait at once. Items leave the queue only by delivery or their TTL.
+
+Pipelining: a sender runs ``federation_in_flight`` workers. The first always works; the
+others join only while there is a backlog (the last transaction taken was full) and the
+peer is healthy, so a failing peer gets one probe at a time and an idle queue costs one
+store call per wake. Transactions in flight are kept apart by ``busy``. Envelopes of
+different transactions may arrive in another order than they were queued; clients order
+by their own counters (the Double Ratchet accepts messages out of order).
 """
 
 from __future__ import annotations
@@ -64,12 +71,17 @@ class Backoff:
 
 
 class DomainSender:
-    """The sender of one destination domain."""
+    """The sender of one destination domain: its workers share the backoff, the wake-up
+    and the set of transactions in flight."""
 
     def __init__(self, domain: str, cap: float) -> None:
         self.domain = domain
         self.backoff = Backoff(cap)
         self.wake = trio.Event()
+        self.busy: set[bytes] = set()
+        self.taking = trio.Lock()
+        self.backlog = False  # the last transaction taken was full: more are queued
+        self.more = trio.Event()  # set when a backlog appears, for the helper workers
 
     def poke(self, *, reset: bool = False) -> None:
         """Send now: at once if ``reset`` (we heard from the domain) or if the sender is
@@ -82,9 +94,24 @@ class DomainSender:
             self.wake.set()
 
     async def wait(self, seconds: float) -> None:
+        event = self.wake
         with trio.move_on_after(seconds):
-            await self.wake.wait()
-        self.wake = trio.Event()
+            await event.wait()
+        if self.wake is event and event.is_set():  # every waiter of it was woken too
+            self.wake = trio.Event()
+
+    def took(self, full: bool) -> None:
+        """A worker took a transaction (``full``: as large as allowed) or found none."""
+        self.backlog = full
+        if full:
+            self.more.set()
+
+    async def wait_for_backlog(self) -> None:
+        """Until there is a backlog to help with and the peer is healthy."""
+        while not self.backlog or self.backoff.failures:
+            if self.more.is_set():
+                self.more = trio.Event()
+            await self.more.wait()
 
 
 class Outbound:
@@ -99,6 +126,7 @@ class Outbound:
         metrics: Metrics,
         clock: Callable[[], float],
         cap: float,
+        in_flight: int = 1,
     ) -> None:
         self.own_domain = own_domain
         self.store = store
@@ -106,6 +134,7 @@ class Outbound:
         self.metrics = metrics
         self._clock = clock
         self._cap = cap
+        self._in_flight = in_flight
         self.senders: dict[str, DomainSender] = {}
         self._counted: dict[str, float] = {}
         self._nursery: trio.Nursery | None = None
@@ -158,9 +187,19 @@ class Outbound:
         return stored
 
     async def _loop(self, sender: DomainSender) -> None:
+        async with trio.open_nursery() as nursery:
+            for helper in range(1, self._in_flight):
+                nursery.start_soon(self._worker, sender, helper)
+            await self._worker(sender, 0)
+
+    async def _worker(self, sender: DomainSender, number: int) -> None:
+        """Send transactions to ``sender.domain``; worker 0 always, the others while a
+        backlog lasts and the peer is healthy."""
         while True:
+            if number:
+                await sender.wait_for_backlog()
             try:
-                sent = await self._send_next(sender.domain)
+                sent = await self._send_next(sender)
             except (FederationError, StoreError, WireError) as exc:
                 self.metrics.count("federation_send_failures", domain=sender.domain)
                 delay = sender.backoff.next()
@@ -171,17 +210,19 @@ class Outbound:
                 await sender.wait(delay)
                 continue
             if sent is None:
-                await sender.wait(IDLE_POLL)
+                if not number:
+                    await sender.wait(IDLE_POLL)
             elif sent:
                 sender.backoff.reset()
             else:  # the peer asked for every item again (rate-limited, busy): not at once
                 await sender.wait(sender.backoff.next())
 
-    async def _gauge(self, domain: str, batch: list[OutboundItem]) -> None:
+    async def _gauge(self, domain: str, batch: list[OutboundItem], in_flight: int) -> None:
         """Set the queue gauge of ``domain`` from the store's count (at most every
         ``GAUGE_EVERY`` seconds: counting costs a scan of the queue); gone when empty."""
         if not batch:
-            self.metrics.queue_depths.pop(domain, None)
+            if not in_flight:
+                self.metrics.queue_depths.pop(domain, None)
             return
         now = self._clock()
         if now - self._counted.get(domain, -GAUGE_EVERY) < GAUGE_EVERY:
@@ -190,15 +231,33 @@ class Outbound:
         depths = await self.store.outbound_depths(self._now())
         self.metrics.queue_depths[domain] = max(depths.get(domain, 0), len(batch))
 
-    async def _send_next(self, domain: str) -> bool | None:
-        """Send the next transaction: ``None`` if nothing is queued, else whether the peer
-        took or refused any item (``False``: it asked to retry them all)."""
-        txn, items = await self.store.outbound_batch(
-            domain, secrets.token_bytes(16), MAX_TXN_ITEMS, MAX_TXN_BYTES, self._now()
-        )
-        await self._gauge(domain, items)
-        if not items:
-            return None
+    async def _send_next(self, sender: DomainSender) -> bool | None:
+        """Send the next transaction: ``None`` if there is none to send, else whether the
+        peer took or refused any item (``False``: it asked to retry them all)."""
+        domain = sender.domain
+        # One take at a time, so that a transaction another worker just took is in
+        # ``busy`` before the next take (else both would send it).
+        async with sender.taking:
+            txn, items = await self.store.outbound_batch(
+                domain,
+                secrets.token_bytes(16),
+                MAX_TXN_ITEMS,
+                MAX_TXN_BYTES,
+                self._now(),
+                frozenset(sender.busy),
+            )
+            if items:
+                sender.busy.add(txn)
+        sender.took(len(items) >= MAX_TXN_ITEMS)
+        try:
+            await self._gauge(domain, items, len(sender.busy))
+            if not items:
+                return None
+            return await self._send_txn_items(domain, txn, items)
+        finally:
+            sender.busy.discard(txn)
+
+    async def _send_txn_items(self, domain: str, txn: bytes, items: list[OutboundItem]) -> bool:
         body = encode(
             Transaction(
                 origin=self.own_domain,

@@ -22,6 +22,7 @@ the node cannot read. Times are Unix milliseconds, chosen by the caller; a thing
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -221,20 +222,30 @@ class Store(Protocol):
         ...
 
     async def outbound_batch(
-        self, domain: str, txn: bytes, limit: int, max_bytes: int, now: int
+        self,
+        domain: str,
+        txn: bytes,
+        limit: int,
+        max_bytes: int,
+        now: int,
+        busy: Collection[bytes] = (),
     ) -> tuple[bytes, list[OutboundItem]]:
         """The transaction to send to ``domain`` next, as ``(txn id, items)``.
 
-        If a transaction is open (items given a txn id and not yet done), the same id and
-        its unexpired items: a retry after a restart re-sends the same transaction. Else
-        the oldest unexpired items, at most ``limit`` and ``max_bytes`` of layers (at least
-        one), are given the id ``txn``. ``(txn, [])`` when nothing is queued.
+        If a transaction is open (items given a txn id and not yet done) and its id is not
+        in ``busy`` (the transactions the caller has in flight), the same id and its
+        unexpired items: a retry after a restart re-sends the same transaction. Else the
+        oldest unexpired items that are in no transaction, at most ``limit`` and
+        ``max_bytes`` of layers (at least one), are given the id ``txn``. ``(txn, [])`` when
+        there are none. (Redis: an open transaction of another replica is returned only
+        once that replica has been quiet for its lease.)
         """
         ...
 
     async def outbound_done(self, domain: str, txn: bytes, retry: list[bytes]) -> int:
         """The destination answered transaction ``txn``: delete its items except those in
-        ``retry`` (eids), which go back to the queue without a txn id. The number deleted."""
+        ``retry`` (eids), which go back to the end of the queue without a txn id. The number
+        deleted."""
         ...
 
     async def outbound_depths(self, now: int) -> dict[str, int]:

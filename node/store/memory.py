@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -288,17 +288,25 @@ class MemoryStore:
         return True
 
     async def outbound_batch(
-        self, domain: str, txn: bytes, limit: int, max_bytes: int, now: int
+        self,
+        domain: str,
+        txn: bytes,
+        limit: int,
+        max_bytes: int,
+        now: int,
+        busy: Collection[bytes] = (),
     ) -> tuple[bytes, list[OutboundItem]]:
         await self._enter()
         queue = self._outbound.get(domain, {})
         _drop_expired(queue, lambda e: e.item.expires, now)
-        open_txn = next((e.txn for e in queue.values() if e.txn), b"")
+        open_txn = next((e.txn for e in queue.values() if e.txn and e.txn not in busy), b"")
         if open_txn:
             return open_txn, [e.item for e in queue.values() if e.txn == open_txn]
         chosen: list[_Queued] = []
         size = 0
         for entry in queue.values():
+            if entry.txn:
+                continue
             if chosen and (len(chosen) >= limit or size + len(entry.item.layer) > max_bytes):
                 break
             chosen.append(entry)
@@ -314,8 +322,10 @@ class MemoryStore:
         done = [eid for eid, e in queue.items() if e.txn == txn and eid not in again]
         for eid in done:
             del queue[eid]
-        for eid in again & queue.keys():
-            queue[eid].txn = b""
+        for eid in [eid for eid, e in queue.items() if e.txn == txn]:  # the retried ones
+            entry = queue.pop(eid)
+            entry.txn = b""
+            queue[eid] = entry  # back in the queue, at its end
         return len(done)
 
     async def outbound_depths(self, now: int) -> dict[str, int]:

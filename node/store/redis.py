@@ -58,7 +58,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Final
 
@@ -77,6 +77,8 @@ from node.store.redis_client import DEFAULT_RETRY_FOR, DEFAULT_WAIT_TIMEOUT_MS, 
 DEFAULT_PREFIX: Final = "sealrelay:"
 SWEEP_CHUNK: Final = 1000
 REPLICA_ID_BYTES: Final = 8
+OUTBOUND_LEASE_MS: Final = 15_000
+"""Default lease of a replica's open outbound transactions (``RedisStore.outbound_lease_ms``)."""
 PUSH_ENVELOPE: Final = b"E"  # a push notice: b"E" + replica id + len + mailbox + seq (ASCII)
 PUSH_CLAIM: Final = b"C"  # a mailbox claim: b"C" + replica id + len + mailbox
 _STATS: Final = (
@@ -98,6 +100,9 @@ class RedisStore:
         self._redis = redis
         self._prefix = prefix.encode()
         self.replica_id = secrets.token_bytes(REPLICA_ID_BYTES)
+        self.outbound_lease_ms = OUTBOUND_LEASE_MS
+        """How long a replica's open outbound transactions are its own after it last took
+        them: a replica quiet for longer (killed) loses them to the next one that asks."""
         self.push_channel = self._key("push")
 
     @classmethod
@@ -367,17 +372,25 @@ class RedisStore:
 
     # --- federation: the durable outbound queue --------------------------------------------
     def _queue_keys(self, domain: str) -> list[bytes]:
-        return [self._key(kind, domain) for kind in ("ob:", "obi:", "obx:", "obt:", "obopen:")]
+        kinds = ("obs:", "obi:", "obx:", "obsid:", "obtx:", "obtxn:")
+        return [self._key(kind, domain) for kind in kinds]
 
     async def outbound_put(self, item: OutboundItem) -> bool:
-        keys = [*self._queue_keys(item.domain)[:3], self._key("obdomains"), self._key("obseq")]
+        keys = [*self._queue_keys(item.domain)[:4], self._key("obdomains")]
         args = [item.eid, item.layer, item.expires, item.domain]
         return bool(await self._run("outbound_put", keys, args, write=True))
 
     async def outbound_batch(
-        self, domain: str, txn: bytes, limit: int, max_bytes: int, now: int
+        self,
+        domain: str,
+        txn: bytes,
+        limit: int,
+        max_bytes: int,
+        now: int,
+        busy: Collection[bytes] = (),
     ) -> tuple[bytes, list[OutboundItem]]:
-        args = [txn, max(limit, 1), max_bytes, now]
+        args = [txn, max(limit, 1), max_bytes, now, self.replica_id, self.outbound_lease_ms]
+        args += list(busy)
         flat = await self._run("outbound_batch", self._queue_keys(domain), args, write=True)
         items = [
             OutboundItem(domain, flat[i], int(flat[i + 1]), flat[i + 2])

@@ -32,12 +32,14 @@ Key layout (``P`` is the store's prefix, e.g. ``sealrelay:``; ``MB`` a mailbox i
     P blob:ID                hash t (token hash), s (size), e (expiry), d (the bytes)
     P blobs:exp              zset blob id by expiry
     P blobstat               hash n (uploaded blobs), bytes (their total size)
-    P obdomains / P obseq    set of domains with queued outbound items / INCR queue order
-    P ob:DOMAIN              zset eid by queue order (federation outbound queue)
+    P obdomains              set of domains with queued outbound items
+    P obs:DOMAIN             stream, consumer group "out": the federation outbound queue
+                             (one entry per item; see OUTBOUND_PUT below)
     P obi:DOMAIN             hash eid -> routing layer
     P obx:DOMAIN             zset eid by expiry
-    P obt:DOMAIN             zset eid by queue order: the items of the open transaction
-    P obopen:DOMAIN          the open transaction's id
+    P obsid:DOMAIN           hash eid -> its stream entry id
+    P obtx:DOMAIN            hash entry id -> txn id .. eid (entries read into a transaction)
+    P obtxn:DOMAIN           hash txn id -> its entry ids (the open transactions)
     P txn / P txn:exp        hash O -> remembered result / zset O by expiry, where O is
                              the two-byte length of the origin + origin + txn id
     P nonce                  zset O (origin + nonce) by expiry
@@ -271,16 +273,22 @@ for _, d in ipairs(redis.call('SMEMBERS', KEYS[7])) do
   local x = p .. 'obx:' .. d
   local ids = expired(x)
   more = more or #ids == chunk
+  local obs, obsid, obtx = p .. 'obs:' .. d, p .. 'obsid:' .. d, p .. 'obtx:' .. d
   for _, id in ipairs(ids) do
-    redis.call('ZREM', p .. 'ob:' .. d, id)
+    local sid = redis.call('HGET', obsid, id)
+    if sid then
+      redis.call('XACK', obs, 'out', sid)
+      redis.call('XDEL', obs, sid)
+      redis.call('HDEL', obtx, sid)
+    end
+    redis.call('HDEL', obsid, id)
     redis.call('HDEL', p .. 'obi:' .. d, id)
-    redis.call('ZREM', p .. 'obt:' .. d, id)
     redis.call('ZREM', x, id)
   end
   outbound = outbound + #ids
-  if redis.call('ZCARD', p .. 'ob:' .. d) == 0 then
+  if redis.call('ZCARD', x) == 0 then
     redis.call('SREM', KEYS[7], d)
-    redis.call('DEL', p .. 'obopen:' .. d)
+    redis.call('DEL', obs, obsid, obtx, p .. 'obtxn:' .. d)
   end
 end
 local txns = expired(KEYS[8])
@@ -309,64 +317,148 @@ more = more or #blobs == chunk or #invites == chunk or #txns == chunk or #nonces
 return {#envelopes, #blobs, #tombs, #invites, outbound, more and 1 or 0}
 """
 
+# The outbound federation queue of a domain D is a stream with one consumer group, "out"
+# (DESIGN section 7): every replica is a consumer, named by its replica id.
+#   obs:D    the stream: one entry {e = eid} per queued item, in queue order
+#   obi:D    hash eid -> routing layer;  obx:D  zset eid by expiry;  obsid:D  eid -> entry id
+#   obtx:D   hash entry id -> txn id .. eid (16 bytes), once the entry is in a transaction
+#   obtxn:D  hash txn id -> its entry ids, space-separated
+# An entry is read (XREADGROUP) into exactly one open transaction; it stays in the reading
+# consumer's pending list until the transaction is done (XACK, XDEL). A consumer that goes
+# quiet for longer than the lease loses its pending entries to the next replica that asks
+# (XAUTOCLAIM), which sends the same transaction, under the same id, again.
+# KEYS: obs, obi, obx, obsid, obdomains; ARGV: eid, layer, expires, domain.
 OUTBOUND_PUT: Final = """
 if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return 0 end
-redis.call('ZADD', KEYS[1], redis.call('INCR', KEYS[5]), ARGV[1])
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('XGROUP', 'CREATE', KEYS[1], 'out', '0', 'MKSTREAM')
+end
+redis.call('HSET', KEYS[4], ARGV[1], redis.call('XADD', KEYS[1], '*', 'e', ARGV[1]))
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
-redis.call('SADD', KEYS[4], ARGV[4])
+redis.call('SADD', KEYS[5], ARGV[4])
 return 1
 """
 
-# KEYS: ob, obi, obx, obt, obopen. Returns {txn, eid, expires, layer, eid, ...}.
+# KEYS: obs, obi, obx, obsid, obtx, obtxn; ARGV: txn, limit, max bytes, now, consumer,
+# lease ms, then the txn ids the caller has in flight. Returns {txn, eid, expires, layer,
+# eid, ...}: the first open transaction of this consumer, else one whose consumer has been
+# quiet past the lease, else a new one of entries nobody has read, else just {txn}.
 OUTBOUND_BATCH: Final = """
-for _, id in ipairs(redis.call('ZRANGE', KEYS[3], '-inf', ARGV[4], 'BYSCORE')) do
-  redis.call('ZREM', KEYS[1], id)
-  redis.call('HDEL', KEYS[2], id)
-  redis.call('ZREM', KEYS[4], id)
-  redis.call('ZREM', KEYS[3], id)
+local obs, obi, obx, obsid, obtx, obtxn = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local me, lease = ARGV[5], tonumber(ARGV[6])
+local function drop(sid)
+  redis.call('XACK', obs, 'out', sid)
+  redis.call('XDEL', obs, sid)
+  redis.call('HDEL', obtx, sid)
 end
-local function item(out, id)
-  out[#out + 1] = id
-  out[#out + 1] = redis.call('ZSCORE', KEYS[3], id)
-  out[#out + 1] = redis.call('HGET', KEYS[2], id)
+for _, eid in ipairs(redis.call('ZRANGE', obx, '-inf', ARGV[4], 'BYSCORE')) do
+  local sid = redis.call('HGET', obsid, eid)
+  if sid then drop(sid) end
+  redis.call('HDEL', obsid, eid)
+  redis.call('HDEL', obi, eid)
+  redis.call('ZREM', obx, eid)
 end
-local open = redis.call('GET', KEYS[5])
-if open then
-  local ids = redis.call('ZRANGE', KEYS[4], 0, -1)
-  if #ids > 0 then
-    local out = {open}
-    for _, id in ipairs(ids) do item(out, id) end
-    return out
+if redis.call('EXISTS', obs) == 0 then return {ARGV[1]} end
+local busy = {}
+for i = 7, #ARGV do busy[ARGV[i]] = true end
+local function items(txn)
+  local list = redis.call('HGET', obtxn, txn)
+  if not list then return nil end
+  local out, sids = {txn}, {}
+  for sid in string.gmatch(list, '%S+') do
+    sids[#sids + 1] = sid
+    local te = redis.call('HGET', obtx, sid)
+    local layer = te and redis.call('HGET', obi, string.sub(te, -16))
+    if layer then
+      local eid = string.sub(te, -16)
+      out[#out + 1] = eid
+      out[#out + 1] = redis.call('ZSCORE', obx, eid)
+      out[#out + 1] = layer
+    end
   end
-  redis.call('DEL', KEYS[5])
+  if #out == 1 then
+    for _, sid in ipairs(sids) do drop(sid) end
+    redis.call('HDEL', obtxn, txn)
+    return nil
+  end
+  -- ours now, and its lease starts again (XCLAIM resets the idle time)
+  redis.call('XCLAIM', obs, 'out', me, 0, unpack(sids))
+  return out
 end
-local out, size, maxb = {ARGV[1]}, 0, tonumber(ARGV[3])
-for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1)) do
-  local n = redis.call('HSTRLEN', KEYS[2], id)
-  if #out > 1 and size + n > maxb then break end
-  size = size + n
-  redis.call('ZADD', KEYS[4], redis.call('ZSCORE', KEYS[1], id), id)
-  item(out, id)
+local function pick(sids)
+  for _, sid in ipairs(sids) do
+    local te = redis.call('HGET', obtx, sid)
+    if te and not busy[string.sub(te, 1, -17)] then
+      local out = items(string.sub(te, 1, -17))
+      if out then return out end
+    end
+  end
+  return nil
 end
-if #out > 1 then redis.call('SET', KEYS[5], ARGV[1]) end
+local mine = {}
+for _, e in ipairs(redis.call('XPENDING', obs, 'out', '-', '+', 1000, me)) do
+  mine[#mine + 1] = e[1]
+end
+local out = pick(mine)
+if out then return out end
+out = pick(redis.call('XAUTOCLAIM', obs, 'out', me, lease, '0-0', 'COUNT', 1000, 'JUSTID')[2])
+if out then return out end
+local last = '0-0'
+local info = redis.call('XINFO', 'GROUPS', obs)[1]
+for i = 1, #info, 2 do
+  if info[i] == 'last-delivered-id' then last = info[i + 1] end
+end
+local take, size, maxb = 0, 0, tonumber(ARGV[3])
+for _, e in ipairs(redis.call('XRANGE', obs, '(' .. last, '+', 'COUNT', tonumber(ARGV[2]))) do
+  local n = redis.call('HSTRLEN', obi, e[2][2])
+  if take > 0 and size + n > maxb then break end
+  take, size = take + 1, size + n
+end
+if take == 0 then return {ARGV[1]} end
+local read = redis.call('XREADGROUP', 'GROUP', 'out', me, 'COUNT', take, 'STREAMS', obs, '>')
+local sids = {}
+out = {ARGV[1]}
+for _, e in ipairs(read[1][2]) do
+  local eid = e[2][2]
+  sids[#sids + 1] = e[1]
+  redis.call('HSET', obtx, e[1], ARGV[1] .. eid)
+  out[#out + 1] = eid
+  out[#out + 1] = redis.call('ZSCORE', obx, eid)
+  out[#out + 1] = redis.call('HGET', obi, eid)
+end
+redis.call('HSET', obtxn, ARGV[1], table.concat(sids, ' '))
 return out
 """
 
-# KEYS: ob, obi, obx, obt, obopen; ARGV: txn, eids to retry...
+# KEYS: obs, obi, obx, obsid, obtx, obtxn; ARGV: txn, eids to retry... The transaction's
+# entries leave the stream; the items to retry are queued again at its end.
 OUTBOUND_DONE: Final = """
-if redis.call('GET', KEYS[5]) ~= ARGV[1] then return 0 end
+local obs, obi, obx, obsid, obtx, obtxn = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local list = redis.call('HGET', obtxn, ARGV[1])
+if not list then return 0 end
 local retry, n = {}, 0
 for i = 2, #ARGV do retry[ARGV[i]] = true end
-for _, id in ipairs(redis.call('ZRANGE', KEYS[4], 0, -1)) do
-  if not retry[id] then
-    redis.call('ZREM', KEYS[1], id)
-    redis.call('HDEL', KEYS[2], id)
-    redis.call('ZREM', KEYS[3], id)
-    n = n + 1
+for sid in string.gmatch(list, '%S+') do
+  local te = redis.call('HGET', obtx, sid)
+  redis.call('XACK', obs, 'out', sid)
+  redis.call('XDEL', obs, sid)
+  redis.call('HDEL', obtx, sid)
+  if te then
+    local eid = string.sub(te, -16)
+    if redis.call('HEXISTS', obi, eid) == 1 then
+      if retry[eid] then
+        redis.call('HSET', obsid, eid, redis.call('XADD', obs, '*', 'e', eid))
+      else
+        redis.call('HDEL', obsid, eid)
+        redis.call('HDEL', obi, eid)
+        redis.call('ZREM', obx, eid)
+        n = n + 1
+      end
+    end
   end
 end
-redis.call('DEL', KEYS[4], KEYS[5])
+redis.call('HDEL', obtxn, ARGV[1])
 return n
 """
 

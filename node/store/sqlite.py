@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hmac
 import sqlite3
+from collections.abc import Collection
 from functools import partial
 from pathlib import Path
 from typing import Any, Final
@@ -279,9 +280,17 @@ class SqliteStore:
         return changed == 1
 
     async def outbound_batch(
-        self, domain: str, txn: bytes, limit: int, max_bytes: int, now: int
+        self,
+        domain: str,
+        txn: bytes,
+        limit: int,
+        max_bytes: int,
+        now: int,
+        busy: Collection[bytes] = (),
     ) -> tuple[bytes, list[OutboundItem]]:
-        return await self.writer.run(partial(_outbound_batch, domain, txn, limit, max_bytes, now))
+        return await self.writer.run(
+            partial(_outbound_batch, domain, txn, limit, max_bytes, now, tuple(busy))
+        )
 
     async def outbound_done(self, domain: str, txn: bytes, retry: list[bytes]) -> int:
         return await self.writer.run(partial(_outbound_done, domain, txn, retry))
@@ -562,13 +571,20 @@ def _ack(mailbox: bytes, eids: list[bytes], conn: sqlite3.Connection) -> int:
 
 
 def _outbound_batch(
-    domain: str, txn: bytes, limit: int, max_bytes: int, now: int, conn: sqlite3.Connection
+    domain: str,
+    txn: bytes,
+    limit: int,
+    max_bytes: int,
+    now: int,
+    busy: tuple[bytes, ...],
+    conn: sqlite3.Connection,
 ) -> tuple[bytes, list[OutboundItem]]:
     conn.execute("DELETE FROM outbound WHERE domain = ? AND expires <= ?", (domain, now))
-    row = conn.execute(
-        "SELECT txn FROM outbound INDEXED BY outbound_txn WHERE domain = ? AND txn != x'' LIMIT 1",
+    open_txns = conn.execute(
+        "SELECT DISTINCT txn FROM outbound INDEXED BY outbound_txn WHERE domain = ? AND txn != x''",
         (domain,),
-    ).fetchone()
+    ).fetchall()  # a few: one per transaction in flight
+    row = next((r for r in open_txns if r[0] not in busy), None)
     if row is not None:
         rows = conn.execute(
             "SELECT eid, expires, layer FROM outbound WHERE domain = ? AND txn = ? ORDER BY seq",
@@ -578,7 +594,8 @@ def _outbound_batch(
     chosen: list[OutboundItem] = []
     size = 0
     cursor = conn.execute(
-        "SELECT eid, expires, layer FROM outbound WHERE domain = ? ORDER BY seq LIMIT ?",
+        "SELECT eid, expires, layer FROM outbound WHERE domain = ? AND txn = x''"
+        " ORDER BY seq LIMIT ?",
         (domain, limit),
     )
     for eid, expires, layer in cursor:
@@ -595,11 +612,17 @@ def _outbound_batch(
 
 
 def _outbound_done(domain: str, txn: bytes, retry: list[bytes], conn: sqlite3.Connection) -> int:
-    conn.executemany(
-        "UPDATE outbound SET txn = x'' WHERE domain = ? AND txn = ? AND eid = ?",
-        [(domain, txn, eid) for eid in retry],
+    again = set(retry)
+    rows = conn.execute(
+        "SELECT eid, expires, layer FROM outbound WHERE domain = ? AND txn = ? ORDER BY seq",
+        (domain, txn),
+    ).fetchall()
+    conn.execute("DELETE FROM outbound WHERE domain = ? AND txn = ?", (domain, txn))
+    kept = [(domain, eid, expires, layer) for eid, expires, layer in rows if eid in again]
+    conn.executemany(  # back in the queue, at its end
+        "INSERT INTO outbound (domain, eid, expires, layer) VALUES (?, ?, ?, ?)", kept
     )
-    return conn.execute("DELETE FROM outbound WHERE domain = ? AND txn = ?", (domain, txn)).rowcount
+    return len(rows) - len(kept)
 
 
 def _grant_size(blob: bytes, token_hash: bytes, now: int, conn: sqlite3.Connection) -> int | None:

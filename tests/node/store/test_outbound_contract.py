@@ -106,3 +106,36 @@ async def test_the_sqlite_queue_survives_a_reopen(tmp_path: Path) -> None:
         assert await second.outbound_depths(NOW) == {"b.example": 3}
     finally:
         await second.aclose()
+
+
+async def test_transactions_in_flight_are_skipped_and_new_ones_formed(store: Store) -> None:
+    """A sender with transactions in flight (``busy``) gets a new transaction of items in
+    none; a transaction it does not hold (left by a restart) comes back first."""
+    for n in range(7):
+        await store.outbound_put(item(n))
+    t1, first = await store.outbound_batch("b.example", b"1" * 16, 3, 1 << 20, NOW)
+    t2, second = await store.outbound_batch("b.example", b"2" * 16, 3, 1 << 20, NOW, {t1})
+    assert t2 == b"2" * 16
+    assert [i.eid[-1] for i in first] == [0, 1, 2]
+    assert [i.eid[-1] for i in second] == [3, 4, 5]
+    t3, third = await store.outbound_batch("b.example", b"3" * 16, 3, 1 << 20, NOW, {t1, t2})
+    assert [i.eid[-1] for i in third] == [6]
+    empty = await store.outbound_batch("b.example", b"4" * 16, 3, 1 << 20, NOW, {t1, t2, t3})
+    assert empty == (b"4" * 16, [])
+    # the second was answered; a sender that holds only the third gets the first again
+    assert await store.outbound_done("b.example", t2, []) == 3
+    assert await store.outbound_batch("b.example", b"5" * 16, 3, 1 << 20, NOW, {t3}) == (
+        t1,
+        first,
+    )
+    assert await store.outbound_depths(NOW) == {"b.example": 4}
+
+
+async def test_retried_items_go_to_the_end_of_the_queue(store: Store) -> None:
+    for n in range(4):
+        await store.outbound_put(item(n))
+    txn, _ = await store.outbound_batch("b.example", b"A" * 16, 2, 1 << 20, NOW)
+    assert await store.outbound_done("b.example", txn, [item(0).eid]) == 1
+    _, batch = await store.outbound_batch("b.example", b"B" * 16, 10, 1 << 20, NOW)
+    assert [i.eid[-1] for i in batch] == [2, 3, 0]
+    assert await store.outbound_done("b.example", txn, []) == 0  # answered already

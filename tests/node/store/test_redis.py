@@ -324,3 +324,45 @@ async def test_writes_resume_after_a_sentinel_failover(tmp_path: Path) -> None:
         await store.aclose()
         await safe.aclose()
     gc.collect()
+
+
+# --- the federation queue across replicas: streams, consumer groups, leases ---------------
+
+
+async def test_a_quiet_replicas_transaction_is_claimed_after_its_lease(
+    redis_server: RedisServer,
+) -> None:
+    """Replica one holds a transaction; replica two does not take it while the lease runs
+    (it forms its own from unread items), and takes it, same id and items, once replica
+    one has been quiet for longer than the lease. The items are sent exactly once more."""
+    prefix = fresh_prefix()
+    one, two = [await RedisStore.open(redis_server.url, prefix=prefix) for _ in range(2)]
+    try:
+        for store in (one, two):
+            store.outbound_lease_ms = 300
+        for n in range(5):
+            await one.outbound_put(OutboundItem("b.example", eid(n), NOW + HOUR, b"L%d" % n))
+        t1, held = await one.outbound_batch("b.example", b"1" * 16, 3, 1 << 20, NOW)
+        t2, own = await two.outbound_batch("b.example", b"2" * 16, 3, 1 << 20, NOW)
+        assert [i.eid for i in held] == [eid(0), eid(1), eid(2)]
+        assert (t2, [i.eid for i in own]) == (b"2" * 16, [eid(3), eid(4)])
+        nothing = await two.outbound_batch("b.example", b"3" * 16, 3, 1 << 20, NOW, {t2})
+        assert nothing == (b"3" * 16, [])
+        await trio.sleep(0.4)  # one is quiet (killed) past its lease
+        claimed = await two.outbound_batch("b.example", b"4" * 16, 3, 1 << 20, NOW, {t2})
+        assert claimed == (t1, held)
+        # one comes back: the transaction is two's now, so one gets nothing to send
+        again = await one.outbound_batch("b.example", b"5" * 16, 3, 1 << 20, NOW)
+        assert again == (b"5" * 16, [])
+        assert await two.outbound_done("b.example", t1, []) == 3
+        assert await one.outbound_done("b.example", t1, []) == 0  # a late answer: no-op
+        assert await two.outbound_done("b.example", t2, [eid(4)]) == 1
+        assert await one.outbound_depths(NOW) == {"b.example": 1}
+        t6, last = await one.outbound_batch("b.example", b"6" * 16, 3, 1 << 20, NOW)
+        assert (t6, [i.eid for i in last]) == (b"6" * 16, [eid(4)])
+        assert (await one.sweep(NOW + 2 * HOUR)).outbound == 1
+        assert await two.outbound_depths(NOW + 2 * HOUR) == {}
+        assert await one.outbound_done("b.example", t6, []) == 0
+    finally:
+        for store in (one, two):
+            await store.aclose()
