@@ -23,7 +23,9 @@ Cases:
   C). The time of a message runs from before its encryption to the last of its receipts
   (sender's and receivers' ``time.time_ns``, same machine); ``p50``/``p99``/``max_ms``
   are over the messages. ``from_send_p50_ms`` starts at the first frame sent instead
-  (without the sender's own CPU, ``build_cpu_us``).
+  (without the sender's own CPU, ``build_cpu_us``); ``answered_p50_ms`` ends when A has
+  answered every upload; ``last_a_p50_ms`` (``_b``, ``_c``) ends at the last receipt on A
+  (B, C).
 
 Both fail unless every delivery arrived exactly once: each expected (account, envelope)
 pair received, none twice, nothing else. The nodes and the load processes share this
@@ -351,9 +353,13 @@ def _group(tmp: Path, log: IO[str], receivers: int, messages: int, pause: float)
         expected |= {(firsts[domain] + i, eid) for i in range(shares[domain])}
     _exactly_once(expected, deliveries, sum(d["duplicates"] for d in docs))
     last: dict[int, int] = {}
-    for _, eid, t in deliveries:
+    last_in: dict[tuple[int, int], int] = {}  # (domain, message) -> last receipt there
+    domain_of = [d for d in range(3) for _ in range(shares[d])]
+    for account, eid, t in deliveries:
         message = upload_of[eid][0]
         last[message] = max(last.get(message, 0), t)
+        key = (domain_of[account], message)
+        last_in[key] = max(last_in.get(key, 0), t)
     start_of = {m: s for m, s, _, _ in upload_of.values()}
     sent_of = {m: s for m, _, s, _ in upload_of.values()}
     answered_of = {m: a for m, _, _, a in upload_of.values()}
@@ -381,6 +387,14 @@ def _group(tmp: Path, log: IO[str], receivers: int, messages: int, pause: float)
             "from_send_p50_ms": round(_nearest(from_send, 50) / 1e3, 1),
             "answered_p50_ms": round(_nearest(answered_us, 50) / 1e3, 1),
             "build_cpu_us": sent["build_cpu_us_p50"],
+            **{
+                f"last_{'abc'[d]}_p50_ms": round(
+                    _nearest(sorted((last_in[d, m] - start_of[m]) / 1e3 for m in counted), 50)
+                    / 1e3,
+                    1,
+                )
+                for d in range(3)
+            },
             "members_a_b_c": "/".join(map(str, shares)),
             "delivered_a_b_c": "/".join(map(str, by_domain)),
             "uploads_per_message": len(uploads) // total_messages,
