@@ -19,6 +19,7 @@ by their own counters (the Double Ratchet accepts messages out of order).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import secrets
@@ -149,17 +150,18 @@ class Outbound:
                 await self._scan()
 
     async def _scan(self) -> None:
-        """Start a sender for every domain with queued items: at start, and periodically,
-        so that items another replica queued (and may have died with) are sent by this
-        one (cluster mode; on SQLite only this process queues)."""
+        """Start or wake the sender of every domain with queued items: at start, and
+        periodically, so that items another replica queued (and may have died with) are
+        sent by this one (cluster mode; on SQLite only this process queues)."""
         try:
             depths = await self.store.outbound_depths(self._now())
         except StoreError as exc:
             log.warning("outbound scan failed", extra={"error": str(exc)})
             return
         for domain in depths:
-            if domain not in self.senders:
-                self.poke(domain)
+            # Also the senders that already run: items in transactions of another
+            # replica come back to this one once that replica's lease has lapsed.
+            self.poke(domain)
 
     def _now(self) -> int:
         return int(self._clock() * 1000)
@@ -224,12 +226,18 @@ class Outbound:
             if not in_flight:
                 self.metrics.queue_depths.pop(domain, None)
             return
+        await self._count(domain, len(batch))
+
+    async def _count(self, domain: str, at_least: int = 0, *, now_or_never: bool = False) -> None:
         now = self._clock()
-        if now - self._counted.get(domain, -GAUGE_EVERY) < GAUGE_EVERY:
+        if not now_or_never and now - self._counted.get(domain, -GAUGE_EVERY) < GAUGE_EVERY:
             return
         self._counted[domain] = now
-        depths = await self.store.outbound_depths(self._now())
-        self.metrics.queue_depths[domain] = max(depths.get(domain, 0), len(batch))
+        depth = max((await self.store.outbound_depths(self._now())).get(domain, 0), at_least)
+        if depth:
+            self.metrics.queue_depths[domain] = depth
+        else:
+            self.metrics.queue_depths.pop(domain, None)
 
     async def _send_next(self, sender: DomainSender) -> bool | None:
         """Send the next transaction: ``None`` if there is none to send, else whether the
@@ -256,6 +264,10 @@ class Outbound:
             return await self._send_txn_items(domain, txn, items)
         finally:
             sender.busy.discard(txn)
+            if items and not sender.busy and not sender.backlog:
+                # the last transaction of a burst: the gauge may lag behind the queue
+                with contextlib.suppress(StoreError):
+                    await self._count(domain, now_or_never=True)
 
     async def _send_txn_items(self, domain: str, txn: bytes, items: list[OutboundItem]) -> bool:
         body = encode(
