@@ -102,7 +102,8 @@ class DomainSender:
             self.wake = trio.Event()
 
     def took(self, full: bool) -> None:
-        """A worker took a transaction (``full``: as large as allowed) or found none."""
+        """A worker took a transaction (``full``: as many items as allowed, or half the
+        bytes) or found none."""
         self.backlog = full
         if full:
             self.more.set()
@@ -256,7 +257,8 @@ class Outbound:
             )
             if items:
                 sender.busy.add(txn)
-        sender.took(len(items) >= MAX_TXN_ITEMS)
+        size = sum(len(i.layer) for i in items)
+        sender.took(len(items) >= MAX_TXN_ITEMS or 2 * size >= MAX_TXN_BYTES)
         try:
             await self._gauge(domain, items, len(sender.busy))
             if not items:
