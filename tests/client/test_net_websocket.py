@@ -73,7 +73,7 @@ async def test_a_node_that_dies_mid_connection_leaks_nothing() -> None:
     async def accept_then_die(request: trio_websocket.WebSocketRequest) -> None:
         ws = await request.accept()
         await ws.send_message(b"hello")
-        await trio.aclose_forcefully(ws._stream)  # noqa: SLF001 - an abrupt end, as a kill
+        await trio.aclose_forcefully(ws._stream)
 
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
