@@ -31,17 +31,18 @@ import struct
 import sys
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Final
 
 import httpx
 import trio
 
-from benchmarks.nodeload import ACK_MAX, TTL, Account, _accounts, _login, _open
+from benchmarks.nodeload import TTL, Account, _accounts, _login, _open, ack_run
 from benchmarks.wsclient import Closed
 from client.routing import seal_for_domain
 from wire import decode, encode
-from wire.relay import Ack, Authenticated, Deliver, Drained, Error, Forward, Sent
+from wire.relay import Authenticated, Deliver, Drained, Envelope, Error, Forward, Sent
 from wire.server import ServerKeyDocument
 
 BODY_BYTES: Final = 1024
@@ -214,14 +215,7 @@ async def _receive_on(
         while True:
             frame = decode(await ws.get_message())  # type: ignore[arg-type]
             if isinstance(frame, Deliver):
-                # This Deliver and those already read behind it: one Ack for them all.
-                now = time.time_ns()
-                eids: list[bytes] = []
-                while isinstance(frame, Deliver):
-                    eids += _note(got, frame, now)
-                    more = ws.message_ready() if len(eids) < ACK_MAX - 256 else None
-                    frame = None if more is None else decode(more)
-                await ws.send_message(encode(Ack(0, tuple(eids))))
+                frame = await ack_run(ws, frame, partial(_note, got))
                 got.last_ack_ns = time.time_ns()
                 if len(got.seen) >= got.expect:
                     got.all_in.set()
@@ -233,17 +227,13 @@ async def _receive_on(
                 raise RuntimeError(f"receiver got {frame.code}: {frame.message}")
 
 
-def _note(got: _Received, frame: Deliver, now: int) -> list[bytes]:
-    """Record the envelopes of ``frame`` first seen; every eid (to ack)."""
-    eids = []
-    for env in frame.envelopes:
-        eids.append(env.eid)
-        if env.eid in got.seen:
-            got.duplicates += 1
-            continue
-        got.seen.add(env.eid)
-        got.records += RECORD.pack(env.eid, now)
-    return eids
+def _note(got: _Received, env: Envelope, now: int) -> None:
+    """Record ``env`` if it is seen first, else count a duplicate."""
+    if env.eid in got.seen:
+        got.duplicates += 1
+        return
+    got.seen.add(env.eid)
+    got.records += RECORD.pack(env.eid, now)
 
 
 async def receive(

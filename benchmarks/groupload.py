@@ -50,7 +50,7 @@ from typing import Final
 import httpx
 import trio
 
-from benchmarks.nodeload import ACK_MAX, TTL, Account, _accounts, _login, _open
+from benchmarks.nodeload import TTL, Account, _accounts, _login, _open, ack_run
 from benchmarks.wsclient import WebSocket
 from client.entropy import SYSTEM_ENTROPY
 from client.groupnet import uploads, wrap
@@ -59,10 +59,10 @@ from client.identity import Identity
 from suites import get_suite
 from wire import decode, encode
 from wire.relay import (
-    Ack,
     Authenticated,
     Deliver,
     Drained,
+    Envelope,
     Error,
     Forward,
     SendShared,
@@ -136,26 +136,20 @@ class _Received:
 async def _receiver(
     url: str, acct: Account, number: int, got: _Received, pending: set[int], ready: trio.Event
 ) -> None:
+    def take(env: Envelope, now: int) -> None:
+        key = (number, env.eid)
+        if key in got.seen:
+            got.duplicates += 1
+            return
+        got.seen.add(key)
+        got.records += DELIVERY.pack(number, env.eid, now)
+
     async with _open(url) as ws:
         await _login(ws, acct)
         while True:
             frame = decode(await ws.get_message())  # type: ignore[arg-type]
             if isinstance(frame, Deliver):
-                # This Deliver and those already read behind it: one Ack for them all.
-                now = time.time_ns()
-                eids: list[bytes] = []
-                while isinstance(frame, Deliver):
-                    for env in frame.envelopes:
-                        eids.append(env.eid)
-                        key = (number, env.eid)
-                        if key in got.seen:
-                            got.duplicates += 1
-                            continue
-                        got.seen.add(key)
-                        got.records += DELIVERY.pack(number, env.eid, now)
-                    more = ws.message_ready() if len(eids) < ACK_MAX - 256 else None
-                    frame = None if more is None else decode(more)
-                await ws.send_message(encode(Ack(0, tuple(eids))))
+                frame = await ack_run(ws, frame, take)
                 got.last_ack_ns = time.time_ns()
                 if len(got.seen) >= got.expect:
                     got.all_in.set()

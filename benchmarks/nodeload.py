@@ -29,7 +29,7 @@ import os
 import secrets
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +52,7 @@ from wire.relay import (
     AuthPayload,
     Deliver,
     Drained,
+    Envelope,
     Error,
     Hello,
     Register,
@@ -184,6 +185,25 @@ async def _login(ws: WebSocket, acct: Account) -> None:
     await ws.send_message(encode(Auth(1, acct.address, acct.device, sig)))
 
 
+async def ack_run(
+    ws: WebSocket, first: Deliver, take: Callable[[Envelope, int], None]
+) -> object | None:
+    """Ack ``first`` and the Delivers already read behind it with one ``Ack`` (never
+    waiting for more), calling ``take(envelope, receive time in ns)`` for each envelope;
+    the next frame already read that is not a Deliver, else ``None``."""
+    now = time.time_ns()
+    eids: list[bytes] = []
+    frame: object | None = first
+    while isinstance(frame, Deliver):
+        for env in frame.envelopes:
+            eids.append(env.eid)
+            take(env, now)
+        more = ws.message_ready() if len(eids) < ACK_MAX - 256 else None
+        frame = None if more is None else decode(more)
+    await ws.send_message(encode(Ack(0, tuple(eids))))
+    return frame
+
+
 @dataclass
 class ReceiveStats:
     received: int = 0
@@ -197,27 +217,22 @@ async def _receiver(
     seen: set[bytes] = set()
     lat = stats.latencies_ns
     assert lat is not None
+
+    def take(env: Envelope, now: int) -> None:
+        if env.eid in seen:
+            stats.duplicates += 1
+            return
+        seen.add(env.eid)
+        stats.received += 1
+        lat.append(now - int.from_bytes(env.body[:8], "big"))
+
     async with _open(url) as ws:
         await _login(ws, acct)
         drained = False
         while True:
             frame = decode(await ws.get_message())  # type: ignore[arg-type]
             if isinstance(frame, Deliver):
-                # This Deliver and those already read behind it: one Ack for them all.
-                now = time.time_ns()
-                eids: list[bytes] = []
-                while isinstance(frame, Deliver):
-                    for env in frame.envelopes:
-                        eids.append(env.eid)
-                        if env.eid in seen:
-                            stats.duplicates += 1
-                            continue
-                        seen.add(env.eid)
-                        stats.received += 1
-                        lat.append(now - int.from_bytes(env.body[:8], "big"))
-                    more = ws.message_ready() if len(eids) < ACK_MAX - 256 else None
-                    frame = None if more is None else decode(more)
-                await ws.send_message(encode(Ack(0, tuple(eids))))
+                frame = await ack_run(ws, frame, take)
             if isinstance(frame, Drained) and not drained:
                 drained = True
                 counter[0] -= 1
