@@ -58,10 +58,25 @@ from __future__ import annotations
 
 from typing import Final
 
+# The next envelope seq (see ``P seq`` above), as a number and as the decimal text that
+# the mailbox zset and the push notice carry. Both enqueue scripts begin with it.
+_NEXT_SEQ: Final = """
+local function next_seq(key)
+  local seq = redis.call('INCR', key)
+  local t = redis.call('TIME')
+  local floor = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  if seq < floor then
+    seq = floor
+    redis.call('SET', key, string.format('%.0f', seq))
+  end
+  return seq, string.format('%.0f', seq)
+end
+"""
+
 # Fan-out: one body for many records. ARGV: prefix, body id, body, push channel, notice
 # prefix (b"E" + replica id), then per record: mailbox, eid, expires, packed record.
 # KEYS: seq, tomb:exp, env:exp, sbodies. Returns {stored, seq, stored, seq, ...}.
-ENQUEUE_SHARED: Final = """
+ENQUEUE_SHARED: Final = _NEXT_SEQ + """
 local p, id, out, refs = ARGV[1], ARGV[2], {}, 0
 for i = 6, #ARGV, 4 do
   local mb, eid, exp, packed = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
@@ -74,14 +89,7 @@ for i = 6, #ARGV, 4 do
     out[#out + 1] = 0
     out[#out + 1] = 0
   else
-    local seq = redis.call('INCR', KEYS[1])
-    local t = redis.call('TIME')
-    local floor = tonumber(t[1]) * 1000000 + tonumber(t[2])
-    if seq < floor then
-      seq = floor
-      redis.call('SET', KEYS[1], string.format('%.0f', seq))
-    end
-    local text = string.format('%.0f', seq)
+    local seq, text = next_seq(KEYS[1])
     redis.call('ZADD', p .. 'q:' .. mb, text, eid)
     redis.call('HSET', p .. 'b:' .. mb, eid, packed)
     redis.call('HSET', p .. 'bref:' .. mb, eid, id)
@@ -146,18 +154,11 @@ local k = redis.call('ZPOPMIN', KEYS[3])
 return {s[1], s[2], s[3], s[4], o[1] or false, k[1] or false}
 """
 
-ENQUEUE: Final = """
+ENQUEUE: Final = _NEXT_SEQ + """
 local old = redis.call('ZSCORE', KEYS[2], ARGV[1])
 if old then return {0, tonumber(old)} end
 if redis.call('ZSCORE', KEYS[5], ARGV[2]) then return {0, 0} end
-local seq = redis.call('INCR', KEYS[1])
-local t = redis.call('TIME')
-local floor = tonumber(t[1]) * 1000000 + tonumber(t[2])
-if seq < floor then
-  seq = floor
-  redis.call('SET', KEYS[1], string.format('%.0f', seq))
-end
-local text = string.format('%.0f', seq)
+local seq, text = next_seq(KEYS[1])
 redis.call('ZADD', KEYS[2], text, ARGV[1])
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[4])
 redis.call('ZADD', KEYS[4], ARGV[3], ARGV[2])
