@@ -76,7 +76,9 @@ end
 # Fan-out: one body for many records. ARGV: prefix, body id, body, push channel, notice
 # prefix (b"E" + replica id), then per record: mailbox, eid, expires, packed record.
 # KEYS: seq, tomb:exp, env:exp, sbodies. Returns {stored, seq, stored, seq, ...}.
-ENQUEUE_SHARED: Final = _NEXT_SEQ + """
+ENQUEUE_SHARED: Final = (
+    _NEXT_SEQ
+    + """
 local p, id, out, refs = ARGV[1], ARGV[2], {}, 0
 for i = 6, #ARGV, 4 do
   local mb, eid, exp, packed = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
@@ -106,6 +108,7 @@ if refs > 0 then
 end
 return out
 """
+)
 
 REGISTER: Final = """
 local name = redis.call('HGET', KEYS[1], ARGV[1])
@@ -154,7 +157,9 @@ local k = redis.call('ZPOPMIN', KEYS[3])
 return {s[1], s[2], s[3], s[4], o[1] or false, k[1] or false}
 """
 
-ENQUEUE: Final = _NEXT_SEQ + """
+ENQUEUE: Final = (
+    _NEXT_SEQ
+    + """
 local old = redis.call('ZSCORE', KEYS[2], ARGV[1])
 if old then return {0, tonumber(old)} end
 if redis.call('ZSCORE', KEYS[5], ARGV[2]) then return {0, 0} end
@@ -165,6 +170,7 @@ redis.call('ZADD', KEYS[4], ARGV[3], ARGV[2])
 redis.call('PUBLISH', ARGV[5], ARGV[6] .. text)
 return {1, seq}
 """
+)
 
 PENDING: Final = """
 local limit, now, out, offset = tonumber(ARGV[2]), tonumber(ARGV[3]), {}, 0
