@@ -86,6 +86,18 @@ class FederationPort(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class SharedUpload:
+    """One group body for several mailboxes of this node (``Relay.store_shared_many``):
+    ``accepted`` maps each mailbox to its position among the upload's recipients."""
+
+    eid: bytes
+    body: bytes
+    accepted: dict[bytes, int]
+    expires: int
+    origin: str
+
+
+@dataclass(frozen=True, slots=True)
 class Caller:
     """An authenticated device. Its identity key stays in the store (kilobytes per
     connection otherwise); :meth:`Relay.identity_of` loads it when a request needs it."""
@@ -218,12 +230,37 @@ class Relay:
 
     async def send_shared(self, frame: SendShared, sender: str | None) -> SentShared:
         """Fan-out to several mailboxes of this node: the body is stored once."""
-        expires = self.now_ms() + self.expiry(frame.ttl, len(frame.body))
-        results, accepted = await self.check_recipients(frame.recipients)
-        stored = await self.store_shared(frame.eid, frame.body, accepted, expires, self.domain)
-        for index, (ok, _) in zip(accepted.values(), stored, strict=True):
-            results[index] = "" if ok else DUPLICATE
-        return SentShared(frame.id, frame.eid, tuple(results))
+        (answer,) = await self.send_shared_many([frame], sender)
+        if isinstance(answer, NodeError):
+            raise answer
+        return answer
+
+    async def send_shared_many(
+        self, frames: Sequence[SendShared], sender: str | None
+    ) -> list[SentShared | NodeError]:
+        """:meth:`send_shared` for each of ``frames`` (read together from one connection),
+        stored in one commit and in order; per frame its answer or the error refusing it.
+
+        Every recipient's connection is handed all of the batch's envelopes before it is
+        woken, so it receives them in one ``Deliver`` and acks them in one ``Ack``."""
+        answers: list[SentShared | NodeError] = []
+        jobs: list[tuple[int, int, list[str], SharedUpload]] = []
+        for frame in frames:
+            try:
+                expires = self.now_ms() + self.expiry(frame.ttl, len(frame.body))
+                results, accepted = await self.check_recipients(frame.recipients)
+            except NodeError as exc:
+                answers.append(exc)
+                continue
+            upload = SharedUpload(frame.eid, frame.body, accepted, expires, self.domain)
+            jobs.append((len(answers), frame.id, results, upload))
+            answers.append(NodeError(errors.INTERNAL, "internal error"))  # replaced once stored
+        stored_all = await self.store_shared_many([upload for *_, upload in jobs])
+        for (at, request_id, results, upload), stored in zip(jobs, stored_all, strict=True):
+            for index, (ok, _) in zip(upload.accepted.values(), stored, strict=True):
+                results[index] = "" if ok else DUPLICATE
+            answers[at] = SentShared(request_id, upload.eid, tuple(results))
+        return answers
 
     async def check_recipients(
         self, recipients: Sequence[SharedRecipient | RoutingRecipientLike]
@@ -251,19 +288,35 @@ class Relay:
     ) -> list[tuple[bool, int]]:
         """Store ``body`` once for the ``accepted`` mailboxes and hand each to its live
         connection; ``(stored, seq)`` per mailbox in order."""
-        now = self.now_ms()
-        envelopes = [
-            StoredEnvelope(mailbox, eid, 0, now, expires, origin, None, b"") for mailbox in accepted
-        ]
-        if not envelopes:
-            return []
-        with trio.CancelScope(shield=True):
-            stored = await self.store.enqueue_shared(body, envelopes)
-            for env, (ok, seq) in zip(envelopes, stored, strict=True):
-                if ok:
-                    self.metrics.accepted += 1
-                    self.hub.deliver(dataclasses.replace(env, seq=seq, body=body))
+        upload = SharedUpload(eid, body, accepted, expires, origin)
+        (stored,) = await self.store_shared_many([upload])
         return stored
+
+    async def store_shared_many(self, uploads: list[SharedUpload]) -> list[list[tuple[bool, int]]]:
+        """:meth:`store_shared` for each of ``uploads`` in one commit, in order; the new
+        envelopes are handed over only once all are stored (shielded, as in :meth:`send`)."""
+        now = self.now_ms()
+        items = [
+            (
+                u.body,
+                [
+                    StoredEnvelope(m, u.eid, 0, now, u.expires, u.origin, None, b"")
+                    for m in u.accepted
+                ],
+            )
+            for u in uploads
+        ]
+        if not any(envelopes for _, envelopes in items):
+            await trio.lowlevel.checkpoint()
+            return [[] for _ in items]
+        with trio.CancelScope(shield=True):
+            stored_all = await self.store.enqueue_shared_many(items)
+            for (body, envelopes), stored in zip(items, stored_all, strict=True):
+                for env, (ok, seq) in zip(envelopes, stored, strict=True):
+                    if ok:
+                        self.metrics.accepted += 1
+                        self.hub.deliver(dataclasses.replace(env, seq=seq, body=body))
+        return stored_all
 
     async def checked(self, frame: Send) -> StoredEnvelope:
         """The envelope ``frame`` asks to store, once it passed the checks of :meth:`send`

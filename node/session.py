@@ -151,18 +151,23 @@ class Session:
     async def receive_many(self, messages: list[bytes]) -> list[Frame]:
         """Answer binary messages that were read together, in order, exactly as
         :meth:`receive` would one by one, except that a run of consecutive Sends is stored
-        in one commit (``node.batch.store_sends``; each still answered by its own Sent)."""
+        in one commit (``node.batch.store_sends``; each still answered by its own Sent), and
+        so is a run of consecutive SendShared (``Relay.send_shared_many``)."""
         started = time.perf_counter()
         out: list[Frame] = []
-        sends: list[Send] = []
+        run: list[Send] | list[SendShared] = []
         for data in messages:
             frame, refused = self._read(data)
-            if refused is None and type(frame) is Send and self._caller is not None:
-                sends.append(frame)
-                continue
-            out += await self._store_sends(sends)
+            if refused is None and self._caller is not None:
+                kind = type(frame)
+                if kind is Send or kind is SendShared:
+                    if run and type(run[0]) is not kind:
+                        out += await self._store_run(run)
+                    run.append(frame)  # type: ignore[arg-type]  # (of the run's kind)
+                    continue
+            out += await self._store_run(run)
             out += await self._answer(frame, refused)
-        out += await self._store_sends(sends)
+        out += await self._store_run(run)
         seconds = (time.perf_counter() - started) / max(1, len(messages))
         for _ in messages:
             self.relay.metrics.request_seconds.observe(seconds)
@@ -195,14 +200,42 @@ class Session:
             log.exception("request failed", extra={"error": type(exc).__name__})
             return [self._error(_request_id(frame), NodeError(errors.INTERNAL, "internal error"))]
 
-    async def _store_sends(self, sends: list[Send]) -> list[Frame]:
-        """Answer the Sends gathered by :meth:`receive_many` (and empty the list)."""
-        if len(sends) <= 1:
-            out = await self._answer(sends[0], None) if sends else []
+    async def _store_run(self, run: list[Send] | list[SendShared]) -> list[Frame]:
+        """Answer the Sends or SendShareds gathered by :meth:`receive_many` (and empty the
+        list): one of them as on its own, several in one commit."""
+        if len(run) <= 1:
+            out = await self._answer(run[0], None) if run else []
+        elif type(run[0]) is Send:
+            out = list(await store_sends(self.relay, run))
         else:
-            out = list(await store_sends(self.relay, sends))
-        sends.clear()
+            out = await self._send_shared_run(run)  # type: ignore[arg-type]
+        run.clear()
         return out
+
+    async def _send_shared_run(self, frames: list[SendShared]) -> list[Frame]:
+        """Several SendShared in one commit, each answered as on its own, in order."""
+        caller = self._caller
+        assert caller is not None  # noqa: S101 (receive_many gathers only once logged in)
+        out: list[Frame | None] = []
+        admitted: list[SendShared] = []
+        for frame in frames:
+            try:
+                _check_shared_introductions(self, caller, frame)
+            except NodeError as exc:
+                out.append(self._error(frame.id, exc))
+                continue
+            out.append(None)
+            admitted.append(frame)
+        try:
+            answers = await self.relay.send_shared_many(admitted, None)
+        except Exception as exc:  # nothing may be stored: each upload may be retried
+            log.exception("storing uploads failed", extra={"error": type(exc).__name__})
+            answers = [NodeError(errors.INTERNAL, "internal error") for _ in admitted]
+        replies = iter(
+            self._error(frame.id, answer) if isinstance(answer, NodeError) else answer
+            for frame, answer in zip(admitted, answers, strict=True)
+        )
+        return [frame if frame is not None else next(replies) for frame in out]
 
     def refuse_text(self) -> list[Frame]:
         """A text WebSocket message: the protocol is binary only."""
@@ -391,11 +424,17 @@ async def _fetch(s: Session, caller: Caller, frame: FetchPrekeys) -> Frame:
 
 
 async def _send_shared(s: Session, caller: Caller, frame: SendShared) -> Frame:
+    _check_shared_introductions(s, caller, frame)
+    return await s.relay.send_shared(frame, None)
+
+
+def _check_shared_introductions(s: Session, caller: Caller, frame: SendShared) -> None:
+    """An upload naming a recipient without a token is an introduction: one of the
+    caller's introductions (``limit.rate`` when none is left)."""
     if any(r.token is None for r in frame.recipients):
         wait = s.relay.intro_limit.take(caller.address, s.relay.clock())
         if wait:
             raise NodeError(errors.LIMIT_RATE, "too many introductions", retry_after_ms(wait))
-    return await s.relay.send_shared(frame, None)
 
 
 async def _forward(s: Session, caller: Caller, frame: Forward) -> Frame:

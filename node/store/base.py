@@ -181,6 +181,15 @@ class Store(Protocol):
         once no unacked, unexpired envelope refers to it (at the next sweep)."""
         ...
 
+    async def enqueue_shared_many(
+        self, items: list[tuple[bytes, list[StoredEnvelope]]]
+    ) -> list[list[tuple[bool, int]]]:
+        """:meth:`enqueue_shared` each ``(body, envelopes)`` of ``items``, in order (the
+        seqs of one mailbox follow the order of ``items``); its results per item. Memory
+        and SQLite store all or none (one commit); Redis runs one script per item, so a
+        failure part way leaves the earlier ones stored (a retry finds them duplicates)."""
+        ...
+
     async def enqueue_many(self, envelopes: list[StoredEnvelope]) -> list[tuple[bool, int]]:
         """:meth:`enqueue` each of ``envelopes``, in order. Memory and SQLite store all or
         none (one commit); Redis runs one script per envelope, so a failure part way leaves

@@ -193,6 +193,11 @@ class MemoryStore:
                 self._shared[(env.mailbox, env.eid)] = id(body)
         return results
 
+    async def enqueue_shared_many(
+        self, items: list[tuple[bytes, list[StoredEnvelope]]]
+    ) -> list[list[tuple[bool, int]]]:
+        return [await self.enqueue_shared(body, envelopes) for body, envelopes in items]
+
     async def enqueue_many(self, envelopes: list[StoredEnvelope]) -> list[tuple[bool, int]]:
         await self._enter()
         return [self._enqueue(envelope) for envelope in envelopes]

@@ -17,6 +17,7 @@ Round trips per operation (one round trip = one batch written, one batch of repl
     enqueue          1  (EVALSHA: dedup check, INCR seq, ZADD, HSET, ZADD expiry index,
                         PUBLISH a push notice for other replicas, ``node.cluster``)
     enqueue_shared   1  (EVALSHA: the body once, then per recipient as enqueue)
+    enqueue_shared_many  1 per item, in order
     pending          1  (EVALSHA: ZRANGE by seq, per envelope ZSCORE expiry + HGET body)
     ack              1  (EVALSHA for the whole list; 0 for an empty list)
     take_bundle      1  (EVALSHA: HMGET standing keys, ZPOPMIN, ZPOPMIN)
@@ -307,6 +308,12 @@ class RedisStore:
             args += [env.mailbox, env.eid, env.expires, packed]
         flat = await self._run("enqueue_shared", keys, args, write=True)
         return [(bool(flat[i]), int(flat[i + 1])) for i in range(0, len(flat), 2)]
+
+    async def enqueue_shared_many(
+        self, items: list[tuple[bytes, list[StoredEnvelope]]]
+    ) -> list[list[tuple[bool, int]]]:
+        """One script per item, in order (see :meth:`enqueue_many`)."""
+        return [await self.enqueue_shared(body, envelopes) for body, envelopes in items]
 
     async def pending(
         self, mailbox: bytes, after_seq: int, limit: int, now: int

@@ -190,6 +190,14 @@ class SqliteStore:
             return []
         return await self.writer.run(partial(_enqueue_shared, body, envelopes))
 
+    async def enqueue_shared_many(
+        self, items: list[tuple[bytes, list[StoredEnvelope]]]
+    ) -> list[list[tuple[bool, int]]]:
+        if not any(envelopes for _, envelopes in items):
+            await trio.lowlevel.checkpoint()
+            return [[] for _ in items]
+        return await self.writer.run(partial(_enqueue_shared_many, items))
+
     async def enqueue_many(self, envelopes: list[StoredEnvelope]) -> list[tuple[bool, int]]:
         return await self.writer.run(partial(_enqueue_many, envelopes))
 
@@ -554,6 +562,14 @@ def _enqueue_shared(
     if not any(stored for stored, _ in results):
         conn.execute("DELETE FROM shared_bodies WHERE id = ?", (shared,))
     return results
+
+
+def _enqueue_shared_many(
+    items: list[tuple[bytes, list[StoredEnvelope]]], conn: sqlite3.Connection
+) -> list[list[tuple[bool, int]]]:
+    return [
+        _enqueue_shared(body, envelopes, conn) if envelopes else [] for body, envelopes in items
+    ]
 
 
 def _enqueue_many(
