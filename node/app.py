@@ -41,7 +41,7 @@ from node.limits import retry_after_ms
 from node.relay import Relay
 from node.session import CLOSE_GOING_AWAY, CLOSE_POLICY, Session
 from wire import encode
-from wire.relay import Error
+from wire.relay import Deliver, Error, deliver_parts
 
 log = logging.getLogger("sealrelay.node.app")
 
@@ -94,9 +94,9 @@ class Connection:
         self.session = session
         # Offered by node.gateway: messages already read, and several sent in one write.
         self.ready: Callable[[], bytes | None] | None = (extensions or {}).get(READY_EXTENSION)
-        self._send_many: Callable[[list[bytes]], Awaitable[None]] | None = (extensions or {}).get(
-            SEND_MANY_EXTENSION
-        )
+        self._send_many: Callable[[list[list[bytes]]], Awaitable[None]] | None = (
+            extensions or {}
+        ).get(SEND_MANY_EXTENSION)
         # (trio time) until which the client may stay unauthenticated
         self.auth_deadline = trio.current_time() + session.relay.config.auth_timeout
         self._send = send
@@ -120,10 +120,11 @@ class Connection:
             await self._send({"type": "websocket.send", "bytes": encode(frame)})
 
     async def send_frames(self, frames: list[object]) -> None:
-        """``frames`` in order; in one write when the server offers it."""
-        if len(frames) > 1 and self._send_many is not None:
+        """``frames`` in order; in one write when the server offers it, with the bodies of
+        Deliver frames written from their own buffers (``wire.relay.deliver_parts``)."""
+        if self._send_many is not None:
             if not self.closed:
-                await self._send_many([encode(frame) for frame in frames])
+                await self._send_many([_pieces(frame) for frame in frames])
             return
         for frame in frames:
             await self.send_frame(frame)
@@ -208,6 +209,13 @@ class Connection:
                 await self.close(CLOSE_INTERNAL)
         finally:
             self.flushing = False
+
+
+def _pieces(frame: object) -> list[bytes]:
+    """The encoding of ``frame`` as pieces: a Deliver's bodies apart, else one piece."""
+    if type(frame) is Deliver:
+        return deliver_parts(frame.envelopes)
+    return [encode(frame)]
 
 
 async def _drain(receive: Receive) -> None:

@@ -34,7 +34,7 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import h11
 import trio
@@ -55,11 +55,15 @@ READY_EXTENSION: Final = "sealrelay.receive_ready"
 """ASGI scope extension: a function giving the next binary message already read and
 parsed (None if there is none), so the application can answer several together."""
 SEND_MANY_EXTENSION: Final = "sealrelay.send_many"
-"""ASGI scope extension: an async function sending several binary messages in one write."""
+"""ASGI scope extension: an async function sending several binary messages in one write,
+each given as a list of pieces (written as they are: a body shared by many messages is
+never copied)."""
 MAX_HEAD: Final = 16 * 1024
 HEAD_TIMEOUT: Final = 10.0
 RECEIVE_BYTES: Final = 64 * 1024
 HIGH_WATER: Final = 256 * 1024
+MAX_IOV: Final = 512
+"""Most pieces in one ``sendmsg`` (Linux allows 1024, ``IOV_MAX``)."""
 LINGER_SECONDS: Final = 2.0
 """After closing for a broken rule (1002, 1007, 1009), how long the rest of what the client
 sends is read and dropped before the socket closes: a client still writing (the rest of
@@ -231,6 +235,7 @@ class ClientSocket:
         "_queue",
         "_queued",
         "_reader",
+        "_sendmsg",
         "_stream",
         "_writing",
     )
@@ -249,6 +254,10 @@ class ClientSocket:
         self._writing = False
         self._queue: list[bytes] = []
         self._queued = 0
+        # trio declares sendmsg only where the platform has it (not to type checkers).
+        self._sendmsg: Callable[[list[bytes | memoryview]], Awaitable[int]] = cast(
+            Any, stream.socket
+        ).sendmsg
         self._drained: trio.Event | None = None
 
     def feed(self, data: bytes) -> None:
@@ -327,9 +336,14 @@ class ClientSocket:
             else:
                 await self._send_close(int(message.get("code", wsframes.CLOSE_NORMAL)))
 
-    async def send_many(self, messages: list[bytes]) -> None:
-        """Binary messages, in order, in one write."""
-        await self._write(b"".join(wsframes.frame(wsframes.OP_BINARY, m) for m in messages))
+    async def send_many(self, messages: list[list[bytes]]) -> None:
+        """Binary messages, in order, in one write; each given as pieces (their
+        concatenation is the message), which are written as they are, never joined."""
+        parts: list[bytes] = []
+        for pieces in messages:
+            parts.append(wsframes.header(wsframes.OP_BINARY, sum(map(len, pieces))))
+            parts += pieces
+        await self._write(parts)
 
     async def finish(self) -> None:
         """The application returned: close the WebSocket if it did not."""
@@ -353,26 +367,27 @@ class ClientSocket:
             self._close_sent = True
             await self._write(wsframes.close_frame(code))
 
-    async def _write(self, data: bytes) -> None:
-        """Send ``data`` after everything sent before it, batching concurrent writes."""
+    async def _write(self, data: bytes | list[bytes]) -> None:
+        """Send ``data`` (bytes, or pieces to send one after another) after everything sent
+        before it, batching concurrent writes."""
         if self._broken:
             return
+        parts = [data] if isinstance(data, bytes) else data
         if self._writing:
-            self._queue.append(data)
-            self._queued += len(data)
+            self._queue += parts
+            self._queued += sum(map(len, parts))
             while self._queued > HIGH_WATER and self._writing and not self._broken:
                 self._drained = self._drained or trio.Event()
                 await self._drained.wait()
             return
         self._writing = True
         try:
-            await self._stream.send_all(data)
+            await self._send_parts(parts)
             while self._queue:
-                data = b"".join(self._queue)
-                self._queue.clear()
+                parts, self._queue = self._queue, []
                 self._queued = 0
                 self._wake_senders()
-                await self._stream.send_all(data)
+                await self._send_parts(parts)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             self._broken = True
         except BaseException:  # cancelled mid-write: the stream is unusable
@@ -381,9 +396,25 @@ class ClientSocket:
         finally:
             self._writing = False
             if self._broken:
-                self._queue.clear()
+                self._queue = []
                 self._queued = 0
             self._wake_senders()
+
+    async def _send_parts(self, parts: list[bytes]) -> None:
+        """Write every byte of ``parts`` in order: ``sendmsg`` with the pieces as they are
+        (a gathering write, ``MAX_IOV`` pieces at a time), no copy joining them."""
+        sendmsg = self._sendmsg
+        pending: list[bytes | memoryview] = list(parts)
+        while pending:
+            chunk = pending[:MAX_IOV]
+            sent = await sendmsg(chunk)
+            done = 0
+            while done < len(chunk) and sent >= len(chunk[done]):
+                sent -= len(chunk[done])
+                done += 1
+            del pending[:done]
+            if sent:
+                pending[0] = memoryview(pending[0])[sent:]
 
     def _wake_senders(self) -> None:
         if self._drained is not None:

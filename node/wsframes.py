@@ -3,6 +3,7 @@
     reader = FrameReader(max_message)
     reader.feed(data)              -> [Message | Ping | Close | Failure, ...]
     frame(opcode, payload)         a server frame (final, never masked: section 5.1)
+    header(opcode, size)           the header of such a frame (its payload sent apart)
     close_frame(code)              a Close frame with ``code``
     accept_key(key)                the ``Sec-WebSocket-Accept`` value for a client's key
 
@@ -211,14 +212,16 @@ def unmask(payload: bytes, mask: bytes) -> bytes:
 
 def frame(opcode: int, payload: bytes) -> bytes:
     """One final, unmasked frame."""
-    size = len(payload)
+    return header(opcode, len(payload)) + payload
+
+
+def header(opcode: int, size: int) -> bytes:
+    """The header of a final, unmasked frame of ``size`` payload bytes (section 5.2)."""
     if size < 126:
-        header = bytes((0x80 | opcode, size))
-    elif size < 1 << 16:
-        header = bytes((0x80 | opcode, 126)) + size.to_bytes(2, "big")
-    else:
-        header = bytes((0x80 | opcode, 127)) + size.to_bytes(8, "big")
-    return header + payload
+        return bytes((0x80 | opcode, size))
+    if size < 1 << 16:
+        return bytes((0x80 | opcode, 126)) + size.to_bytes(2, "big")
+    return bytes((0x80 | opcode, 127)) + size.to_bytes(8, "big")
 
 
 def close_frame(code: int) -> bytes:

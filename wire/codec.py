@@ -65,6 +65,44 @@ def encode(msg: object) -> bytes:
     return result
 
 
+def encode_split(msg: object) -> tuple[bytes, bytes]:
+    """``encode(msg)`` cut before the value of its last field, which must be bytes:
+    ``(head, value)`` with ``head + value == encode(msg)`` and ``value`` the field's own
+    object, never copied (a large body is then written from the one buffer it is in)."""
+    if PENDING:
+        resolve_pending()
+    schema = BY_CLASS.get(type(msg))
+    if schema is None:
+        raise TypeError(f"{type(msg).__name__} is not a message class")
+    raw = schema.to_raw(msg)
+    fields = raw[2]
+    last = schema.names[-1]
+    value = fields[last]
+    if not isinstance(value, bytes):
+        raise TypeError(f"{type(msg).__name__}.{last} is not bytes")
+    fields[last] = b""
+    packed: bytes = _packer().pack(raw)  # ends with the empty bin: 0xc4 0x00
+    return packed[:-2] + bin_header(len(value)), value
+
+
+def bin_header(size: int) -> bytes:
+    """The canonical msgpack header of a ``bin`` of ``size`` bytes (rule 3)."""
+    if size < 1 << 8:
+        return bytes((0xC4, size))
+    if size < 1 << 16:
+        return b"\xc5" + size.to_bytes(2, "big")
+    return b"\xc6" + size.to_bytes(4, "big")
+
+
+def array_header(size: int) -> bytes:
+    """The canonical msgpack header of an array of ``size`` items (rule 3)."""
+    if size < 16:
+        return bytes((0x90 | size,))
+    if size < 1 << 16:
+        return b"\xdc" + size.to_bytes(2, "big")
+    return b"\xdd" + size.to_bytes(4, "big")
+
+
 @overload
 def decode(data: bytes | bytearray, expected: type[M], *, max_size: int = ...) -> M: ...
 @overload

@@ -28,8 +28,11 @@ After a (re)connection it pushes everything not yet acknowledged, then ``Drained
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Sequence
+from functools import cache
+from typing import Annotated, Final
 
+from wire.codec import array_header, encode, encode_split
 from wire.e2e import (
     Address,
     DeliveryToken,
@@ -42,6 +45,9 @@ from wire.e2e import (
 )
 from wire.schema import message
 from wire.types import U8, U16, U32, U64, Bytes16, Bytes32, MaxLen, MinLen
+
+MAX_DELIVER: Final = 256
+"""Most envelopes in one Deliver."""
 
 PROTOCOL_VERSION = 1
 
@@ -337,7 +343,25 @@ class Envelope:
 class Deliver:
     """Server push: envelopes in mailbox order."""
 
-    envelopes: Annotated[tuple[Envelope, ...], MaxLen(256)]
+    envelopes: Annotated[tuple[Envelope, ...], MaxLen(MAX_DELIVER)]
+
+
+def deliver_parts(envelopes: Sequence[Envelope]) -> list[bytes]:
+    """``encode(Deliver(envelopes))`` in pieces (their concatenation is exactly that
+    encoding): every body is a piece of its own, the envelope's own object, so a group
+    body pushed to many connections is never copied on its way to their sockets."""
+    if len(envelopes) > MAX_DELIVER:
+        raise ValueError(f"a Deliver holds at most {MAX_DELIVER} envelopes")
+    parts = [_deliver_head() + array_header(len(envelopes))]
+    for envelope in envelopes:
+        parts += encode_split(envelope)
+    return parts
+
+
+@cache
+def _deliver_head() -> bytes:
+    """``encode(Deliver(()))`` without its (empty) envelope array header, the last byte."""
+    return encode(Deliver(()))[:-1]
 
 
 @message("relay.drained")
