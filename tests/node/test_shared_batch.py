@@ -3,6 +3,7 @@ commit, each frame answered in order by its own SentShared or Error."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from node import errors
@@ -71,7 +72,7 @@ class World:
         bob, token = self.recipients[0], self.tokens[0]
         return Send(n, bob.mailbox, eid(n), token, 60, b"send %d" % n)
 
-    async def run(self, frames: list[object]) -> list[object]:
+    async def run(self, frames: Sequence[object]) -> list[object]:
         assert self.a_session is not None
         replies = await self.a_session.receive_many([encode(f) for f in frames])
         return [decode(encode(r)) for r in replies]
@@ -175,6 +176,7 @@ async def test_a_duplicate_in_the_run_is_reported_as_send_shared_would() -> None
         SentShared(3, eid(1), dup),
     ]
     # the same upload on its own (send_shared) answers the same way
+    assert w.a_session is not None
     assert await call(w.a_session, w.shared(4, e=1)) == [SentShared(4, eid(1), dup)]
     for session in w.sessions:
         (deliver,) = await session.next_push()
