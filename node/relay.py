@@ -88,13 +88,17 @@ class FederationPort(Protocol):
 @dataclass(frozen=True, slots=True)
 class SharedUpload:
     """One group body for several mailboxes of this node (``Relay.store_shared_many``):
-    ``accepted`` maps each mailbox to its position among the upload's recipients."""
+    ``accepted`` maps each mailbox to its position among the upload's recipients; the
+    records of the ``introduced`` mailboxes (named without a delivery token) carry
+    ``sender``, the uploader's address, as an ``Introduce`` does."""
 
     eid: bytes
     body: bytes
     accepted: dict[bytes, int]
     expires: int
     origin: str
+    sender: str | None = None
+    introduced: frozenset[bytes] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,7 +233,9 @@ class Relay:
         return Sent(frame.id, frame.eid, not stored)
 
     async def send_shared(self, frame: SendShared, sender: str | None) -> SentShared:
-        """Fan-out to several mailboxes of this node: the body is stored once."""
+        """Fan-out to several mailboxes of this node: the body is stored once. ``sender``
+        (the uploader's address) is recorded for the recipients named without a delivery
+        token: those are introductions, as ``Introduce``."""
         (answer,) = await self.send_shared_many([frame], sender)
         if isinstance(answer, NodeError):
             raise answer
@@ -252,7 +258,10 @@ class Relay:
             except NodeError as exc:
                 answers.append(exc)
                 continue
-            upload = SharedUpload(frame.eid, frame.body, accepted, expires, self.domain)
+            introduced = frozenset(r.mailbox for r in frame.recipients if r.token is None)
+            upload = SharedUpload(
+                frame.eid, frame.body, accepted, expires, self.domain, sender, introduced
+            )
             jobs.append((len(answers), frame.id, results, upload))
             answers.append(NodeError(errors.INTERNAL, "internal error"))  # replaced once stored
         stored_all = await self.store_shared_many([upload for *_, upload in jobs])
@@ -300,7 +309,16 @@ class Relay:
             (
                 u.body,
                 [
-                    StoredEnvelope(m, u.eid, 0, now, u.expires, u.origin, None, b"")
+                    StoredEnvelope(
+                        m,
+                        u.eid,
+                        0,
+                        now,
+                        u.expires,
+                        u.origin,
+                        u.sender if m in u.introduced else None,
+                        b"",
+                    )
                     for m in u.accepted
                 ],
             )

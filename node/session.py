@@ -227,7 +227,7 @@ class Session:
             out.append(None)
             admitted.append(frame)
         try:
-            answers = await self.relay.send_shared_many(admitted, None)
+            answers = await self.relay.send_shared_many(admitted, caller.address)
         except Exception as exc:  # nothing may be stored: each upload may be retried
             log.exception("storing uploads failed", extra={"error": type(exc).__name__})
             answers = [NodeError(errors.INTERNAL, "internal error") for _ in admitted]
@@ -425,7 +425,7 @@ async def _fetch(s: Session, caller: Caller, frame: FetchPrekeys) -> Frame:
 
 async def _send_shared(s: Session, caller: Caller, frame: SendShared) -> Frame:
     _check_shared_introductions(s, caller, frame)
-    return await s.relay.send_shared(frame, None)
+    return await s.relay.send_shared(frame, caller.address)
 
 
 def _check_shared_introductions(s: Session, caller: Caller, frame: SendShared) -> None:

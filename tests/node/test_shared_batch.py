@@ -6,8 +6,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import pytest
-
 from node import errors
 from node.relay import DUPLICATE, Relay
 from node.session import Session
@@ -187,13 +185,6 @@ async def test_a_duplicate_in_the_run_is_reported_as_send_shared_would() -> None
         assert [e.body for e in deliver.envelopes] == [b"body 1", b"body 2"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="node/session.py passes sender=None to Relay.send_shared/send_shared_many and "
-    "Relay.store_shared_many builds every StoredEnvelope with sender None: an introduction "
-    "by SendShared (token None) reaches the recipient without the sender's address, unlike "
-    "Introduce (wire.relay.SendShared: 'None: an introduction, as Introduce')",
-)
 async def test_a_shared_introduction_carries_the_senders_address() -> None:
     w = await world()
     for session in w.sessions:
