@@ -60,7 +60,11 @@ each given as a list of pieces (written as they are: a body shared by many messa
 never copied)."""
 MAX_HEAD: Final = 16 * 1024
 HEAD_TIMEOUT: Final = 10.0
-RECEIVE_BYTES: Final = 64 * 1024
+RECEIVE_BYTES: Final = 256 * 1024
+"""Most bytes one read of a client WebSocket takes: several group uploads (one for 200
+recipients is about 28 KiB with its tokens and a 16 KiB body) that arrived together are
+then stored in one commit and pushed in one Deliver per recipient. The buffer lives only
+for the read (an idle connection holds none)."""
 HIGH_WATER: Final = 256 * 1024
 MAX_IOV: Final = 512
 """Most pieces in one ``sendmsg`` (Linux allows 1024, ``IOV_MAX``)."""

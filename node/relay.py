@@ -333,7 +333,18 @@ class Relay:
                 for env, (ok, seq) in zip(envelopes, stored, strict=True):
                     if ok:
                         self.metrics.accepted += 1
-                        self.hub.deliver(dataclasses.replace(env, seq=seq, body=body))
+                        self.hub.deliver(
+                            StoredEnvelope(
+                                env.mailbox,
+                                env.eid,
+                                seq,
+                                env.ts,
+                                env.expires,
+                                env.origin,
+                                env.sender,
+                                body,
+                            )
+                        )
         return stored_all
 
     async def checked(self, frame: Send) -> StoredEnvelope:

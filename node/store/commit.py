@@ -47,7 +47,7 @@ class _Op:
         self.fn = fn
         self.task = task
         self.bare = bare  # run outside any transaction (a checkpoint)
-        self.result: outcome.Outcome[Any] = outcome.Error(StoreClosed("store closed"))
+        self.result: outcome.Outcome[Any] | None = None  # None: it never ran
         self.abandoned = False
 
 
@@ -169,7 +169,8 @@ def _wake(batch: list[_Op]) -> None:
     """In the trio thread: hand each waiting caller its result."""
     for op in batch:
         if not op.abandoned:
-            trio.lowlevel.reschedule(op.task, op.result)
+            result = op.result or outcome.Error(StoreClosed("store closed"))
+            trio.lowlevel.reschedule(op.task, result)
 
 
 def _failure(exc: sqlite3.Error, what: str) -> StoreError:
