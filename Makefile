@@ -49,7 +49,7 @@ chaos: $(STAMP)
 	CHAOS_SECONDS=$(CHAOS_SECONDS) $(BIN)/python -m tests.resilience.chaos $(CHAOS_ARGS)
 
 # The groups issue's full check: 200 members over three domains, 100 messages from random
-# members, each at every other member exactly once (about 7 minutes on 2 cores; `make test`
+# members, each at every other member exactly once (about 3 minutes on 2 cores; `make test`
 # runs the same test with 12 members).
 groups-full: $(STAMP)
 	SEALRELAY_GROUPS_FULL=1 $(BIN)/pytest -q -s tests/integration/test_groups.py -k many_members
