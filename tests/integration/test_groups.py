@@ -434,6 +434,65 @@ async def test_many_members_each_message_reaches_every_other_member_once(world: 
             expected = sorted(text for _, text in sent if text not in mine)
             assert sorted(texts) == expected  # each exactly once, none of its own
             assert all(client.message_group(m) == gid for m in client.inbox.messages())
+
+        # a removed member's client keeps running and gets nothing sent after the removal
+        victim = next(c for c in clients[1:] if c not in senders)
+        gone = victim.device.address
+        assert not await creator.group_change(gid, remove=[gone])
+
+        def removed() -> bool:
+            out = victim.groups.get(gid)
+            return (
+                out is not None
+                and out.group is not None
+                and not out.group.is_member
+                and all(
+                    (ng := c.groups.get(gid)) is not None
+                    and ng.group is not None
+                    and gone not in ng.group.state.members
+                    for c in clients
+                    if c is not victim
+                )
+            )
+
+        await wait_until(removed, 120, "the removal at every member")
+        writer = senders[1]
+        assert not (await writer.group_send(gid, "after the removal")).failed
+        rest = [c for c in clients if c is not writer and c is not victim]
+        await wait_until(
+            lambda: all(_has_text(c, "after the removal") for c in rest), 120, "after removal"
+        )
+        await trio.sleep(1.0)
+        assert not _has_text(victim, "after the removal")
+
+        # a non-admin's forged change (removing the admin) is refused by every member
+        forger = next(c for c in senders if c is not creator and c is not writer)
+        fng = forger.groups.get(gid)
+        assert fng is not None
+        assert fng.group is not None
+        epoch = fng.group.state.epoch
+        forged = make_change(
+            fng.group.state.view,
+            forger.device.identity,
+            forger.device.address,
+            1,
+            OpRemove(address=creator.device.address),
+        )
+        plaintext = note_bytes(forger, pack_control(gid, encode(forged)), None)
+        others = [c for c in clients if c is not forger and c is not victim]
+        plan = [(c.device.address, [1], plaintext) for c in others]
+        await forger.pump.wait(await send_pairwise(forger, fng, plan))
+        await wait_until(
+            lambda: all((gid, "group.not_admin") in c.groups.refused for c in others),
+            120,
+            "the forged change refused by every member",
+        )
+        for client in others:
+            ng = client.groups.get(gid)
+            assert ng is not None
+            assert ng.group is not None
+            assert ng.group.state.epoch == epoch
+            assert creator.device.address in ng.group.state.members
     print(  # the numbers of this run, shown with -s
         f"\n{MANY} members, {MESSAGES} messages from {SENDERS} senders: enrolled in "
         f"{enrolled - started:.1f} s, created, sent and delivered in {delivered - enrolled:.1f} s"
