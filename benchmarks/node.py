@@ -17,7 +17,9 @@ Cases:
 The senders and receivers run in two processes and the node in a third, all on this
 machine's cores: the numbers include the load generators' share of the CPU (they speak
 WebSocket through the lean ``benchmarks.wsclient``, which costs them far less per message
-than ``trio_websocket`` did).
+than ``trio_websocket`` did). With ``SEALRELAY_BENCH_PIN=1`` (a machine of two or more
+cores, with ``taskset``) the node runs on CPU 0 and the load generators on CPU 1, which
+separates the node's own cost from contention with its load.
 """
 
 from __future__ import annotations
@@ -56,8 +58,11 @@ DOMAIN: Final = "bench.test"
 
 
 def _python(*args: str, stdin: int | None = None) -> subprocess.Popen[str]:
+    pin: list[str] = []
+    if os.environ.get("SEALRELAY_BENCH_PIN") == "1":
+        pin = ["taskset", "-c", "0" if "serve" in args else "1"]
     return subprocess.Popen(
-        [sys.executable, *args],
+        [*pin, sys.executable, *args],
         stdin=stdin,
         stdout=subprocess.PIPE,
         text=True,
