@@ -38,11 +38,11 @@ from typing import Final
 import httpx
 import trio
 
-from benchmarks.nodeload import TTL, Account, _accounts, _login, _open, ack_run
+from benchmarks.nodeload import TTL, Account, _accounts, _login, _open, ack_run, next_answer
 from benchmarks.wsclient import Closed
 from client.routing import seal_for_domain
 from wire import decode, encode
-from wire.relay import Authenticated, Deliver, Drained, Envelope, Error, Forward, Sent
+from wire.relay import Deliver, Drained, Envelope, Error, Forward, Sent
 from wire.server import ServerKeyDocument
 
 BODY_BYTES: Final = 1024
@@ -136,14 +136,11 @@ async def _forwarder(
 
         async def read_replies() -> None:
             while True:
-                frame = decode(await ws.get_message())  # type: ignore[arg-type]
-                if isinstance(frame, Sent):
-                    supply.answered += 1
-                    outstanding.release()
-                elif isinstance(frame, Error):
-                    raise RuntimeError(f"sender got {frame.code}: {frame.message}")
-                elif not isinstance(frame, Authenticated | Deliver | Drained):
+                frame = await next_answer(ws)
+                if not isinstance(frame, Sent):
                     raise RuntimeError(f"sender got {type(frame).__name__}")
+                supply.answered += 1
+                outstanding.release()
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(read_replies)

@@ -50,7 +50,7 @@ from typing import Final
 import httpx
 import trio
 
-from benchmarks.nodeload import TTL, Account, _accounts, _login, _open, ack_run
+from benchmarks.nodeload import TTL, Account, _accounts, _login, _open, ack_run, next_answer
 from benchmarks.wsclient import WebSocket
 from client.entropy import SYSTEM_ENTROPY
 from client.groupnet import uploads, wrap
@@ -59,7 +59,6 @@ from client.identity import Identity
 from suites import get_suite
 from wire import decode, encode
 from wire.relay import (
-    Authenticated,
     Deliver,
     Drained,
     Envelope,
@@ -202,15 +201,11 @@ async def _answers(ws: WebSocket, waiting: set[int], results: dict[int, int]) ->
     """Read until every request id of ``waiting`` is answered; fail on a refusal. Notes
     ``time.time_ns`` of each answer in ``results``."""
     while waiting:
-        frame = decode(await ws.get_message())  # type: ignore[arg-type]
+        frame = await next_answer(ws)
         if isinstance(frame, SentShared):
             refused = [r for r in frame.results if r]
             if refused:
                 raise RuntimeError(f"SendShared {frame.id}: refused {sorted(set(refused))}")
-        elif isinstance(frame, Error):
-            raise RuntimeError(f"sender got {frame.code}: {frame.message}")
-        elif isinstance(frame, Authenticated | Deliver | Drained):
-            continue
         elif not isinstance(frame, Sent):
             raise RuntimeError(f"sender got {type(frame).__name__}")
         waiting.discard(frame.id)
@@ -241,17 +236,14 @@ async def fanout(
 
         async def read_replies() -> None:
             while True:
-                frame = decode(await ws.get_message())  # type: ignore[arg-type]
-                if isinstance(frame, SentShared):
-                    refused = [r for r in frame.results if r]
-                    if refused or len(frame.results) != len(recipients):
-                        raise RuntimeError(f"SendShared refused: {sorted(set(refused))}")
-                    answered[0] += 1
-                    outstanding.release()
-                elif isinstance(frame, Error):
-                    raise RuntimeError(f"sender got {frame.code}: {frame.message}")
-                elif not isinstance(frame, Authenticated | Deliver | Drained):
+                frame = await next_answer(ws)
+                if not isinstance(frame, SentShared):
                     raise RuntimeError(f"sender got {type(frame).__name__}")
+                refused = [r for r in frame.results if r]
+                if refused or len(frame.results) != len(recipients):
+                    raise RuntimeError(f"SendShared refused: {sorted(set(refused))}")
+                answered[0] += 1
+                outstanding.release()
 
         await _ready()
         start = time.time_ns()

@@ -49,6 +49,7 @@ from wire.relay import (
     PURPOSE_REGISTER,
     Ack,
     Auth,
+    Authenticated,
     AuthPayload,
     Deliver,
     Drained,
@@ -106,6 +107,17 @@ async def _request(ws: WebSocket, frame: object) -> Any:
         if isinstance(reply, Deliver | Drained):
             continue
         return reply
+
+
+async def next_answer(ws: WebSocket) -> object:
+    """The next frame answering one of this connection's requests: pushes (Authenticated,
+    Deliver, Drained) are skipped, an Error raises."""
+    while True:
+        frame = decode(await ws.get_message())  # type: ignore[arg-type]
+        if isinstance(frame, Error):
+            raise RuntimeError(f"sender got {frame.code}: {frame.message}")
+        if not isinstance(frame, Authenticated | Deliver | Drained):
+            return frame
 
 
 # --- setup -----------------------------------------------------------------------------
