@@ -35,7 +35,6 @@ busy; ``cpu_other``: the rest of the machine meanwhile) say how much each used.
 
 from __future__ import annotations
 
-import math
 import os
 import subprocess
 import sys
@@ -50,7 +49,7 @@ import trio
 
 from benchmarks.federation import Node, _final_line, _free_ports, _kill, _machine_cpu_s, _python
 from benchmarks.groupload import read_deliveries, read_sent, read_uploads
-from benchmarks.harness import Result
+from benchmarks.harness import Result, nearest_rank
 from benchmarks.node import NODE_ENV, _cpu_s, _invites, _json_line
 
 FANOUT_RECEIVERS: Final = 199
@@ -243,12 +242,6 @@ def _exactly_once(
         )
 
 
-def _nearest(ordered: list[float], pct: float) -> float:
-    if not ordered:
-        return 0.0
-    return ordered[max(1, math.ceil(pct / 100 * len(ordered))) - 1]
-
-
 def _cores(seconds: float, wall: float) -> float:
     return round(seconds / max(1e-9, wall), 2)
 
@@ -296,8 +289,8 @@ def _fanout(tmp: Path, log: IO[str], receivers: int, messages: int) -> Result:
         name=f"fan-out at one node ({receivers} recipients x {messages})",
         ops_per_s=rate,
         mean_us=1e6 / rate,
-        p50_us=_nearest(latencies, 50),
-        p99_us=_nearest(latencies, 99),
+        p50_us=nearest_rank(latencies, 50),
+        p99_us=nearest_rank(latencies, 99),
         calls=total,
         samples=1,
         batch=1,
@@ -376,20 +369,20 @@ def _group(tmp: Path, log: IO[str], receivers: int, messages: int, pause: float)
         name=f"all {receivers} have it, 3 domains (time per message)",
         ops_per_s=1e6 / mean,
         mean_us=mean,
-        p50_us=_nearest(to_all, 50),
-        p99_us=_nearest(to_all, 99),
+        p50_us=nearest_rank(to_all, 50),
+        p99_us=nearest_rank(to_all, 99),
         calls=messages,
         samples=messages,
         batch=1,
         extra={
             "max_ms": round(to_all[-1] / 1e3, 1),
             "warmup_ms": round((last[0] - start_of[0]) / 1e6, 1),
-            "from_send_p50_ms": round(_nearest(from_send, 50) / 1e3, 1),
-            "answered_p50_ms": round(_nearest(answered_us, 50) / 1e3, 1),
+            "from_send_p50_ms": round(nearest_rank(from_send, 50) / 1e3, 1),
+            "answered_p50_ms": round(nearest_rank(answered_us, 50) / 1e3, 1),
             "build_cpu_us": sent["build_cpu_us_p50"],
             **{
                 f"last_{'abc'[d]}_p50_ms": round(
-                    _nearest(sorted((last_in[d, m] - start_of[m]) / 1e3 for m in counted), 50)
+                    nearest_rank(sorted((last_in[d, m] - start_of[m]) / 1e3 for m in counted), 50)
                     / 1e3,
                     1,
                 )

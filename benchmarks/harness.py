@@ -164,5 +164,11 @@ def _summarise(
 
 def _percentile(ordered: list[float], pct: int) -> float:
     """Nearest-rank percentile of sorted ns values, in microseconds."""
-    rank = max(1, math.ceil(pct / 100 * len(ordered)))
-    return ordered[rank - 1] / _NS_PER_US
+    return nearest_rank(ordered, pct) / _NS_PER_US
+
+
+def nearest_rank(ordered: list[float], pct: float) -> float:
+    """The nearest-rank ``pct`` percentile of the sorted ``ordered`` (0.0 when empty)."""
+    if not ordered:
+        return 0.0
+    return ordered[max(1, math.ceil(pct / 100 * len(ordered))) - 1]
