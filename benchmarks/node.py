@@ -10,7 +10,13 @@ Cases:
   ``SEALRELAY_BENCH_BATCH=1`` for one ``Send`` per message); receivers ack every push.
   ``ops/s`` is envelopes received (hence stored, pushed and acked) per second.
 - ``latency at half load``: the same, paced at half the measured throughput; p50 and p99
-  of send-to-receive time (sender clock to receiver clock, same machine).
+  of send-to-receive time (sender clock to receiver clock, same machine). Also reported:
+  ``to_node`` p50 and p99 (sender clock to the node's timestamp of the stored envelope,
+  whole milliseconds), and CPU per envelope of the node (its main thread, where trio
+  runs, apart) and of the load generators.
+- ``throughput unbatched`` and ``latency at half unbatched load``: the same two with one
+  ``Send`` per message (``BATCH`` 1), as interactive clients send: the node's cost per
+  message, and the latency at half of that rate.
 - ``idle connections``: node RSS growth per connection for ``IDLE`` open WebSockets that
   completed the handshake and got their challenge.
 
@@ -105,10 +111,18 @@ def _rss_kib(pid: int) -> int:
     raise RuntimeError("no VmRSS")
 
 
-def _cpu_s(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text(encoding="ascii").rpartition(")")[2].split()
+def _cpu_s(pid: int, stat: str = "") -> float:
+    """User + system CPU seconds of process ``pid`` so far (of the thread whose ``stat``
+    file is given)."""
+    text = Path(stat or f"/proc/{pid}/stat").read_text(encoding="ascii")
+    fields = text.rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _main_thread_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of the main thread of process ``pid`` (where the node runs
+    trio; its other threads are the store's)."""
+    return _cpu_s(pid, f"/proc/{pid}/task/{pid}/stat")
 
 
 def _children_cpu_s() -> float:
@@ -117,19 +131,20 @@ def _children_cpu_s() -> float:
 
 
 def _round(
-    accounts: Path, url: str, node_pid: int, pairs: int, seconds: float, rate: float
+    accounts: Path, url: str, node_pid: int, pairs: int, seconds: float, rate: float, batch: int
 ) -> dict[str, Any]:
     """One send/receive round: the receivers' and senders' JSON merged, plus the CPU
-    seconds the node and the load generators used."""
+    seconds the node (and its main thread) and the load generators used."""
     load = "benchmarks.nodeload"
     node_cpu, load_cpu = _cpu_s(node_pid), _children_cpu_s()
+    main_cpu = _main_thread_cpu_s(node_pid)
     recv = _python(
         "-m", load, "receive", url, str(accounts), str(pairs), str(pairs), str(seconds + 60),
         stdin=subprocess.PIPE,
     )  # fmt: skip
     try:
         _json_line(recv.stdout, "receivers")
-        args = ("0", str(pairs), str(seconds), str(pairs), str(rate), str(WINDOW), str(BATCH))
+        args = ("0", str(pairs), str(seconds), str(pairs), str(rate), str(WINDOW), str(batch))
         sender = _python("-m", load, "send", url, str(accounts), *args)
         sent = _json_line(sender.stdout, "senders")
         sender.wait(timeout=30)
@@ -141,8 +156,54 @@ def _round(
     finally:
         if recv.poll() is None:
             recv.kill()
-    cpu = {"node_cpu_s": _cpu_s(node_pid) - node_cpu, "load_cpu_s": _children_cpu_s() - load_cpu}
+    cpu = {
+        "node_cpu_s": _cpu_s(node_pid) - node_cpu,
+        "node_main_cpu_s": _main_thread_cpu_s(node_pid) - main_cpu,
+        "load_cpu_s": _children_cpu_s() - load_cpu,
+    }
     return {**sent, **got, **cpu}
+
+
+def _cpu_per_envelope(result: dict[str, Any]) -> dict[str, int]:
+    envelopes = max(1, result["received"])
+    return {
+        f"{name}_us_per_envelope": round(result[f"{name}_s"] * 1e6 / envelopes)
+        for name in ("node_cpu", "node_main_cpu", "load_cpu")
+    }
+
+
+def _pair(
+    label: str, accounts: Path, url: str, node_pid: int, pairs: int, seconds: float, batch: int
+) -> list[Result]:
+    """Throughput with ``batch``, then latency at half that rate."""
+    full = _round(accounts, url, node_pid, pairs, seconds, 0.0, batch)
+    rate = full["received"] / full["seconds"]
+    half = _round(accounts, url, node_pid, pairs, seconds, rate / 2, batch)
+    return [
+        _result(
+            f"throughput{label} {pairs}x{pairs} 1KiB",
+            rate,
+            full["p50_ms"] * 1000,
+            full["p99_ms"] * 1000,
+            envelopes=full["received"],
+            sent=full["sent"],
+            duplicates=full["duplicates"],
+            max_batch=batch,
+            **_cpu_per_envelope(full),
+        ),
+        _result(
+            f"latency at half{label} load",
+            half["received"] / half["seconds"],
+            half["p50_ms"] * 1000,
+            half["p99_ms"] * 1000,
+            envelopes=half["received"],
+            target_rate=round(rate / 2),
+            max_ms=round(half["max_ms"], 2),
+            to_node_p50_ms=round(half["to_node_p50_ms"], 2),
+            to_node_p99_ms=round(half["to_node_p99_ms"], 2),
+            **_cpu_per_envelope(half),
+        ),
+    ]
 
 
 def _result(name: str, ops: float, p50: float | None, p99: float | None, **extra: Any) -> Result:
@@ -178,9 +239,9 @@ def run(quick: bool) -> list[Result]:
             setup = _python("-m", "benchmarks.nodeload", "setup", url, str(accounts), *codes)
             _json_line(setup.stdout, "setup")
             setup.wait(timeout=60)
-            full = _round(accounts, url, node.pid, pairs, seconds, 0.0)
-            rate = full["received"] / full["seconds"]
-            half = _round(accounts, url, node.pid, pairs, seconds, rate / 2)
+            results = _pair("", accounts, url, node.pid, pairs, seconds, BATCH)
+            if BATCH != 1 and not quick:
+                results += _pair(" unbatched", accounts, url, node.pid, pairs, seconds, 1)
             rss_before = _rss_kib(node.pid)
             idler = _python(
                 "-m", "benchmarks.nodeload", "idle", url, str(idle), "600", stdin=subprocess.PIPE
@@ -196,26 +257,7 @@ def run(quick: bool) -> list[Result]:
             node.wait(timeout=30)
     per_conn = (rss_after - rss_before) * 1024 / max(1, opened)
     return [
-        _result(
-            f"throughput {pairs}x{pairs} 1KiB",
-            rate,
-            full["p50_ms"] * 1000,
-            full["p99_ms"] * 1000,
-            envelopes=full["received"],
-            sent=full["sent"],
-            duplicates=full["duplicates"],
-            node_cpu_us_per_envelope=round(full["node_cpu_s"] * 1e6 / max(1, full["received"])),
-            load_cpu_us_per_envelope=round(full["load_cpu_s"] * 1e6 / max(1, full["received"])),
-        ),
-        _result(
-            "latency at half load",
-            half["received"] / half["seconds"],
-            half["p50_ms"] * 1000,
-            half["p99_ms"] * 1000,
-            envelopes=half["received"],
-            target_rate=round(rate / 2),
-            max_ms=round(half["max_ms"], 2),
-        ),
+        *results,
         _result(
             f"idle connections x{opened}",
             0.0,

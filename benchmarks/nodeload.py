@@ -221,14 +221,18 @@ class ReceiveStats:
     received: int = 0
     duplicates: int = 0
     latencies_ns: list[int] | None = None
+    to_node_ns: list[int] | None = None
+    """Send to the node's timestamp of the envelope (``Envelope.ts``, whole milliseconds,
+    taken when the node stores it): where the send-to-receive time is spent."""
 
 
 async def _receiver(
     url: str, acct: Account, stats: ReceiveStats, ready: trio.Event, counter: list[int]
 ) -> None:
     seen: set[bytes] = set()
-    lat = stats.latencies_ns
+    lat, to_node = stats.latencies_ns, stats.to_node_ns
     assert lat is not None
+    assert to_node is not None
 
     def take(env: Envelope, now: int) -> None:
         if env.eid in seen:
@@ -236,7 +240,9 @@ async def _receiver(
             return
         seen.add(env.eid)
         stats.received += 1
-        lat.append(now - int.from_bytes(env.body[:8], "big"))
+        sent = int.from_bytes(env.body[:8], "big")
+        lat.append(now - sent)
+        to_node.append(env.ts * 1_000_000 - sent)
 
     async with _open(url) as ws:
         await _login(ws, acct)
@@ -255,7 +261,7 @@ async def _receiver(
 
 
 async def receive(url: str, accounts: list[Account], seconds: float) -> None:
-    stats = ReceiveStats(latencies_ns=[])
+    stats = ReceiveStats(latencies_ns=[], to_node_ns=[])
     ready = trio.Event()
     counter = [len(accounts)]
     with trio.move_on_after(seconds):
@@ -268,6 +274,7 @@ async def receive(url: str, accounts: list[Account], seconds: float) -> None:
             await trio.to_thread.run_sync(sys.stdin.read)
             nursery.cancel_scope.cancel()
     lat = sorted(stats.latencies_ns or [])
+    to_node = sorted(stats.to_node_ns or [])
     print(
         json.dumps(
             {
@@ -276,6 +283,8 @@ async def receive(url: str, accounts: list[Account], seconds: float) -> None:
                 "p50_ms": _pct(lat, 0.50) / 1e6,
                 "p99_ms": _pct(lat, 0.99) / 1e6,
                 "max_ms": (lat[-1] / 1e6) if lat else 0.0,
+                "to_node_p50_ms": _pct(to_node, 0.50) / 1e6,
+                "to_node_p99_ms": _pct(to_node, 0.99) / 1e6,
             }
         ),
         flush=True,
