@@ -11,9 +11,9 @@ Cases:
   ``ops/s`` is envelopes received (hence stored, pushed and acked) per second.
 - ``latency at half load``: the same, paced at half the measured throughput; p50 and p99
   of send-to-receive time (sender clock to receiver clock, same machine). Also reported:
-  ``to_node`` p50 and p99 (sender clock to the node's timestamp of the stored envelope,
-  whole milliseconds), and CPU per envelope of the node (its main thread, where trio
-  runs, apart) and of the load generators.
+  ``to_node`` p50 and p99 (sender clock to the node's timestamp of the envelope, taken
+  just before its commit, whole milliseconds), and CPU per envelope of the node (its main
+  thread, where trio runs, apart) and of the load generators.
 - ``throughput unbatched`` and ``latency at half unbatched load``: the same two with one
   ``Send`` per message (``BATCH`` 1), as interactive clients send: the node's cost per
   message, and the latency at half of that rate.

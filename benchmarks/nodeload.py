@@ -222,8 +222,9 @@ class ReceiveStats:
     duplicates: int = 0
     latencies_ns: list[int] | None = None
     to_node_ns: list[int] | None = None
-    """Send to the node's timestamp of the envelope (``Envelope.ts``, whole milliseconds,
-    taken when the node stores it): where the send-to-receive time is spent."""
+    """From the send to the node's timestamp of the envelope (``Envelope.ts``, whole
+    milliseconds, taken once the node has read and checked it, just before its commit):
+    how much of the send-to-receive time passes before the node takes the message up."""
 
 
 async def _receiver(
