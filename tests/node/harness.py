@@ -121,3 +121,8 @@ def token_for(device: Device) -> tuple[bytes, bytes]:
     """A delivery token and its verifier for ``device``."""
     token = hashlib.sha256(device.name.encode()).digest()[:16]
     return token, hashlib.sha256(labels.DELIVERY_TOKEN_HASH_INFO + token).digest()
+
+
+def eid(n: int) -> bytes:
+    """Envelope id number ``n`` (16 bytes)."""
+    return n.to_bytes(16, "big")

@@ -7,7 +7,7 @@ import pytest
 from node import errors
 from node.relay import Relay
 from node.session import Session
-from tests.node.harness import PEER, Device, call, enroll, make_relay, token_for
+from tests.node.harness import PEER, Device, call, eid, enroll, make_relay, token_for
 from wire import WireError, encode
 from wire.errors import TOO_LARGE
 from wire.relay import (
@@ -22,10 +22,6 @@ from wire.relay import (
     SentBatch,
     SetDeliveryToken,
 )
-
-
-def eid(n: int) -> bytes:
-    return n.to_bytes(16, "big")
 
 
 def send(to: Device, n: int, token: bytes | None, body: bytes = b"x" * 64) -> Send:

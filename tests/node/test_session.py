@@ -15,6 +15,7 @@ from tests.node.harness import (
     Clock,
     Device,
     call,
+    eid,
     enroll,
     login,
     make_relay,
@@ -53,10 +54,6 @@ def error_code(frames: list[object]) -> str:
     (frame,) = frames
     assert isinstance(frame, Error), frame
     return frame.code
-
-
-def eid(n: int) -> bytes:
-    return n.to_bytes(16, "big")
 
 
 async def send(session: Session, to: Device, n: int, token: bytes | None, **kw: object) -> object:

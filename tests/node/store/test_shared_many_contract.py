@@ -7,6 +7,7 @@ import os
 
 from node.store import Store, StoredEnvelope
 from tests.node.store import test_contract
+from tests.node.store.test_contract import eid
 
 store = test_contract.store
 redis_server = test_contract.redis_server
@@ -17,10 +18,6 @@ HOUR = 3_600_000
 
 def records(mailboxes: list[bytes], eid: bytes) -> list[StoredEnvelope]:
     return [StoredEnvelope(m, eid, 0, NOW, NOW + HOUR, "a.example", None, b"") for m in mailboxes]
-
-
-def eid(i: int) -> bytes:
-    return i.to_bytes(16, "big")
 
 
 async def test_items_are_stored_in_order_each_body_to_its_recipients(store: Store) -> None:
