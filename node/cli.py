@@ -31,7 +31,7 @@ from typing import Any, Final
 
 import trio
 
-from node import accounts, devfed, logs
+from node import accounts, devfed, heap, logs
 from node.config import ENV_PREFIX, Config, load_config, parse_listen, parse_sentinels
 from node.errors import ConfigError
 from node.keys import KEY_FILE
@@ -107,6 +107,7 @@ def _run(config: Config, on_listening: Any) -> int:
 async def _main(config: Config, on_listening: Any) -> None:
     async with trio.open_nursery() as nursery:
         handle: NodeHandle = await nursery.start(run_node, config)
+        heap.settle()  # startup objects frozen before the first client's request (node.heap)
         result = on_listening(handle)
         if result is not None:
             await result

@@ -19,11 +19,17 @@ store's gauges (passed in, since reading them is async) for ``GET /metrics``:
     sealrelay_federation_key_refusals_total{domain,code} counter  key documents refused
                                                          (a pin mismatch is loud)
     sealrelay_federation_queue{domain}          gauge    items queued for a peer
+    sealrelay_gc_collections_total{generation}  counter  cyclic garbage collections
+    sealrelay_gc_frozen_objects                 gauge    objects exempt from them (node.heap)
+    sealrelay_gc_pause_seconds                  histogram each collection's pause (once
+                                                         node.heap.settle watches them)
 """
 
 from __future__ import annotations
 
 import bisect
+import gc
+import time
 from collections.abc import Mapping, Sequence
 from typing import Final
 
@@ -42,6 +48,7 @@ LATENCY_BUCKETS: Final = (
     1.0,
     2.5,
 )
+GC_PAUSE_BUCKETS: Final = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
 
 
 class Histogram:
@@ -69,6 +76,33 @@ class Histogram:
         out.append(f"{name}_sum {self.total:.6f}")
         out.append(f"{name}_count {self.count}")
         return out
+
+
+class GcPauses:
+    """The pause of every cyclic garbage collection, timed by a ``gc.callbacks`` hook
+    (the collector stops the whole process, so each pause delays every connection)."""
+
+    __slots__ = ("histogram", "started")
+
+    def __init__(self) -> None:
+        self.histogram = Histogram(GC_PAUSE_BUCKETS)
+        self.started = 0.0
+
+    def __call__(self, phase: str, info: Mapping[str, int]) -> None:
+        if phase == "start":
+            self.started = time.perf_counter()
+        else:
+            self.histogram.observe(time.perf_counter() - self.started)
+
+
+GC_PAUSES: Final = GcPauses()
+"""The process's one watcher (the collector, too, is one per process)."""
+
+
+def watch_gc() -> None:
+    """Time every collection from now on into ``sealrelay_gc_pause_seconds``."""
+    if GC_PAUSES not in gc.callbacks:
+        gc.callbacks.append(GC_PAUSES)
 
 
 class Metrics:
@@ -119,7 +153,21 @@ class Metrics:
         _histogram(
             lines, "send_to_deliver_seconds", "Stored to pushed latency.", self.send_to_deliver
         )
+        _gc_lines(lines)
         return "\n".join(lines) + "\n"
+
+
+def _gc_lines(lines: list[str]) -> None:
+    name = "sealrelay_gc_collections_total"
+    lines += [f"# HELP {name} Cyclic garbage collections, by generation.", f"# TYPE {name} counter"]
+    lines += [
+        f'{name}{{generation="{g}"}} {stats["collections"]}'
+        for g, stats in enumerate(gc.get_stats())
+    ]
+    frozen = gc.get_freeze_count()
+    _gauge(lines, "gc_frozen_objects", "Objects the collector skips (frozen).", frozen)
+    if GC_PAUSES in gc.callbacks:
+        _histogram(lines, "gc_pause_seconds", "Garbage collection pauses.", GC_PAUSES.histogram)
 
 
 def _labels(key: tuple[tuple[str, str], ...]) -> str:
