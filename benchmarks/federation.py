@@ -49,7 +49,7 @@ from typing import IO, Any, Final
 import trio
 
 from benchmarks.fedload import read_records
-from benchmarks.harness import Result
+from benchmarks.harness import Result, nearest_rank
 from benchmarks.node import NODE_ENV, _children_cpu_s, _cpu_s, _invites, _json_line
 
 PAIRS: Final = 20
@@ -242,8 +242,8 @@ def _round(bench: Bench, layers: list[Path], count: int, rate: float) -> dict[st
         "duplicates": got["duplicates"],
         "rate": got["received"] / seconds,
         "seconds": seconds,
-        "p50_ms": _pct(latencies, 0.50) / 1e6,
-        "p99_ms": _pct(latencies, 0.99) / 1e6,
+        "p50_ms": nearest_rank(latencies, 50) / 1e6,
+        "p99_ms": nearest_rank(latencies, 99) / 1e6,
         "max_ms": (latencies[-1] / 1e6) if latencies else 0.0,
     }
 
@@ -261,12 +261,6 @@ def _check(count: int, sent: dict[str, Any], got: dict[str, Any]) -> None:
             f"{count} envelopes: {sent['sent']} answered Sent on A, "
             f"{got['received']} received on B within {RECEIVE_TIMEOUT:.0f} s"
         )
-
-
-def _pct(ordered: list[int], q: float) -> float:
-    if not ordered:
-        return 0.0
-    return float(ordered[min(len(ordered) - 1, int(q * len(ordered)))])
 
 
 def _outbound_depth(data: Path, domain: str) -> int:

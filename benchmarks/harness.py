@@ -15,7 +15,7 @@ import gc
 import importlib
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
@@ -167,8 +167,8 @@ def _percentile(ordered: list[float], pct: int) -> float:
     return nearest_rank(ordered, pct) / _NS_PER_US
 
 
-def nearest_rank(ordered: list[float], pct: float) -> float:
+def nearest_rank(ordered: Sequence[float], pct: float) -> float:
     """The nearest-rank ``pct`` percentile of the sorted ``ordered`` (0.0 when empty)."""
     if not ordered:
         return 0.0
-    return ordered[max(1, math.ceil(pct / 100 * len(ordered))) - 1]
+    return float(ordered[max(1, math.ceil(pct / 100 * len(ordered))) - 1])

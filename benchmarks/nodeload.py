@@ -39,6 +39,7 @@ from typing import Any, Final
 
 import trio
 
+from benchmarks.harness import nearest_rank
 from benchmarks.wsclient import Closed, WebSocket, connect
 from client.entropy import SYSTEM_ENTROPY
 from client.identity import Identity
@@ -283,21 +284,15 @@ async def receive(url: str, accounts: list[Account], seconds: float) -> None:
             {
                 "received": stats.received,
                 "duplicates": stats.duplicates,
-                "p50_ms": _pct(lat, 0.50) / 1e6,
-                "p99_ms": _pct(lat, 0.99) / 1e6,
+                "p50_ms": nearest_rank(lat, 50) / 1e6,
+                "p99_ms": nearest_rank(lat, 99) / 1e6,
                 "max_ms": (lat[-1] / 1e6) if lat else 0.0,
-                "to_node_p50_ms": _pct(to_node, 0.50) / 1e6,
-                "to_node_p99_ms": _pct(to_node, 0.99) / 1e6,
+                "to_node_p50_ms": nearest_rank(to_node, 50) / 1e6,
+                "to_node_p99_ms": nearest_rank(to_node, 99) / 1e6,
             }
         ),
         flush=True,
     )
-
-
-def _pct(ordered: list[int], q: float) -> float:
-    if not ordered:
-        return 0.0
-    return float(ordered[min(len(ordered) - 1, int(q * len(ordered)))])
 
 
 async def _sender(
