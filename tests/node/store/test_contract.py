@@ -24,6 +24,7 @@ from node.store import (
     StoredEnvelope,
     SweepResult,
 )
+from tests.node.harness import eid
 from tests.redisproc import RedisServer
 
 _MEMORY_IS_A_STORE: type[Store] = MemoryStore  # mypy checks both against the Protocol
@@ -89,10 +90,6 @@ def envelope(
         sender=None,
         body=body,
     )
-
-
-def eid(n: int) -> bytes:
-    return n.to_bytes(16, "big")
 
 
 def prekeys(dh: range = range(0), kem: range = range(0), tag: bytes = b"") -> PrekeyRecord:

@@ -25,11 +25,11 @@ from node.store import (
     StoreError,
     open_store,
 )
+from tests.node.harness import eid
 from tests.node.store.test_contract import (
     HOUR,
     MAILBOX,
     NOW,
-    eid,
     envelope,
     fresh_prefix,
     prekeys,

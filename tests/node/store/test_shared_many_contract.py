@@ -6,8 +6,8 @@ from __future__ import annotations
 import os
 
 from node.store import Store, StoredEnvelope
+from tests.node.harness import eid
 from tests.node.store import test_contract
-from tests.node.store.test_contract import eid
 
 store = test_contract.store
 redis_server = test_contract.redis_server

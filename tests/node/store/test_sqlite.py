@@ -20,8 +20,9 @@ import trio.testing
 
 from node.store import SqliteStore, StoreError
 from node.store.sqlite_schema import MIGRATIONS, SCHEMA_VERSION
+from tests.node.harness import eid
 from tests.node.store import store_child
-from tests.node.store.test_contract import HOUR, MAILBOX, NOW, device, eid, envelope
+from tests.node.store.test_contract import HOUR, MAILBOX, NOW, device, envelope
 
 REPO = Path(__file__).resolve().parents[3]
 CHILD = [sys.executable, "-m", "tests.node.store.store_child"]
