@@ -33,7 +33,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
@@ -223,8 +223,8 @@ async def ack_run(
 class ReceiveStats:
     received: int = 0
     duplicates: int = 0
-    latencies_ns: list[int] | None = None
-    to_node_ns: list[int] | None = None
+    latencies_ns: list[int] = field(default_factory=list)
+    to_node_ns: list[int] = field(default_factory=list)
     """From the send to the node's timestamp of the envelope (``Envelope.ts``, whole
     milliseconds, taken once the node has read and checked it, just before its commit):
     how much of the send-to-receive time passes before the node takes the message up."""
@@ -235,8 +235,6 @@ async def _receiver(
 ) -> None:
     seen: set[bytes] = set()
     lat, to_node = stats.latencies_ns, stats.to_node_ns
-    assert lat is not None
-    assert to_node is not None
 
     def take(env: Envelope, now: int) -> None:
         if env.eid in seen:
@@ -265,7 +263,7 @@ async def _receiver(
 
 
 async def receive(url: str, accounts: list[Account], seconds: float) -> None:
-    stats = ReceiveStats(latencies_ns=[], to_node_ns=[])
+    stats = ReceiveStats()
     ready = trio.Event()
     counter = [len(accounts)]
     with trio.move_on_after(seconds):
@@ -277,8 +275,8 @@ async def receive(url: str, accounts: list[Account], seconds: float) -> None:
             # The parent closes our stdin when the senders are done and drained.
             await trio.to_thread.run_sync(sys.stdin.read)
             nursery.cancel_scope.cancel()
-    lat = sorted(stats.latencies_ns or [])
-    to_node = sorted(stats.to_node_ns or [])
+    lat = sorted(stats.latencies_ns)
+    to_node = sorted(stats.to_node_ns)
     print(
         json.dumps(
             {
