@@ -85,6 +85,8 @@ DURABILITIES: Final = ("primary", "replicated")
 REDIS_SCHEMES: Final = ("redis://", "rediss://", "unix://")
 CLIENT_WEBSOCKETS: Final = ("direct", "hypercorn")
 LOG_LEVELS: Final = ("debug", "info", "warning", "error")
+CONFIG_DOCS: Final = "docs/operations.md, Configuration"
+"""Where a configuration error sends the operator: the table of every key."""
 
 
 @dataclass(frozen=True)
@@ -284,9 +286,9 @@ def _validate_redis(c: Config) -> None:
     if c.redis_url:
         _require(c.redis_url.startswith(REDIS_SCHEMES), "redis_url", c.redis_url)
     if c.store == "redis" and not (c.redis_url or sentinels):
-        raise ConfigError("store = redis needs redis_url or redis_sentinels (see node.config)")
+        raise ConfigError(f"store = redis needs redis_url or redis_sentinels (see {CONFIG_DOCS})")
 
 
 def _require(ok: bool, key: str, value: object) -> None:
     if not ok:
-        raise ConfigError(f"invalid value for {key}: {value!r} (see node.config)")
+        raise ConfigError(f"invalid value for {key}: {value!r} (see {CONFIG_DOCS})")

@@ -58,6 +58,21 @@ def test_invalid_configuration_names_the_problem(tmp_path: Path, text: str, frag
         load_config(write(tmp_path, text), {})
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        'domain = "a.test"\ndata_dir = "d"\nsuite = "rsa"\n',
+        'domain = "a.test"\ndata_dir = "d"\nstore = "redis"\n',
+    ],
+)
+def test_invalid_value_points_to_the_documented_table(tmp_path: Path, text: str) -> None:
+    """The message names the document and section that list every key, and they exist."""
+    with pytest.raises(ConfigError, match=r"\(see docs/operations\.md, Configuration\)"):
+        load_config(write(tmp_path, text), {})
+    root = Path(__file__).resolve().parents[2]
+    assert "\n## Configuration\n" in (root / "docs" / "operations.md").read_text()
+
+
 def test_invalid_environment_value() -> None:
     env = {"SEALRELAY_MAX_BLOB_BYTES": "lots"}
     with pytest.raises(ConfigError, match="SEALRELAY_MAX_BLOB_BYTES"):
