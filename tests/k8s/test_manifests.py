@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import ipaddress
 import json
 import subprocess
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
+from node.app import FEDERATION_MAX_BODY, FEDERATION_PREFIX
 from node.config import Config, load_config, parse_sentinels
 from sealrelay.cli import build_parser
 from tests.k8s.rendered import (
@@ -71,6 +73,7 @@ def test_every_part_is_rendered_and_no_secret_is(target: str) -> None:
         ("Deployment", "sealrelay-node"),
         ("Service", "sealrelay-node"),
         ("Ingress", "sealrelay-node"),
+        ("Ingress", "sealrelay-federation"),
         ("PodDisruptionBudget", "sealrelay-node"),
         ("HorizontalPodAutoscaler", "sealrelay-node"),
         ("NetworkPolicy", "default-deny"),
@@ -123,9 +126,11 @@ def test_overlay_domain_host_and_namespace_agree(overlay: str) -> None:
     (namespace,) = [d for d in docs(target) if d["kind"] == "Namespace"]
     assert namespace["metadata"]["name"] == f"sealrelay-{overlay}"
     assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
-    spec = one(target, "Ingress", "sealrelay-node")["spec"]
-    assert [rule["host"] for rule in spec["rules"]] == [f"relay.{domain}"]
-    assert [tls["hosts"] for tls in spec["tls"]] == [[f"relay.{domain}"]]
+    for name in INGRESSES:
+        spec = one(target, "Ingress", name)["spec"]
+        assert [rule["host"] for rule in spec["rules"]] == [f"relay.{domain}"], name
+        assert [tls["hosts"] for tls in spec["tls"]] == [[f"relay.{domain}"]], name
+        assert spec["tls"][0]["secretName"] == f"relay-{overlay}-example-tls", name
 
 
 def test_root_public_key_files() -> None:
@@ -302,24 +307,73 @@ def test_disruption_budgets_and_autoscaler(target: str) -> None:
     assert "cpu" in node_container(target)["resources"]["requests"]
 
 
+INGRESSES = ("sealrelay-node", "sealrelay-federation")
+CLIENT_PATHS = {
+    "/v1/client": "Exact",
+    "/v1/blobs": "Prefix",
+    "/v1/remote-blobs": "Prefix",  # a peer domain's blob, fetched by the home node
+    # clients fetch the key document to enroll; peers only when their copy is stale
+    "/.well-known/sealrelay/server": "Exact",
+}
+FEDERATION_PATHS = {"/federation/": "Prefix"}
+LIMITS = ("limit-rps", "limit-connections")
+ANNOTATION = "nginx.ingress.kubernetes.io/"
+
+
+def ingress_paths(target: str, name: str) -> dict[str, Doc]:
+    (rule,) = one(target, "Ingress", name)["spec"]["rules"]
+    return {p["path"]: p for p in rule["http"]["paths"]}
+
+
+def annotations(target: str, name: str) -> dict[str, str]:
+    found: dict[str, str] = one(target, "Ingress", name)["metadata"]["annotations"]
+    return {k.removeprefix(ANNOTATION): v for k, v in found.items() if k.startswith(ANNOTATION)}
+
+
 @pytest.mark.parametrize("target", TARGETS)
-def test_service_and_ingress_route_only_public_paths(target: str) -> None:
+def test_service_and_ingresses_route_only_public_paths(target: str) -> None:
     service = one(target, "Service", "sealrelay-node")["spec"]
     assert matches({"matchLabels": service["selector"]}, pod_labels(target, "node"))
     (port,) = service["ports"]
     assert port["targetPort"] == "http"
-    rule = one(target, "Ingress", "sealrelay-node")["spec"]["rules"][0]
-    paths = {p["path"]: p for p in rule["http"]["paths"]}
-    assert set(paths) == {
-        "/v1/client",
-        "/v1/blobs",
-        "/v1/remote-blobs",  # a peer domain's blob, fetched by the home node
-        "/.well-known/sealrelay/server",
-        "/federation/",
+    routed = {
+        name: {path: p["pathType"] for path, p in ingress_paths(target, name).items()}
+        for name in INGRESSES
     }
-    for path in paths.values():
-        backend = path["backend"]["service"]
-        assert backend == {"name": "sealrelay-node", "port": {"name": port["name"]}}
+    assert routed == {"sealrelay-node": CLIENT_PATHS, "sealrelay-federation": FEDERATION_PATHS}
+    for name in INGRESSES:
+        for path in ingress_paths(target, name).values():
+            backend = path["backend"]["service"]
+            assert backend == {"name": "sealrelay-node", "port": {"name": port["name"]}}
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_federation_is_not_under_the_client_limits(target: str) -> None:
+    """Every route the node serves to peers is on the federation Ingress only, whose
+    per-address limits are higher than the clients' and whose body size admits a full
+    transaction; the client Ingress routes nothing under /federation/."""
+    assert set(FEDERATION_PATHS) == {FEDERATION_PREFIX}
+    assert not [p for p in ingress_paths(target, "sealrelay-node") if p.startswith("/federation")]
+    client, federation = (
+        annotations(target, "sealrelay-node"),
+        annotations(target, "sealrelay-federation"),
+    )
+    for limit in LIMITS:
+        assert int(federation[limit]) > int(client[limit]), limit
+    size = federation["proxy-body-size"]
+    assert size.endswith("m")
+    assert int(size[:-1]) << 20 >= FEDERATION_MAX_BODY
+    assert "whitelist-source-range" not in client
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_overlay_admits_only_its_peers_sources_to_federation(overlay: str) -> None:
+    target = f"overlays/{overlay}"
+    ranges = annotations(target, "sealrelay-federation")["whitelist-source-range"].split(",")
+    networks = [ipaddress.ip_network(r.strip()) for r in ranges]
+    assert networks
+    assert all(n.prefixlen > 0 for n in networks)  # never "everyone"
+    assert "whitelist-source-range" not in annotations("base", "sealrelay-federation")
 
 
 # --- network policies -------------------------------------------------------------------
