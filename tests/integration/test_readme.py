@@ -173,6 +173,7 @@ class Foreground:
             [bash(), "-c", self.command],
             cwd=self.cwd,
             env=self.env,
+            stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=self.stderr,
             text=True,
@@ -279,10 +280,15 @@ def substitute(command: str, ports: dict[int, int], codes: dict[str, str]) -> st
     placeholder = PLACEHOLDER.search(command)
     if placeholder:
         tokens = shlex.split(command, comments=True)
-        address = tokens[tokens.index("register") + 1]
         assert tokens[tokens.index("--code") + 1] == placeholder.group(0), command
-        command = command.replace(placeholder.group(0), codes[address], 1)
+        command = command.replace(placeholder.group(0), codes[registered_address(command)], 1)
     return command
+
+
+def registered_address(command: str) -> str:
+    """The address a README ``client register ADDRESS ...`` command enrolls."""
+    tokens = shlex.split(command, comments=True)
+    return tokens[tokens.index("register") + 1]
 
 
 def run_script(commands: list[str], cwd: Path, env: dict[str, str]) -> list[str]:
@@ -294,6 +300,7 @@ def run_script(commands: list[str], cwd: Path, env: dict[str, str]) -> list[str]
         [bash(), "-c", "\n".join(script)],
         cwd=cwd,
         env=env,
+        stdin=subprocess.DEVNULL,  # a passphrase prompt fails instead of waiting
         capture_output=True,
         text=True,
         timeout=SCRIPT_TIMEOUT,
@@ -322,11 +329,7 @@ def run_section(
     node.start()
     for readme_port in readme_ports:
         assert any(f"{LOOPBACK}:{readme_port}" in c for c in part.commands), readme_port
-    wanted = {
-        shlex.split(c, comments=True)[shlex.split(c, comments=True).index("register") + 1]
-        for c in part.commands
-        if PLACEHOLDER.search(c)
-    }
+    wanted = {registered_address(c) for c in part.commands if PLACEHOLDER.search(c)}
     assert wanted, f"no enrollment in {heading}"
     codes = node.codes(wanted)
     commands = [substitute(c, ports, codes) for c in part.commands]
