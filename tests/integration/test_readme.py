@@ -276,8 +276,8 @@ def node_command(readme_command: str, first_port: int) -> str:
 
 
 def substitute(command: str, ports: dict[int, int], codes: dict[str, str]) -> str:
-    for readme_port, port in ports.items():
-        command = command.replace(f"{LOOPBACK}:{readme_port}", f"{LOOPBACK}:{port}")
+    named = re.compile(rf"{re.escape(LOOPBACK)}:({'|'.join(map(str, ports))})\b")
+    command = named.sub(lambda m: f"{LOOPBACK}:{ports[int(m.group(1))]}", command)  # one pass
     placeholder = PLACEHOLDER.search(command)
     if placeholder:
         tokens = shlex.split(command, comments=True)
