@@ -362,7 +362,7 @@ def test_quickstart_as_written(workdir: Path, started: list[Foreground]) -> None
     assert attachment["name"] == "README.md"
     assert attachment["error"] is None
     saved = workdir / attachment["path"]
-    assert saved.resolve().parent == (workdir / ".sealrelay" / "inbox").resolve()
+    assert saved.resolve().is_relative_to((workdir / ".sealrelay" / "inbox").resolve())
     assert saved.read_bytes() == README.read_bytes()
     assert attachment["sha256"] == hashlib.sha256(README.read_bytes()).hexdigest()
     (verified,) = json_lines(output_of(commands, outputs, "verify"))
