@@ -13,7 +13,8 @@ I/O: the WebSocket itself belongs to the shell (``node.app``).
 States: *fresh* (Hello sent; Register, Auth and Ping allowed: a client may measure the
 link before it spends its challenge, and a Pong tells nothing Hello did not), *spent* (the
 challenge was used by a failed attempt: only Ping, and Register/Auth answer
-``auth.replayed``), and *authenticated* (everything but Register/Auth, which answer ``auth.replayed``).
+``auth.replayed``), and *authenticated* (everything but Register/Auth, which answer
+``auth.replayed``).
 
 Pushes: on authentication the session attaches to the hub and *catches up*: it reads the
 mailbox from the store in pages after ``floor`` (the highest seq read) until a short page,
