@@ -41,6 +41,7 @@ from node.limits import retry_after_ms
 from node.relay import Relay
 from node.session import CLOSE_GOING_AWAY, CLOSE_POLICY, Session
 from wire import encode
+from wire.federation import MAX_TXN_BODY
 from wire.relay import Deliver, Error, deliver_parts
 
 log = logging.getLogger("sealrelay.node.app")
@@ -60,7 +61,7 @@ REMOTE_BLOB_PREFIX: Final = "/v1/remote-blobs/"
 FEDERATION_PREFIX: Final = "/federation/"
 CLIENT_GONE: Final = (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError)
 """Exceptions of a write to a client that has hung up."""
-FEDERATION_MAX_BODY: Final = (1 << 20) + 256 * 1024  # a full transaction and its framing
+FEDERATION_MAX_BODY: Final = MAX_TXN_BODY  # the largest transaction, encoded
 BLOB_ID_HEX: Final = 32
 BLOB_TOKEN_HEX: Final = 64
 GATHER_MAX: Final = 256
