@@ -41,6 +41,7 @@ from node.limits import retry_after_ms
 from node.relay import Relay
 from node.session import CLOSE_GOING_AWAY, CLOSE_POLICY, Session
 from wire import encode
+from wire.federation import MAX_TXN_BODY
 from wire.relay import Deliver, Error, deliver_parts
 
 log = logging.getLogger("sealrelay.node.app")
@@ -58,7 +59,9 @@ CLIENT_PATH: Final = "/v1/client"
 BLOB_PREFIX: Final = "/v1/blobs/"
 REMOTE_BLOB_PREFIX: Final = "/v1/remote-blobs/"
 FEDERATION_PREFIX: Final = "/federation/"
-FEDERATION_MAX_BODY: Final = (1 << 20) + 256 * 1024  # a full transaction and its framing
+CLIENT_GONE: Final = (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError)
+"""Exceptions of a write to a client that has hung up."""
+FEDERATION_MAX_BODY: Final = MAX_TXN_BODY  # the largest transaction, encoded
 BLOB_ID_HEX: Final = 32
 BLOB_TOKEN_HEX: Final = 64
 GATHER_MAX: Final = 256
@@ -312,9 +315,14 @@ class App:
                     await _problem(body.send, 405, errors.PROTO_UNEXPECTED, "method not allowed")
                 else:
                     await self._get(path, body.send)
+            except CLIENT_GONE as exc:
+                # The client hung up while we answered: its doing, not ours. Counted, never
+                # logged as an error (a remote party could otherwise fill the logs at will).
+                self.relay.metrics.count("http_client_gone", reason=type(exc).__name__)
             except Exception as exc:
                 log.exception("http request failed", extra={"error": type(exc).__name__})
-                await _problem(body.send, 500, errors.INTERNAL, "internal error")
+                if not body.started:
+                    await _problem(body.send, 500, errors.INTERNAL, "internal error")
 
     async def _federation(
         self, scope: Scope, method: str, path: str, receive: Receive, send: Send
@@ -458,7 +466,7 @@ class _Body:
     ends and the body has not, a task in ``nursery`` reads the rest (keeping nothing) until
     the body ends or the client goes, for at most ``CLOSE_DRAIN_SECONDS``."""
 
-    __slots__ = ("_discarding", "_nursery", "_receive", "_send", "done")
+    __slots__ = ("_discarding", "_nursery", "_receive", "_send", "done", "started")
 
     def __init__(self, receive: Receive, send: Send, nursery: trio.Nursery) -> None:
         self._receive = receive
@@ -466,6 +474,7 @@ class _Body:
         self._nursery = nursery
         self._discarding = False
         self.done = False
+        self.started = False  # a response has begun: no other may start
 
     async def __call__(self) -> Message:
         message = await self._receive()
@@ -478,6 +487,7 @@ class _Body:
         if ends and not self.done and not self._discarding:
             self._discarding = True
             self._nursery.start_soon(self._discard)
+        self.started = True
         await self._send(message)
 
     async def _discard(self) -> None:

@@ -41,8 +41,8 @@ rate_ip_burst                           800          burst per client address
 introductions_per_minute                10           Introduce frames per account per minute
 introductions_per_recipient_per_minute  30           Introduce frames to one account per minute
 max_connections_per_ip                  1000         WebSocket connections per client address
-flood_close_after                       100          rate-limited frames in a row before closing
-                                                     (1008)
+flood_close_after                       100          refused frames (rate-limited or unreadable)
+                                                     within 10 s before closing (1008)
 sweep_interval                          60           seconds between sweeps of expired data
 certificate_lifetime                    604800       sender certificate life (7 days)
 document_lifetime                       604800       key document ``valid_until`` (at most 7 days)

@@ -434,12 +434,19 @@ def _switching(key: bytes) -> bytes:
 
 
 class _Prefixed(trio.abc.HalfCloseableStream):
-    """``stream`` with ``prefix`` (bytes already read from it) in front, for hypercorn."""
+    """``stream`` with ``prefix`` (bytes already read from it) in front, for hypercorn.
+
+    Writes and the write-side close are serialised: hypercorn sends a response from the
+    application's task but half-closes from its reading task when the client goes, and the
+    two would otherwise meet on the socket (``trio.BusyResourceError``, which hypercorn does
+    not expect). Serialised, a write after the close fails as broken or closed, which
+    hypercorn takes as the client having gone."""
 
     def __init__(self, stream: trio.SocketStream, prefix: bytes) -> None:
         self.transport = stream
         self.socket = stream.socket  # hypercorn reads the addresses from it
         self._prefix = prefix
+        self._sending = trio.Lock()
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
         if self._prefix:
@@ -449,13 +456,16 @@ class _Prefixed(trio.abc.HalfCloseableStream):
         return bytes(await self.transport.receive_some(max_bytes))
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        await self.transport.send_all(data)
+        async with self._sending:
+            await self.transport.send_all(data)
 
     async def wait_send_all_might_not_block(self) -> None:
-        await self.transport.wait_send_all_might_not_block()
+        async with self._sending:
+            await self.transport.wait_send_all_might_not_block()
 
     async def send_eof(self) -> None:
-        await self.transport.send_eof()
+        async with self._sending:
+            await self.transport.send_eof()
 
     async def aclose(self) -> None:
         await self.transport.aclose()

@@ -19,6 +19,8 @@ store's gauges (passed in, since reading them is async) for ``GET /metrics``:
     sealrelay_federation_key_refusals_total{domain,code} counter  key documents refused
                                                          (a pin mismatch is loud)
     sealrelay_federation_queue{domain}          gauge    items queued for a peer
+    sealrelay_http_client_gone_total{reason}    counter  HTTP answers cut short by a client
+                                                         that hung up (never logged as errors)
     sealrelay_gc_collections_total{generation}  counter  cyclic garbage collections
     sealrelay_gc_frozen_objects                 gauge    objects exempt from them (node.heap)
     sealrelay_gc_pause_seconds                  histogram each collection's pause (once
@@ -144,7 +146,7 @@ class Metrics:
             _gauge(lines, f"store_{_metric_name(key)}", f"Store statistic {key}.", value)
         for metric, series in sorted(self.labeled.items()):
             full = f"sealrelay_{metric}_total"
-            lines += [f"# HELP {full} Federation counter {metric}.", f"# TYPE {full} counter"]
+            lines += [f"# HELP {full} Counter {metric}.", f"# TYPE {full} counter"]
             lines += [f"{full}{{{_labels(key)}}} {n}" for key, n in sorted(series.items())]
         full = "sealrelay_federation_queue"
         lines += [f"# HELP {full} Items queued for a peer domain.", f"# TYPE {full} gauge"]

@@ -10,9 +10,11 @@ I/O: the WebSocket itself belongs to the shell (``node.app``).
     offer(envelope)    the hub hands over a newly stored envelope for this mailbox
     close_code         set when the shell must close the WebSocket (flood, superseded)
 
-States: *fresh* (Hello sent; Register, Auth and Ping allowed), *spent* (the challenge was
-used by a failed attempt: only Ping, and Register/Auth answer ``auth.replayed``), and
-*authenticated* (everything but Register/Auth, which answer ``auth.replayed``).
+States: *fresh* (Hello sent; Register, Auth and Ping allowed: a client may measure the
+link before it spends its challenge, and a Pong tells nothing Hello did not), *spent* (the
+challenge was used by a failed attempt: only Ping, and Register/Auth answer
+``auth.replayed``), and *authenticated* (everything but Register/Auth, which answer
+``auth.replayed``).
 
 Pushes: on authentication the session attaches to the hub and *catches up*: it reads the
 mailbox from the store in pages after ``floor`` (the highest seq read) until a short page,
@@ -89,6 +91,11 @@ CLOSE_POLICY: Final = 1008
 CLOSE_SUPERSEDED: Final = 4000
 CLOSE_GOING_AWAY: Final = 1001
 UNAUTHENTICATED: Final = (Register, Auth, Ping)
+FLOOD_WINDOW_S: Final = 10.0
+"""Refused frames count towards ``flood_close_after`` over this window: the count drains
+by ``flood_close_after`` per window, so a connection that is refused faster than that is
+closed however its refusals are interleaved with frames that pass."""
+FLOOD_CODES: Final = frozenset({errors.LIMIT_RATE, errors.PROTO_MALFORMED, errors.PROTO_TOO_LARGE})
 
 Frame = object
 
@@ -107,6 +114,7 @@ class Session:
         "_pushed",
         "_reread",
         "_strikes",
+        "_struck_at",
         "close_code",
         "peer",
         "relay",
@@ -120,7 +128,8 @@ class Session:
         self.close_code: int | None = None
         self._nonce: bytes | None = None
         self._caller: Caller | None = None
-        self._strikes = 0
+        self._strikes = 0.0
+        self._struck_at = 0.0
         self._catching_up = False
         self._reread = False
         self._drained = False
@@ -186,6 +195,8 @@ class Session:
             finally:
                 self._rate_limit()
         except NodeError as exc:
+            if exc.code in FLOOD_CODES:
+                self._strike()
             return frame, exc
         return frame, None
 
@@ -239,6 +250,7 @@ class Session:
 
     def refuse_text(self) -> list[Frame]:
         """A text WebSocket message: the protocol is binary only."""
+        self._strike()
         try:
             self._rate_limit()
         except NodeError as exc:
@@ -289,13 +301,20 @@ class Session:
         wait = r.ip_limit.take(self.peer, now)
         if not wait and self._caller is not None:
             wait = r.account_limit.take(self._caller.address, now)
-        if not wait:
-            self._strikes = 0
-            return
-        self._strikes += 1
-        if self._strikes >= r.config.flood_close_after:
+        if wait:
+            raise NodeError(errors.LIMIT_RATE, "too many requests", retry_after_ms(wait))
+
+    def _strike(self) -> None:
+        """Count one refused frame (rate-limited or unreadable); past ``flood_close_after``
+        within :data:`FLOOD_WINDOW_S`, the shell closes the connection (1008)."""
+        r = self.relay
+        now = r.clock()
+        limit = r.config.flood_close_after
+        drained = (now - self._struck_at) * limit / FLOOD_WINDOW_S
+        self._strikes = max(0.0, self._strikes - drained) + 1.0
+        self._struck_at = now
+        if self._strikes >= limit:
             self.close_code = CLOSE_POLICY
-        raise NodeError(errors.LIMIT_RATE, "too many requests", retry_after_ms(wait))
 
     def _error(self, request_id: int, exc: NodeError) -> Error:
         self.relay.metrics.reject(exc.code)

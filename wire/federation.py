@@ -42,7 +42,13 @@ ITEM_RETRY = 1
 ITEM_REFUSED = 2
 """A permanent refusal (unknown mailbox, bad token, unreadable layer, expired)."""
 
-Layer = Annotated[bytes, MaxLen((1 << 20) + 16 * 1024)]
+MAX_LAYER_BYTES = (1 << 20) + 16 * 1024
+"""The largest sealed routing layer: a 1 MiB body with its recipients and HPKE framing."""
+MAX_TXN_BODY = MAX_LAYER_BYTES + 64 * 1024
+"""The largest encoded transaction: layers within :func:`txn_within_bounds`, plus the
+framing of up to ``MAX_TXN_ITEMS`` items (under 100 bytes each)."""
+
+Layer = Annotated[bytes, MaxLen(MAX_LAYER_BYTES)]
 TxnId = Bytes16
 
 
@@ -168,3 +174,14 @@ __all__ = [
     "TransactionResult",
     "TxnId",
 ]
+
+
+def txn_within_bounds(txn: Transaction) -> bool:
+    """The transaction bound both ends keep: at most ``MAX_TXN_ITEMS`` items whose layers
+    total at most ``MAX_TXN_BYTES``; only a transaction of one item may exceed that total,
+    with one layer of up to ``MAX_LAYER_BYTES`` (an origin's queue batches that way)."""
+    if len(txn.items) > MAX_TXN_ITEMS:
+        return False
+    if len(txn.items) == 1:
+        return True  # its one layer is bounded by the schema (MAX_LAYER_BYTES)
+    return sum(len(item.layer) for item in txn.items) <= MAX_TXN_BYTES

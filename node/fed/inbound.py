@@ -42,6 +42,7 @@ from wire.federation import (
     ITEM_OK,
     ITEM_REFUSED,
     ITEM_RETRY,
+    MAX_TXN_BODY,
     NotaryAnswer,
     NotaryStatement,
     RemotePrekeyBundles,
@@ -51,6 +52,7 @@ from wire.federation import (
     Transaction,
     TransactionItem,
     TransactionResult,
+    txn_within_bounds,
 )
 from wire.relay import FetchPrekeys
 
@@ -60,6 +62,7 @@ MSGPACK: Final = "application/x-msgpack"
 JSON: Final = "application/json"
 TXN_MEMORY_MS: Final = 31 * 86_400_000  # longer than any item's TTL: the retry horizon
 RETRY_CODES: Final = frozenset({errors.INTERNAL, errors.LIMIT_RATE})
+TXN_BOUND: Final = "a transaction holds at most 100 items whose layers total at most 1 MiB"
 """Item errors answered ``ITEM_RETRY`` (they may pass); any other is ``ITEM_REFUSED``."""
 
 Answer = tuple[int, str, bytes]
@@ -141,9 +144,11 @@ class Inbound:
     ) -> Answer:
         try:
             txn_id = bytes.fromhex(txn_hex)
-            txn = decode(body, Transaction, max_size=len(body) + 1)
+            txn = decode(body, Transaction, max_size=MAX_TXN_BODY)
         except (ValueError, WireError):
             return problem(400, errors.PROTO_MALFORMED, "not a transaction")
+        if not txn_within_bounds(txn):
+            return problem(413, errors.PROTO_TOO_LARGE, TXN_BOUND)
         if len(txn_id) != 16 or txn.origin.lower() != origin or txn.destination != self.domain:
             return problem(400, errors.PROTO_MALFORMED, "transaction names another origin or id")
         previous = await self.relay.store.txn_result(origin, txn_id)

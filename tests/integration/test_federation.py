@@ -49,6 +49,7 @@ from tests.integration.fedharness import (
     DOCUMENT_PATH,
     LocalFederation,
     Person,
+    SignedRequest,
     converse,
     data_files,
     metric,
@@ -60,7 +61,13 @@ from tests.integration.fedharness import (
 )
 from tests.integration.nodeproc import run_cli
 from wire import decode, encode
-from wire.federation import ITEM_OK, NotaryAnswer, TransactionResult
+from wire.federation import (
+    ITEM_OK,
+    MAX_TXN_BYTES,
+    NotaryAnswer,
+    Transaction,
+    TransactionResult,
+)
 from wire.server import ServerKeyDocument
 
 A: Final = "alpha.test"
@@ -280,6 +287,36 @@ async def test_a_certificate_forged_by_another_domain_is_refused_by_the_recipien
 
 
 # --- 4. replayed transactions --------------------------------------------------------------------
+
+
+async def test_a_transaction_over_the_documented_bound_is_refused_whole(world: World) -> None:
+    """docs/federation.md: at most 100 items whose layers total at most 1 MiB. Five items of
+    about 220 KB each (about 1.1 MB, inside the HTTP body bound) are refused whole, and
+    none of them is stored; the same five split in two transactions go through."""
+    fed = world.fed
+    bob = world.bob
+    doc = await fed.document(B)
+    size = 220_000
+    items = []
+    for _ in range(5):
+        _, one = transaction(A, B, doc, bob.mailbox, bob.token, body=os.urandom(size))
+        items += decode(one, Transaction).items
+    assert MAX_TXN_BYTES < sum(len(i.layer) for i in items) < MAX_TXN_BYTES + 64 * 1024
+    before = metric(await fed.metrics(B), "sealrelay_federation_received_total", origin=A)
+
+    def send(chosen: list[Any]) -> SignedRequest:
+        body = encode(Transaction(origin=A, destination=B, items=tuple(chosen)))
+        return sign(fed.keys(A), A, B, SEND_PATH + secrets.token_hex(16), body)
+
+    over = await put(fed.url(B), send(items))
+    assert over.status_code == 413, over.text
+    assert over.json()["code"] == "proto.too_large"
+    after = metric(await fed.metrics(B), "sealrelay_federation_received_total", origin=A)
+    assert after == before
+    for half in (items[:3], items[3:]):
+        answer = await put(fed.url(B), send(half))
+        assert answer.status_code == 200, answer.text
+        assert decode(answer.content, TransactionResult).results == (ITEM_OK,) * len(half)
 
 
 async def test_a_replayed_transaction_is_refused(world: World) -> None:

@@ -660,3 +660,43 @@ async def test_live_pushes_keep_seq_order_when_offers_arrive_out_of_order(
         env = StoredEnvelope(bob.mailbox, eid(seq), seq, now, now + 60_000, "x", None, b"b")
         b_session.offer(env)
     assert delivered_eids(await pushes(b_session)) == [eid(10), eid(11), eid(12), eid(13)]
+
+
+async def test_flood_interleaved_with_passing_frames_is_closed() -> None:
+    """The probe's pattern: runs of refusals shorter than ``flood_close_after``, each
+    broken by one frame that passes once the bucket refilled, must still close."""
+    clock = Clock()
+    relay = make_relay(clock, rate_ip_per_s=1.0, rate_ip_burst=1, flood_close_after=20)
+    session = Session(relay, PEER)
+    for cycle in range(10):
+        clock.now += 1.0
+        assert isinstance((await call(session, Ping(cycle)))[0], Pong)
+        for n in range(10):
+            assert error_code(await call(session, Ping(100 + n))) == errors.LIMIT_RATE
+        if session.close_code is not None:
+            break
+    assert session.close_code == CLOSE_POLICY
+    assert cycle < 5
+
+
+async def test_flood_of_garbage_is_closed(relay: Relay) -> None:
+    session = Session(relay, PEER)
+    session.hello()
+    for _ in range(relay.config.flood_close_after):
+        assert session.close_code is None
+        (reply,) = await session.receive(b"\xc1")
+        assert (reply.id, reply.code) == (0, errors.PROTO_MALFORMED)
+    assert session.close_code == CLOSE_POLICY
+
+
+async def test_refusals_spread_over_time_do_not_close() -> None:
+    """A client that is refused now and then (below ``flood_close_after`` per window)
+    keeps its connection."""
+    clock = Clock()
+    relay = make_relay(clock, rate_ip_per_s=1.0, rate_ip_burst=1, flood_close_after=20)
+    session = Session(relay, PEER)
+    for cycle in range(50):
+        clock.now += 1.0
+        assert isinstance((await call(session, Ping(cycle)))[0], Pong)
+        assert error_code(await call(session, Ping(1000 + cycle))) == errors.LIMIT_RATE
+    assert session.close_code is None
