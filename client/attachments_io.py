@@ -5,15 +5,16 @@ Uploading asks the node for a grant (``RequestBlobUpload``) over the client conn
 then PUTs the ciphertext with the grant's one-time token. Downloading GETs the blob from
 the home node (never more than the pointer's ``cipher_size``), checks the digest and the
 chunks, and saves the plaintext under the save directory with a sanitised, unique name
-(mode 0600). A blob that is gone or does not verify is marked with an error code; a
-network failure leaves it pending for the next connection.
+(mode 0600, never replacing a file; ``client.savedfiles``), recording its absolute path
+and identity so that only that file is ever deleted. A blob that is gone or does not
+verify is marked with an error code; a network failure leaves it pending for the next
+connection.
 """
 
 from __future__ import annotations
 
 import hashlib
 import mimetypes
-import os
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
@@ -26,19 +27,15 @@ from client.content import MAX_CONTENT_TYPE, MAX_NAME, AttachmentPointer
 from client.entropy import Entropy
 from client.errors import AttachmentError, NetworkError, Refused
 from client.inbox import SavedAttachment, StoredMessage
+from client.savedfiles import save_file
 from wire.relay import BlobGrant, RequestBlobUpload
 
 DEFAULT_TYPE: Final = "application/octet-stream"
-FILE_MODE: Final = 0o600
-UNNAMED: Final = "attachment"
 MISSING: Final = "attachment.missing"
 INVALID: Final = "attachment.invalid"
 UNSAVEABLE: Final = "attachment.unsaveable"
 """The blob verified but could not be written (no room, no permission, a name the file
 system refuses): recorded instead of retried on every connection."""
-NAME_MAX_BYTES: Final = 255
-"""The longest file name (in UTF-8 bytes, with any ``-n`` suffix) that is written."""
-MAX_EXTENSION_BYTES: Final = 32
 
 Request = Callable[[Any], Awaitable[Any]]
 
@@ -100,39 +97,10 @@ async def _download(
     except AttachmentError:
         return replace(att, error=INVALID)
     try:
-        path = await trio.to_thread.run_sync(save_file, save_dir, p.name, plaintext)
+        path, saved = await trio.to_thread.run_sync(save_file, save_dir, p.name, plaintext)
     except (OSError, AttachmentError):
         return replace(att, error=UNSAVEABLE)
-    return replace(att, path=str(path), sha256=hashlib.sha256(plaintext).digest())
-
-
-def safe_name(name: str) -> str:
-    """A file name without directories, control characters or a leading dot."""
-    base = name.replace("\\", "/").rsplit("/", 1)[-1]
-    cleaned = "".join(c for c in base if c.isprintable()).strip().lstrip(".")
-    return cleaned[:MAX_NAME] or UNNAMED
-
-
-def save_file(save_dir: Path, name: str, data: bytes) -> Path:
-    """Write ``data`` to a new file in ``save_dir`` (never overwriting); its path. Names
-    are at most :data:`NAME_MAX_BYTES` long, ``-n`` included (the stem is shortened)."""
-    save_dir.mkdir(parents=True, exist_ok=True)
-    stem, dot, ext = safe_name(name).rpartition(".")
-    if not dot:
-        stem, ext = ext, ""
-    suffix = _truncate(f".{ext}", MAX_EXTENSION_BYTES) if ext else ""
-    for n in range(10_000):
-        tail = suffix if n == 0 else f"-{n}{suffix}"
-        head = _truncate(stem, NAME_MAX_BYTES - len(tail.encode())) or UNNAMED
-        candidate = save_dir / f"{head}{tail}"
-        try:
-            fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
-        except FileExistsError:
-            continue
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        return candidate
-    raise AttachmentError("no free file name in the save directory")
+    return replace(att, path=str(path), sha256=hashlib.sha256(plaintext).digest(), file=saved)
 
 
 def _truncate(text: str, max_bytes: int) -> str:

@@ -9,15 +9,10 @@ import pytest
 import trio
 
 from client import attachments, attachments_io, nodehttp
-from client.attachments_io import (
-    NAME_MAX_BYTES,
-    UNSAVEABLE,
-    download_all,
-    pending_attachment,
-    save_file,
-)
+from client.attachments_io import UNSAVEABLE, download_all, pending_attachment
 from client.content import AttachmentPointer
 from client.inbox import StoredMessage
+from client.savedfiles import NAME_MAX_BYTES, save_file
 
 
 @pytest.mark.parametrize(
@@ -32,7 +27,7 @@ from client.inbox import StoredMessage
     ids=["ascii", "two-byte", "cjk", "no-extension", "long-extension"],
 )
 def test_long_names_saved_many_times_stay_within_the_limit(tmp_path: Path, name: str) -> None:
-    paths = [save_file(tmp_path, name, bytes([i])) for i in range(12)]
+    paths = [save_file(tmp_path, name, bytes([i]))[0] for i in range(12)]
     assert len({p.name for p in paths}) == 12
     for i, path in enumerate(paths):
         assert len(path.name.encode()) <= NAME_MAX_BYTES
