@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Final
 
 from client.content import MAX_NAME
-from client.errors import AttachmentError
 from client.inbox import SavedAttachment, SavedFile
 
 FILE_MODE: Final = 0o600
@@ -120,7 +119,7 @@ def _link_unique(part: Path, name: str) -> Path:
                 continue
             os.replace(part, candidate)
         return candidate
-    raise AttachmentError("no free file name in the save directory")
+    raise FileExistsError(f"no free file name for {name!r} in the save directory")
 
 
 def _claim(candidate: Path) -> bool:
