@@ -23,7 +23,7 @@ from typing import Any, Final
 import pytest
 import trio
 
-from client import attachments, attachments_io
+from client import attachments, attachments_io, nodehttp
 from client.entropy import SYSTEM_ENTROPY
 from client.errors import AttachmentTooLarge
 from tests.integration.nodeproc import (
@@ -160,6 +160,18 @@ async def test_an_over_limit_file_is_never_opened_nor_granted(
     with pytest.raises(AttachmentTooLarge, match=f"the limit is {MAX_BLOB} bytes"):
         await attachments_io.upload_file(request, world.node.url, big, SYSTEM_ENTROPY)
     assert asked == []
+
+
+async def test_the_client_reads_the_announced_limit_and_tolerates_its_absence(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = world.node.url
+    assert url is not None
+    assert await nodehttp.fetch_max_blob(url) == MAX_BLOB
+    monkeypatch.setattr(nodehttp, "LIMITS_PATH", "/v1/not-announced")  # an older node: 404
+    assert await nodehttp.fetch_max_blob(url) is None
+    monkeypatch.setattr(nodehttp, "LIMITS_PATH", "/healthz")  # an answer that is not JSON
+    assert await nodehttp.fetch_max_blob(url) is None
 
 
 def test_a_200_mb_attachment_streams_both_ways_in_little_memory(
