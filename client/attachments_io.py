@@ -54,7 +54,7 @@ async def upload_file(
     """Encrypt and upload the file at ``path`` as it is read; the pointer to put in the
     message. Its size is checked against the node's limit before a byte is read."""
     size = (await trio.Path(path).stat()).st_size
-    cipher_size = await _check_size(request, node_url, path, size)
+    cipher_size = await _check_size(node_url, path, size)
     grant = await _grant(request, path, size, cipher_size)
     key = entropy.random_bytes(attachments.KEY_LEN)
     sealer = attachments.ChunkSealer(key, size)
@@ -72,7 +72,7 @@ async def upload_file(
     )
 
 
-async def _check_size(request: Request, node_url: str, path: Path, size: int) -> int:
+async def _check_size(node_url: str, path: Path, size: int) -> int:
     """The blob size of a ``size``-byte file; :class:`AttachmentTooLarge` if it is above
     the node's announced limit (or the format's)."""
     if size > attachments.MAX_SIZE:
