@@ -67,6 +67,7 @@ from client.outbox import Outbox, OutboxItem, OutboxPump
 from client.records import AccountInfo, Contact
 from client.routing import seal_for_domain
 from client.safety import safety_number
+from client.savedfiles import remove_saved
 from client.serverkeys import PinnedKeyring, accept_refresh, needs_refresh, verify_document
 from client.session import Device
 from client.store.base import StateStore
@@ -668,12 +669,12 @@ class Client:
     # --- disappearing messages --------------------------------------------------------
 
     def purge_expired(self) -> list[StoredMessage]:
-        """Delete disappeared messages and their saved files."""
+        """Delete disappeared messages and the files saved for them (each only while it is
+        still the file the client wrote: ``client.savedfiles.remove_saved``)."""
         gone = self.inbox.purge_expired(now_ms(self.clock))
         for msg in gone:
             for att in msg.attachments:
-                if att.path is not None:
-                    Path(att.path).unlink(missing_ok=True)
+                remove_saved(att)
         if gone:
             self._changed()
         return gone

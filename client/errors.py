@@ -15,6 +15,8 @@ ClientError                   base; every error has a stable ``code``
 │   └── WrongPassphrase       the passphrase does not open the store
 ├── BadContent                a decrypted message whose content does not decode
 ├── AttachmentError           an attachment whose digest, chunks or padding do not check out
+│   └── AttachmentTooLarge    a file larger than the node takes (``blob.too_large``, the
+│                             node's own code), refused before it is read
 ├── ServerKeyError            a server key document that does not verify or is not pinned
 ├── NetworkError              the node cannot be reached or the connection broke
 └── Refused                   the node refused a request: ``node_code`` names its rule
@@ -79,6 +81,10 @@ class BadContent(ClientError):
 
 class AttachmentError(ClientError):
     code = "client.bad_attachment"
+
+
+class AttachmentTooLarge(AttachmentError):
+    code = "blob.too_large"
 
 
 class ServerKeyError(ClientError):

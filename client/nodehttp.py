@@ -5,15 +5,21 @@
                                            ``Authorization: Bearer <upload token hex>``
     GET  /v1/blobs/{blob hex}              the stored bytes
     GET  /v1/remote-blobs/{domain}/{hex}   a blob of another domain, fetched by the node
+    GET  /v1/limits                        JSON: the node's limits, ``{"max_blob_bytes": N}``
+                                           (a node without it answers 404: no limit known)
 
 httpx runs under trio (through anyio). Its errors are translated here, once:
 connection failures become :class:`~client.errors.NetworkError`, refusals
 :class:`~client.errors.Refused` with a ``http.<status>`` code. A response body larger
-than the caller's bound is refused before it is read in full.
+than the caller's bound is refused before it is read in full. Blobs go both ways as
+streams: an upload is an async iterator of pieces with its length declared up front, a
+download is handed to the caller's sink piece by piece.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import AsyncIterable, Awaitable, Callable
 from typing import Final
 
 import httpx
@@ -24,7 +30,12 @@ DOCUMENT_PATH: Final = "/.well-known/sealrelay/server"
 BLOB_PATH: Final = "/v1/blobs/"
 REMOTE_BLOB_PATH: Final = "/v1/remote-blobs/"
 TIMEOUT: Final = httpx.Timeout(30.0, connect=10.0)
+LIMITS_PATH: Final = "/v1/limits"
 MAX_DOCUMENT: Final = 1 << 20
+MAX_LIMITS: Final = 4096
+MAX_BLOB_BYTES_KEY: Final = "max_blob_bytes"
+
+Sink = Callable[[bytes], Awaitable[None]]
 
 
 def _url(node_url: str, path: str) -> str:
@@ -36,18 +47,34 @@ async def fetch_document(node_url: str) -> bytes:
     return await _get(_url(node_url, DOCUMENT_PATH), MAX_DOCUMENT)
 
 
+async def fetch_max_blob(node_url: str) -> int | None:
+    """The largest blob the node accepts, as it announces it; None when it does not say
+    (an older node) or says something unreadable."""
+    try:
+        body = await _get(_url(node_url, LIMITS_PATH), MAX_LIMITS)
+    except Refused:
+        return None
+    try:
+        value = json.loads(body).get(MAX_BLOB_BYTES_KEY)
+    except (ValueError, AttributeError):
+        return None
+    return value if type(value) is int and value > 0 else None
+
+
 async def download_blob(
-    node_url: str, blob: bytes, max_size: int, domain: str | None = None
-) -> bytes:
-    """The bytes of blob ``blob`` (on the node of ``domain`` when given: fetched through
-    the home node); :class:`Refused` if absent or above ``max_size``."""
-    if domain is None:
-        return await _get(_url(node_url, BLOB_PATH + blob.hex()), max_size)
-    return await _get(_url(node_url, f"{REMOTE_BLOB_PATH}{domain}/{blob.hex()}"), max_size)
+    node_url: str, blob: bytes, max_size: int, domain: str | None, sink: Sink
+) -> None:
+    """Stream blob ``blob`` (on the node of ``domain`` when given: fetched through the
+    home node) into ``sink``; :class:`Refused` if absent or above ``max_size``."""
+    path = BLOB_PATH + blob.hex() if domain is None else f"{REMOTE_BLOB_PATH}{domain}/{blob.hex()}"
+    await _stream(_url(node_url, path), max_size, sink)
 
 
-async def upload_blob(node_url: str, blob: bytes, upload_token: bytes, data: bytes) -> None:
-    headers = {"Authorization": f"Bearer {upload_token.hex()}"}
+async def upload_blob(
+    node_url: str, blob: bytes, upload_token: bytes, data: AsyncIterable[bytes], size: int
+) -> None:
+    """PUT the ``size`` bytes that ``data`` yields (read as they are sent)."""
+    headers = {"Authorization": f"Bearer {upload_token.hex()}", "Content-Length": str(size)}
     url = _url(node_url, BLOB_PATH + blob.hex())
     try:
         async with httpx.AsyncClient(timeout=TIMEOUT) as http:
@@ -58,18 +85,28 @@ async def upload_blob(node_url: str, blob: bytes, upload_token: bytes, data: byt
 
 
 async def _get(url: str, max_size: int) -> bytes:
+    body = bytearray()
+
+    async def collect(part: bytes) -> None:
+        body.extend(part)
+
+    await _stream(url, max_size, collect)
+    return bytes(body)
+
+
+async def _stream(url: str, max_size: int, sink: Sink) -> None:
     try:
         async with (
             httpx.AsyncClient(timeout=TIMEOUT) as http,
             http.stream("GET", url) as response,
         ):
             _check(response)
-            body = bytearray()
+            seen = 0
             async for part in response.aiter_bytes():
-                body += part
-                if len(body) > max_size:
+                seen += len(part)
+                if seen > max_size:
                     raise Refused("http.too_large", f"response above {max_size} bytes")
-            return bytes(body)
+                await sink(part)
     except httpx.HTTPError as exc:
         raise NetworkError(f"request to the node failed: {type(exc).__name__}") from None
 

@@ -11,6 +11,9 @@
                                          size is read
     GET  /v1/blobs/{hex id}              the bytes, or 404 (unknown or expired)
     GET  /v1/remote-blobs/{domain}/{hex id}   a federated domain's blob, fetched by this node
+    GET  /v1/limits                      JSON, the limits a client checks before it uploads:
+                                         ``{"max_blob_bytes": N}`` (clients ignore keys they
+                                         do not know, so more may be added)
     WS   /v1/client                      the client protocol (``wire.relay``, ``node.session``)
     *    /federation/v1/...              signed requests of peer domains (``node.fed``)
 
@@ -55,6 +58,7 @@ MSGPACK: Final = b"application/x-msgpack"
 JSON: Final = b"application/json"
 TEXT: Final = b"text/plain; charset=utf-8"
 DOCUMENT_PATH: Final = "/.well-known/sealrelay/server"
+LIMITS_PATH: Final = "/v1/limits"
 CLIENT_PATH: Final = "/v1/client"
 BLOB_PREFIX: Final = "/v1/blobs/"
 REMOTE_BLOB_PREFIX: Final = "/v1/remote-blobs/"
@@ -387,6 +391,9 @@ class App:
                 cfg.domain, self.endpoints(), relay.now_ms(), cfg.document_lifetime
             )
             await _respond(send, 200, doc, MSGPACK)
+        elif path == LIMITS_PATH:
+            limits = {"max_blob_bytes": relay.config.max_blob_bytes}
+            await _respond(send, 200, json.dumps(limits).encode(), JSON)
         else:
             await _problem(send, 404, "http.not_found", "no such resource")
 

@@ -140,3 +140,97 @@ def test_same_plaintext_different_keys_differ() -> None:
 def test_key_length_checked() -> None:
     with pytest.raises(AttachmentError):
         att.encrypt(b"x", bytes(16))
+
+
+# --- the streaming interface (ChunkSealer / ChunkOpener) ---------------------------------
+
+
+def _pieces(data: bytes, sizes: list[int]) -> list[bytes]:
+    out, at = [], 0
+    for n in sizes * (len(data) // max(1, sum(sizes)) + 1):
+        out.append(data[at : at + n])
+        at += n
+    return [*out, data[at:]]
+
+
+def _stream_seal(data: bytes, key: bytes, sizes: list[int]) -> tuple[bytes, bytes]:
+    sealer = att.ChunkSealer(key, len(data))
+    parts = [sealer.push(p) for p in _pieces(data, sizes)]
+    ciphertext = b"".join(parts) + b"".join(sealer.finish())
+    return ciphertext, sealer.digest
+
+
+def _stream_open(ciphertext: bytes, key: bytes, digest: bytes, size: int, piece: int) -> bytes:
+    opener = att.ChunkOpener(key, digest, size)
+    out = [opener.push(ciphertext[i : i + piece]) for i in range(0, len(ciphertext), piece)]
+    opener.finish()
+    return b"".join(out)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(min_value=0, max_value=6 * CHUNK),
+    st.lists(st.integers(min_value=1, max_value=3 * CHUNK), min_size=1, max_size=4),
+    st.integers(min_value=1, max_value=2 * STEP),
+)
+def test_stream_equals_whole_buffer_format(size: int, sizes: list[int], piece: int) -> None:
+    data = os.urandom(size)
+    key = _key()
+    ciphertext, digest = _stream_seal(data, key, sizes)
+    whole = att.encrypt(data, key)
+    assert ciphertext == whole.ciphertext
+    assert digest == whole.digest
+    assert _stream_open(ciphertext, key, digest, size, piece) == data
+
+
+def test_stream_round_trip_of_a_multi_chunk_attachment_with_padding_chunks() -> None:
+    size = att.padded_size(40 * CHUNK)  # just past a bucket: whole chunks of padding follow
+    assert att.padded_size(size) - size > CHUNK
+    data = os.urandom(size)
+    key = _key()
+    ciphertext, digest = _stream_seal(data, key, [CHUNK * 16])
+    assert len(ciphertext) == att.cipher_size(size)
+    assert _stream_open(ciphertext, key, digest, size, 65_000) == data
+
+
+def _stream_fails(ciphertext: bytes, key: bytes, digest: bytes, size: int) -> None:
+    with pytest.raises(AttachmentError):
+        _stream_open(ciphertext, key, digest, size, STEP)
+
+
+def test_stream_refuses_truncation_reordering_flips_and_extension() -> None:
+    size = 4 * CHUNK
+    data, key = os.urandom(size), _key()
+    c, digest = _stream_seal(data, key, [CHUNK])
+    chunks = [c[i : i + STEP] for i in range(0, len(c), STEP)]
+    for cut in (1, 2, len(chunks) - 1):
+        _stream_fails(b"".join(chunks[:cut]), key, digest, size)  # truncated at a boundary
+    _stream_fails(c[:-1], key, digest, size)
+    _stream_fails(b"".join([chunks[1], chunks[0], *chunks[2:]]), key, digest, size)
+    _stream_fails(c[:100] + bytes([c[100] ^ 1]) + c[101:], key, digest, size)
+    _stream_fails(c + chunks[0], key, digest, size)
+    _stream_fails(c, key, bytes(32), size)  # every chunk opens; the digest does not match
+
+
+def test_stream_refuses_a_prefix_passed_off_as_a_shorter_attachment() -> None:
+    """The final flag: the first two chunks of a longer attachment, with their own digest
+    and a size of exactly two chunks, still fail (the second was not sealed as final)."""
+    data, key = os.urandom(5 * CHUNK), _key()
+    c, _ = _stream_seal(data, key, [CHUNK])
+    short = CHUNK + 100
+    assert att.cipher_size(short) == 2 * STEP
+    prefix = c[: 2 * STEP]
+    _stream_fails(prefix, key, att.digest_of(prefix), short)
+
+
+def test_sealer_refuses_a_file_that_changed_size_while_read() -> None:
+    key = _key()
+    grew = att.ChunkSealer(key, 10)
+    with pytest.raises(AttachmentError, match="grew"):
+        grew.push(bytes(11))
+    shrank = att.ChunkSealer(key, 10)
+    shrank.push(bytes(9))
+    with pytest.raises(AttachmentError, match="shrank"):
+        list(shrank.finish())
+    with pytest.raises(AttachmentError):
+        _ = shrank.digest  # nothing sealed, so no digest to put in a pointer

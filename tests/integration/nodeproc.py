@@ -183,10 +183,13 @@ def run_cli(
     env: Mapping[str, str] | None = None,
     timeout: float = CLI_TIMEOUT,
     check: bool = True,
+    cwd: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``sealrelay ARGS...``; with ``check``, fail with its stderr on a non-zero exit."""
+    """Run ``sealrelay ARGS...`` (in ``cwd`` when given); with ``check``, fail with its
+    stderr on a non-zero exit."""
     result = subprocess.run(
         [*sealrelay_command(), *args],
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=timeout,

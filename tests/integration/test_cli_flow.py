@@ -46,10 +46,9 @@ class User:
     def env(self) -> dict[str, str]:
         return {"SEALRELAY_PASSPHRASE": self.passphrase, "SEALRELAY_TIMEOUT": "60"}
 
-    def cli(self, *args: str, check: bool = True) -> Any:
-        return run_cli(
-            "client", args[0], "--home", str(self.home), *args[1:], env=self.env, check=check
-        )
+    def cli(self, *args: str, check: bool = True, cwd: Path | None = None) -> Any:
+        home = ["--home", str(self.home)]
+        return run_cli("client", args[0], *home, *args[1:], env=self.env, check=check, cwd=cwd)
 
     def send(self, to: User, text: str, *extra: str) -> str:
         out = json_lines(self.cli("send", to.address, text, *extra).stdout)
@@ -57,11 +56,11 @@ class User:
         (eid,) = out[0]["eids"]  # one device
         return str(eid)
 
-    def receive(self, *extra: str) -> dict[str, dict[str, Any]]:
-        return {m["eid"]: m for m in json_lines(self.cli("receive", *extra).stdout)}
+    def receive(self, *extra: str, cwd: Path | None = None) -> dict[str, dict[str, Any]]:
+        return {m["eid"]: m for m in json_lines(self.cli("receive", *extra, cwd=cwd).stdout)}
 
-    def history(self) -> dict[str, dict[str, Any]]:
-        return {m["eid"]: m for m in json_lines(self.cli("history").stdout)}
+    def history(self, cwd: Path | None = None) -> dict[str, dict[str, Any]]:
+        return {m["eid"]: m for m in json_lines(self.cli("history", cwd=cwd).stdout)}
 
 
 @dataclass
@@ -159,6 +158,46 @@ def test_disappearing_message_leaves_the_store(world: World) -> None:
     assert keep in history
     assert eid not in _stored_eids(bob)
     assert keep in _stored_eids(bob)
+
+
+def test_expiry_deletes_only_the_file_the_client_saved(world: World, tmp_path: Path) -> None:
+    """Issue 15: saved with a relative ``--save-dir``, purged by a command run from another
+    directory; a file of the same relative path there is not the attachment."""
+    alice, bob = world.alice, world.bob
+    bob.receive()  # drain
+    original = tmp_path / "note.txt"
+    original.write_bytes(b"the real attachment")
+    received_in, purged_in = tmp_path / "first", tmp_path / "second"
+    unrelated = purged_in / "inbox2" / "note.txt"
+    unrelated.parent.mkdir(parents=True)
+    unrelated.write_bytes(b"someone else's note")
+    received_in.mkdir()
+    eid = alice.send(bob, "self-destructing", "--attach", str(original), "--expire", "2")
+    got = bob.receive("--save-dir", "inbox2", cwd=received_in)
+    (att,) = got[eid]["attachments"]
+    saved = received_in / "inbox2" / "note.txt"
+    assert att["path"] == str(saved)  # absolute, resolved when saved
+    assert saved.read_bytes() == b"the real attachment"
+    time.sleep(max(0.0, got[eid]["received"] / 1000 + 2 - time.time()) + 0.5)
+    assert eid not in bob.history(cwd=purged_in)
+    assert unrelated.read_bytes() == b"someone else's note"
+    assert not saved.exists()
+
+
+def test_expiry_leaves_a_replaced_file_alone(world: World, tmp_path: Path) -> None:
+    alice, bob = world.alice, world.bob
+    bob.receive()  # drain
+    original = tmp_path / "photo.jpg"
+    original.write_bytes(b"jpeg bytes")
+    eid = alice.send(bob, "look", "--attach", str(original), "--expire", "2")
+    got = bob.receive("--save-dir", str(tmp_path / "saved"))
+    saved = Path(got[eid]["attachments"][0]["path"])
+    replacement = tmp_path / "mine.jpg"
+    replacement.write_bytes(b"jpeg bytes")  # same size and contents, another file
+    replacement.replace(saved)
+    time.sleep(max(0.0, got[eid]["received"] / 1000 + 2 - time.time()) + 0.5)
+    assert eid not in bob.history()
+    assert saved.read_bytes() == b"jpeg bytes"
 
 
 def _stored_eids(user: User) -> set[str]:

@@ -172,6 +172,14 @@ async def test_http_endpoints(node: NodeHandle) -> None:
         )
 
 
+async def test_the_limits_a_client_checks_are_announced(node: NodeHandle) -> None:
+    async with httpx.AsyncClient(base_url=node.url) as http:
+        response = await http.get("/v1/limits")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    assert response.json() == {"max_blob_bytes": 1024}  # the fixture's max_blob_bytes
+
+
 async def test_blob_upload_and_download(node: NodeHandle) -> None:
     alice = Device.create("alice")
     async with open_websocket_url(ws_url(node)) as ws:
