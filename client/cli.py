@@ -24,10 +24,8 @@ from typing import Any, Final
 
 import trio
 
-from client import persist
 from client.app import Client
-from client.enroll import enroll
-from client.errors import ClientError, Refused, StoreError
+from client.errors import ClientError, Refused
 from client.groupnet import describe
 from client.inbox import StoredMessage
 from client.safety import format_safety_number, identity_fingerprint
@@ -51,10 +49,6 @@ class UsageError(Exception):
 
 
 # --- entry points (called by sealrelay.cli) -----------------------------------------------------
-
-
-def register(args: argparse.Namespace) -> int:
-    return _main(_register, args)
 
 
 def send(args: argparse.Namespace) -> int:
@@ -168,27 +162,6 @@ def _load(args: argparse.Namespace, store: SqliteStore) -> Client:
 
 
 # --- commands ---------------------------------------------------------------------------------
-
-
-async def _register(args: argparse.Namespace) -> int:
-    if "@" not in args.address:
-        raise UsageError("the address must be NAME@DOMAIN")
-    store = _open_store(Path(args.home), create=True)
-    try:
-        if persist.has_device(store):
-            raise StoreError(f"{args.home} already holds an account")
-        device = await enroll(
-            store,
-            args.address,
-            args.node,
-            args.code,
-            args.suite,
-            introductions=not args.no_introductions,
-        )
-    finally:
-        store.close()
-    _emit({"address": device.address, "device": device.device_id})
-    return EXIT_OK
 
 
 async def _send(args: argparse.Namespace) -> int:

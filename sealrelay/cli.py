@@ -90,7 +90,7 @@ def _add_client(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         action="store_true",
         help="refuse first contact from senders without this account's delivery token",
     )
-    _handler(register, "client.cli:register")
+    _handler(register, "client.cli_register:register")
 
     send = client_sub.add_parser("send", help="send TEXT to TO_ADDRESS")
     send.add_argument("--home", required=True, metavar="DIR")
