@@ -33,6 +33,7 @@ from client.store.sqlite import SqliteStore
 
 PASSPHRASE_ENV: Final = "SEALRELAY_PASSPHRASE"  # noqa: S105 - the variable's name
 TIMEOUT_ENV: Final = "SEALRELAY_TIMEOUT"
+HOME_ENV: Final = "SEALRELAY_HOME"
 STORE_FILE: Final = "state.db"
 ATTACHMENTS_DIR: Final = "attachments"
 HOME_MODE: Final = 0o700
@@ -93,6 +94,7 @@ def group_list(args: argparse.Namespace) -> int:
 
 def _main(command: Callable[[argparse.Namespace], Awaitable[int]], args: argparse.Namespace) -> int:
     try:
+        _default_home(args)
         return trio.run(command, args)
     except UsageError as exc:
         return _fail("usage", str(exc), EXIT_USAGE)
@@ -105,6 +107,15 @@ def _main(command: Callable[[argparse.Namespace], Awaitable[int]], args: argpars
         return _fail(found.code, str(found), EXIT_FAILED)
     except ClientError as exc:
         return _fail(exc.code, str(exc), EXIT_FAILED)
+
+
+def _default_home(args: argparse.Namespace) -> None:
+    """Fill in ``args.home`` from ``$SEALRELAY_HOME`` when ``--home`` was not given."""
+    if getattr(args, "home", None) is None:
+        home = os.environ.get(HOME_ENV)
+        if not home:
+            raise UsageError(f"give --home DIR or set {HOME_ENV}")
+        args.home = home
 
 
 def _first_client_error(group: BaseExceptionGroup[Any]) -> ClientError | None:

@@ -143,3 +143,16 @@ def test_opening_an_existing_store_imposes_no_rule(node: Node, tmp_path: Path) -
     finally:
         store.close()
     assert info(home, "ivy")["address"] == f"ivy@{DOMAIN}"
+
+
+def test_the_home_defaults_to_sealrelay_home(node: Node, tmp_path: Path) -> None:
+    home = tmp_path / "jo"
+    env = {"SEALRELAY_PASSPHRASE": "jo's passphrase", "SEALRELAY_HOME": str(home)}
+    code = invite(node.proc.data_dir, "jo")
+    run_cli("client", "register", f"jo@{DOMAIN}", "--node", node.url, "--code", code, env=env)
+    assert (home / "state.db").is_file()
+    (out,) = json_lines(run_cli("client", "info", env=env).stdout)
+    assert out["address"] == f"jo@{DOMAIN}"
+    other = {**env, "SEALRELAY_HOME": str(tmp_path / "nobody")}  # --home wins over it
+    (out,) = json_lines(run_cli("client", "info", "--home", str(home), env=other).stdout)
+    assert out["address"] == f"jo@{DOMAIN}"
