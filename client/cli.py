@@ -24,6 +24,7 @@ from typing import Any, Final
 
 import trio
 
+from client import persist
 from client.app import Client
 from client.errors import ClientError, Refused
 from client.groupnet import describe
@@ -260,11 +261,11 @@ async def _verify(args: argparse.Namespace) -> int:
         number = client.safety_number(args.address)
         if number is None:
             raise ClientError(f"no identity known for {args.address}: exchange a message first")
+        if args.accept:
+            _accept(client, args.address)
         changed = client.device.identity_changed(args.address)
-        accepted = False
-        if changed and args.accept:
-            client.accept_identity(args.address)
-            changed, accepted = False, True
+        identity = client.device.trust[args.address].identity
+        accepted = persist.is_verified(client.store, args.address, identity)
     finally:
         store.close()
     _emit(
@@ -277,6 +278,14 @@ async def _verify(args: argparse.Namespace) -> int:
         }
     )
     return EXIT_OK
+
+
+def _accept(client: Client, address: str) -> None:
+    """Mark the safety number with ``address`` as compared, accepting a changed identity
+    first (which unblocks sending to it)."""
+    if client.device.identity_changed(address):
+        client.accept_identity(address)
+    persist.mark_verified(client.store, address, client.device.trust[address].identity)
 
 
 async def _info(args: argparse.Namespace) -> int:

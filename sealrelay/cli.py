@@ -152,7 +152,11 @@ def _add_client(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     verify = client_sub.add_parser("verify", help="show the safety number with ADDRESS")
     _add_home(verify)
     verify.add_argument("address", metavar="ADDRESS", help="the peer, NAME@DOMAIN")
-    verify.add_argument("--accept", action="store_true", help="accept a changed identity")
+    verify.add_argument(
+        "--accept",
+        action="store_true",
+        help="mark the safety number as compared (and accept a changed identity)",
+    )
     _handler(verify, "client.cli:verify")
 
     info = client_sub.add_parser("info", help="show this account (address, device, keys)")

@@ -10,8 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from client import persist
+from client.records import DeviceRecord, TrustRecord
+from client.store.base import NS_ACCOUNT, NS_IDENTITIES
 from client.store.sqlite import SqliteStore
 from tests.integration.nodeproc import NodeProcess, invite, json_lines, run_cli
+from wire import decode, encode
 
 DOMAIN = "account.test"
 
@@ -156,3 +160,44 @@ def test_the_home_defaults_to_sealrelay_home(node: Node, tmp_path: Path) -> None
     other = {**env, "SEALRELAY_HOME": str(tmp_path / "nobody")}  # --home wins over it
     (out,) = json_lines(run_cli("client", "info", "--home", str(home), env=other).stdout)
     assert out["address"] == f"jo@{DOMAIN}"
+
+
+def test_verify_accept_is_remembered_for_that_identity_only(node: Node, tmp_path: Path) -> None:
+    secret = "kim and lee's test phrase"  # noqa: S105 (a test passphrase)
+    env = {"SEALRELAY_PASSPHRASE": secret, "SEALRELAY_TIMEOUT": "60"}
+    kim, lee = tmp_path / "kim", tmp_path / "lee"
+    for name, home in (("kim", kim), ("lee", lee)):
+        code = invite(node.proc.data_dir, name)
+        assert register(node, name, home, code, secret)[0] == 0, name
+    lee_address = f"lee@{DOMAIN}"
+    run_cli("client", "send", "--home", str(kim), lee_address, "hello lee", env=env)
+
+    def verify(*extra: str) -> dict[str, object]:
+        args = ("client", "verify", "--home", str(kim), lee_address, *extra)
+        (out,) = json_lines(run_cli(*args, env=env).stdout)
+        return out
+
+    first = verify()
+    assert (first["accepted"], first["identity_changed"]) == (False, False)
+    assert verify("--accept")["accepted"] is True
+    again = verify()  # remembered across runs
+    assert (again["accepted"], again["identity_changed"]) == (True, False)
+    assert again["safety_number"] == first["safety_number"]
+
+    # Lee's identity key changes (here: kim's store is told of another key for lee).
+    store = SqliteStore.open(kim / "state.db", secret)
+    try:
+        own = decode(store.get(NS_ACCOUNT, persist.DEVICE_SLOT) or b"", DeviceRecord).identity
+        changed = TrustRecord(identity=encode(own), accepted=False)
+        store.put(NS_IDENTITIES, lee_address.encode(), encode(changed))
+    finally:
+        store.close()
+    after = verify()
+    assert (after["accepted"], after["identity_changed"]) == (False, True)
+    assert after["safety_number"] != first["safety_number"]
+    blocked = run_cli("client", "send", "--home", str(kim), lee_address, "hi", env=env, check=False)
+    assert blocked.returncode == 1
+    assert "client.untrusted_identity" in blocked.stderr
+    accepted = verify("--accept")
+    assert (accepted["accepted"], accepted["identity_changed"]) == (True, False)
+    assert verify()["accepted"] is True
