@@ -7,6 +7,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from subprocess import CompletedProcess
 
 import pytest
 
@@ -201,3 +202,39 @@ def test_verify_accept_is_remembered_for_that_identity_only(node: Node, tmp_path
     accepted = verify("--accept")
     assert (accepted["accepted"], accepted["identity_changed"]) == (True, False)
     assert verify()["accepted"] is True
+
+
+def test_a_group_is_named_by_its_id_or_its_unique_name(node: Node, tmp_path: Path) -> None:
+    secret = "mia and ned's test phrase"  # noqa: S105 (a test passphrase)
+    env = {"SEALRELAY_PASSPHRASE": secret, "SEALRELAY_TIMEOUT": "60"}
+    mia, ned = tmp_path / "mia", tmp_path / "ned"
+    for name, home in (("mia", mia), ("ned", ned)):
+        code = invite(node.proc.data_dir, name)
+        assert register(node, name, home, code, secret)[0] == 0, name
+
+    def group(home: Path, *args: str, check: bool = True) -> CompletedProcess[str]:
+        return run_cli("client", "group", *args, "--home", str(home), env=env, check=check)
+
+    (solo,) = json_lines(group(mia, "create", "solo", "--member", f"ned@{DOMAIN}").stdout)
+    twins = [json_lines(group(mia, "create", "twin").stdout)[0]["group"] for _ in range(2)]
+
+    (sent,) = json_lines(group(mia, "send", "solo", "by name").stdout)
+    assert sent["group"] == solo["group"]
+    assert sent["failed"] == 0
+    (sent_by_id,) = json_lines(group(mia, "send", solo["group"], "by id").stdout)
+    assert sent_by_id["group"] == solo["group"]
+    args = ("client", "receive", "--home", str(ned), "--wait", "1")
+    got = {m["text"]: m for m in json_lines(run_cli(*args, env=env).stdout)}
+    assert got["by name"]["group"] == solo["group"]
+    assert got["by id"]["group"] == solo["group"]
+
+    ambiguous = group(mia, "send", "twin", "which one?", check=False)
+    assert ambiguous.returncode == 2
+    assert ambiguous.stdout == ""
+    (line,) = ambiguous.stderr.splitlines()
+    assert line.startswith("sealrelay: usage: 2 groups are named 'twin': use the group id")
+    assert all(gid in line for gid in twins)
+    unknown = group(mia, "add", "nosuch", f"ned@{DOMAIN}", check=False)
+    assert unknown.returncode == 2
+    (line,) = unknown.stderr.splitlines()
+    assert line.startswith("sealrelay: usage: no group named 'nosuch'")
