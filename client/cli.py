@@ -1,10 +1,17 @@
 """``sealrelay client ...``: register, send, receive, verify, info, history, and
-``group create|add|remove|send|list`` (a group is named by its id in hex, which ``group
-create`` prints; a received group message prints as a one-to-one one plus ``"group"``).
+``group create|add|remove|send|list``. GROUP is a group id in hex (``group create`` and
+``group list`` print it) or the name of a group, if no other group of the client has that
+name; a received group message prints as a one-to-one one plus ``"group"`` (its id).
 
-Every command takes ``--home DIR``: the account's encrypted state store (``state.db``)
-and, by default, the directory received attachments are saved to (``attachments/``).
-The store's passphrase comes from ``$SEALRELAY_PASSPHRASE`` or, if unset, a prompt.
+Every command takes ``--home DIR``, by default ``$SEALRELAY_HOME``: the account's encrypted
+state store (``state.db``) and, by default, the directory received attachments are saved to
+(``attachments/``). The store's passphrase comes from ``$SEALRELAY_PASSPHRASE`` or, if
+unset, a prompt. ``register`` (``client.cli_register``) asks for a new passphrase twice,
+refuses a weak one (``client.passphrase``) and leaves nothing behind when it fails.
+
+``verify ADDRESS`` prints the safety number; ``verify ADDRESS --accept`` records that the
+user compared it (``"accepted": true`` from then on, until the peer's identity key changes)
+and accepts a changed identity key, which unblocks sending to it.
 
 Output is JSON, one object per line, on stdout; an error is one line on stderr
 (``sealrelay: <code>: <message>``) and a non-zero exit status: 1 for a refusal or a
