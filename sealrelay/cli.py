@@ -170,7 +170,7 @@ def _add_client(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 
 def _add_group(client_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """``sealrelay client group ...``: GROUP is the group id in hex (``create`` prints it)."""
+    """``sealrelay client group ...``: GROUP is a group id in hex or a unique group name."""
     group = client_sub.add_parser("group", help="group messaging")
     group_sub = group.add_subparsers(dest="group_command", required=True)
     create = group_sub.add_parser("create", help="create group NAME (you are its admin)")
