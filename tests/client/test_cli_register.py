@@ -119,6 +119,8 @@ def test_a_staged_store_lands_in_place_on_success(tmp_path: Path) -> None:
         store.put(NS_META, b"k", b"v")
         assert not (home / "state.db").exists()
     assert [p.name for p in home.iterdir()] == ["state.db"]
+    assert (home / "state.db").stat().st_mode & 0o777 == 0o600
+    assert home.stat().st_mode & 0o777 == 0o700
     reopened = SqliteStore.open(home / "state.db", SECRET)
     try:
         assert reopened.get(NS_META, b"k") == b"v"
