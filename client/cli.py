@@ -1,10 +1,17 @@
 """``sealrelay client ...``: register, send, receive, verify, info, history, and
-``group create|add|remove|send|list`` (a group is named by its id in hex, which ``group
-create`` prints; a received group message prints as a one-to-one one plus ``"group"``).
+``group create|add|remove|send|list``. GROUP is a group id in hex (``group create`` and
+``group list`` print it) or the name of a group, if no other group of the client has that
+name; a received group message prints as a one-to-one one plus ``"group"`` (its id).
 
-Every command takes ``--home DIR``: the account's encrypted state store (``state.db``)
-and, by default, the directory received attachments are saved to (``attachments/``).
-The store's passphrase comes from ``$SEALRELAY_PASSPHRASE`` or, if unset, a prompt.
+Every command takes ``--home DIR``, by default ``$SEALRELAY_HOME``: the account's encrypted
+state store (``state.db``) and, by default, the directory received attachments are saved to
+(``attachments/``). The store's passphrase comes from ``$SEALRELAY_PASSPHRASE`` or, if
+unset, a prompt. ``register`` (``client.cli_register``) asks for a new passphrase twice,
+refuses a weak one (``client.passphrase``) and leaves nothing behind when it fails.
+
+``verify ADDRESS`` prints the safety number; ``verify ADDRESS --accept`` records that the
+user compared it (``"accepted": true`` from then on, until the peer's identity key changes)
+and accepts a changed identity key, which unblocks sending to it.
 
 Output is JSON, one object per line, on stdout; an error is one line on stderr
 (``sealrelay: <code>: <message>``) and a non-zero exit status: 1 for a refusal or a
@@ -26,8 +33,7 @@ import trio
 
 from client import persist
 from client.app import Client
-from client.enroll import enroll
-from client.errors import ClientError, Refused, StoreError
+from client.errors import ClientError, Refused
 from client.groupnet import describe
 from client.inbox import StoredMessage
 from client.safety import format_safety_number, identity_fingerprint
@@ -35,6 +41,7 @@ from client.store.sqlite import SqliteStore
 
 PASSPHRASE_ENV: Final = "SEALRELAY_PASSPHRASE"  # noqa: S105 - the variable's name
 TIMEOUT_ENV: Final = "SEALRELAY_TIMEOUT"
+HOME_ENV: Final = "SEALRELAY_HOME"
 STORE_FILE: Final = "state.db"
 ATTACHMENTS_DIR: Final = "attachments"
 HOME_MODE: Final = 0o700
@@ -51,10 +58,6 @@ class UsageError(Exception):
 
 
 # --- entry points (called by sealrelay.cli) -----------------------------------------------------
-
-
-def register(args: argparse.Namespace) -> int:
-    return _main(_register, args)
 
 
 def send(args: argparse.Namespace) -> int:
@@ -99,6 +102,7 @@ def group_list(args: argparse.Namespace) -> int:
 
 def _main(command: Callable[[argparse.Namespace], Awaitable[int]], args: argparse.Namespace) -> int:
     try:
+        _default_home(args)
         return trio.run(command, args)
     except UsageError as exc:
         return _fail("usage", str(exc), EXIT_USAGE)
@@ -111,6 +115,15 @@ def _main(command: Callable[[argparse.Namespace], Awaitable[int]], args: argpars
         return _fail(found.code, str(found), EXIT_FAILED)
     except ClientError as exc:
         return _fail(exc.code, str(exc), EXIT_FAILED)
+
+
+def _default_home(args: argparse.Namespace) -> None:
+    """Fill in ``args.home`` from ``$SEALRELAY_HOME`` when ``--home`` was not given."""
+    if getattr(args, "home", None) is None:
+        home = os.environ.get(HOME_ENV)
+        if not home:
+            raise UsageError(f"give --home DIR or set {HOME_ENV}")
+        args.home = home
 
 
 def _first_client_error(group: BaseExceptionGroup[Any]) -> ClientError | None:
@@ -168,27 +181,6 @@ def _load(args: argparse.Namespace, store: SqliteStore) -> Client:
 
 
 # --- commands ---------------------------------------------------------------------------------
-
-
-async def _register(args: argparse.Namespace) -> int:
-    if "@" not in args.address:
-        raise UsageError("the address must be NAME@DOMAIN")
-    store = _open_store(Path(args.home), create=True)
-    try:
-        if persist.has_device(store):
-            raise StoreError(f"{args.home} already holds an account")
-        device = await enroll(
-            store,
-            args.address,
-            args.node,
-            args.code,
-            args.suite,
-            introductions=not args.no_introductions,
-        )
-    finally:
-        store.close()
-    _emit({"address": device.address, "device": device.device_id})
-    return EXIT_OK
 
 
 async def _send(args: argparse.Namespace) -> int:
@@ -276,11 +268,11 @@ async def _verify(args: argparse.Namespace) -> int:
         number = client.safety_number(args.address)
         if number is None:
             raise ClientError(f"no identity known for {args.address}: exchange a message first")
+        if args.accept:
+            _accept(client, args.address)
         changed = client.device.identity_changed(args.address)
-        accepted = False
-        if changed and args.accept:
-            client.accept_identity(args.address)
-            changed, accepted = False, True
+        identity = client.device.trust[args.address].identity
+        accepted = persist.is_verified(client.store, args.address, identity)
     finally:
         store.close()
     _emit(
@@ -293,6 +285,14 @@ async def _verify(args: argparse.Namespace) -> int:
         }
     )
     return EXIT_OK
+
+
+def _accept(client: Client, address: str) -> None:
+    """Mark the safety number with ``address`` as compared, accepting a changed identity
+    first (which unblocks sending to it)."""
+    if client.device.identity_changed(address):
+        client.accept_identity(address)
+    persist.mark_verified(client.store, address, client.device.trust[address].identity)
 
 
 async def _info(args: argparse.Namespace) -> int:
@@ -331,26 +331,47 @@ async def _history(args: argparse.Namespace) -> int:
 # --- groups -----------------------------------------------------------------------------------
 
 
-def _group_id(text: str) -> bytes:
+GROUP_ID_LEN: Final = 16
+
+
+def _group_id(client: Client, text: str) -> bytes:
+    """The group ``text`` names: a group id in hex, or the name of exactly one group here."""
     try:
         group_id = bytes.fromhex(text)
     except ValueError:
         group_id = b""
-    if len(group_id) != 16:
-        raise UsageError("GROUP is a group id: 32 hex digits, as 'group create' prints it")
-    return group_id
+    if len(group_id) == GROUP_ID_LEN:
+        return group_id
+    named = sorted(
+        ng.group_id.hex()
+        for ng in client.groups.all()
+        if ng.group is not None and ng.group.state.name == text
+    )
+    if not named:
+        raise UsageError(
+            f"no group named {text!r}: GROUP is a group id (32 hex digits, as 'group create'"
+            " and 'group list' print it) or the name of one of your groups"
+        )
+    if len(named) > 1:
+        raise UsageError(
+            f"{len(named)} groups are named {text!r}: use the group id, one of {', '.join(named)}"
+        )
+    return bytes.fromhex(named[0])
 
 
-async def _online(
-    args: argparse.Namespace, action: Callable[[Client], Awaitable[dict[str, Any]]]
-) -> int:
-    """Run ``action`` with the client online; print its JSON; exit 1 if it has failures."""
+GroupAction = Callable[[Client, bytes], Awaitable[dict[str, Any]]]
+
+
+async def _online(args: argparse.Namespace, action: GroupAction, group: str | None = None) -> int:
+    """Run ``action`` with the client online and the id of ``group`` (resolved first, by
+    :func:`_group_id`; empty without one); print its JSON; exit 1 if it has failures."""
     store = _open_store(Path(args.home), create=False)
     try:
         client = _load(args, store)
+        group_id = b"" if group is None else _group_id(client, group)
         async with client.online():
             with trio.fail_after(_timeout()):
-                out = await action(client)
+                out = await action(client, group_id)
     except trio.TooSlowError:
         return _fail("client.timeout", "the node did not acknowledge in time", EXIT_FAILED)
     finally:
@@ -369,7 +390,7 @@ def _failures(failed: dict[bytes, Refused]) -> dict[str, Any]:
 
 
 async def _group_create(args: argparse.Namespace) -> int:
-    async def action(client: Client) -> dict[str, Any]:
+    async def action(client: Client, _: bytes) -> dict[str, Any]:
         group_id = await client.group_create(args.name, args.members)
         return {"group": group_id.hex(), "name": args.name}
 
@@ -377,27 +398,22 @@ async def _group_create(args: argparse.Namespace) -> int:
 
 
 async def _group_add(args: argparse.Namespace) -> int:
-    group_id = _group_id(args.group)
-
-    async def action(client: Client) -> dict[str, Any]:
+    async def action(client: Client, group_id: bytes) -> dict[str, Any]:
         failed = await client.group_change(group_id, add=args.addresses)
-        return {"group": args.group, "added": args.addresses, **_failures(failed)}
+        return {"group": group_id.hex(), "added": args.addresses, **_failures(failed)}
 
-    return await _online(args, action)
+    return await _online(args, action, args.group)
 
 
 async def _group_remove(args: argparse.Namespace) -> int:
-    group_id = _group_id(args.group)
-
-    async def action(client: Client) -> dict[str, Any]:
+    async def action(client: Client, group_id: bytes) -> dict[str, Any]:
         failed = await client.group_change(group_id, remove=args.addresses)
-        return {"group": args.group, "removed": args.addresses, **_failures(failed)}
+        return {"group": group_id.hex(), "removed": args.addresses, **_failures(failed)}
 
-    return await _online(args, action)
+    return await _online(args, action, args.group)
 
 
 async def _group_send(args: argparse.Namespace) -> int:
-    group_id = _group_id(args.group)
     files = [Path(p) for p in args.attach]
     for path in files:
         if not path.is_file():
@@ -405,17 +421,17 @@ async def _group_send(args: argparse.Namespace) -> int:
     if args.expire is not None and args.expire <= 0:
         raise UsageError("--expire takes a positive number of seconds")
 
-    async def action(client: Client) -> dict[str, Any]:
+    async def action(client: Client, group_id: bytes) -> dict[str, Any]:
         result = await client.group_send(group_id, args.text, files, args.expire)
         refused = sum(1 for codes in result.partial.values() for c in codes if c not in OK_CODES)
         return {
-            "group": args.group,
+            "group": group_id.hex(),
             "eids": [eid.hex() for eid in result.eids],
             "refused_recipients": refused,
             **_failures(result.failed),
         }
 
-    return await _online(args, action)
+    return await _online(args, action, args.group)
 
 
 OK_CODES: Final = ("", "duplicate")

@@ -13,6 +13,8 @@ ClientError                   base; every error has a stable ``code``
 ├── NoAccount                 the client state holds no device (not enrolled yet)
 ├── StoreError                the client state store cannot be opened or is corrupt
 │   └── WrongPassphrase       the passphrase does not open the store
+├── WeakPassphrase            a new store passphrase breaks a rule of client.passphrase
+├── PassphraseMismatch        the two entries of a new passphrase differ
 ├── BadContent                a decrypted message whose content does not decode
 ├── AttachmentError           an attachment whose digest, chunks or padding do not check out
 │   └── AttachmentTooLarge    a file larger than the node takes (``blob.too_large``, the
@@ -73,6 +75,14 @@ class StoreError(ClientError):
 
 class WrongPassphrase(StoreError):
     code = "client.wrong_passphrase"
+
+
+class WeakPassphrase(ClientError):
+    code = "client.weak_passphrase"
+
+
+class PassphraseMismatch(ClientError):
+    code = "client.passphrase_mismatch"
 
 
 class BadContent(ClientError):

@@ -33,6 +33,13 @@ Quarantined envelopes (acked, did not open for a reason that may pass; see ``NS_
     release(store, eid)                       forget it (opened, or known to never open)
     purge_quarantine(store, now_ms) -> int    forget the expired ones; how many
 
+Safety numbers the user compared (``client verify --accept``)::
+
+    mark_verified(store, address, identity)   the user compared the safety number made
+                                              with this identity key (encoded)
+    is_verified(store, address, identity) -> bool
+                                              True only for that same identity key
+
 Account data of the shell (``AccountInfo``, ``Contact`` from ``client.records``)::
 
     save_account_info(store, info) / load_account_info(store) -> AccountInfo | None
@@ -45,7 +52,8 @@ Layout: ``NS_ACCOUNT`` ``device`` (identity, certificate) and ``info``; ``NS_PRE
 ``pool`` plus one record per one-time key (``dh:``/``kem:`` + u32 id) and per seen base key
 (``bk:`` + key); ``NS_SESSIONS``, ``NS_CERTS`` and ``NS_CONTACTS`` keyed by the encoded
 ``PeerKey``; ``NS_IDENTITIES`` by the UTF-8 address; ``NS_SEEN`` by envelope id; ``NS_META``
-``records`` holds ``RECORDS_VERSION``; ``NS_QUARANTINE`` by envelope id. A record that
+``records`` holds ``RECORDS_VERSION``; ``NS_QUARANTINE`` by envelope id; ``NS_VERIFIED`` by
+the UTF-8 address. A record that
 does not decode raises :class:`~client.errors.StoreError`.
 """
 
@@ -66,6 +74,7 @@ from client.records import (
     PeerKey,
     RecordsVersion,
     SeenRecord,
+    VerifiedRecord,
 )
 from client.sealed import Keyring
 from client.session import Device
@@ -80,6 +89,7 @@ from client.store.base import (
     NS_QUARANTINE,
     NS_SEEN,
     NS_SESSIONS,
+    NS_VERIFIED,
     StateStore,
 )
 from suites import SuiteError
@@ -92,10 +102,12 @@ __all__ = [
     "contacts",
     "delete_contact",
     "has_device",
+    "is_verified",
     "load_account_info",
     "load_contact",
     "load_device",
     "mark_seen",
+    "mark_verified",
     "purge_seen",
     "save_account_info",
     "save_contact",
@@ -281,6 +293,24 @@ def purge_quarantine(store: StateStore, now_ms: int) -> int:
                 store.delete(NS_QUARANTINE, envelope.eid)
                 purged += 1
     return purged
+
+
+# --- compared safety numbers ----------------------------------------------------------------
+
+
+def mark_verified(store: StateStore, address: str, identity: bytes) -> None:
+    """The user compared the safety number with ``address`` made with ``identity``."""
+    store.put(NS_VERIFIED, address.encode(), encode(VerifiedRecord(identity=identity)))
+
+
+def is_verified(store: StateStore, address: str, identity: bytes) -> bool:
+    """Whether the safety number with ``address`` was compared for this very ``identity``
+    (a changed identity key is not verified, whatever was compared before)."""
+    raw = store.get(NS_VERIFIED, address.encode())
+    if raw is None:
+        return False
+    with _corrupt_is_store_error():
+        return decode(raw, VerifiedRecord).identity == identity
 
 
 # --- account data of the shell --------------------------------------------------------------

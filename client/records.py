@@ -144,6 +144,13 @@ class TrustRecord:
     accepted: bool
 
 
+@message("client.verified")
+class VerifiedRecord:
+    """The identity key (encoded) of an address whose safety number the user compared."""
+
+    identity: Annotated[bytes, MaxLen(1 << 14)]
+
+
 @message("client.peer-cert")
 class PeerCertRecord:
     """A peer device's sender certificate, authenticated, and its hash."""

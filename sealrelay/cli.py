@@ -11,11 +11,29 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import sys
 from collections.abc import Callable
-from typing import cast
+from typing import Final, cast
 
 Handler = Callable[[argparse.Namespace], int]
+
+DISTRIBUTION: Final = "sealrelay"
+HOME_HELP: Final = "the account's state directory (default: $SEALRELAY_HOME)"
+GROUP_HELP: Final = "the group: its id (32 hex digits) or its name if no other group has it"
+ATTACH_HELP: Final = "a file to attach (repeat for more)"
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version(DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _add_home(parser: argparse.ArgumentParser) -> None:
+    """``--home DIR``, which ``client.cli`` defaults to ``$SEALRELAY_HOME``."""
+    parser.add_argument("--home", metavar="DIR", help=HOME_HELP)
 
 
 def _handler(parser: argparse.ArgumentParser, target: str) -> None:
@@ -27,7 +45,12 @@ def _add_node(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     node_sub = node.add_subparsers(dest="node_command", required=True)
     serve = node_sub.add_parser("serve", help="serve one domain on HOST:PORT")
     serve.add_argument("--domain", required=True, help="the domain this node serves")
-    serve.add_argument("--listen", required=True, metavar="HOST:PORT")
+    serve.add_argument(
+        "--listen",
+        required=True,
+        metavar="HOST:PORT",
+        help="address to listen on (port 0: any free)",
+    )
     serve.add_argument("--data", required=True, metavar="DIR", help="data directory")
     serve.add_argument("--config", metavar="FILE", help="TOML configuration file")
     _handler(serve, "node.cli:serve")
@@ -36,7 +59,7 @@ def _add_node(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     admin_sub = admin.add_subparsers(dest="admin_command", required=True)
     invite = admin_sub.add_parser("invite", help="print a one-time enrollment code")
     invite.add_argument("name", help="the account name (the part before @)")
-    invite.add_argument("--data", required=True, metavar="DIR")
+    invite.add_argument("--data", required=True, metavar="DIR", help="the node's data directory")
     invite.add_argument("--ttl", type=int, default=7 * 86400, help="seconds the code is valid")
     _handler(invite, "node.cli:admin_invite")
 
@@ -47,7 +70,9 @@ def _add_keys(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     init = keys_sub.add_parser("init", help="generate the server keys of a domain")
     init.add_argument("--domain", required=True, help="the domain the keys serve")
-    init.add_argument("--suite", default="cnsa2", choices=("cnsa2", "xwing"))
+    init.add_argument(
+        "--suite", default="cnsa2", choices=("cnsa2", "xwing"), help="cipher suite (default cnsa2)"
+    )
     init.add_argument("--data", metavar="DIR", help="write server-keys.json into DIR")
     init.add_argument("--k8s", action="store_true", help="print a Kubernetes Secret on stdout")
     init.add_argument("--name", default="sealrelay-server-keys", help="the Secret's name")
@@ -55,23 +80,33 @@ def _add_keys(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _handler(init, "node.keys_cli:init")
 
     root_init = keys_sub.add_parser("root-init", help="create an agency root key (offline)")
-    root_init.add_argument("--out", required=True, metavar="DIR")
+    root_init.add_argument(
+        "--out", required=True, metavar="DIR", help="where to write the root key (keep offline)"
+    )
     _handler(root_init, "node.rootkeys_cli:root_init")
     certify = keys_sub.add_parser("certify", help="certify the server key with the root")
     certify.add_argument("--root", required=True, metavar="DIR", help="root-init's directory")
     certify.add_argument("--data", required=True, metavar="DIR", help="the node's data")
-    certify.add_argument("--domain", required=True)
-    certify.add_argument("--days", type=int, default=365)
+    certify.add_argument("--domain", required=True, help="the domain the server key serves")
+    certify.add_argument("--days", type=int, default=365, help="days the certification is valid")
     _handler(certify, "node.rootkeys_cli:certify_keys")
     rotate = keys_sub.add_parser("rotate", help="rotate the server keys without downtime")
-    rotate.add_argument("--data", required=True, metavar="DIR")
-    rotate.add_argument("--overlap", type=int, default=30 * 86400, metavar="SECONDS")
+    rotate.add_argument("--data", required=True, metavar="DIR", help="the node's data directory")
+    rotate.add_argument(
+        "--overlap",
+        type=int,
+        default=30 * 86400,
+        metavar="SECONDS",
+        help="how long the retired key still verifies (default 30 days)",
+    )
     rotate.add_argument("--root", metavar="DIR", help="certify the new key with this root")
     rotate.add_argument("--domain", help="the domain (with --root)")
     _handler(rotate, "node.rootkeys_cli:rotate")
     fingerprint = keys_sub.add_parser("fingerprint", help="print a fingerprint to pin")
-    fingerprint.add_argument("--data", metavar="DIR")
-    fingerprint.add_argument("--root-public", metavar="FILE")
+    fingerprint.add_argument(
+        "--data", metavar="DIR", help="of the server key in this data directory"
+    )
+    fingerprint.add_argument("--root-public", metavar="FILE", help="of this root.pub.json")
     _handler(fingerprint, "node.rootkeys_cli:fingerprint")
 
 
@@ -80,77 +115,97 @@ def _add_client(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     client_sub = client.add_subparsers(dest="client_command", required=True)
 
     register = client_sub.add_parser("register", help="enroll NAME@DOMAIN with a code")
-    register.add_argument("address", metavar="NAME@DOMAIN")
+    register.add_argument("address", metavar="NAME@DOMAIN", help="the account to enroll")
     register.add_argument("--node", required=True, metavar="URL", help="e.g. http://host:port")
     register.add_argument("--code", required=True, help="the enrollment code from the operator")
-    register.add_argument("--home", required=True, metavar="DIR")
-    register.add_argument("--suite", default="cnsa2", choices=("cnsa2", "xwing"))
+    _add_home(register)
+    register.add_argument(
+        "--suite", default="cnsa2", choices=("cnsa2", "xwing"), help="cipher suite (default cnsa2)"
+    )
     register.add_argument(
         "--no-introductions",
         action="store_true",
         help="refuse first contact from senders without this account's delivery token",
     )
-    _handler(register, "client.cli:register")
+    _handler(register, "client.cli_register:register")
 
     send = client_sub.add_parser("send", help="send TEXT to TO_ADDRESS")
-    send.add_argument("--home", required=True, metavar="DIR")
-    send.add_argument("to", metavar="TO_ADDRESS")
-    send.add_argument("text", metavar="TEXT")
-    send.add_argument("--attach", metavar="FILE", action="append", default=[])
+    _add_home(send)
+    send.add_argument("to", metavar="TO_ADDRESS", help="the recipient, NAME@DOMAIN")
+    send.add_argument("text", metavar="TEXT", help="the message text")
+    send.add_argument("--attach", metavar="FILE", action="append", default=[], help=ATTACH_HELP)
     send.add_argument("--expire", type=int, metavar="SECONDS", help="disappearing message")
     _handler(send, "client.cli:send")
 
     receive = client_sub.add_parser("receive", help="print received messages as JSON lines")
-    receive.add_argument("--home", required=True, metavar="DIR")
-    receive.add_argument("--wait", type=float, default=0.0, metavar="SECONDS")
+    _add_home(receive)
+    receive.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="keep printing new messages this long after the backlog (default 0)",
+    )
     receive.add_argument("--save-dir", metavar="DIR", help="where to save attachments")
     _handler(receive, "client.cli:receive")
 
     verify = client_sub.add_parser("verify", help="show the safety number with ADDRESS")
-    verify.add_argument("--home", required=True, metavar="DIR")
-    verify.add_argument("address", metavar="ADDRESS")
-    verify.add_argument("--accept", action="store_true", help="accept a changed identity")
+    _add_home(verify)
+    verify.add_argument("address", metavar="ADDRESS", help="the peer, NAME@DOMAIN")
+    verify.add_argument(
+        "--accept",
+        action="store_true",
+        help="mark the safety number as compared (and accept a changed identity)",
+    )
     _handler(verify, "client.cli:verify")
 
     info = client_sub.add_parser("info", help="show this account (address, device, keys)")
-    info.add_argument("--home", required=True, metavar="DIR")
+    _add_home(info)
     _handler(info, "client.cli:info")
 
     history = client_sub.add_parser("history", help="print the stored messages as JSON lines")
-    history.add_argument("--home", required=True, metavar="DIR")
+    _add_home(history)
     _handler(history, "client.cli:history")
     _add_group(client_sub)
 
 
 def _add_group(client_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """``sealrelay client group ...``: GROUP is the group id in hex (``create`` prints it)."""
+    """``sealrelay client group ...``: GROUP is a group id in hex or a unique group name."""
     group = client_sub.add_parser("group", help="group messaging")
     group_sub = group.add_subparsers(dest="group_command", required=True)
     create = group_sub.add_parser("create", help="create group NAME (you are its admin)")
-    create.add_argument("name", metavar="NAME")
-    create.add_argument("--home", required=True, metavar="DIR")
-    create.add_argument("--member", dest="members", action="append", default=[])
+    create.add_argument("name", metavar="NAME", help="the group's name")
+    _add_home(create)
+    create.add_argument(
+        "--member",
+        dest="members",
+        metavar="ADDRESS",
+        action="append",
+        default=[],
+        help="a first member (repeat for more)",
+    )
     _handler(create, "client.cli:group_create")
     for verb in ("add", "remove"):
         change = group_sub.add_parser(verb, help=f"{verb} members (admins only)")
-        change.add_argument("group", metavar="GROUP")
-        change.add_argument("addresses", metavar="ADDRESS", nargs="+")
-        change.add_argument("--home", required=True, metavar="DIR")
+        change.add_argument("group", metavar="GROUP", help=GROUP_HELP)
+        change.add_argument("addresses", metavar="ADDRESS", nargs="+", help="members, NAME@DOMAIN")
+        _add_home(change)
         _handler(change, f"client.cli:group_{verb}")
     send = group_sub.add_parser("send", help="send TEXT to every member of GROUP")
-    send.add_argument("group", metavar="GROUP")
-    send.add_argument("text", metavar="TEXT")
-    send.add_argument("--home", required=True, metavar="DIR")
-    send.add_argument("--attach", metavar="FILE", action="append", default=[])
+    send.add_argument("group", metavar="GROUP", help=GROUP_HELP)
+    send.add_argument("text", metavar="TEXT", help="the message text")
+    _add_home(send)
+    send.add_argument("--attach", metavar="FILE", action="append", default=[], help=ATTACH_HELP)
     send.add_argument("--expire", type=int, metavar="SECONDS", help="disappearing message")
     _handler(send, "client.cli:group_send")
     listing = group_sub.add_parser("list", help="print your groups as JSON lines")
-    listing.add_argument("--home", required=True, metavar="DIR")
+    _add_home(listing)
     _handler(listing, "client.cli:group_list")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sealrelay", description="sealrelay relay and client")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_node(sub)
     _add_keys(sub)
@@ -158,14 +213,27 @@ def build_parser() -> argparse.ArgumentParser:
     dev = sub.add_parser("dev", help="developer conveniences")
     dev_sub = dev.add_subparsers(dest="dev_command", required=True)
     run = dev_sub.add_parser("run", help="start a node on the embedded default")
-    run.add_argument("--data", default=".sealrelay/node", metavar="DIR")
-    run.add_argument("--domain", default="localhost")
-    run.add_argument("--listen", default="127.0.0.1:7480", metavar="HOST:PORT")
+    run.add_argument(
+        "--data", default=".sealrelay/node", metavar="DIR", help="data directory (made if absent)"
+    )
+    run.add_argument("--domain", default="localhost", help="the domain served (default localhost)")
+    run.add_argument(
+        "--listen", default="127.0.0.1:7480", metavar="HOST:PORT", help="address to listen on"
+    )
     _handler(run, "node.cli:dev_run")
     up = dev_sub.add_parser("up", help="start a local federation of 2 or 3 domains")
-    up.add_argument("--domains", type=int, default=2, choices=(2, 3))
-    up.add_argument("--data", default=".sealrelay/federation", metavar="DIR")
-    up.add_argument("--base-port", type=int, default=7481)
+    up.add_argument(
+        "--domains", type=int, default=2, choices=(2, 3), help="how many domains (default 2)"
+    )
+    up.add_argument(
+        "--data",
+        default=".sealrelay/federation",
+        metavar="DIR",
+        help="one data directory per domain under DIR",
+    )
+    up.add_argument(
+        "--base-port", type=int, default=7481, help="the first node's port; the next ones follow"
+    )
     _handler(up, "node.cli:dev_up")
     return parser
 

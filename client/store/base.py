@@ -48,6 +48,9 @@ NS_GROUPS: Final = "groups"
 ``Group.to_bytes`` plus transport keys and pending controls), keyed by group id."""
 NS_GROUP_MESSAGES: Final = "group-messages"
 """Which group a received group message belongs to: group id, keyed by envelope id."""
+NS_VERIFIED: Final = "verified"
+"""Peer identities whose safety number the user compared (``client verify --accept``): the
+encoded identity key it was compared for, keyed by address (a later key is not verified)."""
 
 NAMESPACES: Final = (
     NS_SESSIONS,
@@ -63,6 +66,7 @@ NAMESPACES: Final = (
     NS_DOMAINS,
     NS_GROUPS,
     NS_GROUP_MESSAGES,
+    NS_VERIFIED,
 )
 
 # A namespace is a short lower-case name; it never holds a NUL, so ``ns || 0x00 || key``

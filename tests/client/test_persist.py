@@ -378,6 +378,25 @@ def test_account_info_and_contacts_round_trip(disks: Callable[[str], Disk]) -> N
 
 
 @backends
+def test_a_compared_safety_number_holds_for_that_identity_only(
+    disks: Callable[[str], Disk],
+) -> None:
+    disk = disks("client")
+    store = disk.store
+    assert store is not None
+    old, new = b"\x01identity of bob", b"\x02another identity of bob"
+    assert not persist.is_verified(store, "bob@example.org", old)
+    persist.mark_verified(store, "bob@example.org", old)
+    store = disk.reopen()
+    assert persist.is_verified(store, "bob@example.org", old)
+    assert not persist.is_verified(store, "bob@example.org", new)
+    assert not persist.is_verified(store, "carol@example.org", old)
+    persist.mark_verified(store, "bob@example.org", new)
+    assert persist.is_verified(store, "bob@example.org", new)
+    assert not persist.is_verified(store, "bob@example.org", old)
+
+
+@backends
 def test_load_without_a_device_raises_no_account(disks: Callable[[str], Disk]) -> None:
     store = disks("client").store
     assert store is not None

@@ -255,7 +255,7 @@ def test_unknown_recipient_fails_clearly(world: World) -> None:
 def test_an_account_registered_without_introductions_refuses_first_contact(
     world: World, tmp_path: Path
 ) -> None:
-    dave = User("dave", tmp_path / "dave", "dave-pass")
+    dave = User("dave", tmp_path / "dave", "dave-passphrase")
     code = invite(world.node.data_dir, dave.name)
     assert world.node.url is not None
     args = ["client", "register", dave.address, "--node", world.node.url, "--code", code]
@@ -275,7 +275,7 @@ def test_wrong_passphrase_refused(world: World) -> None:
 
 def test_spent_code_refused(world: World, tmp_path: Path) -> None:
     code = invite(world.node.data_dir, "carol")
-    env = {"SEALRELAY_PASSPHRASE": "carol-pass"}
+    env = {"SEALRELAY_PASSPHRASE": "carol-passphrase"}
     assert world.node.url is not None
     args = ["client", "register", f"carol@{DOMAIN}", "--node", world.node.url, "--code", code]
     run_cli(*args, "--home", str(tmp_path / "carol1"), env=env)

@@ -61,7 +61,7 @@ WITHIN: Final = 60.0
 class CliUser:
     address: str
     home: Path
-    passphrase: str = field(default_factory=lambda: os.urandom(8).hex())
+    passphrase: str = field(default_factory=lambda: f"groups-{os.urandom(8).hex()}")
 
     @property
     def env(self) -> dict[str, str]:
