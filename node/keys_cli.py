@@ -11,7 +11,8 @@
 The key ids go to stderr as one JSON line, so stdout stays a manifest that can be piped
 into ``kubectl apply -f -``. The keys themselves are never logged.
 
-Exit status: 0 on success, 2 for invalid arguments or an existing key file.
+Exit status: 0 on success, 2 for invalid arguments or an existing key file (a
+:class:`~node.errors.ConfigError`, printed by ``sealrelay.cli`` as one line).
 """
 
 from __future__ import annotations
@@ -28,18 +29,9 @@ from node.keys import KEY_FILE, generate, key_file_bytes, write_key_file
 from suites import get_suite
 
 EXIT_OK: Final = 0
-EXIT_CONFIG: Final = 2
 
 
 def init(args: argparse.Namespace) -> int:
-    try:
-        return _init(args)
-    except ConfigError as exc:
-        print(f"sealrelay: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-
-
-def _init(args: argparse.Namespace) -> int:
     domain: str = args.domain
     if not domain or "@" in domain or "/" in domain:
         raise ConfigError(f"invalid domain {domain!r}")

@@ -13,7 +13,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Callable
-from typing import cast
+from typing import Protocol, cast
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -26,9 +26,9 @@ def _add_node(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     node = sub.add_parser("node", help="run a relay node")
     node_sub = node.add_subparsers(dest="node_command", required=True)
     serve = node_sub.add_parser("serve", help="serve one domain on HOST:PORT")
-    serve.add_argument("--domain", required=True, help="the domain this node serves")
-    serve.add_argument("--listen", required=True, metavar="HOST:PORT")
-    serve.add_argument("--data", required=True, metavar="DIR", help="data directory")
+    serve.add_argument("--domain", help="the domain this node serves")
+    serve.add_argument("--listen", metavar="HOST:PORT")
+    serve.add_argument("--data", metavar="DIR", help="data directory")
     serve.add_argument("--config", metavar="FILE", help="TOML configuration file")
     _handler(serve, "node.cli:serve")
 
@@ -175,9 +175,33 @@ def _resolve(target: str) -> Handler:
     return cast(Handler, getattr(importlib.import_module(module_name), attr))
 
 
+class UserError(Protocol):
+    """An exception for a user's mistake (``node.errors.CommandError``): one line,
+    ``sealrelay: CODE: MESSAGE``, on stderr and ``exit_status``, never a traceback."""
+
+    code: str
+    message: str
+    exit_status: int
+
+
+def _user_error(exc: BaseException) -> UserError | None:
+    fields = (("code", str), ("message", str), ("exit_status", int))
+    if all(isinstance(getattr(exc, name, None), kind) for name, kind in fields):
+        return cast(UserError, exc)
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return _resolve(args.handler)(args)
+    handler = _resolve(args.handler)
+    try:
+        return handler(args)
+    except Exception as exc:  # a user's mistake becomes one line; anything else is a bug
+        error = _user_error(exc)
+        if error is None:
+            raise
+        print(f"sealrelay: {error.code}: {error.message}", file=sys.stderr)
+        return error.exit_status
 
 
 if __name__ == "__main__":
