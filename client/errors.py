@@ -12,7 +12,8 @@ ClientError                   base; every error has a stable ``code``
 ├── NoSession                 no session with that address/device
 ├── NoAccount                 the client state holds no device (not enrolled yet)
 ├── StoreError                the client state store cannot be opened or is corrupt
-│   └── WrongPassphrase       the passphrase does not open the store
+│   ├── WrongPassphrase       the passphrase does not open the store
+│   └── PassphraseRequired    no passphrase: no $SEALRELAY_PASSPHRASE and no terminal
 ├── BadContent                a decrypted message whose content does not decode
 ├── AttachmentError           an attachment whose digest, chunks or padding do not check out
 ├── ServerKeyError            a server key document that does not verify or is not pinned
@@ -71,6 +72,10 @@ class StoreError(ClientError):
 
 class WrongPassphrase(StoreError):
     code = "client.wrong_passphrase"
+
+
+class PassphraseRequired(StoreError):
+    code = "client.passphrase"
 
 
 class BadContent(ClientError):
