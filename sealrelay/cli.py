@@ -73,6 +73,9 @@ def _add_keys(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     fingerprint.add_argument("--data", metavar="DIR")
     fingerprint.add_argument("--root-public", metavar="FILE")
     _handler(fingerprint, "node.rootkeys_cli:fingerprint")
+    show = keys_sub.add_parser("show", help="print a node's key document as JSON, verified")
+    show.add_argument("url", metavar="URL", help="the node, e.g. http://host:port")
+    _handler(show, "node.keys_cli:show")
 
 
 def _add_client(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
