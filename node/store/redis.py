@@ -198,9 +198,11 @@ class RedisStore:
         key, pattern = self._key("addrs"), f"{name}@*"  # names hold no glob characters
 
         async def scan(client: Any) -> bool:
-            async for _ in client.sscan_iter(key, match=pattern, count=1000):
-                return True
-            return False
+            cursor = 0
+            while True:
+                cursor, found = await client.sscan(key, cursor, match=pattern, count=1000)
+                if found or not cursor:
+                    return bool(found)
 
         found: bool = await self._redis.read("has_account", scan)
         return found
