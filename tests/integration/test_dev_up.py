@@ -189,3 +189,25 @@ def expected_command() -> str:
     if absolute.is_relative_to(ROOT):
         return str(absolute.relative_to(ROOT))
     return str(absolute)
+
+
+def test_a_node_that_does_not_start_is_named_with_its_log(tmp_path: Path) -> None:
+    """bravo's port is taken: one line naming bravo's log, and alpha's node is stopped."""
+    port = free_port_pair()
+    base = tmp_path / "fed"
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", port + 1))
+        squatter.listen()
+        dev = DevUp(base, port)
+        try:
+            status = dev.proc.wait(timeout=READY_TIMEOUT)
+            err = dev.stderr()
+        finally:
+            dev.close()
+    log = base / "bravo.localhost.log"
+    assert status == 1
+    assert err.strip().splitlines()[-1] == (
+        f"sealrelay: dev.node_failed: the node for bravo.localhost did not start; see its log {log}"
+    )
+    assert "node.listen" in log.read_text()
+    assert port_free(port)  # alpha's node was stopped
