@@ -20,7 +20,7 @@ from types import FrameType
 from typing import Final
 
 from node import devfed, devhints
-from node.errors import DEV_NODE_FAILED, CommandError
+from node.errors import DEV_NODE_FAILED, NODE_DATA_DIR, CommandError, file_error
 from node.keys import KEY_FILE
 
 DEV_UP_USERS: Final = ("alice", "bob", "carol")  # one on each domain, in order
@@ -43,7 +43,7 @@ def run(base: Path, count: int, base_port: int, invite: Invite) -> int:
     procs: list[tuple[devfed.DomainSetup, subprocess.Popen[str]]] = []
     with _signals_raise_stopped():
         try:
-            setups = devfed.prepare(base, domains, ports)
+            setups = _prepare(base, domains, ports)
             for setup in setups:
                 procs.append((setup, _start_node(setup)))
             codes = {}
@@ -57,6 +57,13 @@ def run(base: Path, count: int, base_port: int, invite: Invite) -> int:
         finally:
             _stop(procs)
     return 0
+
+
+def _prepare(base: Path, domains: tuple[str, ...], ports: list[int]) -> list[devfed.DomainSetup]:
+    try:
+        return devfed.prepare(base, domains, ports)
+    except OSError as exc:
+        raise file_error(exc, NODE_DATA_DIR) from None
 
 
 @contextlib.contextmanager

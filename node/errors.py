@@ -53,6 +53,8 @@ Codes of the node's commands (stable; on stderr, never sent to a client):
     admin.no_node       ``admin invite``: the directory holds no node's data
     admin.account_exists
                         ``admin invite``: the name already has an account
+    keys.files          a ``keys`` command cannot create, read or write a key file or its
+                        directory
     keys.fetch          ``keys show``: the key document could not be fetched
     keys.document       ``keys show``: what the node served is not a key document
     dev.node_failed     ``dev up``: a node did not start or exited (the message names its log)
@@ -96,6 +98,7 @@ NODE_LISTEN: Final = "node.listen"
 NODE_DATA_DIR: Final = "node.data_dir"
 ADMIN_NO_NODE: Final = "admin.no_node"
 ADMIN_ACCOUNT_EXISTS: Final = "admin.account_exists"
+KEYS_FILES: Final = "keys.files"
 KEYS_FETCH: Final = "keys.fetch"
 KEYS_DOCUMENT: Final = "keys.document"
 DEV_NODE_FAILED: Final = "dev.node_failed"
@@ -149,6 +152,12 @@ class CommandError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+def file_error(exc: OSError, code: str) -> CommandError:
+    """``exc`` (a file or directory operation failed) as a :class:`CommandError`."""
+    where = f"{exc.filename}: " if exc.filename is not None else ""
+    return CommandError(f"{where}{exc.strerror or exc}", code)
 
 
 class ConfigError(CommandError):

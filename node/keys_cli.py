@@ -40,7 +40,14 @@ from federation.documents import MAX_DOCUMENT, fingerprint, verify_certification
 from federation.errors import KeyDocumentError
 from node.app import DOCUMENT_PATH
 from node.config import SUITES
-from node.errors import KEYS_DOCUMENT, KEYS_FETCH, CommandError, ConfigError
+from node.errors import (
+    KEYS_DOCUMENT,
+    KEYS_FETCH,
+    KEYS_FILES,
+    CommandError,
+    ConfigError,
+    file_error,
+)
 from node.k8s import secret_manifest
 from node.keys import KEY_FILE, generate, key_file_bytes, write_key_file
 from suites import SuiteError, get_suite, get_suite_by_id
@@ -66,7 +73,10 @@ def init(args: argparse.Namespace) -> int:
     content = key_file_bytes(keys)
     files = {KEY_FILE: content}
     manifest = secret_manifest(args.name, args.namespace, files, domain=domain) if args.k8s else ""
-    written = str(write_key_file(args.data, keys)) if args.data is not None else None
+    try:
+        written = str(write_key_file(args.data, keys)) if args.data is not None else None
+    except OSError as exc:
+        raise file_error(exc, KEYS_FILES) from None
     info = {
         "event": "server_keys",
         "domain": domain,
@@ -86,7 +96,7 @@ def show(args: argparse.Namespace) -> int:
     url = args.url.rstrip("/") + DOCUMENT_PATH
     try:
         response = httpx.get(url, timeout=SHOW_TIMEOUT, follow_redirects=False)
-    except (httpx.HTTPError, ValueError) as exc:  # ValueError: not a URL httpx can use
+    except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:  # not a usable URL too
         raise CommandError(f"cannot fetch {url}: {exc}", KEYS_FETCH) from None
     if response.status_code != HTTP_OK:
         raise CommandError(f"{url} answered HTTP {response.status_code}", KEYS_FETCH)

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
-from node.errors import ConfigError
+from node.errors import KEYS_FILES, ConfigError, file_error
 from node.keys import KEY_FILE, load, replace_key_file
 from node.rootkeys import DEFAULT_CERT_DAYS, certify, create_root, load_root, load_root_public
 from suites import rootsig
@@ -52,7 +52,10 @@ def fingerprint(args: argparse.Namespace) -> int:
 
 def _guard(command: Callable[[argparse.Namespace], None], args: argparse.Namespace) -> int:
     """Run ``command``; its :class:`ConfigError` reaches ``sealrelay.cli`` (one line)."""
-    command(args)
+    try:
+        command(args)
+    except OSError as exc:
+        raise file_error(exc, KEYS_FILES) from None
     return EXIT_OK
 
 

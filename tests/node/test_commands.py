@@ -176,3 +176,24 @@ def _listening_domain(args: list[str]) -> str:
         proc.communicate(timeout=TIMEOUT)
     assert proc.returncode == 0
     return str(line["domain"])
+
+
+@pytest.mark.parametrize(
+    ("args", "start"),
+    [
+        (["keys", "init", "--domain", "a.test", "--data", "{file}/x"], "keys.files: {file}/x"),
+        (["keys", "root-init", "--out", "{file}/root"], "keys.files: {file}/root"),
+        (["dev", "up", "--data", "{file}/fed", "--base-port", "1"], "node.data_dir: {file}/fed"),
+        (["keys", "show", "http://[::1"], "keys.fetch: cannot fetch http://[::1/"),
+    ],
+)
+def test_other_node_commands_fail_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], start: str
+) -> None:
+    file = tmp_path / "file"
+    file.write_text("not a directory")
+    assert main([a.format(file=file) for a in args]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith("sealrelay: " + start.format(file=file))
+    assert len(err.splitlines()) == 1
