@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from node import accounts
+from node import accounts, keys_cli
 from node.store import SQLITE_FILENAME, open_store
 from node.store.base import DeviceRecord
 from sealrelay.cli import main
@@ -197,3 +197,14 @@ def test_other_node_commands_fail_in_one_line(
     assert out == ""
     assert err.startswith("sealrelay: " + start.format(file=file))
     assert len(err.splitlines()) == 1
+
+
+def test_a_bug_still_shows_its_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only errors with a code, a message and an exit status are a user's mistake."""
+
+    def broken(args: object) -> int:
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(keys_cli, "show", broken)
+    with pytest.raises(KeyError, match="a bug"):
+        main(["keys", "show", "http://127.0.0.1:1"])
