@@ -45,7 +45,9 @@ def run(base: Path, count: int, base_port: int, invite: Invite) -> int:
         try:
             setups = _prepare(base, domains, ports)
             for setup in setups:
-                procs.append((setup, _start_node(setup)))
+                proc = _spawn(setup)
+                procs.append((setup, proc))  # stopped in the end even if it never listens
+                _await_listening(setup, proc)
             codes = {}
             if first_start:
                 for name, setup in zip(DEV_UP_USERS, setups, strict=False):
@@ -69,6 +71,7 @@ def _prepare(base: Path, domains: tuple[str, ...], ports: list[int]) -> list[dev
 @contextlib.contextmanager
 def _signals_raise_stopped() -> Iterator[None]:
     def handler(signum: int, frame: FrameType | None) -> None:
+        _ignore_signals()  # the first one stops; more must not interrupt the stopping
         raise Stopped(signal.Signals(signum).name)
 
     previous = {signum: signal.signal(signum, handler) for signum in FORWARDED}
@@ -79,18 +82,26 @@ def _signals_raise_stopped() -> Iterator[None]:
             signal.signal(signum, old)
 
 
-def _start_node(setup: devfed.DomainSetup) -> subprocess.Popen[str]:
+def _ignore_signals() -> None:
+    for signum in FORWARDED:
+        signal.signal(signum, signal.SIG_IGN)
+
+
+def _spawn(setup: devfed.DomainSetup) -> subprocess.Popen[str]:
     argv = [sys.executable, "-m", "sealrelay", "node", "serve", "--domain", setup.domain]
     argv += ["--listen", f"{devfed.LOOPBACK}:{setup.port}", "--data", str(setup.data_dir)]
     argv += ["--config", str(setup.config)]
     with _log_path(setup).open("a") as log_file:
-        proc = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+        return subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
             argv, stdout=subprocess.PIPE, stderr=log_file, text=True
         )
+
+
+def _await_listening(setup: devfed.DomainSetup, proc: subprocess.Popen[str]) -> None:
     assert proc.stdout is not None  # noqa: S101
     for line in proc.stdout:
         if '"listening"' in line:
-            return proc
+            return
     proc.wait()
     raise _failed(setup, "did not start")
 
@@ -108,8 +119,7 @@ def _watch(procs: list[tuple[devfed.DomainSetup, subprocess.Popen[str]]]) -> Non
 def _stop(procs: list[tuple[devfed.DomainSetup, subprocess.Popen[str]]]) -> None:
     """SIGTERM to every node still running, then wait for each (SIGKILL after the timeout);
     further signals meanwhile are ignored so the wait completes."""
-    for signum in FORWARDED:
-        signal.signal(signum, signal.SIG_IGN)
+    _ignore_signals()
     for _, proc in procs:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)

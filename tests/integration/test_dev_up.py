@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -86,8 +87,10 @@ class DevUp:
         return seen
 
     def children(self) -> list[int]:
+        """The node processes of ``dev up`` (not helpers that imports may run briefly)."""
         path = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
-        return [int(pid) for pid in path.read_text().split()]
+        pids = [int(pid) for pid in path.read_text().split()]
+        return [pid for pid in pids if b"\0serve\0" in _cmdline(pid)]
 
     def terminate(self) -> int:
         self.proc.send_signal(signal.SIGTERM)
@@ -109,6 +112,13 @@ class DevUp:
     def stderr(self) -> str:
         done = self.proc.poll() is not None
         return self.proc.stderr.read() if self.proc.stderr and done else ""
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 def running(pid: int) -> bool:
@@ -211,3 +221,19 @@ def test_a_node_that_does_not_start_is_named_with_its_log(tmp_path: Path) -> Non
     )
     assert "node.listen" in log.read_text()
     assert port_free(port)  # alpha's node was stopped
+
+
+def test_sigterm_while_the_nodes_start_stops_them_too(tmp_path: Path, started: list[int]) -> None:
+    dev = DevUp(tmp_path / "fed", free_port_pair())
+    try:
+        deadline = time.monotonic() + READY_TIMEOUT
+        while not dev.children():  # the first node is spawned, not yet listening
+            assert dev.proc.poll() is None
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        nodes = dev.children()
+        started.extend(nodes)
+        assert dev.terminate() == 0
+    finally:
+        dev.close()
+    assert [pid for pid in nodes if running(pid)] == []
