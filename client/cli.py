@@ -33,7 +33,7 @@ import trio
 
 from client import persist
 from client.app import Client
-from client.errors import ClientError, Refused
+from client.errors import ClientError, PassphraseRequired, Refused
 from client.groupnet import describe
 from client.inbox import StoredMessage
 from client.safety import format_safety_number, identity_fingerprint
@@ -153,7 +153,12 @@ def _emit(obj: dict[str, Any]) -> None:
 def _passphrase() -> str:
     value = os.environ.get(PASSPHRASE_ENV)
     if value is None:
-        value = getpass.getpass("passphrase for the client state: ")
+        if not (sys.stdin and sys.stdin.isatty()):  # None when stdin is closed
+            raise PassphraseRequired(f"no terminal to ask on: set {PASSPHRASE_ENV}")
+        try:
+            value = getpass.getpass("passphrase for the client state: ")
+        except EOFError:
+            raise PassphraseRequired(f"no passphrase given: set {PASSPHRASE_ENV}") from None
     if not value:
         raise UsageError("an empty passphrase is not allowed")
     return value

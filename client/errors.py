@@ -12,7 +12,8 @@ ClientError                   base; every error has a stable ``code``
 ├── NoSession                 no session with that address/device
 ├── NoAccount                 the client state holds no device (not enrolled yet)
 ├── StoreError                the client state store cannot be opened or is corrupt
-│   └── WrongPassphrase       the passphrase does not open the store
+│   ├── WrongPassphrase       the passphrase does not open the store
+│   └── PassphraseRequired    no passphrase: no $SEALRELAY_PASSPHRASE and no terminal
 ├── WeakPassphrase            a new store passphrase breaks a rule of client.passphrase
 ├── PassphraseMismatch        the two entries of a new passphrase differ
 ├── BadContent                a decrypted message whose content does not decode
@@ -75,6 +76,10 @@ class StoreError(ClientError):
 
 class WrongPassphrase(StoreError):
     code = "client.wrong_passphrase"
+
+
+class PassphraseRequired(StoreError):
+    code = "client.passphrase"
 
 
 class WeakPassphrase(ClientError):

@@ -3,7 +3,9 @@
 Every key of :class:`Config` may appear at the top level of the TOML file and as an
 environment variable named ``SEALRELAY_`` plus the key in upper case (for example
 ``SEALRELAY_MAX_BLOB_BYTES=1048576``); the command line (``--domain``, ``--listen``,
-``--data``) overrides both. Durations are seconds, sizes bytes.
+``--data``) overrides both. Precedence, lowest first: defaults, the file, the environment,
+the command line. ``domain`` and ``data_dir`` have no default: each must come from one of
+the three (else ``config.missing``). Durations are seconds, sizes bytes.
 
 ======================================  ===========  ===============================================
 key                                     default      meaning
@@ -74,7 +76,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from federation.policy import PeerPolicy, parse_peers
-from node.errors import ConfigError
+from node.errors import CONFIG_FILE, CONFIG_MISSING, ConfigError
 
 ENV_PREFIX: Final = "SEALRELAY_"
 WIRE_MAX_BODY: Final = 1 << 20
@@ -182,9 +184,11 @@ def _read_toml(path: Path) -> dict[str, Any]:
         with path.open("rb") as f:
             data = tomllib.load(f)
     except OSError as exc:
-        raise ConfigError(f"cannot read configuration file {path}: {exc.strerror}") from None
+        message = f"cannot read configuration file {path}: {exc.strerror}"
+        raise ConfigError(message, CONFIG_FILE) from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"configuration file {path} is not valid TOML: {exc}") from None
+        message = f"configuration file {path} is not valid TOML: {exc}"
+        raise ConfigError(message, CONFIG_FILE) from None
     for key, value in data.items():
         if key not in _FIELDS:
             raise ConfigError(f"unknown configuration key {key!r} in {path}")
@@ -237,8 +241,9 @@ def _check_type(key: str, value: object) -> None:
 def _validate(c: Config) -> None:
     for key in _FIELDS:
         _check_type(key, getattr(c, key))
-    _require(bool(c.domain) and "@" not in c.domain and "/" not in c.domain, "domain", c.domain)
-    _require(bool(c.data_dir), "data_dir", c.data_dir)
+    _present(c.domain, "domain", "--domain")
+    _present(c.data_dir, "data_dir", "--data")
+    _require("@" not in c.domain and "/" not in c.domain, "domain", c.domain)
     _require(c.suite in SUITES, "suite", c.suite)
     _require(c.store in STORES, "store", c.store)
     _validate_redis(c)
@@ -287,6 +292,12 @@ def _validate_redis(c: Config) -> None:
         _require(c.redis_url.startswith(REDIS_SCHEMES), "redis_url", c.redis_url)
     if c.store == "redis" and not (c.redis_url or sentinels):
         raise ConfigError(f"store = redis needs redis_url or redis_sentinels (see {CONFIG_DOCS})")
+
+
+def _present(value: str, key: str, flag: str) -> None:
+    if not value:
+        where = f"give {flag}, {key} in the --config file or {ENV_PREFIX}{key.upper()}"
+        raise ConfigError(f"{key} is required: {where}", CONFIG_MISSING)
 
 
 def _require(ok: bool, key: str, value: object) -> None:

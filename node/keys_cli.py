@@ -8,10 +8,21 @@
         ``--k8s`` prints a Kubernetes Secret holding ``server-keys.json`` on stdout. Without
         ``--data`` or ``--k8s`` it refuses (the keys would be thrown away).
 
-The key ids go to stderr as one JSON line, so stdout stays a manifest that can be piped
-into ``kubectl apply -f -``. The keys themselves are never logged.
+    sealrelay keys show URL
+        fetches the node's key document (``GET URL/.well-known/sealrelay/server``, binary
+        msgpack) and prints it as one JSON object: the domain, suite, endpoints, ``issued``
+        and ``valid_until`` (UTC, ISO 8601), each key's id (hex), fingerprint and
+        ``not_after``, the signing key ids, and the root certifications; ``"verified"``
+        says whether its self-signatures check out (``federation.documents``), each
+        certification's ``"verified"`` whether the root's signature does, and ``"error"``
+        why not. Exit status 1 when it does not verify.
 
-Exit status: 0 on success, 2 for invalid arguments or an existing key file.
+``keys init`` writes the key ids to stderr as one JSON line, so stdout stays a manifest
+that can be piped into ``kubectl apply -f -``. The keys themselves are never logged.
+
+Exit status: 0 on success, 2 for invalid arguments or an existing key file (a
+:class:`~node.errors.ConfigError`, printed by ``sealrelay.cli`` as one line); ``keys show``
+fails with ``keys.fetch`` or ``keys.document`` (status 1).
 """
 
 from __future__ import annotations
@@ -19,27 +30,38 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Final
+import time
+from datetime import UTC, datetime
+from typing import Any, Final
 
+import httpx
+
+from federation.documents import MAX_DOCUMENT, fingerprint, verify_certification, verify_document
+from federation.errors import KeyDocumentError
+from node.app import DOCUMENT_PATH
 from node.config import SUITES
-from node.errors import ConfigError
+from node.errors import (
+    KEYS_DOCUMENT,
+    KEYS_FETCH,
+    KEYS_FILES,
+    CommandError,
+    ConfigError,
+    file_error,
+)
 from node.k8s import secret_manifest
 from node.keys import KEY_FILE, generate, key_file_bytes, write_key_file
-from suites import get_suite
+from suites import SuiteError, get_suite, get_suite_by_id
+from wire import WireError, decode
+from wire.server import RootCertification, ServerKeyDocument
 
 EXIT_OK: Final = 0
-EXIT_CONFIG: Final = 2
+EXIT_UNVERIFIED: Final = 1
+SHOW_TIMEOUT: Final = 10.0
+HTTP_OK: Final = 200
+MAX_SHOWN_TIME: Final = 253402300799  # 9999-12-31T23:59:59Z, the last time ISO 8601 shows
 
 
 def init(args: argparse.Namespace) -> int:
-    try:
-        return _init(args)
-    except ConfigError as exc:
-        print(f"sealrelay: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-
-
-def _init(args: argparse.Namespace) -> int:
     domain: str = args.domain
     if not domain or "@" in domain or "/" in domain:
         raise ConfigError(f"invalid domain {domain!r}")
@@ -51,7 +73,10 @@ def _init(args: argparse.Namespace) -> int:
     content = key_file_bytes(keys)
     files = {KEY_FILE: content}
     manifest = secret_manifest(args.name, args.namespace, files, domain=domain) if args.k8s else ""
-    written = str(write_key_file(args.data, keys)) if args.data is not None else None
+    try:
+        written = str(write_key_file(args.data, keys)) if args.data is not None else None
+    except OSError as exc:
+        raise file_error(exc, KEYS_FILES) from None
     info = {
         "event": "server_keys",
         "domain": domain,
@@ -65,3 +90,82 @@ def _init(args: argparse.Namespace) -> int:
         sys.stdout.write(manifest)
         sys.stdout.flush()
     return EXIT_OK
+
+
+def show(args: argparse.Namespace) -> int:
+    url = args.url.rstrip("/") + DOCUMENT_PATH
+    try:
+        response = httpx.get(url, timeout=SHOW_TIMEOUT, follow_redirects=False)
+    except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:  # not a usable URL too
+        raise CommandError(f"cannot fetch {url}: {exc}", KEYS_FETCH) from None
+    if response.status_code != HTTP_OK:
+        raise CommandError(f"{url} answered HTTP {response.status_code}", KEYS_FETCH)
+    described = describe_document(response.content, int(time.time() * 1000))
+    print(json.dumps({"url": url, **described}, indent=2), flush=True)
+    return EXIT_OK if described["verified"] else EXIT_UNVERIFIED
+
+
+def describe_document(data: bytes, now_ms: int) -> dict[str, Any]:
+    """The encoded key document ``data`` as JSON-ready values, with whether it verifies
+    at ``now_ms``; :class:`CommandError` (``keys.document``) if it does not decode."""
+    try:
+        doc = decode(data, ServerKeyDocument, max_size=MAX_DOCUMENT)
+    except WireError:
+        raise CommandError("the answer is not a server key document", KEYS_DOCUMENT) from None
+    body = doc.body
+    error = None
+    try:
+        verify_document(data, body.server, now_ms)
+    except KeyDocumentError as exc:
+        error = exc.message
+    return {
+        "domain": body.server,
+        "suite": _suite_name(body.suite),
+        "verified": error is None,
+        "error": error,
+        "issued": _utc(body.issued),
+        "valid_until": _utc(body.valid_until),
+        "endpoints": list(body.endpoints),
+        "verify_keys": [_key(k.id, k.suite, k.public, k.not_after) for k in body.verify_keys],
+        "kem_keys": [_key(k.id, k.suite, k.public, k.not_after) for k in body.kem_keys],
+        "signed_by": [sig.key_id.hex() for sig in doc.signatures],
+        "certifications": [_certification(c) for c in doc.certifications],
+    }
+
+
+def _key(kid: bytes, suite: int, public: bytes, not_after: int) -> dict[str, Any]:
+    return {
+        "id": kid.hex(),
+        "suite": _suite_name(suite),
+        "fingerprint": fingerprint(public),
+        "not_after": _utc(not_after),
+    }
+
+
+def _certification(cert: RootCertification) -> dict[str, Any]:
+    try:
+        verify_certification(cert)
+        verified = True
+    except KeyDocumentError:
+        verified = False
+    return {
+        "root": fingerprint(cert.root_public),
+        "algorithm": cert.algorithm,
+        "domain": cert.body.server,
+        "verify_key": fingerprint(cert.body.verify_key),
+        "issued": _utc(cert.body.issued),
+        "not_after": _utc(cert.body.not_after),
+        "verified": verified,
+    }
+
+
+def _suite_name(suite_id: int) -> str:
+    try:
+        return get_suite_by_id(suite_id).name
+    except SuiteError:
+        return f"unknown ({suite_id})"
+
+
+def _utc(ms: int) -> str:
+    seconds = min(ms / 1000, MAX_SHOWN_TIME)
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

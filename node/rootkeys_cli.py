@@ -20,18 +20,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
-from node.errors import ConfigError
+from node.errors import KEYS_FILES, ConfigError, file_error
 from node.keys import KEY_FILE, load, replace_key_file
 from node.rootkeys import DEFAULT_CERT_DAYS, certify, create_root, load_root, load_root_public
 from suites import rootsig
 
 EXIT_OK: Final = 0
-EXIT_CONFIG: Final = 2
 DEFAULT_OVERLAP: Final = 30 * 86400
 
 
@@ -51,13 +50,12 @@ def fingerprint(args: argparse.Namespace) -> int:
     return _guard(_fingerprint, args)
 
 
-def _guard(command: object, args: argparse.Namespace) -> int:
-    assert callable(command)  # noqa: S101
+def _guard(command: Callable[[argparse.Namespace], None], args: argparse.Namespace) -> int:
+    """Run ``command``; its :class:`ConfigError` reaches ``sealrelay.cli`` (one line)."""
     try:
         command(args)
-    except ConfigError as exc:
-        print(f"sealrelay: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+    except OSError as exc:
+        raise file_error(exc, KEYS_FILES) from None
     return EXIT_OK
 
 

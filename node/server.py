@@ -30,7 +30,7 @@ from node.app import App
 from node.cluster import ClusterPush
 from node.clusterlimits import SharedLimits
 from node.config import Config, parse_sentinels
-from node.errors import ConfigError
+from node.errors import NODE_LISTEN, CommandError, ConfigError
 from node.fed import Federation
 from node.keys import KEY_FILE, RELOAD_INTERVAL, load, load_or_create
 from node.relay import Relay
@@ -140,7 +140,12 @@ async def _serve(
         finally:
             done.set()
 
-    binds: list[str] = await nursery.start(run_hypercorn)
+    try:
+        binds: list[str] = await nursery.start(run_hypercorn)
+    except OSError as exc:  # the port is taken, or the address is not this machine's
+        where = _hypercorn_config(config).bind[0]
+        reason = exc.strerror or str(exc)
+        raise CommandError(f"cannot listen on {where}: {reason}", NODE_LISTEN) from None
     bound.append(binds[0])
     port = int(binds[0].rpartition(":")[2])
     log.info("listening", extra={"url": binds[0], "domain": config.domain, "suite": config.suite})

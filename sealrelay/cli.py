@@ -14,7 +14,7 @@ import importlib
 import importlib.metadata
 import sys
 from collections.abc import Callable
-from typing import Final, cast
+from typing import Final, Protocol, cast
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -44,14 +44,13 @@ def _add_node(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     node = sub.add_parser("node", help="run a relay node")
     node_sub = node.add_subparsers(dest="node_command", required=True)
     serve = node_sub.add_parser("serve", help="serve one domain on HOST:PORT")
-    serve.add_argument("--domain", required=True, help="the domain this node serves")
+    serve.add_argument("--domain", help="the domain this node serves (or domain in --config)")
     serve.add_argument(
         "--listen",
-        required=True,
         metavar="HOST:PORT",
-        help="address to listen on (port 0: any free)",
+        help="address to listen on (port 0: any free; or listen_host and listen_port in --config)",
     )
-    serve.add_argument("--data", required=True, metavar="DIR", help="data directory")
+    serve.add_argument("--data", metavar="DIR", help="data directory (or data_dir in --config)")
     serve.add_argument("--config", metavar="FILE", help="TOML configuration file")
     _handler(serve, "node.cli:serve")
 
@@ -108,6 +107,9 @@ def _add_keys(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     fingerprint.add_argument("--root-public", metavar="FILE", help="of this root.pub.json")
     _handler(fingerprint, "node.rootkeys_cli:fingerprint")
+    show = keys_sub.add_parser("show", help="print a node's key document as JSON, verified")
+    show.add_argument("url", metavar="URL", help="the node, e.g. http://host:port")
+    _handler(show, "node.keys_cli:show")
 
 
 def _add_client(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -243,9 +245,33 @@ def _resolve(target: str) -> Handler:
     return cast(Handler, getattr(importlib.import_module(module_name), attr))
 
 
+class UserError(Protocol):
+    """An exception for a user's mistake (``node.errors.CommandError``): one line,
+    ``sealrelay: CODE: MESSAGE``, on stderr and ``exit_status``, never a traceback."""
+
+    code: str
+    message: str
+    exit_status: int
+
+
+def _user_error(exc: BaseException) -> UserError | None:
+    fields = (("code", str), ("message", str), ("exit_status", int))
+    if all(isinstance(getattr(exc, name, None), kind) for name, kind in fields):
+        return cast(UserError, exc)
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return _resolve(args.handler)(args)
+    handler = _resolve(args.handler)
+    try:
+        return handler(args)
+    except Exception as exc:  # a user's mistake becomes one line; anything else is a bug
+        error = _user_error(exc)
+        if error is None:
+            raise
+        print(f"sealrelay: {error.code}: {error.message}", file=sys.stderr)
+        return error.exit_status
 
 
 if __name__ == "__main__":

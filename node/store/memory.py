@@ -108,6 +108,10 @@ class MemoryStore:
         await self._enter()
         return self._devices.get((address, device))
 
+    async def has_account(self, name: str) -> bool:
+        await self._enter()
+        return any(address.partition("@")[0] == name for address, _ in self._devices)
+
     async def devices(self, address: str) -> list[DeviceRecord]:
         await self._enter()
         found = [d for (a, _), d in self._devices.items() if a == address]

@@ -194,6 +194,19 @@ class RedisStore:
         packed = await self._redis.read("device", lambda c: c.hget(key, str(device)))
         return None if packed is None else _unpack_device(packed)
 
+    async def has_account(self, name: str) -> bool:
+        key, pattern = self._key("addrs"), f"{name}@*"  # names hold no glob characters
+
+        async def scan(client: Any) -> bool:
+            cursor = 0
+            while True:
+                cursor, found = await client.sscan(key, cursor, match=pattern, count=1000)
+                if found or not cursor:
+                    return bool(found)
+
+        found: bool = await self._redis.read("has_account", scan)
+        return found
+
     async def devices(self, address: str) -> list[DeviceRecord]:
         key = self._key("dev:", address)
         found = await self._redis.read("devices", lambda c: c.hgetall(key))

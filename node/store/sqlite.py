@@ -112,6 +112,12 @@ class SqliteStore:
         )
         return DeviceRecord(*rows[0]) if rows else None
 
+    async def has_account(self, name: str) -> bool:
+        prefix = name + "@"
+        query = "SELECT 1 FROM devices WHERE substr(address, 1, ?) = ? LIMIT 1"
+        rows = await self.readers.run(partial(_select, query, (len(prefix), prefix)))
+        return bool(rows)
+
     async def devices(self, address: str) -> list[DeviceRecord]:
         rows = await self.readers.run(
             partial(

@@ -8,12 +8,15 @@ import stat
 from pathlib import Path
 
 import pytest
+import trio
 
 from node import cli
 from node.accounts import format_code, parse_code
 from node.config import Config, load_config, parse_listen
 from node.errors import ConfigError
 from node.keys import KEY_FILE, key_id, load_or_create
+from node.store import open_store
+from sealrelay.cli import main
 from suites import InvalidSignature, get_suite, labels
 from wire import decode, encode
 from wire.server import ServerKeyDocument
@@ -102,23 +105,24 @@ def test_serve_with_invalid_configuration_exits_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = write(tmp_path, "suite = 'none'\n")
-    args = argparse.Namespace(
-        domain="a.test", listen="127.0.0.1:0", data=str(tmp_path), config=str(config)
-    )
-    assert cli.serve(args) == 2
-    assert "suite" in capsys.readouterr().err
+    args = ["node", "serve", "--domain", "a.test", "--listen", "127.0.0.1:0"]
+    assert main([*args, "--data", str(tmp_path), "--config", str(config)]) == 2
+    assert capsys.readouterr().err.startswith("sealrelay: config.invalid: invalid value for suite")
 
 
-def test_admin_invite_prints_the_code_alone(
+async def test_admin_invite_prints_the_code_alone(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    args = argparse.Namespace(name="alice", data=str(tmp_path / "data"), ttl=60)
-    assert cli.admin_invite(args) == 0
+    data = tmp_path / "data"
+    await (await open_store("sqlite", data)).aclose()  # a node's data directory
+    args = argparse.Namespace(name="alice", data=str(data), ttl=60)
+    assert await trio.to_thread.run_sync(cli.admin_invite, args) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 1
     assert parse_code(lines[0]) is not None
-    bad = argparse.Namespace(name="Not Valid", data=str(tmp_path / "data"), ttl=60)
-    assert cli.admin_invite(bad) == 2
+    bad = argparse.Namespace(name="Not Valid", data=str(data), ttl=60)
+    with pytest.raises(ConfigError, match="invalid account name"):
+        cli.admin_invite(bad)
 
 
 def test_codes_round_trip() -> None:

@@ -171,6 +171,20 @@ async def test_devices_are_found_by_address_and_by_mailbox(store: Store) -> None
     assert await store.mailbox_owner(b"\x00" * 16) is None
 
 
+async def test_has_account_by_name_alone(store: Store) -> None:
+    """``admin invite`` refuses a name with an account (it does not know the domain)."""
+    assert not await store.has_account("alice")
+    await store.add_invite(b"h1", "alice", NOW + HOUR)
+    assert not await store.has_account("alice")  # an invite is no account
+    await registered(store, "a_b.c-d")
+    await registered(store, "alice", OTHER_MAILBOX)
+    assert await store.has_account("alice")
+    assert await store.has_account("a_b.c-d")
+    assert not await store.has_account("alic")  # a prefix is another name
+    assert not await store.has_account("axb.c-d")  # "_" and "." are no wildcards
+    assert not await store.has_account("a")
+
+
 async def test_token_verifier_is_set_and_replaced(store: Store) -> None:
     assert await store.token_verifier("alice@a.example") is None
     await store.set_token_verifier("alice@a.example", b"v1" * 16)
