@@ -174,7 +174,7 @@ def test_three_domains_each_get_an_invite_that_works(tmp_path: Path, started: li
         assert [words[3].split("@")[1] for words in registers] == domains
         assert any(f"data {base / 'charlie.localhost'}," in line for line in lines)
         assert lines[-1] == f"More accounts: {cmd} admin invite NAME --data {base / domains[0]}"
-        env = {**os.environ, "SEALRELAY_PASSPHRASE": "dev-up-test", "PATH": os.defpath}
+        env = {**os.environ, "SEALRELAY_PASSPHRASE": "dev-up test passphrase", "PATH": os.defpath}
         for words in registers:
             assert words[0] == cmd
             done = subprocess.run(
