@@ -102,7 +102,16 @@ def _add_client(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
     receive = client_sub.add_parser("receive", help="print received messages as JSON lines")
     receive.add_argument("--home", required=True, metavar="DIR")
-    receive.add_argument("--wait", type=float, default=0.0, metavar="SECONDS")
+    receive.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait up to SECONDS for a message if none is waiting (returns once one came)",
+    )
+    receive.add_argument(
+        "--wait-all", action="store_true", help="keep waiting the whole --wait time"
+    )
     receive.add_argument("--save-dir", metavar="DIR", help="where to save attachments")
     _handler(receive, "client.cli:receive")
 
