@@ -458,7 +458,7 @@ class Client:
         )
 
     def _draft_failed(self, draft: Draft, exc: ClientError) -> None:
-        log.warning("the message queued for %s was not sent: %s: %s", draft.to, exc.code, exc)
+        log.info("the message queued for %s was not sent: %s: %s", draft.to, exc.code, exc)
         with self.store.transaction():
             self.drafts.remove(draft.draft_id)
         self.drafts_failed.append((draft, exc))

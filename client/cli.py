@@ -9,6 +9,18 @@ The store's passphrase comes from ``$SEALRELAY_PASSPHRASE`` or, if unset, a prom
 Output is JSON, one object per line, on stdout; an error is one line on stderr
 (``sealrelay: <code>: <message>``) and a non-zero exit status: 1 for a refusal or a
 failure, 2 for a usage error. Nothing printed ever holds a key, a token or the passphrase.
+
+``$SEALRELAY_TIMEOUT`` (seconds, default 120): how long ``send`` (and the group commands)
+wait for the node to acknowledge, and ``receive`` for the backlog. Connecting gives up
+after ``CONNECT_TIMEOUT`` (5 s) whatever it says, so a node that is down fails in seconds.
+
+``send`` while the node cannot be reached keeps the message, encrypted at rest in the
+state store, as a draft (``client.drafts``): it prints ``"queued": true`` and exits 0;
+the next command that connects (``receive``, ``send``, a group command) composes and sends
+it, before anything newer; ``info`` counts it in ``"outbox"``. A queued message that the
+node then refuses for good (an account that does not exist) is reported on stderr by that
+command. A message with attachments is not queued (they must be uploaded first). A
+message to your own address is refused (``client.self_send``): there are no notes to self.
 """
 
 from __future__ import annotations
@@ -231,7 +243,7 @@ async def _send(args: argparse.Namespace) -> int:
 async def _send_online(client: Client, args: argparse.Namespace, files: list[Path]) -> SendResult:
     """Connect (failing in :data:`CONNECT_TIMEOUT` seconds) and send; ``NetworkError``
     while nothing is in the outbox yet (a send that queued its envelopes waits for them)."""
-    async with client.online(connect_timeout=CONNECT_TIMEOUT):
+    async with client.online(connect_timeout=min(CONNECT_TIMEOUT, _timeout())):
         with trio.fail_after(_timeout()):
             return await client.send(args.to, args.text, files, args.expire)
 
@@ -244,7 +256,7 @@ async def _receive(args: argparse.Namespace) -> int:
     try:
         client = _load(args, store)
         _print_new(client, settled_only=False)  # saved by an earlier run, not yet shown
-        async with client.online(connect_timeout=CONNECT_TIMEOUT):
+        async with client.online(connect_timeout=min(CONNECT_TIMEOUT, _timeout())):
             with trio.move_on_after(_timeout()):
                 await client.drained.wait()
             printed = _print_new(client, settled_only=True)
