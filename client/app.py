@@ -43,7 +43,7 @@ from typing import Final
 
 import trio
 
-from client import groupnet, nodehttp, persist
+from client import drafts, groupnet, nodehttp, persist
 from client.attachments_io import download_all, pending_attachment, upload_file
 from client.content import Content, GroupNote, pack, unpack, unpack_payload
 from client.drafts import Draft, Drafts
@@ -66,7 +66,7 @@ from client.groups import GroupControl
 from client.identity import ONE_TIME_BATCH
 from client.inbox import Inbox, StoredMessage, message_key
 from client.net import AuthLogin, Connection, Connector, Link, websocket_connector
-from client.outbox import RETRYABLE, Outbox, OutboxItem, OutboxPump
+from client.outbox import Outbox, OutboxItem, OutboxPump
 from client.records import AccountInfo, Contact
 from client.routing import check_address, seal_for_domain
 from client.safety import safety_number
@@ -152,7 +152,7 @@ class Client:
         self.outbox = Outbox(store)
         self.drafts = Drafts(store)
         self.drafts_sent = trio.Event()
-        """Set once the drafts were composed on a connection (see :meth:`send_drafts`)."""
+        """Set once the drafts were looked at on a connection (see :meth:`send_drafts`)."""
         self.drafts_failed: list[tuple[Draft, ClientError]] = []
         self._compose_lock = trio.Lock()
         self.link = Link(
@@ -414,8 +414,8 @@ class Client:
         return SendResult(tuple(eids), await self.pump.wait(eids))
 
     def write_draft(self, to: str, text: str, expire: int | None = None, ttl: int = 0) -> Draft:
-        """Keep a message written while the node cannot be reached (see ``client.drafts``);
-        it is composed and sent on the next connection."""
+        """Keep a message written while the node cannot be reached; it is composed and
+        sent on the next connection (``client.drafts``)."""
         self.check_recipient(to)
         draft = Draft(self.entropy.random_bytes(EID_LEN), to, text, now_ms(self.clock), expire, ttl)
         with self.store.transaction():
@@ -423,45 +423,14 @@ class Client:
         return draft
 
     async def send_drafts(self) -> None:
-        """Compose every draft into the outbox (oldest first). One the node refuses for
-        good is dropped and kept in :attr:`drafts_failed` (and logged); a network failure
-        or a passing refusal leaves it and the rest for the next connection."""
-        try:
-            for draft in self.drafts.pending():
-                try:
-                    await self._compose(draft.to, self._draft_content(draft), draft.ttl, draft)
-                except Refused as exc:
-                    if exc.node_code in RETRYABLE:
-                        return
-                    self._draft_failed(draft, exc)
-                except NetworkError:
-                    raise
-                except ClientError as exc:
-                    self._draft_failed(draft, exc)
-        finally:
-            self.drafts_sent.set()  # a send waits for this, not for drafts left for later
+        """Compose the drafts into the outbox (on each connection; see ``client.drafts``)."""
+        await drafts.send_all(self)
 
     async def flush_queued(self) -> dict[bytes, Refused]:
         """Wait until the drafts were composed and every envelope now in the outbox was
         settled; the refused ones. Must run inside :meth:`online`."""
         await self.drafts_sent.wait()
         return await self.pump.wait([item.eid for item in self.outbox.pending()])
-
-    def _draft_content(self, draft: Draft) -> Content:
-        return Content(
-            text=draft.text,
-            sent=draft.sent,
-            reply_token=self.info.delivery_token,
-            reply_mailbox=self.info.mailbox,
-            expire=draft.expire,
-            attachments=(),
-        )
-
-    def _draft_failed(self, draft: Draft, exc: ClientError) -> None:
-        log.info("the message queued for %s was not sent: %s: %s", draft.to, exc.code, exc)
-        with self.store.transaction():
-            self.drafts.remove(draft.draft_id)
-        self.drafts_failed.append((draft, exc))
 
     async def _compose(
         self, to: str, content: Content, ttl: int, draft: Draft | None = None

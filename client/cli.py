@@ -261,10 +261,13 @@ async def _receive(args: argparse.Namespace) -> int:
                 await client.drained.wait()
             printed = _print_new(client, settled_only=True)
             await _wait_for_more(client, args, printed)
+            refused: dict[bytes, Refused] = {}
             with trio.move_on_after(_timeout()):
-                await client.flush_queued()
+                refused = await client.flush_queued()
         _print_new(client, settled_only=False)
         _report_failed_drafts(client)
+        for eid, exc in refused.items():
+            _fail(exc.node_code, f"queued envelope {eid.hex()} refused: {exc}", EXIT_FAILED)
     finally:
         store.close()
     return EXIT_OK

@@ -14,12 +14,20 @@ reports it on stderr.
 
 from __future__ import annotations
 
-from typing import Annotated, Final
+import logging
+from typing import TYPE_CHECKING, Annotated, Final
 
-from client.content import MAX_TEXT
+from client.content import MAX_TEXT, Content
+from client.errors import ClientError, NetworkError, Refused
+from client.outbox import RETRYABLE
 from client.store.base import StateStore
 from wire import U32, U64, Bytes16, MaxLen, decode, encode, message
 from wire.e2e import Address
+
+if TYPE_CHECKING:
+    from client.app import Client
+
+log = logging.getLogger(__name__)
 
 NS_DRAFTS: Final = "drafts"
 """Store namespace of drafts, keyed by u64 sequence number || draft id (oldest first)."""
@@ -59,3 +67,43 @@ class Drafts:
 
     def __len__(self) -> int:
         return len(self._store.items(NS_DRAFTS))
+
+
+async def send_all(client: Client) -> None:
+    """Compose every draft into the outbox, oldest first, then set ``client.drafts_sent``.
+    One the node refuses for good is dropped and kept in ``client.drafts_failed`` (for the
+    command to report); a network failure or a passing refusal (:data:`RETRYABLE`) leaves
+    it and the rest for the next connection."""
+    try:
+        for draft in client.drafts.pending():
+            try:
+                await client._compose(draft.to, content(client, draft), draft.ttl, draft)
+            except Refused as exc:
+                if exc.node_code in RETRYABLE:
+                    return
+                _failed(client, draft, exc)
+            except NetworkError:
+                raise
+            except ClientError as exc:  # an identity that changed, a domain without keys
+                _failed(client, draft, exc)
+    finally:
+        client.drafts_sent.set()  # a send waits for this, not for drafts left for later
+
+
+def content(client: Client, draft: Draft) -> Content:
+    """The message of ``draft``, with this account's reply token and mailbox."""
+    return Content(
+        text=draft.text,
+        sent=draft.sent,
+        reply_token=client.info.delivery_token,
+        reply_mailbox=client.info.mailbox,
+        expire=draft.expire,
+        attachments=(),
+    )
+
+
+def _failed(client: Client, draft: Draft, exc: ClientError) -> None:
+    log.info("the message queued for %s was not sent: %s: %s", draft.to, exc.code, exc)
+    with client.store.transaction():
+        client.drafts.remove(draft.draft_id)
+    client.drafts_failed.append((draft, exc))
