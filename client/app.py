@@ -43,9 +43,10 @@ from typing import Final
 
 import trio
 
-from client import groupnet, nodehttp, persist
+from client import drafts, groupnet, nodehttp, persist
 from client.attachments_io import download_all, pending_attachment, upload_file
 from client.content import Content, GroupNote, pack, unpack, unpack_payload
+from client.drafts import Draft, Drafts
 from client.enroll import check_certificate
 from client.entropy import SYSTEM_ENTROPY, Entropy
 from client.errors import (
@@ -55,8 +56,10 @@ from client.errors import (
     NetworkError,
     NoAccount,
     Refused,
+    SelfAddressed,
     ServerKeyError,
     SuiteMismatch,
+    UnknownAccount,
     UntrustedIdentity,
 )
 from client.groups import GroupControl
@@ -65,7 +68,7 @@ from client.inbox import Inbox, StoredMessage, message_key
 from client.net import AuthLogin, Connection, Connector, Link, websocket_connector
 from client.outbox import Outbox, OutboxItem, OutboxPump
 from client.records import AccountInfo, Contact
-from client.routing import seal_for_domain
+from client.routing import check_address, seal_for_domain
 from client.safety import safety_number
 from client.savedfiles import remove_saved
 from client.serverkeys import PinnedKeyring, accept_refresh, needs_refresh, verify_document
@@ -94,6 +97,8 @@ from wire.relay import (
 from wire.server import ServerKeyDocument
 
 EID_LEN: Final = 16
+PREKEYS_NONE: Final = "prekeys.none"
+"""The node's code for an address without a device with prekeys (no such account)."""
 RENEW_CERTIFICATE_BEFORE_MS: Final = 2 * 86_400_000
 """Renew the sender certificate when less than this is left of it."""
 RENEW_CHECK_SECONDS: Final = 3600.0
@@ -146,6 +151,11 @@ class Client:
         self.clock = clock
         self.inbox = Inbox(store)
         self.outbox = Outbox(store)
+        self.drafts = Drafts(store)
+        self.drafts_sent = trio.Event()
+        """Set once the drafts were looked at on a connection (see :meth:`send_drafts`)."""
+        self.drafts_failed: list[tuple[Draft, ClientError]] = []
+        self._compose_lock = trio.Lock()
         self.link = Link(
             connector or websocket_connector(info.node_url),
             AuthLogin(device.identity, device.address, device.device_id),
@@ -310,6 +320,7 @@ class Client:
             persist.save_account_info(self.store, self.info)
         await self._replenish_prekeys(conn)
         await self._renew_certificate(conn)
+        await self.send_drafts()
         self.pump.notify()
         await self._fetch_pending_attachments()
 
@@ -365,6 +376,15 @@ class Client:
 
     # --- sending ----------------------------------------------------------------------
 
+    def check_recipient(self, to: str) -> None:
+        """:class:`BadAddress` unless ``to`` is NAME@DOMAIN; :class:`SelfAddressed` for this
+        account's own address (notes to self are not supported: refused, not lost)."""
+        check_address(to)
+        if to.lower() == self.device.address.lower():
+            raise SelfAddressed(f"{to} is your own address: a message to yourself is not sent")
+        if self.device.identity_changed(to):
+            raise UntrustedIdentity(to)
+
     async def send(
         self,
         to: str,
@@ -374,9 +394,9 @@ class Client:
         ttl: int = 0,
     ) -> SendResult:
         """Send to every device of ``to``; returns once the node acknowledged (or refused
-        for good) every envelope. Must run inside :meth:`online`."""
-        if self.device.identity_changed(to):
-            raise UntrustedIdentity(to)
+        for good) every envelope. Must run inside :meth:`online`; composed after the drafts
+        written before (so messages leave in the order they were written)."""
+        self.check_recipient(to)
         pointers = [
             await upload_file(self.link.request, self.info.node_url, path, self.entropy)
             for path in files
@@ -389,12 +409,43 @@ class Client:
             expire=expire,
             attachments=tuple(pointers),
         )
-        domain = to.rpartition("@")[2].lower()
-        remote = None if domain == self.domain.lower() else await self.domain_document(domain)
-        targets = await self._targets(to)
-        eids = self._queue(to, targets, pack(content), ttl, remote)
+        await self.drafts_sent.wait()
+        eids = await self._compose(to, content, ttl)
         self.pump.notify()
         return SendResult(tuple(eids), await self.pump.wait(eids))
+
+    def write_draft(self, to: str, text: str, expire: int | None = None, ttl: int = 0) -> Draft:
+        """Keep a message written while the node cannot be reached; it is composed and
+        sent on the next connection (``client.drafts``)."""
+        self.check_recipient(to)
+        draft = Draft(self.entropy.random_bytes(EID_LEN), to, text, now_ms(self.clock), expire, ttl)
+        with self.store.transaction():
+            self.drafts.add(draft)
+        return draft
+
+    async def send_drafts(self) -> None:
+        """Compose the drafts into the outbox (on each connection; see ``client.drafts``)."""
+        await drafts.send_all(self)
+
+    async def flush_queued(self) -> dict[bytes, Refused]:
+        """Wait until the drafts were composed and every envelope now in the outbox was
+        settled; the refused ones. Must run inside :meth:`online`."""
+        await self.drafts_sent.wait()
+        return await self.pump.wait([item.eid for item in self.outbox.pending()])
+
+    async def _compose(
+        self, to: str, content: Content, ttl: int, draft: Draft | None = None
+    ) -> list[bytes]:
+        """Encrypt ``content`` for every device of ``to`` into the outbox (deleting
+        ``draft`` in the same transaction); the envelope ids. One composition at a time, so
+        two never start a session with the same device at once."""
+        async with self._compose_lock:
+            if self.device.identity_changed(to):
+                raise UntrustedIdentity(to)
+            domain = to.rpartition("@")[2].lower()
+            remote = None if domain == self.domain.lower() else await self.domain_document(domain)
+            targets = await self._targets(to)
+            return self._queue(to, targets, pack(content), ttl, remote, draft)
 
     def _queue(
         self,
@@ -403,12 +454,15 @@ class Client:
         plaintext: bytes,
         ttl: int,
         remote: ServerKeyDocument | None,
+        draft: Draft | None = None,
     ) -> list[bytes]:
         """Encrypt for each device and queue; for another domain (``remote`` is its key
         document) each envelope is wrapped in a routing layer sealed to that domain."""
         eids = []
         now = now_ms(self.clock)
         with self.store.transaction():
+            if draft is not None:
+                self.drafts.remove(draft.draft_id)
             for device_id, contact in targets.items():
                 body = self.device.encrypt(to, device_id, plaintext)
                 eid = self.entropy.random_bytes(EID_LEN)
@@ -440,7 +494,12 @@ class Client:
         }
         if known:
             return known
-        bundles = await self.link.request(FetchPrekeys(id=0, address=to))
+        try:
+            bundles = await self.link.request(FetchPrekeys(id=0, address=to))
+        except Refused as exc:
+            if exc.node_code == PREKEYS_NONE:
+                raise UnknownAccount(to) from None
+            raise
         if not isinstance(bundles, PrekeyBundles):
             raise NetworkError("unexpected answer to FetchPrekeys")
         targets: dict[int, Contact] = {}
@@ -466,6 +525,7 @@ class Client:
                 await self._deliver(push)
 
     async def _deliver(self, push: Deliver) -> None:
+        await self._fetch_origin_documents(push.envelopes)
         saved = [msg for env in push.envelopes if (msg := self._accept(env)) is not None]
         eids = tuple(env.eid for env in push.envelopes)
         # Fire and forget (id 0: the node answers nothing), so this task never waits for
@@ -481,6 +541,19 @@ class Client:
         for msg in saved:
             if msg.attachments:
                 await self._download(message_key(msg))
+
+    async def _fetch_origin_documents(self, envelopes: Sequence[Envelope]) -> None:
+        """Fetch the key document of each other domain these envelopes come from that has
+        none pinned yet, before opening them: the first message from a new domain opens
+        at once instead of passing through the quarantine. A failure is logged; the
+        envelope is then quarantined and the domain asked for again later."""
+        for domain in sorted({env.origin.lower() for env in envelopes}):
+            if domain == self.domain.lower() or self.keyring.document(domain) is not None:
+                continue
+            try:
+                await self.domain_document(domain)
+            except ClientError as exc:
+                log.warning("no key document for %s: %s", domain, exc.code)
 
     def _accept(self, env: Envelope) -> StoredMessage | None:
         """Decrypt and save ``env`` (one transaction); ``None`` for a duplicate or an

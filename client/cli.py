@@ -16,6 +16,18 @@ and accepts a changed identity key, which unblocks sending to it.
 Output is JSON, one object per line, on stdout; an error is one line on stderr
 (``sealrelay: <code>: <message>``) and a non-zero exit status: 1 for a refusal or a
 failure, 2 for a usage error. Nothing printed ever holds a key, a token or the passphrase.
+
+``$SEALRELAY_TIMEOUT`` (seconds, default 120): how long ``send`` (and the group commands)
+wait for the node to acknowledge, and ``receive`` for the backlog. Connecting gives up
+after ``CONNECT_TIMEOUT`` (5 s) whatever it says, so a node that is down fails in seconds.
+
+``send`` while the node cannot be reached keeps the message, encrypted at rest in the
+state store, as a draft (``client.drafts``): it prints ``"queued": true`` and exits 0;
+the next command that connects (``receive``, ``send``, a group command) composes and sends
+it, before anything newer; ``info`` counts it in ``"outbox"``. A queued message that the
+node then refuses for good (an account that does not exist) is reported on stderr by that
+command. A message with attachments is not queued (they must be uploaded first). A
+message to your own address is refused (``client.self_send``): there are no notes to self.
 """
 
 from __future__ import annotations
@@ -32,8 +44,14 @@ from typing import Any, Final
 import trio
 
 from client import persist
-from client.app import Client
-from client.errors import ClientError, PassphraseRequired, Refused
+from client.app import Client, SendResult
+from client.errors import (
+    BadInput,
+    ClientError,
+    NetworkError,
+    PassphraseRequired,
+    Refused,
+)
 from client.groupnet import describe
 from client.inbox import StoredMessage
 from client.safety import format_safety_number, identity_fingerprint
@@ -46,7 +64,11 @@ STORE_FILE: Final = "state.db"
 ATTACHMENTS_DIR: Final = "attachments"
 HOME_MODE: Final = 0o700
 DEFAULT_TIMEOUT: Final = 120.0
-"""Seconds ``send`` waits for the node to acknowledge, and ``receive`` for the backlog."""
+"""Seconds ``send`` waits for the node to acknowledge, and ``receive`` for the backlog
+(``$SEALRELAY_TIMEOUT`` overrides it)."""
+CONNECT_TIMEOUT: Final = 5.0
+"""Seconds a command tries to connect before it gives up: a node that is down (connection
+refused) fails in seconds; ``send`` then keeps the message as a draft."""
 
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
@@ -114,7 +136,7 @@ def _main(command: Callable[[argparse.Namespace], Awaitable[int]], args: argpars
             raise
         return _fail(found.code, str(found), EXIT_FAILED)
     except ClientError as exc:
-        return _fail(exc.code, str(exc), EXIT_FAILED)
+        return _fail(exc.code, str(exc), EXIT_USAGE if isinstance(exc, BadInput) else EXIT_FAILED)
 
 
 def _default_home(args: argparse.Namespace) -> None:
@@ -189,6 +211,9 @@ def _load(args: argparse.Namespace, store: SqliteStore) -> Client:
 
 
 async def _send(args: argparse.Namespace) -> int:
+    """Send, or, when the node cannot be reached, keep the message as a draft that goes
+    out on the next connection (``"queued": true``, exit 0; not with attachments, which
+    must be uploaded first)."""
     files = [Path(p) for p in args.attach]
     for path in files:
         if not path.is_file():
@@ -198,45 +223,88 @@ async def _send(args: argparse.Namespace) -> int:
     store = _open_store(Path(args.home), create=False)
     try:
         client = _load(args, store)
-        async with client.online():
-            with trio.fail_after(_timeout()):
-                result = await client.send(args.to, args.text, files, args.expire)
+        client.check_recipient(args.to)
+        try:
+            result = await _send_online(client, args, files)
+        except NetworkError:
+            if files:
+                raise
+            client.write_draft(args.to, args.text, args.expire)
+            _emit({"to": args.to, "eids": [], "queued": True})
+            return EXIT_OK
     except trio.TooSlowError:
         return _fail("client.timeout", "the node did not acknowledge in time", EXIT_FAILED)
     finally:
         store.close()
+    _report_failed_drafts(client)
     for eid, refused in result.failed.items():
         _fail(refused.node_code, f"envelope {eid.hex()} refused: {refused}", EXIT_FAILED)
-    _emit({"to": args.to, "eids": [eid.hex() for eid in result.eids]})
+    _emit({"to": args.to, "eids": [eid.hex() for eid in result.eids], "queued": False})
     return EXIT_FAILED if result.failed else EXIT_OK
 
 
+async def _send_online(client: Client, args: argparse.Namespace, files: list[Path]) -> SendResult:
+    """Connect (failing in :data:`CONNECT_TIMEOUT` seconds) and send; ``NetworkError``
+    while nothing is in the outbox yet (a send that queued its envelopes waits for them)."""
+    async with client.online(connect_timeout=min(CONNECT_TIMEOUT, _timeout())):
+        with trio.fail_after(_timeout()):
+            return await client.send(args.to, args.text, files, args.expire)
+
+
 async def _receive(args: argparse.Namespace) -> int:
+    """Print what is waiting; with ``--wait N`` wait up to N seconds for a message if none
+    came, returning once something was printed and nothing is pending any more (with
+    ``--wait-all`` the whole N seconds). Messages queued while offline go out first."""
     store = _open_store(Path(args.home), create=False)
     try:
         client = _load(args, store)
         _print_new(client, settled_only=False)  # saved by an earlier run, not yet shown
-        async with client.online():
+        async with client.online(connect_timeout=min(CONNECT_TIMEOUT, _timeout())):
             with trio.move_on_after(_timeout()):
                 await client.drained.wait()
-            _print_new(client, settled_only=True)
-            deadline = trio.current_time() + max(0.0, args.wait)
-            while trio.current_time() < deadline:
-                with trio.move_on_at(deadline):
-                    await client.changed.wait()
-                _print_new(client, settled_only=True)
+            printed = _print_new(client, settled_only=True)
+            await _wait_for_more(client, args, printed)
+            refused: dict[bytes, Refused] = {}
+            with trio.move_on_after(_timeout()):
+                refused = await client.flush_queued()
         _print_new(client, settled_only=False)
+        _report_failed_drafts(client)
+        for eid, exc in refused.items():
+            _fail(exc.node_code, f"queued envelope {eid.hex()} refused: {exc}", EXIT_FAILED)
     finally:
         store.close()
     return EXIT_OK
 
 
-def _print_new(client: Client, *, settled_only: bool) -> None:
+async def _wait_for_more(client: Client, args: argparse.Namespace, printed: int) -> None:
+    deadline = trio.current_time() + max(0.0, args.wait)
+    while trio.current_time() < deadline:
+        if printed and not args.wait_all and not _unsettled(client):
+            return
+        with trio.move_on_at(deadline):
+            await client.changed.wait()
+        printed += _print_new(client, settled_only=True)
+
+
+def _unsettled(client: Client) -> bool:
+    return any(not msg.settled for msg in client.inbox.unshown())
+
+
+def _report_failed_drafts(client: Client) -> None:
+    for draft, exc in client.drafts_failed:
+        _fail(exc.code, f"the message queued for {draft.to} was not sent: {exc}", EXIT_FAILED)
+
+
+def _print_new(client: Client, *, settled_only: bool) -> int:
+    """Print the messages not shown yet; how many."""
+    printed = 0
     for msg in client.inbox.unshown():
         if settled_only and not msg.settled:
             continue
         _emit(message_json(msg, client.message_group(msg)))
         client.inbox.mark_shown(msg)
+        printed += 1
+    return printed
 
 
 def message_json(msg: StoredMessage, group: bytes | None = None) -> dict[str, Any]:
@@ -313,7 +381,7 @@ async def _info(args: argparse.Namespace) -> int:
                 "suite": device.suite.name,
                 "identity_fingerprint": identity_fingerprint(device.identity.public).hex(),
                 "certificate_expires": device.certificate.body.expires,
-                "outbox": len(client.outbox),
+                "outbox": len(client.outbox) + len(client.drafts),
             }
         )
     finally:

@@ -22,7 +22,12 @@ ClientError                   base; every error has a stable ``code``
 │                             node's own code), refused before it is read
 ├── ServerKeyError            a server key document that does not verify or is not pinned
 ├── NetworkError              the node cannot be reached or the connection broke
-└── Refused                   the node refused a request: ``node_code`` names its rule
+├── Refused                   the node refused a request: ``node_code`` names its rule
+│   └── UnknownAccount        ``prekeys.none``: the address has no account, or no device
+├── SelfAddressed             a message to the sender's own address (not supported)
+└── BadInput                  the user's input is malformed (the CLI exits 2, a usage error)
+    ├── BadAddress            an address that is not NAME@DOMAIN
+    └── BadNodeUrl            a node URL that is not http:// or https://HOST[:PORT]
 """
 
 from __future__ import annotations
@@ -119,3 +124,29 @@ class Refused(ClientError):
         super().__init__(f"{node_code}: {message}")
         self.node_code = node_code
         self.retry_after = retry_after
+
+
+class UnknownAccount(Refused):
+    """The node has no device with prekeys for the address (``prekeys.none``)."""
+
+    code = "client.unknown_account"
+
+    def __init__(self, address: str) -> None:
+        super().__init__("prekeys.none", f"{address} does not exist or has no registered device")
+        self.args = (f"{address} does not exist or has no registered device",)
+
+
+class SelfAddressed(ClientError):
+    code = "client.self_send"
+
+
+class BadInput(ClientError):
+    code = "client.bad_input"
+
+
+class BadAddress(BadInput):
+    code = "client.bad_address"
+
+
+class BadNodeUrl(BadInput):
+    code = "client.bad_node_url"

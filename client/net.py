@@ -31,7 +31,7 @@ from urllib.parse import urlsplit, urlunsplit
 import trio
 import trio_websocket
 
-from client.errors import ClientError, NetworkError, Refused, ServerKeyError
+from client.errors import BadNodeUrl, ClientError, NetworkError, Refused, ServerKeyError
 from client.identity import Identity
 from suites import labels
 from wire import WireError, decode, encode
@@ -87,11 +87,12 @@ Connector = Callable[[], AbstractAsyncContextManager[Transport]]
 
 
 def client_url(node_url: str) -> str:
-    """The WebSocket URL of a node's client endpoint (``http`` -> ``ws``, ``https`` -> ``wss``)."""
+    """The WebSocket URL of a node's client endpoint (``http`` -> ``ws``, ``https`` -> ``wss``);
+    :class:`BadNodeUrl` for anything else."""
     parts = urlsplit(node_url)
     scheme = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}.get(parts.scheme)
     if scheme is None or not parts.netloc:
-        raise ValueError(f"not a node URL: {node_url!r}")
+        raise BadNodeUrl(f"not a node URL: {node_url!r}: use http://HOST:PORT or https://HOST")
     return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/") + CLIENT_PATH, "", ""))
 
 

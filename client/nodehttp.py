@@ -21,10 +21,11 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterable, Awaitable, Callable
 from typing import Final
+from urllib.parse import urlsplit
 
 import httpx
 
-from client.errors import NetworkError, Refused
+from client.errors import BadNodeUrl, NetworkError, Refused
 
 DOCUMENT_PATH: Final = "/.well-known/sealrelay/server"
 BLOB_PATH: Final = "/v1/blobs/"
@@ -38,8 +39,24 @@ MAX_BLOB_BYTES_KEY: Final = "max_blob_bytes"
 Sink = Callable[[bytes], Awaitable[None]]
 
 
+NODE_SCHEMES: Final = ("http", "https")
+
+
+def check_node_url(node_url: str) -> str:
+    """``node_url`` if it is ``http://HOST[:PORT]`` or ``https://...``; else
+    :class:`BadNodeUrl` (a URL without a scheme is the common mistake)."""
+    try:
+        parts = urlsplit(node_url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in NODE_SCHEMES or not parts.hostname:
+        raise BadNodeUrl(f"not a node URL: {node_url!r}: use http://HOST:PORT or https://HOST")
+    return node_url
+
+
 def _url(node_url: str, path: str) -> str:
-    return node_url.rstrip("/") + path
+    return check_node_url(node_url).rstrip("/") + path
 
 
 async def fetch_document(node_url: str) -> bytes:

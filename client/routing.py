@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from client.errors import ServerKeyError
+from client.errors import BadAddress, ServerKeyError
 from suites import get_suite_by_id, labels
 from wire import encode
 from wire.federation import (
@@ -27,6 +27,16 @@ from wire.federation import (
     SealedRoutingLayer,
 )
 from wire.server import ServerKemKey, ServerKeyDocument
+
+
+def check_address(address: str) -> str:
+    """``address`` if it is ``NAME@DOMAIN`` (both parts non-empty, no blanks); else
+    :class:`BadAddress`, before anything goes to a node (which would read a bare name as
+    a domain of its own)."""
+    name, sep, domain = address.rpartition("@")
+    if not sep or not name or not domain or any(c.isspace() for c in address):
+        raise BadAddress(f"the address must be NAME@DOMAIN, not {address!r}")
+    return address
 
 
 def layer_aad(destination: str, suite_id: int, key_id: bytes) -> bytes:

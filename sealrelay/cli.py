@@ -146,7 +146,10 @@ def _add_client(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         type=float,
         default=0.0,
         metavar="SECONDS",
-        help="keep printing new messages this long after the backlog (default 0)",
+        help="wait up to SECONDS for a message if none is waiting (returns once one came)",
+    )
+    receive.add_argument(
+        "--wait-all", action="store_true", help="keep waiting the whole --wait time"
     )
     receive.add_argument("--save-dir", metavar="DIR", help="where to save attachments")
     _handler(receive, "client.cli:receive")

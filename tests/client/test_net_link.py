@@ -7,7 +7,7 @@ import trio
 import trio.testing
 
 from client.entropy import SYSTEM_ENTROPY
-from client.errors import NetworkError, Refused, ServerKeyError
+from client.errors import BadNodeUrl, NetworkError, Refused, ServerKeyError
 from client.identity import Identity
 from client.net import (
     AuthLogin,
@@ -52,8 +52,10 @@ def identity() -> Identity:
 def test_client_url() -> None:
     assert client_url("http://127.0.0.1:8080") == "ws://127.0.0.1:8080/v1/client"
     assert client_url("https://relay.example/") == "wss://relay.example/v1/client"
-    with pytest.raises(ValueError, match="node URL"):
+    with pytest.raises(BadNodeUrl, match="node URL"):
         client_url("ftp://x")
+    with pytest.raises(BadNodeUrl, match="http://"):
+        client_url("localhost:8080")  # no scheme: the common mistake
 
 
 def test_auth_signature_binds_purpose_server_nonce_address_device(identity: Identity) -> None:

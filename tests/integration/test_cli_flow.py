@@ -248,7 +248,8 @@ def test_receive_survives_a_node_restart(world: World) -> None:
 def test_unknown_recipient_fails_clearly(world: World) -> None:
     result = world.alice.cli("send", f"nobody@{DOMAIN}", "hello?", check=False)
     assert result.returncode == 1
-    assert "prekeys.none" in result.stderr
+    assert "client.unknown_account" in result.stderr
+    assert f"nobody@{DOMAIN} does not exist" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
 
 
