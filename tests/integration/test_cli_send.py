@@ -166,7 +166,7 @@ def test_an_address_without_a_domain_is_refused_locally(world: World) -> None:
 
 
 def test_a_node_url_without_a_scheme_is_refused(world: World, tmp_path: Path) -> None:
-    dora = User("dora", tmp_path / "dora", "dora-pass")
+    dora = User("dora", tmp_path / "dora", "dora-passphrase")
     code = invite(world.node.data_dir, dora.name)
     bare = f"127.0.0.1:{world.node.port}"
     args = ["register", dora.address, "--node", bare, "--code", code, "--home", str(dora.home)]
