@@ -189,23 +189,23 @@ def _add_group(client_sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         default=[],
         help="a first member (repeat for more)",
     )
-    _handler(create, "client.cli:group_create")
+    _handler(create, "client.cli_groups:group_create")
     for verb in ("add", "remove"):
         change = group_sub.add_parser(verb, help=f"{verb} members (admins only)")
         change.add_argument("group", metavar="GROUP", help=GROUP_HELP)
         change.add_argument("addresses", metavar="ADDRESS", nargs="+", help="members, NAME@DOMAIN")
         _add_home(change)
-        _handler(change, f"client.cli:group_{verb}")
+        _handler(change, f"client.cli_groups:group_{verb}")
     send = group_sub.add_parser("send", help="send TEXT to every member of GROUP")
     send.add_argument("group", metavar="GROUP", help=GROUP_HELP)
     send.add_argument("text", metavar="TEXT", help="the message text")
     _add_home(send)
     send.add_argument("--attach", metavar="FILE", action="append", default=[], help=ATTACH_HELP)
     send.add_argument("--expire", type=int, metavar="SECONDS", help="disappearing message")
-    _handler(send, "client.cli:group_send")
+    _handler(send, "client.cli_groups:group_send")
     listing = group_sub.add_parser("list", help="print your groups as JSON lines")
     _add_home(listing)
-    _handler(listing, "client.cli:group_list")
+    _handler(listing, "client.cli_groups:group_list")
 
 
 def build_parser() -> argparse.ArgumentParser:

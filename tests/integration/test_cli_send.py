@@ -195,3 +195,16 @@ def test_receive_wait_all_waits_the_whole_time(world: World) -> None:
     got = bob.receive("--wait", "3", "--wait-all")
     assert time.monotonic() - start >= 3
     assert [m["text"] for m in got] == ["and then some"]
+
+
+def test_a_group_command_fails_fast_while_the_node_is_down(
+    world: World, node_down: NodeProcess
+) -> None:
+    start = time.monotonic()
+    alice = world.alice
+    args = ["group", "create", "crisis", "--member", world.bob.address, "--home", str(alice.home)]
+    result = run_cli("client", *args, env=alice.env, check=False)
+    assert time.monotonic() - start < FAIL_FAST
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("sealrelay: client.network: ")
