@@ -13,6 +13,7 @@ a kept implementation of RFC 6455, over generated frames in both directions.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 from hypothesis import given, settings
@@ -74,7 +75,7 @@ def _fragments(proto: FrameProtocol, op: Send) -> bytes:
     cuts = sorted({size * k // op.pieces for k in range(1, op.pieces)})
     bounds = [0, *cuts, size]
     out = bytearray()
-    for n, (start, end) in enumerate(zip(bounds, bounds[1:], strict=False)):
+    for n, (start, end) in enumerate(itertools.pairwise(bounds)):
         out += proto.send_data(op.data[start:end], fin=n == len(bounds) - 2)
     return bytes(out)
 
