@@ -24,7 +24,7 @@ from node import wsframes
 from node.wsframes import Close, Failure, FrameReader, Message, Ping
 
 MAX_MESSAGE = 1 << 20
-EXAMPLES = 80
+EXAMPLES = 60
 
 
 @dataclass(frozen=True)
@@ -159,7 +159,33 @@ def test_damaged_client_streams_end_alike(
     if not data:
         return
     data[where % len(data)] ^= flip
-    assert _codes(_ours(bytes(data), [])) == _theirs(bytes(data))
+    ours, theirs = _codes(_ours(bytes(data), [])), _theirs(bytes(data))
+    assert _agree(ours, theirs), (ours, theirs)
+
+
+def _agree(ours: list[object], theirs: list[object]) -> bool:
+    """The same events, and the same end, but for the two documented differences:
+
+    - wsproto checks a text message's UTF-8 frame by frame and may fail (1007) before the
+      message ends; the node checks it whole, so it may read on (and then fail with 1002
+      or 1007, or wait for bytes that a damaged length promised);
+    - the node refuses a frame whose length takes a message over ``max_message`` (1009)
+      as soon as the header says so; wsproto has no such bound and waits for the bytes."""
+    o_fail = ours[-1] if ours and isinstance(ours[-1], Failure) else None
+    t_fail = theirs[-1] if theirs and isinstance(theirs[-1], Failure) else None
+    o_events = ours[:-1] if o_fail else ours
+    t_events = theirs[:-1] if t_fail else theirs
+    if isinstance(t_fail, Failure) and t_fail.code == wsframes.CLOSE_INVALID_DATA:
+        if o_events[: len(t_events)] != t_events:
+            return False
+        return o_fail is None or o_fail.code in (1002, 1007, 1009)
+    if o_events != t_events:
+        return False
+    if o_fail is None or t_fail is None:
+        too_big = isinstance(o_fail, Failure) and o_fail.code == wsframes.CLOSE_TOO_BIG
+        return o_fail is t_fail or (too_big and t_fail is None)
+    assert isinstance(o_fail, Failure)
+    return o_fail.code == t_fail.code
 
 
 @settings(max_examples=EXAMPLES, deadline=None)
