@@ -16,6 +16,8 @@ ClientError                   base; every error has a stable ``code``
 ├── BadContent                a decrypted message whose content does not decode
 ├── AttachmentError           an attachment whose digest, chunks or padding do not check out
 ├── ServerKeyError            a server key document that does not verify or is not pinned
+├── UntrustedDomain           another domain's keys that no anchor of the client vouches
+│                             for (its home agency's pinned root and peer-roots statement)
 ├── NetworkError              the node cannot be reached or the connection broke
 └── Refused                   the node refused a request: ``node_code`` names its rule
 """
@@ -83,6 +85,13 @@ class AttachmentError(ClientError):
 
 class ServerKeyError(ClientError):
     code = "client.bad_server_key"
+
+
+class UntrustedDomain(ClientError):
+    """Another domain whose key document the client cannot tie to its home agency's
+    pinned root: a message to or from it is refused, never shown as from that domain."""
+
+    code = "client.untrusted_domain"
 
 
 class NetworkError(ClientError):
