@@ -13,9 +13,10 @@ from collections.abc import Mapping
 from node.keys import ServerKeys, generate
 from node.peerroots import make_statement
 from node.rootkeys import certify
-from suites import get_suite, rootsig
+from suites import get_suite, labels, rootsig
 from tests.client.pairs import DAY_MS, Clock, Domain
 from wire import encode
+from wire.server import RootCertification, RootCertificationBody
 
 Root = tuple[bytes, bytes]
 DOC_LIFETIME_S = 7 * 86_400
@@ -42,6 +43,13 @@ def document(keys: ServerKeys, domain: str, now_ms: int) -> bytes:
     return encode(keys.sign_document(domain, (), now_ms, DOC_LIFETIME_S))
 
 
+def certification(by: Root, domain: str, verify_key: bytes, now_ms: int) -> RootCertification:
+    """``by``'s certification that ``verify_key`` may sign for ``domain`` for 30 days."""
+    body = RootCertificationBody(domain, verify_key, now_ms, now_ms + 30 * DAY_MS)
+    signature = rootsig.sign(by[1], encode(body), labels.CTX_ROOT_CERTIFICATION)
+    return RootCertification(body, rootsig.ALGORITHM, by[0], signature)
+
+
 def statement(
     by: Root, home: str, peers: Mapping[str, Root], now_ms: int, days: int = 365
 ) -> bytes:
@@ -55,6 +63,3 @@ def signing_domain(name: str, keys: ServerKeys, clock: Clock) -> Domain:
     domain = Domain(keys.suite, name, keys.sig_key, keys.sig_key_id, clock)
     assert domain.verify_key().public == keys.sig_public
     return domain
-
-
-__all__ = ["DAY_MS", "Root", "document", "fingerprint", "root", "server_keys", "statement"]
