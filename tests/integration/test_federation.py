@@ -12,7 +12,10 @@ choosing. Users are enrolled once; each test loads their clients from the saved 
 4. a captured transaction replayed to B, or re-signed with an old time, is refused;
 5. a key document for D that breaks B's pin is refused, loudly, and so are requests
    signed by its keys; D's genuine document is accepted;
-6. A rotating its server keys during traffic A -> B loses and duplicates nothing.
+6. A rotating its server keys during traffic A -> B loses and duplicates nothing;
+7. clients trust another domain's keys only through their own agency's root: enrolled
+   clients pinned their home root, and a user of C whose node serves no peer-roots
+   statement reaches no one at A until C's operator puts it back.
 """
 
 from __future__ import annotations
@@ -35,8 +38,9 @@ import httpx
 import pytest
 import trio
 
+from client import persist
 from client.app import Client
-from client.errors import Refused
+from client.errors import Refused, UntrustedDomain
 from client.inbox import StoredMessage
 from client.store.base import NS_SEEN
 from federation.documents import verify_document
@@ -44,6 +48,7 @@ from node.devfed import LOOPBACK
 from node.fed import NOTARY_PATH as NOTARY
 from node.fed.outbound import SEND_PATH
 from node.keys import ServerKeys, generate
+from node.peerroots import PEER_ROOTS_FILE
 from node.rootkeys import certify, load_root
 from tests.integration.fedharness import (
     DOCUMENT_PATH,
@@ -503,3 +508,30 @@ async def test_key_rotation_during_traffic_loses_nothing(world: World) -> None:
     assert notary.status_code == 200, notary.text
     seen_by_b = decode(decode(notary.content, NotaryAnswer).document, ServerKeyDocument)
     assert new_keys.sig_key_id in {key.id for key in seen_by_b.body.verify_keys}
+
+
+# --- 7. clients trust other domains through their own agency's root ------------------------------
+
+
+async def test_clients_trust_other_domains_only_through_their_home_root(world: World) -> None:
+    fed = world.fed
+    for person, domain in ((world.alice, A), (world.bob, B), (world.carol, C)):
+        assert persist.load_home_roots(person.store) == (load_root(fed.root_dir(domain))[0],)
+    dave = await fed.enroll(C, "dave", world.base / "dave")
+    statement_file = fed.setups[C].data_dir / PEER_ROOTS_FILE
+    held = statement_file.read_bytes()
+    statement_file.unlink()  # C's node now has no statement of C's root to serve
+    try:
+        client = dave.load()
+        async with client.online():
+            with pytest.raises(UntrustedDomain, match="serves no peer-roots statement"):
+                await client.send(world.alice.address, "no anchor")
+            assert client.keyring.document(A) is None
+    finally:
+        statement_file.write_bytes(held)
+    # Control: with the statement back (the node reads it per request), dave reaches A.
+    client, alice = dave.load(), world.alice.load()
+    async with client.online(), alice.online():
+        await converse(client, alice)
+        document = await client.domain_document(A)
+    assert {c.root_public for c in document.certifications} == {load_root(fed.root_dir(A))[0]}
