@@ -40,6 +40,7 @@ import trio
 
 from client import persist
 from client.app import Client
+from client.cli import _home_roots as home_root_fingerprints
 from client.errors import Refused, UntrustedDomain
 from client.inbox import StoredMessage
 from client.store.base import NS_SEEN
@@ -517,6 +518,8 @@ async def test_clients_trust_other_domains_only_through_their_home_root(world: W
     fed = world.fed
     for person, domain in ((world.alice, A), (world.bob, B), (world.carol, C)):
         assert persist.load_home_roots(person.store) == (load_root(fed.root_dir(domain))[0],)
+        # what `sealrelay client info` prints, to compare with the agency's fingerprint
+        assert home_root_fingerprints(person.load()) == [fed.setups[domain].root_fingerprint]
     dave = await fed.enroll(C, "dave", world.base / "dave")
     statement_file = fed.setups[C].data_dir / PEER_ROOTS_FILE
     held = statement_file.read_bytes()
