@@ -20,19 +20,16 @@ choosing. Users are enrolled once; each test loads their clients from the saved 
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
-import http.server
 import json
 import os
 import secrets
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import httpx
 import pytest
@@ -45,14 +42,13 @@ from client.errors import Refused, UntrustedDomain
 from client.inbox import StoredMessage
 from client.store.base import NS_SEEN
 from federation.documents import verify_document
-from node.devfed import LOOPBACK
 from node.fed import NOTARY_PATH as NOTARY
 from node.fed.outbound import SEND_PATH
 from node.keys import ServerKeys, generate
 from node.peerroots import PEER_ROOTS_FILE
 from node.rootkeys import certify, load_root
 from tests.integration.fedharness import (
-    DOCUMENT_PATH,
+    DocumentServer,
     LocalFederation,
     Person,
     converse,
@@ -337,45 +333,6 @@ async def test_a_replayed_transaction_is_refused(world: World) -> None:
 
 
 # --- 5. a key document that breaks the pin ------------------------------------------------------
-
-
-class DocumentServer:
-    """Serves ``document`` at the key document path on D's configured port."""
-
-    def __init__(self, port: int) -> None:
-        self.document = b""
-        self.fetches = 0
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                if self.path != DOCUMENT_PATH:
-                    self.send_error(404)
-                    return
-                outer.fetches += 1
-                self.send_response(200)
-                self.send_header("content-type", "application/x-msgpack")
-                self.send_header("content-length", str(len(outer.document)))
-                self.end_headers()
-                self.wfile.write(outer.document)
-
-            def do_POST(self) -> None:  # hellos from the nodes: not a node
-                self.send_error(404)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer((LOOPBACK, port), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @contextlib.contextmanager
-    def running(self) -> Iterator[DocumentServer]:
-        self.thread.start()
-        try:
-            yield self
-        finally:
-            self.server.shutdown()
-            self.server.server_close()
 
 
 async def test_a_key_document_breaking_the_pin_is_refused(world: World) -> None:
