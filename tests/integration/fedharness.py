@@ -9,6 +9,7 @@ resilience tests.
     await fed.metrics("alpha.test")          # the /metrics text; metric(text, name, **labels)
     fed.outbound_rows("alpha.test")          # items in its durable outbound queue
     sign(fed.keys("alpha.test"), ...)        # a federation request signed by hand; put(url, r)
+    with DocumentServer(port).running() as server: ...   # a domain without a node
     fed.close()
 
 Ports are picked free first (the peers' endpoints are written into every configuration by
