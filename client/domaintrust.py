@@ -41,7 +41,7 @@ from client.store.base import StateStore
 from suites import SuiteError, labels, rootsig
 from wire import WireError, decode, encode
 from wire.relay import GetPeerRoots, PeerRoots
-from wire.server import PeerRootsBody, PeerRootsStatement, ServerKeyDocument
+from wire.server import PeerRootsBody, PeerRootsStatement, RootCertification, ServerKeyDocument
 
 MAX_STATEMENT: Final = 1 << 20
 STATEMENT_TIMEOUT: Final = 30.0
@@ -126,7 +126,9 @@ def check_remote(doc: ServerKeyDocument, statement: PeerRootsBody, now_ms: int) 
     return min(match)
 
 
-def _root_signed(signed: Any, message: bytes, context: bytes) -> bool:
+def _root_signed(
+    signed: RootCertification | PeerRootsStatement, message: bytes, context: bytes
+) -> bool:
     """Whether ``signed`` (a root certification or statement) carries a valid signature of
     ``message`` by its ``root_public`` under ``context``."""
     if signed.algorithm != rootsig.ALGORITHM:
@@ -157,14 +159,21 @@ async def peer_roots(
     request: Request, store: StateStore, home_doc: ServerKeyDocument, domain: str, now_ms: int
 ) -> PeerRootsBody:
     """The statement to judge ``domain`` by: the one held while it lists ``domain`` and
-    is in the first half of its life, otherwise a fresh one from the node (kept)."""
+    is in the first half of its life, otherwise a fresh one from the node (kept), or the
+    held one, while valid and listing ``domain``, if the node serves none."""
     home = home_doc.body.server
     roots = pinned_home_roots(store, home_doc, now_ms)
     require_roots(home, roots)
     held = _held(store, home, roots, now_ms)
-    if held is not None and listed_roots(held, domain) and not _aging(held, now_ms):
+    usable = held is not None and bool(listed_roots(held, domain))
+    if held is not None and usable and not _aging(held, now_ms):
         return held
-    data = await _fetch(request)
+    try:
+        data = await _fetch(request)
+    except UntrustedDomain:  # the node has none now, or does not answer
+        if held is not None and usable:
+            return held  # still valid: a newer one may come later
+        raise
     body = verify_statement(data, home, roots, now_ms)
     if held is not None and body.issued < held.issued:
         raise UntrustedDomain("the node served an older peer-roots statement than the one held")

@@ -177,6 +177,18 @@ async def test_the_statement_is_fetched_kept_and_reused(peers: bytes) -> None:
     assert node.asked == 3
 
 
+async def test_the_held_statement_serves_while_the_node_serves_none(peers: bytes) -> None:
+    store, home_doc = _home((root("bravo")[0],))
+    await domaintrust.peer_roots(Node(peers), store, home_doc, PEER, NOW)
+    aging = NOW + 200 * DAY_MS
+    held = await domaintrust.peer_roots(Node(None), store, home_doc, PEER, aging)
+    assert domaintrust.listed_roots(held, PEER) == {fingerprint(root("alpha"))}
+    with pytest.raises(UntrustedDomain):  # not for a domain it does not list
+        await domaintrust.peer_roots(Node(None), store, home_doc, "charlie.test", aging)
+    with pytest.raises(UntrustedDomain):  # nor once it expired
+        await domaintrust.peer_roots(Node(None), store, home_doc, PEER, NOW + 366 * DAY_MS)
+
+
 async def test_an_older_statement_than_the_one_held_is_refused(peers: bytes) -> None:
     store, home_doc = _home((root("bravo")[0],))
     newer = statement(root("bravo"), HOME, {"charlie.test": root("alpha")}, NOW + 1)
