@@ -43,7 +43,7 @@ from typing import Final
 
 import trio
 
-from client import drafts, groupnet, nodehttp, persist
+from client import domaintrust, drafts, groupnet, nodehttp, persist
 from client.attachments_io import download_all, pending_attachment, upload_file
 from client.content import Content, GroupNote, pack, unpack, unpack_payload
 from client.drafts import Draft, Drafts
@@ -191,9 +191,10 @@ class Client:
         if info is None:
             raise NoAccount("the client state holds no account; register first")
         keyring = PinnedKeyring()
-        keyring.pin(decode(info.server_key_document, ServerKeyDocument))
-        for raw in persist.domain_documents(store).values():
-            keyring.pin(decode(raw, ServerKeyDocument))
+        home_doc = decode(info.server_key_document, ServerKeyDocument)
+        keyring.pin(home_doc)
+        for doc in domaintrust.trusted_stored(store, home_doc, now_ms(clock)):
+            keyring.pin(doc)
         device = persist.load_device(store, keyring, entropy=entropy, clock=clock)
         return cls(
             store,
@@ -271,8 +272,9 @@ class Client:
 
     async def domain_document(self, domain: str) -> ServerKeyDocument:
         """The key document of ``domain``: the home domain's as pinned, another's as the
-        home node relays it (``GetServerKeys``), verified here: accepted on first use,
-        afterwards only when signed by a key of the document held before."""
+        home node relays it (``GetServerKeys``), verified here: signed by a key of the
+        document held before (if any), and certified by a root that the home agency's
+        root vouches for (``client.domaintrust``; :class:`UntrustedDomain` if not)."""
         domain = domain.lower()
         if domain == self.domain.lower():
             await self.refresh_server_keys()
@@ -291,6 +293,9 @@ class Client:
             if pinned is None
             else accept_refresh(pinned, answer.document, domain, now)
         )
+        home_doc = decode(self.info.server_key_document, ServerKeyDocument)
+        peers = await domaintrust.peer_roots(self.link.request, self.store, home_doc, domain, now)
+        domaintrust.check_remote(fresh, peers, now)
         self.keyring.pin(fresh)
         persist.save_domain_document(self.store, domain, answer.document)
         return fresh

@@ -45,6 +45,7 @@ import trio
 
 from client import persist
 from client.app import Client, SendResult
+from client.domaintrust import pinned_home_roots
 from client.errors import (
     BadInput,
     ClientError,
@@ -55,6 +56,7 @@ from client.errors import (
 from client.inbox import StoredMessage
 from client.safety import format_safety_number, identity_fingerprint
 from client.store.sqlite import SqliteStore
+from suites.rootsig import fingerprint
 
 PASSPHRASE_ENV: Final = "SEALRELAY_PASSPHRASE"  # noqa: S105 - the variable's name
 TIMEOUT_ENV: Final = "SEALRELAY_TIMEOUT"
@@ -359,6 +361,7 @@ async def _info(args: argparse.Namespace) -> int:
                 "node": client.info.node_url,
                 "suite": device.suite.name,
                 "identity_fingerprint": identity_fingerprint(device.identity.public).hex(),
+                "home_roots": _home_roots(client),
                 "certificate_expires": device.certificate.body.expires,
                 "outbox": len(client.outbox) + len(client.drafts),
             }
@@ -366,6 +369,15 @@ async def _info(args: argparse.Namespace) -> int:
     finally:
         store.close()
     return EXIT_OK
+
+
+def _home_roots(client: Client) -> list[str]:
+    """Fingerprints of the home agency roots pinned at enrollment (empty: none), for the
+    user or an administrator to compare with the agency's published one."""
+    home_doc = client.keyring.document(client.domain)
+    assert home_doc is not None  # noqa: S101 - Client.load pins it
+    now = int(client.clock() * 1000)
+    return [fingerprint(root) for root in pinned_home_roots(client.store, home_doc, now)]
 
 
 async def _history(args: argparse.Namespace) -> int:

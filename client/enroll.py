@@ -1,6 +1,8 @@
 """Enrolling a new account: the registration flow, start to saved state.
 
-1. fetch the home node's server key document and verify its self-signatures;
+1. fetch the home node's server key document and verify its self-signatures; the
+   agency roots that certify it are pinned with it (``client.domaintrust``: no root, no
+   other domain);
 2. generate the identity, the prekeys and the account's delivery token;
 3. on one connection: ``Register`` (signed challenge, one-time code), ``PublishPrekeys``,
    ``SetDeliveryToken`` (its verifier only), ``SetIntroductions`` (accept first contact
@@ -19,6 +21,7 @@ from collections.abc import Callable
 import trio
 
 from client import nodehttp
+from client.domaintrust import home_roots
 from client.entropy import SYSTEM_ENTROPY, Entropy
 from client.errors import CertificateError, ClientError, NetworkError, SuiteMismatch
 from client.identity import Identity, PrekeyPool
@@ -31,7 +34,7 @@ from client.net import (
     serving,
     websocket_connector,
 )
-from client.persist import save_account_info, save_device
+from client.persist import save_account_info, save_device, save_home_roots
 from client.records import AccountInfo
 from client.sealed import domain_of, verify_certificate
 from client.serverkeys import PinnedKeyring, verify_document
@@ -71,6 +74,7 @@ async def enroll(
     domain = domain_of(address)
     doc_bytes = await nodehttp.fetch_document(node_url)
     doc = verify_document(doc_bytes, domain, int(clock() * 1000))
+    roots = home_roots(doc, int(clock() * 1000))
     suite = get_suite(suite_name)
     if doc.body.suite != suite.suite_id:
         raise SuiteMismatch(f"{domain} uses another suite than {suite_name}")
@@ -98,6 +102,7 @@ async def enroll(
     with store.transaction():
         save_device(store, device)
         save_account_info(store, info)
+        save_home_roots(store, roots)
     return device
 
 

@@ -21,6 +21,8 @@ ClientError                   base; every error has a stable ``code``
 │   └── AttachmentTooLarge    a file larger than the node takes (``blob.too_large``, the
 │                             node's own code), refused before it is read
 ├── ServerKeyError            a server key document that does not verify or is not pinned
+├── UntrustedDomain           another domain's keys that no anchor of the client vouches
+│                             for (its home agency's pinned root and peer-roots statement)
 ├── NetworkError              the node cannot be reached or the connection broke
 ├── Refused                   the node refused a request: ``node_code`` names its rule
 │   └── UnknownAccount        ``prekeys.none``: the address has no account, or no device
@@ -109,6 +111,13 @@ class AttachmentTooLarge(AttachmentError):
 
 class ServerKeyError(ClientError):
     code = "client.bad_server_key"
+
+
+class UntrustedDomain(ClientError):
+    """Another domain whose key document the client cannot tie to its home agency's
+    pinned root: a message to or from it is refused, never shown as from that domain."""
+
+    code = "client.untrusted_domain"
 
 
 class NetworkError(ClientError):

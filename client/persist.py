@@ -48,7 +48,9 @@ Account data of the shell (``AccountInfo``, ``Contact`` from ``client.records``)
     delete_contact(store, address, device)
     contacts(store) -> dict[(address, device), Contact]
 
-Layout: ``NS_ACCOUNT`` ``device`` (identity, certificate) and ``info``; ``NS_PREKEYS``
+Layout: ``NS_ACCOUNT`` ``device`` (identity, certificate), ``info``, ``home-roots`` (the
+home agency roots pinned at enrollment) and ``peer-roots`` (the home root's statement last
+accepted, ``client.domaintrust``); ``NS_DOMAINS`` remote key documents by domain; ``NS_PREKEYS``
 ``pool`` plus one record per one-time key (``dh:``/``kem:`` + u32 id) and per seen base key
 (``bk:`` + key); ``NS_SESSIONS``, ``NS_CERTS`` and ``NS_CONTACTS`` keyed by the encoded
 ``PeerKey``; ``NS_IDENTITIES`` by the UTF-8 address; ``NS_SEEN`` by envelope id; ``NS_META``
@@ -71,6 +73,7 @@ from client.records import (
     AccountInfo,
     Contact,
     DeviceRecord,
+    HomeRoots,
     PeerKey,
     RecordsVersion,
     SeenRecord,
@@ -119,6 +122,8 @@ __all__ = [
 DEVICE_SLOT = b"device"
 INFO_SLOT = b"info"
 RECORDS_SLOT = b"records"
+HOME_ROOTS_SLOT = b"home-roots"
+PEER_ROOTS_SLOT = b"peer-roots"
 
 
 def peer_key(address: str, device: int) -> bytes:
@@ -335,6 +340,29 @@ def save_domain_document(store: StateStore, domain: str, document: bytes) -> Non
 def domain_documents(store: StateStore) -> dict[str, bytes]:
     """Every remote domain's stored key document (encoded), by domain."""
     return {key.decode(): raw for key, raw in store.items(NS_DOMAINS)}
+
+
+def save_home_roots(store: StateStore, roots: tuple[bytes, ...]) -> None:
+    store.put(NS_ACCOUNT, HOME_ROOTS_SLOT, encode(HomeRoots(roots)))
+
+
+def load_home_roots(store: StateStore) -> tuple[bytes, ...] | None:
+    """The pinned home roots; ``None`` if none were ever pinned (a store enrolled before
+    roots were pinned), ``()`` for a home domain without a root."""
+    raw = store.get(NS_ACCOUNT, HOME_ROOTS_SLOT)
+    if raw is None:
+        return None
+    with _corrupt_is_store_error():
+        return decode(raw, HomeRoots).roots
+
+
+def save_peer_roots(store: StateStore, statement: bytes) -> None:
+    """The home root's peer-roots statement, encoded, as last accepted."""
+    store.put(NS_ACCOUNT, PEER_ROOTS_SLOT, statement)
+
+
+def load_peer_roots(store: StateStore) -> bytes | None:
+    return store.get(NS_ACCOUNT, PEER_ROOTS_SLOT)
 
 
 def save_contact(store: StateStore, address: str, device: int, contact: Contact) -> None:

@@ -30,6 +30,7 @@ from wire.e2e import (
     Suite,
 )
 from wire.relay import MailboxId
+from wire.server import RootKey
 
 RECORDS_VERSION: Final = 1
 """The layout of the records below as a whole (the ``NS_META`` slot ``META_RECORDS``)."""
@@ -189,3 +190,11 @@ class Contact:
 
     mailbox: MailboxId
     delivery_token: DeliveryToken | None
+
+
+@message("client.home-roots")
+class HomeRoots:
+    """The home agency's root public keys, pinned at enrollment (empty: the home domain
+    has no root, and the client talks only within it). ``client.domaintrust``."""
+
+    roots: Annotated[tuple[RootKey, ...], MaxLen(16)]

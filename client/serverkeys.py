@@ -6,10 +6,9 @@ and pinning it. Later it accepts a fresh document only if a key of the pinned on
 it (:func:`accept_refresh`): a node cannot swap the domain's keys behind the client's back.
 
 :class:`PinnedKeyring` is the :class:`~client.sealed.Keyring` the device verifies sender
-certificates with. It knows the pinned domains only (one, the home domain, for now); the
-seam for federation is :meth:`PinnedKeyring.pin`: a remote domain's document, verified
-against the client's own trust (a pinned agency root, or the federation keyring's answer),
-is added the same way.
+certificates with. It knows the pinned domains only: the home domain, and each remote
+domain whose document the home agency's root chain vouches for (``client.domaintrust``),
+added by :meth:`PinnedKeyring.pin` as well.
 """
 
 from __future__ import annotations

@@ -10,6 +10,11 @@
         new current keys; the old ones retire but keep co-signing the key document and
         verifying what they signed for the overlap (default 30 days, the longest TTL);
         with --root the new key is certified at once. A running node picks it up
+    sealrelay keys peer-roots --root DIR --data DIR --domain DOMAIN --peer D=FP ... [--days N]
+        the statement, signed with the root, naming each peer domain D and its root's
+        fingerprint FP for the domain's own clients (valid N days, default 365), written
+        into DIR/peer-roots.bin; a running node serves it at once. Without it, the
+        domain's clients reach no other domain
     sealrelay keys fingerprint (--data DIR | --root-public FILE)
         the fingerprint to pin: of the current server verify key, or of a root.pub.json
 
@@ -27,6 +32,7 @@ from typing import Final
 
 from node.errors import KEYS_FILES, ConfigError, file_error
 from node.keys import KEY_FILE, load, replace_key_file
+from node.peerroots import check_root_certifies, make_statement, parse_peer, write_statement
 from node.rootkeys import DEFAULT_CERT_DAYS, certify, create_root, load_root, load_root_public
 from suites import rootsig
 
@@ -48,6 +54,10 @@ def rotate(args: argparse.Namespace) -> int:
 
 def fingerprint(args: argparse.Namespace) -> int:
     return _guard(_fingerprint, args)
+
+
+def peer_roots(args: argparse.Namespace) -> int:
+    return _guard(_peer_roots, args)
 
 
 def _guard(command: Callable[[argparse.Namespace], None], args: argparse.Namespace) -> int:
@@ -116,3 +126,17 @@ def _fingerprint(args: argparse.Namespace) -> None:
         raise ConfigError("give --data DIR or --root-public FILE")
     keys = load(Path(args.data) / KEY_FILE)
     _print({"fingerprint": rootsig.fingerprint(keys.sig_public), "kind": "server-key"})
+
+
+def _peer_roots(args: argparse.Namespace) -> None:
+    peers: dict[str, list[str]] = {}
+    for text in args.peer or ():
+        domain, fp = parse_peer(text)
+        peers.setdefault(domain, []).append(fp)
+    if not peers:
+        raise ConfigError("name at least one --peer DOMAIN=FINGERPRINT")
+    root = load_root(Path(args.root))
+    check_root_certifies(load(Path(args.data) / KEY_FILE), args.domain, root[0])
+    data = make_statement(root, args.domain, peers, _now(), args.days)
+    path = write_statement(args.data, data)
+    _print({"statement": str(path), "domain": args.domain.lower(), "peers": sorted(peers)})

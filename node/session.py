@@ -39,6 +39,7 @@ from node import errors
 from node.batch import send_batch, store_sends
 from node.errors import NodeError
 from node.limits import retry_after_ms
+from node.peerroots import read_statement
 from node.relay import Caller, Relay
 from node.store import StoredEnvelope
 from wire import WireError, decode
@@ -58,11 +59,13 @@ from wire.relay import (
     FetchPrekeys,
     Forward,
     GetCertificate,
+    GetPeerRoots,
     GetPrekeyStatus,
     GetServerKeys,
     Hello,
     Introduce,
     Ok,
+    PeerRoots,
     Ping,
     Pong,
     PrekeyBundles,
@@ -466,6 +469,10 @@ async def _server_keys(s: Session, caller: Caller, frame: GetServerKeys) -> Fram
     return ServerKeys(frame.id, domain, await federation.server_keys(domain))
 
 
+async def _peer_roots(s: Session, caller: Caller, frame: GetPeerRoots) -> Frame:
+    return PeerRoots(frame.id, await read_statement(s.relay.config.data_dir))
+
+
 async def _certificate(s: Session, caller: Caller, frame: GetCertificate) -> Frame:
     r = s.relay
     identity = await r.identity_of(caller)
@@ -513,6 +520,7 @@ _HANDLERS: Final[dict[type, Callable[[Session, Caller, Any], Awaitable[Frame | N
     SendShared: _send_shared,
     Forward: _forward,
     GetServerKeys: _server_keys,
+    GetPeerRoots: _peer_roots,
     Ack: _ack,
     RequestBlobUpload: _blob,
 }

@@ -101,6 +101,17 @@ def _add_keys(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     rotate.add_argument("--root", metavar="DIR", help="certify the new key with this root")
     rotate.add_argument("--domain", help="the domain (with --root)")
     _handler(rotate, "node.rootkeys_cli:rotate")
+    peer_roots = keys_sub.add_parser(
+        "peer-roots", help="sign, with the root, the peer roots the domain's clients trust"
+    )
+    peer_roots.add_argument("--root", required=True, metavar="DIR", help="root-init's directory")
+    peer_roots.add_argument("--data", required=True, metavar="DIR", help="the node's data")
+    peer_roots.add_argument("--domain", required=True, help="this agency's domain")
+    peer_roots.add_argument(
+        "--peer", action="append", metavar="DOMAIN=FINGERPRINT", help="a peer and its root"
+    )
+    peer_roots.add_argument("--days", type=int, default=365)
+    _handler(peer_roots, "node.rootkeys_cli:peer_roots")
     fingerprint = keys_sub.add_parser("fingerprint", help="print a fingerprint to pin")
     fingerprint.add_argument(
         "--data", metavar="DIR", help="of the server key in this data directory"

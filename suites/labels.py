@@ -121,6 +121,9 @@ ATTACHMENT_CHUNK_AAD: Final = b"sealrelay-attachment-chunk-v1"
 # --- federation (DESIGN section 6) -------------------------------------------------------
 CTX_ROOT_CERTIFICATION: Final = b"sealrelay/v1/root-certification"
 """SLH-DSA context of an agency root's certification of a server verify key."""
+CTX_PEER_ROOTS: Final = b"sealrelay/v1/peer-roots"
+"""SLH-DSA context of an agency root's statement naming the peer domains' root
+fingerprints its own clients may trust (``wire.server.PeerRootsStatement``)."""
 CTX_NOTARY: Final = b"sealrelay/v1/notary-statement"
 """Signature context of a notary's statement about another domain's key document."""
 ROUTING_LAYER_INFO: Final = b"sealrelay-routing-layer-v1"

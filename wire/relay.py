@@ -296,6 +296,24 @@ class ServerKeys:
     document: Annotated[bytes, MaxLen(1 << 20)]
 
 
+@message("relay.get-peer-roots")
+class GetPeerRoots:
+    """Ask the home node for its agency root's peer-roots statement (an encoded
+    ``wire.server.PeerRootsStatement``): which roots may certify which peer domains' keys.
+    The client checks it against the root it pinned at enrollment. Added after protocol
+    1 (nodes of earlier releases answer ``Error`` with id 0)."""
+
+    id: RequestId
+
+
+@message("relay.peer-roots")
+class PeerRoots:
+    """The statement as the node holds it, or ``None`` when its operator made none."""
+
+    id: RequestId
+    statement: Annotated[bytes, MaxLen(1 << 20)] | None
+
+
 @message("relay.sent")
 class Sent:
     """The envelope is durably stored (or was already): the sender may forget it."""
@@ -455,6 +473,7 @@ REQUESTS = (
     SendShared,
     Forward,
     GetServerKeys,
+    GetPeerRoots,
     Ack,
     RequestBlobUpload,
     Ping,
@@ -470,6 +489,7 @@ RESPONSES = (
     Sent,
     SentShared,
     ServerKeys,
+    PeerRoots,
     SentBatch,
     Acked,
     BlobGrant,

@@ -10,7 +10,7 @@ trust sender certificates signed by a key it lists. Times are Unix milliseconds.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Final
 
 from wire.e2e import Key, Sig, Suite
 from wire.schema import message
@@ -92,3 +92,40 @@ class ServerKeyDocument:
     body: ServerKeyDocumentBody
     signatures: Annotated[tuple[DocumentSignature, ...], MaxLen(16)]
     certifications: Annotated[tuple[RootCertification, ...], MaxLen(16)]
+
+
+Fingerprint = Annotated[str, MaxLen(128)]
+MAX_PEER_DOMAINS: Final = 1024
+MAX_PEER_ROOTS: Final = 8
+
+
+@message("server.peer-root")
+class PeerRoot:
+    """A peer domain and the fingerprints (``sha256:<hex>`` of the encoded public key)
+    of the agency roots whose certifications of its server keys are trusted."""
+
+    domain: Domain
+    roots: Annotated[tuple[Fingerprint, ...], MaxLen(MAX_PEER_ROOTS)]
+
+
+@message("server.peer-roots-body")
+class PeerRootsBody:
+    """What an agency's offline root tells its own clients: ``server`` (the agency's
+    domain) vouches that each listed peer domain's keys are those its roots certify,
+    from ``issued`` until ``valid_until`` (Unix ms)."""
+
+    server: Domain
+    peers: Annotated[tuple[PeerRoot, ...], MaxLen(MAX_PEER_DOMAINS)]
+    issued: U64
+    valid_until: U64
+
+
+@message("server.peer-roots")
+class PeerRootsStatement:
+    """``body`` signed by the home agency's root key ``root_public`` (``algorithm``,
+    SLH-DSA) under ``CTX_PEER_ROOTS``. A node's online keys cannot make one."""
+
+    body: PeerRootsBody
+    algorithm: Algorithm
+    root_public: RootKey
+    signature: RootSig

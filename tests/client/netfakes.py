@@ -31,8 +31,11 @@ from wire.relay import (
     Envelope,
     Error,
     GetCertificate,
+    GetPeerRoots,
     GetPrekeyStatus,
+    GetServerKeys,
     Hello,
+    PeerRoots,
     Ping,
     Pong,
     PrekeyStatus,
@@ -40,6 +43,7 @@ from wire.relay import (
     SendBatch,
     Sent,
     SentBatch,
+    ServerKeys,
 )
 
 MAILBOX = bytes(range(16))
@@ -114,6 +118,10 @@ class FakeNode:
     """Issued for GetCertificate (refused while ``None``)."""
     batches: bool = True
     """Answer SendBatch; when False, answer it as a node that predates it (Error id 0)."""
+    documents: dict[str, bytes] = field(default_factory=dict)
+    """Answered to GetServerKeys by domain (``fed.unavailable`` for another)."""
+    peer_roots: bytes | None = None
+    """Answered to GetPeerRoots (the home root's statement; ``None``: the node has none)."""
 
     @asynccontextmanager
     async def connector(self) -> AsyncIterator[Transport]:
@@ -196,4 +204,12 @@ class FakeNode:
             return CertificateIssued(id=frame.id, certificate=self.certificate)
         if isinstance(frame, Ping):
             return Pong(id=frame.id, time=0)
+        if isinstance(frame, GetServerKeys) and frame.domain in self.documents:
+            return ServerKeys(
+                id=frame.id, domain=frame.domain, document=self.documents[frame.domain]
+            )
+        if isinstance(frame, GetServerKeys):
+            return Error(id=frame.id, code="fed.unavailable", message="unknown", retry_after=0)
+        if isinstance(frame, GetPeerRoots):
+            return PeerRoots(id=frame.id, statement=self.peer_roots)
         return Error(id=frame.id, code="proto.unexpected", message="not here", retry_after=0)

@@ -25,6 +25,7 @@ from client.store.memory import MemoryStore
 from suites import labels
 from tests.client.netfakes import FakeNode
 from tests.client.pairs import DAY_MS, Domain
+from tests.client.trustfakes import Root, certification, root, statement
 from wire import encode
 from wire.e2e import SenderCertificate
 from wire.relay import Ack, Envelope, GetCertificate, Ping, Pong
@@ -38,7 +39,8 @@ from wire.server import (
 DOMAIN = "example.org"
 
 
-def _document(domain: Domain) -> ServerKeyDocument:
+def _document(domain: Domain, by: Root | None = None) -> ServerKeyDocument:
+    """The domain's key document, certified by the root ``by`` if given."""
     key = domain.verify_key()
     now = int(domain.clock.now * 1000)
     body = ServerKeyDocumentBody(
@@ -51,8 +53,9 @@ def _document(domain: Domain) -> ServerKeyDocument:
         valid_until=now + 7 * DAY_MS,
     )
     sig = domain.suite.sig.sign(domain.server_key, encode(body), labels.CTX_SERVER_KEY_DOCUMENT)
+    certs = () if by is None else (certification(by, domain.name, key.public, now),)
     return ServerKeyDocument(
-        body=body, signatures=(DocumentSignature(key.key_id, sig),), certifications=()
+        body=body, signatures=(DocumentSignature(key.key_id, sig),), certifications=certs
     )
 
 
@@ -240,15 +243,27 @@ async def test_an_envelope_that_may_open_later_is_quarantined_and_acked(setup: S
 
 async def test_a_sender_of_another_domain_than_the_origin_is_refused(setup: Setup) -> None:
     """A node may only carry its own users: an envelope whose sealed sender is of another
-    domain than the node that delivered it is dropped, even though it decrypts."""
+    domain than the node that delivered it is dropped, even though it decrypts.
+
+    bob holds other.org's keys as the home root vouches for them (``client.domaintrust``):
+    other.org's document certified by its root, which the home root's statement lists."""
     other = Domain.create("xwing", "other.org", clock=setup.domain.clock)
+    home_root, other_root = root("example.org"), root("other.org")
+    now = int(setup.domain.clock.now * 1000)
+    home_doc = _document(setup.domain, home_root)
+    info = AccountInfo("http://node.invalid", encode(home_doc), b"\x01" * 16, b"\x02" * 16)
+    persist.save_account_info(setup.store, info)
+    persist.save_home_roots(setup.store, (home_root[0],))
+    peers = statement(home_root, DOMAIN, {"other.org": other_root}, now)
+    persist.save_peer_roots(setup.store, peers)
     keyring = PinnedKeyring()
-    keyring.pin(setup.doc)
+    keyring.pin(home_doc)
     keyring.pin(_document(other))
     carol = other.device("carol", keyring)  # type: ignore[arg-type]
     carol.start_session(setup.bob.pool.bundle(setup.bob.address, 1))
     honest = setup.envelope(carol, "via other.org")
-    persist.save_domain_document(setup.store, "other.org", encode(_document(other)))
+    other_doc = _document(other, other_root)
+    persist.save_domain_document(setup.store, "other.org", encode(other_doc))
     carried = dataclasses.replace(honest, eid=os.urandom(16), origin="third.example")
     setup.node.backlog = [carried]
     await setup.run_until_drained()

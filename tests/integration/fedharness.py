@@ -9,6 +9,7 @@ resilience tests.
     await fed.metrics("alpha.test")          # the /metrics text; metric(text, name, **labels)
     fed.outbound_rows("alpha.test")          # items in its durable outbound queue
     sign(fed.keys("alpha.test"), ...)        # a federation request signed by hand; put(url, r)
+    with DocumentServer(port).running() as server: ...   # a domain without a node
     fed.close()
 
 Ports are picked free first (the peers' endpoints are written into every configuration by
@@ -22,15 +23,17 @@ rather than the client's reconnect schedule.
 from __future__ import annotations
 
 import contextlib
+import http.server
 import re
 import secrets
 import socket
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import httpx
 import trio
@@ -315,3 +318,46 @@ async def wait_until(
             raise AssertionError(f"{what}: not within {within} s")
         await trio.sleep(poll)
     return time.monotonic() - start
+
+
+# --- a stand-in for a domain without a node -----------------------------------------------------
+
+
+class DocumentServer:
+    """Serves ``document`` at the key document path on ``port`` (a domain's configured
+    endpoint where no node runs)."""
+
+    def __init__(self, port: int) -> None:
+        self.document = b""
+        self.fetches = 0
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if self.path != DOCUMENT_PATH:
+                    self.send_error(404)
+                    return
+                outer.fetches += 1
+                self.send_response(200)
+                self.send_header("content-type", "application/x-msgpack")
+                self.send_header("content-length", str(len(outer.document)))
+                self.end_headers()
+                self.wfile.write(outer.document)
+
+            def do_POST(self) -> None:  # hellos from the nodes: not a node
+                self.send_error(404)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer((LOOPBACK, port), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[DocumentServer]:
+        self.thread.start()
+        try:
+            yield self
+        finally:
+            self.server.shutdown()
+            self.server.server_close()

@@ -12,41 +12,43 @@ choosing. Users are enrolled once; each test loads their clients from the saved 
 4. a captured transaction replayed to B, or re-signed with an old time, is refused;
 5. a key document for D that breaks B's pin is refused, loudly, and so are requests
    signed by its keys; D's genuine document is accepted;
-6. A rotating its server keys during traffic A -> B loses and duplicates nothing.
+6. A rotating its server keys during traffic A -> B loses and duplicates nothing;
+7. clients trust another domain's keys only through their own agency's root: enrolled
+   clients pinned their home root, and a user of C whose node serves no peer-roots
+   statement reaches no one at A until C's operator puts it back.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
-import http.server
 import json
 import os
 import secrets
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import httpx
 import pytest
 import trio
 
+from client import persist
 from client.app import Client
-from client.errors import Refused
+from client.cli import _home_roots as home_root_fingerprints
+from client.errors import Refused, UntrustedDomain
 from client.inbox import StoredMessage
 from client.store.base import NS_SEEN
 from federation.documents import verify_document
-from node.devfed import LOOPBACK
 from node.fed import NOTARY_PATH as NOTARY
 from node.fed.outbound import SEND_PATH
 from node.keys import ServerKeys, generate
+from node.peerroots import PEER_ROOTS_FILE
 from node.rootkeys import certify, load_root
 from tests.integration.fedharness import (
-    DOCUMENT_PATH,
+    DocumentServer,
     LocalFederation,
     Person,
     SignedRequest,
@@ -66,6 +68,7 @@ from wire.federation import (
     MAX_TXN_BYTES,
     NotaryAnswer,
     Transaction,
+    TransactionItem,
     TransactionResult,
 )
 from wire.server import ServerKeyDocument
@@ -304,7 +307,7 @@ async def test_a_transaction_over_the_documented_bound_is_refused_whole(world: W
     assert MAX_TXN_BYTES < sum(len(i.layer) for i in items) < MAX_TXN_BYTES + 64 * 1024
     before = metric(await fed.metrics(B), "sealrelay_federation_received_total", origin=A)
 
-    def send(chosen: list[Any]) -> SignedRequest:
+    def send(chosen: list[TransactionItem]) -> SignedRequest:
         body = encode(Transaction(origin=A, destination=B, items=tuple(chosen)))
         return sign(fed.keys(A), A, B, SEND_PATH + secrets.token_hex(16), body)
 
@@ -368,45 +371,6 @@ async def test_a_replayed_transaction_is_refused(world: World) -> None:
 
 
 # --- 5. a key document that breaks the pin ------------------------------------------------------
-
-
-class DocumentServer:
-    """Serves ``document`` at the key document path on D's configured port."""
-
-    def __init__(self, port: int) -> None:
-        self.document = b""
-        self.fetches = 0
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                if self.path != DOCUMENT_PATH:
-                    self.send_error(404)
-                    return
-                outer.fetches += 1
-                self.send_response(200)
-                self.send_header("content-type", "application/x-msgpack")
-                self.send_header("content-length", str(len(outer.document)))
-                self.end_headers()
-                self.wfile.write(outer.document)
-
-            def do_POST(self) -> None:  # hellos from the nodes: not a node
-                self.send_error(404)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer((LOOPBACK, port), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @contextlib.contextmanager
-    def running(self) -> Iterator[DocumentServer]:
-        self.thread.start()
-        try:
-            yield self
-        finally:
-            self.server.shutdown()
-            self.server.server_close()
 
 
 async def test_a_key_document_breaking_the_pin_is_refused(world: World) -> None:
@@ -540,3 +504,32 @@ async def test_key_rotation_during_traffic_loses_nothing(world: World) -> None:
     assert notary.status_code == 200, notary.text
     seen_by_b = decode(decode(notary.content, NotaryAnswer).document, ServerKeyDocument)
     assert new_keys.sig_key_id in {key.id for key in seen_by_b.body.verify_keys}
+
+
+# --- 7. clients trust other domains through their own agency's root ------------------------------
+
+
+async def test_clients_trust_other_domains_only_through_their_home_root(world: World) -> None:
+    fed = world.fed
+    for person, domain in ((world.alice, A), (world.bob, B), (world.carol, C)):
+        assert persist.load_home_roots(person.store) == (load_root(fed.root_dir(domain))[0],)
+        # what `sealrelay client info` prints, to compare with the agency's fingerprint
+        assert home_root_fingerprints(person.load()) == [fed.setups[domain].root_fingerprint]
+    dave = await fed.enroll(C, "dave", world.base / "dave")
+    statement_file = fed.setups[C].data_dir / PEER_ROOTS_FILE
+    held = statement_file.read_bytes()
+    statement_file.unlink()  # C's node now has no statement of C's root to serve
+    try:
+        client = dave.load()
+        async with client.online():
+            with pytest.raises(UntrustedDomain, match="serves no peer-roots statement"):
+                await client.send(world.alice.address, "no anchor")
+            assert client.keyring.document(A) is None
+    finally:
+        statement_file.write_bytes(held)
+    # Control: with the statement back (the node reads it per request), dave reaches A.
+    client, alice = dave.load(), world.alice.load()
+    async with client.online(), alice.online():
+        await converse(client, alice)
+        document = await client.domain_document(A)
+    assert {c.root_public for c in document.certifications} == {load_root(fed.root_dir(A))[0]}

@@ -25,6 +25,8 @@ PEER = {"agency-a": "agency-b", "agency-b": "agency-a"}
 TARGETS = ("base", *(f"overlays/{o}" for o in OVERLAYS))
 SECRET = "sealrelay-server-keys"  # noqa: S105 - a Secret name
 KEYS_MOUNT = "/var/run/secrets/sealrelay"
+PEER_ROOTS_SECRET = "sealrelay-peer-roots"  # noqa: S105 - a Secret name
+PEER_ROOTS_MOUNT = "/var/run/sealrelay/peer-roots"
 
 Doc = dict[str, Any]
 

@@ -24,6 +24,8 @@ from tests.k8s.rendered import (
     KEYS_MOUNT,
     OVERLAYS,
     PEER,
+    PEER_ROOTS_MOUNT,
+    PEER_ROOTS_SECRET,
     ROOT,
     SECRET,
     TARGETS,
@@ -94,7 +96,13 @@ def test_every_part_is_rendered_and_no_secret_is(target: str) -> None:
             "optional": False,
             "defaultMode": 0o440,
             "items": [{"key": "server-keys.json", "path": "server-keys.json"}],
-        }
+        },
+        {
+            "secretName": PEER_ROOTS_SECRET,
+            "optional": True,
+            "defaultMode": 0o440,
+            "items": [{"key": "peer-roots.bin", "path": "peer-roots.bin"}],
+        },
     ]
 
 
@@ -238,13 +246,19 @@ def test_node_command_line_matches_the_image_and_the_config(target: str) -> None
     assert parsed.listen == f"{config['listen_host']}:{config['listen_port']}"
     keys = mounts["server-keys"]
     assert keys == {"name": "server-keys", "mountPath": KEYS_MOUNT, "readOnly": True}
-    # DATA_DIR/server-keys.json links to the Secret's file (no subPath: updates reach the pod)
+    assert mounts["peer-roots"] == {
+        "name": "peer-roots",
+        "mountPath": PEER_ROOTS_MOUNT,
+        "readOnly": True,
+    }
+    # DATA_DIR/server-keys.json and peer-roots.bin link to the Secrets' files (no subPath:
+    # updates reach the pod)
     (init,) = one(target, "Deployment", "sealrelay-node")["spec"]["template"]["spec"][
         "initContainers"
     ]
     assert init["image"] == container["image"]
-    link = f"{config['data_dir']}/server-keys.json"
-    assert init["command"] == ["ln", "-sfn", f"{KEYS_MOUNT}/server-keys.json", link]
+    keys_file, roots_file = f"{KEYS_MOUNT}/server-keys.json", f"{PEER_ROOTS_MOUNT}/peer-roots.bin"
+    assert init["command"] == ["ln", "-sf", keys_file, roots_file, f"{config['data_dir']}/"]
     assert init["volumeMounts"] == [{"name": "data", "mountPath": config["data_dir"]}]
     volumes = {v["name"]: v for v in deployment_volumes(target)}
     assert "emptyDir" in volumes["data"]

@@ -1,10 +1,10 @@
 """The node pod's layout, run for real on loopback: the server keys Secret made by
-``sealrelay keys init --k8s`` laid out as the kubelet lays out a Secret volume, the init
-container's link into the data directory, the rendered node.toml (its ``[peers]`` tables
-cut off, so nothing can leave loopback) over a real Redis with Sentinel, and the node
-process. It serves the Secret's keys, becomes ready, picks up an updated Secret without a
-restart (rotation), takes an invite made with the pod's environment, and drains on SIGTERM
-within the pod's grace period."""
+``sealrelay keys init --k8s`` (and a peer-roots statement Secret) laid out as the kubelet
+lays out a Secret volume, the init container's links into the data directory, the
+rendered node.toml (its ``[peers]`` tables cut off, so nothing can leave loopback) over a
+real Redis with Sentinel, and the node process. It serves the Secret's keys, becomes
+ready, picks up an updated Secret without a restart (rotation), takes an invite made with
+the pod's environment, and drains on SIGTERM within the pod's grace period."""
 
 from __future__ import annotations
 
@@ -19,8 +19,10 @@ import httpx
 import yaml
 
 from node.keys import KEY_FILE
+from node.peerroots import PEER_ROOTS_FILE, make_statement
+from suites import rootsig
 from tests.integration.nodeproc import NodeProcess, invite, run_cli
-from tests.k8s.rendered import KEYS_MOUNT, configmap, node_toml, one
+from tests.k8s.rendered import KEYS_MOUNT, PEER_ROOTS_MOUNT, configmap, node_toml, one
 from tests.redisproc import SentinelSet
 from wire import decode
 from wire.server import ServerKeyDocument
@@ -28,6 +30,7 @@ from wire.server import ServerKeyDocument
 TARGET = "overlays/agency-a"
 DOCUMENT = "/.well-known/sealrelay/server"
 RELOAD_TIMEOUT = 30.0
+PEER_FP = "sha256:" + "ab" * 32
 
 
 def keys_secret(domain: str) -> tuple[bytes, str]:
@@ -55,13 +58,16 @@ def kubelet_secret(directory: Path, files: dict[str, bytes], version: str) -> No
             (directory / name).symlink_to(f"..data/{name}")
 
 
-def run_init_container(secrets: Path, data: Path) -> None:
+def run_init_container(secrets: Path, peer_roots: Path, data: Path) -> None:
     """The init container's command, with the pod's paths mapped onto the test's."""
     pod = one(TARGET, "Deployment", "sealrelay-node")["spec"]["template"]["spec"]
     (init,) = pod["initContainers"]
     data_dir = node_toml(TARGET)["data_dir"]
     mapped = [
-        a.replace(KEYS_MOUNT, str(secrets)).replace(data_dir, str(data)) for a in init["command"]
+        a.replace(KEYS_MOUNT, str(secrets))
+        .replace(PEER_ROOTS_MOUNT, str(peer_roots))
+        .replace(data_dir, str(data))
+        for a in init["command"]
     ]
     data.mkdir()
     subprocess.run(mapped, check=True, timeout=30)
@@ -88,9 +94,13 @@ def test_node_runs_on_the_pod_layout_and_follows_the_secret(tmp_path: Path) -> N
     domain = configmap(TARGET, "sealrelay-node-config")["data"]["domain"]
     first, first_id = keys_secret(domain)
     secrets, data = tmp_path / "secrets", tmp_path / "data"
+    peer_roots = tmp_path / "peer-roots"
     kubelet_secret(secrets, {KEY_FILE: first}, "1")
-    run_init_container(secrets, data)
+    statement = make_statement(rootsig.generate(), domain, {"peer.example": [PEER_FP]}, 1, 1)
+    kubelet_secret(peer_roots, {PEER_ROOTS_FILE: statement}, "1")
+    run_init_container(secrets, peer_roots, data)
     assert (data / KEY_FILE).is_symlink()
+    assert (data / PEER_ROOTS_FILE).read_bytes() == statement  # what the node serves
     text = configmap(TARGET, "sealrelay-node-config")["data"]["node.toml"]
     config = tmp_path / "node.toml"
     config.write_text(text.split("\n[peers.", 1)[0])
