@@ -110,7 +110,9 @@ def _add_keys(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     peer_roots.add_argument(
         "--peer", action="append", metavar="DOMAIN=FINGERPRINT", help="a peer and its root"
     )
-    peer_roots.add_argument("--days", type=int, default=365)
+    peer_roots.add_argument(
+        "--days", type=int, default=365, help="days the statement is valid (default 365)"
+    )
     _handler(peer_roots, "node.rootkeys_cli:peer_roots")
     fingerprint = keys_sub.add_parser("fingerprint", help="print a fingerprint to pin")
     fingerprint.add_argument(
