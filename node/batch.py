@@ -22,7 +22,7 @@ from node import errors
 from node.errors import NodeError
 from node.limits import retry_after_ms
 from node.relay import Caller, Relay
-from node.store import StoredEnvelope
+from node.store import StoredEnvelope, StoreError
 from wire.relay import Error, Send, SendBatch, Sent, SentBatch
 
 log = logging.getLogger("sealrelay.node.batch")
@@ -65,12 +65,19 @@ async def _store(
     try:
         stored = await relay.store_all([envelope for _, _, envelope in accepted])
     except Exception as exc:  # nothing of the batch is stored: each Send may be retried
-        log.exception("storing a batch failed", extra={"error": type(exc).__name__})
+        refusal = _refusal(relay, exc)
         for i, send, _ in accepted:
-            results[i] = _error(relay, send.id, NodeError(errors.INTERNAL, "internal error"))
+            results[i] = _error(relay, send.id, refusal)
         return
     for (i, send, _), new in zip(accepted, stored, strict=True):
         results[i] = Sent(send.id, send.eid, not new)
+
+
+def _refusal(relay: Relay, exc: Exception) -> NodeError:
+    if isinstance(exc, StoreError):
+        return relay.store_faults.refusal(exc)
+    log.exception("storing a batch failed", extra={"error": type(exc).__name__})
+    return NodeError(errors.INTERNAL, "internal error")
 
 
 def _charge(relay: Relay, caller: Caller, peer: str, now: float) -> NodeError | None:

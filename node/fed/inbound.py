@@ -61,7 +61,9 @@ log = logging.getLogger("sealrelay.node.federation")
 MSGPACK: Final = "application/x-msgpack"
 JSON: Final = "application/json"
 TXN_MEMORY_MS: Final = 31 * 86_400_000  # longer than any item's TTL: the retry horizon
-RETRY_CODES: Final = frozenset({errors.INTERNAL, errors.LIMIT_RATE})
+RETRY_CODES: Final = frozenset(
+    {errors.INTERNAL, errors.LIMIT_RATE, errors.STORE_FULL, errors.STORE_UNAVAILABLE}
+)
 TXN_BOUND: Final = "a transaction holds at most 100 items whose layers total at most 1 MiB"
 """Item errors answered ``ITEM_RETRY`` (they may pass); any other is ``ITEM_REFUSED``."""
 
