@@ -44,12 +44,17 @@ async def store_sends(
     accepted ones in order in one commit; one ``Sent`` or ``Error`` per Send, in order."""
     results: list[Sent | Error] = []
     accepted: list[tuple[int, Send, StoredEnvelope]] = []
+    store_failed: NodeError | None = None  # then the rest is refused alike, without waiting
     for i, send in enumerate(sends):
-        refused = refusals[i] if refusals else None
+        refused = store_failed or (refusals[i] if refusals else None)
         try:
             if refused is not None:
                 raise refused
             accepted.append((i, send, await relay.checked(send)))
+        except StoreError as exc:  # reading the recipient failed: nothing was stored
+            store_failed = relay.store_faults.refusal(exc)
+            results.append(_error(relay, send.id, store_failed))
+            continue
         except NodeError as exc:
             results.append(_error(relay, send.id, exc))
             continue
