@@ -44,16 +44,18 @@ async def store_sends(
     accepted ones in order in one commit; one ``Sent`` or ``Error`` per Send, in order."""
     results: list[Sent | Error] = []
     accepted: list[tuple[int, Send, StoredEnvelope]] = []
-    store_failed: NodeError | None = None  # then the rest is refused alike, without waiting
+    store_failed: StoreError | None = None  # then the rest is refused alike, at once
     for i, send in enumerate(sends):
-        refused = store_failed or (refusals[i] if refusals else None)
+        refused = refusals[i] if refusals else None
         try:
+            if store_failed is not None:
+                raise store_failed
             if refused is not None:
                 raise refused
             accepted.append((i, send, await relay.checked(send)))
         except StoreError as exc:  # reading the recipient failed: nothing was stored
-            store_failed = relay.store_faults.refusal(exc)
-            results.append(_error(relay, send.id, store_failed))
+            store_failed = exc
+            results.append(_error(relay, send.id, relay.store_faults.refusal(exc)))
             continue
         except NodeError as exc:
             results.append(_error(relay, send.id, exc))
