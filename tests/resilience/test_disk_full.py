@@ -1,8 +1,8 @@
 """The data disk of a node fills up (DESIGN section 5: nothing accepted is lost).
 
 A real node runs on the embedded SQLite store with its data directory on a tmpfs of its
-own (``tests.resilience.volume``). alice streams envelopes to bob with the client
-protocol; while she does, another file takes the rest of the volume (ENOSPC for real).
+own (``tests.resilience.volume``). alice sends envelopes to bob with the client
+protocol; then another file takes the rest of the volume (ENOSPC for real).
 
 - The node refuses the sends it cannot commit with ``store.full`` and a ``retry_after``,
   never acknowledging one it did not keep; it stays up (``/healthz``, the same
