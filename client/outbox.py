@@ -48,7 +48,9 @@ from wire.relay import (
 NS_OUTBOX: Final = "outbox"
 """Store namespace of pending envelopes, keyed by u64 sequence number || eid."""
 
-RETRYABLE: Final = frozenset({"limit.rate", "limit.connections", "internal"})
+RETRYABLE: Final = frozenset(
+    {"limit.rate", "limit.connections", "store.full", "store.unavailable", "internal"}
+)
 """Node error codes after which the same envelope is sent again later."""
 RETRY_PAUSE: Final = 1.0
 """Seconds to wait before retrying after an error that says nothing more precise."""

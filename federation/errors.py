@@ -4,6 +4,7 @@
     ├── KeyDocumentError            fed.key_document: a key document does not verify
     │   └── PinMismatch             fed.pin_mismatch: it breaks the configured pin
     ├── RequestAuthError            fed.auth: a request signature, time or nonce is refused
+    │   └── ClockSkew               fed.auth: its time is outside the window (``skew_ms``)
     ├── PolicyRefused               fed.policy: the peer domain is denied or unknown, or a
     │                               request breaks its suite, rate or size limits
     ├── RoutingError                fed.routing: a routing layer does not open
@@ -33,6 +34,23 @@ class PinMismatch(KeyDocumentError):
 
 class RequestAuthError(FederationError):
     code = "fed.auth"
+
+
+class ClockSkew(RequestAuthError):
+    """A request's time is outside the window: ``skew_ms`` is its time minus the
+    receiver's clock (positive: the sender's clock is ahead). Same wire code as any
+    refused request (``fed.auth``); the answer also carries ``skew_ms``, so the sender can
+    say why it is refused."""
+
+    def __init__(self, skew_ms: int, message: str = "") -> None:
+        self.skew_ms = skew_ms
+        super().__init__(message or f"the request time is {describe_skew(skew_ms)}")
+
+
+def describe_skew(skew_ms: int) -> str:
+    """``skew_ms`` in words: "361.2 s ahead of the receiver's clock" (or behind)."""
+    side = "ahead of" if skew_ms > 0 else "behind"
+    return f"{abs(skew_ms) / 1000:.1f} s {side} the receiver's clock"
 
 
 class PolicyRefused(FederationError):

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from federation.errors import RequestAuthError
+from federation.errors import ClockSkew, RequestAuthError, describe_skew
 from suites import Suite, SuiteError, get_suite_by_id, labels
 from suites.sig import SigPrivateKey
 from wire import encode
@@ -131,8 +131,14 @@ def verify_signature(claim: SignedClaim, key: ServerVerifyKeyEntry) -> None:
 
 
 def check_time(claim: SignedClaim, now_ms: int, window_ms: int = WINDOW_MS) -> None:
-    if abs(now_ms - claim.statement.time) > window_ms:
-        raise RequestAuthError("the federation request is outside the time window")
+    """:class:`ClockSkew` if the request's time is more than ``window_ms`` from ``now_ms``."""
+    skew = claim.statement.time - now_ms
+    if abs(skew) > window_ms:
+        raise ClockSkew(
+            skew,
+            f"the federation request is outside the time window: its time is "
+            f"{describe_skew(skew)} (the window is ±{window_ms // 1000} s)",
+        )
 
 
 class NonceCache:

@@ -22,7 +22,7 @@ from node import errors
 from node.errors import NodeError
 from node.limits import retry_after_ms
 from node.relay import Caller, Relay
-from node.store import StoredEnvelope
+from node.store import StoredEnvelope, StoreError
 from wire.relay import Error, Send, SendBatch, Sent, SentBatch
 
 log = logging.getLogger("sealrelay.node.batch")
@@ -44,12 +44,19 @@ async def store_sends(
     accepted ones in order in one commit; one ``Sent`` or ``Error`` per Send, in order."""
     results: list[Sent | Error] = []
     accepted: list[tuple[int, Send, StoredEnvelope]] = []
+    store_failed: StoreError | None = None  # then the rest is refused alike, at once
     for i, send in enumerate(sends):
         refused = refusals[i] if refusals else None
         try:
+            if store_failed is not None:
+                raise store_failed
             if refused is not None:
                 raise refused
             accepted.append((i, send, await relay.checked(send)))
+        except StoreError as exc:  # reading the recipient failed: nothing was stored
+            store_failed = exc
+            results.append(_error(relay, send.id, relay.store_faults.refusal(exc)))
+            continue
         except NodeError as exc:
             results.append(_error(relay, send.id, exc))
             continue
@@ -65,12 +72,19 @@ async def _store(
     try:
         stored = await relay.store_all([envelope for _, _, envelope in accepted])
     except Exception as exc:  # nothing of the batch is stored: each Send may be retried
-        log.exception("storing a batch failed", extra={"error": type(exc).__name__})
+        refusal = _refusal(relay, exc)
         for i, send, _ in accepted:
-            results[i] = _error(relay, send.id, NodeError(errors.INTERNAL, "internal error"))
+            results[i] = _error(relay, send.id, refusal)
         return
     for (i, send, _), new in zip(accepted, stored, strict=True):
         results[i] = Sent(send.id, send.eid, not new)
+
+
+def _refusal(relay: Relay, exc: Exception) -> NodeError:
+    if isinstance(exc, StoreError):
+        return relay.store_faults.refusal(exc)
+    log.exception("storing a batch failed", extra={"error": type(exc).__name__})
+    return NodeError(errors.INTERNAL, "internal error")
 
 
 def _charge(relay: Relay, caller: Caller, peer: str, now: float) -> NodeError | None:

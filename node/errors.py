@@ -40,6 +40,10 @@ Codes (stable; clients and tests match on them; the remote party broke the rule 
     fed.auth            (server to server) a federation request's signature, time window
                         or nonce is refused
     fed.routing         (server to server) a routing layer does not open
+    store.full          the node's storage is full (disk, or Redis' maxmemory): nothing
+                        of the request was stored; retry after ``retry_after``
+    store.unavailable   the node's storage does not answer (Redis unreachable): retry after
+                        ``retry_after``; the node recovers by itself when it is back
     internal            the node failed; the request may be retried
 
 Codes of the node's commands (stable; on stderr, never sent to a client):
@@ -89,6 +93,8 @@ FED_KEY_DOCUMENT: Final = "fed.key_document"
 FED_PIN_MISMATCH: Final = "fed.pin_mismatch"
 FED_AUTH: Final = "fed.auth"
 FED_ROUTING: Final = "fed.routing"
+STORE_FULL: Final = "store.full"
+STORE_UNAVAILABLE: Final = "store.unavailable"
 INTERNAL: Final = "internal"
 
 CONFIG_INVALID: Final = "config.invalid"
@@ -129,6 +135,8 @@ CODES: Final = (
     FED_PIN_MISMATCH,
     FED_AUTH,
     FED_ROUTING,
+    STORE_FULL,
+    STORE_UNAVAILABLE,
     INTERNAL,
 )
 

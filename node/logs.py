@@ -14,7 +14,20 @@ import logging
 import sys
 from typing import Final, TextIO
 
-FIELDS: Final = ("address", "error", "url", "domain", "suite", "store", "peer", "count", "code")
+FIELDS: Final = (
+    "address",
+    "error",
+    "url",
+    "domain",
+    "origin",
+    "suite",
+    "store",
+    "peer",
+    "count",
+    "code",
+    "skew_s",
+    "retry_in",
+)
 ROOT: Final = "sealrelay"
 
 

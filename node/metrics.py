@@ -16,6 +16,12 @@ store's gauges (passed in, since reading them is async) for ``GET /metrics``:
     sealrelay_federation_received_total{origin} counter  items stored from a peer
     sealrelay_federation_refused_total{origin,code}  counter  items or requests refused
     sealrelay_federation_send_failures_total{domain} counter  transactions that failed
+    sealrelay_federation_clock_skew_refused_total{origin}   counter  peer requests refused
+                                                 for a time outside the window
+    sealrelay_federation_clock_skew_refusals_total{domain}  counter  our transactions a
+                                                 peer refused for clock skew
+    sealrelay_store_failures_total{kind}        counter  requests refused for a store
+                                                 failure: full, unavailable, error
     sealrelay_federation_key_refusals_total{domain,code} counter  key documents refused
                                                          (a pin mismatch is loud)
     sealrelay_federation_queue{domain}          gauge    items queued for a peer

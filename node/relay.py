@@ -27,6 +27,7 @@ from node.keys import ServerKeys
 from node.limits import ConnectionCounter, RateLimiter, retry_after_ms
 from node.metrics import Metrics
 from node.store import DeviceRecord, PrekeyRecord, Store, StoredEnvelope
+from node.storefaults import StoreFaults
 from suites import Suite
 from wire import decode, encode
 from wire.e2e import IdentityKey, KemPrekey, OneTimePrekey, PrekeyBundle, SealedSenderKey
@@ -141,6 +142,7 @@ class Relay:
         per_recipient = c.introductions_per_recipient_per_minute
         self.intro_recipient_limit = RateLimiter(per_recipient / 60.0, per_recipient)
         self.connections = ConnectionCounter(c.max_connections_per_ip)
+        self.store_faults = StoreFaults(self.metrics)
 
     def limiters(self) -> dict[str, RateLimiter]:
         """The rate limiters by name (cluster mode shares them: ``node.clusterlimits``)."""

@@ -41,7 +41,7 @@ from node.errors import NodeError
 from node.limits import retry_after_ms
 from node.peerroots import read_statement
 from node.relay import Caller, Relay
-from node.store import StoredEnvelope
+from node.store import StoredEnvelope, StoreError
 from wire import WireError, decode
 from wire.errors import TOO_LARGE, UNEXPECTED_TYPE
 from wire.relay import (
@@ -210,6 +210,8 @@ class Session:
             return await self.handle(frame)
         except NodeError as exc:
             return [self._error(_request_id(frame), exc)]
+        except StoreError as exc:  # nothing was acknowledged: the client retries
+            return [self._error(_request_id(frame), self.relay.store_faults.refusal(exc))]
         except Exception as exc:
             log.exception("request failed", extra={"error": type(exc).__name__})
             return [self._error(_request_id(frame), NodeError(errors.INTERNAL, "internal error"))]
@@ -242,7 +244,10 @@ class Session:
             admitted.append(frame)
         try:
             answers = await self.relay.send_shared_many(admitted, caller.address)
-        except Exception as exc:  # nothing may be stored: each upload may be retried
+        except StoreError as exc:  # nothing may be stored: each upload may be retried
+            refusal = self.relay.store_faults.refusal(exc)
+            answers = [refusal for _ in admitted]
+        except Exception as exc:
             log.exception("storing uploads failed", extra={"error": type(exc).__name__})
             answers = [NodeError(errors.INTERNAL, "internal error") for _ in admitted]
         replies = iter(

@@ -4,6 +4,7 @@
                                                            # replica: and is in sync)
         url = server.url                                   # redis://127.0.0.1:PORT/0
         server.kill()                                      # SIGKILL; server.stop() is SIGTERM
+        server.pause(); server.resume()                    # SIGSTOP / SIGCONT: unreachable
 
     with SentinelSet(tmp_path / "ha") as ha:               # 1 primary, 1 replica, 3 sentinels
         ha.sentinels, ha.master                            # what RedisStore.open_sentinel takes
@@ -146,6 +147,19 @@ class RedisServer:
 
     def stop(self) -> None:
         self._signal(signal.SIGTERM)
+
+    def pause(self) -> None:
+        """SIGSTOP: the server keeps its port and its data but answers nothing, as behind
+        a network partition that drops packets (connections still open: the kernel
+        accepts them)."""
+        assert self.proc is not None, "never started"
+        assert self.proc.poll() is None, "not running"
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT after :meth:`pause`."""
+        assert self.proc is not None, "never started"
+        self.proc.send_signal(signal.SIGCONT)
 
     def _signal(self, sig: signal.Signals) -> None:
         if self.proc is not None and self.proc.poll() is None:

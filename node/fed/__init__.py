@@ -32,7 +32,13 @@ from typing import Final
 import httpx
 import trio
 
-from federation.errors import FederationError, KeyDocumentError, PolicyRefused
+from federation.errors import (
+    ClockSkew,
+    FederationError,
+    KeyDocumentError,
+    PolicyRefused,
+    describe_skew,
+)
 from federation.keyring import Keyring
 from node import errors
 from node.errors import NodeError
@@ -209,18 +215,31 @@ class Federation:
         await self.keyring.document(domain)  # the peer must be trusted before we send
         response = await self.peers.request("PUT", domain, policy.urls(), path, body)
         if response.status_code != 200:
-            raise FederationError(
-                f"{domain} refused the transaction: HTTP {response.status_code} "
-                f"{_problem_code(response.content)}"
-            )
+            raise _refusal(domain, response.status_code, response.content)
         return response.content
 
 
-def _problem_code(content: bytes) -> str:
+def _refusal(domain: str, status: int, content: bytes) -> FederationError:
+    """The peer's refusal of a transaction; :class:`ClockSkew` when it says our request
+    time is outside its window (``skew_ms`` in its answer: our clock minus its clock)."""
+    answer = _problem(content)
+    code = str(answer.get("code", ""))
+    skew = answer.get("skew_ms")
+    if status == 401 and code == errors.FED_AUTH and type(skew) is int:
+        return ClockSkew(
+            skew,
+            f"{domain} refused the transaction: our request time is "
+            f"{describe_skew(skew)} (HTTP 401 {code})",
+        )
+    return FederationError(f"{domain} refused the transaction: HTTP {status} {code}")
+
+
+def _problem(content: bytes) -> dict[str, object]:
     try:
-        return str(json.loads(content).get("code", ""))
-    except (ValueError, AttributeError):
-        return ""
+        answer = json.loads(content)
+    except ValueError:
+        return {}
+    return answer if isinstance(answer, dict) else {}
 
 
 @contextlib.contextmanager

@@ -24,7 +24,7 @@ from typing import Final
 
 import trio
 
-from federation.errors import FederationError, PolicyRefused, RequestAuthError
+from federation.errors import ClockSkew, FederationError, PolicyRefused, RequestAuthError
 from federation.keyring import Keyring
 from federation.policy import PeerPolicy
 from federation.requestsig import WINDOW_MS, check_time, parse_request, verify_signature
@@ -61,15 +61,19 @@ log = logging.getLogger("sealrelay.node.federation")
 MSGPACK: Final = "application/x-msgpack"
 JSON: Final = "application/json"
 TXN_MEMORY_MS: Final = 31 * 86_400_000  # longer than any item's TTL: the retry horizon
-RETRY_CODES: Final = frozenset({errors.INTERNAL, errors.LIMIT_RATE})
+RETRY_CODES: Final = frozenset(
+    {errors.INTERNAL, errors.LIMIT_RATE, errors.STORE_FULL, errors.STORE_UNAVAILABLE}
+)
 TXN_BOUND: Final = "a transaction holds at most 100 items whose layers total at most 1 MiB"
 """Item errors answered ``ITEM_RETRY`` (they may pass); any other is ``ITEM_REFUSED``."""
 
 Answer = tuple[int, str, bytes]
 
 
-def problem(status: int, code: str, message: str) -> Answer:
-    return status, JSON, json.dumps({"code": code, "message": message}).encode()
+def problem(status: int, code: str, message: str, **extra: int) -> Answer:
+    """A JSON problem answer: ``code``, ``message`` and any ``extra`` numbers."""
+    body = {"code": code, "message": message, **extra}
+    return status, JSON, json.dumps(body).encode()
 
 
 class Inbound:
@@ -104,6 +108,10 @@ class Inbound:
         try:
             origin, policy = await self.authenticate(method, path, headers, body)
             return await self._route(origin, policy, method, path, body)
+        except ClockSkew as exc:
+            self._refused(origin, exc.code, exc.message)
+            self._skewed(origin, exc.skew_ms)
+            return problem(401, exc.code, exc.message, skew_ms=exc.skew_ms)
         except FederationError as exc:
             status = 403 if isinstance(exc, PolicyRefused) else 401
             self._refused(origin, exc.code, exc.message)
@@ -120,6 +128,15 @@ class Inbound:
         log.warning(
             "refused a federation request",
             extra={"origin": origin[:253], "code": code, "reason": message},
+        )
+
+    def _skewed(self, origin: str, skew_ms: int) -> None:
+        """A request refused for its time: counted apart, and logged with the skew (the
+        origin is as the request named it: checked before the signature)."""
+        self.relay.metrics.count("federation_clock_skew_refused", origin=origin[:253])
+        log.warning(
+            "refused a federation request for clock skew: check NTP on both nodes",
+            extra={"origin": origin[:253], "skew_s": round(skew_ms / 1000, 1)},
         )
 
     async def _route(

@@ -28,7 +28,7 @@ from typing import Final
 
 import trio
 
-from federation.errors import FederationError
+from federation.errors import ClockSkew, FederationError
 from node.metrics import Metrics
 from node.store import Store, StoreError
 from node.store.base import OutboundItem
@@ -204,13 +204,7 @@ class Outbound:
             try:
                 sent = await self._send_next(sender)
             except (FederationError, StoreError, WireError) as exc:
-                self.metrics.count("federation_send_failures", domain=sender.domain)
-                delay = sender.backoff.next()
-                log.warning(
-                    "federation send failed",
-                    extra={"domain": sender.domain, "error": str(exc), "retry_in": delay},
-                )
-                await sender.wait(delay)
+                await sender.wait(self._failed(sender, exc))
                 continue
             if sent is None:
                 if not number:
@@ -219,6 +213,19 @@ class Outbound:
                 sender.backoff.reset()
             else:  # the peer asked for every item again (rate-limited, busy): not at once
                 await sender.wait(sender.backoff.next())
+
+    def _failed(self, sender: DomainSender, exc: Exception) -> float:
+        """Count and log a failed send; the seconds to back off."""
+        self.metrics.count("federation_send_failures", domain=sender.domain)
+        delay = sender.backoff.next()
+        extra = {"domain": sender.domain, "error": str(exc), "retry_in": delay}
+        if isinstance(exc, ClockSkew):
+            self.metrics.count("federation_clock_skew_refusals", domain=sender.domain)
+            extra["skew_s"] = round(exc.skew_ms / 1000, 1)
+            log.warning("federation requests refused for clock skew: check NTP", extra=extra)
+        else:
+            log.warning("federation send failed", extra=extra)
+        return delay
 
     async def _gauge(self, domain: str, batch: list[OutboundItem], in_flight: int) -> None:
         """Set the queue gauge of ``domain`` from the store's count (at most every

@@ -3,7 +3,8 @@
 Store, DeviceRecord, PrekeyRecord,      the interface and its records (``base``)
 BundleParts, StoredEnvelope, SweepResult,
 OutboundItem
-StoreError, StoreClosed                 backend failures (``errors``)
+StoreError, StoreClosed, StoreFull,     backend failures (``errors``)
+StoreUnavailable
 MemoryStore()                           in memory, for unit tests (``memory``)
 await SqliteStore.open(path)            one SQLite file, WAL, group commit (``sqlite``)
 await RedisStore.open(url)              shared Redis for cluster mode, also
@@ -26,7 +27,7 @@ from node.store.base import (
     StoredEnvelope,
     SweepResult,
 )
-from node.store.errors import StoreClosed, StoreError
+from node.store.errors import StoreClosed, StoreError, StoreFull, StoreUnavailable
 from node.store.memory import MemoryStore
 from node.store.redis import RedisStore
 from node.store.sqlite import SqliteStore
@@ -84,6 +85,8 @@ __all__ = [
     "Store",
     "StoreClosed",
     "StoreError",
+    "StoreFull",
+    "StoreUnavailable",
     "StoredEnvelope",
     "SweepResult",
     "open_store",

@@ -30,7 +30,7 @@ from typing import Any, Final, TypeVar
 import outcome
 import trio
 
-from node.store.errors import StoreClosed, StoreError
+from node.store.errors import StoreClosed, StoreError, StoreFull
 
 T = TypeVar("T")
 Connect = Callable[[], sqlite3.Connection]
@@ -174,7 +174,20 @@ def _wake(batch: list[_Op]) -> None:
 
 
 def _failure(exc: sqlite3.Error, what: str) -> StoreError:
-    return StoreError(f"{what}: {exc}")
+    """``exc`` as a :class:`StoreError` (:class:`StoreFull` for ``SQLITE_FULL``: the disk
+    has no room for the write), chained to it."""
+    full = getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_FULL
+    error = (StoreFull if full else StoreError)(f"{what}: {exc}")
+    error.__cause__ = exc
+    return error
+
+
+def _capture(op: _Op, conn: sqlite3.Connection) -> None:
+    """Run ``op`` into its result; an SQLite error becomes a :class:`StoreError`."""
+    result = outcome.capture(op.fn, conn)
+    if isinstance(result, outcome.Error) and isinstance(result.error, sqlite3.Error):
+        result = outcome.Error(_failure(result.error, "the operation failed"))
+    op.result = result
 
 
 class Writer(_Worker):
@@ -190,7 +203,7 @@ class Writer(_Worker):
         if batch:
             self._transaction(conn, batch)
         for op in bare:
-            op.result = outcome.capture(op.fn, conn)
+            _capture(op, conn)
 
     def _transaction(self, conn: sqlite3.Connection, batch: list[_Op]) -> None:
         try:
@@ -203,25 +216,31 @@ class Writer(_Worker):
             if conn.in_transaction:
                 conn.rollback()
             for op in batch:
-                error = _failure(exc, "transaction failed")
-                error.__cause__ = exc
-                op.result = outcome.Error(error)
+                op.result = outcome.Error(_failure(exc, "transaction failed"))
 
 
 def _run_in_savepoints(conn: sqlite3.Connection, batch: list[_Op]) -> bool:
     """Run each op in its own savepoint; whether there is anything to commit."""
     if len(batch) == 1:  # no savepoint needed: a failure rolls the transaction back
-        batch[0].result = outcome.capture(batch[0].fn, conn)
+        _capture(batch[0], conn)
         return isinstance(batch[0].result, outcome.Value)
     for op in batch:
         conn.execute("SAVEPOINT op")
-        op.result = outcome.capture(op.fn, conn)
+        _capture(op, conn)
         if isinstance(op.result, outcome.Error):
             if not conn.in_transaction:  # SQLite rolled everything back (I/O error, full)
-                raise sqlite3.OperationalError("the transaction was rolled back")
+                raise _rolled_back(op.result.error)
             conn.execute("ROLLBACK TO op")
         conn.execute("RELEASE op")
     return True
+
+
+def _rolled_back(error: BaseException) -> sqlite3.Error:
+    """The error that ends a batch SQLite rolled back whole, keeping a full disk's code."""
+    cause = error.__cause__ if isinstance(error, StoreError) else error
+    if isinstance(cause, sqlite3.Error):
+        return cause
+    return sqlite3.OperationalError("the transaction was rolled back")
 
 
 class Readers(_Worker):
@@ -240,5 +259,5 @@ class Readers(_Worker):
                 op.result = outcome.Error(_failure(exc, "cannot start a read"))
             return
         for op in batch:
-            op.result = outcome.capture(op.fn, conn)
+            _capture(op, conn)
         conn.rollback()

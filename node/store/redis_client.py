@@ -37,7 +37,7 @@ from coredis.exceptions import (
 from coredis.retry import ExponentialBackoffRetryPolicy, NoRetryPolicy
 
 from node.store import redis_scripts as lua
-from node.store.errors import StoreClosed, StoreError
+from node.store.errors import StoreClosed, StoreError, StoreFull, StoreUnavailable
 
 DURABILITIES: Final = ("primary", "replicated")
 DEFAULT_RETRY_FOR: Final = 5.0  # seconds of retrying while Sentinel promotes a replica
@@ -48,6 +48,7 @@ _FIRST_BACKOFF: Final = 0.05
 _MAX_BACKOFF: Final = 0.5
 # Replies that mean "the primary is changing": retried like a dropped connection.
 _TRANSIENT_REPLIES: Final = ("MASTERDOWN", "LOADING", "READONLY", "NOREPLICAS", "TRYAGAIN")
+_FULL_REPLY: Final = "OOM"  # maxmemory reached under noeviction: no write is applied
 _TRANSIENT: Final = (
     RedisConnectionError,
     ReadOnlyError,
@@ -204,6 +205,8 @@ class RedisClient:
             except _TRANSIENT as exc:
                 failure: BaseException = exc
             except ResponseError as exc:
+                if str(exc).startswith(_FULL_REPLY):
+                    raise StoreFull(f"redis is full ({what}): {exc}") from None
                 if not str(exc).startswith(_TRANSIENT_REPLIES):
                     raise StoreError(f"redis refused {what}: {exc}") from None
                 failure = exc
@@ -212,7 +215,7 @@ class RedisClient:
             if self._closed:
                 raise StoreClosed("the store is closed")
             if trio.current_time() + backoff > deadline:
-                raise StoreError(
+                raise StoreUnavailable(
                     f"redis unavailable for {what} after {self.retry_for:g} s:"
                     f" {type(failure).__name__}: {failure}"
                 ) from None

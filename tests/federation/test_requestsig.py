@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from federation.errors import RequestAuthError
+from federation.errors import ClockSkew, RequestAuthError
 from federation.requestsig import (
     HEADER_DESTINATION,
     HEADER_NONCE,
@@ -99,6 +99,19 @@ def test_the_time_window_is_five_minutes(agency_a: Agency) -> None:
         check_time(claim, NOW + WINDOW_MS + 1)
     with pytest.raises(RequestAuthError):
         check_time(claim, NOW - WINDOW_MS - 1)
+
+
+def test_a_time_outside_the_window_names_the_skew(agency_a: Agency) -> None:
+    claim = parse_request("PUT", PATH, _headers(agency_a), BODY, "b.example")
+    with pytest.raises(ClockSkew) as ahead:
+        check_time(claim, NOW - 360_000)  # the signer's clock is 6 minutes ahead
+    assert ahead.value.skew_ms == 360_000
+    assert ahead.value.code == "fed.auth"
+    assert "360.0 s ahead of the receiver's clock" in ahead.value.message
+    with pytest.raises(ClockSkew) as behind:
+        check_time(claim, NOW + WINDOW_MS + 1)
+    assert behind.value.skew_ms == -WINDOW_MS - 1
+    assert "behind the receiver's clock" in behind.value.message
 
 
 def test_the_nonce_cache_refuses_a_replay_for_as_long_as_the_window() -> None:

@@ -7,6 +7,7 @@ import pytest
 from node import errors
 from node.relay import Relay
 from node.session import Session
+from node.store import StoreUnavailable
 from tests.node.harness import PEER, Device, call, eid, enroll, make_relay, token_for
 from wire import WireError, encode
 from wire.errors import TOO_LARGE
@@ -162,3 +163,26 @@ async def test_sends_read_together_before_authentication_are_refused() -> None:
         Error(1, errors.AUTH_REQUIRED, "authenticate first", 0),
         Error(2, errors.AUTH_REQUIRED, "authenticate first", 0),
     ]
+
+
+async def test_a_store_that_does_not_answer_refuses_a_run_of_sends_with_its_code() -> None:
+    """Reading a recipient's token verifier fails: every Send of the run is refused with
+    ``store.unavailable`` (counted each), nothing is stored, the session goes on."""
+    relay = make_relay()
+    relay.shared_store = True  # no cached verifiers: every check reads the store
+    a_session, bob, b_session, token = await setup(relay)
+
+    async def unavailable(address: str) -> bytes | None:
+        raise StoreUnavailable("redis did not answer")
+
+    working = relay.store.token_verifier
+    relay.store.token_verifier = unavailable  # type: ignore[method-assign]
+    frames = [encode(send(bob, n, token)) for n in (1, 2, 3)]
+    answers = await a_session.receive_many(frames)
+    assert [(a.id, a.code) for a in answers if isinstance(a, Error)] == [
+        (n, "store.unavailable") for n in (1, 2, 3)
+    ]
+    assert relay.metrics.labeled["store_failures"] == {(("kind", "unavailable"),): 3}
+    relay.store.token_verifier = working  # type: ignore[method-assign]
+    assert await a_session.receive_many(frames) == [Sent(n, eid(n), False) for n in (1, 2, 3)]
+    assert await pushed_eids(b_session) == [eid(1), eid(2), eid(3)]

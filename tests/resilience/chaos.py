@@ -77,7 +77,7 @@ NODE_ENV: Final = {
     "SEALRELAY_RATE_IP_BURST": "100000",
     "SEALRELAY_LOG_LEVEL": "warning",
 }
-RETRYABLE: Final = ("internal",)
+RETRYABLE: Final = ("store.unavailable", "store.full", "internal")
 """Error codes a sender answers by sending the same envelope again (the node's store
 was unreachable for the retry time: a failover)."""
 
