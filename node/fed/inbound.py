@@ -38,6 +38,7 @@ from node.store import StoreError
 from node.store.base import StoredEnvelope
 from suites import labels
 from wire import WireError, decode, encode
+from wire.errors import TOO_LARGE
 from wire.federation import (
     ITEM_OK,
     ITEM_REFUSED,
@@ -145,7 +146,11 @@ class Inbound:
         try:
             txn_id = bytes.fromhex(txn_hex)
             txn = decode(body, Transaction, max_size=MAX_TXN_BODY)
-        except (ValueError, WireError):
+        except WireError as exc:
+            if exc.code == TOO_LARGE:  # more items than the bound: the schema counts them
+                return problem(413, errors.PROTO_TOO_LARGE, TXN_BOUND)
+            return problem(400, errors.PROTO_MALFORMED, "not a transaction")
+        except ValueError:
             return problem(400, errors.PROTO_MALFORMED, "not a transaction")
         if not txn_within_bounds(txn):
             return problem(413, errors.PROTO_TOO_LARGE, TXN_BOUND)
