@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 
 from client.errors import ClientError
-from tests.hostile import client_envelopes
+from tests.hostile import client_bundles, client_envelopes
+from tests.hostile.client_bundles import BundleCase
 from tests.hostile.client_envelopes import EnvelopeCase
 from tests.hostile.client_world import ClientWorld, device_state, make_world
 
@@ -34,3 +35,14 @@ def test_envelope_is_refused(world: ClientWorld, case: EnvelopeCase) -> None:
     assert refused.value.code == case.code, f"{case.name}: {refused.value!r}"
     assert device_state(world.bob) == before, case.name
     _still_takes_a_valid_envelope(world)
+
+
+@pytest.mark.parametrize("case", client_bundles.CASES, ids=str)
+def test_prekey_bundle_is_refused(world: ClientWorld, case: BundleCase) -> None:
+    bundle = case.build(world)
+    before = device_state(world.alice)
+    with pytest.raises(ClientError) as refused:
+        world.alice.start_session(bundle)
+    assert refused.value.code == case.code, f"{case.name}: {refused.value!r}"
+    assert device_state(world.alice) == before, case.name
+    world.alice.start_session(world.bob_bundle())  # a valid bundle still makes a session
