@@ -186,6 +186,10 @@ class Keyring:
         policy.check_suite(doc.body.suite)
         before = self._cache.get(domain)
         previous = before.doc if before is not None else self._remembered(domain, now)
+        if previous is not None and doc.body.issued < previous.body.issued:
+            # A replay of an older document (still valid, still root-certified) would bring
+            # back keys the domain has since retired.
+            raise KeyDocumentError(f"the key document of {domain} is older than the one held")
         if policy.trust == "pinned" or previous is not None:
             trust = documents.check_trust(doc, policy.pins, previous, now)
         else:
