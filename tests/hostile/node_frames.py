@@ -32,7 +32,7 @@ from tests.hostile.table import (
     Case,
 )
 from wire import encode
-from wire.e2e import IdentityKey
+from wire.e2e import IdentityKey, PrekeyUpload
 from wire.federation import Transaction
 from wire.relay import (
     PURPOSE_AUTH,
@@ -40,6 +40,7 @@ from wire.relay import (
     Auth,
     AuthPayload,
     Hello,
+    PublishPrekeys,
     Register,
     Registered,
     RequestBlobUpload,
@@ -280,9 +281,61 @@ def _text_frame(w: NodeWorld) -> FrameInput:
     return _anon(ALPHA, lambda h: "relay.ping")
 
 
-def _c(
-    name: str, category: str, what: str, code: str, build: Callable[[NodeWorld], FrameInput]
-) -> FrameCase:
+UploadEdit = Callable[[Target, PrekeyUpload], PrekeyUpload]
+Build = Callable[[NodeWorld], FrameInput]
+
+
+def _publish(pick: Callable[[NodeWorld], Target], edit: UploadEdit) -> Build:
+    """The victim publishing its own prekeys with one thing changed."""
+
+    def build(w: NodeWorld) -> FrameInput:
+        t = pick(w)
+        upload = edit(t, t.victim.pool.upload())
+        return FrameInput(t.domain, t.victim, lambda h: encode(PublishPrekeys(6, upload)))
+
+    return build
+
+
+def _sealed_key_stripped(t: Target, u: PrekeyUpload) -> PrekeyUpload:
+    k = u.sealed_key
+    stripped = mutate.strip_pq_kem(t.victim.suite, k.public)
+    return dataclasses.replace(u, sealed_key=dataclasses.replace(k, public=stripped))
+
+
+def _one_time(edit: Callable[[bytes], bytes]) -> UploadEdit:
+    def change(t: Target, u: PrekeyUpload) -> PrekeyUpload:
+        first, *rest = u.one_time
+        bad = dataclasses.replace(first, public=edit(first.public))
+        return dataclasses.replace(u, one_time=(bad, *rest))
+
+    return change
+
+
+def _signed_prekey_low_order(t: Target, u: PrekeyUpload) -> PrekeyUpload:
+    spk = dataclasses.replace(u.signed_prekey, public=mutate.X25519_P_MINUS_1)
+    return dataclasses.replace(u, signed_prekey=spk)
+
+
+def _hybrid_as_kem_prekey(t: Target, u: PrekeyUpload) -> PrekeyUpload:
+    first, *rest = u.kem_one_time
+    swapped = dataclasses.replace(first, public=u.sealed_key.public)
+    return dataclasses.replace(u, kem_one_time=(swapped, *rest))
+
+
+def _senders_identity(t: Target, u: PrekeyUpload) -> PrekeyUpload:
+    return dataclasses.replace(u, identity=t.sender.identity.public)
+
+
+def _too_many_one_time(w: NodeWorld) -> FrameInput:
+    t = _alpha(w)
+    upload = t.victim.pool.upload()
+    keys = [mutate.raw(upload.one_time[0])] * 201
+    frame = PublishPrekeys(6, upload)
+    path = ("upload", "one_time")
+    return FrameInput(t.domain, t.victim, lambda h: mutate.with_field(frame, path, keys))
+
+
+def _c(name: str, category: str, what: str, code: str, build: Build) -> FrameCase:
     return Case(name, category, CLIENT_FRAME, what, code, build)
 
 
@@ -326,7 +379,11 @@ CASES: Final[tuple[FrameCase, ...]] = (
        "send.too_large", _body_over_limit),
     _c("blob-size-bomb", SIZE_BOMB, "a blob upload grant asked for 2^63 bytes",
        "blob.too_large", _blob_bomb),
+    _c("publish-201-one-time-keys", SIZE_BOMB, "a prekey upload of 201 one-time keys",
+       "proto.too_large", _too_many_one_time),
     # --- wrong lengths
+    _c("publish-one-time-short", WRONG_LENGTH, "a one-time prekey one byte short",
+       "prekeys.invalid", _publish(_alpha, _one_time(lambda k: k[:-1]))),
     _c("auth-signature-short", WRONG_LENGTH, "an Auth signature one byte short",
        "auth.failed", _victim_auth(_alpha, edit=lambda s: s[:-1])),
     _c("auth-signature-long", WRONG_LENGTH, "an Auth signature with one byte more",
@@ -348,7 +405,13 @@ CASES: Final[tuple[FrameCase, ...]] = (
        "auth.failed", _xwing_identity),
     _c("auth-other-device-key", SWAPPED_KEY, "an Auth for one device signed by another",
        "auth.failed", _other_device_signs),
+    _c("publish-hybrid-as-kem-prekey", SWAPPED_KEY, "the hybrid sealed key as a KEM prekey",
+       "prekeys.invalid", _publish(_alpha, _hybrid_as_kem_prekey)),
+    _c("publish-other-identity", SWAPPED_KEY, "prekeys under another device's identity",
+       "auth.failed", _publish(_alpha, _senders_identity)),
     # --- stripped post-quantum halves
+    _c("publish-sealed-key-mlkem-stripped", STRIPPED_PQ, "a sealed key without its ML-KEM half",
+       "prekeys.invalid", _publish(_alpha, _sealed_key_stripped)),
     _c("register-mldsa-zeroed", STRIPPED_PQ, "an identity whose ML-DSA public key is zeroed",
        "auth.failed", _register_case(_alpha, _zero_identity_pq)),
     _c("register-mldsa-stripped", STRIPPED_PQ, "an identity with only the ECDSA public key",
@@ -368,6 +431,10 @@ CASES: Final[tuple[FrameCase, ...]] = (
        "auth.failed", _register_case(_xray, _bad_dh)),
     _c("xwing-register-ed25519-small", BAD_POINT, "the Ed25519 identity point as signing half",
        "auth.failed", _register_case(_xray, _bad_sig_key)),
+    _c("publish-one-time-off-curve", BAD_POINT, "a one-time P-384 prekey off the curve",
+       "prekeys.invalid", _publish(_alpha, _one_time(mutate.off_curve))),
+    _c("xwing-publish-signed-prekey-low-order", BAD_POINT, "a signed X25519 prekey of order 2",
+       "prekeys.invalid", _publish(_xray, _signed_prekey_low_order)),
     # --- replays
     _c("auth-twice", REPLAY, "a second Auth on an authenticated connection",
        "auth.replayed", _auth_twice),
