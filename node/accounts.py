@@ -79,8 +79,9 @@ def upload_keys_ok(suite: Suite, upload: PrekeyUpload) -> bool:
     client's to check (``client.identity.verify_bundle``); a key no peer could use is
     refused here, before the node serves it and spends a one-time key on it."""
     try:
-        for dh_key in (upload.signed_prekey, *upload.one_time):
-            suite.dh.check_public(dh_key.public)
+        suite.dh.check_public(upload.signed_prekey.public)
+        for one_time in upload.one_time:
+            suite.dh.check_public(one_time.public)
         for kem_key in (upload.last_resort, *upload.kem_one_time):
             suite.ratchet_kem.check_public(kem_key.public)
         suite.kem.check_public(upload.sealed_key.public)
