@@ -116,6 +116,11 @@ class Inbound:
             log.error("federation request failed in the store", extra={"error": str(exc)})
             return problem(503, errors.INTERNAL, "storage unavailable; retry")
 
+    def _refuse(self, origin: str, status: int, code: str, message: str) -> Answer:
+        """A malformed request of an authenticated peer: counted and logged, then answered."""
+        self._refused(origin, code, message)
+        return problem(status, code, message)
+
     def _refused(self, origin: str, code: str, message: str) -> None:
         self.relay.metrics.count("federation_refused", origin=origin[:253], code=code)
         log.warning(
@@ -148,14 +153,15 @@ class Inbound:
             txn = decode(body, Transaction, max_size=MAX_TXN_BODY)
         except WireError as exc:
             if exc.code == TOO_LARGE:  # more items than the bound: the schema counts them
-                return problem(413, errors.PROTO_TOO_LARGE, TXN_BOUND)
-            return problem(400, errors.PROTO_MALFORMED, "not a transaction")
+                return self._refuse(origin, 413, errors.PROTO_TOO_LARGE, TXN_BOUND)
+            return self._refuse(origin, 400, errors.PROTO_MALFORMED, "not a transaction")
         except ValueError:
-            return problem(400, errors.PROTO_MALFORMED, "not a transaction")
+            return self._refuse(origin, 400, errors.PROTO_MALFORMED, "not a transaction")
         if not txn_within_bounds(txn):
-            return problem(413, errors.PROTO_TOO_LARGE, TXN_BOUND)
+            return self._refuse(origin, 413, errors.PROTO_TOO_LARGE, TXN_BOUND)
         if len(txn_id) != 16 or txn.origin.lower() != origin or txn.destination != self.domain:
-            return problem(400, errors.PROTO_MALFORMED, "transaction names another origin or id")
+            message = "transaction names another origin or id"
+            return self._refuse(origin, 400, errors.PROTO_MALFORMED, message)
         previous = await self.relay.store.txn_result(origin, txn_id)
         if previous is not None:
             return 200, MSGPACK, previous
