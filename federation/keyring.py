@@ -162,15 +162,22 @@ class Keyring:
 
     async def _refresh(self, domain: str) -> VerifiedDocument:
         policy = self.policy(domain)
-        raw = await self._fetch(domain, policy.urls())
+        try:
+            raw = await self._fetch(domain, policy.urls())
+        except KeyDocumentError as exc:  # it answered, with no document (too large)
+            self._refused(domain, exc)
+            raise
         try:
             verified = await self._accept(domain, policy, raw)
         except FederationError as exc:
-            if self._on_refusal is not None:
-                self._on_refusal(domain, exc.code, exc.message)
+            self._refused(domain, exc)
             raise
         self._cache[domain] = verified
         return verified
+
+    def _refused(self, domain: str, exc: FederationError) -> None:
+        if self._on_refusal is not None:
+            self._on_refusal(domain, exc.code, exc.message)
 
     async def accept(self, domain: str, raw: bytes) -> VerifiedDocument:
         """Verify ``raw`` for ``domain`` under its policy and cache it (a document that

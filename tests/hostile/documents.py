@@ -60,27 +60,36 @@ PIN_MISMATCH: Final = "fed.pin_mismatch"
 class DocWorld:
     suite: Suite
     keys: ServerKeys
-    """bravo's keys, root-certified."""
+    """The domain's keys, root-certified."""
     root: tuple[bytes, bytes]
     stranger: ServerKeys
-    """Keys of no one's, certified by bravo's root for charlie (another of its domains)."""
+    """Keys of no one's, certified by the same root for ``OTHER_DOMAIN``."""
+    domain: str = DOMAIN
+    now_ms: int = NOW_MS
     genuine: bytes = b""
-    """bravo's current document (signed once: signatures are randomised)."""
+    """The domain's current document (signed once: signatures are randomised)."""
 
     @property
     def pin(self) -> str:
         return rootsig.fingerprint(self.root[0])
 
-    def document(self, issued: int = NOW_MS, lifetime_s: int = LIFETIME_S) -> ServerKeyDocument:
-        return self.keys.sign_document(DOMAIN, (), issued, lifetime_s)
+    def document(self, age_ms: int = 0, lifetime_s: int = LIFETIME_S) -> ServerKeyDocument:
+        return self.keys.sign_document(self.domain, (), self.now_ms - age_ms, lifetime_s)
 
 
-def make_doc_world(suite_name: str) -> DocWorld:
+def make_doc_world(
+    suite_name: str,
+    keys: ServerKeys | None = None,
+    root: tuple[bytes, bytes] | None = None,
+    domain: str = DOMAIN,
+    now_ms: int = NOW_MS,
+) -> DocWorld:
+    """A world of fresh keys at a fixed time, or of a running domain's (``keys``, ``root``)."""
     suite = get_suite(suite_name)
-    root = rootsig.generate()
-    keys = certify(generate(suite), DOMAIN, root, NOW_MS - HOUR_MS, 365)
-    stranger = certify(generate(suite), OTHER_DOMAIN, root, NOW_MS - HOUR_MS, 365)
-    world = DocWorld(suite, keys, root, stranger)
+    root = root or rootsig.generate()
+    keys = keys or certify(generate(suite), domain, root, now_ms - HOUR_MS, 365)
+    stranger = certify(generate(suite), OTHER_DOMAIN, root, now_ms - HOUR_MS, 365)
+    world = DocWorld(suite, keys, root, stranger, domain, now_ms)
     world.genuine = encode(world.document())
     return world
 
@@ -140,26 +149,26 @@ def _bomb(w: DocWorld) -> bytes:
 
 
 def _expired(w: DocWorld) -> bytes:
-    return encode(w.document(issued=NOW_MS - 8 * 86_400_000))
+    return encode(w.document(age_ms=8 * 86_400_000))
 
 
 def _older(w: DocWorld) -> bytes:
-    return encode(w.document(issued=NOW_MS - HOUR_MS))
+    return encode(w.document(age_ms=HOUR_MS))
 
 
 def _stranger_signed(w: DocWorld) -> bytes:
     """A stranger's keys for bravo, certified by bravo's root, but for charlie."""
-    body = w.stranger.sign_document(DOMAIN, (), NOW_MS, LIFETIME_S).body
+    body = w.stranger.sign_document(w.domain, (), w.now_ms, LIFETIME_S).body
     return resign(w, body, keys=w.stranger)
 
 
 def _certificate_as_root_certification(w: DocWorld) -> bytes:
     """A stranger's document carrying, as the root's certification of its key, a sender
     certificate's signature (made by bravo's key under CTX_SENDER_CERTIFICATE)."""
-    body = w.stranger.sign_document(DOMAIN, (), NOW_MS, LIFETIME_S).body
+    body = w.stranger.sign_document(w.domain, (), w.now_ms, LIFETIME_S).body
     identity = _some_identity(w)
-    cert = w.keys.issue_certificate(f"user@{DOMAIN}", 1, identity, NOW_MS, 3600)
-    claim = RootCertificationBody(DOMAIN, w.stranger.sig_public, NOW_MS, NOW_MS + HOUR_MS)
+    cert = w.keys.issue_certificate(f"user@{w.domain}", 1, identity, w.now_ms, 3600)
+    claim = RootCertificationBody(w.domain, w.stranger.sig_public, w.now_ms, w.now_ms + HOUR_MS)
     forged = RootCertification(claim, rootsig.ALGORITHM, w.root[0], cert.signature)
     return resign(w, body, keys=w.stranger, certifications=(forged,))
 
@@ -173,11 +182,11 @@ def _under_certificate_context(w: DocWorld) -> bytes:
 
 
 def _other_domain(w: DocWorld) -> bytes:
-    return encode(w.keys.sign_document(OTHER_DOMAIN, (), NOW_MS, LIFETIME_S))
+    return encode(w.keys.sign_document(OTHER_DOMAIN, (), w.now_ms, LIFETIME_S))
 
 
 def _notary_answer(w: DocWorld) -> bytes:
-    statement = NotaryStatement(DOMAIN, DOMAIN, bytes(32), NOW_MS, w.keys.sig_key_id)
+    statement = NotaryStatement(w.domain, w.domain, bytes(32), w.now_ms, w.keys.sig_key_id)
     signature = w.suite.sig.sign(w.keys.sig_key, encode(statement), labels.CTX_NOTARY)
     return encode(NotaryAnswer(statement, signature, w.genuine))
 

@@ -3,6 +3,7 @@
 ``alpha`` (cnsa2, the target) and ``bravo`` (cnsa2, its pinned peer, whose keys sign the
 federation requests) run as ``sealrelay node serve`` processes for the whole module, and
 so does ``xray``, a node of no federation on the xwing suite, for the X25519 cases.
+``delta`` is a peer alpha pins, with no node: a test serves its key document.
 ``charlie`` is only server keys, of no peer: they sign forgeries.
 
 On each target, ``victim`` is a registered device with published prekeys and a delivery
@@ -19,8 +20,10 @@ envelope counters from ``/metrics``.
 from __future__ import annotations
 
 import hashlib
+import http.server
 import secrets
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -36,7 +39,13 @@ from node import accounts
 from node.keys import ServerKeys, generate
 from node.store import open_store, sqlite_path
 from suites import Suite, get_suite, get_suite_by_id, labels
-from tests.integration.fedharness import LocalFederation, SignedRequest, metric
+from tests.integration.fedharness import (
+    DOCUMENT_PATH,
+    LOOPBACK,
+    LocalFederation,
+    SignedRequest,
+    metric,
+)
 from tests.integration.nodeproc import NodeProcess
 from tests.integration.rawclient import Account, connect, token_verifier
 from wire import encode
@@ -55,6 +64,7 @@ from wire.server import ServerKeyDocument
 ALPHA: Final = "alpha.test"
 BRAVO: Final = "bravo.test"
 CHARLIE: Final = "charlie.test"
+DELTA: Final = "delta.test"
 XRAY: Final = "xray.test"
 TABLES: Final = (
     "invites",
@@ -106,12 +116,43 @@ class Target:
     """An unspent enrollment code for the name ``newcomer``."""
 
 
+class DocumentServer:
+    """Serves ``document`` as delta's key document on delta's configured port (delta is
+    a pinned peer of alpha's with no node: what it serves is the test's to choose)."""
+
+    def __init__(self, port: int) -> None:
+        self.document = b""
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200 if self.path == DOCUMENT_PATH else 404)
+                self.send_header("content-length", str(len(outer.document)))
+                self.end_headers()
+                self.wfile.write(outer.document)
+
+            def do_POST(self) -> None:  # alpha's hello: not a node
+                self.send_error(404)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer((LOOPBACK, port), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
 @dataclass
 class NodeWorld:
     fed: LocalFederation
     xray: NodeProcess
     charlie: ServerKeys
     """Server keys of a domain that is no peer (they sign forgeries)."""
+    delta: DocumentServer
     targets: dict[str, Target] = field(default_factory=dict)
     docs: dict[str, ServerKeyDocument] = field(default_factory=dict)
     """The key documents alpha and bravo serve."""
@@ -190,17 +231,19 @@ async def _setup(world: NodeWorld) -> None:
 
 def start_world(base: Path) -> Iterator[NodeWorld]:
     """The module's nodes, running until the generator is closed."""
-    fed = LocalFederation(base / "fed", [ALPHA, BRAVO])
+    fed = LocalFederation(base / "fed", [ALPHA, BRAVO, DELTA])
     config = base / "xray.toml"
     config.write_text(f'suite = "{labels.SUITE_XWING}"\nstore = "sqlite"\n')
     xray = NodeProcess(base / "xray", domain=XRAY, config=config)
+    delta = DocumentServer(fed.setups[DELTA].port)
     try:
-        world = NodeWorld(fed, xray, generate(get_suite(labels.SUITE_CNSA2)))
+        world = NodeWorld(fed, xray, generate(get_suite(labels.SUITE_CNSA2)), delta)
         trio.run(_setup, world)
         yield world
     finally:
         fed.close()
         xray.close()
+        delta.close()
 
 
 # --- state -----------------------------------------------------------------------------------

@@ -7,17 +7,22 @@ refused may add only the record of its answer (``fed_txns``, its de-duplication)
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
 
-from tests.hostile import node_fed, node_frames
-from tests.hostile.node_fed import FedCase, FedInput
+from node.fed import HELLO_PATH
+from node.rootkeys import load_root
+from tests.hostile import documents, node_fed, node_frames
+from tests.hostile.documents import DocCase, DocWorld, make_doc_world
+from tests.hostile.node_fed import FedCase, FedInput, Signing
 from tests.hostile.node_frames import FrameCase, FrameInput
 from tests.hostile.nodeworld import (
     ALPHA,
     BRAVO,
+    DELTA,
     XRAY,
     NodeState,
     NodeWorld,
@@ -134,6 +139,53 @@ async def test_federation_request_is_refused(
     if given.unspent is not None:
         check = FedInput(node_fed.hello(world, given.unspent))
         assert (await _send(http, target.url, check))[0] == 200, "the nonce was spent"
+
+
+# --- key documents -------------------------------------------------------------------------------
+
+KEY_REFUSALS = "sealrelay_federation_key_refusals_total"
+NOT_AT_A_NODE = frozenset({"document-rolled-back"})
+"""Needs a newer document cached first, and a refresh the keyring allows once per 10 s:
+covered by the keyring's own run of the table (test_documents.py)."""
+
+
+@pytest.fixture(scope="module")
+def delta_docs(world: NodeWorld) -> DocWorld:
+    fed = world.fed
+    root = load_root(fed.root_dir(DELTA))
+    return make_doc_world(fed.suite, fed.keys(DELTA), root, DELTA, node_fed.now_ms())
+
+
+@pytest.mark.parametrize(
+    "case", [c for c in documents.NODE_CASES if c.name not in NOT_AT_A_NODE], ids=str
+)
+async def test_key_document_is_refused_by_a_node(
+    world: NodeWorld, delta_docs: DocWorld, http: httpx.AsyncClient, case: DocCase
+) -> None:
+    """alpha fetches delta's document to check a request signed by delta: the hostile
+    document is refused (and so the request), counted, and nothing of it is kept."""
+    target = world.target(ALPHA)
+    world.delta.document = case.build(delta_docs)
+    before = await node_state(http, target)
+    refusals = metric(await metrics_text(http, target.url), KEY_REFUSALS, domain=DELTA)
+    request = node_fed.sign(
+        Signing(delta_docs.keys, origin=DELTA), "POST", HELLO_PATH, b"", secrets.token_bytes(16)
+    )
+    status, content = await _send(http, target.url, FedInput(request))
+    assert (status, _code(status, content)) == (401, case.code), case.name
+    assert await node_state(http, target) == before, case.name
+    assert metric(await metrics_text(http, target.url), KEY_REFUSALS, domain=DELTA) == refusals + 1
+
+
+async def test_after_the_hostile_documents_the_genuine_one_is_taken(
+    world: NodeWorld, delta_docs: DocWorld, http: httpx.AsyncClient
+) -> None:
+    world.delta.document = delta_docs.genuine
+    request = node_fed.sign(
+        Signing(delta_docs.keys, origin=DELTA), "POST", HELLO_PATH, b"", secrets.token_bytes(16)
+    )
+    status, _ = await _send(http, world.target(ALPHA).url, FedInput(request))
+    assert status == 200
 
 
 # --- the state the refusals left ------------------------------------------------------------------
