@@ -2,12 +2,19 @@
 the project's own encoders and keys, each refused with a stable code, with the receiver
 alive and its state unchanged.
 
-    table.py         the case record (name, category, boundary, what, expected code) and the
-                     vocabularies of categories and boundaries
-    mutate.py        byte surgery on valid keys, signatures, ciphertexts and frames
-    nodeworld.py     the real nodes (module-scoped) and the before/after state of a node
-    node_frames.py   client frames to a node
-    node_fed.py      signed federation requests to a node
-    client_*.py      envelopes, prekey bundles and key documents to a client's cores
-    test_*.py        one parametrised test per boundary, and a check of the table itself
+    table.py              the case record (name, category, boundary, what, expected code)
+                          and the vocabularies of categories and boundaries
+    corpus.py             every case, and the stable codes a case may expect
+    mutate.py             byte surgery on valid keys, signatures, ciphertexts and frames
+    nodeworld.py          the real nodes (module-scoped) and a node's before/after state
+    node_frames.py        client frames to a node
+    node_fed.py           signed federation requests to a node
+    documents.py          key documents, to a client and to a node
+    client_world.py       the devices attacked, and a device's before/after state
+    client_envelopes.py   envelopes to a client
+    client_bundles.py     prekey bundles to a client
+    test_node.py          frames, requests and key documents to real nodes
+    test_client.py        envelopes and bundles to a device's core
+    test_documents.py     key documents to the client's checks and the node's keyring core
+    test_table.py         the table's own rules (unique names, stable codes, coverage)
 """

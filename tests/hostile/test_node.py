@@ -34,7 +34,7 @@ from tests.hostile.nodeworld import (
     start_world,
 )
 from tests.hostile.table import ITEM_CODES
-from tests.integration.fedharness import metric
+from tests.integration.fedharness import SignedRequest, metric
 from tests.integration.rawclient import Conn, connect
 from wire import decode
 from wire.federation import TransactionResult
@@ -156,6 +156,11 @@ def delta_docs(world: NodeWorld) -> DocWorld:
     return make_doc_world(fed.suite, fed.keys(DELTA), root, DELTA, node_fed.now_ms())
 
 
+def _delta_hello(delta_docs: DocWorld) -> SignedRequest:
+    signing = Signing(delta_docs.keys, origin=DELTA)
+    return node_fed.sign(signing, "POST", HELLO_PATH, b"", secrets.token_bytes(16))
+
+
 @pytest.mark.parametrize(
     "case", [c for c in documents.NODE_CASES if c.name not in NOT_AT_A_NODE], ids=str
 )
@@ -168,9 +173,7 @@ async def test_key_document_is_refused_by_a_node(
     world.delta.document = case.build(delta_docs)
     before = await node_state(http, target)
     refusals = metric(await metrics_text(http, target.url), KEY_REFUSALS, domain=DELTA)
-    request = node_fed.sign(
-        Signing(delta_docs.keys, origin=DELTA), "POST", HELLO_PATH, b"", secrets.token_bytes(16)
-    )
+    request = _delta_hello(delta_docs)
     status, content = await _send(http, target.url, FedInput(request))
     assert (status, _code(status, content)) == (401, case.code), case.name
     assert await node_state(http, target) == before, case.name
@@ -181,9 +184,7 @@ async def test_after_the_hostile_documents_the_genuine_one_is_taken(
     world: NodeWorld, delta_docs: DocWorld, http: httpx.AsyncClient
 ) -> None:
     world.delta.document = delta_docs.genuine
-    request = node_fed.sign(
-        Signing(delta_docs.keys, origin=DELTA), "POST", HELLO_PATH, b"", secrets.token_bytes(16)
-    )
+    request = _delta_hello(delta_docs)
     status, _ = await _send(http, world.target(ALPHA).url, FedInput(request))
     assert status == 200
 
