@@ -34,6 +34,7 @@ import trio
 
 from federation.errors import FederationError, KeyDocumentError, PolicyRefused
 from federation.keyring import Keyring
+from federation.policy import PeerPolicy
 from node import errors
 from node.errors import NodeError
 from node.fed.inbound import Inbound
@@ -42,7 +43,7 @@ from node.fed.peers import PeerClient
 from node.relay import Relay
 from node.store.base import OutboundItem
 from wire import WireError, decode, encode
-from wire.federation import RemotePrekeyBundles, RemotePrekeyRequest
+from wire.federation import RemotePrekeyBundles, RemotePrekeyRequest, SealedRoutingLayer
 from wire.relay import DeviceBundle, Forward, Sent
 
 log = logging.getLogger("sealrelay.node.federation")
@@ -160,6 +161,7 @@ class Federation:
         )
         if len(frame.layer) > limit:
             raise NodeError(errors.SEND_TOO_LARGE, "routing layer too large")
+        _check_layer(policy, frame.layer)
         expires_in = self.relay.expiry(frame.ttl, 0)
         item = OutboundItem(domain, frame.eid, self.relay.now_ms() + expires_in, frame.layer)
         with trio.CancelScope(shield=True):
@@ -221,6 +223,17 @@ def _problem_code(content: bytes) -> str:
         return str(json.loads(content).get("code", ""))
     except (ValueError, AttributeError):
         return ""
+
+
+def _check_layer(policy: PeerPolicy, layer: bytes) -> None:
+    """Queue only what the peer can take: a sealed routing layer (its inside is the peer's
+    to open) of a suite its policy allows, never other bytes shipped in its place."""
+    try:
+        sealed = decode(layer, SealedRoutingLayer)
+    except WireError:
+        raise NodeError(errors.PROTO_MALFORMED, "not a sealed routing layer") from None
+    with _as_node_error():
+        policy.check_suite(sealed.suite)
 
 
 @contextlib.contextmanager

@@ -19,7 +19,7 @@ from client.entropy import SYSTEM_ENTROPY
 from client.identity import Identity
 from suites import get_suite, labels
 from tests.hostile import mutate
-from tests.hostile.nodeworld import ALPHA, BRAVO, XRAY, Member, NodeWorld, Target
+from tests.hostile.nodeworld import ALPHA, BRAVO, CHARLIE, XRAY, Member, NodeWorld, Target
 from tests.hostile.table import (
     BAD_POINT,
     CLIENT_FRAME,
@@ -32,13 +32,14 @@ from tests.hostile.table import (
     Case,
 )
 from wire import encode
-from wire.e2e import IdentityKey, PrekeyUpload
-from wire.federation import Transaction
+from wire.e2e import IdentityKey, PrekeyUpload, SealedEnvelope
+from wire.federation import SealedRoutingLayer, Transaction
 from wire.relay import (
     PURPOSE_AUTH,
     PURPOSE_REGISTER,
     Auth,
     AuthPayload,
+    Forward,
     Hello,
     PublishPrekeys,
     Register,
@@ -335,6 +336,27 @@ def _too_many_one_time(w: NodeWorld) -> FrameInput:
     return FrameInput(t.domain, t.victim, lambda h: mutate.with_field(frame, path, keys))
 
 
+def _forward(domain: str, layer: Callable[[NodeWorld], bytes]) -> Build:
+    """The sender forwarding ``layer`` to ``domain`` (alpha queues it for that peer)."""
+
+    def build(w: NodeWorld) -> FrameInput:
+        t = _alpha(w)
+        frame = Forward(9, domain, secrets.token_bytes(16), 0, layer(w))
+        return _as_sender(t, lambda h: encode(frame))
+
+    return build
+
+
+def _sealed_envelope(w: NodeWorld) -> bytes:
+    """An end-to-end sealed envelope, not a routing layer (both are HPKE-sealed bytes)."""
+    return encode(SealedEnvelope(v=1, i=2, c=os.urandom(2048)))
+
+
+def _xwing_layer(w: NodeWorld) -> bytes:
+    """A routing layer of the xwing suite, where bravo's policy asks for cnsa2."""
+    return encode(SealedRoutingLayer(suite=2, key_id=bytes(8), c=os.urandom(2048)))
+
+
 def _c(name: str, category: str, what: str, code: str, build: Build) -> FrameCase:
     return Case(name, category, CLIENT_FRAME, what, code, build)
 
@@ -379,6 +401,8 @@ CASES: Final[tuple[FrameCase, ...]] = (
        "send.too_large", _body_over_limit),
     _c("blob-size-bomb", SIZE_BOMB, "a blob upload grant asked for 2^63 bytes",
        "blob.too_large", _blob_bomb),
+    _c("forward-layer-over-limit", SIZE_BOMB, "a routing layer over the envelope bound",
+       "send.too_large", _forward(BRAVO, lambda w: os.urandom(OVER_ENVELOPE + 64 * 1024))),
     _c("publish-201-one-time-keys", SIZE_BOMB, "a prekey upload of 201 one-time keys",
        "proto.too_large", _too_many_one_time),
     # --- wrong lengths
@@ -459,5 +483,15 @@ CASES: Final[tuple[FrameCase, ...]] = (
        "proto.unexpected", _hello_as_request),
     _c("transaction-as-frame", CROSS_PROTOCOL, "a federation Transaction on the client socket",
        "proto.unexpected", _transaction_as_frame),
+    _c("text-frame", CROSS_PROTOCOL, "a text WebSocket message",
+       "proto.malformed", _text_frame),
+    _c("envelope-forwarded-as-layer", CROSS_PROTOCOL, "a sealed envelope Forwarded as a layer",
+       "proto.malformed", _forward(BRAVO, _sealed_envelope)),
+    _c("forward-to-own-domain", CROSS_PROTOCOL, "a Forward to the node's own domain",
+       "proto.unexpected", _forward(ALPHA, _xwing_layer)),
+    _c("forward-to-a-stranger", CROSS_PROTOCOL, "a Forward to a domain that is no peer",
+       "fed.policy", _forward(CHARLIE, _xwing_layer)),
+    _c("forward-weaker-suite", SWAPPED_KEY, "a layer of the xwing suite for a cnsa2 peer",
+       "fed.policy", _forward(BRAVO, _xwing_layer)),
 )
 # fmt: on
