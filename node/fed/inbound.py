@@ -203,10 +203,12 @@ class Inbound:
         try:
             policy.check_suite(decode(item.layer, SealedRoutingLayer).suite)
             layer = open_layer(self.domain, self.relay.keys.kem_private, item.layer)
-        except (FederationError, WireError):
-            return ITEM_REFUSED
+        except FederationError as exc:
+            return self._item_refused(origin, exc.code)
+        except WireError:
+            return self._item_refused(origin, errors.FED_ROUTING)
         if layer.eid != item.eid or not layer.recipients:
-            return ITEM_REFUSED
+            return self._item_refused(origin, errors.FED_ROUTING)
         if len(layer.recipients) > 1:
             return await self._fan_out(origin, layer, now, item.expires)
         try:
@@ -214,14 +216,23 @@ class Inbound:
                 origin, layer, min(item.expires, now + self.relay.config.max_ttl * 1000)
             )
         except NodeError as exc:
-            log.info("federation item refused", extra={"origin": origin, "code": exc.code})
             # A rate limit (introductions to one recipient) passes: the origin keeps the
             # item and sends it again; refusing it would drop a message its sender was
             # told is on its way.
-            return ITEM_RETRY if exc.code in RETRY_CODES else ITEM_REFUSED
+            if exc.code in RETRY_CODES:
+                log.info("federation item deferred", extra={"origin": origin, "code": exc.code})
+                return ITEM_RETRY
+            return self._item_refused(origin, exc.code)
         except StoreError:
             return ITEM_RETRY
         return ITEM_OK
+
+    def _item_refused(self, origin: str, code: str) -> int:
+        """An item refused for good: counted by origin and code, so a peer sending layers
+        that do not open shows in the metrics; logged at info (items can be many)."""
+        self.relay.metrics.count("federation_refused", origin=origin[:253], code=code)
+        log.info("federation item refused", extra={"origin": origin, "code": code})
+        return ITEM_REFUSED
 
     async def _fan_out(self, origin: str, layer: RoutingLayer, now: int, until: int) -> int:
         """A group message for several of our mailboxes: the body is stored once."""

@@ -75,6 +75,9 @@ class FedInput:
     before: tuple[SignedRequest, ...] = ()
     declared: int | None = None
     """Send only the head of ``request``, declaring a body of this many bytes."""
+    counted: bool = True
+    """Whether the refusal counts in ``federation_refused_total`` (an expired item, or
+    a request refused before its origin is authenticated, does not)."""
 
 
 FedCase = Case[NodeWorld, FedInput]
@@ -254,9 +257,14 @@ def _short_txn_id(w: NodeWorld) -> FedInput:
     return send_transaction(w, body, txn_hex=secrets.token_hex(15))
 
 
+def _expired_item(w: NodeWorld) -> FedInput:
+    """Expired on the way (a queue that waited too long): refused, not counted as hostile."""
+    return replace(_txn(Item(expires_in_ms=-MINUTE_MS))(w), counted=False)
+
+
 def _declared_bomb(w: NodeWorld) -> FedInput:
     given = _txn(Item())(w)
-    return replace(given, declared=1 << 40)
+    return replace(given, declared=1 << 40, counted=False)
 
 
 def _replayed(w: NodeWorld) -> FedInput:
@@ -355,7 +363,7 @@ CASES: Final[tuple[FedCase, ...]] = (
     _c("request-from-future", REPLAY, "a request signed six minutes ahead",
        "fed.auth", _hello_case(age_ms=-6 * MINUTE_MS)),
     _c("item-expired", REPLAY, "an item whose expiry has passed",
-       "item.refused", _txn(Item(expires_in_ms=-MINUTE_MS))),
+       "item.refused", _expired_item),
     _c("layer-under-new-eid", REPLAY, "a captured layer re-sent under another envelope id",
        "item.refused", _txn(Item(outer_eid=b"\x07" * 16))),
     # --- cross-protocol confusion
