@@ -47,6 +47,8 @@ BOMB: Final = 4 << 20
 @dataclass(frozen=True)
 class EnvelopeInput:
     body: bytes
+    sent_ms: int | None = None
+    """The envelope's ``ts`` as the delivering node claims it."""
 
 
 EnvelopeCase = Case[ClientWorld, EnvelopeInput]
@@ -161,6 +163,24 @@ def _other_suite_cert(w: ClientWorld, mallory: Device) -> SenderCertificate:
     body = dataclasses.replace(mallory.certificate.body, suite=other)
     signature = w.suite.sig.sign(w.other.server_key, encode(body), labels.CTX_SENDER_CERTIFICATE)
     return SenderCertificate(body=body, signature=signature)
+
+
+def _backdated(w: ClientWorld) -> EnvelopeInput:
+    """A certificate expired 31 days ago, on an envelope its node dates 32 days back: the
+    check time is clamped to 30 days (the longest an envelope waits), so it stays expired."""
+    old = w.now_ms() - 31 * DAY_MS
+    given = _with_certificate(lambda w, m: _cert(w, m, expires=old))(w)
+    return dataclasses.replace(given, sent_ms=old - DAY_MS)
+
+
+def _prekey_message_as_ratchet_message(w: ClientWorld) -> EnvelopeInput:
+    mallory = w.fresh(w.other, "mallory5")
+    opened = open_envelope(w.bob, first(w, mallory))
+    assert opened.prekey is not None
+    payload = encode(opened.prekey)
+    kind = labels.PAYLOAD_RATCHET_MESSAGE
+    key = w.bob.pool.sealed_key_public()
+    return EnvelopeInput(seal(w.suite, key, opened.content.s, kind, payload))
 
 
 def _hash_mismatch(w: ClientWorld) -> EnvelopeInput:
@@ -302,6 +322,8 @@ CASES: Final[tuple[EnvelopeCase, ...]] = (
        DECRYPTION_FAILED, _replayed_first),
     _c("ratchet-message-replayed", REPLAY, "a ratchet message taken once, sent again",
        DECRYPTION_FAILED, _replayed_ratchet),
+    _c("certificate-revived-by-backdating", REPLAY, "an expired cert on a backdated envelope",
+       BAD_CERTIFICATE, _backdated),
     # --- forged certificates
     _c("certificate-wrong-key", FORGED_CERT, "signed by a stranger under charlie's key id",
        BAD_CERTIFICATE, _with_certificate(_wrong_key)),
@@ -322,6 +344,8 @@ CASES: Final[tuple[EnvelopeCase, ...]] = (
        BAD_CERTIFICATE, _with_certificate(_under_document_context)),
     _c("routing-layer-as-envelope", CROSS_PROTOCOL, "a routing layer sealed to bob's key",
        DECRYPTION_FAILED, _routing_layer_as_envelope),
+    _c("prekey-message-as-ratchet-message", CROSS_PROTOCOL, "a first message of the wrong kind",
+       DECRYPTION_FAILED, _prekey_message_as_ratchet_message),
     _c("envelope-other-suite", CROSS_PROTOCOL, "an envelope relabelled with the other suite",
        SUITE_MISMATCH, _other_suite_envelope),
 )

@@ -31,7 +31,7 @@ def test_envelope_is_refused(world: ClientWorld, case: EnvelopeCase) -> None:
     given = case.build(world)
     before = device_state(world.bob)
     with pytest.raises(ClientError) as refused:
-        world.bob.decrypt(given.body)
+        world.bob.decrypt(given.body, sent_ms=given.sent_ms)
     assert refused.value.code == case.code, f"{case.name}: {refused.value!r}"
     assert device_state(world.bob) == before, case.name
     _still_takes_a_valid_envelope(world)
