@@ -23,6 +23,7 @@ from tests.hostile.nodeworld import (
     ALPHA,
     BRAVO,
     DELTA,
+    ONE_TIME_KEYS,
     XRAY,
     NodeState,
     NodeWorld,
@@ -38,7 +39,7 @@ from tests.integration.fedharness import SignedRequest, metric
 from tests.integration.rawclient import Conn, connect
 from wire import decode
 from wire.federation import TransactionResult
-from wire.relay import Error, Ping, Pong
+from wire.relay import Error, GetPrekeyStatus, Ping, Pong, PrekeyStatus
 
 REJECTED = "sealrelay_frames_rejected_total"
 FED_REFUSED = "sealrelay_federation_refused_total"
@@ -201,3 +202,16 @@ async def test_every_refused_registration_left_the_code_unspent(
     target = world.target(domain)
     member = await register(target.url, "newcomer", target.newcomer)
     assert member.account.address == f"newcomer@{domain}"
+
+
+@pytest.mark.parametrize("domain", [ALPHA, XRAY])
+async def test_the_victim_holds_what_it_had_before_the_cases(world: NodeWorld, domain: str) -> None:
+    """As its own device sees it over the protocol: no envelope waiting, and the one-time
+    prekeys it published at registration, none consumed and none added."""
+    target = world.target(domain)
+    async with connect(target.url) as conn:
+        answer = await conn.login(target.victim.account)
+        status = await conn.call(GetPrekeyStatus(5))
+    assert answer.pending == 0
+    assert isinstance(status, PrekeyStatus)
+    assert (status.one_time, status.kem_one_time) == (ONE_TIME_KEYS, ONE_TIME_KEYS)
