@@ -44,8 +44,14 @@ def verify_document(data: bytes, domain: str, now_ms: int) -> ServerKeyDocument:
     current = {key.id for key in body.verify_keys if key.not_after > body.issued}
     if not signed or not current <= signed:
         raise ServerKeyError("the server key document is not signed by its current keys")
-    if any(key.suite != suite.suite_id for key in body.verify_keys):
+    suites = {key.suite for key in body.verify_keys} | {key.suite for key in body.kem_keys}
+    if suites - {suite.suite_id}:
         raise ServerKeyError("a server key of another suite than the domain's")
+    try:
+        for kem in body.kem_keys:  # sealed to by routing layers: no downgrade, no bad key
+            suite.kem.check_public(kem.public)
+    except SuiteError:
+        raise ServerKeyError("a KEM key of the server key document is not valid") from None
     return doc
 
 

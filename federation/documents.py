@@ -4,7 +4,9 @@ section 6). Pure functions over ``wire.server`` and ``suites``.
 A document is acceptable for a domain when
 
 1. it decodes, names that domain, and has not passed ``valid_until``;
-2. every current verify key (``not_after`` after ``issued``) signed the body under
+2. every key is of the domain's suite and every KEM key a valid public key of it (a
+   stripped ML-KEM half or an invalid point is refused before anyone seals to it); every
+   current verify key (``not_after`` after ``issued``) signed the body under
    ``CTX_SERVER_KEY_DOCUMENT`` with the domain's suite, and every signature verifies;
 3. its trust holds, by one of:
    - a *root pin*: a certification in the document, signed under ``CTX_ROOT_CERTIFICATION``
@@ -49,6 +51,11 @@ def verify_document(data: bytes, domain: str, now_ms: int) -> ServerKeyDocument:
     suites = {key.suite for key in body.verify_keys} | {key.suite for key in body.kem_keys}
     if suites - {suite.suite_id}:
         raise KeyDocumentError("a key of another suite than the domain's")
+    try:
+        for kem in body.kem_keys:
+            suite.kem.check_public(kem.public)
+    except SuiteError:
+        raise KeyDocumentError(f"a KEM key of {domain} is not a valid {suite.name} key") from None
     current = {key.id for key in body.verify_keys if key.not_after > body.issued}
     signers = signing_keys(doc)
     if not signers or not current <= {key.id for key in signers}:

@@ -162,15 +162,22 @@ class Keyring:
 
     async def _refresh(self, domain: str) -> VerifiedDocument:
         policy = self.policy(domain)
-        raw = await self._fetch(domain, policy.urls())
+        try:
+            raw = await self._fetch(domain, policy.urls())
+        except KeyDocumentError as exc:  # it answered, with no document (too large)
+            self._refused(domain, exc)
+            raise
         try:
             verified = await self._accept(domain, policy, raw)
         except FederationError as exc:
-            if self._on_refusal is not None:
-                self._on_refusal(domain, exc.code, exc.message)
+            self._refused(domain, exc)
             raise
         self._cache[domain] = verified
         return verified
+
+    def _refused(self, domain: str, exc: FederationError) -> None:
+        if self._on_refusal is not None:
+            self._on_refusal(domain, exc.code, exc.message)
 
     async def accept(self, domain: str, raw: bytes) -> VerifiedDocument:
         """Verify ``raw`` for ``domain`` under its policy and cache it (a document that
@@ -186,6 +193,10 @@ class Keyring:
         policy.check_suite(doc.body.suite)
         before = self._cache.get(domain)
         previous = before.doc if before is not None else self._remembered(domain, now)
+        if previous is not None and doc.body.issued < previous.body.issued:
+            # A replay of an older document (still valid, still root-certified) would bring
+            # back keys the domain has since retired.
+            raise KeyDocumentError(f"the key document of {domain} is older than the one held")
         if policy.trust == "pinned" or previous is not None:
             trust = documents.check_trust(doc, policy.pins, previous, now)
         else:

@@ -23,7 +23,7 @@ from typing import Final
 from suites import Suite, SuiteError, labels
 from suites.tokens import delivery_token_verifier as token_verifier
 from wire import encode
-from wire.e2e import IdentityKey
+from wire.e2e import IdentityKey, PrekeyUpload
 from wire.relay import AuthPayload
 
 CODE_BYTES: Final = 16
@@ -67,6 +67,24 @@ def identity_ok(suite: Suite, identity: IdentityKey) -> bool:
         suite.sig.check_public(identity.sig)
         suite.dh.check_public(identity.dh)
         suite.sig.verify(identity.sig, identity.dh, identity.dh_sig, labels.CTX_IDENTITY_DH)
+    except SuiteError:
+        return False
+    return True
+
+
+def upload_keys_ok(suite: Suite, upload: PrekeyUpload) -> bool:
+    """Every key of ``upload`` is a valid public key of ``suite``: its DH prekeys points of
+    the group (on the curve, not of low order), its KEM prekeys ML-KEM keys, its
+    sealed-sender key a hybrid KEM key with both halves. The signatures are the fetching
+    client's to check (``client.identity.verify_bundle``); a key no peer could use is
+    refused here, before the node serves it and spends a one-time key on it."""
+    try:
+        suite.dh.check_public(upload.signed_prekey.public)
+        for one_time in upload.one_time:
+            suite.dh.check_public(one_time.public)
+        for kem_key in (upload.last_resort, *upload.kem_one_time):
+            suite.ratchet_kem.check_public(kem_key.public)
+        suite.kem.check_public(upload.sealed_key.public)
     except SuiteError:
         return False
     return True

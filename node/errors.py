@@ -33,6 +33,8 @@ Codes (stable; clients and tests match on them; the remote party broke the rule 
     blob.too_large      the blob is larger than ``max_blob_bytes``, or than its grant
     blob.not_found      no such blob (or expired, or the grant does not match)
     prekeys.none        the address has no device with published prekeys
+    prekeys.invalid     a published prekey is not a valid key of the node's suite (wrong
+                        length, a point off the curve or of low order, a stripped half)
     fed.policy          the other domain is not a federation peer, or is denied
     fed.unavailable     no endpoint of the other domain answered; try again later
     fed.key_document    the other domain's key document does not verify
@@ -87,6 +89,7 @@ LIMIT_CONNECTIONS: Final = "limit.connections"
 BLOB_TOO_LARGE: Final = "blob.too_large"
 BLOB_NOT_FOUND: Final = "blob.not_found"
 PREKEYS_NONE: Final = "prekeys.none"
+PREKEYS_INVALID: Final = "prekeys.invalid"
 FED_POLICY: Final = "fed.policy"
 FED_UNAVAILABLE: Final = "fed.unavailable"
 FED_KEY_DOCUMENT: Final = "fed.key_document"
@@ -129,6 +132,7 @@ CODES: Final = (
     BLOB_TOO_LARGE,
     BLOB_NOT_FOUND,
     PREKEYS_NONE,
+    PREKEYS_INVALID,
     FED_POLICY,
     FED_UNAVAILABLE,
     FED_KEY_DOCUMENT,

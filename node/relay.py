@@ -442,6 +442,8 @@ class Relay:
         identity = await self.identity_of(caller)
         if upload.suite != self.suite.suite_id or upload.identity != identity:
             raise NodeError(errors.AUTH_FAILED, "prekeys not made by this device's identity")
+        if not accounts.upload_keys_ok(self.suite, upload):
+            raise NodeError(errors.PREKEYS_INVALID, "a prekey is not a valid key of this suite")
         record = PrekeyRecord(
             identity=encode(upload.identity),
             signed_prekey=encode(upload.signed_prekey),

@@ -7,6 +7,7 @@ handed to the other is refused with :class:`InvalidKey`.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives import serialization
@@ -34,6 +35,23 @@ class DhPrivateKey:
 
     def __repr__(self) -> str:
         return f"DhPrivateKey(suite={self.suite!r}, public={self.public[:8].hex()}…)"
+
+
+@functools.cache
+def _x25519_probe() -> x25519.X25519PrivateKey:
+    """A throw-away key of this process, only ever used to test a public key's order."""
+    return x25519.X25519PrivateKey.generate()
+
+
+def refuse_x25519_low_order(public: x25519.X25519PublicKey) -> None:
+    """Raise :class:`InvalidKey` if ``public`` is a low-order point (order 1, 2, 4 or 8,
+    canonical or not). An X25519 scalar is clamped to a multiple of 8, so such a point
+    gives the all-zero result, which ``cryptography`` refuses, whatever the private key:
+    one probe exchange tells them apart (RFC 7748 section 6.1)."""
+    try:
+        _x25519_probe().exchange(public)
+    except ValueError:
+        raise InvalidKey("low-order X25519 public key") from None
 
 
 class Dh:
@@ -85,7 +103,8 @@ class Dh:
         return sk.public
 
     def check_public(self, public: bytes) -> None:
-        """Raise :class:`InvalidKey` unless ``public`` is a valid public key of this group."""
+        """Raise :class:`InvalidKey` unless ``public`` is a valid public key of this group:
+        a P-384 point on the curve, or an X25519 point that is not of low order."""
         self._load_public(public)
 
     def exchange(self, sk: DhPrivateKey, public: bytes) -> bytes:
@@ -115,7 +134,9 @@ class Dh:
             raise InvalidKey(f"{self.group} public key must be {self.public_len} bytes")
         try:
             if self.group == "x25519":
-                return x25519.X25519PublicKey.from_public_bytes(public)
+                point = x25519.X25519PublicKey.from_public_bytes(public)
+                refuse_x25519_low_order(point)
+                return point
             if public[0] != 0x04:
                 raise InvalidKey("P-384 public key must be an uncompressed point")
             return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP384R1(), public)

@@ -43,6 +43,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, mlkem, x25519
 
 from suites import labels
+from suites.dh import refuse_x25519_low_order
 from suites.errors import InvalidCiphertext, InvalidKey
 
 __all__ = [
@@ -238,7 +239,8 @@ class HybridKem:
 
     def check_public(self, pk: bytes) -> None:
         """Raise :class:`InvalidKey` unless ``pk`` is a valid public key of this KEM
-        (exact length, FIPS 203 modulus check, point on the curve)."""
+        (exact length, FIPS 203 modulus check, point on the curve, X25519 not of low
+        order)."""
         self._load_public(pk)
 
     # --- encapsulation ------------------------------------------------------------------
@@ -326,7 +328,9 @@ class HybridKem:
 
     def _load_group_public(self, data: bytes) -> GroupPublic:
         if self._p.group == "x25519":
-            return x25519.X25519PublicKey.from_public_bytes(data)
+            point = x25519.X25519PublicKey.from_public_bytes(data)
+            refuse_x25519_low_order(point)
+            return point
         if data[:1] != b"\x04":
             raise InvalidKey("P-384 element must be an uncompressed point")
         try:

@@ -40,6 +40,7 @@ from federation.errors import (
     describe_skew,
 )
 from federation.keyring import Keyring
+from federation.policy import PeerPolicy
 from node import errors
 from node.errors import NodeError
 from node.fed.inbound import Inbound
@@ -48,7 +49,7 @@ from node.fed.peers import PeerClient
 from node.relay import Relay
 from node.store.base import OutboundItem
 from wire import WireError, decode, encode
-from wire.federation import RemotePrekeyBundles, RemotePrekeyRequest
+from wire.federation import RemotePrekeyBundles, RemotePrekeyRequest, SealedRoutingLayer
 from wire.relay import DeviceBundle, Forward, Sent
 
 log = logging.getLogger("sealrelay.node.federation")
@@ -166,6 +167,7 @@ class Federation:
         )
         if len(frame.layer) > limit:
             raise NodeError(errors.SEND_TOO_LARGE, "routing layer too large")
+        _check_layer(policy, frame.layer)
         expires_in = self.relay.expiry(frame.ttl, 0)
         item = OutboundItem(domain, frame.eid, self.relay.now_ms() + expires_in, frame.layer)
         with trio.CancelScope(shield=True):
@@ -240,6 +242,17 @@ def _problem(content: bytes) -> dict[str, object]:
     except ValueError:
         return {}
     return answer if isinstance(answer, dict) else {}
+
+
+def _check_layer(policy: PeerPolicy, layer: bytes) -> None:
+    """Queue only what the peer can take: a sealed routing layer (its inside is the peer's
+    to open) of a suite its policy allows, never other bytes shipped in its place."""
+    try:
+        sealed = decode(layer, SealedRoutingLayer)
+    except WireError:
+        raise NodeError(errors.PROTO_MALFORMED, "not a sealed routing layer") from None
+    with _as_node_error():
+        policy.check_suite(sealed.suite)
 
 
 @contextlib.contextmanager

@@ -38,6 +38,7 @@ from node.store import StoreError
 from node.store.base import StoredEnvelope
 from suites import labels
 from wire import WireError, decode, encode
+from wire.errors import TOO_LARGE
 from wire.federation import (
     ITEM_OK,
     ITEM_REFUSED,
@@ -123,6 +124,11 @@ class Inbound:
             log.error("federation request failed in the store", extra={"error": str(exc)})
             return problem(503, errors.INTERNAL, "storage unavailable; retry")
 
+    def _refuse(self, origin: str, status: int, code: str, message: str) -> Answer:
+        """A malformed request of an authenticated peer: counted and logged, then answered."""
+        self._refused(origin, code, message)
+        return problem(status, code, message)
+
     def _refused(self, origin: str, code: str, message: str) -> None:
         self.relay.metrics.count("federation_refused", origin=origin[:253], code=code)
         log.warning(
@@ -162,12 +168,17 @@ class Inbound:
         try:
             txn_id = bytes.fromhex(txn_hex)
             txn = decode(body, Transaction, max_size=MAX_TXN_BODY)
-        except (ValueError, WireError):
-            return problem(400, errors.PROTO_MALFORMED, "not a transaction")
+        except WireError as exc:
+            if exc.code == TOO_LARGE:  # more items than the bound: the schema counts them
+                return self._refuse(origin, 413, errors.PROTO_TOO_LARGE, TXN_BOUND)
+            return self._refuse(origin, 400, errors.PROTO_MALFORMED, "not a transaction")
+        except ValueError:
+            return self._refuse(origin, 400, errors.PROTO_MALFORMED, "not a transaction")
         if not txn_within_bounds(txn):
-            return problem(413, errors.PROTO_TOO_LARGE, TXN_BOUND)
+            return self._refuse(origin, 413, errors.PROTO_TOO_LARGE, TXN_BOUND)
         if len(txn_id) != 16 or txn.origin.lower() != origin or txn.destination != self.domain:
-            return problem(400, errors.PROTO_MALFORMED, "transaction names another origin or id")
+            message = "transaction names another origin or id"
+            return self._refuse(origin, 400, errors.PROTO_MALFORMED, message)
         previous = await self.relay.store.txn_result(origin, txn_id)
         if previous is not None:
             return 200, MSGPACK, previous
@@ -209,10 +220,12 @@ class Inbound:
         try:
             policy.check_suite(decode(item.layer, SealedRoutingLayer).suite)
             layer = open_layer(self.domain, self.relay.keys.kem_private, item.layer)
-        except (FederationError, WireError):
-            return ITEM_REFUSED
+        except FederationError as exc:
+            return self._item_refused(origin, exc.code)
+        except WireError:
+            return self._item_refused(origin, errors.FED_ROUTING)
         if layer.eid != item.eid or not layer.recipients:
-            return ITEM_REFUSED
+            return self._item_refused(origin, errors.FED_ROUTING)
         if len(layer.recipients) > 1:
             return await self._fan_out(origin, layer, now, item.expires)
         try:
@@ -220,14 +233,23 @@ class Inbound:
                 origin, layer, min(item.expires, now + self.relay.config.max_ttl * 1000)
             )
         except NodeError as exc:
-            log.info("federation item refused", extra={"origin": origin, "code": exc.code})
             # A rate limit (introductions to one recipient) passes: the origin keeps the
             # item and sends it again; refusing it would drop a message its sender was
             # told is on its way.
-            return ITEM_RETRY if exc.code in RETRY_CODES else ITEM_REFUSED
+            if exc.code in RETRY_CODES:
+                log.info("federation item deferred", extra={"origin": origin, "code": exc.code})
+                return ITEM_RETRY
+            return self._item_refused(origin, exc.code)
         except StoreError:
             return ITEM_RETRY
         return ITEM_OK
+
+    def _item_refused(self, origin: str, code: str) -> int:
+        """An item refused for good: counted by origin and code, so a peer sending layers
+        that do not open shows in the metrics; logged at info (items can be many)."""
+        self.relay.metrics.count("federation_refused", origin=origin[:253], code=code)
+        log.info("federation item refused", extra={"origin": origin, "code": code})
+        return ITEM_REFUSED
 
     async def _fan_out(self, origin: str, layer: RoutingLayer, now: int, until: int) -> int:
         """A group message for several of our mailboxes: the body is stored once."""

@@ -3,7 +3,8 @@
 :class:`PeerClient` signs every request with the domain's current server key
 (``federation.requestsig``) and sends it to the peer's endpoints in order; a connection
 failure or a 5xx moves on to the next endpoint, anything else is the answer. When no
-endpoint answers, :class:`~federation.errors.PeerUnavailable`.
+endpoint answers, :class:`~federation.errors.PeerUnavailable`. A key document is read
+only up to its bound (``MAX_DOCUMENT``): a peer cannot make the node buffer more.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Final
 
 import httpx
 
-from federation.errors import PeerUnavailable
+from federation.errors import KeyDocumentError, PeerUnavailable
 from federation.requestsig import NONCE_LEN, sign_request
 from node.keys import ServerKeys
 
@@ -86,10 +87,34 @@ class PeerClient:
         )
 
     async def fetch_document(self, destination: str, urls: tuple[str, ...]) -> bytes:
-        """A peer's key document as served (the keyring verifies it)."""
-        response = await self.request("GET", destination, urls, DOCUMENT_PATH, signed=False)
-        if response.status_code != 200 or len(response.content) > MAX_DOCUMENT:
-            raise PeerUnavailable(
-                f"{destination} has no key document (HTTP {response.status_code})"
-            )
-        return response.content
+        """A peer's key document as served (the keyring verifies it), read only up to
+        ``MAX_DOCUMENT`` bytes: a larger answer is refused as no key document
+        (:class:`KeyDocumentError`) without being read into memory."""
+        failures: list[str] = []
+        for url in urls:
+            try:
+                async with self.http.stream("GET", url.rstrip("/") + DOCUMENT_PATH) as response:
+                    if response.status_code >= 500:
+                        failures.append(f"{url}: HTTP {response.status_code}")
+                        continue
+                    if response.status_code != 200:
+                        raise PeerUnavailable(
+                            f"{destination} has no key document (HTTP {response.status_code})"
+                        )
+                    return await _read_document(response, destination)
+            except httpx.HTTPError as exc:
+                failures.append(f"{url}: {type(exc).__name__}")
+        raise PeerUnavailable(f"{destination} did not answer ({'; '.join(failures) or 'no url'})")
+
+
+async def _read_document(response: httpx.Response, destination: str) -> bytes:
+    too_large = KeyDocumentError(f"{destination} serves a key document over {MAX_DOCUMENT} bytes")
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_DOCUMENT:
+        raise too_large
+    data = bytearray()
+    async for chunk in response.aiter_bytes():
+        data += chunk
+        if len(data) > MAX_DOCUMENT:
+            raise too_large
+    return bytes(data)

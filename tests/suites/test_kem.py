@@ -223,6 +223,8 @@ def test_invalid_group_elements_refused(xwing: HybridKem, cnsa2: HybridKem) -> N
         xwing.decapsulate(sk_x, ct_x[:1088] + bytes(32))
     with pytest.raises(InvalidKey):
         xwing.encapsulate(xwing.public_key_bytes(sk_x)[:1184] + bytes(32))
+    with pytest.raises(InvalidKey):  # a key naming one is refused before any use
+        xwing.check_public(xwing.public_key_bytes(sk_x)[:1184] + bytes(32))
 
 
 def test_unreduced_mlkem_public_key_refused(cnsa2: HybridKem) -> None:

@@ -151,6 +151,17 @@ def test_x25519_low_order_points_refused(point: str) -> None:
     dh = Dh(labels.SUITE_XWING, "x25519")
     with pytest.raises(InvalidKey):
         dh.exchange(dh.generate(), bytes.fromhex(point))
+    with pytest.raises(InvalidKey):
+        dh.check_public(bytes.fromhex(point))  # a bundle or identity naming it is refused
+    high_bit = bytes.fromhex(point)[:31] + bytes([bytes.fromhex(point)[31] | 0x80])
+    with pytest.raises(InvalidKey):
+        dh.check_public(high_bit)
+
+
+def test_x25519_keys_of_large_order_pass_the_check() -> None:
+    dh = Dh(labels.SUITE_XWING, "x25519")
+    for _ in range(32):
+        dh.check_public(dh.generate().public)
 
 
 @pytest.mark.parametrize("scalar", [0, 2**384 - 1])
