@@ -16,6 +16,10 @@ store's gauges (passed in, since reading them is async) for ``GET /metrics``:
     sealrelay_federation_received_total{origin} counter  items stored from a peer
     sealrelay_federation_refused_total{origin,code}  counter  items or requests refused
     sealrelay_federation_send_failures_total{domain} counter  transactions that failed
+    sealrelay_federation_probes_total{domain,result} counter  hellos to a failing or hanging
+                                                         peer (result up or down)
+    sealrelay_federation_abandoned_total{domain} counter  requests given up when a probe
+                                                         found the peer back (sent again)
     sealrelay_federation_key_refusals_total{domain,code} counter  key documents refused
                                                          (a pin mismatch is loud)
     sealrelay_federation_queue{domain}          gauge    items queued for a peer
