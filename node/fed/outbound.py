@@ -13,7 +13,8 @@ Probing: a long backoff must not keep a healed link idle, nor may a request that
 hole or a one-way cut swallowed hang until its read timeout. So while a domain fails, or a
 transaction to it has been in flight for more than ``PROBE_EVERY`` seconds, a prober asks
 it every ``PROBE_EVERY`` s whether it is up (the signed ``POST /federation/v1/hello``,
-which also ends the peer's backoff towards us; ``PROBE_TIMEOUT`` at most). When it answers
+which also ends the peer's backoff towards us; ``PROBE_TIMEOUT`` at most; probes
+overlap). When it answers
 after a failure (a failed transaction or probe), the sender stops backing off and sends
 at once, and transactions in flight since before that probe are abandoned and sent again
 with the same txn ids (the peer de-duplicates them). A peer that is only slow answers
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import random
 import secrets
 from collections.abc import Awaitable, Callable, Iterator
@@ -98,6 +100,7 @@ class DomainSender:
         self.more = trio.Event()  # set when a backlog appears, for the helper workers
         self.requests: dict[trio.CancelScope, float] = {}  # in flight -> trio time sent
         self.unreached = False  # the last probe failed
+        self.last_up = -math.inf  # trio time the latest answered probe was sent
 
     def poke(self, *, reset: bool = False) -> None:
         """Send now: at once if ``reset`` (we heard from the domain) or if the sender is
@@ -242,27 +245,35 @@ class Outbound:
             await self._worker(sender, 0)
 
     async def _prober(self, sender: DomainSender, probe: Probe) -> None:
-        """Probe ``sender.domain`` while it fails or hangs (see the module docstring)."""
-        while True:
-            await trio.sleep(PROBE_EVERY)
-            if not sender.troubled():
-                continue
-            sent = trio.current_time()
-            up = False
-            with trio.move_on_after(PROBE_TIMEOUT):
-                up = await probe(sender.domain)
-            result = "up" if up else "down"
-            self.metrics.count("federation_probes", domain=sender.domain, result=result)
-            if not up:
+        """Probe ``sender.domain`` every ``PROBE_EVERY`` s while it fails or hangs (see the
+        module docstring). Probes overlap: one swallowed by a black hole that has just
+        healed does not hold back the next."""
+        async with trio.open_nursery() as nursery:
+            while True:
+                await trio.sleep(PROBE_EVERY)
+                if sender.troubled():
+                    nursery.start_soon(self._probe_once, sender, probe)
+
+    async def _probe_once(self, sender: DomainSender, probe: Probe) -> None:
+        sent = trio.current_time()
+        up = False
+        with trio.move_on_after(PROBE_TIMEOUT):
+            up = await probe(sender.domain)
+        result = "up" if up else "down"
+        self.metrics.count("federation_probes", domain=sender.domain, result=result)
+        if not up:
+            if sent > sender.last_up:  # not older than an answered one
                 sender.unreached = True
-            elif sender.unreached or sender.backoff.failures:
-                abandoned = sender.reached(sent)
-                if abandoned:
-                    self.metrics.count("federation_abandoned", abandoned, domain=sender.domain)
-                log.info(
-                    "federation peer reachable again",
-                    extra={"domain": sender.domain, "abandoned": abandoned},
-                )
+            return
+        sender.last_up = max(sender.last_up, sent)
+        if sender.unreached or sender.backoff.failures:
+            abandoned = sender.reached(sent)
+            if abandoned:
+                self.metrics.count("federation_abandoned", abandoned, domain=sender.domain)
+            log.info(
+                "federation peer reachable again",
+                extra={"domain": sender.domain, "abandoned": abandoned},
+            )
 
     async def _worker(self, sender: DomainSender, number: int) -> None:
         """Send transactions to ``sender.domain``; worker 0 always, the others while a

@@ -31,6 +31,7 @@ import os
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +42,7 @@ import trio
 from federation.documents import kem_key
 from federation.routing import seal_layer
 from tests.integration import rawclient
-from tests.integration.fedharness import LocalFederation
+from tests.integration.fedharness import LocalFederation, metric
 from tests.integration.nodeproc import invite
 from tests.resilience.chaos import NODE_ENV, TTL, Ledger, Sender, receive, wait_caught_up
 from tests.resilience.faultproxy import DOWN, LOOPBACK, UP, TcpProxy
@@ -53,6 +54,7 @@ A: Final = "alpha.test"
 B: Final = "bravo.test"
 SUITE: Final = "xwing"
 LINKS: Final = (f"{A}>{B}", f"{B}>{A}")
+ACCEPTED: Final = "sealrelay_envelopes_accepted_total"
 RESUME_LIMIT: Final = 10.0  # seconds from a heal to the first delivery over each link
 RESUME_WAIT: Final = 40.0  # how long a run waits for it before giving up on that fault
 RESET_UP: Final = 3000  # bytes of a request before the proxy resets it (mid-transaction)
@@ -146,10 +148,22 @@ class Report:
     faults: list[Fault]
     catch_up_s: float
     seconds: float
+    stored: dict[str, int] = field(default_factory=dict)  # domain -> envelopes it stored
 
     def problems(self) -> list[str]:
         late = [f"{f.name}: resume {f.resume}" for f in self.faults if not f.in_time()]
-        return self.ledger.problems() + late
+        return self.ledger.problems() + late + self.stored_twice()
+
+    def stored_twice(self) -> list[str]:
+        """A node that stored an envelope twice (its clients would drop the second copy by
+        eid, so the checker cannot see it): every envelope a domain stored came from the
+        other, so its count is what its receivers got."""
+        got = Counter(self.ledger.link[e].split(">")[1] for e in self.ledger.delivered_at)
+        return [
+            f"{domain} stored {n} envelopes, its receivers got {got[domain]}"
+            for domain, n in self.stored.items()
+            if n != got[domain]
+        ]
 
     def table(self) -> str:
         lines = [self.ledger.table("federation faults checker"), ""]
@@ -161,6 +175,7 @@ class Report:
             f"resume: seconds from the heal to the next delivery (limit {RESUME_LIMIT:.0f} s)"
         )
         lines.append(f"sent for {self.seconds:.0f} s; caught up {self.catch_up_s:.1f} s after")
+        lines.append(f"stored by each node (sealrelay_envelopes_accepted_total): {self.stored}")
         return "\n".join(lines)
 
     def summary(self) -> dict[str, Any]:
@@ -168,6 +183,7 @@ class Report:
             **self.ledger.summary(),
             "seconds": round(self.seconds, 1),
             "catch_up_s": round(self.catch_up_s, 2),
+            "stored": self.stored,
             "resume_s": {f.name: f.resume for f in self.faults},
             "valid": not self.problems(),
         }
@@ -318,7 +334,8 @@ async def run(
         seconds = time.monotonic() - start
         caught = await wait_caught_up(ledger, catch_up, idle=catch_up / 2)
         receivers.cancel_scope.cancel()
-    return Report(ledger, faults, caught, seconds)
+    stored = {d: int(metric(await world.fed.metrics(d), ACCEPTED)) for d in (A, B)}
+    return Report(ledger, faults, caught, seconds, stored)
 
 
 def each_once(faults: Sequence[tuple[str, float]]) -> Callable[[float], tuple[str, float] | None]:

@@ -37,6 +37,7 @@ async def test_each_network_fault_once_loses_nothing_and_resumes_in_time(
     assert counts["acknowledged"] > 0
     assert counts["acknowledged"] == counts["delivered"], counts
     assert report.ledger.valid(), report.ledger.problems()
+    assert not report.stored_twice(), report.stored_twice()
     for fault in report.faults:
         assert set(fault.resume) == set(LINKS)
         for link, seconds in fault.resume.items():
