@@ -21,7 +21,9 @@ application by eid). Exit status 1 if anything acknowledged was lost or duplicat
 (under ``--durability primary`` losses are reported, not failed: Redis replication is
 asynchronous).
 
-The ledger's rules:
+The ledger is the delivery checker of ``tests.resilience.checker`` (the federation soak,
+``tests.resilience.fedchaos``, counts with the same one), which also prints its table.
+Its rules:
 
 - An envelope counts as *acknowledged* when a node answered its ``Send`` with ``Sent``.
   A sender that loses its connection, or gets ``internal`` (the store was unreachable),

@@ -27,6 +27,7 @@ moment delivery resumed after a fault.
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -59,6 +60,7 @@ class Checker:
     acked_at: dict[bytes, float] = field(default_factory=dict)
     delivered_at: dict[bytes, float] = field(default_factory=dict)  # first push
     pushes: Counter[bytes] = field(default_factory=Counter)
+    timeline: dict[str, list[float]] = field(default_factory=dict)  # link -> first pushes
     confirmed_acks: set[bytes] = field(default_factory=set)
     duplicated: int = 0
     unexpected: int = 0
@@ -84,7 +86,8 @@ class Checker:
         self.pushes[eid] += 1
         first = self.pushes[eid] == 1
         if first:
-            self.delivered_at[eid] = self.clock()
+            at = self.delivered_at[eid] = self.clock()
+            self.timeline.setdefault(self.link.get(eid, ""), []).append(at)
             if eid not in self.target:
                 self.unexpected += 1
             elif self.target[eid] != mailbox:
@@ -137,5 +140,6 @@ class Checker:
     def resumed(self, link: str, after: float) -> float | None:
         """The clock time of the first delivery over ``link`` after ``after`` (``None``:
         none yet)."""
-        times = [t for e, t in self.delivered_at.items() if t > after and self.link.get(e) == link]
-        return min(times, default=None)
+        times = self.timeline.get(link, [])  # in order: the clock is monotonic
+        at = bisect.bisect_right(times, after)
+        return times[at] if at < len(times) else None

@@ -32,7 +32,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -245,19 +245,21 @@ async def _kem(fed: LocalFederation, domain: str) -> ServerKemKey:
     return kem_key(await fed.document(domain), int(time.time() * 1000))
 
 
-async def senders(world: World, ledger: Ledger, rate: float) -> tuple[list[Sender], list[Any]]:
+async def senders(
+    world: World, ledger: Ledger, rate: float
+) -> tuple[list[Sender], list[Callable[[], Awaitable[None]]]]:
     """One sender per domain (to two receivers on the other) and the receivers' tasks."""
     fed = world.fed
     people: dict[str, list[rawclient.Account]] = {}
+
+    async def enroll(domain: str, tag: str) -> None:
+        people[domain] = await _accounts(fed, domain, [f"{tag}s", f"{tag}r0", f"{tag}r1"])
+
     async with trio.open_nursery() as nursery:
-        for domain, tag in ((A, "a"), (B, "b")):
-
-            async def enroll(domain: str = domain, tag: str = tag) -> None:
-                people[domain] = await _accounts(fed, domain, [f"{tag}s", f"{tag}r0", f"{tag}r1"])
-
-            nursery.start_soon(enroll)
+        nursery.start_soon(enroll, A, "a")
+        nursery.start_soon(enroll, B, "b")
     out: list[Sender] = []
-    tasks: list[Any] = []
+    tasks: list[Callable[[], Awaitable[None]]] = []
     for here, there in ((A, B), (B, A)):
         sender, targets = people[here][0], people[there][1:]
         out.append(
