@@ -12,17 +12,16 @@ wait at once. Items leave the queue only by delivery or their TTL.
 Probing: a long backoff must not keep a healed link idle, nor may a request that a black
 hole or a one-way cut swallowed hang until its read timeout. So while a domain fails, or a
 transaction to it has been in flight for more than ``PROBE_EVERY`` seconds, a prober asks
-it every ``PROBE_EVERY`` s whether it is up (the signed ``POST /federation/v1/hello``,
-which also ends the peer's backoff towards us; ``PROBE_TIMEOUT`` at most; probes
-overlap). When it answers
-after a failure (a failed transaction or probe), the sender stops backing off and sends
-at once, and transactions in flight since before that probe are abandoned and sent again
-with the same txn ids (the peer de-duplicates them). A peer that is only slow answers
-every probe, so its transactions are never abandoned.
+it every ``PROBE_EVERY`` s whether it is up: the signed ``POST /federation/v1/hello``
+(which also ends the peer's backoff towards us), given ``PROBE_TIMEOUT`` s; probes
+overlap. When one is answered after a failure (of a transaction or of a probe), the sender
+stops backing off and sends at once, and the requests in flight since before that probe
+are abandoned and sent again with the same txn ids (the peer de-duplicates them). A peer
+that is only slow answers every probe, so its transactions are never abandoned.
 
 Pipelining: a sender runs ``federation_in_flight`` workers. The first always works; the
 others join only while there is a backlog (the last transaction taken was full) and the
-peer is healthy, so a failing peer gets one probe at a time and an idle queue costs one
+peer is healthy, so a failing peer gets one transaction at a time and an idle queue costs one
 store call per wake. Transactions in flight are kept apart by ``busy``. Envelopes of
 different transactions may arrive in another order than they were queued; clients order
 by their own counters (the Double Ratchet accepts messages out of order).
