@@ -21,8 +21,8 @@ that is only slow answers every probe, so its transactions are never abandoned.
 
 Pipelining: a sender runs ``federation_in_flight`` workers. The first always works; the
 others join only while there is a backlog (the last transaction taken was full) and the
-peer is healthy, so a failing peer gets one transaction at a time and an idle queue costs one
-store call per wake. Transactions in flight are kept apart by ``busy``. Envelopes of
+peer is healthy, so a failing peer gets one transaction at a time and an idle queue costs
+one store call per wake. Transactions in flight are kept apart by ``busy``. Envelopes of
 different transactions may arrive in another order than they were queued; clients order
 by their own counters (the Double Ratchet accepts messages out of order).
 """
