@@ -14,11 +14,14 @@ and the receivers get a bounded time to catch up. The run is valid when the chec
 (nothing lost, duplicated, unexpected, misrouted or corrupt) and every fault resumed in
 time. The short round is ``tests/resilience/test_federation_faults.py``; the soak is
 
-    python -m tests.resilience.fedchaos [--seconds N] [--json FILE] [--keep DIR]
+    python -m tests.resilience.fedchaos [--seconds N] [--replicas N] [--json FILE]
+                                        [--keep DIR]
 
 (``make chaos-fed``; ``CHAOS_SECONDS`` is the default of ``--seconds``), which repeats
 ``SOAK_FAULTS`` (a 60 s partition among them) for as long as asked, prints the checker's
-table and the resume times, and exits 1 if the run is invalid.
+table and the resume times, and exits 1 if the run is invalid. ``--replicas 2`` runs
+each domain as two node processes on a Redis of its own, reached through a proxy too, and
+adds a cut between each domain and its Redis to the faults.
 """
 
 from __future__ import annotations
@@ -37,18 +40,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+import httpx
 import trio
 
 from federation.documents import kem_key
 from federation.routing import seal_layer
 from tests.integration import rawclient
-from tests.integration.fedharness import LocalFederation, metric
+from tests.integration.fedharness import DOCUMENT_PATH, LocalFederation, metric
 from tests.integration.nodeproc import invite
 from tests.resilience.chaos import NODE_ENV, TTL, Ledger, Sender, receive, wait_caught_up
 from tests.resilience.faultproxy import DOWN, LOOPBACK, UP, TcpProxy
+from wire import decode
 from wire.federation import RoutingLayer, RoutingRecipient
 from wire.relay import Forward
-from wire.server import ServerKemKey
+from wire.server import ServerKemKey, ServerKeyDocument
 
 A: Final = "alpha.test"
 B: Final = "bravo.test"
@@ -80,36 +85,46 @@ SOAK_FAULTS: Final = (
 
 @dataclass
 class Net:
-    """The two proxies of the federation link."""
+    """The proxies of the federation link (one per endpoint of the peer), and of each
+    domain's link to its Redis when it runs on one."""
 
-    ab: TcpProxy  # alpha's requests to bravo
-    ba: TcpProxy  # bravo's requests to alpha
+    ab: list[TcpProxy]  # alpha's requests to bravo's endpoints
+    ba: list[TcpProxy]  # bravo's requests to alpha's endpoints
+    redis: dict[str, TcpProxy] = field(default_factory=dict)
 
     def heal(self) -> None:
-        self.ab.heal()
-        self.ba.heal()
+        for proxy in (*self.ab, *self.ba, *self.redis.values()):
+            proxy.heal()
 
     def apply(self, fault: str) -> None:
-        if fault == "partition":
-            self.ab.cut()
-            self.ba.cut()
-        elif fault == "black hole":
-            self.ab.black_hole()
-            self.ba.black_hole()
-        elif fault == "delay 2 s":
-            self.ab.delay(2.0)
-            self.ba.delay(2.0)
-        elif fault == "reset mid-transaction":
-            self.ab.reset_after(RESET_UP, UP)  # alpha's transactions cut mid-request
-            self.ba.reset_after(RESET_DOWN, DOWN)  # bravo's answered, the answer cut
-        elif fault == f"one-way {A}>{B}":  # packets from alpha to bravo pass, not back
-            self.ab.one_way(UP)
-            self.ba.one_way(DOWN)
-        elif fault == f"one-way {B}>{A}":
-            self.ab.one_way(DOWN)
-            self.ba.one_way(UP)
-        else:
-            raise ValueError(f"no fault {fault!r}")
+        if fault.startswith("redis cut "):
+            self.redis[fault.removeprefix("redis cut ")].cut()
+            return
+        up, down = _FAULTS[fault]
+        for proxy in self.ab:
+            up(proxy)
+        for proxy in self.ba:
+            down(proxy)
+
+
+def _one_way(passing: str) -> Callable[[TcpProxy], None]:
+    return lambda proxy: proxy.one_way(passing)
+
+
+_FAULTS: Final[dict[str, tuple[Callable[[TcpProxy], None], Callable[[TcpProxy], None]]]] = {
+    # fault: (what the proxies of alpha's requests do, what those of bravo's do)
+    "partition": (TcpProxy.cut, TcpProxy.cut),
+    "black hole": (TcpProxy.black_hole, TcpProxy.black_hole),
+    "delay 2 s": (lambda p: p.delay(2.0), lambda p: p.delay(2.0)),
+    # alpha's transactions cut mid-request; bravo's answered, and the answer cut
+    "reset mid-transaction": (
+        lambda p: p.reset_after(RESET_UP, UP),
+        lambda p: p.reset_after(RESET_DOWN, DOWN),
+    ),
+    # packets from alpha to bravo pass, not those back (and the other way round)
+    f"one-way {A}>{B}": (_one_way(UP), _one_way(DOWN)),
+    f"one-way {B}>{A}": (_one_way(DOWN), _one_way(UP)),
+}
 
 
 @dataclass
@@ -198,62 +213,86 @@ def _resume_cell(value: float | None) -> str:
 
 @dataclass
 class World:
-    fed: LocalFederation
+    """Two domains as the run sees them: each one's client URLs (one per replica), a way
+    to invite accounts on it, and the proxies."""
+
+    urls: dict[str, list[str]]
+    invite: Callable[[str, Sequence[str]], Awaitable[list[str]]]  # domain, names -> codes
     net: Net
 
 
-def _point(config: Path, url: str, port: int) -> None:
-    """Make ``config``'s peer endpoint ``url`` the proxy on ``port``."""
+def point(config: Path, urls: Sequence[str], ports: Sequence[int]) -> None:
+    """Make the peer endpoints ``urls`` in ``config`` the proxies on ``ports``."""
     text = config.read_text()
-    old = f"endpoints = [{json.dumps(url)}]"
-    assert old in text, f"no endpoint {url} in {config.name}"
-    config.write_text(text.replace(old, f'endpoints = ["http://{LOOPBACK}:{port}"]'))
+    old = f"endpoints = {json.dumps(list(urls))}"
+    assert old in text, f"no endpoints {urls} in {config.name}"
+    new = json.dumps([f"http://{LOOPBACK}:{port}" for port in ports])
+    config.write_text(text.replace(old, f"endpoints = {new}"))
 
 
 @contextlib.asynccontextmanager
 async def two_domains(base: Path) -> AsyncIterator[World]:
-    """alpha and bravo, real node processes, each reaching the other through a proxy."""
+    """alpha and bravo, one real node process each on SQLite, each reaching the other
+    through a proxy."""
     fed = LocalFederation(base / "fed", [A, B], suite=SUITE, env=FED_ENV)
+
+    async def invite_all(domain: str, names: Sequence[str]) -> list[str]:
+        data = fed.setups[domain].data_dir
+        return [await trio.to_thread.run_sync(invite, data, name) for name in names]
+
     try:
         async with trio.open_nursery() as nursery:
             ab = await nursery.start(TcpProxy(LOOPBACK, fed.setups[B].port).run)
             ba = await nursery.start(TcpProxy(LOOPBACK, fed.setups[A].port).run)
-            _point(fed.setups[A].config, fed.url(B), ab.port)
-            _point(fed.setups[B].config, fed.url(A), ba.port)
+            point(fed.setups[A].config, [fed.url(B)], [ab.port])
+            point(fed.setups[B].config, [fed.url(A)], [ba.port])
             async with trio.open_nursery() as starting:
                 for domain in (A, B):
                     starting.start_soon(
                         functools.partial(trio.to_thread.run_sync, fed.start, domain)
                     )
-            yield World(fed, Net(ab, ba))
+            urls = {d: [fed.url(d)] for d in (A, B)}
+            yield World(urls, invite_all, Net([ab], [ba]))
             nursery.cancel_scope.cancel()
     finally:
         await trio.to_thread.run_sync(fed.close)
 
 
-async def _accounts(
-    fed: LocalFederation, domain: str, names: Sequence[str]
-) -> list[rawclient.Account]:
-    accounts = []
-    for name in names:
-        code = await trio.to_thread.run_sync(invite, fed.setups[domain].data_dir, name)
-        accounts.append(await rawclient.register(fed.url(domain), name, code))
-    return accounts
+async def _accounts(world: World, domain: str, names: Sequence[str]) -> list[rawclient.Account]:
+    codes = await world.invite(domain, names)
+    urls = world.urls[domain]
+    return [
+        await rawclient.register(urls[i % len(urls)], name, code)
+        for i, (name, code) in enumerate(zip(names, codes, strict=True))
+    ]
 
 
-async def _kem(fed: LocalFederation, domain: str) -> ServerKemKey:
-    return kem_key(await fed.document(domain), int(time.time() * 1000))
+async def _get(url: str) -> bytes:
+    async with httpx.AsyncClient(timeout=10) as http:
+        response = await http.get(url)
+    response.raise_for_status()
+    return response.content
+
+
+async def _kem(world: World, domain: str) -> ServerKemKey:
+    raw = await _get(world.urls[domain][0] + DOCUMENT_PATH)
+    return kem_key(decode(raw, ServerKeyDocument), int(time.time() * 1000))
+
+
+async def stored(world: World, domain: str) -> int:
+    """Envelopes the domain's nodes stored (``sealrelay_envelopes_accepted_total``)."""
+    texts = [(await _get(url + "/metrics")).decode() for url in world.urls[domain]]
+    return sum(int(metric(text, ACCEPTED)) for text in texts)
 
 
 async def senders(
     world: World, ledger: Ledger, rate: float
 ) -> tuple[list[Sender], list[Callable[[], Awaitable[None]]]]:
     """One sender per domain (to two receivers on the other) and the receivers' tasks."""
-    fed = world.fed
     people: dict[str, list[rawclient.Account]] = {}
 
     async def enroll(domain: str, tag: str) -> None:
-        people[domain] = await _accounts(fed, domain, [f"{tag}s", f"{tag}r0", f"{tag}r1"])
+        people[domain] = await _accounts(world, domain, [f"{tag}s", f"{tag}r0", f"{tag}r1"])
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(enroll, A, "a")
@@ -266,16 +305,16 @@ async def senders(
             ForwardSender(
                 sender,
                 targets,
-                [fed.url(here)],
+                world.urls[here],
                 ledger,
                 rate=rate,
                 link=f"{here}>{there}",
                 destination=there,
-                kem=await _kem(fed, there),
+                kem=await _kem(world, there),
             )
         )
         for acct in people[here][1:]:
-            tasks.append(functools.partial(receive, acct, [fed.url(here)], ledger))
+            tasks.append(functools.partial(receive, acct, world.urls[here], ledger))
     return out, tasks
 
 
@@ -336,8 +375,8 @@ async def run(
         seconds = time.monotonic() - start
         caught = await wait_caught_up(ledger, catch_up, idle=catch_up / 2)
         receivers.cancel_scope.cancel()
-    stored = {d: int(metric(await world.fed.metrics(d), ACCEPTED)) for d in (A, B)}
-    return Report(ledger, faults, caught, seconds, stored)
+    counts = {d: await stored(world, d) for d in (A, B)}
+    return Report(ledger, faults, caught, seconds, counts)
 
 
 def each_once(faults: Sequence[tuple[str, float]]) -> Callable[[float], tuple[str, float] | None]:
@@ -362,9 +401,18 @@ def for_seconds(
     return step
 
 
-async def soak(base: Path, seconds: float) -> Report:
-    async with two_domains(base) as world:
-        return await run(world, for_seconds(seconds, SOAK_FAULTS))
+async def soak(base: Path, seconds: float, replicas: int) -> Report:
+    """``SOAK_FAULTS`` in turn for ``seconds``: on SQLite, or with ``replicas`` > 1 node
+    processes per domain on a Redis each (``tests.resilience.fedcluster``, which adds
+    cuts between each domain and its Redis)."""
+    if replicas <= 1:
+        async with two_domains(base) as world:
+            return await run(world, for_seconds(seconds, SOAK_FAULTS))
+    from tests.resilience import fedcluster  # here: it imports this module
+
+    async with fedcluster.two_clusters(base, replicas) as world:
+        faults = SOAK_FAULTS + fedcluster.redis_faults()
+        return await run(world, for_seconds(seconds, faults))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -373,6 +421,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--seconds", type=float, default=float(os.environ.get("CHAOS_SECONDS") or 300)
+    )
+    parser.add_argument(
+        "--replicas", type=int, default=1, help="node processes per domain (> 1: on Redis)"
     )
     parser.add_argument("--json", type=Path, help="also write the result here")
     parser.add_argument("--keep", type=Path, help="work directory to keep (node logs)")
@@ -383,7 +434,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         base = args.keep or Path(
             stack.enter_context(tempfile.TemporaryDirectory(prefix="sealrelay-fed-"))
         )
-        report = trio.run(soak, base, args.seconds)
+        report = trio.run(soak, base, args.seconds, args.replicas)
     print(report.table(), flush=True)
     if args.json is not None:
         args.json.write_text(json.dumps(report.summary(), indent=2) + "\n")
