@@ -22,6 +22,10 @@ store's gauges (passed in, since reading them is async) for ``GET /metrics``:
                                                  peer refused for clock skew
     sealrelay_store_failures_total{kind}        counter  requests refused for a store
                                                  failure: full, unavailable, error
+    sealrelay_federation_probes_total{domain,result} counter  hellos to a failing or hanging
+                                                         peer (result up or down)
+    sealrelay_federation_abandoned_total{domain} counter  requests given up when a probe
+                                                         found the peer back (sent again)
     sealrelay_federation_key_refusals_total{domain,code} counter  key documents refused
                                                          (a pin mismatch is loud)
     sealrelay_federation_queue{domain}          gauge    items queued for a peer

@@ -117,6 +117,7 @@ class Federation:
             relay.clock,
             config.federation_backoff_cap,
             config.federation_in_flight,
+            probe=self._probe,
         )
         self.inbound = Inbound(relay, self.keyring, self.outbound)
 
@@ -153,6 +154,16 @@ class Federation:
             if response.status_code == 200:
                 self.outbound.heard_from(domain)
             return
+
+    async def _probe(self, domain: str) -> bool:
+        """Whether ``domain`` answers a signed hello now (the outbound senders' probe; the
+        caller bounds the time)."""
+        try:
+            policy = self.keyring.policy(domain)
+            response = await self.peers.request("POST", domain, policy.urls(), HELLO_PATH)
+        except FederationError:
+            return False
+        return response.status_code == 200
 
     # --- for this domain's clients --------------------------------------------------------
 

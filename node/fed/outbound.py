@@ -9,10 +9,20 @@ failure waits with full-jitter exponential backoff (0.5 s doubling, capped at
 ``federation_backoff_cap``); hearing from the domain (any request it makes to us) ends the
 wait at once. Items leave the queue only by delivery or their TTL.
 
+Probing: a long backoff must not keep a healed link idle, nor may a request that a black
+hole or a one-way cut swallowed hang until its read timeout. So while a domain fails, or a
+transaction to it has been in flight for more than ``PROBE_EVERY`` seconds, a prober asks
+it every ``PROBE_EVERY`` s whether it is up: the signed ``POST /federation/v1/hello``
+(which also ends the peer's backoff towards us), given ``PROBE_TIMEOUT`` s; probes
+overlap. When one is answered after a failure (of a transaction or of a probe), the sender
+stops backing off and sends at once, and the requests in flight since before that probe
+are abandoned and sent again with the same txn ids (the peer de-duplicates them). A peer
+that is only slow answers every probe, so its transactions are never abandoned.
+
 Pipelining: a sender runs ``federation_in_flight`` workers. The first always works; the
 others join only while there is a backlog (the last transaction taken was full) and the
-peer is healthy, so a failing peer gets one probe at a time and an idle queue costs one
-store call per wake. Transactions in flight are kept apart by ``busy``. Envelopes of
+peer is healthy, so a failing peer gets one transaction at a time and an idle queue costs
+one store call per wake. Transactions in flight are kept apart by ``busy``. Envelopes of
 different transactions may arrive in another order than they were queued; clients order
 by their own counters (the Double Ratchet accepts messages out of order).
 """
@@ -21,9 +31,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import random
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Final
 
 import trio
@@ -50,8 +61,11 @@ BACKOFF_BASE: Final = 0.5
 IDLE_POLL: Final = 30.0  # seconds an idle sender waits before looking at its queue again
 GAUGE_EVERY: Final = 1.0  # least seconds between two counts of a domain's queue (the gauge)
 SCAN_INTERVAL: Final = 5.0  # seconds between looks for domains with queued items
+PROBE_EVERY: Final = 2.0  # seconds between probes of a failing or hanging domain
+PROBE_TIMEOUT: Final = 4.0  # a probe not answered within this failed
 
 SendTxn = Callable[[str, str, bytes], Awaitable[bytes]]
+Probe = Callable[[str], Awaitable[bool]]
 
 
 class Backoff:
@@ -83,6 +97,9 @@ class DomainSender:
         self.taking = trio.Lock()
         self.backlog = False  # the last transaction taken was full: more are queued
         self.more = trio.Event()  # set when a backlog appears, for the helper workers
+        self.requests: dict[trio.CancelScope, float] = {}  # in flight -> trio time sent
+        self.unreached = False  # the last probe failed
+        self.last_up = -math.inf  # trio time the latest answered probe was sent
 
     def poke(self, *, reset: bool = False) -> None:
         """Send now: at once if ``reset`` (we heard from the domain) or if the sender is
@@ -100,6 +117,33 @@ class DomainSender:
             await event.wait()
         if self.wake is event and event.is_set():  # every waiter of it was woken too
             self.wake = trio.Event()
+
+    @contextlib.contextmanager
+    def request(self) -> Iterator[trio.CancelScope]:
+        """A transaction's request in flight, which :meth:`reached` may abandon."""
+        scope = trio.CancelScope()
+        self.requests[scope] = trio.current_time()
+        try:
+            with scope:
+                yield scope
+        finally:
+            del self.requests[scope]
+
+    def troubled(self) -> bool:
+        """Failing, or a request in flight for longer than ``PROBE_EVERY``: worth a probe."""
+        now = trio.current_time()
+        hanging = any(now - sent > PROBE_EVERY for sent in self.requests.values())
+        return bool(self.backoff.failures) or hanging
+
+    def reached(self, since: float) -> int:
+        """A probe sent at trio time ``since`` was answered after a failure: send now, and
+        abandon the requests sent before it (how many)."""
+        stale = [scope for scope, sent in self.requests.items() if sent < since]
+        for scope in stale:
+            scope.cancel()
+        self.unreached = False
+        self.poke(reset=True)
+        return len(stale)
 
     def took(self, full: bool) -> None:
         """A worker took a transaction (``full``: as many items as allowed, or half the
@@ -129,6 +173,7 @@ class Outbound:
         clock: Callable[[], float],
         cap: float,
         in_flight: int = 1,
+        probe: Probe | None = None,
     ) -> None:
         self.own_domain = own_domain
         self.store = store
@@ -137,6 +182,7 @@ class Outbound:
         self._clock = clock
         self._cap = cap
         self._in_flight = in_flight
+        self._probe = probe
         self.senders: dict[str, DomainSender] = {}
         self._counted: dict[str, float] = {}
         self._nursery: trio.Nursery | None = None
@@ -193,7 +239,40 @@ class Outbound:
         async with trio.open_nursery() as nursery:
             for helper in range(1, self._in_flight):
                 nursery.start_soon(self._worker, sender, helper)
+            if self._probe is not None:
+                nursery.start_soon(self._prober, sender, self._probe)
             await self._worker(sender, 0)
+
+    async def _prober(self, sender: DomainSender, probe: Probe) -> None:
+        """Probe ``sender.domain`` every ``PROBE_EVERY`` s while it fails or hangs (see the
+        module docstring). Probes overlap: one swallowed by a black hole that has just
+        healed does not hold back the next."""
+        async with trio.open_nursery() as nursery:
+            while True:
+                await trio.sleep(PROBE_EVERY)
+                if sender.troubled():
+                    nursery.start_soon(self._probe_once, sender, probe)
+
+    async def _probe_once(self, sender: DomainSender, probe: Probe) -> None:
+        sent = trio.current_time()
+        up = False
+        with trio.move_on_after(PROBE_TIMEOUT):
+            up = await probe(sender.domain)
+        result = "up" if up else "down"
+        self.metrics.count("federation_probes", domain=sender.domain, result=result)
+        if not up:
+            if sent > sender.last_up:  # not older than an answered one
+                sender.unreached = True
+            return
+        sender.last_up = max(sender.last_up, sent)
+        if sender.unreached or sender.backoff.failures:
+            abandoned = sender.reached(sent)
+            if abandoned:
+                self.metrics.count("federation_abandoned", abandoned, domain=sender.domain)
+            log.info(
+                "federation peer reachable again",
+                extra={"domain": sender.domain, "abandoned": abandoned},
+            )
 
     async def _worker(self, sender: DomainSender, number: int) -> None:
         """Send transactions to ``sender.domain``; worker 0 always, the others while a
@@ -248,8 +327,9 @@ class Outbound:
             self.metrics.queue_depths.pop(domain, None)
 
     async def _send_next(self, sender: DomainSender) -> bool | None:
-        """Send the next transaction: ``None`` if there is none to send, else whether the
-        peer took or refused any item (``False``: it asked to retry them all)."""
+        """Send the next transaction: ``None`` if there is none to send, ``False`` if the
+        peer asked to retry every item, else ``True`` (it took or refused some, or the
+        request was abandoned because a probe found the domain back: go on at once)."""
         domain = sender.domain
         # One take at a time, so that a transaction another worker just took is in
         # ``busy`` before the next take (else both would send it).
@@ -270,7 +350,7 @@ class Outbound:
             await self._gauge(domain, items, len(sender.busy))
             if not items:
                 return None
-            return await self._send_txn_items(domain, txn, items)
+            return await self._send_txn_items(sender, txn, items)
         finally:
             sender.busy.discard(txn)
             if items and not sender.busy and not sender.backlog:
@@ -278,7 +358,10 @@ class Outbound:
                 with contextlib.suppress(StoreError):
                     await self._count(domain, now_or_never=True)
 
-    async def _send_txn_items(self, domain: str, txn: bytes, items: list[OutboundItem]) -> bool:
+    async def _send_txn_items(
+        self, sender: DomainSender, txn: bytes, items: list[OutboundItem]
+    ) -> bool:
+        domain = sender.domain
         body = encode(
             Transaction(
                 origin=self.own_domain,
@@ -286,7 +369,11 @@ class Outbound:
                 items=tuple(TransactionItem(i.eid, i.expires, i.layer) for i in items),
             )
         )
-        answer = await self._send_txn(domain, SEND_PATH + txn.hex(), body)
+        answer = b""
+        with sender.request() as request:
+            answer = await self._send_txn(domain, SEND_PATH + txn.hex(), body)
+        if request.cancelled_caught:  # the same txn id goes again (the next take)
+            return True
         result = decode(answer, TransactionResult)
         if result.txn_id != txn or len(result.results) != len(items):
             raise FederationError(f"{domain} answered another transaction")

@@ -21,7 +21,9 @@ application by eid). Exit status 1 if anything acknowledged was lost or duplicat
 (under ``--durability primary`` losses are reported, not failed: Redis replication is
 asynchronous).
 
-The ledger's rules:
+The ledger is the delivery checker of ``tests.resilience.checker`` (the federation soak,
+``tests.resilience.fedchaos``, counts with the same one), which also prints its table.
+Its rules:
 
 - An envelope counts as *acknowledged* when a node answered its ``Send`` with ``Sent``.
   A sender that loses its connection, or gets ``internal`` (the store was unreachable),
@@ -46,7 +48,7 @@ import shutil
 import sys
 import time
 from collections import Counter, deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -60,6 +62,7 @@ from node.store import RedisStore
 from tests.integration import rawclient
 from tests.integration.nodeproc import NodeProcess
 from tests.redisproc import SentinelSet
+from tests.resilience.checker import Checker
 from wire.relay import Ack, Authenticated, Deliver, Error, Send, Sent
 
 DOMAIN: Final = "cluster.test"
@@ -192,42 +195,23 @@ async def enroll(
 
 
 @dataclass
-class Ledger:
-    """What the senders were told and what the receivers got (see the module docstring)."""
+class Ledger(Checker):
+    """The delivery checker (``tests.resilience.checker``) with the soak's own counts:
+    sends (including resends), retried errors and reconnections."""
 
-    target: dict[bytes, bytes] = field(default_factory=dict)  # eid -> recipient mailbox
-    acked_at: dict[bytes, float] = field(default_factory=dict)  # eid -> monotonic time
-    pushes: Counter[bytes] = field(default_factory=Counter)
-    confirmed: set[bytes] = field(default_factory=set)
-    duplicated: int = 0
-    bad: int = 0
-    misrouted: int = 0
-    unknown: int = 0
+    body_of: Callable[[bytes], bytes] | None = rawclient.stream_body
     sends: int = 0
     errors: Counter[str] = field(default_factory=Counter)
     reconnects: int = 0
 
-    def delivered(self) -> set[bytes]:
-        return set(self.pushes)
-
-    def lost(self) -> set[bytes]:
-        return set(self.acked_at) - set(self.pushes)
-
-    def caught_up(self) -> bool:
-        return not self.lost()
-
     def summary(self) -> dict[str, int]:
+        counts = self.counts()
         return {
-            "sent": len(self.target),
+            "sent": counts["attempted"],
             "sends": self.sends,
-            "acknowledged": len(self.acked_at),
-            "delivered": len(self.pushes),
-            "lost": len(self.lost()),
-            "duplicated": self.duplicated,
-            "redelivered": sum(self.pushes.values()) - len(self.pushes) - self.duplicated,
-            "bad": self.bad,
-            "misrouted": self.misrouted,
-            "unknown": self.unknown,
+            **counts,
+            "bad": counts["corrupt"],  # the soak's older names
+            "unknown": counts["unexpected"],
             "retried_errors": sum(self.errors.values()),
             "reconnects": self.reconnects,
         }
@@ -237,17 +221,6 @@ class Ledger:
         times = sorted(t for t in self.acked_at.values() if since <= t <= until)
         points = [since, *times, until]
         return max(b - a for a, b in itertools.pairwise(points))
-
-    def record_push(self, mailbox: bytes, eid: bytes, body: bytes) -> None:
-        if eid in self.confirmed:
-            self.duplicated += 1
-        self.pushes[eid] += 1
-        if eid not in self.target:
-            self.unknown += 1
-        elif self.target[eid] != mailbox:
-            self.misrouted += 1
-        elif body != rawclient.stream_body(eid):
-            self.bad += 1
 
 
 class Retry(Exception):
@@ -294,6 +267,7 @@ class Sender:
     rate: float = 50.0
     window: int = 16
     first_url: int = 0
+    link: str = ""  # what the checker calls the way these envelopes take
     seed: bytes = field(default_factory=lambda: secrets.token_bytes(16))
     next_index: int = 0
     again: deque[bytes] = field(default_factory=deque)
@@ -314,7 +288,7 @@ class Sender:
             return None
         index, self.next_index = self.next_index, self.next_index + 1
         eid = hashlib.sha256(self.seed + index.to_bytes(4, "big")).digest()[:16]
-        self.ledger.target[eid] = self.targets[index % len(self.targets)].mailbox
+        self.ledger.attempt(eid, self.targets[index % len(self.targets)].mailbox, self.link)
         return eid
 
     async def run(self) -> None:
@@ -354,8 +328,12 @@ class Sender:
         self.ledger.sends += 1
         mailbox = self.ledger.target[eid]
         token = next(t.token for t in self.targets if t.mailbox == mailbox)
-        await conn.send(Send(rid, mailbox, eid, token, TTL, rawclient.stream_body(eid)))
+        await conn.send(self.frame(rid, eid, mailbox, token))
         await trio.sleep(1 / self.rate)
+
+    def frame(self, rid: int, eid: bytes, mailbox: bytes, token: bytes) -> object:
+        """The request that sends ``eid`` (a ``Send`` to a mailbox of the same domain)."""
+        return Send(rid, mailbox, eid, token, TTL, rawclient.stream_body(eid))
 
     async def _replies(self, conn: rawclient.Conn, slots: trio.Semaphore) -> None:
         while True:
@@ -365,7 +343,7 @@ class Sender:
                 raise AssertionError(f"a reply to no request in flight: {frame}")
             slots.release()
             if isinstance(frame, Sent) and frame.eid == eid:
-                self.ledger.acked_at.setdefault(eid, time.monotonic())
+                self.ledger.acknowledged(eid)
             elif isinstance(frame, Error) and frame.code in (*RETRYABLE, "limit.rate"):
                 self.ledger.errors[frame.code] += 1
                 self.again.append(eid)
@@ -410,11 +388,11 @@ async def _receive_on(conn: rawclient.Conn, acct: rawclient.Account, ledger: Led
         if not isinstance(frame, Deliver):
             continue
         for env in frame.envelopes:
-            ledger.record_push(acct.mailbox, env.eid, env.body)
+            ledger.pushed(acct.mailbox, env.eid, env.body)
         eids = tuple(env.eid for env in frame.envelopes)
         answer = await conn.call(Ack(conn.new_id(), eids), REPLY_WAIT)
         if not isinstance(answer, Error):
-            ledger.confirmed.update(eids)
+            ledger.confirmed(eids)
         elif answer.code not in RETRYABLE:
             raise AssertionError(f"ack refused: {answer}")
 
@@ -511,6 +489,7 @@ async def _soak_load(s: Soak, seconds: float, period: float) -> dict[str, Any]:
         elapsed = time.monotonic() - start  # sending time (the last sends completed)
         caught = await wait_caught_up(s.ledger, 60.0, idle=15.0)
         receivers.cancel_scope.cancel()
+    print(s.ledger.table("chaos checker"), flush=True)
     result: dict[str, Any] = {"seconds": round(elapsed, 1), "faults": faults}
     result.update(s.ledger.summary())
     result["catch_up_s"] = round(caught, 2)
