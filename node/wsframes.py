@@ -37,7 +37,11 @@ CLOSE_NO_STATUS: Final = 1005  # never sent: a Close without a code
 CLOSE_INVALID_DATA: Final = 1007
 CLOSE_TOO_BIG: Final = 1009
 MAX_CONTROL_PAYLOAD: Final = 125
-_SENDABLE_CODES: Final = frozenset({1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011})
+_SENDABLE_CODES: Final = frozenset(
+    {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014}
+)
+"""Close codes a peer may send: RFC 6455 section 7.4.1 and those IANA registered since
+(1012 service restart, 1013 try again later, 1014 bad gateway)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -123,3 +123,13 @@ def test_a_too_large_frame_fails_on_its_header_alone() -> None:
 
 def test_close_frame() -> None:
     assert wsframes.close_frame(1008) == bytes((0x88, 2)) + (1008).to_bytes(2, "big")
+
+
+def test_registered_close_codes_are_accepted() -> None:
+    """1012-1014 are IANA-registered (found by the differential test against wsproto)."""
+    for code in (1012, 1013, 1014):
+        reader = FrameReader(1024)
+        mask = b"\x01\x02\x03\x04"
+        payload = code.to_bytes(2, "big")
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        assert reader.feed(bytes((0x88, 0x80 | len(payload))) + mask + masked) == [Close(code)]

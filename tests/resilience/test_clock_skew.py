@@ -21,8 +21,10 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from typing import Any, Final
 
+import httpx
 import pytest
 import trio
 
@@ -96,6 +98,20 @@ async def _metric(fed: LocalFederation, node: str, name: str, **labels: str) -> 
     return metric(await fed.metrics(node), name, **labels)
 
 
+async def _until_clock(fed: LocalFederation, domain: str, ahead: int) -> None:
+    """Until ``domain``'s node reads its clock ``ahead`` seconds off (its HTTP ``Date``,
+    whole seconds): libfaketime re-reads the offset lazily, and a transaction signed
+    before that would be on time."""
+    with trio.fail_after(20):
+        while True:
+            async with httpx.AsyncClient(timeout=5) as http:
+                answer = await http.get(fed.url(domain) + "/healthz")
+            node_time = parsedate_to_datetime(answer.headers["date"]).timestamp()
+            if abs(node_time - time.time() - ahead) < 3:
+                return
+            await trio.sleep(0.2)
+
+
 async def _send(client: Client, to: str, batch: list[str]) -> None:
     for text in batch:
         result = await client.send(to, text)
@@ -135,6 +151,7 @@ async def test_clock_four_minutes_ahead_federates(world: World) -> None:
         await converse(alice, bob)
         world.clock.set(INSIDE)
         await trio.sleep(SETTLE)
+        await _until_clock(fed, A, INSIDE)
         await _send(alice, bob.device.address, [f"{tag} to bob"])
         await _send(bob, alice.device.address, [f"{tag} to alice"])
         await wait_until(lambda: f"{tag} to bob" in texts(bob), 20, "alice's message")
@@ -153,6 +170,7 @@ async def test_clock_six_minutes_ahead_is_refused_loudly_and_recovers(world: Wor
         await converse(alice, bob)
         world.clock.set(OUTSIDE)
         await trio.sleep(SETTLE)
+        await _until_clock(fed, A, OUTSIDE)
         await _send(alice, bob.device.address, to_bob)
         await _send(bob, alice.device.address, to_alice)
         await _until_refused_both_ways(fed)
