@@ -38,10 +38,10 @@ CLOSE_INVALID_DATA: Final = 1007
 CLOSE_TOO_BIG: Final = 1009
 MAX_CONTROL_PAYLOAD: Final = 125
 _SENDABLE_CODES: Final = frozenset(
-    {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014}
+    {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013}
 )
-"""Close codes a peer may send: RFC 6455 section 7.4.1 and those IANA registered since
-(1012 service restart, 1013 try again later, 1014 bad gateway)."""
+"""Close codes a peer may send: RFC 6455 section 7.4.1 and 1012 (service restart) and
+1013 (try again later), registered since, as wsproto accepts them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +114,9 @@ class FrameReader:
             return 0
         first, second = buffer[at], buffer[at + 1]
         length, header = second & 0x7F, 2
-        if length == 126:
+        if first & 0x08 and length > MAX_CONTROL_PAYLOAD:
+            length = MAX_CONTROL_PAYLOAD + 1  # a long control frame: refused on its header
+        elif length == 126:
             if available < 4:
                 return 0
             length, header = int.from_bytes(buffer[at + 2 : at + 4], "big"), 4

@@ -137,7 +137,7 @@ def _codes(events: list[object]) -> list[object]:
     return [Failure(e.code, "") if isinstance(e, Failure) else e for e in events]
 
 
-@settings(max_examples=EXAMPLES, deadline=None)
+@settings(max_examples=EXAMPLES, deadline=None, derandomize=True)
 @given(STREAMS, st.lists(st.integers(0, 1 << 20), max_size=5))
 def test_client_streams_read_alike(
     stream: tuple[list[Op], SendClose | None], cuts: list[int]
@@ -149,7 +149,7 @@ def test_client_streams_read_alike(
     assert _theirs(data) == _expected(sequence)
 
 
-@settings(max_examples=EXAMPLES * 2, deadline=None)
+@settings(max_examples=EXAMPLES * 2, deadline=None, derandomize=True)
 @given(STREAMS, st.integers(0, 1 << 20), st.integers(1, 255))
 def test_damaged_client_streams_end_alike(
     stream: tuple[list[Op], SendClose | None], where: int, flip: int
@@ -169,8 +169,11 @@ def _agree(ours: list[object], theirs: list[object]) -> bool:
     - wsproto checks a text message's UTF-8 frame by frame and may fail (1007) before the
       message ends; the node checks it whole, so it may read on (and then fail with 1002
       or 1007, or wait for bytes that a damaged length promised);
-    - the node refuses a frame whose length takes a message over ``max_message`` (1009)
-      as soon as the header says so; wsproto has no such bound and waits for the bytes."""
+    - the node judges a frame on its first two bytes (1002: reserved bits, no mask, an
+      unexpected continuation, a long control frame) and on its length (1009: over
+      ``max_message``, a bound wsproto does not have); wsproto waits for the whole header
+      and payload first, so where a damaged length leaves the stream short, the node may
+      fail while wsproto still waits for bytes."""
     o_fail = ours[-1] if ours and isinstance(ours[-1], Failure) else None
     t_fail = theirs[-1] if theirs and isinstance(theirs[-1], Failure) else None
     o_events = ours[:-1] if o_fail else ours
@@ -182,13 +185,13 @@ def _agree(ours: list[object], theirs: list[object]) -> bool:
     if o_events != t_events:
         return False
     if o_fail is None or t_fail is None:
-        too_big = isinstance(o_fail, Failure) and o_fail.code == wsframes.CLOSE_TOO_BIG
-        return o_fail is t_fail or (too_big and t_fail is None)
+        early = isinstance(o_fail, Failure) and o_fail.code in (1002, wsframes.CLOSE_TOO_BIG)
+        return o_fail is t_fail or (early and t_fail is None)
     assert isinstance(o_fail, Failure)
     return o_fail.code == t_fail.code
 
 
-@settings(max_examples=EXAMPLES, deadline=None)
+@settings(max_examples=EXAMPLES, deadline=None, derandomize=True)
 @given(st.lists(OPS, max_size=6), st.none() | st.builds(SendClose, CLOSE_CODES))
 def test_server_frames_read_by_wsproto(ops: list[Op], close: SendClose | None) -> None:
     out = bytearray()
