@@ -8,6 +8,7 @@ already seen in this run (the same bug again would only repeat itself).
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -23,8 +24,9 @@ from tests.fuzz import corpus
 WORK: Final = Path(__file__).parent.parent.parent / ".fuzz"
 _STATUS = re.compile(r"cov: (\d+) ft: (\d+) corp: (\d+)")
 _UNITS = re.compile(r"stat::number_of_executed_units: (\d+)")
+_COUNT = re.compile(r"^#(\d+)\s", re.MULTILINE)
 _ARTIFACT = re.compile(r"Test unit written to (\S+)")
-_EXCEPTION = re.compile(r"=== Uncaught Python exception: ===\n(.+)")
+_EXCEPTION = re.compile(r"=== Uncaught Python exception: ===\s*\n(.+)")
 
 
 @dataclass
@@ -83,21 +85,21 @@ def _worker(target: str, work: Path, seconds: int, max_len: int, engine: str) ->
     env = {"SEALRELAY_FUZZ_ENGINE": engine}
     cmd = [sys.executable, "-m", "tests.fuzz.worker", target, *flags, *dirs]
     done = subprocess.run(
-        cmd, capture_output=True, text=True, errors="replace", env=_env(env), check=False
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,  # atheris prints the uncaught exception on stdout
+        text=True,
+        errors="replace",
+        env={**os.environ, **env},
+        check=False,
     )
-    (work / "last.log").write_text(done.stderr)
-    return done.stderr
-
-
-def _env(extra: dict[str, str]) -> dict[str, str]:
-    import os
-
-    return {**os.environ, **extra}
+    (work / "last.log").write_text(done.stdout)
+    return done.stdout
 
 
 def _read(output: str, result: Result) -> None:
-    for units in _UNITS.findall(output):
-        result.executions += int(units)
+    units = _UNITS.findall(output) or _COUNT.findall(output)[-1:]  # a crash prints no stats
+    result.executions += sum(int(u) for u in units)
     statuses = _STATUS.findall(output)
     if statuses:
         cov, ft, corp = (int(v) for v in statuses[-1])

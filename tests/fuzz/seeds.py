@@ -201,14 +201,15 @@ def group_message(w: World) -> list[bytes]:
 
 
 def attachment_chunks(w: World) -> list[bytes]:
-    return [b"\x01\x00\x01", b"\x00\x10\x01\x00\x00\x01\x00\x00", b"\xff\xff\x01\x02\x00\x00\x00"]
+    """Size (3 bytes), claimed-size flag, mutation, step."""
+    return [b"\x00\x01\x00\x01", b"\x00\x00\x10\x01\x00\x00\x01\x00\x00", b"\x01\xff\xff\x01\x02"]
 
 
 def saved_records(w: World) -> list[bytes]:
     pointer = AttachmentPointer(EID, bytes(32), bytes(32), 5, 1040, "../photo.jpg", "image/jpeg")
     saved = SavedAttachment(pointer, "/tmp/x/photo.jpg", bytes(32), None, SavedFile(1, 2, 5, 3))
     msg = StoredMessage(EID, w.alice.address, 1, "hi", NOW_MS, NOW_MS, 60, NOW_MS, (saved,), False)
-    return [encode(msg)]
+    return [encode(msg), "/../../.ssh/authorized_keys\u202e.txt".encode()]
 
 
 def routing_layer(w: World) -> list[bytes]:
