@@ -11,6 +11,7 @@ so the fuzzer also reaches what runs after the check.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TypeVar
 
 from client import attachments, groupnet, savedfiles
 from client.content import unpack_payload
@@ -38,6 +39,8 @@ from wire.e2e import (
 from wire.group import GroupChange, GroupChangeBody
 from wire.relay import PUSHES, RESPONSES
 from wire.server import DocumentSignature, ServerKeyDocument, ServerKeyDocumentBody
+
+M = TypeVar("M")
 
 
 def node_frames(data: bytes) -> None:
@@ -73,15 +76,25 @@ def sender_certificate(data: bytes) -> None:
     w = world()
     cursor = Cursor(data)
     mode, rest = cursor.byte() & 1, cursor.rest()
-    with refusing(WireError):
-        if mode == 0:
-            cert = decode(rest, SenderCertificate)
-        else:
-            body = decode(rest, SenderCertificateBody)
-            sig = w.suite.sig.sign(w.server.sig_key, rest, labels.CTX_SENDER_CERTIFICATE)
-            cert = SenderCertificate(body=body, signature=sig)
+    if mode == 0:
+        cert = decoded(rest, SenderCertificate)
+    elif (body := decoded(rest, SenderCertificateBody)) is not None:
+        sig = w.suite.sig.sign(w.server.sig_key, rest, labels.CTX_SENDER_CERTIFICATE)
+        cert = SenderCertificate(body=body, signature=sig)
+    else:
+        return
+    if cert is not None:
         with refusing(ClientError):
             verify_certificate(w.suite, cert, w.keyring, NOW_MS)
+
+
+def decoded(data: bytes, cls: type[M]) -> M | None:
+    """The message of class ``cls`` in ``data``, or None when it does not decode (which
+    the product answers with its own error before any of what a target drives next)."""
+    try:
+        return decode(data, cls)
+    except WireError:
+        return None
 
 
 def prekey_bundle(data: bytes) -> None:
@@ -90,17 +103,18 @@ def prekey_bundle(data: bytes) -> None:
     w = world()
     cursor = Cursor(data)
     mode, rest = cursor.byte() & 1, cursor.rest()
-    with refusing(WireError):
-        bundle = decode(rest, PrekeyBundle)
-        if mode == 1:
-            bundle = _signed_by_bob(bundle)
-        with refusing(ClientError):
-            verify_bundle(w.suite, bundle)
-            try:
-                w.alice.start_session(bundle)
-            finally:
-                w.alice.sessions.pop((bundle.address, bundle.device), None)
-                w.alice.trust.pop(bundle.address, None)
+    bundle = decoded(rest, PrekeyBundle)
+    if bundle is None:
+        return
+    if mode == 1:
+        bundle = _signed_by_bob(bundle)
+    with refusing(ClientError):
+        verify_bundle(w.suite, bundle)
+        try:
+            w.alice.start_session(bundle)
+        finally:
+            w.alice.sessions.pop((bundle.address, bundle.device), None)
+            w.alice.trust.pop(bundle.address, None)
 
 
 def _signed_by_bob(bundle: PrekeyBundle) -> PrekeyBundle:
@@ -168,8 +182,8 @@ def group_change(data: bytes) -> None:
         if mode == 0:
             group.receive_change(rest)
         elif mode == 1:
-            with refusing(WireError):
-                body = decode(rest, GroupChangeBody)
+            body = decoded(rest, GroupChangeBody)
+            if body is not None:
                 sig = alice.identity.sign(rest, labels.CTX_GROUP_CHANGE)
                 change = GroupChange(body=body, key=alice.identity.public.sig, sig=sig)
                 group.receive_change(encode(change))
@@ -248,10 +262,12 @@ def _mutated(cipher: bytes, cursor: Cursor) -> bytes:
 def saved_records(data: bytes) -> None:
     """The client's saved message records (``inbox.decode_stored``, both versions) and the
     file names it derives from a sender's attachment name (``savedfiles``)."""
-    with refusing(WireError):
+    try:
         msg = decode_stored(data)
-        for att in msg.attachments:
-            _check_names(att.pointer.name)
+    except WireError:
+        msg = None
+    for att in msg.attachments if msg is not None else ():
+        _check_names(att.pointer.name)
     if data[:1] == b"/":  # a name on its own (candidate_names makes 10,000 names: slow)
         _check_names(data[1:].decode("utf-8", "replace"))
 
