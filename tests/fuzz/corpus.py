@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Final
 
 ROOT: Final = Path(__file__).parent / "corpus"
-MAX_FILE: Final = 64 * 1024 + 64
-"""Largest kept input: a sealed envelope padded to the 64 KiB bucket, and its prefix."""
+MAX_FILE: Final = 16 * 1024
+"""Largest ``cov-`` input kept (seeds and crashes are kept whatever their size)."""
 MAX_KEPT: Final = 24
 """Most ``cov-`` inputs kept per target."""
 

@@ -40,7 +40,9 @@ def main() -> None:
     run: Callable[[bytes], object] = target.run
     if os.environ.get("SEALRELAY_FUZZ_ENGINE") == "hypothesis":
         run = _hypothesis(target.run, target.max_len)
-    atheris.Setup([sys.argv[0], *flags], run)
+    # libFuzzer runs argv[0] through the shell for -merge: make it this very command
+    me = f"{sys.executable} -m tests.fuzz.worker {name}"
+    atheris.Setup([me, *flags], run)
     atheris.Fuzz()
 
 
