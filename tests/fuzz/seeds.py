@@ -21,6 +21,7 @@ from client.sealed import unseal
 from federation.routing import seal_layer
 from node.wsframes import OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_TEXT, unmask
 from tests.fuzz.targets.federation import HEADERS, _signed_headers
+from tests.fuzz.targets.session import node
 from tests.fuzz.world import DOMAIN, NOW_MS, OTHER_DOMAIN, World, world
 from wire import encode
 from wire.federation import (
@@ -40,6 +41,8 @@ from wire.relay import (
     Error,
     FetchPrekeys,
     Forward,
+    GetCertificate,
+    GetPrekeyStatus,
     GetServerKeys,
     Hello,
     Introduce,
@@ -55,6 +58,8 @@ from wire.relay import (
     SentBatch,
     SentShared,
     ServerKeys,
+    SetDeliveryToken,
+    SetIntroductions,
     SharedRecipient,
 )
 
@@ -96,6 +101,43 @@ def client_frames(w: World) -> list[bytes]:
         RequestBlobUpload(12, 1000, 3600),
     ]
     return [encode(f) for f in frames]
+
+
+def node_session(w: World) -> list[bytes]:
+    """Requests of Alice's to the relay of ``tests.fuzz.targets.session`` (mode 0), and
+    logins on a fresh connection (mode 1)."""
+    n = node()
+    to_bob = Send(id=3, mailbox=n.bob_mailbox, eid=EID, token=n.bob_token, ttl=60, body=b"x")
+    shared = SendShared(
+        7,
+        MAILBOX,
+        60,
+        (SharedRecipient(n.bob_mailbox, n.bob_token), SharedRecipient(EID, None)),
+        b"group body",
+    )
+    upload = w.alice.pool.upload()
+    upload = replace(upload, one_time=upload.one_time[:1], kem_one_time=upload.kem_one_time[:1])
+    frames = [
+        to_bob,
+        shared,
+        SendBatch(4, (to_bob, replace(to_bob, id=5, eid=MAILBOX))),
+        Introduce(8, n.bob_mailbox, EID, 60, b"hello"),
+        FetchPrekeys(5, w.bob.address),
+        PublishPrekeys(6, upload),
+        Ack(11, (EID,)),
+        GetCertificate(12),
+        SetIntroductions(13, True),
+        SetDeliveryToken(14, bytes(32)),
+        GetPrekeyStatus(15),
+        RequestBlobUpload(16, 1000, 3600),
+        Forward(17, OTHER_DOMAIN, EID, 60, b"layer"),
+        GetServerKeys(18, DOMAIN),
+    ]
+    logins = [
+        Auth(1, w.alice.address, 1, b"s" * 64),
+        Register(1, "AAAA-BBBB-CCCC-DDDD", "carol", w.alice.identity.public, b"s" * 64),
+    ]
+    return [b"\x00" + encode(f) for f in frames] + [b"\x01" + encode(f) for f in logins]
 
 
 def shared_sends(w: World) -> list[bytes]:
@@ -243,6 +285,7 @@ def request_signature(w: World) -> list[bytes]:
 SEEDS: dict[str, Callable[[World], list[bytes]]] = {
     "client_frames": client_frames,
     "shared_sends": shared_sends,
+    "node_session": node_session,
     "ws_frames": ws_frames,
     "blob_request": blob_request,
     "node_frames": node_frames,

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from tests.fuzz.targets import client, federation, node
+from tests.fuzz.targets import client, federation, node, session
 from tests.fuzz.targets.base import Target
 
 TARGETS: dict[str, Target] = {
-    t.name: t for t in (*node.TARGETS, *client.TARGETS, *federation.TARGETS)
+    t.name: t for t in (*node.TARGETS, *session.TARGETS, *client.TARGETS, *federation.TARGETS)
 }
 
 __all__ = ["TARGETS", "Target"]
