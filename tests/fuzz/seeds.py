@@ -167,6 +167,15 @@ def ws_frames(w: World) -> list[bytes]:
     return [b"\x02\x07" + stream, b"\x01\xff" + stream, b"\x00\x00" + stream[:40]]
 
 
+def ws_upgrade(w: World) -> list[bytes]:
+    head = (
+        b"GET /v1/client HTTP/1.1\r\nHost: fuzz.example\r\nUpgrade: websocket\r\n"
+        b"Connection: keep-alive, Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        b"Sec-WebSocket-Version: 13\r\n\r\n"
+    )
+    return [head + b"\x82\x80\0\0\0\0", b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"]
+
+
 def blob_request(w: World) -> list[bytes]:
     path = "00112233445566778899aabbccddeeff"
     headers = [
@@ -286,6 +295,7 @@ SEEDS: dict[str, Callable[[World], list[bytes]]] = {
     "client_frames": client_frames,
     "shared_sends": shared_sends,
     "node_session": node_session,
+    "ws_upgrade": ws_upgrade,
     "ws_frames": ws_frames,
     "blob_request": blob_request,
     "node_frames": node_frames,

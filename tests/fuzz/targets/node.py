@@ -3,7 +3,9 @@ shared sends, and the blob routes' path and headers."""
 
 from __future__ import annotations
 
-from node import app
+import base64
+
+from node import app, gateway
 from node.errors import NodeError
 from node.session import _decode, _request_id
 from node.wsframes import (
@@ -77,6 +79,17 @@ def _check_events(events: list[Event], limit: int) -> None:
             assert len(event.payload) <= 125
 
 
+def ws_upgrade(data: bytes) -> None:
+    """``node.gateway._client_upgrade``: the request head of a new connection (h11), a
+    client WebSocket upgrade or None (hypercorn then answers it); no exception at all."""
+    upgrade = gateway._client_upgrade(data)
+    if upgrade is not None:
+        key, rest, path, _ = upgrade
+        assert len(base64.b64decode(key, validate=True)) == 16
+        assert path == "/v1/client"
+        assert data.endswith(rest)
+
+
 def blob_request(data: bytes) -> None:
     """The blob routes' parsing of what the client chose: the path's blob id, the
     ``Authorization: Bearer`` upload token and ``Content-Length`` (no exception at all:
@@ -107,6 +120,13 @@ TARGETS = (
         "node.errors.NodeError",
         shared_sends,
         max_len=8192,
+    ),
+    Target(
+        "ws_upgrade",
+        "node.gateway._client_upgrade (h11 request head, WebSocket key)",
+        "none (None: not a client upgrade)",
+        ws_upgrade,
+        max_len=4096,
     ),
     Target("ws_frames", "node.wsframes.FrameReader.feed", "none (Failure events)", ws_frames),
     Target(
