@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from client.errors import BadAddress, ServerKeyError
-from suites import get_suite_by_id, labels
+from suites import SuiteError, get_suite_by_id, labels
 from wire import encode
 from wire.federation import (
     MAX_GROUP_RECIPIENTS,
@@ -27,6 +27,9 @@ from wire.federation import (
     SealedRoutingLayer,
 )
 from wire.server import ServerKemKey, ServerKeyDocument
+
+MAX_DOMAIN_BYTES = 253
+"""The longest domain name the routing layer's AAD can name (one length byte)."""
 
 
 def check_address(address: str) -> str:
@@ -41,6 +44,8 @@ def check_address(address: str) -> str:
 
 def layer_aad(destination: str, suite_id: int, key_id: bytes) -> bytes:
     name = destination.lower().encode()
+    if len(name) > MAX_DOMAIN_BYTES:  # lower() may lengthen a name: "İ" becomes "i̇"
+        raise ServerKeyError("the destination domain name is too long")
     return labels.ROUTING_LAYER_INFO + bytes([suite_id, len(name)]) + name + key_id
 
 
@@ -79,8 +84,12 @@ def seal_for_domain(
         recipients=tuple(RoutingRecipient(mailbox=m, token=t) for m, t in wanted),
         body=body,
     )
-    suite = get_suite_by_id(key.suite)
-    sealed = suite.hpke.seal(
-        key.public, labels.ROUTING_LAYER_INFO, layer_aad(domain, key.suite, key.id), encode(layer)
-    )
+    aad = layer_aad(domain, key.suite, key.id)
+    try:
+        # The document verified, but only its signatures: the domain signed whatever KEM
+        # key it lists, which may be of no suite we know or not a key at all.
+        suite = get_suite_by_id(key.suite)
+        sealed = suite.hpke.seal(key.public, labels.ROUTING_LAYER_INFO, aad, encode(layer))
+    except SuiteError as exc:
+        raise ServerKeyError(f"{domain} lists an unusable routing key ({exc.code})") from None
     return encode(SealedRoutingLayer(suite=key.suite, key_id=key.id, c=sealed))

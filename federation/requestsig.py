@@ -26,7 +26,7 @@ from typing import Final
 from federation.errors import ClockSkew, RequestAuthError, describe_skew
 from suites import Suite, SuiteError, get_suite_by_id, labels
 from suites.sig import SigPrivateKey
-from wire import encode
+from wire import WireError, encode
 from wire.federation import RequestStatement
 from wire.server import ServerVerifyKeyEntry
 
@@ -83,7 +83,7 @@ def parse_request(
     try:
         origin = headers[HEADER_ORIGIN].lower()
         dest = headers[HEADER_DESTINATION].lower()
-        time = int(headers[HEADER_TIME])
+        time = _decimal(headers[HEADER_TIME])
         nonce = bytes.fromhex(headers[HEADER_NONCE])
         key_id = bytes.fromhex(headers[HEADER_KEY])
         signature = base64.urlsafe_b64decode(headers[HEADER_SIGNATURE])
@@ -93,8 +93,19 @@ def parse_request(
         raise RequestAuthError(f"the request is for {dest!r}, not this domain")
     if len(nonce) != NONCE_LEN or not 0 < len(key_id) <= 64 or not 0 <= time < 2**63:
         raise RequestAuthError("malformed federation signature headers")
-    statement = _statement(method, path, origin, dest, body, time, nonce, key_id)
+    try:
+        statement = _statement(method, path, origin, dest, body, time, nonce, key_id)
+    except WireError:  # a method, path or origin longer than a statement holds
+        raise RequestAuthError("malformed federation request") from None
     return SignedClaim(statement, signature)
+
+
+def _decimal(text: str) -> int:
+    """An ASCII decimal (``int()`` alone also takes signs, blanks, ``_`` and other
+    scripts' digits); ``ValueError`` if it is not one."""
+    if not (text.isascii() and text.isdigit()):
+        raise ValueError("not a decimal number")
+    return int(text)
 
 
 def _statement(

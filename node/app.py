@@ -544,7 +544,8 @@ def _content_length(scope: Scope) -> int | None:
     for name, value in scope.get("headers", []):
         if name.lower() == b"content-length":
             text = value.decode("latin-1").strip()
-            return int(text) if text.isdigit() else None
+            # ASCII digits only: str.isdigit() is also true of "²" (latin-1 0xB2)
+            return int(text) if text.isascii() and text.isdigit() else None
     return None
 
 
@@ -558,7 +559,9 @@ def _bearer(scope: Scope) -> bytes | None:
 
 
 def _unhex(text: str, length: int) -> bytes | None:
-    if len(text) != length:
+    """The bytes of exactly ``length`` hex digits, else None (``bytes.fromhex`` on its own
+    would skip whitespace between digits and give fewer bytes)."""
+    if len(text) != length or not (text.isascii() and text.isalnum()):
         return None
     try:
         return bytes.fromhex(text)

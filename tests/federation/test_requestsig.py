@@ -122,3 +122,30 @@ def test_the_nonce_cache_refuses_a_replay_for_as_long_as_the_window() -> None:
     assert cache.remember("c.example", nonce, NOW + 1)  # per origin
     assert not cache.remember("a.example", nonce, NOW + 2 * WINDOW_MS - 1)
     assert cache.remember("a.example", nonce, NOW + 2 * WINDOW_MS + 1)  # long out of window
+
+
+# Found by fuzzing (tests/fuzz, the request_signature target): a header the statement
+# cannot hold raised WireError out of parse_request (a 500 and a logged traceback).
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "origin"),
+    [("PUT", PATH, "o" * 254), ("P" * 17, PATH, "a.example"), ("PUT", "/" * 2049, "a.example")],
+)
+def test_a_request_the_statement_cannot_hold_is_refused(
+    agency_a: Agency, method: str, path: str, origin: str
+) -> None:
+    headers = _headers(agency_a)
+    headers["sealrelay-origin"] = origin
+    with pytest.raises(RequestAuthError):
+        parse_request(method, path, headers, BODY, "b.example")
+
+
+@pytest.mark.parametrize(
+    "time", ["+1800000000000", " 1800000000000", "1_800_000_000_000", "\u0661"]
+)
+def test_the_time_header_is_plain_ascii_digits(agency_a: Agency, time: str) -> None:
+    headers = _headers(agency_a)
+    headers[HEADER_TIME] = time
+    with pytest.raises(RequestAuthError):
+        parse_request("PUT", PATH, headers, BODY, "b.example")

@@ -1,0 +1,12 @@
+"""Every fuzz target, by name (see ``tests.fuzz.targets.base`` for what a target is)."""
+
+from __future__ import annotations
+
+from tests.fuzz.targets import client, federation, node, session
+from tests.fuzz.targets.base import Target
+
+TARGETS: dict[str, Target] = {
+    t.name: t for t in (*node.TARGETS, *session.TARGETS, *client.TARGETS, *federation.TARGETS)
+}
+
+__all__ = ["TARGETS", "Target"]
