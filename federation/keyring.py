@@ -21,6 +21,7 @@ calls ``on_refusal(domain, code)`` so that the node logs it loudly and counts it
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Final, Protocol
@@ -116,6 +117,8 @@ class Keyring:
         domain = domain.lower()
         policy = self.policies.get(domain)
         if policy is None and self._open:
+            if not is_host_name(domain):
+                raise PolicyRefused(f"{domain!r} is not a domain name this node would reach")
             policy = PeerPolicy(domain=domain, trust="tofu")
         if policy is None:
             raise PolicyRefused(f"{domain} is not a federation peer of this domain")
@@ -220,3 +223,18 @@ class Keyring:
                 if not await self._notary_check(notary, domain, raw):
                     raise KeyDocumentError(f"notary {notary} does not confirm {domain}'s keys")
         return "tofu"
+
+
+_LABEL: Final = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+
+
+def is_host_name(domain: str) -> bool:
+    """Whether ``domain`` is a DNS host name an open federation may reach on first use: at
+    least two labels of letters, digits and inner hyphens, at most 253 characters, and
+    not an address (the last label is not all digits). No port, no IP literal, no
+    ``localhost``: a name a client typed must not turn the node into a proxy to its own
+    network (``https://{domain}`` is fetched)."""
+    labels = domain.split(".")
+    if len(domain) > 253 or len(labels) < 2 or labels[-1].isdigit():
+        return False
+    return all(_LABEL.fullmatch(label) for label in labels)

@@ -210,8 +210,12 @@ class Federation:
         return answer.devices
 
     async def remote_blob(self, domain: str, blob: bytes) -> bytes | None:
+        """A blob of ``domain``, fetched for a client; only from a peer whose key document
+        this node trusts (as before sending to it), so a name a client made up is not
+        fetched from."""
         with _as_node_error():
             policy = self.keyring.policy(domain)
+            await self.keyring.document(domain)
             response = await self.peers.request(
                 "GET", domain, policy.urls(), BLOBS_PATH + blob.hex()
             )

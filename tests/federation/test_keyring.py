@@ -142,3 +142,31 @@ async def test_tofu_accepts_the_first_document_then_needs_continuity() -> None:
     rotated = dataclasses.replace(a, keys=a.keys.rotated(clock.ms, 86400))
     peer.document = rotated.document(clock.ms)
     assert (await keyring.document("a.example", refresh=True)).trust == "continuity"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "localhost",
+        "127.0.0.1",
+        "localhost:6379",
+        "example.com:8080",
+        "10.0.0.1",
+        "[::1]",
+        "a..example",
+        "-a.example",
+        "a_b.example",
+        "x" * 64 + ".example",
+    ],
+)
+async def test_open_federation_reaches_only_host_names(name: str) -> None:
+    """With ``open_federation`` any domain is a peer on first use, and the node fetches
+    ``https://{domain}``: an address, a port or a single label must not be one."""
+    peer = Peer(make_agency("a.example", 0).document())
+    keyring = Keyring("b.example", {}, peer, clock=Clock(), open_federation=True)
+    with pytest.raises(PolicyRefused):
+        keyring.policy(name)
+    with pytest.raises(PolicyRefused):
+        await keyring.document(name)
+    assert keyring.policy("peer.example").trust == "tofu"
+    assert peer.fetches == 0
