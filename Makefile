@@ -44,9 +44,12 @@ bench: $(STAMP)
 # Cluster soak: node replicas on a Sentinel set, replica and Redis-primary kills in turn,
 # for CHAOS_SECONDS (default 180); prints lost, duplicated and delivered counts.
 # CHAOS_ARGS passes more options (e.g. --durability primary, --replicas 2).
+# CHAOS_SCHEDULE=fed runs the schedule of faults between two domains instead (chaos-fed).
 CHAOS_SECONDS ?= 180
+CHAOS_SCHEDULE ?= cluster
+CHAOS_MODULE := $(if $(filter fed,$(CHAOS_SCHEDULE)),fedchaos,chaos)
 chaos: $(STAMP)
-	CHAOS_SECONDS=$(CHAOS_SECONDS) $(BIN)/python -m tests.resilience.chaos $(CHAOS_ARGS)
+	CHAOS_SECONDS=$(CHAOS_SECONDS) $(BIN)/python -m tests.resilience.$(CHAOS_MODULE) $(CHAOS_ARGS)
 
 # Faults between two domains: a partition (60 s), a black hole, 2 s latency, resets in the
 # middle of a transaction and one-way cuts, in turn through a fault proxy, for CHAOS_SECONDS
