@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SHARED ?= ../shared
 
-.PHONY: test lint typecheck contracts unit run bench clean venv chaos chaos-fed groups-full fuzz
+.PHONY: resilience test lint typecheck contracts unit run bench clean venv chaos chaos-fed groups-full fuzz
 
 venv: $(STAMP)
 
@@ -33,13 +33,19 @@ test: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -m "not long"
 
 run: $(STAMP)
 	$(BIN)/sealrelay dev run
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
+
+# The resilience runs of a minute or more (pytest marker "long"; today a peer domain down
+# for 60 s, and the sender's node killed during such an outage). `make test` runs the short
+# round of every fault instead (tests/resilience/test_federation_faults.py).
+resilience: $(STAMP)
+	$(BIN)/pytest -q -m long
 
 # Cluster soak: node replicas on a Sentinel set, replica and Redis-primary kills in turn,
 # for CHAOS_SECONDS (default 180); prints lost, duplicated and delivered counts.

@@ -44,7 +44,7 @@ CATCH_UP: Final = 10.0
 QUEUE: Final = "sealrelay_federation_queue"
 ACCEPTED: Final = "sealrelay_envelopes_accepted_total"
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.long]
 
 
 @dataclass
