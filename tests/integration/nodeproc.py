@@ -24,9 +24,10 @@ import subprocess
 import sys
 import threading
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Final
+from typing import IO, Any, ClassVar, Final
 
 START_TIMEOUT: Final = 30.0
 STOP_TIMEOUT: Final = 15.0
@@ -211,3 +212,28 @@ def invite(data_dir: Path, name: str, env: Mapping[str, str] | None = None) -> s
 
 def json_lines(text: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+@dataclass
+class CliUser:
+    """An account used through ``sealrelay client`` (subclasses set ``domain``)."""
+
+    domain: ClassVar[str]
+    name: str
+    home: Path
+    passphrase: str
+
+    @property
+    def address(self) -> str:
+        return f"{self.name}@{self.domain}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"SEALRELAY_PASSPHRASE": self.passphrase, "SEALRELAY_TIMEOUT": "60"}
+
+    def cli(
+        self, *args: str, check: bool = True, cwd: Path | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """``sealrelay client ARGS[0] --home HOME ARGS[1:]``."""
+        home = ["--home", str(self.home)]
+        return run_cli("client", args[0], *home, *args[1:], env=self.env, check=check, cwd=cwd)

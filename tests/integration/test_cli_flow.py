@@ -22,6 +22,7 @@ import pytest
 from client.inbox import Inbox
 from client.store.sqlite import SqliteStore
 from tests.integration.nodeproc import (
+    CliUser,
     NodeProcess,
     invite,
     json_lines,
@@ -33,22 +34,8 @@ DOMAIN = "example.test"
 
 
 @dataclass
-class User:
-    name: str
-    home: Path
-    passphrase: str
-
-    @property
-    def address(self) -> str:
-        return f"{self.name}@{DOMAIN}"
-
-    @property
-    def env(self) -> dict[str, str]:
-        return {"SEALRELAY_PASSPHRASE": self.passphrase, "SEALRELAY_TIMEOUT": "60"}
-
-    def cli(self, *args: str, check: bool = True, cwd: Path | None = None) -> Any:
-        home = ["--home", str(self.home)]
-        return run_cli("client", args[0], *home, *args[1:], env=self.env, check=check, cwd=cwd)
+class User(CliUser):
+    domain = DOMAIN
 
     def send(self, to: User, text: str, *extra: str) -> str:
         out = json_lines(self.cli("send", to.address, text, *extra).stdout)

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.nodeproc import NodeProcess, invite, json_lines, run_cli
+from tests.integration.nodeproc import CliUser, NodeProcess, invite, json_lines, run_cli
 
 DOMAIN = "send.test"
 FAIL_FAST = 15.0
@@ -27,23 +27,8 @@ FAIL_FAST = 15.0
 
 
 @dataclass
-class User:
-    name: str
-    home: Path
-    passphrase: str
-
-    @property
-    def address(self) -> str:
-        return f"{self.name}@{DOMAIN}"
-
-    @property
-    def env(self) -> dict[str, str]:
-        return {"SEALRELAY_PASSPHRASE": self.passphrase, "SEALRELAY_TIMEOUT": "60"}
-
-    def cli(self, *args: str, check: bool = True) -> Any:
-        return run_cli(
-            "client", args[0], "--home", str(self.home), *args[1:], env=self.env, check=check
-        )
+class User(CliUser):
+    domain = DOMAIN
 
     def send(self, to: str, text: str) -> dict[str, Any]:
         (out,) = json_lines(self.cli("send", to, text).stdout)
