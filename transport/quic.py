@@ -1,0 +1,419 @@
+"""A trio shell around qh3's sans-I/O QUIC connection: one connection as a MediaTransport.
+
+QUIC (RFC 9000) with DATAGRAM frames (RFC 9221) for media and the client-initiated
+bidirectional stream 0 for control. qh3 (an aioquic fork with a Rust packet core) does all
+of QUIC and TLS 1.3; its key exchange offers X25519MLKEM768 first, so the hop is hybrid
+post-quantum. This module only moves bytes between qh3, a UDP socket and trio channels:
+
+    QuicChannel           one connection; MediaTransport for the application
+    SocketLoop            THE task of a UDP socket: wait readable, drain, feed, service
+                          timers, flush -- one task per socket, no task per datagram
+    connect_quic(...)     client: own socket + loop task in the caller's nursery, handshake,
+                          pinned-key check; returns an established QuicChannel
+    transport.quic_server the server side: one socket, connections by connection id
+
+Timers: see ``transport.clock`` for why a qh3 deadline is converted, never reused, on trio.
+When an application task sends, qh3's next deadline can move earlier than the one the
+socket task sleeps until; the channel then tightens the socket task's cancel-scope deadline
+(``SocketLoop.tighten``), which is cheaper than waking it through a channel.
+
+Control stream framing: the client writes ``CONTROL_PREFACE`` first (this also opens the
+stream, so the server may write on it), then each message as a 4-byte big-endian length and
+the bytes. A length over ``MAX_CONTROL_MESSAGE`` or a wrong preface closes the connection
+with ``APP_CONTROL_VIOLATION``.
+
+Both ends authenticated (node-to-node): qh3 2.1.0 never sends a TLS CertificateRequest as a
+server, so a client certificate cannot be requested or verified. Proposed instead: after
+the handshake the accepting node writes a 32-byte random challenge on the control stream;
+the connecting node answers with its domain and a signature, by its server signing key (the
+one its signed server key document lists), over a labelled tuple (challenge, SHA-256 of the
+accepting node's QUIC certificate key, both domains). The certificate-key hash binds the
+answer to this TLS peer: a relay that pins its own key cannot forward it.
+"""
+
+from __future__ import annotations
+
+import ssl
+import struct
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Final, Protocol
+
+import trio
+from qh3 import QuicConfiguration, QuicConnection, QuicConnectionError
+from qh3.quic import events
+from qh3.quic.packet import QuicErrorCode
+
+from transport.base import MAX_CONTROL_MESSAGE, MAX_DATAGRAM_PAYLOAD, TransportKind, TransportStats
+from transport.clock import QuicClock
+from transport.errors import (
+    HandshakeFailed,
+    MessageTooLarge,
+    PeerKeyMismatch,
+    TransportClosed,
+    TransportError,
+)
+from transport.identity import PinnedKey, QuicIdentity
+from transport.udp import Address, SocketCounters, UdpSocket
+
+ALPN: Final = "sealrelay-media/1"
+"""TLS ALPN (RFC 7301) of the media protocol; both ends require it."""
+
+SERVER_NAME: Final = "sealrelay"
+"""The constant SNI a client sends: names are not checked (pins are) and must not leak."""
+
+CID_LENGTH: Final = 8
+"""Bytes of the connection ids this endpoint issues (the server demultiplexes on them)."""
+
+CONTROL_STREAM_ID: Final = 0
+CONTROL_PREFACE: Final = b"\x01"
+"""First byte on the control stream: control framing version 1."""
+
+APP_NO_ERROR: Final = 0x0
+APP_CONTROL_VIOLATION: Final = 0x101
+"""Application close codes (RFC 9000 section 20.2): the control stream broke its framing."""
+APP_CONTROL_BACKLOG: Final = 0x102
+"""Application close code: the application did not read control messages in time."""
+PIN_MISMATCH_CLOSE: Final = QuicErrorCode.CRYPTO_ERROR + 42
+"""CRYPTO_ERROR carrying TLS ``bad_certificate`` (RFC 9001 section 4.8): key not pinned."""
+
+_LENGTH: Final = struct.Struct("!I")
+
+
+@dataclass(frozen=True)
+class QuicSettings:
+    """Tunables of a QUIC endpoint (seconds, counts, bytes)."""
+
+    idle_timeout: float = 30.0
+    handshake_timeout: float = 5.0
+    datagram_queue: int = 256
+    """Received datagrams waiting for the application; more are dropped and counted."""
+    control_queue: int = 64
+    """Received control messages waiting; more close the connection (control is reliable)."""
+    max_datagram_frame_size: int = 1500
+    """Our ``max_datagram_frame_size`` transport parameter (RFC 9221 section 3)."""
+    max_connections: int = 1024
+    """Server: connections at once; further Initial packets are dropped and counted."""
+    accept_backlog: int = 64
+    """Server: established connections waiting for ``accept()``; more are refused."""
+
+
+DEFAULT_SETTINGS: Final = QuicSettings()
+
+
+@dataclass
+class EndpointCounters(SocketCounters):
+    """Socket counters plus what the endpoint did with the datagrams (mutable)."""
+
+    malformed: int = 0
+    unknown_connection: int = 0
+    library_errors: int = 0
+    handshakes_completed: int = 0
+    handshakes_failed: int = 0
+    connections_refused: int = 0
+
+
+@dataclass(frozen=True)
+class EndpointStats:
+    """A snapshot of an endpoint's counters; ``connections_open`` at the time of the call."""
+
+    udp_received: int
+    udp_sent: int
+    udp_send_failed: int
+    udp_receive_errors: int
+    malformed: int
+    unknown_connection: int
+    library_errors: int
+    handshakes_completed: int
+    handshakes_failed: int
+    connections_refused: int
+    connections_open: int
+
+    @classmethod
+    def of(cls, counters: EndpointCounters, connections_open: int) -> EndpointStats:
+        return cls(**vars(counters), connections_open=connections_open)
+
+
+def client_configuration(settings: QuicSettings) -> QuicConfiguration:
+    """Client side: no Web PKI (``CERT_NONE``); the peer key is checked against a pin."""
+    return QuicConfiguration(
+        is_client=True,
+        alpn_protocols=[ALPN],
+        connection_id_length=CID_LENGTH,
+        idle_timeout=settings.idle_timeout,
+        max_datagram_frame_size=settings.max_datagram_frame_size,
+        server_name=SERVER_NAME,
+        verify_mode=ssl.CERT_NONE,
+        verify_hostname=False,
+    )
+
+
+def server_configuration(identity: QuicIdentity, settings: QuicSettings) -> QuicConfiguration:
+    configuration = QuicConfiguration(
+        is_client=False,
+        alpn_protocols=[ALPN],
+        connection_id_length=CID_LENGTH,
+        idle_timeout=settings.idle_timeout,
+        max_datagram_frame_size=settings.max_datagram_frame_size,
+    )
+    configuration.load_cert_chain(identity.certificate_pem, identity.private_key_pem)
+    return configuration
+
+
+class Owner(Protocol):
+    """What a channel tells the endpoint that drives it (socket loop and router)."""
+
+    counters: EndpointCounters
+
+    def tighten(self, trio_deadline: float) -> None: ...
+    def cid_issued(self, channel: QuicChannel, cid: bytes) -> None: ...
+    def cid_retired(self, cid: bytes) -> None: ...
+    def established(self, channel: QuicChannel) -> None: ...
+
+
+class QuicChannel:
+    """One QUIC connection as a ``MediaTransport``. Built by ``connect_quic`` or the server."""
+
+    def __init__(
+        self,
+        connection: QuicConnection,
+        sock: UdpSocket,
+        owner: Owner,
+        *,
+        settings: QuicSettings,
+        clock: QuicClock,
+        pin: PinnedKey | None,
+    ) -> None:
+        self._conn, self._sock, self._owner, self._clock = connection, sock, owner, clock
+        self._pin = pin
+        self._is_client = connection.configuration.is_client
+        self._datagram_in, self._datagram_out = trio.open_memory_channel[bytes](
+            settings.datagram_queue
+        )
+        self._control_in, self._control_out = trio.open_memory_channel[bytes](
+            settings.control_queue
+        )
+        self._control_buffer = bytearray()
+        self._preface_seen = self._is_client
+        self._handshake_done = False
+        self._closed_locally = False
+        self._stats: dict[str, int] = dict.fromkeys(vars(TransportStats()), 0)
+        self.settled = trio.Event()
+        """Set once established or terminated, whichever comes first."""
+        self.terminated = trio.Event()
+        self.is_established = False
+        self.failure: TransportError | None = None
+        self.on_close: Callable[[], object] = _nothing
+        """Called once the connection is closed or terminated (a client ends its socket task)."""
+
+    # --- MediaTransport -----------------------------------------------------------------
+
+    @property
+    def kind(self) -> TransportKind:
+        return "quic"
+
+    async def send_datagram(self, payload: bytes) -> None:
+        self._check_sendable(len(payload), MAX_DATAGRAM_PAYLOAD)
+        self._call(self._conn.send_datagram_frame, payload)
+        self._count("datagrams_sent", "bytes_sent", len(payload))
+        self.flush()
+        await trio.lowlevel.checkpoint()
+
+    async def receive_datagram(self) -> bytes:
+        try:
+            return await self._datagram_out.receive()
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            raise TransportClosed("the connection has closed") from None
+
+    def datagrams(self) -> AsyncIterator[bytes]:
+        return self._datagram_out
+
+    async def send_control(self, message: bytes) -> None:
+        self._check_sendable(len(message), MAX_CONTROL_MESSAGE)
+        frame = _LENGTH.pack(len(message)) + message
+        self._call(self._conn.send_stream_data, CONTROL_STREAM_ID, frame)
+        self._count("control_sent", "bytes_sent", len(message))
+        self.flush()
+        await trio.lowlevel.checkpoint()
+
+    async def receive_control(self) -> bytes:
+        try:
+            return await self._control_out.receive()
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            raise TransportClosed("the connection has closed") from None
+
+    async def aclose(self) -> None:
+        self.close(APP_NO_ERROR, "closed")
+        await trio.lowlevel.checkpoint()
+
+    def stats(self) -> TransportStats:
+        return TransportStats(**self._stats)
+
+    # --- driven by the endpoint (all synchronous: no await between qh3 calls) -----------
+
+    def close(self, error_code: int, reason: str) -> None:
+        """Send CONNECTION_CLOSE (once); local receivers end now, the endpoint reaps later."""
+        if not self._closed_locally:
+            self._closed_locally = True
+            self._conn.close(error_code=error_code, reason_phrase=reason)
+            self.flush()
+        self._end_receivers()
+        self.on_close()
+
+    def start_client(self, address: Address) -> None:
+        """Client: begin the handshake and open the control stream with its preface."""
+        self._conn.connect(address, now=self._clock.now())
+        self._conn.send_stream_data(CONTROL_STREAM_ID, CONTROL_PREFACE)
+        self.flush()
+
+    def feed(self, data: bytes, address: Address, now: float) -> None:
+        """One UDP datagram for this connection; library errors are counted, not raised."""
+        try:
+            self._conn.receive_datagram(data, address, now)
+        except Exception:  # a qh3 bug on hostile input must not end the socket task
+            self._owner.counters.library_errors += 1
+
+    def timer(self) -> float | None:
+        """qh3's next deadline, on this channel's ``QuicClock``."""
+        return self._conn.get_timer()
+
+    def handle_timer(self, now: float) -> None:
+        self._conn.handle_timer(now)
+
+    def service(self) -> None:
+        """Handle every pending qh3 event, then send what qh3 has queued."""
+        while (event := self._conn.next_event()) is not None:
+            self._handle(event)
+        self.flush()
+
+    def flush(self) -> None:
+        for data, address in self._conn.datagrams_to_send(self._clock.now()):
+            self._sock.send(data, address)
+        deadline = self._conn.get_timer()
+        if deadline is not None:
+            self._owner.tighten(self._clock.to_trio(deadline))
+
+    # --- events ---------------------------------------------------------------------------
+
+    def _handle(self, event: events.QuicEvent) -> None:
+        if isinstance(event, events.DatagramFrameReceived):
+            self._on_datagram(event.data)
+        elif isinstance(event, events.StreamDataReceived):
+            self._on_stream_data(event)
+        elif isinstance(event, events.HandshakeCompleted):
+            self._on_handshake()
+        elif isinstance(event, events.ConnectionIdIssued):
+            self._owner.cid_issued(self, event.connection_id)
+        elif isinstance(event, events.ConnectionIdRetired):
+            self._owner.cid_retired(event.connection_id)
+        elif isinstance(event, events.ConnectionTerminated):
+            self._on_terminated(event)
+
+    def _on_datagram(self, data: bytes) -> None:
+        try:
+            self._datagram_in.send_nowait(data)
+        except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
+            self._stats["datagrams_dropped"] += 1
+            return
+        self._count("datagrams_received", "bytes_received", len(data))
+
+    def _on_handshake(self) -> None:
+        self._handshake_done = True
+        if self._pin is not None:
+            peer = self._conn.get_peercert()
+            try:
+                self._pin.check(None if peer is None else peer.public_bytes())
+            except PeerKeyMismatch as exc:
+                self._fail(PIN_MISMATCH_CLOSE, "peer key not pinned", exc)
+                return
+        self._maybe_established()
+
+    def _on_stream_data(self, event: events.StreamDataReceived) -> None:
+        if event.stream_id != CONTROL_STREAM_ID:
+            return  # no other stream carries anything; qh3 bounds how many a peer opens
+        self._control_buffer += event.data
+        if not self._preface_seen:
+            if len(self._control_buffer) < len(CONTROL_PREFACE):
+                return
+            if not self._control_buffer.startswith(CONTROL_PREFACE):
+                self._violation("bad control preface")
+                return
+            del self._control_buffer[: len(CONTROL_PREFACE)]
+            self._preface_seen = True
+            self._maybe_established()
+        self._take_control_messages()
+        if event.end_stream:
+            self._violation("control stream ended")
+
+    def _take_control_messages(self) -> None:
+        buffer = self._control_buffer
+        while len(buffer) >= _LENGTH.size:
+            (size,) = _LENGTH.unpack_from(buffer)
+            if size > MAX_CONTROL_MESSAGE:
+                self._violation("control message too large")
+                return
+            if len(buffer) < _LENGTH.size + size:
+                return
+            message = bytes(buffer[_LENGTH.size : _LENGTH.size + size])
+            del buffer[: _LENGTH.size + size]
+            try:
+                self._control_in.send_nowait(message)
+            except trio.WouldBlock:
+                self.close(APP_CONTROL_BACKLOG, "control backlog")
+                return
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                return
+            self._count("control_received", "bytes_received", size)
+
+    def _maybe_established(self) -> None:
+        if self._handshake_done and self._preface_seen and not self.is_established:
+            self.is_established = True
+            self._owner.counters.handshakes_completed += 1
+            self.settled.set()
+            self._owner.established(self)
+
+    def _on_terminated(self, event: events.ConnectionTerminated) -> None:
+        if not self.is_established:
+            self._owner.counters.handshakes_failed += 1
+            if self.failure is None:
+                self.failure = HandshakeFailed(event.reason_phrase or "closed by the peer")
+        self._end_receivers()
+        self.settled.set()
+        self.terminated.set()
+        self.on_close()
+
+    def _violation(self, reason: str) -> None:
+        self._fail(APP_CONTROL_VIOLATION, reason, TransportClosed(reason))
+
+    def _fail(self, code: int, reason: str, failure: TransportError) -> None:
+        if self.failure is None:
+            self.failure = failure
+        self.close(code, reason)
+        self.settled.set()
+
+    # --- helpers --------------------------------------------------------------------------
+
+    def _end_receivers(self) -> None:
+        self._datagram_in.close()
+        self._control_in.close()
+
+    def _check_sendable(self, size: int, bound: int) -> None:
+        if self._closed_locally or self.terminated.is_set():
+            raise TransportClosed("the connection has closed")
+        if size > bound:
+            raise MessageTooLarge(f"{size} bytes, at most {bound}")
+
+    def _call(self, operation: Callable[..., object], *args: object) -> None:
+        """Run a qh3 send operation, translating its errors once, here."""
+        try:
+            operation(*args)
+        except (QuicConnectionError, AssertionError) as exc:
+            raise TransportClosed(f"qh3 refused: {exc}") from exc
+
+    def _count(self, messages: str, octets: str, size: int) -> None:
+        self._stats[messages] += 1
+        self._stats[octets] += size
+
+
+def _nothing() -> None:
+    """The default ``on_close``."""
