@@ -59,6 +59,7 @@ class SocketLoop:
     def service(self) -> None:
         """One wake-up's work; synchronous, so no other task sees a half-fed connection."""
         now = self._clock.now()
+        self._sock.counters.wakeups += 1
         touched: dict[int, QuicChannel] = {}
         for data, address in self._sock.receive_burst():
             channel = self._router.route(data, address, now)

@@ -17,10 +17,10 @@ When an application task sends, qh3's next deadline can move earlier than the on
 socket task sleeps until; the channel then tightens the socket task's cancel-scope deadline
 (``SocketLoop.tighten``), which is cheaper than waking it through a channel.
 
-Control stream framing: the client writes ``CONTROL_PREFACE`` first (this also opens the
-stream, so the server may write on it), then each message as a 4-byte big-endian length and
-the bytes. A length over ``MAX_CONTROL_MESSAGE`` or a wrong preface closes the connection
-with ``APP_CONTROL_VIOLATION``.
+Control stream framing: once the server key matched its pin, the client writes
+``CONTROL_PREFACE`` (this opens the stream, so the server may write on it), then each
+message as a 4-byte big-endian length and the bytes. A length over ``MAX_CONTROL_MESSAGE``
+or a wrong preface closes the connection with ``APP_CONTROL_VIOLATION``.
 
 Both ends authenticated (node-to-node): qh3 2.1.0 never sends a TLS CertificateRequest as a
 server, so a client certificate cannot be requested or verified. Proposed instead: after
@@ -121,6 +121,7 @@ class EndpointStats:
     udp_sent: int
     udp_send_failed: int
     udp_receive_errors: int
+    wakeups: int
     malformed: int
     unknown_connection: int
     library_errors: int
@@ -261,9 +262,8 @@ class QuicChannel:
         self.on_close()
 
     def start_client(self, address: Address) -> None:
-        """Client: begin the handshake and open the control stream with its preface."""
+        """Client: begin the handshake (the control preface follows the pin check)."""
         self._conn.connect(address, now=self._clock.now())
-        self._conn.send_stream_data(CONTROL_STREAM_ID, CONTROL_PREFACE)
         self.flush()
 
     def feed(self, data: bytes, address: Address, now: float) -> None:
@@ -326,6 +326,8 @@ class QuicChannel:
             except PeerKeyMismatch as exc:
                 self._fail(PIN_MISMATCH_CLOSE, "peer key not pinned", exc)
                 return
+        if self._is_client:  # opens stream 0; a refused server never sees it established
+            self._conn.send_stream_data(CONTROL_STREAM_ID, CONTROL_PREFACE)
         self._maybe_established()
 
     def _on_stream_data(self, event: events.StreamDataReceived) -> None:

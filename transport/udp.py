@@ -35,6 +35,8 @@ class SocketCounters:
     udp_sent: int = 0
     udp_send_failed: int = 0
     udp_receive_errors: int = 0
+    wakeups: int = 0
+    """Times the socket task woke (readable or a timer): datagrams per wake-up is batching."""
 
 
 class UdpSocket:
