@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Awaitable, Callable
 
 import pytest
 import trio
@@ -16,6 +17,7 @@ import trio
 from transport import (
     MAX_CONTROL_MESSAGE,
     MAX_DATAGRAM_PAYLOAD,
+    HandshakeFailed,
     MessageTooLarge,
     PeerKeyMismatch,
     PinnedKey,
@@ -39,8 +41,7 @@ def _datagram(tag: int, index: int) -> bytes:
     return bytes([tag]) + index.to_bytes(4, "big") + os.urandom(PAYLOAD - 5)
 
 
-async def _receive_all(receive: object, count: int) -> list[bytes]:
-    assert callable(receive)
+async def _receive_all(receive: Callable[[], Awaitable[bytes]], count: int) -> list[bytes]:
     with trio.fail_after(STEP_TIMEOUT):
         return [await receive() for _ in range(count)]
 
@@ -205,3 +206,38 @@ async def test_key_exchange_is_x25519mlkem768() -> None:
 
 def test_violation_code_is_an_application_code() -> None:
     assert APP_CONTROL_VIOLATION < 2**62
+
+
+async def test_a_control_frame_over_the_bound_closes_the_connection() -> None:
+    async with loopback_server() as lo:
+        client, accepted = await lo.connect()
+        # what a hostile client would write: a length prefix past MAX_CONTROL_MESSAGE
+        client._conn.send_stream_data(0, (MAX_CONTROL_MESSAGE + 1).to_bytes(4, "big"))
+        client.flush()
+        with trio.fail_after(STEP_TIMEOUT):
+            await client.terminated.wait()
+        assert accepted.failure is not None
+        assert accepted.failure.code == errors.CLOSED
+        with pytest.raises(TransportClosed):
+            await accepted.receive_control()
+
+
+async def test_a_full_server_refuses_new_connections() -> None:
+    async with loopback_server(QuicSettings(max_connections=1)) as lo:
+        await lo.connect()
+        quick = QuicSettings(handshake_timeout=0.3)
+        with pytest.raises(HandshakeFailed) as caught:
+            await connect_quic(lo.nursery, LOOPBACK, lo.port, pin=lo.identity.pin, settings=quick)
+        assert caught.value.code == errors.HANDSHAKE_TIMEOUT
+        assert lo.server.stats().connections_refused >= 1
+
+
+async def test_accept_ends_when_the_server_stops() -> None:
+    async with loopback_server() as lo:
+        _, accepted = await lo.connect()
+        lo.nursery.cancel_scope.cancel()
+        with trio.CancelScope(shield=True), trio.fail_after(STEP_TIMEOUT):
+            with pytest.raises(TransportClosed):
+                await lo.server.accept()
+            with pytest.raises(TransportClosed):
+                await accepted.receive_datagram()
