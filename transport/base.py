@@ -32,7 +32,7 @@ Datagrams are loss-tolerant: a receiver whose queue is full drops the newest and
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Final, Literal, Protocol
 
@@ -44,6 +44,9 @@ minimum MTU), 1,230 bytes measured with qh3."""
 MAX_CONTROL_MESSAGE: Final = 65536
 """Largest control message, bytes (the length prefix can say more; a peer that does is
 closed with a protocol error)."""
+
+DATAGRAM_BATCH: Final = 64
+"""Default most datagrams ``receive_datagram_batch`` returns at once."""
 
 TransportKind = Literal["quic", "websocket"]
 
@@ -74,8 +77,17 @@ class MediaTransport(Protocol):
 
         Raises ``MessageTooLarge`` over the bound, ``TransportClosed`` once closed."""
 
+    async def send_datagrams(self, payloads: Iterable[bytes]) -> None:
+        """Send several datagrams at once (the packets of one media frame): one wake-up
+        and one flush for all, instead of one each. Same rules as ``send_datagram``."""
+
     async def receive_datagram(self) -> bytes:
         """The next datagram; raises ``TransportClosed`` when the transport has closed."""
+
+    async def receive_datagram_batch(self, limit: int = DATAGRAM_BATCH) -> list[bytes]:
+        """Wait for one datagram, then take every one already queued (at most ``limit``)
+        without further checkpoints: a forwarder keeps up with bursts this way, where one
+        ``receive_datagram`` per datagram costs a scheduler round each."""
 
     def datagrams(self) -> AsyncIterator[bytes]:
         """Every datagram until the transport closes (``async for d in t.datagrams()``)."""

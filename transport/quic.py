@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import ssl
 import struct
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Final, Protocol
 
@@ -44,7 +44,13 @@ from qh3 import QuicConfiguration, QuicConnection, QuicConnectionError
 from qh3.quic import events
 from qh3.quic.packet import QuicErrorCode
 
-from transport.base import MAX_CONTROL_MESSAGE, MAX_DATAGRAM_PAYLOAD, TransportKind, TransportStats
+from transport.base import (
+    DATAGRAM_BATCH,
+    MAX_CONTROL_MESSAGE,
+    MAX_DATAGRAM_PAYLOAD,
+    TransportKind,
+    TransportStats,
+)
 from transport.clock import QuicClock
 from transport.errors import (
     HandshakeFailed,
@@ -214,9 +220,16 @@ class QuicChannel:
         return "quic"
 
     async def send_datagram(self, payload: bytes) -> None:
-        self._check_sendable(len(payload), MAX_DATAGRAM_PAYLOAD)
-        self._call(self._conn.send_datagram_frame, payload)
-        self._count("datagrams_sent", "bytes_sent", len(payload))
+        self._queue_datagram(payload)
+        self.flush()
+        await trio.lowlevel.checkpoint()
+
+    async def send_datagrams(self, payloads: Iterable[bytes]) -> None:
+        batch = list(payloads)
+        for payload in batch:  # all or nothing: check every size before queueing any
+            self._check_sendable(len(payload), MAX_DATAGRAM_PAYLOAD)
+        for payload in batch:
+            self._queue_datagram(payload)
         self.flush()
         await trio.lowlevel.checkpoint()
 
@@ -225,6 +238,16 @@ class QuicChannel:
             return await self._datagram_out.receive()
         except (trio.EndOfChannel, trio.ClosedResourceError):
             raise TransportClosed("the connection has closed") from None
+
+    async def receive_datagram_batch(self, limit: int = DATAGRAM_BATCH) -> list[bytes]:
+        first = await self.receive_datagram()
+        batch = [first]
+        while len(batch) < limit:
+            try:
+                batch.append(self._datagram_out.receive_nowait())
+            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+                break
+        return batch
 
     def datagrams(self) -> AsyncIterator[bytes]:
         return self._datagram_out
@@ -398,6 +421,11 @@ class QuicChannel:
     def _end_receivers(self) -> None:
         self._datagram_in.close()
         self._control_in.close()
+
+    def _queue_datagram(self, payload: bytes) -> None:
+        self._check_sendable(len(payload), MAX_DATAGRAM_PAYLOAD)
+        self._call(self._conn.send_datagram_frame, payload)
+        self._count("datagrams_sent", "bytes_sent", len(payload))
 
     def _check_sendable(self, size: int, bound: int) -> None:
         if self._closed_locally or self.terminated.is_set():
