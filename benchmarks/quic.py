@@ -27,7 +27,7 @@ from qh3.quic import events
 
 from benchmarks.harness import Result, measure
 from transport import QuicChannel, QuicIdentity, QuicServer, QuicSettings, connect_quic
-from transport.quic import client_configuration, server_configuration
+from transport.quic_config import client_configuration, server_configuration
 
 PAYLOAD: Final = bytes(range(200)) * 6
 """One 1,200-byte datagram (``transport.MAX_DATAGRAM_PAYLOAD``)."""

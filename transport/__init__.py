@@ -9,7 +9,8 @@ fallback written with the node wiring. DESIGN section 9.
     identity        QuicIdentity (P-384, self-signed), PinnedKey (SHA-256 of the SPKI)
     clock           QuicClock: qh3's clock and the conversion to trio deadlines
     udp             the non-blocking UDP socket, drained per wake-up
-    quic            QuicChannel (one connection), QuicSettings, qh3 configurations
+    quic_config     QuicSettings, endpoint counters, the qh3 configurations
+    quic            QuicChannel: one connection as a MediaTransport
     loop            SocketLoop: the one task per socket
     quic_client     connect_quic: dial, pin-check, return an established channel
     quic_server     QuicServer: one socket, connections by connection id, accept()
@@ -34,8 +35,9 @@ from transport.errors import (
     TransportError,
 )
 from transport.identity import PinnedKey, QuicIdentity
-from transport.quic import DEFAULT_SETTINGS, EndpointStats, QuicChannel, QuicSettings
+from transport.quic import QuicChannel
 from transport.quic_client import connect_quic
+from transport.quic_config import DEFAULT_SETTINGS, EndpointStats, QuicSettings
 from transport.quic_server import QuicServer
 
 __all__ = [

@@ -33,14 +33,12 @@ answer to this TLS peer: a relay that pins its own key cannot forward it.
 
 from __future__ import annotations
 
-import ssl
 import struct
 from collections.abc import AsyncIterator, Callable, Iterable
-from dataclasses import dataclass
 from typing import Final, Protocol
 
 import trio
-from qh3 import QuicConfiguration, QuicConnection, QuicConnectionError
+from qh3 import QuicConnection, QuicConnectionError
 from qh3.quic import events
 from qh3.quic.packet import QuicErrorCode
 
@@ -53,23 +51,16 @@ from transport.base import (
 )
 from transport.clock import QuicClock
 from transport.errors import (
+    HANDSHAKE_TIMEOUT,
     HandshakeFailed,
     MessageTooLarge,
     PeerKeyMismatch,
     TransportClosed,
     TransportError,
 )
-from transport.identity import PinnedKey, QuicIdentity
-from transport.udp import Address, SocketCounters, UdpSocket
-
-ALPN: Final = "sealrelay-media/1"
-"""TLS ALPN (RFC 7301) of the media protocol; both ends require it."""
-
-SERVER_NAME: Final = "sealrelay"
-"""The constant SNI a client sends: names are not checked (pins are) and must not leak."""
-
-CID_LENGTH: Final = 8
-"""Bytes of the connection ids this endpoint issues (the server demultiplexes on them)."""
+from transport.identity import PinnedKey
+from transport.quic_config import EndpointCounters, QuicSettings
+from transport.udp import Address, UdpSocket
 
 CONTROL_STREAM_ID: Final = 0
 CONTROL_PREFACE: Final = b"\x01"
@@ -84,87 +75,6 @@ PIN_MISMATCH_CLOSE: Final = QuicErrorCode.CRYPTO_ERROR + 42
 """CRYPTO_ERROR carrying TLS ``bad_certificate`` (RFC 9001 section 4.8): key not pinned."""
 
 _LENGTH: Final = struct.Struct("!I")
-
-
-@dataclass(frozen=True)
-class QuicSettings:
-    """Tunables of a QUIC endpoint (seconds, counts, bytes)."""
-
-    idle_timeout: float = 30.0
-    handshake_timeout: float = 5.0
-    datagram_queue: int = 256
-    """Received datagrams waiting for the application; more are dropped and counted."""
-    control_queue: int = 64
-    """Received control messages waiting; more close the connection (control is reliable)."""
-    max_datagram_frame_size: int = 1500
-    """Our ``max_datagram_frame_size`` transport parameter (RFC 9221 section 3)."""
-    max_connections: int = 1024
-    """Server: connections at once; further Initial packets are dropped and counted."""
-    accept_backlog: int = 64
-    """Server: established connections waiting for ``accept()``; more are refused."""
-
-
-DEFAULT_SETTINGS: Final = QuicSettings()
-
-
-@dataclass
-class EndpointCounters(SocketCounters):
-    """Socket counters plus what the endpoint did with the datagrams (mutable)."""
-
-    malformed: int = 0
-    unknown_connection: int = 0
-    library_errors: int = 0
-    handshakes_completed: int = 0
-    handshakes_failed: int = 0
-    connections_refused: int = 0
-
-
-@dataclass(frozen=True)
-class EndpointStats:
-    """A snapshot of an endpoint's counters; ``connections_open`` at the time of the call."""
-
-    udp_received: int
-    udp_sent: int
-    udp_send_failed: int
-    udp_receive_errors: int
-    wakeups: int
-    malformed: int
-    unknown_connection: int
-    library_errors: int
-    handshakes_completed: int
-    handshakes_failed: int
-    connections_refused: int
-    connections_open: int
-
-    @classmethod
-    def of(cls, counters: EndpointCounters, connections_open: int) -> EndpointStats:
-        return cls(**vars(counters), connections_open=connections_open)
-
-
-def client_configuration(settings: QuicSettings) -> QuicConfiguration:
-    """Client side: no Web PKI (``CERT_NONE``); the peer key is checked against a pin."""
-    return QuicConfiguration(
-        is_client=True,
-        alpn_protocols=[ALPN],
-        connection_id_length=CID_LENGTH,
-        idle_timeout=settings.idle_timeout,
-        max_datagram_frame_size=settings.max_datagram_frame_size,
-        server_name=SERVER_NAME,
-        verify_mode=ssl.CERT_NONE,
-        verify_hostname=False,
-    )
-
-
-def server_configuration(identity: QuicIdentity, settings: QuicSettings) -> QuicConfiguration:
-    configuration = QuicConfiguration(
-        is_client=False,
-        alpn_protocols=[ALPN],
-        connection_id_length=CID_LENGTH,
-        idle_timeout=settings.idle_timeout,
-        max_datagram_frame_size=settings.max_datagram_frame_size,
-    )
-    configuration.load_cert_chain(identity.certificate_pem, identity.private_key_pem)
-    return configuration
 
 
 class Owner(Protocol):
@@ -204,6 +114,7 @@ class QuicChannel:
         self._preface_seen = self._is_client
         self._handshake_done = False
         self._closed_locally = False
+        self._handshake_deadline = clock.now() + settings.handshake_timeout
         self._stats: dict[str, int] = dict.fromkeys(vars(TransportStats()), 0)
         self.settled = trio.Event()
         """Set once established or terminated, whichever comes first."""
@@ -297,11 +208,26 @@ class QuicChannel:
             self._owner.counters.library_errors += 1
 
     def timer(self) -> float | None:
-        """qh3's next deadline, on this channel's ``QuicClock``."""
-        return self._conn.get_timer()
+        """The next deadline on this channel's ``QuicClock``: qh3's, or until established,
+        the handshake deadline (a half-open handshake must not hold state for the whole
+        idle timeout)."""
+        deadline = self._conn.get_timer()
+        if self.is_established or self._closed_locally:
+            return deadline
+        return (
+            self._handshake_deadline
+            if deadline is None
+            else min(deadline, self._handshake_deadline)
+        )
 
     def handle_timer(self, now: float) -> None:
-        self._conn.handle_timer(now)
+        if not (self.is_established or self._closed_locally) and now >= self._handshake_deadline:
+            self._fail(QuicErrorCode.CONNECTION_REFUSED, "handshake timeout", _handshake_timeout())
+            return
+        try:
+            self._conn.handle_timer(now)
+        except Exception:  # see ``_abort``
+            self._abort()
 
     def service(self) -> None:
         """Handle every pending qh3 event, then send what qh3 has queued."""
@@ -310,11 +236,26 @@ class QuicChannel:
         self.flush()
 
     def flush(self) -> None:
-        for data, address in self._conn.datagrams_to_send(self._clock.now()):
+        try:
+            outgoing = self._conn.datagrams_to_send(self._clock.now())
+            deadline = self._conn.get_timer()
+        except Exception:  # see ``_abort``
+            self._abort()
+            return
+        for data, address in outgoing:
             self._sock.send(data, address)
-        deadline = self._conn.get_timer()
         if deadline is not None:
             self._owner.tighten(self._clock.to_trio(deadline))
+
+    def _abort(self) -> None:
+        """qh3 raised where it should not: count it and drop this connection silently (its
+        state is unknown), so that one broken connection never ends the socket task."""
+        self._owner.counters.library_errors += 1
+        self._closed_locally = True
+        if self.failure is None:
+            self.failure = TransportClosed("transport library error")
+        if not self.terminated.is_set():
+            self._on_terminated(events.ConnectionTerminated(QuicErrorCode.INTERNAL_ERROR, None, ""))
 
     # --- events ---------------------------------------------------------------------------
 
@@ -347,6 +288,7 @@ class QuicChannel:
             try:
                 self._pin.check(None if peer is None else peer.public_bytes())
             except PeerKeyMismatch as exc:
+                self.flush()  # our Finished first: a server that never gets it cannot close
                 self._fail(PIN_MISMATCH_CLOSE, "peer key not pinned", exc)
                 return
         if self._is_client:  # opens stream 0; a refused server never sees it established
@@ -443,6 +385,10 @@ class QuicChannel:
     def _count(self, messages: str, octets: str, size: int) -> None:
         self._stats[messages] += 1
         self._stats[octets] += size
+
+
+def _handshake_timeout() -> HandshakeFailed:
+    return HandshakeFailed("no handshake in time", code=HANDSHAKE_TIMEOUT)
 
 
 def _nothing() -> None:

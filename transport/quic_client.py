@@ -22,11 +22,11 @@ from transport.clock import MONOTONIC, QuicClock
 from transport.errors import HANDSHAKE_TIMEOUT, HandshakeFailed
 from transport.identity import PinnedKey
 from transport.loop import SocketLoop, Wakeup
-from transport.quic import (
+from transport.quic import QuicChannel
+from transport.quic_config import (
     DEFAULT_SETTINGS,
     EndpointCounters,
     EndpointStats,
-    QuicChannel,
     QuicSettings,
     client_configuration,
 )

@@ -35,13 +35,12 @@ from transport.clock import MONOTONIC, QuicClock
 from transport.errors import TransportClosed
 from transport.identity import QuicIdentity
 from transport.loop import SocketLoop, Wakeup
-from transport.quic import (
-    APP_NO_ERROR,
+from transport.quic import APP_NO_ERROR, QuicChannel
+from transport.quic_config import (
     CID_LENGTH,
     DEFAULT_SETTINGS,
     EndpointCounters,
     EndpointStats,
-    QuicChannel,
     QuicSettings,
     server_configuration,
 )

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 import trio
+from qh3 import QuicConfiguration
 
 from transport import (
     MAX_CONTROL_MESSAGE,
@@ -27,14 +28,16 @@ from transport import (
     TransportClosed,
     connect_quic,
     errors,
+    quic_client,
 )
-from transport.quic import ALPN, APP_CONTROL_VIOLATION
+from transport.quic_config import ALPN, client_configuration
 
 from .quicpair import LOOPBACK, STEP_TIMEOUT, loopback_server
 
 PAYLOAD = MAX_DATAGRAM_PAYLOAD
 COUNT = 50
 IDLE_WAKEUPS = 100
+POLL_S = 0.02
 
 
 def _datagram(tag: int, index: int) -> bytes:
@@ -44,6 +47,15 @@ def _datagram(tag: int, index: int) -> bytes:
 async def _receive_all(receive: Callable[[], Awaitable[bytes]], count: int) -> list[bytes]:
     with trio.fail_after(STEP_TIMEOUT):
         return [await receive() for _ in range(count)]
+
+
+async def _eventually(condition: Callable[[], bool]) -> None:
+    """Wait until ``condition()`` holds, at most ``STEP_TIMEOUT`` seconds."""
+    for _ in range(int(STEP_TIMEOUT / POLL_S)):
+        if condition():
+            return
+        await trio.sleep(POLL_S)
+    pytest.fail("the condition never held")
 
 
 async def test_datagrams_both_ways_at_1200_bytes() -> None:
@@ -99,6 +111,7 @@ async def test_an_unpinned_server_key_is_refused() -> None:
         with trio.move_on_after(0.3):
             await lo.server.accept()
             pytest.fail("the server accepted a connection its client refused")
+        await _eventually(lambda: lo.server.stats().handshakes_failed == 2)
         # the right pin still works on the same server
         client, _ = await lo.connect()
         await client.aclose()
@@ -204,10 +217,6 @@ async def test_key_exchange_is_x25519mlkem768() -> None:
         assert context.alpn_negotiated == ALPN
 
 
-def test_violation_code_is_an_application_code() -> None:
-    assert APP_CONTROL_VIOLATION < 2**62
-
-
 async def test_a_control_frame_over_the_bound_closes_the_connection() -> None:
     async with loopback_server() as lo:
         client, accepted = await lo.connect()
@@ -241,3 +250,39 @@ async def test_accept_ends_when_the_server_stops() -> None:
                 await lo.server.accept()
             with pytest.raises(TransportClosed):
                 await accepted.receive_datagram()
+
+
+async def test_a_failed_handshake_is_counted_and_the_server_goes_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def wrong_alpn(settings: QuicSettings) -> QuicConfiguration:
+        configuration = client_configuration(settings)
+        configuration.alpn_protocols = ["h3"]
+        return configuration
+
+    async with loopback_server() as lo:
+        with monkeypatch.context() as patch:
+            patch.setattr(quic_client, "client_configuration", wrong_alpn)
+            with trio.fail_after(STEP_TIMEOUT), pytest.raises(HandshakeFailed) as caught:
+                await connect_quic(lo.nursery, LOOPBACK, lo.port, pin=lo.identity.pin)
+        assert caught.value.code == errors.HANDSHAKE_FAILED
+        client, accepted = await lo.connect()
+        await client.send_datagram(b"after")
+        assert await _receive_all(accepted.receive_datagram, 1) == [b"after"]
+        assert lo.server.stats().handshakes_failed == 1
+
+
+async def test_no_server_is_a_handshake_timeout() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind((LOOPBACK, 0))  # bound, never answers
+        quick = QuicSettings(handshake_timeout=0.3)
+        async with trio.open_nursery() as nursery:
+            with pytest.raises(HandshakeFailed) as caught:
+                await connect_quic(
+                    nursery,
+                    LOOPBACK,
+                    silent.getsockname()[1],
+                    pin=PinnedKey(bytes(32)),
+                    settings=quick,
+                )
+        assert caught.value.code == errors.HANDSHAKE_TIMEOUT
