@@ -48,20 +48,27 @@ class SocketLoop:
         self._sock, self._router, self._clock, self._wakeup = sock, router, clock, wakeup
 
     async def run(self) -> None:
-        """Serve the socket until cancelled."""
+        """Serve the socket until cancelled.
+
+        While datagrams keep coming, the loop only yields (a checkpoint) between bursts;
+        it registers with the I/O manager and sleeps only when a drain found nothing."""
         while True:
+            if self.service():
+                await trio.lowlevel.checkpoint()
+                continue
             with trio.CancelScope(deadline=self._next_deadline()) as scope:
                 self._wakeup.scope = scope
                 await self._sock.wait_readable()
             self._wakeup.scope = None
-            self.service()
 
-    def service(self) -> None:
-        """One wake-up's work; synchronous, so no other task sees a half-fed connection."""
+    def service(self) -> bool:
+        """One wake-up's work; synchronous, so no other task sees a half-fed connection.
+        Whether any datagram was read."""
         now = self._clock.now()
         self._sock.counters.wakeups += 1
         touched: dict[int, QuicChannel] = {}
-        for data, address in self._sock.receive_burst():
+        burst = self._sock.receive_burst()
+        for data, address in burst:
             channel = self._router.route(data, address, now)
             if channel is not None:
                 touched[id(channel)] = channel
@@ -74,6 +81,7 @@ class SocketLoop:
             channel.service()
         for channel in [c for c in self._router.channels() if c.terminated.is_set()]:
             self._router.reap(channel)
+        return bool(burst)
 
     def _next_deadline(self) -> float:
         timers = [t for c in self._router.channels() if (t := c.timer()) is not None]

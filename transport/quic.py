@@ -5,17 +5,17 @@ bidirectional stream 0 for control. qh3 (an aioquic fork with a Rust packet core
 of QUIC and TLS 1.3; its key exchange offers X25519MLKEM768 first, so the hop is hybrid
 post-quantum. This module only moves bytes between qh3, a UDP socket and trio channels:
 
-    QuicChannel           one connection; MediaTransport for the application
-    SocketLoop            THE task of a UDP socket: wait readable, drain, feed, service
-                          timers, flush -- one task per socket, no task per datagram
-    connect_quic(...)     client: own socket + loop task in the caller's nursery, handshake,
-                          pinned-key check; returns an established QuicChannel
-    transport.quic_server the server side: one socket, connections by connection id
+    QuicChannel           one connection; the MediaTransport the application holds
+    transport.loop        the one task per UDP socket that feeds and flushes channels
+    transport.quic_client connect_quic: dial, check the pin, return a QuicChannel
+    transport.quic_server QuicServer: one socket, connections by connection id
 
 Timers: see ``transport.clock`` for why a qh3 deadline is converted, never reused, on trio.
 When an application task sends, qh3's next deadline can move earlier than the one the
 socket task sleeps until; the channel then tightens the socket task's cancel-scope deadline
-(``SocketLoop.tighten``), which is cheaper than waking it through a channel.
+(``transport.loop.Wakeup``), which is cheaper than waking it through a channel. Until a
+connection is established its deadline is also bounded by ``QuicSettings.handshake_timeout``,
+so a half-open handshake holds server state for seconds, not for the idle timeout.
 
 Control stream framing: once the server key matched its pin, the client writes
 ``CONTROL_PREFACE`` (this opens the stream, so the server may write on it), then each
@@ -27,8 +27,10 @@ server, so a client certificate cannot be requested or verified. Proposed instea
 the handshake the accepting node writes a 32-byte random challenge on the control stream;
 the connecting node answers with its domain and a signature, by its server signing key (the
 one its signed server key document lists), over a labelled tuple (challenge, SHA-256 of the
-accepting node's QUIC certificate key, both domains). The certificate-key hash binds the
-answer to this TLS peer: a relay that pins its own key cannot forward it.
+accepting node's QUIC certificate key, both domains; the label a named constant in
+``suites.labels``). The certificate-key hash binds the answer to this TLS peer: a relay
+that pins its own key cannot forward it. qh3 offers no TLS exporter (RFC 8446 section
+7.5), which would otherwise be the binding of choice.
 """
 
 from __future__ import annotations

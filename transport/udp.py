@@ -36,7 +36,8 @@ class SocketCounters:
     udp_send_failed: int = 0
     udp_receive_errors: int = 0
     wakeups: int = 0
-    """Times the socket task woke (readable or a timer): datagrams per wake-up is batching."""
+    """Drains of the socket task (after a wake-up, or again right after a non-empty one):
+    ``udp_received / wakeups`` is how well it batches."""
 
 
 class UdpSocket:
