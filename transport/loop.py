@@ -10,7 +10,7 @@ deadline earlier, which ``Wakeup.tighten`` applies to the wait's cancel scope.
 from __future__ import annotations
 
 import math
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from typing import Protocol
 
 import trio
@@ -23,9 +23,9 @@ from transport.udp import Address, UdpSocket
 class Router(Protocol):
     """Who owns the connections of a socket: maps a datagram to one, reaps closed ones."""
 
-    def route(self, data: bytes, address: Address, now: float) -> QuicChannel | None:
-        """Feed ``data`` to its connection (creating one for a valid Initial) and return it;
-        ``None`` when the datagram was dropped (and counted)."""
+    def route(self, data: bytes, address: Address) -> QuicChannel | None:
+        """The connection ``data`` belongs to (a new one for a valid Initial), or ``None``
+        when the datagram is dropped (and counted)."""
 
     def channels(self) -> Collection[QuicChannel]: ...
 
@@ -68,10 +68,9 @@ class SocketLoop:
         self._sock.counters.wakeups += 1
         touched: dict[int, QuicChannel] = {}
         burst = self._sock.receive_burst()
-        for data, address in burst:
-            channel = self._router.route(data, address, now)
-            if channel is not None:
-                touched[id(channel)] = channel
+        for channel, address, datagrams in self._group(burst):
+            channel.feed(datagrams, address, now)
+            touched[id(channel)] = channel
         for channel in list(self._router.channels()):
             deadline = channel.timer()
             if deadline is not None and deadline <= now:
@@ -82,6 +81,24 @@ class SocketLoop:
         for channel in [c for c in self._router.channels() if c.terminated.is_set()]:
             self._router.reap(channel)
         return bool(burst)
+
+    def _group(
+        self, burst: list[tuple[bytes, Address]]
+    ) -> Iterator[tuple[QuicChannel, Address, list[bytes]]]:
+        """The burst's datagrams by connection and source address, each group in arrival
+        order; dropped datagrams (``route`` gave ``None``) are left out."""
+        groups: dict[tuple[int, Address], tuple[QuicChannel, list[bytes]]] = {}
+        for data, address in burst:
+            channel = self._router.route(data, address)
+            if channel is None:
+                continue
+            key = (id(channel), address)
+            if key in groups:
+                groups[key][1].append(data)
+            else:
+                groups[key] = (channel, [data])
+        for (_, address), (channel, datagrams) in groups.items():
+            yield channel, address, datagrams
 
     def _next_deadline(self) -> float:
         timers = [t for c in self._router.channels() if (t := c.timer()) is not None]

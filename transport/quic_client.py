@@ -41,11 +41,10 @@ class _ClientEndpoint:
         self.channel: QuicChannel | None = None
         self._server, self._wakeup = server, wakeup
 
-    def route(self, data: bytes, address: Address, now: float) -> QuicChannel | None:
+    def route(self, data: bytes, address: Address) -> QuicChannel | None:
         if self.channel is None or tuple(address[:2]) != tuple(self._server[:2]):
             self.counters.unknown_connection += 1
             return None
-        self.channel.feed(data, address, now)
         return self.channel
 
     def channels(self) -> Collection[QuicChannel]:

@@ -46,6 +46,9 @@ from transport.quic_config import (
 )
 from transport.udp import Address, UdpSocket
 
+_LONG_HEADER: Final = 0x80
+"""Header Form bit of a packet's first byte (RFC 9000 section 17.2)."""
+
 MIN_INITIAL_SIZE: Final = 1200
 """A client's Initial datagram is at least this large (RFC 9000 section 14.1)."""
 
@@ -105,19 +108,18 @@ class QuicServer:
 
     # --- Router ---------------------------------------------------------------------------
 
-    def route(self, data: bytes, address: Address, now: float) -> QuicChannel | None:
+    def route(self, data: bytes, address: Address) -> QuicChannel | None:
+        if data and not data[0] & _LONG_HEADER:  # fast path: a 1-RTT packet's id is at 1..
+            channel = self._by_cid.get(data[1 : 1 + CID_LENGTH])  # (RFC 9000 section 17.3)
+            if channel is not None:
+                return channel
         try:
             header = pull_quic_header(Buffer(data=data), host_cid_length=CID_LENGTH)
         except ValueError:
             self.counters.malformed += 1
             return None
         channel = self._by_cid.get(header.destination_cid)
-        if channel is None:
-            channel = self._admit(header, data, address)
-            if channel is None:
-                return None
-        channel.feed(data, address, now)
-        return channel
+        return channel if channel is not None else self._admit(header, data, address)
 
     def channels(self) -> Collection[QuicChannel]:
         return self._open.values()
