@@ -14,6 +14,14 @@ Cases:
   qh3, system calls) per delivered datagram; ``loss_pct`` the share that never arrived
   (qh3 congestion control, full queues, a full socket buffer); ``dgrams_per_wakeup`` how
   many datagrams the server's socket task drained per wake-up.
+
+Measured on the 2-core development machine while other work loaded it (load average 7):
+qh3 alone 10.2 µs p50 per datagram for both ends (about 5 µs per end); the trio shell on
+loopback 66 µs of CPU per datagram (both ends) one at a time -- trio's scheduler, one
+socket wake-up and one receiver wake-up per datagram -- and 14 µs in bursts of 10, no loss
+in either. A node that forwards in bursts (``receive_datagram_batch`` then
+``send_datagrams``) pays the second figure, not the first. Wall-time rates on a loaded
+machine vary by a factor of two between runs; the CPU columns vary by about 10 %.
 """
 
 from __future__ import annotations
