@@ -48,6 +48,7 @@ from transport.base import (
     DATAGRAM_BATCH,
     MAX_CONTROL_MESSAGE,
     MAX_DATAGRAM_PAYLOAD,
+    MediaTransport,
     TransportKind,
     TransportStats,
 )
@@ -397,3 +398,8 @@ def _handshake_timeout() -> HandshakeFailed:
 
 def _nothing() -> None:
     """The default ``on_close``."""
+
+
+def as_media_transport(channel: QuicChannel) -> MediaTransport:
+    """A ``QuicChannel`` typed as the interface media code uses (mypy checks the match)."""
+    return channel

@@ -142,6 +142,15 @@ async def test_garbage_udp_is_counted_and_ignored() -> None:
         )
         assert dropped == len(garbage)
         assert after.connections_open == 1
+        # forged 1-RTT packets with the connection's real id: qh3 cannot open them and drops
+        # them itself; the connection goes on and the library raised nothing
+        cid = accepted._conn.host_cid
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as raw:
+            for size in (30, 200, 1200):
+                raw.sendto(b"\x40" + cid + os.urandom(size), (LOOPBACK, lo.port))
+        await client.send_datagram(b"still here")
+        assert await _receive_all(accepted.receive_datagram, 1) == [b"still here"]
+        assert lo.server.stats().library_errors == 0
 
 
 @pytest.mark.parametrize(
