@@ -1,0 +1,1 @@
+"""Call media core (placeholder docstring)."""
