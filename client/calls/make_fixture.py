@@ -143,8 +143,11 @@ def encode_audio(av: Any) -> list[FixtureFrame]:
         level = rfc6464_level(bytes(chunk.planes[0])[: AUDIO_FRAME_SAMPLES * 2])
         ts = i * AUDIO_FRAME_SAMPLES * _US // SAMPLE_RATE
         voice = level <= VOICE_THRESHOLD
-        frames.append(make_frame(MediaKind.AUDIO, ts, bytes(packet), keyframe=True,
-                                 audio_level=level, voice=voice))
+        frames.append(
+            make_frame(
+                MediaKind.AUDIO, ts, bytes(packet), keyframe=True, audio_level=level, voice=voice
+            )
+        )
     return frames
 
 
