@@ -45,9 +45,7 @@ def test_large_frame_splits_evenly_and_reassembles_to_the_sframe_ciphertext() ->
 def test_groups_and_objects_follow_keyframes() -> None:
     sender = _sender()
     pattern = [True, False, False, True, False]
-    headers = [
-        decode_datagram(sender.packetize(_video(100, k), now=0.0)[0])[0] for k in pattern
-    ]
+    headers = [decode_datagram(sender.packetize(_video(100, k), now=0.0)[0])[0] for k in pattern]
     assert [(h.frame, h.group, h.object, h.keyframe) for h in headers] == [
         (0, 0, 0, True),
         (1, 0, 1, False),
