@@ -49,7 +49,13 @@ from wire import errors
 from wire.errors import WireError
 
 MAX_DATAGRAM: Final = 1200
-"""Largest media datagram (header + payload), bytes: one RFC 9221 DATAGRAM frame's payload."""
+"""Largest media datagram (header + payload), bytes: one RFC 9221 DATAGRAM frame's payload.
+
+The QUIC packet around it adds its own header, frame type and length and AEAD tag (some 30
+to 60 bytes), so the connection must advertise ``max_datagram_frame_size`` above this and the
+path must carry UDP payloads of about 1,260 bytes; on a path held to QUIC's 1,200-byte
+minimum (RFC 9000 section 14) a sender passes a smaller ``max_payload`` to the packetizer.
+"""
 
 VERSION: Final = 1
 """Version of this header layout (high nibble of byte 0)."""

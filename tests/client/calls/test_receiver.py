@@ -5,10 +5,12 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from client.calls.keys import CallSecret, Direction, MediaCrypto
 from client.calls.packetizer import OutgoingFrame, Packetizer
-from client.calls.reassembly import FrameWindow, Seen
+from client.calls.reassembly import FrameWindow, Outcome, Reassembler, Seen
 from client.calls.receiver import Receiver
 from wire.media import (
     MediaHeader,
@@ -209,3 +211,54 @@ def test_frame_window() -> None:
     assert window.check(5) is Seen.TOO_OLD
     assert window.check(6) is Seen.NEW
     assert window.check(9) is Seen.DONE
+
+
+def test_pending_frames_are_bounded() -> None:
+    reassembler = Reassembler(timeout=10.0, max_packets=4, max_pending=2)
+    stream = StreamId(1, MediaKind.VIDEO)
+    for frame in range(3):
+        header = MediaHeader(stream, 0, frame + 1, frame, 0, 2)
+        assert reassembler.add(header, b"x", 0.0)[0] is Outcome.PENDING
+    assert reassembler.incomplete == 1  # frame 0 made way for frame 2
+    too_many = MediaHeader(stream, 0, 9, 9, 0, 5)
+    assert reassembler.add(too_many, b"x", 0.0)[0] is Outcome.MALFORMED
+
+
+def _mutations(datagrams: list[bytes]) -> st.SearchStrategy[bytes]:
+    def flip(d: bytes, pos: int, bit: int) -> bytes:
+        pos %= len(d)
+        return d[:pos] + bytes([d[pos] ^ (1 << bit)]) + d[pos + 1 :]
+
+    original = st.sampled_from(datagrams)
+    return (
+        original
+        | st.builds(flip, original, st.integers(0, 2000), st.integers(0, 7))
+        | st.builds(lambda d, n: d[:n], original, st.integers(0, 40))
+        | st.binary(max_size=64)
+    )
+
+
+def _sample_datagrams() -> list[bytes]:
+    """Six video frames of three packets and six audio frames: 12 frames in all."""
+    sender, _ = _pair()
+    out = []
+    for i in range(6):
+        out += sender.packetize(_video(i, 2500), now=i * 0.033)
+        out += sender.packetize(_audio(i), now=i * 0.02)
+    return out
+
+
+SAMPLE_DATAGRAMS = _sample_datagrams()
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_mutations(SAMPLE_DATAGRAMS), max_size=40))
+def test_receiver_never_raises_and_counts_add_up(datagrams: list[bytes]) -> None:
+    _, receiver = _pair()
+    for n, d in enumerate(datagrams):
+        receiver.receive(d, now=0.01 * n)
+        receiver.due(now=0.01 * n)
+    receiver.finish()
+    stats = receiver.stats()
+    assert stats.frames_lost >= 0
+    assert stats.frames_received + stats.frames_late + stats.digest_mismatches <= 12
