@@ -139,3 +139,9 @@ def test_clock_going_back_keeps_the_epoch() -> None:
 def test_bad_schedule_parameters(interval: float, grace: float) -> None:
     with pytest.raises(MediaKeyError):
         MediaCrypto(SECRET, UP, now=0.0, rekey_interval=interval, grace=grace)
+
+
+def test_call_labels_are_unique_among_all_labels() -> None:
+    all_labels = [v for k, v in vars(labels).items() if k.isupper() and isinstance(v, bytes)]
+    ours = {labels.CALL_DIRECTION_INFO, labels.CALL_NEXT_EPOCH_INFO, labels.CALL_SFRAME_BASE_INFO}
+    assert sum(v in ours for v in all_labels) == len(ours)
