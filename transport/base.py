@@ -36,10 +36,12 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Final, Literal, Protocol
 
-MAX_DATAGRAM_PAYLOAD: Final = 1200
-"""Largest media datagram (clear header + SFrame chunk), bytes: DESIGN section 9. With QUIC's
-short header, DATAGRAM frame header and AEAD tag it fits a 1,280-byte UDP payload (IPv6
-minimum MTU), 1,230 bytes measured with qh3."""
+from wire.media import MAX_DATAGRAM
+
+MAX_DATAGRAM_PAYLOAD: Final = MAX_DATAGRAM
+"""Largest media datagram, bytes: ``wire.media.MAX_DATAGRAM`` (its one home; the media
+framing and this transport share it). Measured with qh3, a 1,200-byte DATAGRAM frame goes
+out in a 1,230-byte UDP payload, inside qh3's default 1,280-byte packet size."""
 
 MAX_CONTROL_MESSAGE: Final = 65536
 """Largest control message, bytes (the length prefix can say more; a peer that does is
