@@ -1,12 +1,16 @@
 """Server side of the QUIC media transport: one UDP socket, many connections.
 
-Datagrams are demultiplexed by destination connection id, read with qh3's header parser
+Datagrams are demultiplexed by destination connection id: a 1-RTT (short header) packet's
+id is the ``CID_LENGTH`` bytes after its first byte (RFC 9000 section 17.3), looked up
+directly; any other datagram goes through qh3's header parser
 (``qh3.quic.packet.pull_quic_header``; RFC 9000 section 17). A connection is known by every
 id it issued (``ConnectionIdIssued``) plus the client's original destination id, which the
 client's Initial packets carry until they learn ours. An unknown id starts a connection only
 in a long-header Initial padded to 1,200 bytes (RFC 9000 section 14.1) of a version we
 speak; anything else -- garbage, a short header for a connection we do not know, a full
-table -- is dropped and counted, and the socket task goes on.
+table -- is dropped and counted, and the socket task goes on. A long header of another
+version, in a datagram of at least 1,200 bytes, gets Version Negotiation (RFC 9000 section
+6), which is smaller than what provoked it, so it cannot amplify a spoofed source.
 
     server = QuicServer(identity)
     address = await nursery.start(server.serve, "127.0.0.1", 0)
