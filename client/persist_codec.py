@@ -14,8 +14,9 @@ encoded by ``wire``); the conversion is derived by field name from the live clas
 from __future__ import annotations
 
 import dataclasses
+import operator
 import struct
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Final, get_type_hints
 
@@ -233,18 +234,27 @@ class Mirror:
         if names != stored:
             raise TypeError(f"{record.__name__} does not store the fields of {live.__name__}")
         self.live, self.record = live, record
-        self.fields = tuple((name, converters.get(hints[name])) for name in names)
+        get = operator.attrgetter(*names)
+        self._values: Callable[[object], tuple[Any, ...]] = (
+            get if len(names) > 1 else lambda obj: (get(obj),)
+        )
+        found = [converters.get(hints[name]) for name in names]
+        self._stores = tuple(None if c is None else c.store for c in found)
+        self._loads = tuple(None if c is None else c.load for c in found)
 
     def store(self, suite: Suite, obj: object) -> Any:
         """The record of ``obj`` (an instance of the live class)."""
-        return self.record(*(v if c is None else c.store(suite, v) for c, v in self._values(obj)))
+        values = self._values(obj)
+        return self.record(
+            *[v if f is None else f(suite, v) for f, v in zip(self._stores, values, strict=True)]
+        )
 
     def load(self, suite: Suite, record: object) -> Any:
         """The live object of ``record``; converters raise ``StoreError`` for a mismatch."""
-        return self.live(*(v if c is None else c.load(suite, v) for c, v in self._values(record)))
-
-    def _values(self, obj: object) -> Iterator[tuple[Converter | None, Any]]:
-        return ((c, getattr(obj, name)) for name, c in self.fields)
+        values = self._values(record)
+        return self.live(
+            *[v if f is None else f(suite, v) for f, v in zip(self._loads, values, strict=True)]
+        )
 
 
 RATCHET: Final = Mirror(RatchetState, RatchetRecord, CONVERTERS)
