@@ -68,7 +68,7 @@ PROFILES: Final[Mapping[str, Overrides]] = {
     "full": {},
     "quick": {},
     "short": {
-        "benchmarks.node": {"SECONDS": 5.0, "IDLE": 1000},
+        "benchmarks.node": {"SECONDS": 5.0, "IDLE": 500},
         "benchmarks.federation": {"THROUGHPUT_ENVELOPES": 6000, "HALF_SECONDS": 4.0,
                                   "BACKLOG": 3000},
         "benchmarks.groupnet": {"FANOUT_MESSAGES": 150, "GROUP_MESSAGES": 10},
