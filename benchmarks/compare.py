@@ -2,7 +2,8 @@
 
     python -m benchmarks.compare --base REV [--head REV|DIR] [--rounds N]
                                  [--only node,federation,groupnet] [--profile full|short|quick]
-                                 [--out DIR]
+                                 [--threshold 0.10] [--out DIR]
+    python -m benchmarks.compare --replay compare.json [--threshold 0.10]
 
 For each module, ``--rounds`` times (default 3): the base revision's run, then the head's.
 Interleaving makes both sides see the same machine: on a shared machine whose load drifts,
@@ -287,7 +288,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         prog="python -m benchmarks.compare",
         description="Two revisions' benchmarks, interleaved (see the module docstring).",
     )
-    parser.add_argument("--base", required=True, help="the revision to compare against")
+    parser.add_argument("--base", help="the revision to compare against")
     parser.add_argument("--head", help="a revision or a directory (default: this working tree)")
     parser.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS, help="runs of each side")
     parser.add_argument(
@@ -296,8 +297,13 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--profile", choices=sorted(PROFILES), default=DEFAULT_PROFILE)
     parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD)
     parser.add_argument("--out", type=Path, help=f"JSON directory (default ${OUT_ENV})")
+    parser.add_argument(
+        "--replay", type=Path, help="print the table of an earlier compare.json; run nothing"
+    )
     args = parser.parse_args(argv)
     args.modules = [m for m in args.only.split(",") if m]
+    if args.replay is None and args.base is None:
+        parser.error("--base is required (or --replay)")
     if args.rounds < 1 or not args.modules:
         parser.error("need at least one round and one module")
     return args
@@ -362,8 +368,28 @@ def compare(args: argparse.Namespace, work: Path) -> tuple[dict[str, Any], list[
     return document, table, clean
 
 
+def _title(document: Mapping[str, Any]) -> str:
+    base, head = document["trees"]["base"], document["trees"]["head"]
+    return (
+        f"base {base['commit'][:9]} vs head {head['commit'][:9]}"
+        f"{' + uncommitted changes' if head['dirty'] else ''}: median of"
+        f" {document['rounds']} interleaved round(s), profile {document['profile']},"
+        f" {document['seconds'] / 60:.1f} min"
+    )
+
+
+def _replay(path: Path, threshold: float) -> int:
+    """The table of an earlier run's ``compare.json`` (another threshold, newer metrics)."""
+    document = json.loads(path.read_text(encoding="utf-8"))
+    table = rows([Run(**run) for run in document["runs"]])
+    print(f"{_title(document)}\n{plain(cells(table, threshold))}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(argv)
+    if args.replay is not None:
+        return _replay(args.replay, args.threshold)
     out: Path = args.out or Path(os.environ.get(OUT_ENV) or REPO / "benchmarks" / "results")
     signal.signal(signal.SIGTERM, _interrupt)
     try:
@@ -376,13 +402,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("compare: interrupted; worktree and runs cleaned up", file=sys.stderr)
         return 130
     grid = cells(table, args.threshold)
-    trees = document["trees"]
-    title = (
-        f"base {trees['base']['commit'][:9]} vs head {trees['head']['commit'][:9]}"
-        f"{' + uncommitted changes' if trees['head']['dirty'] else ''}: median of"
-        f" {args.rounds} interleaved round(s), profile {args.profile},"
-        f" {document['seconds'] / 60:.1f} min"
-    )
+    title = _title(document)
     print(f"\n{title}\n{plain(grid)}")
     report.write_json(out / "compare.json", document)
     (out / "compare.md").write_text(f"{title}\n\n{markdown(grid)}\n", encoding="utf-8")

@@ -43,12 +43,27 @@ class Row:
         return self.head / self.base
 
 
+EXTRAS: Final = {
+    "node_cpu_us_per_envelope": "node CPU us/env",
+    "us_a": "A CPU us/env",
+    "us_b": "B CPU us/env",
+    "node_us": "node CPU us/delivery",
+    "cpu_other": "other load, cores",
+}
+"""Extra columns shown as metrics: CPU per envelope varies much less with the machine's load
+than rates do (``docs/operations.md``); ``cpu_other`` says how loaded the machine was."""
+
+
 def _metrics(result: Mapping[str, Any]) -> Iterator[tuple[str, float]]:
     if result["ops_per_s"]:
         yield "ops/s", float(result["ops_per_s"])
     for key, metric in (("p50_us", "p50 ms"), ("p99_us", "p99 ms")):
         if result[key] is not None:
             yield metric, float(result[key]) / 1000
+    extra = result.get("extra", {})
+    for key, metric in EXTRAS.items():
+        if isinstance(extra.get(key), int | float):
+            yield metric, float(extra[key])
 
 
 def _case(result: Mapping[str, Any]) -> str:
