@@ -29,8 +29,15 @@ own tree fails.
 Profiles: ``full`` is ``make bench`` as it is; ``quick`` is ``--quick`` (a smoke run, its
 numbers are noise); ``short`` (the default) is the full cases with smaller counts and
 shorter windows (:data:`PROFILES`), set on the module constants of both sides alike before
-the run, so that three interleaved rounds of node, federation and groupnet fit in about
-a quarter of an hour on two cores.
+the run.  Most of a run is setup (accounts registered, nodes started, layers sealed), so
+``short`` saves about a quarter: on the shared 2-core machine, one round of both sides of
+node, federation and groupnet took 9 minutes with ``short`` (about 10 with ``full``).
+
+Besides rates and latencies the table has the benchmarks' CPU per envelope (``node CPU
+us/env``, ``A``/``B CPU us/env``, ``node CPU us/delivery``) and ``other load, cores`` (what
+the rest of the machine used meanwhile): on a shared machine the rates move by tens of
+percent with the other load between two runs of the same code, the CPU per envelope far
+less.
 """
 
 from __future__ import annotations
