@@ -159,7 +159,10 @@ def _git(*args: str, cwd: Path = REPO) -> str:
 
 
 def _commit(rev: str) -> str:
-    return _git("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
+    try:
+        return _git("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
+    except CompareError:
+        raise CompareError(f"{rev!r} names no commit of this repository") from None
 
 
 @contextmanager
