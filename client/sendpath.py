@@ -236,8 +236,6 @@ class SendPath:
         eids = []
         now = now_ms(self._clock)
         with self._store.transaction():
-            if also is not None:
-                also()
             for one in planned:
                 body = self._device.encrypt(one.address, one.device, one.plaintext)
                 eid = self._entropy.random_bytes(EID_LEN)
@@ -255,6 +253,8 @@ class SendPath:
                 persist.save_peer(self._store, self._device, one.address, one.device)
                 self._outbox.add(outbox_item(one, eid, ttl, body))
                 eids.append(eid)
+            if also is not None:
+                also()
         return eids
 
     def write_items(

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Protocol
 
 from client import persist
-from client.account import Account
 from client.attachments_io import upload_file
 from client.clock import Clock, now_ms
 from client.content import Content, GroupKey, GroupNote, pack
@@ -123,7 +122,7 @@ class GroupNet:
         *,
         store: StateStore,
         device: Device,
-        account: Account,
+        account: HasAccount,
         request: Request,
         entropy: Entropy,
         clock: Clock,
