@@ -17,13 +17,21 @@ with every submodule that imports a sibling).
 from __future__ import annotations
 
 import ast
+import tomllib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Final
 
 ROOT: Final = Path(__file__).resolve().parent.parent
-PACKAGES: Final = ("client", "federation", "node", "wire", "suites", "trust", "sealrelay")
-"""The product packages (``trust`` once it exists)."""
+BASE_PACKAGES: Final = ("client", "federation", "node", "wire", "suites", "trust", "sealrelay")
+"""The product packages (``trust`` once it exists); with the import-linter's root packages
+of ``pyproject.toml``, so a package added there is read here too."""
+
+
+def product_packages() -> list[str]:
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    listed = config["tool"]["importlinter"]["root_packages"]
+    return list(dict.fromkeys([*BASE_PACKAGES, *listed]))
 
 
 def module_name(path: Path) -> str:
@@ -35,7 +43,7 @@ def module_name(path: Path) -> str:
 
 def product_modules() -> dict[str, Path]:
     found: dict[str, Path] = {}
-    for package in PACKAGES:
+    for package in product_packages():
         base = ROOT / package
         if not (base / "__init__.py").is_file():
             continue
