@@ -15,17 +15,19 @@ reports it on stderr.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Annotated, Final
+from collections.abc import Callable
+from functools import partial
+from typing import Annotated, Final, Protocol
 
-from client.content import MAX_TEXT, Content
+import trio
+
+from client.account import Account
+from client.content import MAX_TEXT, Content, pack
 from client.errors import ClientError, NetworkError, Refused
 from client.outbox import RETRYABLE
 from client.store.base import StateStore
 from wire import U32, U64, Bytes16, MaxLen, decode, encode, message
 from wire.e2e import Address
-
-if TYPE_CHECKING:
-    from client.app import Client
 
 log = logging.getLogger(__name__)
 
@@ -69,41 +71,72 @@ class Drafts:
         return len(self._store.items(NS_DRAFTS))
 
 
-async def send_all(client: Client) -> None:
-    """Compose every draft into the outbox, oldest first, then set ``client.drafts_sent``.
-    One the node refuses for good is dropped and kept in ``client.drafts_failed`` (for the
-    command to report); a network failure or a passing refusal (:data:`RETRYABLE`) leaves
-    it and the rest for the next connection."""
-    try:
-        for draft in client.drafts.pending():
-            try:
-                await client._compose(draft.to, content(client, draft), draft.ttl, draft)
-            except Refused as exc:
-                if exc.node_code in RETRYABLE:
-                    return
-                _failed(client, draft, exc)
-            except NetworkError:
-                raise
-            except ClientError as exc:  # an identity that changed, a domain without keys
-                _failed(client, draft, exc)
-    finally:
-        client.drafts_sent.set()  # a send waits for this, not for drafts left for later
+class Composer(Protocol):
+    """Encrypts a plaintext for every device of an address into the outbox, running
+    ``also`` in the same transaction (``client.sendpath.SendPath.compose``)."""
+
+    async def compose(
+        self, to: str, plaintext: bytes, ttl: int, *, also: Callable[[], None] | None = None
+    ) -> list[bytes]: ...
 
 
-def content(client: Client, draft: Draft) -> Content:
+class DraftSender:
+    """Composes the drafts into the outbox on each connection.
+
+    :attr:`sent` is set once the drafts were looked at (a send waits for it, so messages
+    leave in the order they were written); :attr:`failed` holds the drafts refused for
+    good, with the refusal, for the command to report."""
+
+    def __init__(
+        self, store: StateStore, drafts: Drafts, composer: Composer, account: Account
+    ) -> None:
+        self._store = store
+        self._drafts = drafts
+        self._composer = composer
+        self._account = account
+        self.sent = trio.Event()
+        self.failed: list[tuple[Draft, ClientError]] = []
+
+    async def send_all(self) -> None:
+        """Compose every draft into the outbox, oldest first, then set :attr:`sent`. One
+        the node refuses for good is dropped and kept in :attr:`failed`; a network failure
+        or a passing refusal (:data:`RETRYABLE`) leaves it and the rest for the next
+        connection. The pump is not woken here (the connection does that once)."""
+        try:
+            for draft in self._drafts.pending():
+                try:
+                    await self._composer.compose(
+                        draft.to,
+                        pack(content(draft, self._account)),
+                        draft.ttl,
+                        also=partial(self._drafts.remove, draft.draft_id),
+                    )
+                except Refused as exc:
+                    if exc.node_code in RETRYABLE:
+                        return
+                    self._fail(draft, exc)
+                except NetworkError:
+                    raise
+                except ClientError as exc:  # an identity that changed, a domain without keys
+                    self._fail(draft, exc)
+        finally:
+            self.sent.set()  # a send waits for this, not for drafts left for later
+
+    def _fail(self, draft: Draft, exc: ClientError) -> None:
+        log.info("the message queued for %s was not sent: %s: %s", draft.to, exc.code, exc)
+        with self._store.transaction():
+            self._drafts.remove(draft.draft_id)
+        self.failed.append((draft, exc))
+
+
+def content(draft: Draft, account: Account) -> Content:
     """The message of ``draft``, with this account's reply token and mailbox."""
+    info = account.info
     return Content(
         text=draft.text,
         sent=draft.sent,
-        reply_token=client.info.delivery_token,
-        reply_mailbox=client.info.mailbox,
+        reply_token=info.delivery_token,
+        reply_mailbox=info.mailbox,
         expire=draft.expire,
         attachments=(),
     )
-
-
-def _failed(client: Client, draft: Draft, exc: ClientError) -> None:
-    log.info("the message queued for %s was not sent: %s: %s", draft.to, exc.code, exc)
-    with client.store.transaction():
-        client.drafts.remove(draft.draft_id)
-    client.drafts_failed.append((draft, exc))

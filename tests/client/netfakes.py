@@ -15,7 +15,7 @@ from typing import Any, Final
 import trio
 
 from client.errors import NetworkError
-from client.net import Transport
+from client.websocket import Transport
 from wire import decode, encode
 from wire.e2e import SenderCertificate
 from wire.relay import (

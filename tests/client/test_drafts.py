@@ -4,12 +4,16 @@ types: addresses and node URLs."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import pytest
 
-from client.drafts import Draft, Drafts
-from client.errors import BadAddress, BadNodeUrl
+from client.account import Account
+from client.content import unpack
+from client.drafts import Draft, Drafts, DraftSender
+from client.errors import BadAddress, BadNodeUrl, Refused, UnknownAccount
 from client.nodehttp import check_node_url
+from client.records import AccountInfo
 from client.routing import check_address
 from client.store.memory import MemoryStore
 
@@ -44,6 +48,46 @@ def test_a_draft_is_removed_only_if_the_transaction_commits() -> None:
     with pytest.raises(RuntimeError):
         crash()
     assert Drafts(store).pending() == [draft]
+
+
+class FakeComposer:
+    """Composes into a list, in a store transaction with ``also``; refuses as told."""
+
+    def __init__(self, store: MemoryStore, refusals: dict[str, Exception]) -> None:
+        self.store = store
+        self.refusals = refusals
+        self.composed: list[tuple[str, str]] = []
+
+    async def compose(
+        self, to: str, plaintext: bytes, ttl: int, *, also: Callable[[], None] | None = None
+    ) -> list[bytes]:
+        text = unpack(plaintext).text
+        if text in self.refusals:
+            raise self.refusals[text]
+        with self.store.transaction():
+            if also is not None:
+                also()
+            self.composed.append((to, text))
+        return [os.urandom(16)]
+
+
+async def test_draft_sender_composes_drops_refused_and_stops_at_a_passing_refusal() -> None:
+    store = MemoryStore()
+    drafts = Drafts(store)
+    written = [_draft(n) for n in range(5)]
+    for draft in written:
+        drafts.add(draft)
+    composer = FakeComposer(
+        store,
+        {"text 1": UnknownAccount("bob@example.test"), "text 3": Refused("limit.rate", "", 0)},
+    )
+    info = AccountInfo("http://127.0.0.1:1", b"doc", os.urandom(16), os.urandom(16))
+    sender = DraftSender(store, drafts, composer, Account(store, info))
+    await sender.send_all()
+    assert sender.sent.is_set()
+    assert composer.composed == [("bob@example.test", "text 0"), ("bob@example.test", "text 2")]
+    assert [(d, type(e)) for d, e in sender.failed] == [(written[1], UnknownAccount)]
+    assert drafts.pending() == written[3:]  # left for the next connection, in order
 
 
 @pytest.mark.parametrize("address", ["bob@example.test", "a.b@x", "bob@localhost"])

@@ -13,7 +13,7 @@ import trio
 import trio.testing
 
 from client import persist
-from client.app import PURGE_IDS_EVERY_MS, RENEW_CHECK_SECONDS, Client
+from client.app import PURGE_IDS_EVERY_MS, Client
 from client.content import Content, pack
 from client.inbox import Inbox
 from client.records import AccountInfo
@@ -22,6 +22,7 @@ from client.serverkeys import PinnedKeyring
 from client.session import Device
 from client.store.base import NS_SEEN
 from client.store.memory import MemoryStore
+from client.upkeep import RENEW_CHECK_SECONDS
 from suites import labels
 from tests.client.netfakes import FakeNode
 from tests.client.pairs import DAY_MS, Domain

@@ -15,7 +15,7 @@ import trio
 import trio_websocket
 
 from client.errors import NetworkError, Refused
-from client.net import websocket_connector
+from client.websocket import websocket_connector
 
 Handler = Callable[[trio.SocketStream], Awaitable[None]]
 
