@@ -74,6 +74,7 @@ from client.savedfiles import remove_saved
 from client.serverkeys import PinnedKeyring, accept_refresh, needs_refresh, verify_document
 from client.session import Device
 from client.store.base import StateStore
+from trust.errors import PREKEYS_NONE
 from wire import decode
 from wire.e2e import IdentityKey
 from wire.relay import (
@@ -97,8 +98,6 @@ from wire.relay import (
 from wire.server import ServerKeyDocument
 
 EID_LEN: Final = 16
-PREKEYS_NONE: Final = "prekeys.none"
-"""The node's code for an address without a device with prekeys (no such account)."""
 RENEW_CERTIFICATE_BEFORE_MS: Final = 2 * 86_400_000
 """Renew the sender certificate when less than this is left of it."""
 RENEW_CHECK_SECONDS: Final = 3600.0

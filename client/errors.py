@@ -34,6 +34,8 @@ ClientError                   base; every error has a stable ``code``
 
 from __future__ import annotations
 
+from trust.errors import BLOB_TOO_LARGE, PREKEYS_NONE
+
 
 class ClientError(Exception):
     code = "client.error"
@@ -106,7 +108,7 @@ class AttachmentError(ClientError):
 
 
 class AttachmentTooLarge(AttachmentError):
-    code = "blob.too_large"
+    code = BLOB_TOO_LARGE
 
 
 class ServerKeyError(ClientError):
@@ -141,7 +143,7 @@ class UnknownAccount(Refused):
     code = "client.unknown_account"
 
     def __init__(self, address: str) -> None:
-        super().__init__("prekeys.none", f"{address} does not exist or has no registered device")
+        super().__init__(PREKEYS_NONE, f"{address} does not exist or has no registered device")
         self.args = (f"{address} does not exist or has no registered device",)
 
 

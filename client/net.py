@@ -34,6 +34,7 @@ import trio_websocket
 from client.errors import BadNodeUrl, ClientError, NetworkError, Refused, ServerKeyError
 from client.identity import Identity
 from suites import labels
+from trust.errors import UNREADABLE
 from wire import WireError, decode, encode
 from wire.relay import (
     PROTOCOL_VERSION,
@@ -54,9 +55,6 @@ from wire.relay import (
 )
 
 CLIENT_PATH: Final = "/v1/client"
-UNREADABLE: Final = frozenset({"proto.malformed", "proto.unexpected"})
-"""``Error{id = 0}`` codes of a node that could not read a frame: one that predates
-``SendBatch`` answers it so, and the batch's request then fails with this code."""
 MAX_FRAME: Final = 64 * 1024 * 1024
 """Largest frame accepted from the node (a Deliver batch may hold several envelopes)."""
 CONNECT_TIMEOUT: Final = 15.0
