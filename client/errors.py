@@ -21,6 +21,7 @@ ClientError                   base; every error has a stable ``code``
 │   └── AttachmentTooLarge    a file larger than the node takes (``blob.too_large``, the
 │                             node's own code), refused before it is read
 ├── ServerKeyError            a server key document that does not verify or is not pinned
+│                             (a refusal of ``trust.documents``: ``AS_SERVER_KEY_ERROR``)
 ├── UntrustedDomain           another domain's keys that no anchor of the client vouches
 │                             for (its home agency's pinned root and peer-roots statement)
 ├── NetworkError              the node cannot be reached or the connection broke
@@ -34,7 +35,9 @@ ClientError                   base; every error has a stable ``code``
 
 from __future__ import annotations
 
-from trust.errors import BLOB_TOO_LARGE, PREKEYS_NONE
+from typing import Final
+
+from trust.errors import BLOB_TOO_LARGE, PREKEYS_NONE, RefusalAs, TrustError
 
 
 class ClientError(Exception):
@@ -161,3 +164,8 @@ class BadAddress(BadInput):
 
 class BadNodeUrl(BadInput):
     code = "client.bad_node_url"
+
+
+AS_SERVER_KEY_ERROR: Final = RefusalAs({TrustError: ServerKeyError})
+"""A refusal by a rule of ``trust`` (a key document, a routing key) as the client's
+:class:`ServerKeyError`: ``with AS_SERVER_KEY_ERROR: ...``."""

@@ -35,6 +35,7 @@ from client.errors import BadNodeUrl, ClientError, NetworkError, Refused, Server
 from client.identity import Identity
 from suites import labels
 from trust.errors import UNREADABLE
+from trust.limits import MAX_NODE_FRAME as MAX_FRAME
 from wire import WireError, decode, encode
 from wire.relay import (
     PROTOCOL_VERSION,
@@ -55,8 +56,6 @@ from wire.relay import (
 )
 
 CLIENT_PATH: Final = "/v1/client"
-MAX_FRAME: Final = 64 * 1024 * 1024
-"""Largest frame accepted from the node (a Deliver batch may hold several envelopes)."""
 CONNECT_TIMEOUT: Final = 15.0
 PUSH_BUFFER: Final = 64
 """Pushes a connection holds for a slow consumer before it stops reading the socket (it

@@ -31,6 +31,7 @@ from client.errors import NetworkError, Refused
 from client.store.base import StateStore
 from trust.errors import RETRYABLE as RETRYABLE
 from trust.errors import UNREADABLE
+from trust.limits import MAX_LAYER_BYTES
 from wire import U32, Bytes16, MaxLen, decode, encode, message
 from wire.e2e import Address, DeliveryToken, DeviceId
 from wire.relay import (
@@ -68,7 +69,7 @@ class OutboxItem:
     eid: Bytes16
     token: DeliveryToken | None
     ttl: U32
-    body: Annotated[bytes, MaxLen((1 << 20) + 16 * 1024)]
+    body: Annotated[bytes, MaxLen(MAX_LAYER_BYTES)]
     domain: Annotated[str, MaxLen(253)]
     """Empty for the home domain; else the recipient's domain, and ``body`` is the sealed
     routing layer (``client.routing``) that carries mailbox, token and envelope."""
@@ -98,7 +99,7 @@ class OutboxShared:
     eid: Bytes16
     ttl: U32
     recipients: Annotated[tuple[SharedRecipient, ...], MaxLen(MAX_SHARED_RECIPIENTS)]
-    body: Annotated[bytes, MaxLen((1 << 20) + 16 * 1024)]
+    body: Annotated[bytes, MaxLen(MAX_LAYER_BYTES)]
     domain: Annotated[str, MaxLen(253)]
 
     def request(self) -> SendShared | Forward:

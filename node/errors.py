@@ -49,7 +49,6 @@ KEYS_DOCUMENT: Final = "keys.document"
 DEV_NODE_FAILED: Final = "dev.node_failed"
 
 
-
 class NodeError(Exception):
     """A request refused with a stable ``code``; ``message`` is safe to show the client."""
 

@@ -59,6 +59,8 @@ into their own hierarchies: ``client.errors``, ``federation.errors``)::
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from types import TracebackType
 from typing import Final
 
 __all__ = [  # the codes, which ``node.errors`` re-exports
@@ -192,3 +194,28 @@ class RoutingRefused(TrustError):
 
 class CertificateRefused(TrustError):
     code = "trust.certificate"
+
+
+class RefusalAs:
+    """A context that raises a :class:`TrustError` as the caller's own error: the first
+    entry of ``errors`` whose key the refusal is an instance of makes it, from its
+    message. ``with RefusalAs({PinRefused: PinMismatch, TrustError: KeyDocumentError}):``
+    """
+
+    def __init__(self, errors: Mapping[type[TrustError], Callable[[str], Exception]]) -> None:
+        self._errors = errors
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if not isinstance(exc, TrustError):
+            return
+        for refusal, error in self._errors.items():
+            if isinstance(exc, refusal):
+                raise error(exc.message) from None

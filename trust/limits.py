@@ -1,0 +1,62 @@
+"""Every bound that a client and a server both enforce, in one place (libsignal's
+``limits.rs`` is the model). Code imports these names; it never retypes the numbers.
+
+Defined here:
+
+MAX_DOCUMENT      bytes of a server key document: the node serves at most this, the
+                  keyring and a client read at most this from the network
+                  (``federation``, ``node.fed.peers``, ``client.nodehttp``)
+MAX_STATEMENT     bytes of a peer-roots statement (the node that serves it, the client
+                  that checks it)
+MAX_CACHE_MS      a held key document is never trusted more than 7 days after it was
+                  received, whatever its ``valid_until`` says (DESIGN section 6)
+MAX_DEVICES       devices per account: a node serves at most this many prekey bundles of
+                  one address, and a group member lists at most this many devices (the
+                  value is 16 because ``wire.group`` decodes at most 16 devices per
+                  member: a bundle fetched beyond it could never join a group; DESIGN
+                  section 10 will lower it to 8, which is a change of behaviour)
+MAX_BLOB_BYTES    the default largest blob upload (the node's ``max_blob_bytes``; it
+                  tells clients its own value at ``/v1/limits``)
+MAX_NODE_FRAME    the largest WebSocket frame a client reads from its node (a Deliver
+                  batch may hold several envelopes)
+MAX_CLIENT_FRAME  the default largest WebSocket frame a node reads from a client (its
+                  ``max_frame_bytes``): the largest envelope body and room for the rest
+
+Bounds of the wire format live in ``wire`` (which cannot import this package) and are
+re-exported here, so that this table names them all:
+
+MAX_BODY          bytes of one envelope body (``wire.limits.MAX_PAYLOAD``: the schema's
+                  ``Body``; the node's ``max_envelope_bytes`` may only lower it)
+MAX_LAYER_BYTES   bytes of a sealed routing layer (``wire.federation``): an envelope body
+                  and the layer's overhead; a peer policy's ``max_envelope_bytes`` default
+MAX_GROUP_RECIPIENTS  recipients of one routing layer (``wire.federation``)
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from wire.federation import MAX_GROUP_RECIPIENTS, MAX_LAYER_BYTES
+from wire.group import MAX_DEVICES
+from wire.limits import MAX_PAYLOAD
+
+__all__ = [
+    "MAX_BLOB_BYTES",
+    "MAX_BODY",
+    "MAX_CACHE_MS",
+    "MAX_CLIENT_FRAME",
+    "MAX_DEVICES",
+    "MAX_DOCUMENT",
+    "MAX_GROUP_RECIPIENTS",
+    "MAX_LAYER_BYTES",
+    "MAX_NODE_FRAME",
+    "MAX_STATEMENT",
+]
+
+MAX_BODY: Final = MAX_PAYLOAD
+MAX_DOCUMENT: Final = 1 << 20
+MAX_STATEMENT: Final = 1 << 20
+MAX_CACHE_MS: Final = 7 * 86_400_000
+MAX_BLOB_BYTES: Final = 64 * 1024 * 1024
+MAX_NODE_FRAME: Final = 64 * 1024 * 1024
+MAX_CLIENT_FRAME: Final = MAX_BODY + 64 * 1024
