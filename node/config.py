@@ -78,7 +78,7 @@ from typing import Any, Final
 from federation.policy import PeerPolicy, parse_peers
 from node.errors import CONFIG_FILE, CONFIG_MISSING, ConfigError
 from trust.limits import MAX_BLOB_BYTES, MAX_CLIENT_FRAME
-from trust.limits import MAX_BODY as WIRE_MAX_BODY
+from trust.limits import MAX_ENVELOPE_BODY as WIRE_MAX_BODY
 
 ENV_PREFIX: Final = "SEALRELAY_"
 MAX_DOCUMENT_LIFETIME: Final = 7 * 86400

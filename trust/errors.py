@@ -53,8 +53,10 @@ into their own hierarchies: ``client.errors``, ``federation.errors``)::
     │   │                       refresh would roll it back or swap its keys
     │   └── PinRefused          fed.pin_mismatch: it breaks a pin
     ├── RoutingRefused          fed.routing: a routing layer cannot be sealed or opened
-    └── CertificateRefused      a sender certificate is expired, of another suite or
-                                not signed by a current key of its address's domain
+    └── CertificateRefused      a sender certificate is expired, not for an address, or
+        │                       not signed by a current key of its address's domain
+        └── CertificateSuiteRefused
+                                a sender certificate of another suite
 """
 
 from __future__ import annotations
@@ -194,6 +196,10 @@ class RoutingRefused(TrustError):
 
 class CertificateRefused(TrustError):
     code = "trust.certificate"
+
+
+class CertificateSuiteRefused(CertificateRefused):
+    code = "trust.certificate_suite"
 
 
 class RefusalAs:
