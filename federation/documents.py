@@ -33,15 +33,12 @@ def verify_certification(cert: RootCertification) -> None:
 
 
 def check_trust(
-    doc: ServerKeyDocument,
-    pins: Iterable[str],
-    trusted_before: ServerKeyDocument | None,
-    now_ms: int,
+    doc: ServerKeyDocument, pins: Iterable[str], before: ServerKeyDocument | None, now_ms: int
 ) -> str:
     """How ``doc`` is trusted (``"root"``, ``"key"`` or ``"continuity"``), or
     :class:`PinMismatch` naming the domain (``trust.documents.check_trust``)."""
     with AS_FEDERATION_ERROR:
-        return documents.check_trust(doc, pins, trusted_before, now_ms)
+        return documents.check_trust(doc, pins, before, now_ms)
 
 
 def check_not_older(held: ServerKeyDocument, doc: ServerKeyDocument) -> None:
