@@ -3,11 +3,9 @@
 
 Defined here:
 
-MAX_DOCUMENT      bytes of a server key document: the node serves at most this, the
-                  keyring and a client read at most this from the network
-                  (``federation``, ``node.fed.peers``, ``client.nodehttp``)
 MAX_STATEMENT     bytes of a peer-roots statement (the node that serves it, the client
-                  that checks it)
+                  that checks it): as much as a key document, which the messages that
+                  carry either bound alike
 MAX_CACHE_MS      a held key document is never trusted more than 7 days after it was
                   received, whatever its ``valid_until`` says (DESIGN section 6)
 MAX_BLOB_BYTES    the default largest blob upload (the node's ``max_blob_bytes``; it
@@ -22,7 +20,10 @@ re-exported here, so that this table names them all:
 
 MAX_ENVELOPE_BODY bytes of one envelope body (``wire.limits.MAX_PAYLOAD``, the schema's
                   ``Body``; the node's ``max_envelope_bytes`` may only lower it)
-MAX_LAYER_BYTES   bytes of a sealed routing layer (``wire.federation``): an envelope body
+MAX_DOCUMENT      bytes of a server key document (``wire.limits``): the node serves at
+                  most this, the keyring and a client read at most this from the network
+                  (``federation``, ``node.fed.peers``, ``client.nodehttp``)
+MAX_LAYER_BYTES   bytes of a sealed routing layer (``wire.limits``): an envelope body
                   and the layer's overhead; a peer policy's ``max_envelope_bytes`` default
 MAX_GROUP_RECIPIENTS  recipients of one routing layer (``wire.federation``)
 MAX_DEVICES       devices per account (``wire.group``): a node serves at most this many
@@ -39,9 +40,9 @@ from __future__ import annotations
 
 from typing import Final
 
-from wire.federation import MAX_GROUP_RECIPIENTS, MAX_LAYER_BYTES
+from wire.federation import MAX_GROUP_RECIPIENTS
 from wire.group import MAX_DEVICES
-from wire.limits import MAX_PAYLOAD
+from wire.limits import MAX_DOCUMENT, MAX_LAYER_BYTES, MAX_PAYLOAD
 
 __all__ = [
     "MAX_BLOB_BYTES",
@@ -57,8 +58,7 @@ __all__ = [
 ]
 
 MAX_ENVELOPE_BODY: Final = MAX_PAYLOAD
-MAX_DOCUMENT: Final = 1 << 20
-MAX_STATEMENT: Final = 1 << 20
+MAX_STATEMENT: Final = MAX_DOCUMENT
 MAX_CACHE_MS: Final = 7 * 86_400_000
 MAX_BLOB_BYTES: Final = 64 * 1024 * 1024
 MAX_NODE_FRAME: Final = 64 * 1024 * 1024

@@ -43,6 +43,7 @@ from wire.e2e import (
     Sig,
     Suite,
 )
+from wire.limits import MAX_DOCUMENT, MAX_LAYER_BYTES, MAX_PAYLOAD
 from wire.schema import message
 from wire.types import U8, U16, U32, U64, Bytes16, Bytes32, MaxLen, MinLen
 
@@ -55,7 +56,7 @@ RequestId = U32
 Domain = Annotated[str, MaxLen(253)]
 Name = Annotated[str, MaxLen(64)]
 Code = Annotated[str, MaxLen(128)]
-Body = Annotated[bytes, MaxLen(1 << 20)]
+Body = Annotated[bytes, MaxLen(MAX_PAYLOAD)]
 EnvelopeId = Bytes16
 MailboxId = Bytes16
 
@@ -277,7 +278,7 @@ class Forward:
     domain: Domain
     eid: EnvelopeId
     ttl: U32
-    layer: Annotated[bytes, MaxLen((1 << 20) + 16 * 1024)]
+    layer: Annotated[bytes, MaxLen(MAX_LAYER_BYTES)]
 
 
 @message("relay.get-server-keys")
@@ -293,7 +294,7 @@ class GetServerKeys:
 class ServerKeys:
     id: RequestId
     domain: Domain
-    document: Annotated[bytes, MaxLen(1 << 20)]
+    document: Annotated[bytes, MaxLen(MAX_DOCUMENT)]
 
 
 @message("relay.get-peer-roots")
@@ -311,7 +312,7 @@ class PeerRoots:
     """The statement as the node holds it, or ``None`` when its operator made none."""
 
     id: RequestId
-    statement: Annotated[bytes, MaxLen(1 << 20)] | None
+    statement: Annotated[bytes, MaxLen(MAX_DOCUMENT)] | None
 
 
 @message("relay.sent")

@@ -31,9 +31,9 @@ sealed routing layer message (another name space)."""
 
 WIRE_LIMITS: Final = {
     "MAX_DEVICES": Path("wire/group.py"),
-    "MAX_LAYER_BYTES": Path("wire/federation.py"),
+    "MAX_LAYER_BYTES": Path("wire/limits.py"),
+    "MAX_DOCUMENT": Path("wire/limits.py"),
     "MAX_GROUP_RECIPIENTS": Path("wire/federation.py"),
-    "MAX_PAYLOAD": Path("wire/limits.py"),
 }
 """Bounds of the wire format: their home is ``wire`` (which cannot import ``trust``);
 ``trust.limits`` re-exports them so that its table names every shared bound."""
