@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SHARED ?= ../shared
 
-.PHONY: resilience test lint typecheck contracts unit run bench clean venv chaos chaos-fed groups-full fuzz
+.PHONY: resilience test lint typecheck contracts unit run bench bench-compare clean venv chaos chaos-fed groups-full fuzz
 
 venv: $(STAMP)
 
@@ -40,6 +40,18 @@ run: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
+
+# This working tree's benchmarks against revision BASE, interleaved (base, head, base, head...)
+# for BENCH_ROUNDS rounds of each module in BENCH_ONLY, on the short profile unless
+# BENCH_PROFILE says full or quick; prints medians and head/base, writes compare.json
+# (docs/operations.md, "Comparing two revisions"). BENCH_COMPARE_ARGS passes more options.
+BASE ?= main
+BENCH_ROUNDS ?= 3
+BENCH_ONLY ?= node,federation,groupnet
+BENCH_PROFILE ?= short
+bench-compare: $(STAMP)
+	$(BIN)/python -m benchmarks.compare --base $(BASE) --rounds $(BENCH_ROUNDS) \
+		--only $(BENCH_ONLY) --profile $(BENCH_PROFILE) $(BENCH_COMPARE_ARGS)
 
 # The resilience runs of a minute or more (pytest marker "long"; today a peer domain down
 # for 60 s, and the sender's node killed during such an outage). `make test` runs the short

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
-MODULES: Final = ("suites", "client", "node", "groups", "groupnet", "federation", "cluster")
+MODULES: Final = ("suites", "client", "node", "groups", "groupnet", "federation", "cluster", "quic")
 """Registered benchmark modules, in run order: ``benchmarks/<name>.py`` each."""
 
 Extra = Mapping[str, int | float | str]

@@ -5,13 +5,20 @@
 back. Loading is exact: every field of a ratchet state, a session and the pool reads back as
 it was (private keys through their suite's serialisation, the skipped keys in eviction
 order, the time of the last KEM step bit for bit).
+
+A session's persisted form is its wire schema (``SessionRecord`` with its ``RatchetRecord``,
+encoded by ``wire``); the conversion is derived by field name from the live classes
+(:class:`Mirror`), with one converter per kind of value that is not already a wire value.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import operator
 import struct
-from collections.abc import Iterable
-from typing import Final
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Final, get_type_hints
 
 from client.errors import StoreError
 from client.identity import Identity, PrekeyPool
@@ -29,6 +36,8 @@ from client.records import (
 )
 from client.session import Device, Peer, Session, Trust
 from suites import Suite, get_suite_by_id
+from suites.dh import DhPrivateKey
+from suites.kem import MlKemPrivateKey
 from suites.sig import SigPrivateKey
 from wire import decode, encode
 from wire.e2e import SenderCertificate
@@ -168,79 +177,102 @@ def pool_from_records(identity: Identity, items: Iterable[tuple[bytes, bytes]]) 
 
 
 # --- sessions -----------------------------------------------------------------------------
+#
+# A session is stored as its wire schema: ``SessionRecord`` holding a ``RatchetRecord``. The
+# records declare the fields (with their wire bounds) under the live objects' field names,
+# in the same order; the conversion is derived from the live classes' annotations, so no
+# field is copied by hand. Each annotation that is not already a wire value has one
+# converter (below); every other field is stored as it is. ``Mirror`` refuses, when this
+# module is imported, a live class and a record whose fields differ, so a field added to one
+# and not the other cannot be dropped silently. The encoding is the one of the field-by-field
+# mapping it replaced, byte for byte (tests/client/fixtures/sessions-v1.json).
 
 
-def ratchet_record(state: RatchetState) -> RatchetRecord:
-    suite = state.suite
-    return RatchetRecord(
-        suite=suite.suite_id,
-        ad=state.ad,
-        rk=state.rk,
-        dhs=suite.dh.private_key_bytes(state.dhs),
-        dhr=state.dhr,
-        cks=state.cks,
-        ckr=state.ckr,
-        ns=state.ns,
-        nr=state.nr,
-        pn=state.pn,
-        kem_own=suite.ratchet_kem.private_key_bytes(state.kem_own),
-        kem_peer=state.kem_peer,
-        advertise=state.advertise,
-        send_kc=state.send_kc,
-        send_kp=state.send_kp,
-        kem_steps=state.kem_steps,
-        since_kem=state.since_kem,
-        last_kem=_FLOAT.pack(state.last_kem),
-        skipped=tuple(SkippedKeyRecord(dh, n, mk) for (dh, n), mk in state.skipped.items()),
-    )
+@dataclass(frozen=True)
+class Converter:
+    """How one live annotation becomes a stored value and back (``suite``: the device's)."""
+
+    store: Callable[[Suite, Any], Any]
+    load: Callable[[Suite, Any], Any]
 
 
-def ratchet_from_record(suite: Suite, r: RatchetRecord) -> RatchetState:
-    if r.suite != suite.suite_id:
+def _check_suite(suite: Suite, suite_id: int) -> Suite:
+    if suite_id != suite.suite_id:
         raise StoreError("a stored session of another suite than the device")
-    return RatchetState(
-        suite=suite,
-        ad=r.ad,
-        rk=r.rk,
-        dhs=suite.dh.private_key_from_bytes(r.dhs),
-        dhr=r.dhr,
-        cks=r.cks,
-        ckr=r.ckr,
-        ns=r.ns,
-        nr=r.nr,
-        pn=r.pn,
-        kem_own=suite.ratchet_kem.private_key_from_seed(r.kem_own),
-        kem_peer=r.kem_peer,
-        advertise=r.advertise,
-        send_kc=r.send_kc,
-        send_kp=r.send_kp,
-        kem_steps=r.kem_steps,
-        since_kem=r.since_kem,
-        last_kem=_FLOAT.unpack(r.last_kem)[0],
-        skipped={(s.dh, s.n): s.mk for s in r.skipped},
-    )
+    return suite
+
+
+def _skipped_records(skipped: dict[tuple[bytes, int], bytes]) -> tuple[SkippedKeyRecord, ...]:
+    """Oldest first: the dict's order is the eviction order."""
+    return tuple(SkippedKeyRecord(dh, n, mk) for (dh, n), mk in skipped.items())
+
+
+CONVERTERS: Final[dict[object, Converter]] = {
+    Suite: Converter(lambda _, suite: suite.suite_id, _check_suite),
+    DhPrivateKey: Converter(
+        lambda s, key: s.dh.private_key_bytes(key), lambda s, raw: s.dh.private_key_from_bytes(raw)
+    ),
+    MlKemPrivateKey: Converter(  # the ratchet's KEM key, stored as its seed
+        lambda s, key: s.ratchet_kem.private_key_bytes(key),
+        lambda s, seed: s.ratchet_kem.private_key_from_seed(seed),
+    ),
+    float: Converter(lambda _, t: _FLOAT.pack(t), lambda _, raw: _FLOAT.unpack(raw)[0]),
+    dict[tuple[bytes, int], bytes]: Converter(
+        lambda _, skipped: _skipped_records(skipped),
+        lambda _, records: {(r.dh, r.n): r.mk for r in records},
+    ),
+}
+
+
+class Mirror:
+    """A live dataclass and the record that stores it, field by field by name."""
+
+    def __init__(self, live: type, record: type, converters: dict[object, Converter]) -> None:
+        hints = get_type_hints(live)
+        names = tuple(f.name for f in dataclasses.fields(live))
+        stored = tuple(f.name for f in dataclasses.fields(record))
+        if names != stored:
+            raise TypeError(f"{record.__name__} does not store the fields of {live.__name__}")
+        self.live, self.record = live, record
+        get = operator.attrgetter(*names)
+        self._values: Callable[[object], tuple[Any, ...]] = (
+            get if len(names) > 1 else lambda obj: (get(obj),)
+        )
+        found = [converters.get(hints[name]) for name in names]
+        self._stores = tuple(None if c is None else c.store for c in found)
+        self._loads = tuple(None if c is None else c.load for c in found)
+
+    def store(self, suite: Suite, obj: object) -> Any:
+        """The record of ``obj`` (an instance of the live class)."""
+        values = self._values(obj)
+        return self.record(
+            *[v if f is None else f(suite, v) for f, v in zip(self._stores, values, strict=True)]
+        )
+
+    def load(self, suite: Suite, record: object) -> Any:
+        """The live object of ``record``; converters raise ``StoreError`` for a mismatch."""
+        values = self._values(record)
+        return self.live(
+            *[v if f is None else f(suite, v) for f, v in zip(self._loads, values, strict=True)]
+        )
+
+
+RATCHET: Final = Mirror(RatchetState, RatchetRecord, CONVERTERS)
+SESSION: Final = Mirror(
+    Session,
+    SessionRecord,
+    {RatchetState: Converter(lambda _, state: RATCHET.store(state.suite, state), RATCHET.load)},
+)
 
 
 def session_record(session: Session) -> SessionRecord:
-    return SessionRecord(
-        peer_identity=session.peer_identity,
-        peer_sealed_key=session.peer_sealed_key,
-        state=ratchet_record(session.state),
-        pending=session.pending,
-        base_key=session.base_key,
-        cert_acked=session.cert_acked,
-    )
+    record: SessionRecord = SESSION.store(session.state.suite, session)
+    return record
 
 
-def session_from_record(suite: Suite, r: SessionRecord) -> Session:
-    return Session(
-        peer_identity=r.peer_identity,
-        peer_sealed_key=r.peer_sealed_key,
-        state=ratchet_from_record(suite, r.state),
-        pending=r.pending,
-        base_key=r.base_key,
-        cert_acked=r.cert_acked,
-    )
+def session_from_record(suite: Suite, record: SessionRecord) -> Session:
+    session: Session = SESSION.load(suite, record)
+    return session
 
 
 def session_value(device: Device, address: str, device_id: int) -> bytes | None:

@@ -1,7 +1,12 @@
-"""Prometheus metrics written by hand (text exposition format 0.0.4).
+"""The node's Prometheus metrics, exposed through ``prometheus_client`` (text format 0.0.4).
 
-:class:`Metrics` holds every series the node exports; ``render`` writes them with the
-store's gauges (passed in, since reading them is async) for ``GET /metrics``:
+:class:`Metrics` holds every series the node exports as plain numbers: the hot path (an
+envelope accepted, a request timed) adds to an ``int`` or a bucket list, with no lock and no
+call into the library. At scrape time a custom collector (``prometheus_client``'s
+``Collector`` protocol) turns them into metric families in the node's own
+``CollectorRegistry`` (never the process-wide default: a test process runs several nodes),
+and ``render`` writes them with ``generate_latest``, together with the store's gauges
+(passed in, since reading them is async), for ``GET /metrics``:
 
     sealrelay_envelopes_accepted_total          counter  envelopes stored (not duplicates)
     sealrelay_envelopes_delivered_total         counter  envelopes pushed to a device
@@ -42,10 +47,14 @@ from __future__ import annotations
 import bisect
 import gc
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Final
 
-CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
+from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
+
+CONTENT_TYPE: Final = CONTENT_TYPE_PLAIN_0_0_4
+PREFIX: Final = "sealrelay_"
 LATENCY_BUCKETS: Final = (
     0.0005,
     0.001,
@@ -62,9 +71,12 @@ LATENCY_BUCKETS: Final = (
 )
 GC_PAUSE_BUCKETS: Final = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
 
+LabelKey = tuple[tuple[str, str], ...]
+
 
 class Histogram:
-    """Cumulative buckets (upper bounds in seconds), a sum and a count."""
+    """Per-bucket counts (upper bounds in seconds), a sum and a count; ``observe`` is a
+    bisect and three additions (the scrape makes the buckets cumulative)."""
 
     __slots__ = ("bounds", "count", "counts", "total")
 
@@ -79,15 +91,15 @@ class Histogram:
         self.total += value
         self.count += 1
 
-    def lines(self, name: str) -> list[str]:
-        out, running = [], 0
+    def family(self, name: str, help_text: str) -> HistogramMetricFamily:
+        """The histogram as a ``prometheus_client`` family (cumulative buckets, ``+Inf``)."""
+        buckets: list[tuple[str, float]] = []
+        running = 0
         for bound, n in zip(self.bounds, self.counts, strict=False):
             running += n
-            out.append(f'{name}_bucket{{le="{bound}"}} {running}')
-        out.append(f'{name}_bucket{{le="+Inf"}} {self.count}')
-        out.append(f"{name}_sum {self.total:.6f}")
-        out.append(f"{name}_count {self.count}")
-        return out
+            buckets.append((repr(float(bound)), running))  # le="0.0005", "1.0" as before
+        buckets.append(("+Inf", self.count))
+        return HistogramMetricFamily(name, help_text, buckets=buckets, sum_value=self.total)
 
 
 class GcPauses:
@@ -118,7 +130,7 @@ def watch_gc() -> None:
 
 
 class Metrics:
-    """The node's counters, gauges and histograms."""
+    """The node's counters, gauges and histograms, and the registry that exposes them."""
 
     def __init__(self) -> None:
         self.accepted = 0
@@ -129,8 +141,11 @@ class Metrics:
         self.request_seconds = Histogram()
         self.send_to_deliver = Histogram()
         # federation counters: metric name -> label values -> count
-        self.labeled: dict[str, dict[tuple[tuple[str, str], ...], int]] = {}
+        self.labeled: dict[str, dict[LabelKey, int]] = {}
         self.queue_depths: dict[str, int] = {}
+        self.store_stats: Mapping[str, int] = {}
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(NodeCollector(self))
 
     def count(self, name: str, n: int = 1, **labels: str) -> None:
         """Add ``n`` to counter ``sealrelay_<name>_total`` with these labels."""
@@ -142,68 +157,67 @@ class Metrics:
         self.rejected[code] = self.rejected.get(code, 0) + 1
 
     def render(self, store_stats: Mapping[str, int]) -> str:
-        lines: list[str] = []
-        _counter(lines, "envelopes_accepted_total", "Envelopes stored.", self.accepted)
-        _counter(lines, "envelopes_delivered_total", "Envelopes pushed.", self.delivered)
-        _counter(lines, "envelopes_expired_total", "Envelopes expired.", self.expired)
-        name = "sealrelay_frames_rejected_total"
-        lines += [f"# HELP {name} Error frames sent, by code.", f"# TYPE {name} counter"]
-        lines += [f'{name}{{code="{c}"}} {n}' for c, n in sorted(self.rejected.items())]
-        _gauge(lines, "connections", "Live client WebSockets.", self.connections)
-        depth = store_stats.get("envelopes", 0)
-        _gauge(lines, "mailbox_envelopes", "Envelopes stored in mailboxes.", depth)
-        for key, value in sorted(store_stats.items()):
-            _gauge(lines, f"store_{_metric_name(key)}", f"Store statistic {key}.", value)
-        for metric, series in sorted(self.labeled.items()):
-            full = f"sealrelay_{metric}_total"
-            lines += [f"# HELP {full} Counter {metric}.", f"# TYPE {full} counter"]
-            lines += [f"{full}{{{_labels(key)}}} {n}" for key, n in sorted(series.items())]
-        full = "sealrelay_federation_queue"
-        lines += [f"# HELP {full} Items queued for a peer domain.", f"# TYPE {full} gauge"]
-        lines += [f'{full}{{domain="{d}"}} {n}' for d, n in sorted(self.queue_depths.items())]
-        _histogram(lines, "request_seconds", "Request latency.", self.request_seconds)
-        _histogram(
-            lines, "send_to_deliver_seconds", "Stored to pushed latency.", self.send_to_deliver
+        """The exposition text of this node's registry, with ``store_stats`` as gauges."""
+        self.store_stats = store_stats
+        return generate_latest(self.registry).decode()
+
+
+class NodeCollector:
+    """Yields the node's series as metric families at scrape time (``Collector``)."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        m = self.metrics
+        yield _counter("envelopes_accepted", "Envelopes stored.", {(): m.accepted})
+        yield _counter("envelopes_delivered", "Envelopes pushed.", {(): m.delivered})
+        yield _counter("envelopes_expired", "Envelopes expired.", {(): m.expired})
+        rejected: dict[LabelKey, int] = {(("code", c),): n for c, n in sorted(m.rejected.items())}
+        yield _counter("frames_rejected", "Error frames sent, by code.", rejected)
+        yield _gauge("connections", "Live client WebSockets.", m.connections)
+        depth = m.store_stats.get("envelopes", 0)
+        yield _gauge("mailbox_envelopes", "Envelopes stored in mailboxes.", depth)
+        for key, value in sorted(m.store_stats.items()):
+            yield _gauge(f"store_{_metric_name(key)}", f"Store statistic {key}.", value)
+        for metric, series in sorted(m.labeled.items()):
+            yield _counter(metric, f"Counter {metric}.", dict(sorted(series.items())))
+        queue = GaugeMetricFamily(
+            PREFIX + "federation_queue", "Items queued for a peer domain.", labels=["domain"]
         )
-        _gc_lines(lines)
-        return "\n".join(lines) + "\n"
+        for domain, n in sorted(m.queue_depths.items()):
+            queue.add_metric([domain], n)
+        yield queue
+        yield m.request_seconds.family(PREFIX + "request_seconds", "Request latency.")
+        yield m.send_to_deliver.family(
+            PREFIX + "send_to_deliver_seconds", "Stored to pushed latency."
+        )
+        yield from _gc_families()
 
 
-def _gc_lines(lines: list[str]) -> None:
-    name = "sealrelay_gc_collections_total"
-    lines += [f"# HELP {name} Cyclic garbage collections, by generation.", f"# TYPE {name} counter"]
-    lines += [
-        f'{name}{{generation="{g}"}} {stats["collections"]}'
-        for g, stats in enumerate(gc.get_stats())
-    ]
+def _gc_families() -> Iterator[Metric]:
+    collections: dict[LabelKey, int] = {
+        (("generation", str(g)),): stats["collections"] for g, stats in enumerate(gc.get_stats())
+    }
+    yield _counter("gc_collections", "Cyclic garbage collections, by generation.", collections)
     frozen = gc.get_freeze_count()
-    _gauge(lines, "gc_frozen_objects", "Objects the collector skips (frozen).", frozen)
+    yield _gauge("gc_frozen_objects", "Objects the collector skips (frozen).", frozen)
     if GC_PAUSES in gc.callbacks:
-        _histogram(lines, "gc_pause_seconds", "Garbage collection pauses.", GC_PAUSES.histogram)
-
-
-def _labels(key: tuple[tuple[str, str], ...]) -> str:
-    return ",".join(f'{k}="{_label_value(v)}"' for k, v in key)
-
-
-def _label_value(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+        help_text = "Garbage collection pauses."
+        yield GC_PAUSES.histogram.family(PREFIX + "gc_pause_seconds", help_text)
 
 
 def _metric_name(key: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in key.lower())
 
 
-def _counter(lines: list[str], name: str, help_text: str, value: int) -> None:
-    full = f"sealrelay_{name}"
-    lines += [f"# HELP {full} {help_text}", f"# TYPE {full} counter", f"{full} {value}"]
+def _counter(name: str, help_text: str, series: Mapping[LabelKey, int]) -> Metric:
+    """Counter ``sealrelay_<name>_total``: one sample per label set (sets may differ)."""
+    family = Metric(PREFIX + name, help_text, "counter")
+    for key, value in series.items():
+        family.add_sample(f"{PREFIX}{name}_total", dict(key), value)
+    return family
 
 
-def _gauge(lines: list[str], name: str, help_text: str, value: int) -> None:
-    full = f"sealrelay_{name}"
-    lines += [f"# HELP {full} {help_text}", f"# TYPE {full} gauge", f"{full} {value}"]
-
-
-def _histogram(lines: list[str], name: str, help_text: str, hist: Histogram) -> None:
-    full = f"sealrelay_{name}"
-    lines += [f"# HELP {full} {help_text}", f"# TYPE {full} histogram", *hist.lines(full)]
+def _gauge(name: str, help_text: str, value: int) -> GaugeMetricFamily:
+    return GaugeMetricFamily(PREFIX + name, help_text, value=value)

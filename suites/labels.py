@@ -150,3 +150,12 @@ SENDER_KEY_AEAD_INFO: Final = b"sealrelay-sender-key-aead-v1"
 # SenderKeyMessage, aad = this label), so a wrapped group message is never taken for any other
 # AEAD output under the same key.
 GROUP_TRANSPORT_AAD: Final = b"sealrelay-group-transport-v1"
+
+# --- Calls: media keys (client/calls/keys.py; DESIGN section 9) ------------------------------
+# A 1:1 call's random secret is expanded per direction into a chain of epoch secrets:
+# chain_0 = HKDF-SHA512(call secret, info = CALL_DIRECTION_INFO || direction byte),
+# chain_n+1 = HKDF-SHA512(chain_n, info = CALL_NEXT_EPOCH_INFO), and each epoch's SFrame base
+# key (RFC 9605 section 4.4.2 ``base_key``) = HKDF-SHA512(chain_n, info = CALL_SFRAME_BASE_INFO).
+CALL_DIRECTION_INFO: Final = b"sealrelay-call-direction-v1"
+CALL_NEXT_EPOCH_INFO: Final = b"sealrelay-call-next-epoch-v1"
+CALL_SFRAME_BASE_INFO: Final = b"sealrelay-call-sframe-base-key-v1"

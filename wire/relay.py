@@ -24,18 +24,18 @@ chosen by the sender) makes a retry idempotent.
 
 Receiving: the node pushes ``Deliver`` frames in mailbox order; only an ``Ack`` deletes.
 After a (re)connection it pushes everything not yet acknowledged, then ``Drained``.
+
+Modules: the handshake, keys and certificates are here; envelopes and blobs in
+``wire.relay_mail``; the shared field types and ``Ping``/``Pong``/``Ok``/``Error`` in
+``wire.relay_common``. This module re-exports them all: import every frame from here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from functools import cache
-from typing import Annotated, Final
+from typing import Annotated
 
-from wire.codec import array_header, encode, encode_split
 from wire.e2e import (
     Address,
-    DeliveryToken,
     IdentityKey,
     PrekeyBundle,
     PrekeyUpload,
@@ -43,28 +43,83 @@ from wire.e2e import (
     Sig,
     Suite,
 )
-from wire.limits import MAX_DOCUMENT, MAX_LAYER_BYTES, MAX_PAYLOAD
+from wire.limits import MAX_DOCUMENT
+from wire.relay_common import (
+    Body,
+    Code,
+    Domain,
+    EnvelopeId,
+    Error,
+    MailboxId,
+    Name,
+    Ok,
+    Ping,
+    Pong,
+    RequestId,
+)
+from wire.relay_mail import (
+    MAX_BATCH,
+    MAX_DELIVER,
+    MAX_SHARED_RECIPIENTS,
+    Ack,
+    Acked,
+    BlobGrant,
+    Deliver,
+    Drained,
+    Envelope,
+    Forward,
+    Introduce,
+    RequestBlobUpload,
+    Send,
+    SendBatch,
+    SendShared,
+    Sent,
+    SentBatch,
+    SentShared,
+    SharedRecipient,
+    deliver_parts,
+)
 from wire.schema import message
-from wire.types import U8, U16, U32, U64, Bytes16, Bytes32, MaxLen, MinLen
+from wire.types import U8, U16, U32, U64, Bytes32, MaxLen
 
-MAX_DELIVER: Final = 256
-"""Most envelopes in one Deliver."""
+__all__ = [
+    "MAX_BATCH",
+    "MAX_DELIVER",
+    "MAX_SHARED_RECIPIENTS",
+    "Ack",
+    "Acked",
+    "BlobGrant",
+    "Body",
+    "Code",
+    "Deliver",
+    "Domain",
+    "Drained",
+    "Envelope",
+    "EnvelopeId",
+    "Error",
+    "Forward",
+    "Introduce",
+    "MailboxId",
+    "Name",
+    "Ok",
+    "Ping",
+    "Pong",
+    "RequestBlobUpload",
+    "RequestId",
+    "Send",
+    "SendBatch",
+    "SendShared",
+    "Sent",
+    "SentBatch",
+    "SentShared",
+    "SharedRecipient",
+    "deliver_parts",
+]
 
 PROTOCOL_VERSION = 1
 
-RequestId = U32
-Domain = Annotated[str, MaxLen(253)]
-Name = Annotated[str, MaxLen(64)]
-Code = Annotated[str, MaxLen(128)]
-Body = Annotated[bytes, MaxLen(MAX_PAYLOAD)]
-EnvelopeId = Bytes16
-MailboxId = Bytes16
-
 PURPOSE_AUTH = 1
 PURPOSE_REGISTER = 2
-
-MAX_BATCH = 256
-"""Most Sends in one ``SendBatch``."""
 
 
 # --- handshake -------------------------------------------------------------------------------
@@ -210,77 +265,6 @@ class CertificateIssued:
     certificate: SenderCertificate
 
 
-# --- envelopes -------------------------------------------------------------------------------
-
-
-@message("relay.send")
-class Send:
-    """Store a sealed envelope in ``mailbox`` for ``ttl`` seconds."""
-
-    id: RequestId
-    mailbox: MailboxId
-    eid: EnvelopeId
-    token: DeliveryToken | None
-    ttl: U32
-    body: Body
-
-
-@message("relay.introduce")
-class Introduce:
-    """First contact without a delivery token; the node records the sender's address."""
-
-    id: RequestId
-    mailbox: MailboxId
-    eid: EnvelopeId
-    ttl: U32
-    body: Body
-
-
-MAX_SHARED_RECIPIENTS = 256
-
-
-@message("relay.shared-recipient")
-class SharedRecipient:
-    mailbox: MailboxId
-    token: DeliveryToken | None
-
-
-@message("relay.send-shared")
-class SendShared:
-    """One body for several mailboxes of this node (a group message's upload for the home
-    domain): the node stores ``body`` once and a small record per recipient. Each
-    recipient needs its delivery token (``None``: an introduction, as ``Introduce``)."""
-
-    id: RequestId
-    eid: EnvelopeId
-    ttl: U32
-    recipients: Annotated[tuple[SharedRecipient, ...], MaxLen(MAX_SHARED_RECIPIENTS)]
-    body: Body
-
-
-@message("relay.sent-shared")
-class SentShared:
-    """Per recipient, in order: ``""`` stored, ``"duplicate"``, or the error code that
-    refused it (``send.bad_token``, ``send.no_mailbox``...)."""
-
-    id: RequestId
-    eid: EnvelopeId
-    results: Annotated[tuple[Annotated[str, MaxLen(64)], ...], MaxLen(MAX_SHARED_RECIPIENTS)]
-
-
-@message("relay.forward")
-class Forward:
-    """A sealed envelope for another domain: ``layer`` is an encoded
-    ``wire.federation.SealedRoutingLayer`` that only ``domain`` can open. The node queues
-    it durably for that domain and answers ``Sent`` (idempotent by ``eid``)."""
-
-    id: RequestId
-    domain: Domain
-    eid: EnvelopeId
-    ttl: U32
-    layer: Annotated[bytes, MaxLen(MAX_LAYER_BYTES)]
-
-
 @message("relay.get-server-keys")
 class GetServerKeys:
     """Ask the home node for ``domain``'s key document (its own, or a federated peer's
@@ -315,148 +299,7 @@ class PeerRoots:
     statement: Annotated[bytes, MaxLen(MAX_DOCUMENT)] | None
 
 
-@message("relay.sent")
-class Sent:
-    """The envelope is durably stored (or was already): the sender may forget it."""
-
-    id: RequestId
-    eid: EnvelopeId
-    duplicate: bool
-
-
-@message("relay.send-batch")
-class SendBatch:
-    """Several ``Send`` requests in one frame, each keeping its own ``id``: a client sends
-    what its outbox holds at once. Answered by one ``SentBatch`` with, in the same order,
-    each Send's ``Sent`` or ``Error``; one refused Send does not refuse the others. The
-    batch as a whole gets an ``Error`` with its own ``id`` only if it cannot be taken at all
-    (rate limit, not authenticated). Every Send counts against the rate limits.
-    Added in protocol 1 (nodes of earlier releases answer ``Error`` with id 0)."""
-
-    id: RequestId
-    sends: Annotated[tuple[Send, ...], MinLen(1), MaxLen(MAX_BATCH)]
-
-
-@message("relay.sent-batch")
-class SentBatch:
-    """The answer to a ``SendBatch``: one result per Send, in order."""
-
-    id: RequestId
-    results: Annotated[tuple[Sent | Error, ...], MaxLen(MAX_BATCH)]
-
-
-@message("relay.envelope")
-class Envelope:
-    """A stored envelope as delivered. ``origin`` is the sender's domain; ``sender`` is set
-    only for an introduction. ``ts`` and ``expires`` are Unix milliseconds."""
-
-    eid: EnvelopeId
-    ts: U64
-    expires: U64
-    origin: Domain
-    sender: Address | None
-    body: Body
-
-
-@message("relay.deliver")
-class Deliver:
-    """Server push: envelopes in mailbox order."""
-
-    envelopes: Annotated[tuple[Envelope, ...], MaxLen(MAX_DELIVER)]
-
-
-def deliver_parts(envelopes: Sequence[Envelope]) -> list[bytes]:
-    """``encode(Deliver(envelopes))`` in pieces (their concatenation is exactly that
-    encoding): every body is a piece of its own, the envelope's own object, so a group
-    body pushed to many connections is never copied on its way to their sockets."""
-    if len(envelopes) > MAX_DELIVER:
-        raise ValueError(f"a Deliver holds at most {MAX_DELIVER} envelopes")
-    parts = [_deliver_head() + array_header(len(envelopes))]
-    for envelope in envelopes:
-        parts += encode_split(envelope)
-    return parts
-
-
-@cache
-def _deliver_head() -> bytes:
-    """``encode(Deliver(()))`` without its (empty) envelope array header, the last byte."""
-    return encode(Deliver(()))[:-1]
-
-
-@message("relay.drained")
-class Drained:
-    """Server push: everything stored when the connection authenticated has been pushed."""
-
-    pending: U32
-
-
-@message("relay.ack")
-class Ack:
-    """Delete these envelopes from the mailbox. With ``id`` 0 the node sends no ``Acked``
-    (fire and forget: acks are idempotent)."""
-
-    id: RequestId
-    eids: Annotated[tuple[EnvelopeId, ...], MaxLen(1024)]
-
-
-@message("relay.acked")
-class Acked:
-    id: RequestId
-    deleted: U32
-
-
-# --- blobs -----------------------------------------------------------------------------------
-
-
-@message("relay.blob-upload")
-class RequestBlobUpload:
-    """Ask to upload ``size`` bytes kept for ``ttl`` seconds; the grant names the blob and
-    a one-time bearer token for ``PUT /v1/blobs/{blob hex}``."""
-
-    id: RequestId
-    size: U64
-    ttl: U32
-
-
-@message("relay.blob-grant")
-class BlobGrant:
-    id: RequestId
-    blob: Bytes16
-    upload_token: Bytes32
-    expires: U64
-
-
-# --- misc ------------------------------------------------------------------------------------
-
-
-@message("relay.ping")
-class Ping:
-    id: RequestId
-
-
-@message("relay.pong")
-class Pong:
-    id: RequestId
-    time: U64
-
-
-@message("relay.ok")
-class Ok:
-    """A request done with nothing else to answer (``SetDeliveryToken``,
-    ``SetIntroductions``)."""
-
-    id: RequestId
-
-
-@message("relay.error")
-class Error:
-    """A refused request: ``id`` 0 when the frame could not be read. ``retry_after`` is in
-    milliseconds (rate limits), otherwise 0."""
-
-    id: RequestId
-    code: Annotated[str, MaxLen(64)]
-    message: Annotated[str, MaxLen(512)]
-    retry_after: U32
+# --- the frames by direction -------------------------------------------------------------------
 
 
 REQUESTS = (

@@ -11,6 +11,8 @@ import subprocess
 import sys
 import textwrap
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from node.heap import GEN0_THRESHOLD
 from node.metrics import Metrics
 
@@ -47,6 +49,15 @@ CHILD = textwrap.dedent(
 )
 
 
+def _values(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of an exposition text by (name, sorted labels), read by the parser."""
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
 def _child() -> dict[str, object]:
     out = subprocess.run(
         [sys.executable, "-c", CHILD], capture_output=True, text=True, check=True, timeout=60
@@ -67,21 +78,23 @@ def test_settle_freezes_startup_objects_and_keeps_collecting_new_cycles() -> Non
     assert got["cycle_collected"] is True
     text = got["metrics"]
     assert isinstance(text, str)
-    lines = text.splitlines()
-    assert f"sealrelay_gc_frozen_objects {got['frozen']}" in lines
-    assert 'sealrelay_gc_pause_seconds_bucket{le="+Inf"} 2' in lines
-    assert "sealrelay_gc_pause_seconds_count 2" in lines
+    values = _values(text)
+    assert values["sealrelay_gc_frozen_objects", ()] == got["frozen"]
+    assert values["sealrelay_gc_pause_seconds_bucket", (("le", "+Inf"),)] == 2
+    assert values["sealrelay_gc_pause_seconds_count", ()] == 2
 
 
 def test_metrics_show_collections_and_no_pauses_unless_watched() -> None:
     before = [stats["collections"] for stats in gc.get_stats()]
-    lines = Metrics().render({}).splitlines()
+    text = Metrics().render({})
+    lines = text.splitlines()
     after = [stats["collections"] for stats in gc.get_stats()]
     generations = [ln for ln in lines if ln.startswith("sealrelay_gc_collections_total{")]
     assert [ln.split("}")[0] for ln in generations] == [
         f'sealrelay_gc_collections_total{{generation="{g}"' for g in range(3)
     ]
-    shown = [int(ln.rsplit(" ", 1)[1]) for ln in generations]
+    values = _values(text)
+    shown = [values["sealrelay_gc_collections_total", (("generation", str(g)),)] for g in range(3)]
     assert all(b <= n <= a for b, n, a in zip(before, shown, after, strict=True))
     assert any(ln.startswith("sealrelay_gc_frozen_objects ") for ln in lines)
     # this test process never called settle: no pause histogram to misread as "no pauses"

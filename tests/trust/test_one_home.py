@@ -22,7 +22,16 @@ import pytest
 from trust import errors, limits
 
 ROOT: Final = Path(__file__).resolve().parents[2]
-PRODUCT: Final = ("client", "federation", "node", "wire", "suites", "trust", "sealrelay")
+PRODUCT: Final = (
+    "client",
+    "federation",
+    "node",
+    "wire",
+    "suites",
+    "trust",
+    "transport",
+    "sealrelay",
+)
 ERRORS_HOME: Final = Path("trust/errors.py")
 LIMITS_HOME: Final = Path("trust/limits.py")
 NOT_A_CODE: Final = {("fed.routing", Path("wire/federation.py"))}

@@ -1,0 +1,183 @@
+"""The clear media datagram header (wire/media.py): layout, round trips, strict decoding."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from wire import errors
+from wire.errors import WireError
+from wire.media import (
+    HEADER_SIZE,
+    MAX_DATAGRAM,
+    MAX_PAYLOAD,
+    MediaHeader,
+    MediaKind,
+    StreamId,
+    decode_datagram,
+    encode_datagram,
+    frame_metadata,
+)
+
+VIDEO = StreamId(0x01020304, MediaKind.VIDEO, 2)
+HEADER = MediaHeader(VIDEO, 5, 0, 300, 1, 3, keyframe=True, audio_level=42, voice=True)
+
+
+def test_layout_known_answer() -> None:
+    assert HEADER_SIZE == 21
+    assert MAX_DATAGRAM == 1200
+    assert MAX_PAYLOAD == MAX_DATAGRAM - HEADER_SIZE
+    assert HEADER.encode().hex() == (
+        "11"  # version 1, type 1
+        "e0"  # video, keyframe, layer 2
+        "aa"  # voice activity, level 42
+        "01020304"  # sender
+        "00000005"  # group
+        "0000"  # object
+        "0000012c"  # frame 300
+        "0001"  # packet 1
+        "0003"  # of 3 packets
+    )
+
+
+def test_round_trip_and_largest_datagram() -> None:
+    payload = bytes(range(256)) * 4 + bytes(MAX_PAYLOAD - 1024)
+    datagram = encode_datagram(HEADER, payload)
+    assert len(datagram) == MAX_DATAGRAM
+    assert decode_datagram(datagram) == (HEADER, payload)
+
+
+@pytest.mark.parametrize("payload", [b"", bytes(MAX_PAYLOAD + 1)])
+def test_encode_refuses_empty_or_oversized_payload(payload: bytes) -> None:
+    with pytest.raises(WireError) as e:
+        encode_datagram(HEADER, payload)
+    assert e.value.code == errors.TOO_LARGE
+
+
+def _patched(offset: int, value: int) -> bytes:
+    data = bytearray(encode_datagram(HEADER, b"x"))
+    data[offset] = value
+    return bytes(data)
+
+
+@pytest.mark.parametrize(
+    ("data", "code"),
+    [
+        (b"", errors.MALFORMED),
+        (HEADER.encode(), errors.MALFORMED),  # no payload
+        (HEADER.encode() + bytes(MAX_PAYLOAD + 1), errors.TOO_LARGE),
+        (_patched(0, 0x21), errors.BAD_VERSION),
+        (_patched(0, 0x12), errors.UNKNOWN_TYPE),
+        (_patched(1, 0xE1), errors.INVALID_VALUE),  # a reserved flag bit
+        (_patched(1, 0x60), errors.INVALID_VALUE),  # audio on layer 2
+        (_patched(1, 0xA0), errors.INVALID_VALUE),  # object 0 without the keyframe flag
+        (_patched(18, 3), errors.INVALID_VALUE),  # packet 3 of 3
+        (_patched(20, 0), errors.INVALID_VALUE),  # packet 1 of 0 (count low byte)
+    ],
+)
+def test_decode_refuses(data: bytes, code: str) -> None:
+    with pytest.raises(WireError) as e:
+        decode_datagram(data)
+    assert e.value.code == code
+
+
+def test_decode_refuses_non_bytes() -> None:
+    with pytest.raises(WireError) as e:
+        decode_datagram("text")  # type: ignore[arg-type]
+    assert e.value.code == errors.MALFORMED
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"packet": 3},
+        {"packets": 0},
+        {"audio_level": 128},
+        {"frame": 2**32},
+        {"object": 1},  # a keyframe must be object 0
+        {"group": -1},
+    ],
+)
+def test_constructor_checks_fields(change: dict[str, int]) -> None:
+    with pytest.raises(WireError) as e:
+        dataclasses.replace(HEADER, **change)  # type: ignore[arg-type]
+    assert e.value.code == errors.INVALID_VALUE
+
+
+@pytest.mark.parametrize(
+    ("sender", "kind", "layer"),
+    [(-1, MediaKind.AUDIO, 0), (2**32, MediaKind.VIDEO, 0), (1, MediaKind.AUDIO, 1), (1, 1, 0)],
+)
+def test_stream_id_checks_fields(sender: int, kind: MediaKind, layer: int) -> None:
+    with pytest.raises(WireError):
+        StreamId(sender, kind, layer)
+
+
+def test_metadata_binds_position_not_forwarding_fields() -> None:
+    base = frame_metadata(HEADER)
+    same = [
+        dataclasses.replace(HEADER, stream=dataclasses.replace(VIDEO, sender=9)),
+        dataclasses.replace(HEADER, packet=2),
+        dataclasses.replace(HEADER, packet=0, packets=1),
+        dataclasses.replace(HEADER, audio_level=1, voice=False),
+    ]
+    assert all(frame_metadata(h) == base for h in same)
+    other = [
+        dataclasses.replace(HEADER, frame=301),
+        dataclasses.replace(HEADER, group=6),
+        dataclasses.replace(HEADER, keyframe=False, object=1),
+        dataclasses.replace(HEADER, stream=dataclasses.replace(VIDEO, layer=1)),
+        dataclasses.replace(HEADER, stream=StreamId(VIDEO.sender, MediaKind.AUDIO)),
+    ]
+    assert len({frame_metadata(h) for h in other} | {base}) == len(other) + 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=MAX_DATAGRAM + 8))
+@example(HEADER.encode() + b"p")
+@example(b"\x11" + bytes(19))
+def test_decode_raises_only_wire_error(data: bytes) -> None:
+    try:
+        header, payload = decode_datagram(data)
+    except WireError as e:
+        code = e.code
+    else:
+        assert encode_datagram(header, payload) == data  # what decodes is canonical
+        return
+    assert code in errors.CODES
+
+
+streams = st.builds(
+    StreamId,
+    st.integers(0, 2**32 - 1),
+    st.just(MediaKind.VIDEO),
+    st.integers(0, 3),
+) | st.builds(StreamId, st.integers(0, 2**32 - 1), st.just(MediaKind.AUDIO), st.just(0))
+
+
+@st.composite
+def headers(draw: st.DrawFn) -> MediaHeader:
+    packets = draw(st.integers(1, 2**16 - 1))
+    obj = draw(st.integers(0, 2**16 - 1))
+    return MediaHeader(
+        draw(streams),
+        draw(st.integers(0, 2**32 - 1)),
+        obj,
+        draw(st.integers(0, 2**32 - 1)),
+        draw(st.integers(0, packets - 1)),
+        packets,
+        keyframe=obj == 0,
+        audio_level=draw(st.integers(0, 127)),
+        voice=draw(st.booleans()),
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(headers(), st.binary(min_size=1, max_size=MAX_PAYLOAD))
+def test_round_trip(header: MediaHeader, payload: bytes) -> None:
+    datagram = encode_datagram(header, payload)
+    assert len(datagram) <= MAX_DATAGRAM
+    assert decode_datagram(datagram) == (header, payload)

@@ -1,0 +1,220 @@
+"""The clear header of a media datagram: only what forwarding needs (DESIGN section 9).
+
+A call's media travels in QUIC DATAGRAM frames (RFC 9221), each at most :data:`MAX_DATAGRAM`
+bytes, so a datagram is never fragmented and a lost one costs one packet of one frame. An
+encoded audio or video frame is first SFrame-encrypted end to end (RFC 9605), then split into
+packets; each packet is this fixed header followed by a slice of the SFrame ciphertext. A
+node reads the header to forward, select layers and pick loud speakers; it never sees media.
+
+The fields follow the object model of Media over QUIC Transport
+(draft-ietf-moq-transport, "Data Model"): a *track* is one stream of one sender (here
+:class:`StreamId`: sender, kind, simulcast layer), a *group* starts at a keyframe and can be
+decoded on its own, an *object* is one frame within its group. The ``frame`` index numbers
+every frame of a stream from 0, across groups, so a receiver finds losses by its gaps; the
+packet index and count split one object over several datagrams. The audio level is the
+RFC 6464 client-to-mixer value: a voice-activity bit and the level in -dBov, 0 (loudest)
+to 127 (silence), so a forwarding unit can pick the loudest speakers without keys.
+
+Layout (network byte order, :data:`HEADER_SIZE` = 21 bytes, :data:`_HEADER` struct)::
+
+    0      version (high 4 bits) | type (low 4 bits)          VERSION, TYPE_MEDIA
+    1      flags: kind (bit 7) | keyframe (bit 6) | layer (bits 5-4) | 0000
+    2      audio level: voice activity (bit 7) | level 0..127 (RFC 6464 section 3)
+    3-6    sender       u32   opaque per-call participant id (MoQ track namespace)
+    7-10   group        u32   MoQ group id (increments at each keyframe; every Opus
+                              frame is a keyframe, so each audio frame is a group)
+    11-12  object       u16   MoQ object id within the group (0 at the keyframe)
+    13-16  frame        u32   frame index in the stream, from 0, never reused
+    17-18  packet       u16   index of this packet in the frame
+    19-20  packets      u16   packets in the frame (1..)
+    21-    payload            a non-empty slice of the SFrame ciphertext
+
+:func:`frame_metadata` gives the frame-level fields a sender binds into the SFrame AAD
+(RFC 9605 section 4.4.3 "metadata"), so a node cannot move a frame to another position or
+stream kind undetected; the sender id and the packetisation are left out, so a node may
+re-map sender ids between legs.
+
+:func:`decode_datagram` raises only :class:`wire.errors.WireError` (codes ``wire.malformed``,
+``wire.too_large``, ``wire.bad_version``, ``wire.unknown_type``, ``wire.invalid_value``).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Final
+
+from wire import errors
+from wire.errors import WireError
+
+MAX_DATAGRAM: Final = 1200
+"""Largest media datagram (header + payload), bytes: one RFC 9221 DATAGRAM frame's payload.
+
+The QUIC packet around it adds its own header, frame type and length and AEAD tag (some 30
+to 60 bytes), so the connection must advertise ``max_datagram_frame_size`` above this and the
+path must carry UDP payloads of about 1,260 bytes; on a path held to QUIC's 1,200-byte
+minimum (RFC 9000 section 14) a sender passes a smaller ``max_payload`` to the packetizer.
+"""
+
+VERSION: Final = 1
+"""Version of this header layout (high nibble of byte 0)."""
+TYPE_MEDIA: Final = 1
+"""Datagram type of a media packet (low nibble of byte 0); other types are refused."""
+
+_HEADER: Final = struct.Struct(">BBBIIHIHH")
+HEADER_SIZE: Final = _HEADER.size
+"""Bytes of the clear header (21)."""
+MAX_PAYLOAD: Final = MAX_DATAGRAM - HEADER_SIZE
+"""Largest slice of SFrame ciphertext in one datagram (1,179 bytes)."""
+
+MAX_LAYER: Final = 3
+"""Highest simulcast layer (two bits); audio has only layer 0."""
+MAX_AUDIO_LEVEL: Final = 127
+"""RFC 6464: the level is -dBov, 0..127; 127 is silence (or below -127 dBov)."""
+SILENCE: Final = MAX_AUDIO_LEVEL
+
+_U16: Final = 0xFFFF
+_U32: Final = 0xFFFF_FFFF
+_KIND_BIT: Final = 0x80
+_KEYFRAME_BIT: Final = 0x40
+_LAYER_SHIFT: Final = 4
+_LAYER_MASK: Final = 0x30
+_RESERVED_MASK: Final = 0x0F
+_VOICE_BIT: Final = 0x80
+_LEVEL_MASK: Final = 0x7F
+_METADATA: Final = struct.Struct(">BBIHI")
+
+
+class MediaKind(IntEnum):
+    """The kind of a stream (one bit of the flags byte)."""
+
+    AUDIO = 0
+    VIDEO = 1
+
+
+def _invalid(message: str) -> WireError:
+    return WireError(errors.INVALID_VALUE, message)
+
+
+def _check_range(value: int, hi: int, what: str) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= hi:
+        raise _invalid(f"{what} must be an integer in 0..{hi}")
+
+
+@dataclass(frozen=True, slots=True)
+class StreamId:
+    """A MoQ track: one ``kind`` of media of one ``sender``, at simulcast ``layer``."""
+
+    sender: int
+    kind: MediaKind
+    layer: int = 0
+
+    def __post_init__(self) -> None:
+        _check_range(self.sender, _U32, "sender")
+        if not isinstance(self.kind, MediaKind):
+            raise _invalid("kind must be a MediaKind")
+        _check_range(self.layer, MAX_LAYER, "layer")
+        if self.kind is MediaKind.AUDIO and self.layer != 0:
+            raise _invalid("audio has only layer 0")
+
+
+@dataclass(frozen=True, slots=True)
+class MediaHeader:
+    """The clear header of one media datagram; every field is checked on construction."""
+
+    stream: StreamId
+    group: int
+    object: int
+    frame: int
+    packet: int
+    packets: int
+    keyframe: bool = False
+    audio_level: int = SILENCE
+    voice: bool = False
+
+    def __post_init__(self) -> None:
+        _check_range(self.group, _U32, "group")
+        _check_range(self.object, _U16, "object")
+        _check_range(self.frame, _U32, "frame")
+        _check_range(self.packets, _U16, "packets")
+        _check_range(self.packet, _U16, "packet")
+        _check_range(self.audio_level, MAX_AUDIO_LEVEL, "audio level")
+        if self.packets == 0 or self.packet >= self.packets:
+            raise _invalid("packet index must be below a non-zero packet count")
+        if self.keyframe != (self.object == 0):
+            raise _invalid("a keyframe starts a group (object 0), and only a keyframe does")
+
+    def encode(self) -> bytes:
+        """The :data:`HEADER_SIZE` bytes of this header."""
+        s = self.stream
+        flags = (
+            (_KIND_BIT if s.kind is MediaKind.VIDEO else 0)
+            | (_KEYFRAME_BIT if self.keyframe else 0)
+            | s.layer << _LAYER_SHIFT
+        )
+        level = (_VOICE_BIT if self.voice else 0) | self.audio_level
+        return _HEADER.pack(
+            VERSION << 4 | TYPE_MEDIA,
+            flags,
+            level,
+            s.sender,
+            self.group,
+            self.object,
+            self.frame,
+            self.packet,
+            self.packets,
+        )
+
+
+def encode_datagram(header: MediaHeader, payload: bytes) -> bytes:
+    """``header || payload``; ``payload`` must hold 1..:data:`MAX_PAYLOAD` bytes."""
+    if not 0 < len(payload) <= MAX_PAYLOAD:
+        raise WireError(errors.TOO_LARGE, f"media payload must be 1..{MAX_PAYLOAD} bytes")
+    return header.encode() + bytes(payload)
+
+
+def _decode_header(data: bytes) -> MediaHeader:
+    first, flags, level, sender, group, obj, frame, packet, packets = _HEADER.unpack_from(data)
+    if first >> 4 != VERSION:
+        raise WireError(errors.BAD_VERSION, f"media header version {first >> 4}")
+    if first & 0x0F != TYPE_MEDIA:
+        raise WireError(errors.UNKNOWN_TYPE, f"media datagram type {first & 0x0F}")
+    if flags & _RESERVED_MASK:
+        raise _invalid("reserved flag bits must be zero")
+    kind = MediaKind.VIDEO if flags & _KIND_BIT else MediaKind.AUDIO
+    stream = StreamId(sender, kind, (flags & _LAYER_MASK) >> _LAYER_SHIFT)
+    return MediaHeader(
+        stream,
+        group,
+        obj,
+        frame,
+        packet,
+        packets,
+        keyframe=bool(flags & _KEYFRAME_BIT),
+        audio_level=level & _LEVEL_MASK,
+        voice=bool(level & _VOICE_BIT),
+    )
+
+
+def decode_datagram(data: bytes) -> tuple[MediaHeader, bytes]:
+    """``(header, payload)`` of one media datagram; raises only :class:`WireError`."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise WireError(errors.MALFORMED, "a media datagram is bytes")
+    data = bytes(data)
+    if len(data) > MAX_DATAGRAM:
+        raise WireError(errors.TOO_LARGE, f"media datagram over {MAX_DATAGRAM} bytes")
+    if len(data) <= HEADER_SIZE:
+        raise WireError(errors.MALFORMED, "media datagram without header and payload")
+    return _decode_header(data), data[HEADER_SIZE:]
+
+
+def frame_metadata(header: MediaHeader) -> bytes:
+    """The frame-level fields bound into the SFrame AAD (RFC 9605 section 4.4.3).
+
+    Version, kind, layer and keyframe flag, group, object and frame index: everything that
+    places the frame, and nothing a node may rewrite (sender id, packetisation, level).
+    """
+    s = header.stream
+    flags = s.kind << 7 | (_KEYFRAME_BIT if header.keyframe else 0) | s.layer << _LAYER_SHIFT
+    return _METADATA.pack(VERSION, flags, header.group, header.object, header.frame)
