@@ -46,9 +46,11 @@ Sets of codes: :data:`TRANSIENT` (nothing was stored, the node or its store fail
 not read the frame: a node that predates a request answers it so).
 
 Errors of the rules in this package (the client and the servers translate them, once,
-into their own hierarchies: ``client.errors``, ``federation.errors``)::
+into their own hierarchies, ``client.errors`` and ``federation.errors``, with
+:class:`RefusalAs`)::
 
     TrustError                  base; ``code`` is the node's code for the same refusal
+                                (``trust.*`` for the refusals only a client makes)
     ├── DocumentRefused         fed.key_document: a key document does not verify, or a
     │   │                       refresh would roll it back or swap its keys
     │   └── PinRefused          fed.pin_mismatch: it breaks a pin
