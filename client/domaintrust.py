@@ -20,8 +20,8 @@ So a remote domain's document is trusted only through the home agency's offline 
 3. A remote document, relayed by the home node (``GetServerKeys``) and verified as before
    (signatures, domain, expiry, continuity), is trusted only if it carries a certification,
    by a root the statement lists for its domain, of a key that signed it and not past its
-   ``not_after``: the rule of a node's root pin (``federation.documents.certified_roots``;
-   ``tests/client/test_domaintrust.py`` checks that both agree).
+   ``not_after``: the rule of a node's root pin, one copy for both
+   (``trust.documents.certified_roots``).
 
 A refusal is :class:`~client.errors.UntrustedDomain` (``client.untrusted_domain``); a
 certification or statement that does not verify is refused the same way, never skipped.
@@ -36,14 +36,15 @@ from typing import Any, Final
 import trio
 
 from client import persist
-from client.errors import ClientError, NetworkError, ServerKeyError, UntrustedDomain
+from client.errors import AS_SERVER_KEY_ERROR, ClientError, NetworkError, UntrustedDomain
 from client.store.base import StateStore
-from suites import SuiteError, labels, rootsig
+from suites import labels
+from trust import documents
+from trust.limits import MAX_STATEMENT
 from wire import WireError, decode, encode
 from wire.relay import GetPeerRoots, PeerRoots
-from wire.server import PeerRootsBody, PeerRootsStatement, RootCertification, ServerKeyDocument
+from wire.server import PeerRootsBody, PeerRootsStatement, ServerKeyDocument
 
-MAX_STATEMENT: Final = 1 << 20
 STATEMENT_TIMEOUT: Final = 30.0
 """Seconds to wait for ``PeerRoots`` (a node of an earlier release never answers)."""
 
@@ -55,20 +56,11 @@ Request = Callable[[Any], Awaitable[Any]]
 
 def certified_roots(doc: ServerKeyDocument, now_ms: int) -> dict[str, bytes]:
     """Fingerprint to public key of each root with a current certification of a key that
-    signed ``doc`` (whose signatures the caller verified), for ``doc``'s own domain.
-
-    :class:`ServerKeyError` if any certification does not verify."""
-    signed = {sig.key_id for sig in doc.signatures}
-    signers = {key.public for key in doc.body.verify_keys if key.id in signed}
-    domain = doc.body.server.lower()
-    roots: dict[str, bytes] = {}
-    for cert in doc.certifications:
-        if not _root_signed(cert, encode(cert.body), labels.CTX_ROOT_CERTIFICATION):
-            raise ServerKeyError(f"a root certification in the key document of {domain} is bad")
-        body = cert.body
-        if body.server.lower() == domain and body.verify_key in signers and now_ms < body.not_after:
-            roots[rootsig.fingerprint(cert.root_public)] = cert.root_public
-    return roots
+    signed ``doc``, for ``doc``'s own domain: ``trust.documents.certified_roots``, the
+    rule of a node's root pin. :class:`ServerKeyError` if any certification (or
+    signature) does not verify."""
+    with AS_SERVER_KEY_ERROR:
+        return documents.certified_roots(doc, now_ms)
 
 
 def home_roots(doc: ServerKeyDocument, now_ms: int) -> tuple[bytes, ...]:
@@ -86,7 +78,7 @@ def verify_statement(data: bytes, home: str, roots: Sequence[bytes], now_ms: int
         raise UntrustedDomain("the peer-roots statement does not decode") from None
     if statement.root_public not in roots:
         raise UntrustedDomain(f"the peer-roots statement is not by the pinned root of {home}")
-    if not _root_signed(statement, encode(statement.body), labels.CTX_PEER_ROOTS):
+    if not documents.root_signed(statement, encode(statement.body), labels.CTX_PEER_ROOTS):
         raise UntrustedDomain("the peer-roots statement does not verify")
     body = statement.body
     if body.server.lower() != home.lower():
@@ -124,20 +116,6 @@ def check_remote(doc: ServerKeyDocument, statement: PeerRootsBody, now_ms: int) 
             "pinned for it"
         )
     return min(match)
-
-
-def _root_signed(
-    signed: RootCertification | PeerRootsStatement, message: bytes, context: bytes
-) -> bool:
-    """Whether ``signed`` (a root certification or statement) carries a valid signature of
-    ``message`` by its ``root_public`` under ``context``."""
-    if signed.algorithm != rootsig.ALGORITHM:
-        return False
-    try:
-        rootsig.verify(signed.root_public, message, signed.signature, context)
-    except SuiteError:
-        return False
-    return True
 
 
 # --- the shell: the store and the node ----------------------------------------------------

@@ -21,6 +21,7 @@ ClientError                   base; every error has a stable ``code``
 │   └── AttachmentTooLarge    a file larger than the node takes (``blob.too_large``, the
 │                             node's own code), refused before it is read
 ├── ServerKeyError            a server key document that does not verify or is not pinned
+│                             (a refusal of ``trust.documents``: ``AS_SERVER_KEY_ERROR``)
 ├── UntrustedDomain           another domain's keys that no anchor of the client vouches
 │                             for (its home agency's pinned root and peer-roots statement)
 ├── NetworkError              the node cannot be reached or the connection broke
@@ -33,6 +34,10 @@ ClientError                   base; every error has a stable ``code``
 """
 
 from __future__ import annotations
+
+from typing import Final
+
+from trust.errors import BLOB_TOO_LARGE, PREKEYS_NONE, RefusalAs, TrustError
 
 
 class ClientError(Exception):
@@ -106,7 +111,7 @@ class AttachmentError(ClientError):
 
 
 class AttachmentTooLarge(AttachmentError):
-    code = "blob.too_large"
+    code = BLOB_TOO_LARGE
 
 
 class ServerKeyError(ClientError):
@@ -141,7 +146,7 @@ class UnknownAccount(Refused):
     code = "client.unknown_account"
 
     def __init__(self, address: str) -> None:
-        super().__init__("prekeys.none", f"{address} does not exist or has no registered device")
+        super().__init__(PREKEYS_NONE, f"{address} does not exist or has no registered device")
         self.args = (f"{address} does not exist or has no registered device",)
 
 
@@ -159,3 +164,8 @@ class BadAddress(BadInput):
 
 class BadNodeUrl(BadInput):
     code = "client.bad_node_url"
+
+
+AS_SERVER_KEY_ERROR: Final = RefusalAs({TrustError: ServerKeyError})
+"""A refusal by a rule of ``trust`` (a key document, a routing key) as the client's
+:class:`ServerKeyError`: ``with AS_SERVER_KEY_ERROR: ...``."""

@@ -40,6 +40,7 @@ from client.websocket import Transport as Transport
 from client.websocket import client_url as client_url
 from client.websocket import websocket_connector as websocket_connector
 from suites import labels
+from trust.errors import UNREADABLE
 from wire import WireError, decode, encode
 from wire.relay import (
     PROTOCOL_VERSION,
@@ -59,9 +60,6 @@ from wire.relay import (
     SendBatch,
 )
 
-UNREADABLE: Final = frozenset({"proto.malformed", "proto.unexpected"})
-"""``Error{id = 0}`` codes of a node that could not read a frame: one that predates
-``SendBatch`` answers it so, and the batch's request then fails with this code."""
 PUSH_BUFFER: Final = 64
 """Pushes a connection holds for a slow consumer before it stops reading the socket (it
 keeps reading past this while a request waits for its response, so that response is

@@ -26,13 +26,13 @@ from urllib.parse import urlsplit
 import httpx
 
 from client.errors import BadNodeUrl, NetworkError, Refused
+from trust.limits import MAX_DOCUMENT
 
 DOCUMENT_PATH: Final = "/.well-known/sealrelay/server"
 BLOB_PATH: Final = "/v1/blobs/"
 REMOTE_BLOB_PATH: Final = "/v1/remote-blobs/"
 TIMEOUT: Final = httpx.Timeout(30.0, connect=10.0)
 LIMITS_PATH: Final = "/v1/limits"
-MAX_DOCUMENT: Final = 1 << 20
 MAX_LIMITS: Final = 4096
 MAX_BLOB_BYTES_KEY: Final = "max_blob_bytes"
 

@@ -29,6 +29,9 @@ import trio
 
 from client.errors import NetworkError, Refused
 from client.store.base import StateStore
+from trust.errors import RETRYABLE as RETRYABLE
+from trust.errors import UNREADABLE
+from trust.limits import MAX_LAYER_BYTES
 from wire import U32, Bytes16, MaxLen, decode, encode, message
 from wire.e2e import Address, DeliveryToken, DeviceId
 from wire.relay import (
@@ -48,17 +51,11 @@ from wire.relay import (
 NS_OUTBOX: Final = "outbox"
 """Store namespace of pending envelopes, keyed by u64 sequence number || eid."""
 
-RETRYABLE: Final = frozenset(
-    {"limit.rate", "limit.connections", "store.full", "store.unavailable", "internal"}
-)
-"""Node error codes after which the same envelope is sent again later."""
 RETRY_PAUSE: Final = 1.0
 """Seconds to wait before retrying after an error that says nothing more precise."""
 MAX_RETRY_PAUSE: Final = 60.0
 BATCH_BYTES: Final = 512 * 1024
 """Most body bytes in one ``SendBatch`` (a larger item goes alone)."""
-NOT_UNDERSTOOD: Final = frozenset({"proto.malformed", "proto.unexpected"})
-"""Codes with which a node that predates ``SendBatch`` answers one."""
 
 
 @message("client.outbox-item")
@@ -72,7 +69,7 @@ class OutboxItem:
     eid: Bytes16
     token: DeliveryToken | None
     ttl: U32
-    body: Annotated[bytes, MaxLen((1 << 20) + 16 * 1024)]
+    body: Annotated[bytes, MaxLen(MAX_LAYER_BYTES)]
     domain: Annotated[str, MaxLen(253)]
     """Empty for the home domain; else the recipient's domain, and ``body`` is the sealed
     routing layer (``client.routing``) that carries mailbox, token and envelope."""
@@ -102,7 +99,7 @@ class OutboxShared:
     eid: Bytes16
     ttl: U32
     recipients: Annotated[tuple[SharedRecipient, ...], MaxLen(MAX_SHARED_RECIPIENTS)]
-    body: Annotated[bytes, MaxLen((1 << 20) + 16 * 1024)]
+    body: Annotated[bytes, MaxLen(MAX_LAYER_BYTES)]
     domain: Annotated[str, MaxLen(253)]
 
     def request(self) -> SendShared | Forward:
@@ -200,7 +197,7 @@ class OutboxPump:
         try:
             response = await self._request(SendBatch(id=0, sends=sends))
         except Refused as exc:
-            if exc.node_code in NOT_UNDERSTOOD:
+            if exc.node_code in UNREADABLE:
                 self._batch = 1
             response = None
         if response is not None:

@@ -18,6 +18,7 @@ from typing import Annotated, Final
 
 from client.formats import PrekeyMessage
 from client.ratchet import MAX_STORED_SKIPPED
+from trust.limits import MAX_DOCUMENT
 from wire import U32, U64, Bytes32, Len, MaxLen, message
 from wire.e2e import (
     Address,
@@ -38,7 +39,7 @@ RECORDS_VERSION: Final = 1
 Float64 = Annotated[bytes, Len(8)]
 Ids = Annotated[tuple[U32, ...], MaxLen(65_536)]
 Url = Annotated[str, MaxLen(2048)]
-Document = Annotated[bytes, MaxLen(1 << 20)]
+Document = Annotated[bytes, MaxLen(MAX_DOCUMENT)]
 
 
 @message("client.records-version")

@@ -5,8 +5,8 @@ only the destination domain. The client wraps the sealed envelope, the recipient
 mailbox, delivery token, envelope id and TTL in a :class:`wire.federation.RoutingLayer`
 and HPKE-seals it (RFC 9180 base mode, ``info = ROUTING_LAYER_INFO``) to the destination
 domain's current KEM key from its key document. The AAD binds the destination domain, the
-suite and the key id, exactly as ``federation.routing.layer_aad`` (the node side, which
-the client may not import) rebuilds it.
+suite and the key id; the choice of key and the AAD are the rules the destination node
+checks too, in one place (``trust.routing``).
 
 A group message to several members of one domain goes as one layer naming all their
 mailboxes and tokens (at most ``MAX_GROUP_RECIPIENTS``); the destination node stores the
@@ -17,8 +17,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from client.errors import BadAddress, ServerKeyError
+from client.errors import AS_SERVER_KEY_ERROR, BadAddress, ServerKeyError
 from suites import SuiteError, get_suite_by_id, labels
+from trust import routing
 from wire import encode
 from wire.federation import (
     MAX_GROUP_RECIPIENTS,
@@ -27,9 +28,6 @@ from wire.federation import (
     SealedRoutingLayer,
 )
 from wire.server import ServerKemKey, ServerKeyDocument
-
-MAX_DOMAIN_BYTES = 253
-"""The longest domain name the routing layer's AAD can name (one length byte)."""
 
 
 def check_address(address: str) -> str:
@@ -42,18 +40,11 @@ def check_address(address: str) -> str:
     return address
 
 
-def layer_aad(destination: str, suite_id: int, key_id: bytes) -> bytes:
-    name = destination.lower().encode()
-    if len(name) > MAX_DOMAIN_BYTES:  # lower() may lengthen a name: "İ" becomes "i̇"
-        raise ServerKeyError("the destination domain name is too long")
-    return labels.ROUTING_LAYER_INFO + bytes([suite_id, len(name)]) + name + key_id
-
-
 def current_kem_key(doc: ServerKeyDocument, now_ms: int) -> ServerKemKey:
-    keys = [key for key in doc.body.kem_keys if key.not_after > now_ms]
-    if not keys:
-        raise ServerKeyError(f"{doc.body.server} lists no current routing key")
-    return max(keys, key=lambda key: key.not_after)
+    """The KEM key to seal to (``trust.routing.kem_key``); :class:`ServerKeyError` if
+    there is none."""
+    with AS_SERVER_KEY_ERROR:
+        return routing.kem_key(doc, now_ms)
 
 
 def seal_for_domain(
@@ -84,7 +75,8 @@ def seal_for_domain(
         recipients=tuple(RoutingRecipient(mailbox=m, token=t) for m, t in wanted),
         body=body,
     )
-    aad = layer_aad(domain, key.suite, key.id)
+    with AS_SERVER_KEY_ERROR:
+        aad = routing.layer_aad(domain, key.suite, key.id)
     try:
         # The document verified, but only its signatures: the domain signed whatever KEM
         # key it lists, which may be of no suite we know or not a key at all.

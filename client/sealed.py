@@ -10,21 +10,25 @@ certificate in full or names it by ``SHA-256(encode(certificate))``. A certifica
 :class:`~wire.e2e.SenderCertificateBody` signed by a server key of the sender's home domain
 under ``CTX_SENDER_CERTIFICATE``. :func:`verify_certificate` checks it against the keys an
 injected :class:`Keyring` returns for the domain *of the address in the certificate*, so a
-domain can only vouch for its own users.
+domain can only vouch for its own users: the rule of ``trust.certificates``, whose
+refusals this module raises as the client's errors.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from typing import Final
 
 from client.errors import CertificateError, DecryptionFailed, SuiteMismatch
 from suites import Suite, SuiteError, labels
 from suites.kem import KemPrivateKey
 from suites.padding import PaddingError
 from suites.sig import SigPrivateKey
+from trust import certificates
+from trust.certificates import Keyring as Keyring
+from trust.certificates import ServerVerifyKey as ServerVerifyKey
+from trust.errors import CertificateSuiteRefused, RefusalAs, TrustError
 from wire import WireError, decode, encode
 from wire.e2e import (
     IdentityKey,
@@ -36,22 +40,9 @@ from wire.e2e import (
     SenderDescriptor,
 )
 
-
-@dataclass(frozen=True)
-class ServerVerifyKey:
-    """A domain's server signing key as the keyring vouches for it (times in Unix ms)."""
-
-    key_id: bytes
-    suite: int
-    public: bytes
-    not_after: int
-
-
-class Keyring(Protocol):
-    """Resolves a domain's server keys; the federation keyring implements it, having
-    verified the domain's key document against its pins."""
-
-    def server_keys(self, domain: str) -> Sequence[ServerVerifyKey]: ...
+AS_CERTIFICATE_ERROR: Final = RefusalAs(
+    {CertificateSuiteRefused: SuiteMismatch, TrustError: CertificateError}
+)
 
 
 class StaticKeyring:
@@ -66,10 +57,8 @@ class StaticKeyring:
 
 def domain_of(address: str) -> str:
     """The domain part of ``name@domain``; :class:`CertificateError` if there is none."""
-    name, sep, domain = address.rpartition("@")
-    if not sep or not name or not domain:
-        raise CertificateError(f"not an address: {address!r}")
-    return domain.lower()
+    with AS_CERTIFICATE_ERROR:
+        return certificates.domain_of(address)
 
 
 def certificate_hash(cert: SenderCertificate) -> bytes:
@@ -94,31 +83,17 @@ def issue_certificate(
         expires=expires_ms,
         key_id=key_id,
     )
-    signature = suite.sig.sign(server_key, encode(body), labels.CTX_SENDER_CERTIFICATE)
-    return SenderCertificate(body=body, signature=signature)
+    return certificates.sign_certificate(suite, server_key, body)
 
 
 def verify_certificate(
     suite: Suite, cert: SenderCertificate, keyring: Keyring, now_ms: int
 ) -> None:
-    """Check the signature by a current key of the address's own domain, and the expiry."""
-    body = cert.body
-    if body.suite != suite.suite_id:
-        raise SuiteMismatch("sender certificate of another suite")
-    if now_ms >= body.expires:
-        raise CertificateError("sender certificate expired")
-    domain = domain_of(body.address)
-    for key in keyring.server_keys(domain):
-        if key.key_id != body.key_id or key.suite != suite.suite_id or now_ms >= key.not_after:
-            continue
-        try:
-            suite.sig.verify(
-                key.public, encode(body), cert.signature, labels.CTX_SENDER_CERTIFICATE
-            )
-        except SuiteError:
-            break
-        return
-    raise CertificateError(f"sender certificate not signed by a current key of {domain}")
+    """Check the signature by a current key of the address's own domain, and the expiry
+    (``trust.certificates``): :class:`SuiteMismatch` for a certificate of another suite,
+    :class:`CertificateError` for any other failure."""
+    with AS_CERTIFICATE_ERROR:
+        certificates.verify_certificate(suite, cert, keyring, now_ms)
 
 
 def seal(

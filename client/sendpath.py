@@ -42,12 +42,11 @@ from client.records import Contact
 from client.routing import check_address, seal_for_domain
 from client.session import Device
 from client.store.base import StateStore
+from trust.errors import PREKEYS_NONE
 from wire.relay import FetchPrekeys, PrekeyBundles
 from wire.server import ServerKeyDocument
 
 EID_LEN: Final = 16
-PREKEYS_NONE: Final = "prekeys.none"
-"""The node's code for an address without a device with prekeys (no such account)."""
 FETCH_CONCURRENCY: Final = 16
 """Prekey fetches (session set-ups) a send to many addresses has in flight at once."""
 

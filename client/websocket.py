@@ -18,9 +18,10 @@ import trio
 import trio_websocket
 
 from client.errors import BadNodeUrl, NetworkError
+from trust.limits import MAX_NODE_FRAME
 
 CLIENT_PATH: Final = "/v1/client"
-MAX_FRAME: Final = 64 * 1024 * 1024
+MAX_FRAME: Final = MAX_NODE_FRAME
 """Largest frame accepted from the node (a Deliver batch may hold several envelopes)."""
 CONNECT_TIMEOUT: Final = 15.0
 

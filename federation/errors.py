@@ -15,6 +15,15 @@ The text of a crypto failure carries no detail an attacker could use.
 
 from __future__ import annotations
 
+from trust.errors import (
+    FED_AUTH,
+    FED_KEY_DOCUMENT,
+    FED_PIN_MISMATCH,
+    FED_POLICY,
+    FED_ROUTING,
+    FED_UNAVAILABLE,
+)
+
 
 class FederationError(Exception):
     code = "fed.error"
@@ -25,15 +34,15 @@ class FederationError(Exception):
 
 
 class KeyDocumentError(FederationError):
-    code = "fed.key_document"
+    code = FED_KEY_DOCUMENT
 
 
 class PinMismatch(KeyDocumentError):
-    code = "fed.pin_mismatch"
+    code = FED_PIN_MISMATCH
 
 
 class RequestAuthError(FederationError):
-    code = "fed.auth"
+    code = FED_AUTH
 
 
 class ClockSkew(RequestAuthError):
@@ -54,12 +63,12 @@ def describe_skew(skew_ms: int) -> str:
 
 
 class PolicyRefused(FederationError):
-    code = "fed.policy"
+    code = FED_POLICY
 
 
 class RoutingError(FederationError):
-    code = "fed.routing"
+    code = FED_ROUTING
 
 
 class PeerUnavailable(FederationError):
-    code = "fed.unavailable"
+    code = FED_UNAVAILABLE

@@ -6,7 +6,8 @@
 
 ``fetch(domain, urls)`` returns a document's bytes (the node tries the endpoints in turn).
 A cached document is used until half its life has passed and never beyond
-``MAX_CACHE_MS`` (7 days) after it was fetched, whatever its ``valid_until`` says. A
+``MAX_CACHE_MS`` (7 days) after it was fetched, whatever its ``valid_until`` says (the
+rule a client applies too: ``trust.documents.refresh_due``, ``still_usable``). A
 signature by a key the cached document does not list triggers one refresh, at most every
 ``REFRESH_INTERVAL_MS`` per domain, so a rotation is picked up at once and a flood of
 bogus key ids cannot make the node hammer a peer.
@@ -31,9 +32,9 @@ import trio
 from federation import documents
 from federation.errors import FederationError, KeyDocumentError, PolicyRefused
 from federation.policy import PeerPolicy
+from trust import documents as trust_documents
 from wire.server import ServerKeyDocument, ServerVerifyKeyEntry
 
-MAX_CACHE_MS: Final = 7 * 86_400_000
 REFRESH_INTERVAL_MS: Final = 10_000
 
 Fetch = Callable[[str, tuple[str, ...]], Awaitable[bytes]]
@@ -71,12 +72,10 @@ class VerifiedDocument:
         return hashlib.sha256(self.raw).digest()
 
     def fresh(self, now_ms: int) -> bool:
-        body = self.doc.body
-        half = body.issued + (body.valid_until - body.issued) // 2
-        return now_ms < min(half, body.valid_until, self.fetched + MAX_CACHE_MS)
+        return not trust_documents.refresh_due(self.doc, self.fetched, now_ms)
 
     def usable(self, now_ms: int) -> bool:
-        return now_ms < min(self.doc.body.valid_until, self.fetched + MAX_CACHE_MS)
+        return trust_documents.still_usable(self.doc, self.fetched, now_ms)
 
 
 class Keyring:
@@ -196,10 +195,8 @@ class Keyring:
         policy.check_suite(doc.body.suite)
         before = self._cache.get(domain)
         previous = before.doc if before is not None else self._remembered(domain, now)
-        if previous is not None and doc.body.issued < previous.body.issued:
-            # A replay of an older document (still valid, still root-certified) would bring
-            # back keys the domain has since retired.
-            raise KeyDocumentError(f"the key document of {domain} is older than the one held")
+        if previous is not None:
+            documents.check_not_older(previous, doc)
         if policy.trust == "pinned" or previous is not None:
             trust = documents.check_trust(doc, policy.pins, previous, now)
         else:

@@ -23,6 +23,7 @@ from typing import Any, Final
 
 from federation.errors import PolicyRefused
 from suites import labels
+from trust.limits import MAX_LAYER_BYTES
 
 TRUST_MODES: Final = ("pinned", "tofu")
 SUITE_STRENGTH: Final = {"xwing": 1, "cnsa2": 2}
@@ -54,7 +55,7 @@ class PeerPolicy:
     allow: bool = True
     min_suite: str = "cnsa2"
     rate_per_s: float = 5000.0
-    max_envelope_bytes: int = (1 << 20) + 16 * 1024
+    max_envelope_bytes: int = MAX_LAYER_BYTES
     notaries: tuple[str, ...] = field(default=())
 
     def urls(self) -> tuple[str, ...]:
@@ -90,7 +91,7 @@ def _peer(domain: str, table: Mapping[str, Any]) -> PeerPolicy:
         allow=_typed(domain, table, "allow", bool, True),
         min_suite=_typed(domain, table, "min_suite", str, "cnsa2"),
         rate_per_s=float(_typed(domain, table, "rate_per_s", (int, float), 5000.0)),
-        max_envelope_bytes=_typed(domain, table, "max_envelope_bytes", int, (1 << 20) + 16384),
+        max_envelope_bytes=_typed(domain, table, "max_envelope_bytes", int, MAX_LAYER_BYTES),
         notaries=tuple(_strings(domain, table, "notaries")),
     )
     if policy.trust not in TRUST_MODES:

@@ -2,9 +2,9 @@
 
 The client seals a :class:`wire.federation.RoutingLayer` with the destination domain's
 suite HPKE (RFC 9180 base mode) to a KEM key of the domain's key document, with
-``info = ROUTING_LAYER_INFO`` and an AAD binding the destination domain and the key id
-(:func:`layer_aad`), so a layer sealed for one domain never opens as another's. The
-client's copy of the sealing side is ``client.routing``.
+``info = ROUTING_LAYER_INFO`` and an AAD binding the destination domain and the key id,
+so a layer sealed for one domain never opens as another's. The AAD and the choice of
+key are one rule for both sides, in ``trust.routing``.
 """
 
 from __future__ import annotations
@@ -14,17 +14,10 @@ from collections.abc import Callable
 from federation.errors import RoutingError
 from suites import SuiteError, get_suite_by_id, labels
 from suites.kem import KemPrivateKey
+from trust.errors import TrustError
+from trust.routing import layer_aad as layer_aad
 from wire import WireError, decode, encode
 from wire.federation import RoutingLayer, SealedRoutingLayer
-
-
-def layer_aad(destination: str, suite_id: int, key_id: bytes) -> bytes:
-    return encode_aad(labels.ROUTING_LAYER_INFO, destination.lower(), suite_id, key_id)
-
-
-def encode_aad(label: bytes, destination: str, suite_id: int, key_id: bytes) -> bytes:
-    name = destination.encode()
-    return label + bytes([suite_id, len(name)]) + name + key_id
 
 
 def open_layer(
@@ -40,7 +33,7 @@ def open_layer(
             raise RoutingError("the routing layer is sealed to an unknown key")
         aad = layer_aad(destination, sealed.suite, sealed.key_id)
         layer = decode(suite.hpke.open(key, labels.ROUTING_LAYER_INFO, aad, sealed.c), RoutingLayer)
-    except (SuiteError, WireError):
+    except (SuiteError, WireError, TrustError):
         raise RoutingError("the routing layer does not open") from None
     if layer.destination.lower() != destination.lower():
         raise RoutingError("the routing layer is for another domain")

@@ -77,9 +77,10 @@ from typing import Any, Final
 
 from federation.policy import PeerPolicy, parse_peers
 from node.errors import CONFIG_FILE, CONFIG_MISSING, ConfigError
+from trust.limits import MAX_BLOB_BYTES, MAX_CLIENT_FRAME
+from trust.limits import MAX_ENVELOPE_BODY as WIRE_MAX_BODY
 
 ENV_PREFIX: Final = "SEALRELAY_"
-WIRE_MAX_BODY: Final = 1 << 20
 MAX_DOCUMENT_LIFETIME: Final = 7 * 86400
 SUITES: Final = ("cnsa2", "xwing")
 STORES: Final = ("sqlite", "memory", "redis")
@@ -107,9 +108,9 @@ class Config:
     durability: str = "primary"
     client_websocket: str = "direct"
     public_url: str = ""
-    max_frame_bytes: int = WIRE_MAX_BODY + 64 * 1024
+    max_frame_bytes: int = MAX_CLIENT_FRAME
     max_envelope_bytes: int = 256 * 1024
-    max_blob_bytes: int = 64 * 1024 * 1024
+    max_blob_bytes: int = MAX_BLOB_BYTES
     max_ttl: int = 30 * 86400
     default_ttl: int = 7 * 86400
     rate_account_per_s: float = 200.0

@@ -26,6 +26,7 @@ from node.errors import ConfigError
 from suites import Suite, SuiteError, get_suite, labels
 from suites.kem import KemPrivateKey
 from suites.sig import SigPrivateKey
+from trust.certificates import sign_certificate
 from wire import WireError, decode, encode
 from wire.e2e import IdentityKey, SenderCertificate, SenderCertificateBody
 from wire.server import (
@@ -178,8 +179,7 @@ class ServerKeys:
             expires=now_ms + lifetime_s * 1000,
             key_id=self.sig_key_id,
         )
-        signature = self.suite.sig.sign(self.sig_key, encode(body), labels.CTX_SENDER_CERTIFICATE)
-        return SenderCertificate(body=body, signature=signature)
+        return sign_certificate(self.suite, self.sig_key, body)
 
 
 def generate(suite: Suite) -> ServerKeys:

@@ -36,7 +36,7 @@ from typing import Any, Final
 
 import httpx
 
-from federation.documents import MAX_DOCUMENT, fingerprint, verify_certification, verify_document
+from federation.documents import fingerprint, verify_certification, verify_document
 from federation.errors import KeyDocumentError
 from node.app import DOCUMENT_PATH
 from node.config import SUITES
@@ -51,6 +51,7 @@ from node.errors import (
 from node.k8s import secret_manifest
 from node.keys import KEY_FILE, generate, key_file_bytes, write_key_file
 from suites import SuiteError, get_suite, get_suite_by_id
+from trust.limits import MAX_DOCUMENT
 from wire import WireError, decode
 from wire.server import RootCertification, ServerKeyDocument
 

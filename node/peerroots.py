@@ -26,13 +26,13 @@ import trio
 from node.errors import ConfigError
 from node.keys import ServerKeys
 from suites import labels, rootsig
+from trust.limits import MAX_STATEMENT
 from wire import WireError, decode, encode
 from wire.server import MAX_PEER_ROOTS, PeerRoot, PeerRootsBody, PeerRootsStatement
 
 PEER_ROOTS_FILE: Final = "peer-roots.bin"
 FILE_MODE: Final = 0o600
 DEFAULT_STATEMENT_DAYS: Final = 365
-MAX_STATEMENT: Final = 1 << 20
 _FINGERPRINT = re.compile(re.escape(labels.FINGERPRINT_PREFIX) + "[0-9a-f]{64}")
 
 log = logging.getLogger("sealrelay.node.peerroots")

@@ -29,6 +29,7 @@ from node.metrics import Metrics
 from node.store import DeviceRecord, PrekeyRecord, Store, StoredEnvelope
 from node.storefaults import StoreFaults
 from suites import Suite
+from trust.limits import MAX_DEVICES
 from wire import decode, encode
 from wire.e2e import IdentityKey, KemPrekey, OneTimePrekey, PrekeyBundle, SealedSenderKey
 from wire.e2e import SignedPrekey as SignedPrekeyMsg
@@ -53,7 +54,6 @@ from wire.relay import (
 )
 
 CACHE_LIMIT: Final = 65_536
-MAX_DEVICES: Final = 32
 BLOB_ID_LEN: Final = 16
 BLOB_TOKEN_LEN: Final = 32
 MAILBOX_LEN: Final = 16

@@ -27,6 +27,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from wire.e2e import Address, DeliveryToken, Sig, Suite
+from wire.limits import MAX_DOCUMENT, MAX_LAYER_BYTES
 from wire.relay import Body, DeviceBundle, Domain, EnvelopeId, MailboxId
 from wire.schema import message
 from wire.types import U8, U32, U64, Bytes16, Bytes32, MaxLen
@@ -42,8 +43,6 @@ ITEM_RETRY = 1
 ITEM_REFUSED = 2
 """A permanent refusal (unknown mailbox, bad token, unreadable layer, expired)."""
 
-MAX_LAYER_BYTES = (1 << 20) + 16 * 1024
-"""The largest sealed routing layer: a 1 MiB body with its recipients and HPKE framing."""
 MAX_TXN_BODY = MAX_LAYER_BYTES + 64 * 1024
 """The largest encoded transaction: layers within :func:`txn_within_bounds`, plus the
 framing of up to ``MAX_TXN_ITEMS`` items (under 100 bytes each)."""
@@ -152,7 +151,7 @@ class NotaryStatement:
 class NotaryAnswer:
     statement: NotaryStatement
     signature: Sig
-    document: Annotated[bytes, MaxLen(1 << 20)]
+    document: Annotated[bytes, MaxLen(MAX_DOCUMENT)]
 
 
 __all__ = [

@@ -28,7 +28,8 @@ from wire.types import U32, Bytes16, MaxLen, MinLen
 MAX_MEMBERS: Final = 1000
 """Members of one group (the creation change lists at most this many)."""
 MAX_DEVICES: Final = 16
-"""Devices of one member."""
+"""Devices of one account, so of one member; the node serves at most this many bundles of
+an address (``trust.limits`` tells why 16)."""
 MAX_GROUP_NAME: Final = 255
 """Bytes of UTF-8 in a group's name."""
 MAX_HISTORY: Final = 65_536

@@ -43,6 +43,7 @@ from wire.e2e import (
     Sig,
     Suite,
 )
+from wire.limits import MAX_DOCUMENT
 from wire.relay_common import (
     Body,
     Code,
@@ -277,7 +278,7 @@ class GetServerKeys:
 class ServerKeys:
     id: RequestId
     domain: Domain
-    document: Annotated[bytes, MaxLen(1 << 20)]
+    document: Annotated[bytes, MaxLen(MAX_DOCUMENT)]
 
 
 @message("relay.get-peer-roots")
@@ -295,7 +296,7 @@ class PeerRoots:
     """The statement as the node holds it, or ``None`` when its operator made none."""
 
     id: RequestId
-    statement: Annotated[bytes, MaxLen(1 << 20)] | None
+    statement: Annotated[bytes, MaxLen(MAX_DOCUMENT)] | None
 
 
 # --- the frames by direction -------------------------------------------------------------------

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+from wire.limits import MAX_PAYLOAD
 from wire.schema import message
 from wire.types import U32, U64, Bytes16, MaxLen
 
@@ -14,7 +15,7 @@ RequestId = U32
 Domain = Annotated[str, MaxLen(253)]
 Name = Annotated[str, MaxLen(64)]
 Code = Annotated[str, MaxLen(128)]
-Body = Annotated[bytes, MaxLen(1 << 20)]
+Body = Annotated[bytes, MaxLen(MAX_PAYLOAD)]
 EnvelopeId = Bytes16
 MailboxId = Bytes16
 

@@ -12,6 +12,7 @@ from typing import Annotated, Final
 
 from wire.codec import array_header, encode, encode_split
 from wire.e2e import Address, DeliveryToken
+from wire.limits import MAX_LAYER_BYTES
 from wire.relay_common import Body, Domain, EnvelopeId, Error, MailboxId, RequestId
 from wire.schema import message
 from wire.types import U32, U64, Bytes16, Bytes32, MaxLen, MinLen
@@ -91,7 +92,7 @@ class Forward:
     domain: Domain
     eid: EnvelopeId
     ttl: U32
-    layer: Annotated[bytes, MaxLen((1 << 20) + 16 * 1024)]
+    layer: Annotated[bytes, MaxLen(MAX_LAYER_BYTES)]
 
 
 @message("relay.sent")

@@ -18,10 +18,10 @@ import httpx
 from federation.errors import KeyDocumentError, PeerUnavailable
 from federation.requestsig import NONCE_LEN, sign_request
 from node.keys import ServerKeys
+from trust.limits import MAX_DOCUMENT
 
 TIMEOUT: Final = httpx.Timeout(15.0, connect=5.0)
 DOCUMENT_PATH: Final = "/.well-known/sealrelay/server"
-MAX_DOCUMENT: Final = 1 << 20
 
 
 class PeerClient:

@@ -12,7 +12,6 @@ import pytest
 from client import domaintrust, persist
 from client.errors import ServerKeyError, UntrustedDomain
 from client.store.memory import MemoryStore
-from federation import documents
 from node.keys import ServerKeys
 from tests.client.pairs import DAY_MS
 from tests.client.trustfakes import (
@@ -23,6 +22,7 @@ from tests.client.trustfakes import (
     server_keys,
     statement,
 )
+from trust import documents
 from wire import decode, encode
 from wire.relay import GetPeerRoots, PeerRoots
 from wire.server import PeerRootsStatement, ServerKeyDocument
@@ -72,9 +72,9 @@ def test_certifications_that_do_not_count(alpha: ServerKeys) -> None:
         assert domaintrust.certified_roots(doc, NOW) == {}, what
         assert domaintrust.home_roots(doc, NOW) == (), what
         # One rule for client and node: the node's root pin reads the same.
-        assert documents.certified_roots(doc, NOW) == set(), what
+        assert documents.certified_roots(doc, NOW) == {}, what
     good = _with(alpha, certification(root("alpha"), PEER, alpha.sig_public, NOW))
-    assert documents.certified_roots(good, NOW) == set(domaintrust.certified_roots(good, NOW))
+    assert documents.certified_roots(good, NOW) == domaintrust.certified_roots(good, NOW)
 
 
 def test_a_certification_that_does_not_verify_is_an_error(alpha: ServerKeys) -> None:

@@ -8,11 +8,15 @@ import pytest
 
 from client.errors import ServerKeyError
 from client.serverkeys import PinnedKeyring, accept_refresh, needs_refresh, verify_document
+from federation import documents
+from federation.errors import KeyDocumentError
 from suites import get_suite, labels
 from suites.sig import SigPrivateKey
+from trust.limits import MAX_CACHE_MS
 from wire import encode
 from wire.server import (
     DocumentSignature,
+    ServerKemKey,
     ServerKeyDocument,
     ServerKeyDocumentBody,
     ServerVerifyKeyEntry,
@@ -136,3 +140,39 @@ def test_refresh_refuses_an_older_document(k1: SigPrivateKey) -> None:
         accept_refresh(pinned, encode(older), "example.test", NOW + DAY)
     # the same issue time (a node serving the pinned document again) is accepted
     assert accept_refresh(pinned, encode(pinned), "example.test", NOW + DAY) == pinned
+
+
+def _with_kems(doc: ServerKeyDocument, k1: SigPrivateKey, *kems: ServerKemKey) -> bytes:
+    body = replace(doc.body, kem_keys=kems)
+    sig = SUITE.sig.sign(k1, encode(body), labels.CTX_SERVER_KEY_DOCUMENT)
+    return encode(ServerKeyDocument(body, (DocumentSignature(b"k1", sig),), ()))
+
+
+def test_a_kem_key_of_another_suite_is_refused(k1: SigPrivateKey) -> None:
+    """The drift between the client's and the node's copies of the check: a document
+    signed by its pinned key that lists a KEM key of another suite (a downgrade of the
+    routing layer) is refused by the client as by a node, by one rule (trust.documents)."""
+    pinned = _doc([(b"k1", k1)], [_entry(k1, b"k1")])
+    own = ServerKemKey(b"x1", SUITE.suite_id, SUITE.kem.generate().public, NOW + 7 * DAY)
+    cnsa2 = get_suite("cnsa2")
+    other = ServerKemKey(b"c1", cnsa2.suite_id, cnsa2.kem.generate().public, NOW + 7 * DAY)
+    good = _with_kems(pinned, k1, own)
+    assert verify_document(good, "example.test", NOW).body.kem_keys == (own,)  # control
+    downgraded = _with_kems(pinned, k1, own, other)
+    with pytest.raises(ServerKeyError, match="another suite"):
+        verify_document(downgraded, "example.test", NOW)
+    with pytest.raises(ServerKeyError, match="another suite"):
+        accept_refresh(pinned, downgraded, "example.test", NOW)
+    with pytest.raises(KeyDocumentError, match="another suite"):  # the node's keyring
+        documents.verify_document(downgraded, "example.test", NOW)
+
+
+def test_a_document_is_refreshed_within_seven_days_whatever_its_valid_until(
+    k1: SigPrivateKey,
+) -> None:
+    """``valid_until`` is never trusted more than 7 days ahead (MAX_CACHE_MS), as by a
+    node's keyring: a document valid for 30 days is refreshed after 7, not 15."""
+    doc = _doc([(b"k1", k1)], [_entry(k1, b"k1", NOW + 30 * DAY)])
+    long_lived = replace(doc, body=replace(doc.body, valid_until=NOW + 30 * DAY))
+    assert not needs_refresh(long_lived, NOW + MAX_CACHE_MS - 1)
+    assert needs_refresh(long_lived, NOW + MAX_CACHE_MS)

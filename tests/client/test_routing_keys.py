@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 
 from client.errors import ServerKeyError
-from client.routing import layer_aad, seal_for_domain
+from client.routing import seal_for_domain
 from client.serverkeys import verify_document
 from node.keys import ServerKeys, generate
 from suites import get_suite, labels
@@ -59,9 +59,3 @@ def test_an_unusable_routing_key_is_a_server_key_error(keys: ServerKeys, broken:
     kem = broken(_kem(keys))  # type: ignore[operator]
     with pytest.raises(ServerKeyError):
         _seal(_document(keys, kem))
-
-
-def test_a_domain_name_that_lowercases_too_long_is_refused() -> None:
-    name = "\u0130" * 120 + ".example"  # 248 bytes; lower() makes each "İ" 3 bytes
-    with pytest.raises(ServerKeyError):
-        layer_aad(name, 1, b"k")

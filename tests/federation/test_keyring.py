@@ -7,9 +7,10 @@ import dataclasses
 import pytest
 
 from federation.errors import KeyDocumentError, PeerUnavailable, PinMismatch, PolicyRefused
-from federation.keyring import MAX_CACHE_MS, Keyring
+from federation.keyring import Keyring
 from federation.policy import PeerPolicy
 from tests.federation.conftest import DAY_MS, NOW, Agency, make_agency
+from trust.limits import MAX_CACHE_MS
 
 
 class Clock:

@@ -63,6 +63,7 @@ from tests.integration import rawclient
 from tests.integration.nodeproc import NodeProcess
 from tests.redisproc import SentinelSet
 from tests.resilience.checker import Checker
+from trust.errors import LIMIT_RATE, TRANSIENT
 from wire.relay import Ack, Authenticated, Deliver, Error, Send, Sent
 
 DOMAIN: Final = "cluster.test"
@@ -80,7 +81,7 @@ NODE_ENV: Final = {
     "SEALRELAY_RATE_IP_BURST": "100000",
     "SEALRELAY_LOG_LEVEL": "warning",
 }
-RETRYABLE: Final = ("store.unavailable", "store.full", "internal")
+RETRYABLE: Final = TRANSIENT
 """Error codes a sender answers by sending the same envelope again (the node's store
 was unreachable for the retry time: a failover)."""
 
@@ -344,7 +345,7 @@ class Sender:
             slots.release()
             if isinstance(frame, Sent) and frame.eid == eid:
                 self.ledger.acknowledged(eid)
-            elif isinstance(frame, Error) and frame.code in (*RETRYABLE, "limit.rate"):
+            elif isinstance(frame, Error) and frame.code in (*RETRYABLE, LIMIT_RATE):
                 self.ledger.errors[frame.code] += 1
                 self.again.append(eid)
                 await trio.sleep(max(RETRY_PAUSE, frame.retry_after / 1000))

@@ -1,0 +1,229 @@
+"""The node's error codes, and the errors of the rules in ``trust``.
+
+Codes (stable; a node sends them in ``Error`` frames, clients and tests match on them;
+the remote party broke the rule unless ``internal``). The node raises them
+(``node.errors``), a client imports them from here instead of retyping them:
+
+    proto.malformed     the frame could not be decoded (text frame, bad msgpack, bad schema)
+    proto.unexpected    a frame the protocol does not allow now (not a request, or a request
+                        that needs authentication before Register/Auth, or a second one after)
+    proto.too_large     the frame is larger than ``max_frame_bytes``
+    auth.required       the request needs an authenticated connection
+    auth.failed         the signature, identity or device does not check out
+    auth.bad_code       the enrollment code is unknown, spent, expired or for another name
+    auth.replayed       this connection's challenge was already used
+    auth.timeout        no Register/Auth within ``auth_timeout`` seconds (then closed, 1008)
+    send.no_mailbox     no such mailbox on this node
+    send.token_required a Send without a delivery token
+    send.bad_token      the delivery token does not match the recipient's verifier
+    send.too_large      the envelope body is larger than ``max_envelope_bytes``
+    send.bad_ttl        a TTL above ``max_ttl`` (0 asks for ``default_ttl``)
+    send.introductions_closed
+                        an Introduce to an account that has not turned introductions on
+                        (``SetIntroductions``)
+    limit.rate          too many requests; ``retry_after`` says when to try again
+    limit.connections   too many connections from this address
+    blob.too_large      the blob is larger than ``max_blob_bytes``, or than its grant
+    blob.not_found      no such blob (or expired, or the grant does not match)
+    prekeys.none        the address has no device with published prekeys
+    prekeys.invalid     a published prekey is not a valid key of the node's suite (wrong
+                        length, a point off the curve or of low order, a stripped half)
+    fed.policy          the other domain is not a federation peer, or is denied
+    fed.unavailable     no endpoint of the other domain answered; try again later
+    fed.key_document    the other domain's key document does not verify
+    fed.pin_mismatch    the other domain's key document breaks its pin (logged loudly)
+    fed.auth            (server to server) a federation request's signature, time window
+                        or nonce is refused
+    fed.routing         (server to server) a routing layer does not open
+    store.full          the node's storage is full (disk, or Redis' maxmemory): nothing
+                        of the request was stored; retry after ``retry_after``
+    store.unavailable   the node's storage does not answer (Redis unreachable): retry after
+                        ``retry_after``; the node recovers by itself when it is back
+    internal            the node failed; the request may be retried
+
+Sets of codes: :data:`TRANSIENT` (nothing was stored, the node or its store failed),
+:data:`RETRYABLE` (send the same request again later), :data:`UNREADABLE` (the node could
+not read the frame: a node that predates a request answers it so).
+
+Errors of the rules in this package (the client and the servers translate them, once,
+into their own hierarchies, ``client.errors`` and ``federation.errors``, with
+:class:`RefusalAs`)::
+
+    TrustError                  base; ``code`` is the node's code for the same refusal
+                                (``trust.*`` for the refusals only a client makes)
+    ├── DocumentRefused         fed.key_document: a key document does not verify, or a
+    │   │                       refresh would roll it back or swap its keys
+    │   └── PinRefused          fed.pin_mismatch: it breaks a pin
+    ├── RoutingRefused          fed.routing: a routing layer cannot be sealed or opened
+    └── CertificateRefused      a sender certificate is expired, not for an address, or
+        │                       not signed by a current key of its address's domain
+        └── CertificateSuiteRefused
+                                a sender certificate of another suite
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from types import TracebackType
+from typing import Final
+
+__all__ = [  # the codes, which ``node.errors`` re-exports
+    "AUTH_BAD_CODE",
+    "AUTH_FAILED",
+    "AUTH_REPLAYED",
+    "AUTH_REQUIRED",
+    "AUTH_TIMEOUT",
+    "BLOB_NOT_FOUND",
+    "BLOB_TOO_LARGE",
+    "CODES",
+    "FED_AUTH",
+    "FED_KEY_DOCUMENT",
+    "FED_PIN_MISMATCH",
+    "FED_POLICY",
+    "FED_ROUTING",
+    "FED_UNAVAILABLE",
+    "INTERNAL",
+    "LIMIT_CONNECTIONS",
+    "LIMIT_RATE",
+    "PREKEYS_INVALID",
+    "PREKEYS_NONE",
+    "PROTO_MALFORMED",
+    "PROTO_TOO_LARGE",
+    "PROTO_UNEXPECTED",
+    "RETRYABLE",
+    "SEND_BAD_TOKEN",
+    "SEND_BAD_TTL",
+    "SEND_INTRODUCTIONS_CLOSED",
+    "SEND_NO_MAILBOX",
+    "SEND_TOKEN_REQUIRED",
+    "SEND_TOO_LARGE",
+    "STORE_FULL",
+    "STORE_UNAVAILABLE",
+    "TRANSIENT",
+    "UNREADABLE",
+]
+
+PROTO_MALFORMED: Final = "proto.malformed"
+PROTO_UNEXPECTED: Final = "proto.unexpected"
+PROTO_TOO_LARGE: Final = "proto.too_large"
+AUTH_REQUIRED: Final = "auth.required"
+AUTH_FAILED: Final = "auth.failed"
+AUTH_BAD_CODE: Final = "auth.bad_code"
+AUTH_REPLAYED: Final = "auth.replayed"
+AUTH_TIMEOUT: Final = "auth.timeout"
+SEND_NO_MAILBOX: Final = "send.no_mailbox"
+SEND_TOKEN_REQUIRED: Final = "send.token_required"  # noqa: S105 - an error code
+SEND_BAD_TOKEN: Final = "send.bad_token"  # noqa: S105 - an error code
+SEND_TOO_LARGE: Final = "send.too_large"
+SEND_BAD_TTL: Final = "send.bad_ttl"
+SEND_INTRODUCTIONS_CLOSED: Final = "send.introductions_closed"
+LIMIT_RATE: Final = "limit.rate"
+LIMIT_CONNECTIONS: Final = "limit.connections"
+BLOB_TOO_LARGE: Final = "blob.too_large"
+BLOB_NOT_FOUND: Final = "blob.not_found"
+PREKEYS_NONE: Final = "prekeys.none"
+PREKEYS_INVALID: Final = "prekeys.invalid"
+FED_POLICY: Final = "fed.policy"
+FED_UNAVAILABLE: Final = "fed.unavailable"
+FED_KEY_DOCUMENT: Final = "fed.key_document"
+FED_PIN_MISMATCH: Final = "fed.pin_mismatch"
+FED_AUTH: Final = "fed.auth"
+FED_ROUTING: Final = "fed.routing"
+STORE_FULL: Final = "store.full"
+STORE_UNAVAILABLE: Final = "store.unavailable"
+INTERNAL: Final = "internal"
+
+CODES: Final = (
+    PROTO_MALFORMED,
+    PROTO_UNEXPECTED,
+    PROTO_TOO_LARGE,
+    AUTH_REQUIRED,
+    AUTH_FAILED,
+    AUTH_BAD_CODE,
+    AUTH_REPLAYED,
+    AUTH_TIMEOUT,
+    SEND_NO_MAILBOX,
+    SEND_TOKEN_REQUIRED,
+    SEND_BAD_TOKEN,
+    SEND_TOO_LARGE,
+    SEND_BAD_TTL,
+    SEND_INTRODUCTIONS_CLOSED,
+    LIMIT_RATE,
+    LIMIT_CONNECTIONS,
+    BLOB_TOO_LARGE,
+    BLOB_NOT_FOUND,
+    PREKEYS_NONE,
+    PREKEYS_INVALID,
+    FED_POLICY,
+    FED_UNAVAILABLE,
+    FED_KEY_DOCUMENT,
+    FED_PIN_MISMATCH,
+    FED_AUTH,
+    FED_ROUTING,
+    STORE_FULL,
+    STORE_UNAVAILABLE,
+    INTERNAL,
+)
+
+TRANSIENT: Final = frozenset({STORE_FULL, STORE_UNAVAILABLE, INTERNAL})
+"""The node or its store failed and nothing of the request was stored."""
+RETRYABLE: Final = TRANSIENT | {LIMIT_RATE, LIMIT_CONNECTIONS}
+"""Codes after which the same request (an envelope) is sent again later."""
+UNREADABLE: Final = frozenset({PROTO_MALFORMED, PROTO_UNEXPECTED})
+"""``Error{id = 0}`` codes of a node that could not read a frame: one that predates a
+request (``SendBatch``) answers it so."""
+
+
+class TrustError(Exception):
+    """A shared rule refused its input; ``message`` is safe to show or send."""
+
+    code = "trust.error"
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message or self.code)
+        self.message = message or self.code
+
+
+class DocumentRefused(TrustError):
+    code = FED_KEY_DOCUMENT
+
+
+class PinRefused(DocumentRefused):
+    code = FED_PIN_MISMATCH
+
+
+class RoutingRefused(TrustError):
+    code = FED_ROUTING
+
+
+class CertificateRefused(TrustError):
+    code = "trust.certificate"
+
+
+class CertificateSuiteRefused(CertificateRefused):
+    code = "trust.certificate_suite"
+
+
+class RefusalAs:
+    """A context that raises a :class:`TrustError` as the caller's own error: the first
+    entry of ``errors`` whose key the refusal is an instance of makes it, from its
+    message. ``with RefusalAs({PinRefused: PinMismatch, TrustError: KeyDocumentError}):``
+    """
+
+    def __init__(self, errors: Mapping[type[TrustError], Callable[[str], Exception]]) -> None:
+        self._errors = errors
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if not isinstance(exc, TrustError):
+            return
+        for refusal, error in self._errors.items():
+            if isinstance(exc, refusal):
+                raise error(exc.message) from None
