@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from node import app
+from node import http_routes as app
 
 BLOB_HEX = "00112233445566778899aabbccddeeff"
 
