@@ -136,6 +136,8 @@ class Connection:
             message = await receive()
         if message["type"] == "websocket.disconnect":
             return False
+        if self.closed:  # (a push task closed it while we waited: nothing is answered)
+            return True
         # Pushes wait while a login is answered (Authenticated goes first); afterwards a
         # request never holds them back (a Deliver must not wait for an Ack's commit).
         self.held = self.session.caller is None

@@ -36,7 +36,7 @@ from node.conn.core import (
     request_id,
 )
 from node.conn.push import LIVE_MAX, ReadMailbox, Stored
-from node.conn.state import CLOSE_GOING_AWAY, CLOSE_POLICY, CLOSE_SUPERSEDED, ConnState
+from node.conn.state import CLOSE_GOING_AWAY, CLOSE_POLICY, CLOSE_SUPERSEDED, ConnState, Link
 from node.errors import NodeError
 from node.limits import retry_after_ms
 from node.peerroots import read_statement
@@ -87,6 +87,7 @@ __all__ = [
 log = logging.getLogger("sealrelay.node.session")
 
 NONCE_LEN: Final = 32
+_CLOSED: Final = Link.CLOSED
 
 Frame = object
 _decode = decode_request  # (the fuzz targets' names)
@@ -145,6 +146,8 @@ class Session:
         run: list[Send] | list[SendShared] = []
         core, clock = self.core, self.relay.clock
         for data in messages:
+            if core.link_state is _CLOSED:
+                break  # (closed meanwhile: no answer would be sent)
             action = core.receive(data, clock())
             if type(action) is Perform:
                 frame = action.frame
@@ -154,9 +157,11 @@ class Session:
                         out += await self._store_run(run)
                     run.append(frame)  # type: ignore[arg-type]  # (of the run's kind)
                     continue
-            out += await self._store_run(run)
+            if run:
+                out += await self._store_run(run)
             out += await self._perform(action)
-        out += await self._store_run(run)
+        if run:
+            out += await self._store_run(run)
         seconds = (time.perf_counter() - started) / max(1, len(messages))
         for _ in messages:
             self.relay.metrics.request_seconds.observe(seconds)

@@ -207,9 +207,8 @@ class ConnCore(Generic[C]):
 
     def receive(self, data: bytes, now: float) -> Action:
         """What to do with one binary WebSocket message read at ``now``."""
-        self._require_open("a frame")
-        if self._login is Login.LOGGING_IN:
-            raise LocalProtocolError("a frame was read while a login is answered")
+        if self._link is _CLOSED or self._login is _LOGGING_IN:
+            raise LocalProtocolError(f"a frame was read in state {self.state}")
         frame: Frame | None = None
         try:
             if len(data) > self.policy.max_frame_bytes:
@@ -227,8 +226,10 @@ class ConnCore(Generic[C]):
 
     def _dispose(self, frame: Frame) -> Action:
         login = self._login
-        disposition = DISPOSITIONS[login].get(type(frame), OTHERWISE[login])
-        if disposition is Disposition.PERFORM:
+        disposition = _ROWS[login].get(type(frame))
+        if disposition is None:
+            disposition = OTHERWISE[login]
+        if disposition is _PERFORM:
             return Perform(frame)
         if disposition is Disposition.LOGIN:
             assert isinstance(frame, Register | Auth)  # noqa: S101 (the table's LOGIN rows)
@@ -327,6 +328,11 @@ class ConnCore(Generic[C]):
         return self.pushes.caught_up(page, now_ms)
 
 
+_CLOSED: Final = Link.CLOSED
+_LOGGING_IN: Final = Login.LOGGING_IN
+_PERFORM: Final = Disposition.PERFORM
+_ROWS: Final = {login: dict(row) for login, row in DISPOSITIONS.items()}
+"""``state.DISPOSITIONS`` as plain dicts (looked up for every frame)."""
 _CODE_SETTABLE: Final = (Link.OPEN, Link.CLOSING)
 """The links in which a closing event sets the close code (ERROR keeps its own)."""
 
