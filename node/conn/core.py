@@ -31,6 +31,7 @@ from node.conn.errors import LocalProtocolError, RemoteProtocolError
 from node.conn.push import Pushed, PushQueue, ReadMailbox, Stored
 from node.conn.state import (
     AUTH_TIMEOUT_FROM,
+    CLOSE_CODE_SET_IN,
     CLOSE_CODES,
     DISPOSITIONS,
     FLOOD_CODES,
@@ -38,6 +39,7 @@ from node.conn.state import (
     LINK_TRANSITIONS,
     LOGIN_TRANSITIONS,
     OTHERWISE,
+    REFUSALS,
     ConnState,
     Disposition,
     Event,
@@ -51,7 +53,6 @@ from wire import WireError, decode
 from wire.errors import TOO_LARGE, UNEXPECTED_TYPE
 from wire.relay import PROTOCOL_VERSION, REQUESTS, Auth, Error, Hello, Register
 
-NONCE_LEN: Final = 32
 Frame = object
 
 
@@ -184,7 +185,7 @@ class ConnCore(Generic[C]):
         if after is None:
             raise LocalProtocolError(f"{event.value} is not allowed in link {self._link}")
         code = CLOSE_CODES.get(event)
-        if code is not None and self._link in _CODE_SETTABLE:
+        if code is not None and self._link in CLOSE_CODE_SET_IN:
             self._close_code, self._close_reason = code, event
         self._link = after
 
@@ -333,18 +334,10 @@ _LOGGING_IN: Final = Login.LOGGING_IN
 _PERFORM: Final = Disposition.PERFORM
 _ROWS: Final = {login: dict(row) for login, row in DISPOSITIONS.items()}
 """``state.DISPOSITIONS`` as plain dicts (looked up for every frame)."""
-_CODE_SETTABLE: Final = (Link.OPEN, Link.CLOSING)
-"""The links in which a closing event sets the close code (ERROR keeps its own)."""
-
-_REFUSALS: Final = {
-    Disposition.REPLAYED: (errors.AUTH_REPLAYED, "this connection's challenge is spent"),
-    Disposition.AUTH_REQUIRED: (errors.AUTH_REQUIRED, "authenticate first"),
-    Disposition.UNEXPECTED: (errors.PROTO_UNEXPECTED, "not a request"),
-}
 
 
 def _refusal(disposition: Disposition) -> RemoteProtocolError:
-    code, message = _REFUSALS[disposition]
+    code, message = REFUSALS[disposition]
     return RemoteProtocolError(code, message)
 
 

@@ -174,6 +174,10 @@ CLOSE_CODES: Final[Mapping[Event, int]] = MappingProxyType(
 )
 """The WebSocket close code each closing event asks for."""
 
+CLOSE_CODE_SET_IN: Final = frozenset({Link.OPEN, Link.CLOSING})
+"""The links in which a closing event sets the close code: a later fault-free close
+replaces an earlier one's, a fault replaces either, and ERROR keeps its 1008."""
+
 AUTH_TIMEOUT_FROM: Final = frozenset({Login.AWAIT_LOGIN, Login.SPENT})
 """The logins in which the shell waits for a frame under the auth deadline."""
 
@@ -228,6 +232,15 @@ OTHERWISE: Final[Mapping[Login, Disposition]] = MappingProxyType(
         Login.AUTHENTICATED: Disposition.UNEXPECTED,
     }
 )
+
+REFUSALS: Final[Mapping[Disposition, tuple[str, str]]] = MappingProxyType(
+    {
+        Disposition.REPLAYED: (errors.AUTH_REPLAYED, "this connection's challenge is spent"),
+        Disposition.AUTH_REQUIRED: (errors.AUTH_REQUIRED, "authenticate first"),
+        Disposition.UNEXPECTED: (errors.PROTO_UNEXPECTED, "not a request"),
+    }
+)
+"""The ``Error`` (code, message) of each refusing disposition."""
 
 
 def conn_state(login: Login, link: Link) -> ConnState:
