@@ -33,8 +33,11 @@ Their pair is the connection's :class:`ConnState`; :func:`conn_state` folds it i
     * CLOSED    the shell sent the close or the client went; every input is the shell's
                 mistake (:class:`~node.conn.errors.LocalProtocolError`)
 
-While the link is CLOSING or ERROR, the shell still answers the messages it had already
-read in the same turn (so the wire is what it always was) and then sends the close.
+A single refused frame (unreadable, too large, too fast, not allowed in this login) is
+answered with an ``Error`` of a stable code and changes no state: the client may go on,
+as it always could. Refusals count as strikes, and a flood of them moves the link to
+ERROR. While the link is CLOSING or ERROR, the shell still answers the messages it had
+already read in the same turn (so the wire is what it always was), then sends the close.
 """
 
 from __future__ import annotations
