@@ -1,61 +1,52 @@
-"""One client connection's protocol core: frames in, frames out.
+"""One client connection's trio shell around its core: the relay and store calls.
 
-The session holds the connection's protocol state and answers its frames; it awaits the
-store (through :class:`~node.relay.Relay`) and reads the injected clock, and does no other
-I/O: the WebSocket itself belongs to the shell (``node.app``).
+:class:`Session` drives a :class:`~node.conn.core.ConnCore` (the protocol state, pure)
+and performs what it asks: requests answered through :class:`~node.relay.Relay`, logins,
+mailbox pages read from the store. It reads the relay's clock and passes the time in. The
+WebSocket itself belongs to ``node.connection``.
 
     hello()            the first frame (a fresh 32-byte challenge for this connection)
     receive(bytes)     one WebSocket message in -> the frames to send back (never raises)
+    receive_many(...)  messages read together, runs of Send/SendShared in one commit
     next_push()        the next server pushes (Deliver batches, then Drained), [] when idle
     offer(envelope)    the hub hands over a newly stored envelope for this mailbox
     close_code         set when the shell must close the WebSocket (flood, superseded)
 
-States: *fresh* (Hello sent; Register, Auth and Ping allowed: a client may measure the
-link before it spends its challenge, and a Pong tells nothing Hello did not), *spent* (the
-challenge was used by a failed attempt: only Ping, and Register/Auth answer
-``auth.replayed``), and *authenticated* (everything but Register/Auth, which answer
-``auth.replayed``).
-
-Pushes: on authentication the session attaches to the hub and *catches up*: it reads the
-mailbox from the store in pages after ``floor`` (the highest seq read) until a short page,
-then sends ``Drained``. Envelopes the hub hands over meanwhile wait in memory (kept in seq
-order); afterwards they are pushed straight from memory, skipping any with
-``seq <= floor`` (already read) —
-the store shows seqs in commit order, so nothing above ``floor`` was missed. If the
-in-memory buffer overflows (a slow reader), it is dropped and the session catches up from
-the store again; that may push an envelope twice, which clients de-duplicate by ``eid``.
-Only an ``Ack`` deletes; expired envelopes are never pushed.
+The states and their transitions are in ``node.conn.state``; pushes (catch-up from the
+store, then the in-memory fast path) in ``node.conn.push``.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final
 
 from node import errors
 from node.batch import send_batch, store_sends
+from node.conn.core import (
+    Close,
+    ConnCore,
+    Perform,
+    Policy,
+    Reply,
+    StartLogin,
+    decode_request,
+    request_id,
+)
+from node.conn.push import LIVE_MAX, ReadMailbox, Stored
+from node.conn.state import CLOSE_GOING_AWAY, CLOSE_POLICY, CLOSE_SUPERSEDED, ConnState, Link
 from node.errors import NodeError
 from node.limits import retry_after_ms
 from node.peerroots import read_statement
 from node.relay import Caller, Relay
 from node.store import StoredEnvelope, StoreError
-from wire import WireError, decode
-from wire.errors import TOO_LARGE, UNEXPECTED_TYPE
 from wire.relay import (
-    PROTOCOL_VERSION,
-    REQUESTS,
     Ack,
     Acked,
-    Auth,
     Authenticated,
     CertificateIssued,
-    Deliver,
-    Drained,
-    Envelope,
-    Error,
     FetchPrekeys,
     Forward,
     GetCertificate,
@@ -82,81 +73,66 @@ from wire.relay import (
     SetIntroductions,
 )
 
+__all__ = [
+    "CLOSE_GOING_AWAY",
+    "CLOSE_POLICY",
+    "CLOSE_SUPERSEDED",
+    "LIVE_MAX",
+    "Caller",
+    "Session",
+    "_decode",
+    "_request_id",
+]
+
 log = logging.getLogger("sealrelay.node.session")
 
 NONCE_LEN: Final = 32
-PAGE: Final = 256
-BATCH_ENVELOPES: Final = 256
-BATCH_BYTES: Final = 512 * 1024
-LIVE_MAX: Final = 1024
-LIVE_MAX_BYTES: Final = 4 * 1024 * 1024
-CLOSE_POLICY: Final = 1008
-CLOSE_SUPERSEDED: Final = 4000
-CLOSE_GOING_AWAY: Final = 1001
-UNAUTHENTICATED: Final = (Register, Auth, Ping)
-FLOOD_WINDOW_S: Final = 10.0
-"""Refused frames count towards ``flood_close_after`` over this window: the count drains
-by ``flood_close_after`` per window, so a connection that is refused faster than that is
-closed however its refusals are interleaved with frames that pass."""
-FLOOD_CODES: Final = frozenset({errors.LIMIT_RATE, errors.PROTO_MALFORMED, errors.PROTO_TOO_LARGE})
+_CLOSED: Final = Link.CLOSED
 
 Frame = object
+_decode = decode_request  # (the fuzz targets' names)
+_request_id = request_id
 
 
 class Session:
-    """The protocol state of one connection from ``peer`` (the client's IP address)."""
+    """The shell of one connection from ``peer`` (the client's IP address)."""
 
-    __slots__ = (
-        "_caller",
-        "_catching_up",
-        "_drained",
-        "_floor",
-        "_live",
-        "_live_bytes",
-        "_nonce",
-        "_pushed",
-        "_reread",
-        "_strikes",
-        "_struck_at",
-        "close_code",
-        "peer",
-        "relay",
-        "wake",
-    )
+    __slots__ = ("core", "peer", "relay", "wake")
 
     def __init__(self, relay: Relay, peer: str) -> None:
         self.relay = relay
         self.peer = peer
         self.wake: Callable[[], None] = _nothing
-        self.close_code: int | None = None
-        self._nonce: bytes | None = None
-        self._caller: Caller | None = None
-        self._strikes = 0.0
-        self._struck_at = 0.0
-        self._catching_up = False
-        self._reread = False
-        self._drained = False
-        self._floor = 0
-        self._pushed = 0
-        self._live: deque[StoredEnvelope] | None = None  # made on the first hand-over
-        self._live_bytes = 0
+        config = relay.config
+        policy = Policy(
+            config.max_frame_bytes, config.flood_close_after, relay.ip_limit, relay.account_limit
+        )
+        self.core: ConnCore[Caller] = ConnCore(
+            peer, policy, relay.metrics.reject, self._count_pushed
+        )
 
     @property
     def caller(self) -> Caller | None:
-        return self._caller
+        return self.core.caller
+
+    @property
+    def close_code(self) -> int | None:
+        return self.core.close_code
+
+    @property
+    def state(self) -> ConnState:
+        return self.core.state
 
     def hello(self) -> Hello:
-        self._nonce = self.relay.random_bytes(NONCE_LEN)
         r = self.relay
-        return Hello(PROTOCOL_VERSION, r.domain, r.suite.suite_id, self._nonce, r.now_ms())
+        return self.core.hello(r.random_bytes(NONCE_LEN), r.domain, r.suite.suite_id, r.now_ms())
 
     # --- requests -----------------------------------------------------------------------
 
     async def receive(self, data: bytes) -> list[Frame]:
         """Answer one binary WebSocket message; every failure becomes an Error frame."""
         started = time.perf_counter()
-        frame, refused = self._read(data)
-        out = await self._answer(frame, refused)
+        out = await self._perform(self.core.receive(data, self.relay.clock()))
         self.relay.metrics.request_seconds.observe(time.perf_counter() - started)
         return out
 
@@ -168,59 +144,79 @@ class Session:
         started = time.perf_counter()
         out: list[Frame] = []
         run: list[Send] | list[SendShared] = []
+        core, clock = self.core, self.relay.clock
         for data in messages:
-            frame, refused = self._read(data)
-            if refused is None and self._caller is not None:
+            if core.link_state is _CLOSED:
+                break  # (closed meanwhile: no answer would be sent)
+            action = core.receive(data, clock())
+            if type(action) is Perform:
+                frame = action.frame
                 kind = type(frame)
                 if kind is Send or kind is SendShared:
                     if run and type(run[0]) is not kind:
                         out += await self._store_run(run)
                     run.append(frame)  # type: ignore[arg-type]  # (of the run's kind)
                     continue
+            if run:
+                out += await self._store_run(run)
+            out += await self._perform(action)
+        if run:
             out += await self._store_run(run)
-            out += await self._answer(frame, refused)
-        out += await self._store_run(run)
         seconds = (time.perf_counter() - started) / max(1, len(messages))
         for _ in messages:
             self.relay.metrics.request_seconds.observe(seconds)
         return out
 
-    def _read(self, data: bytes) -> tuple[Frame | None, NodeError | None]:
-        """Decode one message and take its rate-limit token: the frame (None when it does
-        not decode) and the error that refuses it, if any."""
-        frame: Frame | None = None
+    async def _perform(self, action: Reply | Perform | StartLogin) -> list[Frame]:
+        """Carry out what the core asked for one message: the frames to send back."""
+        if isinstance(action, Reply):
+            return list(action.frames)
+        frame = action.frame
         try:
-            if len(data) > self.relay.config.max_frame_bytes:
-                self._rate_limit()
-                raise NodeError(errors.PROTO_TOO_LARGE, "frame too large")
-            try:
-                frame = _decode(data, self.relay.config.max_frame_bytes)
-            finally:
-                self._rate_limit()
+            if isinstance(action, StartLogin):
+                return [await self._login(action)]
+            if isinstance(frame, Ping):
+                return [Pong(frame.id, self.relay.now_ms())]
+            caller = self.core.caller
+            assert caller is not None  # noqa: S101 (the core performs requests once logged in)
+            reply = await _HANDLERS[type(frame)](self, caller, frame)
+            return [] if reply is None else [reply]
         except NodeError as exc:
-            if exc.code in FLOOD_CODES:
-                self._strike()
-            return frame, exc
-        return frame, None
-
-    async def _answer(self, frame: Frame | None, refused: NodeError | None) -> list[Frame]:
-        try:
-            if refused is not None:
-                raise refused
-            return await self.handle(frame)
-        except NodeError as exc:
-            return [self._error(_request_id(frame), exc)]
+            return [self.core.error(request_id(frame), exc)]
         except StoreError as exc:  # nothing was acknowledged: the client retries
-            return [self._error(_request_id(frame), self.relay.store_faults.refusal(exc))]
+            refusal = self.relay.store_faults.refusal(exc)
+            return [self.core.error(request_id(frame), refusal)]
         except Exception as exc:
             log.exception("request failed", extra={"error": type(exc).__name__})
-            return [self._error(_request_id(frame), NodeError(errors.INTERNAL, "internal error"))]
+            internal = NodeError(errors.INTERNAL, "internal error")
+            return [self.core.error(request_id(frame), internal)]
+
+    async def _login(self, action: StartLogin) -> Frame:
+        """Register or authenticate with the challenge, then attach to the hub."""
+        frame, relay = action.frame, self.relay
+        try:
+            reply: Frame
+            if isinstance(frame, Register):
+                caller = await relay.register(frame, action.nonce)
+                log.info("registered", extra={"address": caller.address})
+                reply = Registered(frame.id, caller.address, caller.device, caller.mailbox)
+            else:
+                caller = await relay.authenticate(frame, action.nonce)
+                pending = await relay.store.count_pending(caller.mailbox, relay.now_ms())
+                reply = Authenticated(frame.id, caller.mailbox, pending)
+        except BaseException:
+            self.core.login_refused()
+            raise
+        self.core.logged_in(caller)
+        relay.hub.attach(caller.mailbox, self)
+        self.wake()
+        return reply
 
     async def _store_run(self, run: list[Send] | list[SendShared]) -> list[Frame]:
         """Answer the Sends or SendShareds gathered by :meth:`receive_many` (and empty the
         list): one of them as on its own, several in one commit."""
         if len(run) <= 1:
-            out = await self._answer(run[0], None) if run else []
+            out = await self._perform(Perform(run[0])) if run else []
         elif type(run[0]) is Send:
             out = list(await store_sends(self.relay, run))
         else:
@@ -230,15 +226,15 @@ class Session:
 
     async def _send_shared_run(self, frames: list[SendShared]) -> list[Frame]:
         """Several SendShared in one commit, each answered as on its own, in order."""
-        caller = self._caller
+        caller = self.core.caller
         assert caller is not None  # noqa: S101 (receive_many gathers only once logged in)
         out: list[Frame | None] = []
         admitted: list[SendShared] = []
         for frame in frames:
             try:
-                _check_shared_introductions(self, caller, frame)
+                check_shared_introductions(self, caller, frame)
             except NodeError as exc:
-                out.append(self._error(frame.id, exc))
+                out.append(self.core.error(frame.id, exc))
                 continue
             out.append(None)
             admitted.append(frame)
@@ -251,172 +247,67 @@ class Session:
             log.exception("storing uploads failed", extra={"error": type(exc).__name__})
             answers = [NodeError(errors.INTERNAL, "internal error") for _ in admitted]
         replies = iter(
-            self._error(frame.id, answer) if isinstance(answer, NodeError) else answer
+            self.core.error(frame.id, answer) if isinstance(answer, NodeError) else answer
             for frame, answer in zip(admitted, answers, strict=True)
         )
         return [frame if frame is not None else next(replies) for frame in out]
 
     def refuse_text(self) -> list[Frame]:
         """A text WebSocket message: the protocol is binary only."""
-        self._strike()
-        try:
-            self._rate_limit()
-        except NodeError as exc:
-            return [self._error(0, exc)]
-        return [self._error(0, NodeError(errors.PROTO_MALFORMED, "text frames are not allowed"))]
-
-    async def handle(self, frame: Frame) -> list[Frame]:
-        """Answer one decoded request frame (raises NodeError)."""
-        if isinstance(frame, Ping):
-            return [_pong(self, frame)]
-        if isinstance(frame, Register | Auth):
-            return await self._login(frame)
-        caller = self._caller
-        if caller is None:
-            raise NodeError(errors.AUTH_REQUIRED, "authenticate first")
-        handler = _HANDLERS.get(type(frame))
-        if handler is None:
-            raise NodeError(errors.PROTO_UNEXPECTED, "not a request")
-        reply = await handler(self, caller, frame)
-        return [] if reply is None else [reply]
-
-    async def _login(self, frame: Register | Auth) -> list[Frame]:
-        nonce, self._nonce = self._nonce, None
-        if nonce is None:
-            raise NodeError(errors.AUTH_REPLAYED, "this connection's challenge is spent")
-        if isinstance(frame, Register):
-            caller = await self.relay.register(frame, nonce)
-            log.info("registered", extra={"address": caller.address})
-            reply: Frame = Registered(frame.id, caller.address, caller.device, caller.mailbox)
-        else:
-            caller = await self.relay.authenticate(frame, nonce)
-            pending = await self.relay.store.count_pending(caller.mailbox, self.relay.now_ms())
-            reply = Authenticated(frame.id, caller.mailbox, pending)
-        self._caller = caller
-        self._catching_up = True
-        self.relay.hub.attach(caller.mailbox, self)
-        self.wake()
-        return [reply]
+        return list(self.core.refuse_text(self.relay.clock()).frames)
 
     def auth_timed_out(self) -> list[Frame]:
         """The connection did not authenticate in time: ``auth.timeout``, then close."""
-        self.close_code = CLOSE_POLICY
-        return [self._error(0, NodeError(errors.AUTH_TIMEOUT, "authenticate sooner"))]
+        return list(self.core.auth_timed_out().frames)
 
-    def _rate_limit(self) -> None:
-        r = self.relay
-        now = r.clock()
-        wait = r.ip_limit.take(self.peer, now)
-        if not wait and self._caller is not None:
-            wait = r.account_limit.take(self._caller.address, now)
-        if wait:
-            raise NodeError(errors.LIMIT_RATE, "too many requests", retry_after_ms(wait))
+    # --- closing ------------------------------------------------------------------------
 
-    def _strike(self) -> None:
-        """Count one refused frame (rate-limited or unreadable); past ``flood_close_after``
-        within :data:`FLOOD_WINDOW_S`, the shell closes the connection (1008)."""
-        r = self.relay
-        now = r.clock()
-        limit = r.config.flood_close_after
-        drained = (now - self._struck_at) * limit / FLOOD_WINDOW_S
-        self._strikes = max(0.0, self._strikes - drained) + 1.0
-        self._struck_at = now
-        if self._strikes >= limit:
-            self.close_code = CLOSE_POLICY
+    def close_due(self) -> Close | None:
+        """The close to send now, if one is due."""
+        return self.core.close_due()
 
-    def _error(self, request_id: int, exc: NodeError) -> Error:
-        self.relay.metrics.reject(exc.code)
-        return Error(request_id, exc.code, exc.message, exc.retry_after)
+    def supersede(self) -> None:
+        self.core.supersede()
+        self.wake()
+
+    def going_away(self) -> None:
+        """The node drains: close with 1001 (clients reconnect elsewhere)."""
+        self.core.going_away()
+        self.wake()
+
+    def closed(self) -> None:
+        """The WebSocket closed (by us or the client)."""
+        self.core.closed()
+
+    def detach(self) -> None:
+        """The connection is gone: stop receiving from the hub."""
+        caller = self.core.caller
+        if caller is not None:
+            self.relay.hub.detach(caller.mailbox, self)
 
     # --- pushes -------------------------------------------------------------------------
 
     def offer(self, envelope: StoredEnvelope) -> None:
-        live = self._live
-        if live is None:
-            live = self._live = deque()
-        if live and live[-1].seq > envelope.seq:
-            # The senders woken by one group commit resume in any order: keep the buffer
-            # in seq order (the arrival order is nearly sorted, so this walk is short).
-            at = len(live)
-            while at and live[at - 1].seq > envelope.seq:
-                at -= 1
-            live.insert(at, envelope)
-        else:
-            live.append(envelope)
-        self._live_bytes += len(envelope.body)
-        if len(live) > LIVE_MAX or self._live_bytes > LIVE_MAX_BYTES:
-            self._live = None
-            self._live_bytes = 0
-            self._catching_up = self._reread = True
+        self.core.offer(envelope)
         self.wake()
-
-    def supersede(self) -> None:
-        self.close_code = CLOSE_SUPERSEDED
-        self.wake()
-
-    def detach(self) -> None:
-        """The connection is gone: stop receiving from the hub."""
-        if self._caller is not None:
-            self.relay.hub.detach(self._caller.mailbox, self)
 
     async def next_push(self) -> list[Frame]:
         """The next frames to push; [] when there is nothing (the shell then idles)."""
-        if self._caller is None or self.close_code is not None:
-            return []
-        if self._catching_up:
-            return await self._catch_up(self._caller.mailbox)
-        return self._from_memory()
+        core = self.core
+        step = core.next_push(self.relay.now_ms())
+        if not isinstance(step, ReadMailbox):
+            return step
+        caller = core.caller
+        assert caller is not None  # noqa: S101 (only a logged-in core reads its mailbox)
+        relay = self.relay
+        page = await relay.store.pending(caller.mailbox, step.floor, step.limit, relay.now_ms())
+        return core.caught_up(page, relay.now_ms())
 
-    async def _catch_up(self, mailbox: bytes) -> list[Frame]:
-        self._reread = False
-        page = await self.relay.store.pending(mailbox, self._floor, PAGE, self.relay.now_ms())
-        if page:
-            self._floor = max(self._floor, page[-1].seq)
-        frames: list[Frame] = self._batches(page)
-        if len(page) < PAGE and not self._reread:
-            self._catching_up = False
-            if not self._drained:
-                self._drained = True
-                frames.append(Drained(self._pushed))
-        return frames
-
-    def _from_memory(self) -> list[Frame]:
-        live = self._live
-        now = self.relay.now_ms()
-        batch: list[StoredEnvelope] = []
-        size = 0
-        while live and len(batch) < BATCH_ENVELOPES and size < BATCH_BYTES:
-            env = live.popleft()
-            self._live_bytes -= len(env.body)
-            if env.seq > self._floor and env.expires > now:
-                batch.append(env)
-                size += len(env.body)
-        if not live:
-            self._live = None  # an idle connection keeps no buffer
-        return self._batches(batch)
-
-    def _batches(self, envelopes: list[StoredEnvelope]) -> list[Frame]:
-        frames: list[Frame] = []
-        batch: list[Envelope] = []
-        size = 0
-        for env in envelopes:
-            if batch and (len(batch) >= BATCH_ENVELOPES or size + len(env.body) > BATCH_BYTES):
-                frames.append(Deliver(tuple(batch)))
-                batch, size = [], 0
-            batch.append(Envelope(env.eid, env.ts, env.expires, env.origin, env.sender, env.body))
-            size += len(env.body)
-        if batch:
-            frames.append(Deliver(tuple(batch)))
-        self._count_pushed(envelopes)
-        return frames
-
-    def _count_pushed(self, envelopes: list[StoredEnvelope]) -> None:
+    def _count_pushed(self, envelopes: Sequence[Stored], now_ms: int) -> None:
         metrics = self.relay.metrics
-        now = self.relay.now_ms()
         metrics.delivered += len(envelopes)
-        self._pushed += len(envelopes)
         for env in envelopes:
-            metrics.send_to_deliver.observe(max(0, now - env.ts) / 1000)
+            metrics.send_to_deliver.observe(max(0, now_ms - env.ts) / 1000)
 
 
 # --- request handlers (authenticated) ----------------------------------------------------
@@ -451,11 +342,11 @@ async def _fetch(s: Session, caller: Caller, frame: FetchPrekeys) -> Frame:
 
 
 async def _send_shared(s: Session, caller: Caller, frame: SendShared) -> Frame:
-    _check_shared_introductions(s, caller, frame)
+    check_shared_introductions(s, caller, frame)
     return await s.relay.send_shared(frame, caller.address)
 
 
-def _check_shared_introductions(s: Session, caller: Caller, frame: SendShared) -> None:
+def check_shared_introductions(s: Session, caller: Caller, frame: SendShared) -> None:
     """An upload naming a recipient without a token is an introduction: one of the
     caller's introductions (``limit.rate`` when none is left)."""
     if any(r.token is None for r in frame.recipients):
@@ -533,22 +424,6 @@ _HANDLERS: Final[dict[type, Callable[[Session, Caller, Any], Awaitable[Frame | N
 
 def _pong(s: Session, frame: Ping) -> Frame:
     return Pong(frame.id, s.relay.now_ms())
-
-
-def _decode(data: bytes, max_size: int) -> Frame:
-    try:
-        return decode(data, REQUESTS, max_size=max_size)
-    except WireError as exc:
-        if exc.code == UNEXPECTED_TYPE:
-            raise NodeError(errors.PROTO_UNEXPECTED, "not a request frame") from None
-        if exc.code == TOO_LARGE:
-            raise NodeError(errors.PROTO_TOO_LARGE, "frame or field too large") from None
-        raise NodeError(errors.PROTO_MALFORMED, f"undecodable frame ({exc.code})") from None
-
-
-def _request_id(frame: Frame | None) -> int:
-    value = getattr(frame, "id", 0)
-    return value if isinstance(value, int) else 0
 
 
 def _nothing() -> None:

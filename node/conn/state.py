@@ -1,0 +1,253 @@
+"""The client connection's states and legal transitions, as data (h11's ``_state.py``).
+
+Everything that decides what a connection may do next lives here: the states, the events
+that move between them, the transition table, what each login state does with each kind
+of request frame, and the close codes. :class:`node.conn.core.ConnCore` only looks these
+tables up; it holds no other notion of state.
+
+A connection has two halves of state, as an h11 connection has a client and a server
+state: its *login* (how far authentication got) and its *link* (whether a close is due).
+Their pair is the connection's :class:`ConnState`; :func:`conn_state` folds it into one.
+
+    login:  AWAIT_LOGIN --LOGIN--> LOGGING_IN --LOGGED_IN--> AUTHENTICATED
+                                       |
+                                       +--LOGIN_REFUSED--> SPENT
+
+    * AWAIT_LOGIN    Hello sent, its challenge unspent: Register, Auth and Ping allowed
+                     (a client may measure the link before it spends its challenge, and
+                     a Pong tells nothing Hello did not)
+    * LOGGING_IN     a Register or Auth took the challenge and the relay is checking it
+    * SPENT          the challenge was used by a failed attempt: only Ping; Register and
+                     Auth answer ``auth.replayed``
+    * AUTHENTICATED  everything but Register/Auth (``auth.replayed``)
+
+    link:   OPEN --SUPERSEDED / GOING_AWAY--> CLOSING --CLOSED--> CLOSED
+            OPEN --FLOOD / AUTH_TIMEOUT-----> ERROR   --CLOSED--> CLOSED
+
+    * OPEN      frames are read and answered, pushes flow
+    * CLOSING   a close was asked for without fault (another connection took the mailbox
+                over: 4000; the node drains: 1001); no more pushes
+    * ERROR     the client broke a rule badly enough to be closed (a flood of refused
+                frames, no login in time): 1008; no more pushes, and nothing moves the
+                link out of ERROR but CLOSED
+    * CLOSED    the shell sent the close or the client went; every input is the shell's
+                mistake (:class:`~node.conn.errors.LocalProtocolError`)
+
+A single refused frame (unreadable, too large, too fast, not allowed in this login) is
+answered with an ``Error`` of a stable code and changes no state: the client may go on,
+as it always could. Refusals count as strikes, and a flood of them moves the link to
+ERROR. While the link is CLOSING or ERROR, the shell still answers the messages it had
+already read in the same turn (so the wire is what it always was), then sends the close.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Final
+
+from node import errors
+from wire.relay import (
+    Ack,
+    Auth,
+    FetchPrekeys,
+    Forward,
+    GetCertificate,
+    GetPeerRoots,
+    GetPrekeyStatus,
+    GetServerKeys,
+    Introduce,
+    Ping,
+    PublishPrekeys,
+    Register,
+    RequestBlobUpload,
+    Send,
+    SendBatch,
+    SendShared,
+    SetDeliveryToken,
+    SetIntroductions,
+)
+
+CLOSE_GOING_AWAY: Final = 1001
+CLOSE_POLICY: Final = 1008
+CLOSE_SUPERSEDED: Final = 4000
+FLOOD_WINDOW_S: Final = 10.0
+"""Refused frames count towards ``flood_close_after`` over this window: the count drains
+by ``flood_close_after`` per window, so a connection that is refused faster than that is
+closed however its refusals are interleaved with frames that pass."""
+FLOOD_CODES: Final = frozenset({errors.LIMIT_RATE, errors.PROTO_MALFORMED, errors.PROTO_TOO_LARGE})
+"""The refusals that count as strikes towards a flood close."""
+
+
+class Login(enum.Enum):
+    """How far this connection's authentication got."""
+
+    AWAIT_LOGIN = "await_login"
+    LOGGING_IN = "logging_in"
+    SPENT = "spent"
+    AUTHENTICATED = "authenticated"
+
+
+class Link(enum.Enum):
+    """Whether the connection is open, due to close, or closed."""
+
+    OPEN = "open"
+    CLOSING = "closing"
+    ERROR = "error"
+    CLOSED = "closed"
+
+
+class ConnState(enum.Enum):
+    """The connection's state in one word: the login while the link is open, else the
+    link's (what logs, metrics and tests name)."""
+
+    AWAIT_LOGIN = "await_login"
+    LOGGING_IN = "logging_in"
+    SPENT = "spent"
+    AUTHENTICATED = "authenticated"
+    CLOSING = "closing"
+    ERROR = "error"
+    CLOSED = "closed"
+
+
+class Event(enum.Enum):
+    """What moves a connection from one state to another."""
+
+    LOGIN = "login"  # a Register/Auth took the challenge
+    LOGGED_IN = "logged_in"  # the relay accepted it
+    LOGIN_REFUSED = "login_refused"  # the relay refused it (or failed)
+    SUPERSEDED = "superseded"  # another connection took the mailbox over
+    GOING_AWAY = "going_away"  # the node drains
+    FLOOD = "flood"  # too many refused frames within FLOOD_WINDOW_S
+    AUTH_TIMEOUT = "auth_timeout"  # no login within auth_timeout
+    CLOSED = "closed"  # the close was sent, or the client went
+
+
+class Disposition(enum.Enum):
+    """What the core does with one decoded request frame in a login state."""
+
+    PERFORM = "perform"  # the shell answers it (through the relay)
+    LOGIN = "login"  # take the challenge: the shell registers or authenticates
+    REPLAYED = "replayed"  # auth.replayed: the challenge is spent
+    AUTH_REQUIRED = "auth_required"  # auth.required: log in first
+    UNEXPECTED = "unexpected"  # proto.unexpected: not a request
+
+
+LOGIN_TRANSITIONS: Final[Mapping[tuple[Login, Event], Login]] = MappingProxyType(
+    {
+        (Login.AWAIT_LOGIN, Event.LOGIN): Login.LOGGING_IN,
+        (Login.LOGGING_IN, Event.LOGGED_IN): Login.AUTHENTICATED,
+        (Login.LOGGING_IN, Event.LOGIN_REFUSED): Login.SPENT,
+    }
+)
+"""(login, event) -> the next login; a pair that is absent is illegal."""
+
+_CLOSE_EVENTS: Final = (Event.SUPERSEDED, Event.GOING_AWAY, Event.FLOOD, Event.AUTH_TIMEOUT)
+
+LINK_TRANSITIONS: Final[Mapping[tuple[Link, Event], Link]] = MappingProxyType(
+    {
+        (Link.OPEN, Event.SUPERSEDED): Link.CLOSING,
+        (Link.OPEN, Event.GOING_AWAY): Link.CLOSING,
+        (Link.OPEN, Event.FLOOD): Link.ERROR,
+        (Link.OPEN, Event.AUTH_TIMEOUT): Link.ERROR,
+        (Link.OPEN, Event.CLOSED): Link.CLOSED,
+        # A later fault-free close replaces the code; a fault overrides it.
+        (Link.CLOSING, Event.SUPERSEDED): Link.CLOSING,
+        (Link.CLOSING, Event.GOING_AWAY): Link.CLOSING,
+        (Link.CLOSING, Event.FLOOD): Link.ERROR,
+        (Link.CLOSING, Event.AUTH_TIMEOUT): Link.ERROR,
+        (Link.CLOSING, Event.CLOSED): Link.CLOSED,
+        # ERROR is final but for the close itself: its code stays.
+        **{(Link.ERROR, event): Link.ERROR for event in _CLOSE_EVENTS},
+        (Link.ERROR, Event.CLOSED): Link.CLOSED,
+        # A close asked for after the socket closed changes nothing.
+        **{(Link.CLOSED, event): Link.CLOSED for event in _CLOSE_EVENTS},
+    }
+)
+"""(link, event) -> the next link; a pair that is absent is illegal."""
+
+CLOSE_CODES: Final[Mapping[Event, int]] = MappingProxyType(
+    {
+        Event.SUPERSEDED: CLOSE_SUPERSEDED,
+        Event.GOING_AWAY: CLOSE_GOING_AWAY,
+        Event.FLOOD: CLOSE_POLICY,
+        Event.AUTH_TIMEOUT: CLOSE_POLICY,
+    }
+)
+"""The WebSocket close code each closing event asks for."""
+
+CLOSE_CODE_SET_IN: Final = frozenset({Link.OPEN, Link.CLOSING})
+"""The links in which a closing event sets the close code: a later fault-free close
+replaces an earlier one's, a fault replaces either, and ERROR keeps its 1008."""
+
+AUTH_TIMEOUT_FROM: Final = frozenset({Login.AWAIT_LOGIN, Login.SPENT})
+"""The logins in which the shell waits for a frame under the auth deadline."""
+
+LOGIN_FRAMES: Final = (Register, Auth)
+AUTHENTICATED_REQUESTS: Final = frozenset(
+    {
+        PublishPrekeys,
+        GetPrekeyStatus,
+        SetDeliveryToken,
+        SetIntroductions,
+        FetchPrekeys,
+        GetCertificate,
+        Send,
+        SendBatch,
+        Introduce,
+        SendShared,
+        Forward,
+        GetServerKeys,
+        GetPeerRoots,
+        Ack,
+        RequestBlobUpload,
+    }
+)
+"""The requests an authenticated connection may make besides Ping (``node.session``
+has one handler for each)."""
+
+DISPOSITIONS: Final[Mapping[Login, Mapping[type, Disposition]]] = MappingProxyType(
+    {
+        Login.AWAIT_LOGIN: MappingProxyType(
+            {Ping: Disposition.PERFORM, Register: Disposition.LOGIN, Auth: Disposition.LOGIN}
+        ),
+        Login.SPENT: MappingProxyType(
+            {Ping: Disposition.PERFORM, Register: Disposition.REPLAYED, Auth: Disposition.REPLAYED}
+        ),
+        Login.AUTHENTICATED: MappingProxyType(
+            {
+                Ping: Disposition.PERFORM,
+                Register: Disposition.REPLAYED,
+                Auth: Disposition.REPLAYED,
+                **dict.fromkeys(AUTHENTICATED_REQUESTS, Disposition.PERFORM),
+            }
+        ),
+    }
+)
+"""login -> request type -> what to do with it. A type that is absent answers
+:data:`OTHERWISE` of the login (no frame is read while LOGGING_IN)."""
+
+OTHERWISE: Final[Mapping[Login, Disposition]] = MappingProxyType(
+    {
+        Login.AWAIT_LOGIN: Disposition.AUTH_REQUIRED,
+        Login.SPENT: Disposition.AUTH_REQUIRED,
+        Login.AUTHENTICATED: Disposition.UNEXPECTED,
+    }
+)
+
+REFUSALS: Final[Mapping[Disposition, tuple[str, str]]] = MappingProxyType(
+    {
+        Disposition.REPLAYED: (errors.AUTH_REPLAYED, "this connection's challenge is spent"),
+        Disposition.AUTH_REQUIRED: (errors.AUTH_REQUIRED, "authenticate first"),
+        Disposition.UNEXPECTED: (errors.PROTO_UNEXPECTED, "not a request"),
+    }
+)
+"""The ``Error`` (code, message) of each refusing disposition."""
+
+
+def conn_state(login: Login, link: Link) -> ConnState:
+    """The one-word state of a connection whose halves are ``login`` and ``link``."""
+    if link is Link.OPEN:
+        return ConnState(login.value)
+    return ConnState(link.value)

@@ -1,0 +1,206 @@
+"""The shell of one client WebSocket (``WS /v1/client``): reads frames, writes answers.
+
+Each WebSocket runs one task reading frames and answering them through its
+:class:`~node.session.Session` (which drives the pure core, ``node.conn``); pushes run in a
+short-lived task (in the node's nursery) started only when there is something to push, so
+an idle connection costs one task. Pushes wait while a login is being answered (so
+Authenticated comes first), never behind other requests. Under ``node.gateway``, the
+messages already read after the one received are answered together
+(``Session.receive_many``) and answers and pushes of one turn leave in one write.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+import trio
+
+from node.gateway import READY_EXTENSION, SEND_MANY_EXTENSION
+from node.session import Session
+from wire import encode
+from wire.relay import Deliver, deliver_parts
+
+log = logging.getLogger("sealrelay.node.app")
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+GATHER_MAX: Final = 256
+"""Most messages already read that an authenticated connection answers together."""
+CLOSE_INTERNAL: Final = 1011  # the node failed; the client reconnects
+CLOSE_DRAIN_SECONDS: Final = 10.0
+"""After the node closes a WebSocket, how long it keeps reading (and discarding) what the
+client still sends, until the client's own close frame. hypercorn hands every message to
+the application through a small queue; if nobody read it, frames arriving after our close
+would fill it, the close handshake would never be seen, and the socket would sit in
+CLOSE-WAIT until shutdown."""
+
+
+class Connection:
+    """The shell of one client WebSocket."""
+
+    __slots__ = (
+        "_send",
+        "_send_many",
+        "auth_deadline",
+        "closed",
+        "flushing",
+        "held",
+        "nursery",
+        "ready",
+        "session",
+        "woken",
+    )
+
+    def __init__(
+        self, session: Session, send: Send, nursery: trio.Nursery, extensions: Scope | None = None
+    ) -> None:
+        self.session = session
+        # Offered by node.gateway: messages already read, and several sent in one write.
+        self.ready: Callable[[], bytes | None] | None = (extensions or {}).get(READY_EXTENSION)
+        self._send_many: Callable[[list[list[bytes]]], Awaitable[None]] | None = (
+            extensions or {}
+        ).get(SEND_MANY_EXTENSION)
+        # (trio time) until which the client may stay unauthenticated
+        self.auth_deadline = trio.current_time() + session.relay.config.auth_timeout
+        self._send = send
+        self.nursery = nursery  # shared by all connections: pushes run there
+        self.closed = False
+        self.flushing = False
+        self.held = False
+        self.woken = False
+        session.wake = self.wake
+
+    def wake(self) -> None:
+        """Push soon: start the flusher unless it runs or a reply is being answered."""
+        if self.held:
+            self.woken = True
+        elif not self.flushing and not self.closed:
+            self.flushing = True
+            self.nursery.start_soon(self._flush)
+
+    async def send_frame(self, frame: object) -> None:
+        if not self.closed:
+            await self._send({"type": "websocket.send", "bytes": encode(frame)})
+
+    async def send_frames(self, frames: list[object]) -> None:
+        """``frames`` in order; in one write when the server offers it, with the bodies of
+        Deliver frames written from their own buffers (``wire.relay.deliver_parts``)."""
+        if self._send_many is not None:
+            if not self.closed:
+                await self._send_many([_pieces(frame) for frame in frames])
+            return
+        for frame in frames:
+            await self.send_frame(frame)
+
+    async def close(self, code: int) -> None:
+        if not self.closed:
+            self.closed = True
+            self.session.closed()
+            await self._send({"type": "websocket.close", "code": code})
+
+    async def serve(self, receive: Receive) -> None:
+        """Read and answer frames until the client goes or the session asks to close."""
+        await self.send_frame(self.session.hello())
+        while not self.closed:
+            if not await self._next(receive):
+                return
+            due = self.session.close_due()
+            if due is not None:
+                await self.close(due.code)
+            elif self.woken:
+                self.woken = False
+                self.wake()
+
+    async def _next(self, receive: Receive) -> bool:
+        """Answer the next message; False once the client is gone. (A function of its own
+        so that no reference to the last message outlives it while the connection idles.)
+
+        Until the session authenticates, waiting is bounded by ``auth_deadline``; only the
+        wait is, never the answer (a Register in progress finishes its store write)."""
+        if self.session.caller is None:
+            message = None
+            with trio.move_on_at(self.auth_deadline):
+                message = await receive()
+            if message is None:
+                if not self.closed:  # (a push task may have closed it meanwhile)
+                    for frame in self.session.auth_timed_out():
+                        await self.send_frame(frame)
+                return True
+        else:
+            message = await receive()
+        if message["type"] == "websocket.disconnect":
+            return False
+        if self.closed:  # (a push task closed it while we waited: nothing is answered)
+            return True
+        # Pushes wait while a login is answered (Authenticated goes first); afterwards a
+        # request never holds them back (a Deliver must not wait for an Ack's commit).
+        self.held = self.session.caller is None
+        try:
+            await self._answer(message)
+        finally:
+            self.held = False
+        return True
+
+    async def _answer(self, message: Message) -> None:
+        data = message.get("bytes")
+        if data is None:
+            frames = self.session.refuse_text()
+        elif self.session.caller is not None and self.ready is not None:
+            frames = await self.session.receive_many([data, *self._gather()])
+        else:
+            frames = await self.session.receive(data)
+        await self.send_frames(frames)
+
+    def _gather(self) -> list[bytes]:
+        """The binary messages already read after this one (answered together)."""
+        more: list[bytes] = []
+        while self.ready is not None and len(more) < GATHER_MAX:
+            data = self.ready()
+            if data is None:
+                break
+            more.append(data)
+        return more
+
+    async def _flush(self) -> None:
+        try:
+            while not self.closed:
+                due = self.session.close_due()
+                if due is not None:
+                    await self.close(due.code)
+                    return
+                frames = await self.session.next_push()
+                if not frames:
+                    return
+                await self.send_frames(frames)
+        except Exception as exc:  # the envelopes stay stored; the client reconnects
+            log.warning("push failed", exc_info=True, extra={"error": type(exc).__name__})
+            with contextlib.suppress(Exception):
+                await self.close(CLOSE_INTERNAL)
+        finally:
+            self.flushing = False
+
+
+def _pieces(frame: object) -> list[bytes]:
+    """The encoding of ``frame`` as pieces: a Deliver's bodies apart, else one piece."""
+    if type(frame) is Deliver:
+        return deliver_parts(frame.envelopes)
+    return [encode(frame)]
+
+
+async def drain(receive: Receive) -> None:
+    """Discard messages until the client's close arrives (see ``CLOSE_DRAIN_SECONDS``)."""
+    with trio.move_on_after(CLOSE_DRAIN_SECONDS):
+        while (await receive())["type"] != "websocket.disconnect":
+            pass
+
+
+def peer_of(scope: Scope) -> str:
+    """The client's IP address (the key of per-address limits)."""
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
