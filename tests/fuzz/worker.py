@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import atheris
 
-PRODUCT = ("wire", "suites", "client", "federation", "node")
+PRODUCT = ("wire", "suites", "trust", "transport", "client", "federation", "node")
 INSTRUMENTED = (*PRODUCT, "h11")
 """The product, and the pure-Python HTTP parser the node's gateway reads request heads
 with (msgpack and the crypto libraries are C: their branches are not seen)."""
