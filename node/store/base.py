@@ -55,8 +55,8 @@ class PrekeyRecord:
 
 @dataclass(frozen=True)
 class BundleParts:
-    """What :meth:`~node.store.ports.Prekeys.take_bundle` hands out: at most one of each one-time key (taken,
-    so never handed out again) and the standing keys."""
+    """What :meth:`~node.store.ports.Prekeys.take_bundle` hands out: at most one of each
+    one-time key (taken, so never handed out again) and the standing keys."""
 
     identity: bytes
     signed_prekey: bytes
