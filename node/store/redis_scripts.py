@@ -51,8 +51,8 @@ Key layout (``P`` is the store's prefix, e.g. ``sealrelay:``; ``MB`` a mailbox i
     P push                   pub/sub channel: ENQUEUE publishes each stored envelope's
                              (publisher, mailbox, seq) there, for ``node.cluster``
 
-Expiry is the caller's clock (the ``now`` arguments of the Store Protocol), never a Redis
-TTL: :meth:`Store.sweep` must count what it deletes, and the node's clock is the one
+Expiry is the caller's clock (the ``now`` arguments of the storage ports), never a Redis
+TTL: :meth:`Maintenance.sweep` must count what it deletes, and the node's clock is the one
 that decides (``expires <= now`` has expired).
 """
 
