@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Final, TypeVar
+from typing import Final, NamedTuple, TypeVar
 
 import trio
 
@@ -50,8 +50,7 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 
-@dataclass(frozen=True, slots=True)
-class Recipient:
+class Recipient(NamedTuple):
     """A mailbox of this node. ``introduction``: named without a delivery token, so the
     owner's consent to introductions is checked instead (``token`` is then None)."""
 
@@ -65,8 +64,7 @@ class Recipient:
         return cls(mailbox, token, token is None)
 
 
-@dataclass(frozen=True, slots=True)
-class Delivery:
+class Delivery(NamedTuple):
     """One sealed body for one or more recipients.
 
     ``ttl`` in seconds as asked (0: the default); ``origin`` this domain or the peer domain
@@ -89,8 +87,7 @@ Verdict = bool | NodeError
 or the error refusing it."""
 
 
-@dataclass(frozen=True, slots=True)
-class Accepted:
+class Accepted(NamedTuple):
     """A delivery that passed its own checks and was stored: a verdict per recipient, in
     the order of :attr:`Delivery.recipients`."""
 
@@ -113,7 +110,7 @@ caller's own refusal); the ``StoreError`` of reading a recipient (this delivery'
 earlier one's: then it was not checked); or :class:`NotStored`."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: made once per delivery on the hot path
 class _Checked:
     """A delivery that passed its checks: its verdicts so far (None where the store's
     answer goes) and the envelope per mailbox to store (``seq`` 0, body b"" if shared)."""
@@ -151,7 +148,7 @@ class Intake:
         caller refused already (a rate limit): it is its own outcome, unless a store
         failure came first."""
         outcomes: list[Outcome | None] = []
-        checked: list[tuple[int, _Checked]] = []
+        checked: list[_Checked] = []
         failed: StoreError | None = None
         for delivery in deliveries:
             if failed is not None:
@@ -161,7 +158,7 @@ class Intake:
                 outcomes.append(delivery)
                 continue
             try:
-                checked.append((len(outcomes), await self._check(delivery)))
+                checked.append(await self._check(delivery))
             except NodeError as exc:
                 outcomes.append(exc)
                 continue
@@ -170,10 +167,8 @@ class Intake:
                 outcomes.append(exc)
                 continue
             outcomes.append(None)  # filled in once stored
-        committed = await self._commit([c for _, c in checked])
-        for (at, _), outcome in zip(checked, committed, strict=True):
-            outcomes[at] = outcome
-        return [o for o in outcomes if o is not None]
+        committed = iter(await self._commit(checked))
+        return [next(committed) if o is None else o for o in outcomes]
 
     # --- checks -------------------------------------------------------------------------
 
@@ -192,7 +187,11 @@ class Intake:
         first: dict[bytes, int] = {}
         for index, recipient in enumerate(delivery.recipients):
             try:
-                await self.check_recipient(recipient)
+                owner = await self.owner(recipient.mailbox)
+                if recipient.introduction:
+                    await self.check_introduction(owner)
+                else:
+                    await self.check_token(owner, recipient.token)
             except NodeError as exc:
                 verdicts.append(exc)
                 continue
@@ -215,13 +214,6 @@ class Intake:
             for mailbox, at in first.items()
         ]
         return _Checked(delivery, verdicts, envelopes, list(first.values()))
-
-    async def check_recipient(self, recipient: Recipient) -> None:
-        owner = await self.owner(recipient.mailbox)
-        if recipient.introduction:
-            await self.check_introduction(owner)
-        else:
-            await self.check_token(owner, recipient.token)
 
     async def owner(self, mailbox: bytes) -> str:
         """The address owning ``mailbox`` (cached: a mailbox never changes hands)."""
@@ -274,54 +266,46 @@ class Intake:
     # --- store and hand over ----------------------------------------------------------------
 
     async def _commit(self, checked: list[_Checked]) -> list[Outcome]:
-        """Store the checked deliveries (plain ones, then fan-outs: at most two store
-        calls) and hand the new envelopes over; an outcome per delivery."""
+        """Store the checked deliveries (the plain ones, then the fan-outs: at most two
+        store calls) and hand the new envelopes over; an outcome per delivery."""
         plain = [c for c in checked if not c.delivery.shared]
-        shared = [c for c in checked if c.delivery.shared]
+        shared = [c for c in checked if c.delivery.shared] if len(plain) < len(checked) else []
         envelopes = [env for c in plain for env in c.envelopes]
-        if not envelopes and not any(c.envelopes for c in shared):
+        items = [(c.delivery.body, c.envelopes) for c in shared if c.envelopes]
+        if not envelopes and not items:
             await trio.lowlevel.checkpoint()
-            return [Accepted(_final(c, []), len(c.envelopes)) for c in checked]
-        outcomes: dict[int, Outcome] = {}
+            return [Accepted(_final(c, []), 0) for c in checked]
+        stored: list[tuple[bool, int]] | NotStored = []
+        fanned: list[list[tuple[bool, int]]] | NotStored = [[] for _ in shared]
         # Shielded: once the store may commit the envelope, a cancelled request (its
         # connection gone, the node stopping) must still hand it to a live recipient.
         with trio.CancelScope(shield=True):
-            handed: list[tuple[list[StoredEnvelope], list[tuple[bool, int]], bytes | None]] = []
             try:
-                stored = await self._store_plain(envelopes)
+                if len(envelopes) == 1:
+                    stored = [await self.mailboxes.enqueue(envelopes[0])]
+                elif envelopes:
+                    stored = await self.mailboxes.enqueue_many(envelopes)
             except Exception as exc:  # the outcome of each delivery the call held
-                outcomes.update((id(c), NotStored(exc)) for c in plain)
-            else:
-                handed.append((envelopes, stored, None))
-                rest = iter(stored)
-                for c in plain:
-                    outcomes[id(c)] = Accepted(
-                        _final(c, [next(rest) for _ in c.envelopes]), len(c.envelopes)
-                    )
+                stored = NotStored(exc)
             try:
-                fanned = await self._store_shared(shared)
+                if items:
+                    fanned = await self.mailboxes.enqueue_shared_many(
+                        [(c.delivery.body, c.envelopes) for c in shared]
+                    )
             except Exception as exc:
-                outcomes.update((id(c), NotStored(exc)) for c in shared)
-            else:
+                fanned = NotStored(exc)
+            if not isinstance(stored, NotStored):
+                self._hand_over(envelopes, stored)
+            if not isinstance(fanned, NotStored):
                 for c, one in zip(shared, fanned, strict=True):
-                    handed.append((c.envelopes, one, c.delivery.body))
-                    outcomes[id(c)] = Accepted(_final(c, one), len(c.envelopes))
-            for envs, results, body in handed:
-                self._hand_over(envs, results, body)
-        return [outcomes[id(c)] for c in checked]
-
-    async def _store_plain(self, envelopes: list[StoredEnvelope]) -> list[tuple[bool, int]]:
-        if not envelopes:
-            return []
-        if len(envelopes) == 1:
-            return [await self.mailboxes.enqueue(envelopes[0])]
-        return await self.mailboxes.enqueue_many(envelopes)
-
-    async def _store_shared(self, shared: list[_Checked]) -> list[list[tuple[bool, int]]]:
-        if not any(c.envelopes for c in shared):
-            return [[] for _ in shared]
-        items = [(c.delivery.body, c.envelopes) for c in shared]
-        return await self.mailboxes.enqueue_shared_many(items)
+                    self._hand_over(c.envelopes, one, c.delivery.body)
+        if not shared:
+            return _outcomes(plain, stored)
+        if not plain:
+            return _fanned_outcomes(shared, fanned)
+        plain_done = iter(_outcomes(plain, stored))
+        shared_done = iter(_fanned_outcomes(shared, fanned))
+        return [next(shared_done if c.delivery.shared else plain_done) for c in checked]
 
     def _hand_over(
         self,
@@ -347,8 +331,36 @@ class Intake:
                 )
 
 
+def _outcomes(plain: list[_Checked], stored: list[tuple[bool, int]] | NotStored) -> list[Outcome]:
+    """Per plain delivery, its share of one ``enqueue``/``enqueue_many`` answer."""
+    if isinstance(stored, NotStored):
+        return [stored] * len(plain)
+    if len(plain) == 1:
+        return [Accepted(_final(plain[0], stored), len(stored))]
+    outcomes: list[Outcome] = []
+    at = 0
+    for c in plain:
+        count = len(c.envelopes)
+        outcomes.append(Accepted(_final(c, stored[at : at + count]), count))
+        at += count
+    return outcomes
+
+
+def _fanned_outcomes(
+    shared: list[_Checked], fanned: list[list[tuple[bool, int]]] | NotStored
+) -> list[Outcome]:
+    """Per fan-out, its ``enqueue_shared_many`` answer."""
+    if isinstance(fanned, NotStored):
+        return [fanned] * len(shared)
+    return [
+        Accepted(_final(c, one), len(c.envelopes)) for c, one in zip(shared, fanned, strict=True)
+    ]
+
+
 def _final(checked: _Checked, stored: list[tuple[bool, int]]) -> tuple[Verdict, ...]:
     """The verdicts of ``checked`` with the store's answers (none: nothing to store)."""
+    if len(checked.verdicts) == 1 and stored:  # one recipient, stored: the common case
+        return (stored[0][0],)
     verdicts = list(checked.verdicts)
     for at, (ok, _) in zip(checked.positions, stored, strict=True):
         verdicts[at] = ok
