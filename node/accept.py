@@ -200,19 +200,14 @@ class Intake:
         now = self.now_ms()
         expires = now + life if delivery.until is None else min(delivery.until, now + life)
         body = b"" if delivery.shared else delivery.body
-        envelopes = [
-            StoredEnvelope(
-                mailbox,
-                delivery.eid,
-                0,
-                now,
-                expires,
-                delivery.origin,
-                delivery.sender if delivery.recipients[at].introduction else None,
-                body,
+        envelopes = []
+        for mailbox, at in first.items():
+            sender = delivery.sender if delivery.recipients[at].introduction else None
+            envelopes.append(
+                StoredEnvelope(
+                    mailbox, delivery.eid, 0, now, expires, delivery.origin, sender, body
+                )
             )
-            for mailbox, at in first.items()
-        ]
         return _Checked(delivery, verdicts, envelopes, list(first.values()))
 
     async def owner(self, mailbox: bytes) -> str:
@@ -268,15 +263,22 @@ class Intake:
     async def _commit(self, checked: list[_Checked]) -> list[Outcome]:
         """Store the checked deliveries (the plain ones, then the fan-outs: at most two
         store calls) and hand the new envelopes over; an outcome per delivery."""
-        plain = [c for c in checked if not c.delivery.shared]
-        shared = [c for c in checked if c.delivery.shared] if len(plain) < len(checked) else []
-        envelopes = [env for c in plain for env in c.envelopes]
-        items = [(c.delivery.body, c.envelopes) for c in shared if c.envelopes]
-        if not envelopes and not items:
+        plain: list[_Checked] = []
+        shared: list[_Checked] = []
+        envelopes: list[StoredEnvelope] = []
+        fan_out = False
+        for c in checked:  # a loop, not comprehensions: this runs once per request
+            if c.delivery.shared:
+                shared.append(c)
+                fan_out = fan_out or bool(c.envelopes)
+            else:
+                plain.append(c)
+                envelopes += c.envelopes
+        if not envelopes and not fan_out:
             await trio.lowlevel.checkpoint()
             return [Accepted(_final(c, []), 0) for c in checked]
         stored: list[tuple[bool, int]] | NotStored = []
-        fanned: list[list[tuple[bool, int]]] | NotStored = [[] for _ in shared]
+        fanned: list[list[tuple[bool, int]]] | NotStored = []
         # Shielded: once the store may commit the envelope, a cancelled request (its
         # connection gone, the node stopping) must still hand it to a live recipient.
         with trio.CancelScope(shield=True):
@@ -288,10 +290,12 @@ class Intake:
             except Exception as exc:  # the outcome of each delivery the call held
                 stored = NotStored(exc)
             try:
-                if items:
+                if fan_out:
                     fanned = await self.mailboxes.enqueue_shared_many(
                         [(c.delivery.body, c.envelopes) for c in shared]
                     )
+                else:
+                    fanned = [[] for _ in shared]
             except Exception as exc:
                 fanned = NotStored(exc)
             if not isinstance(stored, NotStored):
