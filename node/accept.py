@@ -24,9 +24,13 @@ federation transaction, single or fan-out (``node.fed.inbound``). For each
 
 A store failure while checking (reading an owner or a verifier) refuses that delivery and
 every later one of the call with the ``StoreError``; the earlier ones are still stored. A
-failing store call makes :class:`NotStored` the outcome of every delivery it held. The recipient
-caches (mailbox owners, which never change hands; delivery-token verifiers, unless other
-processes write the store) live here too.
+failing store call makes :class:`NotStored` the outcome of every delivery it held. The
+recipient caches (mailbox owners, which never change hands; delivery-token verifiers,
+unless other processes write the store) live here too.
+
+The records made per request (:class:`Recipient`, :class:`Delivery`, :class:`Accepted`)
+are immutable ``NamedTuple`` s rather than frozen dataclasses, which cost several times as
+much to build; this path runs for every envelope the node takes.
 """
 
 from __future__ import annotations
@@ -337,8 +341,8 @@ class Intake:
 
 def _outcomes(plain: list[_Checked], stored: list[tuple[bool, int]] | NotStored) -> list[Outcome]:
     """Per plain delivery, its share of one ``enqueue``/``enqueue_many`` answer."""
-    if isinstance(stored, NotStored):
-        return [stored] * len(plain)
+    if isinstance(stored, NotStored):  # a delivery with nothing to store keeps its verdicts
+        return [stored if c.envelopes else Accepted(_final(c, []), 0) for c in plain]
     if len(plain) == 1:
         return [Accepted(_final(plain[0], stored), len(stored))]
     outcomes: list[Outcome] = []
@@ -355,7 +359,7 @@ def _fanned_outcomes(
 ) -> list[Outcome]:
     """Per fan-out, its ``enqueue_shared_many`` answer."""
     if isinstance(fanned, NotStored):
-        return [fanned] * len(shared)
+        return [fanned if c.envelopes else Accepted(_final(c, []), 0) for c in shared]
     return [
         Accepted(_final(c, one), len(c.envelopes)) for c, one in zip(shared, fanned, strict=True)
     ]
