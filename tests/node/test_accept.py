@@ -128,7 +128,8 @@ async def test_a_failed_store_call_is_the_outcome_of_each_delivery_it_held() -> 
     outcomes = await relay.intake.accept([one(a, 1), one(a, 2, b"wrong" * 4), one(a, 3)])
     assert outcomes[0] == outcomes[2] == NotStored(failure)
     refused = outcomes[1]  # nothing of it was to be stored: it keeps its own refusal
-    assert isinstance(refused, Accepted) and isinstance(refused.verdicts[0], NodeError)
+    assert isinstance(refused, Accepted)
+    assert isinstance(refused.verdicts[0], NodeError)
     assert (refused.verdicts[0].code, refused.mailboxes) == (errors.SEND_BAD_TOKEN, 0)
     assert await pending(relay, a) == []
     assert relay.metrics.accepted == 0
