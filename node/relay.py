@@ -227,8 +227,9 @@ class Relay:
         stored in one commit and in order; per frame its answer or the error refusing it.
 
         Every recipient's connection is handed all of the batch's envelopes before it is
-        woken, so it receives them in one ``Deliver`` and acks them in one ``Ack``. A store
-        failure is raised (the caller refuses every frame alike)."""
+        woken, so it receives them in one ``Deliver`` and acks them in one ``Ack``. A frame
+        the store failed to take is answered with the failure's refusal (``StoreFaults``,
+        counted once per failure); the frames stored before it keep their answers."""
         deliveries = [
             Delivery(
                 f.eid,
@@ -243,13 +244,20 @@ class Relay:
         ]
         outcomes = await self.intake.accept(deliveries)
         answers: list[SentShared | NodeError] = []
+        refusals: dict[int, NodeError] = {}  # one refusal (counted, logged) per failure
         for frame, outcome in zip(frames, outcomes, strict=True):
             if isinstance(outcome, Accepted):
                 answers.append(SentShared(frame.id, frame.eid, _codes(outcome)))
-            elif isinstance(outcome, NodeError):
+                continue
+            if isinstance(outcome, NodeError):
                 answers.append(outcome)
-            else:
-                raise outcome if isinstance(outcome, StoreError) else outcome.error
+                continue
+            failure = outcome if isinstance(outcome, StoreError) else outcome.error
+            if not isinstance(failure, StoreError):
+                raise failure
+            if id(failure) not in refusals:
+                refusals[id(failure)] = self.store_faults.refusal(failure)
+            answers.append(refusals[id(failure)])
         return answers
 
     def expiry(self, ttl: int, size: int) -> int:
