@@ -1,8 +1,8 @@
 """Sends stored together: a ``SendBatch`` frame, and Sends a client pipelined.
 
 A client with several envelopes queued sends them in one ``SendBatch`` message; the node
-checks each Send as on its own (``Relay.checked``: same checks, same error codes), stores
-the accepted ones in order in one commit (``Relay.store_all``) and answers one
+checks each Send as on its own (``node.accept``: same checks, same error codes), stores
+the accepted ones in order in one commit and answers one
 ``SentBatch`` holding each Send's ``Sent`` or ``Error``, in order. ``Sent`` comes only
 after the commit, and a repeated ``eid`` is a duplicate, as for a single Send.
 :func:`store_sends` does the same for single ``Send`` messages that a connection read
@@ -19,10 +19,11 @@ from __future__ import annotations
 import logging
 
 from node import errors
+from node.accept import Accepted, Delivery, NotStored, Recipient
 from node.errors import NodeError
 from node.limits import retry_after_ms
 from node.relay import Caller, Relay
-from node.store import StoredEnvelope, StoreError
+from node.store import StoreError
 from wire.relay import Error, Send, SendBatch, Sent, SentBatch
 
 log = logging.getLogger("sealrelay.node.batch")
@@ -41,43 +42,30 @@ async def store_sends(
     refusals: list[NodeError | None] | None = None,
 ) -> list[Sent | Error]:
     """Check each of ``sends`` (refused at once where ``refusals`` says so), store the
-    accepted ones in order in one commit; one ``Sent`` or ``Error`` per Send, in order."""
-    results: list[Sent | Error] = []
-    accepted: list[tuple[int, Send, StoredEnvelope]] = []
-    store_failed: StoreError | None = None  # then the rest is refused alike, at once
+    accepted ones in order in one commit (``Intake.accept``); one ``Sent`` or ``Error``
+    per Send, in order."""
+    items: list[Delivery | NodeError] = []
     for i, send in enumerate(sends):
         refused = refusals[i] if refusals else None
-        try:
-            if store_failed is not None:
-                raise store_failed
-            if refused is not None:
-                raise refused
-            accepted.append((i, send, await relay.checked(send)))
-        except StoreError as exc:  # reading the recipient failed: nothing was stored
-            store_failed = exc
-            results.append(_error(relay, send.id, relay.store_faults.refusal(exc)))
+        recipient = Recipient(send.mailbox, send.token)
+        delivery = Delivery(send.eid, send.body, (recipient,), send.ttl, relay.domain)
+        items.append(delivery if refused is None else refused)
+    outcomes = await relay.intake.accept(items)
+    results: list[Sent | Error] = []
+    refusal_of: dict[int, NodeError] = {}  # one refusal (counted, logged) per failure
+    for send, outcome in zip(sends, outcomes, strict=True):
+        verdict = outcome.verdicts[0] if isinstance(outcome, Accepted) else outcome
+        if isinstance(verdict, bool):
+            results.append(Sent(send.id, send.eid, not verdict))
             continue
-        except NodeError as exc:
-            results.append(_error(relay, send.id, exc))
-            continue
-        results.append(Sent(send.id, send.eid, False))  # replaced once stored
-    if accepted:
-        await _store(relay, accepted, results)
+        if isinstance(verdict, StoreError):  # reading its recipient failed: counted each
+            verdict = relay.store_faults.refusal(verdict)
+        elif isinstance(verdict, NotStored):  # the commit failed: counted once
+            if id(verdict.error) not in refusal_of:
+                refusal_of[id(verdict.error)] = _refusal(relay, verdict.error)
+            verdict = refusal_of[id(verdict.error)]
+        results.append(_error(relay, send.id, verdict))
     return results
-
-
-async def _store(
-    relay: Relay, accepted: list[tuple[int, Send, StoredEnvelope]], results: list[Sent | Error]
-) -> None:
-    try:
-        stored = await relay.store_all([envelope for _, _, envelope in accepted])
-    except Exception as exc:  # nothing of the batch is stored: each Send may be retried
-        refusal = _refusal(relay, exc)
-        for i, send, _ in accepted:
-            results[i] = _error(relay, send.id, refusal)
-        return
-    for (i, send, _), new in zip(accepted, stored, strict=True):
-        results[i] = Sent(send.id, send.eid, not new)
 
 
 def _refusal(relay: Relay, exc: Exception) -> NodeError:

@@ -149,7 +149,7 @@ class HttpRoutes:
                 send, 200 if ready else 503, b"ready\n" if ready else b"draining\n", TEXT
             )
         elif path == "/metrics":
-            text = relay.metrics.render(await relay.store.stats())
+            text = relay.metrics.render(await relay.ports.maintenance.stats())
             await _respond(send, 200, text.encode(), b"text/plain; version=0.0.4; charset=utf-8")
         elif path == DOCUMENT_PATH:
             cfg = relay.config

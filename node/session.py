@@ -202,7 +202,7 @@ class Session:
                 reply = Registered(frame.id, caller.address, caller.device, caller.mailbox)
             else:
                 caller = await relay.authenticate(frame, action.nonce)
-                pending = await relay.store.count_pending(caller.mailbox, relay.now_ms())
+                pending = await relay.ports.mailboxes.count_pending(caller.mailbox, relay.now_ms())
                 reply = Authenticated(frame.id, caller.mailbox, pending)
         except BaseException:
             self.core.login_refused()
@@ -300,7 +300,7 @@ class Session:
         caller = core.caller
         assert caller is not None  # noqa: S101 (only a logged-in core reads its mailbox)
         relay = self.relay
-        page = await relay.store.pending(caller.mailbox, step.floor, step.limit, relay.now_ms())
+        page = await relay.ports.mailboxes.pending(caller.mailbox, step.floor, step.limit, relay.now_ms())
         return core.caught_up(page, relay.now_ms())
 
     def _count_pushed(self, envelopes: Sequence[Stored], now_ms: int) -> None:
@@ -319,7 +319,7 @@ async def _publish(s: Session, caller: Caller, frame: PublishPrekeys) -> Frame:
 
 
 async def _status(s: Session, caller: Caller, frame: GetPrekeyStatus) -> Frame:
-    one_time, kem = await s.relay.store.prekey_counts(caller.address, caller.device)
+    one_time, kem = await s.relay.ports.prekeys.prekey_counts(caller.address, caller.device)
     return PrekeyStatus(frame.id, one_time, kem)
 
 
@@ -395,7 +395,7 @@ async def _introduce(s: Session, caller: Caller, frame: Introduce) -> Frame:
 async def _ack(s: Session, caller: Caller, frame: Ack) -> Frame | None:
     """Delete the acknowledged envelopes; ``id`` 0 asks for no ``Acked`` (an ack is
     idempotent, and a lost one only means a redelivery the client drops by eid)."""
-    deleted = await s.relay.store.ack(caller.mailbox, list(frame.eids))
+    deleted = await s.relay.ports.mailboxes.ack(caller.mailbox, list(frame.eids))
     return None if frame.id == 0 else Acked(frame.id, deleted)
 
 

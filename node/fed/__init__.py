@@ -111,7 +111,7 @@ class Federation:
         self.keyring.set_local(document)
         self.outbound = Outbound(
             self.domain,
-            relay.store,
+            relay.ports.outbound,
             self._send_txn,
             relay.metrics,
             relay.clock,

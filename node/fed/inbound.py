@@ -8,15 +8,15 @@ logged with the origin and counted (``federation_refused_total{origin,code}``).
 
 A transaction is de-duplicated by ``(origin, txn_id)``: a repeat gets the first answer.
 Each item's routing layer is opened with this domain's KEM keys (current or retired) and
-stored like a local ``Send``: the delivery token is checked against the recipient's
-verifier, or, without one, as an introduction the recipient must have turned on. The
+stored as a local ``Send`` is, by ``node.accept``: the delivery token is checked against
+the recipient's verifier, or, without one, as an introduction the recipient must have
+turned on. The
 stored envelope's ``origin`` is the peer domain and its sender is unknown: the node never
 learns who sent it.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 from collections.abc import Mapping
@@ -30,12 +30,12 @@ from federation.policy import PeerPolicy
 from federation.requestsig import WINDOW_MS, check_time, parse_request, verify_signature
 from federation.routing import open_layer
 from node import errors
+from node.accept import Accepted, Delivery, NotStored, Outcome, Recipient
 from node.errors import NodeError
 from node.fed.outbound import Outbound
 from node.limits import RateLimiter
 from node.relay import Relay
 from node.store import StoreError
-from node.store.base import StoredEnvelope
 from suites import labels
 from wire import WireError, decode, encode
 from wire.errors import TOO_LARGE
@@ -48,7 +48,6 @@ from wire.federation import (
     NotaryStatement,
     RemotePrekeyBundles,
     RemotePrekeyRequest,
-    RoutingLayer,
     SealedRoutingLayer,
     Transaction,
     TransactionItem,
@@ -97,7 +96,7 @@ class Inbound:
         key = await self.keyring.verify_key(origin, claim.statement.key_id)
         verify_signature(claim, key)
         expires = claim.statement.time + 2 * WINDOW_MS
-        if not await self.relay.store.remember_nonce(origin, claim.statement.nonce, expires):
+        if not await self.relay.ports.replay.remember_nonce(origin, claim.statement.nonce, expires):
             raise RequestAuthError("a replayed federation request (nonce seen before)")
         self.outbound.heard_from(origin)
         return origin, policy
@@ -179,7 +178,7 @@ class Inbound:
         if len(txn_id) != 16 or txn.origin.lower() != origin or txn.destination != self.domain:
             message = "transaction names another origin or id"
             return self._refuse(origin, 400, errors.PROTO_MALFORMED, message)
-        previous = await self.relay.store.txn_result(origin, txn_id)
+        previous = await self.relay.ports.replay.txn_result(origin, txn_id)
         if previous is not None:
             return 200, MSGPACK, previous
         self._take_rate(origin, policy, len(txn.items))
@@ -196,7 +195,7 @@ class Inbound:
         answer = encode(TransactionResult(txn_id, tuple(results)))
         if ITEM_RETRY not in results:
             expires = self.relay.now_ms() + TXN_MEMORY_MS
-            await self.relay.store.record_txn(origin, txn_id, answer, expires)
+            await self.relay.ports.replay.record_txn(origin, txn_id, answer, expires)
         received = results.count(ITEM_OK)
         if received:
             self.relay.metrics.count("federation_received", received, origin=origin)
@@ -226,23 +225,33 @@ class Inbound:
             return self._item_refused(origin, errors.FED_ROUTING)
         if layer.eid != item.eid or not layer.recipients:
             return self._item_refused(origin, errors.FED_ROUTING)
-        if len(layer.recipients) > 1:
-            return await self._fan_out(origin, layer, now, item.expires)
-        try:
-            await self._store(
-                origin, layer, min(item.expires, now + self.relay.config.max_ttl * 1000)
-            )
-        except NodeError as exc:
+        fan_out = len(layer.recipients) > 1
+        # A single item lives as long as its TTL bound allows; a fan-out as its layer asks.
+        ttl = min(layer.ttl, self.relay.config.max_ttl) if fan_out else self.relay.config.max_ttl
+        delivery = Delivery(
+            layer.eid,
+            layer.body,
+            tuple(Recipient.named(r.mailbox, r.token) for r in layer.recipients),
+            ttl,
+            origin,
+            until=item.expires,
+            shared=fan_out,
+        )
+        (outcome,) = await self.relay.intake.accept([delivery])
+        if fan_out:
+            return self._fanned_out(origin, outcome)
+        if isinstance(outcome, Accepted):
+            (verdict,) = outcome.verdicts
+            outcome = verdict if isinstance(verdict, NodeError) else outcome
+        if isinstance(outcome, NodeError):
             # A rate limit (introductions to one recipient) passes: the origin keeps the
             # item and sends it again; refusing it would drop a message its sender was
             # told is on its way.
-            if exc.code in RETRY_CODES:
-                log.info("federation item deferred", extra={"origin": origin, "code": exc.code})
+            if outcome.code in RETRY_CODES:
+                log.info("federation item deferred", extra={"origin": origin, "code": outcome.code})
                 return ITEM_RETRY
-            return self._item_refused(origin, exc.code)
-        except StoreError:
-            return ITEM_RETRY
-        return ITEM_OK
+            return self._item_refused(origin, outcome.code)
+        return _stored(outcome)
 
     def _item_refused(self, origin: str, code: str) -> int:
         """An item refused for good: counted by origin and code, so a peer sending layers
@@ -251,41 +260,15 @@ class Inbound:
         log.info("federation item refused", extra={"origin": origin, "code": code})
         return ITEM_REFUSED
 
-    async def _fan_out(self, origin: str, layer: RoutingLayer, now: int, until: int) -> int:
-        """A group message for several of our mailboxes: the body is stored once."""
-        relay = self.relay
-        if len(layer.body) > relay.config.max_envelope_bytes:
+    def _fanned_out(self, origin: str, outcome: Outcome) -> int:
+        """A group message for several of our mailboxes (the body stored once): OK if any
+        recipient took it, retried after a store failure, else refused."""
+        if isinstance(outcome, NodeError):
             return ITEM_REFUSED
-        expires = min(until, now + relay.expiry(min(layer.ttl, relay.config.max_ttl), 0))
-        try:
-            _, accepted = await relay.check_recipients(layer.recipients)
-            stored = await relay.store_shared(layer.eid, layer.body, accepted, expires, origin)
-        except StoreError:
-            return ITEM_RETRY
-        except NodeError:
-            return ITEM_REFUSED
-        self.relay.metrics.count("federation_fanout_records", len(stored), origin=origin)
-        return ITEM_OK if accepted else ITEM_REFUSED
-
-    async def _store(self, origin: str, layer: RoutingLayer, expires: int) -> None:
-        relay = self.relay
-        recipient = layer.recipients[0]
-        owner = await relay.owner(recipient.mailbox)
-        if recipient.token is not None:
-            await relay.check_token(owner, recipient.token)
-        else:
-            await relay.check_introduction(owner)
-        if len(layer.body) > relay.config.max_envelope_bytes:
-            raise NodeError(errors.SEND_TOO_LARGE, "envelope body too large")
-        now = relay.now_ms()
-        envelope = StoredEnvelope(
-            recipient.mailbox, layer.eid, 0, now, expires, origin, None, layer.body
-        )
-        with trio.CancelScope(shield=True):
-            stored, seq = await relay.store.enqueue(envelope)
-            if stored:
-                relay.metrics.accepted += 1
-                relay.hub.deliver(dataclasses.replace(envelope, seq=seq))
+        if not isinstance(outcome, Accepted):
+            return _stored(outcome)
+        self.relay.metrics.count("federation_fanout_records", outcome.mailboxes, origin=origin)
+        return ITEM_OK if outcome.mailboxes else ITEM_REFUSED
 
     # --- prekeys, blobs, notary -------------------------------------------------------------
 
@@ -329,3 +312,12 @@ class Inbound:
         signature = keys.suite.sig.sign(keys.sig_key, encode(statement), labels.CTX_NOTARY)
         answer = NotaryAnswer(statement, signature, verified.raw)
         return 200, MSGPACK, encode(answer)
+
+
+def _stored(outcome: Accepted | StoreError | NotStored) -> int:
+    """OK once stored; a store failure is retried (the origin keeps the item)."""
+    if isinstance(outcome, NotStored):
+        if not isinstance(outcome.error, StoreError):
+            raise outcome.error
+        return ITEM_RETRY
+    return ITEM_RETRY if isinstance(outcome, StoreError) else ITEM_OK

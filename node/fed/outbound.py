@@ -1,10 +1,10 @@
 """The durable outbound queues: one sender per destination domain (DESIGN section 6).
 
-A sender takes the next transaction from the store (``Store.outbound_batch``: an open one
+A sender takes the next transaction from the store (``OutboundQueue.outbound_batch``: an open one
 it does not hold, after a failure or a restart, so the same txn id is retried until
 acknowledged; else up to ``MAX_TXN_ITEMS`` items / ``MAX_TXN_BYTES`` that are in no
 transaction), sends it with ``PUT /federation/v1/send/{txn}``, and on an answer deletes
-what the peer took (``Store.outbound_done``), putting back the items it asked to retry. A
+what the peer took (``OutboundQueue.outbound_done``), putting back the items it asked to retry. A
 failure waits with full-jitter exponential backoff (0.5 s doubling, capped at
 ``federation_backoff_cap``); hearing from the domain (any request it makes to us) ends the
 wait at once. Items leave the queue only by delivery or their TTL.
@@ -41,7 +41,7 @@ import trio
 
 from federation.errors import ClockSkew, FederationError
 from node.metrics import Metrics
-from node.store import Store, StoreError
+from node.store import OutboundQueue, StoreError
 from node.store.base import OutboundItem
 from wire import WireError, decode, encode
 from wire.federation import (
@@ -167,7 +167,7 @@ class Outbound:
     def __init__(
         self,
         own_domain: str,
-        store: Store,
+        store: OutboundQueue,
         send_txn: SendTxn,
         metrics: Metrics,
         clock: Callable[[], float],

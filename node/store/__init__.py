@@ -1,6 +1,9 @@
-"""The node's storage (DESIGN section 5): the :class:`Store` Protocol and its backends.
+"""The node's storage (DESIGN section 5): small ports, their records and three backends.
 
-Store, DeviceRecord, PrekeyRecord,      the interface and its records (``base``)
+Accounts, Prekeys, Mailboxes, Blobs,    the ports, one Protocol each (``ports``)
+OutboundQueue, ReplayGuard, Maintenance
+Store, Storage                          every port (a backend), and the bundle of ports
+DeviceRecord, PrekeyRecord,             the records (``base``)
 BundleParts, StoredEnvelope, SweepResult,
 OutboundItem
 StoreError, StoreClosed, StoreFull,     backend failures (``errors``)
@@ -23,12 +26,22 @@ from node.store.base import (
     DeviceRecord,
     OutboundItem,
     PrekeyRecord,
-    Store,
     StoredEnvelope,
     SweepResult,
 )
 from node.store.errors import StoreClosed, StoreError, StoreFull, StoreUnavailable
 from node.store.memory import MemoryStore
+from node.store.ports import (
+    Accounts,
+    Blobs,
+    Mailboxes,
+    Maintenance,
+    OutboundQueue,
+    Prekeys,
+    ReplayGuard,
+    Storage,
+    Store,
+)
 from node.store.redis import RedisStore
 from node.store.sqlite import SqliteStore
 
@@ -75,13 +88,21 @@ async def open_store(
 __all__ = [
     "KINDS",
     "SQLITE_FILENAME",
+    "Accounts",
+    "Blobs",
     "BundleParts",
     "DeviceRecord",
+    "Mailboxes",
+    "Maintenance",
     "MemoryStore",
     "OutboundItem",
+    "OutboundQueue",
     "PrekeyRecord",
+    "Prekeys",
     "RedisStore",
+    "ReplayGuard",
     "SqliteStore",
+    "Storage",
     "Store",
     "StoreClosed",
     "StoreError",

@@ -1,7 +1,7 @@
-"""The in-memory :class:`~node.store.base.Store`, for unit tests.
+"""The in-memory :class:`~node.store.ports.Store` (every port in one class), for unit tests.
 
-It implements the Protocol's semantics exactly (the contract tests in
-``tests/node/store`` run against it and the SQLite backend alike). Each method runs
+It implements the ports' semantics exactly (the contract tests in ``tests/node/store``,
+one module per port, run against it and the SQLite and Redis backends alike). Each method runs
 without yielding after its first checkpoint, so it is atomic with respect to other trio
 tasks, the way a single transaction or Redis script is.
 """

@@ -1,4 +1,6 @@
-"""The Lua scripts of :class:`~node.store.redis.RedisStore`, one per atomic step.
+"""The Lua scripts of :class:`~node.store.redis.RedisStore`, one per atomic step: the
+accounts, prekeys and maintenance scripts here, the others by port in
+``redis_scripts_mailboxes`` and ``redis_scripts_federation``; :data:`ALL` names them all.
 
 Redis runs a script without interleaving any other command, so each script is one
 transaction (the Redis documentation, "Scripting with Lua": "Redis guarantees the
@@ -49,8 +51,8 @@ Key layout (``P`` is the store's prefix, e.g. ``sealrelay:``; ``MB`` a mailbox i
     P push                   pub/sub channel: ENQUEUE publishes each stored envelope's
                              (publisher, mailbox, seq) there, for ``node.cluster``
 
-Expiry is the caller's clock (the ``now`` arguments of the Store Protocol), never a Redis
-TTL: :meth:`Store.sweep` must count what it deletes, and the node's clock is the one
+Expiry is the caller's clock (the ``now`` arguments of the storage ports), never a Redis
+TTL: :meth:`Maintenance.sweep` must count what it deletes, and the node's clock is the one
 that decides (``expires <= now`` has expired).
 """
 
@@ -58,57 +60,17 @@ from __future__ import annotations
 
 from typing import Final
 
-# The next envelope seq (see ``P seq`` above), as a number and as the decimal text that
-# the mailbox zset and the push notice carry. Both enqueue scripts begin with it.
-_NEXT_SEQ: Final = """
-local function next_seq(key)
-  local seq = redis.call('INCR', key)
-  local t = redis.call('TIME')
-  local floor = tonumber(t[1]) * 1000000 + tonumber(t[2])
-  if seq < floor then
-    seq = floor
-    redis.call('SET', key, string.format('%.0f', seq))
-  end
-  return seq, string.format('%.0f', seq)
-end
-"""
-
-# Fan-out: one body for many records. ARGV: prefix, body id, body, push channel, notice
-# prefix (b"E" + replica id), then per record: mailbox, eid, expires, packed record.
-# KEYS: seq, tomb:exp, env:exp, sbodies. Returns {stored, seq, stored, seq, ...}.
-ENQUEUE_SHARED: Final = (
-    _NEXT_SEQ
-    + """
-local p, id, out, refs = ARGV[1], ARGV[2], {}, 0
-for i = 6, #ARGV, 4 do
-  local mb, eid, exp, packed = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  local m = string.char(#mb) .. mb .. eid
-  local old = redis.call('ZSCORE', p .. 'q:' .. mb, eid)
-  if old then
-    out[#out + 1] = 0
-    out[#out + 1] = tonumber(old)
-  elseif redis.call('ZSCORE', KEYS[2], m) then
-    out[#out + 1] = 0
-    out[#out + 1] = 0
-  else
-    local seq, text = next_seq(KEYS[1])
-    redis.call('ZADD', p .. 'q:' .. mb, text, eid)
-    redis.call('HSET', p .. 'b:' .. mb, eid, packed)
-    redis.call('HSET', p .. 'bref:' .. mb, eid, id)
-    redis.call('ZADD', KEYS[3], exp, m)
-    redis.call('PUBLISH', ARGV[4], ARGV[5] .. string.char(#mb) .. mb .. text)
-    refs = refs + 1
-    out[#out + 1] = 1
-    out[#out + 1] = seq
-  end
-end
-if refs > 0 then
-  redis.call('HSET', p .. 'sb:' .. id, 'd', ARGV[3], 'n', refs)
-  redis.call('SADD', KEYS[4], id)
-end
-return out
-"""
+from node.store.redis_scripts_federation import (
+    GRANT_BLOB,
+    OUTBOUND_BATCH,
+    OUTBOUND_DEPTHS,
+    OUTBOUND_DONE,
+    OUTBOUND_PUT,
+    PUT_BLOB,
+    RECORD_TXN,
+    REMEMBER_NONCE,
 )
+from node.store.redis_scripts_mailboxes import ACK, COUNT_PENDING, ENQUEUE, ENQUEUE_SHARED, PENDING
 
 REGISTER: Final = """
 local name = redis.call('HGET', KEYS[1], ARGV[1])
@@ -155,100 +117,6 @@ local s = redis.call('HMGET', KEYS[1], 'identity', 'spk', 'sealed', 'lr')
 local o = redis.call('ZPOPMIN', KEYS[2])
 local k = redis.call('ZPOPMIN', KEYS[3])
 return {s[1], s[2], s[3], s[4], o[1] or false, k[1] or false}
-"""
-
-ENQUEUE: Final = (
-    _NEXT_SEQ
-    + """
-local old = redis.call('ZSCORE', KEYS[2], ARGV[1])
-if old then return {0, tonumber(old)} end
-if redis.call('ZSCORE', KEYS[5], ARGV[2]) then return {0, 0} end
-local seq, text = next_seq(KEYS[1])
-redis.call('ZADD', KEYS[2], text, ARGV[1])
-redis.call('HSET', KEYS[3], ARGV[1], ARGV[4])
-redis.call('ZADD', KEYS[4], ARGV[3], ARGV[2])
-redis.call('PUBLISH', ARGV[5], ARGV[6] .. text)
-return {1, seq}
-"""
-)
-
-PENDING: Final = """
-local limit, now, out, offset = tonumber(ARGV[2]), tonumber(ARGV[3]), {}, 0
-while #out < 4 * limit do
-  local ids = redis.call('ZRANGE', KEYS[1], '(' .. ARGV[1], '+inf', 'BYSCORE',
-                         'LIMIT', offset, limit, 'WITHSCORES')
-  if #ids == 0 then break end
-  for j = 1, #ids, 2 do
-    local exp = tonumber(redis.call('ZSCORE', KEYS[3], ARGV[4] .. ids[j]))
-    if exp and exp > now and #out < 4 * limit then
-      out[#out + 1] = ids[j]
-      out[#out + 1] = ids[j + 1]
-      out[#out + 1] = redis.call('HGET', KEYS[2], ids[j])
-      local ref = redis.call('HGET', KEYS[4], ids[j])
-      out[#out + 1] = ref and redis.call('HGET', ARGV[5] .. 'sb:' .. ref, 'd') or false
-    end
-  end
-  offset = offset + limit
-end
-return out
-"""
-
-COUNT_PENDING: Final = """
-local now, n = tonumber(ARGV[2]), 0
-for _, eid in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  local exp = tonumber(redis.call('ZSCORE', KEYS[2], ARGV[1] .. eid))
-  if exp and exp > now then n = n + 1 end
-end
-return n
-"""
-
-ACK: Final = """
-local n = 0
-for i = 3, #ARGV do
-  local eid = ARGV[i]
-  if redis.call('HDEL', KEYS[2], eid) == 1 then
-    local m = ARGV[1] .. eid
-    local exp = redis.call('ZSCORE', KEYS[3], m)
-    redis.call('ZREM', KEYS[1], eid)
-    redis.call('ZREM', KEYS[3], m)
-    redis.call('ZADD', KEYS[4], exp, m)
-    local ref = redis.call('HGET', KEYS[5], eid)
-    if ref then
-      redis.call('HDEL', KEYS[5], eid)
-      local body = ARGV[2] .. 'sb:' .. ref
-      if redis.call('HINCRBY', body, 'n', -1) <= 0 then
-        redis.call('DEL', body)
-        redis.call('SREM', KEYS[6], ref)
-      end
-    end
-    n = n + 1
-  end
-end
-return n
-"""
-
-GRANT_BLOB: Final = """
-if redis.call('HEXISTS', KEYS[1], 'd') == 1 then
-  redis.call('HINCRBY', KEYS[3], 'n', -1)
-  redis.call('HINCRBY', KEYS[3], 'bytes', -redis.call('HSTRLEN', KEYS[1], 'd'))
-end
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 't', ARGV[1], 's', ARGV[2], 'e', ARGV[3])
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
-return 1
-"""
-
-# The token hashes are compared through SHA-1 of each side, so the time the comparison
-# takes says nothing about the stored value (the double-hash comparison).
-PUT_BLOB: Final = """
-local g = redis.call('HMGET', KEYS[1], 't', 's', 'e')
-if (not g[1]) or redis.call('HEXISTS', KEYS[1], 'd') == 1 then return 0 end
-if redis.sha1hex(g[1]) ~= redis.sha1hex(ARGV[1]) then return 0 end
-if tonumber(g[2]) ~= #ARGV[2] or tonumber(g[3]) <= tonumber(ARGV[3]) then return 0 end
-redis.call('HSET', KEYS[1], 'd', ARGV[2])
-redis.call('HINCRBY', KEYS[2], 'n', 1)
-redis.call('HINCRBY', KEYS[2], 'bytes', #ARGV[2])
-return 1
 """
 
 SWEEP: Final = """
@@ -322,173 +190,6 @@ for _, code in ipairs(invites) do
 end
 more = more or #blobs == chunk or #invites == chunk or #txns == chunk or #nonces == chunk
 return {#envelopes, #blobs, #tombs, #invites, outbound, more and 1 or 0}
-"""
-
-# The outbound federation queue of a domain D is a stream with one consumer group, "out"
-# (DESIGN section 7): every replica is a consumer, named by its replica id.
-#   obs:D    the stream: one entry {e = eid} per queued item, in queue order
-#   obi:D    hash eid -> routing layer;  obx:D  zset eid by expiry;  obsid:D  eid -> entry id
-#   obtx:D   hash entry id -> txn id .. eid (16 bytes), once the entry is in a transaction
-#   obtxn:D  hash txn id -> its entry ids, space-separated
-# An entry is read (XREADGROUP) into exactly one open transaction; it stays in the reading
-# consumer's pending list until the transaction is done (XACK, XDEL). A consumer that goes
-# quiet for longer than the lease loses its pending entries to the next replica that asks
-# (XAUTOCLAIM), which sends the same transaction, under the same id, again.
-# KEYS: obs, obi, obx, obsid, obdomains; ARGV: eid, layer, expires, domain.
-OUTBOUND_PUT: Final = """
-if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return 0 end
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  redis.call('XGROUP', 'CREATE', KEYS[1], 'out', '0', 'MKSTREAM')
-end
-redis.call('HSET', KEYS[4], ARGV[1], redis.call('XADD', KEYS[1], '*', 'e', ARGV[1]))
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
-redis.call('SADD', KEYS[5], ARGV[4])
-return 1
-"""
-
-# KEYS: obs, obi, obx, obsid, obtx, obtxn; ARGV: txn, limit, max bytes, now, consumer,
-# lease ms, then the txn ids the caller has in flight. Returns {txn, eid, expires, layer,
-# eid, ...}: the first open transaction of this consumer, else one whose consumer has been
-# quiet past the lease, else a new one of entries nobody has read, else just {txn}.
-OUTBOUND_BATCH: Final = """
-local obs, obi, obx, obsid, obtx, obtxn = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
-local me, lease = ARGV[5], tonumber(ARGV[6])
-local function drop(sid)
-  redis.call('XACK', obs, 'out', sid)
-  redis.call('XDEL', obs, sid)
-  redis.call('HDEL', obtx, sid)
-end
-for _, eid in ipairs(redis.call('ZRANGE', obx, '-inf', ARGV[4], 'BYSCORE')) do
-  local sid = redis.call('HGET', obsid, eid)
-  if sid then drop(sid) end
-  redis.call('HDEL', obsid, eid)
-  redis.call('HDEL', obi, eid)
-  redis.call('ZREM', obx, eid)
-end
-if redis.call('EXISTS', obs) == 0 then return {ARGV[1]} end
-local busy = {}
-for i = 7, #ARGV do busy[ARGV[i]] = true end
-local function items(txn)
-  local list = redis.call('HGET', obtxn, txn)
-  if not list then return nil end
-  local out, sids = {txn}, {}
-  for sid in string.gmatch(list, '%S+') do
-    sids[#sids + 1] = sid
-    local te = redis.call('HGET', obtx, sid)
-    local layer = te and redis.call('HGET', obi, string.sub(te, -16))
-    if layer then
-      local eid = string.sub(te, -16)
-      out[#out + 1] = eid
-      out[#out + 1] = redis.call('ZSCORE', obx, eid)
-      out[#out + 1] = layer
-    end
-  end
-  if #out == 1 then
-    for _, sid in ipairs(sids) do drop(sid) end
-    redis.call('HDEL', obtxn, txn)
-    return nil
-  end
-  -- ours now, and its lease starts again (XCLAIM resets the idle time)
-  redis.call('XCLAIM', obs, 'out', me, 0, unpack(sids))
-  return out
-end
-local function pick(sids)
-  for _, sid in ipairs(sids) do
-    local te = redis.call('HGET', obtx, sid)
-    if te and not busy[string.sub(te, 1, -17)] then
-      local out = items(string.sub(te, 1, -17))
-      if out then return out end
-    end
-  end
-  return nil
-end
-local mine = {}
-for _, e in ipairs(redis.call('XPENDING', obs, 'out', '-', '+', 1000, me)) do
-  mine[#mine + 1] = e[1]
-end
-local out = pick(mine)
-if out then return out end
-out = pick(redis.call('XAUTOCLAIM', obs, 'out', me, lease, '0-0', 'COUNT', 1000, 'JUSTID')[2])
-if out then return out end
-local last = '0-0'
-local info = redis.call('XINFO', 'GROUPS', obs)[1]
-for i = 1, #info, 2 do
-  if info[i] == 'last-delivered-id' then last = info[i + 1] end
-end
-local take, size, maxb = 0, 0, tonumber(ARGV[3])
-for _, e in ipairs(redis.call('XRANGE', obs, '(' .. last, '+', 'COUNT', tonumber(ARGV[2]))) do
-  local n = redis.call('HSTRLEN', obi, e[2][2])
-  if take > 0 and size + n > maxb then break end
-  take, size = take + 1, size + n
-end
-if take == 0 then return {ARGV[1]} end
-local read = redis.call('XREADGROUP', 'GROUP', 'out', me, 'COUNT', take, 'STREAMS', obs, '>')
-local sids = {}
-out = {ARGV[1]}
-for _, e in ipairs(read[1][2]) do
-  local eid = e[2][2]
-  sids[#sids + 1] = e[1]
-  redis.call('HSET', obtx, e[1], ARGV[1] .. eid)
-  out[#out + 1] = eid
-  out[#out + 1] = redis.call('ZSCORE', obx, eid)
-  out[#out + 1] = redis.call('HGET', obi, eid)
-end
-redis.call('HSET', obtxn, ARGV[1], table.concat(sids, ' '))
-return out
-"""
-
-# KEYS: obs, obi, obx, obsid, obtx, obtxn; ARGV: txn, eids to retry... The transaction's
-# entries leave the stream; the items to retry are queued again at its end.
-OUTBOUND_DONE: Final = """
-local obs, obi, obx, obsid, obtx, obtxn = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
-local list = redis.call('HGET', obtxn, ARGV[1])
-if not list then return 0 end
-local retry, n = {}, 0
-for i = 2, #ARGV do retry[ARGV[i]] = true end
-for sid in string.gmatch(list, '%S+') do
-  local te = redis.call('HGET', obtx, sid)
-  redis.call('XACK', obs, 'out', sid)
-  redis.call('XDEL', obs, sid)
-  redis.call('HDEL', obtx, sid)
-  if te then
-    local eid = string.sub(te, -16)
-    if redis.call('HEXISTS', obi, eid) == 1 then
-      if retry[eid] then
-        redis.call('HSET', obsid, eid, redis.call('XADD', obs, '*', 'e', eid))
-      else
-        redis.call('HDEL', obsid, eid)
-        redis.call('HDEL', obi, eid)
-        redis.call('ZREM', obx, eid)
-        n = n + 1
-      end
-    end
-  end
-end
-redis.call('HDEL', obtxn, ARGV[1])
-return n
-"""
-
-OUTBOUND_DEPTHS: Final = """
-local out = {}
-for _, d in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local n = redis.call('ZCOUNT', ARGV[1] .. 'obx:' .. d, '(' .. ARGV[2], '+inf')
-  if n > 0 then
-    out[#out + 1] = d
-    out[#out + 1] = n
-  end
-end
-return out
-"""
-
-RECORD_TXN: Final = """
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
-return 1
-"""
-
-REMEMBER_NONCE: Final = """
-return redis.call('ZADD', KEYS[1], 'NX', ARGV[2], ARGV[1])
 """
 
 STATS: Final = """

@@ -169,7 +169,7 @@ async def test_a_store_that_does_not_answer_refuses_a_run_of_sends_with_its_code
     """Reading a recipient's token verifier fails: every Send of the run is refused with
     ``store.unavailable`` (counted each), nothing is stored, the session goes on."""
     relay = make_relay()
-    relay.shared_store = True  # no cached verifiers: every check reads the store
+    relay.intake.shared_store = True  # no cached verifiers: every check reads the store
     a_session, bob, b_session, token = await setup(relay)
 
     async def unavailable(address: str) -> bytes | None:

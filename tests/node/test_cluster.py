@@ -22,7 +22,7 @@ from node.relay import Relay
 from node.store import RedisStore, StoredEnvelope, StoreError
 from tests.integration.nodeproc import NodeProcess, invite, json_lines, run_cli
 from tests.node.harness import Device, call, enroll, login, make_config, server_keys, token_for
-from tests.node.store.test_contract import (
+from tests.node.store.contract import (
     MAILBOX,
     NOW,
     OTHER_MAILBOX,

@@ -13,7 +13,7 @@ import coredis
 from node.clusterlimits import SharedLimits
 from node.limits import RateLimiter
 from node.store import RedisStore
-from tests.node.store.test_contract import fresh_prefix, redis_server
+from tests.node.store.contract import fresh_prefix, redis_server
 from tests.redisproc import RedisServer
 
 __all__ = ["redis_server"]

@@ -1,18 +1,16 @@
-"""The Store contract for federation: the durable outbound queue, transaction results and
-request nonces (every backend alike)."""
+"""The :class:`~node.store.ports.OutboundQueue` contract: the durable federation queue
+per destination domain (every backend alike)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from node.store import SqliteStore, Store
+from node.store import (
+    OutboundQueue,
+    SqliteStore,
+    Storage,
+)
 from node.store.base import OutboundItem
-from tests.node.store import test_contract
-
-# The contract's fixtures (memory, SQLite and Redis backends) serve these tests too.
-store = test_contract.store
-redis_server = test_contract.redis_server
 
 NOW = 1_700_000_000_000
 HOUR = 3_600_000
@@ -24,73 +22,61 @@ def item(
     return OutboundItem(domain, n.to_bytes(16, "big"), expires, bytes([n % 256]) * size)
 
 
-async def test_queue_is_idempotent_by_domain_and_eid(store: Store) -> None:
-    assert await store.outbound_put(item(1))
-    assert not await store.outbound_put(item(1))
-    assert await store.outbound_put(item(1, domain="c.example"))
-    assert await store.outbound_depths(NOW) == {"b.example": 1, "c.example": 1}
+async def test_queue_is_idempotent_by_domain_and_eid(outbound: OutboundQueue) -> None:
+    assert await outbound.outbound_put(item(1))
+    assert not await outbound.outbound_put(item(1))
+    assert await outbound.outbound_put(item(1, domain="c.example"))
+    assert await outbound.outbound_depths(NOW) == {"b.example": 1, "c.example": 1}
 
 
-async def test_a_batch_keeps_its_txn_until_done(store: Store) -> None:
+async def test_a_batch_keeps_its_txn_until_done(outbound: OutboundQueue) -> None:
     for n in range(5):
-        await store.outbound_put(item(n))
-    txn, batch = await store.outbound_batch("b.example", b"T1" * 8, 3, 1 << 20, NOW)
+        await outbound.outbound_put(item(n))
+    txn, batch = await outbound.outbound_batch("b.example", b"T1" * 8, 3, 1 << 20, NOW)
     assert txn == b"T1" * 8
     assert [i.eid for i in batch] == [n.to_bytes(16, "big") for n in range(3)]
     # asked again (a retry, or after a restart): the same transaction, not a new one
-    again, same = await store.outbound_batch("b.example", b"T2" * 8, 3, 1 << 20, NOW)
+    again, same = await outbound.outbound_batch("b.example", b"T2" * 8, 3, 1 << 20, NOW)
     assert again == txn
     assert same == batch
-    assert await store.outbound_done("b.example", txn, []) == 3
-    txn3, rest = await store.outbound_batch("b.example", b"T3" * 8, 10, 1 << 20, NOW)
+    assert await outbound.outbound_done("b.example", txn, []) == 3
+    txn3, rest = await outbound.outbound_batch("b.example", b"T3" * 8, 10, 1 << 20, NOW)
     assert txn3 == b"T3" * 8
     assert [i.eid[-1] for i in rest] == [3, 4]
 
 
-async def test_items_to_retry_go_back_to_the_queue(store: Store) -> None:
+async def test_items_to_retry_go_back_to_the_queue(outbound: OutboundQueue) -> None:
     for n in range(3):
-        await store.outbound_put(item(n))
-    txn, batch = await store.outbound_batch("b.example", b"A" * 16, 10, 1 << 20, NOW)
-    assert await store.outbound_done("b.example", txn, [batch[1].eid]) == 2
-    txn2, rest = await store.outbound_batch("b.example", b"B" * 16, 10, 1 << 20, NOW)
+        await outbound.outbound_put(item(n))
+    txn, batch = await outbound.outbound_batch("b.example", b"A" * 16, 10, 1 << 20, NOW)
+    assert await outbound.outbound_done("b.example", txn, [batch[1].eid]) == 2
+    txn2, rest = await outbound.outbound_batch("b.example", b"B" * 16, 10, 1 << 20, NOW)
     assert txn2 == b"B" * 16
     assert [i.eid for i in rest] == [batch[1].eid]
 
 
-async def test_a_batch_respects_the_byte_limit_but_takes_at_least_one(store: Store) -> None:
+async def test_a_batch_respects_the_byte_limit_but_takes_at_least_one(
+    outbound: OutboundQueue,
+) -> None:
     for n in range(4):
-        await store.outbound_put(item(n, size=400))
-    _, batch = await store.outbound_batch("b.example", b"C" * 16, 100, 1000, NOW)
+        await outbound.outbound_put(item(n, size=400))
+    _, batch = await outbound.outbound_batch("b.example", b"C" * 16, 100, 1000, NOW)
     assert len(batch) == 2
-    await store.outbound_done("b.example", b"C" * 16, [])
-    await store.outbound_put(item(9, domain="big.example", size=5000))
-    _, big = await store.outbound_batch("big.example", b"D" * 16, 100, 1000, NOW)
+    await outbound.outbound_done("b.example", b"C" * 16, [])
+    await outbound.outbound_put(item(9, domain="big.example", size=5000))
+    _, big = await outbound.outbound_batch("big.example", b"D" * 16, 100, 1000, NOW)
     assert len(big) == 1
 
 
-async def test_expired_items_are_never_sent_and_are_swept(store: Store) -> None:
-    await store.outbound_put(item(1, expires=NOW + 10))
-    await store.outbound_put(item(2, domain="c.example", expires=NOW + 10))
-    await store.outbound_put(item(3))
-    _, batch = await store.outbound_batch("b.example", b"E" * 16, 10, 1 << 20, NOW + 10)
+async def test_expired_items_are_never_sent_and_are_swept(storage: Storage) -> None:
+    await storage.outbound.outbound_put(item(1, expires=NOW + 10))
+    await storage.outbound.outbound_put(item(2, domain="c.example", expires=NOW + 10))
+    await storage.outbound.outbound_put(item(3))
+    _, batch = await storage.outbound.outbound_batch("b.example", b"E" * 16, 10, 1 << 20, NOW + 10)
     assert [i.eid[-1] for i in batch] == [3]
-    assert await store.outbound_depths(NOW + 10) == {"b.example": 1}
-    result = await store.sweep(NOW + 10)
+    assert await storage.outbound.outbound_depths(NOW + 10) == {"b.example": 1}
+    result = await storage.maintenance.sweep(NOW + 10)
     assert result.outbound == 1  # c.example's; b.example's went when the batch was taken
-
-
-async def test_transaction_results_and_nonces_are_remembered_until_expiry(store: Store) -> None:
-    assert await store.txn_result("a.example", b"T" * 16) is None
-    await store.record_txn("a.example", b"T" * 16, b"answer", NOW + HOUR)
-    assert await store.txn_result("a.example", b"T" * 16) == b"answer"
-    assert await store.txn_result("c.example", b"T" * 16) is None
-    nonce = os.urandom(16)
-    assert await store.remember_nonce("a.example", nonce, NOW + HOUR)
-    assert not await store.remember_nonce("a.example", nonce, NOW + HOUR)
-    assert await store.remember_nonce("c.example", nonce, NOW + HOUR)
-    await store.sweep(NOW + 2 * HOUR)
-    assert await store.txn_result("a.example", b"T" * 16) is None
-    assert await store.remember_nonce("a.example", nonce, NOW + 3 * HOUR)
 
 
 async def test_the_sqlite_queue_survives_a_reopen(tmp_path: Path) -> None:
@@ -108,34 +94,36 @@ async def test_the_sqlite_queue_survives_a_reopen(tmp_path: Path) -> None:
         await second.aclose()
 
 
-async def test_transactions_in_flight_are_skipped_and_new_ones_formed(store: Store) -> None:
+async def test_transactions_in_flight_are_skipped_and_new_ones_formed(
+    outbound: OutboundQueue,
+) -> None:
     """A sender with transactions in flight (``busy``) gets a new transaction of items in
     none; a transaction it does not hold (left by a restart) comes back first."""
     for n in range(7):
-        await store.outbound_put(item(n))
-    t1, first = await store.outbound_batch("b.example", b"1" * 16, 3, 1 << 20, NOW)
-    t2, second = await store.outbound_batch("b.example", b"2" * 16, 3, 1 << 20, NOW, {t1})
+        await outbound.outbound_put(item(n))
+    t1, first = await outbound.outbound_batch("b.example", b"1" * 16, 3, 1 << 20, NOW)
+    t2, second = await outbound.outbound_batch("b.example", b"2" * 16, 3, 1 << 20, NOW, {t1})
     assert t2 == b"2" * 16
     assert [i.eid[-1] for i in first] == [0, 1, 2]
     assert [i.eid[-1] for i in second] == [3, 4, 5]
-    t3, third = await store.outbound_batch("b.example", b"3" * 16, 3, 1 << 20, NOW, {t1, t2})
+    t3, third = await outbound.outbound_batch("b.example", b"3" * 16, 3, 1 << 20, NOW, {t1, t2})
     assert [i.eid[-1] for i in third] == [6]
-    empty = await store.outbound_batch("b.example", b"4" * 16, 3, 1 << 20, NOW, {t1, t2, t3})
+    empty = await outbound.outbound_batch("b.example", b"4" * 16, 3, 1 << 20, NOW, {t1, t2, t3})
     assert empty == (b"4" * 16, [])
     # the second was answered; a sender that holds only the third gets the first again
-    assert await store.outbound_done("b.example", t2, []) == 3
-    assert await store.outbound_batch("b.example", b"5" * 16, 3, 1 << 20, NOW, {t3}) == (
+    assert await outbound.outbound_done("b.example", t2, []) == 3
+    assert await outbound.outbound_batch("b.example", b"5" * 16, 3, 1 << 20, NOW, {t3}) == (
         t1,
         first,
     )
-    assert await store.outbound_depths(NOW) == {"b.example": 4}
+    assert await outbound.outbound_depths(NOW) == {"b.example": 4}
 
 
-async def test_retried_items_go_to_the_end_of_the_queue(store: Store) -> None:
+async def test_retried_items_go_to_the_end_of_the_queue(outbound: OutboundQueue) -> None:
     for n in range(4):
-        await store.outbound_put(item(n))
-    txn, _ = await store.outbound_batch("b.example", b"A" * 16, 2, 1 << 20, NOW)
-    assert await store.outbound_done("b.example", txn, [item(0).eid]) == 1
-    _, batch = await store.outbound_batch("b.example", b"B" * 16, 10, 1 << 20, NOW)
+        await outbound.outbound_put(item(n))
+    txn, _ = await outbound.outbound_batch("b.example", b"A" * 16, 2, 1 << 20, NOW)
+    assert await outbound.outbound_done("b.example", txn, [item(0).eid]) == 1
+    _, batch = await outbound.outbound_batch("b.example", b"B" * 16, 10, 1 << 20, NOW)
     assert [i.eid[-1] for i in batch] == [2, 3, 0]
-    assert await store.outbound_done("b.example", txn, []) == 0  # answered already
+    assert await outbound.outbound_done("b.example", txn, []) == 0  # answered already

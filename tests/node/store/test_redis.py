@@ -26,7 +26,7 @@ from node.store import (
     open_store,
 )
 from tests.node.harness import eid
-from tests.node.store.test_contract import (
+from tests.node.store.contract import (
     HOUR,
     MAILBOX,
     NOW,

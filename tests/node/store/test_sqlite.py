@@ -22,7 +22,7 @@ from node.store import SqliteStore, StoreError
 from node.store.sqlite_schema import MIGRATIONS, SCHEMA_VERSION
 from tests.node.harness import eid
 from tests.node.store import store_child
-from tests.node.store.test_contract import HOUR, MAILBOX, NOW, device, envelope
+from tests.node.store.contract import HOUR, MAILBOX, NOW, device, envelope
 
 REPO = Path(__file__).resolve().parents[3]
 CHILD = [sys.executable, "-m", "tests.node.store.store_child"]

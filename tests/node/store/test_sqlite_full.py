@@ -13,7 +13,7 @@ import trio
 
 from node.store import SqliteStore, StoreFull
 from tests.node.harness import eid
-from tests.node.store.test_contract import MAILBOX, NOW, envelope
+from tests.node.store.contract import MAILBOX, NOW, envelope
 
 BODY = bytes(4096)
 
