@@ -300,7 +300,9 @@ class Session:
         caller = core.caller
         assert caller is not None  # noqa: S101 (only a logged-in core reads its mailbox)
         relay = self.relay
-        page = await relay.ports.mailboxes.pending(caller.mailbox, step.floor, step.limit, relay.now_ms())
+        page = await relay.ports.mailboxes.pending(
+            caller.mailbox, step.floor, step.limit, relay.now_ms()
+        )
         return core.caught_up(page, relay.now_ms())
 
     def _count_pushed(self, envelopes: Sequence[Stored], now_ms: int) -> None:
