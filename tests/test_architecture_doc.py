@@ -14,7 +14,7 @@ import typing
 from collections.abc import Iterable, Mapping
 from enum import Enum
 from pathlib import Path
-from typing import Final
+from typing import Final, TypeVar
 
 from node.conn import state
 from node.store import ports
@@ -24,6 +24,8 @@ DOC: Final = ROOT / "docs" / "architecture.md"
 RULES_HEADING: Final = "## Where each rule lives"
 PORTS_HEADING: Final = "## Storage ports"
 ILLEGAL: Final = "—"
+S = TypeVar("S", bound=Enum)
+E = TypeVar("E", bound=Enum)
 
 
 def _doc() -> str:
@@ -48,9 +50,7 @@ def _table_rows(section: str) -> list[list[str]]:
     return [row for row in rows[1:] if row != rows[0]]
 
 
-def render_matrix(
-    states: Iterable[Enum], events: Iterable[Enum], table: Mapping[tuple[Enum, Enum], Enum]
-) -> str:
+def render_matrix(states: Iterable[S], events: Iterable[E], table: Mapping[tuple[S, E], S]) -> str:
     """A transition table as a Markdown matrix: a row per state, a column per event, the
     next state in each cell (``—`` where the pair is illegal)."""
     cols = list(events)
