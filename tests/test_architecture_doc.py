@@ -1,6 +1,7 @@
 """``docs/architecture.md`` stays true where that is cheap to check (issue 16, item 6).
 
-- every file named in the table "Where each rule lives" exists;
+- every file named in the table "Where each rule lives" exists, as does every other file
+  or directory the doc names;
 - the storage ports the doc names are exactly the ``Protocol`` classes of
   ``node/store/ports.py``, with their method counts;
 - every connection state of ``node/conn/state.py`` appears in the doc, and the doc's two
@@ -83,6 +84,14 @@ def test_rule_table_names_existing_files() -> None:
         assert paths, f"no file in row {row}"
         for path in paths:
             assert (ROOT / path).is_file(), f"{path} (rule {row[0]!r}) does not exist"
+
+
+def test_every_path_named_exists() -> None:
+    """Any `dir/file.py` or `dir/` the doc names in backticks, table or prose."""
+    paths = re.findall(r"`([a-z_]+(?:/[a-z_0-9]+)*(?:\.py|\.toml|\.md|/))`", _doc())
+    assert len(paths) > 30
+    for path in paths:
+        assert (ROOT / path).exists(), path
 
 
 def test_rule_table_covers_the_issue() -> None:
