@@ -3,8 +3,8 @@
 :class:`Relay` holds what every connection shares (configuration, the storage ports, server
 keys, the hub, limits, metrics) and answers requests for an already identified caller; an
 envelope enters a mailbox only through :class:`node.accept.Intake` (:attr:`Relay.intake`); the
-per-connection core (protocol state; its only I/O the store and the clock) is
-:class:`node.session.Session`. Time and randomness are injected (``clock`` in Unix
+per-connection protocol state is the pure :class:`node.conn.core.ConnCore`, driven by the
+trio shell :class:`node.session.Session`. Time and randomness are injected (``clock`` in Unix
 seconds, ``random_bytes``), so tests pin them. Every refusal raises
 :class:`~node.errors.NodeError` with a stable code.
 """

@@ -48,26 +48,7 @@ from types import MappingProxyType
 from typing import Final
 
 from node import errors
-from wire.relay import (
-    Ack,
-    Auth,
-    FetchPrekeys,
-    Forward,
-    GetCertificate,
-    GetPeerRoots,
-    GetPrekeyStatus,
-    GetServerKeys,
-    Introduce,
-    Ping,
-    PublishPrekeys,
-    Register,
-    RequestBlobUpload,
-    Send,
-    SendBatch,
-    SendShared,
-    SetDeliveryToken,
-    SetIntroductions,
-)
+from wire.relay import REQUESTS, Auth, Ping, Register
 
 CLOSE_GOING_AWAY: Final = 1001
 CLOSE_POLICY: Final = 1008
@@ -185,25 +166,7 @@ AUTH_TIMEOUT_FROM: Final = frozenset({Login.AWAIT_LOGIN, Login.SPENT})
 """The logins in which the shell waits for a frame under the auth deadline."""
 
 LOGIN_FRAMES: Final = (Register, Auth)
-AUTHENTICATED_REQUESTS: Final = frozenset(
-    {
-        PublishPrekeys,
-        GetPrekeyStatus,
-        SetDeliveryToken,
-        SetIntroductions,
-        FetchPrekeys,
-        GetCertificate,
-        Send,
-        SendBatch,
-        Introduce,
-        SendShared,
-        Forward,
-        GetServerKeys,
-        GetPeerRoots,
-        Ack,
-        RequestBlobUpload,
-    }
-)
+AUTHENTICATED_REQUESTS: Final = frozenset(REQUESTS) - {Register, Auth, Ping}
 """The requests an authenticated connection may make besides Ping (``node.session``
 has one handler for each)."""
 
