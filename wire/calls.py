@@ -82,6 +82,13 @@ class CallOffer:
         if not 0 < self.expires_ms - self.sent_ms <= MAX_RING_MS:
             raise ValueError(f"an offer rings for 1 to {MAX_RING_MS} ms")
 
+    def __repr__(self) -> str:
+        """Everything but the call secret, so that a logged offer shows no key."""
+        return (
+            f"CallOffer(call_id={self.call_id.hex()}, video={self.video}, "
+            f"sent_ms={self.sent_ms}, expires_ms={self.expires_ms})"
+        )
+
 
 @message("call.ringing")
 class CallRinging:

@@ -132,7 +132,7 @@ class Call:
         kind = Input.DIAL if identity_accepted else Input.DIAL_UNTRUSTED
         events = call._apply(kind, offer.sent_ms)
         if call.state is S.DIALING:
-            call.deadline_ms = offer.sent_ms + config.ring_timeout_ms
+            call.deadline_ms = offer.expires_ms
             events.insert(0, SendSignal(peer, offer))
         return call, events
 

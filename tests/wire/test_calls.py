@@ -219,3 +219,12 @@ def test_mutated_signals_raise_only_wire_error(signal: CallSignal, data: st.Data
     else:
         bad = good[:i] + good[i + 1 :]
     _decode_or_code(bad)
+
+
+def test_an_offer_never_shows_its_secret() -> None:
+    secret = bytes(range(100, 132))
+    o = CallOffer(CID, secret, True, 1, 2)
+    for text in (repr(o), str(o), repr([o])):
+        assert secret.hex() not in text
+        assert repr(secret) not in text
+        assert CID.hex() in text
