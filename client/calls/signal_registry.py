@@ -8,12 +8,12 @@ signals for calls never seen; both are ignored and counted.
 Busy: an offer that arrives while another call is live (not ended) ends at once as
 ``call.busy`` and answers the caller with ``CallBusy``.
 
-Glare: when an offer comes from a peer we are ourselves dialing (our call still DIALING or
-RINGING), both devices decide the same way: the call with the smaller call id (compared as
-bytes) goes on. If it is the peer's, our call gives way (``call.glare``, a ``CallHangup``
-withdraws it) and the peer's call is accepted at once, since we asked to talk to that peer;
-if it is ours, the peer's offer is ignored (counted as ``glare``) and the peer, deciding the
-same, answers ours.
+Glare: when a live offer (not expired, from an accepted identity) comes from a peer we are
+ourselves dialing (our call still DIALING or RINGING), both devices decide the same way:
+the call with the smaller call id (compared as bytes) goes on. If it is the peer's, our
+call gives way (``call.glare``, a ``CallHangup`` withdraws it) and the peer's call is
+accepted at once, since we asked to talk to that peer; if it is ours, the peer's offer is
+ignored (counted as ``glare``) and the peer, deciding the same, answers ours.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Final
 
-from client.calls.signal import Call, same_address
+from client.calls.signal import Call, ring_deadline, same_address
 from client.calls.signal_events import CallConfig, CallState, Event, IgnoreReason, Role
 from wire.calls import CALL_ID_LEN, CALL_SECRET_LEN, CallOffer, CallSignal
 
@@ -115,7 +115,8 @@ class CallRegistry:
     ) -> list[Event]:
         events: list[Event] = []
         ours = self._dialing(sender)
-        if ours is not None and identity_accepted:
+        ringable = now_ms < ring_deadline(offer, now_ms, self.config)
+        if ours is not None and identity_accepted and ringable:
             if ours.call_id < offer.call_id:
                 self._ignored[IgnoreReason.GLARE] += 1
                 return events
@@ -131,7 +132,7 @@ class CallRegistry:
         )
         self._calls[call.call_id] = call
         events += more
-        if ours is not None and call.state is CallState.RINGING:
+        if ours is not None and not ours.live and call.state is CallState.RINGING:
             events += call.accept(now_ms)
         return events
 

@@ -277,3 +277,12 @@ def test_reordered_and_repeated_delivery_still_connects(order: list[int], dupes:
     assert call.state is S.ACTIVE
     assert incoming.state is S.ACTIVE
     assert not a.calls.ignored[IgnoreReason.UNKNOWN_CALL]
+
+
+def test_an_expired_offer_does_not_make_our_call_give_way() -> None:
+    a = CallRegistry(Randomness(b"a"))
+    ours, _ = a.dial(BOB, False, T0 + 60_000, identity_accepted=True)
+    stale = offer(call_id=b"\x00" * 16, sent=T0)
+    events = a.receive(BOB, stale, T0 + 60_000, identity_accepted=True)
+    assert events == [Ended(stale.call_id, BOB, EndReason.MISSED)]
+    assert ours.state is S.DIALING
