@@ -167,6 +167,8 @@ class Call:
     def receive(self, sender: str, signal: CallSignal, now_ms: int) -> list[Event]:
         """A signal of this call from ``sender``."""
         events = self.tick(now_ms)
+        if signal.call_id != self.call_id:
+            return self._ignore(IgnoreReason.UNKNOWN_CALL, events)
         if not same_address(sender, self.peer):
             return self._ignore(IgnoreReason.WRONG_SENDER, events)
         if isinstance(signal, CallOffer):

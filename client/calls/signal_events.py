@@ -126,7 +126,7 @@ class Ringing:
 @dataclass(frozen=True, slots=True)
 class AllocateLeg:
     """(callee) Ask this device's node for a media leg; answer with ``leg_ready`` or
-    ``leg_failed``."""
+    ``leg_failed``. A leg that comes after the call ended is released by the shell."""
 
     call_id: bytes
 

@@ -345,3 +345,10 @@ def test_config_is_checked() -> None:
         CallConfig(ring_timeout_ms=0)
     with pytest.raises(ValueError, match="positive"):
         CallConfig(setup_timeout_ms=-1)
+
+
+def test_a_signal_of_another_call_is_not_taken() -> None:
+    call, _ = _dial()
+    assert call.receive(BOB, CallHangup(b"\x02" * 16), T0 + 1) == []
+    assert call.state is S.DIALING
+    assert call.ignored[IgnoreReason.UNKNOWN_CALL] == 1
