@@ -20,6 +20,12 @@ never wrote to each other still reach each other with a delivery token.
 :func:`pack` / :func:`unpack` (a ``Content``) and :func:`unpack_payload` (any of the three)
 are the entry points; both unpacks raise :class:`~client.errors.BadContent` for anything
 that is not a valid payload.
+
+Call signalling (issue 17, ``wire.calls``) travels as a :class:`CallNote`: one signal with
+the sender's reply token and mailbox, since a callee answers callers it never wrote to.
+:func:`pack_call` / :func:`unpack_call` pack one; :func:`unpack_pairwise` reads any pairwise
+plaintext, call notes included (``unpack_payload`` keeps refusing them until the receive
+path hands them to ``client.calls``).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from typing import Annotated, Final
 from client.errors import BadContent
 from client.groups.control import GroupControl
 from wire import U32, U64, Bytes16, Bytes32, MaxLen, WireError, decode, encode, message
+from wire.calls import CallSignal
 from wire.e2e import DeliveryToken
 
 MAX_TEXT: Final = 64 * 1024
@@ -112,3 +119,35 @@ def unpack_payload(plaintext: bytes) -> Payload:
         return decode(plaintext, (Content, GroupControl, GroupNote))
     except WireError:
         raise BadContent("the message content does not decode") from None
+
+
+@message("client.call-note")
+class CallNote:
+    """A call signal with the sender's reply details (``wire.calls``, DESIGN section 9)."""
+
+    signal: CallSignal
+    reply_token: DeliveryToken | None
+    reply_mailbox: Bytes16 | None
+
+
+def pack_call(note: CallNote) -> bytes:
+    """The plaintext of a call note."""
+    return encode(note)
+
+
+def unpack_call(plaintext: bytes) -> CallNote:
+    """The call note of a decrypted plaintext; :class:`BadContent` if it is not one."""
+    try:
+        return decode(plaintext, CallNote)
+    except WireError:
+        raise BadContent("the call signal does not decode") from None
+
+
+def unpack_pairwise(plaintext: bytes) -> Payload | CallNote:
+    """Any pairwise plaintext: a message, group administration or a call signal."""
+    try:
+        payload = decode(plaintext, (Content, GroupControl, GroupNote, CallNote))
+    except WireError:
+        raise BadContent("the message content does not decode") from None
+    assert isinstance(payload, Content | GroupControl | GroupNote | CallNote)  # noqa: S101
+    return payload
