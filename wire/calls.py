@@ -37,7 +37,7 @@ CALL_ID_LEN: Final = 16
 LEG_ID_LEN: Final = 16
 """Bytes of a leg id (random, opaque; chosen by the node that allocated the leg)."""
 CALL_SECRET_LEN: Final = 32
-"""Bytes of the call secret carried in an offer (``client.calls.keys.CALL_SECRET_LEN``)."""
+"""Bytes of the random call secret carried in an offer (the one home of this bound)."""
 MAX_RING_MS: Final = 300_000
 """Longest ring an offer may ask for, in ms (``expires_ms - sent_ms``)."""
 

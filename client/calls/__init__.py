@@ -1,4 +1,4 @@
-"""The media core of 1:1 encrypted calls (issue 17, DESIGN section 9): pure, no I/O.
+"""The core of 1:1 encrypted calls (issue 17, DESIGN section 9): signalling and media, pure, no I/O.
 
     keys          call secret -> per-direction SFrame key chains (HKDF-SHA512), rekeying
     packetizer    encoded frame -> SFrame (RFC 9605) -> datagrams of <= 1,200 bytes
@@ -8,6 +8,10 @@
     fixture       the shipped Opus + VP8 clip (``fixture.bin``) and a looping schedule
     make_fixture  regenerates ``fixture.bin`` with PyAV (the ``media`` extra)
     errors        ``CallError`` and its subclasses
+    signal        one call's signalling state machine (offer, ringing, answer, reject, busy,
+                  hang-up, key update; ring timeout), time injected
+    signal_table  its transitions as data; signal_events: end codes, events, timeouts
+    signal_registry  the calls of one device by id; automatic Busy; glare
 
 The clear datagram header is :mod:`wire.media`; QUIC (RFC 9000, RFC 9221 datagrams) and the
 WebSocket fallback carry the datagrams and are not part of this package.

@@ -29,9 +29,8 @@ from typing import Final
 from client.calls.errors import MediaKeyError
 from suites import labels, sframe
 from suites.kdf import Kdf
+from wire.calls import CALL_SECRET_LEN
 
-CALL_SECRET_LEN: Final = 32
-"""Bytes of the random call secret."""
 BASE_KEY_LEN: Final = 64
 """Bytes of each epoch's SFrame base key and chain secret (SHA-512 output, Nh)."""
 SUITE: Final = sframe.AES_256_GCM_SHA512_128
