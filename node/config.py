@@ -3,9 +3,9 @@
 Every key of :class:`Config` may appear at the top level of the TOML file and as an
 environment variable named ``SEALRELAY_`` plus the key in upper case (for example
 ``SEALRELAY_MAX_BLOB_BYTES=1048576``); the command line (``--domain``, ``--listen``,
-``--udp-listen``, ``--data``) overrides both. Precedence, lowest first: defaults, the file, the environment,
-the command line. ``domain`` and ``data_dir`` have no default: each must come from one of
-the three (else ``config.missing``). Durations are seconds, sizes bytes.
+``--udp-listen``, ``--data``) overrides both. Precedence, lowest first: defaults, the file,
+the environment, the command line. ``domain`` and ``data_dir`` have no default: each must
+come from one of the three (else ``config.missing``). Durations are seconds, sizes bytes.
 
 ======================================  ===========  ===============================================
 key                                     default      meaning

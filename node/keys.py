@@ -36,10 +36,10 @@ from pathlib import Path
 from typing import Final
 
 from node.errors import ConfigError
-from transport.identity import QuicIdentity
 from suites import Suite, SuiteError, get_suite, labels
 from suites.kem import KemPrivateKey
 from suites.sig import SigPrivateKey
+from transport.identity import QuicIdentity
 from trust.certificates import sign_certificate
 from wire import WireError, decode, encode
 from wire.e2e import IdentityKey, SenderCertificate, SenderCertificateBody

@@ -176,9 +176,7 @@ def test_a_retired_key_no_longer_proves(a_keys: ServerKeys, b_keys: ServerKeys) 
     assert challenge.check(_prove(rotated, challenge), doc, late) == A
 
 
-def test_an_expired_document_does_not_check_a_proof(
-    a_keys: ServerKeys, b_keys: ServerKeys
-) -> None:
+def test_an_expired_document_does_not_check_a_proof(a_keys: ServerKeys, b_keys: ServerKeys) -> None:
     doc = a_keys.sign_document(A, ("https://a.example",), NOW - LIFETIME_S * 1000, LIFETIME_S)
     challenge = _challenge(b_keys)
     _refused(challenge, _prove(a_keys, challenge), doc)
