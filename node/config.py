@@ -259,7 +259,10 @@ def _validate(c: Config) -> None:
     _require(c.client_websocket in CLIENT_WEBSOCKETS, "client_websocket", c.client_websocket)
     _require(c.log_level in LOG_LEVELS, "log_level", c.log_level)
     _require(0 <= c.listen_port <= 65535, "listen_port", c.listen_port)
-    c.udp_address()
+    try:
+        c.udp_address()
+    except ConfigError:
+        _require(False, "udp_listen", c.udp_listen)
     envelope, frame = c.max_envelope_bytes, c.max_frame_bytes
     _require(1024 <= envelope <= WIRE_MAX_BODY, "max_envelope_bytes", envelope)
     _require(frame >= envelope + 1024, "max_frame_bytes", frame)

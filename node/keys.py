@@ -28,6 +28,7 @@ prints.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -41,6 +42,7 @@ from suites.kem import KemPrivateKey
 from suites.sig import SigPrivateKey
 from transport.identity import QuicIdentity
 from trust.certificates import sign_certificate
+from trust.media import check_media
 from wire import WireError, decode, encode
 from wire.e2e import IdentityKey, SenderCertificate, SenderCertificateBody
 from wire.server import (
@@ -185,6 +187,7 @@ class ServerKeys:
             if media_port is None
             else ServerKeyDocumentBodyV2(*fields, ServerMedia(media_port, self.quic_pin))
         )
+        check_media(body)  # never sign what peers refuse (a port of 0: bind first)
         message = encode(body)
         sigs = tuple(
             DocumentSignature(
@@ -249,7 +252,7 @@ def load_or_create(data_dir: str | os.PathLike[str], suite_name: str) -> ServerK
     if path.exists():
         keys, has_quic = _load(path, suite)
         if not has_quic and not path.is_symlink():
-            _write(path, keys)  # version 3: the QUIC identity survives restarts
+            _upgrade(path, keys)
         return keys
     keys = generate(suite)
     _write(path, keys)
@@ -346,6 +349,17 @@ def write_key_file(data_dir: str | os.PathLike[str], keys: ServerKeys) -> Path:
         raise ConfigError(f"server keys {path} already exist; not replacing them")
     _write(path, keys)
     return path
+
+
+def _upgrade(path: Path, keys: ServerKeys) -> None:
+    """Write ``keys`` over an older ``path`` (file version 3: their QUIC identity then
+    survives restarts); if the file cannot be replaced (read-only), keep going with the
+    identity in memory."""
+    try:
+        _write(path, keys)
+    except OSError:
+        with contextlib.suppress(OSError):
+            path.with_suffix(".tmp").unlink(missing_ok=True)
 
 
 def _write(path: Path, keys: ServerKeys) -> None:

@@ -32,9 +32,10 @@ from dataclasses import dataclass
 from typing import Final
 
 from trust.errors import MEDIA_NONE, MEDIA_PIN, MEDIA_PORT, MediaRefused
+from trust.limits import QUIC_PIN_SIZE
 from wire.server import KeyDocumentBody, ServerKeyDocument, ServerKeyDocumentBodyV2
 
-PIN_SIZE: Final = 32
+PIN_SIZE: Final = QUIC_PIN_SIZE
 """Bytes of a QUIC pin: SHA-256 of the certificate key's SPKI (``transport.identity``)."""
 MIN_PORT: Final = 1
 MAX_PORT: Final = 65535

@@ -124,9 +124,9 @@ def prove(
     if ``challenge`` does not decode."""
     try:
         sent = decode(challenge, LinkChallenge, max_size=MAX_LINK_MESSAGE)
-        body = proof_body(sent.challenge, target_pin, origin, target)
-    except (WireError, ValueError):
+    except WireError:
         raise LinkRefused("the link challenge is malformed") from None
+    body = proof_body(sent.challenge, target_pin, origin, target)
     signature = suite.sig.sign(sig_key, encode(body), labels.CTX_PEER_LINK)
     return encode(LinkProof(origin.lower(), key_id, signature))
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from node import cli
+from node import keys as keys_module
 from node.config import Config, load_config
 from node.errors import CONFIG_INVALID, ConfigError
 from node.keys import (
@@ -28,6 +29,7 @@ from sealrelay.cli import build_parser
 from suites import get_suite
 from transport import QuicIdentity
 from trust import documents
+from trust.errors import MEDIA_PORT, MediaRefused
 from trust.media import media_endpoint, media_pin
 from wire import encode
 from wire.server import ServerKeyDocumentBody, ServerKeyDocumentBodyV2
@@ -93,6 +95,23 @@ def test_a_linked_older_key_file_is_not_replaced(tmp_path: Path) -> None:
     assert len(keys.quic_pin) == 32
 
 
+def test_an_older_key_file_that_cannot_be_replaced_still_loads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read-only file (a bind-mounted Secret): the identity stays in memory."""
+    path = tmp_path / KEY_FILE
+    before = _legacy(path)
+
+    def refuse(src: object, dst: object) -> None:
+        raise PermissionError(30, "Read-only file system")
+
+    monkeypatch.setattr(keys_module.os, "replace", refuse)
+    keys = load_or_create(tmp_path, "cnsa2")
+    assert json.loads(path.read_text()) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [KEY_FILE]  # no .tmp left
+    assert len(keys.quic_pin) == 32
+
+
 @pytest.mark.parametrize("version", [2, 3])
 def test_a_file_whose_version_and_identity_disagree_is_refused(
     tmp_path: Path, version: int
@@ -142,6 +161,14 @@ def test_the_document_lists_the_endpoint_only_given_a_port(tmp_path: Path) -> No
     assert (endpoint.port, endpoint.pin) == (7443, keys.quic_pin)
 
 
+def test_a_document_never_lists_port_0(tmp_path: Path) -> None:
+    """udp_listen may bind port 0; the document must name the port actually bound."""
+    keys = load_or_create(tmp_path, "cnsa2")
+    with pytest.raises(MediaRefused) as caught:
+        keys.key_document(DOMAIN, ENDPOINTS, NOW, LIFETIME_S, media_port=0)
+    assert caught.value.code == MEDIA_PORT
+
+
 # --- udp_listen ---------------------------------------------------------------------------------
 
 BASE = {"domain": "a.test", "data_dir": "d"}
@@ -169,7 +196,7 @@ def test_udp_listen_from_file_env_and_flag_in_that_order(tmp_path: Path) -> None
 
 @pytest.mark.parametrize("text", ["7000", ":7000", "h:port", "h:70000", "nohost:"])
 def test_an_invalid_udp_listen_is_refused(text: str) -> None:
-    with pytest.raises(ConfigError, match="udp_listen") as caught:
+    with pytest.raises(ConfigError, match=r"udp_listen.*see docs/operations\.md") as caught:
         load_config(None, {"SEALRELAY_UDP_LISTEN": text}, BASE)
     assert caught.value.code == CONFIG_INVALID
 
