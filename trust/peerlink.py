@@ -75,7 +75,9 @@ class Challenge:
     def check(self, proof: LinkProof, origin_doc: ServerKeyDocument, now_ms: int) -> str:
         """The connecting node's domain (lower case) if ``proof`` answers this challenge
         by a current key of ``origin_doc`` (verified and trusted by the caller); else
-        :class:`LinkRefused`. A second call is refused, whatever its arguments."""
+        :class:`LinkRefused`. ``now_ms`` is when the proof arrived (the window does not
+        count the time spent fetching the document). A second call is refused, whatever
+        its arguments."""
         if self._spent:
             raise LinkRefused("this link challenge was already answered")
         self._spent = True
