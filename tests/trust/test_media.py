@@ -8,6 +8,8 @@ import dataclasses
 
 import msgpack
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from client.errors import AS_SERVER_KEY_ERROR, ServerKeyError
 from federation import documents as federation_documents
@@ -152,3 +154,31 @@ def decode_raw(data: bytes) -> list[object]:
     raw = msgpack.unpackb(data)
     assert isinstance(raw, list)
     return raw
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    port=st.integers(0, 65535),
+    pin=st.binary(min_size=32, max_size=32) | st.binary(max_size=64),
+)
+def test_the_shape_rule_holds_for_any_field(port: int, pin: bytes) -> None:
+    keys = _shared_keys()
+    data = _with_media(keys, ServerMedia(port, pin))
+    code = MEDIA_PORT if port == 0 else MEDIA_PIN if len(pin) != PIN_SIZE else None
+    if code is None:
+        doc = documents.verify_document(data, DOMAIN, NOW)
+        assert media_endpoint(doc) == MediaEndpoint(DOMAIN, port, pin)
+        return
+    with pytest.raises(MediaRefused) as caught:
+        documents.verify_document(data, DOMAIN, NOW)
+    assert caught.value.code == code
+
+
+_KEYS: list[ServerKeys] = []
+
+
+def _shared_keys() -> ServerKeys:
+    """One set of keys for every example (hypothesis does not take function fixtures)."""
+    if not _KEYS:
+        _KEYS.append(generate(get_suite("xwing")))
+    return _KEYS[0]
