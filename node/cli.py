@@ -1,6 +1,7 @@
 """The node's commands, called by ``sealrelay.cli`` with parsed arguments (exit status back).
 
-    sealrelay node serve [--domain D] [--listen HOST:PORT] [--data DIR] [--config FILE]
+    sealrelay node serve [--domain D] [--listen HOST:PORT] [--udp-listen HOST:PORT]
+                         [--data DIR] [--config FILE]
         serves until SIGTERM/SIGINT; once listening prints one JSON line on stdout:
         {"event": "listening", "url": "http://HOST:PORT", "domain": D}. Any key may come
         from the file or a ``SEALRELAY_*`` variable instead of a flag (``node.config``)
@@ -113,6 +114,8 @@ def _config(args: argparse.Namespace, **extra: Any) -> Config:
     if args.listen is not None:
         host, port = parse_listen(args.listen)
         overrides |= {"listen_host": host, "listen_port": port}
+    if getattr(args, "udp_listen", None) is not None:
+        overrides["udp_listen"] = args.udp_listen
     return load_config(getattr(args, "config", None), overrides=overrides)
 
 

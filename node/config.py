@@ -3,9 +3,9 @@
 Every key of :class:`Config` may appear at the top level of the TOML file and as an
 environment variable named ``SEALRELAY_`` plus the key in upper case (for example
 ``SEALRELAY_MAX_BLOB_BYTES=1048576``); the command line (``--domain``, ``--listen``,
-``--data``) overrides both. Precedence, lowest first: defaults, the file, the environment,
-the command line. ``domain`` and ``data_dir`` have no default: each must come from one of
-the three (else ``config.missing``). Durations are seconds, sizes bytes.
+``--udp-listen``, ``--data``) overrides both. Precedence, lowest first: defaults, the file,
+the environment, the command line. ``domain`` and ``data_dir`` have no default: each must
+come from one of the three (else ``config.missing``). Durations are seconds, sizes bytes.
 
 ======================================  ===========  ===============================================
 key                                     default      meaning
@@ -14,6 +14,9 @@ domain                                  (required)   the domain this node serves
 listen_host                             127.0.0.1    address to bind
 listen_port                             7480         port to bind (0: any free port, printed on
                                                      stdout)
+udp_listen                              ""           ``HOST:PORT`` of the UDP socket for call media
+                                                     over QUIC (port 0: any free port); empty: no
+                                                     QUIC endpoint (calls fall back to WebSocket)
 data_dir                                (required)   keys and the SQLite store live here
 suite                                   cnsa2        cipher suite of the domain: cnsa2 or xwing
 store                                   sqlite       storage backend: sqlite, memory or redis
@@ -99,6 +102,7 @@ class Config:
     domain: str = ""
     listen_host: str = "127.0.0.1"
     listen_port: int = 7480
+    udp_listen: str = ""
     data_dir: str = ""
     suite: str = "cnsa2"
     store: str = "sqlite"
@@ -139,6 +143,10 @@ class Config:
         """The ``peers`` tables as :class:`~federation.policy.PeerPolicy` by domain."""
         return parse_peers(self.peers)
 
+    def udp_address(self) -> tuple[str, int] | None:
+        """``udp_listen`` as ``(host, port)``, or ``None`` when the node has no QUIC endpoint."""
+        return parse_listen(self.udp_listen, "udp_listen") if self.udp_listen else None
+
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)
 
@@ -164,11 +172,11 @@ def load_config(
         raise ConfigError(f"invalid configuration: {exc}") from None
 
 
-def parse_listen(text: str) -> tuple[str, int]:
-    """``HOST:PORT`` (``[v6]:PORT`` too) as ``(host, port)``."""
+def parse_listen(text: str, key: str = "listen") -> tuple[str, int]:
+    """``HOST:PORT`` (``[v6]:PORT`` too) as ``(host, port)``; ``key`` names it in the error."""
     host, sep, port = text.rpartition(":")
     if not sep or not host or not port.isdigit() or int(port) > 65535:
-        raise ConfigError(f"listen: expected HOST:PORT, got {text!r}")
+        raise ConfigError(f"{key}: expected HOST:PORT, got {text!r}")
     return host.strip("[]"), int(port)
 
 
@@ -251,6 +259,10 @@ def _validate(c: Config) -> None:
     _require(c.client_websocket in CLIENT_WEBSOCKETS, "client_websocket", c.client_websocket)
     _require(c.log_level in LOG_LEVELS, "log_level", c.log_level)
     _require(0 <= c.listen_port <= 65535, "listen_port", c.listen_port)
+    try:
+        c.udp_address()
+    except ConfigError:
+        _require(False, "udp_listen", c.udp_listen)
     envelope, frame = c.max_envelope_bytes, c.max_frame_bytes
     _require(1024 <= envelope <= WIRE_MAX_BODY, "max_envelope_bytes", envelope)
     _require(frame >= envelope + 1024, "max_frame_bytes", frame)

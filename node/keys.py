@@ -1,9 +1,22 @@
 """The node's server keys, its key document and the sender certificates it issues.
 
 On first start :func:`load_or_create` generates, in the data directory, a hybrid signing
-key of the domain's suite and a hybrid KEM key for the routing layer, and writes them to
+key of the domain's suite, a hybrid KEM key for the routing layer and the node's QUIC
+identity (``transport.identity.QuicIdentity``: an ECDSA P-384 key and a self-signed
+certificate over it, for call media; DESIGN section 9), and writes them to
 ``server-keys.json`` (mode 0600, written to a temporary file and renamed); later starts load
 that file. A key's id is the first 16 bytes of SHA-256 of its public key.
+
+The QUIC identity: one current key, listed (as the SHA-256 pin of its SubjectPublicKeyInfo,
+with the UDP port) in the key document when the node is given a media port
+(``ServerKeys.key_document(..., media_port=...)``); clients and peer nodes pin it from the
+document (``trust.media``). It rotates with the server keys (:meth:`ServerKeys.rotated`, that
+is ``sealrelay keys rotate``): the new document lists only the new pin, and a party still
+holding the old document fails the pin check, fetches the document again and reconnects.
+A key file of version 1 or 2 has no QUIC identity: loading it makes a fresh one, and
+:func:`load_or_create` writes it back (file version 3) unless the file is a link (a mounted
+Kubernetes Secret: regenerate the Secret from a rotated or new key file to share one
+QUIC key between replicas and restarts).
 
 :class:`ServerKeys` signs the :class:`~wire.server.ServerKeyDocument` (``valid_until`` =
 now + the document lifetime, at most 7 days; cached and re-signed once a tenth of its life
@@ -15,6 +28,7 @@ prints.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -26,7 +40,9 @@ from node.errors import ConfigError
 from suites import Suite, SuiteError, get_suite, labels
 from suites.kem import KemPrivateKey
 from suites.sig import SigPrivateKey
+from transport.identity import QuicIdentity
 from trust.certificates import sign_certificate
+from trust.media import check_media
 from wire import WireError, decode, encode
 from wire.e2e import IdentityKey, SenderCertificate, SenderCertificateBody
 from wire.server import (
@@ -35,11 +51,15 @@ from wire.server import (
     ServerKemKey,
     ServerKeyDocument,
     ServerKeyDocumentBody,
+    ServerKeyDocumentBodyV2,
+    ServerMedia,
     ServerVerifyKeyEntry,
 )
 
 KEY_FILE: Final = "server-keys.json"
-KEY_FILE_VERSION: Final = 2
+KEY_FILE_VERSION: Final = 3
+KEY_FILE_VERSIONS: Final = (1, 2, KEY_FILE_VERSION)
+"""Version 3 added the QUIC identity (``quic``); older files load without one."""
 RELOAD_INTERVAL: Final = 2.0  # seconds between checks of the key file by a running node
 KEY_ID_LEN: Final = 16
 FILE_MODE: Final = 0o600
@@ -64,16 +84,18 @@ class RetiredKeys:
 @dataclass(eq=False)
 class ServerKeys:
     """The domain's current signing and KEM keys, the retired ones still in their overlap,
-    and the agency root's certifications of verify keys (times in Unix milliseconds)."""
+    the agency root's certifications of verify keys (times in Unix milliseconds), and the
+    node's current QUIC identity (a fresh one unless given)."""
 
     suite: Suite
     sig_key: SigPrivateKey = field(repr=False)
     kem_key: KemPrivateKey = field(repr=False)
     retired: tuple[RetiredKeys, ...] = ()
     certifications: tuple[RootCertification, ...] = ()
+    quic: QuicIdentity = field(default_factory=QuicIdentity.generate, repr=False)
     _doc: ServerKeyDocument | None = field(default=None, repr=False)
     _doc_bytes: bytes = field(default=b"", repr=False)
-    _doc_key: tuple[str, tuple[str, ...]] = field(default=("", ()), repr=False)
+    _doc_key: tuple[str, tuple[str, ...], int | None] = field(default=("", (), None), repr=False)
 
     @property
     def sig_public(self) -> bytes:
@@ -91,6 +113,11 @@ class ServerKeys:
     def kem_key_id(self) -> bytes:
         return key_id(self.kem_key.public)
 
+    @property
+    def quic_pin(self) -> bytes:
+        """SHA-256 of the QUIC certificate key's SubjectPublicKeyInfo (32 bytes)."""
+        return self.quic.pin.sha256
+
     def kem_private(self, kid: bytes) -> KemPrivateKey | None:
         """The KEM private key (current or retired) with id ``kid``."""
         for key in (self.kem_key, *(r.kem_key for r in self.retired)):
@@ -99,47 +126,68 @@ class ServerKeys:
         return None
 
     def key_document(
-        self, domain: str, endpoints: tuple[str, ...], now_ms: int, lifetime_s: int
+        self,
+        domain: str,
+        endpoints: tuple[str, ...],
+        now_ms: int,
+        lifetime_s: int,
+        media_port: int | None = None,
     ) -> ServerKeyDocument:
         """The signed document, re-signed when a tenth of its life has passed."""
         doc = self._doc
         stale = doc is None or now_ms >= doc.body.issued + lifetime_s * 100
-        if doc is None or stale or self._doc_key != (domain, endpoints):
-            doc = self.sign_document(domain, endpoints, now_ms, lifetime_s)
+        if doc is None or stale or self._doc_key != (domain, endpoints, media_port):
+            doc = self.sign_document(domain, endpoints, now_ms, lifetime_s, media_port)
             self._doc, self._doc_bytes = doc, encode(doc)
-            self._doc_key = (domain, endpoints)
+            self._doc_key = (domain, endpoints, media_port)
         return doc
 
     def key_document_bytes(
-        self, domain: str, endpoints: tuple[str, ...], now_ms: int, lifetime_s: int
+        self,
+        domain: str,
+        endpoints: tuple[str, ...],
+        now_ms: int,
+        lifetime_s: int,
+        media_port: int | None = None,
     ) -> bytes:
-        self.key_document(domain, endpoints, now_ms, lifetime_s)
+        self.key_document(domain, endpoints, now_ms, lifetime_s, media_port)
         return self._doc_bytes
 
     def sign_document(
-        self, domain: str, endpoints: tuple[str, ...], now_ms: int, lifetime_s: int
+        self,
+        domain: str,
+        endpoints: tuple[str, ...],
+        now_ms: int,
+        lifetime_s: int,
+        media_port: int | None = None,
     ) -> ServerKeyDocument:
         """The document listing the current keys (``not_after`` = ``valid_until``) and the
-        retired ones still in their overlap, signed by all of them."""
+        retired ones still in their overlap, signed by all of them; with ``media_port``,
+        a version 2 body that also lists the QUIC endpoint (that UDP port and the pin of
+        :attr:`quic`), else a version 1 body as before."""
         valid_until = now_ms + lifetime_s * 1000
         suite_id = self.suite.suite_id
         live = [r for r in self.retired if r.not_after > now_ms]
         generations = [(self.sig_key, self.kem_key, valid_until)]
         generations += [(r.sig_key, r.kem_key, r.not_after) for r in live]
-        body = ServerKeyDocumentBody(
-            server=domain,
-            suite=suite_id,
-            verify_keys=tuple(
+        fields = (
+            domain,
+            suite_id,
+            tuple(
                 ServerVerifyKeyEntry(key_id(s.public), suite_id, s.public, t)
                 for s, _, t in generations
             ),
-            kem_keys=tuple(
-                ServerKemKey(key_id(k.public), suite_id, k.public, t) for _, k, t in generations
-            ),
-            endpoints=endpoints,
-            issued=now_ms,
-            valid_until=valid_until,
+            tuple(ServerKemKey(key_id(k.public), suite_id, k.public, t) for _, k, t in generations),
+            endpoints,
+            now_ms,
+            valid_until,
         )
+        body: ServerKeyDocumentBody | ServerKeyDocumentBodyV2 = (
+            ServerKeyDocumentBody(*fields)
+            if media_port is None
+            else ServerKeyDocumentBodyV2(*fields, ServerMedia(media_port, self.quic_pin))
+        )
+        check_media(body)  # never sign what peers refuse (a port of 0: bind first)
         message = encode(body)
         sigs = tuple(
             DocumentSignature(
@@ -158,14 +206,21 @@ class ServerKeys:
         keep = tuple(r for r in self.retired if r.not_after > now_ms)
         retiring = RetiredKeys(self.sig_key, self.kem_key, now_ms + overlap_s * 1000)
         return ServerKeys(
-            self.suite, fresh.sig_key, fresh.kem_key, (retiring, *keep), self.certifications
+            self.suite,
+            fresh.sig_key,
+            fresh.kem_key,
+            (retiring, *keep),
+            self.certifications,
+            fresh.quic,
         )
 
     def certified(self, cert: RootCertification) -> ServerKeys:
         """These keys with ``cert`` added (replacing one by the same root for the same key)."""
         same = (cert.root_public, cert.body.verify_key)
         others = tuple(c for c in self.certifications if (c.root_public, c.body.verify_key) != same)
-        return ServerKeys(self.suite, self.sig_key, self.kem_key, self.retired, (*others, cert))
+        return ServerKeys(
+            self.suite, self.sig_key, self.kem_key, self.retired, (*others, cert), self.quic
+        )
 
     def issue_certificate(
         self, address: str, device: int, identity: IdentityKey, now_ms: int, lifetime_s: int
@@ -184,7 +239,7 @@ class ServerKeys:
 
 def generate(suite: Suite) -> ServerKeys:
     sig_key, _ = suite.sig.generate()
-    return ServerKeys(suite, sig_key, suite.kem.generate())
+    return ServerKeys(suite, sig_key, suite.kem.generate(), quic=QuicIdentity.generate())
 
 
 def load_or_create(data_dir: str | os.PathLike[str], suite_name: str) -> ServerKeys:
@@ -195,18 +250,33 @@ def load_or_create(data_dir: str | os.PathLike[str], suite_name: str) -> ServerK
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = directory / KEY_FILE
     if path.exists():
-        return load(path, suite)
+        keys, has_quic = _load(path, suite)
+        if not has_quic and not path.is_symlink():
+            _upgrade(path, keys)
+        return keys
     keys = generate(suite)
     _write(path, keys)
     return keys
 
 
 def load(path: Path, suite: Suite | None = None) -> ServerKeys:
-    """The keys in ``path`` (file version 1 or 2); of ``suite`` if given."""
+    """The keys in ``path`` (file version 1, 2 or 3); of ``suite`` if given. A file
+    without a QUIC identity (before version 3) gets a fresh one, not written back."""
+    return _load(path, suite)[0]
+
+
+def _load(path: Path, suite: Suite | None) -> tuple[ServerKeys, bool]:
+    """The keys in ``path``, and whether the file holds their QUIC identity."""
     try:
         data = json.loads(path.read_text())
         version, name = data["version"], data["suite"]
         file_suite = get_suite(name)
+        quic = data.get("quic")
+        identity = (
+            QuicIdentity.from_pem(quic["certificate"].encode(), quic["key"].encode())
+            if quic is not None
+            else QuicIdentity.generate()
+        )
         keys = ServerKeys(
             file_suite,
             file_suite.sig.private_key_from_bytes(bytes.fromhex(data["sig"])),
@@ -222,14 +292,15 @@ def load(path: Path, suite: Suite | None = None) -> ServerKeys:
             tuple(
                 decode(bytes.fromhex(c), RootCertification) for c in data.get("certifications", [])
             ),
+            identity,
         )
     except (OSError, ValueError, KeyError, TypeError, SuiteError, WireError) as exc:
         raise ConfigError(f"cannot read server keys {path}: {type(exc).__name__}") from None
-    if version not in (1, KEY_FILE_VERSION):
+    if version not in KEY_FILE_VERSIONS or (version == KEY_FILE_VERSION) != (quic is not None):
         raise ConfigError(f"server keys {path} have file version {version}")
     if suite is not None and name != suite.name:
         raise ConfigError(f"server keys {path} are for suite {name!r}, not {suite.name!r}")
-    return keys
+    return keys, quic is not None
 
 
 def key_file_bytes(keys: ServerKeys) -> bytes:
@@ -252,6 +323,10 @@ def key_file_bytes(keys: ServerKeys) -> bytes:
             for r in keys.retired
         ],
         "certifications": [encode(c).hex() for c in keys.certifications],
+        "quic": {
+            "certificate": keys.quic.certificate_pem.decode(),
+            "key": keys.quic.private_key_pem.decode(),
+        },
     }
     return json.dumps(data).encode()
 
@@ -274,6 +349,17 @@ def write_key_file(data_dir: str | os.PathLike[str], keys: ServerKeys) -> Path:
         raise ConfigError(f"server keys {path} already exist; not replacing them")
     _write(path, keys)
     return path
+
+
+def _upgrade(path: Path, keys: ServerKeys) -> None:
+    """Write ``keys`` over an older ``path`` (file version 3: their QUIC identity then
+    survives restarts); if the file cannot be replaced (read-only), keep going with the
+    identity in memory."""
+    try:
+        _write(path, keys)
+    except OSError:
+        with contextlib.suppress(OSError):
+            path.with_suffix(".tmp").unlink(missing_ok=True)
 
 
 def _write(path: Path, keys: ServerKeys) -> None:

@@ -50,6 +50,11 @@ def _add_node(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="HOST:PORT",
         help="address to listen on (port 0: any free; or listen_host and listen_port in --config)",
     )
+    serve.add_argument(
+        "--udp-listen",
+        metavar="HOST:PORT",
+        help="UDP address for call media over QUIC (or udp_listen in --config; default: none)",
+    )
     serve.add_argument("--data", metavar="DIR", help="data directory (or data_dir in --config)")
     serve.add_argument("--config", metavar="FILE", help="TOML configuration file")
     _handler(serve, "node.cli:serve")

@@ -4,6 +4,8 @@
                         refresh and rollback
 ``trust.routing``       the routing layer's AAD and the choice of the KEM key to seal to
 ``trust.certificates``  sender certificates: signing and checking
+``trust.media``         a node's QUIC endpoint in its key document, and the pin to connect with
+``trust.peerlink``      node-to-node QUIC links: the connecting node proves its domain
 ``trust.limits``        every bound both sides enforce
 ``trust.errors``        the node's error codes and the errors of these rules
 

@@ -9,7 +9,8 @@ A document is acceptable for a domain when
    stripped ML-KEM half or an invalid point is refused before anyone seals to it); every
    current verify key (``not_after`` after ``issued``) signed the body under
    ``CTX_SERVER_KEY_DOCUMENT`` with the domain's suite, and every signature verifies
-   (:func:`verify_document`);
+   (:func:`verify_document`); its QUIC endpoint, if it lists one, is well formed
+   (``trust.media.check_media``: :class:`~trust.errors.MediaRefused` with its code);
 3. its trust holds (:func:`check_trust`), by one of:
    - a *root pin*: a certification in the document, signed under ``CTX_ROOT_CERTIFICATION``
      by a root key whose fingerprint is pinned, names this domain and a verify key that
@@ -36,6 +37,7 @@ from collections.abc import Iterable
 from suites import SuiteError, get_suite_by_id, labels, rootsig
 from trust.errors import DocumentRefused, PinRefused
 from trust.limits import MAX_CACHE_MS, MAX_DOCUMENT
+from trust.media import check_media
 from wire import WireError, decode, encode
 from wire.server import (
     PeerRootsStatement,
@@ -69,6 +71,7 @@ def verify_document(data: bytes, domain: str, now_ms: int) -> ServerKeyDocument:
             suite.kem.check_public(kem.public)
     except SuiteError:
         raise DocumentRefused(f"a KEM key of {domain} is not a valid {suite.name} key") from None
+    check_media(body)
     current = {key.id for key in body.verify_keys if key.not_after > body.issued}
     signers = signing_keys(doc)
     if not signers or not current <= {key.id for key in signers}:

@@ -53,8 +53,14 @@ into their own hierarchies, ``client.errors`` and ``federation.errors``, with
                                 (``trust.*`` for the refusals only a client makes)
     ├── DocumentRefused         fed.key_document: a key document does not verify, or a
     │   │                       refresh would roll it back or swap its keys
-    │   └── PinRefused          fed.pin_mismatch: it breaks a pin
+    │   ├── PinRefused          fed.pin_mismatch: it breaks a pin
+    │   └── MediaRefused        trust.media_port / trust.media_pin: its QUIC endpoint
+    │                           (``media``) has no valid port or pin; trust.media_none:
+    │                           it lists no QUIC endpoint (``trust.media``)
     ├── RoutingRefused          fed.routing: a routing layer cannot be sealed or opened
+    ├── LinkRefused             fed.auth: a node-to-node link's proof (``trust.peerlink``)
+    │                           is malformed, stale, replayed, for another node or pin,
+    │                           or not signed by a current key of its domain
     └── CertificateRefused      a sender certificate is expired, not for an address, or
         │                       not signed by a current key of its address's domain
         └── CertificateSuiteRefused
@@ -190,6 +196,24 @@ class DocumentRefused(TrustError):
 
 class PinRefused(DocumentRefused):
     code = FED_PIN_MISMATCH
+
+
+MEDIA_PORT: Final = "trust.media_port"
+MEDIA_PIN: Final = "trust.media_pin"
+MEDIA_NONE: Final = "trust.media_none"
+
+
+class MediaRefused(DocumentRefused):
+    """A key document's QUIC endpoint is malformed or absent; ``code`` says which
+    (:data:`MEDIA_PORT`, :data:`MEDIA_PIN`, :data:`MEDIA_NONE`)."""
+
+    def __init__(self, code: str, message: str = "") -> None:
+        super().__init__(message or code)
+        self.code = code
+
+
+class LinkRefused(TrustError):
+    code = FED_AUTH
 
 
 class RoutingRefused(TrustError):

@@ -14,6 +14,9 @@ MAX_NODE_FRAME    the largest WebSocket frame a client reads from its node (a De
                   batch may hold several envelopes)
 MAX_CLIENT_FRAME  the default largest WebSocket frame a node reads from a client (its
                   ``max_frame_bytes``): the largest envelope body and room for the rest
+QUIC_PIN_SIZE     bytes of the QUIC pin a key document lists (``trust.media``): SHA-256
+                  of the certificate key's SubjectPublicKeyInfo, as
+                  ``transport.identity.PIN_SIZE`` (which this package cannot import)
 
 Bounds of the wire format live in ``wire`` (which cannot import this package) and are
 re-exported here, so that this table names them all:
@@ -55,6 +58,7 @@ __all__ = [
     "MAX_LAYER_BYTES",
     "MAX_NODE_FRAME",
     "MAX_STATEMENT",
+    "QUIC_PIN_SIZE",
 ]
 
 MAX_ENVELOPE_BODY: Final = MAX_PAYLOAD
@@ -63,3 +67,4 @@ MAX_CACHE_MS: Final = 7 * 86_400_000
 MAX_BLOB_BYTES: Final = 64 * 1024 * 1024
 MAX_NODE_FRAME: Final = 64 * 1024 * 1024
 MAX_CLIENT_FRAME: Final = MAX_ENVELOPE_BODY + 64 * 1024
+QUIC_PIN_SIZE: Final = 32
