@@ -30,8 +30,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from transport.errors import PeerKeyMismatch
+from trust.limits import QUIC_PIN_SIZE
 
-PIN_SIZE: Final = 32
+PIN_SIZE: Final = QUIC_PIN_SIZE
 """Bytes of a pin: SHA-256 of the DER SubjectPublicKeyInfo."""
 
 CERT_COMMON_NAME: Final = "sealrelay-quic"

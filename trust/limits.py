@@ -14,9 +14,9 @@ MAX_NODE_FRAME    the largest WebSocket frame a client reads from its node (a De
                   batch may hold several envelopes)
 MAX_CLIENT_FRAME  the default largest WebSocket frame a node reads from a client (its
                   ``max_frame_bytes``): the largest envelope body and room for the rest
-QUIC_PIN_SIZE     bytes of the QUIC pin a key document lists (``trust.media``): SHA-256
-                  of the certificate key's SubjectPublicKeyInfo, as
-                  ``transport.identity.PIN_SIZE`` (which this package cannot import)
+QUIC_PIN_SIZE     bytes of the QUIC pin a key document lists (``trust.media``) and
+                  ``transport.identity`` checks: SHA-256 of the certificate key's
+                  SubjectPublicKeyInfo
 
 Bounds of the wire format live in ``wire`` (which cannot import this package) and are
 re-exported here, so that this table names them all:
