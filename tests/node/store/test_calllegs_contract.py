@@ -54,11 +54,15 @@ async def test_one_bridge_claims_a_leg(call_legs: CallLegs) -> None:
     await call_legs.add_leg(record)
     first = await call_legs.claim_leg(record.leg_id, NOW)
     assert first == record  # as it was before: unclaimed, so this call claimed it
-    assert first is not None and not first.claimed
+    assert first is not None
+    assert not first.claimed
     second = await call_legs.claim_leg(record.leg_id, NOW)
-    assert second is not None and second.claimed
+    assert second is not None
+    assert second.claimed
     found = await call_legs.leg(record.leg_id, NOW)
-    assert found is not None and found.claimed and found.secret_hash == record.secret_hash
+    assert found is not None
+    assert found.claimed
+    assert found.secret_hash == record.secret_hash
 
 
 async def test_an_unknown_or_expired_leg_cannot_be_claimed(call_legs: CallLegs) -> None:
