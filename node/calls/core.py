@@ -354,7 +354,8 @@ class CallRelay:
         if leg.sender is not None:
             self._senders.discard(leg.sender)
         far = int.from_bytes(leg.out_prefix, "big") if leg.out_prefix else None
-        ended = [Ended(leg.leg_id, leg.owner, reason, leg.remote, far)]
+        channel = leg.sender if leg.remote else None
+        ended = [Ended(leg.leg_id, leg.owner, reason, leg.remote, channel, far)]
         peer, leg.peer = leg.peer, None
         if peer is not None:
             peer.peer = None

@@ -59,13 +59,16 @@ class Drop:
 @dataclass(frozen=True, slots=True)
 class Ended:
     """A leg that ended: the shell tells its owner, deletes it from the ``CallLegs`` port
-    and, for a remote leg (``far_channel`` set), tells the peer node to end the channel it
-    knows the bridge by."""
+    and, for a remote leg, tells the peer node to end the bridge: ``channel`` is the id
+    this node chose for it (what :meth:`~node.calls.core.CallRelay.bridge_remote` or
+    ``accept_remote`` returned), ``far_channel`` the peer node's (None while the peer node
+    has not joined)."""
 
     leg_id: bytes
     owner: Owner
     reason: EndReason
     remote: bool = False
+    channel: int | None = None
     far_channel: int | None = None
 
 

@@ -192,6 +192,7 @@ def test_the_peer_node_ends_the_bridge_and_the_link_going_ends_them_all() -> Non
     assert len(remote) == 1
     assert remote[0].reason is EndReason.PEER_ENDED
     assert remote[0].far_channel is not None  # what B tells A to end
+    assert remote[0].channel is not None
     ended_a = node_a.end_remote(Link("b.example"), remote[0].far_channel)
     assert [(e.owner, e.reason) for e in ended_a] == [
         (Link("b.example"), EndReason.HANG_UP),
