@@ -252,7 +252,8 @@ class CallRelay:
         if dest is None:
             return self._drop(DropReason.PEER_NOT_BOUND)
         if peer.out_prefix:
-            data = data[:_SENDER_AT] + peer.out_prefix + data[_SENDER_AT + _SENDER_BYTES :]
+            head, tail = data[:_SENDER_AT], data[_SENDER_AT + _SENDER_BYTES :]
+            data = b"".join((head, peer.out_prefix, tail))  # bytes from any bytes-like
         peer.packets_out += 1
         peer.bytes_out += size
         self._forwarded += 1

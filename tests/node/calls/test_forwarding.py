@@ -227,6 +227,15 @@ def test_a_remote_leg_holds_the_link_the_domain_and_random_ids_only() -> None:
     assert not any(isinstance(value, str) and "@" in value for value in text)
 
 
+def test_a_bytes_like_datagram_is_forwarded_as_bytes_across_a_link() -> None:
+    node_a, _, sa, _ = cross_domain()
+    for data in (bytearray(datagram(sa)), memoryview(datagram(sa))):
+        out = node_a.on_datagram("qa", data, T0)
+        assert isinstance(out, Forward)
+        assert type(out.data) is bytes
+        assert out.data[HEADER_SIZE:] == PAYLOAD
+
+
 # --- never raises --------------------------------------------------------------------------
 @settings(max_examples=300, deadline=None)
 @given(
