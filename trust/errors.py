@@ -35,6 +35,10 @@ the remote party broke the rule unless ``internal``). The node raises them
     fed.auth            (server to server) a federation request's signature, time window
                         or nonce is refused
     fed.routing         (server to server) a routing layer does not open
+    call.no_leg         no such call leg on this node (never allocated, or hung up)
+    call.leg_taken      the call leg is bridged to another leg already (or to itself)
+    call.bad_secret     the leg secret presented to bind a media connection is wrong
+    call.expired        the call leg expired (not bound in time, or idle too long)
     store.full          the node's storage is full (disk, or Redis' maxmemory): nothing
                         of the request was stored; retry after ``retry_after``
     store.unavailable   the node's storage does not answer (Redis unreachable): retry after
@@ -81,6 +85,10 @@ __all__ = [  # the codes, which ``node.errors`` re-exports
     "AUTH_TIMEOUT",
     "BLOB_NOT_FOUND",
     "BLOB_TOO_LARGE",
+    "CALL_BAD_SECRET",
+    "CALL_EXPIRED",
+    "CALL_LEG_TAKEN",
+    "CALL_NO_LEG",
     "CODES",
     "FED_AUTH",
     "FED_KEY_DOCUMENT",
@@ -129,6 +137,10 @@ BLOB_TOO_LARGE: Final = "blob.too_large"
 BLOB_NOT_FOUND: Final = "blob.not_found"
 PREKEYS_NONE: Final = "prekeys.none"
 PREKEYS_INVALID: Final = "prekeys.invalid"
+CALL_NO_LEG: Final = "call.no_leg"
+CALL_LEG_TAKEN: Final = "call.leg_taken"
+CALL_BAD_SECRET: Final = "call.bad_secret"  # noqa: S105 - an error code
+CALL_EXPIRED: Final = "call.expired"
 FED_POLICY: Final = "fed.policy"
 FED_UNAVAILABLE: Final = "fed.unavailable"
 FED_KEY_DOCUMENT: Final = "fed.key_document"
@@ -160,6 +172,10 @@ CODES: Final = (
     BLOB_NOT_FOUND,
     PREKEYS_NONE,
     PREKEYS_INVALID,
+    CALL_NO_LEG,
+    CALL_LEG_TAKEN,
+    CALL_BAD_SECRET,
+    CALL_EXPIRED,
     FED_POLICY,
     FED_UNAVAILABLE,
     FED_KEY_DOCUMENT,

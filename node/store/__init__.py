@@ -1,11 +1,12 @@
 """The node's storage (DESIGN section 5): small ports, their records and three backends.
 
 Accounts, Prekeys, Mailboxes, Blobs,    the ports, one Protocol each (``ports``)
-OutboundQueue, ReplayGuard, Maintenance
+OutboundQueue, ReplayGuard, Maintenance,
+CallLegs
 Store, Storage                          every port (a backend), and the bundle of ports
 DeviceRecord, PrekeyRecord,             the records (``base``)
 BundleParts, StoredEnvelope, SweepResult,
-OutboundItem
+OutboundItem, LegRecord
 StoreError, StoreClosed, StoreFull,     backend failures (``errors``)
 StoreUnavailable
 MemoryStore()                           in memory, for unit tests (``memory``)
@@ -24,6 +25,7 @@ from typing import Final
 from node.store.base import (
     BundleParts,
     DeviceRecord,
+    LegRecord,
     OutboundItem,
     PrekeyRecord,
     StoredEnvelope,
@@ -34,6 +36,7 @@ from node.store.memory import MemoryStore
 from node.store.ports import (
     Accounts,
     Blobs,
+    CallLegs,
     Mailboxes,
     Maintenance,
     OutboundQueue,
@@ -91,7 +94,9 @@ __all__ = [
     "Accounts",
     "Blobs",
     "BundleParts",
+    "CallLegs",
     "DeviceRecord",
+    "LegRecord",
     "Mailboxes",
     "Maintenance",
     "MemoryStore",

@@ -98,3 +98,17 @@ class SweepResult:
     tombstones: int
     invites: int
     outbound: int = 0  # queued federation items dropped by their TTL
+
+
+@dataclass(frozen=True)
+class LegRecord:
+    """A call leg as other replicas see it (the ``CallLegs`` port; ``node.calls``):
+    ``replica`` holds the leg (its media connection and its bridge), ``secret_hash`` is
+    SHA-256 of the leg secret (never the secret), ``expires`` ends it (Unix ms) unless
+    renewed, and ``claimed`` is True once a bridge has joined it."""
+
+    leg_id: bytes
+    replica: bytes
+    secret_hash: bytes
+    expires: int
+    claimed: bool = False

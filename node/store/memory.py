@@ -1,4 +1,5 @@
-"""The in-memory :class:`~node.store.ports.Store` (every port in one class), for unit tests.
+"""The in-memory :class:`~node.store.ports.Store` (every port in one class, the call legs
+in a base of their own, ``node.store.memory_calllegs``), for unit tests.
 
 It implements the ports' semantics exactly (the contract tests in ``tests/node/store``,
 one module per port, run against it and the SQLite and Redis backends alike). Each method runs
@@ -19,12 +20,14 @@ import trio
 from node.store.base import (
     BundleParts,
     DeviceRecord,
+    LegRecord,
     OutboundItem,
     PrekeyRecord,
     StoredEnvelope,
     SweepResult,
 )
 from node.store.errors import StoreClosed
+from node.store.memory_calllegs import MemoryCallLegs
 
 _K = TypeVar("_K")
 _V = TypeVar("_V")
@@ -57,7 +60,7 @@ class _Blob:
     data: bytes | None = None
 
 
-class MemoryStore:
+class MemoryStore(MemoryCallLegs):
     """Everything in dictionaries; nothing survives the process."""
 
     def __init__(self) -> None:
@@ -78,6 +81,7 @@ class MemoryStore:
         self._nonces: dict[tuple[str, bytes], int] = {}
         # fan-out records: (mailbox, eid) -> identity of the one shared body object
         self._shared: dict[tuple[bytes, bytes], int] = {}
+        self._legs: dict[bytes, LegRecord] = {}  # call legs (``memory_calllegs``)
         self._closed = False
 
     async def _enter(self) -> None:

@@ -8,6 +8,7 @@
     OutboundQueue    4       node.fed.outbound (federation senders)
     ReplayGuard      3       node.fed.inbound (transaction de-duplication, nonces)
     Maintenance      3       the sweeper, ``/metrics``, shutdown
+    CallLegs         7       the call relay's shell (``node.calls``): legs other replicas find
 
 A consumer names the port it needs, never the whole store. Every backend (memory, SQLite,
 Redis) implements every port; :class:`Store` is that sum, what a backend factory
@@ -29,6 +30,7 @@ from typing import Final, Protocol
 from node.store.base import (
     BundleParts,
     DeviceRecord,
+    LegRecord,
     OutboundItem,
     PrekeyRecord,
     StoredEnvelope,
@@ -251,7 +253,58 @@ class Maintenance(Protocol):
     async def aclose(self) -> None: ...
 
 
-class Store(Accounts, Prekeys, Mailboxes, Blobs, OutboundQueue, ReplayGuard, Maintenance, Protocol):
+class CallLegs(Protocol):
+    """Call legs (DESIGN section 9; issue 17): what must outlive one replica's memory or be
+    shared by the replicas of a cluster, leg id -> (the replica that holds it, the hash of
+    its secret, its expiry, whether a bridge joined it). A leg's live state (its media
+    connection, its bridge, its counters) is the holding replica's, in
+    :class:`node.calls.CallRelay`; a replica that gets a bind or a bridge request for a leg
+    it does not hold looks here for the one that does. No account address is stored."""
+
+    async def add_leg(self, leg: LegRecord) -> bool:
+        """Record a new leg; False (and nothing changes) if its id is held already."""
+        ...
+
+    async def leg(self, leg_id: bytes, now: int) -> LegRecord | None:
+        """The unexpired leg ``leg_id``, or None."""
+        ...
+
+    async def claim_leg(self, leg_id: bytes, now: int) -> LegRecord | None:
+        """Mark the unexpired leg ``leg_id`` joined by a bridge, atomically; the record as
+        it was *before*: ``claimed`` False means this call claimed it, True that a bridge
+        had claimed it already (nothing changes). None if unknown or expired. Two
+        concurrent claims never both see ``claimed`` False."""
+        ...
+
+    async def renew_leg(self, leg_id: bytes, replica: bytes, expires: int, now: int) -> bool:
+        """The unexpired leg ``leg_id`` is now held by ``replica`` (its media connection
+        bound there) until ``expires``; False (nothing changes) if unknown or expired."""
+        ...
+
+    async def delete_leg(self, leg_id: bytes) -> bool:
+        """Forget the leg (hung up, ended); False if it was not there."""
+        ...
+
+    async def sweep_legs(self, now: int) -> int:
+        """Delete the legs whose ``expires`` is at or before ``now``; how many."""
+        ...
+
+    async def count_legs(self, now: int) -> int:
+        """Unexpired legs held, by every replica (a gauge for ``/metrics``)."""
+        ...
+
+
+class Store(
+    Accounts,
+    Prekeys,
+    Mailboxes,
+    Blobs,
+    OutboundQueue,
+    ReplayGuard,
+    Maintenance,
+    CallLegs,
+    Protocol,
+):
     """A backend: every port at once (``MemoryStore``, ``SqliteStore``, ``RedisStore``).
     Only what opens and closes a backend names it; consumers take a port."""
 
@@ -270,6 +323,7 @@ class Storage:
     outbound: OutboundQueue
     replay: ReplayGuard
     maintenance: Maintenance
+    call_legs: CallLegs
 
     @classmethod
     def of(cls, backend: Store) -> Storage:
@@ -282,7 +336,17 @@ class Storage:
             outbound=backend,
             replay=backend,
             maintenance=backend,
+            call_legs=backend,
         )
 
 
-PORTS: Final = (Accounts, Prekeys, Mailboxes, Blobs, OutboundQueue, ReplayGuard, Maintenance)
+PORTS: Final = (
+    Accounts,
+    Prekeys,
+    Mailboxes,
+    Blobs,
+    OutboundQueue,
+    ReplayGuard,
+    Maintenance,
+    CallLegs,
+)

@@ -26,6 +26,8 @@ Round trips per operation (one round trip = one batch written, one batch of repl
     sweep            1 per 1000 expired items of the largest kind
     stats            1
     outbound_put / _batch / _done, record_txn, remember_nonce    1 each
+    add_leg, leg, claim_leg, renew_leg, delete_leg, count_legs   1 each
+    sweep_legs       1 per 1000 expired legs
 
 :meth:`open` loads every script (one pipelined round trip). After a failover or a restart
 the primary may have an empty script cache: a ``NOSCRIPT`` reply loads them all again
@@ -56,6 +58,7 @@ The connection, the retries, the scripts' loading and ``WAIT`` are the shell in
     RedisAccounts, RedisPrekeys                 node.store.redis_accounts
     RedisMailboxes                              node.store.redis_mailboxes
     RedisBlobs, RedisOutbound, RedisReplay      node.store.redis_federation
+    RedisCallLegs                               node.store.redis_calllegs
     Maintenance (open, sweep, stats, aclose),   here
     the push channel and shared rate limits
 Mailbox ids are at most 255 bytes and prekey ids 0 to 2**64-1 (``ValueError`` beyond).
@@ -70,6 +73,7 @@ from typing import Any, Final
 
 from node.store.base import SweepResult
 from node.store.redis_accounts import RedisAccounts, RedisPrekeys
+from node.store.redis_calllegs import RedisCallLegs
 from node.store.redis_client import DEFAULT_RETRY_FOR, DEFAULT_WAIT_TIMEOUT_MS, RedisClient
 from node.store.redis_federation import RedisBlobs, RedisOutbound, RedisReplay
 from node.store.redis_mailboxes import RedisMailboxes
@@ -116,6 +120,7 @@ class RedisStore(
     RedisBlobs,
     RedisOutbound,
     RedisReplay,
+    RedisCallLegs,
 ):
     """Every port on one client. Open with :meth:`open` or :meth:`open_sentinel`; close
     with :meth:`aclose`."""

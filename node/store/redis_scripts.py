@@ -1,11 +1,13 @@
 """The Lua scripts of :class:`~node.store.redis.RedisStore`, one per atomic step: the
 accounts, prekeys and maintenance scripts here, the others by port in
-``redis_scripts_mailboxes`` and ``redis_scripts_federation``; :data:`ALL` names them all.
+``redis_scripts_mailboxes``, ``redis_scripts_federation`` and ``redis_scripts_calls``;
+:data:`ALL` names them all.
 
 Redis runs a script without interleaving any other command, so each script is one
 transaction (the Redis documentation, "Scripting with Lua": "Redis guarantees the
 script's atomic execution"). Scripts receive the keys they touch in ``KEYS`` except
-:data:`SWEEP`, which derives per-mailbox and per-blob keys from the prefix; that is
+:data:`SWEEP` and ``SWEEP_LEGS``, which derive per-mailbox, per-blob and per-leg keys
+from the prefix; that is
 fine on one primary (with Sentinel) and the reason this backend does not claim Redis
 Cluster support.
 
@@ -48,6 +50,8 @@ Key layout (``P`` is the store's prefix, e.g. ``sealrelay:``; ``MB`` a mailbox i
     P rl:salt                the salt of the rate-limit key hashes
     P rl:NAME:H:W            hash replica id -> tokens limiter NAME spent for key hash H in
                              window W (``node.clusterlimits``; gone 10 s after its window)
+    P leg:ID / P legs:exp    call legs: hash r, h, e, c / zset leg id by expiry
+                             (``redis_scripts_calls``)
     P push                   pub/sub channel: ENQUEUE publishes each stored envelope's
                              (publisher, mailbox, seq) there, for ``node.cluster``
 
@@ -60,6 +64,13 @@ from __future__ import annotations
 
 from typing import Final
 
+from node.store.redis_scripts_calls import (
+    ADD_LEG,
+    CLAIM_LEG,
+    DELETE_LEG,
+    RENEW_LEG,
+    SWEEP_LEGS,
+)
 from node.store.redis_scripts_federation import (
     GRANT_BLOB,
     OUTBOUND_BATCH,
@@ -256,4 +267,9 @@ ALL: Final = {
     "stats": STATS,
     "share_rates": SHARE_RATES,
     "rate_salt": RATE_SALT,
+    "add_leg": ADD_LEG,
+    "claim_leg": CLAIM_LEG,
+    "renew_leg": RENEW_LEG,
+    "delete_leg": DELETE_LEG,
+    "sweep_legs": SWEEP_LEGS,
 }

@@ -16,6 +16,7 @@ Each port is a class of its own module, all on the same connections (``sqlite_op
     SqliteAccounts, SqlitePrekeys               node.store.sqlite_accounts
     SqliteMailboxes                             node.store.sqlite_mailboxes
     SqliteBlobs, SqliteOutbound, SqliteReplay   node.store.sqlite_federation
+    SqliteCallLegs                              node.store.sqlite_calllegs
     Maintenance (open, sweep, stats, aclose)    here
 """
 
@@ -33,6 +34,7 @@ from node.store.base import SweepResult
 from node.store.blobfiles import BlobFiles
 from node.store.commit import Readers, Writer
 from node.store.sqlite_accounts import SqliteAccounts, SqlitePrekeys
+from node.store.sqlite_calllegs import SqliteCallLegs
 from node.store.sqlite_federation import SqliteBlobs, SqliteOutbound, SqliteReplay
 from node.store.sqlite_mailboxes import SqliteMailboxes
 from node.store.sqlite_ops import execute, execute_bare, returning, select
@@ -48,6 +50,7 @@ class SqliteStore(
     SqliteBlobs,
     SqliteOutbound,
     SqliteReplay,
+    SqliteCallLegs,
 ):
     """Every port on one writer and one reader pool. Open with :meth:`open`; close with
     :meth:`aclose`."""

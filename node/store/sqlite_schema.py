@@ -1,8 +1,8 @@
 """The SQLite backend's file: connections, pragmas, schema and its versions.
 
-Tables (version 4; ``introductions`` came with version 2, the federation tables
+Tables (version 5; ``introductions`` came with version 2, the federation tables
 ``outbound``, ``fed_txns`` and ``fed_nonces`` with version 3, fan-out ``shared_bodies``
-and ``envelopes.shared`` with version 4)::
+and ``envelopes.shared`` with version 4, ``call_legs`` with version 5)::
 
     schema_version(version, applied)          one row per migration applied
     invites(code_hash, name, expires)         code hashes only, deleted when spent
@@ -29,6 +29,9 @@ and ``envelopes.shared`` with version 4)::
                                               x'' until put in a transaction
     fed_txns(origin, txn, result, expires)    transactions answered, for de-duplication
     fed_nonces(origin, nonce, expires)        federation request nonces seen
+    call_legs(leg_id, replica, secret_hash, expires, claimed)
+                                              call legs (``node.calls``): the secret's
+                                              SHA-256 only; claimed 1 once bridged
 
 ``envelopes.seq`` is ``AUTOINCREMENT``, so a seq is never reused after the envelope with
 the highest one is acked (a client's ``after_seq`` stays meaningful).
@@ -48,7 +51,7 @@ from typing import Final
 
 from node.store.errors import StoreError
 
-SCHEMA_VERSION: Final = 4
+SCHEMA_VERSION: Final = 5
 SYNCHRONOUS_MODES: Final = ("OFF", "NORMAL", "FULL", "EXTRA")
 DEFAULT_BUSY_TIMEOUT_MS: Final = 10_000
 _FILE_MODE: Final = 0o600
@@ -113,8 +116,15 @@ _V4: Final = (
     "CREATE INDEX envelopes_shared ON envelopes (shared) WHERE shared IS NOT NULL",
 )
 
+_V5: Final = (
+    "CREATE TABLE call_legs (leg_id BLOB PRIMARY KEY, replica BLOB NOT NULL,"
+    " secret_hash BLOB NOT NULL, expires INTEGER NOT NULL, claimed INTEGER NOT NULL DEFAULT 0)"
+    " WITHOUT ROWID",
+    "CREATE INDEX call_legs_expires ON call_legs (expires)",
+)
+
 # MIGRATIONS[v] takes a file from version v - 1 to version v.
-MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {1: _V1, 2: _V2, 3: _V3, 4: _V4}
+MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5}
 
 
 def connect(

@@ -1,0 +1,57 @@
+"""The node's call relay (DESIGN section 9; issue 17): legs, bridges and forwarding.
+
+    CallRelay           the pure core (``core``): allocate and bind legs, bridge them
+                        within the node or over a peer domain's link, and decide for each
+                        media datagram where it goes (:class:`Forward`) or why not
+                        (:class:`Drop`); time and randomness injected
+    Leg, Bound          what a client is told: a new leg (id, secret), a bound connection's
+                        sender id (``legs``)
+    Forward, Drop,      the decisions, the legs that ended, and the counters behind the
+    DropReason, Ended,  call metrics (``events``)
+    RelayStats, ...
+
+The storage port that outlives a replica or is shared in cluster mode is
+:class:`node.store.ports.CallLegs`; the trio shell (UDP listener, WebSocket fallback,
+node-to-node links) drives the core and that port. Nothing here is part of ``Relay`` or of
+the message store.
+"""
+
+from __future__ import annotations
+
+from node.calls.core import CallRelay
+from node.calls.events import (
+    Drop,
+    DropReason,
+    Ended,
+    EndReason,
+    Forward,
+    LegCounters,
+    RelayStats,
+)
+from node.calls.legs import (
+    ALLOCATION_TIMEOUT_MS,
+    IDLE_TIMEOUT_MS,
+    LEG_ID_BYTES,
+    LEG_SECRET_BYTES,
+    Bound,
+    Leg,
+    secret_hash,
+)
+
+__all__ = [
+    "ALLOCATION_TIMEOUT_MS",
+    "IDLE_TIMEOUT_MS",
+    "LEG_ID_BYTES",
+    "LEG_SECRET_BYTES",
+    "Bound",
+    "CallRelay",
+    "Drop",
+    "DropReason",
+    "EndReason",
+    "Ended",
+    "Forward",
+    "Leg",
+    "LegCounters",
+    "RelayStats",
+    "secret_hash",
+]
