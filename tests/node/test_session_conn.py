@@ -230,7 +230,10 @@ async def test_nothing_is_answered_in_a_turn_after_the_flood() -> None:
     assert w.relay.metrics.rejected[errors.PROTO_MALFORMED] == FLOOD_AFTER
 
 
-KINDS: Final = st.lists(st.sampled_from(["send", "ping", "junk"]), min_size=1, max_size=16)
+KINDS: Final = st.lists(
+    st.sampled_from(["send", "ping", "junk", "junk"]), min_size=FLOOD_AFTER, max_size=16
+)
+"""Turns that mostly cross the threshold (half the frames refused), at any frame."""
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
