@@ -6,7 +6,9 @@ short-lived task (in the node's nursery) started only when there is something to
 an idle connection costs one task. Pushes wait while a login is being answered (so
 Authenticated comes first), never behind other requests. Under ``node.gateway``, the
 messages already read after the one received are answered together
-(``Session.receive_many``) and answers and pushes of one turn leave in one write.
+(``Session.receive_many``) and answers and pushes of one turn leave in one write. A close
+that becomes due while a turn is answered is sent by the reading task after that turn's
+answers (a Sent for an envelope stored in the turn is never dropped), not by a push task.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class Connection:
     __slots__ = (
         "_send",
         "_send_many",
+        "answering",
         "auth_deadline",
         "closed",
         "flushing",
@@ -73,6 +76,7 @@ class Connection:
         self.closed = False
         self.flushing = False
         self.held = False
+        self.answering = False
         self.woken = False
         session.wake = self.wake
 
@@ -141,10 +145,11 @@ class Connection:
         # Pushes wait while a login is answered (Authenticated goes first); afterwards a
         # request never holds them back (a Deliver must not wait for an Ack's commit).
         self.held = self.session.caller is None
+        self.answering = True
         try:
             await self._answer(message)
         finally:
-            self.held = False
+            self.held = self.answering = False
         return True
 
     async def _answer(self, message: Message) -> None:
@@ -172,7 +177,8 @@ class Connection:
             while not self.closed:
                 due = self.session.close_due()
                 if due is not None:
-                    await self.close(due.code)
+                    if not self.answering:  # (else serve() closes after the turn's answers)
+                        await self.close(due.code)
                     return
                 frames = await self.session.next_push()
                 if not frames:

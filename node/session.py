@@ -36,7 +36,14 @@ from node.conn.core import (
     request_id,
 )
 from node.conn.push import LIVE_MAX, ReadMailbox, Stored
-from node.conn.state import CLOSE_GOING_AWAY, CLOSE_POLICY, CLOSE_SUPERSEDED, ConnState, Link
+from node.conn.state import (
+    ANSWERED_IN,
+    CLOSE_GOING_AWAY,
+    CLOSE_POLICY,
+    CLOSE_SUPERSEDED,
+    ConnState,
+    Link,
+)
 from node.errors import NodeError
 from node.limits import retry_after_ms
 from node.peerroots import read_statement
@@ -87,7 +94,7 @@ __all__ = [
 log = logging.getLogger("sealrelay.node.session")
 
 NONCE_LEN: Final = 32
-_CLOSED: Final = Link.CLOSED
+_OPEN: Final = Link.OPEN
 
 Frame = object
 _decode = decode_request  # (the fuzz targets' names)
@@ -140,14 +147,20 @@ class Session:
         """Answer binary messages that were read together, in order, exactly as
         :meth:`receive` would one by one, except that a run of consecutive Sends is stored
         in one commit (``node.batch.store_sends``; each still answered by its own Sent), and
-        so is a run of consecutive SendShared (``Relay.send_shared_many``)."""
+        so is a run of consecutive SendShared (``Relay.send_shared_many``).
+
+        The turn ends at the message that moves the link to ERROR (a flood): that one and
+        those before it are answered (a run gathered before it is stored and answered
+        first), the rest are dropped unread, and the shell sends the close after the
+        answers (``node.conn.state.ANSWERED_IN``)."""
         started = time.perf_counter()
         out: list[Frame] = []
         run: list[Send] | list[SendShared] = []
         core, clock = self.core, self.relay.clock
         for data in messages:
-            if core.link_state is _CLOSED:
-                break  # (closed meanwhile: no answer would be sent)
+            link = core.link_state
+            if link is not _OPEN and link not in ANSWERED_IN:
+                break  # ERROR: only the close; CLOSED meanwhile: no answer would be sent
             action = core.receive(data, clock())
             if type(action) is Perform:
                 frame = action.frame

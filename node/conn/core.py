@@ -4,7 +4,8 @@
 flood strikes), decides from the tables of :mod:`node.conn.state` what the frame may do
 in the connection's state, and answers with an action for the shell to perform:
 
-    Reply(frames)            send these frames (a refusal)
+    Reply(frames)            send these frames (a refusal); :data:`DROPPED` (none) for
+                             a message read once the link is in ERROR
     Perform(frame)           answer this request through the relay, then send the answer
     StartLogin(frame, nonce) register or authenticate with this connection's challenge,
                              then report :meth:`ConnCore.logged_in` or ``login_refused``
@@ -16,8 +17,9 @@ It imports neither trio nor the store nor the relay, and reads no clock: ``now``
 on the rate limiters' clock) and ``now_ms`` (Unix milliseconds) are passed in. A client
 that breaks a rule gets an ``Error`` frame with a stable code (a
 :class:`~node.conn.errors.RemoteProtocolError`); a flood of them, or no login in time,
-moves the link to ERROR and the connection is closed with 1008. An input the state does
-not allow raises :class:`~node.conn.errors.LocalProtocolError` (the shell's bug).
+moves the link to ERROR and the connection is closed with 1008; from then on messages
+read are dropped (:data:`~node.conn.state.ANSWERED_IN`). An input the state does not allow
+raises :class:`~node.conn.errors.LocalProtocolError` (the shell's bug).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from node import errors
 from node.conn.errors import LocalProtocolError, RemoteProtocolError
 from node.conn.push import Pushed, PushQueue, ReadMailbox, Stored
 from node.conn.state import (
+    ANSWERED_IN,
     AUTH_TIMEOUT_FROM,
     CLOSE_CODE_SET_IN,
     CLOSE_CODES,
@@ -110,6 +113,9 @@ class Close:
 
 
 Action = Reply | Perform | StartLogin
+
+DROPPED: Final = Reply(())
+"""The answer to a message read while the link is in ERROR: nothing (only the close)."""
 
 
 class ConnCore(Generic[C]):
@@ -207,9 +213,13 @@ class ConnCore(Generic[C]):
     # --- frames in ----------------------------------------------------------------------
 
     def receive(self, data: bytes, now: float) -> Action:
-        """What to do with one binary WebSocket message read at ``now``."""
-        if self._link is _CLOSED or self._login is _LOGGING_IN:
+        """What to do with one binary WebSocket message read at ``now`` (:data:`DROPPED`
+        once the link is in ERROR: not decoded, rate-limited, struck or answered)."""
+        link = self._link
+        if link is _CLOSED or self._login is _LOGGING_IN:
             raise LocalProtocolError(f"a frame was read in state {self.state}")
+        if link is not _OPEN and link not in ANSWERED_IN:
+            return DROPPED
         frame: Frame | None = None
         try:
             if len(data) > self.policy.max_frame_bytes:
@@ -244,6 +254,8 @@ class ConnCore(Generic[C]):
     def refuse_text(self, now: float) -> Reply:
         """A text WebSocket message: the protocol is binary only."""
         self._require_open("a text frame")
+        if self._link not in ANSWERED_IN:
+            return DROPPED
         self._strike(now)
         try:
             self._rate_limit(now)
@@ -330,6 +342,7 @@ class ConnCore(Generic[C]):
 
 
 _CLOSED: Final = Link.CLOSED
+_OPEN: Final = Link.OPEN
 _LOGGING_IN: Final = Login.LOGGING_IN
 _PERFORM: Final = Disposition.PERFORM
 _ROWS: Final = {login: dict(row) for login, row in DISPOSITIONS.items()}

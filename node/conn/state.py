@@ -36,8 +36,11 @@ Their pair is the connection's :class:`ConnState`; :func:`conn_state` folds it i
 A single refused frame (unreadable, too large, too fast, not allowed in this login) is
 answered with an ``Error`` of a stable code and changes no state: the client may go on,
 as it always could. Refusals count as strikes, and a flood of them moves the link to
-ERROR. While the link is CLOSING or ERROR, the shell still answers the messages it had
-already read in the same turn (so the wire is what it always was), then sends the close.
+ERROR. While the link is CLOSING, the shell still answers the messages it had already
+read in the same turn (so the wire is what it always was), then sends the close. In ERROR
+only the close happens (issue 16): the messages of the turn after the one that moved the
+link there are dropped, neither performed nor answered nor counted, and the close follows
+the answers made before (:data:`ANSWERED_IN`).
 """
 
 from __future__ import annotations
@@ -161,6 +164,10 @@ CLOSE_CODES: Final[Mapping[Event, int]] = MappingProxyType(
 CLOSE_CODE_SET_IN: Final = frozenset({Link.OPEN, Link.CLOSING})
 """The links in which a closing event sets the close code: a later fault-free close
 replaces an earlier one's, a fault replaces either, and ERROR keeps its 1008."""
+
+ANSWERED_IN: Final = frozenset({Link.OPEN, Link.CLOSING})
+"""The links in which a message read is answered. In ERROR one is dropped (no answer, no
+rate-limit token, no strike); in CLOSED none may be read (the shell's mistake)."""
 
 AUTH_TIMEOUT_FROM: Final = frozenset({Login.AWAIT_LOGIN, Login.SPENT})
 """The logins in which the shell waits for a frame under the auth deadline."""

@@ -4,7 +4,8 @@ A hypothesis ``RuleBasedStateMachine`` plays a shell that may also misbehave: fr
 every kind (requests, responses, garbage, oversized, text) in any state, logins that
 succeed or fail, timeouts, supersedes, drains, closes, hand-overs and pushes. Invariants:
 the state is always one of the table's, every transition taken is in the table, after
-ERROR nothing but the close happens, a closed connection takes no input, and nothing but
+ERROR nothing but the close happens (a message read is dropped: not answered, not
+counted), a closed connection takes no input, and nothing but
 :class:`LocalProtocolError` ever escapes (only for inputs the state does not allow)."""
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from node import errors
 from node.conn.core import (
+    DROPPED,
     Close,
     ConnCore,
     Perform,
@@ -30,6 +32,7 @@ from node.conn.core import (
 from node.conn.errors import LocalProtocolError, RemoteProtocolError
 from node.conn.push import ReadMailbox
 from node.conn.state import (
+    ANSWERED_IN,
     AUTH_TIMEOUT_FROM,
     CLOSE_POLICY,
     DISPOSITIONS,
@@ -155,8 +158,13 @@ class ConnMachine(RuleBasedStateMachine):
             with pytest.raises(LocalProtocolError):
                 core.receive(data, self.now)
             return
+        counted = len(self.rejected)
         action = core.receive(data, self.now)
-        if isinstance(action, Reply):
+        if link is Link.ERROR:
+            assert action is DROPPED
+            assert len(self.rejected) == counted
+            assert core.link_state is Link.ERROR
+        elif isinstance(action, Reply):
             self._refused(action.frames)
         elif isinstance(action, StartLogin):
             assert login is Login.AWAIT_LOGIN
@@ -167,11 +175,15 @@ class ConnMachine(RuleBasedStateMachine):
 
     @rule()
     def text(self) -> None:
-        if self.core.link_state is Link.CLOSED:
+        link = self.core.link_state
+        if link is Link.CLOSED:
             with pytest.raises(LocalProtocolError):
                 self.core.refuse_text(self.now)
             return
-        self._refused(self.core.refuse_text(self.now).frames)
+        reply = self.core.refuse_text(self.now)
+        if link is Link.ERROR:
+            assert reply is DROPPED
+        self._refused(reply.frames)
 
     @rule(ok=st.booleans())
     def login_result(self, ok: bool) -> None:
@@ -307,6 +319,36 @@ def test_the_table_names_every_request_type() -> None:
         t for t, d in DISPOSITIONS[Login.AUTHENTICATED].items() if d is Disposition.PERFORM
     }
     assert performed == set(_HANDLERS) | {Ping}
+
+
+def test_answered_in_is_every_link_but_error_and_closed() -> None:
+    assert frozenset(Link) - ANSWERED_IN == {Link.ERROR, Link.CLOSED}
+
+
+@pytest.mark.parametrize("before", [0, 1, 5])
+@pytest.mark.parametrize("after", [0, 1, 7])
+def test_a_turn_crossing_the_flood_threshold_at_frame_k_answers_k(before: int, after: int) -> None:
+    """A turn of N messages whose k-th is the ``flood_close_after``-th refusal: the first
+    k are answered (the k-th with its refusal), the link is in ERROR with 1008 due, and
+    the N - k after it are dropped (no answer, no rate-limit token, no strike counted)."""
+    turn = [encode(Ping(n)) for n in range(before)] + [b"\xc1"] * FLOOD_AFTER
+    k = len(turn)
+    turn += [encode(Ping(n)) for n in range(after)] + [b"\xc1"] * after
+    ip_limit = RateLimiter(1e-6, k + 1)  # one token left after k frames
+    policy = Policy(MAX_FRAME, FLOOD_AFTER, ip_limit, RateLimiter(5.0, 10))
+    rejected: list[str] = []
+    core: ConnCore[Principal] = ConnCore(PEER, policy, rejected.append, lambda e, n: None)
+    core.hello(bytes(32), DOMAIN, 1, 0)
+    actions = [core.receive(data, 5.0) for data in turn]
+    assert [type(a) for a in actions[:before]] == [Perform] * before
+    refusals = actions[before:k]
+    assert all(isinstance(a, Reply) and len(a.frames) == 1 for a in refusals)
+    assert actions[k:] == [DROPPED] * (len(turn) - k)
+    assert rejected == [errors.PROTO_MALFORMED] * FLOOD_AFTER
+    assert core.link_state is Link.ERROR
+    assert core.close_due() == Close(CLOSE_POLICY, Event.FLOOD)
+    assert policy.ip_limit.take(PEER, 5.0) == 0.0
+    assert core.refuse_text(5.0) is DROPPED
 
 
 def test_a_frame_before_hello_is_a_local_error() -> None:

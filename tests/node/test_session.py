@@ -664,7 +664,8 @@ async def test_live_pushes_keep_seq_order_when_offers_arrive_out_of_order(
 
 async def test_flood_interleaved_with_passing_frames_is_closed() -> None:
     """The probe's pattern: runs of refusals shorter than ``flood_close_after``, each
-    broken by one frame that passes once the bucket refilled, must still close."""
+    broken by one frame that passes once the bucket refilled, must still close (and once
+    it is due, nothing more is answered)."""
     clock = Clock()
     relay = make_relay(clock, rate_ip_per_s=1.0, rate_ip_burst=1, flood_close_after=20)
     session = Session(relay, PEER)
@@ -673,10 +674,13 @@ async def test_flood_interleaved_with_passing_frames_is_closed() -> None:
         assert isinstance((await call(session, Ping(cycle)))[0], Pong)
         for n in range(10):
             assert error_code(await call(session, Ping(100 + n))) == errors.LIMIT_RATE
+            if session.close_code is not None:
+                break
         if session.close_code is not None:
             break
     assert session.close_code == CLOSE_POLICY
     assert cycle < 5
+    assert await call(session, Ping(1000)) == []
 
 
 async def test_flood_of_garbage_is_closed(relay: Relay) -> None:
