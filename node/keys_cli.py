@@ -12,7 +12,10 @@
         fetches the node's key document (``GET URL/.well-known/sealrelay/server``, binary
         msgpack) and prints it as one JSON object: the domain, suite, endpoints, ``issued``
         and ``valid_until`` (UTC, ISO 8601), each key's id (hex), fingerprint and
-        ``not_after``, the signing key ids, and the root certifications; ``"verified"``
+        ``not_after``, the signing key ids, the root certifications, and the QUIC media
+        endpoint of a version 2 document (``"media"``: its UDP ``port`` and the ``pin``,
+        SHA-256 of its certificate key, in hex; ``null`` in a version 1 document, which
+        lists none: ``trust.media``); ``"verified"``
         says whether its self-signatures check out (``federation.documents``), each
         certification's ``"verified"`` whether the root's signature does, and ``"error"``
         why not. Exit status 1 when it does not verify.
@@ -52,6 +55,7 @@ from node.k8s import secret_manifest
 from node.keys import KEY_FILE, generate, key_file_bytes, write_key_file
 from suites import SuiteError, get_suite, get_suite_by_id
 from trust.limits import MAX_DOCUMENT
+from trust.media import media_endpoint
 from wire import WireError, decode
 from wire.server import RootCertification, ServerKeyDocument
 
@@ -131,7 +135,16 @@ def describe_document(data: bytes, now_ms: int) -> dict[str, Any]:
         "kem_keys": [_key(k.id, k.suite, k.public, k.not_after) for k in body.kem_keys],
         "signed_by": [sig.key_id.hex() for sig in doc.signatures],
         "certifications": [_certification(c) for c in doc.certifications],
+        "media": _media(doc),
     }
+
+
+def _media(doc: ServerKeyDocument) -> dict[str, Any] | None:
+    """The document's QUIC endpoint as listed (checked by ``verify_document``), or None."""
+    endpoint = media_endpoint(doc)
+    if endpoint is None:
+        return None
+    return {"port": endpoint.port, "pin": endpoint.pin.hex()}
 
 
 def _key(kid: bytes, suite: int, public: bytes, not_after: int) -> dict[str, Any]:

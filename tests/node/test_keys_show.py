@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,8 @@ from node.keys_cli import describe_document
 from node.rootkeys import certify, create_root
 from suites import get_suite
 from tests.integration.nodeproc import NodeProcess, run_cli
+from wire import encode
+from wire.server import ServerMedia
 
 NOW = 1_800_000_000_000
 DAY_MS = 86400 * 1000
@@ -50,7 +53,29 @@ def test_a_certified_document_is_described_and_verified(tmp_path: Path) -> None:
         "not_after": "2027-02-14T08:00:00Z",
         "verified": True,
     }
+    assert shown["media"] is None  # a version 1 document lists no QUIC endpoint
     json.dumps(shown)  # JSON-ready
+
+
+def test_the_quic_media_endpoint_of_a_version_2_document_is_shown() -> None:
+    keys = generate(get_suite("xwing"))
+    data = keys.key_document_bytes("a.test", ("http://127.0.0.1:1",), NOW, 86400, 4433)
+    shown = describe_document(data, NOW + 1)
+    assert shown["verified"] is True
+    assert shown["media"] == {"port": 4433, "pin": keys.quic_pin.hex()}
+    assert len(bytes.fromhex(shown["media"]["pin"])) == 32
+    json.dumps(shown)
+
+
+def test_a_malformed_quic_endpoint_is_shown_but_does_not_verify() -> None:
+    keys = generate(get_suite("xwing"))
+    doc = keys.sign_document("a.test", ("http://127.0.0.1:1",), NOW, 86400, 4433)
+    body = replace(doc.body, media=ServerMedia(4433, b"short pin"))
+    data = encode(replace(doc, body=body))
+    shown = describe_document(data, NOW + 1)
+    assert shown["verified"] is False
+    assert "pin" in shown["error"]
+    assert shown["media"] == {"port": 4433, "pin": b"short pin".hex()}
 
 
 def test_a_tampered_or_expired_document_does_not_verify(tmp_path: Path) -> None:
