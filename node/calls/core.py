@@ -258,7 +258,7 @@ class CallRelay:
         peer.bytes_out += size
         self._forwarded += 1
         self._forwarded_bytes += size
-        return Forward(dest, data)
+        return Forward(dest, bytes(data))  # never the caller's (mutable) buffer
 
     # --- counters ------------------------------------------------------------------------
     def stats(self) -> RelayStats:

@@ -236,6 +236,16 @@ def test_a_bytes_like_datagram_is_forwarded_as_bytes_across_a_link() -> None:
         assert out.data[HEADER_SIZE:] == PAYLOAD
 
 
+def test_a_bytes_like_datagram_is_forwarded_as_bytes_to_a_client_leg() -> None:
+    core = relay()
+    sa, _ = bridged(core)
+    for data in (bytearray(datagram(sa)), memoryview(datagram(sa))):
+        out = core.on_datagram("qa", data, T0)
+        assert isinstance(out, Forward)
+        assert type(out.data) is bytes
+        assert out.data == datagram(sa)
+
+
 # --- never raises --------------------------------------------------------------------------
 @settings(max_examples=300, deadline=None)
 @given(
