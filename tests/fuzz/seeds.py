@@ -20,6 +20,7 @@ from client.inbox import SavedAttachment, SavedFile, StoredMessage
 from client.sealed import unseal
 from federation.routing import seal_layer
 from node.wsframes import OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_TEXT, unmask
+from tests.fuzz import seeds_calls
 from tests.fuzz.targets.federation import HEADERS, _signed_headers
 from tests.fuzz.targets.session import node
 from tests.fuzz.world import DOMAIN, NOW_MS, OTHER_DOMAIN, World, world
@@ -223,7 +224,9 @@ def prekey_bundle(w: World) -> list[bytes]:
 
 
 def key_documents(w: World) -> list[bytes]:
-    return [b"\x00" + w.document, b"\x01" + encode(w.doc.body)]
+    """Version 1 (as the world's server signs it), then version 2 with a QUIC endpoint."""
+    v1 = [b"\x00" + w.document, b"\x01" + encode(w.doc.body)]
+    return v1 + seeds_calls.key_documents_v2(w)
 
 
 def group_change(w: World) -> list[bytes]:
@@ -311,6 +314,11 @@ SEEDS: dict[str, Callable[[World], list[bytes]]] = {
     "transaction": transaction,
     "request_signature": request_signature,
     "key_document": key_documents,
+    "media_datagram": seeds_calls.media_datagram,
+    "call_signal": seeds_calls.call_signal,
+    "call_note": seeds_calls.call_note,
+    "peer_link": seeds_calls.peer_link,
+    "call_relay": seeds_calls.call_relay,
 }
 
 

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from tests.fuzz.targets import client, federation, node, session
+from tests.fuzz.targets import calls, client, federation, node, session
 from tests.fuzz.targets.base import Target
 
 TARGETS: dict[str, Target] = {
-    t.name: t for t in (*node.TARGETS, *session.TARGETS, *client.TARGETS, *federation.TARGETS)
+    t.name: t for t in (
+        *node.TARGETS,
+        *session.TARGETS,
+        *client.TARGETS,
+        *federation.TARGETS,
+        *calls.TARGETS,
+    )
 }
 
 __all__ = ["TARGETS", "Target"]

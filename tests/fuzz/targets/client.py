@@ -28,6 +28,7 @@ from suites import labels
 from tests.fuzz.cursor import Cursor
 from tests.fuzz.targets.base import Target, refusing
 from tests.fuzz.world import DOMAIN, NOW_MS, world
+from trust.media import MAX_PORT, MIN_PORT, PIN_SIZE, media_endpoint, media_pin
 from wire import WireError, decode, encode
 from wire.e2e import (
     PrekeyBundle,
@@ -38,7 +39,12 @@ from wire.e2e import (
 )
 from wire.group import GroupChange, GroupChangeBody
 from wire.relay import PUSHES, RESPONSES
-from wire.server import DocumentSignature, ServerKeyDocument, ServerKeyDocumentBody
+from wire.server import (
+    DocumentSignature,
+    ServerKeyDocument,
+    ServerKeyDocumentBody,
+    ServerKeyDocumentBodyV2,
+)
 
 M = TypeVar("M")
 
@@ -141,8 +147,9 @@ def _signed_by_bob(bundle: PrekeyBundle) -> PrekeyBundle:
 
 def key_document_client(data: bytes) -> None:
     """``client.serverkeys.verify_document`` / ``accept_refresh`` and what a client does
-    with an accepted document (pin it, seal a routing layer to its KEM key): mode 0 a
-    document as served, mode 1 a document body signed with the domain's real key."""
+    with an accepted document (pin it, seal a routing layer to its KEM key, read its QUIC
+    endpoint): mode 0 a document as served, mode 1 a document body (version 1 or 2)
+    signed with the domain's real key."""
     w = world()
     cursor = Cursor(data)
     mode, rest = cursor.byte() & 1, cursor.rest()
@@ -157,12 +164,26 @@ def key_document_client(data: bytes) -> None:
         keyring.server_keys(DOMAIN)
         current_kem_key(doc, NOW_MS)
         seal_for_domain(doc, NOW_MS, mailbox=bytes(16), token=None, eid=bytes(16), ttl=1, body=b"")
+        check_media_endpoint(doc)
+
+
+def check_media_endpoint(doc: ServerKeyDocument) -> None:
+    """A verified document's QUIC endpoint (``trust.media``), if it lists one, is usable:
+    a UDP port and a pin of :data:`~trust.media.PIN_SIZE` bytes."""
+    endpoint = media_endpoint(doc)
+    if endpoint is None:
+        assert not isinstance(doc.body, ServerKeyDocumentBodyV2)
+        return
+    assert MIN_PORT <= endpoint.port <= MAX_PORT
+    assert len(endpoint.pin) == PIN_SIZE
+    assert media_pin(doc) == endpoint.pin
 
 
 def _signed_document(body_bytes: bytes) -> bytes:
-    """The document of this body, signed by the world's server key (as its own)."""
+    """The document of this body (version 1 or 2), signed by the world's server key (as
+    its own)."""
     w = world()
-    body = decode(body_bytes, ServerKeyDocumentBody)
+    body = decode(body_bytes, (ServerKeyDocumentBody, ServerKeyDocumentBodyV2))
     sig = w.suite.sig.sign(w.server.sig_key, body_bytes, labels.CTX_SERVER_KEY_DOCUMENT)
     signature = DocumentSignature(key_id=w.server.sig_key_id, signature=sig)
     return encode(ServerKeyDocument(body=body, signatures=(signature,), certifications=()))

@@ -10,7 +10,7 @@ from federation.routing import layer_aad, open_layer
 from suites import labels
 from tests.fuzz.cursor import Cursor
 from tests.fuzz.targets.base import Target, refusing
-from tests.fuzz.targets.client import _signed_document, decoded
+from tests.fuzz.targets.client import _signed_document, check_media_endpoint, decoded
 from tests.fuzz.world import DOMAIN, NOW_MS, OTHER_DOMAIN, world
 from wire import WireError, decode, encode
 from wire.federation import (
@@ -109,8 +109,9 @@ def _check_request(method: str, path: str, headers: dict[str, str], body: bytes)
 
 def key_document(data: bytes) -> None:
     """``federation.documents``: ``verify_document``, then ``check_trust`` against a key
-    pin and the document trusted before, ``kem_key`` and ``verify_key``. Mode 0 a document
-    as served, mode 1 a document body signed with the domain's real key."""
+    pin and the document trusted before, ``kem_key``, ``verify_key`` and the QUIC endpoint
+    of a version 2 document (``trust.media``). Mode 0 a document as served, mode 1 a
+    document body (version 1 or 2) signed with the domain's real key."""
     w = world()
     cursor = Cursor(data)
     mode, rest = cursor.byte() & 1, cursor.rest()
@@ -123,6 +124,7 @@ def key_document(data: bytes) -> None:
         documents.check_trust(doc, pins, w.doc, NOW_MS)
         documents.verify_key(doc, w.server.sig_key_id, NOW_MS)
         documents.kem_key(doc, NOW_MS)
+        check_media_endpoint(doc)
 
 
 TARGETS = (
