@@ -6,18 +6,33 @@ from __future__ import annotations
 
 import pytest
 
+from client.content import CallNote, unpack_call, unpack_pairwise
 from client.groupnet import parse, unwrap
 from client.groups.group import Group
 from client.identity import verify_bundle
 from client.sealed import verify_certificate
 from federation.documents import verify_document
 from federation.routing import open_layer
+from node.calls import Drop, DropReason, Forward
 from tests.fuzz import corpus
+from tests.fuzz.cursor import Cursor
 from tests.fuzz.replay import failures
 from tests.fuzz.targets import TARGETS
-from tests.fuzz.world import DOMAIN, NOW_MS, World, world
+from tests.fuzz.targets.calls import (
+    ACCEPTER_PIN,
+    CHALLENGE,
+    CONNS,
+    PROOF_DELAY_MS,
+    STEP_MS,
+    calls,
+)
+from tests.fuzz.world import DOMAIN, NOW_MS, OTHER_DOMAIN, World, world
+from trust.media import media_endpoint
+from trust.peerlink import issue, read_proof
 from wire import decode
+from wire.calls import CallOffer, decode_signal
 from wire.e2e import PrekeyBundle, SenderCertificate
+from wire.media import MediaKind, decode_datagram
 
 
 @pytest.mark.parametrize("target", sorted(TARGETS))
@@ -58,3 +73,55 @@ def test_seed_layers_and_group_messages_open(fresh: World) -> None:
     assert inner is not None
     message = Group.from_bytes(fresh.alice.identity, fresh.group).decrypt(inner)
     assert message.plaintext == b"to the group"
+
+
+def test_seed_version_2_documents_verify_with_their_quic_endpoint() -> None:
+    for target in ("key_document", "key_document_client"):
+        doc = verify_document(_seed(target, 2)[1:], DOMAIN, NOW_MS)
+        endpoint = media_endpoint(doc)
+        assert endpoint is not None
+        assert endpoint.port == 4433
+        assert len(endpoint.pin) == 32
+
+
+def test_seed_datagrams_signals_and_notes_decode() -> None:
+    header, payload = decode_datagram(_seed("media_datagram", 0))
+    assert header.stream.kind is MediaKind.AUDIO
+    assert payload == b"sframe ciphertext"
+    assert decode_datagram(_seed("media_datagram", 1))[0].stream.layer == 2
+    assert isinstance(decode_signal(_seed("call_signal", 0)), CallOffer)
+    note = unpack_call(_seed("call_note", 0))
+    assert isinstance(note.signal, CallOffer)
+    assert isinstance(unpack_pairwise(_seed("call_note", 0)), CallNote)
+
+
+def test_seed_link_proof_checks_out(fresh: World) -> None:
+    challenge = issue(CHALLENGE, OTHER_DOMAIN, ACCEPTER_PIN, NOW_MS)
+    proof = read_proof(_seed("peer_link", 0)[1:])
+    assert challenge.check(proof, fresh.doc, NOW_MS + PROOF_DELAY_MS) == DOMAIN
+
+
+def _decisions(seed: bytes) -> list[Forward | Drop]:
+    c, cursor = calls(), Cursor(seed)
+    now, decisions = NOW_MS, []
+    while cursor.at < len(seed):
+        conn = CONNS[cursor.byte() % len(CONNS)]
+        now += cursor.byte() * STEP_MS
+        decisions.append(c.relay.on_datagram(conn, cursor.chunk(), now))
+    return decisions
+
+
+def test_seed_datagrams_are_forwarded_along_every_bridge_and_dropped_for_each_reason() -> None:
+    along = _decisions(_seed("call_relay", 0))
+    assert [type(d) for d in along] == [Forward] * 5
+    drops = _decisions(_seed("call_relay", 1))
+    assert [d.reason for d in drops if isinstance(d, Drop)] == [
+        DropReason.PEER_NOT_BOUND,
+        DropReason.NO_PEER,
+        DropReason.NO_LEG,
+        DropReason.STREAM_NOT_BOUND,
+        DropReason.MALFORMED,
+    ]
+    idle = _decisions(_seed("call_relay", 2))
+    assert isinstance(idle[0], Forward)
+    assert idle[1] == Drop(DropReason.EXPIRED)

@@ -6,7 +6,8 @@ from tests.fuzz.targets import calls, client, federation, node, session
 from tests.fuzz.targets.base import Target
 
 TARGETS: dict[str, Target] = {
-    t.name: t for t in (
+    t.name: t
+    for t in (
         *node.TARGETS,
         *session.TARGETS,
         *client.TARGETS,
