@@ -199,7 +199,7 @@ def call_relay(data: bytes) -> None:
         pick, now = cursor.byte(), now + cursor.byte() * STEP_MS
         conn, datagram = c.conns[pick % len(c.conns)], cursor.chunk()
         given = bytearray(datagram) if pick & AS_BYTEARRAY else datagram
-        decision = c.relay.on_datagram(conn, given, now)
+        decision = c.relay.on_datagram(conn, given, now)  # type: ignore[arg-type]  # a buffer
         steps += 1
         _check_decision(c, conn, datagram, decision)
     stats = c.relay.stats()
