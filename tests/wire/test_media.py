@@ -220,6 +220,7 @@ def _bit_flips(data: bytes) -> list[bytes]:
         None,
         HEADER.encode(),
         HEADER.encode() + bytes(MAX_PAYLOAD + 1),
+        encode_datagram(HEADER, bytes(MAX_PAYLOAD)),  # the largest
         bytearray(encode_datagram(HEADER, b"x")),
         memoryview(encode_datagram(HEADER, b"x")),
         memoryview(encode_datagram(HEADER, b"xyz")).cast("I"),  # 6 items of 24 bytes
@@ -235,7 +236,7 @@ def test_fast_path_agrees_on_known_cases(data: object) -> None:
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=MAX_DATAGRAM + 8))
 @example(HEADER.encode() + b"p")
-@example(b"\x11" + bytes(19) + b"\x01p")
+@example(b"\x11" + bytes(19) + b"\x01p")  # the smallest datagram accepted
 def test_fast_path_agrees_on_arbitrary_bytes(data: bytes) -> None:
     _assert_fast_path_agrees(data)
 
@@ -243,17 +244,20 @@ def test_fast_path_agrees_on_arbitrary_bytes(data: bytes) -> None:
 @settings(max_examples=300, deadline=None)
 @given(
     headers(),
-    st.binary(min_size=1, max_size=MAX_PAYLOAD + 1),
+    st.binary(max_size=MAX_PAYLOAD + 1),
+    st.integers(0, HEADER_SIZE * 8 - 1),
     st.integers(0, HEADER_SIZE - 1),
     st.integers(0, 255),
 )
-def test_fast_path_agrees_on_valid_and_one_byte_changed_headers(
-    header: MediaHeader, payload: bytes, offset: int, value: int
+def test_fast_path_agrees_on_valid_and_altered_headers(
+    header: MediaHeader, payload: bytes, bit: int, offset: int, value: int
 ) -> None:
-    data = header.encode() + payload  # over MAX_DATAGRAM by one byte at most
+    data = header.encode() + payload  # from no payload to one byte over MAX_DATAGRAM
     _assert_fast_path_agrees(data)
-    if len(data) <= MAX_DATAGRAM:
+    if 0 < len(payload) <= MAX_PAYLOAD:
         assert peek_sender(data) == header.stream.sender
+    flipped = data[: bit // 8] + bytes([data[bit // 8] ^ 1 << bit % 8]) + data[bit // 8 + 1 :]
+    _assert_fast_path_agrees(flipped)
     _assert_fast_path_agrees(data[:offset] + bytes([value]) + data[offset + 1 :])
 
 
@@ -263,11 +267,11 @@ def test_replace_sender_changes_only_the_sender(
     header: MediaHeader, payload: bytes, sender: int
 ) -> None:
     data = encode_datagram(header, payload)
+    moved = dataclasses.replace(header, stream=dataclasses.replace(header.stream, sender=sender))
     for given_data in (data, bytearray(data), memoryview(data)):
         out = replace_sender(given_data, sender.to_bytes(4, "big"))
         assert type(out) is bytes
-        other = dataclasses.replace(header, stream=dataclasses.replace(header.stream, sender=sender))
-        assert decode_datagram(out) == (other, payload)
+        assert decode_datagram(out) == (moved, payload)
 
 
 def test_replace_sender_takes_four_bytes() -> None:
