@@ -293,4 +293,6 @@ def replace_sender(data: bytes, sender: bytes) -> bytes:
     sender out (:func:`frame_metadata`), so the receiver still authenticates the frame."""
     if len(sender) != _SENDER_END - _SENDER_AT:
         raise ValueError("a sender id is four bytes")
+    if type(data) is not bytes:
+        data = bytes(data)  # slices count bytes, also of a memoryview of wider items
     return b"".join((data[:_SENDER_AT], sender, data[_SENDER_END:]))

@@ -274,6 +274,12 @@ def test_replace_sender_changes_only_the_sender(
         assert decode_datagram(out) == (moved, payload)
 
 
+def test_replace_sender_counts_bytes_of_a_wide_memoryview() -> None:
+    data = encode_datagram(HEADER, b"xyz")  # 24 bytes: six 4-byte items
+    expected = data[:3] + b"\x00\x00\x00\x09" + data[7:]
+    assert replace_sender(memoryview(data).cast("I"), b"\x00\x00\x00\x09") == expected
+
+
 def test_replace_sender_takes_four_bytes() -> None:
     with pytest.raises(ValueError, match="four bytes"):
         replace_sender(encode_datagram(HEADER, b"x"), b"\x00" * 3)
