@@ -36,6 +36,13 @@ re-map sender ids between legs.
 
 :func:`decode_datagram` raises only :class:`wire.errors.WireError` (codes ``wire.malformed``,
 ``wire.too_large``, ``wire.bad_version``, ``wire.unknown_type``, ``wire.invalid_value``).
+
+Forwarding reads the header on every datagram, so it has a fast path that builds no header
+object: :func:`peek_route` (the fields a forwarding unit acts on, as a plain tuple) and
+:func:`peek_sender` (the sender alone) accept exactly the datagrams :func:`decode_datagram`
+accepts and return ``None`` for every other input, never raising: a malformed datagram is
+dropped, and its error code would cost more to build than the decision it informs.
+:func:`replace_sender` rewrites the four sender bytes for the next leg.
 """
 
 from __future__ import annotations
@@ -84,6 +91,11 @@ _RESERVED_MASK: Final = 0x0F
 _VOICE_BIT: Final = 0x80
 _LEVEL_MASK: Final = 0x7F
 _METADATA: Final = struct.Struct(">BBIHI")
+_ROUTE: Final = struct.Struct(">BBBI4xH4xHH")
+"""The header with group and frame skipped: what forwarding reads or must check."""
+_FIRST: Final = VERSION << 4 | TYPE_MEDIA
+_SENDER_AT: Final = 3
+_SENDER_END: Final = _SENDER_AT + 4
 
 
 class MediaKind(IntEnum):
@@ -218,3 +230,69 @@ def frame_metadata(header: MediaHeader) -> bytes:
     s = header.stream
     flags = s.kind << 7 | (_KEYFRAME_BIT if header.keyframe else 0) | s.layer << _LAYER_SHIFT
     return _METADATA.pack(VERSION, flags, header.group, header.object, header.frame)
+
+
+Route = tuple[int, MediaKind, int, bool, int, bool]
+"""What forwarding acts on: (sender, kind, layer, keyframe, audio level, voice activity)."""
+_KINDS: Final = (MediaKind.AUDIO, MediaKind.VIDEO)  # by the kind bit
+
+
+def _route_fields(data: object) -> tuple[int, int, int] | None:
+    """``(flags, level byte, sender)`` of a datagram :func:`decode_datagram` accepts, else
+    None. The same checks, in one unpack and a few integer tests; the payload is not read."""
+    if type(data) is not bytes:
+        if not isinstance(data, bytes | bytearray | memoryview):
+            return None
+        data = bytes(data)  # as decode_datagram: bytes of any bytes-like, then its length
+    if not HEADER_SIZE < len(data) <= MAX_DATAGRAM:
+        return None
+    first, flags, level, sender, obj, packet, packets = _ROUTE.unpack_from(data)
+    if (
+        first != _FIRST  # version and type
+        or flags & _RESERVED_MASK
+        or (flags & _LAYER_MASK and not flags & _KIND_BIT)  # audio has only layer 0
+        or packet >= packets  # packet index below a non-zero count
+        or (not flags & _KEYFRAME_BIT) == (obj == 0)  # a keyframe iff object 0
+    ):
+        return None
+    return flags, level, sender
+
+
+def peek_sender(data: bytes) -> int | None:
+    """The sender id of a media datagram, or None where :func:`decode_datagram` would raise.
+
+    The forwarding fast path: ``decode_datagram(data)[0].stream.sender`` without building
+    the header; never raises."""
+    fields = _route_fields(data)
+    return None if fields is None else fields[2]
+
+
+def peek_route(data: bytes) -> Route | None:
+    """``(sender, kind, layer, keyframe, audio_level, voice)`` of a media datagram as a plain
+    tuple, the same values :func:`decode_datagram` gives, or None where it would raise.
+
+    What a selective forwarding unit acts on (layer selection, keyframe waits, the loudest
+    speakers by the RFC 6464 level); never raises, never reads the payload."""
+    fields = _route_fields(data)
+    if fields is None:
+        return None
+    flags, level, sender = fields
+    return (
+        sender,
+        _KINDS[flags >> 7],
+        (flags & _LAYER_MASK) >> _LAYER_SHIFT,
+        bool(flags & _KEYFRAME_BIT),
+        level & _LEVEL_MASK,
+        bool(level & _VOICE_BIT),
+    )
+
+
+def replace_sender(data: bytes, sender: bytes) -> bytes:
+    """``data`` (any bytes-like) as bytes with the four sender bytes (3-6) replaced by
+    ``sender``; for a datagram :func:`peek_sender` accepted. The SFrame metadata leaves the
+    sender out (:func:`frame_metadata`), so the receiver still authenticates the frame."""
+    if len(sender) != _SENDER_END - _SENDER_AT:
+        raise ValueError("a sender id is four bytes")
+    if type(data) is not bytes:
+        data = bytes(data)  # slices count bytes, also of a memoryview of wider items
+    return b"".join((data[:_SENDER_AT], sender, data[_SENDER_END:]))

@@ -68,12 +68,10 @@ from node.calls.legs import (
     secret_matches,
 )
 from node.errors import CALL_BAD_SECRET, CALL_EXPIRED, CALL_LEG_TAKEN, CALL_NO_LEG, NodeError
-from wire.errors import WireError
-from wire.media import decode_datagram
+from wire.media import peek_sender, replace_sender
 
 _SENDER_BYTES: Final = 4
 _MAX_SENDER: Final = 0xFFFF_FFFF
-_SENDER_AT: Final = 3  # the sender's offset in the clear header (wire.media)
 _DROPS: Final = {reason: Drop(reason) for reason in DropReason}
 
 
@@ -230,11 +228,10 @@ class CallRelay:
 
         Reads only the clear header. Every datagram from a bound stream counts as activity
         of its leg (it pushes the idle deadline), forwarded or not. Never raises."""
-        try:
-            header, _ = decode_datagram(data)
-        except WireError:
+        sender = peek_sender(data)  # what decode_datagram accepts, without the header object
+        if sender is None:
             return self._drop(DropReason.MALFORMED)
-        leg = self._streams.get((conn, header.stream.sender))
+        leg = self._streams.get((conn, sender))
         if leg is None:
             if conn in self._conn_legs:
                 return self._drop(DropReason.STREAM_NOT_BOUND)
@@ -252,8 +249,7 @@ class CallRelay:
         if dest is None:
             return self._drop(DropReason.PEER_NOT_BOUND)
         if peer.out_prefix:
-            head, tail = data[:_SENDER_AT], data[_SENDER_AT + _SENDER_BYTES :]
-            data = b"".join((head, peer.out_prefix, tail))  # bytes from any bytes-like
+            data = replace_sender(data, peer.out_prefix)  # bytes from any bytes-like
         peer.packets_out += 1
         peer.bytes_out += size
         self._forwarded += 1

@@ -16,10 +16,14 @@ from wire.media import (
     MAX_PAYLOAD,
     MediaHeader,
     MediaKind,
+    Route,
     StreamId,
     decode_datagram,
     encode_datagram,
     frame_metadata,
+    peek_route,
+    peek_sender,
+    replace_sender,
 )
 
 VIDEO = StreamId(0x01020304, MediaKind.VIDEO, 2)
@@ -181,3 +185,101 @@ def test_round_trip(header: MediaHeader, payload: bytes) -> None:
     datagram = encode_datagram(header, payload)
     assert len(datagram) <= MAX_DATAGRAM
     assert decode_datagram(datagram) == (header, payload)
+
+
+# --- the forwarding fast path: the same acceptance and values as decode_datagram ------------
+def _decoded_route(data: object) -> Route | None:
+    """What ``peek_route`` must give, from the full decoder."""
+    try:
+        header, _ = decode_datagram(data)  # type: ignore[arg-type]
+    except WireError:
+        return None
+    s = header.stream
+    return (s.sender, s.kind, s.layer, header.keyframe, header.audio_level, header.voice)
+
+
+def _assert_fast_path_agrees(data: object) -> None:
+    expected = _decoded_route(data)
+    assert peek_route(data) == expected  # type: ignore[arg-type]
+    assert peek_sender(data) == (None if expected is None else expected[0])  # type: ignore[arg-type]
+
+
+def _bit_flips(data: bytes) -> list[bytes]:
+    return [
+        data[:i] + bytes([data[i] ^ 1 << bit]) + data[i + 1 :]
+        for i in range(HEADER_SIZE)
+        for bit in range(8)
+    ]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        "text",
+        None,
+        HEADER.encode(),
+        HEADER.encode() + bytes(MAX_PAYLOAD + 1),
+        encode_datagram(HEADER, bytes(MAX_PAYLOAD)),  # the largest
+        bytearray(encode_datagram(HEADER, b"x")),
+        memoryview(encode_datagram(HEADER, b"x")),
+        memoryview(encode_datagram(HEADER, b"xyz")).cast("I"),  # 6 items of 24 bytes
+        *(_patched(offset, value) for offset, value in [(0, 0x21), (0, 0x12), (1, 0xE1)]),
+        *(_patched(offset, value) for offset, value in [(1, 0x60), (1, 0xA0), (18, 3), (20, 0)]),
+        *_bit_flips(encode_datagram(HEADER, b"x")),
+    ],
+)
+def test_fast_path_agrees_on_known_cases(data: object) -> None:
+    _assert_fast_path_agrees(data)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=MAX_DATAGRAM + 8))
+@example(HEADER.encode() + b"p")
+@example(b"\x11" + bytes(19) + b"\x01p")  # the smallest datagram accepted
+def test_fast_path_agrees_on_arbitrary_bytes(data: bytes) -> None:
+    _assert_fast_path_agrees(data)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    headers(),
+    st.binary(max_size=MAX_PAYLOAD + 1),
+    st.integers(0, HEADER_SIZE * 8 - 1),
+    st.integers(0, HEADER_SIZE - 1),
+    st.integers(0, 255),
+)
+def test_fast_path_agrees_on_valid_and_altered_headers(
+    header: MediaHeader, payload: bytes, bit: int, offset: int, value: int
+) -> None:
+    data = header.encode() + payload  # from no payload to one byte over MAX_DATAGRAM
+    _assert_fast_path_agrees(data)
+    if 0 < len(payload) <= MAX_PAYLOAD:
+        assert peek_sender(data) == header.stream.sender
+    flipped = data[: bit // 8] + bytes([data[bit // 8] ^ 1 << bit % 8]) + data[bit // 8 + 1 :]
+    _assert_fast_path_agrees(flipped)
+    _assert_fast_path_agrees(data[:offset] + bytes([value]) + data[offset + 1 :])
+
+
+@settings(max_examples=100, deadline=None)
+@given(headers(), st.binary(min_size=1, max_size=MAX_PAYLOAD), st.integers(0, 2**32 - 1))
+def test_replace_sender_changes_only_the_sender(
+    header: MediaHeader, payload: bytes, sender: int
+) -> None:
+    data = encode_datagram(header, payload)
+    moved = dataclasses.replace(header, stream=dataclasses.replace(header.stream, sender=sender))
+    for given_data in (data, bytearray(data), memoryview(data)):
+        out = replace_sender(given_data, sender.to_bytes(4, "big"))
+        assert type(out) is bytes
+        assert decode_datagram(out) == (moved, payload)
+
+
+def test_replace_sender_counts_bytes_of_a_wide_memoryview() -> None:
+    data = encode_datagram(HEADER, b"xyz")  # 24 bytes: six 4-byte items
+    expected = data[:3] + b"\x00\x00\x00\x09" + data[7:]
+    assert replace_sender(memoryview(data).cast("I"), b"\x00\x00\x00\x09") == expected
+
+
+def test_replace_sender_takes_four_bytes() -> None:
+    with pytest.raises(ValueError, match="four bytes"):
+        replace_sender(encode_datagram(HEADER, b"x"), b"\x00" * 3)
