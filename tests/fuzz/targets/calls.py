@@ -9,7 +9,7 @@ signed with the world's real server key, as a peer node holding its own key can.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 
 from client.content import CallNote, unpack_call, unpack_pairwise
@@ -24,7 +24,15 @@ from trust import peerlink
 from trust.errors import LinkRefused
 from wire import WireError, decode, encode
 from wire.calls import decode_signal
-from wire.media import HEADER_SIZE, MAX_PAYLOAD, decode_datagram, frame_metadata
+from wire.media import (
+    HEADER_SIZE,
+    MAX_PAYLOAD,
+    decode_datagram,
+    frame_metadata,
+    peek_route,
+    peek_sender,
+    replace_sender,
+)
 from wire.server import LinkProof, LinkProofBody
 
 CHALLENGE = seeded("link-challenge", peerlink.CHALLENGE_SIZE)
@@ -45,12 +53,31 @@ AS_BYTEARRAY = 0x80
 
 
 def media_datagram(data: bytes) -> None:
-    """``wire.media.decode_datagram``: what it accepts encodes back to the same bytes."""
+    """``wire.media.decode_datagram``: what it accepts encodes back to the same bytes; the
+    forwarding fast path (``peek_sender``, ``peek_route``, of bytes and of a bytearray)
+    accepts exactly what it accepts, with the same values, and ``replace_sender`` moves
+    only the sender."""
+    route = peek_route(data)
+    assert peek_sender(bytearray(data)) == (None if route is None else route[0])
+    header = None
     with refusing(WireError):
         header, payload = decode_datagram(data)
         assert 0 < len(payload) <= MAX_PAYLOAD
         assert header.encode() + payload == data, "a datagram the node accepts is canonical"
         assert len(frame_metadata(header)) < HEADER_SIZE
+    assert (route is None) == (header is None), "the fast path and decode_datagram disagree"
+    if header is not None:
+        s = header.stream
+        assert route == (
+            s.sender,
+            s.kind,
+            s.layer,
+            header.keyframe,
+            header.audio_level,
+            header.voice,
+        )
+        moved = replace_sender(memoryview(data), pack_sender(FAR_CHANNEL))
+        assert decode_datagram(moved)[0] == replace(header, stream=replace(s, sender=FAR_CHANNEL))
 
 
 def call_signal(data: bytes) -> None:
