@@ -74,12 +74,17 @@ class Node:
 
 
 @asynccontextmanager
-async def running_node() -> AsyncIterator[Node]:
+async def running_node(bind_timeout: float = STEP_TIMEOUT) -> AsyncIterator[Node]:
     clock = Clock()
     core = CallRelay(Draws())
     ended: list[Ended] = []
     service = CallService(
-        core, IDENTITY, now_ms=clock, sweep_interval=SWEEP_INTERVAL, on_ended=ended.append
+        core,
+        IDENTITY,
+        now_ms=clock,
+        bind_timeout=bind_timeout,
+        sweep_interval=SWEEP_INTERVAL,
+        on_ended=ended.append,
     )
     async with trio.open_nursery() as nursery:
         address = await nursery.start(service.serve, LOOPBACK, 0)
@@ -202,6 +207,14 @@ async def test_a_malformed_control_message_closes_only_that_connection() -> None
         _, sender = await node.bind(a)  # the server goes on
         assert node.core.stats().bound_legs == 1
         assert sender
+
+
+async def test_a_connection_that_does_not_bind_in_time_is_closed() -> None:
+    async with running_node(bind_timeout=0.2) as node:
+        idle = await node.connect()
+        with trio.fail_after(STEP_TIMEOUT):
+            await idle.terminated.wait()
+        assert node.service.counters.bind_timeouts == 1
 
 
 async def test_the_sweep_ends_idle_legs_and_closes_their_connections() -> None:
