@@ -35,7 +35,7 @@ pile up (``transport.quic``, ``APP_CONTROL_BACKLOG``).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -47,6 +47,7 @@ from node.calls.legs import Bound, Conn
 from node.errors import NodeError
 from transport import (
     DEFAULT_SETTINGS,
+    MediaTransport,
     PinnedKey,
     QuicChannel,
     QuicIdentity,
@@ -98,6 +99,18 @@ class ShellCounters:
     """Forwarded datagrams that could not be sent: the destination had closed."""
 
 
+@dataclass(frozen=True)
+class ShellStats:
+    """A snapshot of :class:`ShellCounters` (the same fields)."""
+
+    connections: int
+    bound: int
+    refused: int
+    malformed_control: int
+    bind_timeouts: int
+    send_failures: int
+
+
 class CallService:
     """A :class:`~node.calls.core.CallRelay` served over QUIC on one UDP socket."""
 
@@ -121,7 +134,7 @@ class CallService:
         self._sweep_interval = sweep_interval
         self._on_ended = on_ended
         self._by_leg: dict[bytes, QuicChannel] = {}
-        self._live: dict[Conn, QuicChannel] = {}
+        self._live: dict[Conn, MediaTransport] = {}
 
     @property
     def server(self) -> QuicServer:
@@ -142,6 +155,41 @@ class CallService:
             nursery.start_soon(self._accept, nursery)
             nursery.start_soon(self._sweep)
             task_status.started(address)
+
+    def attach(self, conn: Conn, transport: MediaTransport) -> None:
+        """Make ``transport`` the destination of the datagrams the core forwards to
+        ``conn`` (a bound QUIC connection is attached by the shell itself; a WebSocket
+        fallback or a node-to-node link is attached by whoever binds it in the core)."""
+        self._live[conn] = transport
+
+    def detach(self, conn: Conn) -> None:
+        """``conn`` is gone: datagrams the core still forwards to it are counted as
+        ``send_failures``."""
+        self._live.pop(conn, None)
+
+    async def forward(self, source: Conn, batch: Sequence[bytes]) -> None:
+        """Forward ``batch``, datagrams that arrived on ``source``: one core decision each
+        (drops are counted there), then one ``send_datagrams`` per destination."""
+        now = self._now()
+        out: dict[Conn, list[bytes]] = {}
+        on_datagram = self.core.on_datagram
+        for data in batch:
+            decision = on_datagram(source, data, now)
+            if type(decision) is Forward:
+                out.setdefault(decision.dest, []).append(decision.data)
+        for dest, datagrams in out.items():
+            target = self._live.get(dest)
+            if target is None:
+                self.counters.send_failures += len(datagrams)
+                continue
+            try:
+                await target.send_datagrams(datagrams)
+            except TransportError:
+                self.counters.send_failures += len(datagrams)
+
+    def stats(self) -> ShellStats:
+        """A snapshot of the shell's counters."""
+        return ShellStats(**vars(self.counters))
 
     def close_ended(self, ended: Iterable[Ended]) -> None:
         """Close the media connections of legs that ended (``CLOSE_LEG_ENDED``)."""
@@ -179,7 +227,7 @@ class CallService:
                 await self._forward(channel)
         finally:
             self.core.unbind(channel, self._now())
-            self._live.pop(channel, None)
+            self.detach(channel)
             if self._by_leg.get(bound.leg_id) is channel:
                 del self._by_leg[bound.leg_id]
             channel.close(CLOSE_LEG_ENDED, "unbound")
@@ -213,34 +261,19 @@ class CallService:
         self.counters.bound += 1
         previous = self._by_leg.get(bound.leg_id)
         self._by_leg[bound.leg_id] = channel
-        self._live[channel] = channel
+        self.attach(channel, channel)
         if previous is not None and previous is not channel:
             previous.close(CLOSE_REBOUND, "the leg was bound by another connection")
         return bound
 
     async def _forward(self, channel: QuicChannel) -> None:
         """Forward the connection's datagrams until it closes (see the module docstring)."""
-        core, live = self.core, self._live
         while True:
             try:
                 batch = await channel.receive_datagram_batch(FORWARD_BATCH)
             except TransportError:
                 return
-            now = self._now()
-            out: dict[Conn, list[bytes]] = {}
-            for data in batch:
-                decision = core.on_datagram(channel, data, now)
-                if type(decision) is Forward:
-                    out.setdefault(decision.dest, []).append(decision.data)
-            for dest, datagrams in out.items():
-                target = live.get(dest)
-                if target is None:
-                    self.counters.send_failures += len(datagrams)
-                    continue
-                try:
-                    await target.send_datagrams(datagrams)
-                except TransportError:
-                    self.counters.send_failures += len(datagrams)
+            await self.forward(channel, batch)
 
     @staticmethod
     async def _answer(channel: QuicChannel, message: bytes) -> bool:

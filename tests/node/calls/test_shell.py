@@ -152,7 +152,7 @@ async def test_media_through_the_node_decrypts_end_to_end() -> None:
         stats = node.core.stats()
         assert stats.forwarded == sent + len(back)
         assert sum(stats.drops.values()) == 0
-        assert node.service.counters.bound == 2
+        assert node.service.stats().bound == 2
 
 
 async def test_foreign_sender_and_garbage_are_dropped_and_the_call_goes_on() -> None:
@@ -203,7 +203,7 @@ async def test_a_malformed_control_message_closes_only_that_connection() -> None
         await bad.send_control(b"\x93not a bind")
         with trio.fail_after(STEP_TIMEOUT):
             await bad.terminated.wait()
-        assert node.service.counters.malformed_control == 1
+        assert node.service.stats().malformed_control == 1
         _, sender = await node.bind(a)  # the server goes on
         assert node.core.stats().bound_legs == 1
         assert sender
