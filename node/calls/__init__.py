@@ -10,9 +10,14 @@
     DropReason, Ended,  call metrics (``events``)
     RelayStats, ...
 
+    CallService         the trio shell over QUIC (``shell``): binds each accepted QUIC
+                        connection to its leg (``wire.media_control`` messages), forwards
+                        datagrams through the core in batches, expires legs every second;
+                        not yet started by ``node.server``
+
 The storage port that outlives a replica or is shared in cluster mode is
-:class:`node.store.ports.CallLegs`; the trio shell (UDP listener, WebSocket fallback,
-node-to-node links) drives the core and that port. Nothing here is part of ``Relay`` or of
+:class:`node.store.ports.CallLegs`; the WebSocket fallback and node-to-node links are still
+to come and will use :meth:`CallService.attach` and :meth:`CallService.forward`. Nothing here is part of ``Relay`` or of
 the message store.
 """
 
