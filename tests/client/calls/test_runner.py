@@ -26,6 +26,7 @@ SECONDS = 3.0
 DELAY = 0.2  # jitter buffer: generous, 2 shared cores and several sessions at once
 TIME_LIMIT = 8.0
 TAMPER_EVERY = 25  # the caller's transport flips one payload byte of every 25th datagram
+HANG_UP_AFTER = 1.0  # seconds into a call planned much longer
 SUMMARY_KEYS = {
     "frames_sent",
     "frames_received",
@@ -191,3 +192,31 @@ async def test_tampered_datagrams_are_counted_and_the_call_goes_on() -> None:
     assert callee_sink.count == s.frames_received
     assert caller.stats.decrypt_failures == 0  # the other direction was not touched
     assert caller.stats.digest_mismatches == 0
+
+
+async def test_a_transport_that_closes_ends_both_sides_early() -> None:
+    secret = CallSecret(os.urandom(32))
+    runs: dict[Direction, MediaRun] = {}
+
+    async def side(transport: MediaTransport, direction: Direction) -> None:
+        runs[direction] = await run_media(
+            transport, secret, direction, video=False, seconds=TIME_LIMIT
+        )
+
+    async def hang_up(transport: MediaTransport) -> None:
+        await trio.sleep(HANG_UP_AFTER)
+        await transport.aclose()
+
+    async with loopback_server() as loop:
+        client, server = await loop.connect()
+        with trio.fail_after(TIME_LIMIT):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(side, client, Direction.CALLER_TO_CALLEE)
+                nursery.start_soon(side, server, Direction.CALLEE_TO_CALLER)
+                nursery.start_soon(hang_up, server)
+        await client.aclose()
+    for run in runs.values():
+        assert run.closed
+        assert HANG_UP_AFTER <= run.seconds < HANG_UP_AFTER + 2
+        assert run.stats.frames_received > 0
+        assert run.stats.decrypt_failures == 0
