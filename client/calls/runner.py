@@ -45,7 +45,7 @@ from typing import Final
 import trio
 
 from client.calls.fixture import Fixture, ScheduledFrame, load_fixture, play
-from client.calls.keys import CallSecret, Direction, MediaCrypto
+from client.calls.keys import REKEY_INTERVAL, CallSecret, Direction, MediaCrypto
 from client.calls.packetizer import OutgoingFrame, Packetizer
 from client.calls.receiver import DEFAULT_DELAY, FixtureCheck, ReceivedFrame, Receiver
 from client.calls.stats import CallStats
@@ -77,6 +77,8 @@ class MediaRun:
     """Frames the jitter buffer released (plus those still buffered at the end)."""
     closed: bool
     """True if the transport closed before the planned end."""
+    epoch: int
+    """The SFrame epoch this side sent in last (one every ``rekey_interval`` seconds)."""
 
     def summary(self) -> dict[str, object]:
         """The CLI's summary object: the :class:`CallStats` keys, ``transport``, ``seconds``."""
@@ -93,6 +95,7 @@ class MediaPlan:
     drain: float = DRAIN
     sender: int | None = None
     """The sender id in the clear header; ``None``: the direction's value (0 or 1)."""
+    rekey_interval: float = REKEY_INTERVAL
 
     @property
     def kinds(self) -> tuple[MediaKind, ...]:
@@ -119,15 +122,18 @@ class MediaRunner:
         self._fixture = load_fixture() if fixture is None else fixture
         self._on_frame = on_frame
         self._start = clock()
-        crypto = MediaCrypto(secret, direction, now=self._start)
+        self._crypto = MediaCrypto(
+            secret, direction, now=self._start, rekey_interval=plan.rekey_interval
+        )
         sender = int(direction) if plan.sender is None else plan.sender
-        self._packetizer = Packetizer(crypto, sender)
-        self._receiver = Receiver(crypto, delay=plan.delay, check=FixtureCheck(self._fixture))
+        self._packetizer = Packetizer(self._crypto, sender)
+        self._receiver = Receiver(self._crypto, delay=plan.delay, check=FixtureCheck(self._fixture))
         self._played = 0
         self._closed = False
 
     async def run(self) -> MediaRun:
-        """Send, receive and play out until the end; the measurements."""
+        """Send, receive and play out until the end (once); the measurements."""
+        self._start = self._clock()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._guarded, self._receive, nursery.cancel_scope)
             nursery.start_soon(self._play_out)
@@ -142,6 +148,7 @@ class MediaRunner:
             transport_stats=self._transport.stats(),
             frames_played=self._played,
             closed=self._closed,
+            epoch=self._crypto.send_epoch,
         )
 
     async def _guarded(self, task: Callable[[], Awaitable[None]], scope: trio.CancelScope) -> None:

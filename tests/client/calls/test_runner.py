@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from collections.abc import AsyncIterator, Callable, Iterable
 
 import trio
@@ -17,7 +18,7 @@ import trio
 from client.calls.fixture import load_fixture
 from client.calls.keys import CallSecret, Direction
 from client.calls.receiver import ReceivedFrame
-from client.calls.runner import MediaRun, run_media
+from client.calls.runner import MediaPlan, MediaRun, MediaRunner, run_media
 from tests.transport.quicpair import loopback_server
 from transport.base import DATAGRAM_BATCH, MediaTransport, TransportKind, TransportStats
 from wire.media import MediaKind
@@ -27,6 +28,7 @@ DELAY = 0.2  # jitter buffer: generous, 2 shared cores and several sessions at o
 TIME_LIMIT = 8.0
 TAMPER_EVERY = 25  # the caller's transport flips one payload byte of every 25th datagram
 HANG_UP_AFTER = 1.0  # seconds into a call planned much longer
+REKEY = 0.25  # seconds per SFrame epoch in that call
 SUMMARY_KEYS = {
     "frames_sent",
     "frames_received",
@@ -195,13 +197,14 @@ async def test_tampered_datagrams_are_counted_and_the_call_goes_on() -> None:
 
 
 async def test_a_transport_that_closes_ends_both_sides_early() -> None:
+    """Also: rekeying during the call, and a monotonic clock shared by both sides."""
     secret = CallSecret(os.urandom(32))
     runs: dict[Direction, MediaRun] = {}
 
     async def side(transport: MediaTransport, direction: Direction) -> None:
-        runs[direction] = await run_media(
-            transport, secret, direction, video=False, seconds=TIME_LIMIT
-        )
+        plan = MediaPlan(video=False, seconds=TIME_LIMIT, rekey_interval=REKEY)
+        runner = MediaRunner(transport, secret, direction, plan, clock=time.monotonic)
+        runs[direction] = await runner.run()
 
     async def hang_up(transport: MediaTransport) -> None:
         await trio.sleep(HANG_UP_AFTER)
@@ -220,3 +223,7 @@ async def test_a_transport_that_closes_ends_both_sides_early() -> None:
         assert HANG_UP_AFTER <= run.seconds < HANG_UP_AFTER + 2
         assert run.stats.frames_received > 0
         assert run.stats.decrypt_failures == 0
+        assert run.stats.digest_mismatches == 0
+        assert run.epoch >= HANG_UP_AFTER / REKEY - 1
+        assert run.stats.latency_ms_p50 is not None
+        assert run.stats.latency_ms_p50 < 1000 * HANG_UP_AFTER
