@@ -94,7 +94,9 @@ class MediaPlan:
     delay: float = DEFAULT_DELAY
     drain: float = DRAIN
     sender: int | None = None
-    """The sender id in the clear header; ``None``: the direction's value (0 or 1)."""
+    """The sender id in the clear header: the one the node drew when this side's connection
+    bound its leg (the node drops a datagram whose sender is not bound to the connection it
+    came on). ``None``, with no node in between: the direction's value (0 or 1)."""
     rekey_interval: float = REKEY_INTERVAL
 
     @property
@@ -207,12 +209,14 @@ async def run_media(
     seconds: float,
     clock: Clock = time.time,
     delay: float = DEFAULT_DELAY,
+    sender: int | None = None,
     on_frame: FrameSink | None = None,
 ) -> MediaRun:
     """Play one side of a call for ``seconds`` over ``transport``; what it measured.
 
-    ``direction`` is the way this side sends (the caller sends ``CALLER_TO_CALLEE``).
+    ``direction`` is the way this side sends (the caller sends ``CALLER_TO_CALLEE``);
+    ``sender`` is the id the node bound to this side's leg (see :class:`MediaPlan`).
     """
-    plan = MediaPlan(video=video, seconds=seconds, delay=delay)
+    plan = MediaPlan(video=video, seconds=seconds, delay=delay, sender=sender)
     runner = MediaRunner(transport, secret, direction, plan, clock=clock, on_frame=on_frame)
     return await runner.run()

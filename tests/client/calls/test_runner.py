@@ -99,12 +99,14 @@ class Frames:
         self.mismatches = 0
         self.kinds: set[MediaKind] = set()
         self.last: dict[MediaKind, int] = {}
+        self.senders: set[int] = set()
 
     def __call__(self, frame: ReceivedFrame) -> None:
         expected = FIXTURE.frame_at(frame.stream.kind, frame.header.frame).sha256
         self.count += 1
         self.mismatches += hashlib.sha256(frame.data).digest() != expected
         self.kinds.add(frame.stream.kind)
+        self.senders.add(frame.stream.sender)
         self.last[frame.stream.kind] = max(self.last.get(frame.stream.kind, 0), frame.header.frame)
 
 
@@ -118,6 +120,7 @@ async def _call(
     """A video call of ``SECONDS`` between a QUIC client (caller) and the server (callee)."""
     sinks = (Frames(), Frames())
     runs: dict[Direction, MediaRun] = {}
+    senders = {d: int.from_bytes(os.urandom(4), "big") for d in Direction}  # as a node draws
 
     async def side(transport: MediaTransport, direction: Direction, sink: Frames) -> None:
         runs[direction] = await run_media(
@@ -127,6 +130,7 @@ async def _call(
             video=True,
             seconds=SECONDS,
             delay=DELAY,
+            sender=senders[direction],
             on_frame=sink,
         )
 
@@ -138,6 +142,8 @@ async def _call(
                 nursery.start_soon(side, caller, Direction.CALLER_TO_CALLEE, sinks[0])
                 nursery.start_soon(side, server, Direction.CALLEE_TO_CALLER, sinks[1])
         await client.aclose()
+    assert sinks[0].senders == {senders[Direction.CALLEE_TO_CALLER]}
+    assert sinks[1].senders == {senders[Direction.CALLER_TO_CALLEE]}
     return runs[Direction.CALLER_TO_CALLEE], runs[Direction.CALLEE_TO_CALLER], *sinks
 
 
