@@ -226,7 +226,7 @@ async def test_a_transport_that_closes_ends_both_sides_early() -> None:
         await client.aclose()
     for run in runs.values():
         assert run.closed
-        assert HANG_UP_AFTER <= run.seconds < HANG_UP_AFTER + 2
+        assert HANG_UP_AFTER - 0.1 <= run.seconds < HANG_UP_AFTER + 2  # not the 8 s planned
         assert run.stats.frames_received > 0
         assert run.stats.decrypt_failures == 0
         assert run.stats.digest_mismatches == 0
