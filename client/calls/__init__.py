@@ -1,4 +1,5 @@
-"""The core of 1:1 encrypted calls (issue 17, DESIGN section 9): signalling and media, pure, no I/O.
+"""The core of 1:1 encrypted calls (issue 17, DESIGN section 9): signalling and media, pure,
+no I/O, and the one trio shell that plays media over a transport (``runner``).
 
     keys          call secret -> per-direction SFrame key chains (HKDF-SHA512), rekeying
     packetizer    encoded frame -> SFrame (RFC 9605) -> datagrams of <= 1,200 bytes
@@ -12,9 +13,11 @@
                   hang-up, key update; ring timeout), time injected
     signal_table  its transitions as data; signal_events: end codes, events, timeouts
     signal_registry  the calls of one device by id; automatic Busy; glare
+    runner        the trio shell (not re-exported here): plays one side of a call's media,
+                  paced from the fixture, over a ``transport.MediaTransport``; its summary
 
 The clear datagram header is :mod:`wire.media`; QUIC (RFC 9000, RFC 9221 datagrams) and the
-WebSocket fallback carry the datagrams and are not part of this package.
+WebSocket fallback (:mod:`transport`) carry the datagrams and are not part of this package.
 """
 
 from client.calls.errors import CallError, FixtureError, MediaKeyError
