@@ -50,7 +50,7 @@ from client.calls.signal_events import (
     StartMedia,
     StopMedia,
 )
-from client.calls.signal_table import TRANSITIONS, Input, Reply, Step
+from client.calls.signal_table import HANG_UP_AGAIN, TRANSITIONS, Input, Reply, Step
 from wire.calls import (
     CallAnswer,
     CallBusy,
@@ -250,7 +250,10 @@ class Call:
         step = TRANSITIONS.get((self.role, self.state, kind))
         if step is None:
             late = self.state is S.ENDED
-            return self._ignore(IgnoreReason.LATE if late else IgnoreReason.UNEXPECTED, [])
+            ignored = self._ignore(IgnoreReason.LATE if late else IgnoreReason.UNEXPECTED, [])
+            if late and kind in HANG_UP_AGAIN:
+                return [SendSignal(self.peer, CallHangup(self.call_id))]
+            return ignored
         if kind is Input.KEY_UPDATE and epoch <= self.peer_epoch:
             return self._ignore(IgnoreReason.STALE_EPOCH, [])
         if kind is Input.REKEY and epoch <= self.own_epoch:

@@ -131,6 +131,11 @@ def _callee_rows() -> Rows:
     return rows
 
 
+HANG_UP_AGAIN: Final = frozenset({Input.ANSWER, Input.KEY_UPDATE})
+"""Signals a peer sends only while it holds the call up. An ENDED call ignores them (no
+row) but answers each with a hang-up: the peer's call is up while ours is over, so our
+earlier hang-up reached it before its offer did (the network reorders), or never did."""
+
 TRANSITIONS: Final[Rows] = _caller_rows() | _callee_rows()
 """Every allowed (role, state, input) and where it leads; nothing leaves ``ENDED``."""
 
