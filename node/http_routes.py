@@ -154,7 +154,11 @@ class HttpRoutes:
         elif path == DOCUMENT_PATH:
             cfg = relay.config
             doc = relay.keys.key_document_bytes(
-                cfg.domain, self.endpoints(), relay.now_ms(), cfg.document_lifetime
+                cfg.domain,
+                self.endpoints(),
+                relay.now_ms(),
+                cfg.document_lifetime,
+                relay.media_port,
             )
             await _respond(send, 200, doc, MSGPACK)
         elif path == LIMITS_PATH:

@@ -40,6 +40,22 @@ and ``render`` writes them with ``generate_latest``, together with the store's g
     sealrelay_gc_frozen_objects                 gauge    objects exempt from them (node.heap)
     sealrelay_gc_pause_seconds                  histogram each collection's pause (once
                                                          node.heap.settle watches them)
+
+With ``udp_listen`` set, the call relay's numbers (:class:`CallNumbers`, read from
+``node.calls`` at scrape time; absent otherwise):
+
+    sealrelay_call_legs                         gauge    client legs held
+    sealrelay_call_remote_legs                  gauge    legs bridged to a peer node
+    sealrelay_call_bound_legs                   gauge    client legs with a media connection
+    sealrelay_call_bridges                      gauge    bridges joined
+    sealrelay_call_forwarded_datagrams_total    counter  media datagrams forwarded
+    sealrelay_call_forwarded_bytes_total        counter  their bytes
+    sealrelay_call_dropped_total{reason}        counter  datagrams dropped, by reason
+    sealrelay_call_connections_total            counter  QUIC media connections accepted
+    sealrelay_call_bind_failures_total{reason}  counter  connections not bound: refused,
+                                                         malformed_control, timeout
+    sealrelay_call_send_failures_total          counter  forwarded datagrams whose
+                                                         destination had gone
 """
 
 from __future__ import annotations
@@ -47,7 +63,8 @@ from __future__ import annotations
 import bisect
 import gc
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Final
 
 from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, CollectorRegistry, generate_latest
@@ -129,6 +146,23 @@ def watch_gc() -> None:
         gc.callbacks.append(GC_PAUSES)
 
 
+@dataclass(frozen=True)
+class CallNumbers:
+    """The call relay's gauges and counters at one scrape (``node.calls``: the core's
+    ``RelayStats`` and the QUIC shell's ``ShellStats``), as plain numbers."""
+
+    legs: int
+    remote_legs: int
+    bound_legs: int
+    bridges: int
+    forwarded: int
+    forwarded_bytes: int
+    drops: Mapping[str, int]
+    connections: int
+    bind_failures: Mapping[str, int]
+    send_failures: int
+
+
 class Metrics:
     """The node's counters, gauges and histograms, and the registry that exposes them."""
 
@@ -144,6 +178,8 @@ class Metrics:
         self.labeled: dict[str, dict[LabelKey, int]] = {}
         self.queue_depths: dict[str, int] = {}
         self.store_stats: Mapping[str, int] = {}
+        self.calls: Callable[[], CallNumbers] | None = None
+        """Read at scrape time; set by ``node.server`` when the node serves calls."""
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(NodeCollector(self))
 
@@ -193,6 +229,34 @@ class NodeCollector:
             PREFIX + "send_to_deliver_seconds", "Stored to pushed latency."
         )
         yield from _gc_families()
+        if m.calls is not None:
+            yield from _call_families(m.calls())
+
+
+def _call_families(calls: CallNumbers) -> Iterator[Metric]:
+    yield _gauge("call_legs", "Client call legs held.", calls.legs)
+    yield _gauge("call_remote_legs", "Call legs bridged to a peer node.", calls.remote_legs)
+    yield _gauge("call_bound_legs", "Client call legs with a media connection.", calls.bound_legs)
+    yield _gauge("call_bridges", "Call bridges joined.", calls.bridges)
+    forwarded = _one(calls.forwarded)
+    yield _counter("call_forwarded_datagrams", "Media datagrams forwarded.", forwarded)
+    forwarded_bytes = _one(calls.forwarded_bytes)
+    yield _counter("call_forwarded_bytes", "Bytes of media datagrams forwarded.", forwarded_bytes)
+    yield _counter("call_dropped", "Media datagrams dropped, by reason.", _by(calls.drops))
+    connections = _one(calls.connections)
+    yield _counter("call_connections", "QUIC media connections accepted.", connections)
+    failures = _by(calls.bind_failures)
+    yield _counter("call_bind_failures", "Media connections not bound, by reason.", failures)
+    send_failures = _one(calls.send_failures)
+    yield _counter("call_send_failures", "Forwarded datagrams not sent.", send_failures)
+
+
+def _one(value: int) -> dict[LabelKey, int]:
+    return {(): value}
+
+
+def _by(counts: Mapping[str, int]) -> dict[LabelKey, int]:
+    return {(("reason", reason),): n for reason, n in sorted(counts.items())}
 
 
 def _gc_families() -> Iterator[Metric]:

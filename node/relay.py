@@ -96,6 +96,9 @@ class Relay:
     metrics: Metrics = field(default_factory=Metrics)
     draining: bool = False
     federation: FederationPort | None = None
+    media_port: int | None = None
+    """The UDP port of the node's QUIC endpoint for call media, listed in the key document
+    (set by ``node.server`` when ``udp_listen`` is; None: a version 1 document)."""
     shared_store: bool = False
     """Other processes write the same store (cluster mode): no cached delivery-token
     verifiers, since another replica may change them."""

@@ -10,6 +10,15 @@ Shutdown (SIGTERM, SIGINT or ``stop``): ``/readyz`` turns 503, client WebSockets
 with 1001 (clients reconnect elsewhere), hypercorn stops accepting and waits up to
 ``shutdown_timeout`` for running requests (each finishes its store write), then the
 sweeper stops and the store is closed.
+
+Calls (issue 17): with ``udp_listen`` set, the node's call relay (``node.calls``
+``CallService``) listens on that UDP address with the node's QUIC identity
+(``ServerKeys.quic``) before anything can fetch the key document, and the document lists
+the port it bound (``media_port``: a version 2 body). Without ``udp_listen`` no UDP socket
+is opened and the document is version 1. A key reload (:func:`_watch_keys`) that changes
+the QUIC identity (``sealrelay keys rotate``) needs a restart to serve the new key: until
+then the document lists the pin the running service was started with, and an error is
+logged.
 """
 
 from __future__ import annotations
@@ -27,12 +36,15 @@ from hypercorn.trio import serve
 
 from node import gateway
 from node.app import App
+from node.calls import CallRelay
+from node.calls.shell import CallService
 from node.cluster import ClusterPush
 from node.clusterlimits import SharedLimits
 from node.config import Config, parse_sentinels
 from node.errors import NODE_LISTEN, CommandError, ConfigError
 from node.fed import Federation
-from node.keys import KEY_FILE, RELOAD_INTERVAL, load, load_or_create
+from node.keys import KEY_FILE, RELOAD_INTERVAL, ServerKeys, load, load_or_create
+from node.metrics import CallNumbers
 from node.relay import Relay
 from node.store import Store, open_store
 from node.store.redis import RedisStore
@@ -52,6 +64,8 @@ class NodeHandle:
     port: int
     relay: Relay
     stop: trio.Event
+    calls: CallService | None = None
+    """The call relay's QUIC service, when ``udp_listen`` is set."""
 
     def shutdown(self) -> None:
         self.stop.set()
@@ -83,7 +97,7 @@ async def run_node(
     def document() -> bytes:
         now = relay.now_ms()
         return relay.keys.key_document_bytes(
-            config.domain, endpoints(), now, config.document_lifetime
+            config.domain, endpoints(), now, config.document_lifetime, relay.media_port
         )
 
     federation = Federation(relay, document)
@@ -93,6 +107,7 @@ async def run_node(
         async with trio.open_nursery() as nursery:
             if handle_signals:
                 nursery.start_soon(_watch_signals, stop)
+            calls = await _start_calls(relay, nursery)
             nursery.start_soon(_sweeper, relay)
             nursery.start_soon(_watch_keys, relay, Path(config.data_dir) / KEY_FILE)
             if isinstance(opened, RedisStore):
@@ -101,7 +116,7 @@ async def run_node(
                 # one allowance per client across the replicas (node.clusterlimits)
                 nursery.start_soon(SharedLimits(opened, relay.limiters(), relay.clock).run)
             await nursery.start(federation.run)
-            await _serve(relay, stop, nursery, bound, endpoints, federation, task_status)
+            await _serve(relay, stop, nursery, bound, endpoints, federation, calls, task_status)
             nursery.cancel_scope.cancel()
     finally:
         relay.draining = True
@@ -117,6 +132,7 @@ async def _serve(
     bound: list[str],
     endpoints: Callable[[], tuple[str, ...]],
     federation: Federation,
+    calls: CallService | None,
     task_status: trio.TaskStatus[NodeHandle],
 ) -> None:
     config = relay.config
@@ -149,8 +165,49 @@ async def _serve(
     bound.append(binds[0])
     port = int(binds[0].rpartition(":")[2])
     log.info("listening", extra={"url": binds[0], "domain": config.domain, "suite": config.suite})
-    task_status.started(NodeHandle(binds[0], port, relay, stop))
+    task_status.started(NodeHandle(binds[0], port, relay, stop, calls))
     await done.wait()
+
+
+async def _start_calls(relay: Relay, nursery: trio.Nursery) -> CallService | None:
+    """Start the call relay on ``udp_listen`` (None if unset) with the node's QUIC identity;
+    set ``relay.media_port`` to the bound port and feed ``/metrics``."""
+    address = relay.config.udp_address()
+    if address is None:
+        return None
+    host, port = address
+    service = CallService(CallRelay(relay.random_bytes), relay.keys.quic)
+    try:
+        local = await nursery.start(service.serve, host, port)
+    except OSError as exc:  # the port is taken, or the address is not this machine's
+        reason = exc.strerror or str(exc)
+        raise CommandError(f"cannot listen on UDP {host}:{port}: {reason}", NODE_LISTEN) from None
+    relay.media_port = int(local[1])
+    relay.metrics.calls = lambda: call_numbers(service)
+    log.info("calls listening", extra={"address": f"{host}:{relay.media_port}"})
+    return service
+
+
+def call_numbers(service: CallService) -> CallNumbers:
+    """The call relay's numbers for ``/metrics`` (``node.metrics.CallNumbers``)."""
+    core, shell = service.core.stats(), service.stats()
+    failures = {
+        "refused": shell.refused,
+        "malformed_control": shell.malformed_control,
+        "timeout": shell.bind_timeouts,
+    }
+    return CallNumbers(
+        legs=core.legs,
+        remote_legs=core.remote_legs,
+        bound_legs=core.bound_legs,
+        bridges=core.bridges,
+        forwarded=core.forwarded,
+        forwarded_bytes=core.forwarded_bytes,
+        drops={str(reason): n for reason, n in core.drops.items()},
+        connections=shell.connections,
+        bind_failures=failures,
+        send_failures=shell.send_failures,
+    )
 
 
 def _hypercorn_config(config: Config) -> HypercornConfig:
@@ -180,12 +237,26 @@ async def _watch_keys(relay: Relay, path: Path) -> None:
         if current == seen:
             continue
         try:
-            relay.keys = load(path, relay.keys.suite)
+            keys = load(path, relay.keys.suite)
         except ConfigError as exc:
             log.error("server keys not reloaded", extra={"error": str(exc)})
             continue
+        _keep_quic(relay, keys)
+        relay.keys = keys
         seen = current
         log.info("server keys reloaded", extra={"key": relay.keys.sig_key_id.hex()})
+
+
+def _keep_quic(relay: Relay, keys: ServerKeys) -> None:
+    """The running call service keeps the QUIC identity it started with, and so does the
+    key document, until a restart (see the module docstring): ``keys`` (just loaded, its
+    document not built yet) gets the running identity back."""
+    if relay.media_port is not None and keys.quic_pin != relay.keys.quic_pin:
+        keys.quic = relay.keys.quic
+        log.error(
+            "the QUIC key changed: restart the node to serve it",
+            extra={"code": "calls.restart_needed"},
+        )
 
 
 def _mtime(path: Path) -> int:
@@ -200,6 +271,7 @@ async def _sweeper(relay: Relay) -> None:
         await trio.sleep(relay.config.sweep_interval)
         try:
             await relay.sweep()
+            await relay.ports.call_legs.sweep_legs(relay.now_ms())
         except Exception as exc:
             log.warning("sweep failed", extra={"error": type(exc).__name__})
 

@@ -13,12 +13,12 @@
     CallService         the trio shell over QUIC (``shell``): binds each accepted QUIC
                         connection to its leg (``wire.media_control`` messages), forwards
                         datagrams through the core in batches, expires legs every second;
-                        not yet started by ``node.server``
+                        started by ``node.server`` when ``udp_listen`` is set
 
 The storage port that outlives a replica or is shared in cluster mode is
 :class:`node.store.ports.CallLegs`; the WebSocket fallback and node-to-node links are still
-to come and will use :meth:`CallService.attach` and :meth:`CallService.forward`. Nothing here is part of ``Relay`` or of
-the message store.
+to come and will use :meth:`CallService.attach` and :meth:`CallService.forward`. Nothing
+here is part of ``Relay`` or of the message store.
 """
 
 from __future__ import annotations
