@@ -179,13 +179,22 @@ async def _start_calls(relay: Relay, nursery: trio.Nursery) -> CallService | Non
     service = CallService(CallRelay(relay.random_bytes), relay.keys.quic)
     try:
         local = await nursery.start(service.serve, host, port)
-    except OSError as exc:  # the port is taken, or the address is not this machine's
-        reason = exc.strerror or str(exc)
+    except* OSError as group:  # the port is taken, or the address is not this machine's
+        exc = _leaf(group)
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise CommandError(f"cannot listen on UDP {host}:{port}: {reason}", NODE_LISTEN) from None
     relay.media_port = int(local[1])
     relay.metrics.calls = lambda: call_numbers(service)
     log.info("calls listening", extra={"address": f"{host}:{relay.media_port}"})
     return service
+
+
+def _leaf(group: BaseExceptionGroup[OSError]) -> BaseException:
+    """The first exception inside ``group`` (trio nests them)."""
+    inner: BaseException = group
+    while isinstance(inner, BaseExceptionGroup):
+        inner = inner.exceptions[0]
+    return inner
 
 
 def call_numbers(service: CallService) -> CallNumbers:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Final
@@ -16,6 +17,7 @@ import pytest
 import trio
 
 from node.config import Config
+from node.errors import NODE_LISTEN, CommandError
 from node.keys import RELOAD_INTERVAL, replace_key_file
 from node.server import NodeHandle, run_node
 from node.store import LegRecord
@@ -94,3 +96,29 @@ async def test_the_sweeper_sweeps_call_legs(node: NodeHandle) -> None:
     assert await legs.add_leg(LegRecord(LEG_ID, b"replica", bytes(32), expired))
     await trio.sleep(SWEEP_INTERVAL * 10)
     assert not await legs.delete_leg(LEG_ID)  # gone already
+
+
+async def test_a_taken_udp_port_is_a_listen_error(tmp_path: Path) -> None:
+    """The same refusal as a taken TCP port: a lone ``CommandError`` in trio's groups
+    (what ``node.cli.run_trio`` prints as one line)."""
+    with trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM) as taken:
+        await taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        config = replace(_config(tmp_path), udp_listen=f"127.0.0.1:{port}")
+        with pytest.raises(BaseExceptionGroup) as caught:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(partial(run_node, config, handle_signals=False))
+    matched, rest = caught.value.split(CommandError)
+    assert matched is not None
+    assert rest is None
+    refused = _first(matched)
+    assert isinstance(refused, CommandError)
+    assert refused.code == NODE_LISTEN
+    assert f"UDP 127.0.0.1:{port}" in str(refused)
+
+
+def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    inner: BaseException = group
+    while isinstance(inner, BaseExceptionGroup):
+        inner = inner.exceptions[0]
+    return inner
