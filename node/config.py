@@ -16,7 +16,7 @@ listen_port                             7480         port to bind (0: any free p
                                                      stdout)
 udp_listen                              ""           ``HOST:PORT`` of the UDP socket for call media
                                                      over QUIC (port 0: any free port); empty: no
-                                                     QUIC endpoint (calls fall back to WebSocket)
+                                                     QUIC endpoint, and no UDP socket
 data_dir                                (required)   keys and the SQLite store live here
 suite                                   cnsa2        cipher suite of the domain: cnsa2 or xwing
 store                                   sqlite       storage backend: sqlite, memory or redis
