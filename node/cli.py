@@ -41,6 +41,7 @@ from node.errors import (
     NODE_DATA_DIR,
     CommandError,
     ConfigError,
+    first_leaf,
 )
 from node.keys import KEY_FILE
 from node.server import NodeHandle, run_node
@@ -100,12 +101,7 @@ def run_trio(fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         matched, rest = group.split(CommandError)
         if matched is None or rest is not None:
             raise
-        raise _first(matched) from None
-
-
-def _first(group: BaseExceptionGroup[Any]) -> BaseException:
-    inner = group.exceptions[0]
-    return _first(inner) if isinstance(inner, BaseExceptionGroup) else inner
+        raise first_leaf(matched) from None
 
 
 def _config(args: argparse.Namespace, **extra: Any) -> Config:

@@ -83,3 +83,11 @@ class ConfigError(CommandError):
 
     def __init__(self, message: str, code: str = CONFIG_INVALID) -> None:
         super().__init__(message, code)
+
+
+def first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first exception inside ``group`` that is not itself a group (trio nests them)."""
+    inner: BaseException = group
+    while isinstance(inner, BaseExceptionGroup):
+        inner = inner.exceptions[0]
+    return inner

@@ -41,7 +41,7 @@ from node.calls.shell import CallService
 from node.cluster import ClusterPush
 from node.clusterlimits import SharedLimits
 from node.config import Config, parse_sentinels
-from node.errors import NODE_LISTEN, CommandError, ConfigError
+from node.errors import NODE_LISTEN, CommandError, ConfigError, first_leaf
 from node.fed import Federation
 from node.keys import KEY_FILE, RELOAD_INTERVAL, ServerKeys, load, load_or_create
 from node.metrics import CallNumbers
@@ -180,21 +180,13 @@ async def _start_calls(relay: Relay, nursery: trio.Nursery) -> CallService | Non
     try:
         local = await nursery.start(service.serve, host, port)
     except* OSError as group:  # the port is taken, or the address is not this machine's
-        exc = _leaf(group)
+        exc = first_leaf(group)
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise CommandError(f"cannot listen on UDP {host}:{port}: {reason}", NODE_LISTEN) from None
     relay.media_port = int(local[1])
     relay.metrics.calls = lambda: call_numbers(service)
     log.info("calls listening", extra={"address": f"{host}:{relay.media_port}"})
     return service
-
-
-def _leaf(group: BaseExceptionGroup[OSError]) -> BaseException:
-    """The first exception inside ``group`` (trio nests them)."""
-    inner: BaseException = group
-    while isinstance(inner, BaseExceptionGroup):
-        inner = inner.exceptions[0]
-    return inner
 
 
 def call_numbers(service: CallService) -> CallNumbers:
