@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from client import content
 from client.calls import keys
+from client.calls.errors import MediaKeyError
 from client.errors import BadContent
 from tests.client.calls.signalkit import CID, LEG, offer
 from wire import encode
@@ -81,7 +82,12 @@ def test_a_message_encodes_as_before() -> None:
 
 
 def test_the_wire_and_key_schedule_agree_on_the_secret_size() -> None:
-    assert CALL_SECRET_LEN == keys.CALL_SECRET_LEN
+    # the key schedule takes exactly the secret an offer carries (one home: wire.calls)
+    assert keys.CallSecret.from_bytes(bytes(CALL_SECRET_LEN)).secret == bytes(CALL_SECRET_LEN)
+    assert len(keys.CallSecret.generate(lambda n: bytes(n)).secret) == CALL_SECRET_LEN
+    for wrong in (CALL_SECRET_LEN - 1, CALL_SECRET_LEN + 1):
+        with pytest.raises(MediaKeyError):
+            keys.CallSecret.from_bytes(bytes(wrong))
 
 
 @given(st.binary(max_size=200))
