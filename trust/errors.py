@@ -39,6 +39,9 @@ the remote party broke the rule unless ``internal``). The node raises them
     call.leg_taken      the call leg is bridged to another leg already (or to itself)
     call.bad_secret     the leg secret presented to bind a media connection is wrong
     call.expired        the call leg expired (not bound in time, or idle too long)
+    call.unreachable    the media link to the leg's domain could not be set up or went
+                        down (no QUIC endpoint listed, no answer, link refused), or that
+                        node did not answer the bridge in time; try again later
     store.full          the node's storage is full (disk, or Redis' maxmemory): nothing
                         of the request was stored; retry after ``retry_after``
     store.unavailable   the node's storage does not answer (Redis unreachable): retry after
@@ -89,6 +92,7 @@ __all__ = [  # the codes, which ``node.errors`` re-exports
     "CALL_EXPIRED",
     "CALL_LEG_TAKEN",
     "CALL_NO_LEG",
+    "CALL_UNREACHABLE",
     "CODES",
     "FED_AUTH",
     "FED_KEY_DOCUMENT",
@@ -141,6 +145,7 @@ CALL_NO_LEG: Final = "call.no_leg"
 CALL_LEG_TAKEN: Final = "call.leg_taken"
 CALL_BAD_SECRET: Final = "call.bad_secret"  # noqa: S105 - an error code
 CALL_EXPIRED: Final = "call.expired"
+CALL_UNREACHABLE: Final = "call.unreachable"
 FED_POLICY: Final = "fed.policy"
 FED_UNAVAILABLE: Final = "fed.unavailable"
 FED_KEY_DOCUMENT: Final = "fed.key_document"
@@ -176,6 +181,7 @@ CODES: Final = (
     CALL_LEG_TAKEN,
     CALL_BAD_SECRET,
     CALL_EXPIRED,
+    CALL_UNREACHABLE,
     FED_POLICY,
     FED_UNAVAILABLE,
     FED_KEY_DOCUMENT,
