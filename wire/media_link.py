@@ -131,7 +131,7 @@ LINK_MESSAGES: Final = (
 
 def decode_link_message(data: bytes) -> LinkMessage:
     """Any link control message in ``data``; :class:`~wire.errors.WireError` otherwise."""
-    found: LinkMessage = decode(data, LINK_MESSAGES, max_size=MAX_LINK_CONTROL)
+    found: LinkMessage = decode(data, LINK_MESSAGES, max_size=MAX_LINK_CONTROL)  # type: ignore[assignment]
     return found
 
 
@@ -143,7 +143,7 @@ def decode_hello(data: bytes) -> LinkHello:
 def decode_bridge_message(data: bytes) -> LinkBridgeMessage:
     """A message of an established link (join, joined, refused, end);
     :class:`~wire.errors.WireError` for anything else, a handshake message included."""
-    found: LinkBridgeMessage = decode(data, BRIDGE_MESSAGES, max_size=MAX_LINK_CONTROL)
+    found: LinkBridgeMessage = decode(data, BRIDGE_MESSAGES, max_size=MAX_LINK_CONTROL)  # type: ignore[assignment]
     return found
 
 

@@ -1,0 +1,466 @@
+"""Node-to-node media links: the trio shell that bridges a client leg of this node to a
+leg of a peer domain (DESIGN section 9; issue 17, "the media path", "node-to-node links
+authenticate both ends"; the plan's rendezvous).
+
+    links = MediaLinks(service, "a.example", keyring, lambda: relay.keys, random=...)
+    await nursery.start(links.run)              # also: service.accept_links(links)
+    await links.bridge(leg_id, LegRef("b.example", far_leg_id))   # the LegBridge handler
+
+One QUIC link per peer domain, opened on first use and reused by every call in both
+directions; a link that closes ends its bridges (``CallRelay.drop_owner``) and the next
+``bridge`` opens a new one.
+
+Outbound (this node connects): the peer's key document, verified and trusted by the
+federation keyring, gives the media port and the pin of its QUIC certificate key
+(``trust.media``); the host is that of the peer's federation endpoint (its ``[peers]``
+table's ``endpoints``, else ``https://DOMAIN``). TLS authenticates the peer by the pin;
+then, on the control stream (``wire.media_link``), ``LinkHello`` -> ``LinkChallenge`` ->
+``LinkProof`` -> ``LinkReady`` authenticates this node by its server signing key
+(``trust.peerlink``).
+
+Inbound (a peer connects): :class:`~node.calls.shell.CallService` hands over a connection
+whose first control message is a ``LinkHello``; the hello must name this domain, the proof
+must check against the origin's document from the keyring (so the federation policy
+decides which domains may link: an unknown or denied one is ``fed.policy``), else
+``LinkRejected`` with the code, and the connection closes.
+
+On a link: datagrams go through :meth:`CallService.forward` with the link as their source
+and :meth:`CallService.attach` as their destination (the one forwarding path of client
+legs); bridge messages through the pure :class:`~node.calls.peering.LinkBridges`. Legs
+that end anywhere in the node reach :meth:`MediaLinks.legs_ended` (through
+``CallService.close_ended``), which sends ``LinkEnd`` to the peer. What a peer learns is
+this node's domain, leg ids it was given, channels and codes: never an account address
+(the link owns its remote legs as a domain), and it can only join this node's own client
+legs, never reach a third domain through it.
+
+Refusals of :meth:`MediaLinks.bridge` are :class:`~node.errors.NodeError`: ``fed.policy``
+(the domain is not a peer), ``fed.unavailable`` / ``fed.key_document`` (its key document),
+``call.unreachable`` (no QUIC endpoint, no connection, link refused, no answer to the join
+in :data:`JOIN_TIMEOUT` seconds, the link went), or the peer's refusal of the join:
+``call.no_leg``, ``call.leg_taken``, ``call.expired``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Final, Protocol
+from urllib.parse import urlsplit
+
+import trio
+
+from federation.errors import FederationError, KeyDocumentError, PolicyRefused
+from federation.keyring import Keyring, VerifiedDocument
+from node.calls.core import CallRelay
+from node.calls.events import Ended
+from node.calls.peering import LinkBridges, Step
+from node.calls.shell import FORWARD_BATCH, CallService, wall_clock_ms
+from node.errors import CALL_UNREACHABLE, FED_AUTH, FED_POLICY, FED_UNAVAILABLE, NodeError
+from suites import Suite
+from suites.sig import SigPrivateKey
+from transport import DEFAULT_SETTINGS, PinnedKey, QuicChannel, QuicSettings, TransportError
+from transport import connect_quic as _connect_quic
+from trust import peerlink
+from trust.errors import LinkRefused
+from trust.media import media_endpoint
+from wire import WireError, decode, encode
+from wire.calls import LegRef
+from wire.media_link import (
+    CLOSE_LINK_DONE,
+    CLOSE_LINK_PROTOCOL,
+    CLOSE_LINK_REJECTED,
+    MAX_LINK_CONTROL,
+    LinkBridgeMessage,
+    LinkHello,
+    LinkReady,
+    LinkRejected,
+    decode_bridge_message,
+    decode_handshake_answer,
+    decode_hello,
+)
+from wire.server import LinkChallenge
+
+log = logging.getLogger("sealrelay.node.calls.links")
+
+JOIN_TIMEOUT: Final = 5.0
+"""Seconds a ``bridge`` waits for the peer's ``LinkJoined``."""
+HANDSHAKE_TIMEOUT: Final = 10.0
+"""Seconds for a link's hello, challenge, proof and answer (``trust.peerlink`` allows
+``PROOF_WINDOW_MS`` for the proof alone)."""
+OUTBOX: Final = 256
+"""Bridge messages queued for a link's writer; a peer that does not read is closed."""
+
+
+class LinkSigner(Protocol):
+    """What signs this node's link proof: its current server keys (``node.keys``)."""
+
+    @property
+    def suite(self) -> Suite: ...
+    @property
+    def sig_key(self) -> SigPrivateKey: ...
+    @property
+    def sig_key_id(self) -> bytes: ...
+
+
+@dataclass
+class LinkCounters:
+    """Links opened (by direction), and links that failed to open (by reason)."""
+
+    connects: dict[str, int] = field(default_factory=dict)
+    failures: dict[str, int] = field(default_factory=dict)
+
+    def count(self, table: dict[str, int], key: str) -> None:
+        table[key] = table.get(key, 0) + 1
+
+
+class _Refused(Exception):
+    """A link refused during its handshake, with the stable code to tell the peer."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code, self.message = code, message
+
+
+@dataclass(eq=False)
+class _Waiter:
+    """A ``bridge`` call waiting for the answer to its ``LinkJoin``."""
+
+    done: trio.Event = field(default_factory=trio.Event)
+    code: str | None = None
+
+
+class PeerLink:
+    """One authenticated link to a peer domain: the ``Conn`` and ``Owner`` of its remote
+    legs in the relay (compared by identity; it names a domain, never an account)."""
+
+    def __init__(self, core: CallRelay, domain: str, channel: QuicChannel, outbound: bool):
+        self.domain = domain
+        self.channel = channel
+        self.outbound = outbound
+        self.bridges = LinkBridges(core, self, domain)
+        self.waiters: dict[int, _Waiter] = {}
+        self._out, self.outbox = trio.open_memory_channel[bytes](OUTBOX)
+
+    def __repr__(self) -> str:
+        return f"PeerLink({self.domain}, {'outbound' if self.outbound else 'inbound'})"
+
+    def send(self, message: LinkBridgeMessage) -> None:
+        """Queue ``message`` for the writer; a link whose peer does not read is closed."""
+        try:
+            self._out.send_nowait(encode(message))
+        except trio.WouldBlock:
+            self.channel.close(CLOSE_LINK_PROTOCOL, "link backlog")
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            pass  # the link is closing: its bridges end with it
+
+    def close_outbox(self) -> None:
+        self._out.close()
+
+
+class MediaLinks:
+    """This node's links to peer domains (see the module docstring)."""
+
+    def __init__(
+        self,
+        service: CallService,
+        domain: str,
+        keyring: Keyring,
+        signer: Callable[[], LinkSigner],
+        *,
+        random: Callable[[int], bytes],
+        now_ms: Callable[[], int] = wall_clock_ms,
+        settings: QuicSettings = DEFAULT_SETTINGS,
+        join_timeout: float = JOIN_TIMEOUT,
+        handshake_timeout: float = HANDSHAKE_TIMEOUT,
+    ) -> None:
+        self.service = service
+        self.core = service.core
+        self.domain = domain.lower()
+        self.counters = LinkCounters()
+        self._keyring, self._signer, self._random, self._now = keyring, signer, random, now_ms
+        self._settings = settings
+        self._join_timeout, self._handshake_timeout = join_timeout, handshake_timeout
+        self._links: dict[str, PeerLink] = {}
+        self._open: set[PeerLink] = set()
+        self._locks: dict[str, trio.Lock] = {}
+        self._nursery: trio.Nursery | None = None
+
+    @property
+    def links_up(self) -> int:
+        """Links open now (both directions)."""
+        return len(self._open)
+
+    def link(self, domain: str) -> PeerLink | None:
+        """The open link to ``domain`` that ``bridge`` would use, if any."""
+        link = self._links.get(domain.lower())
+        return None if link is None or link.bridges.closed else link
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Hold the links this node opens until cancelled."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            task_status.started()
+            await trio.sleep_forever()
+
+    # --- the API of the LegBridge handler -----------------------------------------------
+
+    async def bridge(self, leg_id: bytes, target: LegRef) -> None:
+        """Bridge our client leg ``leg_id`` to ``target.leg_id`` on the node of
+        ``target.domain`` (the caller's side; a leg of this domain is joined locally).
+        On a refusal (see the module docstring) the client leg stays, unbridged."""
+        domain = target.domain.lower()
+        if domain == self.domain:
+            self.core.join(leg_id, target.leg_id, self._now())
+            return
+        link = await self._link_to(domain)
+        join = link.bridges.request(leg_id, target.leg_id, self._now())
+        waiter = link.waiters[join.channel] = _Waiter()
+        try:
+            link.send(join)
+            with trio.move_on_after(self._join_timeout):
+                await waiter.done.wait()
+        finally:
+            link.waiters.pop(join.channel, None)
+            if not waiter.done.is_set():
+                link.bridges.abandon(join.channel)
+        if not waiter.done.is_set():
+            raise NodeError(CALL_UNREACHABLE, f"{domain} did not answer the bridge in time")
+        if waiter.code is not None:
+            raise NodeError(waiter.code, f"{domain} did not join the call leg")
+
+    def legs_ended(self, ended: Sequence[Ended]) -> None:
+        """Legs that ended in this node: tell the peers of their remote legs
+        (``LinkEnd``), and answer ``bridge`` calls still waiting on them."""
+        links = {leg.owner for leg in ended if leg.remote and isinstance(leg.owner, PeerLink)}
+        for link in links:
+            assert isinstance(link, PeerLink)  # noqa: S101 - narrowed by the set above
+            self._apply(link, link.bridges.ended(ended))
+
+    # --- inbound ------------------------------------------------------------------------
+
+    async def serve_inbound(self, channel: QuicChannel, first: bytes) -> None:
+        """Authenticate the link a peer opened with ``first`` (its ``LinkHello``) and serve
+        it until it closes; refuse it with ``LinkRejected`` otherwise."""
+        try:
+            domain = await self._accept(channel, first)
+        except _Refused as refusal:
+            self.counters.count(self.counters.failures, "inbound_" + refusal.code)
+            log.warning("media link refused", extra={"code": refusal.code})
+            await _send_quietly(channel, LinkRejected(refusal.code, refusal.message))
+            channel.close(CLOSE_LINK_REJECTED, refusal.code)
+            return
+        link = PeerLink(self.core, domain, channel, outbound=False)
+        self._up(link)
+        await self._serve(link)
+
+    async def _accept(self, channel: QuicChannel, first: bytes) -> str:
+        """The peer's domain once its proof checks out; :class:`_Refused` otherwise."""
+        hello = decode_hello(first)  # the shell only hands over what decodes as one
+        origin = hello.origin.lower()
+        if hello.target.lower() != self.domain or origin == self.domain:
+            raise _Refused(FED_AUTH, f"this node serves {self.domain}")
+        fresh = self._random(peerlink.CHALLENGE_SIZE)
+        challenge = peerlink.issue(fresh, self.domain, self.service.pin.sha256, self._now())
+        data: bytes | None = None
+        with trio.move_on_after(self._handshake_timeout):
+            try:
+                await channel.send_control(challenge.message())
+                data = await channel.receive_control()
+            except TransportError:
+                raise _Refused(FED_AUTH, "the link closed during its handshake") from None
+        if data is None:
+            raise _Refused(FED_AUTH, "no link proof in time")
+        arrived = self._now()
+        try:
+            proof = peerlink.read_proof(data)
+            if proof.origin.lower() != origin:
+                raise LinkRefused("the link proof is for another domain than its hello")
+            verified = await self._document(origin)
+            challenge.check(proof, verified.doc, arrived)
+        except LinkRefused as exc:
+            raise _Refused(exc.code, exc.message) from None
+        except NodeError as exc:
+            raise _Refused(exc.code, exc.message) from None
+        await _send_quietly(channel, LinkReady())
+        return origin
+
+    # --- outbound -----------------------------------------------------------------------
+
+    async def _link_to(self, domain: str) -> PeerLink:
+        """The open link to ``domain``, opened now if there is none."""
+        link = self.link(domain)
+        if link is not None:
+            return link
+        async with self._locks.setdefault(domain, trio.Lock()):
+            link = self.link(domain)
+            if link is not None:
+                return link
+            try:
+                link = await self._dial(domain)
+            except NodeError as exc:
+                self.counters.count(self.counters.failures, "outbound_" + exc.code)
+                log.warning("media link failed", extra={"domain": domain, "code": exc.code})
+                raise
+            self._up(link)
+            self._spawn().start_soon(self._serve, link)
+            return link
+
+    async def _dial(self, domain: str) -> PeerLink:
+        """Connect to ``domain``'s media endpoint and prove who we are."""
+        verified = await self._document(domain)
+        endpoint = media_endpoint(verified.doc)
+        if endpoint is None:
+            raise NodeError(CALL_UNREACHABLE, f"{domain} lists no QUIC endpoint for calls")
+        pin = PinnedKey.from_sha256(endpoint.pin)
+        for host in self._hosts(domain):
+            try:
+                channel = await _connect_quic(
+                    self._spawn(), host, endpoint.port, pin=pin, settings=self._settings
+                )
+            except (TransportError, OSError):
+                continue
+            try:
+                await self._prove(channel, domain, endpoint.pin)
+            except NodeError:
+                channel.close(CLOSE_LINK_DONE, "link refused")
+                raise
+            return PeerLink(self.core, domain, channel, outbound=True)
+        raise NodeError(CALL_UNREACHABLE, f"no media endpoint of {domain} answered")
+
+    async def _prove(self, channel: QuicChannel, domain: str, pin: bytes) -> None:
+        """The connecting side of the handshake; ``call.unreachable`` if refused."""
+        signer = self._signer()
+        answer: LinkReady | LinkRejected | None = None
+        with trio.move_on_after(self._handshake_timeout):
+            try:
+                await channel.send_control(encode(LinkHello(self.domain, domain)))
+                challenge = _challenge(await channel.receive_control())
+                proof = peerlink.prove(
+                    challenge,
+                    origin=self.domain,
+                    target=domain,
+                    target_pin=pin,
+                    suite=signer.suite,
+                    sig_key=signer.sig_key,
+                    key_id=signer.sig_key_id,
+                )
+                await channel.send_control(proof)
+                answer = decode_handshake_answer(await channel.receive_control())
+            except (TransportError, WireError, LinkRefused):
+                answer = LinkRejected(FED_AUTH, "the link handshake failed")
+        if answer is None:
+            raise NodeError(CALL_UNREACHABLE, f"{domain} did not accept the media link in time")
+        if isinstance(answer, LinkRejected):
+            reason = f"{domain} refused the media link ({answer.code})"
+            raise NodeError(CALL_UNREACHABLE, reason)
+
+    def _hosts(self, domain: str) -> list[str]:
+        """The hosts of ``domain``'s federation endpoints, in the configured order."""
+        hosts = [urlsplit(url).hostname for url in self._keyring.policy(domain).urls()]
+        return list(dict.fromkeys(host for host in hosts if host))
+
+    async def _document(self, domain: str) -> VerifiedDocument:
+        """``domain``'s key document, verified and trusted; federation failures as
+        :class:`NodeError` with their codes."""
+        try:
+            return await self._keyring.document(domain)
+        except PolicyRefused as exc:
+            raise NodeError(FED_POLICY, exc.message) from None
+        except KeyDocumentError as exc:
+            raise NodeError(exc.code, exc.message) from None
+        except FederationError as exc:
+            raise NodeError(FED_UNAVAILABLE, exc.message) from None
+
+    def _spawn(self) -> trio.Nursery:
+        if self._nursery is None:
+            raise RuntimeError("MediaLinks.run is not running")
+        return self._nursery
+
+    # --- a link's life ------------------------------------------------------------------
+
+    def _up(self, link: PeerLink) -> None:
+        self._links[link.domain] = link
+        self._open.add(link)
+        self.service.attach(link, link.channel)
+        direction = "outbound" if link.outbound else "inbound"
+        self.counters.count(self.counters.connects, direction)
+        log.info("media link up", extra={"domain": link.domain, "direction": direction})
+
+    async def _serve(self, link: PeerLink) -> None:
+        """Carry the link's bridge messages and datagrams until it closes; then end it."""
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._write, link)
+                nursery.start_soon(self._forward, link)
+                await self._read(link)
+                nursery.cancel_scope.cancel()
+        finally:
+            self._down(link)
+
+    async def _read(self, link: PeerLink) -> None:
+        while True:
+            try:
+                data = await link.channel.receive_control()
+            except TransportError:
+                return
+            try:
+                message = decode_bridge_message(data)
+            except WireError:
+                link.channel.close(CLOSE_LINK_PROTOCOL, "malformed link message")
+                return
+            self._apply(link, link.bridges.receive(message, self._now()))
+
+    async def _write(self, link: PeerLink) -> None:
+        async for data in link.outbox:
+            try:
+                await link.channel.send_control(data)
+            except TransportError:
+                return
+
+    async def _forward(self, link: PeerLink) -> None:
+        while True:
+            try:
+                batch = await link.channel.receive_datagram_batch(FORWARD_BATCH)
+            except TransportError:
+                return
+            await self.service.forward(link, batch)
+
+    def _down(self, link: PeerLink) -> None:
+        """The link closed: end its bridges, wake its waiting ``bridge`` calls."""
+        if self._links.get(link.domain) is link:
+            del self._links[link.domain]
+        self._open.discard(link)
+        self.service.detach(link)
+        link.close_outbox()
+        link.channel.close(CLOSE_LINK_DONE, "link closed")
+        self._apply(link, link.bridges.close())
+        log.info("media link down", extra={"domain": link.domain})
+
+    def _apply(self, link: PeerLink, step: Step) -> None:
+        """Carry out what :class:`LinkBridges` decided."""
+        for message in step.replies:
+            link.send(message)
+        for answer in step.answers:
+            waiter = link.waiters.get(answer.channel)
+            if waiter is not None:
+                waiter.code = answer.code
+                waiter.done.set()
+        if step.ended:
+            self.service.report_ended(step.ended)
+
+
+def _challenge(data: bytes) -> bytes:
+    """The accepter's ``LinkChallenge`` as received; :class:`LinkRefused` if it sent a
+    ``LinkRejected`` (or anything else) instead."""
+    try:
+        decode(data, LinkChallenge, max_size=MAX_LINK_CONTROL)
+    except WireError:
+        raise LinkRefused("the peer sent no link challenge") from None
+    return data
+
+
+async def _send_quietly(channel: QuicChannel, message: LinkReady | LinkRejected) -> None:
+    with contextlib.suppress(TransportError):  # the peer went: the close says the rest
+        await channel.send_control(encode(message))
