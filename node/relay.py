@@ -19,6 +19,7 @@ from typing import Final, Protocol
 
 from node import accounts, errors
 from node.accept import Accepted, Delivery, Intake, NotStored, Recipient
+from node.calls.links import MediaLinks
 from node.config import Config
 from node.errors import NodeError
 from node.hub import Hub
@@ -99,6 +100,9 @@ class Relay:
     media_port: int | None = None
     """The UDP port of the node's QUIC endpoint for call media, listed in the key document
     (set by ``node.server`` when ``udp_listen`` is; None: a version 1 document)."""
+    media_links: MediaLinks | None = None
+    """The node-to-node media links (set by ``node.server`` with ``media_port``): a
+    ``LegBridge`` to another domain's leg is ``await media_links.bridge(leg_id, leg)``."""
     shared_store: bool = False
     """Other processes write the same store (cluster mode): no cached delivery-token
     verifiers, since another replica may change them."""
