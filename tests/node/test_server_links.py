@@ -92,12 +92,15 @@ async def test_a_bridge_between_two_nodes_over_federation_and_a_quic_link(
     nodes: tuple[NodeHandle, NodeHandle],
 ) -> None:
     a, b = nodes
-    assert a.calls is not None and b.calls is not None
-    assert a.links is a.relay.media_links is not None
+    assert a.calls is not None
+    assert b.calls is not None
+    links = a.relay.media_links
+    assert links is not None
+    assert a.links is links
     callee = b.calls.core.allocate("bob", b.relay.now_ms())
     caller = a.calls.core.allocate("alice", a.relay.now_ms())
     with trio.fail_after(STEP_TIMEOUT):
-        await a.relay.media_links.bridge(caller.leg_id, LegRef(B, callee.leg_id))
+        await links.bridge(caller.leg_id, LegRef(B, callee.leg_id))
     async with trio.open_nursery() as nursery:
         (alice, alice_id), (bob, bob_id) = (
             await _bind(a, caller, nursery),
