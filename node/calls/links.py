@@ -16,7 +16,7 @@ federation keyring, gives the media port and the pin of its QUIC certificate key
 table's ``endpoints``, else ``https://DOMAIN``). TLS authenticates the peer by the pin;
 then, on the control stream (``wire.media_link``), ``LinkHello`` -> ``LinkChallenge`` ->
 ``LinkProof`` -> ``LinkReady`` authenticates this node by its server signing key
-(``trust.peerlink``).
+(``trust.peerlink``; both sides in ``node.calls.linkauth``).
 
 Inbound (a peer connects): :class:`~node.calls.shell.CallService` hands over a connection
 whose first control message is a ``LinkHello``; the hello must name this domain, the proof
@@ -42,11 +42,10 @@ in :data:`JOIN_TIMEOUT` seconds, the link went), or the peer's refusal of the jo
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Final, Protocol
+from typing import Final
 from urllib.parse import urlsplit
 
 import trio
@@ -55,32 +54,31 @@ from federation.errors import FederationError, KeyDocumentError, PolicyRefused
 from federation.keyring import Keyring, VerifiedDocument
 from node.calls.core import CallRelay
 from node.calls.events import Ended
+from node.calls.linkauth import LinkSigner, Refused, accept_link, prove_link, send_quietly
 from node.calls.peering import LinkBridges, Step
 from node.calls.shell import FORWARD_BATCH, CallService, wall_clock_ms
-from node.errors import CALL_UNREACHABLE, FED_AUTH, FED_POLICY, FED_UNAVAILABLE, NodeError
-from suites import Suite
-from suites.sig import SigPrivateKey
-from transport import DEFAULT_SETTINGS, PinnedKey, QuicChannel, QuicSettings, TransportError
+from node.errors import CALL_UNREACHABLE, FED_POLICY, FED_UNAVAILABLE, NodeError
+from transport import (
+    DEFAULT_SETTINGS,
+    PeerKeyMismatch,
+    PinnedKey,
+    QuicChannel,
+    QuicSettings,
+    TransportError,
+)
 from transport import connect_quic as _connect_quic
-from trust import peerlink
-from trust.errors import LinkRefused
 from trust.media import media_endpoint
-from wire import WireError, decode, encode
+from trust.peerlink import CHALLENGE_SIZE
+from wire import WireError, encode
 from wire.calls import LegRef
 from wire.media_link import (
     CLOSE_LINK_DONE,
     CLOSE_LINK_PROTOCOL,
     CLOSE_LINK_REJECTED,
-    MAX_LINK_CONTROL,
     LinkBridgeMessage,
-    LinkHello,
-    LinkReady,
     LinkRejected,
     decode_bridge_message,
-    decode_handshake_answer,
-    decode_hello,
 )
-from wire.server import LinkChallenge
 
 log = logging.getLogger("sealrelay.node.calls.links")
 
@@ -93,17 +91,6 @@ OUTBOX: Final = 256
 """Bridge messages queued for a link's writer; a peer that does not read is closed."""
 
 
-class LinkSigner(Protocol):
-    """What signs this node's link proof: its current server keys (``node.keys``)."""
-
-    @property
-    def suite(self) -> Suite: ...
-    @property
-    def sig_key(self) -> SigPrivateKey: ...
-    @property
-    def sig_key_id(self) -> bytes: ...
-
-
 @dataclass
 class LinkCounters:
     """Links opened (by direction), and links that failed to open (by reason)."""
@@ -113,14 +100,6 @@ class LinkCounters:
 
     def count(self, table: dict[str, int], key: str) -> None:
         table[key] = table.get(key, 0) + 1
-
-
-class _Refused(Exception):
-    """A link refused during its handshake, with the stable code to tell the peer."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code, self.message = code, message
 
 
 @dataclass(eq=False)
@@ -244,47 +223,25 @@ class MediaLinks:
         """Authenticate the link a peer opened with ``first`` (its ``LinkHello``) and serve
         it until it closes; refuse it with ``LinkRejected`` otherwise."""
         try:
-            domain = await self._accept(channel, first)
-        except _Refused as refusal:
+            domain = await accept_link(
+                channel,
+                first,
+                domain=self.domain,
+                pin=self.service.pin.sha256,
+                fresh=self._random(CHALLENGE_SIZE),
+                now_ms=self._now,
+                documents=self._document,
+                limit=self._handshake_timeout,
+            )
+        except Refused as refusal:
             self.counters.count(self.counters.failures, "inbound_" + refusal.code)
             log.warning("media link refused", extra={"code": refusal.code})
-            await _send_quietly(channel, LinkRejected(refusal.code, refusal.message))
+            await send_quietly(channel, LinkRejected(refusal.code, refusal.message))
             channel.close(CLOSE_LINK_REJECTED, refusal.code)
             return
         link = PeerLink(self.core, domain, channel, outbound=False)
         self._up(link)
         await self._serve(link)
-
-    async def _accept(self, channel: QuicChannel, first: bytes) -> str:
-        """The peer's domain once its proof checks out; :class:`_Refused` otherwise."""
-        hello = decode_hello(first)  # the shell only hands over what decodes as one
-        origin = hello.origin.lower()
-        if hello.target.lower() != self.domain or origin == self.domain:
-            raise _Refused(FED_AUTH, f"this node serves {self.domain}")
-        fresh = self._random(peerlink.CHALLENGE_SIZE)
-        challenge = peerlink.issue(fresh, self.domain, self.service.pin.sha256, self._now())
-        data: bytes | None = None
-        with trio.move_on_after(self._handshake_timeout):
-            try:
-                await channel.send_control(challenge.message())
-                data = await channel.receive_control()
-            except TransportError:
-                raise _Refused(FED_AUTH, "the link closed during its handshake") from None
-        if data is None:
-            raise _Refused(FED_AUTH, "no link proof in time")
-        arrived = self._now()
-        try:
-            proof = peerlink.read_proof(data)
-            if proof.origin.lower() != origin:
-                raise LinkRefused("the link proof is for another domain than its hello")
-            verified = await self._document(origin)
-            challenge.check(proof, verified.doc, arrived)
-        except LinkRefused as exc:
-            raise _Refused(exc.code, exc.message) from None
-        except NodeError as exc:
-            raise _Refused(exc.code, exc.message) from None
-        await _send_quietly(channel, LinkReady())
-        return origin
 
     # --- outbound -----------------------------------------------------------------------
 
@@ -308,8 +265,21 @@ class MediaLinks:
             return link
 
     async def _dial(self, domain: str) -> PeerLink:
-        """Connect to ``domain``'s media endpoint and prove who we are."""
-        verified = await self._document(domain)
+        """Connect to ``domain``'s media endpoint and prove who we are. A certificate key
+        other than the document's pin means the peer rotated its QUIC key since we fetched
+        the document (``trust.media``): fetch it again, once, and retry."""
+        try:
+            return await self._dial_endpoint(domain, await self._document(domain))
+        except PeerKeyMismatch:
+            refreshed = await self._document(domain, refresh=True)
+        try:
+            return await self._dial_endpoint(domain, refreshed)
+        except PeerKeyMismatch:
+            raise NodeError(CALL_UNREACHABLE, f"{domain}'s QUIC key is not its pin") from None
+
+    async def _dial_endpoint(self, domain: str, verified: VerifiedDocument) -> PeerLink:
+        """A proved link to the endpoint ``verified`` lists, on the first host that
+        answers; :class:`PeerKeyMismatch` as soon as one presents another key."""
         endpoint = media_endpoint(verified.doc)
         if endpoint is None:
             raise NodeError(CALL_UNREACHABLE, f"{domain} lists no QUIC endpoint for calls")
@@ -319,53 +289,35 @@ class MediaLinks:
                 channel = await _connect_quic(
                     self._spawn(), host, endpoint.port, pin=pin, settings=self._settings
                 )
+            except PeerKeyMismatch:
+                raise
             except (TransportError, OSError):
                 continue
             try:
-                await self._prove(channel, domain, endpoint.pin)
+                await prove_link(
+                    channel,
+                    origin=self.domain,
+                    target=domain,
+                    target_pin=endpoint.pin,
+                    signer=self._signer(),
+                    limit=self._handshake_timeout,
+                )
             except NodeError:
                 channel.close(CLOSE_LINK_DONE, "link refused")
                 raise
             return PeerLink(self.core, domain, channel, outbound=True)
         raise NodeError(CALL_UNREACHABLE, f"no media endpoint of {domain} answered")
 
-    async def _prove(self, channel: QuicChannel, domain: str, pin: bytes) -> None:
-        """The connecting side of the handshake; ``call.unreachable`` if refused."""
-        signer = self._signer()
-        answer: LinkReady | LinkRejected | None = None
-        with trio.move_on_after(self._handshake_timeout):
-            try:
-                await channel.send_control(encode(LinkHello(self.domain, domain)))
-                challenge = _challenge(await channel.receive_control())
-                proof = peerlink.prove(
-                    challenge,
-                    origin=self.domain,
-                    target=domain,
-                    target_pin=pin,
-                    suite=signer.suite,
-                    sig_key=signer.sig_key,
-                    key_id=signer.sig_key_id,
-                )
-                await channel.send_control(proof)
-                answer = decode_handshake_answer(await channel.receive_control())
-            except (TransportError, WireError, LinkRefused):
-                answer = LinkRejected(FED_AUTH, "the link handshake failed")
-        if answer is None:
-            raise NodeError(CALL_UNREACHABLE, f"{domain} did not accept the media link in time")
-        if isinstance(answer, LinkRejected):
-            reason = f"{domain} refused the media link ({answer.code})"
-            raise NodeError(CALL_UNREACHABLE, reason)
-
     def _hosts(self, domain: str) -> list[str]:
         """The hosts of ``domain``'s federation endpoints, in the configured order."""
         hosts = [urlsplit(url).hostname for url in self._keyring.policy(domain).urls()]
         return list(dict.fromkeys(host for host in hosts if host))
 
-    async def _document(self, domain: str) -> VerifiedDocument:
+    async def _document(self, domain: str, *, refresh: bool = False) -> VerifiedDocument:
         """``domain``'s key document, verified and trusted; federation failures as
         :class:`NodeError` with their codes."""
         try:
-            return await self._keyring.document(domain)
+            return await self._keyring.document(domain, refresh=refresh)
         except PolicyRefused as exc:
             raise NodeError(FED_POLICY, exc.message) from None
         except KeyDocumentError as exc:
@@ -449,18 +401,3 @@ class MediaLinks:
                 waiter.done.set()
         if step.ended:
             self.service.report_ended(step.ended)
-
-
-def _challenge(data: bytes) -> bytes:
-    """The accepter's ``LinkChallenge`` as received; :class:`LinkRefused` if it sent a
-    ``LinkRejected`` (or anything else) instead."""
-    try:
-        decode(data, LinkChallenge, max_size=MAX_LINK_CONTROL)
-    except WireError:
-        raise LinkRefused("the peer sent no link challenge") from None
-    return data
-
-
-async def _send_quietly(channel: QuicChannel, message: LinkReady | LinkRejected) -> None:
-    with contextlib.suppress(TransportError):  # the peer went: the close says the rest
-        await channel.send_control(encode(message))

@@ -7,6 +7,7 @@ hang-ups cross the link both ways; a link that goes ends its legs and is opened 
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
@@ -24,12 +25,13 @@ from client.calls.receiver import FixtureCheck, Receiver
 from federation.keyring import Keyring
 from federation.policy import PeerPolicy
 from node.calls import CallRelay, Ended, EndReason, Leg
-from node.calls.links import LinkSigner, MediaLinks
+from node.calls.linkauth import LinkSigner
+from node.calls.links import MediaLinks
 from node.calls.shell import CallService, wall_clock_ms
 from node.errors import CALL_NO_LEG, CALL_UNREACHABLE, FED_AUTH, FED_POLICY, NodeError
 from node.keys import ServerKeys, generate
 from suites import get_suite
-from transport import QuicChannel, connect_quic
+from transport import QuicChannel, QuicIdentity, connect_quic
 from wire import encode
 from wire.calls import LegRef
 from wire.media import MediaKind
@@ -88,6 +90,8 @@ class Node:
 class Pair:
     a: Node
     b: Node
+    documents: dict[str, Callable[[], bytes]]
+    """What each domain's federation endpoint serves as its key document."""
 
 
 def _keyring(domain: str, peer: str, documents: dict[str, Callable[[], bytes]]) -> Keyring:
@@ -140,7 +144,7 @@ async def two_nodes(
             _node(nursery, A, B, documents, signer_a) as a,
             _node(nursery, B, A, documents, _own_keys) as b,
         ):
-            yield Pair(a, b)
+            yield Pair(a, b, documents)
         nursery.cancel_scope.cancel()
 
 
@@ -295,3 +299,27 @@ async def test_a_link_that_goes_ends_its_legs_and_the_next_bridge_opens_a_new_on
         await _call(pair)
         assert pair.a.links.counters.connects == {"outbound": 2}
         assert pair.a.core.stats().bridges == pair.b.core.stats().bridges == 1
+
+
+async def test_a_pin_the_peer_rotated_away_from_is_fetched_again_once() -> None:
+    """The first document A gets of B names a QUIC key B no longer serves: A's dial meets
+    another key, fetches B's document again and links with the pin it lists now."""
+    async with two_nodes() as pair:
+        current = pair.documents[B]
+        old_keys = dataclasses.replace(pair.b.keys, quic=QuicIdentity.generate())
+        served: list[bytes] = []
+
+        def document() -> bytes:
+            if not served:
+                now = wall_clock_ms() - 1_000
+                old = old_keys.sign_document(B, (ENDPOINT,), now, DOCUMENT_LIFETIME, pair.b.port)
+                served.append(encode(old))
+            else:
+                served.append(current())
+            return served[-1]
+
+        pair.documents[B] = document
+        await _call(pair)
+        assert len(served) == 2
+        assert pair.a.links.counters.connects == {"outbound": 1}
+        assert pair.a.core.stats().bridges == 1
