@@ -165,6 +165,7 @@ class MediaLinks:
         self._open: set[PeerLink] = set()
         self._locks: dict[str, trio.Lock] = {}
         self._nursery: trio.Nursery | None = None
+        self._sockets: trio.Nursery | None = None
 
     @property
     def links_up(self) -> int:
@@ -177,11 +178,27 @@ class MediaLinks:
         return None if link is None or link.bridges.closed else link
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Hold the links this node opens until cancelled."""
+        """Hold the links this node opens until cancelled; then close every link, so that
+        each peer hears it (a QUIC CONNECTION_CLOSE) instead of waiting for the idle
+        timeout: the sockets of outbound links outlive the cancellation until then."""
         async with trio.open_nursery() as nursery:
-            self._nursery = nursery
+            sockets: trio.Nursery = await nursery.start(self._hold_sockets)
+            self._nursery, self._sockets = nursery, sockets
             task_status.started()
-            await trio.sleep_forever()
+            try:
+                await trio.sleep_forever()
+            finally:
+                for link in list(self._open):
+                    link.channel.close(CLOSE_LINK_DONE, "node stopping")
+                sockets.cancel_scope.cancel()
+
+    @staticmethod
+    async def _hold_sockets(*, task_status: trio.TaskStatus[trio.Nursery]) -> None:
+        """A nursery for the socket tasks of outbound links that only :meth:`run` cancels."""
+        with trio.CancelScope(shield=True):
+            async with trio.open_nursery() as sockets:
+                task_status.started(sockets)
+                await trio.sleep_forever()
 
     # --- the API of the LegBridge handler -----------------------------------------------
 
@@ -287,7 +304,7 @@ class MediaLinks:
         for host in self._hosts(domain):
             try:
                 channel = await _connect_quic(
-                    self._spawn(), host, endpoint.port, pin=pin, settings=self._settings
+                    self._socket_nursery(), host, endpoint.port, pin=pin, settings=self._settings
                 )
             except PeerKeyMismatch:
                 raise
@@ -302,8 +319,8 @@ class MediaLinks:
                     signer=self._signer(),
                     limit=self._handshake_timeout,
                 )
-            except NodeError:
-                channel.close(CLOSE_LINK_DONE, "link refused")
+            except BaseException:  # refused, or the bridge was cancelled: no half-open link
+                channel.close(CLOSE_LINK_DONE, "link not set up")
                 raise
             return PeerLink(self.core, domain, channel, outbound=True)
         raise NodeError(CALL_UNREACHABLE, f"no media endpoint of {domain} answered")
@@ -329,6 +346,11 @@ class MediaLinks:
         if self._nursery is None:
             raise RuntimeError("MediaLinks.run is not running")
         return self._nursery
+
+    def _socket_nursery(self) -> trio.Nursery:
+        if self._sockets is None:
+            raise RuntimeError("MediaLinks.run is not running")
+        return self._sockets
 
     # --- a link's life ------------------------------------------------------------------
 

@@ -56,6 +56,8 @@ class Node:
     links: MediaLinks
     port: int
     nursery: trio.Nursery
+    links_scope: trio.CancelScope
+    """Cancels :meth:`MediaLinks.run` alone (the node's links stop, its relay goes on)."""
     ended: list[Ended] = field(default_factory=list)
 
     @property
@@ -124,8 +126,14 @@ async def _node(
         join_timeout=STEP_TIMEOUT,
     )
     service.accept_links(links)
-    await nursery.start(links.run)
-    node = Node(domain, keys, service, links, address[1], nursery, ended)
+    scope = trio.CancelScope()
+
+    async def run_links(*, task_status: trio.TaskStatus[None]) -> None:
+        with scope:
+            await links.run(task_status=task_status)
+
+    await nursery.start(run_links)
+    node = Node(domain, keys, service, links, address[1], nursery, scope, ended)
     documents[domain] = node.document
     yield node
 
@@ -323,3 +331,15 @@ async def test_a_pin_the_peer_rotated_away_from_is_fetched_again_once() -> None:
         assert len(served) == 2
         assert pair.a.links.counters.connects == {"outbound": 1}
         assert pair.a.core.stats().bridges == 1
+
+
+async def test_a_node_whose_links_stop_closes_them_and_the_peer_ends_its_legs_at_once() -> None:
+    """Well within QUIC's idle timeout (30 s): the stopping node sends CONNECTION_CLOSE."""
+    async with two_nodes() as pair:
+        _, callee = await _call(pair)
+        pair.a.links_scope.cancel()
+        await _until(lambda: pair.b.core.stats().legs == 0)
+        assert [(e.leg_id, e.reason) for e in pair.b.ended if not e.remote] == [
+            (callee.leg_id, EndReason.PEER_ENDED)
+        ]
+        assert pair.b.links.links_up == 0
