@@ -229,9 +229,8 @@ class MediaLinks:
     def legs_ended(self, ended: Sequence[Ended]) -> None:
         """Legs that ended in this node: tell the peers of their remote legs
         (``LinkEnd``), and answer ``bridge`` calls still waiting on them."""
-        links = {leg.owner for leg in ended if leg.remote and isinstance(leg.owner, PeerLink)}
-        for link in links:
-            assert isinstance(link, PeerLink)  # noqa: S101 - narrowed by the set above
+        owners = {leg.owner for leg in ended if leg.remote}
+        for link in {owner for owner in owners if isinstance(owner, PeerLink)}:
             self._apply(link, link.bridges.ended(ended))
 
     # --- inbound ------------------------------------------------------------------------

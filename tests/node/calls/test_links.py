@@ -36,6 +36,7 @@ from wire import encode
 from wire.calls import LegRef
 from wire.media import MediaKind
 from wire.media_control import MediaBind, MediaBound, decode_bind_answer
+from wire.media_link import LinkHello, LinkRejected, decode_link_message
 
 LOOPBACK: Final = "127.0.0.1"
 ENDPOINT: Final = "http://127.0.0.1:9"
@@ -343,3 +344,27 @@ async def test_a_node_whose_links_stop_closes_them_and_the_peer_ends_its_legs_at
             (callee.leg_id, EndReason.PEER_ENDED)
         ]
         assert pair.b.links.links_up == 0
+
+
+async def test_a_hello_for_another_domain_is_refused() -> None:
+    async with two_nodes() as pair:
+        with trio.fail_after(STEP_TIMEOUT):
+            b = pair.b
+            channel = await connect_quic(b.nursery, LOOPBACK, b.port, pin=b.service.pin)
+            await channel.send_control(encode(LinkHello(A, "c.example")))
+            answer = decode_link_message(await channel.receive_control())
+            await channel.terminated.wait()
+        assert isinstance(answer, LinkRejected)
+        assert answer.code == FED_AUTH
+        assert pair.b.links.counters.failures == {f"inbound_{FED_AUTH}": 1}
+
+
+async def test_a_malformed_message_on_a_link_closes_it_and_ends_its_legs() -> None:
+    async with two_nodes() as pair:
+        await _call(pair)
+        link = pair.a.links.link(B)
+        assert link is not None
+        await link.channel.send_control(b"\x93 not a bridge message")
+        for node in (pair.a, pair.b):
+            await _until(lambda node=node: node.core.stats().legs == 0)
+        assert pair.a.links.links_up == pair.b.links.links_up == 0
