@@ -368,3 +368,12 @@ async def test_a_malformed_message_on_a_link_closes_it_and_ends_its_legs() -> No
         for node in (pair.a, pair.b):
             await _until(lambda node=node: node.core.stats().legs == 0)
         assert pair.a.links.links_up == pair.b.links.links_up == 0
+
+
+async def test_bridges_started_together_share_one_new_link() -> None:
+    async with two_nodes() as pair:
+        async with trio.open_nursery() as nursery:
+            for _ in range(3):
+                nursery.start_soon(_call, pair)
+        assert pair.a.links.counters.connects == {"outbound": 1}
+        assert pair.a.core.stats().bridges == pair.b.core.stats().bridges == 3
