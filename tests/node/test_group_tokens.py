@@ -15,8 +15,19 @@ import pytest
 from node import errors
 from node.relay import Relay
 from node.session import Session
+from node.store import MemoryStore
 from suites import labels
-from tests.node.harness import PEER, Clock, Device, call, eid, enroll, make_relay
+from tests.node.harness import (
+    PEER,
+    Clock,
+    Device,
+    call,
+    eid,
+    enroll,
+    make_config,
+    make_relay,
+    server_keys,
+)
 from trust.limits import MAX_GROUP_TOKENS
 from wire.relay import (
     Error,
@@ -219,3 +230,22 @@ async def test_an_introduction_to_a_closed_account_is_refused_alone() -> None:
     first, second = answer.results
     assert first == Sent(1, eid(1), False)
     assert code(second) == errors.SEND_INTRODUCTIONS_CLOSED
+
+
+async def test_a_revocation_at_another_replica_takes_effect_at_once() -> None:
+    """Cluster mode (``shared_store``): no replica caches a live group token, so one that
+    accepted a token refuses it as soon as another replica revoked it."""
+    store = MemoryStore()
+    config = make_config()
+    keys = server_keys(config.suite)
+    one, two = (
+        Relay(config=config, store=store, keys=keys, clock=Clock(), shared_store=True)
+        for _ in range(2)
+    )
+    alice, bob = Device.create("alice"), Device.create("bob")
+    a_session, b_session = await enroll(two, alice), await enroll(one, bob)
+    token, verifier = group_token()
+    assert await call(b_session, SetGroupToken(1, verifier, None)) == [Ok(1)]
+    assert await send(a_session, bob, 2, token) == Sent(2, eid(2), False)
+    assert await call(b_session, SetGroupToken(3, None, verifier)) == [Ok(3)]
+    assert code(await send(a_session, bob, 4, token)) == errors.SEND_BAD_TOKEN
