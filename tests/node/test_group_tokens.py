@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 
+import msgpack
 import pytest
 
 from node import errors
@@ -29,7 +30,9 @@ from tests.node.harness import (
     server_keys,
 )
 from trust.limits import MAX_GROUP_TOKENS
+from wire import decode, encode
 from wire.relay import (
+    MAX_INTRODUCTIONS,
     Error,
     Introduce,
     IntroduceMany,
@@ -249,3 +252,33 @@ async def test_a_revocation_at_another_replica_takes_effect_at_once() -> None:
     assert await send(a_session, bob, 2, token) == Sent(2, eid(2), False)
     assert await call(b_session, SetGroupToken(3, None, verifier)) == [Ok(3)]
     assert code(await send(a_session, bob, 4, token)) == errors.SEND_BAD_TOKEN
+
+
+async def test_out_of_bounds_frames_are_malformed_and_change_nothing(
+    members: tuple[Relay, Session, Device, Session],
+) -> None:
+    relay, a_session, bob, b_session = members
+    intro = ["relay.introduce", 1, {"id": 1, "mailbox": bob.mailbox, "eid": eid(1), "ttl": 60,
+                                    "body": b"hi"}]  # fmt: skip
+    short = _raw("relay.set-group-token", {"id": 2, "verifier": b"\1" * 31, "revoke": None})
+    empty = _raw("relay.introduce-many", {"id": 3, "intros": []})
+    many = _raw("relay.introduce-many", {"id": 4, "intros": [intro] * (MAX_INTRODUCTIONS + 1)})
+    assert decode(_raw("relay.introduce-many", {"id": 5, "intros": [intro]})) == IntroduceMany(
+        5, (Introduce(1, bob.mailbox, eid(1), 60, b"hi"),)
+    )  # (the raw encoding is the codec's, so only the bounds differ)
+    cases = (
+        (b_session, short, errors.PROTO_MALFORMED),
+        (a_session, empty, errors.PROTO_MALFORMED),
+        (a_session, many, errors.PROTO_TOO_LARGE),  # an array past its bound
+    )
+    for session, data, refusal in cases:
+        (reply,) = [decode(encode(f)) for f in await session.receive(data)]
+        assert isinstance(reply, Error)
+        assert (reply.id, reply.code) == (0, refusal)
+    assert await relay.ports.group_tokens.count_group_tokens(bob.address) == 0
+    assert relay.metrics.accepted == 0
+
+
+def _raw(tag: str, fields: dict[str, object]) -> bytes:
+    """A frame in the codec's form (``[tag, version, {fields}]``) without its checks."""
+    return bytes(msgpack.packb([tag, 1, fields], use_bin_type=True))
