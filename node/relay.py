@@ -116,6 +116,8 @@ class Relay:
         )
         per_recipient = c.introductions_per_recipient_per_minute
         self.intro_recipient_limit = RateLimiter(per_recipient / 60.0, per_recipient)
+        batched = c.batched_introductions_per_minute
+        self.intro_batch_limit = RateLimiter(batched / 60.0, batched)
         self.connections = ConnectionCounter(c.max_connections_per_ip)
         self.store_faults = StoreFaults(self.metrics)
         self.ports = Storage.of(self.store)
@@ -123,6 +125,7 @@ class Relay:
             c,
             self.ports.accounts,
             self.ports.mailboxes,
+            self.ports.group_tokens,
             self.hub,
             self.metrics,
             self.clock,
@@ -137,6 +140,7 @@ class Relay:
             "account": self.account_limit,
             "intro": self.intro_limit,
             "intro-recipient": self.intro_recipient_limit,
+            "intro-batch": self.intro_batch_limit,
         }
 
     @property
@@ -296,6 +300,13 @@ class Relay:
         cached)."""
         await self.intake.set_token(caller.address, verifier)
 
+    async def set_group_token(
+        self, caller: Caller, verifier: bytes | None, revoke: bytes | None
+    ) -> None:
+        """Register a group token verifier and revoke an older one
+        (``Intake.set_group_token``: ``limit.group_tokens`` past the bound)."""
+        await self.intake.set_group_token(caller.address, verifier, revoke)
+
     # --- prekeys ------------------------------------------------------------------------
 
     async def publish_prekeys(self, caller: Caller, frame: PublishPrekeys) -> None:
@@ -370,8 +381,7 @@ class Relay:
         result = await self.ports.maintenance.sweep(self.now_ms())
         self.metrics.expired += result.envelopes
         now = self.clock()
-        limiters = (self.account_limit, self.ip_limit, self.intro_limit, self.intro_recipient_limit)
-        for limiter in limiters:
+        for limiter in self.limiters().values():
             limiter.prune(now)
 
 

@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final
 
 from node import errors
-from node.batch import send_batch, store_sends
+from node.batch import introduce_many, send_batch, store_sends
 from node.conn.core import (
     Close,
     ConnCore,
@@ -62,6 +62,7 @@ from wire.relay import (
     GetServerKeys,
     Hello,
     Introduce,
+    IntroduceMany,
     Ok,
     PeerRoots,
     Ping,
@@ -77,6 +78,7 @@ from wire.relay import (
     SendShared,
     ServerKeys,
     SetDeliveryToken,
+    SetGroupToken,
     SetIntroductions,
 )
 
@@ -343,6 +345,11 @@ async def _set_token(s: Session, caller: Caller, frame: SetDeliveryToken) -> Fra
     return Ok(frame.id)
 
 
+async def _set_group_token(s: Session, caller: Caller, frame: SetGroupToken) -> Frame:
+    await s.relay.set_group_token(caller, frame.verifier, frame.revoke)
+    return Ok(frame.id)
+
+
 async def _set_introductions(s: Session, caller: Caller, frame: SetIntroductions) -> Frame:
     await s.relay.set_introductions(caller, frame.accept)
     return Ok(frame.id)
@@ -407,6 +414,10 @@ async def _introduce(s: Session, caller: Caller, frame: Introduce) -> Frame:
     return await s.relay.send(frame, caller.address)
 
 
+async def _introduce_many(s: Session, caller: Caller, frame: IntroduceMany) -> Frame:
+    return await introduce_many(s.relay, caller, s.peer, frame)
+
+
 async def _ack(s: Session, caller: Caller, frame: Ack) -> Frame | None:
     """Delete the acknowledged envelopes; ``id`` 0 asks for no ``Acked`` (an ack is
     idempotent, and a lost one only means a redelivery the client drops by eid)."""
@@ -423,11 +434,13 @@ _HANDLERS: Final[dict[type, Callable[[Session, Caller, Any], Awaitable[Frame | N
     GetPrekeyStatus: _status,
     SetDeliveryToken: _set_token,
     SetIntroductions: _set_introductions,
+    SetGroupToken: _set_group_token,
     FetchPrekeys: _fetch,
     GetCertificate: _certificate,
     Send: _send,
     SendBatch: _send_batch,
     Introduce: _introduce,
+    IntroduceMany: _introduce_many,
     SendShared: _send_shared,
     Forward: _forward,
     GetServerKeys: _server_keys,

@@ -23,6 +23,8 @@ the remote party broke the rule unless ``internal``). The node raises them
                         (``SetIntroductions``)
     limit.rate          too many requests; ``retry_after`` says when to try again
     limit.connections   too many connections from this address
+    limit.group_tokens  a ``SetGroupToken`` would leave the account more live group tokens
+                        than ``trust.limits.MAX_GROUP_TOKENS`` (revoke old ones first)
     blob.too_large      the blob is larger than ``max_blob_bytes``, or than its grant
     blob.not_found      no such blob (or expired, or the grant does not match)
     prekeys.none        the address has no device with published prekeys
@@ -102,6 +104,7 @@ __all__ = [  # the codes, which ``node.errors`` re-exports
     "FED_UNAVAILABLE",
     "INTERNAL",
     "LIMIT_CONNECTIONS",
+    "LIMIT_GROUP_TOKENS",
     "LIMIT_RATE",
     "PREKEYS_INVALID",
     "PREKEYS_NONE",
@@ -137,6 +140,7 @@ SEND_BAD_TTL: Final = "send.bad_ttl"
 SEND_INTRODUCTIONS_CLOSED: Final = "send.introductions_closed"
 LIMIT_RATE: Final = "limit.rate"
 LIMIT_CONNECTIONS: Final = "limit.connections"
+LIMIT_GROUP_TOKENS: Final = "limit.group_tokens"
 BLOB_TOO_LARGE: Final = "blob.too_large"
 BLOB_NOT_FOUND: Final = "blob.not_found"
 PREKEYS_NONE: Final = "prekeys.none"
@@ -173,6 +177,7 @@ CODES: Final = (
     SEND_INTRODUCTIONS_CLOSED,
     LIMIT_RATE,
     LIMIT_CONNECTIONS,
+    LIMIT_GROUP_TOKENS,
     BLOB_TOO_LARGE,
     BLOB_NOT_FOUND,
     PREKEYS_NONE,
