@@ -5,11 +5,12 @@ issue 17, the rendezvous and the WebSocket fallback): leg requests through a rea
 Checked: allocation mirrors the leg into ``CallLegs`` with only the secret's hash; a local
 bridge joins two accounts' legs and attached WebSockets exchange datagrams through
 ``Session.media`` (garbage, a foreign sender id and datagrams on an unattached WebSocket
-are dropped and counted); a hang-up pushes ``LegEnded`` to the other owner only and
-deletes both legs; the sweep's expiry pushes ``call.expired``; a remote bridge goes to the
-hook (default ``call.unreachable``) and a failed one ends its leg; a closed WebSocket
-unbinds its legs; stored legs are renewed while they live; without a call relay every
-request is ``call.unavailable`` and media is dropped and counted.
+are dropped and counted); a hang-up pushes ``LegEnded`` to the other owner only (on the
+connection it logged in on again, if it reconnected) and deletes both legs; the sweep's
+expiry pushes ``call.expired``; a remote bridge goes to the hook (default
+``call.unreachable``) and a failed one ends its leg; a closed WebSocket unbinds its legs;
+stored legs are renewed while they live; without a call relay every request is
+``call.unavailable`` and media is dropped and counted.
 """
 
 from __future__ import annotations
@@ -38,10 +39,11 @@ from node.relay import Relay
 from node.session import Session
 from node.store import LegRecord
 from tests.node.calls.helpers import T0, Draws, datagram, sender_of
-from tests.node.harness import DOMAIN, Device, call, enroll, make_relay
+from tests.node.harness import DOMAIN, PEER, Device, call, enroll, make_relay
 from transport import QuicIdentity
 from wire.calls import LegRef
 from wire.relay import (
+    Authenticated,
     Error,
     LegAllocate,
     LegAttach,
@@ -89,9 +91,11 @@ class Node:
     relay: Relay
     legs: ClientLegs
     clock: Clock
+    devices: dict[str, Device] = field(default_factory=dict)
 
     async def account(self, name: str) -> tuple[Session, Shell]:
-        session = await enroll(self.relay, Device.create(name))
+        device = self.devices[name] = Device.create(name)
+        session = await enroll(self.relay, device)
         shell = Shell()
         session.shell = shell
         return session, shell
@@ -274,6 +278,19 @@ async def test_a_closed_websocket_unbinds_its_legs(node: Node) -> None:
     assert node.legs.core.stats().bound_legs == 1
     await _one(abe, LegHangUp(4, bridged.leg_id))
     assert bea_shell.pushed == []  # nothing is pushed to a gone WebSocket
+
+
+async def test_a_reconnection_during_a_call_gets_the_push(node: Node) -> None:
+    abe, _, bridged, bea, bea_shell, granted = await _call(node)
+    bea_shell.closed = True
+    bea.detach()
+    again = Session(node.relay, PEER)
+    again.shell = new_shell = Shell()
+    (answer,) = await call(again, node.devices["bea"].auth_frame(again.hello()))
+    assert isinstance(answer, Authenticated)
+    await _one(abe, LegHangUp(4, bridged.leg_id))
+    assert new_shell.pushed == [LegEnded(granted.leg_id, CALL_PEER_ENDED)]
+    assert bea_shell.pushed == []
 
 
 async def test_stored_legs_are_renewed_while_they_live(node: Node) -> None:
