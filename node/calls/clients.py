@@ -130,14 +130,14 @@ class ClientLegs:
     async def allocate(self, owner: Owner, shell: ClientShell) -> Leg:
         """A new client leg for ``owner``, mirrored into the store."""
         leg = self.core.allocate(owner, self._now())
-        self._watch(owner, shell)
-        self._legs_of.setdefault(owner, set()).add(leg.leg_id)
         record = LegRecord(leg.leg_id, self._replica, secret_hash(leg.leg_secret), leg.expires)
         try:
             await self._store.add_leg(record)
         except BaseException:
             self.core.hang_up(owner, leg.leg_id)  # never handed out
             raise
+        self._watch(owner, shell)
+        self._legs_of.setdefault(owner, set()).add(leg.leg_id)
         self._mirrored.add(leg.leg_id)
         return leg
 
