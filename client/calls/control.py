@@ -14,9 +14,10 @@ Binding: QUIC to the node's media port by default; when QUIC cannot connect with
 fails), the same datagrams over the client WebSocket. ``transport="websocket"`` skips QUIC.
 
 End: after ``seconds`` of media this side hangs up (``CallHangup`` to the peer, the leg
-released); a peer's hang-up (``StopMedia``) or a media connection the node closed ends the
-media early. Either way the run's summary is kept (:attr:`CallOutcome.summary`).
-Each step's JSON line goes to ``emit``: ``ringing``, ``answered``, ``ended``.
+released); a peer's hang-up (``StopMedia``), the node's ``LegEnded`` push for the leg, or a
+media connection the node closed ends the media early. Either way the run's summary is
+kept (:attr:`CallOutcome.summary`). Each step's JSON line goes to ``emit``: ``ringing``,
+``answered``, ``ended``.
 """
 
 from __future__ import annotations
@@ -71,6 +72,9 @@ class Legs(Protocol):
     async def leg_bridge(self, ref: LegRef) -> LegGrant: ...
 
     async def leg_hang_up(self, leg_id: bytes) -> None: ...
+
+    async def leg_ended(self, leg_id: bytes) -> object:
+        """Return once the node pushed that leg ``leg_id`` ended."""
 
     async def media_quic(self, grant: LegGrant) -> tuple[MediaTransport, int]: ...
 
@@ -229,7 +233,7 @@ class CallSession:
             if self._call.role is Role.CALLER:
                 await self._net.act(cid, Call.connected)
             if not self._stop.is_set():
-                self._run = await self._play(transport, start, sender)
+                self._run = await self._play(transport, start, sender, grant)
         finally:
             await transport.aclose()
             await self._release(grant)
@@ -245,10 +249,14 @@ class CallSession:
                     log.info("QUIC media not bound (%s): the WebSocket carries it", _code(exc))
         return await self._legs.media_websocket(grant)
 
-    async def _play(self, transport: MediaTransport, start: StartMedia, sender: int) -> MediaRun:
-        """Run the media until its end, or until a stop closes ``transport``."""
+    async def _play(
+        self, transport: MediaTransport, start: StartMedia, sender: int, grant: LegGrant
+    ) -> MediaRun:
+        """Run the media until its end, or until a stop (the peer's hang-up, the node's
+        ``LegEnded``) closes ``transport``."""
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._close_on_stop, transport)
+            nursery.start_soon(self._stop_when_ended, grant)
             run = await run_media(
                 transport,
                 start.secret,
@@ -259,6 +267,12 @@ class CallSession:
             )
             nursery.cancel_scope.cancel()
         return run
+
+    async def _stop_when_ended(self, grant: LegGrant) -> None:
+        with contextlib.suppress(ClientError):
+            await self._legs.leg_ended(grant.leg_id)
+            log.info("call %s: the node ended the leg", self._call.call_id.hex())
+            self._stop.set()
 
     async def _close_on_stop(self, transport: MediaTransport) -> None:
         await self._stop.wait()

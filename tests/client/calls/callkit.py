@@ -135,6 +135,9 @@ class MemoryLegs:
         for end in self.node.legs.get(leg_id, []):
             await end.aclose()
 
+    async def leg_ended(self, leg_id: bytes) -> None:
+        await trio.sleep_forever()  # the transport closing stands for the node's push
+
     async def media_quic(self, grant: LegGrant) -> tuple[MemoryMedia, int]:
         if not self.quic_works:
             await trio.sleep_forever()  # UDP blocked: the handshake never completes
