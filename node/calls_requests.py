@@ -102,6 +102,14 @@ async def forward_media(s: LegSession, batch: Sequence[bytes], *, open_: bool) -
         await calls.forward(shell, batch)
 
 
+def account_online(s: LegSession, caller: Caller) -> None:
+    """The session's WebSocket authenticated ``caller``: a reconnection during a call
+    gets the ``LegEnded`` pushes of the account's legs."""
+    calls, shell = s.relay.calls, s.shell
+    if calls is not None and shell is not None:
+        calls.online(caller.mailbox, shell)
+
+
 def connection_gone(s: LegSession) -> None:
     """The session's WebSocket closed: unbind the legs it carried."""
     calls, shell = s.relay.calls, s.shell

@@ -28,7 +28,7 @@ from typing import Any, Final
 from node import errors
 from node.batch import send_batch, store_sends
 from node.calls.wsmedia import ClientShell
-from node.calls_requests import CALL_HANDLERS, connection_gone, forward_media
+from node.calls_requests import CALL_HANDLERS, account_online, connection_gone, forward_media
 from node.conn.core import (
     Close,
     ConnCore,
@@ -228,6 +228,7 @@ class Session:
             raise
         self.core.logged_in(caller)
         relay.hub.attach(caller.mailbox, self)
+        account_online(self, caller)
         self.wake()
         return reply
 

@@ -15,13 +15,15 @@ fallback, around :class:`~node.calls.shell.CallService` and its core.
     attach(owner, shell, leg_id, secret) -> Bound   LegAttach: the WebSocket becomes the
                                                leg's media connection
     forward(shell, batch)                      media datagrams read on that WebSocket
+    online(owner, shell)                       an account logged in: its pushes go there
     gone(shell)                                the WebSocket closed: unbind its legs
 
 ``owner`` is the account's mailbox id (random, 16 bytes): it names no address, so the
 core, the logs and the ``CallLegs`` port hold none. ``shell`` is the client's WebSocket
 (:class:`~node.calls.wsmedia.ClientShell`): the last one of an owner that made a leg
-request is where :class:`~wire.relay_calls.LegEnded` is pushed when one of its legs ends
-for any reason but its own hang-up (the hang-up is answered ``Ok``).
+request, or that logged in while the owner holds legs (a reconnection), is where
+:class:`~wire.relay_calls.LegEnded` is pushed when one of its legs ends for any reason but
+its own hang-up (the hang-up is answered ``Ok``).
 
 Storage: each leg is mirrored into the ``CallLegs`` port (added at allocation with the
 SHA-256 of its secret, renewed every :data:`RENEW_INTERVAL` seconds while it lives, deleted
@@ -116,6 +118,10 @@ class ClientLegs:
         self._owners: dict[Hashable, ClientShell] = {}
         self._shell_owner: dict[ClientShell, Owner] = {}
         self._mirrored: set[bytes] = set()
+        self._legs_of: dict[Hashable, set[bytes]] = {}
+        """Owner -> its client legs that have not ended."""
+        self._sinks: dict[ClientShell, WebSocketSink] = {}
+        self._nursery: trio.Nursery | None = None
         self._ended_in, self._ended_out = trio.open_memory_channel[Ended](math.inf)
         service.on_ended = self.ended
 
@@ -125,6 +131,7 @@ class ClientLegs:
         """A new client leg for ``owner``, mirrored into the store."""
         leg = self.core.allocate(owner, self._now())
         self._watch(owner, shell)
+        self._legs_of.setdefault(owner, set()).add(leg.leg_id)
         record = LegRecord(leg.leg_id, self._replica, secret_hash(leg.leg_secret), leg.expires)
         try:
             await self._store.add_leg(record)
@@ -158,8 +165,14 @@ class ClientLegs:
     def attach(self, owner: Owner, shell: ClientShell, leg_id: bytes, secret: bytes) -> Bound:
         """Bind the WebSocket ``shell`` as the media connection of ``leg_id``
         (``call.no_leg``, ``call.expired``, ``call.bad_secret`` as a QUIC bind)."""
+        nursery = self._nursery
+        if nursery is None:
+            raise RuntimeError("ClientLegs.run is not running")
         bound = self.core.bind(shell, leg_id, secret, self._now())
-        self.service.attach(shell, WebSocketSink(shell))
+        if shell not in self._sinks:
+            sink = self._sinks[shell] = WebSocketSink(shell, self.service.counters)
+            nursery.start_soon(sink.run)  # one writer per attached WebSocket
+            self.service.attach(shell, sink)
         self._watch(owner, shell)
         return bound
 
@@ -168,11 +181,20 @@ class ClientLegs:
         by the core (malformed, no leg bound, another stream's sender id...)."""
         await self.service.forward(shell, batch)
 
+    def online(self, owner: Owner, shell: ClientShell) -> None:
+        """``owner`` logged in on ``shell``: if it holds legs (it reconnected during a
+        call), their ``LegEnded`` pushes go there from now on."""
+        if owner in self._legs_of:
+            self._watch(owner, shell)
+
     def gone(self, shell: ClientShell) -> None:
         """The WebSocket ``shell`` closed: its legs wait for a rebind (QUIC or another
         WebSocket) until the allocation timeout; nothing is pushed to it any more."""
         self.core.unbind(shell, self._now())
         self.service.detach(shell)
+        sink = self._sinks.pop(shell, None)
+        if sink is not None:
+            sink.close()
         owner = self._shell_owner.pop(shell, None)
         if owner is not None and self._owners.get(owner) is shell:
             del self._owners[owner]
@@ -186,6 +208,7 @@ class ClientLegs:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Settle the legs the sweep ends and renew the stored ones, until cancelled."""
         async with trio.open_nursery() as nursery:
+            self._nursery = nursery
             nursery.start_soon(self._renew_loop)
             task_status.started()
             async for leg in self._ended_out:
@@ -209,6 +232,11 @@ class ClientLegs:
                 continue
             if leg.leg_id != quiet:
                 self._tell_owner(leg)
+            held = self._legs_of.get(leg.owner)
+            if held is not None:
+                held.discard(leg.leg_id)
+                if not held:
+                    del self._legs_of[leg.owner]
             if leg.leg_id in self._mirrored:
                 self._mirrored.discard(leg.leg_id)
                 await self._delete(leg.leg_id)

@@ -40,6 +40,7 @@ DELAY: Final = 0.25  # jitter buffer: generous, the machine's cores are shared
 TIME_LIMIT: Final = 30.0
 INJECT_EVERY: Final = 10  # the forger adds garbage and a forged datagram every 10th send
 DROPPED: Final = "sealrelay_call_dropped_total"
+FORWARD_TIME: Final = "sealrelay_call_forward_seconds_count"
 
 
 @dataclass
@@ -230,6 +231,8 @@ def test_garbage_and_a_foreign_sender_are_dropped_and_counted(world: World) -> N
         assert grown >= forger.injected, reason
     _check(bea_run, abe_run, "quic")  # the call went on: Bea got Abe's media to the end
     _check(abe_run, bea_run, "websocket")
+    batches = metric(after, FORWARD_TIME) - metric(before, FORWARD_TIME)
+    assert batches > 0  # each forwarded batch was timed
 
 
 def test_bridges_to_an_unknown_leg_or_another_domain_are_refused(world: World) -> None:
