@@ -9,6 +9,9 @@ ask with the legs of this device's own node (:class:`Legs`, the client's leg req
     callee  Ringing -> accept -> AllocateLeg: allocate a leg -> leg ready (the CallAnswer
             carries LegRef{own domain, leg id}) -> StartMedia: bind media -> media -> hang up
 
+The callee sends only once the caller's first datagram came (``client.calls.primed``), so
+none of its media is lost before the caller's side is up.
+
 Binding: QUIC to the node's media port by default; when QUIC cannot connect within
 :data:`QUIC_FALLBACK_AFTER` seconds (UDP blocked, no endpoint listed, a handshake that
 fails), the same datagrams over the client WebSocket. ``transport="websocket"`` skips QUIC.
@@ -31,6 +34,7 @@ from typing import Any, Final, Protocol
 import trio
 
 from client.calls.callnet import CallNet
+from client.calls.primed import after_first_datagram
 from client.calls.runner import MediaRun, run_media
 from client.calls.signal import Call
 from client.calls.signal_events import (
@@ -279,6 +283,8 @@ class CallSession:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._close_on_stop, transport)
             nursery.start_soon(self._stop_when_ended, grant)
+            if self._call.role is Role.CALLEE:  # send once the caller's media comes
+                transport = await after_first_datagram(transport)
             run = await run_media(
                 transport,
                 start.secret,
