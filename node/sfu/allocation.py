@@ -19,7 +19,8 @@ layer (asking for video at all means a picture). Pure: a function of its argumen
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
+from itertools import islice
 
 from node.sfu.model import LayerSpec, VideoRequest
 
@@ -36,9 +37,10 @@ def ceiling(layers: tuple[LayerSpec, ...], max_height: int) -> int:
     return best
 
 
-def allocate(request: VideoRequest, candidates: Sequence[Candidate]) -> dict[int, int]:
-    """``{sender: layer}`` for one receiver; ``candidates`` in priority order."""
-    chosen = [c for c in candidates if c[1]][: request.max_videos]
+def allocate(request: VideoRequest, candidates: Iterable[Candidate]) -> dict[int, int]:
+    """``{sender: layer}`` for one receiver; ``candidates`` in priority order (read only as
+    far as the first ``max_videos`` with video)."""
+    chosen = list(islice((c for c in candidates if c[1]), request.max_videos))
     budget = request.budget_kbps
     given: dict[int, int] = {}
     for sender, layers in chosen:

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from itertools import count
+from itertools import count, islice
 from typing import Final
 
 from node.sfu.allocation import Candidate, allocate
@@ -61,6 +61,7 @@ from wire.media import SILENCE, MediaKind, decode_datagram, peek_route
 AUDIO_STREAMS: Final = 4
 """Audio streams a receiver gets: the dominant speaker and the 3 loudest others."""
 _AUDIO: Final = 0  # fan-out index of the audio track; video layer L is at 1 + L
+_TRACKS: Final = range(1 + MAX_LAYERS)
 _NOTHING: Final[tuple[Conn, ...]] = ()
 
 
@@ -96,6 +97,7 @@ class Sfu:
         self._seq = count()
         self._next_recompute = now + INTERVAL_MS
         self._notices: list[Notice] = []
+        self._dirty = False
         self._received = 0
         self._forwarded = 0
         self._forwarded_bytes = 0
@@ -116,8 +118,10 @@ class Sfu:
         state = _Sender(conn, sender, layers, next(self._seq), activity)
         state.active = [True] * len(layers)
         self._senders[sender] = state
-        self._receivers.setdefault(conn, _Receiver(conn)).own.add(sender)
-        return self._reallocate()
+        receiver = self._receivers.setdefault(conn, _Receiver(conn))
+        receiver.own.add(sender)
+        self._dirty = True  # the others may want the newcomer: at the next tick
+        return self._refresh(receiver)
 
     def leave(self, conn: Conn) -> list[Notice]:
         """The connection ``conn`` went: its streams and its requests end."""
@@ -130,12 +134,22 @@ class Sfu:
         for state in self._senders.values():
             for waiting in state.waiting:
                 waiting.discard(conn)
-        return self._reallocate()
+            fanout = state.fanout
+            for index, dests in enumerate(fanout):
+                if conn in dests:
+                    fanout[index] = tuple(d for d in dests if d != conn)
+        for other in self._receivers.values():
+            for sender in receiver.own:
+                other.current.pop(sender, None)
+                other.target.pop(sender, None)
+        self._dirty = True  # the others' freed slots are filled at the next tick
+        return self._layer_notices()
 
     def request(self, conn: Conn, request: VideoRequest) -> list[Notice]:
         """The receiver on ``conn`` asks for ``request``; ``KeyError`` if it never joined."""
-        self._receivers[conn].request = request
-        return self._reallocate()
+        receiver = self._receivers[conn]
+        receiver.request = request
+        return self._refresh(receiver)
 
     def tick(self, now: int) -> list[Notice]:
         """Recompute speakers and allocations when due; the notices gathered since the
@@ -143,6 +157,8 @@ class Sfu:
         if now >= self._next_recompute:
             self._next_recompute = now + INTERVAL_MS
             self._detector.recompute(now)
+            self._dirty = True
+        if self._dirty:
             self._notices += self._reallocate()
         notices, self._notices = self._notices, []
         return notices
@@ -215,19 +231,33 @@ class Sfu:
         )
 
     def _reallocate(self) -> list[Notice]:
-        ranked = [s for s in self._detector.speakers.ranked if s in self._senders]
+        """Every receiver's audio and video selection again, and every fan-out."""
+        self._dirty = False
+        ranked = self._ranked()
         priority = [(s.sender, s.layers) for s in self._priority()]
         notices: list[Notice] = []
         for r in self._receivers.values():
-            r.audio = frozenset([s for s in ranked if s not in r.own][:AUDIO_STREAMS])
+            r.audio = _audio_for(r, ranked)
             notices += self._allocate(r, priority)
-        self._rebuild(self._senders.values())
+        self._rebuild_all()
         return notices + self._layer_notices()
+
+    def _refresh(self, r: _Receiver) -> list[Notice]:
+        """``r``'s selection again (a join or a request), and the fan-outs it touches."""
+        before = set(r.current) | set(r.target) | r.audio
+        r.audio = _audio_for(r, self._ranked())
+        notices = self._allocate(r, [(s.sender, s.layers) for s in self._priority()])
+        touched = before | set(r.target) | r.audio | r.own
+        self._rebuild([self._senders[s] for s in touched if s in self._senders])
+        return notices + self._layer_notices()
+
+    def _ranked(self) -> list[int]:
+        return [s for s in self._detector.speakers.ranked if s in self._senders]
 
     def _allocate(self, r: _Receiver, priority: list[Candidate]) -> list[Notice]:
         """Set ``r``'s video targets; keyframe requests for the waits it starts."""
         own = r.own
-        target = allocate(r.request, [c for c in priority if c[0] not in own])
+        target = allocate(r.request, (c for c in priority if c[0] not in own))
         for sender in [s for s in r.current if s not in target]:
             del r.current[sender]
         notices: list[Notice] = []
@@ -267,6 +297,17 @@ class Sfu:
                     r.conn for r in receivers if r.current.get(s, -1) == layer
                 )
 
+    def _rebuild_all(self) -> None:
+        """Every fan-out tuple, in one pass over the receivers' selections."""
+        lists: dict[int, list[list[Conn]]] = {s: [[] for _ in _TRACKS] for s in self._senders}
+        for r in self._receivers.values():
+            for s in r.audio:
+                lists[s][_AUDIO].append(r.conn)
+            for s, layer in r.current.items():
+                lists[s][1 + layer].append(r.conn)
+        for s, tracks in lists.items():
+            self._senders[s].fanout = [tuple(dests) for dests in tracks]
+
     def _layer_notices(self) -> list[Notice]:
         """Pause the layers nobody gets or waits for; resume those somebody needs again."""
         notices: list[Notice] = []
@@ -277,6 +318,12 @@ class Sfu:
                     state.active[layer] = needed
                     notices.append(LayerNotice(state.conn, state.sender, layer, needed))
         return notices
+
+
+def _audio_for(r: _Receiver, ranked: list[int]) -> frozenset[int]:
+    """The first :data:`AUDIO_STREAMS` of ``ranked`` that are not ``r``'s own."""
+    own = r.own
+    return frozenset(islice((s for s in ranked if s not in own), AUDIO_STREAMS))
 
 
 def _first_packet(data: bytes) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from itertools import pairwise
 from typing import Final
 
 from wire.media import MAX_LAYER
@@ -49,7 +50,7 @@ def check_layers(layers: tuple[LayerSpec, ...]) -> None:
     (heights and bitrates strictly rising). Empty: the sender sends no video."""
     if len(layers) > MAX_LAYERS:
         raise ValueError(f"at most {MAX_LAYERS} simulcast layers")
-    for low, high in zip(layers, layers[1:], strict=False):
+    for low, high in pairwise(layers):
         if not (low.height < high.height and low.kbps < high.kbps):
             raise ValueError("simulcast layers go from lowest to highest")
 

@@ -94,7 +94,7 @@ class SpeakerDetector:
 
     def recompute(self, now: int) -> Speakers:
         """Fold the interval just ended into the smoothed levels and rank again."""
-        for sender, a in self._activity.items():
+        for a in self._activity.values():
             level = a.loud / a.frames if a.frames else 0.0
             a.score += SMOOTHING * (level - a.score)
             a.loud = a.frames = 0
