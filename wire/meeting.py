@@ -33,6 +33,7 @@ under another's id (RFC 9605 gives no sender authentication inside a group).
 from __future__ import annotations
 
 from enum import IntEnum
+from itertools import pairwise
 from typing import Annotated, Final, TypeAlias
 
 from wire.codec import decode
@@ -99,7 +100,7 @@ class RosterBody:
 
     def __post_init__(self) -> None:
         pids = [p.pid for p in self.participants]
-        if any(a >= b for a, b in zip(pids, pids[1:], strict=False)):
+        if any(a >= b for a, b in pairwise(pids)):
             raise ValueError("participants are listed in joining order, each once")
         if self.leader not in pids:
             raise ValueError("the leader is a participant")

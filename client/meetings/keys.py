@@ -2,7 +2,7 @@
 
 Per-sender key redistribution on every change costs about N² messages at 200 people. So a
 *key leader* draws a 32-byte epoch secret and sends it pairwise over the post-quantum
-sessions (N−1 messages, ``wire.meeting.MeetingEpoch``); every sender's SFrame key is
+sessions (N-1 messages, ``wire.meeting.MeetingEpoch``); every sender's SFrame key is
 derived from it and the sender's participant id (``pid``, stable for the meeting and end to
 end, unlike the node-assigned datagram sender ids). With HKDF-SHA512 (RFC 5869, through
 :class:`suites.kdf.Kdf`) and the labels of :mod:`suites.labels`::
