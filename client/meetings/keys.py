@@ -136,6 +136,7 @@ class MeetingMember:
         self._send_epoch: int | None = None
         self._switch_to: int | None = None  # a switch that came before its epoch
         self._pids: set[int] = set()  # every pid of every roster accepted
+        self._departed: set[int] = set()  # pids this participant knows have left
 
     @property
     def roster(self) -> RosterBody | None:
@@ -152,6 +153,16 @@ class MeetingMember:
         """The newest epoch held."""
         return max(self._secrets, default=None)
 
+    def note_left(self, pid: int) -> None:
+        """Participant ``pid`` left (its ``MeetingLeave``, or the node says it went): a
+        hand-over that leaves it out may be accepted (``roster.check_roster``)."""
+        self._departed.add(pid)
+
+    @property
+    def departed(self) -> frozenset[int]:
+        """The pids this participant knows have left."""
+        return frozenset(self._departed)
+
     def holds(self, epoch: int) -> bool:
         """Whether this participant holds ``epoch``'s secret."""
         return epoch in self._secrets
@@ -161,8 +172,9 @@ class MeetingMember:
         pairwise session it came over. The ack to send. :class:`RosterError` or
         :class:`MeetingKeyError` if it cannot be accepted (nothing changes then)."""
         body = check_roster(
-            msg.roster, self.verify, previous=self._roster, first_leader_key=from_key
-        )
+            msg.roster, self.verify, previous=self._roster, first_leader_key=from_key,
+            departed=self._departed,
+        )  # fmt: skip
         if from_key != msg.roster.key:
             raise RosterError("an epoch must come from its leader")
         if body.meeting != self.meeting or all(p.pid != self.pid for p in body.participants):
@@ -268,8 +280,6 @@ class MeetingLeader:
         self._leave_at: int | None = None
         self._rotate_at = now + ROTATE_INTERVAL_MS
         self._sends = self._fresh(cause, now)
-        if not self._others():
-            self._switch(now)  # alone: nobody to wait for
 
     @classmethod
     def succeed(
@@ -380,6 +390,8 @@ class MeetingLeader:
         self._rotate_at = now + ROTATE_INTERVAL_MS
         if self._switch_at is None:  # a switch pending keeps its deadline: joins in a row
             self._switch_at = now + SWITCH_TIMEOUT_MS  # do not put it off forever
+        if not self._others():
+            self._switch(now)  # alone: nobody to wait for
         return sign_roster(self._body, self._key, self._signer)
 
     def _switch(self, now: int) -> list[Send]:

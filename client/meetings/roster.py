@@ -11,7 +11,10 @@ A roster body (``wire.meeting.RosterBody``) is signed by the leader's identity s
 * the leader is the previous roster's leader with the same key, or, when the previous
   leader is gone, the rightful successor: the earliest-joined participant of the previous
   roster still present (the smallest pid, pids being given out in joining order), with the
-  key the previous roster listed for it.
+  key the previous roster listed for it. The participant must itself know that the
+  previous leader and everyone who joined before the successor have left (``departed``:
+  their ``MeetingLeave``, or the node telling it they went), so that a participant cannot
+  take over by leaving earlier ones out of its roster.
 
 The first roster a participant sees comes pairwise from the leader; the shell checks that
 the session's identity key is the roster's ``key`` (:func:`check_roster` takes it as
@@ -73,6 +76,7 @@ def check_roster(
     *,
     previous: RosterBody | None = None,
     first_leader_key: bytes | None = None,
+    departed: frozenset[int] | set[int] = frozenset(),
 ) -> RosterBody:
     """The body of ``roster`` if a participant may accept it (module docstring);
     :class:`RosterError` otherwise."""
@@ -88,19 +92,24 @@ def check_roster(
         if first_leader_key is None or first_leader_key != roster.key:
             raise RosterError("the first roster must come from its leader")
         return body
-    _check_continuity(body, previous, leader)
+    _check_continuity(body, previous, leader, departed)
     return body
 
 
-def _check_continuity(body: RosterBody, previous: RosterBody, leader: RosterEntry) -> None:
+def _check_continuity(
+    body: RosterBody, previous: RosterBody, leader: RosterEntry, departed: frozenset[int] | set[int]
+) -> None:
     if body.meeting != previous.meeting:
         raise RosterError("a roster of another meeting")
     if body.epoch <= previous.epoch:
         raise RosterError("the roster's epoch does not move forward")
     if body.leader != previous.leader:
         present = {p.pid for p in body.participants}
+        earlier = {p.pid for p in previous.participants if p.pid < body.leader}
         if previous.leader in present or successor(previous, present) != body.leader:
             raise RosterError("the leader is not the rightful successor")
+        if not earlier | {previous.leader} <= set(departed):
+            raise RosterError("the leader is not the rightful successor: earlier ones are here")
     before = entry(previous, body.leader)
     if before is None or before.fp != leader.fp:
         raise RosterError("the leader's key changed")
