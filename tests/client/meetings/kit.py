@@ -50,7 +50,8 @@ class Draws:
         self.count += 1
         out = b""
         while len(out) < n:
-            out += hashlib.sha256(self.count.to_bytes(8, "big") + len(out).to_bytes(4, "big")).digest()
+            seed = self.count.to_bytes(8, "big") + len(out).to_bytes(4, "big")
+            out += hashlib.sha256(seed).digest()
         return out[:n]
 
 
