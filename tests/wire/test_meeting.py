@@ -182,7 +182,9 @@ def _raw(tag: str, fields: dict[str, Any]) -> bytes:
         (_raw("meeting.switch", {"meeting": MID[:5], "epoch": 1}), INVALID_VALUE),
         (_raw("meeting.leave", {"meeting": MID, "pid": 1, "x": 1}), "wire.unknown_field"),
         (_raw("meeting.ack", {}), "wire.missing_field"),
-        (_raw("call.busy", {"call_id": MID}), "wire.unknown_type"),
+        (_raw("meeting.nope", {"meeting": MID}), "wire.unknown_type"),
+        (_raw("meeting.participant", {"pid": 1, "address": "a@b", "device": 1, "fp": bytes(48)}),
+         "wire.unexpected_type"),
     ],
 )  # fmt: skip
 def test_decoding_refuses_bad_messages_with_a_code(data: bytes, code: str) -> None:
