@@ -62,6 +62,13 @@ AUDIO_STREAMS: Final = 4
 """Audio streams a receiver gets: the dominant speaker and the 3 loudest others."""
 _AUDIO: Final = 0  # fan-out index of the audio track; video layer L is at 1 + L
 _TRACKS: Final = range(1 + MAX_LAYERS)
+# Enum members as module constants: an attribute lookup on an enum class costs more than
+# the rest of a drop on the per-datagram path.
+_MALFORMED: Final = DropReason.MALFORMED
+_NOT_BOUND: Final = DropReason.STREAM_NOT_BOUND
+_SILENCE: Final = DropReason.SILENCE
+_NOT_SELECTED: Final = DropReason.NOT_SELECTED
+_AUDIO_KIND: Final = MediaKind.AUDIO
 _NOTHING: Final[tuple[Conn, ...]] = ()
 
 
@@ -169,17 +176,17 @@ class Sfu:
         empty if it goes nowhere (counted by reason). Never raises."""
         route = peek_route(data)
         if route is None:
-            return self._drop(DropReason.MALFORMED)
+            return self._drop(_MALFORMED)
         sender, kind, layer, keyframe, level, voice = route
         state = self._senders.get(sender)
         if state is None or state.conn != conn:
-            return self._drop(DropReason.STREAM_NOT_BOUND)
+            return self._drop(_NOT_BOUND)
         self._received += 1
-        if kind is MediaKind.AUDIO:
+        if kind is _AUDIO_KIND:
             activity = state.activity
             activity.frames += 1
             if not voice:
-                return self._drop(DropReason.SILENCE)
+                return self._drop(_SILENCE)
             activity.loud += SILENCE - level
             dests = state.fanout[_AUDIO]
         else:
@@ -187,7 +194,7 @@ class Sfu:
                 self._switch(state, layer)
             dests = state.fanout[1 + layer]
         if not dests:
-            return self._drop(DropReason.NOT_SELECTED)
+            return self._drop(_NOT_SELECTED)
         self._forwarded += len(dests)
         self._forwarded_bytes += len(dests) * len(data)
         return dests
