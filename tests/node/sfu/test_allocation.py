@@ -37,6 +37,13 @@ def test_what_is_left_raises_the_others_in_priority_order() -> None:
     assert given_ == {7: 2, 1: 1, 2: 0}
 
 
+def test_the_others_are_raised_round_by_round() -> None:
+    candidates = [(7, THREE), (1, THREE), (2, THREE)]
+    budget = 3 * 150 + 1350 + 2 * 350 + 999  # not quite a third layer for anyone else
+    assert allocate(VideoRequest(3, 720, budget), candidates) == {7: 2, 1: 1, 2: 1}
+    assert allocate(VideoRequest(3, 720, budget + 1), candidates) == {7: 2, 1: 2, 2: 1}
+
+
 def test_the_height_caps_every_layer() -> None:
     candidates = [(7, THREE), (1, TWO)]
     assert allocate(VideoRequest(2, 360, budget_kbps=10_000), candidates) == {7: 1, 1: 0}
