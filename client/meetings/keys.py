@@ -197,7 +197,8 @@ class MeetingMember:
         self._secrets[body.epoch] = check_secret(secret)
         self._pids.update(p.pid for p in body.participants)
         for old in sorted(self._secrets)[:-MAX_HELD_EPOCHS]:
-            self._forget(old)
+            if old != self._send_epoch:  # still sending under it until the switch
+                self._forget(old)
 
     def on_switch(self, msg: MeetingSwitch, now: int) -> None:
         """Send under ``msg.epoch`` from now (ignored unless held and newer)."""
@@ -369,6 +370,7 @@ class MeetingLeader:
         if cause is not EpochCause.START and cause is not EpochCause.HANDOVER:
             self._epoch += 1
         self._secret = check_secret(self._random(EPOCH_SECRET_LEN))
+        self._rotate_at = now + ROTATE_INTERVAL_MS  # ratchets do not count: fresh only
         roster = self._new_roster(cause, now)
         return [Send(pid, MeetingEpoch(roster, self._secret)) for pid in sorted(self._others())]
 
@@ -387,7 +389,6 @@ class MeetingLeader:
         self.member.adopt(self._body, self._secret)
         self._acks = set()
         self._leave_at = None
-        self._rotate_at = now + ROTATE_INTERVAL_MS
         if self._switch_at is None:  # a switch pending keeps its deadline: joins in a row
             self._switch_at = now + SWITCH_TIMEOUT_MS  # do not put it off forever
         if not self._others():

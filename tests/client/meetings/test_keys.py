@@ -124,6 +124,27 @@ def test_rotation_every_five_minutes() -> None:
     assert secret_of(net, 1, 2) not in (secret_of(net, 1, 1), ratchet(secret_of(net, 1, 1), MID))
 
 
+def test_joins_do_not_put_the_rotation_off() -> None:
+    net = Net(2)
+    now = T0
+    for i in range(6):
+        now += ROTATE_INTERVAL_MS // 5
+        net.join(Person(f"j{i}"), now)
+        net.tick(now)
+    causes = [s.message.roster.body.cause for s in net.log if isinstance(s.message, MeetingEpoch)]
+    assert EpochCause.ROTATE in causes
+
+
+def test_a_burst_of_epochs_never_takes_the_send_key() -> None:
+    net = Net(2)
+    net.no_ack.add(1)
+    member = net.members[1]
+    for i in range(20):
+        net.join(Person(f"b{i}"), T0 + i)  # no switch: the member keeps sending under 1
+    assert member.send_epoch == 1
+    assert member.send_key()[0] == kid(1, 1)
+
+
 def test_old_epochs_are_forgotten_after_the_grace() -> None:
     net = Net(2)
     net.tick(T0 + ROTATE_INTERVAL_MS)
