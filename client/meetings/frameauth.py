@@ -195,8 +195,7 @@ class FrameVerifier:
             return True
         got.pending.setdefault((epoch, frame), []).append((digest, now))
         if len(got.pending) > MAX_PENDING:
-            del got.pending[next(iter(got.pending))]
-            got.unverified += 1
+            got.unverified += len(got.pending.pop(next(iter(got.pending))))
         return True
 
     def on_signature(self, msg: FrameSignature, now: int) -> None:

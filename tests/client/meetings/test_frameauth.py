@@ -6,6 +6,7 @@ from __future__ import annotations
 from client.meetings import Failure, FrameSigner, FrameVerifier, MeetingCrypto, StreamReport
 from client.meetings.frameauth import (
     KEY_EVERY,
+    MAX_PENDING,
     SIGN_EVERY_FRAMES,
     SIGN_INTERVAL_MS,
     VERIFY_BOUND_MS,
@@ -163,3 +164,11 @@ def test_signatures_of_another_meeting_are_ignored() -> None:
     for sig in signer.add(*AUDIO, 3, 0, ct, T0) + signer.tick(T0 + SIGN_INTERVAL_MS):
         v[0].on_signature(sig, T0)
     assert v[0].counts((1, *AUDIO)) == (0, 0)
+
+
+def test_pending_frames_are_bounded() -> None:
+    verifier = FrameVerifier(MID, verify, {}.get, max_unverified=10**6)
+    for i in range(MAX_PENDING + 5):
+        verifier.on_frame((1, 0, 0), 0, i, b"x%d" % i, T0)
+    assert verifier.counts((1, 0, 0)) == (0, 5)
+    assert len(vars(verifier)["_streams"][(1, 0, 0)].pending) == MAX_PENDING
