@@ -14,8 +14,10 @@ A signature goes out every :data:`SIGN_EVERY_FRAMES` frames or :data:`SIGN_INTER
 whichever comes first (and when the epoch changes or the frame indices jump). Signing
 each digest, not one hash over the window, keeps it checkable under loss: a receiver checks
 the frames it got and ignores those it lost. The signer's identity signing key rides along
-in the first signature and every :data:`KEY_EVERY`-th; a receiver takes it only if its
-fingerprint is the roster's entry for that pid (``client.meetings.roster``).
+in the first :data:`KEY_FIRST` signatures and every :data:`KEY_EVERY`-th; a receiver takes
+it only if its fingerprint is the roster's entry for that pid (``client.meetings.roster``),
+or is given it (:meth:`FrameVerifier.add_key`, from a pairwise session), and checks the
+signatures that came before it (up to :data:`MAX_KEYLESS`) once it has it.
 
 A receiver (:class:`FrameVerifier`) plays frames as they come (waiting a second for each
 would ruin a call) and condemns a stream afterwards, reporting it once, when
@@ -47,8 +49,12 @@ SIGN_EVERY_FRAMES: Final = 50
 """Frames per signature at most (one second of 20 ms audio)."""
 SIGN_INTERVAL_MS: Final = 1000
 """A window is signed at most this long after its first frame."""
+KEY_FIRST: Final = 3
+"""The signer's key rides in the first this many signatures of a stream (one may be lost) ..."""
 KEY_EVERY: Final = 10
-"""The signer's key rides in the first signature of a stream and every this many."""
+"""... and in every this many after."""
+MAX_KEYLESS: Final = 16
+"""Signatures per pid a receiver keeps while it lacks that pid's key."""
 VERIFY_BOUND_MS: Final = 3000
 """A received frame must be covered by a verified signature within this long."""
 MAX_UNVERIFIED: Final = 2 * SIGN_EVERY_FRAMES
@@ -133,7 +139,7 @@ class FrameSigner:
         )
         count = self._signed.get(stream, 0)
         self._signed[stream] = count + 1
-        key = self._key if count % KEY_EVERY == 0 else None
+        key = self._key if count < KEY_FIRST or count % KEY_EVERY == 0 else None
         return FrameSignature(body, key, self._signer.sign(encode(body), labels.CTX_MEETING_FRAMES))
 
 
@@ -167,6 +173,7 @@ class FrameVerifier:
         self._verify, self._fingerprint = verify, fingerprint
         self._max_unverified = max_unverified
         self._keys: dict[int, bytes] = {}
+        self._keyless: dict[int, list[FrameSignature]] = {}
         self._streams: dict[Stream, _Received] = {}
         self._condemned: dict[Stream, Failure] = {}
         self._reports: list[StreamReport] = []
@@ -205,8 +212,29 @@ class FrameVerifier:
         if body.meeting != self.meeting or stream in self._condemned:
             return
         key = self._key_for(body.pid, msg.key)
-        if key is None:
-            return  # no key yet: its frames stay pending, and count if none comes
+        if key is None:  # no key yet: kept for when one comes; its frames stay pending
+            waiting = self._keyless.setdefault(body.pid, [])
+            waiting.append(msg)
+            del waiting[:-MAX_KEYLESS]
+            return
+        for earlier in self._keyless.pop(body.pid, ()):
+            self._check(earlier, key, now)
+        self._check(msg, key, now)
+
+    def add_key(self, pid: int, key: bytes, now: int) -> bool:
+        """Learn ``pid``'s identity signing key from elsewhere (a pairwise session); taken
+        only if its fingerprint is the roster's. Whether it was."""
+        if self._key_for(pid, key) is None:
+            return False
+        for earlier in self._keyless.pop(pid, ()):
+            self._check(earlier, key, now)
+        return True
+
+    def _check(self, msg: FrameSignature, key: bytes, now: int) -> None:
+        body = msg.body
+        stream = (body.pid, body.kind, body.layer)
+        if stream in self._condemned:
+            return
         try:
             self._verify(key, encode(body), msg.sig, labels.CTX_MEETING_FRAMES)
         except Exception:

@@ -3,9 +3,13 @@ detected by every receiver; honest streams, and a lost signature, are not condem
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from client.meetings import Failure, FrameSigner, FrameVerifier, MeetingCrypto, StreamReport
 from client.meetings.frameauth import (
     KEY_EVERY,
+    KEY_FIRST,
     MAX_PENDING,
     SIGN_EVERY_FRAMES,
     SIGN_INTERVAL_MS,
@@ -51,8 +55,12 @@ def test_the_signer_signs_every_fifty_frames_or_every_second() -> None:
     assert signer.tick(T0 + SIGN_INTERVAL_MS - 1) == []
     late = signer.tick(T0 + SIGN_INTERVAL_MS)
     assert [len(s.body.digests) for s in late] == [5]
+    more = [
+        s for i in range(SIGN_EVERY_FRAMES * 8) for s in signer.add(*AUDIO, 0, 200 + i, b"", T0)
+    ]
+    keys = [s.key is not None for s in sigs + late + more]
+    assert keys == [n < KEY_FIRST or n % KEY_EVERY == 0 for n in range(len(keys))]
     assert sigs[0].key == p.key
-    assert sigs[1].key is None
 
 
 def test_a_new_epoch_or_a_gap_closes_the_window() -> None:
@@ -63,9 +71,7 @@ def test_a_new_epoch_or_a_gap_closes_the_window() -> None:
     assert [(s.body.first, len(s.body.digests)) for s in gap] == [(0, 1)]
     epoch = signer.add(1, 2, 1, 6, b"c", T0)
     assert [(s.body.epoch, s.body.first) for s in epoch] == [(0, 5)]
-    keys = [s.key is not None for s in gap + epoch]
-    assert keys == [True, False]
-    assert KEY_EVERY > 2
+    assert all(s.key == p.key for s in gap + epoch)  # the first ones carry the key
 
 
 def test_an_honest_stream_verifies_at_every_receiver() -> None:
@@ -172,3 +178,61 @@ def test_pending_frames_are_bounded() -> None:
         verifier.on_frame((1, 0, 0), 0, i, b"x%d" % i, T0)
     assert verifier.counts((1, 0, 0)) == (0, 5)
     assert len(vars(verifier)["_streams"][(1, 0, 0)].pending) == MAX_PENDING
+
+
+SIGNER = Person("prop")
+HONEST = [b"honest frame %d" % i for i in range(120)]
+
+
+def _signed_windows() -> list[FrameSignature]:
+    signer = FrameSigner(MID, 1, SIGNER.key, SIGNER)
+    out = [s for i, ct in enumerate(HONEST) for s in signer.add(*AUDIO, 0, i, ct, T0)]
+    return out + signer.tick(T0 + SIGN_INTERVAL_MS)
+
+
+WINDOWS = _signed_windows()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.permutations(range(len(HONEST))),
+    st.sets(st.integers(0, len(HONEST) - 1), max_size=40),
+    st.sets(st.integers(0, len(WINDOWS) - 1), max_size=1),
+    st.sets(st.integers(0, len(HONEST) - 1), max_size=3),
+)
+def test_loss_and_reordering_never_condemn_an_honest_stream_and_a_forgery_always_is(
+    order: list[int], lost: set[int], lost_sigs: set[int], forged: set[int]
+) -> None:
+    verifier = FrameVerifier(MID, verify, {1: SIGNER.fp}.get)
+    for i in order:
+        if i not in lost:
+            verifier.on_frame((1, *AUDIO), 0, i, HONEST[i], T0)
+        if i in forged:
+            verifier.on_frame((1, *AUDIO), 0, i, b"forged %d" % i, T0)
+    for n, sig in enumerate(WINDOWS):
+        if n not in lost_sigs:
+            verifier.on_signature(sig, T0 + 10)
+    reports = verifier.tick(T0 + VERIFY_BOUND_MS)
+    covered = {
+        WINDOWS[n].body.first + k
+        for n in range(len(WINDOWS))
+        if n not in lost_sigs
+        for k in range(len(WINDOWS[n].body.digests))
+    }
+    if forged & covered:
+        assert reports == [StreamReport((1, *AUDIO), Failure.FORGED_FRAME)]
+    else:
+        assert reports == []
+
+
+def test_signatures_before_the_key_are_checked_once_it_comes() -> None:
+    verifier = FrameVerifier(MID, verify, {1: SIGNER.fp}.get, max_unverified=0)
+    for i, ct in enumerate(HONEST):
+        verifier.on_frame((1, *AUDIO), 0, i, ct, T0)
+    for sig in WINDOWS:
+        verifier.on_signature(FrameSignature(sig.body, None, sig.sig), T0)  # keys stripped
+    assert verifier.counts((1, *AUDIO)) == (0, 0)
+    assert not verifier.add_key(1, Person("other").key, T0)
+    assert verifier.add_key(1, SIGNER.key, T0)
+    assert verifier.counts((1, *AUDIO)) == (len(HONEST), 0)
+    assert verifier.tick(T0 + VERIFY_BOUND_MS) == []
