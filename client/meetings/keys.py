@@ -54,6 +54,7 @@ from wire.meeting import (
     EpochCause,
     MeetingAck,
     MeetingEpoch,
+    MeetingLeave,
     MeetingMessage,
     MeetingSwitch,
     RosterBody,
@@ -157,6 +158,29 @@ class MeetingMember:
         """Participant ``pid`` left (its ``MeetingLeave``, or the node says it went): a
         hand-over that leaves it out may be accepted (``roster.check_roster``)."""
         self._departed.add(pid)
+
+    def on_leave(self, msg: MeetingLeave) -> bool:
+        """Another participant says it leaves (``MeetingLeave``, from its pairwise session;
+        the shell checks that ``msg.pid`` is the sender's). Whether this participant must
+        now take over as leader (:meth:`MeetingLeader.succeed`): the leader left and this
+        is the earliest-joined participant still present."""
+        if msg.meeting != self.meeting:
+            return False
+        self.note_left(msg.pid)
+        return self.should_lead()
+
+    def should_lead(self) -> bool:
+        """Whether the leader is gone and this participant is its rightful successor."""
+        roster = self._roster
+        if roster is None or roster.leader not in self._departed or roster.leader == self.pid:
+            return False
+        present = {p.pid for p in roster.participants} - self._departed
+        return successor(roster, present) == self.pid
+
+    def present(self) -> set[int]:
+        """The last roster's participants not known to have left."""
+        roster = self._roster
+        return set() if roster is None else {p.pid for p in roster.participants} - self._departed
 
     @property
     def departed(self) -> frozenset[int]:
@@ -330,6 +354,17 @@ class MeetingLeader:
         if self._leave_at is not None:
             return pid, []  # the batch's fresh epoch reaches the newcomer too
         return pid, self._ratchet(pid, now)
+
+    def on_leave(self, pid: int, msg: MeetingLeave, now: int) -> list[Send]:
+        """Participant ``pid`` says it leaves; :meth:`leave` if the message is its own."""
+        if msg.meeting != self.meeting or msg.pid != pid:
+            return []
+        return self.leave(pid, now)
+
+    def depart(self) -> list[Send]:
+        """The leader itself leaves: tell everyone, so that the earliest-joined takes over."""
+        msg = MeetingLeave(self.meeting, self.pid)
+        return [Send(pid, msg) for pid in sorted(self._others())]
 
     def leave(self, pid: int, now: int) -> list[Send]:
         """Participant ``pid`` left (or was removed): a fresh epoch within

@@ -21,7 +21,7 @@ from client.meetings import (
 )
 from client.meetings.keys import EPOCH_GRACE_MS
 from tests.client.meetings.kit import MID, T0, Net, Person, verify
-from wire.meeting import EpochCause, MeetingEpoch, MeetingSwitch
+from wire.meeting import EpochCause, MeetingEpoch, MeetingLeave, MeetingSwitch
 
 
 def secret_of(net: Net, pid: int, epoch: int) -> bytes:
@@ -188,6 +188,33 @@ def test_the_successor_takes_over_with_a_fresh_epoch() -> None:
         assert net.members[pid].send_epoch == 4
     assert secret_of(net, 2, 4) != old_secret
     assert not net.members[0].holds(4)
+
+
+def test_a_departing_leader_hands_over_to_the_earliest_joined() -> None:
+    net = Net(4)
+    takes_over = []
+    for send in net.leader.depart():
+        assert isinstance(send.message, MeetingLeave)
+        if net.members[send.to].on_leave(send.message):
+            takes_over.append(send.to)
+    assert takes_over == [1]
+    member = net.members[1]
+    assert member.present() == {1, 2, 3}
+    heir = net.people[1]
+    leader = MeetingLeader.succeed(member, heir.key, heir, net.random, T0, present=member.present())
+    net.leader = leader
+    net.deaf.add(0)
+    net.deliver(leader.sends(), T0)
+    assert all(net.members[p].send_epoch == 4 for p in (1, 2, 3))
+    assert not net.members[2].should_lead()
+
+
+def test_a_leave_message_counts_only_from_its_own_participant() -> None:
+    net = Net(3)
+    assert net.leader.on_leave(1, MeetingLeave(MID, 2), T0) == []  # 1 cannot remove 2
+    assert [p.pid for p in net.leader.participants] == [0, 1, 2]
+    net.leader.on_leave(2, MeetingLeave(MID, 2), T0)
+    assert [p.pid for p in net.leader.participants] == [0, 1]
 
 
 def test_only_the_rightful_successor_may_take_over() -> None:
