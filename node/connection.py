@@ -33,7 +33,8 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 GATHER_MAX: Final = 256
-"""Most messages already read that an authenticated connection answers together."""
+"""Most messages already read that an authenticated (or anonymous) connection answers
+together."""
 CLOSE_INTERNAL: Final = 1011  # the node failed; the client reconnects
 CLOSE_DRAIN_SECONDS: Final = 10.0
 """After the node closes a WebSocket, how long it keeps reading (and discarding) what the
@@ -126,8 +127,9 @@ class Connection:
         so that no reference to the last message outlives it while the connection idles.)
 
         Until the session authenticates, waiting is bounded by ``auth_deadline``; only the
-        wait is, never the answer (a Register in progress finishes its store write)."""
-        if self.session.caller is None:
+        wait is, never the answer (a Register in progress finishes its store write). An
+        anonymous session never logs in and waits without that deadline."""
+        if self.session.awaits_login:
             message = None
             with trio.move_on_at(self.auth_deadline):
                 message = await receive()
@@ -144,7 +146,7 @@ class Connection:
             return True
         # Pushes wait while a login is answered (Authenticated goes first); afterwards a
         # request never holds them back (a Deliver must not wait for an Ack's commit).
-        self.held = self.session.caller is None
+        self.held = self.session.awaits_login
         self.answering = True
         try:
             await self._answer(message)
@@ -156,7 +158,7 @@ class Connection:
         data = message.get("bytes")
         if data is None:
             frames = self.session.refuse_text()
-        elif self.session.caller is not None and self.ready is not None:
+        elif self.session.gathers and self.ready is not None:
             frames = await self.session.receive_many([data, *self._gather()])
         else:
             frames = await self.session.receive(data)

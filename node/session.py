@@ -11,6 +11,13 @@ WebSocket itself belongs to ``node.connection``.
     next_push()        the next server pushes (Deliver batches, then Drained), [] when idle
     offer(envelope)    the hub hands over a newly stored envelope for this mailbox
     close_code         set when the shell must close the WebSocket (flood, superseded)
+    describe()         this connection's row of the debug dump (``node.app``)
+
+An *anonymous* session (``anonymous=True``: a connection to ``/v1/sealed``, issue 20)
+never logs in: it answers sealed sending (``Send``, ``SendBatch``, ``SendShared``,
+``Forward``) and Ping only, authorised by the recipients' delivery tokens, and holds no
+account, no mailbox and no pushes. Its rate limits are the anonymous ones: per address,
+per connection, and per recipient mailbox (``node.accept``).
 
 The states and their transitions are in ``node.conn.state``; pushes (catch-up from the
 store, then the in-memory fast path) in ``node.conn.push``.
@@ -23,7 +30,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final
 
-from node import errors
+from node import errors, sealed
 from node.batch import send_batch, store_sends
 from node.conn.core import (
     Close,
@@ -38,11 +45,14 @@ from node.conn.core import (
 from node.conn.push import LIVE_MAX, ReadMailbox, Stored
 from node.conn.state import (
     ANSWERED_IN,
+    AUTH_TIMEOUT_FROM,
     CLOSE_GOING_AWAY,
     CLOSE_POLICY,
     CLOSE_SUPERSEDED,
+    GATHERED_IN,
     ConnState,
     Link,
+    Login,
 )
 from node.errors import NodeError
 from node.limits import retry_after_ms
@@ -104,18 +114,22 @@ _request_id = request_id
 class Session:
     """The shell of one connection from ``peer`` (the client's IP address)."""
 
-    __slots__ = ("core", "peer", "relay", "wake")
+    __slots__ = ("anonymous", "core", "peer", "relay", "wake")
 
-    def __init__(self, relay: Relay, peer: str) -> None:
+    def __init__(self, relay: Relay, peer: str, *, anonymous: bool = False) -> None:
         self.relay = relay
         self.peer = peer
+        self.anonymous = anonymous
         self.wake: Callable[[], None] = _nothing
-        config = relay.config
-        policy = Policy(
-            config.max_frame_bytes, config.flood_close_after, relay.ip_limit, relay.account_limit
-        )
+        c = relay.config
+        if anonymous:
+            policy = sealed.policy(relay)
+        else:
+            limits = (relay.ip_limit, relay.account_limit)
+            policy = Policy(c.max_frame_bytes, c.flood_close_after, *limits)
+        login = Login.ANONYMOUS if anonymous else Login.AWAIT_LOGIN
         self.core: ConnCore[Caller] = ConnCore(
-            peer, policy, relay.metrics.reject, self._count_pushed
+            peer, policy, relay.metrics.reject, self._count_pushed, login
         )
 
     @property
@@ -129,6 +143,29 @@ class Session:
     @property
     def state(self) -> ConnState:
         return self.core.state
+
+    @property
+    def gathers(self) -> bool:
+        """Messages already read are answered together (logged in, or anonymous)."""
+        return self.core.login_state in GATHERED_IN
+
+    @property
+    def awaits_login(self) -> bool:
+        """The shell waits for a frame under the auth deadline."""
+        return self.core.login_state in AUTH_TIMEOUT_FROM
+
+    def describe(self) -> dict[str, object]:
+        """This connection's row of the debug dump: its state, the client's address and
+        what account, device and mailbox it holds (all None on an anonymous one)."""
+        caller = self.core.caller
+        return {
+            "path": "sealed" if self.anonymous else "client",
+            "state": self.core.state.value,
+            "peer": self.peer,
+            "account": None if caller is None else caller.address,
+            "device": None if caller is None else caller.device,
+            "mailbox": None if caller is None else caller.mailbox.hex(),
+        }
 
     def hello(self) -> Hello:
         r = self.relay
@@ -191,7 +228,8 @@ class Session:
             if isinstance(frame, Ping):
                 return [Pong(frame.id, self.relay.now_ms())]
             caller = self.core.caller
-            assert caller is not None  # noqa: S101 (the core performs requests once logged in)
+            if caller is None:  # (the core performs requests once logged in, or anonymous)
+                return [await sealed.perform(self.relay, self.core.charge, frame)]
             reply = await _HANDLERS[type(frame)](self, caller, frame)
             return [] if reply is None else [reply]
         except NodeError as exc:
@@ -231,28 +269,30 @@ class Session:
         if len(run) <= 1:
             out = await self._perform(Perform(run[0])) if run else []
         elif type(run[0]) is Send:
-            out = list(await store_sends(self.relay, run))
+            out = list(await store_sends(self.relay, run, anonymous=self.anonymous))
         else:
             out = await self._send_shared_run(run)  # type: ignore[arg-type]
         run.clear()
         return out
 
     async def _send_shared_run(self, frames: list[SendShared]) -> list[Frame]:
-        """Several SendShared in one commit, each answered as on its own, in order."""
+        """Several SendShared in one commit, each answered as on its own, in order (over
+        an anonymous connection: without a sender, so without introductions)."""
         caller = self.core.caller
-        assert caller is not None  # noqa: S101 (receive_many gathers only once logged in)
         out: list[Frame | None] = []
         admitted: list[SendShared] = []
         for frame in frames:
             try:
-                check_shared_introductions(self, caller, frame)
+                if caller is not None:
+                    check_shared_introductions(self, caller, frame)
             except NodeError as exc:
                 out.append(self.core.error(frame.id, exc))
                 continue
             out.append(None)
             admitted.append(frame)
+        sender = None if caller is None else caller.address
         try:
-            answers = await self.relay.send_shared_many(admitted, caller.address)
+            answers = await self.relay.send_shared_many(admitted, sender)
         except StoreError as exc:  # nothing may be stored: each upload may be retried
             refusal = self.relay.store_faults.refusal(exc)
             answers = [refusal for _ in admitted]
@@ -397,7 +437,7 @@ async def _send(s: Session, caller: Caller, frame: Send) -> Frame:
 
 
 async def _send_batch(s: Session, caller: Caller, frame: SendBatch) -> Frame:
-    return await send_batch(s.relay, caller, s.peer, frame)
+    return await send_batch(s.relay, frame, s.core.charge)
 
 
 async def _introduce(s: Session, caller: Caller, frame: Introduce) -> Frame:
@@ -435,10 +475,6 @@ _HANDLERS: Final[dict[type, Callable[[Session, Caller, Any], Awaitable[Frame | N
     Ack: _ack,
     RequestBlobUpload: _blob,
 }
-
-
-def _pong(s: Session, frame: Ping) -> Frame:
-    return Pong(frame.id, s.relay.now_ms())
 
 
 def _nothing() -> None:
