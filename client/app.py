@@ -59,7 +59,7 @@ from client.serverkeys import PinnedKeyring
 from client.session import Device
 from client.store.base import StateStore
 from client.upkeep import Upkeep
-from client.websocket import Connector, websocket_connector
+from client.websocket import SEALED_PATH, Connector, websocket_connector
 from wire import decode
 from wire.e2e import IdentityKey
 from wire.relay import MAX_BATCH, Authenticated, Registered
@@ -91,6 +91,7 @@ class Client:
         entropy: Entropy = SYSTEM_ENTROPY,
         clock: Clock = time.time,
         connector: Connector | None = None,
+        sealed_connector: Connector | None = None,
     ) -> None:
         self.store = store
         self.device = device
@@ -107,7 +108,17 @@ class Client:
             self._on_connect,
             expect_server=self.domain,
         )
-        self.pump = OutboxPump(self.outbox, self.link.request, batch=MAX_BATCH)
+        # Sealed envelopes leave over a second, anonymous connection (issue 20): the home
+        # node cannot tie them to this account. It opens when first needed.
+        self.sealed_link = Link(
+            sealed_connector or connector or websocket_connector(info.node_url, SEALED_PATH),
+            None,
+            None,
+            expect_server=self.domain,
+        )
+        self.pump = OutboxPump(
+            self.outbox, self.link.request, batch=MAX_BATCH, sealed=self.sealed_link.request
+        )
         self.domains = DomainKeys(
             store, self.keyring, self.account, self.link.request, clock, self.domain
         )
@@ -158,6 +169,7 @@ class Client:
         entropy: Entropy = SYSTEM_ENTROPY,
         clock: Clock = time.time,
         connector: Connector | None = None,
+        sealed_connector: Connector | None = None,
     ) -> Client:
         """The client saved in ``store``; :class:`NoAccount` before enrollment."""
         info = persist.load_account_info(store)
@@ -177,6 +189,7 @@ class Client:
             entropy=entropy,
             clock=clock,
             connector=connector,
+            sealed_connector=sealed_connector,
         )
 
     # --- state the facade shows -------------------------------------------------------
@@ -244,6 +257,7 @@ class Client:
             except ClientError as exc:  # a refused login
                 error = exc
             else:
+                nursery.start_soon(self.sealed_link.run)
                 nursery.start_soon(self.pump.run)
                 nursery.start_soon(self.receiver.run, self.link)
                 nursery.start_soon(self._purge_loop)

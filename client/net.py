@@ -9,7 +9,9 @@ Layers, each small::
                      ``send_only`` for fire-and-forget frames (``Ack`` with id 0)
     handshake()      Hello, then Register or Auth signed over AuthPayload (CTX_DEVICE_AUTH)
     Link             keeps a Connection up: reconnects with jittered, capped exponential
-                     backoff and runs ``on_connect`` (flush the outbox, ...) on each one
+                     backoff and runs ``on_connect`` (flush the outbox, ...) on each one;
+                     without a login it is the *anonymous* link (``/v1/sealed``, issue 20)
+                     that carries every sealed envelope, opened when first needed
     Backoff          the pure delay schedule
 
 Library exceptions (trio-websocket, OSError) become :class:`~client.errors.NetworkError`
@@ -350,13 +352,18 @@ class Link:
     task, so responses keep flowing), then wait for the connection to break and back off.
     A :class:`Refused` login (a spent code, a failed signature) is not retried: ``run``
     raises it. :meth:`current` waits for a live connection.
+
+    With ``login`` None the link is anonymous (its connector opens ``/v1/sealed``): it
+    never logs in, runs no ``on_connect`` and is pushed nothing; the node only checks the
+    server it serves. It first connects when :meth:`current` is first awaited (a client
+    that sends nothing opens no anonymous connection), then stays up as the other.
     """
 
     def __init__(
         self,
         connector: Connector,
-        login: Login,
-        on_connect: OnConnect,
+        login: Login | None,
+        on_connect: OnConnect | None,
         *,
         expect_server: str | None = None,
         backoff: Backoff | None = None,
@@ -370,12 +377,20 @@ class Link:
         self._fatal: ClientError | None = None
         self._task_status: trio.TaskStatus[None] | None = None
         self._up = trio.Event()
+        self._wanted = trio.Event()
+        if login is not None:
+            self._wanted.set()
         send, self.pushes = trio.open_memory_channel[Push](PUSH_BUFFER)
         self._push_send = send
         self.connections = 0
 
+    @property
+    def anonymous(self) -> bool:
+        return self._login is None
+
     async def current(self) -> Connection:
         """The live connection, waiting for one if needed."""
+        self._wanted.set()
         while self._conn is None or self._conn.closed:
             await self._up.wait()
         return self._conn
@@ -389,6 +404,7 @@ class Link:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         self._task_status = task_status
+        await self._wanted.wait()
         while True:
             fatal: ClientError | None = None
             try:
@@ -412,7 +428,7 @@ class Link:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._read_then_cancel, conn, nursery.cancel_scope)
             try:
-                response = await handshake(conn, self._login, self._expect_server)
+                response = await self._log_in(conn)
             except NetworkError:
                 nursery.cancel_scope.cancel()
             except ClientError as exc:  # refused, or the wrong server: retrying won't help
@@ -420,8 +436,20 @@ class Link:
                 nursery.cancel_scope.cancel()
             else:
                 self._connected(conn)
-                nursery.start_soon(self._guarded_on_connect, conn, response, nursery.cancel_scope)
+                if response is not None:
+                    scope = nursery.cancel_scope
+                    nursery.start_soon(self._guarded_on_connect, conn, response, scope)
         return self._fatal
+
+    async def _log_in(self, conn: Connection) -> Registered | Authenticated | None:
+        """The login's answer; None on the anonymous link, which only checks the server."""
+        if self._login is not None:
+            return await handshake(conn, self._login, self._expect_server)
+        if self._expect_server is not None and conn.hello.server != self._expect_server:
+            raise ServerKeyError(
+                f"the node serves {conn.hello.server!r}, not {self._expect_server!r}"
+            )
+        return None
 
     def _connected(self, conn: Connection) -> None:
         self.backoff.reset()
@@ -439,7 +467,8 @@ class Link:
         """``on_connect``; a NetworkError in it means the connection is gone: reconnect.
         Any other client error ends :meth:`run` with it."""
         try:
-            await self._on_connect(conn, response)
+            if self._on_connect is not None:
+                await self._on_connect(conn, response)
         except NetworkError:
             scope.cancel()
         except ClientError as exc:

@@ -268,8 +268,10 @@ class Session:
         list): one of them as on its own, several in one commit."""
         if len(run) <= 1:
             out = await self._perform(Perform(run[0])) if run else []
+        elif type(run[0]) is Send and self.anonymous:
+            out = list(await store_sends(self.relay, run, anonymous=True))
         elif type(run[0]) is Send:
-            out = list(await store_sends(self.relay, run, anonymous=self.anonymous))
+            out = list(await store_sends(self.relay, run))
         else:
             out = await self._send_shared_run(run)  # type: ignore[arg-type]
         run.clear()
