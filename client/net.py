@@ -355,8 +355,9 @@ class Link:
 
     With ``login`` None the link is anonymous (its connector opens ``/v1/sealed``): it
     never logs in, runs no ``on_connect`` and is pushed nothing; the node only checks the
-    server it serves. It first connects when :meth:`current` is first awaited (a client
-    that sends nothing opens no anonymous connection), then stays up as the other.
+    server it serves. It connects only while it is wanted: when :meth:`current` is
+    awaited (a client that sends nothing opens no anonymous connection), and again after
+    a break only once something waits for it (the node closes an idle one).
     """
 
     def __init__(
@@ -378,6 +379,7 @@ class Link:
         self._task_status: trio.TaskStatus[None] | None = None
         self._up = trio.Event()
         self._wanted = trio.Event()
+        self._waiting = 0  # tasks in current() waiting for a connection
         if login is not None:
             self._wanted.set()
         send, self.pushes = trio.open_memory_channel[Push](PUSH_BUFFER)
@@ -390,9 +392,13 @@ class Link:
 
     async def current(self) -> Connection:
         """The live connection, waiting for one if needed."""
-        self._wanted.set()
         while self._conn is None or self._conn.closed:
-            await self._up.wait()
+            self._waiting += 1
+            self._wanted.set()
+            try:
+                await self._up.wait()
+            finally:
+                self._waiting -= 1
         return self._conn
 
     async def request(self, req: Any) -> Any:
@@ -414,7 +420,14 @@ class Link:
                 pass  # could not connect, or the connection broke: back off and retry
             if fatal is not None:
                 raise fatal
+            await self._until_wanted()
             await trio.sleep(self.backoff.next_delay())
+
+    async def _until_wanted(self) -> None:
+        """On the anonymous link, wait after a break until something needs a connection."""
+        if self._login is None and not self._waiting:
+            self._wanted = trio.Event()
+            await self._wanted.wait()
 
     async def _session(self, transport: Transport) -> ClientError | None:
         """One connection, until it breaks; returns the error that ends :meth:`run` (a

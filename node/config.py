@@ -56,6 +56,8 @@ rate_sealed_mailbox_per_s               50           sealed envelopes per second
 rate_sealed_mailbox_burst               500          burst per mailbox (anonymous)
 max_sealed_connections_per_ip           1000         anonymous WebSocket connections per client
                                                      address (counted apart from the others)
+sealed_idle_timeout                     120          seconds an anonymous connection may send
+                                                     nothing before it is closed (1000)
 debug_connections                       false        serve ``GET /v1/debug/connections`` (the
                                                      in-memory connection table, as JSON) to
                                                      loopback clients only; for tests and
@@ -145,6 +147,7 @@ class Config:
     rate_sealed_mailbox_per_s: float = 50.0
     rate_sealed_mailbox_burst: int = 500
     max_sealed_connections_per_ip: int = 1000
+    sealed_idle_timeout: float = 120.0
     debug_connections: bool = False
     flood_close_after: int = 100
     sweep_interval: float = 60.0
@@ -296,6 +299,7 @@ def _validate(c: Config) -> None:
         "rate_sealed_ip_per_s",
         "rate_sealed_connection_per_s",
         "rate_sealed_mailbox_per_s",
+        "sealed_idle_timeout",
         "sweep_interval",
         "shutdown_timeout",
         "auth_timeout",

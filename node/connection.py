@@ -128,7 +128,8 @@ class Connection:
 
         Until the session authenticates, waiting is bounded by ``auth_deadline``; only the
         wait is, never the answer (a Register in progress finishes its store write). An
-        anonymous session never logs in and waits without that deadline."""
+        anonymous session never logs in: it waits at most ``sealed_idle_timeout`` for each
+        message, then closes (1000)."""
         if self.session.awaits_login:
             message = None
             with trio.move_on_at(self.auth_deadline):
@@ -137,6 +138,14 @@ class Connection:
                 if not self.closed:  # (a push task may have closed it meanwhile)
                     for frame in self.session.auth_timed_out():
                         await self.send_frame(frame)
+                return True
+        elif self.session.idle_timeout is not None:
+            message = None
+            with trio.move_on_after(self.session.idle_timeout):
+                message = await receive()
+            if message is None:
+                if not self.closed:
+                    self.session.idle()  # serve() sends the close
                 return True
         else:
             message = await receive()

@@ -50,6 +50,7 @@ from node.conn.state import (
     CLOSE_POLICY,
     CLOSE_SUPERSEDED,
     GATHERED_IN,
+    IDLE_FROM,
     ConnState,
     Link,
     Login,
@@ -153,6 +154,17 @@ class Session:
     def awaits_login(self) -> bool:
         """The shell waits for a frame under the auth deadline."""
         return self.core.login_state in AUTH_TIMEOUT_FROM
+
+    @property
+    def idle_timeout(self) -> float | None:
+        """Seconds the shell waits for a frame before :meth:`idle` (None: for ever)."""
+        if self.core.login_state in IDLE_FROM:
+            return self.relay.config.sealed_idle_timeout
+        return None
+
+    def idle(self) -> None:
+        """Nothing was sent for :attr:`idle_timeout`: close (1000)."""
+        self.core.idle()
 
     def describe(self) -> dict[str, object]:
         """This connection's row of the debug dump: its state, the client's address and

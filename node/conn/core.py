@@ -39,6 +39,7 @@ from node.conn.state import (
     DISPOSITIONS,
     FLOOD_CODES,
     FLOOD_WINDOW_S,
+    IDLE_FROM,
     INITIAL_LOGINS,
     LINK_TRANSITIONS,
     LOGIN_TRANSITIONS,
@@ -340,6 +341,13 @@ class ConnCore(Generic[C]):
     def going_away(self) -> None:
         """The node drains: close with 1001."""
         self._link_event(Event.GOING_AWAY)
+
+    def idle(self) -> None:
+        """An anonymous connection sent nothing for ``sealed_idle_timeout``: close with
+        1000 (the client reopens it when it next has something to send)."""
+        if self._login not in IDLE_FROM:
+            raise LocalProtocolError(f"idle close in login {self._login}")
+        self._link_event(Event.IDLE)
 
     def closed(self) -> None:
         """The shell sent the close, or the client went: nothing more is read or pushed."""

@@ -30,12 +30,13 @@ Their pair is the connection's :class:`ConnState`; :func:`conn_state` folds it i
                      nothing (issue 20). Which of the :data:`INITIAL_LOGINS` a connection
                      starts in is the path's choice (``node.app``), not a frame's
 
-    link:   OPEN --SUPERSEDED / GOING_AWAY--> CLOSING --CLOSED--> CLOSED
-            OPEN --FLOOD / AUTH_TIMEOUT-----> ERROR   --CLOSED--> CLOSED
+    link:   OPEN --SUPERSEDED / GOING_AWAY / IDLE--> CLOSING --CLOSED--> CLOSED
+            OPEN --FLOOD / AUTH_TIMEOUT-----------> ERROR   --CLOSED--> CLOSED
 
     * OPEN      frames are read and answered, pushes flow
     * CLOSING   a close was asked for without fault (another connection took the mailbox
-                over: 4000; the node drains: 1001); no more pushes
+                over: 4000; the node drains: 1001; an anonymous connection sent nothing
+                for ``sealed_idle_timeout``: 1000); no more pushes
     * ERROR     the client broke a rule badly enough to be closed (a flood of refused
                 frames, no login in time): 1008; no more pushes, and nothing moves the
                 link out of ERROR but CLOSED
@@ -62,6 +63,7 @@ from typing import Final
 from node import errors
 from wire.relay import REQUESTS, Auth, Forward, Ping, Register, Send, SendBatch, SendShared
 
+CLOSE_NORMAL: Final = 1000
 CLOSE_GOING_AWAY: Final = 1001
 CLOSE_POLICY: Final = 1008
 CLOSE_SUPERSEDED: Final = 4000
@@ -116,6 +118,7 @@ class Event(enum.Enum):
     GOING_AWAY = "going_away"  # the node drains
     FLOOD = "flood"  # too many refused frames within FLOOD_WINDOW_S
     AUTH_TIMEOUT = "auth_timeout"  # no login within auth_timeout
+    IDLE = "idle"  # an anonymous connection sent nothing within sealed_idle_timeout
     CLOSED = "closed"  # the close was sent, or the client went
 
 
@@ -139,7 +142,13 @@ LOGIN_TRANSITIONS: Final[Mapping[tuple[Login, Event], Login]] = MappingProxyType
 )
 """(login, event) -> the next login; a pair that is absent is illegal."""
 
-_CLOSE_EVENTS: Final = (Event.SUPERSEDED, Event.GOING_AWAY, Event.FLOOD, Event.AUTH_TIMEOUT)
+_CLOSE_EVENTS: Final = (
+    Event.SUPERSEDED,
+    Event.GOING_AWAY,
+    Event.FLOOD,
+    Event.AUTH_TIMEOUT,
+    Event.IDLE,
+)
 
 LINK_TRANSITIONS: Final[Mapping[tuple[Link, Event], Link]] = MappingProxyType(
     {
@@ -147,12 +156,14 @@ LINK_TRANSITIONS: Final[Mapping[tuple[Link, Event], Link]] = MappingProxyType(
         (Link.OPEN, Event.GOING_AWAY): Link.CLOSING,
         (Link.OPEN, Event.FLOOD): Link.ERROR,
         (Link.OPEN, Event.AUTH_TIMEOUT): Link.ERROR,
+        (Link.OPEN, Event.IDLE): Link.CLOSING,
         (Link.OPEN, Event.CLOSED): Link.CLOSED,
         # A later fault-free close replaces the code; a fault overrides it.
         (Link.CLOSING, Event.SUPERSEDED): Link.CLOSING,
         (Link.CLOSING, Event.GOING_AWAY): Link.CLOSING,
         (Link.CLOSING, Event.FLOOD): Link.ERROR,
         (Link.CLOSING, Event.AUTH_TIMEOUT): Link.ERROR,
+        (Link.CLOSING, Event.IDLE): Link.CLOSING,
         (Link.CLOSING, Event.CLOSED): Link.CLOSED,
         # ERROR is final but for the close itself: its code stays.
         **{(Link.ERROR, event): Link.ERROR for event in _CLOSE_EVENTS},
@@ -169,6 +180,7 @@ CLOSE_CODES: Final[Mapping[Event, int]] = MappingProxyType(
         Event.GOING_AWAY: CLOSE_GOING_AWAY,
         Event.FLOOD: CLOSE_POLICY,
         Event.AUTH_TIMEOUT: CLOSE_POLICY,
+        Event.IDLE: CLOSE_NORMAL,
     }
 )
 """The WebSocket close code each closing event asks for."""
@@ -183,6 +195,12 @@ rate-limit token, no strike); in CLOSED none may be read (the shell's mistake)."
 
 AUTH_TIMEOUT_FROM: Final = frozenset({Login.AWAIT_LOGIN, Login.SPENT})
 """The logins in which the shell waits for a frame under the auth deadline."""
+
+IDLE_FROM: Final = frozenset({Login.ANONYMOUS})
+"""The logins in which the shell closes a connection that sent nothing for a while
+(``sealed_idle_timeout``): one that holds no account costs the node a task and a
+connection slot, so it is not kept for nothing. The client reopens it when it next has
+something to send."""
 
 INITIAL_LOGINS: Final = frozenset({Login.AWAIT_LOGIN, Login.ANONYMOUS})
 """The logins a connection may start in: AWAIT_LOGIN on ``/v1/client``, ANONYMOUS on

@@ -370,3 +370,23 @@ async def test_the_anonymous_link_checks_the_server_it_reaches() -> None:
             await link.run()
         nursery.cancel_scope.cancel()
     assert node.received == []
+
+
+async def test_the_anonymous_link_reconnects_only_once_something_waits_for_it() -> None:
+    """A broken (or idle-closed) anonymous connection is reopened when the next request
+    needs it, not before; the retry carries the same envelope."""
+    node = FakeNode(drop_after_sends=1)
+    link = Link(node.connector, None, None)
+    mailbox, eid, token = b"\x02" * 16, b"\x03" * 16, b"\x04" * 16
+    frame = OutboxItem("bob@example.test", 1, mailbox, eid, token, 0, b"x", "").request()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(link.run)
+        with pytest.raises(NetworkError):
+            await link.request(frame)  # stored, but the answer was lost
+        await trio.testing.wait_all_tasks_blocked()
+        assert node.connections == 1  # nothing waits: no new connection
+        sent = await link.request(frame)
+        assert isinstance(sent, Sent)
+        assert sent.duplicate
+        nursery.cancel_scope.cancel()
+    assert node.connections == 2

@@ -37,8 +37,10 @@ from node.conn.push import ReadMailbox
 from node.conn.state import (
     ANSWERED_IN,
     AUTH_TIMEOUT_FROM,
+    CLOSE_NORMAL,
     CLOSE_POLICY,
     DISPOSITIONS,
+    IDLE_FROM,
     INITIAL_LOGINS,
     LINK_TRANSITIONS,
     LOGIN_TRANSITIONS,
@@ -233,6 +235,19 @@ class ConnMachine(RuleBasedStateMachine):
     @rule()
     def going_away(self) -> None:
         self.core.going_away()
+
+    @rule()
+    def idle(self) -> None:
+        core = self.core
+        if core.login_state not in IDLE_FROM:
+            with pytest.raises(LocalProtocolError):
+                core.idle()
+            return
+        link = core.link_state
+        core.idle()
+        if link in (Link.OPEN, Link.CLOSING):
+            assert core.link_state is Link.CLOSING
+            assert core.close_code == CLOSE_NORMAL
 
     @rule()
     def closed(self) -> None:
@@ -430,6 +445,7 @@ def test_no_event_leaves_anonymous_and_it_has_no_login_deadline() -> None:
     assert Login.ANONYMOUS not in LOGIN_TRANSITIONS.values()
     assert Login.ANONYMOUS in INITIAL_LOGINS
     assert Login.ANONYMOUS not in AUTH_TIMEOUT_FROM
+    assert {Login.ANONYMOUS} == IDLE_FROM
 
 
 @pytest.mark.parametrize("data", FRAMES)

@@ -104,3 +104,25 @@ async def test_an_anonymous_socket_holds_no_account_and_sends_sealed_only() -> N
         assert app.connections == set()
         assert relay.sealed_connections.total() == 0
         nursery.cancel_scope.cancel()
+
+
+async def test_an_idle_anonymous_socket_is_closed_normally(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Each message resets the wait; ``sealed_idle_timeout`` without one closes with 1000
+    (a socket holding no account is not kept for nothing: the client reopens it)."""
+    relay = make_relay(sealed_idle_timeout=30.0)
+    async with trio.open_nursery() as nursery:
+        app = App(relay, lambda: ("http://node.test",), nursery)
+        inbox, sent = await _sealed_socket(app, relay, nursery)
+        for n in range(3):
+            await trio.sleep(20)
+            await inbox.send({"type": "websocket.receive", "bytes": encode(Ping(n))})
+            await trio.testing.wait_all_tasks_blocked()
+        assert not any(m["type"] == "websocket.close" for m in sent)
+        await trio.sleep(31)
+        assert sent[-1] == {"type": "websocket.close", "code": 1000}
+        await inbox.send({"type": "websocket.disconnect", "code": 1000})
+        await trio.testing.wait_all_tasks_blocked()
+        assert app.connections == set()
+        nursery.cancel_scope.cancel()
