@@ -239,9 +239,10 @@ class Session:
                 return [await self._login(action)]
             if isinstance(frame, Ping):
                 return [Pong(frame.id, self.relay.now_ms())]
-            caller = self.core.caller
-            if caller is None:  # (the core performs requests once logged in, or anonymous)
+            if self.anonymous:  # (the core performs only SEALED_REQUESTS here)
                 return [await sealed.perform(self.relay, self.core.charge, frame)]
+            caller = self.core.caller
+            assert caller is not None  # noqa: S101 (the core performs requests once logged in)
             reply = await _HANDLERS[type(frame)](self, caller, frame)
             return [] if reply is None else [reply]
         except NodeError as exc:
