@@ -8,7 +8,7 @@ WS   /v1/sealed                      the same protocol on an anonymous connectio
                                      sending only, never a login (``node.sealed``)
 GET  /v1/debug/connections           with ``debug_connections`` on, to loopback clients
                                      only: the in-memory connection table as JSON, one
-                                     row per WebSocket (``Session.describe``); else 404
+                                     row per WebSocket (:func:`describe`); else 404
 *    everything else                 HTTP (``node.http_routes``: health, metrics, the
                                      key document, blobs, limits, federation)
 
@@ -107,8 +107,8 @@ class App:
             conn.session.going_away()
 
     def connection_table(self) -> list[dict[str, object]]:
-        """One row per open client WebSocket (``Session.describe``), for the debug dump."""
-        return [conn.session.describe() for conn in list(self.connections)]
+        """One row per open client WebSocket (:func:`describe`), for the debug dump."""
+        return [describe(conn.session) for conn in list(self.connections)]
 
     async def _debug_connections(self, scope: Scope, send: Send) -> None:
         """``GET /v1/debug/connections``: only when configured, only to loopback."""
@@ -164,6 +164,20 @@ async def _refuse_connection(send: Send) -> None:
     frame = Error(0, errors.LIMIT_CONNECTIONS, "too many connections from this address", 0)
     await send({"type": "websocket.send", "bytes": encode(frame)})
     await send({"type": "websocket.close", "code": CLOSE_POLICY})
+
+
+def describe(session: Session) -> dict[str, object]:
+    """A connection's row of the debug dump: its state, the client's address and what
+    account, device and mailbox it holds (all None on an anonymous connection)."""
+    caller = session.caller
+    return {
+        "path": "sealed" if session.anonymous else "client",
+        "state": session.state.value,
+        "peer": session.peer,
+        "account": None if caller is None else caller.address,
+        "device": None if caller is None else caller.device,
+        "mailbox": None if caller is None else caller.mailbox.hex(),
+    }
 
 
 def _loopback(peer: str) -> bool:

@@ -45,6 +45,9 @@ rate_ip_per_s                           400          requests per second per cli
 rate_ip_burst                           800          burst per client address
 introductions_per_minute                10           Introduce frames per account per minute
 introductions_per_recipient_per_minute  30           Introduce frames to one account per minute
+batched_introductions_per_minute        1024         introductions inside IntroduceMany uploads
+                                                     per account per minute (each upload also
+                                                     counts once in introductions_per_minute)
 max_connections_per_ip                  1000         WebSocket connections per client address
 rate_sealed_ip_per_s                    400          anonymous connections (``/v1/sealed``):
                                                      requests per second per client address
@@ -139,6 +142,7 @@ class Config:
     rate_ip_burst: int = 800
     introductions_per_minute: int = 10
     introductions_per_recipient_per_minute: int = 30
+    batched_introductions_per_minute: int = 1024
     max_connections_per_ip: int = 1000
     rate_sealed_ip_per_s: float = 400.0
     rate_sealed_ip_burst: int = 800
@@ -310,6 +314,7 @@ def _validate(c: Config) -> None:
         "rate_ip_burst",
         "introductions_per_minute",
         "introductions_per_recipient_per_minute",
+        "batched_introductions_per_minute",
         "max_connections_per_ip",
         "rate_sealed_ip_burst",
         "rate_sealed_connection_burst",

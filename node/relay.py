@@ -19,6 +19,7 @@ from typing import Final, Protocol
 
 from node import accounts, errors
 from node.accept import Accepted, Delivery, Intake, NotStored, Recipient
+from node.calls.links import MediaLinks
 from node.config import Config
 from node.errors import NodeError
 from node.hub import Hub
@@ -99,6 +100,9 @@ class Relay:
     media_port: int | None = None
     """The UDP port of the node's QUIC endpoint for call media, listed in the key document
     (set by ``node.server`` when ``udp_listen`` is; None: a version 1 document)."""
+    media_links: MediaLinks | None = None
+    """The node-to-node media links (set by ``node.server`` with ``media_port``): a
+    ``LegBridge`` to another domain's leg is ``await media_links.bridge(leg_id, leg)``."""
     shared_store: bool = False
     """Other processes write the same store (cluster mode): no cached delivery-token
     verifiers, since another replica may change them."""
@@ -112,6 +116,8 @@ class Relay:
         )
         per_recipient = c.introductions_per_recipient_per_minute
         self.intro_recipient_limit = RateLimiter(per_recipient / 60.0, per_recipient)
+        batched = c.batched_introductions_per_minute
+        self.intro_batch_limit = RateLimiter(batched / 60.0, batched)
         self.connections = ConnectionCounter(c.max_connections_per_ip)
         # Anonymous connections (/v1/sealed, issue 20): keyed by address and by mailbox,
         # never by an account; counted apart from the authenticated connections.
@@ -126,6 +132,7 @@ class Relay:
             c,
             self.ports.accounts,
             self.ports.mailboxes,
+            self.ports.group_tokens,
             self.hub,
             self.metrics,
             self.clock,
@@ -143,6 +150,7 @@ class Relay:
             "intro-recipient": self.intro_recipient_limit,
             "sealed-ip": self.sealed_ip_limit,
             "sealed-mailbox": self.sealed_mailbox_limit,
+            "intro-batch": self.intro_batch_limit,
         }
 
     @property
@@ -319,6 +327,13 @@ class Relay:
         """Store a new delivery-token verifier (``Intake.set_token``: never a stale one
         cached)."""
         await self.intake.set_token(caller.address, verifier)
+
+    async def set_group_token(
+        self, caller: Caller, verifier: bytes | None, revoke: bytes | None
+    ) -> None:
+        """Register a group token verifier and revoke an older one
+        (``Intake.set_group_token``: ``limit.group_tokens`` past the bound)."""
+        await self.intake.set_group_token(caller.address, verifier, revoke)
 
     # --- prekeys ------------------------------------------------------------------------
 

@@ -11,13 +11,9 @@ WebSocket itself belongs to ``node.connection``.
     next_push()        the next server pushes (Deliver batches, then Drained), [] when idle
     offer(envelope)    the hub hands over a newly stored envelope for this mailbox
     close_code         set when the shell must close the WebSocket (flood, superseded)
-    describe()         this connection's row of the debug dump (``node.app``)
 
-An *anonymous* session (``anonymous=True``: a connection to ``/v1/sealed``, issue 20)
-never logs in: it answers sealed sending (``Send``, ``SendBatch``, ``SendShared``,
-``Forward``) and Ping only, authorised by the recipients' delivery tokens, and holds no
-account, no mailbox and no pushes. Its rate limits are the anonymous ones: per address,
-per connection, and per recipient mailbox (``node.accept``).
+An *anonymous* session (``/v1/sealed``, issue 20) never logs in and holds no account: its
+sealed requests are answered by ``node.sealed``, under the anonymous limits.
 
 The states and their transitions are in ``node.conn.state``; pushes (catch-up from the
 store, then the in-memory fast path) in ``node.conn.push``.
@@ -31,7 +27,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final
 
 from node import errors, sealed
-from node.batch import send_batch, store_sends
+from node.batch import introduce_many, send_batch, store_sends
 from node.conn.core import (
     Close,
     ConnCore,
@@ -73,6 +69,7 @@ from wire.relay import (
     GetServerKeys,
     Hello,
     Introduce,
+    IntroduceMany,
     Ok,
     PeerRoots,
     Ping,
@@ -88,6 +85,7 @@ from wire.relay import (
     SendShared,
     ServerKeys,
     SetDeliveryToken,
+    SetGroupToken,
     SetIntroductions,
 )
 
@@ -158,26 +156,12 @@ class Session:
     @property
     def idle_timeout(self) -> float | None:
         """Seconds the shell waits for a frame before :meth:`idle` (None: for ever)."""
-        if self.core.login_state in IDLE_FROM:
-            return self.relay.config.sealed_idle_timeout
-        return None
+        idles = self.core.login_state in IDLE_FROM
+        return self.relay.config.sealed_idle_timeout if idles else None
 
     def idle(self) -> None:
         """Nothing was sent for :attr:`idle_timeout`: close (1000)."""
         self.core.idle()
-
-    def describe(self) -> dict[str, object]:
-        """This connection's row of the debug dump: its state, the client's address and
-        what account, device and mailbox it holds (all None on an anonymous one)."""
-        caller = self.core.caller
-        return {
-            "path": "sealed" if self.anonymous else "client",
-            "state": self.core.state.value,
-            "peer": self.peer,
-            "account": None if caller is None else caller.address,
-            "device": None if caller is None else caller.device,
-            "mailbox": None if caller is None else caller.mailbox.hex(),
-        }
 
     def hello(self) -> Hello:
         r = self.relay
@@ -398,6 +382,11 @@ async def _set_token(s: Session, caller: Caller, frame: SetDeliveryToken) -> Fra
     return Ok(frame.id)
 
 
+async def _set_group_token(s: Session, caller: Caller, frame: SetGroupToken) -> Frame:
+    await s.relay.set_group_token(caller, frame.verifier, frame.revoke)
+    return Ok(frame.id)
+
+
 async def _set_introductions(s: Session, caller: Caller, frame: SetIntroductions) -> Frame:
     await s.relay.set_introductions(caller, frame.accept)
     return Ok(frame.id)
@@ -462,6 +451,10 @@ async def _introduce(s: Session, caller: Caller, frame: Introduce) -> Frame:
     return await s.relay.send(frame, caller.address)
 
 
+async def _introduce_many(s: Session, caller: Caller, frame: IntroduceMany) -> Frame:
+    return await introduce_many(s.relay, caller, s.peer, frame)
+
+
 async def _ack(s: Session, caller: Caller, frame: Ack) -> Frame | None:
     """Delete the acknowledged envelopes; ``id`` 0 asks for no ``Acked`` (an ack is
     idempotent, and a lost one only means a redelivery the client drops by eid)."""
@@ -478,11 +471,13 @@ _HANDLERS: Final[dict[type, Callable[[Session, Caller, Any], Awaitable[Frame | N
     GetPrekeyStatus: _status,
     SetDeliveryToken: _set_token,
     SetIntroductions: _set_introductions,
+    SetGroupToken: _set_group_token,
     FetchPrekeys: _fetch,
     GetCertificate: _certificate,
     Send: _send,
     SendBatch: _send_batch,
     Introduce: _introduce,
+    IntroduceMany: _introduce_many,
     SendShared: _send_shared,
     Forward: _forward,
     GetServerKeys: _server_keys,

@@ -27,6 +27,8 @@ the remote party broke the rule unless ``internal``). The node raises them
     limit.connections   too many connections from this address
     limit.mailbox       (anonymous connections) too many sealed envelopes to this mailbox;
                         ``retry_after`` says when to try again
+    limit.group_tokens  a ``SetGroupToken`` would leave the account more live group tokens
+                        than ``trust.limits.MAX_GROUP_TOKENS`` (revoke old ones first)
     blob.too_large      the blob is larger than ``max_blob_bytes``, or than its grant
     blob.not_found      no such blob (or expired, or the grant does not match)
     prekeys.none        the address has no device with published prekeys
@@ -43,6 +45,9 @@ the remote party broke the rule unless ``internal``). The node raises them
     call.leg_taken      the call leg is bridged to another leg already (or to itself)
     call.bad_secret     the leg secret presented to bind a media connection is wrong
     call.expired        the call leg expired (not bound in time, or idle too long)
+    call.unreachable    the media link to the leg's domain could not be set up or went
+                        down (no QUIC endpoint listed, no answer, link refused), or that
+                        node did not answer the bridge in time; try again later
     store.full          the node's storage is full (disk, or Redis' maxmemory): nothing
                         of the request was stored; retry after ``retry_after``
     store.unavailable   the node's storage does not answer (Redis unreachable): retry after
@@ -94,6 +99,7 @@ __all__ = [  # the codes, which ``node.errors`` re-exports
     "CALL_EXPIRED",
     "CALL_LEG_TAKEN",
     "CALL_NO_LEG",
+    "CALL_UNREACHABLE",
     "CODES",
     "FED_AUTH",
     "FED_KEY_DOCUMENT",
@@ -103,6 +109,7 @@ __all__ = [  # the codes, which ``node.errors`` re-exports
     "FED_UNAVAILABLE",
     "INTERNAL",
     "LIMIT_CONNECTIONS",
+    "LIMIT_GROUP_TOKENS",
     "LIMIT_MAILBOX",
     "LIMIT_RATE",
     "PREKEYS_INVALID",
@@ -141,6 +148,7 @@ SEND_INTRODUCTIONS_CLOSED: Final = "send.introductions_closed"
 LIMIT_RATE: Final = "limit.rate"
 LIMIT_CONNECTIONS: Final = "limit.connections"
 LIMIT_MAILBOX: Final = "limit.mailbox"
+LIMIT_GROUP_TOKENS: Final = "limit.group_tokens"
 BLOB_TOO_LARGE: Final = "blob.too_large"
 BLOB_NOT_FOUND: Final = "blob.not_found"
 PREKEYS_NONE: Final = "prekeys.none"
@@ -149,6 +157,7 @@ CALL_NO_LEG: Final = "call.no_leg"
 CALL_LEG_TAKEN: Final = "call.leg_taken"
 CALL_BAD_SECRET: Final = "call.bad_secret"  # noqa: S105 - an error code
 CALL_EXPIRED: Final = "call.expired"
+CALL_UNREACHABLE: Final = "call.unreachable"
 FED_POLICY: Final = "fed.policy"
 FED_UNAVAILABLE: Final = "fed.unavailable"
 FED_KEY_DOCUMENT: Final = "fed.key_document"
@@ -178,6 +187,7 @@ CODES: Final = (
     LIMIT_RATE,
     LIMIT_CONNECTIONS,
     LIMIT_MAILBOX,
+    LIMIT_GROUP_TOKENS,
     BLOB_TOO_LARGE,
     BLOB_NOT_FOUND,
     PREKEYS_NONE,
@@ -186,6 +196,7 @@ CODES: Final = (
     CALL_LEG_TAKEN,
     CALL_BAD_SECRET,
     CALL_EXPIRED,
+    CALL_UNREACHABLE,
     FED_POLICY,
     FED_UNAVAILABLE,
     FED_KEY_DOCUMENT,

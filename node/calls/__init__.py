@@ -15,10 +15,15 @@
                         datagrams through the core in batches, expires legs every second;
                         started by ``node.server`` when ``udp_listen`` is set
 
+    MediaLinks          node-to-node media links (``links``): one authenticated QUIC link
+                        per peer domain, and ``bridge`` for a ``LegBridge`` to another
+                        domain's leg; its handshake (``linkauth``) and the pure bridges of
+                        one link (``peering``); messages in ``wire.media_link``
+
 The storage port that outlives a replica or is shared in cluster mode is
-:class:`node.store.ports.CallLegs`; the WebSocket fallback and node-to-node links are still
-to come and will use :meth:`CallService.attach` and :meth:`CallService.forward`. Nothing
-here is part of ``Relay`` or of the message store.
+:class:`node.store.ports.CallLegs`; the WebSocket fallback is still to come and will use
+:meth:`CallService.attach` and :meth:`CallService.forward`, as the links do. Nothing here
+is part of ``Relay`` or of the message store.
 """
 
 from __future__ import annotations

@@ -74,6 +74,7 @@ def test_every_part_is_rendered_and_no_secret_is(target: str) -> None:
     for part in [
         ("Deployment", "sealrelay-node"),
         ("Service", "sealrelay-node"),
+        ("Service", "sealrelay-media"),
         ("Ingress", "sealrelay-node"),
         ("Ingress", "sealrelay-federation"),
         ("PodDisruptionBudget", "sealrelay-node"),
@@ -218,7 +219,8 @@ def test_node_probes_and_drain(target: str) -> None:
     deployment = one(target, "Deployment", "sealrelay-node")
     spec, container = deployment["spec"]["template"]["spec"], node_container(target)
     port = {p["name"]: p["containerPort"] for p in container["ports"]}
-    assert port == {"http": node_toml(target)["listen_port"]}
+    media = int(node_toml(target)["udp_listen"].rpartition(":")[2])
+    assert port == {"http": node_toml(target)["listen_port"], "media": media}
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert container["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
@@ -418,11 +420,13 @@ def test_default_deny_and_every_pod_has_its_policy(target: str) -> None:
 def test_node_policy(target: str) -> None:
     spec = policies(target)["sealrelay-node"]
     assert matches(spec["podSelector"], pod_labels(target, "node"))
-    (ingress,) = spec["ingress"]
+    ingress, media = spec["ingress"]
     assert ingress["from"] == [
         {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}
     ]
     assert ports_of([ingress]) == {("TCP", node_toml(target)["listen_port"])}
+    udp = int(node_toml(target)["udp_listen"].rpartition(":")[2])
+    assert media == {"ports": [{"protocol": "UDP", "port": udp}]}  # every source, UDP only
     egress = spec["egress"]
     assert ports_of(egress) == {
         ("TCP", 26379),
@@ -430,6 +434,7 @@ def test_node_policy(target: str) -> None:
         ("UDP", 53),
         ("TCP", 53),
         ("TCP", 443),
+        ("UDP", udp),
     }
     by_port = {p["port"]: rule for rule in egress for p in rule["ports"]}
     (sentinels,) = by_port[26379]["to"]
@@ -440,6 +445,7 @@ def test_node_policy(target: str) -> None:
     (dns,) = by_port[53]["to"]
     assert dns["podSelector"] == {"matchLabels": {"k8s-app": "kube-dns"}}
     (https,) = by_port[443]["to"]
+    assert by_port[udp] is by_port[443]  # peer nodes' QUIC: the same public addresses
     assert https["ipBlock"]["cidr"] == "0.0.0.0/0"
     assert {"10.0.0.0/8", "169.254.0.0/16"} <= set(https["ipBlock"]["except"])
 
@@ -524,7 +530,7 @@ def test_containerfile() -> None:
             assert not source.endswith(".json"), source
             if not any(a.startswith("--from=") for a in args):
                 assert (ROOT / source).exists(), source
-    assert [args for instr, args in final if instr == "EXPOSE"] == ["7480"]
+    assert [args for instr, args in final if instr == "EXPOSE"] == ["7480 7481/udp"]
     runs = " ".join(args for instr, args in steps if instr == "RUN")
     assert "pip install ." in runs
     assert containerfile_instruction("ENTRYPOINT")[:3] == ["sealrelay", "node", "serve"]

@@ -24,6 +24,7 @@ from suites import rootsig
 from tests.integration.nodeproc import NodeProcess, invite, run_cli
 from tests.k8s.rendered import KEYS_MOUNT, PEER_ROOTS_MOUNT, configmap, node_toml, one
 from tests.redisproc import SentinelSet
+from trust.media import media_endpoint
 from wire import decode
 from wire.server import ServerKeyDocument
 
@@ -90,6 +91,14 @@ def served_key_id(url: str) -> str:
     return document.signatures[0].key_id.hex()
 
 
+def served_media_port(url: str) -> int:
+    response = httpx.get(url + DOCUMENT, timeout=10)
+    assert response.status_code == 200
+    endpoint = media_endpoint(decode(response.content, ServerKeyDocument))
+    assert endpoint is not None, "the key document lists no QUIC endpoint"
+    return endpoint.port
+
+
 def test_node_runs_on_the_pod_layout_and_follows_the_secret(tmp_path: Path) -> None:
     domain = configmap(TARGET, "sealrelay-node-config")["data"]["domain"]
     first, first_id = keys_secret(domain)
@@ -106,11 +115,14 @@ def test_node_runs_on_the_pod_layout_and_follows_the_secret(tmp_path: Path) -> N
     config.write_text(text.split("\n[peers.", 1)[0])
     with SentinelSet(tmp_path / "redis") as ha:
         env = {**pod_environment(ha.sentinels), "SEALRELAY_SHUTDOWN_TIMEOUT": "5"}
+        assert env["SEALRELAY_UDP_LISTEN"]  # the pod opens its call media port
+        env["SEALRELAY_UDP_LISTEN"] = "127.0.0.1:0"  # here: loopback, any free port
         with NodeProcess(data, domain=domain, config=config, env=env) as node:
             url = node.start()
             assert httpx.get(url + "/readyz", timeout=10).status_code == 200
             assert httpx.get(url + "/healthz", timeout=10).status_code == 200
             assert served_key_id(url) == first_id
+            assert served_media_port(url) > 0  # a version 2 document: the UDP port is open
 
             # `kubectl exec ... sealrelay admin invite` with the pod's environment: the code
             # lands in the shared Redis, where the node finds it
