@@ -39,10 +39,14 @@ from wire.relay import Forward, Send, SendBatch, SendShared
 Frame = object
 
 
-def policy(relay: Relay) -> Policy:
-    """The rules of one anonymous connection: the anonymous per-address limiter, and a
-    bucket of its own in place of an account's."""
+def policy(relay: Relay, anonymous: bool) -> Policy:
+    """The rules of one connection. An anonymous one has the anonymous per-address
+    limiter, and a bucket of its own in place of an account's; a logged-in one the
+    node's per-address and per-account limiters."""
     c = relay.config
+    if not anonymous:
+        limits = (relay.ip_limit, relay.account_limit)
+        return Policy(c.max_frame_bytes, c.flood_close_after, *limits)
     own = RateLimiter(c.rate_sealed_connection_per_s, c.rate_sealed_connection_burst)
     return Policy(
         c.max_frame_bytes, c.flood_close_after, relay.sealed_ip_limit, relay.account_limit, own

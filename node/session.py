@@ -10,6 +10,8 @@ WebSocket itself belongs to ``node.connection``.
     receive_many(...)  messages read together, runs of Send/SendShared in one commit
     next_push()        the next server pushes (Deliver batches, then Drained), [] when idle
     offer(envelope)    the hub hands over a newly stored envelope for this mailbox
+    media(batch)       call media datagrams read on this WebSocket (``node.calls_requests``,
+                       which also answers the call leg requests)
     close_code         set when the shell must close the WebSocket (flood, superseded)
 
 An *anonymous* session (``/v1/sealed``, issue 20) never logs in and holds no account: its
@@ -28,11 +30,12 @@ from typing import Any, Final
 
 from node import errors, sealed
 from node.batch import introduce_many, send_batch, store_sends
+from node.calls.wsmedia import ClientShell
+from node.calls_requests import CALL_HANDLERS, account_online, connection_gone, forward_media
 from node.conn.core import (
     Close,
     ConnCore,
     Perform,
-    Policy,
     Reply,
     StartLogin,
     decode_request,
@@ -113,22 +116,18 @@ _request_id = request_id
 class Session:
     """The shell of one connection from ``peer`` (the client's IP address)."""
 
-    __slots__ = ("anonymous", "core", "peer", "relay", "wake")
+    __slots__ = ("anonymous", "core", "peer", "relay", "shell", "wake")
 
     def __init__(self, relay: Relay, peer: str, *, anonymous: bool = False) -> None:
         self.relay = relay
         self.peer = peer
         self.anonymous = anonymous
         self.wake: Callable[[], None] = _nothing
-        c = relay.config
-        if anonymous:
-            policy = sealed.policy(relay)
-        else:
-            limits = (relay.ip_limit, relay.account_limit)
-            policy = Policy(c.max_frame_bytes, c.flood_close_after, *limits)
+        self.shell: ClientShell | None = None
+        """The WebSocket's shell (``node.connection``): call media and pushes of call legs."""
         login = Login.ANONYMOUS if anonymous else Login.AWAIT_LOGIN
         self.core: ConnCore[Caller] = ConnCore(
-            peer, policy, relay.metrics.reject, self._count_pushed, login
+            peer, sealed.policy(relay, anonymous), relay.metrics.reject, self._count_pushed, login
         )
 
     @property
@@ -257,6 +256,7 @@ class Session:
             raise
         self.core.logged_in(caller)
         relay.hub.attach(caller.mailbox, self)
+        account_online(self, caller)
         self.wake()
         return reply
 
@@ -304,6 +304,10 @@ class Session:
         )
         return [frame if frame is not None else next(replies) for frame in out]
 
+    async def media(self, batch: list[bytes]) -> None:
+        """Media datagrams read together on this WebSocket (``node.calls_requests``)."""
+        await forward_media(self, batch, open_=self.core.link_state is _OPEN)
+
     def refuse_text(self) -> list[Frame]:
         """A text WebSocket message: the protocol is binary only."""
         return list(self.core.refuse_text(self.relay.clock()).frames)
@@ -336,6 +340,7 @@ class Session:
         caller = self.core.caller
         if caller is not None:
             self.relay.hub.detach(caller.mailbox, self)
+        connection_gone(self)
 
     # --- pushes -------------------------------------------------------------------------
 
@@ -484,6 +489,7 @@ _HANDLERS: Final[dict[type, Callable[[Session, Caller, Any], Awaitable[Frame | N
     GetPeerRoots: _peer_roots,
     Ack: _ack,
     RequestBlobUpload: _blob,
+    **CALL_HANDLERS,
 }
 
 
