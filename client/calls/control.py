@@ -173,21 +173,34 @@ class CallSession:
         self._released = False
 
     async def follow(self, events: trio.MemoryReceiveChannel[Event]) -> CallOutcome:
-        """Act on this call's events until it ends and its media stopped."""
-        cid = self._call.call_id
+        """Act on this call's events until it ends and its media stopped. A call that gave
+        way in a glare (the peer called us at the same time and its call won) is followed
+        into the peer's call, which the registry accepted."""
         reason = EndReason.FAILED
         async with trio.open_nursery() as nursery:
             async for event in events:
-                if getattr(event, "call_id", None) != cid:
+                if getattr(event, "call_id", None) != self._call.call_id:
+                    continue
+                if isinstance(event, Ended) and self._follow_glare(event):
                     continue
                 if isinstance(event, Ended):
                     reason = event.reason
                     self._stop.set()
-                    self._emit(ended_line(cid, self._call.peer, reason))
+                    self._emit(ended_line(event.call_id, self._call.peer, reason))
                     break
                 await self._handle(event, nursery)
         summary = None if self._run is None else self._run.summary()
-        return CallOutcome(cid, self._call.peer, reason, summary)
+        return CallOutcome(self._call.call_id, self._call.peer, reason, summary)
+
+    def _follow_glare(self, ended: Ended) -> bool:
+        """Move to the call that replaced this one in a glare, if any."""
+        if ended.reason is not EndReason.GLARE or ended.replaced_by is None:
+            return False
+        replacement = self._net.registry.get(ended.replaced_by)
+        if replacement is None or not replacement.live:
+            return False
+        self._call = replacement
+        return True
 
     async def _handle(self, event: Event, nursery: trio.Nursery) -> None:
         if isinstance(event, Ringing) and event.role is Role.CALLER:

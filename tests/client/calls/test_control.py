@@ -8,9 +8,11 @@ from __future__ import annotations
 from typing import Any
 
 import trio
+import trio.testing
 
+from client.calls.callnet import CallNet
 from client.calls.control import CallOutcome, MediaOptions, answer_call, place_call
-from client.calls.signal_events import EndReason
+from client.calls.signal_events import EndReason, IgnoreReason
 from tests.client.calls.callkit import ALICE, BOB, MemoryLegs, MemoryNode, Wire, make_net
 
 SECONDS = 1.0
@@ -154,3 +156,34 @@ async def test_answer_returns_none_when_nothing_rings() -> None:
         bob, MemoryLegs(MemoryNode()), wait=0.1, options=MediaOptions(seconds=1), emit=print
     )
     assert outcome is None
+
+
+async def test_calling_each_other_at_once_ends_in_one_call() -> None:
+    """Glare: both dial before either hears the other; the call with the smaller id goes
+    on, the other side follows it as the callee, and both get media."""
+    wire, node = Wire(), MemoryNode()
+    alice, bob = make_net(wire, ALICE), make_net(wire, BOB)
+    out: dict[str, CallOutcome] = {}
+    options = MediaOptions(seconds=SECONDS)
+    both = trio.Event()
+
+    async def dial(net: CallNet, peer: str, key: str) -> None:
+        legs = MemoryLegs(node)
+        out[key] = await place_call(net, legs, peer, video=False, options=options, emit=print)
+        if len(out) == 2:
+            both.set()
+
+    with trio.fail_after(LIMIT):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(dial, alice, BOB, "a")
+            nursery.start_soon(dial, bob, ALICE, "b")
+            await trio.testing.wait_all_tasks_blocked()  # both offers sent, none read yet
+            nursery.start_soon(alice.run)
+            nursery.start_soon(bob.run)
+            await both.wait()
+            nursery.cancel_scope.cancel()
+    assert out["a"].call_id == out["b"].call_id
+    glares = [net.registry.ignored[IgnoreReason.GLARE] for net in (alice, bob)]
+    assert sorted(glares) == [0, 1]  # the winner ignored the loser's offer
+    _check_media(out["a"])
+    _check_media(out["b"])

@@ -21,10 +21,12 @@ from dataclasses import dataclass, field
 
 import pytest
 import trio
+import trio.testing
 
 from node.calls import CallRelay, DropReason, secret_hash
 from node.calls.clients import END_CODES, REPLICA_ID_BYTES, ClientLegs
 from node.calls.shell import CallService
+from node.calls.wsmedia import SINK_QUEUE
 from node.calls_requests import WEBSOCKET_DROPPED
 from node.errors import (
     CALL_EXPIRED,
@@ -76,6 +78,20 @@ class Shell:
 
     def push(self, frame: object) -> None:
         self.pushed.append(frame)
+
+
+@dataclass(eq=False)
+class StuckShell(Shell):
+    """A client that reads nothing until ``release`` is set."""
+
+    release: trio.Event = field(default_factory=trio.Event)
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    async def send_binary(self, messages: Sequence[bytes]) -> None:
+        await self.release.wait()
+        self.sent += messages
 
 
 @dataclass
@@ -188,6 +204,7 @@ async def test_attached_websockets_carry_the_call_and_drop_what_is_not_theirs(
     before = core.stats().drops
     await abe.media([datagram(abe_sender, frame=1), b"\x11garbage", datagram(abe_sender ^ 1)])
     await bea.media([datagram(bea_sender, frame=2)])
+    await trio.testing.wait_all_tasks_blocked()  # (each WebSocket's writer task)
     assert [sender_of(d) for d in bea_shell.sent] == [abe_sender]
     assert [sender_of(d) for d in abe_shell.sent] == [bea_sender]
     drops = core.stats().drops
@@ -195,9 +212,30 @@ async def test_attached_websockets_carry_the_call_and_drop_what_is_not_theirs(
     assert drops[DropReason.STREAM_NOT_BOUND] == before[DropReason.STREAM_NOT_BOUND] + 1
     cid, cid_shell = await node.account("cid")  # authenticated, attached to nothing
     await cid.media([datagram(abe_sender)])
+    await trio.testing.wait_all_tasks_blocked()
     assert core.stats().drops[DropReason.NO_LEG] == before[DropReason.NO_LEG] + 1
     assert cid_shell.sent == []
     assert node.relay.metrics.call_forward_seconds.count >= 3
+
+
+async def test_a_client_that_does_not_read_never_stalls_its_peer(node: Node) -> None:
+    abe, _, bridged, bea, _, granted = await _call(node)
+    stuck = StuckShell()
+    bea.shell = stuck
+    abe_sender = await _attach(abe, bridged)
+    await _attach(bea, granted)
+    sends = SINK_QUEUE * 2
+    with trio.fail_after(STEP):
+        for n in range(sends):
+            await abe.media([datagram(abe_sender, frame=n)])
+            await trio.testing.wait_all_tasks_blocked()
+    dropped = node.legs.service.counters.send_failures
+    assert dropped == sends - SINK_QUEUE - 1  # one in the stuck write, the queue full
+    stuck.release.set()
+    await trio.testing.wait_all_tasks_blocked()
+    assert len(stuck.sent) == sends - dropped
+    answer = await _one(abe, LegHangUp(4, bridged.leg_id))  # Abe's requests never waited
+    assert answer == Ok(4)
 
 
 async def test_a_hang_up_tells_the_other_owner_and_forgets_both_legs(node: Node) -> None:
