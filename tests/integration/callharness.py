@@ -28,11 +28,20 @@ from pathlib import Path
 from typing import Any, Final
 
 from client.app import Client
-from client.calls.keys import SUITE, CallSecret, Direction, chain_start, epoch_base_key, kid
+from client.calls.keys import (
+    SUITE,
+    CallSecret,
+    Direction,
+    MediaCrypto,
+    chain_start,
+    epoch_base_key,
+    kid,
+)
 from client.calls.signal_events import CallConfig
 from client.cli import ATTACHMENTS_DIR, STORE_FILE
 from client.store.sqlite import SqliteStore
-from suites.sframe import derive_key_salt
+from suites.sframe import decode_header, derive_key_salt
+from suites.sframe import decrypt as sframe_decrypt
 from tests.integration.fedharness import LocalFederation, data_files
 from tests.integration.netshim import BLOCK_UDP_ENV, SOURCE_IP_ENV
 from tests.integration.nodeproc import LOOPBACK, invite, json_lines, run_cli, sealrelay_command
@@ -374,6 +383,19 @@ def media_keys(secret: CallSecret, epochs: Sequence[int] = (0, 1)) -> dict[str, 
             found[f"sframe key {epoch} {direction.name}"] = key
             found[f"sframe salt {epoch} {direction.name}"] = salt
     return found
+
+
+def check_media_keys(secret: CallSecret, keys: Mapping[str, bytes]) -> None:
+    """The epoch-0 SFrame keys and salts of :func:`media_keys` are those the client's own
+    :class:`MediaCrypto` encrypts with (so a scan for them cannot miss by a wrong
+    derivation)."""
+    for direction in Direction:
+        crypto = MediaCrypto(secret, direction, now=0.0)
+        frame = crypto.protect(b"metadata", b"a frame", now=0.0)
+        key = keys[f"sframe key 0 {direction.name}"]
+        salt = keys[f"sframe salt 0 {direction.name}"]
+        opened = sframe_decrypt(SUITE, key, salt, decode_header(frame), frame, b"metadata")
+        assert opened == b"a frame"
 
 
 def _regions(pid: int) -> Iterator[tuple[int, int]]:

@@ -51,6 +51,7 @@ from tests.integration.callharness import (
     Outcome,
     RecordingLegs,
     address_forms,
+    check_media_keys,
     check_summary,
     distinct_loopback,
     finish,
@@ -384,6 +385,7 @@ async def test_no_node_process_holds_the_call_secret_or_a_media_key(world: CallW
     assert state.caller is not None
     assert state.caller.ok, state.lines
     assert state.secret is not None
+    check_media_keys(state.secret, media_keys(state.secret))
     secret_names = set(media_keys(state.secret))
     for domain in (A, B):
         found, scanned = scans[domain]
