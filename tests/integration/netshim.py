@@ -73,11 +73,11 @@ def install_source(source: str) -> None:
 
     def sendto(self: socket.socket, data: Any, *args: Any) -> int:
         prepare(self, args[-1])
-        return original_sendto(self, data, *args)  # type: ignore[arg-type]
+        return original_sendto(self, data, *args)
 
-    socket.socket.bind = bind  # type: ignore[method-assign]
-    socket.socket.connect = connect  # type: ignore[method-assign]
-    socket.socket.connect_ex = connect_ex  # type: ignore[method-assign]
+    socket.socket.bind = bind  # type: ignore[method-assign,assignment]
+    socket.socket.connect = connect  # type: ignore[method-assign,assignment]
+    socket.socket.connect_ex = connect_ex  # type: ignore[method-assign,assignment]
     socket.socket.sendto = sendto  # type: ignore[assignment]
 
 
@@ -90,7 +90,7 @@ def install_udp_block() -> None:
     def sendto(self: socket.socket, data: Any, *args: Any) -> int:
         if self.type == socket.SOCK_DGRAM:
             return len(data)
-        return original_sendto(self, data, *args)  # type: ignore[arg-type]
+        return original_sendto(self, data, *args)
 
     def send(self: socket.socket, data: Any, *args: Any) -> int:
         if self.type == socket.SOCK_DGRAM:
@@ -103,8 +103,8 @@ def install_udp_block() -> None:
         return original_sendmsg(self, buffers, *args)
 
     socket.socket.sendto = sendto  # type: ignore[assignment]
-    socket.socket.send = send  # type: ignore[method-assign]
-    socket.socket.sendmsg = sendmsg  # type: ignore[method-assign]
+    socket.socket.send = send  # type: ignore[method-assign,assignment]
+    socket.socket.sendmsg = sendmsg  # type: ignore[method-assign,assignment]
 
 
 def main() -> None:
