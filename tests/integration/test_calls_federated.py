@@ -67,6 +67,7 @@ from wire import decode, encode
 
 SHORT: Final = 5
 FALLBACK_SECONDS: Final = 10
+PRIVACY_SECONDS: Final = 8
 LONG: Final = 60
 RING: Final = 6.0
 """Seconds: the ring timeout of the offline and missed calls."""
@@ -329,18 +330,31 @@ async def test_neither_node_holds_the_other_side_and_the_callees_node_not_the_ca
 ) -> None:
     caller, callee = _pair(world, "privacy")
     caller_ip, callee_ip = distinct_loopback(), distinct_loopback()
-    by_caller, by_callee = await trio.to_thread.run_sync(
-        lambda: _cli_call(
-            caller,
-            callee,
-            SHORT,
-            "--video",
-            caller_net={"source_ip": caller_ip},
-            callee_net={"source_ip": callee_ip},
-        )
-    )
+    ips = {"caller's IP": caller_ip.encode(), "callee's IP": callee_ip.encode()}
+    done: list[tuple[Outcome, Outcome]] = []
+    in_memory: dict[str, set[str]] = {}
+    baseline = {d: await _forwarded(world, d) for d in (A, B)}
+
+    def call() -> None:
+        nets = {"caller_net": {"source_ip": caller_ip}, "callee_net": {"source_ip": callee_ip}}
+        done.append(_cli_call(caller, callee, PRIVACY_SECONDS, "--video", **nets))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(trio.to_thread.run_sync, call)
+        for domain in (A, B):  # media flows through both nodes: look at what they hold
+            await _forwarding(world, domain, baseline[domain] + 200)
+        for domain in (A, B):
+            in_memory[domain] = (
+                await trio.to_thread.run_sync(scan_memory, world.pid(domain), ips)
+            )[0]
+    by_caller, by_callee = done[0]
     check_summary(by_caller, "quic")
     check_summary(by_callee, "quic")
+    # Each node saw its own client's address (so the network shim worked and the scan
+    # can find one), and the callee's node never the caller's; nor the reverse.
+    assert in_memory[A] == {"caller's IP"}, in_memory
+    assert in_memory[B] == {"callee's IP"}, in_memory
+
     metrics = {A: await world.fed.metrics(A), B: await world.fed.metrics(B)}
     for home, own, other, other_ip in (
         (A, caller, callee, callee_ip),
@@ -356,6 +370,19 @@ async def test_neither_node_holds_the_other_side_and_the_callees_node_not_the_ca
         # Control: the same scan finds this node's own user in its files.
         own_found = holders(paths, {"address": own.address.encode()})
         assert own_found["address"], f"{own.address} not found in {home}'s files"
+
+
+async def _forwarded(world: CallWorld, domain: str) -> float:
+    return metric(await world.fed.metrics(domain), "sealrelay_call_forwarded_datagrams_total")
+
+
+async def _forwarding(world: CallWorld, domain: str, beyond: float, within: float = 90) -> None:
+    """Wait until ``domain``'s node forwarded more than ``beyond`` datagrams in all."""
+    with trio.fail_after(within):
+        while True:
+            if await _forwarded(world, domain) > beyond:
+                return
+            await trio.sleep(0.2)
 
 
 # --- 5. node memory -------------------------------------------------------------------------------
