@@ -9,8 +9,9 @@ are dropped and counted); a hang-up pushes ``LegEnded`` to the other owner only 
 connection it logged in on again, if it reconnected) and deletes both legs; the sweep's
 expiry pushes ``call.expired``; a remote bridge goes to the hook (default
 ``call.unreachable``) and a failed one ends its leg; a closed WebSocket unbinds its legs;
-stored legs are renewed while they live; without a call relay every request is
-``call.unavailable`` and media is dropped and counted.
+stored legs are renewed while they live, and a leg the store does not take is not handed
+out; a client that does not read never stalls its peer; without a call relay every request
+is ``call.unavailable`` and media is dropped and counted.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import pytest
 import trio
 import trio.testing
 
-from node.calls import CallRelay, DropReason, secret_hash
+from node.calls import CallRelay, DropReason, Ended, EndReason, secret_hash
 from node.calls.clients import END_CODES, REPLICA_ID_BYTES, ClientLegs
 from node.calls.shell import CallService
 from node.calls.wsmedia import SINK_QUEUE
@@ -39,7 +40,7 @@ from node.errors import (
 )
 from node.relay import Relay
 from node.session import Session
-from node.store import LegRecord
+from node.store import LegRecord, StoreError
 from tests.node.calls.helpers import T0, Draws, datagram, sender_of
 from tests.node.harness import DOMAIN, PEER, Device, call, enroll, make_relay
 from transport import QuicIdentity
@@ -370,3 +371,44 @@ async def test_the_default_remote_bridge_refuses() -> None:
     with pytest.raises(NodeError) as refused:
         await no_links(bytes(16), LegRef("elsewhere.test", bytes(16)))
     assert refused.value.code == CALL_UNREACHABLE
+
+
+class _Unavailable:
+    """A ``CallLegs`` port whose backend does not answer."""
+
+    async def add_leg(self, leg: LegRecord) -> bool:
+        raise StoreError("the store does not answer")
+
+
+async def test_a_leg_the_store_does_not_take_is_not_handed_out() -> None:
+    service = CallService(CallRelay(Draws()), IDENTITY)
+    legs = ClientLegs(
+        service,
+        _Unavailable(),  # type: ignore[arg-type]
+        domain=DOMAIN,
+        replica=b"r" * REPLICA_ID_BYTES,
+        now_ms=Clock(),
+    )
+    with pytest.raises(StoreError):
+        await legs.allocate(b"m" * 16, Shell())
+    assert legs.core.stats().legs == 0
+
+
+async def test_legs_a_link_ended_are_settled_as_the_sweeps(node: Node) -> None:
+    """What node-to-node links hand over (``end_remote``, ``drop_owner``)."""
+    abe, shell = await node.account("abe")
+    grant = await _one(abe, LegAllocate(1))
+    assert isinstance(grant, LegGrant)
+    core = node.legs.core
+    core.bridge_remote(grant.leg_id, "link to far.test", "far.test", node.clock.now)
+    remote: list[Ended] = []
+    node.legs.remote_ended = remote.append
+    node.legs.end_elsewhere(core.drop_owner("link to far.test"))
+
+    async def settled() -> bool:
+        return bool(shell.pushed) and bool(remote)
+
+    await _until(settled)
+    assert shell.pushed == [LegEnded(grant.leg_id, CALL_PEER_ENDED)]
+    assert [(leg.remote, leg.reason) for leg in remote] == [(True, EndReason.OWNER_GONE)]
+    assert await node.stored(grant.leg_id) is None
