@@ -68,6 +68,8 @@ from wire import decode, encode
 SHORT: Final = 5
 FALLBACK_SECONDS: Final = 10
 PRIVACY_SECONDS: Final = 8
+MEMORY_SECONDS: Final = 12
+"""Seconds of the call whose nodes are scanned: the scans must end while it runs."""
 LONG: Final = 60
 RING: Final = 6.0
 """Seconds: the ring timeout of the offline and missed calls."""
@@ -238,11 +240,14 @@ async def _in_process_call(
                 events = client.calls.subscribe()
                 options = MediaOptions(seconds=seconds)
 
+                watching = trio.CancelScope()
+
                 async def watch() -> None:
-                    async for event in events:
-                        if isinstance(event, StartMedia):
-                            state.secret, state.callee_leg = event.secret, event.leg.leg_id
-                            return
+                    with watching, events:
+                        async for event in events:
+                            if isinstance(event, StartMedia):
+                                state.secret, state.callee_leg = event.secret, event.leg.leg_id
+                                return
 
                 async def call() -> None:
                     state.caller = await place_call(
@@ -253,6 +258,7 @@ async def _in_process_call(
                         options=options,
                         emit=state.lines.append,
                     )
+                    watching.cancel()  # the call is over: no StartMedia is coming any more
 
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(watch)
@@ -407,8 +413,9 @@ async def test_no_node_process_holds_the_call_secret_or_a_media_key(world: CallW
             scans[domain] = await trio.to_thread.run_sync(
                 scan_memory, pid, {**needles, **controls[domain]}
             )
+        assert state.caller is None, "the call ended before the scans did"
 
-    state = await _in_process_call(caller, callee, 6, during=scan)
+    state = await _in_process_call(caller, callee, MEMORY_SECONDS, during=scan)
     assert state.caller is not None
     assert state.caller.ok, state.lines
     assert state.secret is not None
