@@ -97,8 +97,11 @@ class LegRequests:
 
     async def websocket(self, grant: LegGrant) -> tuple[WebSocketMedia, int]:
         """The leg's media on the live connection to the node (``LegAttach``); (the
-        transport, the sender id). The transport ends with that connection."""
+        transport, the sender id). The transport ends with that connection, or when
+        another leg's media is attached to it (one call's media per connection)."""
         conn = await self._link.current()
+        if conn.media is not None:  # one leg's media per connection: the last attached
+            conn.media.close()
         media = WebSocketMedia(conn)
         conn.media = media  # before the attach: the peer's media may follow the answer at once
         try:
