@@ -79,8 +79,12 @@ ANSWER_WAIT: Final = "90"
 FALLBACK_LEAD: Final = QUIC_FALLBACK_AFTER + 1.5
 """Seconds of the peer's media a side that falls back to the WebSocket cannot receive: QUIC's
 time to give up, then the WebSocket attach."""
-LOSS_BOUND: Final = 0.05
-"""Frames the callee may miss of those the caller sent, loaded shared machine included."""
+LOSS_BOUND: Final = 0.10
+"""Share of the frames sent that a receiver may fail to play (lost or late) on a loaded,
+shared machine; on an idle one a 20 s call across domains plays every one of them."""
+UNACCOUNTED_BOUND: Final = 0.05
+"""Share of the frames sent that a receiver may leave out of received, lost and late (the
+last frames before the hang-up, which no later frame shows missing)."""
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +133,7 @@ def _check_delivery(sent: dict[str, Any], received: dict[str, Any], *, lead: flo
     expected = frames * (1 - lead / float(sent["seconds"]))
     assert got >= expected * (1 - LOSS_BOUND), (sent, received)
     accounted = got + received["frames_lost"] + received["frames_late"]
-    assert accounted >= frames * (1 - LOSS_BOUND), (sent, received)
+    assert accounted >= frames * (1 - UNACCOUNTED_BOUND), (sent, received)
     assert received["frames_lost"] >= 0
     assert received["frames_late"] >= 0
     for key in ("replays", "malformed"):
