@@ -23,6 +23,7 @@ import secrets
 import subprocess
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -169,6 +170,13 @@ class CallWorld:
             env=user.env,
         )
         return user
+
+    def pair(self, tag: str) -> tuple[CallUser, CallUser]:
+        """A new caller at A and callee at B, registered at once (two processes)."""
+        with ThreadPoolExecutor(2) as pool:
+            caller = pool.submit(self.user, A, f"{tag}-caller")
+            callee = pool.submit(self.user, B, f"{tag}-callee")
+            return caller.result(), callee.result()
 
     def pid(self, domain: str) -> int:
         proc = self.fed.nodes[domain].proc

@@ -97,7 +97,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CallWorld]:
 
 
 def _pair(world: CallWorld, tag: str) -> tuple[CallUser, CallUser]:
-    return world.user(A, f"{tag}-caller"), world.user(B, f"{tag}-callee")
+    return world.pair(tag)
 
 
 def _answer(callee: CallUser, seconds: float, **net: Any) -> Any:
