@@ -53,9 +53,10 @@ bench-compare: $(STAMP)
 	$(BIN)/python -m benchmarks.compare --base $(BASE) --rounds $(BENCH_ROUNDS) \
 		--only $(BENCH_ONLY) --profile $(BENCH_PROFILE) $(BENCH_COMPARE_ARGS)
 
-# The resilience runs of a minute or more (pytest marker "long"; today a peer domain down
-# for 60 s, and the sender's node killed during such an outage). `make test` runs the short
-# round of every fault instead (tests/resilience/test_federation_faults.py).
+# The runs of a minute or more (pytest marker "long": a peer domain down for 60 s, the sender's
+# node killed during such an outage, a 60 s video call across two domains). `make test` runs
+# the short round of every fault instead (tests/resilience/test_federation_faults.py) and a
+# 5 s call (tests/integration/test_calls_federated.py).
 resilience: $(STAMP)
 	$(BIN)/pytest -q -m long
 

@@ -165,7 +165,7 @@ def test_a_short_video_call_across_domains(world: CallWorld) -> None:
     _video_call(world, "short", SHORT)
 
 
-@pytest.mark.slow
+@pytest.mark.long  # `make resilience`; the 5 s call above runs in `make test`
 def test_a_minute_long_video_call_across_domains(world: CallWorld) -> None:
     _video_call(world, "long", LONG)
 
