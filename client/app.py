@@ -19,7 +19,9 @@ through constructors (none of them knows the ``Client``):
 - ``client.upkeep.Upkeep``: on every connection the client replenishes its one-time
   prekeys when the node runs low and renews its sender certificate before it expires;
 - ``client.drafts.DraftSender``: messages written while offline, composed on connecting;
-- ``client.groupnet.GroupNet``: groups (docs/groups.md section 8), over the same send path.
+- ``client.groupnet.GroupNet``: groups (docs/groups.md section 8), over the same send path;
+- ``client.calls.legs.LegRequests``: call legs on the home node and their media (QUIC, or
+  the WebSocket fallback), :meth:`Client.leg_allocate` and the methods after it.
 
 While online the client also purges disappearing messages when their timer runs out, and
 hourly the ids of received envelopes (and quarantined ones) past their expiry.
@@ -39,6 +41,8 @@ import trio
 from client import domaintrust, persist
 from client.account import Account
 from client.attachments_io import upload_file
+from client.calls.legs import LegRequests
+from client.calls.ws_media import WebSocketMedia
 from client.clock import Clock, now_ms
 from client.content import Content, pack
 from client.domains import DomainKeys
@@ -60,9 +64,11 @@ from client.session import Device
 from client.store.base import StateStore
 from client.upkeep import Upkeep
 from client.websocket import Connector, websocket_connector
+from transport import QuicChannel
 from wire import decode
+from wire.calls import LegRef
 from wire.e2e import IdentityKey
-from wire.relay import MAX_BATCH, Authenticated, Registered
+from wire.relay import MAX_BATCH, Authenticated, LegEnded, LegGrant, Registered
 from wire.server import ServerKeyDocument
 
 PURGE_IDS_EVERY_MS: Final = 3_600_000
@@ -148,6 +154,8 @@ class Client:
         self.upkeep = Upkeep(
             store, device, self.keyring, home=self.domain, entropy=entropy, clock=clock
         )
+        self.legs = LegRequests(self.link, info.node_url, self._home_document)
+        self._nursery: trio.Nursery | None = None
 
     @classmethod
     def load(
@@ -249,10 +257,13 @@ class Client:
                 nursery.start_soon(self._purge_loop)
                 nursery.start_soon(self.upkeep.run_renewals, self.link)
                 nursery.start_soon(self.domains.run, self.retry_quarantined)
+                self._nursery = nursery
                 try:
                     yield self
                 except Exception as exc:
                     error = exc
+                finally:
+                    self._nursery = None
             nursery.cancel_scope.cancel()
         if error is not None:
             raise error
@@ -396,6 +407,38 @@ class Client:
             delay = 60.0 if nxt is None else max(0.0, (nxt - now_ms(self.clock)) / 1000)
             with trio.move_on_after(min(delay, 60.0)):
                 await self.changed.wait()
+
+    # --- call legs (client.calls.legs; must run inside online()) --------------------
+
+    async def leg_allocate(self) -> LegGrant:
+        """A leg on the home node for an incoming call (the callee's side)."""
+        return await self.legs.allocate()
+
+    async def leg_bridge(self, ref: LegRef) -> LegGrant:
+        """A leg on the home node joined to the other party's leg ``ref``."""
+        return await self.legs.bridge(ref)
+
+    async def leg_hang_up(self, leg_id: bytes) -> None:
+        """End this device's leg ``leg_id`` (and the leg bridged to it)."""
+        await self.legs.hang_up(leg_id)
+
+    async def leg_ended(self, leg_id: bytes) -> LegEnded:
+        """Wait for the node's ``LegEnded`` push for ``leg_id``."""
+        return await self.legs.wait_ended(leg_id)
+
+    async def media_websocket(self, grant: LegGrant) -> tuple[WebSocketMedia, int]:
+        """The leg's media over the connection to the node; (transport, sender id)."""
+        return await self.legs.websocket(grant)
+
+    async def media_quic(self, grant: LegGrant) -> tuple[QuicChannel, int]:
+        """The leg's media over QUIC to the home node's media port; (transport, sender
+        id). The connection lives until closed, or until :meth:`online` ends."""
+        if self._nursery is None:
+            raise NetworkError("not online")
+        return await self.legs.quic(grant, self._nursery)
+
+    async def _home_document(self) -> ServerKeyDocument:
+        return await self.domain_document(self.domain)
 
     # --- safety numbers ---------------------------------------------------------------
 

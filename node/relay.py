@@ -19,6 +19,7 @@ from typing import Final, Protocol
 
 from node import accounts, errors
 from node.accept import Accepted, Delivery, Intake, NotStored, Recipient
+from node.calls.clients import ClientLegs
 from node.config import Config
 from node.errors import NodeError
 from node.hub import Hub
@@ -99,6 +100,9 @@ class Relay:
     media_port: int | None = None
     """The UDP port of the node's QUIC endpoint for call media, listed in the key document
     (set by ``node.server`` when ``udp_listen`` is; None: a version 1 document)."""
+    calls: ClientLegs | None = None
+    """The call relay's client side (leg requests, WebSocket media), set by ``node.server``
+    with ``media_port``; None: leg requests are refused ``call.unavailable``."""
     shared_store: bool = False
     """Other processes write the same store (cluster mode): no cached delivery-token
     verifiers, since another replica may change them."""

@@ -39,6 +39,9 @@ the remote party broke the rule unless ``internal``). The node raises them
     call.leg_taken      the call leg is bridged to another leg already (or to itself)
     call.bad_secret     the leg secret presented to bind a media connection is wrong
     call.expired        the call leg expired (not bound in time, or idle too long)
+    call.unreachable    the other party's node could not be reached for a bridge (no
+                        node-to-node media link to its domain, or the link failed)
+    call.unavailable    this node serves no calls (no ``udp_listen``)
     store.full          the node's storage is full (disk, or Redis' maxmemory): nothing
                         of the request was stored; retry after ``retry_after``
     store.unavailable   the node's storage does not answer (Redis unreachable): retry after
@@ -47,7 +50,8 @@ the remote party broke the rule unless ``internal``). The node raises them
 
 Sets of codes: :data:`TRANSIENT` (nothing was stored, the node or its store failed),
 :data:`RETRYABLE` (send the same request again later), :data:`UNREADABLE` (the node could
-not read the frame: a node that predates a request answers it so).
+not read the frame: a node that predates a request answers it so); and
+:data:`LEG_END_REASONS`, why a call leg ended (``LegEnded.reason``), which are not refusals.
 
 Errors of the rules in this package (the client and the servers translate them, once,
 into their own hierarchies, ``client.errors`` and ``federation.errors``, with
@@ -87,8 +91,13 @@ __all__ = [  # the codes, which ``node.errors`` re-exports
     "BLOB_TOO_LARGE",
     "CALL_BAD_SECRET",
     "CALL_EXPIRED",
+    "CALL_HANG_UP",
     "CALL_LEG_TAKEN",
     "CALL_NO_LEG",
+    "CALL_OWNER_GONE",
+    "CALL_PEER_ENDED",
+    "CALL_UNAVAILABLE",
+    "CALL_UNREACHABLE",
     "CODES",
     "FED_AUTH",
     "FED_KEY_DOCUMENT",
@@ -97,6 +106,7 @@ __all__ = [  # the codes, which ``node.errors`` re-exports
     "FED_ROUTING",
     "FED_UNAVAILABLE",
     "INTERNAL",
+    "LEG_END_REASONS",
     "LIMIT_CONNECTIONS",
     "LIMIT_RATE",
     "PREKEYS_INVALID",
@@ -141,6 +151,11 @@ CALL_NO_LEG: Final = "call.no_leg"
 CALL_LEG_TAKEN: Final = "call.leg_taken"
 CALL_BAD_SECRET: Final = "call.bad_secret"  # noqa: S105 - an error code
 CALL_EXPIRED: Final = "call.expired"
+CALL_UNREACHABLE: Final = "call.unreachable"
+CALL_UNAVAILABLE: Final = "call.unavailable"
+CALL_HANG_UP: Final = "call.hang_up"
+CALL_PEER_ENDED: Final = "call.peer_ended"
+CALL_OWNER_GONE: Final = "call.owner_gone"
 FED_POLICY: Final = "fed.policy"
 FED_UNAVAILABLE: Final = "fed.unavailable"
 FED_KEY_DOCUMENT: Final = "fed.key_document"
@@ -176,6 +191,8 @@ CODES: Final = (
     CALL_LEG_TAKEN,
     CALL_BAD_SECRET,
     CALL_EXPIRED,
+    CALL_UNREACHABLE,
+    CALL_UNAVAILABLE,
     FED_POLICY,
     FED_UNAVAILABLE,
     FED_KEY_DOCUMENT,
@@ -191,6 +208,10 @@ TRANSIENT: Final = frozenset({STORE_FULL, STORE_UNAVAILABLE, INTERNAL})
 """The node or its store failed and nothing of the request was stored."""
 RETRYABLE: Final = TRANSIENT | {LIMIT_RATE, LIMIT_CONNECTIONS}
 """Codes after which the same request (an envelope) is sent again later."""
+LEG_END_REASONS: Final = (CALL_HANG_UP, CALL_PEER_ENDED, CALL_EXPIRED, CALL_OWNER_GONE)
+"""The ``reason`` of a ``LegEnded`` push (``wire.relay_calls``): its owner hung up, the leg
+bridged to it ended, it expired (not bound in time, or idle), its owner went. Not refusals:
+no ``Error`` frame carries them (``call.expired`` is also the refusal of an expired leg)."""
 UNREADABLE: Final = frozenset({PROTO_MALFORMED, PROTO_UNEXPECTED})
 """``Error{id = 0}`` codes of a node that could not read a frame: one that predates a
 request (``SendBatch``) answers it so."""
