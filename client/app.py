@@ -20,6 +20,9 @@ through constructors (none of them knows the ``Client``):
   prekeys when the node runs low and renews its sender certificate before it expires;
 - ``client.drafts.DraftSender``: messages written while offline, composed on connecting;
 - ``client.groupnet.GroupNet``: groups (docs/groups.md section 8), over the same send path;
+- ``client.calls.callnet.CallNet``: call signalling (issue 17) over the same send path; the
+  receiver hands it every call note, and while online it rings on offers and keeps the
+  calls' timers;
 - ``client.calls.legs.LegRequests``: call legs on the home node and their media (QUIC, or
   the WebSocket fallback), :meth:`Client.leg_allocate` and the methods after it.
 
@@ -41,7 +44,10 @@ import trio
 from client import domaintrust, persist
 from client.account import Account
 from client.attachments_io import upload_file
+from client.calls.callnet import CallNet
 from client.calls.legs import LegRequests
+from client.calls.signal_events import CallConfig
+from client.calls.signal_registry import CallRegistry
 from client.calls.ws_media import WebSocketMedia
 from client.clock import Clock, now_ms
 from client.content import Content, pack
@@ -97,6 +103,7 @@ class Client:
         entropy: Entropy = SYSTEM_ENTROPY,
         clock: Clock = time.time,
         connector: Connector | None = None,
+        call_config: CallConfig | None = None,
     ) -> None:
         self.store = store
         self.device = device
@@ -139,6 +146,13 @@ class Client:
             entropy=entropy,
             clock=clock,
         )
+        self.calls = CallNet(
+            CallRegistry(entropy.random_bytes, call_config),
+            self.sendpath,
+            identity_changed=device.identity_changed,
+            reply=lambda: (self.info.delivery_token, self.info.mailbox),
+            clock=clock,
+        )
         self._changed = ChangeSignal()
         self.receiver = Receiver(
             store,
@@ -150,6 +164,7 @@ class Client:
             changed=self._changed,
             save_dir=save_dir,
             clock=clock,
+            calls=self.calls,
         )
         self.upkeep = Upkeep(
             store, device, self.keyring, home=self.domain, entropy=entropy, clock=clock
@@ -166,8 +181,10 @@ class Client:
         entropy: Entropy = SYSTEM_ENTROPY,
         clock: Clock = time.time,
         connector: Connector | None = None,
+        call_config: CallConfig | None = None,
     ) -> Client:
-        """The client saved in ``store``; :class:`NoAccount` before enrollment."""
+        """The client saved in ``store``; :class:`NoAccount` before enrollment.
+        ``call_config``: the calls' timeouts (the protocol's defaults if not given)."""
         info = persist.load_account_info(store)
         if info is None:
             raise NoAccount("the client state holds no account; register first")
@@ -185,6 +202,7 @@ class Client:
             entropy=entropy,
             clock=clock,
             connector=connector,
+            call_config=call_config,
         )
 
     # --- state the facade shows -------------------------------------------------------
@@ -257,6 +275,7 @@ class Client:
                 nursery.start_soon(self._purge_loop)
                 nursery.start_soon(self.upkeep.run_renewals, self.link)
                 nursery.start_soon(self.domains.run, self.retry_quarantined)
+                await nursery.start(self.calls.run)
                 self._nursery = nursery
                 try:
                     yield self
