@@ -11,8 +11,9 @@ command per line on stdin and answers each with one JSON line on stdout:
 ``media SECONDS VIDEO PAIRS``
     the first ``PAIRS`` pairs call at once through their nodes: the callee allocates a leg
     (``LegAllocate``), the caller bridges to it (``LegBridge``), both bind QUIC media
-    connections to the node's media port, and both play the fixture (real Opus + VP8,
-    SFrame-encrypted and packetized by ``client.calls.runner``) for ``SECONDS``.
+    connections to the node's media port; once every call is bound (a ``{"bound": PAIRS}``
+    line first) both ends of each play the fixture (real Opus + VP8, SFrame-encrypted and
+    packetized by ``client.calls.runner``) for ``SECONDS``.
 ``direct SECONDS VIDEO PAIRS``
     the same media with no node: the callee's end is a ``QuicServer`` in this process and
     the caller connects to it on loopback (the baseline the relay's cost is measured against).
@@ -231,7 +232,26 @@ async def _play(
         nursery.start_soon(side, callee, Direction.CALLEE_TO_CALLER, senders[1])
 
 
-async def _relayed(pair: Pair, seconds: float, video: bool) -> CallResult:
+class Barrier:
+    """Every call of a command is bound before any plays: the last to arrive prints
+    ``{"bound": N}`` (the orchestrator starts its CPU and profile window there)."""
+
+    def __init__(self, count: int) -> None:
+        self._count = count
+        self._arrived = 0
+        self._all = trio.Event()
+        self.cpu_s = 0.0
+
+    async def arrive(self) -> None:
+        self._arrived += 1
+        if self._arrived == self._count:
+            self.cpu_s = time.process_time()
+            _emit({"bound": self._count})
+            self._all.set()
+        await self._all.wait()
+
+
+async def _relayed(pair: Pair, seconds: float, video: bool, barrier: Barrier) -> CallResult:
     """One call through the nodes: allocate, bridge, bind QUIC on both sides, play."""
     result = CallResult()
     granted = await pair.callee.leg_allocate()
@@ -239,6 +259,7 @@ async def _relayed(pair: Pair, seconds: float, video: bool) -> CallResult:
     callee_media, callee_sender = await pair.callee.media_quic(granted)
     caller_media, caller_sender = await pair.caller.media_quic(bridged)
     try:
+        await barrier.arrive()
         await _play(
             result, (caller_media, callee_media), (caller_sender, callee_sender), seconds, video
         )
@@ -249,7 +270,7 @@ async def _relayed(pair: Pair, seconds: float, video: bool) -> CallResult:
     return result
 
 
-async def _direct(seconds: float, video: bool) -> CallResult:
+async def _direct(seconds: float, video: bool, barrier: Barrier) -> CallResult:
     """One call with no node: a QUIC connection on loopback between the two ends."""
     result = CallResult()
     identity = QuicIdentity.generate()
@@ -258,6 +279,7 @@ async def _direct(seconds: float, video: bool) -> CallResult:
         address = await nursery.start(server.serve, LOOPBACK, 0)
         caller = await connect_quic(nursery, LOOPBACK, address[1], pin=identity.pin)
         callee = await server.accept()
+        await barrier.arrive()
         await _play(result, (caller, callee), (None, None), seconds, video)
         await caller.aclose()
         nursery.cancel_scope.cancel()
@@ -266,18 +288,20 @@ async def _direct(seconds: float, video: bool) -> CallResult:
 
 async def _media(pairs: list[Pair], seconds: float, video: bool, relayed: bool) -> dict[str, Any]:
     results: list[CallResult] = []
+    barrier = Barrier(len(pairs))
 
     async def one(pair: Pair) -> None:
-        call = await (_relayed(pair, seconds, video) if relayed else _direct(seconds, video))
-        results.append(call)
+        if relayed:
+            results.append(await _relayed(pair, seconds, video, barrier))
+        else:
+            results.append(await _direct(seconds, video, barrier))
 
-    cpu = time.process_time()
     with trio.fail_after(seconds + STEP_TIMEOUT):
         async with trio.open_nursery() as nursery:
             for pair in pairs:
                 nursery.start_soon(one, pair)
     docs = [r.document() for r in results]
-    merged: dict[str, Any] = {"cpu_s": time.process_time() - cpu, "calls": len(docs)}
+    merged: dict[str, Any] = {"cpu_s": time.process_time() - barrier.cpu_s, "calls": len(docs)}
     for key in docs[0]:
         merged[key] = (
             [x for d in docs for x in d[key]] if key == "latencies" else sum(d[key] for d in docs)

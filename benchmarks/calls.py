@@ -25,13 +25,14 @@ Cases:
   through the nodes; ``frames_lost_pct`` the frames the receivers counted lost. Target: loss
   under 0.1 % at 20 calls. ``decrypt_failures`` must be 0 (the case fails otherwise).
 - ``forwarding, N calls``: ``ops/s`` is datagrams forwarded per CPU-second of the node
-  process during the N-call round: ``sealrelay_call_forwarded_datagrams_total`` (``/metrics``)
+  process during the N-call round, from when every call is bound (QUIC handshakes and leg
+  requests are not counted) to the end: ``sealrelay_call_forwarded_datagrams_total`` (``/metrics``)
   delta over the node's user + system CPU delta (``/proc/PID/stat``). Target: at least
   30,000. ``mean µs`` is the node's CPU per forwarded datagram.
 - ``profile ...``: afterwards the node of the first domain is restarted under ``cProfile``
   (``benchmarks.profiled``: CPU time, main thread), fresh accounts make ``PROFILE_CALLS``
-  video calls through it for ``SECONDS``, profiled from just before the calls start to
-  just after they end, and the functions with the most own time are listed: ``mean µs`` is
+  video calls through it for ``SECONDS``, profiled from when every call is bound to just
+  after they end, and the functions with the most own time are listed: ``mean µs`` is
   that function's own CPU time per forwarded datagram, ``share_pct`` its share of all
   profiled time, ``cum_pct`` its time with what it calls. cProfile slows the node down
   (each Python call costs more), so the shares say where the time goes, not how much.
@@ -173,6 +174,19 @@ def _ask(loads: list[Load], commands: list[str]) -> list[dict[str, Any]]:
     """Send each load process its command at once; their answers (an error raises)."""
     for load, command in zip(loads, commands, strict=True):
         load.send(command)
+    return _answers(loads)
+
+
+def _bound(loads: list[Load], commands: list[str]) -> None:
+    """Send each load process its media command; return once all its calls are bound."""
+    for load, command in zip(loads, commands, strict=True):
+        load.send(command)
+    for answer in _answers(loads):
+        if "bound" not in answer:
+            raise RuntimeError(f"load process: {answer}")
+
+
+def _answers(loads: list[Load]) -> list[dict[str, Any]]:
     answers = [load.answer() for load in loads]
     for answer in answers:
         if "error" in answer:
@@ -251,10 +265,12 @@ class Round:
 def _round(loads: list[Load], shares: list[int], plan: Plan, nodes: list[Node]) -> Round:
     """The baseline (no node), then the same calls through ``nodes``."""
     video = "1"
-    base = _merge(_ask(loads, [f"direct {plan.seconds} {video} {n}" for n in shares]))
+    _bound(loads, [f"direct {plan.seconds} {video} {n}" for n in shares])
+    base = _merge(_answers(loads))
+    _bound(loads, [f"media {plan.seconds} {video} {n}" for n in shares])
     before = (time.monotonic(), _machine_cpu_s(), [_cpu_s(n.pid) for n in nodes])
     forwarded = [_forwarded(n) for n in nodes]
-    relayed = _merge(_ask(loads, [f"media {plan.seconds} {video} {n}" for n in shares]))
+    relayed = _merge(_answers(loads))
     forwarded = [_forwarded(n) - f for n, f in zip(nodes, forwarded, strict=True)]
     node_cpu = sum(_cpu_s(n.pid) - c for n, c in zip(nodes, before[2], strict=True))
     for doc in (base, relayed):
@@ -480,8 +496,9 @@ def _profile(tmp: Path, plan: Plan, a: Node, log: IO[str]) -> list[Result]:
     try:
         load.ready()
         before = _forwarded(a)
+        _bound([load], [f"media {plan.seconds} 1 {plan.profile_calls}"])
         os.kill(a.pid, signal.SIGUSR1)
-        _ask([load], [f"media {plan.seconds} 1 {plan.profile_calls}"])
+        _answers([load])
         os.kill(a.pid, signal.SIGUSR2)
         forwarded = _forwarded(a) - before
         _wait_for(out)
