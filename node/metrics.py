@@ -55,7 +55,8 @@ With ``udp_listen`` set, the call relay's numbers (:class:`CallNumbers`, read fr
     sealrelay_call_bind_failures_total{reason}  counter  connections not bound: refused,
                                                          malformed_control, timeout
     sealrelay_call_send_failures_total          counter  forwarded datagrams whose
-                                                         destination had gone
+                                                         destination had gone, or (a
+                                                         WebSocket) was too far behind
     sealrelay_call_forward_seconds              histogram time to forward one batch of
                                                          datagrams read together on one
                                                          media connection (QUIC or WebSocket):

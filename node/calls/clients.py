@@ -120,6 +120,8 @@ class ClientLegs:
         self._mirrored: set[bytes] = set()
         self._legs_of: dict[Hashable, set[bytes]] = {}
         """Owner -> its client legs that have not ended."""
+        self._sinks: dict[ClientShell, WebSocketSink] = {}
+        self._nursery: trio.Nursery | None = None
         self._ended_in, self._ended_out = trio.open_memory_channel[Ended](math.inf)
         service.on_ended = self.ended
 
@@ -128,14 +130,14 @@ class ClientLegs:
     async def allocate(self, owner: Owner, shell: ClientShell) -> Leg:
         """A new client leg for ``owner``, mirrored into the store."""
         leg = self.core.allocate(owner, self._now())
-        self._watch(owner, shell)
-        self._legs_of.setdefault(owner, set()).add(leg.leg_id)
         record = LegRecord(leg.leg_id, self._replica, secret_hash(leg.leg_secret), leg.expires)
         try:
             await self._store.add_leg(record)
         except BaseException:
             self.core.hang_up(owner, leg.leg_id)  # never handed out
             raise
+        self._watch(owner, shell)
+        self._legs_of.setdefault(owner, set()).add(leg.leg_id)
         self._mirrored.add(leg.leg_id)
         return leg
 
@@ -163,8 +165,14 @@ class ClientLegs:
     def attach(self, owner: Owner, shell: ClientShell, leg_id: bytes, secret: bytes) -> Bound:
         """Bind the WebSocket ``shell`` as the media connection of ``leg_id``
         (``call.no_leg``, ``call.expired``, ``call.bad_secret`` as a QUIC bind)."""
+        nursery = self._nursery
+        if nursery is None:
+            raise RuntimeError("ClientLegs.run is not running")
         bound = self.core.bind(shell, leg_id, secret, self._now())
-        self.service.attach(shell, WebSocketSink(shell))
+        if shell not in self._sinks:
+            sink = self._sinks[shell] = WebSocketSink(shell, self.service.counters)
+            nursery.start_soon(sink.run)  # one writer per attached WebSocket
+            self.service.attach(shell, sink)
         self._watch(owner, shell)
         return bound
 
@@ -184,6 +192,9 @@ class ClientLegs:
         WebSocket) until the allocation timeout; nothing is pushed to it any more."""
         self.core.unbind(shell, self._now())
         self.service.detach(shell)
+        sink = self._sinks.pop(shell, None)
+        if sink is not None:
+            sink.close()
         owner = self._shell_owner.pop(shell, None)
         if owner is not None and self._owners.get(owner) is shell:
             del self._owners[owner]
@@ -197,6 +208,7 @@ class ClientLegs:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Settle the legs the sweep ends and renew the stored ones, until cancelled."""
         async with trio.open_nursery() as nursery:
+            self._nursery = nursery
             nursery.start_soon(self._renew_loop)
             task_status.started()
             async for leg in self._ended_out:

@@ -100,7 +100,8 @@ class ShellCounters:
     malformed_control: int = 0
     bind_timeouts: int = 0
     send_failures: int = 0
-    """Forwarded datagrams that could not be sent: the destination had closed."""
+    """Forwarded datagrams that could not be sent: the destination had closed, or (a
+    WebSocket, ``node.calls.wsmedia``) was too far behind."""
 
 
 @dataclass(frozen=True)

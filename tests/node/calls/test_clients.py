@@ -9,8 +9,9 @@ are dropped and counted); a hang-up pushes ``LegEnded`` to the other owner only 
 connection it logged in on again, if it reconnected) and deletes both legs; the sweep's
 expiry pushes ``call.expired``; a remote bridge goes to the hook (default
 ``call.unreachable``) and a failed one ends its leg; a closed WebSocket unbinds its legs;
-stored legs are renewed while they live; without a call relay every request is
-``call.unavailable`` and media is dropped and counted.
+stored legs are renewed while they live, and a leg the store does not take is not handed
+out; a client that does not read never stalls its peer; without a call relay every request
+is ``call.unavailable`` and media is dropped and counted.
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ from dataclasses import dataclass, field
 
 import pytest
 import trio
+import trio.testing
 
 from node.calls import CallRelay, DropReason, secret_hash
 from node.calls.clients import END_CODES, REPLICA_ID_BYTES, ClientLegs
 from node.calls.shell import CallService
+from node.calls.wsmedia import SINK_QUEUE
 from node.calls_requests import WEBSOCKET_DROPPED
 from node.errors import (
     CALL_EXPIRED,
@@ -37,7 +40,7 @@ from node.errors import (
 )
 from node.relay import Relay
 from node.session import Session
-from node.store import LegRecord
+from node.store import LegRecord, StoreError
 from tests.node.calls.helpers import T0, Draws, datagram, sender_of
 from tests.node.harness import DOMAIN, PEER, Device, call, enroll, make_relay
 from transport import QuicIdentity
@@ -76,6 +79,20 @@ class Shell:
 
     def push(self, frame: object) -> None:
         self.pushed.append(frame)
+
+
+@dataclass(eq=False)
+class StuckShell(Shell):
+    """A client that reads nothing until ``release`` is set."""
+
+    release: trio.Event = field(default_factory=trio.Event)
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    async def send_binary(self, messages: Sequence[bytes]) -> None:
+        await self.release.wait()
+        self.sent += messages
 
 
 @dataclass
@@ -188,6 +205,7 @@ async def test_attached_websockets_carry_the_call_and_drop_what_is_not_theirs(
     before = core.stats().drops
     await abe.media([datagram(abe_sender, frame=1), b"\x11garbage", datagram(abe_sender ^ 1)])
     await bea.media([datagram(bea_sender, frame=2)])
+    await trio.testing.wait_all_tasks_blocked()  # (each WebSocket's writer task)
     assert [sender_of(d) for d in bea_shell.sent] == [abe_sender]
     assert [sender_of(d) for d in abe_shell.sent] == [bea_sender]
     drops = core.stats().drops
@@ -195,9 +213,30 @@ async def test_attached_websockets_carry_the_call_and_drop_what_is_not_theirs(
     assert drops[DropReason.STREAM_NOT_BOUND] == before[DropReason.STREAM_NOT_BOUND] + 1
     cid, cid_shell = await node.account("cid")  # authenticated, attached to nothing
     await cid.media([datagram(abe_sender)])
+    await trio.testing.wait_all_tasks_blocked()
     assert core.stats().drops[DropReason.NO_LEG] == before[DropReason.NO_LEG] + 1
     assert cid_shell.sent == []
     assert node.relay.metrics.call_forward_seconds.count >= 3
+
+
+async def test_a_client_that_does_not_read_never_stalls_its_peer(node: Node) -> None:
+    abe, _, bridged, bea, _, granted = await _call(node)
+    stuck = StuckShell()
+    bea.shell = stuck
+    abe_sender = await _attach(abe, bridged)
+    await _attach(bea, granted)
+    sends = SINK_QUEUE * 2
+    with trio.fail_after(STEP):
+        for n in range(sends):
+            await abe.media([datagram(abe_sender, frame=n)])
+            await trio.testing.wait_all_tasks_blocked()
+    dropped = node.legs.service.counters.send_failures
+    assert dropped == sends - SINK_QUEUE - 1  # one in the stuck write, the queue full
+    stuck.release.set()
+    await trio.testing.wait_all_tasks_blocked()
+    assert len(stuck.sent) == sends - dropped
+    answer = await _one(abe, LegHangUp(4, bridged.leg_id))  # Abe's requests never waited
+    assert answer == Ok(4)
 
 
 async def test_a_hang_up_tells_the_other_owner_and_forgets_both_legs(node: Node) -> None:
@@ -332,3 +371,24 @@ async def test_the_default_remote_bridge_refuses() -> None:
     with pytest.raises(NodeError) as refused:
         await no_links(bytes(16), LegRef("elsewhere.test", bytes(16)))
     assert refused.value.code == CALL_UNREACHABLE
+
+
+class _Unavailable:
+    """A ``CallLegs`` port whose backend does not answer."""
+
+    async def add_leg(self, leg: LegRecord) -> bool:
+        raise StoreError("the store does not answer")
+
+
+async def test_a_leg_the_store_does_not_take_is_not_handed_out() -> None:
+    service = CallService(CallRelay(Draws()), IDENTITY)
+    legs = ClientLegs(
+        service,
+        _Unavailable(),  # type: ignore[arg-type]
+        domain=DOMAIN,
+        replica=b"r" * REPLICA_ID_BYTES,
+        now_ms=Clock(),
+    )
+    with pytest.raises(StoreError):
+        await legs.allocate(b"m" * 16, Shell())
+    assert legs.core.stats().legs == 0
