@@ -169,6 +169,7 @@ class CallSession:
         self._options, self._emit = options, emit
         self._grant: LegGrant | None = None
         self._stop = trio.Event()
+        self._setup = trio.CancelScope()
         self._run: MediaRun | None = None
         self._released = False
 
@@ -185,7 +186,7 @@ class CallSession:
                     continue
                 if isinstance(event, Ended):
                     reason = event.reason
-                    self._stop.set()
+                    self._stop_media()
                     self._emit(ended_line(event.call_id, self._call.peer, reason))
                     break
                 await self._handle(event, nursery)
@@ -212,7 +213,7 @@ class CallSession:
         elif isinstance(event, StartMedia):
             nursery.start_soon(self._media, event)
         elif isinstance(event, StopMedia):
-            self._stop.set()
+            self._stop_media()
 
     async def _allocate(self) -> None:
         """(callee) A leg on this device's node; the answer names it."""
@@ -227,20 +228,23 @@ class CallSession:
         leg = LegRef(self._legs.domain, grant.leg_id)
         await self._net.act(cid, lambda call, now: call.leg_ready(leg, now))
         if not self._call.live:
-            await self._release(grant)
+            await self._release()
 
     async def _media(self, start: StartMedia) -> None:
         """Bridge (caller), bind, play media until the end or a stop; then hang up."""
         cid = self._call.call_id
         try:
-            grant = self._grant or await self._legs.leg_bridge(start.leg)
-            self._grant = grant
-            transport, sender = await self._bind(grant)
+            with self._setup:  # cancelled if the call ends while setting up
+                grant = self._grant or await self._legs.leg_bridge(start.leg)
+                self._grant = grant
+                transport, sender = await self._bind(grant)
         except BIND_ERRORS as exc:
             log.info("call %s: media not set up (%s)", cid.hex(), _code(exc))
             await self._net.act(cid, Call.media_failed)
-            if self._grant is not None:
-                await self._release(self._grant)
+            await self._release()
+            return
+        if self._setup.cancelled_caught:
+            await self._release()
             return
         try:
             if self._call.role is Role.CALLER:
@@ -249,8 +253,13 @@ class CallSession:
                 self._run = await self._play(transport, start, sender, grant)
         finally:
             await transport.aclose()
-            await self._release(grant)
+            await self._release()
         await self._net.act(cid, Call.hangup)
+
+    def _stop_media(self) -> None:
+        """End the media: a setup under way, or the run (its transport is closed)."""
+        self._stop.set()
+        self._setup.cancel()
 
     async def _bind(self, grant: LegGrant) -> tuple[MediaTransport, int]:
         """QUIC, falling back to the WebSocket (see the module docstring)."""
@@ -285,19 +294,19 @@ class CallSession:
         with contextlib.suppress(ClientError):
             await self._legs.leg_ended(grant.leg_id)
             log.info("call %s: the node ended the leg", self._call.call_id.hex())
-            self._stop.set()
+            self._stop_media()
 
     async def _close_on_stop(self, transport: MediaTransport) -> None:
         await self._stop.wait()
         await transport.aclose()
 
-    async def _release(self, grant: LegGrant) -> None:
+    async def _release(self) -> None:
         """Hang up this side's leg, once (it may already be gone with the peer's)."""
-        if self._released:
+        if self._grant is None or self._released:
             return
         self._released = True
         with contextlib.suppress(ClientError), trio.move_on_after(QUIC_FALLBACK_AFTER):
-            await self._legs.leg_hang_up(grant.leg_id)
+            await self._legs.leg_hang_up(self._grant.leg_id)
 
 
 def _code(exc: BaseException) -> str:

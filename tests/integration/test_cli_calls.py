@@ -181,17 +181,37 @@ def test_a_callee_with_no_device_online_is_offline(world: World) -> None:
     _failed(outcome, "call.offline")
 
 
+def _change_identity(user: User, peer: User) -> None:
+    """``peer``'s identity key changes: ``user``'s store is told of another key for it."""
+    store = SqliteStore.open(user.home / "state.db", user.passphrase)
+    try:
+        own = decode(store.get(NS_ACCOUNT, persist.DEVICE_SLOT) or b"", DeviceRecord).identity
+        changed = TrustRecord(identity=encode(own), accepted=False)
+        store.put(NS_IDENTITIES, peer.address.encode(), encode(changed))
+    finally:
+        store.close()
+
+
 def test_a_changed_unaccepted_identity_refuses_the_call(world: World) -> None:
     gina, hank = world.user("gina"), world.user("hank")
     gina.cli("send", hank.address, "hello hank")
-    store = SqliteStore.open(gina.home / "state.db", gina.passphrase)
-    try:  # hank's identity key changes: gina's store is told of another key for hank
-        own = decode(store.get(NS_ACCOUNT, persist.DEVICE_SLOT) or b"", DeviceRecord).identity
-        changed = TrustRecord(identity=encode(own), accepted=False)
-        store.put(NS_IDENTITIES, hank.address.encode(), encode(changed))
-    finally:
-        store.close()
+    _change_identity(gina, hank)
     outcome = finish(gina.start("call", hank.address))
     assert outcome.events() == ["ended"]
     _failed(outcome, "call.untrusted_identity")
     assert "Traceback" not in outcome.stderr
+
+
+def test_a_callee_refuses_a_caller_whose_identity_change_it_did_not_accept(
+    world: World,
+) -> None:
+    ivan, jane = world.user("ivan"), world.user("jane")
+    ivan.cli("send", jane.address, "hello jane")
+    jane.cli("receive")
+    _change_identity(jane, ivan)
+    callee = jane.start("answer", "--wait", "30", ring=RING_TIMEOUT)
+    caller = finish(ivan.start("call", jane.address, ring=RING_TIMEOUT))
+    refused = finish(callee)
+    _failed(refused, "call.untrusted_identity")
+    assert refused.events() == ["ended"]
+    _failed(caller, "call.offline")  # the callee's device never rang

@@ -198,12 +198,18 @@ class WireSender:
 
 
 def make_net(
-    wire: Wire, me: str, *, ring_ms: int = 45_000, changed: frozenset[str] = frozenset()
+    wire: Wire,
+    me: str,
+    *,
+    ring_ms: int = 45_000,
+    setup_ms: int = 15_000,
+    changed: frozenset[str] = frozenset(),
 ) -> CallNet:
     """A device's ``CallNet`` on ``wire``; ``changed``: peers whose identity change is not
     accepted."""
+    config = CallConfig(ring_timeout_ms=ring_ms, setup_timeout_ms=setup_ms)
     net = CallNet(
-        CallRegistry(Randomness(me.encode()), CallConfig(ring_timeout_ms=ring_ms)),
+        CallRegistry(Randomness(me.encode()), config),
         WireSender(wire, me),
         identity_changed=lambda peer: peer in changed,
         reply=lambda: (None, None),

@@ -14,6 +14,8 @@ from client.calls.callnet import CallNet
 from client.calls.control import CallOutcome, MediaOptions, answer_call, place_call
 from client.calls.signal_events import EndReason, IgnoreReason
 from tests.client.calls.callkit import ALICE, BOB, MemoryLegs, MemoryNode, Wire, make_net
+from wire.calls import LegRef
+from wire.relay_calls import LegGrant
 
 SECONDS = 1.0
 LIMIT = 15.0
@@ -187,3 +189,41 @@ async def test_calling_each_other_at_once_ends_in_one_call() -> None:
     assert sorted(glares) == [0, 1]  # the winner ignored the loser's offer
     _check_media(out["a"])
     _check_media(out["b"])
+
+
+class StuckBridge(MemoryLegs):
+    """A node that never answers the bridge request."""
+
+    async def leg_bridge(self, ref: LegRef) -> LegGrant:
+        await trio.sleep_forever()
+        raise AssertionError("unreachable")
+
+
+async def test_a_bridge_that_never_comes_fails_the_call_at_the_setup_timeout() -> None:
+    wire, node = Wire(), MemoryNode()
+    alice, bob = make_net(wire, ALICE, setup_ms=300), make_net(wire, BOB)
+    out: dict[str, CallOutcome | None] = {}
+    done = trio.Event()
+    options = MediaOptions(seconds=SECONDS)
+
+    async def callee() -> None:
+        out["b"] = await answer_call(bob, MemoryLegs(node), wait=LIMIT, options=options, emit=print)
+        done.set()
+
+    with trio.fail_after(LIMIT):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(alice.run)
+            await nursery.start(bob.run)
+            nursery.start_soon(callee)
+            caller = await place_call(
+                alice, StuckBridge(node), BOB, video=False, options=options, emit=print
+            )
+            await done.wait()
+            nursery.cancel_scope.cancel()
+    assert caller.reason is EndReason.FAILED
+    assert caller.summary is None
+    callee_outcome = out["b"]
+    assert callee_outcome is not None
+    assert callee_outcome.reason is EndReason.HANGUP  # the caller's hang-up ended its side
+    assert callee_outcome.summary is None
+    assert len(set(node.hung_up)) == 1  # the callee's leg was released
