@@ -17,6 +17,10 @@ command per line on stdin and answers each with one JSON line on stdout:
 ``direct SECONDS VIDEO PAIRS``
     the same media with no node: the callee's end is a ``QuicServer`` in this process and
     the caller connects to it on loopback (the baseline the relay's cost is measured against).
+``flood SECONDS PAIRS``
+    the first ``PAIRS`` pairs bind legs as for ``media``, then both ends of each send the
+    fixture's datagrams (encrypted once beforehand) as fast as QUIC takes them, for
+    ``SECONDS``: how many each side sent and received (the node's capacity, not a call).
 ``setup COUNT``
     the first pair places ``COUNT`` calls one after the other with the call signalling of
     ``client.calls.control`` (``place_call`` / ``answer_call``: an end-to-end CallOffer over
@@ -49,7 +53,9 @@ import trio
 
 from client.app import Client
 from client.calls.control import MediaOptions, answer_call, place_call
-from client.calls.keys import CallSecret, Direction
+from client.calls.fixture import load_fixture
+from client.calls.keys import CallSecret, Direction, MediaCrypto
+from client.calls.packetizer import OutgoingFrame, Packetizer
 from client.calls.runner import MediaRun, run_media
 from client.enroll import enroll
 from client.store.memory import MemoryStore
@@ -65,6 +71,10 @@ STEP_TIMEOUT: Final = 60.0
 SETUP_SECONDS: Final = 1.0
 """Seconds of media per call of a ``setup`` command."""
 SETUP_PAUSE: Final = 0.3
+FLOOD_BURST: Final = 10
+"""Datagrams per ``send_datagrams`` call of a ``flood`` (about one video frame's worth)."""
+FLOOD_DRAIN: Final = 0.5
+"""Seconds a ``flood`` keeps receiving after its senders stopped."""
 
 
 def _last_packet(datagram: bytes) -> bool:
@@ -309,6 +319,67 @@ async def _media(pairs: list[Pair], seconds: float, video: bool, relayed: bool) 
     return merged
 
 
+async def _flood(pairs: list[Pair], seconds: float) -> dict[str, Any]:
+    """The first ``len(pairs)`` pairs bind legs as for ``media``; then both ends of each
+    send the fixture's datagrams (packetized and encrypted once, before the clock starts)
+    in bursts of :data:`FLOOD_BURST` as fast as their connections take them, for
+    ``seconds``, and count what arrives."""
+    counts = {"sent": 0, "received": 0}
+    barrier = Barrier(len(pairs))
+
+    async def send(media: MediaTransport, datagrams: list[bytes], until: float) -> None:
+        at = 0
+        while time.monotonic() < until:
+            burst = datagrams[at : at + FLOOD_BURST]
+            at = (at + FLOOD_BURST) % (len(datagrams) - FLOOD_BURST)
+            await media.send_datagrams(burst)
+            counts["sent"] += len(burst)
+
+    async def receive(media: MediaTransport) -> None:
+        while True:
+            counts["received"] += len(await media.receive_datagram_batch())
+
+    async def one(pair: Pair) -> None:
+        granted = await pair.callee.leg_allocate()
+        bridged = await pair.caller.leg_bridge(LegRef(pair.callee.domain, granted.leg_id))
+        callee, callee_sender = await pair.callee.media_quic(granted)
+        caller, caller_sender = await pair.caller.media_quic(bridged)
+        secret = CallSecret(os.urandom(32))
+        out = _datagrams(secret, Direction.CALLER_TO_CALLEE, caller_sender)
+        back = _datagrams(secret, Direction.CALLEE_TO_CALLER, callee_sender)
+        await barrier.arrive()
+        until = time.monotonic() + seconds
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(receive, caller)
+            nursery.start_soon(receive, callee)
+            async with trio.open_nursery() as senders:
+                senders.start_soon(send, caller, out, until)
+                senders.start_soon(send, callee, back, until)
+            await trio.sleep(FLOOD_DRAIN)
+            nursery.cancel_scope.cancel()
+        await pair.caller.leg_hang_up(bridged.leg_id)
+        await caller.aclose()
+        await callee.aclose()
+
+    with trio.fail_after(seconds + STEP_TIMEOUT):
+        async with trio.open_nursery() as nursery:
+            for pair in pairs:
+                nursery.start_soon(one, pair)
+    return {**counts, "cpu_s": time.process_time() - barrier.cpu_s}
+
+
+def _datagrams(secret: CallSecret, direction: Direction, sender: int) -> list[bytes]:
+    """One loop of the fixture (audio and video), packetized and encrypted as ``sender``."""
+    now = time.time()
+    packetizer = Packetizer(MediaCrypto(secret, direction, now=now), sender)
+    fixture = load_fixture()
+    return [
+        datagram
+        for frame in fixture.frames
+        for datagram in packetizer.packetize(OutgoingFrame.from_fixture(frame), now=now)
+    ]
+
+
 # --- call setup through the signalling --------------------------------------------------------
 
 
@@ -397,6 +468,8 @@ async def _command(line: str, pairs: list[Pair]) -> dict[str, Any]:
     if words[0] in ("media", "direct"):
         seconds, video, count = float(words[1]), words[2] == "1", int(words[3])
         return await _media(pairs[:count], seconds, video, relayed=words[0] == "media")
+    if words[0] == "flood":
+        return await _flood(pairs[: int(words[2])], float(words[1]))
     if words[0] == "setup":
         return await _setups(pairs[0], int(words[1]))
     raise ValueError(f"unknown command {line!r}")

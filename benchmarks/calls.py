@@ -29,6 +29,12 @@ Cases:
   requests are not counted) to the end: ``sealrelay_call_forwarded_datagrams_total`` (``/metrics``)
   delta over the node's user + system CPU delta (``/proc/PID/stat``). Target: at least
   30,000. ``mean µs`` is the node's CPU per forwarded datagram.
+- ``forwarding, flood of N calls``: the node's capacity rather than a call's load: each
+  load process binds ``FLOOD_CALLS`` calls, and both ends of each send the fixture's
+  datagrams (encrypted once beforehand) as fast as QUIC takes them for ``SECONDS``
+  (``callload`` ``flood``); ``ops/s`` is again datagrams forwarded per node CPU-second.
+  ``offered_per_s`` is what the ends sent, ``loss_pct`` what never arrived (queues the
+  node or a receiver could not drain; QUIC datagrams are never retransmitted).
 - ``profile ...``: afterwards the node of the first domain is restarted under ``cProfile``
   (``benchmarks.profiled``: CPU time, main thread), fresh accounts make ``PROFILE_CALLS``
   video calls through it for ``SECONDS``, profiled from when every call is bound to just
@@ -44,7 +50,6 @@ processes' CPU per wall second in the round, ``cpu_machine`` the whole machine's
 from __future__ import annotations
 
 import os
-import pstats
 import re
 import signal
 import subprocess
@@ -58,15 +63,26 @@ from typing import IO, Any, Final
 import httpx
 import trio
 
+from benchmarks.callrows import (
+    CallsFailed,
+    Round,
+    forwarding_result,
+    hop_result,
+    not_measured,
+    setup_result,
+)
 from benchmarks.federation import Node, _final_line, _free_ports, _kill, _machine_cpu_s
-from benchmarks.harness import Result, nearest_rank
+from benchmarks.harness import Result
 from benchmarks.node import NODE_ENV, _cpu_s, _invites, _json_line
+from benchmarks.profiled import profile_results
 
 CALLS: Final = 20
-LOAD_PROCS: Final = 2
+LOAD_PROCS: Final = 4
 SECONDS: Final = 10.0
 SETUPS: Final = 5
 PROFILE_CALLS: Final = 10
+FLOOD_CALLS: Final = 1
+"""Calls per load process in the flood round."""
 QUICK_CALLS: Final = 2
 QUICK_SECONDS: Final = 1.0
 QUICK_SETUPS: Final = 1
@@ -75,19 +91,11 @@ EXTRA: Final = 'udp_listen = "127.0.0.1:0"'
 SUITE: Final = "cnsa2"
 LOAD: Final = "benchmarks.callload"
 FORWARDED: Final = "sealrelay_call_forwarded_datagrams_total"
-PROFILE_TOP: Final = 12
 NOT_MEASURED: Final = "not measured"
 LOG_TAIL: Final = 40
 PROFILED: Final = "benchmarks.profiled"
 PROFILE_WRITE_TIMEOUT: Final = 30.0
-
-
-class CallsFailed(RuntimeError):
-    """A call of a setup round did not complete; ``reasons``: how the calls ended."""
-
-    def __init__(self, message: str, reasons: list[str]) -> None:
-        super().__init__(message)
-        self.reasons = reasons
+QUIT_TIMEOUT: Final = 10.0
 
 
 @dataclass(frozen=True)
@@ -135,7 +143,7 @@ class Load:
         if self.proc.poll() is None and self.proc.stdin is not None:
             try:
                 self.send("quit")
-                self.proc.wait(timeout=30)
+                self.proc.wait(timeout=QUIT_TIMEOUT)
             except (OSError, subprocess.TimeoutExpired):
                 pass
         _kill(self.proc)
@@ -203,40 +211,6 @@ def _forwarded(node: Node) -> float:
     return float(match.group(1)) if match else 0.0
 
 
-def _ms(samples_us: list[float], pct: float) -> float:
-    return nearest_rank(sorted(samples_us), pct) / 1000
-
-
-def _setup_result(name: str, runs: list[dict[str, Any]]) -> Result:
-    measured = runs[1:] or runs  # the first call is the warm-up (first contact, documents)
-    if not all(r["ok"] and r["caller_ms"] is not None for r in measured):
-        reasons = sorted({reason for r in runs for reason in r["reasons"]})
-        raise CallsFailed(f"{name}: a call did not complete ({', '.join(reasons)})", reasons)
-    caller = sorted(r["caller_ms"] * 1000 for r in measured)
-    callee = sorted(r["callee_ms"] * 1000 for r in measured if r["callee_ms"] is not None)
-    mean = sum(caller) / len(caller)
-    return Result(
-        group="calls",
-        name=name,
-        ops_per_s=1e6 / mean,
-        mean_us=mean,
-        p50_us=nearest_rank(caller, 50),
-        p99_us=nearest_rank(caller, 99),
-        calls=len(caller),
-        samples=len(caller),
-        batch=1,
-        extra={
-            "callee_ms_p50": round(nearest_rank(callee, 50) / 1000, 1),
-            "warmup_ms": runs[0]["caller_ms"] or 0.0,
-            "decrypt_failures": sum(r["decrypt_failures"] for r in runs),
-        },
-    )
-
-
-def _not_measured(name: str, why: str) -> Result:
-    return Result("calls", name, 0.0, 0.0, None, None, 0, 0, 0, extra={"status": why})
-
-
 def _merge(answers: list[dict[str, Any]]) -> dict[str, Any]:
     merged: dict[str, Any] = {"latencies": [], "cpu_s": 0.0}
     for answer in answers:
@@ -246,20 +220,6 @@ def _merge(answers: list[dict[str, Any]]) -> dict[str, Any]:
             else:
                 merged[key] = merged.get(key, 0) + value
     return merged
-
-
-@dataclass(frozen=True)
-class Round:
-    """One relayed media round and its baseline."""
-
-    relayed: dict[str, Any]
-    base: dict[str, Any]
-    wall_s: float
-    node_cpu_s: float
-    machine_cpu_s: float
-    forwarded: float
-    loadavg: float
-    """The machine's 1-minute load average at the end of the round."""
 
 
 def _round(loads: list[Load], shares: list[int], plan: Plan, nodes: list[Node]) -> Round:
@@ -287,59 +247,6 @@ def _round(loads: list[Load], shares: list[int], plan: Plan, nodes: list[Node]) 
     )
 
 
-def _hop_result(name: str, r: Round, hops: int) -> Result:
-    path, base = r.relayed["latencies"], r.base["latencies"]
-    per_hop = {pct: (_ms(path, pct) - _ms(base, pct)) / hops * 1000 for pct in (50, 99)}
-    sent = r.relayed["sent"]
-    frames = r.relayed["frames_sent"] or 1
-    return Result(
-        group="calls",
-        name=name,
-        ops_per_s=len(path) / max(r.wall_s, 1e-9),
-        mean_us=(sum(path) / len(path) - sum(base) / len(base)) / hops,
-        p50_us=per_hop[50],
-        p99_us=per_hop[99],
-        calls=len(path),
-        samples=len(path),
-        batch=1,
-        extra={
-            "hops": hops,
-            "path_p50_ms": round(_ms(path, 50), 3),
-            "path_p99_ms": round(_ms(path, 99), 3),
-            "base_p50_ms": round(_ms(base, 50), 3),
-            "base_p99_ms": round(_ms(base, 99), 3),
-            "loss_pct": round(100 * (sent - r.relayed["received"]) / max(sent, 1), 3),
-            "frames_lost_pct": round(100 * r.relayed["frames_lost"] / frames, 3),
-            "frames_late": r.relayed["frames_late"],
-            "decrypt_failures": r.relayed["decrypt_failures"],
-            "loadavg_1m": round(r.loadavg, 2),
-        },
-    )
-
-
-def _forwarding_result(name: str, r: Round) -> Result:
-    per_cpu = r.forwarded / max(r.node_cpu_s, 1e-9)
-    return Result(
-        group="calls",
-        name=name,
-        ops_per_s=per_cpu,
-        mean_us=1e6 / per_cpu if per_cpu else 0.0,
-        p50_us=None,
-        p99_us=None,
-        calls=int(r.forwarded),
-        samples=1,
-        batch=int(r.forwarded),
-        extra={
-            "node_cpu_s": round(r.node_cpu_s, 3),
-            "forwarded_per_s": round(r.forwarded / r.wall_s, 1),
-            "cpu_node": round(r.node_cpu_s / r.wall_s, 3),
-            "cpu_load": round(r.relayed["cpu_s"] / r.wall_s, 3),
-            "cpu_machine": round(r.machine_cpu_s / r.wall_s, 3),
-            "loadavg_1m": round(r.loadavg, 2),
-        },
-    )
-
-
 # --- the profile ------------------------------------------------------------------------------
 
 
@@ -361,47 +268,6 @@ def _wait_for(path: Path) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError("the profiled node wrote no profile")
         time.sleep(0.05)
-
-
-def _profile_results(path: Path, forwarded: float) -> list[Result]:
-    """The functions with the most own time in the node's profile."""
-    stats = pstats.Stats(str(path))
-    table: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
-    total = sum(entry[2] for entry in table.values()) or 1.0
-    rows = sorted(table.items(), key=lambda item: item[1][2], reverse=True)[:PROFILE_TOP]
-    results = []
-    for (filename, line, function), (_, calls, own, cumulative, _) in rows:
-        where = _short(filename)
-        results.append(
-            Result(
-                group="profile",
-                name=f"{where}:{line}({function})" if line else f"{where}({function})",
-                ops_per_s=0.0,
-                mean_us=own / max(forwarded, 1) * 1e6,
-                p50_us=None,
-                p99_us=None,
-                calls=calls,
-                samples=1,
-                batch=calls,
-                extra={
-                    "share_pct": round(100 * own / total, 1),
-                    "cum_pct": round(100 * cumulative / total, 1),
-                },
-            )
-        )
-    return results
-
-
-def _short(filename: str) -> str:
-    """A profile entry's file, from the package or site-packages folder on."""
-    parts = Path(filename).parts
-    for marker in ("site-packages", "lib"):
-        if marker in parts:
-            return "/".join(parts[parts.index(marker) + 1 :])
-    for root in ("node", "transport", "wire", "client", "trio", "qh3"):
-        if root in parts:
-            return "/".join(parts[len(parts) - 1 - parts[::-1].index(root) :])
-    return filename
 
 
 # --- the run ----------------------------------------------------------------------------------
@@ -429,23 +295,21 @@ def _run(tmp: Path, plan: Plan, log: IO[str]) -> list[Result]:
     local = _pairs(a, a, "c", plan.calls)
     cross = _pairs(a, b, "x", 1)
     shares = [plan.calls // plan.procs + (i < plan.calls % plan.procs) for i in range(plan.procs)]
+    specs: list[Path] = []
+    for share in shares:
+        n = sum(shares[: len(specs)])
+        specs.append(_spec(tmp / f"load{len(specs)}.json", local[n : n + share]))
+    specs.append(_spec(tmp / "cross.json", cross))
     loads: list[Load] = []
     try:
         a.start()
         b.start()
-        starts, n = [], 0
-        for share in shares:
-            starts.append(_spec(tmp / f"load{len(starts)}.json", local[n : n + share]))
-            n += share
-        loads = [Load(spec, log) for spec in starts]
-        xload = Load(_spec(tmp / "cross.json", cross), log)
-        loads_all = [*loads, xload]
-        for load in loads_all:
+        loads = [Load(spec, log) for spec in specs]
+        for load in loads:
             load.ready()
-        results = _measure(loads, xload, shares, plan, a, b)
-        for load in loads_all:
+        results = _measure(loads[:-1], loads[-1], shares, plan, a, b)
+        for load in loads:
             load.close()
-        loads = []
         results += _profile(tmp, plan, a, log)
         return results
     finally:
@@ -461,28 +325,59 @@ def _measure(
     results = []
     setups = plan.setups + 1  # the first is the warm-up
     results.append(
-        _setup_result("setup, same domain", _ask(loads[:1], [f"setup {setups}"])[0]["setups"])
+        setup_result("setup, same domain", _ask(loads[:1], [f"setup {setups}"])[0]["setups"])
     )
     why = ""
     try:
         runs = _ask([xload], [f"setup {setups}"])[0]["setups"]
-        results.append(_setup_result("setup, across domains", runs))
+        results.append(setup_result("setup, across domains", runs))
         cross_ok = True
     except CallsFailed as exc:  # no node-to-node media link: the calls end call.failed
         why = f"{NOT_MEASURED}: calls ended {'/'.join(exc.reasons)}"
-        results.append(_not_measured("setup, across domains", why))
+        results.append(not_measured("setup, across domains", why))
         cross_ok = False
     one = _round(loads[:1], [1], plan, [a])
-    results.append(_hop_result("hop latency, 1 call", one, 1))
+    results.append(hop_result("hop latency, 1 call", one, 1))
     if cross_ok:
         x = _round([xload], [1], plan, [a, b])
-        results.append(_hop_result("hop latency across domains, 1 call", x, 2))
+        results.append(hop_result("hop latency across domains, 1 call", x, 2))
     else:
-        results.append(_not_measured("hop latency across domains, 1 call", why))
+        results.append(not_measured("hop latency across domains, 1 call", why))
     many = _round(loads, shares, plan, [a])
-    results.append(_hop_result(f"hop latency, {plan.calls} video calls", many, 1))
-    results.append(_forwarding_result(f"forwarding, {plan.calls} video calls", many))
+    results.append(hop_result(f"hop latency, {plan.calls} video calls", many, 1))
+    results.append(forwarding_result(f"forwarding, {plan.calls} video calls", many))
+    results.append(_flood(loads, plan, a))
     return results
+
+
+def _flood(loads: list[Load], plan: Plan, a: Node) -> Result:
+    """``FLOOD_CALLS`` calls per load process flood the node (``callload`` ``flood``)."""
+    count = min(FLOOD_CALLS, plan.calls // len(loads) or 1)
+    _bound(loads, [f"flood {plan.seconds} {count}" for _ in loads])
+    wall, cpu, forwarded = time.monotonic(), _cpu_s(a.pid), _forwarded(a)
+    done = _merge(_answers(loads))
+    wall, cpu = time.monotonic() - wall, _cpu_s(a.pid) - cpu
+    forwarded = _forwarded(a) - forwarded
+    per_cpu = forwarded / max(cpu, 1e-9)
+    return Result(
+        group="calls",
+        name=f"forwarding, flood of {count * len(loads)} calls",
+        ops_per_s=per_cpu,
+        mean_us=1e6 / per_cpu if per_cpu else 0.0,
+        p50_us=None,
+        p99_us=None,
+        calls=int(forwarded),
+        samples=1,
+        batch=int(forwarded),
+        extra={
+            "node_cpu_s": round(cpu, 3),
+            "forwarded_per_s": round(forwarded / wall, 1),
+            "offered_per_s": round(done["sent"] / wall, 1),
+            "loss_pct": round(100 * (done["sent"] - done["received"]) / max(done["sent"], 1), 3),
+            "cpu_node": round(cpu / wall, 3),
+            "cpu_load": round(done["cpu_s"] / wall, 3),
+        },
+    )
 
 
 def _profile(tmp: Path, plan: Plan, a: Node, log: IO[str]) -> list[Result]:
@@ -505,4 +400,4 @@ def _profile(tmp: Path, plan: Plan, a: Node, log: IO[str]) -> list[Result]:
     finally:
         load.close()
         a.stop()
-    return _profile_results(out, forwarded)
+    return profile_results(out, forwarded)

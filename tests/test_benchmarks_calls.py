@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks import callload, calls, harness
+from benchmarks import callload, callrows, calls, harness
 from benchmarks.__main__ import main
 from wire.media import HEADER_SIZE
 
@@ -25,7 +25,7 @@ def test_calls_runs_only_when_named() -> None:
     assert harness.load("calls") is calls.run
 
 
-def _round(path_us: list[float], base_us: list[float], sent: int, received: int) -> calls.Round:
+def _round(path_us: list[float], base_us: list[float], sent: int, received: int) -> callrows.Round:
     relayed: dict[str, Any] = {
         "latencies": path_us,
         "sent": sent,
@@ -36,19 +36,19 @@ def _round(path_us: list[float], base_us: list[float], sent: int, received: int)
         "decrypt_failures": 0,
         "cpu_s": 1.0,
     }
-    return calls.Round(relayed, {"latencies": base_us}, 2.0, 0.5, 1.0, 15_000.0, 1.0)
+    return callrows.Round(relayed, {"latencies": base_us}, 2.0, 0.5, 1.0, 15_000.0, 1.0)
 
 
 def test_relay_added_latency_is_path_minus_baseline_per_hop() -> None:
     r = _round([3000.0] * 99 + [9000.0], [1000.0] * 99 + [2000.0], sent=1000, received=999)
-    one = calls._hop_result("one hop", r, 1)
-    two = calls._hop_result("two hops", r, 2)
+    one = callrows.hop_result("one hop", r, 1)
+    two = callrows.hop_result("two hops", r, 2)
     assert one.p50_us == pytest.approx(2000.0)
     assert one.p99_us == pytest.approx(2000.0)  # the 99th of 100 samples is still 3 ms / 1 ms
     assert two.p50_us == pytest.approx(1000.0)
     assert one.extra["loss_pct"] == pytest.approx(0.1)
     assert one.extra["frames_lost_pct"] == pytest.approx(1.0)
-    forwarding = calls._forwarding_result("forwarding", r)
+    forwarding = callrows.forwarding_result("forwarding", r)
     assert forwarding.ops_per_s == pytest.approx(30_000.0)  # 15,000 datagrams / 0.5 CPU-s
 
 
