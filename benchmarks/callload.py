@@ -19,8 +19,9 @@ command per line on stdin and answers each with one JSON line on stdout:
     the caller connects to it on loopback (the baseline the relay's cost is measured against).
 ``flood SECONDS PAIRS``
     the first ``PAIRS`` pairs bind legs as for ``media``, then both ends of each send the
-    fixture's datagrams (encrypted once beforehand) as fast as QUIC takes them, for
-    ``SECONDS``: how many each side sent and received (the node's capacity, not a call).
+    fixture's datagrams (encrypted once beforehand) as fast as the other end receives them
+    (at most ``FLOOD_WINDOW`` in flight each way), for ``SECONDS``: how many were sent and
+    received (the node's capacity, not a call).
 ``setup COUNT``
     the first pair places ``COUNT`` calls one after the other with the call signalling of
     ``client.calls.control`` (``place_call`` / ``answer_call``: an end-to-end CallOffer over
@@ -51,11 +52,11 @@ from typing import Any, Final
 
 import trio
 
+from benchmarks.callflood import flood
+from benchmarks.callkit import STEP_TIMEOUT, Barrier, Pair, emit
 from client.app import Client
 from client.calls.control import MediaOptions, answer_call, place_call
-from client.calls.fixture import load_fixture
-from client.calls.keys import CallSecret, Direction, MediaCrypto
-from client.calls.packetizer import OutgoingFrame, Packetizer
+from client.calls.keys import CallSecret, Direction
 from client.calls.runner import MediaRun, run_media
 from client.enroll import enroll
 from client.store.memory import MemoryStore
@@ -67,14 +68,9 @@ from wire.media import HEADER_SIZE
 LOOPBACK: Final = "127.0.0.1"
 DELAY: Final = 0.2
 """Jitter buffer delay (seconds) of the runners: generous, the cores are shared."""
-STEP_TIMEOUT: Final = 60.0
 SETUP_SECONDS: Final = 1.0
 """Seconds of media per call of a ``setup`` command."""
 SETUP_PAUSE: Final = 0.3
-FLOOD_BURST: Final = 10
-"""Datagrams per ``send_datagrams`` call of a ``flood`` (about one video frame's worth)."""
-FLOOD_DRAIN: Final = 0.5
-"""Seconds a ``flood`` keeps receiving after its senders stopped."""
 
 
 def _last_packet(datagram: bytes) -> bool:
@@ -153,12 +149,6 @@ class Probe:
 
 
 # --- accounts ---------------------------------------------------------------------------------
-
-
-@dataclass
-class Pair:
-    caller: Client
-    callee: Client
 
 
 async def _enroll(account: dict[str, str], suite: str, home: Path) -> Client:
@@ -242,25 +232,6 @@ async def _play(
         nursery.start_soon(side, callee, Direction.CALLEE_TO_CALLER, senders[1])
 
 
-class Barrier:
-    """Every call of a command is bound before any plays: the last to arrive prints
-    ``{"bound": N}`` (the orchestrator starts its CPU and profile window there)."""
-
-    def __init__(self, count: int) -> None:
-        self._count = count
-        self._arrived = 0
-        self._all = trio.Event()
-        self.cpu_s = 0.0
-
-    async def arrive(self) -> None:
-        self._arrived += 1
-        if self._arrived == self._count:
-            self.cpu_s = time.process_time()
-            _emit({"bound": self._count})
-            self._all.set()
-        await self._all.wait()
-
-
 async def _relayed(pair: Pair, seconds: float, video: bool, barrier: Barrier) -> CallResult:
     """One call through the nodes: allocate, bridge, bind QUIC on both sides, play."""
     result = CallResult()
@@ -317,67 +288,6 @@ async def _media(pairs: list[Pair], seconds: float, video: bool, relayed: bool) 
             [x for d in docs for x in d[key]] if key == "latencies" else sum(d[key] for d in docs)
         )
     return merged
-
-
-async def _flood(pairs: list[Pair], seconds: float) -> dict[str, Any]:
-    """The first ``len(pairs)`` pairs bind legs as for ``media``; then both ends of each
-    send the fixture's datagrams (packetized and encrypted once, before the clock starts)
-    in bursts of :data:`FLOOD_BURST` as fast as their connections take them, for
-    ``seconds``, and count what arrives."""
-    counts = {"sent": 0, "received": 0}
-    barrier = Barrier(len(pairs))
-
-    async def send(media: MediaTransport, datagrams: list[bytes], until: float) -> None:
-        at = 0
-        while time.monotonic() < until:
-            burst = datagrams[at : at + FLOOD_BURST]
-            at = (at + FLOOD_BURST) % (len(datagrams) - FLOOD_BURST)
-            await media.send_datagrams(burst)
-            counts["sent"] += len(burst)
-
-    async def receive(media: MediaTransport) -> None:
-        while True:
-            counts["received"] += len(await media.receive_datagram_batch())
-
-    async def one(pair: Pair) -> None:
-        granted = await pair.callee.leg_allocate()
-        bridged = await pair.caller.leg_bridge(LegRef(pair.callee.domain, granted.leg_id))
-        callee, callee_sender = await pair.callee.media_quic(granted)
-        caller, caller_sender = await pair.caller.media_quic(bridged)
-        secret = CallSecret(os.urandom(32))
-        out = _datagrams(secret, Direction.CALLER_TO_CALLEE, caller_sender)
-        back = _datagrams(secret, Direction.CALLEE_TO_CALLER, callee_sender)
-        await barrier.arrive()
-        until = time.monotonic() + seconds
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(receive, caller)
-            nursery.start_soon(receive, callee)
-            async with trio.open_nursery() as senders:
-                senders.start_soon(send, caller, out, until)
-                senders.start_soon(send, callee, back, until)
-            await trio.sleep(FLOOD_DRAIN)
-            nursery.cancel_scope.cancel()
-        await pair.caller.leg_hang_up(bridged.leg_id)
-        await caller.aclose()
-        await callee.aclose()
-
-    with trio.fail_after(seconds + STEP_TIMEOUT):
-        async with trio.open_nursery() as nursery:
-            for pair in pairs:
-                nursery.start_soon(one, pair)
-    return {**counts, "cpu_s": time.process_time() - barrier.cpu_s}
-
-
-def _datagrams(secret: CallSecret, direction: Direction, sender: int) -> list[bytes]:
-    """One loop of the fixture (audio and video), packetized and encrypted as ``sender``."""
-    now = time.time()
-    packetizer = Packetizer(MediaCrypto(secret, direction, now=now), sender)
-    fixture = load_fixture()
-    return [
-        datagram
-        for frame in fixture.frames
-        for datagram in packetizer.packetize(OutgoingFrame.from_fixture(frame), now=now)
-    ]
 
 
 # --- call setup through the signalling --------------------------------------------------------
@@ -458,18 +368,13 @@ async def _setups(pair: Pair, count: int) -> dict[str, Any]:
 # --- the command loop -------------------------------------------------------------------------
 
 
-def _emit(doc: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(doc) + "\n")
-    sys.stdout.flush()
-
-
 async def _command(line: str, pairs: list[Pair]) -> dict[str, Any]:
     words = line.split()
     if words[0] in ("media", "direct"):
         seconds, video, count = float(words[1]), words[2] == "1", int(words[3])
         return await _media(pairs[:count], seconds, video, relayed=words[0] == "media")
     if words[0] == "flood":
-        return await _flood(pairs[: int(words[2])], float(words[1]))
+        return await flood(pairs[: int(words[2])], float(words[1]))
     if words[0] == "setup":
         return await _setups(pairs[0], int(words[1]))
     raise ValueError(f"unknown command {line!r}")
@@ -481,12 +386,12 @@ async def _main(spec: dict[str, Any], home: Path) -> None:
     async with contextlib.AsyncExitStack() as stack:
         for client in [c for p in pairs for c in (p.caller, p.callee)]:
             await stack.enter_async_context(client.online())
-        _emit({"ready": len(pairs)})
+        emit({"ready": len(pairs)})
         while (line := (await stdin.readline()).strip()) and line != "quit":
             try:
-                _emit(await _command(line, pairs))
+                emit(await _command(line, pairs))
             except Exception as exc:  # the orchestrator reports it and stops the run
-                _emit({"error": f"{type(exc).__name__}: {exc}"})
+                emit({"error": f"{type(exc).__name__}: {exc}"})
 
 
 if __name__ == "__main__":

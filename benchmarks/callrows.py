@@ -72,6 +72,7 @@ def hop_result(name: str, r: Round, hops: int) -> Result:
     per_hop = {pct: (ms(path, pct) - ms(base, pct)) / hops * 1000 for pct in (50, 99)}
     sent = r.relayed["sent"]
     frames = r.relayed["frames_sent"] or 1
+    base_sent = max(r.base["sent"], 1)
     return Result(
         group=GROUP,
         name=name,
@@ -89,6 +90,7 @@ def hop_result(name: str, r: Round, hops: int) -> Result:
             "base_p50_ms": round(ms(base, 50), 3),
             "base_p99_ms": round(ms(base, 99), 3),
             "loss_pct": round(100 * (sent - r.relayed["received"]) / max(sent, 1), 3),
+            "base_loss_pct": round(100 * (r.base["sent"] - r.base["received"]) / base_sent, 3),
             "frames_lost_pct": round(100 * r.relayed["frames_lost"] / frames, 3),
             "frames_late": r.relayed["frames_late"],
             "decrypt_failures": r.relayed["decrypt_failures"],

@@ -36,7 +36,8 @@ def _round(path_us: list[float], base_us: list[float], sent: int, received: int)
         "decrypt_failures": 0,
         "cpu_s": 1.0,
     }
-    return callrows.Round(relayed, {"latencies": base_us}, 2.0, 0.5, 1.0, 15_000.0, 1.0)
+    base = {"latencies": base_us, "sent": sent, "received": sent}
+    return callrows.Round(relayed, base, 2.0, 0.5, 1.0, 15_000.0, 1.0)
 
 
 def test_relay_added_latency_is_path_minus_baseline_per_hop() -> None:
@@ -47,6 +48,7 @@ def test_relay_added_latency_is_path_minus_baseline_per_hop() -> None:
     assert one.p99_us == pytest.approx(2000.0)  # the 99th of 100 samples is still 3 ms / 1 ms
     assert two.p50_us == pytest.approx(1000.0)
     assert one.extra["loss_pct"] == pytest.approx(0.1)
+    assert one.extra["base_loss_pct"] == 0
     assert one.extra["frames_lost_pct"] == pytest.approx(1.0)
     forwarding = callrows.forwarding_result("forwarding", r)
     assert forwarding.ops_per_s == pytest.approx(30_000.0)  # 15,000 datagrams / 0.5 CPU-s
