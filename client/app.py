@@ -456,7 +456,9 @@ class Client:
             raise NetworkError("not online")
         return await self.legs.quic(grant, self._nursery)
 
-    async def _home_document(self) -> ServerKeyDocument:
+    async def _home_document(self, fresh: bool) -> ServerKeyDocument:
+        if fresh:
+            await self.domains.refresh_home(force=True)
         return await self.domain_document(self.domain)
 
     # --- safety numbers ---------------------------------------------------------------

@@ -26,11 +26,11 @@ from urllib.parse import urlsplit
 import trio
 
 from client.calls.ws_media import WebSocketMedia
-from client.errors import NetworkError, Refused
+from client.errors import ClientError, NetworkError, Refused
 from client.net import Link
-from transport import PinnedKey, QuicChannel, TransportError, connect_quic
-from trust.errors import MediaRefused as DocumentMediaRefused
-from trust.media import media_endpoint, media_pin
+from transport import PeerKeyMismatch, PinnedKey, QuicChannel, TransportError, connect_quic
+from trust.errors import MEDIA_NONE
+from trust.media import media_endpoint
 from wire import WireError, encode
 from wire.calls import LegRef
 from wire.media_control import (
@@ -53,11 +53,20 @@ from wire.relay import (
 from wire.server import ServerKeyDocument
 
 T = TypeVar("T")
-HomeDocument = Callable[[], Awaitable[ServerKeyDocument]]
+HomeDocument = Callable[[bool], Awaitable[ServerKeyDocument]]
+"""The home domain's verified key document; ``True``: fetched fresh now."""
 
 
 def _ignore(_: LegEnded) -> None:
     """The default ``on_ended``."""
+
+
+class _Stale(Exception):
+    """The held key document may be out of date; ``error`` if a fresh one does not help."""
+
+    def __init__(self, error: ClientError) -> None:
+        super().__init__(error.code)
+        self.error = error
 
 
 class LegRequests:
@@ -88,8 +97,11 @@ class LegRequests:
 
     async def websocket(self, grant: LegGrant) -> tuple[WebSocketMedia, int]:
         """The leg's media on the live connection to the node (``LegAttach``); (the
-        transport, the sender id). The transport ends with that connection."""
+        transport, the sender id). The transport ends with that connection, or when
+        another leg's media is attached to it (one call's media per connection)."""
         conn = await self._link.current()
+        if conn.media is not None:  # one leg's media per connection: the last attached
+            conn.media.close()
         media = WebSocketMedia(conn)
         conn.media = media  # before the attach: the peer's media may follow the answer at once
         try:
@@ -104,24 +116,36 @@ class LegRequests:
     async def quic(self, grant: LegGrant, nursery: trio.Nursery) -> tuple[QuicChannel, int]:
         """A QUIC connection to the node's media port, authenticated by the pin in its
         signed key document, bound to the leg (``MediaBind``); (the connection, the sender
-        id). Its socket task runs in ``nursery``; closing the connection ends it."""
-        doc = await self._home_document()
-        endpoint = media_endpoint(doc)
+        id). Its socket task runs in ``nursery``; closing the connection ends it. A
+        document that lists no endpoint, or a pin the node's key no longer matches (a
+        rotation), is fetched again once (``trust.media``)."""
         try:
-            pin = PinnedKey.from_sha256(media_pin(doc))
-        except DocumentMediaRefused as exc:
-            raise Refused(exc.code, str(exc)) from None
-        assert endpoint is not None  # noqa: S101 - media_pin refused a document without one
-        try:
-            channel = await connect_quic(nursery, self._host, endpoint.port, pin=pin)
-        except (TransportError, OSError) as exc:
-            raise NetworkError(f"no QUIC connection to the node: {type(exc).__name__}") from None
+            channel = await self._connect(nursery, fresh=False)
+        except _Stale:
+            try:
+                channel = await self._connect(nursery, fresh=True)
+            except _Stale as stale:
+                raise stale.error from None
         try:
             bound = await _bind(channel, grant)
         except BaseException:
             channel.close(CLOSE_BIND_REFUSED, "not bound")
             raise
         return channel, bound.sender
+
+    async def _connect(self, nursery: trio.Nursery, *, fresh: bool) -> QuicChannel:
+        doc = await self._home_document(fresh)
+        endpoint = media_endpoint(doc)
+        if endpoint is None:
+            message = f"{doc.body.server} lists no QUIC endpoint"
+            raise _Stale(Refused(MEDIA_NONE, message))
+        pin = PinnedKey.from_sha256(endpoint.pin)
+        try:
+            return await connect_quic(nursery, self._host, endpoint.port, pin=pin)
+        except PeerKeyMismatch:
+            raise _Stale(NetworkError("the node's QUIC key is not the one it lists")) from None
+        except (TransportError, OSError) as exc:
+            raise NetworkError(f"no QUIC connection to the node: {type(exc).__name__}") from None
 
     async def wait_ended(self, leg_id: bytes) -> LegEnded:
         """The ``LegEnded`` push for ``leg_id`` (at once if it came already)."""

@@ -16,6 +16,7 @@ fallback, around :class:`~node.calls.shell.CallService` and its core.
                                                leg's media connection
     forward(shell, batch)                      media datagrams read on that WebSocket
     online(owner, shell)                       an account logged in: its pushes go there
+    end_elsewhere(ended)                       legs a node-to-node link ended
     gone(shell)                                the WebSocket closed: unbind its legs
 
 ``owner`` is the account's mailbox id (random, 16 bytes): it names no address, so the
@@ -204,6 +205,15 @@ class ClientLegs:
     def ended(self, leg: Ended) -> None:
         """``CallService.on_ended``: a leg the sweep ended (settled by :meth:`run`)."""
         self._ended_in.send_nowait(leg)
+
+    def end_elsewhere(self, ended: Iterable[Ended]) -> None:
+        """Legs the core ended outside a request or the sweep (a node-to-node link's
+        ``end_remote`` or ``drop_owner``): close their media connections, then settle them
+        as the sweep's (owners told, the store updated, remote legs to ``remote_ended``)."""
+        legs = list(ended)
+        self.service.close_ended(legs)
+        for leg in legs:
+            self.ended(leg)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Settle the legs the sweep ends and renew the stored ones, until cancelled."""

@@ -249,3 +249,22 @@ def test_bridges_to_an_unknown_leg_or_another_domain_are_refused(world: World) -
     assert unknown == CALL_NO_LEG
     assert remote == CALL_UNREACHABLE
     assert metric(after, "sealrelay_call_legs") == metric(before, "sealrelay_call_legs")
+
+
+def test_a_forced_refresh_pins_a_fresh_home_document(world: World) -> None:
+    """What ``media_quic`` does once when the held document lists no endpoint or a pin the
+    node no longer serves (``DomainKeys.refresh_home(force=True)``)."""
+    client = world.abe.load()
+    held = client.keyring.document(DOMAIN)
+    assert held is not None
+
+    async def main() -> None:
+        await client.domains.refresh_home()  # not due: nothing fetched
+        assert client.keyring.document(DOMAIN) is held
+        await client.domains.refresh_home(force=True)
+
+    trio.run(main)
+    fresh = client.keyring.document(DOMAIN)
+    assert fresh is not held  # fetched, verified against the held one and pinned
+    assert fresh is not None
+    assert fresh.body.server == DOMAIN

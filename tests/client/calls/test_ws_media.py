@@ -2,22 +2,27 @@
 over an in-memory transport, a connection hands binary messages starting ``0x11`` to its
 media sink and ``LegEnded`` pushes to its callback, and never fails on either; datagrams
 go out as binary messages as they are; a full receive queue drops and counts; the media
-ends with its connection; ``LegAttach`` binds it before the node's answer can be overtaken.
+ends with its connection; ``LegAttach`` binds it before the node's answer can be overtaken;
+a home document that lists no QUIC endpoint is fetched again once before ``media_quic``
+gives up.
 """
 
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 import pytest
 import trio
 
 from client.calls.legs import LegRequests
 from client.calls.ws_media import WebSocketMedia
+from client.errors import Refused
 from client.net import Connection, Push, serving
 from tests.client.netfakes import hello, transport_pair
 from tests.node.calls.helpers import datagram
 from transport.base import MAX_DATAGRAM_PAYLOAD
 from transport.errors import MessageTooLarge, TransportClosed
-from trust.errors import CALL_PEER_ENDED
+from trust.errors import CALL_PEER_ENDED, MEDIA_NONE
 from wire import decode, encode
 from wire.relay import REQUESTS, LegAttach, LegAttached, LegEnded, LegGrant, Ping, Pong
 
@@ -136,5 +141,21 @@ async def test_attach_sets_the_sink_before_the_answer() -> None:
     assert link.on_leg_ended is not None  # LegRequests hooked the pushes
 
 
-async def _no_document() -> object:
+async def _no_document(fresh: bool) -> object:
     raise AssertionError("no document is needed for the WebSocket fallback")
+
+
+async def test_a_document_without_a_media_endpoint_is_fetched_again_once() -> None:
+    conn, _ = _connection()
+    asked: list[bool] = []
+
+    async def version_1(fresh: bool) -> object:
+        asked.append(fresh)
+        return SimpleNamespace(body=SimpleNamespace(server="legs.test"))
+
+    legs = LegRequests(_OneLink(conn), "http://127.0.0.1:1", version_1)  # type: ignore[arg-type]
+    async with trio.open_nursery() as nursery:
+        with pytest.raises(Refused) as refused:
+            await legs.quic(LegGrant(1, LEG, bytes(32)), nursery)
+    assert refused.value.node_code == MEDIA_NONE
+    assert asked == [False, True]

@@ -24,7 +24,7 @@ import pytest
 import trio
 import trio.testing
 
-from node.calls import CallRelay, DropReason, secret_hash
+from node.calls import CallRelay, DropReason, Ended, EndReason, secret_hash
 from node.calls.clients import END_CODES, REPLICA_ID_BYTES, ClientLegs
 from node.calls.shell import CallService
 from node.calls.wsmedia import SINK_QUEUE
@@ -392,3 +392,23 @@ async def test_a_leg_the_store_does_not_take_is_not_handed_out() -> None:
     with pytest.raises(StoreError):
         await legs.allocate(b"m" * 16, Shell())
     assert legs.core.stats().legs == 0
+
+
+async def test_legs_a_link_ended_are_settled_as_the_sweeps(node: Node) -> None:
+    """What node-to-node links hand over (``end_remote``, ``drop_owner``)."""
+    abe, shell = await node.account("abe")
+    grant = await _one(abe, LegAllocate(1))
+    assert isinstance(grant, LegGrant)
+    core = node.legs.core
+    core.bridge_remote(grant.leg_id, "link to far.test", "far.test", node.clock.now)
+    remote: list[Ended] = []
+    node.legs.remote_ended = remote.append
+    node.legs.end_elsewhere(core.drop_owner("link to far.test"))
+
+    async def settled() -> bool:
+        return bool(shell.pushed) and bool(remote)
+
+    await _until(settled)
+    assert shell.pushed == [LegEnded(grant.leg_id, CALL_PEER_ENDED)]
+    assert [(leg.remote, leg.reason) for leg in remote] == [(True, EndReason.OWNER_GONE)]
+    assert await node.stored(grant.leg_id) is None
