@@ -6,8 +6,13 @@ ask with the legs of this device's own node (:class:`Legs`, the client's leg req
 
     caller  dial -> (Ringing) -> StartMedia: bridge to the callee's leg, bind media,
             connected (Answered) -> media for ``seconds`` -> hang up
-    callee  Ringing -> accept -> AllocateLeg: allocate a leg -> leg ready (the CallAnswer
-            carries LegRef{own domain, leg id}) -> StartMedia: bind media -> media -> hang up
+    callee  Ringing -> accept -> AllocateLeg: allocate a leg, bind media to it -> leg ready
+            (the CallAnswer carries LegRef{own domain, leg id}) -> StartMedia -> media
+            -> hang up
+
+The callee binds its leg before it answers, so the caller's first datagrams find it bound,
+and sends only once the caller's first datagram came (``client.calls.primed``), so none of
+its media is lost before the caller's side is up: no frame is lost to the set-up.
 
 Binding: QUIC to the node's media port by default; when QUIC cannot connect within
 :data:`QUIC_FALLBACK_AFTER` seconds (UDP blocked, no endpoint listed, a handshake that
@@ -24,13 +29,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 import trio
 
 from client.calls.callnet import CallNet
+from client.calls.primed import after_first_datagram
 from client.calls.runner import MediaRun, run_media
 from client.calls.signal import Call
 from client.calls.signal_events import (
@@ -159,6 +165,10 @@ def ended_line(call_id: bytes, peer: str, reason: str) -> dict[str, Any]:
     return {"event": "ended", "call": call_id.hex(), "peer": peer, "reason": reason}
 
 
+Bound = tuple[MediaTransport, int]
+"""A media connection bound to this side's leg, and the sender id the node bound."""
+
+
 class CallSession:
     """One call followed from its events (see the module docstring)."""
 
@@ -168,8 +178,9 @@ class CallSession:
         self._net, self._legs, self._call = net, legs, call
         self._options, self._emit = options, emit
         self._grant: LegGrant | None = None
+        self._bound: Bound | None = None
         self._stop = trio.Event()
-        self._setup = trio.CancelScope()
+        self._setups: list[trio.CancelScope] = []
         self._run: MediaRun | None = None
         self._released = False
 
@@ -189,7 +200,9 @@ class CallSession:
                     self._stop_media()
                     self._emit(ended_line(event.call_id, self._call.peer, reason))
                     break
-                await self._handle(event, nursery)
+                self._handle(event, nursery)
+        if self._bound is not None and self._run is None:  # bound, never played
+            await self._bound[0].aclose()
         summary = None if self._run is None else self._run.summary()
         return CallOutcome(self._call.call_id, self._call.peer, reason, summary)
 
@@ -203,54 +216,73 @@ class CallSession:
         self._call = replacement
         return True
 
-    async def _handle(self, event: Event, nursery: trio.Nursery) -> None:
+    def _handle(self, event: Event, nursery: trio.Nursery) -> None:
         if isinstance(event, Ringing) and event.role is Role.CALLER:
             self._emit(_ringing_line(self._call))
         elif isinstance(event, Answered):
             self._emit({"event": "answered", "call": event.call_id.hex(), "peer": event.peer})
         elif isinstance(event, AllocateLeg):
-            await self._allocate()
+            nursery.start_soon(self._allocate)
         elif isinstance(event, StartMedia):
             nursery.start_soon(self._media, event)
         elif isinstance(event, StopMedia):
             self._stop_media()
 
     async def _allocate(self) -> None:
-        """(callee) A leg on this device's node; the answer names it."""
+        """(callee) A leg on this device's node, with media bound to it before the answer
+        names it, so that the caller's first datagrams find it bound."""
         cid = self._call.call_id
         try:
-            grant = await self._legs.leg_allocate()
-        except ClientError as exc:
-            log.info("call %s: no leg (%s)", cid.hex(), exc.code)
+            self._bound = await self._setting_up(self._allocate_and_bind())
+        except BIND_ERRORS as exc:
+            log.info("call %s: no leg or no media (%s)", cid.hex(), _code(exc))
             await self._net.act(cid, Call.leg_failed)
-            return
-        self._grant = grant
-        leg = LegRef(self._legs.domain, grant.leg_id)
-        await self._net.act(cid, lambda call, now: call.leg_ready(leg, now))
-        if not self._call.live:
             await self._release()
+            return
+        if self._bound is None or self._grant is None:  # the call ended meanwhile
+            await self._release()
+            return
+        leg = LegRef(self._legs.domain, self._grant.leg_id)
+        await self._net.act(cid, lambda call, now: call.leg_ready(leg, now))
+
+    async def _allocate_and_bind(self) -> Bound:
+        self._grant = await self._legs.leg_allocate()
+        return await self._bind(self._grant)
+
+    async def _bridge_and_bind(self, leg: LegRef) -> Bound:
+        self._grant = await self._legs.leg_bridge(leg)
+        return await self._bind(self._grant)
+
+    async def _setting_up(self, step: Awaitable[Bound]) -> Bound | None:
+        """``step``'s result; ``None`` if the call stopped first (it is cancelled)."""
+        with trio.CancelScope() as scope:
+            self._setups.append(scope)
+            if self._stop.is_set():
+                scope.cancel()
+            return await step
+        return None
 
     async def _media(self, start: StartMedia) -> None:
-        """Bridge (caller), bind, play media until the end or a stop; then hang up."""
+        """Bridge (caller) and bind, play media until the end or a stop; then hang up."""
         cid = self._call.call_id
-        try:
-            with self._setup:  # cancelled if the call ends while setting up
-                grant = self._grant or await self._legs.leg_bridge(start.leg)
-                self._grant = grant
-                transport, sender = await self._bind(grant)
-        except BIND_ERRORS as exc:
-            log.info("call %s: media not set up (%s)", cid.hex(), _code(exc))
-            await self._net.act(cid, Call.media_failed)
+        bound = self._bound
+        if bound is None:
+            try:
+                bound = self._bound = await self._setting_up(self._bridge_and_bind(start.leg))
+            except BIND_ERRORS as exc:
+                log.info("call %s: media not set up (%s)", cid.hex(), _code(exc))
+                await self._net.act(cid, Call.media_failed)
+                await self._release()
+                return
+        if bound is None or self._grant is None:
             await self._release()
             return
-        if self._setup.cancelled_caught:
-            await self._release()
-            return
+        transport, sender = bound
         try:
             if self._call.role is Role.CALLER:
                 await self._net.act(cid, Call.connected)
             if not self._stop.is_set():
-                self._run = await self._play(transport, start, sender, grant)
+                self._run = await self._play(transport, start, sender, self._grant)
         finally:
             await transport.aclose()
             await self._release()
@@ -259,9 +291,10 @@ class CallSession:
     def _stop_media(self) -> None:
         """End the media: a setup under way, or the run (its transport is closed)."""
         self._stop.set()
-        self._setup.cancel()
+        for scope in self._setups:
+            scope.cancel()
 
-    async def _bind(self, grant: LegGrant) -> tuple[MediaTransport, int]:
+    async def _bind(self, grant: LegGrant) -> Bound:
         """QUIC, falling back to the WebSocket (see the module docstring)."""
         if self._options.transport == "quic":
             with trio.move_on_after(self._options.quic_timeout):
@@ -273,20 +306,24 @@ class CallSession:
 
     async def _play(
         self, transport: MediaTransport, start: StartMedia, sender: int, grant: LegGrant
-    ) -> MediaRun:
+    ) -> MediaRun | None:
         """Run the media until its end, or until a stop (the peer's hang-up, the node's
-        ``LegEnded``) closes ``transport``."""
+        ``LegEnded``) closes ``transport``; ``None`` if it stopped before media began."""
+        run = None
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._close_on_stop, transport)
             nursery.start_soon(self._stop_when_ended, grant)
-            run = await run_media(
-                transport,
-                start.secret,
-                start.direction,
-                video=start.video,
-                seconds=self._options.seconds,
-                sender=sender,
-            )
+            if self._call.role is Role.CALLEE:  # send once the caller's media comes
+                transport = await after_first_datagram(transport)
+            if not self._stop.is_set():
+                run = await run_media(
+                    transport,
+                    start.secret,
+                    start.direction,
+                    video=start.video,
+                    seconds=self._options.seconds,
+                    sender=sender,
+                )
             nursery.cancel_scope.cancel()
         return run
 

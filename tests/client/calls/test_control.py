@@ -97,6 +97,11 @@ async def test_a_call_rings_is_answered_plays_media_and_hangs_up() -> None:
     assert b_lines[0]["from"] == ALICE
     assert a_lines[-1]["reason"] == b_lines[-1]["reason"] == "call.hangup"
     assert len(set(node.hung_up)) == 2  # both legs released
+    # The callee bound before answering and sent only once the caller's media came:
+    assert caller.summary is not None
+    assert callee.summary is not None
+    assert caller.summary["frames_lost"] == callee.summary["frames_lost"] == 0
+    assert sum(end.unbridged for end in node.legs.values()) == 0
 
 
 async def test_quic_that_does_not_connect_falls_back_to_the_websocket() -> None:
