@@ -8,13 +8,14 @@ with ``ACCOUNT = {"address": ..., "url": ..., "code": ...}`` (an invite code of 
 ``url``). The process enrolls every account, prints ``{"ready": ...}``, then takes one
 command per line on stdin and answers each with one JSON line on stdout:
 
-``media SECONDS VIDEO PAIRS``
-    the first ``PAIRS`` pairs call at once through their nodes: the callee allocates a leg
-    (``LegAllocate``), the caller bridges to it (``LegBridge``), both bind QUIC media
-    connections to the node's media port; once every call is bound (a ``{"bound": PAIRS}``
-    line first) both ends of each play the fixture (real Opus + VP8, SFrame-encrypted and
-    packetized by ``client.calls.runner``) for ``SECONDS``.
-``direct SECONDS VIDEO PAIRS``
+``media SECONDS VIDEO PAIRS [FROM]``
+    ``PAIRS`` pairs (the first, or from the ``FROM``-th on) call at once through their
+    nodes: the callee allocates a leg (``LegAllocate``), the caller bridges to it
+    (``LegBridge``), both bind QUIC media connections to the node's media port; once every
+    call is bound (a ``{"bound": PAIRS}`` line first) both ends of each play the fixture
+    (real Opus + VP8, SFrame-encrypted and packetized by ``client.calls.runner``) for
+    ``SECONDS``.
+``direct SECONDS VIDEO PAIRS [FROM]``
     the same media with no node: the callee's end is a ``QuicServer`` in this process and
     the caller connects to it on loopback (the baseline the relay's cost is measured against).
 ``flood SECONDS PAIRS``
@@ -158,7 +159,9 @@ async def _enroll(account: dict[str, str], suite: str, home: Path) -> Client:
 
 
 def _accounts(spec: dict[str, Any]) -> list[dict[str, str]]:
-    return [pair[side] for pair in spec["pairs"] for side in ("caller", "callee")]
+    """Every account of the spec once (one caller may call callees of two domains)."""
+    accounts = [pair[side] for pair in spec["pairs"] for side in ("caller", "callee")]
+    return list({account["address"]: account for account in accounts}.values())
 
 
 def _homes(spec: dict[str, Any], home: Path) -> None:
@@ -372,7 +375,8 @@ async def _command(line: str, pairs: list[Pair]) -> dict[str, Any]:
     words = line.split()
     if words[0] in ("media", "direct"):
         seconds, video, count = float(words[1]), words[2] == "1", int(words[3])
-        return await _media(pairs[:count], seconds, video, relayed=words[0] == "media")
+        at = int(words[4]) if len(words) > 4 else 0
+        return await _media(pairs[at : at + count], seconds, video, relayed=words[0] == "media")
     if words[0] == "flood":
         return await flood(pairs[: int(words[2])], float(words[1]))
     if words[0] == "setup":

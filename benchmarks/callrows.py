@@ -93,6 +93,8 @@ def hop_result(name: str, r: Round, hops: int) -> Result:
             "base_loss_pct": round(100 * (r.base["sent"] - r.base["received"]) / base_sent, 3),
             "frames_lost_pct": round(100 * r.relayed["frames_lost"] / frames, 3),
             "frames_late": r.relayed["frames_late"],
+            "node_drops": r.relayed.get("node_drops", 0),
+            "udp_buffer_errors": r.relayed.get("udp_buffer_errors", 0),
             "decrypt_failures": r.relayed["decrypt_failures"],
             "loadavg_1m": round(r.loadavg, 2),
         },

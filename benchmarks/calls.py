@@ -90,6 +90,7 @@ EXTRA: Final = 'udp_listen = "127.0.0.1:0"'
 SUITE: Final = "cnsa2"
 LOAD: Final = "benchmarks.callload"
 FORWARDED: Final = "sealrelay_call_forwarded_datagrams_total"
+NOT_FORWARDED: Final = ("sealrelay_call_dropped_total", "sealrelay_call_send_failures_total")
 NOT_MEASURED: Final = "not measured"
 LOG_TAIL: Final = 40
 PROFILED: Final = "benchmarks.profiled"
@@ -204,10 +205,29 @@ def _answers(loads: list[Load]) -> list[dict[str, Any]]:
 # --- measurements -----------------------------------------------------------------------------
 
 
+def _metric(text: str, name: str) -> float:
+    """The sum of the samples of ``name`` (any labels) in a ``/metrics`` text."""
+    pattern = rf"^{name}(?:{{[^}}]*}})? (\S+)$"
+    return sum(float(value) for value in re.findall(pattern, text, re.MULTILINE))
+
+
 def _forwarded(node: Node) -> float:
+    return _counters(node)[0]
+
+
+def _counters(node: Node) -> tuple[float, float]:
+    """(datagrams forwarded, datagrams dropped or not sent) by ``node`` so far."""
     text = httpx.get(node.url + "/metrics", timeout=10).text
-    match = re.search(rf"^{FORWARDED} (\S+)$", text, re.MULTILINE)
-    return float(match.group(1)) if match else 0.0
+    return _metric(text, FORWARDED), sum(_metric(text, name) for name in NOT_FORWARDED)
+
+
+def _udp_buffer_errors() -> int:
+    """UDP datagrams the kernel dropped for a full socket buffer, machine-wide so far
+    (``/proc/net/snmp``: RcvbufErrors + SndbufErrors)."""
+    lines = [line.split() for line in Path("/proc/net/snmp").read_text().splitlines()]
+    names, values = (line for line in lines if line[0] == "Udp:")
+    table = dict(zip(names[1:], values[1:], strict=True))
+    return int(table.get("RcvbufErrors", 0)) + int(table.get("SndbufErrors", 0))
 
 
 def _merge(answers: list[dict[str, Any]]) -> dict[str, Any]:
@@ -221,16 +241,23 @@ def _merge(answers: list[dict[str, Any]]) -> dict[str, Any]:
     return merged
 
 
-def _round(loads: list[Load], shares: list[int], plan: Plan, nodes: list[Node]) -> Round:
-    """The baseline (no node), then the same calls through ``nodes``."""
+def _round(
+    loads: list[Load], shares: list[int], plan: Plan, nodes: list[Node], offsets: list[int]
+) -> Round:
+    """The baseline (no node), then the same calls through ``nodes`` (each load process's
+    pairs from its ``offsets`` entry on)."""
     video = "1"
-    _bound(loads, [f"direct {plan.seconds} {video} {n}" for n in shares])
+    args = [f"{plan.seconds} {video} {n} {at}" for n, at in zip(shares, offsets, strict=True)]
+    _bound(loads, [f"direct {a}" for a in args])
     base = _merge(_answers(loads))
-    _bound(loads, [f"media {plan.seconds} {video} {n}" for n in shares])
+    _bound(loads, [f"media {a}" for a in args])
     before = (time.monotonic(), _machine_cpu_s(), [_cpu_s(n.pid) for n in nodes])
-    forwarded = [_forwarded(n) for n in nodes]
+    counted, udp = [_counters(n) for n in nodes], _udp_buffer_errors()
     relayed = _merge(_answers(loads))
-    forwarded = [_forwarded(n) - f for n, f in zip(nodes, forwarded, strict=True)]
+    after = [_counters(n) for n in nodes]
+    forwarded = [e[0] - s[0] for e, s in zip(after, counted, strict=True)]
+    relayed["node_drops"] = sum(e[1] - s[1] for e, s in zip(after, counted, strict=True))
+    relayed["udp_buffer_errors"] = _udp_buffer_errors() - udp
     node_cpu = sum(_cpu_s(n.pid) - c for n, c in zip(nodes, before[2], strict=True))
     for doc in (base, relayed):
         if doc["decrypt_failures"] or doc["digest_mismatches"]:
@@ -293,11 +320,16 @@ def _run(tmp: Path, plan: Plan, log: IO[str]) -> list[Result]:
     a, b = (Node(s.domain, s.port, s.data_dir, s.config, log) for s in setups)
     local = _pairs(a, a, "c", plan.calls)
     cross = _pairs(a, b, "x", 1)
+    remote = trio.run(_invites, b.data, [f"y{i}" for i in range(plan.calls)])
+    cross_many = [
+        (caller, _account(b, code)) for (caller, _), code in zip(local, remote, strict=True)
+    ]
     shares = [plan.calls // plan.procs + (i < plan.calls % plan.procs) for i in range(plan.procs)]
     specs: list[Path] = []
     for share in shares:
         n = sum(shares[: len(specs)])
-        specs.append(_spec(tmp / f"load{len(specs)}.json", local[n : n + share]))
+        mine = local[n : n + share] + cross_many[n : n + share]
+        specs.append(_spec(tmp / f"load{len(specs)}.json", mine))
     specs.append(_spec(tmp / "cross.json", cross))
     loads: list[Load] = []
     try:
@@ -335,17 +367,26 @@ def _measure(
         why = f"{NOT_MEASURED}: calls ended {'/'.join(exc.reasons)}"
         results.append(not_measured("setup, across domains", why))
         cross_ok = False
-    one = _round(loads[:1], [1], plan, [a])
+    one = _round(loads[:1], [1], plan, [a], [0])
     results.append(hop_result("hop latency, 1 call", one, 1))
     if cross_ok:
-        x = _round([xload], [1], plan, [a, b])
+        x = _round([xload], [1], plan, [a, b], [0])
         results.append(hop_result("hop latency across domains, 1 call", x, 2))
     else:
         results.append(not_measured("hop latency across domains, 1 call", why))
-    many = _round(loads, shares, plan, [a])
+    zeros = [0] * len(shares)
+    many = _round(loads, shares, plan, [a], zeros)
     results.append(hop_result(f"hop latency, {plan.calls} video calls", many, 1))
     results.append(forwarding_result(f"forwarding, {plan.calls} video calls", many))
     results.append(_flood(loads, plan, a))
+    across = f"across domains, {plan.calls} video calls"
+    if cross_ok:  # the second half of each load process's pairs: callees on B
+        manyx = _round(loads, shares, plan, [a, b], shares)
+        results.append(hop_result(f"hop latency {across}", manyx, 2))
+        results.append(forwarding_result(f"forwarding {across} (both nodes)", manyx))
+    else:
+        results.append(not_measured(f"hop latency {across}", why))
+        results.append(not_measured(f"forwarding {across} (both nodes)", why))
     return results
 
 
