@@ -46,6 +46,7 @@ import json
 import os
 import sys
 import time
+import traceback
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -395,7 +396,16 @@ async def _main(spec: dict[str, Any], home: Path) -> None:
             try:
                 emit(await _command(line, pairs))
             except Exception as exc:  # the orchestrator reports it and stops the run
-                emit({"error": f"{type(exc).__name__}: {exc}"})
+                traceback.print_exc()
+                leaf = _leaf(exc)
+                emit({"error": f"{type(leaf).__name__}: {leaf}"})
+
+
+def _leaf(exc: BaseException) -> BaseException:
+    """The first exception inside nested exception groups."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
 
 
 if __name__ == "__main__":
