@@ -389,7 +389,8 @@ async def _main(spec: dict[str, Any], home: Path) -> None:
     pairs = await _enroll_all(spec, home)
     stdin = trio.wrap_file(sys.stdin)
     async with contextlib.AsyncExitStack() as stack:
-        for client in [c for p in pairs for c in (p.caller, p.callee)]:
+        clients = {id(c): c for p in pairs for c in (p.caller, p.callee)}  # a caller may repeat
+        for client in clients.values():
             await stack.enter_async_context(client.online())
         emit({"ready": len(pairs)})
         while (line := (await stdin.readline()).strip()) and line != "quit":
