@@ -10,9 +10,11 @@ federation transaction, single or fan-out (``node.fed.inbound``). For each
    above ``max_ttl`` ``send.bad_ttl``; the expiry is ``now + (ttl or default_ttl)``,
    capped by the delivery's own ``until`` (a federation item's);
 2. each recipient: its mailbox must exist (``send.no_mailbox``); a recipient named with a
-   delivery token must match its owner's verifier (``send.token_required``,
-   ``send.bad_token``); an introduction needs an owner who accepts introductions
-   (``send.introductions_closed``) and is rate limited per owner (``limit.rate``);
+   delivery token must match its owner's verifier or one of its owner's live group token
+   verifiers (the ``GroupTokens`` port; ``send.token_required``, ``send.bad_token``: the
+   same code for a wrong token and a revoked group token); an introduction needs an owner
+   who accepts introductions (``send.introductions_closed``) and is rate limited per
+   owner (``limit.rate``);
 3. the store, once for the whole call: plain envelopes with ``Mailboxes.enqueue`` (one)
    or ``enqueue_many`` (several), fan-outs (the body stored once) with
    ``enqueue_shared_many``: one commit in SQLite, one script per envelope or fan-out in
@@ -26,7 +28,8 @@ A store failure while checking (reading an owner or a verifier) refuses that del
 every later one of the call with the ``StoreError``; the earlier ones are still stored. A
 failing store call makes :class:`NotStored` the outcome of every delivery it held. The
 recipient caches (mailbox owners, which never change hands; delivery-token verifiers,
-unless other processes write the store) live here too.
+unless other processes write the store; live group-token verifiers, likewise, dropped by
+every revocation made through :meth:`Intake.set_group_token`) live here too.
 
 The records made per request (:class:`Recipient`, :class:`Delivery`, :class:`Accepted`)
 are immutable ``NamedTuple`` s rather than frozen dataclasses, which cost several times as
@@ -35,19 +38,22 @@ much to build; this path runs for every envelope the node takes.
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final, NamedTuple, TypeVar
 
 import trio
 
-from node import accounts, errors
+from node import errors
 from node.config import Config
 from node.errors import NodeError
 from node.hub import Hub
 from node.limits import RateLimiter, retry_after_ms
 from node.metrics import Metrics
-from node.store import Accounts, Mailboxes, StoredEnvelope, StoreError
+from node.store import Accounts, GroupTokens, Mailboxes, StoredEnvelope, StoreError
+from suites.tokens import delivery_token_verifier
+from trust.limits import MAX_GROUP_TOKENS
 
 CACHE_LIMIT: Final = 65_536
 K = TypeVar("K")
@@ -132,6 +138,7 @@ class Intake:
     config: Config
     accounts: Accounts
     mailboxes: Mailboxes
+    group_tokens: GroupTokens
     hub: Hub
     metrics: Metrics
     clock: Callable[[], float]
@@ -142,6 +149,8 @@ class Intake:
     _owners: dict[bytes, str] = field(default_factory=dict, repr=False)
     _verifiers: dict[str, bytes | None] = field(default_factory=dict, repr=False)
     _token_epoch: int = field(default=0, repr=False)  # moved by every set_token
+    _group_live: dict[tuple[str, bytes], bool] = field(default_factory=dict, repr=False)
+    _group_epoch: int = field(default=0, repr=False)  # moved by every set_group_token
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -226,19 +235,39 @@ class Intake:
         return address
 
     async def check_token(self, address: str, token: bytes | None) -> None:
+        """``token`` opens ``address``'s mailboxes: it is the account's delivery token or a
+        live group token of the account (``send.token_required``, ``send.bad_token``)."""
         if token is None:
             raise NodeError(errors.SEND_TOKEN_REQUIRED, "a delivery token is required")
-        if self.shared_store:
-            verifier = await self.accounts.token_verifier(address)
-        elif address in self._verifiers:
-            verifier = self._verifiers[address]
-        else:
-            epoch = self._token_epoch
-            verifier = await self.accounts.token_verifier(address)
-            if self._token_epoch == epoch:  # no set_token began or ended meanwhile
-                _cache(self._verifiers, address, verifier)
-        if verifier is None or not accounts.token_matches(token, verifier):
+        presented = delivery_token_verifier(token)
+        verifier = await self._account_verifier(address)
+        if verifier is not None and hmac.compare_digest(presented, verifier):
+            return
+        if not await self._group_token_live(address, presented):
             raise NodeError(errors.SEND_BAD_TOKEN, "delivery token does not match")
+
+    async def _account_verifier(self, address: str) -> bytes | None:
+        if self.shared_store:
+            return await self.accounts.token_verifier(address)
+        if address in self._verifiers:
+            return self._verifiers[address]
+        epoch = self._token_epoch
+        verifier = await self.accounts.token_verifier(address)
+        if self._token_epoch == epoch:  # no set_token began or ended meanwhile
+            _cache(self._verifiers, address, verifier)
+        return verifier
+
+    async def _group_token_live(self, address: str, presented: bytes) -> bool:
+        """Whether ``presented`` (a verifier) is a live group token of ``address``. Only a
+        live answer is cached, and not one read while a revocation was under way."""
+        key = (address, presented)
+        if not self.shared_store and key in self._group_live:
+            return True
+        epoch = self._group_epoch
+        live = await self.group_tokens.has_group_token(address, presented)
+        if live and not self.shared_store and self._group_epoch == epoch:
+            _cache(self._group_live, key, True)
+        return live
 
     async def check_introduction(self, recipient: str) -> None:
         if not await self.accounts.accepts_introductions(recipient):
@@ -261,6 +290,29 @@ class Intake:
         finally:
             self._token_epoch += 1
             self._verifiers.pop(address, None)
+
+    async def set_group_token(
+        self, address: str, verifier: bytes | None, revoke: bytes | None
+    ) -> None:
+        """Make group token ``verifier`` live for ``address`` and revoke ``revoke`` (either
+        may be None) in one store call; ``limit.group_tokens`` (nothing changes) past
+        :data:`~trust.limits.MAX_GROUP_TOKENS`. The revoked verifier leaves the cache
+        before and after the write, so no check after this returns still takes it."""
+        self._group_epoch += 1
+        self._group_live.pop((address, revoke or b""), None)
+        try:
+            if verifier is not None:
+                ports = self.group_tokens
+                if not await ports.put_group_token(address, verifier, revoke, MAX_GROUP_TOKENS):
+                    raise NodeError(
+                        errors.LIMIT_GROUP_TOKENS,
+                        f"at most {MAX_GROUP_TOKENS} live group tokens per account",
+                    )
+            elif revoke is not None:
+                await self.group_tokens.revoke_group_token(address, revoke)
+        finally:
+            self._group_epoch += 1
+            self._group_live.pop((address, revoke or b""), None)
 
     # --- store and hand over ----------------------------------------------------------------
 

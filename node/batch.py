@@ -12,11 +12,20 @@ Rate limits: a ``SendBatch`` frame took one token of the caller's address and ac
 when it was read (``Session.receive``); each further Send takes one more, and a Send that
 finds no token is refused with ``limit.rate`` (its ``retry_after`` set) while the others
 go on.
+
+Introductions stored together: an ``IntroduceMany`` frame (issue 20, first contact at
+group scale) takes one token of the sender's ``introductions_per_minute`` for the whole
+upload (``limit.rate`` for the frame when none is left); each introduction in it takes one
+of the sender's ``batched_introductions_per_minute`` (and, after the first, one of the
+address's and account's request rates, as a batch's Sends do), and then, in
+``node.accept``, one of its recipient's ``introductions_per_recipient_per_minute`` and the
+recipient's consent. Each is answered as an ``Introduce`` on its own would be.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from node import errors
 from node.accept import Accepted, Delivery, NotStored, Recipient
@@ -24,7 +33,7 @@ from node.errors import NodeError
 from node.limits import retry_after_ms
 from node.relay import Caller, Relay
 from node.store import StoreError
-from wire.relay import Error, Send, SendBatch, Sent, SentBatch
+from wire.relay import Error, Introduce, IntroduceMany, Send, SendBatch, Sent, SentBatch
 
 log = logging.getLogger("sealrelay.node.batch")
 
@@ -36,19 +45,36 @@ async def send_batch(relay: Relay, caller: Caller, peer: str, frame: SendBatch) 
     return SentBatch(frame.id, tuple(await store_sends(relay, frame.sends, refusals)))
 
 
+async def introduce_many(
+    relay: Relay, caller: Caller, peer: str, frame: IntroduceMany
+) -> SentBatch:
+    """Store every introduction of ``frame`` that passes its checks; one result each."""
+    now = relay.clock()
+    wait = relay.intro_limit.take(caller.address, now)
+    if wait:
+        raise NodeError(errors.LIMIT_RATE, "too many introductions", retry_after_ms(wait))
+    refusals = [_charge_introduction(relay, caller, peer, now, i) for i in range(len(frame.intros))]
+    results = await store_sends(relay, frame.intros, refusals, caller.address)
+    return SentBatch(frame.id, tuple(results))
+
+
 async def store_sends(
     relay: Relay,
-    sends: tuple[Send, ...] | list[Send],
+    sends: Sequence[Send | Introduce],
     refusals: list[NodeError | None] | None = None,
+    sender: str | None = None,
 ) -> list[Sent | Error]:
     """Check each of ``sends`` (refused at once where ``refusals`` says so), store the
     accepted ones in order in one commit (``Intake.accept``); one ``Sent`` or ``Error``
-    per Send, in order."""
+    per Send, in order. Introductions record ``sender``, the introducing address."""
     items: list[Delivery | NodeError] = []
     for i, send in enumerate(sends):
         refused = refusals[i] if refusals else None
-        recipient = Recipient(send.mailbox, send.token)
-        delivery = Delivery(send.eid, send.body, (recipient,), send.ttl, relay.domain)
+        if isinstance(send, Introduce):
+            recipient = Recipient(send.mailbox, None, introduction=True)
+        else:
+            recipient = Recipient(send.mailbox, send.token)
+        delivery = Delivery(send.eid, send.body, (recipient,), send.ttl, relay.domain, sender)
         items.append(delivery if refused is None else refused)
     outcomes = await relay.intake.accept(items)
     results: list[Sent | Error] = []
@@ -80,6 +106,20 @@ def _charge(relay: Relay, caller: Caller, peer: str, now: float) -> NodeError | 
     wait = relay.ip_limit.take(peer, now) or relay.account_limit.take(caller.address, now)
     if wait:
         return NodeError(errors.LIMIT_RATE, "too many requests", retry_after_ms(wait))
+    return None
+
+
+def _charge_introduction(
+    relay: Relay, caller: Caller, peer: str, now: float, index: int
+) -> NodeError | None:
+    """Take the tokens of the ``index``-th introduction of an ``IntroduceMany``: None, or
+    the ``limit.rate`` refusal."""
+    refused = _charge(relay, caller, peer, now) if index else None
+    if refused is not None:
+        return refused
+    wait = relay.intro_batch_limit.take(caller.address, now)
+    if wait:
+        return NodeError(errors.LIMIT_RATE, "too many introductions", retry_after_ms(wait))
     return None
 
 

@@ -45,6 +45,9 @@ rate_ip_per_s                           400          requests per second per cli
 rate_ip_burst                           800          burst per client address
 introductions_per_minute                10           Introduce frames per account per minute
 introductions_per_recipient_per_minute  30           Introduce frames to one account per minute
+batched_introductions_per_minute        1024         introductions inside IntroduceMany uploads
+                                                     per account per minute (each upload also
+                                                     counts once in introductions_per_minute)
 max_connections_per_ip                  1000         WebSocket connections per client address
 flood_close_after                       100          refused frames (rate-limited or unreadable)
                                                      within 10 s before closing (1008)
@@ -123,6 +126,7 @@ class Config:
     rate_ip_burst: int = 800
     introductions_per_minute: int = 10
     introductions_per_recipient_per_minute: int = 30
+    batched_introductions_per_minute: int = 1024
     max_connections_per_ip: int = 1000
     flood_close_after: int = 100
     sweep_interval: float = 60.0
@@ -281,6 +285,7 @@ def _validate(c: Config) -> None:
         "rate_ip_burst",
         "introductions_per_minute",
         "introductions_per_recipient_per_minute",
+        "batched_introductions_per_minute",
         "max_connections_per_ip",
         "flood_close_after",
         "certificate_lifetime",

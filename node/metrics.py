@@ -57,6 +57,13 @@ With ``udp_listen`` set, the call relay's numbers (:class:`CallNumbers`, read fr
     sealrelay_call_send_failures_total          counter  forwarded datagrams whose
                                                          destination had gone, or (a
                                                          WebSocket) was too far behind
+    sealrelay_call_links                        gauge    node-to-node media links open
+    sealrelay_call_link_connects_total{direction}  counter  links opened: outbound (this
+                                                         node dialled) or inbound
+    sealrelay_call_link_failures_total{reason}  counter  links that did not open:
+                                                         ``outbound_<code>`` (this node's
+                                                         dial) or ``inbound_<code>`` (a
+                                                         peer's link refused)
     sealrelay_call_forward_seconds              histogram time to forward one batch of
                                                          datagrams read together on one
                                                          media connection (QUIC or WebSocket):
@@ -69,7 +76,7 @@ import bisect
 import gc
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, CollectorRegistry, generate_latest
@@ -181,6 +188,9 @@ class CallNumbers:
     connections: int
     bind_failures: Mapping[str, int]
     send_failures: int
+    links: int = 0
+    link_connects: Mapping[str, int] = field(default_factory=dict)
+    link_failures: Mapping[str, int] = field(default_factory=dict)
 
 
 class Metrics:
@@ -273,14 +283,19 @@ def _call_families(calls: CallNumbers) -> Iterator[Metric]:
     yield _counter("call_bind_failures", "Media connections not bound, by reason.", failures)
     send_failures = _one(calls.send_failures)
     yield _counter("call_send_failures", "Forwarded datagrams not sent.", send_failures)
+    yield _gauge("call_links", "Node-to-node media links open.", calls.links)
+    connects = _by(calls.link_connects, "direction")
+    yield _counter("call_link_connects", "Media links opened, by direction.", connects)
+    link_failures = _by(calls.link_failures)
+    yield _counter("call_link_failures", "Media links not opened, by reason.", link_failures)
 
 
 def _one(value: int) -> dict[LabelKey, int]:
     return {(): value}
 
 
-def _by(counts: Mapping[str, int]) -> dict[LabelKey, int]:
-    return {(("reason", reason),): n for reason, n in sorted(counts.items())}
+def _by(counts: Mapping[str, int], label: str = "reason") -> dict[LabelKey, int]:
+    return {((label, value),): n for value, n in sorted(counts.items())}
 
 
 def _gc_families() -> Iterator[Metric]:

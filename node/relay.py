@@ -20,6 +20,7 @@ from typing import Final, Protocol
 from node import accounts, errors
 from node.accept import Accepted, Delivery, Intake, NotStored, Recipient
 from node.calls.clients import ClientLegs
+from node.calls.links import MediaLinks
 from node.config import Config
 from node.errors import NodeError
 from node.hub import Hub
@@ -100,6 +101,9 @@ class Relay:
     media_port: int | None = None
     """The UDP port of the node's QUIC endpoint for call media, listed in the key document
     (set by ``node.server`` when ``udp_listen`` is; None: a version 1 document)."""
+    media_links: MediaLinks | None = None
+    """The node-to-node media links (set by ``node.server`` with ``media_port``): a
+    ``LegBridge`` to another domain's leg is ``await media_links.bridge(leg_id, leg)``."""
     calls: ClientLegs | None = None
     """The call relay's client side (leg requests, WebSocket media), set by ``node.server``
     with ``media_port``; None: leg requests are refused ``call.unavailable``."""
@@ -116,6 +120,8 @@ class Relay:
         )
         per_recipient = c.introductions_per_recipient_per_minute
         self.intro_recipient_limit = RateLimiter(per_recipient / 60.0, per_recipient)
+        batched = c.batched_introductions_per_minute
+        self.intro_batch_limit = RateLimiter(batched / 60.0, batched)
         self.connections = ConnectionCounter(c.max_connections_per_ip)
         self.store_faults = StoreFaults(self.metrics)
         self.ports = Storage.of(self.store)
@@ -123,6 +129,7 @@ class Relay:
             c,
             self.ports.accounts,
             self.ports.mailboxes,
+            self.ports.group_tokens,
             self.hub,
             self.metrics,
             self.clock,
@@ -137,6 +144,7 @@ class Relay:
             "account": self.account_limit,
             "intro": self.intro_limit,
             "intro-recipient": self.intro_recipient_limit,
+            "intro-batch": self.intro_batch_limit,
         }
 
     @property
@@ -296,6 +304,13 @@ class Relay:
         cached)."""
         await self.intake.set_token(caller.address, verifier)
 
+    async def set_group_token(
+        self, caller: Caller, verifier: bytes | None, revoke: bytes | None
+    ) -> None:
+        """Register a group token verifier and revoke an older one
+        (``Intake.set_group_token``: ``limit.group_tokens`` past the bound)."""
+        await self.intake.set_group_token(caller.address, verifier, revoke)
+
     # --- prekeys ------------------------------------------------------------------------
 
     async def publish_prekeys(self, caller: Caller, frame: PublishPrekeys) -> None:
@@ -370,8 +385,7 @@ class Relay:
         result = await self.ports.maintenance.sweep(self.now_ms())
         self.metrics.expired += result.envelopes
         now = self.clock()
-        limiters = (self.account_limit, self.ip_limit, self.intro_limit, self.intro_recipient_limit)
-        for limiter in limiters:
+        for limiter in self.limiters().values():
             limiter.prune(now)
 
 

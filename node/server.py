@@ -16,11 +16,13 @@ Calls (issue 17): with ``udp_listen`` set, the node's call relay (``node.calls``
 (``ServerKeys.quic``) before anything can fetch the key document, and the document lists
 the port it bound (``media_port``: a version 2 body), and the client protocol's call leg
 requests and WebSocket media fallback are served (``relay.calls``, a
-``node.calls.clients.ClientLegs``). Without ``udp_listen`` no UDP socket is opened, the
-document is version 1 and leg requests are refused (``call.unavailable``). A key reload
-(:func:`_watch_keys`) that changes the QUIC identity (``sealrelay keys rotate``) needs a
-restart to serve the new key: until then the document lists the pin the running service was
-started with, and an error is logged.
+``node.calls.clients.ClientLegs``). The same socket takes peer nodes' media links, and
+``relay.media_links`` (``node.calls.links.MediaLinks``) opens this node's: a ``LegBridge``
+to another domain's leg goes through ``MediaLinks.bridge``. Without ``udp_listen`` no UDP
+socket is opened, the document is version 1 and leg requests are refused
+(``call.unavailable``). A key reload (:func:`_watch_keys`) that changes the QUIC identity
+(``sealrelay keys rotate``) needs a restart to serve the new key: until then the document
+lists the pin the running service was started with, and an error is logged.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from node import gateway
 from node.app import App
 from node.calls import CallRelay
 from node.calls.clients import REPLICA_ID_BYTES, ClientLegs
+from node.calls.links import MediaLinks
 from node.calls.shell import CallService
 from node.cluster import ClusterPush
 from node.clusterlimits import SharedLimits
@@ -69,6 +72,8 @@ class NodeHandle:
     stop: trio.Event
     calls: CallService | None = None
     """The call relay's QUIC service, when ``udp_listen`` is set."""
+    links: MediaLinks | None = None
+    """Its node-to-node media links (also ``relay.media_links``), when ``udp_listen`` is set."""
 
     def shutdown(self) -> None:
         self.stop.set()
@@ -110,7 +115,7 @@ async def run_node(
         async with trio.open_nursery() as nursery:
             if handle_signals:
                 nursery.start_soon(_watch_signals, stop)
-            calls = await _start_calls(relay, nursery)
+            calls = await _start_calls(relay, nursery, federation)
             nursery.start_soon(_sweeper, relay)
             nursery.start_soon(_watch_keys, relay, Path(config.data_dir) / KEY_FILE)
             if isinstance(opened, RedisStore):
@@ -168,13 +173,17 @@ async def _serve(
     bound.append(binds[0])
     port = int(binds[0].rpartition(":")[2])
     log.info("listening", extra={"url": binds[0], "domain": config.domain, "suite": config.suite})
-    task_status.started(NodeHandle(binds[0], port, relay, stop, calls))
+    task_status.started(NodeHandle(binds[0], port, relay, stop, calls, relay.media_links))
     await done.wait()
 
 
-async def _start_calls(relay: Relay, nursery: trio.Nursery) -> CallService | None:
-    """Start the call relay on ``udp_listen`` (None if unset) with the node's QUIC identity;
-    set ``relay.media_port`` to the bound port and feed ``/metrics``."""
+async def _start_calls(
+    relay: Relay, nursery: trio.Nursery, federation: Federation
+) -> CallService | None:
+    """Start the call relay on ``udp_listen`` (None if unset) with the node's QUIC identity,
+    and its node-to-node media links (``relay.media_links``: the federation keyring says
+    which domains may link and how to reach them; links are signed with the current server
+    keys); set ``relay.media_port`` to the bound port and feed ``/metrics``."""
     address = relay.config.udp_address()
     if address is None:
         return None
@@ -196,13 +205,24 @@ async def _start_calls(relay: Relay, nursery: trio.Nursery) -> CallService | Non
         raise CommandError(f"cannot listen on UDP {host}:{port}: {reason}", NODE_LISTEN) from None
     await nursery.start(legs.run)
     relay.media_port = int(local[1])
+    links = MediaLinks(
+        service,
+        relay.config.domain,
+        federation.keyring,
+        lambda: relay.keys,
+        random=relay.random_bytes,
+    )
+    service.accept_links(links)
+    await nursery.start(links.run)
+    legs.bridge = links.bridge
+    relay.media_links = links
     relay.calls = legs
-    relay.metrics.calls = lambda: call_numbers(service)
+    relay.metrics.calls = lambda: call_numbers(service, links)
     log.info("calls listening", extra={"address": f"{host}:{relay.media_port}"})
     return service
 
 
-def call_numbers(service: CallService) -> CallNumbers:
+def call_numbers(service: CallService, links: MediaLinks | None = None) -> CallNumbers:
     """The call relay's numbers for ``/metrics`` (``node.metrics.CallNumbers``)."""
     core, shell = service.core.stats(), service.stats()
     failures = {
@@ -221,6 +241,9 @@ def call_numbers(service: CallService) -> CallNumbers:
         connections=shell.connections,
         bind_failures=failures,
         send_failures=shell.send_failures,
+        links=0 if links is None else links.links_up,
+        link_connects={} if links is None else dict(links.counters.connects),
+        link_failures={} if links is None else dict(links.counters.failures),
     )
 
 

@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final
 
 from node import errors
-from node.batch import send_batch, store_sends
+from node.batch import introduce_many, send_batch, store_sends
 from node.calls.wsmedia import ClientShell
 from node.calls_requests import CALL_HANDLERS, account_online, connection_gone, forward_media
 from node.conn.core import (
@@ -66,6 +66,7 @@ from wire.relay import (
     GetServerKeys,
     Hello,
     Introduce,
+    IntroduceMany,
     Ok,
     PeerRoots,
     Ping,
@@ -81,6 +82,7 @@ from wire.relay import (
     SendShared,
     ServerKeys,
     SetDeliveryToken,
+    SetGroupToken,
     SetIntroductions,
 )
 
@@ -355,6 +357,11 @@ async def _set_token(s: Session, caller: Caller, frame: SetDeliveryToken) -> Fra
     return Ok(frame.id)
 
 
+async def _set_group_token(s: Session, caller: Caller, frame: SetGroupToken) -> Frame:
+    await s.relay.set_group_token(caller, frame.verifier, frame.revoke)
+    return Ok(frame.id)
+
+
 async def _set_introductions(s: Session, caller: Caller, frame: SetIntroductions) -> Frame:
     await s.relay.set_introductions(caller, frame.accept)
     return Ok(frame.id)
@@ -419,6 +426,10 @@ async def _introduce(s: Session, caller: Caller, frame: Introduce) -> Frame:
     return await s.relay.send(frame, caller.address)
 
 
+async def _introduce_many(s: Session, caller: Caller, frame: IntroduceMany) -> Frame:
+    return await introduce_many(s.relay, caller, s.peer, frame)
+
+
 async def _ack(s: Session, caller: Caller, frame: Ack) -> Frame | None:
     """Delete the acknowledged envelopes; ``id`` 0 asks for no ``Acked`` (an ack is
     idempotent, and a lost one only means a redelivery the client drops by eid)."""
@@ -435,11 +446,13 @@ _HANDLERS: Final[dict[type, Callable[[Session, Caller, Any], Awaitable[Frame | N
     GetPrekeyStatus: _status,
     SetDeliveryToken: _set_token,
     SetIntroductions: _set_introductions,
+    SetGroupToken: _set_group_token,
     FetchPrekeys: _fetch,
     GetCertificate: _certificate,
     Send: _send,
     SendBatch: _send_batch,
     Introduce: _introduce,
+    IntroduceMany: _introduce_many,
     SendShared: _send_shared,
     Forward: _forward,
     GetServerKeys: _server_keys,

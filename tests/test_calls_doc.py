@@ -25,7 +25,7 @@ from node.metrics import CallNumbers, Metrics
 from suites import labels
 from trust import errors
 from trust.peerlink import PROOF_WINDOW_MS
-from wire import media, media_control
+from wire import media, media_control, media_link
 from wire.calls import CALL_ID_LEN, CALL_SECRET_LEN, LEG_ID_LEN, MAX_RING_MS
 
 ROOT: Final = Path(__file__).resolve().parents[1]
@@ -108,7 +108,10 @@ def test_datagram_header() -> None:
 def test_close_codes_are_the_codes() -> None:
     documented = {int(c, 16) for c in re.findall(r"^\| `(0x[0-9a-f]+)` \|", _doc(), re.M)}
     named = {
-        getattr(media_control, name) for name in dir(media_control) if name.startswith("CLOSE_")
+        getattr(module, name)
+        for module in (media_control, media_link)
+        for name in dir(module)
+        if name.startswith("CLOSE_")
     }
     assert named <= documented
     assert documented - named == {0x0, 0x101, 0x102}  # transport.quic's own
@@ -126,7 +129,8 @@ def test_metrics_are_the_series() -> None:
     metrics = Metrics()
     drops = {str(reason): 1 for reason in DropReason}
     failures = {"refused": 1, "malformed_control": 1, "timeout": 1}
-    metrics.calls = lambda: CallNumbers(1, 1, 1, 1, 1, 1, drops, 1, failures, 1)
+    links = {"links": 1, "link_connects": {"outbound": 1}, "link_failures": {"inbound_x": 1}}
+    metrics.calls = lambda: CallNumbers(1, 1, 1, 1, 1, 1, drops, 1, failures, 1, **links)
     rendered = metrics.render({})
     samples = re.findall(r"^(sealrelay_call_\w+)[{ ]", rendered, re.M)
     exported = {name for name in samples if not name.endswith("_created")}

@@ -23,6 +23,8 @@ the remote party broke the rule unless ``internal``). The node raises them
                         (``SetIntroductions``)
     limit.rate          too many requests; ``retry_after`` says when to try again
     limit.connections   too many connections from this address
+    limit.group_tokens  a ``SetGroupToken`` would leave the account more live group tokens
+                        than ``trust.limits.MAX_GROUP_TOKENS`` (revoke old ones first)
     blob.too_large      the blob is larger than ``max_blob_bytes``, or than its grant
     blob.not_found      no such blob (or expired, or the grant does not match)
     prekeys.none        the address has no device with published prekeys
@@ -39,8 +41,9 @@ the remote party broke the rule unless ``internal``). The node raises them
     call.leg_taken      the call leg is bridged to another leg already (or to itself)
     call.bad_secret     the leg secret presented to bind a media connection is wrong
     call.expired        the call leg expired (not bound in time, or idle too long)
-    call.unreachable    the other party's node could not be reached for a bridge (no
-                        node-to-node media link to its domain, or the link failed)
+    call.unreachable    the media link to the leg's domain could not be set up or went
+                        down (no QUIC endpoint listed, no answer, link refused), or that
+                        node did not answer the bridge in time; try again later
     call.unavailable    this node serves no calls (no ``udp_listen``)
     store.full          the node's storage is full (disk, or Redis' maxmemory): nothing
                         of the request was stored; retry after ``retry_after``
@@ -108,6 +111,7 @@ __all__ = [  # the codes, which ``node.errors`` re-exports
     "INTERNAL",
     "LEG_END_REASONS",
     "LIMIT_CONNECTIONS",
+    "LIMIT_GROUP_TOKENS",
     "LIMIT_RATE",
     "PREKEYS_INVALID",
     "PREKEYS_NONE",
@@ -143,6 +147,7 @@ SEND_BAD_TTL: Final = "send.bad_ttl"
 SEND_INTRODUCTIONS_CLOSED: Final = "send.introductions_closed"
 LIMIT_RATE: Final = "limit.rate"
 LIMIT_CONNECTIONS: Final = "limit.connections"
+LIMIT_GROUP_TOKENS: Final = "limit.group_tokens"
 BLOB_TOO_LARGE: Final = "blob.too_large"
 BLOB_NOT_FOUND: Final = "blob.not_found"
 PREKEYS_NONE: Final = "prekeys.none"
@@ -183,6 +188,7 @@ CODES: Final = (
     SEND_INTRODUCTIONS_CLOSED,
     LIMIT_RATE,
     LIMIT_CONNECTIONS,
+    LIMIT_GROUP_TOKENS,
     BLOB_TOO_LARGE,
     BLOB_NOT_FOUND,
     PREKEYS_NONE,

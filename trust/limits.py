@@ -14,6 +14,9 @@ MAX_NODE_FRAME    the largest WebSocket frame a client reads from its node (a De
                   batch may hold several envelopes)
 MAX_CLIENT_FRAME  the default largest WebSocket frame a node reads from a client (its
                   ``max_frame_bytes``): the largest envelope body and room for the rest
+MAX_GROUP_TOKENS  live group delivery tokens of one account at its node (issue 20): one
+                  per group the account is in, so a member of more groups than this
+                  cannot register a token for the next one (``limit.group_tokens``)
 QUIC_PIN_SIZE     bytes of the QUIC pin a key document lists (``trust.media``) and
                   ``transport.identity`` checks: SHA-256 of the certificate key's
                   SubjectPublicKeyInfo
@@ -55,6 +58,7 @@ __all__ = [
     "MAX_DOCUMENT",
     "MAX_ENVELOPE_BODY",
     "MAX_GROUP_RECIPIENTS",
+    "MAX_GROUP_TOKENS",
     "MAX_LAYER_BYTES",
     "MAX_NODE_FRAME",
     "MAX_STATEMENT",
@@ -67,4 +71,5 @@ MAX_CACHE_MS: Final = 7 * 86_400_000
 MAX_BLOB_BYTES: Final = 64 * 1024 * 1024
 MAX_NODE_FRAME: Final = 64 * 1024 * 1024
 MAX_CLIENT_FRAME: Final = MAX_ENVELOPE_BODY + 64 * 1024
+MAX_GROUP_TOKENS: Final = 1024
 QUIC_PIN_SIZE: Final = 32

@@ -42,14 +42,16 @@ from trust.documents import verify_key
 from trust.errors import LinkRefused
 from trust.media import PIN_SIZE
 from wire import WireError, decode, encode
+from wire.media_link import MAX_LINK_CONTROL
 from wire.server import LinkChallenge, LinkProof, LinkProofBody, ServerKeyDocument
 
 CHALLENGE_SIZE: Final = 32
 """Random bytes of a challenge."""
 PROOF_WINDOW_MS: Final = 10_000
 """Longest time from a challenge to the proof that answers it (milliseconds)."""
-MAX_LINK_MESSAGE: Final = 16 * 1024
-"""Largest encoded challenge or proof read (an ML-DSA-87 + P-384 signature is 4,723 bytes)."""
+MAX_LINK_MESSAGE: Final = MAX_LINK_CONTROL
+"""Largest encoded challenge or proof read (an ML-DSA-87 + P-384 signature is 4,723 bytes):
+the bound of every link control message (``wire.media_link``)."""
 
 
 def proof_body(challenge: bytes, accepter_pin: bytes, origin: str, target: str) -> LinkProofBody:

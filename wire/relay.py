@@ -73,6 +73,7 @@ from wire.relay_common import (
 from wire.relay_mail import (
     MAX_BATCH,
     MAX_DELIVER,
+    MAX_INTRODUCTIONS,
     MAX_SHARED_RECIPIENTS,
     Ack,
     Acked,
@@ -82,6 +83,7 @@ from wire.relay_mail import (
     Envelope,
     Forward,
     Introduce,
+    IntroduceMany,
     RequestBlobUpload,
     Send,
     SendBatch,
@@ -98,6 +100,7 @@ from wire.types import U8, U16, U32, U64, Bytes32, MaxLen
 __all__ = [
     "MAX_BATCH",
     "MAX_DELIVER",
+    "MAX_INTRODUCTIONS",
     "MAX_SHARED_RECIPIENTS",
     "MEDIA_MESSAGE_BYTE",
     "Ack",
@@ -113,6 +116,7 @@ __all__ = [
     "Error",
     "Forward",
     "Introduce",
+    "IntroduceMany",
     "LegAllocate",
     "LegAttach",
     "LegAttached",
@@ -231,6 +235,21 @@ class SetDeliveryToken:
     verifier: Bytes32
 
 
+@message("relay.set-group-token")
+class SetGroupToken:
+    """Register a group delivery token of this account (``verifier``, as in
+    ``SetDeliveryToken``) and revoke an older one (``revoke``) in one step; either may be
+    ``None``. A sealed envelope to the account's mailboxes may present its account token or
+    any live group token. The node stores verifiers only, and no group id. Answered with
+    ``Ok``; ``limit.group_tokens`` when more than ``trust.limits.MAX_GROUP_TOKENS`` would
+    be live (nothing changes then). Added with issue 20 (older nodes answer ``Error`` with
+    id 0)."""
+
+    id: RequestId
+    verifier: Bytes32 | None
+    revoke: Bytes32 | None
+
+
 @message("relay.set-introductions")
 class SetIntroductions:
     """Accept (``accept`` true) or refuse ``Introduce`` frames to this account: first
@@ -331,12 +350,14 @@ REQUESTS = (
     PublishPrekeys,
     SetDeliveryToken,
     SetIntroductions,
+    SetGroupToken,
     GetPrekeyStatus,
     FetchPrekeys,
     GetCertificate,
     Send,
     SendBatch,
     Introduce,
+    IntroduceMany,
     SendShared,
     Forward,
     GetServerKeys,

@@ -1,7 +1,7 @@
 """The client protocol's envelopes and blobs (DESIGN section 5; ``wire.relay`` describes
 the protocol as a whole and re-exports these): sending (``Send``, ``Introduce``,
-``SendShared``, ``SendBatch``, ``Forward``) and their answers, the ``Deliver`` push and
-``Ack``, and blob upload grants. Import them from ``wire.relay``.
+``IntroduceMany``, ``SendShared``, ``SendBatch``, ``Forward``) and their answers, the
+``Deliver`` push and ``Ack``, and blob upload grants. Import them from ``wire.relay``.
 """
 
 from __future__ import annotations
@@ -48,6 +48,24 @@ class Introduce:
     eid: EnvelopeId
     ttl: U32
     body: Body
+
+
+MAX_INTRODUCTIONS: Final = 256
+"""Most introductions in one ``IntroduceMany``."""
+
+
+@message("relay.introduce-many")
+class IntroduceMany:
+    """First contact with many recipients in one upload (a group's welcomes to members the
+    sender never wrote to; issue 20): each ``Introduce`` is checked and answered as on its
+    own (its own ``id``, in one ``SentBatch``), but the upload counts once against the
+    sender's ``introductions_per_minute``; each introduction in it counts against the
+    sender's ``batched_introductions_per_minute`` and, as every introduction, against its
+    recipient's ``introductions_per_recipient_per_minute``. Added with issue 20 (older
+    nodes answer ``Error`` with id 0)."""
+
+    id: RequestId
+    intros: Annotated[tuple[Introduce, ...], MinLen(1), MaxLen(MAX_INTRODUCTIONS)]
 
 
 MAX_SHARED_RECIPIENTS = 256

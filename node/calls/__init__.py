@@ -15,16 +15,22 @@
                         datagrams through the core in batches, expires legs every second;
                         started by ``node.server`` when ``udp_listen`` is set
 
+    MediaLinks          node-to-node media links (``links``): one authenticated QUIC link
+                        per peer domain, and ``bridge`` for a ``LegBridge`` to another
+                        domain's leg; its handshake (``linkauth``) and the pure bridges of
+                        one link (``peering``); messages in ``wire.media_link``
+
     ClientLegs          the client side (``clients``): the leg requests of ``/v1/client``
                         (allocate, bridge, hang up, attach), ``LegEnded`` pushes, the
                         ``CallLegs`` mirror, and the WebSocket fallback (``wsmedia``)
                         through :meth:`CallService.attach` and :meth:`CallService.forward`;
                         a bridge to another domain goes through its ``bridge`` hook
 
+
 The storage port that outlives a replica or is shared in cluster mode is
-:class:`node.store.ports.CallLegs`; node-to-node links are still to come and will use
-:meth:`CallService.attach` and :meth:`CallService.forward` too. Nothing here is part of
-``Relay`` or of the message store.
+:class:`node.store.ports.CallLegs`. The WebSocket fallback and the node-to-node links feed
+the same core through :meth:`CallService.attach` and :meth:`CallService.forward`. Nothing
+here is part of ``Relay`` or of the message store.
 """
 
 from __future__ import annotations

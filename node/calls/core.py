@@ -172,6 +172,24 @@ class CallRelay:
         remote.out_prefix = _channel_prefix(far_channel)
         remote.pending = False
 
+    def unbridge_remote(self, link: Conn, channel: int) -> bool:
+        """Undo :meth:`bridge_remote` for the bridge ``channel`` on ``link`` that the peer
+        node has not joined (it refused, or did not answer in time): the remote leg goes,
+        the client leg stays, live and unbridged, for its owner to hang up or bridge
+        again. Whether there was such a pending bridge (a joined one is left alone: end it
+        with :meth:`end_remote`)."""
+        remote = self._streams.get((link, channel))
+        if remote is None or not remote.remote or not remote.pending:
+            return False
+        peer, remote.peer = remote.peer, None
+        if peer is not None:
+            peer.peer = None
+            self._bridges -= 1
+        self._detach(remote)
+        del self._legs[remote.leg_id]
+        self._senders.discard(channel)
+        return True
+
     def accept_remote(
         self, leg_id: bytes, link: Conn, domain: str, far_channel: int, now: int
     ) -> int:

@@ -37,7 +37,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Protocol
 
 import trio
 
@@ -67,6 +67,7 @@ from wire.media_control import (
     MediaRefused,
     decode_bind,
 )
+from wire.media_link import decode_hello
 
 BIND_TIMEOUT: Final = 5.0
 """Seconds a new connection has to send its ``MediaBind``."""
@@ -83,6 +84,18 @@ def wall_clock_ms() -> int:
 
 def _ignore(_: Ended) -> None:
     """The default ``on_ended``."""
+
+
+class LinkAcceptor(Protocol):
+    """Who takes the connections whose first control message is a node-to-node link's
+    ``LinkHello`` (``wire.media_link``), and hears of every leg that ended
+    (``node.calls.links.MediaLinks``)."""
+
+    async def serve_inbound(self, channel: QuicChannel, first: bytes) -> None:
+        """Authenticate and serve the link that opened with ``first``; return when it ends."""
+
+    def legs_ended(self, ended: Sequence[Ended]) -> None:
+        """Tell the peer nodes of the remote legs among ``ended``."""
 
 
 def _unmeasured(_: float) -> None:
@@ -143,6 +156,12 @@ class CallService:
         """Told the seconds each :meth:`forward` batch took (``/metrics``)."""
         self._by_leg: dict[bytes, QuicChannel] = {}
         self._live: dict[Conn, MediaTransport] = {}
+        self._links: LinkAcceptor | None = None
+
+    def accept_links(self, links: LinkAcceptor) -> None:
+        """Hand connections that open with a ``LinkHello`` to ``links`` (without it they
+        are closed as malformed), and tell it of every leg that ends."""
+        self._links = links
 
     @property
     def server(self) -> QuicServer:
@@ -204,11 +223,23 @@ class CallService:
         return ShellStats(**vars(self.counters))
 
     def close_ended(self, ended: Iterable[Ended]) -> None:
-        """Close the media connections of legs that ended (``CLOSE_LEG_ENDED``)."""
+        """Close the media connections of legs that ended (``CLOSE_LEG_ENDED``), and tell
+        the peer nodes of remote legs (the node-to-node links, when accepted)."""
+        ended = list(ended)
         for leg in ended:
             channel = self._by_leg.pop(leg.leg_id, None)
             if channel is not None:
                 channel.close(CLOSE_LEG_ENDED, str(leg.reason))
+        if self._links is not None:
+            self._links.legs_ended(ended)
+
+    def report_ended(self, ended: Iterable[Ended]) -> None:
+        """Legs that ended other than by a sweep or a hang-up (a peer node ended them, a
+        link went): :meth:`close_ended`, then ``on_ended`` for each, as the sweep does."""
+        ended = list(ended)
+        self.close_ended(ended)
+        for leg in ended:
+            self.on_ended(leg)
 
     # --- tasks ----------------------------------------------------------------------------
 
@@ -224,14 +255,18 @@ class CallService:
     async def _sweep(self) -> None:
         while True:
             await trio.sleep(self._sweep_interval)
-            ended = self.core.expire(self._now())
-            self.close_ended(ended)
-            for leg in ended:
-                self.on_ended(leg)
+            self.report_ended(self.core.expire(self._now()))
 
     async def _connection(self, channel: QuicChannel) -> None:
-        """One media connection: bind, then forward until it closes."""
-        bound = await self._bind(channel)
+        """One media connection: bind, then forward until it closes; or a peer node's
+        link, served by the link acceptor."""
+        first = await self._first_message(channel)
+        if first is None:
+            return
+        if self._links is not None and _is_link_hello(first):
+            await self._links.serve_inbound(channel, first)
+            return
+        bound = await self._bind(channel, first)
         if bound is None:
             return
         try:
@@ -244,9 +279,9 @@ class CallService:
                 del self._by_leg[bound.leg_id]
             channel.close(CLOSE_LEG_ENDED, "unbound")
 
-    async def _bind(self, channel: QuicChannel) -> Bound | None:
-        """Read the ``MediaBind`` and bind the connection (the answer is the caller's to
-        send). None if the connection was refused or closed instead."""
+    async def _first_message(self, channel: QuicChannel) -> bytes | None:
+        """The connection's first control message; None if it closed or sent none in time
+        (then closed, ``CLOSE_BIND_TIMEOUT``)."""
         message: bytes | None = None
         with trio.move_on_after(self._bind_timeout):
             try:
@@ -256,7 +291,11 @@ class CallService:
         if message is None:
             self.counters.bind_timeouts += 1
             channel.close(CLOSE_BIND_TIMEOUT, "no bind in time")
-            return None
+        return message
+
+    async def _bind(self, channel: QuicChannel, message: bytes) -> Bound | None:
+        """Bind the connection by its first control message, a ``MediaBind`` (the answer
+        is the caller's to send). None if the connection was refused instead."""
         try:
             request = decode_bind(message)
         except WireError:
@@ -294,3 +333,12 @@ class CallService:
         except TransportError:
             return False
         return True
+
+
+def _is_link_hello(message: bytes) -> bool:
+    """Whether ``message`` is a ``LinkHello`` (a peer node's link, not a client's bind)."""
+    try:
+        decode_hello(message)
+    except WireError:
+        return False
+    return True

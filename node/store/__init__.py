@@ -2,7 +2,7 @@
 
 Accounts, Prekeys, Mailboxes, Blobs,    the ports, one Protocol each (``ports``)
 OutboundQueue, ReplayGuard, Maintenance,
-CallLegs
+CallLegs, GroupTokens
 Store, Storage                          every port (a backend), and the bundle of ports
 DeviceRecord, PrekeyRecord,             the records (``base``)
 BundleParts, StoredEnvelope, SweepResult,
@@ -37,6 +37,7 @@ from node.store.ports import (
     Accounts,
     Blobs,
     CallLegs,
+    GroupTokens,
     Mailboxes,
     Maintenance,
     OutboundQueue,
@@ -96,6 +97,7 @@ __all__ = [
     "BundleParts",
     "CallLegs",
     "DeviceRecord",
+    "GroupTokens",
     "LegRecord",
     "Mailboxes",
     "Maintenance",

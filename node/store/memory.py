@@ -28,6 +28,7 @@ from node.store.base import (
 )
 from node.store.errors import StoreClosed
 from node.store.memory_calllegs import MemoryCallLegs
+from node.store.memory_grouptokens import MemoryGroupTokens
 
 _K = TypeVar("_K")
 _V = TypeVar("_V")
@@ -60,7 +61,7 @@ class _Blob:
     data: bytes | None = None
 
 
-class MemoryStore(MemoryCallLegs):
+class MemoryStore(MemoryCallLegs, MemoryGroupTokens):
     """Everything in dictionaries; nothing survives the process."""
 
     def __init__(self) -> None:
@@ -82,6 +83,7 @@ class MemoryStore(MemoryCallLegs):
         # fan-out records: (mailbox, eid) -> identity of the one shared body object
         self._shared: dict[tuple[bytes, bytes], int] = {}
         self._legs: dict[bytes, LegRecord] = {}  # call legs (``memory_calllegs``)
+        self._group_tokens: dict[str, set[bytes]] = {}  # (``memory_grouptokens``)
         self._closed = False
 
     async def _enter(self) -> None:

@@ -9,6 +9,7 @@
     ReplayGuard      3       node.fed.inbound (transaction de-duplication, nonces)
     Maintenance      3       the sweeper, ``/metrics``, shutdown
     CallLegs         7       the call relay's shell (``node.calls``): legs other replicas find
+    GroupTokens      4       node.accept (recipient checks), Relay (``SetGroupToken``)
 
 A consumer names the port it needs, never the whole store. Every backend (memory, SQLite,
 Redis) implements every port; :class:`Store` is that sum, what a backend factory
@@ -294,6 +295,34 @@ class CallLegs(Protocol):
         ...
 
 
+class GroupTokens(Protocol):
+    """Group delivery tokens (issue 20; docs/security.md "Group tokens"): per account, the
+    verifiers (``SHA-256(DELIVERY_TOKEN_HASH_INFO || token)``, never a token) of the tokens
+    its groups' states carry. A sealed envelope to a mailbox may present the account's own
+    token or any live group token of the mailbox's owner. No group id is stored: the node
+    cannot tell which group a token is for, nor that two accounts share a group."""
+
+    async def put_group_token(
+        self, address: str, verifier: bytes, replaces: bytes | None, limit: int
+    ) -> bool:
+        """Make ``verifier`` live for ``address`` and revoke ``replaces`` (if not None),
+        atomically. False, and nothing changes, if ``address`` would then hold more than
+        ``limit`` live verifiers. A verifier live already stays live (True)."""
+        ...
+
+    async def revoke_group_token(self, address: str, verifier: bytes) -> bool:
+        """Revoke ``verifier`` of ``address``; False if it was not live."""
+        ...
+
+    async def has_group_token(self, address: str, verifier: bytes) -> bool:
+        """Whether ``verifier`` is a live group token verifier of ``address``."""
+        ...
+
+    async def count_group_tokens(self, address: str) -> int:
+        """How many group token verifiers of ``address`` are live."""
+        ...
+
+
 class Store(
     Accounts,
     Prekeys,
@@ -303,6 +332,7 @@ class Store(
     ReplayGuard,
     Maintenance,
     CallLegs,
+    GroupTokens,
     Protocol,
 ):
     """A backend: every port at once (``MemoryStore``, ``SqliteStore``, ``RedisStore``).
@@ -324,6 +354,7 @@ class Storage:
     replay: ReplayGuard
     maintenance: Maintenance
     call_legs: CallLegs
+    group_tokens: GroupTokens
 
     @classmethod
     def of(cls, backend: Store) -> Storage:
@@ -337,6 +368,7 @@ class Storage:
             replay=backend,
             maintenance=backend,
             call_legs=backend,
+            group_tokens=backend,
         )
 
 
@@ -349,4 +381,5 @@ PORTS: Final = (
     ReplayGuard,
     Maintenance,
     CallLegs,
+    GroupTokens,
 )

@@ -28,6 +28,7 @@ Round trips per operation (one round trip = one batch written, one batch of repl
     outbound_put / _batch / _done, record_txn, remember_nonce    1 each
     add_leg, leg, claim_leg, renew_leg, delete_leg, count_legs   1 each
     sweep_legs       1 per 1000 expired legs
+    put_group_token, revoke_group_token, has_group_token, count_group_tokens      1 each
 
 :meth:`open` loads every script (one pipelined round trip). After a failover or a restart
 the primary may have an empty script cache: a ``NOSCRIPT`` reply loads them all again
@@ -59,6 +60,7 @@ The connection, the retries, the scripts' loading and ``WAIT`` are the shell in
     RedisMailboxes                              node.store.redis_mailboxes
     RedisBlobs, RedisOutbound, RedisReplay      node.store.redis_federation
     RedisCallLegs                               node.store.redis_calllegs
+    RedisGroupTokens                            node.store.redis_grouptokens
     Maintenance (open, sweep, stats, aclose),   here
     the push channel and shared rate limits
 Mailbox ids are at most 255 bytes and prekey ids 0 to 2**64-1 (``ValueError`` beyond).
@@ -76,6 +78,7 @@ from node.store.redis_accounts import RedisAccounts, RedisPrekeys
 from node.store.redis_calllegs import RedisCallLegs
 from node.store.redis_client import DEFAULT_RETRY_FOR, DEFAULT_WAIT_TIMEOUT_MS, RedisClient
 from node.store.redis_federation import RedisBlobs, RedisOutbound, RedisReplay
+from node.store.redis_grouptokens import RedisGroupTokens
 from node.store.redis_mailboxes import RedisMailboxes
 from node.store.redis_parts import (
     PUSH_CLAIM,
@@ -121,6 +124,7 @@ class RedisStore(
     RedisOutbound,
     RedisReplay,
     RedisCallLegs,
+    RedisGroupTokens,
 ):
     """Every port on one client. Open with :meth:`open` or :meth:`open_sentinel`; close
     with :meth:`aclose`."""

@@ -1,6 +1,7 @@
 """The Lua scripts of :class:`~node.store.redis.RedisStore`, one per atomic step: the
 accounts, prekeys and maintenance scripts here, the others by port in
-``redis_scripts_mailboxes``, ``redis_scripts_federation`` and ``redis_scripts_calls``;
+``redis_scripts_mailboxes``, ``redis_scripts_federation``, ``redis_scripts_calls`` and
+``redis_scripts_grouptokens``;
 :data:`ALL` names them all.
 
 Redis runs a script without interleaving any other command, so each script is one
@@ -52,6 +53,8 @@ Key layout (``P`` is the store's prefix, e.g. ``sealrelay:``; ``MB`` a mailbox i
                              window W (``node.clusterlimits``; gone 10 s after its window)
     P leg:ID / P legs:exp    call legs: hash r, h, e, c / zset leg id by expiry
                              (``redis_scripts_calls``)
+    P gtok:ADDRESS           set of the address's live group token verifiers
+                             (``redis_scripts_grouptokens``)
     P push                   pub/sub channel: ENQUEUE publishes each stored envelope's
                              (publisher, mailbox, seq) there, for ``node.cluster``
 
@@ -81,6 +84,7 @@ from node.store.redis_scripts_federation import (
     RECORD_TXN,
     REMEMBER_NONCE,
 )
+from node.store.redis_scripts_grouptokens import PUT_GROUP_VERIFIER, REVOKE_GROUP_VERIFIER
 from node.store.redis_scripts_mailboxes import ACK, COUNT_PENDING, ENQUEUE, ENQUEUE_SHARED, PENDING
 
 REGISTER: Final = """
@@ -272,4 +276,6 @@ ALL: Final = {
     "renew_leg": RENEW_LEG,
     "delete_leg": DELETE_LEG,
     "sweep_legs": SWEEP_LEGS,
+    "put_group_token": PUT_GROUP_VERIFIER,
+    "revoke_group_token": REVOKE_GROUP_VERIFIER,
 }

@@ -17,6 +17,7 @@ Each port is a class of its own module, all on the same connections (``sqlite_op
     SqliteMailboxes                             node.store.sqlite_mailboxes
     SqliteBlobs, SqliteOutbound, SqliteReplay   node.store.sqlite_federation
     SqliteCallLegs                              node.store.sqlite_calllegs
+    SqliteGroupTokens                           node.store.sqlite_grouptokens
     Maintenance (open, sweep, stats, aclose)    here
 """
 
@@ -36,6 +37,7 @@ from node.store.commit import Readers, Writer
 from node.store.sqlite_accounts import SqliteAccounts, SqlitePrekeys
 from node.store.sqlite_calllegs import SqliteCallLegs
 from node.store.sqlite_federation import SqliteBlobs, SqliteOutbound, SqliteReplay
+from node.store.sqlite_grouptokens import SqliteGroupTokens
 from node.store.sqlite_mailboxes import SqliteMailboxes
 from node.store.sqlite_ops import execute, execute_bare, returning, select
 
@@ -51,6 +53,7 @@ class SqliteStore(
     SqliteOutbound,
     SqliteReplay,
     SqliteCallLegs,
+    SqliteGroupTokens,
 ):
     """Every port on one writer and one reader pool. Open with :meth:`open`; close with
     :meth:`aclose`."""

@@ -1,8 +1,9 @@
 """The SQLite backend's file: connections, pragmas, schema and its versions.
 
-Tables (version 5; ``introductions`` came with version 2, the federation tables
+Tables (version 6; ``introductions`` came with version 2, the federation tables
 ``outbound``, ``fed_txns`` and ``fed_nonces`` with version 3, fan-out ``shared_bodies``
-and ``envelopes.shared`` with version 4, ``call_legs`` with version 5)::
+and ``envelopes.shared`` with version 4, ``call_legs`` with version 5, ``group_tokens``
+with version 6)::
 
     schema_version(version, applied)          one row per migration applied
     invites(code_hash, name, expires)         code hashes only, deleted when spent
@@ -32,6 +33,7 @@ and ``envelopes.shared`` with version 4, ``call_legs`` with version 5)::
     call_legs(leg_id, replica, secret_hash, expires, claimed)
                                               call legs (``node.calls``): the secret's
                                               SHA-256 only; claimed 1 once bridged
+    group_tokens(address, verifier)           live group delivery-token verifiers
 
 ``envelopes.seq`` is ``AUTOINCREMENT``, so a seq is never reused after the envelope with
 the highest one is acked (a client's ``after_seq`` stays meaningful).
@@ -51,7 +53,7 @@ from typing import Final
 
 from node.store.errors import StoreError
 
-SCHEMA_VERSION: Final = 5
+SCHEMA_VERSION: Final = 6
 SYNCHRONOUS_MODES: Final = ("OFF", "NORMAL", "FULL", "EXTRA")
 DEFAULT_BUSY_TIMEOUT_MS: Final = 10_000
 _FILE_MODE: Final = 0o600
@@ -123,8 +125,20 @@ _V5: Final = (
     "CREATE INDEX call_legs_expires ON call_legs (expires)",
 )
 
+_V6: Final = (
+    "CREATE TABLE group_tokens (address TEXT NOT NULL, verifier BLOB NOT NULL,"
+    " PRIMARY KEY (address, verifier)) WITHOUT ROWID",
+)
+
 # MIGRATIONS[v] takes a file from version v - 1 to version v.
-MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5}
+MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
+    1: _V1,
+    2: _V2,
+    3: _V3,
+    4: _V4,
+    5: _V5,
+    6: _V6,
+}
 
 
 def connect(

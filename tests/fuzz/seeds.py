@@ -20,7 +20,7 @@ from client.inbox import SavedAttachment, SavedFile, StoredMessage
 from client.sealed import unseal
 from federation.routing import seal_layer
 from node.wsframes import OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_TEXT, unmask
-from tests.fuzz import seeds_calls
+from tests.fuzz import seeds_calls, seeds_links
 from tests.fuzz.targets.federation import HEADERS, _signed_headers
 from tests.fuzz.targets.session import node
 from tests.fuzz.world import DOMAIN, NOW_MS, OTHER_DOMAIN, World, world
@@ -319,6 +319,8 @@ SEEDS: dict[str, Callable[[World], list[bytes]]] = {
     "call_note": seeds_calls.call_note,
     "peer_link": seeds_calls.peer_link,
     "call_relay": seeds_calls.call_relay,
+    "media_link": seeds_links.media_link,
+    "link_bridges": seeds_links.link_bridges,
 }
 
 

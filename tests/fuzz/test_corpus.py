@@ -26,6 +26,7 @@ from tests.fuzz.targets.calls import (
     STEP_MS,
     calls,
 )
+from tests.fuzz.targets.links import bridges
 from tests.fuzz.world import DOMAIN, NOW_MS, OTHER_DOMAIN, World, world
 from trust.media import media_endpoint
 from trust.peerlink import issue, read_proof
@@ -33,6 +34,13 @@ from wire import decode
 from wire.calls import CallOffer, decode_signal
 from wire.e2e import PrekeyBundle, SenderCertificate
 from wire.media import MediaKind, decode_datagram
+from wire.media_link import (
+    LinkHello,
+    LinkJoined,
+    LinkJoinRefused,
+    decode_bridge_message,
+    decode_link_message,
+)
 
 
 @pytest.mark.parametrize("target", sorted(TARGETS))
@@ -125,3 +133,15 @@ def test_seed_datagrams_are_forwarded_along_every_bridge_and_dropped_for_each_re
     idle = _decisions(_seed("call_relay", 2))
     assert isinstance(idle[0], Forward)
     assert idle[1] == Drop(DropReason.EXPIRED)
+
+
+def test_seed_link_messages_decode_and_runs_join_answer_and_end() -> None:
+    assert isinstance(decode_link_message(_seed("media_link", 0)), LinkHello)
+    b, cursor = bridges(), Cursor(_seed("link_bridges", 0))
+    steps = []
+    while cursor.at < len(cursor.data):
+        steps.append(b.link.receive(decode_bridge_message(cursor.chunk()), NOW_MS))
+    replies = [type(r) for s in steps for r in s.replies]
+    assert replies == [LinkJoined] * 3 + [LinkJoinRefused]
+    assert [a.code for s in steps for a in s.answers] == [None]  # our join, answered
+    assert [e.remote for s in steps for e in s.ended] == [True, False]  # then ended

@@ -26,7 +26,7 @@ from client.app import Client
 from client.calls.keys import CallSecret, Direction
 from client.calls.runner import MediaRun, run_media
 from client.errors import Refused
-from node.errors import CALL_NO_LEG, CALL_PEER_ENDED, CALL_UNREACHABLE
+from node.errors import CALL_NO_LEG, CALL_PEER_ENDED, FED_POLICY
 from tests.integration.fedharness import LocalFederation, Person, metric
 from transport.base import DATAGRAM_BATCH, MediaTransport, TransportKind, TransportStats
 from wire.calls import LegRef
@@ -247,7 +247,7 @@ def test_bridges_to_an_unknown_leg_or_another_domain_are_refused(world: World) -
 
     unknown, remote, before, after = trio.run(main)
     assert unknown == CALL_NO_LEG
-    assert remote == CALL_UNREACHABLE
+    assert remote == FED_POLICY  # not a federation peer of this node: no media link is tried
     assert metric(after, "sealrelay_call_legs") == metric(before, "sealrelay_call_legs")
 
 

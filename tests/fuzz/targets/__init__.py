@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.fuzz.targets import calls, client, federation, node, session
+from tests.fuzz.targets import calls, client, federation, links, node, session
 from tests.fuzz.targets.base import Target
 
 TARGETS: dict[str, Target] = {
@@ -13,6 +13,7 @@ TARGETS: dict[str, Target] = {
         *client.TARGETS,
         *federation.TARGETS,
         *calls.TARGETS,
+        *links.TARGETS,
     )
 }
 

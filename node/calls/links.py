@@ -1,0 +1,424 @@
+"""Node-to-node media links: the trio shell that bridges a client leg of this node to a
+leg of a peer domain (DESIGN section 9; issue 17, "the media path", "node-to-node links
+authenticate both ends"; the plan's rendezvous).
+
+    links = MediaLinks(service, "a.example", keyring, lambda: relay.keys, random=...)
+    await nursery.start(links.run)              # also: service.accept_links(links)
+    await links.bridge(leg_id, LegRef("b.example", far_leg_id))   # the LegBridge handler
+
+One QUIC link per peer domain, opened on first use and reused by every call in both
+directions; a link that closes ends its bridges (``CallRelay.drop_owner``) and the next
+``bridge`` opens a new one.
+
+Outbound (this node connects): the peer's key document, verified and trusted by the
+federation keyring, gives the media port and the pin of its QUIC certificate key
+(``trust.media``); the host is that of the peer's federation endpoint (its ``[peers]``
+table's ``endpoints``, else ``https://DOMAIN``). TLS authenticates the peer by the pin;
+then, on the control stream (``wire.media_link``), ``LinkHello`` -> ``LinkChallenge`` ->
+``LinkProof`` -> ``LinkReady`` authenticates this node by its server signing key
+(``trust.peerlink``; both sides in ``node.calls.linkauth``).
+
+Inbound (a peer connects): :class:`~node.calls.shell.CallService` hands over a connection
+whose first control message is a ``LinkHello``; the hello must name this domain, the proof
+must check against the origin's document from the keyring (so the federation policy
+decides which domains may link: an unknown or denied one is ``fed.policy``), else
+``LinkRejected`` with the code, and the connection closes.
+
+On a link: datagrams go through :meth:`CallService.forward` with the link as their source
+and :meth:`CallService.attach` as their destination (the one forwarding path of client
+legs); bridge messages through the pure :class:`~node.calls.peering.LinkBridges`. Legs
+that end anywhere in the node reach :meth:`MediaLinks.legs_ended` (through
+``CallService.close_ended``), which sends ``LinkEnd`` to the peer. What a peer learns is
+this node's domain, leg ids it was given, channels and codes: never an account address
+(the link owns its remote legs as a domain), and it can only join this node's own client
+legs, never reach a third domain through it.
+
+Refusals of :meth:`MediaLinks.bridge` are :class:`~node.errors.NodeError`: ``fed.policy``
+(the domain is not a peer), ``fed.unavailable`` / ``fed.key_document`` (its key document),
+``call.unreachable`` (no QUIC endpoint, no connection, link refused, no answer to the join
+in :data:`JOIN_TIMEOUT` seconds, the link went), or the peer's refusal of the join:
+``call.no_leg``, ``call.leg_taken``, ``call.expired``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Final
+from urllib.parse import urlsplit
+
+import trio
+
+from federation.errors import FederationError, KeyDocumentError, PolicyRefused
+from federation.keyring import Keyring, VerifiedDocument
+from node.calls.core import CallRelay
+from node.calls.events import Ended
+from node.calls.linkauth import LinkSigner, Refused, accept_link, prove_link, send_quietly
+from node.calls.peering import LinkBridges, Step
+from node.calls.shell import FORWARD_BATCH, CallService, wall_clock_ms
+from node.errors import CALL_UNREACHABLE, FED_POLICY, FED_UNAVAILABLE, NodeError
+from transport import (
+    DEFAULT_SETTINGS,
+    PeerKeyMismatch,
+    PinnedKey,
+    QuicChannel,
+    QuicSettings,
+    TransportError,
+)
+from transport import connect_quic as _connect_quic
+from trust.media import media_endpoint
+from trust.peerlink import CHALLENGE_SIZE
+from wire import WireError, encode
+from wire.calls import LegRef
+from wire.media_link import (
+    CLOSE_LINK_DONE,
+    CLOSE_LINK_PROTOCOL,
+    CLOSE_LINK_REJECTED,
+    LinkBridgeMessage,
+    LinkRejected,
+    decode_bridge_message,
+)
+
+log = logging.getLogger("sealrelay.node.calls.links")
+
+JOIN_TIMEOUT: Final = 5.0
+"""Seconds a ``bridge`` waits for the peer's ``LinkJoined``."""
+HANDSHAKE_TIMEOUT: Final = 10.0
+"""Seconds for a link's hello, challenge, proof and answer (``trust.peerlink`` allows
+``PROOF_WINDOW_MS`` for the proof alone)."""
+OUTBOX: Final = 256
+"""Bridge messages queued for a link's writer; a peer that does not read is closed."""
+
+
+@dataclass
+class LinkCounters:
+    """Links opened (by direction), and links that failed to open (by reason)."""
+
+    connects: dict[str, int] = field(default_factory=dict)
+    failures: dict[str, int] = field(default_factory=dict)
+
+    def count(self, table: dict[str, int], key: str) -> None:
+        table[key] = table.get(key, 0) + 1
+
+
+@dataclass(eq=False)
+class _Waiter:
+    """A ``bridge`` call waiting for the answer to its ``LinkJoin``."""
+
+    done: trio.Event = field(default_factory=trio.Event)
+    code: str | None = None
+
+
+class PeerLink:
+    """One authenticated link to a peer domain: the ``Conn`` and ``Owner`` of its remote
+    legs in the relay (compared by identity; it names a domain, never an account)."""
+
+    def __init__(self, core: CallRelay, domain: str, channel: QuicChannel, outbound: bool):
+        self.domain = domain
+        self.channel = channel
+        self.outbound = outbound
+        self.bridges = LinkBridges(core, self, domain)
+        self.waiters: dict[int, _Waiter] = {}
+        self._out, self.outbox = trio.open_memory_channel[bytes](OUTBOX)
+
+    def __repr__(self) -> str:
+        return f"PeerLink({self.domain}, {'outbound' if self.outbound else 'inbound'})"
+
+    def send(self, message: LinkBridgeMessage) -> None:
+        """Queue ``message`` for the writer; a link whose peer does not read is closed."""
+        try:
+            self._out.send_nowait(encode(message))
+        except trio.WouldBlock:
+            self.channel.close(CLOSE_LINK_PROTOCOL, "link backlog")
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            pass  # the link is closing: its bridges end with it
+
+    def close_outbox(self) -> None:
+        self._out.close()
+
+
+class MediaLinks:
+    """This node's links to peer domains (see the module docstring)."""
+
+    def __init__(
+        self,
+        service: CallService,
+        domain: str,
+        keyring: Keyring,
+        signer: Callable[[], LinkSigner],
+        *,
+        random: Callable[[int], bytes],
+        now_ms: Callable[[], int] = wall_clock_ms,
+        settings: QuicSettings = DEFAULT_SETTINGS,
+        join_timeout: float = JOIN_TIMEOUT,
+        handshake_timeout: float = HANDSHAKE_TIMEOUT,
+    ) -> None:
+        self.service = service
+        self.core = service.core
+        self.domain = domain.lower()
+        self.counters = LinkCounters()
+        self._keyring, self._signer, self._random, self._now = keyring, signer, random, now_ms
+        self._settings = settings
+        self._join_timeout, self._handshake_timeout = join_timeout, handshake_timeout
+        self._links: dict[str, PeerLink] = {}
+        self._open: set[PeerLink] = set()
+        self._locks: dict[str, trio.Lock] = {}
+        self._nursery: trio.Nursery | None = None
+        self._sockets: trio.Nursery | None = None
+
+    @property
+    def links_up(self) -> int:
+        """Links open now (both directions)."""
+        return len(self._open)
+
+    def link(self, domain: str) -> PeerLink | None:
+        """The open link to ``domain`` that ``bridge`` would use, if any."""
+        link = self._links.get(domain.lower())
+        return None if link is None or link.bridges.closed else link
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Hold the links this node opens until cancelled; then close every link, so that
+        each peer hears it (a QUIC CONNECTION_CLOSE) instead of waiting for the idle
+        timeout: the sockets of outbound links outlive the cancellation until then."""
+        async with trio.open_nursery() as nursery:
+            sockets: trio.Nursery = await nursery.start(self._hold_sockets)
+            self._nursery, self._sockets = nursery, sockets
+            task_status.started()
+            try:
+                await trio.sleep_forever()
+            finally:
+                for link in list(self._open):
+                    link.channel.close(CLOSE_LINK_DONE, "node stopping")
+                sockets.cancel_scope.cancel()
+
+    @staticmethod
+    async def _hold_sockets(*, task_status: trio.TaskStatus[trio.Nursery]) -> None:
+        """A nursery for the socket tasks of outbound links that only :meth:`run` cancels."""
+        with trio.CancelScope(shield=True):
+            async with trio.open_nursery() as sockets:
+                task_status.started(sockets)
+                await trio.sleep_forever()
+
+    # --- the API of the LegBridge handler -----------------------------------------------
+
+    async def bridge(self, leg_id: bytes, target: LegRef) -> None:
+        """Bridge our client leg ``leg_id`` to ``target.leg_id`` on the node of
+        ``target.domain`` (the caller's side; a leg of this domain is joined locally).
+        On a refusal (see the module docstring) the client leg stays, unbridged."""
+        domain = target.domain.lower()
+        if domain == self.domain:
+            self.core.join(leg_id, target.leg_id, self._now())
+            return
+        link = await self._link_to(domain)
+        join = link.bridges.request(leg_id, target.leg_id, self._now())
+        waiter = link.waiters[join.channel] = _Waiter()
+        try:
+            link.send(join)
+            with trio.move_on_after(self._join_timeout):
+                await waiter.done.wait()
+        finally:
+            link.waiters.pop(join.channel, None)
+            if not waiter.done.is_set():
+                link.bridges.abandon(join.channel)
+        if not waiter.done.is_set():
+            raise NodeError(CALL_UNREACHABLE, f"{domain} did not answer the bridge in time")
+        if waiter.code is not None:
+            raise NodeError(waiter.code, f"{domain} did not join the call leg")
+
+    def legs_ended(self, ended: Sequence[Ended]) -> None:
+        """Legs that ended in this node: tell the peers of their remote legs
+        (``LinkEnd``), and answer ``bridge`` calls still waiting on them."""
+        owners = {leg.owner for leg in ended if leg.remote}
+        for link in {owner for owner in owners if isinstance(owner, PeerLink)}:
+            self._apply(link, link.bridges.ended(ended))
+
+    # --- inbound ------------------------------------------------------------------------
+
+    async def serve_inbound(self, channel: QuicChannel, first: bytes) -> None:
+        """Authenticate the link a peer opened with ``first`` (its ``LinkHello``) and serve
+        it until it closes; refuse it with ``LinkRejected`` otherwise."""
+        try:
+            domain = await accept_link(
+                channel,
+                first,
+                domain=self.domain,
+                pin=self.service.pin.sha256,
+                fresh=self._random(CHALLENGE_SIZE),
+                now_ms=self._now,
+                documents=self._document,
+                limit=self._handshake_timeout,
+            )
+        except Refused as refusal:
+            self.counters.count(self.counters.failures, "inbound_" + refusal.code)
+            log.warning("media link refused", extra={"code": refusal.code})
+            await send_quietly(channel, LinkRejected(refusal.code, refusal.message))
+            channel.close(CLOSE_LINK_REJECTED, refusal.code)
+            return
+        link = PeerLink(self.core, domain, channel, outbound=False)
+        self._up(link)
+        await self._serve(link)
+
+    # --- outbound -----------------------------------------------------------------------
+
+    async def _link_to(self, domain: str) -> PeerLink:
+        """The open link to ``domain``, opened now if there is none."""
+        link = self.link(domain)
+        if link is not None:
+            return link
+        async with self._locks.setdefault(domain, trio.Lock()):
+            link = self.link(domain)
+            if link is not None:
+                return link
+            try:
+                link = await self._dial(domain)
+            except NodeError as exc:
+                self.counters.count(self.counters.failures, "outbound_" + exc.code)
+                log.warning("media link failed", extra={"domain": domain, "code": exc.code})
+                raise
+            self._up(link)
+            self._spawn().start_soon(self._serve, link)
+            return link
+
+    async def _dial(self, domain: str) -> PeerLink:
+        """Connect to ``domain``'s media endpoint and prove who we are. A certificate key
+        other than the document's pin means the peer rotated its QUIC key since we fetched
+        the document (``trust.media``): fetch it again, once, and retry."""
+        try:
+            return await self._dial_endpoint(domain, await self._document(domain))
+        except PeerKeyMismatch:
+            refreshed = await self._document(domain, refresh=True)
+        try:
+            return await self._dial_endpoint(domain, refreshed)
+        except PeerKeyMismatch:
+            raise NodeError(CALL_UNREACHABLE, f"{domain}'s QUIC key is not its pin") from None
+
+    async def _dial_endpoint(self, domain: str, verified: VerifiedDocument) -> PeerLink:
+        """A proved link to the endpoint ``verified`` lists, on the first host that
+        answers; :class:`PeerKeyMismatch` as soon as one presents another key."""
+        endpoint = media_endpoint(verified.doc)
+        if endpoint is None:
+            raise NodeError(CALL_UNREACHABLE, f"{domain} lists no QUIC endpoint for calls")
+        pin = PinnedKey.from_sha256(endpoint.pin)
+        for host in self._hosts(domain):
+            try:
+                channel = await _connect_quic(
+                    self._socket_nursery(), host, endpoint.port, pin=pin, settings=self._settings
+                )
+            except PeerKeyMismatch:
+                raise
+            except (TransportError, OSError):
+                continue
+            try:
+                await prove_link(
+                    channel,
+                    origin=self.domain,
+                    target=domain,
+                    target_pin=endpoint.pin,
+                    signer=self._signer(),
+                    limit=self._handshake_timeout,
+                )
+            except BaseException:  # refused, or the bridge was cancelled: no half-open link
+                channel.close(CLOSE_LINK_DONE, "link not set up")
+                raise
+            return PeerLink(self.core, domain, channel, outbound=True)
+        raise NodeError(CALL_UNREACHABLE, f"no media endpoint of {domain} answered")
+
+    def _hosts(self, domain: str) -> list[str]:
+        """The hosts of ``domain``'s federation endpoints, in the configured order."""
+        hosts = [urlsplit(url).hostname for url in self._keyring.policy(domain).urls()]
+        return list(dict.fromkeys(host for host in hosts if host))
+
+    async def _document(self, domain: str, *, refresh: bool = False) -> VerifiedDocument:
+        """``domain``'s key document, verified and trusted; federation failures as
+        :class:`NodeError` with their codes."""
+        try:
+            return await self._keyring.document(domain, refresh=refresh)
+        except PolicyRefused as exc:
+            raise NodeError(FED_POLICY, exc.message) from None
+        except KeyDocumentError as exc:
+            raise NodeError(exc.code, exc.message) from None
+        except FederationError as exc:
+            raise NodeError(FED_UNAVAILABLE, exc.message) from None
+
+    def _spawn(self) -> trio.Nursery:
+        if self._nursery is None:
+            raise RuntimeError("MediaLinks.run is not running")
+        return self._nursery
+
+    def _socket_nursery(self) -> trio.Nursery:
+        if self._sockets is None:
+            raise RuntimeError("MediaLinks.run is not running")
+        return self._sockets
+
+    # --- a link's life ------------------------------------------------------------------
+
+    def _up(self, link: PeerLink) -> None:
+        self._links[link.domain] = link
+        self._open.add(link)
+        self.service.attach(link, link.channel)
+        direction = "outbound" if link.outbound else "inbound"
+        self.counters.count(self.counters.connects, direction)
+        log.info("media link up", extra={"domain": link.domain, "direction": direction})
+
+    async def _serve(self, link: PeerLink) -> None:
+        """Carry the link's bridge messages and datagrams until it closes; then end it."""
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._write, link)
+                nursery.start_soon(self._forward, link)
+                await self._read(link)
+                nursery.cancel_scope.cancel()
+        finally:
+            self._down(link)
+
+    async def _read(self, link: PeerLink) -> None:
+        while True:
+            try:
+                data = await link.channel.receive_control()
+            except TransportError:
+                return
+            try:
+                message = decode_bridge_message(data)
+            except WireError:
+                link.channel.close(CLOSE_LINK_PROTOCOL, "malformed link message")
+                return
+            self._apply(link, link.bridges.receive(message, self._now()))
+
+    async def _write(self, link: PeerLink) -> None:
+        async for data in link.outbox:
+            try:
+                await link.channel.send_control(data)
+            except TransportError:
+                return
+
+    async def _forward(self, link: PeerLink) -> None:
+        while True:
+            try:
+                batch = await link.channel.receive_datagram_batch(FORWARD_BATCH)
+            except TransportError:
+                return
+            await self.service.forward(link, batch)
+
+    def _down(self, link: PeerLink) -> None:
+        """The link closed: end its bridges, wake its waiting ``bridge`` calls."""
+        if self._links.get(link.domain) is link:
+            del self._links[link.domain]
+        self._open.discard(link)
+        self.service.detach(link)
+        link.close_outbox()
+        link.channel.close(CLOSE_LINK_DONE, "link closed")
+        self._apply(link, link.bridges.close())
+        log.info("media link down", extra={"domain": link.domain})
+
+    def _apply(self, link: PeerLink, step: Step) -> None:
+        """Carry out what :class:`LinkBridges` decided."""
+        for message in step.replies:
+            link.send(message)
+        for answer in step.answers:
+            waiter = link.waiters.get(answer.channel)
+            if waiter is not None:
+                waiter.code = answer.code
+                waiter.done.set()
+        if step.ended:
+            self.service.report_ended(step.ended)
