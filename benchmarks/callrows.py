@@ -95,6 +95,7 @@ def hop_result(name: str, r: Round, hops: int) -> Result:
             "frames_late": r.relayed["frames_late"],
             "node_drops": r.relayed.get("node_drops", 0),
             "udp_buffer_errors": r.relayed.get("udp_buffer_errors", 0),
+            "node_socket_drops": r.relayed.get("node_socket_drops", 0),
             "decrypt_failures": r.relayed["decrypt_failures"],
             "loadavg_1m": round(r.loadavg, 2),
         },

@@ -24,6 +24,10 @@ Cases:
   p99 under 5 ms per hop at 20 calls. ``loss_pct``: datagrams sent and never received
   through the nodes; ``frames_lost_pct`` the frames the receivers counted lost. Target: loss
   under 0.1 % at 20 calls. ``decrypt_failures`` must be 0 (the case fails otherwise).
+  Where datagrams went: ``node_drops`` (the node's ``sealrelay_call_dropped_total`` and
+  ``send_failures``), ``node_socket_drops`` (the kernel's drops on the nodes' UDP sockets,
+  ``/proc/net/udp``), ``udp_buffer_errors`` (the kernel's drops on full UDP socket buffers,
+  machine-wide: the load processes' sockets and anything else on the machine).
 - ``forwarding, N calls``: ``ops/s`` is datagrams forwarded per CPU-second of the node
   process during the N-call round, from when every call is bound (QUIC handshakes and leg
   requests are not counted) to the end: ``sealrelay_call_forwarded_datagrams_total`` (``/metrics``)
@@ -48,6 +52,7 @@ processes' CPU per wall second in the round, ``cpu_machine`` the whole machine's
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -221,6 +226,21 @@ def _counters(node: Node) -> tuple[float, float]:
     return _metric(text, FORWARDED), sum(_metric(text, name) for name in NOT_FORWARDED)
 
 
+def _socket_drops(pids: list[int]) -> int:
+    """Datagrams the kernel dropped on the UDP sockets of processes ``pids`` so far (the
+    ``drops`` column of ``/proc/net/udp`` for the sockets among their open files)."""
+    inodes: set[str] = set()
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    target = os.readlink(fd)
+                    if target.startswith("socket:["):
+                        inodes.add(target[8:-1])
+    rows = (line.split() for line in Path("/proc/net/udp").read_text().splitlines()[1:])
+    return sum(int(row[12]) for row in rows if len(row) > 12 and row[9] in inodes)
+
+
 def _udp_buffer_errors() -> int:
     """UDP datagrams the kernel dropped for a full socket buffer, machine-wide so far
     (``/proc/net/snmp``: RcvbufErrors + SndbufErrors)."""
@@ -253,11 +273,14 @@ def _round(
     _bound(loads, [f"media {a}" for a in args])
     before = (time.monotonic(), _machine_cpu_s(), [_cpu_s(n.pid) for n in nodes])
     counted, udp = [_counters(n) for n in nodes], _udp_buffer_errors()
+    node_pids = [n.pid for n in nodes]
+    drops = _socket_drops(node_pids)  # the load's sockets close with their calls: not here
     relayed = _merge(_answers(loads))
     after = [_counters(n) for n in nodes]
     forwarded = [e[0] - s[0] for e, s in zip(after, counted, strict=True)]
     relayed["node_drops"] = sum(e[1] - s[1] for e, s in zip(after, counted, strict=True))
     relayed["udp_buffer_errors"] = _udp_buffer_errors() - udp
+    relayed["node_socket_drops"] = _socket_drops(node_pids) - drops
     node_cpu = sum(_cpu_s(n.pid) - c for n, c in zip(nodes, before[2], strict=True))
     for doc in (base, relayed):
         if doc["decrypt_failures"] or doc["digest_mismatches"]:
