@@ -23,6 +23,7 @@ invalid configuration or arguments, 1 when the node failed (for example the port
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import secrets
@@ -69,7 +70,7 @@ def admin_invite(args: argparse.Namespace) -> int:
 
 
 def dev_run(args: argparse.Namespace) -> int:
-    config = _config(args, store="sqlite")
+    config = with_dev_calls(_config(args, store="sqlite"))
     first_start = not (Path(config.data_dir) / KEY_FILE).exists()
 
     async def welcome(handle: NodeHandle) -> None:
@@ -90,6 +91,16 @@ def dev_up(args: argparse.Namespace) -> int:
         return run_trio(_add_invite, data_dir, name, DEV_INVITE_TTL)
 
     return devup.run(Path(args.data), args.domains, args.base_port, invite)
+
+
+def with_dev_calls(config: Config) -> Config:
+    """A development node serves calls: unless ``udp_listen`` is configured, call media
+    listens on the UDP port of the same number as the TCP listen address (UDP and TCP
+    ports are separate spaces)."""
+    if config.udp_listen:
+        return config
+    host = f"[{config.listen_host}]" if ":" in config.listen_host else config.listen_host
+    return dataclasses.replace(config, udp_listen=f"{host}:{config.listen_port}")
 
 
 def run_trio(fn: Callable[..., Awaitable[T]], *args: Any) -> T:

@@ -90,6 +90,7 @@ def _ignore_signals() -> None:
 def _spawn(setup: devfed.DomainSetup) -> subprocess.Popen[str]:
     argv = [sys.executable, "-m", "sealrelay", "node", "serve", "--domain", setup.domain]
     argv += ["--listen", f"{devfed.LOOPBACK}:{setup.port}", "--data", str(setup.data_dir)]
+    argv += ["--udp-listen", f"{devfed.LOOPBACK}:{setup.port}"]  # call media: same number, UDP
     argv += ["--config", str(setup.config)]
     with _log_path(setup).open("a") as log_file:
         return subprocess.Popen(  # noqa: S603 - our own interpreter and arguments

@@ -45,6 +45,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -387,6 +388,30 @@ def test_federation_as_written(workdir: Path, started: list[Foreground]) -> None
     assert (message["from"], message["text"]) == ("alice@alpha.localhost", "hello across domains")
     # the two domains really are two nodes on the ports the test chose
     assert len({c.split("--node ")[1].split()[0] for c in commands if "--node " in c}) == 2
+    # the call: Alice's side answered, ran media over QUIC and hung up; Bob's side (the
+    # background command's file) got every frame she sent
+    alice = json_lines(output_of(commands, outputs, "client call", "federation/alice"))
+    events = [line["event"] for line in alice if "event" in line]
+    assert events == ["ringing", "answered", "ended"], alice
+    summary = alice[-1]
+    assert summary["transport"] == "quic", summary
+    assert summary["frames_received"] > 0, summary
+    assert summary["decrypt_failures"] == 0, summary
+    bob = wait_for_summary(workdir / ".sealrelay/federation/bob-call.jsonl")
+    assert bob["frames_received"] > 0, bob
+    assert bob["decrypt_failures"] == 0, bob
+
+
+def wait_for_summary(path: Path, within: float = 30.0) -> dict[str, Any]:
+    """The summary line of a call command running in the background: it writes it after
+    the hang-up reaches it, which may be after the caller's command returned."""
+    deadline = time.monotonic() + within
+    while True:
+        lines = json_lines(path.read_text()) if path.exists() else []
+        if lines and "frames_received" in lines[-1]:
+            return lines[-1]
+        assert time.monotonic() < deadline, f"no call summary in {path.name}: {lines}"
+        time.sleep(0.2)
 
 
 def test_the_extraction_reads_what_the_readme_shows() -> None:
