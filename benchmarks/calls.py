@@ -299,6 +299,13 @@ def _round(
 # --- the profile ------------------------------------------------------------------------------
 
 
+def _stop(node: Node) -> None:
+    """Stop ``node`` (SIGTERM) and close our end of its stdout."""
+    node.stop()
+    if node.proc is not None and node.proc.stdout is not None:
+        node.proc.stdout.close()
+
+
 def _start_profiled(node: Node, out: Path) -> None:
     """Start ``node`` under ``benchmarks.profiled`` (a profile between SIGUSR1 and SIGUSR2,
     written to ``out``)."""
@@ -369,8 +376,8 @@ def _run(tmp: Path, plan: Plan, log: IO[str]) -> list[Result]:
     finally:
         for load in loads:
             load.close()
-        a.stop()
-        b.stop()
+        _stop(a)
+        _stop(b)
 
 
 def _measure(
@@ -445,7 +452,7 @@ def _flood(loads: list[Load], plan: Plan, a: Node) -> Result:
 def _profile(tmp: Path, plan: Plan, a: Node, log: IO[str]) -> list[Result]:
     """Node A again, under cProfile, with fresh accounts making ``plan.profile_calls``
     video calls; its top functions."""
-    a.stop()
+    _stop(a)
     pairs = _pairs(a, a, "p", plan.profile_calls)
     out = tmp / "node.prof"
     _start_profiled(a, out)
@@ -461,5 +468,5 @@ def _profile(tmp: Path, plan: Plan, a: Node, log: IO[str]) -> list[Result]:
         _wait_for(out)
     finally:
         load.close()
-        a.stop()
+        _stop(a)
     return profile_results(out, forwarded)
