@@ -7,10 +7,13 @@ functions here (:func:`by_address`, :func:`change_plan`), testable without a net
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Final, Protocol
+
+import trio
 
 from client import persist
 from client.attachments_io import upload_file
@@ -18,6 +21,7 @@ from client.clock import Clock, now_ms
 from client.content import Content, GroupKey, GroupNote, pack
 from client.entropy import Entropy
 from client.errors import ClientError, Refused, UntrustedIdentity
+from client.groupnet import tokens
 from client.groupnet.book import GroupBook, GroupUnavailable
 from client.groupnet.transport import NONCE_LEN, NetGroup, uploads, wrap
 from client.groups import Group, GroupControl, member_of, pack_control
@@ -28,8 +32,13 @@ from client.records import AccountInfo
 from client.sendpath import Pairwise, SendPath, domain_of
 from client.session import Device
 from client.store.base import StateStore
+from suites.tokens import delivery_token_verifier
 from wire import decode, encode
-from wire.group import GroupMember, OpAdd, OpRemove
+from wire.group import GroupMember, GroupTokens, OpAdd, OpRemove
+from wire.relay import SetGroupToken
+
+TOKEN_RETRY: Final = 5.0
+"""Seconds before token work that failed (the node could not be reached) is tried again."""
 
 log = logging.getLogger(__name__)
 
@@ -48,14 +57,18 @@ class GroupSendResult:
     partial: dict[bytes, tuple[str, ...]]
 
 
-def note_for(info: AccountInfo, control: bytes, key: GroupKey | None) -> bytes:
+def note_for(
+    info: AccountInfo, control: bytes, key: GroupKey | None, token: bytes | None = None
+) -> bytes:
     """The pairwise plaintext of a group control (``pack_control``'s output) with the
-    transport ``key`` and this account's reply details from ``info``."""
+    transport ``key`` and this account's reply details from ``info``; ``token``, this
+    device's registered group token for the group, replaces the account token (so group
+    traffic hands out only tokens that a removal rotates)."""
     return encode(
         GroupNote(
             control=decode(control, GroupControl, max_size=MAX_RECORD_SIZE),
             key=key,
-            reply_token=info.delivery_token,
+            reply_token=token or info.delivery_token,
             reply_mailbox=info.mailbox,
         )
     )
@@ -135,14 +148,21 @@ class GroupNet:
         self._request = request
         self._entropy = entropy
         self._clock = clock
+        self._token_wake = trio.Event()
+        self._token_lock = trio.Lock()
+        self._dirty_since: dict[bytes, float] = {}
+        book.wake_tokens = self.wake_tokens
 
     @property
     def _me(self) -> tuple[str, int]:
         return self._device.address, self._device.device_id
 
-    def note_bytes(self, control: bytes, key: GroupKey | None) -> bytes:
-        """:func:`note_for` with this account's current record."""
-        return note_for(self._account.info, control, key)
+    def note_bytes(self, control: bytes, key: GroupKey | None, ng: NetGroup | None = None) -> bytes:
+        """:func:`note_for` with this account's current record (and ``ng``'s group token
+        once registered)."""
+        held = ng.tokens if ng is not None else None
+        token = held.token if held is not None and held.registered else None
+        return note_for(self._account.info, control, key, token)
 
     async def send_pairwise(self, ng: NetGroup, plan: Sequence[Pairwise]) -> list[bytes]:
         """Queue ``plan`` and save ``ng`` in the same transaction; the envelope ids."""
@@ -174,8 +194,10 @@ class GroupNet:
             dev.identity, dev.address, dev.device_id, name, others, self._entropy
         )
         ng = NetGroup(group.state.group_id, group)
+        await self._register(ng)  # before the welcomes carry the token
+        ng.tokens.reported = True  # an admin publishes its own token
         key = self.book.new_key(ng)
-        welcome = self.note_bytes(pack_control(ng.group_id, group.welcome()), key)
+        welcome = self.note_bytes(pack_control(ng.group_id, group.welcome()), key, ng)
         plan = to_all(ng.member_devices(), self._me, welcome)
         return ng.group_id, await self.send_pairwise(ng, plan)
 
@@ -196,12 +218,16 @@ class GroupNet:
         ng, group = self._joined(group_id)
         before = set(ng.member_devices())
         changes = [group.propose(OpAdd(member=m))[0] for m in await self._members(add)]
-        changes += [group.propose(OpRemove(address=a))[0] for a in remove]
+        for address in remove:
+            data, result = group.propose(OpRemove(address=address))
+            changes.append(data)
+            if result.removed:
+                self.book.removed(ng)
         key = self.book.new_key(ng)
         after = set(ng.member_devices())
         controls = [pack_control(group_id, data) for data in changes]
-        notes = [(self.note_bytes(c, None), self.note_bytes(c, key)) for c in controls]
-        welcome = self.note_bytes(pack_control(group_id, group.welcome()), key)
+        notes = [(self.note_bytes(c, None, ng), self.note_bytes(c, key, ng)) for c in controls]
+        welcome = self.note_bytes(pack_control(group_id, group.welcome()), key, ng)
         plan = change_plan(before, after, self._me, notes, welcome)
         return await self.send_pairwise(ng, plan)
 
@@ -215,6 +241,7 @@ class GroupNet:
     ) -> GroupSendResult:
         """Encrypt once, upload once per destination domain; wait for the node's answers."""
         ng, group = self._joined(group_id)
+        await self.token_step(ng)
         await self._distribute(ng, group)
         info = self._account.info
         pointers = [
@@ -254,7 +281,7 @@ class GroupNet:
         missing = [m for m in ng.member_devices() if m != self._me and m not in ng.distributed]
         if not missing:
             return
-        note = self.note_bytes(pack_control(ng.group_id, group.distribution()), None)
+        note = self.note_bytes(pack_control(ng.group_id, group.distribution()), None, ng)
         ng.distributed.update(missing)
         await self.send_pairwise(ng, to_all(missing, self._me, note))
 
@@ -264,6 +291,10 @@ class GroupNet:
         found: Recipients = {}
         for address, dev in ng.member_devices():
             if (address, dev) == self._me:
+                continue
+            entry = ng.tokens.members.get((address, dev))
+            if entry is not None:  # the group token the member registered
+                found.setdefault(domain_of(address), []).append((entry.mailbox, entry.token))
                 continue
             contact = contacts.get((address, dev))
             if contact is None:
@@ -275,6 +306,112 @@ class GroupNet:
                 (contact.mailbox, contact.delivery_token)
             )
         return found
+
+    # --- group tokens (docs/groups.md section 9; the rules are in ``tokens``) ---
+
+    def wake_tokens(self) -> None:
+        self._token_wake.set()
+
+    async def run_tokens(self) -> None:
+        """Register, report, publish and revoke group tokens whenever a group needs it
+        (runs while online)."""
+        while True:
+            self._token_wake = trio.Event()
+            delay = await self.tokens_once()
+            with trio.move_on_after(math.inf if delay is None else delay):
+                await self._token_wake.wait()
+
+    async def tokens_once(self) -> float | None:
+        """One pass over every group; seconds until a pass is due again (``None``: only
+        when woken)."""
+        due: float | None = None
+        for ng in self.book.all():
+            try:
+                wait = await self.token_step(ng)
+            except ClientError as exc:
+                log.warning("group %s: token work failed (%s)", ng.group_id.hex(), exc.code)
+                wait = TOKEN_RETRY
+            if wait is not None:
+                due = wait if due is None else min(due, wait)
+        return due
+
+    async def _register(self, ng: NetGroup) -> None:
+        """Draw a token if one is due and register it with the node (before anyone
+        learns it)."""
+        held = ng.tokens
+        if held.token is None or held.rotate:
+            mailbox = self._account.info.mailbox
+            if mailbox is None:
+                raise GroupUnavailable("this device has no mailbox yet (not connected)")
+            tokens.draw(held, self._entropy, self._me, mailbox)
+            self._save(ng)
+        if not held.registered:
+            assert held.token is not None  # noqa: S101 - drawn above
+            verifier = delivery_token_verifier(held.token)
+            await self._request(SetGroupToken(id=0, verifier=verifier, revoke=None))
+            held.registered = True
+            self._save(ng)
+
+    def _save(self, ng: NetGroup) -> None:
+        with self._store.transaction():
+            self.book.save(ng)
+
+    async def token_step(self, ng: NetGroup) -> float | None:
+        """What ``ng``'s tokens need now: register, report (or, on an admin, publish),
+        revoke the old token once the new one is published. Seconds until it should be
+        looked at again, if a publication waits."""
+        async with self._token_lock:
+            return await self._token_step(ng)
+
+    async def _token_step(self, ng: NetGroup) -> float | None:
+        if ng.group is None or not ng.group.is_member:
+            return None
+        tokens.drop_departed(ng)
+        await self._register(ng)
+        held = ng.tokens
+        admin = tokens.is_admin(ng, self._me)
+        if not held.reported and not admin:
+            entry = tokens.own(held, self._me)
+            assert entry is not None  # noqa: S101 - registered above
+            report = encode(GroupTokens(group=ng.group_id, tokens=(entry,)))
+            plan = to_all(tokens.admin_devices(ng), self._me, report)
+
+            def reported() -> None:
+                held.reported = True
+                self.book.save(ng)
+
+            await self._send.pairwise(plan, also=reported)
+        held.reported = True
+        wait = await self._publish(ng) if admin else None
+        if held.revoke is not None and held.confirmed:
+            revoke = delivery_token_verifier(held.revoke)
+            await self._request(SetGroupToken(id=0, verifier=None, revoke=revoke))
+            held.revoke = None
+            self._save(ng)
+        return wait
+
+    async def _publish(self, ng: NetGroup) -> float | None:
+        """An admin's publication, when due: at once if every member device reported,
+        else :data:`~client.groupnet.tokens.PUBLISH_WAIT` after the first unpublished
+        report. Seconds until it is due, or ``None``."""
+        if not tokens.unpublished(ng):
+            self._dirty_since.pop(ng.group_id, None)
+            return None
+        now = trio.current_time()
+        since = self._dirty_since.setdefault(ng.group_id, now)
+        if not tokens.complete(ng) and now - since < tokens.PUBLISH_WAIT:
+            return since + tokens.PUBLISH_WAIT - now
+        del self._dirty_since[ng.group_id]
+        plan = [
+            Pairwise(dev[0], encode(payload), frozenset((dev[1],)))
+            for dev, payload in tokens.publication(ng, self._me)
+        ]
+        eids = await self.send_pairwise(ng, plan) if plan else []
+        if not ng.tokens.confirmed:  # this admin's own token is out: the old one may go
+            await self._send.wait(eids)
+            ng.tokens.confirmed = True
+            self._save(ng)
+        return None
 
 
 class HasGroupNet(Protocol):
