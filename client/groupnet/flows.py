@@ -151,18 +151,25 @@ class GroupNet:
         self._token_wake = trio.Event()
         self._token_lock = trio.Lock()
         self._dirty_since: dict[bytes, float] = {}
+        self._confirmed_at: dict[bytes, float] = {}
         book.wake_tokens = self.wake_tokens
 
     @property
     def _me(self) -> tuple[str, int]:
         return self._device.address, self._device.device_id
 
+    def _reply_token(self, ng: NetGroup | None) -> bytes | None:
+        """What group traffic hands out as this device's token: its registered group
+        token for ``ng`` (a removal rotates it), else the account token."""
+        held = ng.tokens if ng is not None else None
+        if held is not None and held.registered and held.token is not None:
+            return held.token
+        return self._account.info.delivery_token
+
     def note_bytes(self, control: bytes, key: GroupKey | None, ng: NetGroup | None = None) -> bytes:
         """:func:`note_for` with this account's current record (and ``ng``'s group token
         once registered)."""
-        held = ng.tokens if ng is not None else None
-        token = held.token if held is not None and held.registered else None
-        return note_for(self._account.info, control, key, token)
+        return note_for(self._account.info, control, key, self._reply_token(ng))
 
     async def send_pairwise(self, ng: NetGroup, plan: Sequence[Pairwise]) -> list[bytes]:
         """Queue ``plan`` and save ``ng`` in the same transaction; the envelope ids."""
@@ -250,7 +257,7 @@ class GroupNet:
         content = Content(
             text=text,
             sent=now_ms(self._clock),
-            reply_token=info.delivery_token,
+            reply_token=self._reply_token(ng),
             reply_mailbox=info.mailbox,
             expire=expire,
             attachments=tuple(pointers),
@@ -340,6 +347,7 @@ class GroupNet:
         learns it)."""
         held = ng.tokens
         if held.token is None or held.rotate:
+            self._confirmed_at.pop(ng.group_id, None)
             mailbox = self._account.info.mailbox
             if mailbox is None:
                 raise GroupUnavailable("this device has no mailbox yet (not connected)")
@@ -364,7 +372,10 @@ class GroupNet:
             return await self._token_step(ng)
 
     async def _token_step(self, ng: NetGroup) -> float | None:
-        if ng.group is None or not ng.group.is_member:
+        if ng.group is None:
+            return None
+        if not ng.group.is_member:
+            await self._retire(ng)
             return None
         tokens.drop_departed(ng)
         await self._register(ng)
@@ -383,12 +394,34 @@ class GroupNet:
             await self._send.pairwise(plan, also=reported)
         held.reported = True
         wait = await self._publish(ng) if admin else None
-        if held.revoke is not None and held.confirmed:
-            revoke = delivery_token_verifier(held.revoke)
-            await self._request(SetGroupToken(id=0, verifier=None, revoke=revoke))
-            held.revoke = None
-            self._save(ng)
+        if held.revoke and held.confirmed:
+            now = trio.current_time()
+            since = self._confirmed_at.setdefault(ng.group_id, now)
+            if now - since < tokens.REVOKE_GRACE:
+                grace = since + tokens.REVOKE_GRACE - now
+                return grace if wait is None else min(wait, grace)
+            await self._revoke(ng, list(held.revoke))
+            self._confirmed_at.pop(ng.group_id, None)
         return wait
+
+    async def _revoke(self, ng: NetGroup, old: Sequence[bytes]) -> None:
+        """Revoke ``old`` tokens of this device at the node, one request each."""
+        for token in old:
+            revoke = delivery_token_verifier(token)
+            await self._request(SetGroupToken(id=0, verifier=None, revoke=revoke))
+            if token in ng.tokens.revoke:
+                ng.tokens.revoke.remove(token)
+            self._save(ng)
+
+    async def _retire(self, ng: NetGroup) -> None:
+        """No longer a member: this device's tokens for the group open nothing any more."""
+        held = ng.tokens
+        if held.token is not None and held.registered:
+            held.revoke.append(held.token)
+            held.token, held.registered = None, False
+            self._save(ng)
+        if held.revoke:
+            await self._revoke(ng, list(held.revoke))
 
     async def _publish(self, ng: NetGroup) -> float | None:
         """An admin's publication, when due: at once if every member device reported,

@@ -25,6 +25,9 @@ TOKEN_LEN: Final = 16
 PUBLISH_WAIT: Final = 2.0
 """Seconds an admin waits for more reports before publishing a partial token list (it
 publishes at once when every member device has reported)."""
+REVOKE_GRACE: Final = 5.0
+"""Seconds a member keeps its old token after an admin's publication carried the new one,
+so that members who get that publication a little later do not meet a revoked token."""
 
 
 def admin_devices(ng: NetGroup) -> list[Device]:
@@ -41,8 +44,8 @@ def is_admin(ng: NetGroup, me: Device) -> bool:
 def draw(st: GroupTokenState, entropy: Entropy, me: Device, mailbox: bytes) -> None:
     """A new token for this device (the first, or a rotation): not registered, not reported;
     a registered old one is kept for revocation once the new one is published."""
-    if st.token is not None and st.registered and st.revoke is None:
-        st.revoke = st.token
+    if st.token is not None and st.registered:
+        st.revoke.append(st.token)
     st.token = entropy.random_bytes(TOKEN_LEN)
     st.serial += 1
     st.registered = st.reported = st.rotate = st.confirmed = False

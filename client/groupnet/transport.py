@@ -34,6 +34,9 @@ MAX_KEYS: Final = 8
 MAX_PENDING: Final = 64
 """Controls (distributions, keys) kept per group until the change they wait for arrives."""
 MAX_BODY: Final = 1 << 21
+MAX_REVOKE: Final = 8
+"""Old group tokens of this device waiting to be revoked (a rotation each; more are
+revoked at once when the next is drawn)."""
 
 
 # --- records --------------------------------------------------------------------------------
@@ -98,7 +101,7 @@ class TokenRecord:
     registered: bool
     reported: bool
     rotate: bool
-    revoke: DeliveryToken | None
+    revoke: Annotated[tuple[DeliveryToken, ...], MaxLen(MAX_REVOKE)]
     confirmed: bool
     members: Annotated[tuple[MemberToken, ...], MaxLen(MAX_TOKEN_ENTRIES)]
     marks: Annotated[tuple[TokenMark, ...], MaxLen(MAX_TOKEN_ENTRIES)]
@@ -127,7 +130,7 @@ class GroupTokenState:
 
     ``token`` is registered with the node (``registered``) before anyone learns it; then
     ``reported`` to the admins (or, on an admin, published). ``rotate`` is set by a removal:
-    a new token is due, and the old one is kept in ``revoke`` until an admin's publication
+    a new token is due, and the old ones are kept in ``revoke`` until an admin's publication
     carries the new one (``confirmed``). ``members`` maps member devices to their newest
     known token; on an admin, ``entry``/``told`` number what each publication carried
     (see ``tokens``)."""
@@ -137,7 +140,7 @@ class GroupTokenState:
     registered: bool = False
     reported: bool = False
     rotate: bool = False
-    revoke: bytes | None = None
+    revoke: list[bytes] = field(default_factory=list)
     confirmed: bool = False
     members: dict[Device, MemberToken] = field(default_factory=dict)
     entry: dict[Device, int] = field(default_factory=dict)
@@ -152,7 +155,7 @@ class GroupTokenState:
             registered=self.registered,
             reported=self.reported,
             rotate=self.rotate,
-            revoke=self.revoke,
+            revoke=tuple(self.revoke[-MAX_REVOKE:]),
             confirmed=self.confirmed,
             members=tuple(self.members[d] for d in sorted(self.members)),
             marks=tuple(
@@ -171,7 +174,7 @@ class GroupTokenState:
             registered=rec.registered,
             reported=rec.reported,
             rotate=rec.rotate,
-            revoke=rec.revoke,
+            revoke=list(rec.revoke),
             confirmed=rec.confirmed,
             members={(m.address, m.device): m for m in rec.members},
             entry={(m.address, m.device): m.entry for m in rec.marks if m.entry},

@@ -117,7 +117,7 @@ def test_a_removal_makes_a_new_token_due_and_keeps_the_old_one_until_published(
     assert bob.tokens.rotate
     assert (CAROL, 1) not in bob.tokens.members  # the departed member's token is forgotten
     tokens.draw(bob.tokens, DeterministicEntropy(b"c"), me, b"b" * 16)
-    assert bob.tokens.revoke == first
+    assert bob.tokens.revoke == [first]
     assert bob.tokens.serial == 2
     assert not bob.tokens.registered
     bob.tokens.registered = True
