@@ -59,6 +59,7 @@ from wire.relay import (
     Register,
     Registered,
     SendBatch,
+    SetGroupToken,
 )
 
 PUSH_BUFFER: Final = 64
@@ -130,7 +131,7 @@ class Connection:
         """Set when the backlog shrank or a request started waiting."""
         self._next_id = 1
         self._waiters: dict[int, _Waiter] = {}
-        self._batches: set[int] = set()  # ids of pending SendBatch / IntroduceMany requests
+        self._batches: set[int] = set()  # ids of pending requests an old node cannot read
         self._closed = False
 
     @property
@@ -144,7 +145,7 @@ class Connection:
             raise NetworkError("the connection to the node closed")
         rid, self._next_id = self._next_id, self._next_id % 0xFFFF_FFFF + 1
         waiter = self._waiters[rid] = _Waiter()
-        if isinstance(req, SendBatch | IntroduceMany):
+        if isinstance(req, SendBatch | IntroduceMany | SetGroupToken):
             self._batches.add(rid)
         self._room.set()  # the reader must keep reading until the response came
         try:

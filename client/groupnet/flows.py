@@ -7,13 +7,10 @@ functions here (:func:`by_address`, :func:`change_plan`), testable without a net
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Protocol
-
-import trio
+from typing import Protocol
 
 from client import persist
 from client.attachments_io import upload_file
@@ -21,8 +18,8 @@ from client.clock import Clock, now_ms
 from client.content import Content, GroupKey, GroupNote, pack
 from client.entropy import Entropy
 from client.errors import ClientError, Refused, UntrustedIdentity
-from client.groupnet import tokens
 from client.groupnet.book import GroupBook, GroupUnavailable
+from client.groupnet.tokenflow import TokenFlow, registered_token
 from client.groupnet.transport import NONCE_LEN, NetGroup, uploads, wrap
 from client.groups import Group, GroupControl, member_of, pack_control
 from client.groups.state import MAX_RECORD_SIZE
@@ -32,13 +29,8 @@ from client.records import AccountInfo
 from client.sendpath import Pairwise, SendPath, domain_of
 from client.session import Device
 from client.store.base import StateStore
-from suites.tokens import delivery_token_verifier
 from wire import decode, encode
-from wire.group import GroupMember, GroupTokens, OpAdd, OpRemove
-from wire.relay import SetGroupToken
-
-TOKEN_RETRY: Final = 5.0
-"""Seconds before token work that failed (the node could not be reached) is tried again."""
+from wire.group import GroupMember, OpAdd, OpRemove
 
 log = logging.getLogger(__name__)
 
@@ -148,23 +140,27 @@ class GroupNet:
         self._request = request
         self._entropy = entropy
         self._clock = clock
-        self._token_wake = trio.Event()
-        self._token_lock = trio.Lock()
-        self._dirty_since: dict[bytes, float] = {}
-        self._confirmed_at: dict[bytes, float] = {}
-        book.wake_tokens = self.wake_tokens
+        self.tokens = TokenFlow(
+            book, sendpath, store=store, me=self._me, account=account, request=request,
+            entropy=entropy,
+        )  # fmt: skip
 
     @property
     def _me(self) -> tuple[str, int]:
         return self._device.address, self._device.device_id
 
+    async def run_tokens(self) -> None:
+        """The group token work of this device, while online (``tokenflow``)."""
+        await self.tokens.run()
+
+    async def _tokens_now(self, ng: NetGroup) -> None:
+        await self.tokens.now(ng)
+
     def _reply_token(self, ng: NetGroup | None) -> bytes | None:
         """What group traffic hands out as this device's token: its registered group
         token for ``ng`` (a removal rotates it), else the account token."""
-        held = ng.tokens if ng is not None else None
-        if held is not None and held.registered and held.token is not None:
-            return held.token
-        return self._account.info.delivery_token
+        token = None if ng is None else registered_token(ng)
+        return token or self._account.info.delivery_token
 
     def note_bytes(self, control: bytes, key: GroupKey | None, ng: NetGroup | None = None) -> bytes:
         """:func:`note_for` with this account's current record (and ``ng``'s group token
@@ -201,8 +197,7 @@ class GroupNet:
             dev.identity, dev.address, dev.device_id, name, others, self._entropy
         )
         ng = NetGroup(group.state.group_id, group)
-        await self._register(ng)  # before the welcomes carry the token
-        ng.tokens.reported = True  # an admin publishes its own token
+        await self._tokens_now(ng)  # registered before the welcomes carry the token
         key = self.book.new_key(ng)
         welcome = self.note_bytes(pack_control(ng.group_id, group.welcome()), key, ng)
         plan = to_all(ng.member_devices(), self._me, welcome)
@@ -248,7 +243,7 @@ class GroupNet:
     ) -> GroupSendResult:
         """Encrypt once, upload once per destination domain; wait for the node's answers."""
         ng, group = self._joined(group_id)
-        await self.token_step(ng)
+        await self._tokens_now(ng)
         await self._distribute(ng, group)
         info = self._account.info
         pointers = [
@@ -313,138 +308,6 @@ class GroupNet:
                 (contact.mailbox, contact.delivery_token)
             )
         return found
-
-    # --- group tokens (docs/groups.md section 9; the rules are in ``tokens``) ---
-
-    def wake_tokens(self) -> None:
-        self._token_wake.set()
-
-    async def run_tokens(self) -> None:
-        """Register, report, publish and revoke group tokens whenever a group needs it
-        (runs while online)."""
-        while True:
-            self._token_wake = trio.Event()
-            delay = await self.tokens_once()
-            with trio.move_on_after(math.inf if delay is None else delay):
-                await self._token_wake.wait()
-
-    async def tokens_once(self) -> float | None:
-        """One pass over every group; seconds until a pass is due again (``None``: only
-        when woken)."""
-        due: float | None = None
-        for ng in self.book.all():
-            try:
-                wait = await self.token_step(ng)
-            except ClientError as exc:
-                log.warning("group %s: token work failed (%s)", ng.group_id.hex(), exc.code)
-                wait = TOKEN_RETRY
-            if wait is not None:
-                due = wait if due is None else min(due, wait)
-        return due
-
-    async def _register(self, ng: NetGroup) -> None:
-        """Draw a token if one is due and register it with the node (before anyone
-        learns it)."""
-        held = ng.tokens
-        if held.token is None or held.rotate:
-            self._confirmed_at.pop(ng.group_id, None)
-            mailbox = self._account.info.mailbox
-            if mailbox is None:
-                raise GroupUnavailable("this device has no mailbox yet (not connected)")
-            tokens.draw(held, self._entropy, self._me, mailbox)
-            self._save(ng)
-        if not held.registered:
-            assert held.token is not None  # noqa: S101 - drawn above
-            verifier = delivery_token_verifier(held.token)
-            await self._request(SetGroupToken(id=0, verifier=verifier, revoke=None))
-            held.registered = True
-            self._save(ng)
-
-    def _save(self, ng: NetGroup) -> None:
-        with self._store.transaction():
-            self.book.save(ng)
-
-    async def token_step(self, ng: NetGroup) -> float | None:
-        """What ``ng``'s tokens need now: register, report (or, on an admin, publish),
-        revoke the old token once the new one is published. Seconds until it should be
-        looked at again, if a publication waits."""
-        async with self._token_lock:
-            return await self._token_step(ng)
-
-    async def _token_step(self, ng: NetGroup) -> float | None:
-        if ng.group is None:
-            return None
-        if not ng.group.is_member:
-            await self._retire(ng)
-            return None
-        tokens.drop_departed(ng)
-        await self._register(ng)
-        held = ng.tokens
-        admin = tokens.is_admin(ng, self._me)
-        if not held.reported and not admin:
-            entry = tokens.own(held, self._me)
-            assert entry is not None  # noqa: S101 - registered above
-            report = encode(GroupTokens(group=ng.group_id, tokens=(entry,)))
-            plan = to_all(tokens.admin_devices(ng), self._me, report)
-
-            def reported() -> None:
-                held.reported = True
-                self.book.save(ng)
-
-            await self._send.pairwise(plan, also=reported)
-        held.reported = True
-        wait = await self._publish(ng) if admin else None
-        if held.revoke and held.confirmed:
-            now = trio.current_time()
-            since = self._confirmed_at.setdefault(ng.group_id, now)
-            if now - since < tokens.REVOKE_GRACE:
-                grace = since + tokens.REVOKE_GRACE - now
-                return grace if wait is None else min(wait, grace)
-            await self._revoke(ng, list(held.revoke))
-            self._confirmed_at.pop(ng.group_id, None)
-        return wait
-
-    async def _revoke(self, ng: NetGroup, old: Sequence[bytes]) -> None:
-        """Revoke ``old`` tokens of this device at the node, one request each."""
-        for token in old:
-            revoke = delivery_token_verifier(token)
-            await self._request(SetGroupToken(id=0, verifier=None, revoke=revoke))
-            if token in ng.tokens.revoke:
-                ng.tokens.revoke.remove(token)
-            self._save(ng)
-
-    async def _retire(self, ng: NetGroup) -> None:
-        """No longer a member: this device's tokens for the group open nothing any more."""
-        held = ng.tokens
-        if held.token is not None and held.registered:
-            held.revoke.append(held.token)
-            held.token, held.registered = None, False
-            self._save(ng)
-        if held.revoke:
-            await self._revoke(ng, list(held.revoke))
-
-    async def _publish(self, ng: NetGroup) -> float | None:
-        """An admin's publication, when due: at once if every member device reported,
-        else :data:`~client.groupnet.tokens.PUBLISH_WAIT` after the first unpublished
-        report. Seconds until it is due, or ``None``."""
-        if not tokens.unpublished(ng):
-            self._dirty_since.pop(ng.group_id, None)
-            return None
-        now = trio.current_time()
-        since = self._dirty_since.setdefault(ng.group_id, now)
-        if not tokens.complete(ng) and now - since < tokens.PUBLISH_WAIT:
-            return since + tokens.PUBLISH_WAIT - now
-        del self._dirty_since[ng.group_id]
-        plan = [
-            Pairwise(dev[0], encode(payload), frozenset((dev[1],)))
-            for dev, payload in tokens.publication(ng, self._me)
-        ]
-        eids = await self.send_pairwise(ng, plan) if plan else []
-        if not ng.tokens.confirmed:  # this admin's own token is out: the old one may go
-            await self._send.wait(eids)
-            ng.tokens.confirmed = True
-            self._save(ng)
-        return None
 
 
 class HasGroupNet(Protocol):

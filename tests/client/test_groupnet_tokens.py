@@ -5,15 +5,25 @@ an admin's publications carry, rotation on removal, the record, and what a send 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 
+import pytest
+import trio
+import trio.testing
+
+from client.content import unpack_payload
 from client.groupnet import GroupBook, NetGroup, tokens
+from client.groupnet.tokenflow import TokenFlow
 from client.groupnet.transport import GroupNetRecord, GroupNetRecordV1, GroupTokenState
 from client.records import Contact
-from client.sendpath import PlannedEnvelope, SendPath
+from client.sendpath import Pairwise, PlannedEnvelope, SendPath
+from suites.tokens import delivery_token_verifier
 from tests.client.pairs import DeterministicEntropy
 from tests.client.test_groupnet import Member, devices, founded, note, people  # noqa: F401
 from wire import decode, encode
 from wire.group import GroupTokens, MemberToken, OpRemove
+from wire.relay import Ok, SetGroupToken
 
 ALICE = "alice@example.org"
 BOB = "bob@example.org"
@@ -159,3 +169,150 @@ def test_an_envelope_to_a_group_member_presents_its_group_token() -> None:
     assert path._with_group_token(planned).contact.delivery_token == token
     other = PlannedEnvelope(CAROL, 1, Contact(b"m" * 16, None), b"x", "")
     assert path._with_group_token(other) == other
+
+
+# --- the shell: TokenFlow with a fake node and send path ---------------------------------------
+
+
+class Log:
+    """What the flow did, in order: the requests to the node and the pairwise plans."""
+
+    def __init__(self) -> None:
+        self.events: list[object] = []
+
+    async def request(self, frame: object) -> object:
+        self.events.append(frame)
+        return Ok(id=0)
+
+    async def pairwise(self, plan: list[Pairwise], *, also: Callable[[], None]) -> list[bytes]:
+        self.events.append(plan)
+        also()
+        return [os.urandom(16)]
+
+    async def wait(self, eids: list[bytes]) -> dict[bytes, object]:
+        return {}
+
+    def payloads(self) -> list[tuple[str, GroupTokens]]:
+        found = []
+        for event in self.events:
+            if isinstance(event, list):
+                for p in event:
+                    payload = unpack_payload(p.plaintext)
+                    assert isinstance(payload, GroupTokens)
+                    found.append((p.address, payload))
+        return found
+
+
+@dataclass
+class Info:
+    mailbox: bytes
+
+
+@dataclass
+class Holder:
+    info: Info
+
+
+def flow(member: Member, log: Log) -> TokenFlow:
+    return TokenFlow(
+        member.book,
+        log,  # type: ignore[arg-type]
+        store=member.store,
+        me=(member.address, 1),
+        account=Holder(Info(member.address.encode()[:16].ljust(16, b"-"))),  # type: ignore[arg-type]
+        request=log.request,
+        entropy=DeterministicEntropy(member.address.encode()),
+    )
+
+
+async def test_a_member_registers_before_it_reports_and_the_admin_publishes_once_all_did(
+    people: dict[str, Member],
+) -> None:
+    ng, _ = founded(people, "bob")
+    alice_log, bob_log = Log(), Log()
+    alice, bob = flow(people["alice"], alice_log), flow(people["bob"], bob_log)
+    assert await alice.token_step(ng) == pytest.approx(tokens.PUBLISH_WAIT, abs=0.1)
+    (registered,) = alice_log.events
+    assert isinstance(registered, SetGroupToken)
+    assert registered.revoke is None
+    bob_ng = joined(people, "bob", ng)
+    assert await bob.token_step(bob_ng) is None
+    first, report = bob_log.events
+    assert isinstance(first, SetGroupToken)  # registered before anyone learns it
+    assert first.verifier == delivery_token_verifier(bob_ng.tokens.token or b"")
+    ((to, payload),) = bob_log.payloads()
+    assert to == ALICE
+    assert [e.address for e in payload.tokens] == [BOB]
+    assert isinstance(report, list)
+    assert report[0].devices == frozenset({1})
+    # the report reaches alice: every member reported, so she publishes at once
+    assert report_payload(people, "bob", "alice", payload)
+    assert await alice.token_step(ng) is None
+    ((to, published),) = alice_log.payloads()
+    assert to == BOB
+    assert {e.address for e in published.tokens} == {ALICE, BOB}
+    assert ng.tokens.confirmed
+    assert await bob.token_step(bob_ng) is None
+    assert len(bob_log.events) == 2  # nothing more to do
+
+
+async def test_after_a_removal_a_new_token_is_registered_and_the_old_one_revoked_later(
+    people: dict[str, Member], autojump_clock: trio.testing.MockClock
+) -> None:
+    ng, _ = founded(people, "bob", "carol")
+    alice_log, bob_log = Log(), Log()
+    alice, bob = flow(people["alice"], alice_log), flow(people["bob"], bob_log)
+    bob_ng = joined(people, "bob", ng)
+    await bob.token_step(bob_ng)
+    old = bob_ng.tokens.token
+    assert ng.group is not None
+    removal, _ = ng.group.propose(OpRemove(address=CAROL))
+    assert people["bob"].take(people["alice"], note(removal, ng.group_id)) is None
+    assert bob_ng.tokens.rotate
+    bob_log.events.clear()
+    await bob.token_step(bob_ng)
+    register, _ = bob_log.events
+    assert isinstance(register, SetGroupToken)
+    assert register.revoke is None  # the old token stays until the new one is published
+    assert bob_ng.tokens.serial == 2
+    assert bob_ng.tokens.revoke == [old]
+    # alice publishes the new token; bob revokes the old one after the grace period
+    ((_, rotated),) = bob_log.payloads()
+    assert report_payload(people, "bob", "alice", rotated)
+    await alice.token_step(ng)
+    (_, published), *_ = alice_log.payloads()
+    assert report_payload(people, "alice", "bob", published)
+    assert bob_ng.tokens.confirmed
+    wait = await bob.token_step(bob_ng)
+    assert wait == pytest.approx(tokens.REVOKE_GRACE, abs=0.1)
+    await trio.sleep(tokens.REVOKE_GRACE)
+    bob_log.events.clear()
+    assert await bob.token_step(bob_ng) is None
+    (revoked,) = bob_log.events
+    assert isinstance(revoked, SetGroupToken)
+    assert revoked.verifier is None
+    assert revoked.revoke == delivery_token_verifier(old or b"")
+    assert bob_ng.tokens.revoke == []
+
+
+async def test_a_removed_member_revokes_its_own_token(people: dict[str, Member]) -> None:
+    ng, _ = founded(people, "bob", "carol")
+    carol_log = Log()
+    carol = flow(people["carol"], carol_log)
+    carol_ng = joined(people, "carol", ng)
+    await carol.token_step(carol_ng)
+    token = carol_ng.tokens.token
+    assert ng.group is not None
+    removal, _ = ng.group.propose(OpRemove(address=CAROL))
+    assert people["carol"].take(people["alice"], note(removal, ng.group_id)) is None
+    carol_log.events.clear()
+    await carol.token_step(carol_ng)
+    (revoked,) = carol_log.events
+    assert isinstance(revoked, SetGroupToken)
+    assert revoked.revoke == delivery_token_verifier(token or b"")
+    assert carol_ng.tokens.token is None
+
+
+def report_payload(people: dict[str, Member], sender: str, to: str, payload: GroupTokens) -> bool:
+    s = people[sender]
+    return people[to].book.receive_tokens(s.address, 1, payload, s.sig)
