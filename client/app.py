@@ -19,7 +19,12 @@ through constructors (none of them knows the ``Client``):
 - ``client.upkeep.Upkeep``: on every connection the client replenishes its one-time
   prekeys when the node runs low and renews its sender certificate before it expires;
 - ``client.drafts.DraftSender``: messages written while offline, composed on connecting;
-- ``client.groupnet.GroupNet``: groups (docs/groups.md section 8), over the same send path.
+- ``client.groupnet.GroupNet``: groups (docs/groups.md section 8), over the same send path;
+- ``client.calls.callnet.CallNet``: call signalling (issue 17) over the same send path; the
+  receiver hands it every call note, and while online it rings on offers and keeps the
+  calls' timers;
+- ``client.calls.legs.LegRequests``: call legs on the home node and their media (QUIC, or
+  the WebSocket fallback), :meth:`Client.leg_allocate` and the methods after it.
 
 While online the client also purges disappearing messages when their timer runs out, and
 hourly the ids of received envelopes (and quarantined ones) past their expiry.
@@ -39,6 +44,11 @@ import trio
 from client import domaintrust, persist
 from client.account import Account
 from client.attachments_io import upload_file
+from client.calls.callnet import CallNet
+from client.calls.legs import LegRequests
+from client.calls.signal_events import CallConfig
+from client.calls.signal_registry import CallRegistry
+from client.calls.ws_media import WebSocketMedia
 from client.clock import Clock, now_ms
 from client.content import Content, pack
 from client.domains import DomainKeys
@@ -60,9 +70,11 @@ from client.session import Device
 from client.store.base import StateStore
 from client.upkeep import Upkeep
 from client.websocket import Connector, websocket_connector
+from transport import QuicChannel
 from wire import decode
+from wire.calls import LegRef
 from wire.e2e import IdentityKey
-from wire.relay import MAX_BATCH, Authenticated, Registered
+from wire.relay import MAX_BATCH, Authenticated, LegEnded, LegGrant, Registered
 from wire.server import ServerKeyDocument
 
 PURGE_IDS_EVERY_MS: Final = 3_600_000
@@ -91,6 +103,7 @@ class Client:
         entropy: Entropy = SYSTEM_ENTROPY,
         clock: Clock = time.time,
         connector: Connector | None = None,
+        call_config: CallConfig | None = None,
     ) -> None:
         self.store = store
         self.device = device
@@ -134,6 +147,13 @@ class Client:
             entropy=entropy,
             clock=clock,
         )
+        self.calls = CallNet(
+            CallRegistry(entropy.random_bytes, call_config),
+            self.sendpath,
+            identity_changed=device.identity_changed,
+            reply=lambda: (self.info.delivery_token, self.info.mailbox),
+            clock=clock,
+        )
         self._changed = ChangeSignal()
         self.receiver = Receiver(
             store,
@@ -145,10 +165,13 @@ class Client:
             changed=self._changed,
             save_dir=save_dir,
             clock=clock,
+            calls=self.calls,
         )
         self.upkeep = Upkeep(
             store, device, self.keyring, home=self.domain, entropy=entropy, clock=clock
         )
+        self.legs = LegRequests(self.link, info.node_url, self._home_document)
+        self._nursery: trio.Nursery | None = None
 
     @classmethod
     def load(
@@ -159,8 +182,10 @@ class Client:
         entropy: Entropy = SYSTEM_ENTROPY,
         clock: Clock = time.time,
         connector: Connector | None = None,
+        call_config: CallConfig | None = None,
     ) -> Client:
-        """The client saved in ``store``; :class:`NoAccount` before enrollment."""
+        """The client saved in ``store``; :class:`NoAccount` before enrollment.
+        ``call_config``: the calls' timeouts (the protocol's defaults if not given)."""
         info = persist.load_account_info(store)
         if info is None:
             raise NoAccount("the client state holds no account; register first")
@@ -178,6 +203,7 @@ class Client:
             entropy=entropy,
             clock=clock,
             connector=connector,
+            call_config=call_config,
         )
 
     # --- state the facade shows -------------------------------------------------------
@@ -251,10 +277,14 @@ class Client:
                 nursery.start_soon(self.upkeep.run_renewals, self.link)
                 nursery.start_soon(self.domains.run, self.retry_quarantined)
                 nursery.start_soon(self.group_net.run_tokens)
+                await nursery.start(self.calls.run)
+                self._nursery = nursery
                 try:
                     yield self
                 except Exception as exc:
                     error = exc
+                finally:
+                    self._nursery = None
             nursery.cancel_scope.cancel()
         if error is not None:
             raise error
@@ -398,6 +428,40 @@ class Client:
             delay = 60.0 if nxt is None else max(0.0, (nxt - now_ms(self.clock)) / 1000)
             with trio.move_on_after(min(delay, 60.0)):
                 await self.changed.wait()
+
+    # --- call legs (client.calls.legs; must run inside online()) --------------------
+
+    async def leg_allocate(self) -> LegGrant:
+        """A leg on the home node for an incoming call (the callee's side)."""
+        return await self.legs.allocate()
+
+    async def leg_bridge(self, ref: LegRef) -> LegGrant:
+        """A leg on the home node joined to the other party's leg ``ref``."""
+        return await self.legs.bridge(ref)
+
+    async def leg_hang_up(self, leg_id: bytes) -> None:
+        """End this device's leg ``leg_id`` (and the leg bridged to it)."""
+        await self.legs.hang_up(leg_id)
+
+    async def leg_ended(self, leg_id: bytes) -> LegEnded:
+        """Wait for the node's ``LegEnded`` push for ``leg_id``."""
+        return await self.legs.wait_ended(leg_id)
+
+    async def media_websocket(self, grant: LegGrant) -> tuple[WebSocketMedia, int]:
+        """The leg's media over the connection to the node; (transport, sender id)."""
+        return await self.legs.websocket(grant)
+
+    async def media_quic(self, grant: LegGrant) -> tuple[QuicChannel, int]:
+        """The leg's media over QUIC to the home node's media port; (transport, sender
+        id). The connection lives until closed, or until :meth:`online` ends."""
+        if self._nursery is None:
+            raise NetworkError("not online")
+        return await self.legs.quic(grant, self._nursery)
+
+    async def _home_document(self, fresh: bool) -> ServerKeyDocument:
+        if fresh:
+            await self.domains.refresh_home(force=True)
+        return await self.domain_document(self.domain)
 
     # --- safety numbers ---------------------------------------------------------------
 

@@ -24,8 +24,8 @@ that is not a valid payload.
 Call signalling (issue 17, ``wire.calls``) travels as a :class:`CallNote`: one signal with
 the sender's reply token and mailbox, since a callee answers callers it never wrote to.
 :func:`pack_call` / :func:`unpack_call` pack one; :func:`unpack_pairwise` reads any pairwise
-plaintext, call notes included (``unpack_payload`` keeps refusing them until the receive
-path hands them to ``client.calls``).
+plaintext, call notes included: the receive path reads with it and hands call notes to
+``client.calls.callnet`` (``unpack_payload`` refuses them).
 """
 
 from __future__ import annotations

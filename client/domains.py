@@ -59,12 +59,13 @@ class DomainKeys:
         self._asked: dict[str, int] = {}
         self._wanted = trio.Event()
 
-    async def refresh_home(self) -> None:
-        """Fetch a fresh home key document once half of the pinned one's life has passed;
-        accept it only if a pinned key signed it."""
+    async def refresh_home(self, *, force: bool = False) -> None:
+        """Fetch a fresh home key document once half of the pinned one's life has passed
+        (or now, with ``force``: the node's QUIC key or endpoint changed); accept it only if
+        a pinned key signed it."""
         pinned = self._keyring.document(self.home)
         now = now_ms(self._clock)
-        if pinned is not None and not needs_refresh(pinned, now):
+        if pinned is not None and not force and not needs_refresh(pinned, now):
             return
         data = await nodehttp.fetch_document(self._account.info.node_url)
         fresh = (

@@ -6,7 +6,9 @@ Layers, each small::
                      the WebSocket to the node, or in memory)
     Connection       request/response matching by id over one transport; Deliver and
                      Drained pushes go to a channel; a broken transport fails every waiter;
-                     ``send_only`` for fire-and-forget frames (``Ack`` with id 0)
+                     ``send_only`` for fire-and-forget frames (``Ack`` with id 0); call
+                     media datagrams (binary messages starting 0x11) go to its ``media``
+                     sink, ``LegEnded`` pushes to ``on_leg_ended`` (``client.calls.legs``)
     handshake()      Hello, then Register or Auth signed over AuthPayload (CTX_DEVICE_AUTH)
     Link             keeps a Connection up: reconnects with jittered, capped exponential
                      backoff and runs ``on_connect`` (flush the outbox, ...) on each one
@@ -56,10 +58,12 @@ from wire.relay import (
     Error,
     Hello,
     IntroduceMany,
+    LegEnded,
     Register,
     Registered,
     SendBatch,
     SetGroupToken,
+    is_media_message,
 )
 
 PUSH_BUFFER: Final = 64
@@ -70,6 +74,19 @@ never stuck behind pushes nobody takes)."""
 log = logging.getLogger(__name__)
 
 Push = Deliver | Drained
+
+
+class MediaSink(Protocol):
+    """Takes the call media datagrams a connection reads (``client.calls.ws_media``):
+    ``deliver`` one (never blocking), ``close`` when the connection closed."""
+
+    def deliver(self, data: bytes) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def _ignore_leg(_: LegEnded) -> None:
+    """The default ``on_leg_ended``."""
 
 
 # --- backoff ----------------------------------------------------------------------------------
@@ -133,6 +150,9 @@ class Connection:
         self._waiters: dict[int, _Waiter] = {}
         self._batches: set[int] = set()  # ids of pending requests an old node cannot read
         self._closed = False
+        self.media: MediaSink | None = None
+        """Where call media datagrams read go (dropped while None)."""
+        self.on_leg_ended: Callable[[LegEnded], object] = _ignore_leg
 
     @property
     def closed(self) -> bool:
@@ -165,6 +185,12 @@ class Connection:
             raise NetworkError("the connection to the node closed")
         await self._transport.send(encode(frame))
 
+    async def send_binary(self, data: bytes) -> None:
+        """Send ``data`` as one binary message as it is (a call media datagram)."""
+        if self._closed:
+            raise NetworkError("the connection to the node closed")
+        await self._transport.send(data)
+
     async def run_reader(self) -> None:
         """Dispatch frames until the transport fails; then fail every waiter."""
         error: Exception | None = None
@@ -174,7 +200,9 @@ class Connection:
                 try:
                     while True:
                         await self._wait_for_room()
-                        self._dispatch(await self._read())
+                        frame = await self._read()
+                        if frame is not None:
+                            self._dispatch(frame)
                 except Exception as exc:  # raised as itself, not in an exception group
                     error = exc
                 nursery.cancel_scope.cancel()
@@ -182,6 +210,8 @@ class Connection:
                 raise error
         finally:
             self._closed = True
+            if self.media is not None:
+                self.media.close()
             for waiter in self._waiters.values():
                 waiter.failure = NetworkError("the connection to the node closed")
                 waiter.event.set()
@@ -200,8 +230,13 @@ class Connection:
             self._backlog.popleft()
             self._room.set()
 
-    async def _read(self) -> object:
+    async def _read(self) -> object | None:
+        """The next frame; None for a media datagram (handed to :attr:`media`)."""
         data = await self._transport.receive()
+        if is_media_message(data):
+            if self.media is not None:
+                self.media.deliver(data)
+            return None
         try:
             return decode(data, RESPONSES + PUSHES, max_size=MAX_FRAME)
         except WireError:
@@ -223,6 +258,9 @@ class Connection:
             self._queue_push(frame)
             return
         if isinstance(frame, Hello):
+            return
+        if isinstance(frame, LegEnded):
+            self.on_leg_ended(frame)
             return
         rid = getattr(frame, "id", 0)
         waiter = self._waiters.get(rid)
@@ -375,6 +413,8 @@ class Link:
         send, self.pushes = trio.open_memory_channel[Push](PUSH_BUFFER)
         self._push_send = send
         self.connections = 0
+        self.on_leg_ended: Callable[[LegEnded], object] = _ignore_leg
+        """Told of every ``LegEnded`` push, on any connection."""
 
     async def current(self) -> Connection:
         """The live connection, waiting for one if needed."""
@@ -411,6 +451,7 @@ class Link:
         except NetworkError:
             return None
         conn = Connection(transport, hello, self._push_send)
+        conn.on_leg_ended = lambda frame: self.on_leg_ended(frame)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._read_then_cancel, conn, nursery.cancel_scope)
             try:

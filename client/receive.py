@@ -11,7 +11,9 @@ client goes online, until it opens, proves unopenable or expires.
 
 A pairwise plaintext that is a group control goes to the group (never to the inbox), and a
 group envelope is unwrapped, decrypted with the sender's chain and saved in the inbox like
-a message, with its group id beside it (``client.groupnet``).
+a message, with its group id beside it (``client.groupnet``). A pairwise plaintext that is a
+call signal (``client.content.CallNote``) goes to the calls (:class:`CallSink`, the client's
+``client.calls.callnet.CallNet``), with the sender's reply details kept as a contact.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from pathlib import Path
-from typing import Final
+from typing import Final, Protocol
 
 import trio
 
@@ -27,7 +29,7 @@ from client import groupnet, persist
 from client.account import Account
 from client.attachments_io import download_all, pending_attachment
 from client.clock import Clock, now_ms
-from client.content import Content, GroupNote, unpack, unpack_payload
+from client.content import CallNote, Content, GroupNote, unpack, unpack_pairwise
 from client.domains import DomainKeys
 from client.errors import BadContent, ClientError, DecryptionFailed, NetworkError, SuiteMismatch
 from client.groups import GroupControl
@@ -45,6 +47,12 @@ NEVER_OPENS: Final = (DecryptionFailed, BadContent, SuiteMismatch)
 """Errors of an envelope that cannot open later either: it is dropped, not quarantined."""
 
 log = logging.getLogger(__name__)
+
+
+class CallSink(Protocol):
+    """Where an opened call note goes (``client.calls.callnet.CallNet``)."""
+
+    def call_note(self, sender: str, note: CallNote) -> None: ...
 
 
 class ChangeSignal:
@@ -73,8 +81,10 @@ class Receiver:
         changed: ChangeSignal,
         save_dir: Path,
         clock: Clock,
+        calls: CallSink | None = None,
     ) -> None:
         self._store = store
+        self._calls = calls
         self._device = device
         self._inbox = inbox
         self._groups = groups
@@ -133,7 +143,7 @@ class Receiver:
             return self._open_group(env, wrapped, retry=retry)
         try:
             received = self._device.decrypt(env.body, sent_ms=env.ts)
-            payload = unpack_payload(received.plaintext)
+            payload = unpack_pairwise(received.plaintext)
         except NEVER_OPENS:
             persist.release(self._store, env.eid)
             return None
@@ -149,6 +159,9 @@ class Receiver:
             log.warning("envelope %s: a sender of another domain than its origin", env.eid.hex())
             return None  # a domain may only carry its own users' messages
         persist.save_peer(self._store, self._device, received.sender, received.device)
+        if isinstance(payload, CallNote):
+            self._call_note(received.sender, received.device, payload)
+            return None
         if not isinstance(payload, Content):
             self._group_control(received.sender, received.device, payload)
             return None
@@ -170,6 +183,13 @@ class Receiver:
             code,
             "quarantined" if kept else "dropped, the quarantine is full",
         )
+
+    def _call_note(self, sender: str, device: int, note: CallNote) -> None:
+        """Keep a call note's reply details and hand it to the calls (in the caller's
+        transaction); without a call sink it is dropped."""
+        remember_contact(self._store, sender, device, note.reply_mailbox, note.reply_token)
+        if self._calls is not None:
+            self._calls.call_note(sender, note)
 
     def _group_control(
         self, sender: str, device: int, payload: GroupControl | GroupNote | GroupTokens

@@ -9,13 +9,20 @@ messages already read after the one received are answered together
 (``Session.receive_many``) and answers and pushes of one turn leave in one write. A close
 that becomes due while a turn is answered is sent by the reading task after that turn's
 answers (a Sent for an envelope stored in the turn is never dropped), not by a push task.
+
+Calls (``node.calls_requests``): once authenticated, binary messages that are media
+datagrams (``wire.relay_calls.is_media_message``) bypass the frame core; each run of them
+read together goes to the call relay at once (``Session.media``), between the answers to
+the frames around it. The connection is the media connection of the legs it attached
+(:meth:`send_binary` carries forwarded datagrams) and receives ``LegEnded`` (:meth:`push`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final
 
 import trio
@@ -23,7 +30,7 @@ import trio
 from node.gateway import READY_EXTENSION, SEND_MANY_EXTENSION
 from node.session import Session
 from wire import encode
-from wire.relay import Deliver, deliver_parts
+from wire.relay import Deliver, deliver_parts, is_media_message
 
 log = logging.getLogger("sealrelay.node.app")
 
@@ -79,6 +86,7 @@ class Connection:
         self.answering = False
         self.woken = False
         session.wake = self.wake
+        session.shell = self
 
     def wake(self) -> None:
         """Push soon: start the flusher unless it runs or a reply is being answered."""
@@ -101,6 +109,28 @@ class Connection:
             return
         for frame in frames:
             await self.send_frame(frame)
+
+    async def send_binary(self, messages: Sequence[bytes]) -> None:
+        """Each of ``messages`` as a binary message (call media), in one write when the
+        server offers it."""
+        if self.closed:
+            return
+        if self._send_many is not None:
+            await self._send_many([[message] for message in messages])
+            return
+        for message in messages:
+            await self._send({"type": "websocket.send", "bytes": message})
+
+    def push(self, frame: object) -> None:
+        """Send ``frame`` soon (a ``LegEnded``), in a short task of its own."""
+        if not self.closed:
+            self.nursery.start_soon(self._push_one, frame)
+
+    async def _push_one(self, frame: object) -> None:
+        try:
+            await self.send_frame(frame)
+        except Exception as exc:  # the socket went: the client learns it on reconnecting
+            log.warning("push failed", extra={"error": type(exc).__name__})
 
     async def close(self, code: int) -> None:
         if not self.closed:
@@ -156,11 +186,24 @@ class Connection:
         data = message.get("bytes")
         if data is None:
             frames = self.session.refuse_text()
-        elif self.session.caller is not None and self.ready is not None:
-            frames = await self.session.receive_many([data, *self._gather()])
+        elif self.session.caller is not None:
+            frames = await self._answer_runs([data, *self._gather()])
         else:
             frames = await self.session.receive(data)
         await self.send_frames(frames)
+
+    async def _answer_runs(self, messages: list[bytes]) -> list[object]:
+        """An authenticated connection's messages read together: each run of media
+        datagrams to the call relay, each run of frames answered together."""
+        frames: list[object] = []
+        for media, run in itertools.groupby(messages, is_media_message):
+            if media:
+                await self.session.media(list(run))
+            elif self.ready is not None:
+                frames += await self.session.receive_many(list(run))
+            else:  # (hypercorn: one message at a time)
+                frames += await self.session.receive(next(run))
+        return frames
 
     def _gather(self) -> list[bytes]:
         """The binary messages already read after this one (answered together)."""

@@ -19,6 +19,7 @@ from typing import Final, Protocol
 
 from node import accounts, errors
 from node.accept import Accepted, Delivery, Intake, NotStored, Recipient
+from node.calls.clients import ClientLegs
 from node.calls.links import MediaLinks
 from node.config import Config
 from node.errors import NodeError
@@ -103,6 +104,9 @@ class Relay:
     media_links: MediaLinks | None = None
     """The node-to-node media links (set by ``node.server`` with ``media_port``): a
     ``LegBridge`` to another domain's leg is ``await media_links.bridge(leg_id, leg)``."""
+    calls: ClientLegs | None = None
+    """The call relay's client side (leg requests, WebSocket media), set by ``node.server``
+    with ``media_port``; None: leg requests are refused ``call.unavailable``."""
     shared_store: bool = False
     """Other processes write the same store (cluster mode): no cached delivery-token
     verifiers, since another replica may change them."""

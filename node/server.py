@@ -14,13 +14,15 @@ sweeper stops and the store is closed.
 Calls (issue 17): with ``udp_listen`` set, the node's call relay (``node.calls``
 ``CallService``) listens on that UDP address with the node's QUIC identity
 (``ServerKeys.quic``) before anything can fetch the key document, and the document lists
-the port it bound (``media_port``: a version 2 body). The same socket takes peer nodes'
-media links, and ``relay.media_links`` (``node.calls.links.MediaLinks``) opens this
-node's: ``await relay.media_links.bridge(leg_id, leg_ref)``. Without ``udp_listen`` no UDP socket
-is opened and the document is version 1. A key reload (:func:`_watch_keys`) that changes
-the QUIC identity (``sealrelay keys rotate``) needs a restart to serve the new key: until
-then the document lists the pin the running service was started with, and an error is
-logged.
+the port it bound (``media_port``: a version 2 body), and the client protocol's call leg
+requests and WebSocket media fallback are served (``relay.calls``, a
+``node.calls.clients.ClientLegs``). The same socket takes peer nodes' media links, and
+``relay.media_links`` (``node.calls.links.MediaLinks``) opens this node's: a ``LegBridge``
+to another domain's leg goes through ``MediaLinks.bridge``. Without ``udp_listen`` no UDP
+socket is opened, the document is version 1 and leg requests are refused
+(``call.unavailable``). A key reload (:func:`_watch_keys`) that changes the QUIC identity
+(``sealrelay keys rotate``) needs a restart to serve the new key: until then the document
+lists the pin the running service was started with, and an error is logged.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from hypercorn.trio import serve
 from node import gateway
 from node.app import App
 from node.calls import CallRelay
+from node.calls.clients import REPLICA_ID_BYTES, ClientLegs
 from node.calls.links import MediaLinks
 from node.calls.shell import CallService
 from node.cluster import ClusterPush
@@ -186,12 +189,21 @@ async def _start_calls(
         return None
     host, port = address
     service = CallService(CallRelay(relay.random_bytes), relay.keys.quic)
+    service.observe_forward = relay.metrics.call_forward_seconds.observe
+    legs = ClientLegs(
+        service,
+        relay.ports.call_legs,
+        domain=relay.domain,
+        replica=relay.random_bytes(REPLICA_ID_BYTES),
+        now_ms=relay.now_ms,
+    )
     try:
         local = await nursery.start(service.serve, host, port)
     except* OSError as group:  # the port is taken, or the address is not this machine's
         exc = first_leaf(group)
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise CommandError(f"cannot listen on UDP {host}:{port}: {reason}", NODE_LISTEN) from None
+    await nursery.start(legs.run)
     relay.media_port = int(local[1])
     links = MediaLinks(
         service,
@@ -202,7 +214,9 @@ async def _start_calls(
     )
     service.accept_links(links)
     await nursery.start(links.run)
+    legs.bridge = links.bridge
     relay.media_links = links
+    relay.calls = legs
     relay.metrics.calls = lambda: call_numbers(service, links)
     log.info("calls listening", extra={"address": f"{host}:{relay.media_port}"})
     return service

@@ -10,6 +10,8 @@ WebSocket itself belongs to ``node.connection``.
     receive_many(...)  messages read together, runs of Send/SendShared in one commit
     next_push()        the next server pushes (Deliver batches, then Drained), [] when idle
     offer(envelope)    the hub hands over a newly stored envelope for this mailbox
+    media(batch)       call media datagrams read on this WebSocket (``node.calls_requests``,
+                       which also answers the call leg requests)
     close_code         set when the shell must close the WebSocket (flood, superseded)
 
 The states and their transitions are in ``node.conn.state``; pushes (catch-up from the
@@ -25,6 +27,8 @@ from typing import Any, Final
 
 from node import errors
 from node.batch import introduce_many, send_batch, store_sends
+from node.calls.wsmedia import ClientShell
+from node.calls_requests import CALL_HANDLERS, account_online, connection_gone, forward_media
 from node.conn.core import (
     Close,
     ConnCore,
@@ -106,12 +110,14 @@ _request_id = request_id
 class Session:
     """The shell of one connection from ``peer`` (the client's IP address)."""
 
-    __slots__ = ("core", "peer", "relay", "wake")
+    __slots__ = ("core", "peer", "relay", "shell", "wake")
 
     def __init__(self, relay: Relay, peer: str) -> None:
         self.relay = relay
         self.peer = peer
         self.wake: Callable[[], None] = _nothing
+        self.shell: ClientShell | None = None
+        """The WebSocket's shell (``node.connection``): call media and pushes of call legs."""
         config = relay.config
         policy = Policy(
             config.max_frame_bytes, config.flood_close_after, relay.ip_limit, relay.account_limit
@@ -224,6 +230,7 @@ class Session:
             raise
         self.core.logged_in(caller)
         relay.hub.attach(caller.mailbox, self)
+        account_online(self, caller)
         self.wake()
         return reply
 
@@ -267,6 +274,10 @@ class Session:
         )
         return [frame if frame is not None else next(replies) for frame in out]
 
+    async def media(self, batch: list[bytes]) -> None:
+        """Media datagrams read together on this WebSocket (``node.calls_requests``)."""
+        await forward_media(self, batch, open_=self.core.link_state is _OPEN)
+
     def refuse_text(self) -> list[Frame]:
         """A text WebSocket message: the protocol is binary only."""
         return list(self.core.refuse_text(self.relay.clock()).frames)
@@ -299,6 +310,7 @@ class Session:
         caller = self.core.caller
         if caller is not None:
             self.relay.hub.detach(caller.mailbox, self)
+        connection_gone(self)
 
     # --- pushes -------------------------------------------------------------------------
 
@@ -447,6 +459,7 @@ _HANDLERS: Final[dict[type, Callable[[Session, Caller, Any], Awaitable[Frame | N
     GetPeerRoots: _peer_roots,
     Ack: _ack,
     RequestBlobUpload: _blob,
+    **CALL_HANDLERS,
 }
 
 

@@ -190,6 +190,44 @@ def _add_client(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     _add_home(history)
     _handler(history, "client.cli:history")
     _add_group(client_sub)
+    _add_calls(client_sub)
+
+
+def _add_calls(client_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``sealrelay client call|answer``: a 1:1 call (``client.cli_calls``)."""
+    call = client_sub.add_parser("call", help="call TO_ADDRESS and play media for --seconds")
+    call.add_argument("to", metavar="TO_ADDRESS", help="the callee, NAME@DOMAIN")
+    _add_home(call)
+    call.add_argument("--video", action="store_true", help="video as well as audio")
+    _add_seconds(call)
+    call.add_argument(
+        "--transport",
+        choices=("quic", "websocket"),
+        default="quic",
+        help="media over QUIC (default; falls back to the WebSocket) or the WebSocket",
+    )
+    _handler(call, "client.cli_calls:call")
+    answer = client_sub.add_parser("answer", help="answer the first call that rings")
+    _add_home(answer)
+    answer.add_argument(
+        "--wait",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long to wait for a call to ring (default 60)",
+    )
+    _add_seconds(answer)
+    _handler(answer, "client.cli_calls:answer")
+
+
+def _add_seconds(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=10.0,
+        metavar="N",
+        help="seconds of media before hanging up (default 10)",
+    )
 
 
 def _add_group(client_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -162,3 +162,17 @@ GROUP_TRANSPORT_AAD: Final = b"sealrelay-group-transport-v1"
 CALL_DIRECTION_INFO: Final = b"sealrelay-call-direction-v1"
 CALL_NEXT_EPOCH_INFO: Final = b"sealrelay-call-next-epoch-v1"
 CALL_SFRAME_BASE_INFO: Final = b"sealrelay-call-sframe-base-key-v1"
+
+# --- Meetings: media keys and sender authentication (client/meetings/; DESIGN section 9) ----
+# epoch_n+1 = HKDF-SHA512(epoch_n, info = MEETING_RATCHET_INFO || meeting id) on a join; each
+# sender's SFrame base key = HKDF-SHA512(epoch_n, info = MEETING_SENDER_INFO || epoch u32 ||
+# pid u32) (RFC 9605 section 4.4.2 ``base_key``); a participant's key fingerprint in a roster
+# = SHA-384(MEETING_KEY_FP_INFO || identity signing key).
+MEETING_RATCHET_INFO: Final = b"sealrelay-meeting-ratchet-v1"
+MEETING_SENDER_INFO: Final = b"sealrelay-meeting-sender-base-key-v1"
+MEETING_KEY_FP_INFO: Final = b"sealrelay-meeting-key-fingerprint-v1"
+# One frame's digest in a signed frame list = SHA-384(MEETING_FRAME_DIGEST_INFO || SFrame
+# ciphertext), truncated to 16 bytes.
+MEETING_FRAME_DIGEST_INFO: Final = b"sealrelay-meeting-frame-digest-v1"
+CTX_MEETING_ROSTER: Final = b"sealrelay/v1/meeting-roster"
+CTX_MEETING_FRAMES: Final = b"sealrelay/v1/meeting-frames"

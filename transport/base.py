@@ -8,23 +8,14 @@ whole messages. Two implementations:
     datagrams are QUIC DATAGRAM frames (RFC 9221); control messages are length-prefixed on
     the client-initiated bidirectional stream 0 (RFC 9000 section 2.1).
 
-WebSocket fallback (written when the calls are wired into the node)
-    for networks that block UDP. The same two channels as binary messages on the existing
-    ``/v1/client`` WebSocket: each message starts with one kind byte, ``0x01`` control or
-    ``0x02`` media datagram, then the payload. Shape::
-
-        class WebSocketMedia:                      # satisfies MediaTransport
-            kind = "websocket"
-            def __init__(self, ws: trio_websocket.WebSocketConnection, settings): ...
-            async def send_datagram(self, payload):   # await ws.send_message(b"\\x02" + payload)
-                ...                                   # drop + count when the send buffer is full
-            async def receive_datagram(self):         # a reader task demultiplexes ws messages
-                ...                                   # into two bounded memory channels
-            async def send_control(self, message):    # b"\\x01" + message
-            ...
-
-    TCP makes "datagrams" reliable and ordered there, so a late frame arrives late instead of
-    never; the jitter buffer drops it the same way.
+WebSocket fallback (``client.calls.ws_media.WebSocketMedia``; the node's sending half is
+``node.calls.wsmedia.WebSocketSink``)
+    for networks that block UDP. The same datagrams as binary messages of their own on the
+    client's existing ``/v1/client`` WebSocket, after a ``LegAttach`` frame bound it to the
+    call leg (``wire.relay_calls``): a datagram's first byte (``0x11``) tells it from a
+    frame (``0x93``). There is no control channel: binding is that frame. TCP makes
+    "datagrams" reliable and ordered there, so a late frame arrives late instead of never;
+    the jitter buffer drops it the same way.
 
 Datagrams are loss-tolerant: a receiver whose queue is full drops the newest and counts it
 (``TransportStats.datagrams_dropped``) rather than block the socket for every connection.

@@ -44,6 +44,7 @@ the remote party broke the rule unless ``internal``). The node raises them
     call.unreachable    the media link to the leg's domain could not be set up or went
                         down (no QUIC endpoint listed, no answer, link refused), or that
                         node did not answer the bridge in time; try again later
+    call.unavailable    this node serves no calls (no ``udp_listen``)
     store.full          the node's storage is full (disk, or Redis' maxmemory): nothing
                         of the request was stored; retry after ``retry_after``
     store.unavailable   the node's storage does not answer (Redis unreachable): retry after
@@ -52,7 +53,8 @@ the remote party broke the rule unless ``internal``). The node raises them
 
 Sets of codes: :data:`TRANSIENT` (nothing was stored, the node or its store failed),
 :data:`RETRYABLE` (send the same request again later), :data:`UNREADABLE` (the node could
-not read the frame: a node that predates a request answers it so).
+not read the frame: a node that predates a request answers it so); and
+:data:`LEG_END_REASONS`, why a call leg ended (``LegEnded.reason``), which are not refusals.
 
 Errors of the rules in this package (the client and the servers translate them, once,
 into their own hierarchies, ``client.errors`` and ``federation.errors``, with
@@ -92,8 +94,12 @@ __all__ = [  # the codes, which ``node.errors`` re-exports
     "BLOB_TOO_LARGE",
     "CALL_BAD_SECRET",
     "CALL_EXPIRED",
+    "CALL_HANG_UP",
     "CALL_LEG_TAKEN",
     "CALL_NO_LEG",
+    "CALL_OWNER_GONE",
+    "CALL_PEER_ENDED",
+    "CALL_UNAVAILABLE",
     "CALL_UNREACHABLE",
     "CODES",
     "FED_AUTH",
@@ -103,6 +109,7 @@ __all__ = [  # the codes, which ``node.errors`` re-exports
     "FED_ROUTING",
     "FED_UNAVAILABLE",
     "INTERNAL",
+    "LEG_END_REASONS",
     "LIMIT_CONNECTIONS",
     "LIMIT_GROUP_TOKENS",
     "LIMIT_RATE",
@@ -150,6 +157,10 @@ CALL_LEG_TAKEN: Final = "call.leg_taken"
 CALL_BAD_SECRET: Final = "call.bad_secret"  # noqa: S105 - an error code
 CALL_EXPIRED: Final = "call.expired"
 CALL_UNREACHABLE: Final = "call.unreachable"
+CALL_UNAVAILABLE: Final = "call.unavailable"
+CALL_HANG_UP: Final = "call.hang_up"
+CALL_PEER_ENDED: Final = "call.peer_ended"
+CALL_OWNER_GONE: Final = "call.owner_gone"
 FED_POLICY: Final = "fed.policy"
 FED_UNAVAILABLE: Final = "fed.unavailable"
 FED_KEY_DOCUMENT: Final = "fed.key_document"
@@ -187,6 +198,7 @@ CODES: Final = (
     CALL_BAD_SECRET,
     CALL_EXPIRED,
     CALL_UNREACHABLE,
+    CALL_UNAVAILABLE,
     FED_POLICY,
     FED_UNAVAILABLE,
     FED_KEY_DOCUMENT,
@@ -202,6 +214,10 @@ TRANSIENT: Final = frozenset({STORE_FULL, STORE_UNAVAILABLE, INTERNAL})
 """The node or its store failed and nothing of the request was stored."""
 RETRYABLE: Final = TRANSIENT | {LIMIT_RATE, LIMIT_CONNECTIONS}
 """Codes after which the same request (an envelope) is sent again later."""
+LEG_END_REASONS: Final = (CALL_HANG_UP, CALL_PEER_ENDED, CALL_EXPIRED, CALL_OWNER_GONE)
+"""The ``reason`` of a ``LegEnded`` push (``wire.relay_calls``): its owner hung up, the leg
+bridged to it ended, it expired (not bound in time, or idle), its owner went. Not refusals:
+no ``Error`` frame carries them (``call.expired`` is also the refusal of an expired leg)."""
 UNREADABLE: Final = frozenset({PROTO_MALFORMED, PROTO_UNEXPECTED})
 """``Error{id = 0}`` codes of a node that could not read a frame: one that predates a
 request (``SendBatch``) answers it so."""

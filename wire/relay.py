@@ -27,7 +27,8 @@ After a (re)connection it pushes everything not yet acknowledged, then ``Drained
 
 Modules: the handshake, keys and certificates are here; envelopes and blobs in
 ``wire.relay_mail``; the shared field types and ``Ping``/``Pong``/``Ok``/``Error`` in
-``wire.relay_common``. This module re-exports them all: import every frame from here.
+``wire.relay_common``; call legs (DESIGN section 9) in ``wire.relay_calls``. This module
+re-exports them all: import every frame from here.
 """
 
 from __future__ import annotations
@@ -44,6 +45,18 @@ from wire.e2e import (
     Suite,
 )
 from wire.limits import MAX_DOCUMENT
+from wire.relay_calls import (
+    MEDIA_MESSAGE_BYTE,
+    LegAllocate,
+    LegAttach,
+    LegAttached,
+    LegBridge,
+    LegEnded,
+    LegGrant,
+    LegHangUp,
+    LegRef,
+    is_media_message,
+)
 from wire.relay_common import (
     Body,
     Code,
@@ -89,6 +102,7 @@ __all__ = [
     "MAX_DELIVER",
     "MAX_INTRODUCTIONS",
     "MAX_SHARED_RECIPIENTS",
+    "MEDIA_MESSAGE_BYTE",
     "Ack",
     "Acked",
     "BlobGrant",
@@ -103,6 +117,14 @@ __all__ = [
     "Forward",
     "Introduce",
     "IntroduceMany",
+    "LegAllocate",
+    "LegAttach",
+    "LegAttached",
+    "LegBridge",
+    "LegEnded",
+    "LegGrant",
+    "LegHangUp",
+    "LegRef",
     "MailboxId",
     "Name",
     "Ok",
@@ -118,6 +140,7 @@ __all__ = [
     "SentShared",
     "SharedRecipient",
     "deliver_parts",
+    "is_media_message",
 ]
 
 PROTOCOL_VERSION = 1
@@ -341,6 +364,10 @@ REQUESTS = (
     GetPeerRoots,
     Ack,
     RequestBlobUpload,
+    LegAllocate,
+    LegBridge,
+    LegHangUp,
+    LegAttach,
     Ping,
 )
 """Every frame a client may send."""
@@ -358,11 +385,14 @@ RESPONSES = (
     SentBatch,
     Acked,
     BlobGrant,
+    LegGrant,
+    LegAttached,
     Pong,
     Ok,
     Error,
 )
 """Every response a node may send (each carries the request's ``id``)."""
 
-PUSHES = (Hello, Deliver, Drained)
-"""Frames a node sends unasked."""
+PUSHES = (Hello, Deliver, Drained, LegEnded)
+"""Frames a node sends unasked. (A media datagram on a WebSocket attached to a call leg is
+a binary message of its own, not a frame: :func:`is_media_message`.)"""

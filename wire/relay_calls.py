@@ -29,10 +29,23 @@ it, and the node keeps only its SHA-256 (``node.calls.legs``).
 
 from __future__ import annotations
 
+from typing import Final
+
 from wire.calls import LegId, LegRef
+from wire.media import TYPE_MEDIA, VERSION
 from wire.relay_common import Code, RequestId
 from wire.schema import message
 from wire.types import U32, Bytes32
+
+MEDIA_MESSAGE_BYTE: Final = VERSION << 4 | TYPE_MEDIA
+"""The first byte of a media datagram (``wire.media``: version 1, type media, ``0x11``),
+and so of a binary WebSocket message that carries one; a frame starts with ``0x93``."""
+
+
+def is_media_message(data: bytes) -> bool:
+    """Whether the binary WebSocket message ``data`` is a media datagram rather than a
+    frame (by its first byte only; the datagram's header is checked where it is read)."""
+    return bool(data) and data[0] == MEDIA_MESSAGE_BYTE
 
 
 @message("relay.leg_allocate")
@@ -107,6 +120,7 @@ class LegEnded:
 
 
 __all__ = [
+    "MEDIA_MESSAGE_BYTE",
     "LegAllocate",
     "LegAttach",
     "LegAttached",
@@ -115,4 +129,5 @@ __all__ = [
     "LegGrant",
     "LegHangUp",
     "LegRef",
+    "is_media_message",
 ]

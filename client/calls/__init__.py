@@ -15,6 +15,11 @@ no I/O, and the one trio shell that plays media over a transport (``runner``).
     signal_registry  the calls of one device by id; automatic Busy; glare
     runner        the trio shell (not re-exported here): plays one side of a call's media,
                   paced from the fixture, over a ``transport.MediaTransport``; its summary
+    callnet       the trio shell of signalling (not re-exported): call notes in, signals out
+                  over the client's send path, timers, events to subscribers
+    control       one call from dial or ring to summary: legs, media binding (QUIC, falling
+                  back to the WebSocket), the runner; what ``sealrelay client call|answer`` run
+    primed        the callee waits for the caller's first datagram before sending
 
 The clear datagram header is :mod:`wire.media`; QUIC (RFC 9000, RFC 9221 datagrams) and the
 WebSocket fallback (:mod:`transport`) carry the datagrams and are not part of this package.

@@ -20,10 +20,17 @@
                         domain's leg; its handshake (``linkauth``) and the pure bridges of
                         one link (``peering``); messages in ``wire.media_link``
 
+    ClientLegs          the client side (``clients``): the leg requests of ``/v1/client``
+                        (allocate, bridge, hang up, attach), ``LegEnded`` pushes, the
+                        ``CallLegs`` mirror, and the WebSocket fallback (``wsmedia``)
+                        through :meth:`CallService.attach` and :meth:`CallService.forward`;
+                        a bridge to another domain goes through its ``bridge`` hook
+
+
 The storage port that outlives a replica or is shared in cluster mode is
-:class:`node.store.ports.CallLegs`; the WebSocket fallback is still to come and will use
-:meth:`CallService.attach` and :meth:`CallService.forward`, as the links do. Nothing here
-is part of ``Relay`` or of the message store.
+:class:`node.store.ports.CallLegs`. The WebSocket fallback and the node-to-node links feed
+the same core through :meth:`CallService.attach` and :meth:`CallService.forward`. Nothing
+here is part of ``Relay`` or of the message store.
 """
 
 from __future__ import annotations

@@ -98,6 +98,10 @@ class LinkAcceptor(Protocol):
         """Tell the peer nodes of the remote legs among ``ended``."""
 
 
+def _unmeasured(_: float) -> None:
+    """The default ``observe_forward``."""
+
+
 @dataclass
 class ShellCounters:
     """What the shell did with connections and forwarded datagrams (mutable; the core
@@ -109,7 +113,8 @@ class ShellCounters:
     malformed_control: int = 0
     bind_timeouts: int = 0
     send_failures: int = 0
-    """Forwarded datagrams that could not be sent: the destination had closed."""
+    """Forwarded datagrams that could not be sent: the destination had closed, or (a
+    WebSocket, ``node.calls.wsmedia``) was too far behind."""
 
 
 @dataclass(frozen=True)
@@ -145,7 +150,10 @@ class CallService:
         self._now = now_ms
         self._bind_timeout = bind_timeout
         self._sweep_interval = sweep_interval
-        self._on_ended = on_ended
+        self.on_ended: Callable[[Ended], object] = on_ended
+        """Told of every leg the sweep ends (the node's ``ClientLegs`` sets it)."""
+        self.observe_forward: Callable[[float], object] = _unmeasured
+        """Told the seconds each :meth:`forward` batch took (``/metrics``)."""
         self._by_leg: dict[bytes, QuicChannel] = {}
         self._live: dict[Conn, MediaTransport] = {}
         self._links: LinkAcceptor | None = None
@@ -188,7 +196,10 @@ class CallService:
 
     async def forward(self, source: Conn, batch: Sequence[bytes]) -> None:
         """Forward ``batch``, datagrams that arrived on ``source``: one core decision each
-        (drops are counted there), then one ``send_datagrams`` per destination."""
+        (drops are counted there), then one ``send_datagrams`` per destination. Its time
+        (from the first decision to the last send, the sends' checkpoints included) goes to
+        ``observe_forward``."""
+        started = time.perf_counter()
         now = self._now()
         out: dict[Conn, list[bytes]] = {}
         on_datagram = self.core.on_datagram
@@ -205,6 +216,7 @@ class CallService:
                 await target.send_datagrams(datagrams)
             except TransportError:
                 self.counters.send_failures += len(datagrams)
+        self.observe_forward(time.perf_counter() - started)
 
     def stats(self) -> ShellStats:
         """A snapshot of the shell's counters."""
@@ -227,7 +239,7 @@ class CallService:
         ended = list(ended)
         self.close_ended(ended)
         for leg in ended:
-            self._on_ended(leg)
+            self.on_ended(leg)
 
     # --- tasks ----------------------------------------------------------------------------
 

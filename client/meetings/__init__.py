@@ -1,0 +1,68 @@
+"""End-to-end keys and sender authentication of meetings (DESIGN section 9; issue 18).
+
+    MeetingLeader, MeetingMember   the key schedule (``keys``): epochs from a key leader,
+                                   ratcheted on join, fresh on leave (batched) and every
+                                   5 minutes, switched after acks or 1 s, hand-over to the
+                                   earliest-joined remaining participant; messages out as
+                                   :class:`Send` for the pairwise sessions
+    check_roster, sign_roster      the leader-signed participant list (``roster``)
+    MeetingCrypto                  SFrame protect / unprotect with those keys (``media``)
+    FrameSigner, FrameVerifier     signed digests of each sender's frames, so a member
+                                   cannot pass frames off as another's (``frameauth``)
+
+Formats in ``wire.meeting``. Pure: time, randomness and signing are injected; the trio
+shell and the ``client meet`` command are still to come.
+"""
+
+from __future__ import annotations
+
+from client.meetings.errors import MeetingError, MeetingKeyError, RosterError
+from client.meetings.frameauth import (
+    Failure,
+    FrameSigner,
+    FrameVerifier,
+    StreamReport,
+    frame_digest,
+)
+from client.meetings.keys import (
+    EPOCH_GRACE_MS,
+    LEAVE_BATCH_MS,
+    ROTATE_INTERVAL_MS,
+    SWITCH_TIMEOUT_MS,
+    MeetingLeader,
+    MeetingMember,
+    Send,
+    kid,
+    kid_parts,
+    ratchet,
+    sender_base_key,
+)
+from client.meetings.media import MeetingCrypto
+from client.meetings.roster import check_roster, key_fingerprint, sign_roster, successor
+
+__all__ = [
+    "EPOCH_GRACE_MS",
+    "LEAVE_BATCH_MS",
+    "ROTATE_INTERVAL_MS",
+    "SWITCH_TIMEOUT_MS",
+    "Failure",
+    "FrameSigner",
+    "FrameVerifier",
+    "MeetingCrypto",
+    "MeetingError",
+    "MeetingKeyError",
+    "MeetingLeader",
+    "MeetingMember",
+    "RosterError",
+    "Send",
+    "StreamReport",
+    "check_roster",
+    "frame_digest",
+    "key_fingerprint",
+    "kid",
+    "kid_parts",
+    "ratchet",
+    "sender_base_key",
+    "sign_roster",
+    "successor",
+]

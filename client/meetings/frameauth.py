@@ -1,0 +1,282 @@
+"""Sender authentication inside a meeting (issue 18: "RFC 9605 gives no sender
+authentication inside a group ... each sender signs, at intervals, a hash of its recent
+frames with its identity key, and receivers drop and report a stream whose signatures fail").
+
+Every participant holds the epoch secret, so any of them can make SFrame frames under
+another's pid (RFC 9605 section 9.5 says as much). Here each sender also signs, per stream
+(pid, kind, simulcast layer), the digests of its frames in order::
+
+    digest(frame)  = SHA-384(MEETING_FRAME_DIGEST_INFO || SFrame ciphertext)[:16]
+    FrameDigestBody(meeting, pid, kind, layer, epoch, first frame index, digests...)
+    FrameSignature = body, signed with the sender's identity key under CTX_MEETING_FRAMES
+
+A signature goes out every :data:`SIGN_EVERY_FRAMES` frames or :data:`SIGN_INTERVAL_MS`,
+whichever comes first (and when the epoch changes or the frame indices jump). Signing
+each digest, not one hash over the window, keeps it checkable under loss: a receiver checks
+the frames it got and ignores those it lost. The signer's identity signing key rides along
+in the first :data:`KEY_FIRST` signatures and every :data:`KEY_EVERY`-th; a receiver takes
+it only if its fingerprint is the roster's entry for that pid (``client.meetings.roster``),
+or is given it (:meth:`FrameVerifier.add_key`, from a pairwise session), and checks the
+signatures that came before it (up to :data:`MAX_KEYLESS`) once it has it.
+
+A receiver (:class:`FrameVerifier`) plays frames as they come (waiting a second for each
+would ruin a call) and condemns a stream afterwards, reporting it once, when
+
+* a signature claiming it does not verify with the pid's key (``bad_signature``);
+* a verified signature gives another digest for a frame index it received
+  (``forged_frame``): a member sent frames under this pid;
+* more than :data:`MAX_UNVERIFIED` of its frames went :data:`VERIFY_BOUND_MS` without any
+  signature covering them (``unsigned``): signatures withheld, or frames nobody signed.
+
+A condemned stream is dropped: :meth:`FrameVerifier.on_frame` answers False for every
+later frame of it. Pure: time and signing are injected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Final
+
+from client.meetings.roster import Signer, Verify, key_fingerprint
+from suites import labels
+from wire import encode
+from wire.meeting import FRAME_DIGEST_LEN, MAX_SIGNED_FRAMES, FrameDigestBody, FrameSignature
+
+SIGN_EVERY_FRAMES: Final = 50
+"""Frames per signature at most (one second of 20 ms audio)."""
+SIGN_INTERVAL_MS: Final = 1000
+"""A window is signed at most this long after its first frame."""
+KEY_FIRST: Final = 3
+"""The signer's key rides in the first this many signatures of a stream (one may be lost) ..."""
+KEY_EVERY: Final = 10
+"""... and in every this many after."""
+MAX_KEYLESS: Final = 16
+"""Signatures per pid a receiver keeps while it lacks that pid's key."""
+VERIFY_BOUND_MS: Final = 3000
+"""A received frame must be covered by a verified signature within this long."""
+MAX_UNVERIFIED: Final = 2 * SIGN_EVERY_FRAMES
+"""Frames of a stream that may miss the bound (a lost signature or two) before it is
+condemned as unsigned."""
+MAX_PENDING: Final = 4 * MAX_SIGNED_FRAMES
+"""Frames awaiting a signature kept per stream; older ones count as unverified."""
+
+Stream = tuple[int, int, int]
+"""A stream: (pid, kind, layer)."""
+
+
+class Failure(StrEnum):
+    """Why a stream was condemned."""
+
+    BAD_SIGNATURE = "bad_signature"
+    FORGED_FRAME = "forged_frame"
+    UNSIGNED = "unsigned"
+
+
+@dataclass(frozen=True, slots=True)
+class StreamReport:
+    """The stream ``stream`` failed sender authentication for ``reason``: it is dropped."""
+
+    stream: Stream
+    reason: Failure
+
+
+def frame_digest(ciphertext: bytes) -> bytes:
+    """One frame's digest in a signed list (:data:`FRAME_DIGEST_LEN` bytes)."""
+    digest = hashlib.sha384(labels.MEETING_FRAME_DIGEST_INFO + ciphertext).digest()
+    return digest[:FRAME_DIGEST_LEN]
+
+
+# --- the sender --------------------------------------------------------------------------------
+@dataclass(slots=True)
+class _Window:
+    epoch: int
+    first: int
+    started: int
+    digests: list[bytes] = field(default_factory=list)
+
+
+class FrameSigner:
+    """Signs the digests of one participant's frames, per stream."""
+
+    def __init__(self, meeting: bytes, pid: int, key: bytes, signer: Signer) -> None:
+        self.meeting, self.pid = meeting, pid
+        self._key, self._signer = key, signer
+        self._windows: dict[Stream, _Window] = {}
+        self._signed: dict[Stream, int] = {}
+
+    def add(
+        self, kind: int, layer: int, epoch: int, frame: int, ciphertext: bytes, now: int
+    ) -> list[FrameSignature]:
+        """Note a frame just sent; the signatures now due."""
+        stream = (self.pid, kind, layer)
+        out: list[FrameSignature] = []
+        window = self._windows.get(stream)
+        if window is not None and (
+            window.epoch != epoch or window.first + len(window.digests) != frame
+        ):
+            out.append(self._flush(stream))
+            window = None
+        if window is None:
+            window = self._windows[stream] = _Window(epoch, frame, now)
+        window.digests.append(frame_digest(ciphertext))
+        if len(window.digests) >= SIGN_EVERY_FRAMES:
+            out.append(self._flush(stream))
+        return out
+
+    def tick(self, now: int) -> list[FrameSignature]:
+        """The signatures of windows open for :data:`SIGN_INTERVAL_MS`."""
+        due = [s for s, w in self._windows.items() if now - w.started >= SIGN_INTERVAL_MS]
+        return [self._flush(stream) for stream in due]
+
+    def _flush(self, stream: Stream) -> FrameSignature:
+        window = self._windows.pop(stream)
+        pid, kind, layer = stream
+        body = FrameDigestBody(
+            self.meeting, pid, kind, layer, window.epoch, window.first, tuple(window.digests)
+        )
+        count = self._signed.get(stream, 0)
+        self._signed[stream] = count + 1
+        key = self._key if count < KEY_FIRST or count % KEY_EVERY == 0 else None
+        return FrameSignature(body, key, self._signer.sign(encode(body), labels.CTX_MEETING_FRAMES))
+
+
+# --- the receiver ------------------------------------------------------------------------------
+@dataclass(slots=True)
+class _Received:
+    pending: dict[tuple[int, int], list[tuple[bytes, int]]] = field(default_factory=dict)
+    signed: dict[tuple[int, int], tuple[bytes, int]] = field(default_factory=dict)
+    unverified: int = 0
+    verified: int = 0
+
+
+class FrameVerifier:
+    """Checks the frames one participant receives against their senders' signatures.
+
+    ``fingerprint(pid)`` is the roster's key fingerprint of ``pid`` (None if it is no
+    participant); ``verify`` is the suite's signature check. Up to ``max_unverified``
+    frames of a stream may go unsigned (lost signatures) before it is condemned: a forger
+    that makes fewer frames than that, at indices its victim never signs, goes unseen
+    (0 trades that for a false alarm on every lost signature)."""
+
+    def __init__(
+        self,
+        meeting: bytes,
+        verify: Verify,
+        fingerprint: Callable[[int], bytes | None],
+        *,
+        max_unverified: int = MAX_UNVERIFIED,
+    ) -> None:
+        self.meeting = meeting
+        self._verify, self._fingerprint = verify, fingerprint
+        self._max_unverified = max_unverified
+        self._keys: dict[int, bytes] = {}
+        self._keyless: dict[int, list[FrameSignature]] = {}
+        self._streams: dict[Stream, _Received] = {}
+        self._condemned: dict[Stream, Failure] = {}
+        self._reports: list[StreamReport] = []
+
+    def condemned(self, stream: Stream) -> Failure | None:
+        """Why ``stream`` was condemned, or None if it was not."""
+        return self._condemned.get(stream)
+
+    def counts(self, stream: Stream) -> tuple[int, int]:
+        """``(verified, unverified)`` frames of ``stream`` so far."""
+        got = self._streams.get(stream)
+        return (0, 0) if got is None else (got.verified, got.unverified)
+
+    def on_frame(self, stream: Stream, epoch: int, frame: int, ciphertext: bytes, now: int) -> bool:
+        """Note a frame that decrypted; False if its stream is condemned (drop it)."""
+        if stream in self._condemned:
+            return False
+        got = self._streams.setdefault(stream, _Received())
+        digest = frame_digest(ciphertext)
+        signed = got.signed.get((epoch, frame))
+        if signed is not None:
+            if signed[0] != digest:
+                self._condemn(stream, Failure.FORGED_FRAME)
+                return False
+            got.verified += 1
+            return True
+        got.pending.setdefault((epoch, frame), []).append((digest, now))
+        if len(got.pending) > MAX_PENDING:
+            got.unverified += len(got.pending.pop(next(iter(got.pending))))
+        return True
+
+    def on_signature(self, msg: FrameSignature, now: int) -> None:
+        """A signature over some frames of a stream."""
+        body = msg.body
+        stream = (body.pid, body.kind, body.layer)
+        if body.meeting != self.meeting or stream in self._condemned:
+            return
+        key = self._key_for(body.pid, msg.key)
+        if key is None:  # no key yet: kept for when one comes; its frames stay pending
+            waiting = self._keyless.setdefault(body.pid, [])
+            waiting.append(msg)
+            del waiting[:-MAX_KEYLESS]
+            return
+        for earlier in self._keyless.pop(body.pid, ()):
+            self._check(earlier, key, now)
+        self._check(msg, key, now)
+
+    def add_key(self, pid: int, key: bytes, now: int) -> bool:
+        """Learn ``pid``'s identity signing key from elsewhere (a pairwise session); taken
+        only if its fingerprint is the roster's. Whether it was."""
+        if self._key_for(pid, key) is None:
+            return False
+        for earlier in self._keyless.pop(pid, ()):
+            self._check(earlier, key, now)
+        return True
+
+    def _check(self, msg: FrameSignature, key: bytes, now: int) -> None:
+        body = msg.body
+        stream = (body.pid, body.kind, body.layer)
+        if stream in self._condemned:
+            return
+        try:
+            self._verify(key, encode(body), msg.sig, labels.CTX_MEETING_FRAMES)
+        except Exception:
+            self._condemn(stream, Failure.BAD_SIGNATURE)
+            return
+        got = self._streams.setdefault(stream, _Received())
+        for index, digest in enumerate(body.digests):
+            at = (body.epoch, body.first + index)
+            got.signed[at] = (digest, now)
+            for seen, _ in got.pending.pop(at, ()):
+                if seen != digest:
+                    self._condemn(stream, Failure.FORGED_FRAME)
+                    return
+                got.verified += 1
+
+    def tick(self, now: int) -> list[StreamReport]:
+        """Count frames past the bound without a signature; the reports since last time."""
+        for stream, got in list(self._streams.items()):
+            if stream in self._condemned:
+                continue
+            for at, seen in list(got.pending.items()):
+                if now - seen[0][1] >= VERIFY_BOUND_MS:
+                    del got.pending[at]
+                    got.unverified += len(seen)
+            got.signed = {at: s for at, s in got.signed.items() if now - s[1] < VERIFY_BOUND_MS}
+            if got.unverified > self._max_unverified:
+                self._condemn(stream, Failure.UNSIGNED)
+        reports, self._reports = self._reports, []
+        return reports
+
+    def _key_for(self, pid: int, offered: bytes | None) -> bytes | None:
+        key = self._keys.get(pid)
+        if key is not None:
+            return key
+        expected = self._fingerprint(pid)
+        if offered is None or expected is None or key_fingerprint(offered) != expected:
+            return None
+        self._keys[pid] = offered
+        return offered
+
+    def _condemn(self, stream: Stream, reason: Failure) -> None:
+        if stream not in self._condemned:
+            self._condemned[stream] = reason
+            self._streams.pop(stream, None)
+            self._reports.append(StreamReport(stream, reason))

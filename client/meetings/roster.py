@@ -1,0 +1,115 @@
+"""The signed participant list of a meeting (issue 18: "the leader signs the participant
+list") and the rules a participant checks before it trusts one.
+
+A roster body (``wire.meeting.RosterBody``) is signed by the leader's identity signing key
+(the hybrid signature of the client's suite, ``suites.sig``, as for group changes) under
+``CTX_MEETING_ROSTER``, over its canonical encoding. A participant accepts a new roster when
+
+* the signature verifies under the key the roster carries, and that key's fingerprint is
+  the leader's entry's;
+* it names the same meeting and a later epoch than the last one accepted;
+* the leader is the previous roster's leader with the same key, or, when the previous
+  leader is gone, the rightful successor: the earliest-joined participant of the previous
+  roster still present (the smallest pid, pids being given out in joining order), with the
+  key the previous roster listed for it. The participant must itself know that the
+  previous leader and everyone who joined before the successor have left (``departed``:
+  their ``MeetingLeave``, or the node telling it they went), so that a participant cannot
+  take over by leaving earlier ones out of its roster.
+
+The first roster a participant sees comes pairwise from the leader; the shell checks that
+the session's identity key is the roster's ``key`` (:func:`check_roster` takes it as
+``first_leader_key``). Pure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from typing import Protocol
+
+from client.meetings.errors import RosterError
+from suites import labels
+from wire import encode
+from wire.meeting import RosterBody, RosterEntry, SignedRoster
+
+Verify = Callable[[bytes, bytes, bytes, bytes], None]
+"""``verify(public_key, message, signature, context)``: returns, or raises on a bad
+signature (``suites.sig.HybridSig.verify`` of the participant's suite)."""
+
+
+class Signer(Protocol):
+    """What signs for a participant: ``client.identity.Identity`` is one."""
+
+    def sign(self, message: bytes, context: bytes) -> bytes: ...
+
+
+def key_fingerprint(key: bytes) -> bytes:
+    """SHA-384(``MEETING_KEY_FP_INFO`` || identity signing key): a roster entry's ``fp``."""
+    return hashlib.sha384(labels.MEETING_KEY_FP_INFO + key).digest()
+
+
+def sign_roster(body: RosterBody, key: bytes, signer: Signer) -> SignedRoster:
+    """``body`` signed by the leader (``key`` is its identity signing public key)."""
+    return SignedRoster(body, key, signer.sign(encode(body), labels.CTX_MEETING_ROSTER))
+
+
+def entry(body: RosterBody, pid: int) -> RosterEntry | None:
+    """The participant ``pid`` of ``body``, if it is one."""
+    for participant in body.participants:
+        if participant.pid == pid:
+            return participant
+    return None
+
+
+def successor(body: RosterBody, present: set[int]) -> int | None:
+    """Who takes over from ``body``'s leader: the earliest-joined other participant of
+    ``body`` that is in ``present``; None if nobody is."""
+    for participant in body.participants:
+        if participant.pid != body.leader and participant.pid in present:
+            return participant.pid
+    return None
+
+
+def check_roster(
+    roster: SignedRoster,
+    verify: Verify,
+    *,
+    previous: RosterBody | None = None,
+    first_leader_key: bytes | None = None,
+    departed: frozenset[int] | set[int] = frozenset(),
+) -> RosterBody:
+    """The body of ``roster`` if a participant may accept it (module docstring);
+    :class:`RosterError` otherwise."""
+    body = roster.body
+    leader = entry(body, body.leader)
+    if leader is None or leader.fp != key_fingerprint(roster.key):
+        raise RosterError("the roster's key is not its leader's")
+    try:
+        verify(roster.key, encode(body), roster.sig, labels.CTX_MEETING_ROSTER)
+    except Exception:
+        raise RosterError("the roster's signature does not verify") from None
+    if previous is None:
+        if first_leader_key is None or first_leader_key != roster.key:
+            raise RosterError("the first roster must come from its leader")
+        return body
+    _check_continuity(body, previous, leader, departed)
+    return body
+
+
+def _check_continuity(
+    body: RosterBody, previous: RosterBody, leader: RosterEntry, departed: frozenset[int] | set[int]
+) -> None:
+    if body.meeting != previous.meeting:
+        raise RosterError("a roster of another meeting")
+    if body.epoch <= previous.epoch:
+        raise RosterError("the roster's epoch does not move forward")
+    if body.leader != previous.leader:
+        present = {p.pid for p in body.participants}
+        earlier = {p.pid for p in previous.participants if p.pid < body.leader}
+        if previous.leader in present or successor(previous, present) != body.leader:
+            raise RosterError("the leader is not the rightful successor")
+        if not earlier | {previous.leader} <= set(departed):
+            raise RosterError("the leader is not the rightful successor: earlier ones are here")
+    before = entry(previous, body.leader)
+    if before is None or before.fp != leader.fp:
+        raise RosterError("the leader's key changed")
