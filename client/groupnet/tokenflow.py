@@ -79,7 +79,9 @@ class TokenFlow:
         self._entropy = entropy
         self._token_wake = trio.Event()
         self._token_lock = trio.Lock()
-        self._dirty_since: dict[bytes, float] = {}
+        self._pending: dict[bytes, tuple[float, float, int]] = {}
+        """Per group (on an admin): when the first and the newest unpublished report came,
+        and how many entries were unpublished then."""
         self._confirmed_at: dict[bytes, float] = {}
         self.no_group_tokens = False
         """Set when the node does not know ``SetGroupToken``: groups work as before it."""
@@ -207,17 +209,22 @@ class TokenFlow:
             await self._revoke(ng, list(held.revoke))
 
     async def _publish(self, ng: NetGroup) -> float | None:
-        """An admin's publication, when due: at once if every member device reported,
-        else :data:`~client.groupnet.tokens.PUBLISH_WAIT` after the first unpublished
-        report. Seconds until it is due, or ``None``."""
-        if not tokens.unpublished(ng):
-            self._dirty_since.pop(ng.group_id, None)
-            return None
+        """An admin's publication, when due (``tokens.publication_due``). Seconds until it
+        is due, or ``None``."""
+        gid = ng.group_id
         now = trio.current_time()
-        since = self._dirty_since.setdefault(ng.group_id, now)
-        if not tokens.complete(ng) and now - since < tokens.PUBLISH_WAIT:
-            return since + tokens.PUBLISH_WAIT - now
-        del self._dirty_since[ng.group_id]
+        count = tokens.unpublished(ng)
+        first, last, seen = self._pending.get(gid, (now, now, 0))
+        if count > seen:  # a new report: the quiet period starts again
+            last = now
+        self._pending[gid] = (first, last, count)
+        due = tokens.publication_due(ng, now, first, last)
+        if due is None:
+            del self._pending[gid]
+            return None
+        if due > 0:
+            return due
+        del self._pending[gid]
         held = ng.tokens
         marks = (dict(held.entry), dict(held.told), held.published)
         plan = [

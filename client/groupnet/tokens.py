@@ -22,9 +22,12 @@ from client.groupnet.transport import Device, GroupTokenState, NetGroup
 from wire.group import GroupTokens, MemberToken
 
 TOKEN_LEN: Final = 16
-PUBLISH_WAIT: Final = 2.0
-"""Seconds an admin waits for more reports before publishing a partial token list (it
-publishes at once when every member device has reported)."""
+PUBLISH_QUIET: Final = 1.0
+"""Seconds without a new report after which an admin publishes a partial token list (it
+publishes at once when every member device has reported): while the reports of a new
+group's members keep coming, one publication carries them all."""
+PUBLISH_WAIT: Final = 10.0
+"""Seconds after the first unpublished report by which an admin publishes anyway."""
 REVOKE_GRACE: Final = 5.0
 """Seconds a member keeps its old token after an admin's publication carried the new one,
 so that members who get that publication a little later do not meet a revoked token."""
@@ -99,10 +102,22 @@ def complete(ng: NetGroup) -> bool:
     return all(dev in ng.tokens.members for dev in ng.member_devices())
 
 
-def unpublished(ng: NetGroup) -> bool:
-    """An admin holds an entry no publication carried yet."""
+def unpublished(ng: NetGroup) -> int:
+    """How many entries an admin holds that no publication carried yet."""
     st = ng.tokens
-    return any(st.entry.get(dev, 0) == 0 for dev in st.members)
+    return sum(1 for dev in st.members if st.entry.get(dev, 0) == 0)
+
+
+def publication_due(ng: NetGroup, now: float, first: float, last: float) -> float | None:
+    """Seconds until an admin's publication is due (0: now; ``None``: nothing to
+    publish), the first unpublished report having come at ``first`` and the newest at
+    ``last``: at once when every member device reported, else :data:`PUBLISH_QUIET`
+    after the newest, and no later than :data:`PUBLISH_WAIT` after the first."""
+    if not unpublished(ng):
+        return None
+    if complete(ng):
+        return 0.0
+    return max(0.0, min(last + PUBLISH_QUIET, first + PUBLISH_WAIT) - now)
 
 
 def publication(ng: NetGroup, me: Device) -> list[tuple[Device, GroupTokens]]:

@@ -231,7 +231,7 @@ async def test_a_member_registers_before_it_reports_and_the_admin_publishes_once
     ng, _ = founded(people, "bob")
     alice_log, bob_log = Log(), Log()
     alice, bob = flow(people["alice"], alice_log), flow(people["bob"], bob_log)
-    assert await alice.token_step(ng) == pytest.approx(tokens.PUBLISH_WAIT, abs=0.1)
+    assert await alice.token_step(ng) == pytest.approx(tokens.PUBLISH_QUIET, abs=0.1)
     (registered,) = alice_log.events
     assert isinstance(registered, SetGroupToken)
     assert registered.revoke is None
@@ -316,3 +316,16 @@ async def test_a_removed_member_revokes_its_own_token(people: dict[str, Member])
 def report_payload(people: dict[str, Member], sender: str, to: str, payload: GroupTokens) -> bool:
     s = people[sender]
     return people[to].book.receive_tokens(s.address, 1, payload, s.sig)
+
+
+def test_a_publication_waits_for_a_quiet_moment_but_not_forever(people: dict[str, Member]) -> None:
+    ng, _ = founded(people, "bob", "carol")
+    alice = (ALICE, 1)
+    assert tokens.publication_due(ng, 0.0, 0.0, 0.0) is None  # nothing to publish
+    tokens.merge(ng, (BOB, 1), False, (entry(BOB),), alice)
+    assert tokens.publication_due(ng, 0.5, 0.0, 0.0) == pytest.approx(tokens.PUBLISH_QUIET - 0.5)
+    late = tokens.PUBLISH_WAIT - 0.2  # reports kept coming: the first one bounds the wait
+    assert tokens.publication_due(ng, late, 0.0, late) == pytest.approx(0.2)
+    tokens.draw(ng.tokens, DeterministicEntropy(b"a"), alice, b"a" * 16)
+    tokens.merge(ng, (CAROL, 1), False, (entry(CAROL),), alice)
+    assert tokens.publication_due(ng, 0.1, 0.0, 0.1) == 0.0  # every member reported
