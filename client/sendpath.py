@@ -175,11 +175,13 @@ class SendPath:
 
     async def targets(self, to: str) -> dict[int, Contact]:
         """The recipient's devices with a session and a mailbox, fetching bundles if none."""
-        known = {
-            dev: contact
-            for (addr, dev), contact in persist.contacts(self._store).items()
-            if addr == to and self._device.has_session(to, dev)
-        }
+        # the contacts of devices with a session, each read alone (not every contact for
+        # each address: a big group's first send asks for hundreds of addresses)
+        known = {}
+        for dev in sorted(d for a, d in self._device.sessions if a == to):
+            contact = persist.load_contact(self._store, to, dev)
+            if contact is not None:
+                known[dev] = contact
         if known:
             return known
         try:

@@ -92,7 +92,7 @@ def merge(
         held = st.members.get(dev)
         if held is None or entry.serial > held.serial:
             st.members[dev] = entry
-            st.entry[dev] = 0
+            st.entry.pop(dev, None)  # not published in its new form yet
             changed = True
     return changed, mine
 
@@ -105,7 +105,7 @@ def complete(ng: NetGroup) -> bool:
 def unpublished(ng: NetGroup) -> int:
     """How many entries an admin holds that no publication carried yet."""
     st = ng.tokens
-    return sum(1 for dev in st.members if st.entry.get(dev, 0) == 0)
+    return sum(1 for dev in st.members if dev not in st.entry)
 
 
 def publication_due(ng: NetGroup, now: float, first: float, last: float) -> float | None:
@@ -127,8 +127,7 @@ def publication(ng: NetGroup, me: Device) -> list[tuple[Device, GroupTokens]]:
     st = ng.tokens
     number = st.published + 1
     for dev in st.members:
-        if st.entry.get(dev, 0) == 0:
-            st.entry[dev] = number
+        st.entry.setdefault(dev, number)
     plan = []
     for dev in sorted(st.members):
         if dev == me:
