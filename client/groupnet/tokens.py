@@ -93,6 +93,10 @@ def merge(
         if held is None or entry.serial > held.serial:
             st.members[dev] = entry
             st.entry.pop(dev, None)  # not published in its new form yet
+            if dev == sender:
+                # its own report: it gets every entry again (it may have missed a
+                # publication while it could not open it)
+                st.told.pop(dev, None)
             changed = True
     return changed, mine
 

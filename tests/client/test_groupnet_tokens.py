@@ -109,6 +109,11 @@ def test_publications_carry_what_each_member_device_has_not_had(
     second = dict(tokens.publication(ng, alice))
     assert [e.address for e in second[(BOB, 1)].tokens] == [DAVE]  # only what is new
     assert {e.address for e in second[(DAVE, 1)].tokens} == {ALICE, BOB, CAROL, DAVE}
+    # a member's own new report (a rotation) gets it everything again, the others the news
+    tokens.merge(ng, (CAROL, 1), False, (entry(CAROL, 2),), alice)
+    third = dict(tokens.publication(ng, alice))
+    assert {e.address for e in third[(CAROL, 1)].tokens} == {ALICE, BOB, CAROL, DAVE}
+    assert [e.address for e in third[(BOB, 1)].tokens] == [CAROL]
 
 
 def test_a_removal_makes_a_new_token_due_and_keeps_the_old_one_until_published(
