@@ -11,7 +11,9 @@ introduction. Every other member must hold the message within :data:`WITHIN` sec
 the start of the creation; no limit is raised.
 
 Then a charlie member is removed: every remaining member rotates its token, and the
-removed member's copies of the old tokens are refused with ``send.bad_token``.
+removed member's copies of the old tokens are refused with ``send.bad_token``: at once on
+its own node, and at the destination for a routing layer to another domain (counted in
+``sealrelay_federation_refused_total``); the remaining members still reach each other.
 
 :data:`MEMBERS` members in ``make test``; ``SEALRELAY_GROUPS_FULL=1`` (``make
 groups-full``) the issue's 200.
@@ -34,11 +36,12 @@ import trio
 from client.app import Client
 from client.enroll import enroll
 from client.errors import Refused
+from client.routing import seal_for_domain
 from client.store.memory import MemoryStore
 from node import accounts
 from node.store import open_store
-from tests.integration.fedharness import LocalFederation, Person, wait_until
-from wire.relay import Send
+from tests.integration.fedharness import LocalFederation, Person, metric, wait_until
+from wire.relay import Forward, Send, Sent
 
 A: Final = "alpha.test"
 B: Final = "bravo.test"
@@ -48,6 +51,7 @@ FULL: Final = os.environ.get("SEALRELAY_GROUPS_FULL") == "1"
 MEMBERS: Final = 200 if FULL else 30
 """Members besides the admin, spread over the three domains."""
 WITHIN: Final = 60.0
+REFUSED: Final = "sealrelay_federation_refused_total"
 
 
 @dataclass
@@ -166,6 +170,8 @@ async def test_real_clients_form_a_group_of_strangers_within_a_minute(world: Wor
         vng = victim.groups.get(gid)
         assert vng is not None
         stale = vng.tokens.members[(neighbour.device.address, 1)]
+        target = next(c for c in members if c.domain == A)
+        far = vng.tokens.members[(target.device.address, 1)]
         assert not await admin.group_change(gid, remove=[victim.device.address])
         rest = [c for c in clients if c is not victim]
         await wait_until(lambda: _tokens_everywhere(rest, gid, 2), WITHIN, "rotated tokens")
@@ -174,6 +180,23 @@ async def test_real_clients_form_a_group_of_strangers_within_a_minute(world: Wor
                 Send(0, stale.mailbox, os.urandom(16), stale.token, 0, os.urandom(1024))
             )
         assert refused.value.node_code == "send.bad_token"
+        # ... and a routing layer to another domain is refused at the destination
+        before = metric(await world.fed.metrics(A), REFUSED, origin=C, code="send.bad_token")
+        eid = os.urandom(16)
+        layer = seal_for_domain(
+            await world.fed.document(A), int(time.time() * 1000), mailbox=far.mailbox,
+            token=far.token, eid=eid, ttl=0, body=os.urandom(1024),
+        )  # fmt: skip
+        assert isinstance(await victim.link.request(Forward(0, A, eid, 0, layer)), Sent)
+
+        async def refused_at_alpha() -> float:
+            text = await world.fed.metrics(A)
+            return metric(text, REFUSED, origin=C, code="send.bad_token") - before
+
+        deadline = time.monotonic() + WITHIN
+        while await refused_at_alpha() < 1:
+            assert time.monotonic() < deadline, "alpha did not refuse the stale token"
+            await trio.sleep(0.2)
         # the remaining members still reach each other with the new tokens
         result = await sender.group_send(gid, "after the removal")
         assert not result.failed
