@@ -3,9 +3,10 @@ real nodes with their DEFAULT configuration (issue 20; docs/groups.md section 9)
 
 One admin on alpha, who has written to none of them, creates a group of members spread
 over alpha, bravo and charlie. The client sends the welcomes to alpha members in
-``IntroduceMany`` uploads and to the others as routing layers; each member registers a
-group token (``SetGroupToken``) and reports it to the admin; the admin publishes the
-tokens to the members. Then a bravo member, who never wrote to anyone, sends a group
+``IntroduceMany`` uploads (checked on the admin's outbox: no single ``Introduce``, fewer
+uploads than the 10 introductions a minute) and to the others as routing layers; each
+member registers a group token (``SetGroupToken``) and reports it to the admin; the admin
+publishes the tokens to the members. Then a bravo member, who never wrote to anyone, sends a group
 message: its sender-key distributions and uploads present group tokens, never an
 introduction. Every other member must hold the message within :data:`WITHIN` seconds of
 the start of the creation; no limit is raised.
@@ -41,7 +42,7 @@ from client.store.memory import MemoryStore
 from node import accounts
 from node.store import open_store
 from tests.integration.fedharness import LocalFederation, Person, metric, wait_until
-from wire.relay import Forward, Send, Sent
+from wire.relay import Forward, Introduce, IntroduceMany, Send, Sent
 
 A: Final = "alpha.test"
 B: Final = "bravo.test"
@@ -133,6 +134,19 @@ def _tokens_everywhere(clients: list[Client], gid: bytes, serial: int = 1) -> bo
     return True
 
 
+def _record_frames(client: Client) -> list[object]:
+    """The frames ``client``'s outbox pump sends from now on."""
+    frames: list[object] = []
+    send = client.pump._request
+
+    async def recording(frame: object) -> object:
+        frames.append(frame)
+        return await send(frame)
+
+    client.pump._request = recording
+    return frames
+
+
 def _has(client: Client, text: str) -> bool:
     return any(m.text == text for m in client.inbox.messages())
 
@@ -141,10 +155,15 @@ def _has(client: Client, text: str) -> bool:
 async def test_real_clients_form_a_group_of_strangers_within_a_minute(world: World) -> None:
     clients = [p.load() for p in world.people]
     admin, members = clients[0], clients[1:]
+    frames = _record_frames(admin)
     async with online(clients):
         started = time.monotonic()
         gid = await admin.group_create("crisis", [c.device.address for c in members])
         welcomed = time.monotonic() - started
+        uploads = [f for f in frames if isinstance(f, IntroduceMany)]
+        assert 1 <= len(uploads) < 10  # the home welcomes, within one minute's limit
+        assert sum(len(f.intros) for f in uploads) == sum(c.domain == A for c in members)
+        assert not any(isinstance(f, Introduce) for f in frames)
         await wait_until(lambda: _tokens_everywhere(clients, gid), WITHIN, "tokens everywhere")
         formed = time.monotonic() - started
 
