@@ -97,6 +97,7 @@ chaos-fed: $(STAMP)
 groups-full: $(STAMP)
 	SEALRELAY_GROUPS_FULL=1 $(BIN)/pytest -q -s tests/integration/test_groups.py -k many_members
 	SEALRELAY_GROUPS_FULL=1 $(BIN)/pytest -q -s tests/integration/test_group_tokens.py
+	SEALRELAY_GROUPS_FULL=1 $(BIN)/pytest -q -s tests/integration/test_group_tokens_client.py
 
 # Coverage-guided fuzzing of every parser at a trust boundary (tests/fuzz): each target in
 # turn for FUZZ_SECONDS (default 60), then a table of executions, executions/s, coverage

@@ -144,6 +144,7 @@ class Client:
             documents=self.domains,
             entropy=entropy,
             clock=clock,
+            group_token=lambda address, device: self.groups.member_token(address, device),
         )
         self.draft_sender = DraftSender(store, self.drafts, self.sendpath, self.account)
         self.groups = GroupBook(store, device, entropy)
@@ -289,6 +290,7 @@ class Client:
                 nursery.start_soon(self._purge_loop)
                 nursery.start_soon(self.upkeep.run_renewals, self.link)
                 nursery.start_soon(self.domains.run, self.retry_quarantined)
+                nursery.start_soon(self.group_net.run_tokens)
                 await nursery.start(self.calls.run)
                 self._nursery = nursery
                 try:

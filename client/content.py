@@ -37,6 +37,7 @@ from client.groups.control import GroupControl
 from wire import U32, U64, Bytes16, Bytes32, MaxLen, WireError, decode, encode, message
 from wire.calls import CallSignal
 from wire.e2e import DeliveryToken
+from wire.group import GroupTokens
 
 MAX_TEXT: Final = 64 * 1024
 MAX_ATTACHMENTS: Final = 32
@@ -110,15 +111,19 @@ class GroupNote:
     reply_mailbox: Bytes16 | None
 
 
-Payload = Content | GroupControl | GroupNote
+Payload = Content | GroupControl | GroupNote | GroupTokens
+"""A ``GroupTokens`` is a member's report of its group token or an admin's publication of
+the members' tokens (``wire.group``, docs/groups.md section 9)."""
 
 
 def unpack_payload(plaintext: bytes) -> Payload:
     """A pairwise plaintext: a message, or group administration for ``client.groupnet``."""
     try:
-        return decode(plaintext, (Content, GroupControl, GroupNote))
+        payload = decode(plaintext, (Content, GroupControl, GroupNote, GroupTokens))
     except WireError:
         raise BadContent("the message content does not decode") from None
+    assert isinstance(payload, Content | GroupControl | GroupNote | GroupTokens)  # noqa: S101
+    return payload
 
 
 @message("client.call-note")
@@ -146,8 +151,8 @@ def unpack_call(plaintext: bytes) -> CallNote:
 def unpack_pairwise(plaintext: bytes) -> Payload | CallNote:
     """Any pairwise plaintext: a message, group administration or a call signal."""
     try:
-        payload = decode(plaintext, (Content, GroupControl, GroupNote, CallNote))
+        payload = decode(plaintext, (Content, GroupControl, GroupNote, GroupTokens, CallNote))
     except WireError:
         raise BadContent("the message content does not decode") from None
-    assert isinstance(payload, Content | GroupControl | GroupNote | CallNote)  # noqa: S101
+    assert isinstance(payload, Content | GroupControl | GroupNote | GroupTokens | CallNote)  # noqa: S101
     return payload

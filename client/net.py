@@ -59,10 +59,12 @@ from wire.relay import (
     Drained,
     Error,
     Hello,
+    IntroduceMany,
     LegEnded,
     Register,
     Registered,
     SendBatch,
+    SetGroupToken,
     is_media_message,
 )
 
@@ -148,7 +150,7 @@ class Connection:
         """Set when the backlog shrank or a request started waiting."""
         self._next_id = 1
         self._waiters: dict[int, _Waiter] = {}
-        self._batches: set[int] = set()  # ids of pending SendBatch requests
+        self._batches: set[int] = set()  # ids of pending requests an old node cannot read
         self._closed = False
         self.media: MediaSink | None = None
         """Where call media datagrams read go (dropped while None)."""
@@ -165,7 +167,7 @@ class Connection:
             raise NetworkError("the connection to the node closed")
         rid, self._next_id = self._next_id, self._next_id % 0xFFFF_FFFF + 1
         waiter = self._waiters[rid] = _Waiter()
-        if isinstance(req, SendBatch):
+        if isinstance(req, SendBatch | IntroduceMany | SetGroupToken):
             self._batches.add(rid)
         self._room.set()  # the reader must keep reading until the response came
         try:

@@ -26,7 +26,11 @@ bytes as ever.
 With ``batch`` above 1 the pump sends consecutive ``Send`` items together in one
 ``SendBatch`` (at most ``batch`` of them and :data:`BATCH_BYTES` of bodies), answered per
 item; a node that does not know ``SendBatch`` (it answers ``proto.*``) gets single Sends
-from then on.
+from then on. Consecutive introductions (items without a token for the home domain: the
+welcomes of a new group's members) go the same way in one ``IntroduceMany`` (at most
+``MAX_INTRODUCTIONS`` and :data:`INTRODUCTION_BYTES`), which the node counts as one of the
+sender's introductions per minute (issue 20); a ``limit.rate`` for the whole upload waits
+its ``retry_after``, and a node without ``IntroduceMany`` gets single ``Introduce`` frames.
 """
 
 from __future__ import annotations
@@ -44,10 +48,12 @@ from trust.limits import MAX_LAYER_BYTES
 from wire import U32, Bytes16, MaxLen, decode, encode, message
 from wire.e2e import Address, DeliveryToken, DeviceId
 from wire.relay import (
+    MAX_INTRODUCTIONS,
     MAX_SHARED_RECIPIENTS,
     Error,
     Forward,
     Introduce,
+    IntroduceMany,
     Send,
     SendBatch,
     SendShared,
@@ -65,6 +71,9 @@ RETRY_PAUSE: Final = 1.0
 MAX_RETRY_PAUSE: Final = 60.0
 BATCH_BYTES: Final = 512 * 1024
 """Most body bytes in one ``SendBatch`` (a larger item goes alone)."""
+INTRODUCTION_BYTES: Final = 960 * 1024
+"""Most body bytes in one ``IntroduceMany``: with its per-introduction overhead it stays
+under the node's default ``max_frame_bytes`` (1 MiB + 64 KiB)."""
 
 
 @message("client.outbox-item")
@@ -168,6 +177,7 @@ class OutboxPump:
         self._sealed = sealed
         """Sends over the anonymous connection (None: everything over ``request``)."""
         self._batch = batch
+        self._introduce_many = batch > 1
         self._wake = trio.Event()
         self._progress = trio.Event()
         self.sent: set[bytes] = set()
@@ -193,6 +203,11 @@ class OutboxPump:
         """Send every pending item once; raises :class:`NetworkError` if the link broke."""
         pending = self._outbox.pending()
         while pending:
+            intros = _introductions(pending) if self._introduce_many else []
+            if len(intros) > 1:
+                await self._deliver_introductions(intros)
+                pending = pending[len(intros) :]
+                continue
             batch = _batch(pending, self._batch)
             if len(batch) < 2:
                 await self._deliver(pending[0])
@@ -217,6 +232,35 @@ class OutboxPump:
             items = self._settle_batch(items, response)
         for item in items:
             await self._deliver(item)
+
+    async def _deliver_introductions(self, items: list[OutboxItem]) -> None:
+        """Send ``items`` in one IntroduceMany until each is settled (retrying the ones the
+        node refused for a while); one by one if the node does not know the frame."""
+        pause = RETRY_PAUSE
+        while items:
+            intros = tuple(
+                Introduce(n, item.mailbox, item.eid, item.ttl, item.body)
+                for n, item in enumerate(items, 1)
+            )
+            try:
+                response = await self._request(IntroduceMany(id=0, intros=intros))
+            except Refused as exc:
+                if exc.node_code in UNREADABLE:
+                    self._introduce_many = False
+                    for item in items:
+                        await self._deliver(item)
+                    return
+                if exc.node_code not in RETRYABLE:
+                    for item in items:
+                        self._settle(item.eid, exc)
+                    return
+                await trio.sleep(exc.retry_after / 1000 if exc.retry_after else pause)
+                pause = min(pause * 2, MAX_RETRY_PAUSE)
+                continue
+            items = self._settle_batch(items, response)
+            if items:
+                await trio.sleep(pause)
+                pause = min(pause * 2, MAX_RETRY_PAUSE)
 
     def _settle_batch(self, items: list[OutboxItem], response: object) -> list[OutboxItem]:
         """Settle what ``response`` answers for good; the items left to send again."""
@@ -300,6 +344,21 @@ def _sendable(item: AnyItem) -> OutboxItem | None:
     if isinstance(item, OutboxItem) and item.token is not None and not item.domain:
         return item
     return None
+
+
+def _introductions(pending: list[AnyItem]) -> list[OutboxItem]:
+    """The consecutive introductions (home domain, no token) at the head of ``pending`` to
+    send in one ``IntroduceMany`` (empty when the first is of another kind)."""
+    group: list[OutboxItem] = []
+    size = 0
+    for item in pending[:MAX_INTRODUCTIONS]:
+        if not isinstance(item, OutboxItem) or item.token is not None or item.domain:
+            break
+        if group and size + len(item.body) > INTRODUCTION_BYTES:
+            break
+        group.append(item)
+        size += len(item.body)
+    return group
 
 
 def _batch(pending: list[AnyItem], most: int) -> list[OutboxItem]:

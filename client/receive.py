@@ -38,6 +38,7 @@ from client.net import Link
 from client.peers import peer_identity, remember_contact
 from client.session import Device
 from client.store.base import StateStore
+from wire.group import GroupTokens
 from wire.relay import Ack, Deliver, Drained, Envelope
 
 MAX_RETRY_PASSES: Final = 16
@@ -190,10 +191,16 @@ class Receiver:
         if self._calls is not None:
             self._calls.call_note(sender, note)
 
-    def _group_control(self, sender: str, device: int, payload: GroupControl | GroupNote) -> None:
-        """Hand a pairwise group control to its group (in the caller's transaction)."""
+    def _group_control(
+        self, sender: str, device: int, payload: GroupControl | GroupNote | GroupTokens
+    ) -> None:
+        """Hand a pairwise group control (or group tokens) to its group (in the caller's
+        transaction)."""
         peer = peer_identity(self._device, sender)
         if peer is None:
+            return
+        if isinstance(payload, GroupTokens):
+            self._groups.receive_tokens(sender, device, payload, peer.sig)
             return
         if isinstance(payload, GroupNote):
             remember_contact(

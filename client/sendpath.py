@@ -21,7 +21,7 @@ in the same transaction as the group state they moved.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final, Protocol
 
 import trio
@@ -122,11 +122,18 @@ def outbox_item(planned: PlannedEnvelope, eid: bytes, ttl: int, body: bytes) -> 
     )
 
 
+GroupTokenOf = Callable[[str, int], bytes | None]
+"""A group token of a peer device from a group this device is in (``GroupBook.member_token``)."""
+
+
 class SendPath:
     """Target resolution, the durable outbox write and the pump's wake-up, for one device.
 
     ``request`` sends one request over the live connection; ``documents`` gives verified
-    key documents of other domains; ``pump`` delivers what is written to ``outbox``.
+    key documents of other domains; ``pump`` delivers what is written to ``outbox``;
+    ``group_token`` gives the group token an envelope to a fellow group member presents
+    (before the contact's own token, which may be an older group token; without either
+    the envelope is an introduction).
     """
 
     def __init__(
@@ -140,9 +147,11 @@ class SendPath:
         documents: Documents,
         entropy: Entropy,
         clock: Clock,
+        group_token: GroupTokenOf | None = None,
     ) -> None:
         self._store = store
         self._device = device
+        self._group_token = group_token
         self._outbox = outbox
         self._pump = pump
         self._request = request
@@ -166,11 +175,13 @@ class SendPath:
 
     async def targets(self, to: str) -> dict[int, Contact]:
         """The recipient's devices with a session and a mailbox, fetching bundles if none."""
-        known = {
-            dev: contact
-            for (addr, dev), contact in persist.contacts(self._store).items()
-            if addr == to and self._device.has_session(to, dev)
-        }
+        # the contacts of devices with a session, each read alone (not every contact for
+        # each address: a big group's first send asks for hundreds of addresses)
+        known = {}
+        for dev in sorted(d for a, d in self._device.sessions if a == to):
+            contact = persist.load_contact(self._store, to, dev)
+            if contact is not None:
+                known[dev] = contact
         if known:
             return known
         try:
@@ -235,7 +246,8 @@ class SendPath:
         eids = []
         now = now_ms(self._clock)
         with self._store.transaction():
-            for one in planned:
+            for raw in planned:
+                one = self._with_group_token(raw)
                 body = self._device.encrypt(one.address, one.device, one.plaintext)
                 eid = self._entropy.random_bytes(EID_LEN)
                 if one.domain:
@@ -255,6 +267,12 @@ class SendPath:
             if also is not None:
                 also()
         return eids
+
+    def _with_group_token(self, one: PlannedEnvelope) -> PlannedEnvelope:
+        token = None if self._group_token is None else self._group_token(one.address, one.device)
+        if token is None or token == one.contact.delivery_token:
+            return one
+        return replace(one, contact=Contact(one.contact.mailbox, token))
 
     def write_items(
         self, make: Callable[[], Iterable[AnyItem]], *, also: Callable[[], None] | None = None
@@ -290,7 +308,10 @@ class SendPath:
         transaction with ``also``, and wake the pump; the envelope ids."""
         every = await self.all_targets([m.address for m in messages])
         docs = await self.documents(domain_of(m.address) for m in messages)
-        eids = self.write(plan(messages, every, self.home), 0, docs, also=also)
+        # home-domain envelopes first (a device's envelopes keep their order), so the pump
+        # finds the introductions among them together (one IntroduceMany)
+        planned = sorted(plan(messages, every, self.home), key=lambda p: p.domain != "")
+        eids = self.write(planned, 0, docs, also=also)
         self.wake()
         return eids
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Annotated, Final
 
-from wire.e2e import Address, DeviceId, Key, Sig, Suite
+from wire.e2e import Address, DeliveryToken, DeviceId, Key, Sig, Suite
 from wire.schema import message
 from wire.types import U32, Bytes16, MaxLen, MinLen
 
@@ -167,6 +167,36 @@ class GroupStateBody:
     name: GroupName
     members: Annotated[tuple[GroupMember, ...], MaxLen(MAX_MEMBERS)]
     admins: Annotated[tuple[GroupAdmin, ...], MaxLen(MAX_MEMBERS)]
+
+
+# --- group delivery tokens (issue 20; docs/groups.md section 9) -------------------------------
+
+MAX_TOKEN_ENTRIES: Final = MAX_MEMBERS * MAX_DEVICES
+"""Member device tokens in one :class:`GroupTokens` (one per member device at most)."""
+MailboxId = Bytes16
+
+
+@message("group.member-token")
+class MemberToken:
+    """The group delivery token a member device registered with its node
+    (``SetGroupToken``) for one group, and the mailbox it opens. ``serial`` counts the
+    owner's tokens for the group: a higher serial replaces a lower one (a rotation)."""
+
+    address: Address
+    device: DeviceId
+    mailbox: MailboxId
+    token: DeliveryToken
+    serial: U32
+
+
+@message("group.tokens")
+class GroupTokens:
+    """Member tokens of group ``group``, a pairwise payload: a member's report of its own
+    token (to the admins), or an admin's publication of the members' tokens (to the member
+    devices of the current state only)."""
+
+    group: GroupId
+    tokens: Annotated[tuple[MemberToken, ...], MinLen(1), MaxLen(MAX_TOKEN_ENTRIES)]
 
 
 # --- sender keys --------------------------------------------------------------------------

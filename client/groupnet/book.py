@@ -7,17 +7,21 @@ opens group envelopes (the package docstring tells the transport keys' rules).""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from client.content import GroupKey, GroupNote
 from client.entropy import Entropy
 from client.errors import ClientError
+from client.groupnet import tokens
 from client.groupnet.transport import (
     MAX_KEYS,
     MAX_PENDING,
     TRANSPORT_KEY_LEN,
     GroupEnvelope,
     GroupNetRecord,
+    GroupNetRecordV1,
+    GroupTokenState,
     NetGroup,
     PendingControl,
     TransportKey,
@@ -37,7 +41,14 @@ from client.records import PeerKey
 from client.session import Device
 from client.store.base import NS_GROUP_MESSAGES, NS_GROUPS, StateStore
 from wire import decode, encode
-from wire.group import GroupChange, GroupHistory, OpLeave, OpRemove, SenderKeyDistribution
+from wire.group import (
+    GroupChange,
+    GroupHistory,
+    GroupTokens,
+    OpLeave,
+    OpRemove,
+    SenderKeyDistribution,
+)
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +85,12 @@ class GroupBook:
         self._cache: dict[bytes, NetGroup] = {}
         self.refused: list[tuple[bytes, str]] = []
         """(group id, code) of every control refused since this book was made."""
+        self.wake_tokens: Callable[[], None] = lambda: None
+        """Called when a group needs token work (a join, a removal, tokens received)."""
+
+    @property
+    def _me(self) -> tuple[str, int]:
+        return self._device.address, self._device.device_id
 
     # --- storage ---
 
@@ -83,19 +100,26 @@ class GroupBook:
         raw = self._store.get(NS_GROUPS, group_id)
         if raw is None:
             return None
-        ng = self._from_record(decode(raw, GroupNetRecord, max_size=MAX_RECORD_SIZE + (1 << 20)))
+        size = MAX_RECORD_SIZE + (4 << 20)
+        ng = self._from_record(decode(raw, (GroupNetRecord, GroupNetRecordV1), max_size=size))
         self._cache[group_id] = ng
         return ng
 
-    def _from_record(self, rec: GroupNetRecord) -> NetGroup:
+    def _from_record(self, rec: GroupNetRecord | GroupNetRecordV1) -> NetGroup:
         identity = self._device.identity
         group = None if rec.group is None else Group.from_bytes(identity, rec.group)
+        held = (
+            GroupTokenState.from_record(rec.tokens)
+            if isinstance(rec, GroupNetRecord)
+            else GroupTokenState()
+        )
         return NetGroup(
             rec.group_id,
             group,
             list(rec.keys),
             list(rec.pending),
             {(p.address, p.device) for p in rec.distributed},
+            held,
         )
 
     def save(self, ng: NetGroup) -> None:
@@ -106,6 +130,7 @@ class GroupBook:
             keys=tuple(ng.keys[-MAX_KEYS:]),
             pending=tuple(ng.pending[-MAX_PENDING:]),
             distributed=tuple(PeerKey(address=a, device=d) for a, d in sorted(ng.distributed)),
+            tokens=ng.tokens.to_record(),
         )
         self._store.put(NS_GROUPS, ng.group_id, encode(rec))
         self._cache[ng.group_id] = ng
@@ -203,9 +228,19 @@ class GroupBook:
             return None
         except GroupError as exc:
             return exc.code
+        if result is not None and result.removed:
+            self.removed(ng)
         if result is not None and isinstance(body, GroupChange | GroupHistory):
             self._retry_pending(ng)
         return None
+
+    def removed(self, ng: NetGroup) -> None:
+        """A member left the current state: a new group token is due on this device, and
+        the departed devices' tokens are forgotten."""
+        if ng.tokens.token is not None:
+            ng.tokens.rotate = True
+        tokens.drop_departed(ng)
+        self.wake_tokens()
 
     def _first(
         self, ng: NetGroup, sender: str, device: int, control: GroupControl, peer_sig: bytes
@@ -227,6 +262,7 @@ class GroupBook:
             return "group.welcome_not_from_member"
         ng.group = group
         self._retry_pending(ng)
+        self.wake_tokens()
         return None
 
     @staticmethod
@@ -252,6 +288,43 @@ class GroupBook:
                 self._keep(ng, item.sender, item.device, control)
             except GroupError as exc:
                 self.refused.append((ng.group_id, exc.code))
+
+    # --- group tokens ---
+
+    def receive_tokens(
+        self, sender: str, device: int, payload: GroupTokens, peer_sig: bytes
+    ) -> bool:
+        """Take a report or publication of group tokens from ``sender``/``device`` (whose
+        pairwise identity signing key is ``peer_sig``); save the group. Whether it changed
+        anything."""
+        ng = self.get(payload.group)
+        if ng is None or ng.group is None or not ng.group.is_member:
+            log.warning("group tokens for a group this device is not in")
+            return False
+        state = ng.group.state
+        fp = state.view.device_fingerprint(sender, device)
+        if fp is None or fp != key_fingerprint(state.suite, peer_sig):
+            self.refused.append((ng.group_id, "group.tokens_not_from_member"))
+            return False
+        from_admin = sender in state.admins
+        changed, mine = tokens.merge(ng, (sender, device), from_admin, payload.tokens, self._me)
+        if mine and not ng.tokens.confirmed:
+            ng.tokens.confirmed = True
+            changed = True
+        if changed:
+            self.save(ng)
+            self.wake_tokens()
+        return changed
+
+    def member_token(self, address: str, device: int) -> bytes | None:
+        """A group token of ``address``/``device`` from a group this device is a member of
+        (``None`` if none is known): what a sealed envelope to it presents."""
+        for ng in self.all():
+            assert ng.group is not None  # noqa: S101 - all() returns joined groups only
+            entry = ng.tokens.members.get((address, device))
+            if entry is not None and ng.group.is_member:
+                return entry.token
+        return None
 
     # --- receiving group messages ---
 

@@ -19,6 +19,7 @@ from client.content import Content, GroupKey, GroupNote, pack
 from client.entropy import Entropy
 from client.errors import ClientError, Refused, UntrustedIdentity
 from client.groupnet.book import GroupBook, GroupUnavailable
+from client.groupnet.tokenflow import TokenFlow, registered_token
 from client.groupnet.transport import NONCE_LEN, NetGroup, uploads, wrap
 from client.groups import Group, GroupControl, member_of, pack_control
 from client.groups.state import MAX_RECORD_SIZE
@@ -48,14 +49,18 @@ class GroupSendResult:
     partial: dict[bytes, tuple[str, ...]]
 
 
-def note_for(info: AccountInfo, control: bytes, key: GroupKey | None) -> bytes:
+def note_for(
+    info: AccountInfo, control: bytes, key: GroupKey | None, token: bytes | None = None
+) -> bytes:
     """The pairwise plaintext of a group control (``pack_control``'s output) with the
-    transport ``key`` and this account's reply details from ``info``."""
+    transport ``key`` and this account's reply details from ``info``; ``token``, this
+    device's registered group token for the group, replaces the account token (so group
+    traffic hands out only tokens that a removal rotates)."""
     return encode(
         GroupNote(
             control=decode(control, GroupControl, max_size=MAX_RECORD_SIZE),
             key=key,
-            reply_token=info.delivery_token,
+            reply_token=token or info.delivery_token,
             reply_mailbox=info.mailbox,
         )
     )
@@ -135,14 +140,32 @@ class GroupNet:
         self._request = request
         self._entropy = entropy
         self._clock = clock
+        self.tokens = TokenFlow(
+            book, sendpath, store=store, me=self._me, account=account, request=request,
+            entropy=entropy,
+        )  # fmt: skip
 
     @property
     def _me(self) -> tuple[str, int]:
         return self._device.address, self._device.device_id
 
-    def note_bytes(self, control: bytes, key: GroupKey | None) -> bytes:
-        """:func:`note_for` with this account's current record."""
-        return note_for(self._account.info, control, key)
+    async def run_tokens(self) -> None:
+        """The group token work of this device, while online (``tokenflow``)."""
+        await self.tokens.run()
+
+    async def _tokens_now(self, ng: NetGroup) -> None:
+        await self.tokens.now(ng)
+
+    def _reply_token(self, ng: NetGroup | None) -> bytes | None:
+        """What group traffic hands out as this device's token: its registered group
+        token for ``ng`` (a removal rotates it), else the account token."""
+        token = None if ng is None else registered_token(ng)
+        return token or self._account.info.delivery_token
+
+    def note_bytes(self, control: bytes, key: GroupKey | None, ng: NetGroup | None = None) -> bytes:
+        """:func:`note_for` with this account's current record (and ``ng``'s group token
+        once registered)."""
+        return note_for(self._account.info, control, key, self._reply_token(ng))
 
     async def send_pairwise(self, ng: NetGroup, plan: Sequence[Pairwise]) -> list[bytes]:
         """Queue ``plan`` and save ``ng`` in the same transaction; the envelope ids."""
@@ -174,8 +197,9 @@ class GroupNet:
             dev.identity, dev.address, dev.device_id, name, others, self._entropy
         )
         ng = NetGroup(group.state.group_id, group)
+        await self._tokens_now(ng)  # registered before the welcomes carry the token
         key = self.book.new_key(ng)
-        welcome = self.note_bytes(pack_control(ng.group_id, group.welcome()), key)
+        welcome = self.note_bytes(pack_control(ng.group_id, group.welcome()), key, ng)
         plan = to_all(ng.member_devices(), self._me, welcome)
         return ng.group_id, await self.send_pairwise(ng, plan)
 
@@ -196,12 +220,16 @@ class GroupNet:
         ng, group = self._joined(group_id)
         before = set(ng.member_devices())
         changes = [group.propose(OpAdd(member=m))[0] for m in await self._members(add)]
-        changes += [group.propose(OpRemove(address=a))[0] for a in remove]
+        for address in remove:
+            data, result = group.propose(OpRemove(address=address))
+            changes.append(data)
+            if result.removed:
+                self.book.removed(ng)
         key = self.book.new_key(ng)
         after = set(ng.member_devices())
         controls = [pack_control(group_id, data) for data in changes]
-        notes = [(self.note_bytes(c, None), self.note_bytes(c, key)) for c in controls]
-        welcome = self.note_bytes(pack_control(group_id, group.welcome()), key)
+        notes = [(self.note_bytes(c, None, ng), self.note_bytes(c, key, ng)) for c in controls]
+        welcome = self.note_bytes(pack_control(group_id, group.welcome()), key, ng)
         plan = change_plan(before, after, self._me, notes, welcome)
         return await self.send_pairwise(ng, plan)
 
@@ -215,6 +243,7 @@ class GroupNet:
     ) -> GroupSendResult:
         """Encrypt once, upload once per destination domain; wait for the node's answers."""
         ng, group = self._joined(group_id)
+        await self._tokens_now(ng)
         await self._distribute(ng, group)
         info = self._account.info
         pointers = [
@@ -223,7 +252,7 @@ class GroupNet:
         content = Content(
             text=text,
             sent=now_ms(self._clock),
-            reply_token=info.delivery_token,
+            reply_token=self._reply_token(ng),
             reply_mailbox=info.mailbox,
             expire=expire,
             attachments=tuple(pointers),
@@ -254,7 +283,7 @@ class GroupNet:
         missing = [m for m in ng.member_devices() if m != self._me and m not in ng.distributed]
         if not missing:
             return
-        note = self.note_bytes(pack_control(ng.group_id, group.distribution()), None)
+        note = self.note_bytes(pack_control(ng.group_id, group.distribution()), None, ng)
         ng.distributed.update(missing)
         await self.send_pairwise(ng, to_all(missing, self._me, note))
 
@@ -264,6 +293,10 @@ class GroupNet:
         found: Recipients = {}
         for address, dev in ng.member_devices():
             if (address, dev) == self._me:
+                continue
+            entry = ng.tokens.members.get((address, dev))
+            if entry is not None:  # the group token the member registered
+                found.setdefault(domain_of(address), []).append((entry.mailbox, entry.token))
                 continue
             contact = contacts.get((address, dev))
             if contact is None:

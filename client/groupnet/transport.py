@@ -21,8 +21,9 @@ from suites.errors import DecryptionFailed as AeadFailed
 from suites.labels import GROUP_TRANSPORT_AAD
 from suites.padding import PaddingError, unpad
 from wire import U32, Bytes16, Bytes32, Len, MaxLen, WireError, decode, encode, message
-from wire.e2e import Address, DeviceId
+from wire.e2e import Address, DeliveryToken, DeviceId
 from wire.federation import MAX_GROUP_RECIPIENTS
+from wire.group import MAX_TOKEN_ENTRIES, MemberToken
 from wire.relay import MAX_SHARED_RECIPIENTS, SharedRecipient
 from wire.server import ServerKeyDocument
 
@@ -33,6 +34,9 @@ MAX_KEYS: Final = 8
 MAX_PENDING: Final = 64
 """Controls (distributions, keys) kept per group until the change they wait for arrives."""
 MAX_BODY: Final = 1 << 21
+MAX_REVOKE: Final = 8
+"""Old group tokens of this device waiting to be revoked (a rotation each; more are
+revoked at once when the next is drawn)."""
 
 
 # --- records --------------------------------------------------------------------------------
@@ -65,6 +69,46 @@ class PendingControl:
 
 
 @message("client.group-net")
+class GroupNetRecordV1:
+    """A group record written before group tokens (read, never written)."""
+
+    group_id: Bytes16
+    group: Annotated[bytes, MaxLen(MAX_RECORD_SIZE)] | None
+    keys: Annotated[tuple[TransportKey, ...], MaxLen(MAX_KEYS)]
+    pending: Annotated[tuple[PendingControl, ...], MaxLen(MAX_PENDING)]
+    distributed: tuple[PeerKey, ...]
+
+
+@message("client.group-token-mark")
+class TokenMark:
+    """An admin's publication bookkeeping for one member device: ``entry`` is the number
+    of the publication that first carried its current token, ``told`` the newest
+    publication it was sent."""
+
+    address: Address
+    device: DeviceId
+    entry: U32
+    told: U32
+
+
+@message("client.group-tokens-state")
+class TokenRecord:
+    """This device's group token for the group and what it knows of the members' (docs/
+    groups.md section 9)."""
+
+    token: DeliveryToken | None
+    serial: U32
+    registered: bool
+    reported: bool
+    rotate: bool
+    revoke: Annotated[tuple[DeliveryToken, ...], MaxLen(MAX_REVOKE)]
+    confirmed: bool
+    members: Annotated[tuple[MemberToken, ...], MaxLen(MAX_TOKEN_ENTRIES)]
+    marks: Annotated[tuple[TokenMark, ...], MaxLen(MAX_TOKEN_ENTRIES)]
+    published: U32
+
+
+@message("client.group-net", version=2)
 class GroupNetRecord:
     """One group of this device (``group`` is ``Group.to_bytes``; ``None`` until joined)."""
 
@@ -74,6 +118,69 @@ class GroupNetRecord:
     pending: Annotated[tuple[PendingControl, ...], MaxLen(MAX_PENDING)]
     distributed: tuple[PeerKey, ...]
     """Member devices that have this device's current sending chain."""
+    tokens: TokenRecord
+
+
+Device = tuple[str, int]
+
+
+@dataclass
+class GroupTokenState:
+    """This device's group token for one group and the members' tokens it knows.
+
+    ``token`` is registered with the node (``registered``) before anyone learns it; then
+    ``reported`` to the admins (or, on an admin, published). ``rotate`` is set by a removal:
+    a new token is due, and the old ones are kept in ``revoke`` until an admin's publication
+    carries the new one (``confirmed``). ``members`` maps member devices to their newest
+    known token; on an admin, ``entry``/``told`` number what each publication carried
+    (see ``tokens``)."""
+
+    token: bytes | None = None
+    serial: int = 0
+    registered: bool = False
+    reported: bool = False
+    rotate: bool = False
+    revoke: list[bytes] = field(default_factory=list)
+    confirmed: bool = False
+    members: dict[Device, MemberToken] = field(default_factory=dict)
+    entry: dict[Device, int] = field(default_factory=dict)
+    told: dict[Device, int] = field(default_factory=dict)
+    published: int = 0
+
+    def to_record(self) -> TokenRecord:
+        devices = sorted(set(self.entry) | set(self.told))
+        return TokenRecord(
+            token=self.token,
+            serial=self.serial,
+            registered=self.registered,
+            reported=self.reported,
+            rotate=self.rotate,
+            revoke=tuple(self.revoke[-MAX_REVOKE:]),
+            confirmed=self.confirmed,
+            members=tuple(self.members[d] for d in sorted(self.members)),
+            marks=tuple(
+                TokenMark(address=a, device=d, entry=self.entry.get((a, d), 0),
+                          told=self.told.get((a, d), 0))
+                for a, d in devices
+            ),
+            published=self.published,
+        )  # fmt: skip
+
+    @classmethod
+    def from_record(cls, rec: TokenRecord) -> GroupTokenState:
+        return cls(
+            token=rec.token,
+            serial=rec.serial,
+            registered=rec.registered,
+            reported=rec.reported,
+            rotate=rec.rotate,
+            revoke=list(rec.revoke),
+            confirmed=rec.confirmed,
+            members={(m.address, m.device): m for m in rec.members},
+            entry={(m.address, m.device): m.entry for m in rec.marks if m.entry},
+            told={(m.address, m.device): m.told for m in rec.marks if m.told},
+            published=rec.published,
+        )
 
 
 @dataclass
@@ -83,6 +190,7 @@ class NetGroup:
     keys: list[TransportKey] = field(default_factory=list)
     pending: list[PendingControl] = field(default_factory=list)
     distributed: set[tuple[str, int]] = field(default_factory=set)
+    tokens: GroupTokenState = field(default_factory=GroupTokenState)
 
     def member_devices(self) -> list[tuple[str, int]]:
         """Every member device of the current state."""

@@ -27,8 +27,8 @@ members; the remaining members still reach each other with the new tokens.
 ``SEALRELAY_GROUPS_FULL=1`` (``make groups-full``) the issue's 200 (about 30 s; the group
 was usable 3.4 s after the first welcome on a loaded two-core machine).
 
-What this does not cover yet: the client library (``client/groupnet``) does not use group
-tokens or ``IntroduceMany``; here the test plays the clients' part on the wire.
+Here the test plays the clients' part on the wire; ``test_group_tokens_client.py`` does
+the same with the client library (``client/groupnet``).
 """
 
 from __future__ import annotations
