@@ -102,6 +102,7 @@ __all__ = [  # the codes, which ``node.errors`` re-exports
     "CALL_UNAVAILABLE",
     "CALL_UNREACHABLE",
     "CODES",
+    "MEETING_FULL",
     "FED_AUTH",
     "FED_KEY_DOCUMENT",
     "FED_PIN_MISMATCH",
@@ -161,6 +162,7 @@ CALL_UNAVAILABLE: Final = "call.unavailable"
 CALL_HANG_UP: Final = "call.hang_up"
 CALL_PEER_ENDED: Final = "call.peer_ended"
 CALL_OWNER_GONE: Final = "call.owner_gone"
+MEETING_FULL: Final = "meeting.full"
 FED_POLICY: Final = "fed.policy"
 FED_UNAVAILABLE: Final = "fed.unavailable"
 FED_KEY_DOCUMENT: Final = "fed.key_document"
@@ -199,6 +201,7 @@ CODES: Final = (
     CALL_EXPIRED,
     CALL_UNREACHABLE,
     CALL_UNAVAILABLE,
+    MEETING_FULL,
     FED_POLICY,
     FED_UNAVAILABLE,
     FED_KEY_DOCUMENT,
