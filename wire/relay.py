@@ -58,15 +58,6 @@ from wire.relay_calls import (
     LegRef,
     is_media_message,
 )
-from wire.relay_meetings import (
-    MeetingJoin,
-    MeetingKeyframe,
-    MeetingLayer,
-    MeetingLayerSpec,
-    MeetingLeave,
-    MeetingVideo,
-    RoomId,
-)
 from wire.relay_common import (
     Body,
     Code,
@@ -103,6 +94,15 @@ from wire.relay_mail import (
     SentShared,
     SharedRecipient,
     deliver_parts,
+)
+from wire.relay_meetings import (
+    MeetingJoin,
+    MeetingKeyframe,
+    MeetingLayer,
+    MeetingLayerSpec,
+    MeetingLeave,
+    MeetingVideo,
+    RoomId,
 )
 from wire.schema import message
 from wire.types import U8, U16, U32, U64, Bytes32, MaxLen

@@ -37,7 +37,7 @@ from node.calls.legs import (
     secret_matches,
 )
 from node.errors import CALL_BAD_SECRET, CALL_EXPIRED, CALL_NO_LEG, MEETING_FULL, NodeError
-from node.sfu.model import LayerSpec, check_layers
+from node.sfu.model import LayerSpec, VideoRequest, check_layers
 from wire.meeting import MAX_PARTICIPANTS
 
 _SENDER_BYTES: Final = 4
@@ -57,6 +57,8 @@ class MeetingLeg:
     deadline: int
     conn: Conn | None = None
     sender: int | None = None
+    video: VideoRequest | None = None
+    """What it asked to receive (``MeetingVideo``), applied again at each binding."""
 
 
 @dataclass(frozen=True, slots=True)
