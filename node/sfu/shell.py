@@ -304,15 +304,11 @@ class MeetingService:
         """The connection that carried ``leg`` before leaves the room (QUIC: closed)."""
         if replaced is None:
             return
-        old, sender = replaced
-        self._leave_room(old, leg.room)
+        old, _sender = replaced
         member = self._members.get(old)
-        if member is not None:
-            member.senders.pop(sender, None)
-            if not member.senders:
-                del self._members[old]
-            if member.quic is not None:
-                member.quic.close(CLOSE_REBOUND, "the leg was bound by another connection")
+        self._leave_room(old, leg.room)
+        if member is not None and member.quic is not None:
+            member.quic.close(CLOSE_REBOUND, "the leg was bound by another connection")
 
     def _apply(self, leg: MeetingLeg, video: VideoRequest) -> None:
         leg.video = video

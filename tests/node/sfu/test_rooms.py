@@ -25,7 +25,8 @@ def test_a_join_hands_out_a_random_leg_and_keeps_only_the_secret_hash() -> None:
     assert state is not None
     assert state.secret_hash == secret_hash(leg.leg_secret)
     assert leg.leg_secret not in [getattr(state, name) for name in state.__slots__]
-    assert legs.owns(leg.leg_id) and legs.has_room(ROOM)
+    assert legs.owns(leg.leg_id)
+    assert legs.has_room(ROOM)
     assert (legs.rooms, legs.legs) == (1, 1)
     assert leg.expires == T0 + ALLOCATION_TIMEOUT_MS
 
@@ -82,7 +83,9 @@ def test_unbind_waits_for_a_rebind_then_expires_and_the_room_ends() -> None:
     assert legs.expire(later + ALLOCATION_TIMEOUT_MS - 1) == []
     [gone] = legs.expire(later + ALLOCATION_TIMEOUT_MS)
     assert gone.leg_id == leg.leg_id
-    assert not legs.owns(leg.leg_id) and not legs.has_room(ROOM) and legs.rooms == 0
+    assert not legs.owns(leg.leg_id)
+    assert not legs.has_room(ROOM)
+    assert legs.rooms == 0
 
 
 def test_leave_is_the_owners_and_reports_the_connection() -> None:
