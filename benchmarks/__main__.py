@@ -1,6 +1,7 @@
 """``python -m benchmarks [--quick] [--out DIR] [module ...]``: run, print, write JSON.
 
-Without module names every module of :data:`benchmarks.harness.MODULES` runs.  A module
+Without module names every module of :data:`benchmarks.harness.MODULES` runs (those of
+:data:`benchmarks.harness.NAMED_ONLY`, such as ``calls``, run only when named).  A module
 that raises is reported (traceback on stderr, message under ``errors`` in ``latest.json``)
 and the others still run; the exit status is then 1.
 """
@@ -24,16 +25,20 @@ DEFAULT_OUT: Final = Path(__file__).resolve().parent / "results"
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument(
-        "modules", nargs="*", metavar="module", help=f"any of: {', '.join(harness.MODULES)}"
+        "modules",
+        nargs="*",
+        metavar="module",
+        help=f"any of: {', '.join((*harness.MODULES, *harness.NAMED_ONLY))}",
     )
     parser.add_argument("--quick", action="store_true", help="tiny time budget (smoke run)")
     parser.add_argument(
         "--out", type=Path, help=f"JSON directory (default ${OUT_ENV}, else {DEFAULT_OUT})"
     )
     args = parser.parse_args(argv)
-    unknown = [m for m in args.modules if m not in harness.MODULES]
+    known = (*harness.MODULES, *harness.NAMED_ONLY)
+    unknown = [m for m in args.modules if m not in known]
     if unknown:
-        parser.error(f"unknown module(s) {', '.join(unknown)}; have {', '.join(harness.MODULES)}")
+        parser.error(f"unknown module(s) {', '.join(unknown)}; have {', '.join(known)}")
     return args
 
 

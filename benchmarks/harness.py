@@ -21,6 +21,9 @@ from typing import Final, Protocol
 
 MODULES: Final = ("suites", "client", "node", "groups", "groupnet", "federation", "cluster", "quic")
 """Registered benchmark modules, in run order: ``benchmarks/<name>.py`` each."""
+NAMED_ONLY: Final = ("calls",)
+"""Modules that run only when named (``python -m benchmarks calls``, ``make bench calls``):
+they start several node and load processes for a minute or more."""
 
 Extra = Mapping[str, int | float | str]
 
@@ -102,8 +105,9 @@ class Cases:
 
 def load(name: str) -> Runner:
     """The ``run`` function of the registered module ``benchmarks.<name>``."""
-    if name not in MODULES:
-        raise KeyError(f"unknown benchmark module {name!r}; registered: {', '.join(MODULES)}")
+    if name not in (*MODULES, *NAMED_ONLY):
+        have = ", ".join((*MODULES, *NAMED_ONLY))
+        raise KeyError(f"unknown benchmark module {name!r}; registered: {have}")
     run: Runner = importlib.import_module(f"benchmarks.{name}").run
     return run
 

@@ -18,8 +18,11 @@ it sends what may go at that moment (free window slots; when paced, only sends a
 due) in one ``SendBatch`` of at most ``BATCH``, as a client sends its queued outbox; it
 never waits to fill a batch. Paced senders start at evenly spread phases of their
 interval, as independent clients would, rather than all sending in the same instant. All
-senders connect and log in before any of them sends, and SECONDS count from then: a
-login's signature work is not part of the steady state measured. A
+senders connect before any of them sends, and SECONDS count from then. Senders send as
+clients do since unattributed sealed sending (issue 20): over ``/v1/sealed``, a connection
+that never logs in, authorised by the recipient's delivery token alone
+(``SEALRELAY_BENCH_SEALED_PATH=0`` sends over logged-in ``/v1/client`` connections, the
+path clients used before). A
 receiver acks with one ``Ack`` the ``Deliver`` it read and those already read behind it
 (never waiting for more).
 """
@@ -77,16 +80,20 @@ answered."""
 ACK_MAX: Final = 1024  # the most eids in one Ack (wire.relay.Ack)
 
 
-def _ws_url(url: str) -> str:
-    return url.replace("http://", "ws://", 1).rstrip("/") + "/v1/client"
+SEALED_SENDERS: Final = os.environ.get("SEALRELAY_BENCH_SEALED_PATH", "1") != "0"
+"""Senders use the anonymous ``/v1/sealed`` path (the default) or log in on ``/v1/client``."""
+
+
+def _ws_url(url: str, path: str = "/v1/client") -> str:
+    return url.replace("http://", "ws://", 1).rstrip("/") + path
 
 
 @asynccontextmanager
-async def _open(url: str, tries: int = 1) -> AsyncIterator[WebSocket]:
-    """A WebSocket to the node; ``tries`` opening handshakes before giving up."""
+async def _open(url: str, tries: int = 1, path: str = "/v1/client") -> AsyncIterator[WebSocket]:
+    """A WebSocket to the node at ``path``; ``tries`` opening handshakes before giving up."""
     for attempt in range(1, tries + 1):
         try:
-            ws = await connect(_ws_url(url), MAX_MESSAGE)
+            ws = await connect(_ws_url(url, path), MAX_MESSAGE)
             break
         except Closed:
             if attempt == tries:
@@ -305,8 +312,11 @@ async def _sender(
     start: Barrier,
     phase: float = 0.0,
 ) -> None:
-    async with _open(url) as ws:
-        await _login(ws, acct)
+    async with _open(url, path="/v1/sealed" if SEALED_SENDERS else "/v1/client") as ws:
+        if SEALED_SENDERS:
+            await _hello(ws)  # the anonymous path greets too; its nonce is never used
+        else:
+            await _login(ws, acct)
         pad = os.urandom(BODY_BYTES - 8)
         outstanding = trio.Semaphore(window)
         await start.arrive()

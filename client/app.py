@@ -69,7 +69,7 @@ from client.serverkeys import PinnedKeyring
 from client.session import Device
 from client.store.base import StateStore
 from client.upkeep import Upkeep
-from client.websocket import Connector, websocket_connector
+from client.websocket import SEALED_PATH, Connector, websocket_connector
 from transport import QuicChannel
 from wire import decode
 from wire.calls import LegRef
@@ -103,6 +103,7 @@ class Client:
         entropy: Entropy = SYSTEM_ENTROPY,
         clock: Clock = time.time,
         connector: Connector | None = None,
+        sealed_connector: Connector | None = None,
         call_config: CallConfig | None = None,
     ) -> None:
         self.store = store
@@ -120,7 +121,17 @@ class Client:
             self._on_connect,
             expect_server=self.domain,
         )
-        self.pump = OutboxPump(self.outbox, self.link.request, batch=MAX_BATCH)
+        # Sealed envelopes leave over a second, anonymous connection (issue 20): the home
+        # node cannot tie them to this account. It opens when first needed.
+        self.sealed_link = Link(
+            sealed_connector or connector or websocket_connector(info.node_url, SEALED_PATH),
+            None,
+            None,
+            expect_server=self.domain,
+        )
+        self.pump = OutboxPump(
+            self.outbox, self.link.request, batch=MAX_BATCH, sealed=self.sealed_link.request
+        )
         self.domains = DomainKeys(
             store, self.keyring, self.account, self.link.request, clock, self.domain
         )
@@ -181,6 +192,7 @@ class Client:
         entropy: Entropy = SYSTEM_ENTROPY,
         clock: Clock = time.time,
         connector: Connector | None = None,
+        sealed_connector: Connector | None = None,
         call_config: CallConfig | None = None,
     ) -> Client:
         """The client saved in ``store``; :class:`NoAccount` before enrollment.
@@ -202,6 +214,7 @@ class Client:
             entropy=entropy,
             clock=clock,
             connector=connector,
+            sealed_connector=sealed_connector,
             call_config=call_config,
         )
 
@@ -270,6 +283,7 @@ class Client:
             except ClientError as exc:  # a refused login
                 error = exc
             else:
+                nursery.start_soon(self.sealed_link.run)
                 nursery.start_soon(self.pump.run)
                 nursery.start_soon(self.receiver.run, self.link)
                 nursery.start_soon(self._purge_loop)

@@ -11,7 +11,9 @@ Layers, each small::
                      sink, ``LegEnded`` pushes to ``on_leg_ended`` (``client.calls.legs``)
     handshake()      Hello, then Register or Auth signed over AuthPayload (CTX_DEVICE_AUTH)
     Link             keeps a Connection up: reconnects with jittered, capped exponential
-                     backoff and runs ``on_connect`` (flush the outbox, ...) on each one
+                     backoff and runs ``on_connect`` (flush the outbox, ...) on each one;
+                     without a login it is the *anonymous* link (``/v1/sealed``, issue 20)
+                     that carries every sealed envelope, opened when first needed
     Backoff          the pure delay schedule
 
 Library exceptions (trio-websocket, OSError) become :class:`~client.errors.NetworkError`
@@ -388,13 +390,19 @@ class Link:
     task, so responses keep flowing), then wait for the connection to break and back off.
     A :class:`Refused` login (a spent code, a failed signature) is not retried: ``run``
     raises it. :meth:`current` waits for a live connection.
+
+    With ``login`` None the link is anonymous (its connector opens ``/v1/sealed``): it
+    never logs in, runs no ``on_connect`` and is pushed nothing; the node only checks the
+    server it serves. It connects only while it is wanted: when :meth:`current` is
+    awaited (a client that sends nothing opens no anonymous connection), and again after
+    a break only once something waits for it (the node closes an idle one).
     """
 
     def __init__(
         self,
         connector: Connector,
-        login: Login,
-        on_connect: OnConnect,
+        login: Login | None,
+        on_connect: OnConnect | None,
         *,
         expect_server: str | None = None,
         backoff: Backoff | None = None,
@@ -408,16 +416,29 @@ class Link:
         self._fatal: ClientError | None = None
         self._task_status: trio.TaskStatus[None] | None = None
         self._up = trio.Event()
+        self._wanted = trio.Event()
+        self._waiting = 0  # tasks in current() waiting for a connection
+        if login is not None:
+            self._wanted.set()
         send, self.pushes = trio.open_memory_channel[Push](PUSH_BUFFER)
         self._push_send = send
         self.connections = 0
         self.on_leg_ended: Callable[[LegEnded], object] = _ignore_leg
         """Told of every ``LegEnded`` push, on any connection."""
 
+    @property
+    def anonymous(self) -> bool:
+        return self._login is None
+
     async def current(self) -> Connection:
         """The live connection, waiting for one if needed."""
         while self._conn is None or self._conn.closed:
-            await self._up.wait()
+            self._waiting += 1
+            self._wanted.set()
+            try:
+                await self._up.wait()
+            finally:
+                self._waiting -= 1
         return self._conn
 
     async def request(self, req: Any) -> Any:
@@ -429,6 +450,7 @@ class Link:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         self._task_status = task_status
+        await self._wanted.wait()
         while True:
             fatal: ClientError | None = None
             try:
@@ -438,7 +460,14 @@ class Link:
                 pass  # could not connect, or the connection broke: back off and retry
             if fatal is not None:
                 raise fatal
+            await self._until_wanted()
             await trio.sleep(self.backoff.next_delay())
+
+    async def _until_wanted(self) -> None:
+        """On the anonymous link, wait after a break until something needs a connection."""
+        if self._login is None and not self._waiting:
+            self._wanted = trio.Event()
+            await self._wanted.wait()
 
     async def _session(self, transport: Transport) -> ClientError | None:
         """One connection, until it breaks; returns the error that ends :meth:`run` (a
@@ -453,7 +482,7 @@ class Link:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._read_then_cancel, conn, nursery.cancel_scope)
             try:
-                response = await handshake(conn, self._login, self._expect_server)
+                response = await self._log_in(conn)
             except NetworkError:
                 nursery.cancel_scope.cancel()
             except ClientError as exc:  # refused, or the wrong server: retrying won't help
@@ -461,8 +490,20 @@ class Link:
                 nursery.cancel_scope.cancel()
             else:
                 self._connected(conn)
-                nursery.start_soon(self._guarded_on_connect, conn, response, nursery.cancel_scope)
+                if response is not None:
+                    scope = nursery.cancel_scope
+                    nursery.start_soon(self._guarded_on_connect, conn, response, scope)
         return self._fatal
+
+    async def _log_in(self, conn: Connection) -> Registered | Authenticated | None:
+        """The login's answer; None on the anonymous link, which only checks the server."""
+        if self._login is not None:
+            return await handshake(conn, self._login, self._expect_server)
+        if self._expect_server is not None and conn.hello.server != self._expect_server:
+            raise ServerKeyError(
+                f"the node serves {conn.hello.server!r}, not {self._expect_server!r}"
+            )
+        return None
 
     def _connected(self, conn: Connection) -> None:
         self.backoff.reset()
@@ -480,7 +521,8 @@ class Link:
         """``on_connect``; a NetworkError in it means the connection is gone: reconnect.
         Any other client error ends :meth:`run` with it."""
         try:
-            await self._on_connect(conn, response)
+            if self._on_connect is not None:
+                await self._on_connect(conn, response)
         except NetworkError:
             scope.cancel()
         except ClientError as exc:

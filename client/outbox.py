@@ -14,6 +14,15 @@ Two kinds of items share the outbox: :class:`OutboxItem` (one envelope for one d
 ``SendShared`` for the home domain, a ``Forward`` of a many-recipient routing layer for
 another). Items written before the second kind existed decode as before.
 
+Sealed sending is unattributed (issue 20): with ``sealed`` given, every envelope authorised
+by its recipients' delivery tokens (``Send``, ``SendBatch``, ``Forward``, and a
+``SendShared`` whose every recipient has a token) goes over the anonymous connection
+(``/v1/sealed``), so the home node cannot tie it to this account. Only an introduction,
+which names its sender by design (``Introduce``, a ``SendShared`` naming a recipient
+without a token), goes over the authenticated connection. There is no fallback: a
+sealed envelope waits for the anonymous connection, retried with the same ``eid`` and
+bytes as ever.
+
 With ``batch`` above 1 the pump sends consecutive ``Send`` items together in one
 ``SendBatch`` (at most ``batch`` of them and :data:`BATCH_BYTES` of bodies), answered per
 item; a node that does not know ``SendBatch`` (it answers ``proto.*``) gets single Sends
@@ -151,9 +160,13 @@ class OutboxPump:
     dropped from the outbox with the node's error).
     """
 
-    def __init__(self, outbox: Outbox, request: Request, *, batch: int = 1) -> None:
+    def __init__(
+        self, outbox: Outbox, request: Request, *, batch: int = 1, sealed: Request | None = None
+    ) -> None:
         self._outbox = outbox
         self._request = request
+        self._sealed = sealed
+        """Sends over the anonymous connection (None: everything over ``request``)."""
         self._batch = batch
         self._wake = trio.Event()
         self._progress = trio.Event()
@@ -195,7 +208,7 @@ class OutboxPump:
             for n, item in enumerate(items, 1)
         )
         try:
-            response = await self._request(SendBatch(id=0, sends=sends))
+            response = await self._send(SendBatch(id=0, sends=sends))
         except Refused as exc:
             if exc.node_code in UNREADABLE:
                 self._batch = 1
@@ -225,7 +238,7 @@ class OutboxPump:
         pause = RETRY_PAUSE
         while True:
             try:
-                response = await self._request(item.request())
+                response = await self._send(item.request())
             except Refused as exc:
                 if exc.node_code not in RETRYABLE:
                     self._settle(item.eid, exc)
@@ -246,6 +259,13 @@ class OutboxPump:
             self._settle(item.eid, None)
             return
 
+    async def _send(self, frame: Any) -> Any:
+        """``frame`` over the anonymous connection if it is sealed sending, else over the
+        authenticated one (an introduction)."""
+        if self._sealed is not None and unattributed(frame):
+            return await self._sealed(frame)
+        return await self._request(frame)
+
     def _settle(self, eid: bytes, failure: Refused | None) -> None:
         self._outbox.remove(eid)
         if failure is None:
@@ -261,6 +281,17 @@ class OutboxPump:
         while not wanted <= self.sent | set(self.failed):
             await self._progress.wait()
         return {eid: self.failed[eid] for eid in wanted if eid in self.failed}
+
+
+def unattributed(frame: object) -> bool:
+    """Whether ``frame`` goes over the anonymous connection: every sealed envelope but an
+    introduction (``Introduce``, or a ``SendShared`` naming a recipient without a token,
+    which the node records with its sender)."""
+    if isinstance(frame, Introduce):
+        return False
+    if isinstance(frame, SendShared):
+        return all(r.token is not None for r in frame.recipients)
+    return isinstance(frame, Send | SendBatch | Forward)
 
 
 def _sendable(item: AnyItem) -> OutboxItem | None:

@@ -21,6 +21,8 @@ from client.errors import BadNodeUrl, NetworkError
 from trust.limits import MAX_NODE_FRAME
 
 CLIENT_PATH: Final = "/v1/client"
+SEALED_PATH: Final = "/v1/sealed"
+"""The anonymous connection: sealed sending only, never a login (issue 20)."""
 MAX_FRAME: Final = MAX_NODE_FRAME
 """Largest frame accepted from the node (a Deliver batch may hold several envelopes)."""
 CONNECT_TIMEOUT: Final = 15.0
@@ -42,14 +44,15 @@ Connector = Callable[[], AbstractAsyncContextManager[Transport]]
 """Opens a fresh transport to the node for the duration of a ``with`` block."""
 
 
-def client_url(node_url: str) -> str:
-    """The WebSocket URL of a node's client endpoint (``http`` -> ``ws``, ``https`` -> ``wss``);
-    :class:`BadNodeUrl` for anything else."""
+def client_url(node_url: str, path: str = CLIENT_PATH) -> str:
+    """The WebSocket URL of a node's client endpoint (``http`` -> ``ws``, ``https`` -> ``wss``;
+    ``path``: :data:`SEALED_PATH` for the anonymous one); :class:`BadNodeUrl` for anything
+    else."""
     parts = urlsplit(node_url)
     scheme = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}.get(parts.scheme)
     if scheme is None or not parts.netloc:
         raise BadNodeUrl(f"not a node URL: {node_url!r}: use http://HOST:PORT or https://HOST")
-    return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/") + CLIENT_PATH, "", ""))
+    return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/") + path, "", ""))
 
 
 class WebSocketTransport:
@@ -72,9 +75,9 @@ class WebSocketTransport:
         return message
 
 
-def websocket_connector(node_url: str) -> Connector:
-    """A :data:`Connector` to the node's client WebSocket (``ws``, or ``wss`` with the
-    system's trust store).
+def websocket_connector(node_url: str, path: str = CLIENT_PATH) -> Connector:
+    """A :data:`Connector` to the node's client WebSocket at ``path`` (``ws``, or ``wss``
+    with the system's trust store).
 
     The TCP (or TLS) stream is opened here and always closed here, around
     ``trio_websocket.wrap_client_stream``: ``open_websocket_url`` of trio-websocket 0.12
@@ -82,7 +85,7 @@ def websocket_connector(node_url: str) -> Connector:
     connection ended abnormally (a killed node), one leaked socket per such connection.
     Exceptions of the ``with`` body come out as themselves, never in an exception group;
     failures of the connection itself come out as :class:`NetworkError`."""
-    url = client_url(node_url)
+    url = client_url(node_url, path)
     parts = urlsplit(url)
     secure = parts.scheme == "wss"
     host = parts.hostname or ""

@@ -14,7 +14,9 @@ federation transaction, single or fan-out (``node.fed.inbound``). For each
    verifiers (the ``GroupTokens`` port; ``send.token_required``, ``send.bad_token``: the
    same code for a wrong token and a revoked group token); an introduction needs an owner
    who accepts introductions (``send.introductions_closed``) and is rate limited per
-   owner (``limit.rate``);
+   owner (``limit.rate``); a delivery that came over an anonymous connection
+   (``anonymous``) is limited per mailbox, after its token matched (``limit.mailbox``),
+   so that a flood without a token never spends a mailbox's allowance;
 3. the store, once for the whole call: plain envelopes with ``Mailboxes.enqueue`` (one)
    or ``enqueue_many`` (several), fan-outs (the body stored once) with
    ``enqueue_shared_many``: one commit in SQLite, one script per envelope or fan-out in
@@ -80,7 +82,8 @@ class Delivery(NamedTuple):
     ``ttl`` in seconds as asked (0: the default); ``origin`` this domain or the peer domain
     it came from; ``sender`` is recorded for the introduced recipients only; ``until``
     caps the expiry (Unix ms); ``shared`` stores the body once for all recipients (a
-    fan-out), else each recipient's envelope holds it."""
+    fan-out), else each recipient's envelope holds it; ``anonymous``: it came over an
+    anonymous connection (issue 20), so each recipient is limited per mailbox too."""
 
     eid: bytes
     body: bytes
@@ -90,6 +93,7 @@ class Delivery(NamedTuple):
     sender: str | None = None
     until: int | None = None
     shared: bool = False
+    anonymous: bool = False
 
 
 Verdict = bool | NodeError
@@ -146,6 +150,8 @@ class Intake:
     """Introductions per recipient (the per-sender limit is the session's)."""
     shared_store: bool = False
     """Other processes write the same store (cluster mode): no cached verifiers."""
+    mailbox_limit: RateLimiter | None = None
+    """Sealed envelopes per mailbox over anonymous connections (None: unlimited)."""
     _owners: dict[bytes, str] = field(default_factory=dict, repr=False)
     _verifiers: dict[str, bytes | None] = field(default_factory=dict, repr=False)
     _token_epoch: int = field(default=0, repr=False)  # moved by every set_token
@@ -205,6 +211,8 @@ class Intake:
                     await self.check_introduction(owner)
                 else:
                     await self.check_token(owner, recipient.token)
+                    if delivery.anonymous:
+                        self.check_mailbox_rate(recipient.mailbox)
             except NodeError as exc:
                 verdicts.append(exc)
                 continue
@@ -279,6 +287,17 @@ class Intake:
             raise NodeError(
                 errors.LIMIT_RATE, "too many introductions to this recipient", retry_after_ms(wait)
             )
+
+    def check_mailbox_rate(self, mailbox: bytes) -> None:
+        """One sealed envelope to ``mailbox`` over an anonymous connection: ``limit.mailbox``
+        once its allowance is spent (keyed by the mailbox id, never by an account)."""
+        limit = self.mailbox_limit
+        if limit is None:
+            return
+        wait = limit.take(mailbox.hex(), self.clock())
+        if wait:
+            message = "too many sealed envelopes to this mailbox"
+            raise NodeError(errors.LIMIT_MAILBOX, message, retry_after_ms(wait))
 
     async def set_token(self, address: str, verifier: bytes) -> None:
         """Store a new verifier. A verifier read that overlaps this write is not cached

@@ -4,12 +4,25 @@ WS   /v1/client                      the client protocol (``wire.relay``): each 
                                      is a ``node.connection.Connection`` driving a
                                      ``node.session.Session`` around the pure core
                                      ``node.conn``
+WS   /v1/sealed                      the same protocol on an anonymous connection: sealed
+                                     sending only, never a login (``node.sealed``)
+GET  /v1/debug/connections           with ``debug_connections`` on, to loopback clients
+                                     only: the in-memory connection table as JSON, one
+                                     row per WebSocket (:func:`describe`); else 404
 *    everything else                 HTTP (``node.http_routes``: health, metrics, the
                                      key document, blobs, limits, federation)
+
+Why a second path rather than a first frame that is not ``Auth``: the node knows before
+any frame that the connection will never log in, so it never holds a challenge it could
+spend, never runs the login deadline, cannot be turned into a logged-in connection, and
+is counted and limited apart (``max_sealed_connections_per_ip``); an operator can route,
+log or rate-limit the path on its own at the ingress. The frames are the same.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import json
 from collections.abc import Callable
 from typing import Final
 
@@ -24,9 +37,12 @@ from node.http_routes import (
     DOCUMENT_PATH,
     FEDERATION_MAX_BODY,
     FEDERATION_PREFIX,
+    JSON,
     HttpRoutes,
     _bearer,
     _content_length,
+    _problem,
+    _respond,
     _unhex,
 )
 from node.relay import Relay
@@ -38,9 +54,11 @@ __all__ = [  # (names other modules and the fuzz targets read here)
     "BLOB_ID_HEX",
     "BLOB_TOKEN_HEX",
     "CLIENT_PATH",
+    "DEBUG_CONNECTIONS_PATH",
     "DOCUMENT_PATH",
     "FEDERATION_MAX_BODY",
     "FEDERATION_PREFIX",
+    "SEALED_PATH",
     "App",
     "_bearer",
     "_content_length",
@@ -48,6 +66,8 @@ __all__ = [  # (names other modules and the fuzz targets read here)
 ]
 
 CLIENT_PATH: Final = "/v1/client"
+SEALED_PATH: Final = "/v1/sealed"
+DEBUG_CONNECTIONS_PATH: Final = "/v1/debug/connections"
 
 
 class App:
@@ -71,7 +91,9 @@ class App:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
-        if kind == "http":
+        if kind == "http" and scope["path"] == DEBUG_CONNECTIONS_PATH:
+            await self._debug_connections(scope, send)
+        elif kind == "http":
             await self.http(scope, receive, send)
         elif kind == "websocket":
             await self._websocket(scope, receive, send)
@@ -84,18 +106,35 @@ class App:
         for conn in list(self.connections):
             conn.session.going_away()
 
+    def connection_table(self) -> list[dict[str, object]]:
+        """One row per open client WebSocket (:func:`describe`), for the debug dump."""
+        return [describe(conn.session) for conn in list(self.connections)]
+
+    async def _debug_connections(self, scope: Scope, send: Send) -> None:
+        """``GET /v1/debug/connections``: only when configured, only to loopback."""
+        if not self.relay.config.debug_connections or not _loopback(peer_of(scope)):
+            await _problem(send, 404, "http.not_found", "no such resource")
+            return
+        body = json.dumps({"connections": self.connection_table()}).encode()
+        await _respond(send, 200, body, JSON)
+
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["path"] != CLIENT_PATH or (await receive())["type"] != "websocket.connect":
+        path = scope["path"]
+        if path not in (CLIENT_PATH, SEALED_PATH) or (await receive())["type"] != (
+            "websocket.connect"
+        ):
             await send({"type": "websocket.close", "code": CLOSE_POLICY})
             return
         if self.relay.draining:
             await send({"type": "websocket.close", "code": CLOSE_GOING_AWAY})
             return
         peer = peer_of(scope)
-        if not self.relay.connections.acquire(peer):
+        anonymous = path == SEALED_PATH
+        counter = self.relay.sealed_connections if anonymous else self.relay.connections
+        if not counter.acquire(peer):
             await _refuse_connection(send)
             return
-        session = Session(self.relay, peer)
+        session = Session(self.relay, peer, anonymous=anonymous)
         conn = Connection(session, send, self.nursery, scope.get("extensions"))
         self._opened(conn)
         try:
@@ -108,7 +147,7 @@ class App:
             conn.closed = True
             session.closed()
             session.detach()
-            self.relay.connections.release(peer)
+            counter.release(peer)
             self._closed(conn)
 
     def _opened(self, conn: Connection) -> None:
@@ -125,6 +164,27 @@ async def _refuse_connection(send: Send) -> None:
     frame = Error(0, errors.LIMIT_CONNECTIONS, "too many connections from this address", 0)
     await send({"type": "websocket.send", "bytes": encode(frame)})
     await send({"type": "websocket.close", "code": CLOSE_POLICY})
+
+
+def describe(session: Session) -> dict[str, object]:
+    """A connection's row of the debug dump: its state, the client's address and what
+    account, device and mailbox it holds (all None on an anonymous connection)."""
+    caller = session.caller
+    return {
+        "path": "sealed" if session.anonymous else "client",
+        "state": session.state.value,
+        "peer": session.peer,
+        "account": None if caller is None else caller.address,
+        "device": None if caller is None else caller.device,
+        "mailbox": None if caller is None else caller.mailbox.hex(),
+    }
+
+
+def _loopback(peer: str) -> bool:
+    try:
+        return ipaddress.ip_address(peer).is_loopback
+    except ValueError:
+        return False
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:

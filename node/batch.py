@@ -9,9 +9,11 @@ after the commit, and a repeated ``eid`` is a duplicate, as for a single Send.
 together (``Session.receive_many``): one commit, one answer each.
 
 Rate limits: a ``SendBatch`` frame took one token of the caller's address and account
-when it was read (``Session.receive``); each further Send takes one more, and a Send that
-finds no token is refused with ``limit.rate`` (its ``retry_after`` set) while the others
-go on.
+(on an anonymous connection: of its address and of the connection) when it was read
+(``Session.receive``); each further Send takes one more (``ConnCore.charge``), and a Send
+that finds no token is refused with ``limit.rate`` (its ``retry_after`` set) while the
+others go on. Sends over an anonymous connection (``anonymous``) are limited per
+recipient mailbox too (``node.accept``).
 
 Introductions stored together: an ``IntroduceMany`` frame (issue 20, first contact at
 group scale) takes one token of the sender's ``introductions_per_minute`` for the whole
@@ -25,7 +27,7 @@ recipient's consent. Each is answered as an ``Introduce`` on its own would be.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from node import errors
 from node.accept import Accepted, Delivery, NotStored, Recipient
@@ -38,11 +40,18 @@ from wire.relay import Error, Introduce, IntroduceMany, Send, SendBatch, Sent, S
 log = logging.getLogger("sealrelay.node.batch")
 
 
-async def send_batch(relay: Relay, caller: Caller, peer: str, frame: SendBatch) -> SentBatch:
+Charge = Callable[[float], float]
+"""Takes one token of the connection's limiters at a time: 0.0 or the seconds to wait."""
+
+
+async def send_batch(
+    relay: Relay, frame: SendBatch, charge: Charge, *, anonymous: bool = False
+) -> SentBatch:
     """Store every Send of ``frame`` that passes its checks; one result per Send."""
     now = relay.clock()
-    refusals = [_charge(relay, caller, peer, now) if i else None for i in range(len(frame.sends))]
-    return SentBatch(frame.id, tuple(await store_sends(relay, frame.sends, refusals)))
+    refusals = [_charge(charge, now) if i else None for i in range(len(frame.sends))]
+    sends = await store_sends(relay, frame.sends, refusals, anonymous=anonymous)
+    return SentBatch(frame.id, tuple(sends))
 
 
 async def introduce_many(
@@ -63,18 +72,24 @@ async def store_sends(
     sends: Sequence[Send | Introduce],
     refusals: list[NodeError | None] | None = None,
     sender: str | None = None,
+    *,
+    anonymous: bool = False,
 ) -> list[Sent | Error]:
     """Check each of ``sends`` (refused at once where ``refusals`` says so), store the
     accepted ones in order in one commit (``Intake.accept``); one ``Sent`` or ``Error``
-    per Send, in order. Introductions record ``sender``, the introducing address."""
+    per Send, in order. Introductions record ``sender``, the introducing address;
+    ``anonymous``: the Sends came over an anonymous connection."""
     items: list[Delivery | NodeError] = []
+    domain = relay.domain
     for i, send in enumerate(sends):
         refused = refusals[i] if refusals else None
         if isinstance(send, Introduce):
             recipient = Recipient(send.mailbox, None, introduction=True)
         else:
             recipient = Recipient(send.mailbox, send.token)
-        delivery = Delivery(send.eid, send.body, (recipient,), send.ttl, relay.domain, sender)
+        delivery = Delivery(
+            send.eid, send.body, (recipient,), send.ttl, domain, sender, anonymous=anonymous
+        )
         items.append(delivery if refused is None else refused)
     outcomes = await relay.intake.accept(items)
     results: list[Sent | Error] = []
@@ -101,8 +116,17 @@ def _refusal(relay: Relay, exc: Exception) -> NodeError:
     return NodeError(errors.INTERNAL, "internal error")
 
 
-def _charge(relay: Relay, caller: Caller, peer: str, now: float) -> NodeError | None:
+def _charge(charge: Charge, now: float) -> NodeError | None:
     """Take one token for a further Send of a batch: None, or the ``limit.rate`` refusal."""
+    wait = charge(now)
+    if wait:
+        return NodeError(errors.LIMIT_RATE, "too many requests", retry_after_ms(wait))
+    return None
+
+
+def _charge_account(relay: Relay, caller: Caller, peer: str, now: float) -> NodeError | None:
+    """One token of the caller's address and account (a further introduction of an
+    ``IntroduceMany``): None, or the ``limit.rate`` refusal."""
     wait = relay.ip_limit.take(peer, now) or relay.account_limit.take(caller.address, now)
     if wait:
         return NodeError(errors.LIMIT_RATE, "too many requests", retry_after_ms(wait))
@@ -114,7 +138,7 @@ def _charge_introduction(
 ) -> NodeError | None:
     """Take the tokens of the ``index``-th introduction of an ``IntroduceMany``: None, or
     the ``limit.rate`` refusal."""
-    refused = _charge(relay, caller, peer, now) if index else None
+    refused = _charge_account(relay, caller, peer, now) if index else None
     if refused is not None:
         return refused
     wait = relay.intro_batch_limit.take(caller.address, now)

@@ -49,6 +49,22 @@ batched_introductions_per_minute        1024         introductions inside Introd
                                                      per account per minute (each upload also
                                                      counts once in introductions_per_minute)
 max_connections_per_ip                  1000         WebSocket connections per client address
+rate_sealed_ip_per_s                    400          anonymous connections (``/v1/sealed``):
+                                                     requests per second per client address
+rate_sealed_ip_burst                    800          burst per client address (anonymous)
+rate_sealed_connection_per_s            200          requests per second per anonymous connection
+rate_sealed_connection_burst            400          burst per anonymous connection
+rate_sealed_mailbox_per_s               50           sealed envelopes per second to one mailbox,
+                                                     over anonymous connections (valid token only)
+rate_sealed_mailbox_burst               500          burst per mailbox (anonymous)
+max_sealed_connections_per_ip           1000         anonymous WebSocket connections per client
+                                                     address (counted apart from the others)
+sealed_idle_timeout                     120          seconds an anonymous connection may send
+                                                     nothing before it is closed (1000)
+debug_connections                       false        serve ``GET /v1/debug/connections`` (the
+                                                     in-memory connection table, as JSON) to
+                                                     loopback clients only; for tests and
+                                                     debugging, never in production
 flood_close_after                       100          refused frames (rate-limited or unreadable)
                                                      within 10 s before closing (1008)
 sweep_interval                          60           seconds between sweeps of expired data
@@ -128,6 +144,15 @@ class Config:
     introductions_per_recipient_per_minute: int = 30
     batched_introductions_per_minute: int = 1024
     max_connections_per_ip: int = 1000
+    rate_sealed_ip_per_s: float = 400.0
+    rate_sealed_ip_burst: int = 800
+    rate_sealed_connection_per_s: float = 200.0
+    rate_sealed_connection_burst: int = 400
+    rate_sealed_mailbox_per_s: float = 50.0
+    rate_sealed_mailbox_burst: int = 500
+    max_sealed_connections_per_ip: int = 1000
+    sealed_idle_timeout: float = 120.0
+    debug_connections: bool = False
     flood_close_after: int = 100
     sweep_interval: float = 60.0
     certificate_lifetime: int = 7 * 86400
@@ -275,6 +300,10 @@ def _validate(c: Config) -> None:
     for key in (
         "rate_account_per_s",
         "rate_ip_per_s",
+        "rate_sealed_ip_per_s",
+        "rate_sealed_connection_per_s",
+        "rate_sealed_mailbox_per_s",
+        "sealed_idle_timeout",
         "sweep_interval",
         "shutdown_timeout",
         "auth_timeout",
@@ -287,6 +316,10 @@ def _validate(c: Config) -> None:
         "introductions_per_recipient_per_minute",
         "batched_introductions_per_minute",
         "max_connections_per_ip",
+        "rate_sealed_ip_burst",
+        "rate_sealed_connection_burst",
+        "rate_sealed_mailbox_burst",
+        "max_sealed_connections_per_ip",
         "flood_close_after",
         "certificate_lifetime",
     ):

@@ -40,7 +40,8 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 GATHER_MAX: Final = 256
-"""Most messages already read that an authenticated connection answers together."""
+"""Most messages already read that an authenticated (or anonymous) connection answers
+together."""
 CLOSE_INTERNAL: Final = 1011  # the node failed; the client reconnects
 CLOSE_DRAIN_SECONDS: Final = 10.0
 """After the node closes a WebSocket, how long it keeps reading (and discarding) what the
@@ -156,8 +157,10 @@ class Connection:
         so that no reference to the last message outlives it while the connection idles.)
 
         Until the session authenticates, waiting is bounded by ``auth_deadline``; only the
-        wait is, never the answer (a Register in progress finishes its store write)."""
-        if self.session.caller is None:
+        wait is, never the answer (a Register in progress finishes its store write). An
+        anonymous session never logs in: it waits at most ``sealed_idle_timeout`` for each
+        message, then closes (1000)."""
+        if self.session.awaits_login:
             message = None
             with trio.move_on_at(self.auth_deadline):
                 message = await receive()
@@ -165,6 +168,14 @@ class Connection:
                 if not self.closed:  # (a push task may have closed it meanwhile)
                     for frame in self.session.auth_timed_out():
                         await self.send_frame(frame)
+                return True
+        elif self.session.idle_timeout is not None:
+            message = None
+            with trio.move_on_after(self.session.idle_timeout):
+                message = await receive()
+            if message is None:
+                if not self.closed:
+                    self.session.idle()  # serve() sends the close
                 return True
         else:
             message = await receive()
@@ -174,7 +185,7 @@ class Connection:
             return True
         # Pushes wait while a login is answered (Authenticated goes first); afterwards a
         # request never holds them back (a Deliver must not wait for an Ack's commit).
-        self.held = self.session.caller is None
+        self.held = self.session.awaits_login
         self.answering = True
         try:
             await self._answer(message)
@@ -188,6 +199,8 @@ class Connection:
             frames = self.session.refuse_text()
         elif self.session.caller is not None:
             frames = await self._answer_runs([data, *self._gather()])
+        elif self.session.gathers and self.ready is not None:  # anonymous: no media
+            frames = await self.session.receive_many([data, *self._gather()])
         else:
             frames = await self.session.receive(data)
         await self.send_frames(frames)

@@ -4,8 +4,9 @@ by hypercorn.
     binds = await nursery.start(serve, app, hypercorn_config, trigger)
 
 Each accepted connection's request head is read and parsed (h11). A well-formed WebSocket
-upgrade of ``GET /v1/client`` (``Upgrade: websocket``, ``Sec-WebSocket-Version: 13``, a
-16-byte key) is answered here: the 101 response and then frames (``node.wsframes``)
+upgrade of ``GET /v1/client`` or ``GET /v1/sealed`` (the anonymous connection of sealed
+sending; ``Upgrade: websocket``, ``Sec-WebSocket-Version: 13``, a 16-byte key) is
+answered here: the 101 response and then frames (``node.wsframes``)
 straight on the socket, without hypercorn's per-message layers (its protocol objects,
 queues, locks and timeouts). The application (``node.app.App``) sees the same ASGI
 ``websocket`` scope and messages as under hypercorn, so the client protocol is served by
@@ -51,6 +52,9 @@ from node.wsframes import Close, Failure, FrameReader, Message, Ping
 log = logging.getLogger("sealrelay.node.gateway")
 
 CLIENT_PATH: Final = b"/v1/client"
+SEALED_PATH: Final = b"/v1/sealed"
+CLIENT_PATHS: Final = frozenset({CLIENT_PATH, SEALED_PATH})
+"""The WebSockets served here (the client protocol, logged in or anonymous)."""
 READY_EXTENSION: Final = "sealrelay.receive_ready"
 """ASGI scope extension: a function giving the next binary message already read and
 parsed (None if there is none), so the application can answer several together."""
@@ -176,7 +180,7 @@ def _client_upgrade(
         return None
     if not isinstance(request, h11.Request) or request.method != b"GET":
         return None
-    if request.target != CLIENT_PATH:
+    if request.target not in CLIENT_PATHS:
         return None
     headers = {name: value for name, value in request.headers}
     connection = {t.strip() for t in headers.get(b"connection", b"").lower().split(b",")}
@@ -189,7 +193,7 @@ def _client_upgrade(
     ):
         return None
     rest, _ = conn.trailing_data
-    return key, bytes(rest), CLIENT_PATH.decode(), list(request.headers)
+    return key, bytes(rest), request.target.decode(), list(request.headers)
 
 
 def _valid_key(key: bytes) -> bool:

@@ -123,6 +123,13 @@ class Relay:
         batched = c.batched_introductions_per_minute
         self.intro_batch_limit = RateLimiter(batched / 60.0, batched)
         self.connections = ConnectionCounter(c.max_connections_per_ip)
+        # Anonymous connections (/v1/sealed, issue 20): keyed by address and by mailbox,
+        # never by an account; counted apart from the authenticated connections.
+        self.sealed_ip_limit = RateLimiter(c.rate_sealed_ip_per_s, c.rate_sealed_ip_burst)
+        self.sealed_mailbox_limit = RateLimiter(
+            c.rate_sealed_mailbox_per_s, c.rate_sealed_mailbox_burst
+        )
+        self.sealed_connections = ConnectionCounter(c.max_sealed_connections_per_ip)
         self.store_faults = StoreFaults(self.metrics)
         self.ports = Storage.of(self.store)
         self.intake = Intake(
@@ -135,6 +142,7 @@ class Relay:
             self.clock,
             self.intro_recipient_limit,
             self.shared_store,
+            self.sealed_mailbox_limit,
         )
 
     def limiters(self) -> dict[str, RateLimiter]:
@@ -144,6 +152,8 @@ class Relay:
             "account": self.account_limit,
             "intro": self.intro_limit,
             "intro-recipient": self.intro_recipient_limit,
+            "sealed-ip": self.sealed_ip_limit,
+            "sealed-mailbox": self.sealed_mailbox_limit,
             "intro-batch": self.intro_batch_limit,
         }
 
@@ -206,8 +216,11 @@ class Relay:
 
     # --- mailboxes: every envelope goes in through node.accept ---------------------------
 
-    async def send(self, frame: Send | Introduce, sender: str | None) -> Sent:
-        """Store a sealed envelope (``sender`` set for an introduction) and hand it over.
+    async def send(
+        self, frame: Send | Introduce, sender: str | None, *, anonymous: bool = False
+    ) -> Sent:
+        """Store a sealed envelope (``sender`` set for an introduction) and hand it over;
+        ``anonymous``: it came over an anonymous connection (limited per mailbox).
 
         An introduction is refused unless the recipient accepts introductions, and is
         limited per recipient (the per-sender limit is the session's)."""
@@ -215,7 +228,15 @@ class Relay:
             recipient = Recipient(frame.mailbox, frame.token)
         else:
             recipient = Recipient(frame.mailbox, None, introduction=True)
-        delivery = Delivery(frame.eid, frame.body, (recipient,), frame.ttl, self.domain, sender)
+        delivery = Delivery(
+            frame.eid,
+            frame.body,
+            (recipient,),
+            frame.ttl,
+            self.domain,
+            sender,
+            anonymous=anonymous,
+        )
         (outcome,) = await self.intake.accept([delivery])
         if isinstance(outcome, NotStored):
             raise outcome.error
@@ -241,19 +262,26 @@ class Relay:
         """:meth:`send_shared` for each of ``frames`` (read together from one connection),
         stored in one commit and in order; per frame its answer or the error refusing it.
 
+        ``sender`` None: the frames came over an anonymous connection. No introduction can
+        be made without a sender, so a recipient named without a token is refused
+        ``send.token_required``, and every recipient is limited per mailbox.
+
         Every recipient's connection is handed all of the batch's envelopes before it is
         woken, so it receives them in one ``Deliver`` and acks them in one ``Ack``. A frame
         the store failed to take is answered with the failure's refusal (``StoreFaults``,
         counted once per failure); the frames stored before it keep their answers."""
+        anonymous = sender is None
+        name = Recipient if anonymous else Recipient.named
         deliveries = [
             Delivery(
                 f.eid,
                 f.body,
-                tuple(Recipient.named(r.mailbox, r.token) for r in f.recipients),
+                tuple(name(r.mailbox, r.token) for r in f.recipients),
                 f.ttl,
                 self.domain,
                 sender,
                 shared=True,
+                anonymous=anonymous,
             )
             for f in frames
         ]

@@ -14,6 +14,9 @@ WebSocket itself belongs to ``node.connection``.
                        which also answers the call leg requests)
     close_code         set when the shell must close the WebSocket (flood, superseded)
 
+An *anonymous* session (``/v1/sealed``, issue 20) never logs in and holds no account: its
+sealed requests are answered by ``node.sealed``, under the anonymous limits.
+
 The states and their transitions are in ``node.conn.state``; pushes (catch-up from the
 store, then the in-memory fast path) in ``node.conn.push``.
 """
@@ -25,7 +28,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final
 
-from node import errors
+from node import errors, sealed
 from node.batch import introduce_many, send_batch, store_sends
 from node.calls.wsmedia import ClientShell
 from node.calls_requests import CALL_HANDLERS, account_online, connection_gone, forward_media
@@ -33,7 +36,6 @@ from node.conn.core import (
     Close,
     ConnCore,
     Perform,
-    Policy,
     Reply,
     StartLogin,
     decode_request,
@@ -42,11 +44,15 @@ from node.conn.core import (
 from node.conn.push import LIVE_MAX, ReadMailbox, Stored
 from node.conn.state import (
     ANSWERED_IN,
+    AUTH_TIMEOUT_FROM,
     CLOSE_GOING_AWAY,
     CLOSE_POLICY,
     CLOSE_SUPERSEDED,
+    GATHERED_IN,
+    IDLE_FROM,
     ConnState,
     Link,
+    Login,
 )
 from node.errors import NodeError
 from node.limits import retry_after_ms
@@ -110,20 +116,18 @@ _request_id = request_id
 class Session:
     """The shell of one connection from ``peer`` (the client's IP address)."""
 
-    __slots__ = ("core", "peer", "relay", "shell", "wake")
+    __slots__ = ("anonymous", "core", "peer", "relay", "shell", "wake")
 
-    def __init__(self, relay: Relay, peer: str) -> None:
+    def __init__(self, relay: Relay, peer: str, *, anonymous: bool = False) -> None:
         self.relay = relay
         self.peer = peer
+        self.anonymous = anonymous
         self.wake: Callable[[], None] = _nothing
         self.shell: ClientShell | None = None
         """The WebSocket's shell (``node.connection``): call media and pushes of call legs."""
-        config = relay.config
-        policy = Policy(
-            config.max_frame_bytes, config.flood_close_after, relay.ip_limit, relay.account_limit
-        )
+        login = Login.ANONYMOUS if anonymous else Login.AWAIT_LOGIN
         self.core: ConnCore[Caller] = ConnCore(
-            peer, policy, relay.metrics.reject, self._count_pushed
+            peer, sealed.policy(relay, anonymous), relay.metrics.reject, self._count_pushed, login
         )
 
     @property
@@ -137,6 +141,26 @@ class Session:
     @property
     def state(self) -> ConnState:
         return self.core.state
+
+    @property
+    def gathers(self) -> bool:
+        """Messages already read are answered together (logged in, or anonymous)."""
+        return self.core.login_state in GATHERED_IN
+
+    @property
+    def awaits_login(self) -> bool:
+        """The shell waits for a frame under the auth deadline."""
+        return self.core.login_state in AUTH_TIMEOUT_FROM
+
+    @property
+    def idle_timeout(self) -> float | None:
+        """Seconds the shell waits for a frame before :meth:`idle` (None: for ever)."""
+        idles = self.core.login_state in IDLE_FROM
+        return self.relay.config.sealed_idle_timeout if idles else None
+
+    def idle(self) -> None:
+        """Nothing was sent for :attr:`idle_timeout`: close (1000)."""
+        self.core.idle()
 
     def hello(self) -> Hello:
         r = self.relay
@@ -198,6 +222,8 @@ class Session:
                 return [await self._login(action)]
             if isinstance(frame, Ping):
                 return [Pong(frame.id, self.relay.now_ms())]
+            if self.anonymous:  # (the core performs only SEALED_REQUESTS here)
+                return [await sealed.perform(self.relay, self.core.charge, frame)]
             caller = self.core.caller
             assert caller is not None  # noqa: S101 (the core performs requests once logged in)
             reply = await _HANDLERS[type(frame)](self, caller, frame)
@@ -239,6 +265,8 @@ class Session:
         list): one of them as on its own, several in one commit."""
         if len(run) <= 1:
             out = await self._perform(Perform(run[0])) if run else []
+        elif type(run[0]) is Send and self.anonymous:
+            out = list(await store_sends(self.relay, run, anonymous=True))
         elif type(run[0]) is Send:
             out = list(await store_sends(self.relay, run))
         else:
@@ -247,21 +275,23 @@ class Session:
         return out
 
     async def _send_shared_run(self, frames: list[SendShared]) -> list[Frame]:
-        """Several SendShared in one commit, each answered as on its own, in order."""
+        """Several SendShared in one commit, each answered as on its own, in order (over
+        an anonymous connection: without a sender, so without introductions)."""
         caller = self.core.caller
-        assert caller is not None  # noqa: S101 (receive_many gathers only once logged in)
         out: list[Frame | None] = []
         admitted: list[SendShared] = []
         for frame in frames:
             try:
-                check_shared_introductions(self, caller, frame)
+                if caller is not None:
+                    check_shared_introductions(self, caller, frame)
             except NodeError as exc:
                 out.append(self.core.error(frame.id, exc))
                 continue
             out.append(None)
             admitted.append(frame)
+        sender = None if caller is None else caller.address
         try:
-            answers = await self.relay.send_shared_many(admitted, caller.address)
+            answers = await self.relay.send_shared_many(admitted, sender)
         except StoreError as exc:  # nothing may be stored: each upload may be retried
             refusal = self.relay.store_faults.refusal(exc)
             answers = [refusal for _ in admitted]
@@ -416,7 +446,7 @@ async def _send(s: Session, caller: Caller, frame: Send) -> Frame:
 
 
 async def _send_batch(s: Session, caller: Caller, frame: SendBatch) -> Frame:
-    return await send_batch(s.relay, caller, s.peer, frame)
+    return await send_batch(s.relay, frame, s.core.charge)
 
 
 async def _introduce(s: Session, caller: Caller, frame: Introduce) -> Frame:
@@ -461,10 +491,6 @@ _HANDLERS: Final[dict[type, Callable[[Session, Caller, Any], Awaitable[Frame | N
     RequestBlobUpload: _blob,
     **CALL_HANDLERS,
 }
-
-
-def _pong(s: Session, frame: Ping) -> Frame:
-    return Pong(frame.id, s.relay.now_ms())
 
 
 def _nothing() -> None:

@@ -21,6 +21,7 @@ from client.calls import keys
 from client.calls.signal_events import RING_TIMEOUT_MS, SETUP_TIMEOUT_MS, EndReason
 from node.calls import ALLOCATION_TIMEOUT_MS, IDLE_TIMEOUT_MS, DropReason
 from node.calls.shell import BIND_TIMEOUT
+from node.calls_requests import WEBSOCKET_DROPPED
 from node.metrics import CallNumbers, Metrics
 from suites import labels
 from trust import errors
@@ -131,9 +132,12 @@ def test_metrics_are_the_series() -> None:
     failures = {"refused": 1, "malformed_control": 1, "timeout": 1}
     links = {"links": 1, "link_connects": {"outbound": 1}, "link_failures": {"inbound_x": 1}}
     metrics.calls = lambda: CallNumbers(1, 1, 1, 1, 1, 1, drops, 1, failures, 1, **links)
+    metrics.count(WEBSOCKET_DROPPED, 1, reason="unavailable")  # present once one was dropped
     rendered = metrics.render({})
     samples = re.findall(r"^(sealrelay_call_\w+)[{ ]", rendered, re.M)
-    exported = {name for name in samples if not name.endswith("_created")}
+    histogram = re.compile(r"_(bucket|count|sum)$")
+    families = {histogram.sub("", n) if histogram.search(n) else n for n in samples}
+    exported = {name for name in families if not name.endswith("_created")}
     section = _section("Metrics")
     documented = set(re.findall(r"`(sealrelay_call_\w+)(?:\{[a-z]+\})?`", section))
     assert documented == exported

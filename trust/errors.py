@@ -13,6 +13,8 @@ the remote party broke the rule unless ``internal``). The node raises them
     auth.bad_code       the enrollment code is unknown, spent, expired or for another name
     auth.replayed       this connection's challenge was already used
     auth.timeout        no Register/Auth within ``auth_timeout`` seconds (then closed, 1008)
+    auth.anonymous      the request is not one an anonymous connection (``/v1/sealed``) may
+                        make: it carries sealed sending and Ping only, and never logs in
     send.no_mailbox     no such mailbox on this node
     send.token_required a Send without a delivery token
     send.bad_token      the delivery token does not match the recipient's verifier
@@ -23,6 +25,8 @@ the remote party broke the rule unless ``internal``). The node raises them
                         (``SetIntroductions``)
     limit.rate          too many requests; ``retry_after`` says when to try again
     limit.connections   too many connections from this address
+    limit.mailbox       (anonymous connections) too many sealed envelopes to this mailbox;
+                        ``retry_after`` says when to try again
     limit.group_tokens  a ``SetGroupToken`` would leave the account more live group tokens
                         than ``trust.limits.MAX_GROUP_TOKENS`` (revoke old ones first)
     blob.too_large      the blob is larger than ``max_blob_bytes``, or than its grant
@@ -85,6 +89,7 @@ from types import TracebackType
 from typing import Final
 
 __all__ = [  # the codes, which ``node.errors`` re-exports
+    "AUTH_ANONYMOUS",
     "AUTH_BAD_CODE",
     "AUTH_FAILED",
     "AUTH_REPLAYED",
@@ -112,6 +117,7 @@ __all__ = [  # the codes, which ``node.errors`` re-exports
     "LEG_END_REASONS",
     "LIMIT_CONNECTIONS",
     "LIMIT_GROUP_TOKENS",
+    "LIMIT_MAILBOX",
     "LIMIT_RATE",
     "MEETING_FULL",
     "PREKEYS_INVALID",
@@ -140,6 +146,7 @@ AUTH_FAILED: Final = "auth.failed"
 AUTH_BAD_CODE: Final = "auth.bad_code"
 AUTH_REPLAYED: Final = "auth.replayed"
 AUTH_TIMEOUT: Final = "auth.timeout"
+AUTH_ANONYMOUS: Final = "auth.anonymous"
 SEND_NO_MAILBOX: Final = "send.no_mailbox"
 SEND_TOKEN_REQUIRED: Final = "send.token_required"  # noqa: S105 - an error code
 SEND_BAD_TOKEN: Final = "send.bad_token"  # noqa: S105 - an error code
@@ -148,6 +155,7 @@ SEND_BAD_TTL: Final = "send.bad_ttl"
 SEND_INTRODUCTIONS_CLOSED: Final = "send.introductions_closed"
 LIMIT_RATE: Final = "limit.rate"
 LIMIT_CONNECTIONS: Final = "limit.connections"
+LIMIT_MAILBOX: Final = "limit.mailbox"
 LIMIT_GROUP_TOKENS: Final = "limit.group_tokens"
 BLOB_TOO_LARGE: Final = "blob.too_large"
 BLOB_NOT_FOUND: Final = "blob.not_found"
@@ -182,6 +190,7 @@ CODES: Final = (
     AUTH_BAD_CODE,
     AUTH_REPLAYED,
     AUTH_TIMEOUT,
+    AUTH_ANONYMOUS,
     SEND_NO_MAILBOX,
     SEND_TOKEN_REQUIRED,
     SEND_BAD_TOKEN,
@@ -190,6 +199,7 @@ CODES: Final = (
     SEND_INTRODUCTIONS_CLOSED,
     LIMIT_RATE,
     LIMIT_CONNECTIONS,
+    LIMIT_MAILBOX,
     LIMIT_GROUP_TOKENS,
     BLOB_TOO_LARGE,
     BLOB_NOT_FOUND,
@@ -215,7 +225,7 @@ CODES: Final = (
 
 TRANSIENT: Final = frozenset({STORE_FULL, STORE_UNAVAILABLE, INTERNAL})
 """The node or its store failed and nothing of the request was stored."""
-RETRYABLE: Final = TRANSIENT | {LIMIT_RATE, LIMIT_CONNECTIONS}
+RETRYABLE: Final = TRANSIENT | {LIMIT_RATE, LIMIT_CONNECTIONS, LIMIT_MAILBOX}
 """Codes after which the same request (an envelope) is sent again later."""
 LEG_END_REASONS: Final = (CALL_HANG_UP, CALL_PEER_ENDED, CALL_EXPIRED, CALL_OWNER_GONE)
 """The ``reason`` of a ``LegEnded`` push (``wire.relay_calls``): its owner hung up, the leg

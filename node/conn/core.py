@@ -39,6 +39,8 @@ from node.conn.state import (
     DISPOSITIONS,
     FLOOD_CODES,
     FLOOD_WINDOW_S,
+    IDLE_FROM,
+    INITIAL_LOGINS,
     LINK_TRANSITIONS,
     LOGIN_TRANSITIONS,
     OTHERWISE,
@@ -74,12 +76,15 @@ C = TypeVar("C", bound=Principal)
 @dataclass(frozen=True, slots=True)
 class Policy:
     """The node's rules for one connection: frame size, flood threshold, rate limiters
-    (shared by all connections, keyed by client address and by account)."""
+    (shared by all connections, keyed by client address and by account; an anonymous
+    connection's ``ip_limit`` is the anonymous one, and ``connection_limit`` its own
+    bucket, keyed by "", in place of the account's)."""
 
     max_frame_bytes: int
     flood_close_after: int
     ip_limit: RateLimiter
     account_limit: RateLimiter
+    connection_limit: RateLimiter | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,9 +124,11 @@ DROPPED: Final = Reply(())
 
 
 class ConnCore(Generic[C]):
-    """The protocol state of one connection from ``peer`` (the client's IP address).
-    ``reject`` is told the code of every ``Error`` frame made; pushes are reported to
-    the ``on_pushed`` of :class:`~node.conn.push.PushQueue`."""
+    """The protocol state of one connection from ``peer`` (the client's IP address),
+    starting in ``login`` (one of :data:`~node.conn.state.INITIAL_LOGINS`: ANONYMOUS for
+    a connection that never logs in). ``reject`` is told the code of every ``Error``
+    frame made; pushes are reported to the ``on_pushed`` of
+    :class:`~node.conn.push.PushQueue`."""
 
     __slots__ = (
         "_close_code",
@@ -139,14 +146,21 @@ class ConnCore(Generic[C]):
     )
 
     def __init__(
-        self, peer: str, policy: Policy, reject: Callable[[str], None], on_pushed: Pushed
+        self,
+        peer: str,
+        policy: Policy,
+        reject: Callable[[str], None],
+        on_pushed: Pushed,
+        login: Login = Login.AWAIT_LOGIN,
     ) -> None:
+        if login not in INITIAL_LOGINS:
+            raise LocalProtocolError(f"a connection cannot start in login {login}")
         self.peer = peer
         self.policy = policy
         self.caller: C | None = None
         self.pushes = PushQueue(on_pushed)
         self._reject = reject
-        self._login = Login.AWAIT_LOGIN
+        self._login = login
         self._link = Link.OPEN
         self._nonce: bytes | None = None
         self._close_code: int | None = None
@@ -204,7 +218,7 @@ class ConnCore(Generic[C]):
     def hello(self, nonce: bytes, domain: str, suite_id: int, now_ms: int) -> Hello:
         """The first frame, carrying this connection's challenge ``nonce`` (32 random
         bytes the shell draws)."""
-        if self._nonce is not None or self._login is not Login.AWAIT_LOGIN:
+        if self._nonce is not None or self._login not in INITIAL_LOGINS:
             raise LocalProtocolError("Hello is sent once, first")
         self._require_open("Hello")
         self._nonce = nonce
@@ -269,11 +283,21 @@ class ConnCore(Generic[C]):
         self._reject(exc.code)
         return Error(request_id, exc.code, exc.message, exc.retry_after)
 
-    def _rate_limit(self, now: float) -> None:
+    def charge(self, now: float) -> float:
+        """Take one token of this connection's address and of its account (anonymous: of
+        the connection itself): 0.0, or the seconds to wait (a frame, or each further Send
+        of a ``SendBatch``)."""
         policy = self.policy
         wait = policy.ip_limit.take(self.peer, now)
-        if not wait and self.caller is not None:
-            wait = policy.account_limit.take(self.caller.address, now)
+        if not wait:
+            if self.caller is not None:
+                wait = policy.account_limit.take(self.caller.address, now)
+            elif policy.connection_limit is not None:
+                wait = policy.connection_limit.take("", now)
+        return wait
+
+    def _rate_limit(self, now: float) -> None:
+        wait = self.charge(now)
         if wait:
             raise RemoteProtocolError(errors.LIMIT_RATE, "too many requests", retry_after_ms(wait))
 
@@ -317,6 +341,13 @@ class ConnCore(Generic[C]):
     def going_away(self) -> None:
         """The node drains: close with 1001."""
         self._link_event(Event.GOING_AWAY)
+
+    def idle(self) -> None:
+        """An anonymous connection sent nothing for ``sealed_idle_timeout``: close with
+        1000 (the client reopens it when it next has something to send)."""
+        if self._login not in IDLE_FROM:
+            raise LocalProtocolError(f"idle close in login {self._login}")
+        self._link_event(Event.IDLE)
 
     def closed(self) -> None:
         """The shell sent the close, or the client went: nothing more is read or pushed."""

@@ -13,6 +13,8 @@ Their pair is the connection's :class:`ConnState`; :func:`conn_state` folds it i
                                        |
                                        +--LOGIN_REFUSED--> SPENT
 
+            ANONYMOUS  (a connection to ``/v1/sealed``: starts and stays here)
+
     * AWAIT_LOGIN    Hello sent, its challenge unspent: Register, Auth and Ping allowed
                      (a client may measure the link before it spends its challenge, and
                      a Pong tells nothing Hello did not)
@@ -20,13 +22,21 @@ Their pair is the connection's :class:`ConnState`; :func:`conn_state` folds it i
     * SPENT          the challenge was used by a failed attempt: only Ping; Register and
                      Auth answer ``auth.replayed``
     * AUTHENTICATED  everything but Register/Auth (``auth.replayed``)
+    * ANONYMOUS      sealed sending only (``Send``, ``SendBatch``, ``SendShared``,
+                     ``Forward``: :data:`SEALED_REQUESTS`) and Ping, authorised by the
+                     recipients' delivery tokens alone; every other request, Register and
+                     Auth included, answers ``auth.anonymous``. No event leaves it: an
+                     anonymous connection never logs in, holds no account and is pushed
+                     nothing (issue 20). Which of the :data:`INITIAL_LOGINS` a connection
+                     starts in is the path's choice (``node.app``), not a frame's
 
-    link:   OPEN --SUPERSEDED / GOING_AWAY--> CLOSING --CLOSED--> CLOSED
-            OPEN --FLOOD / AUTH_TIMEOUT-----> ERROR   --CLOSED--> CLOSED
+    link:   OPEN --SUPERSEDED / GOING_AWAY / IDLE--> CLOSING --CLOSED--> CLOSED
+            OPEN --FLOOD / AUTH_TIMEOUT-----------> ERROR   --CLOSED--> CLOSED
 
     * OPEN      frames are read and answered, pushes flow
     * CLOSING   a close was asked for without fault (another connection took the mailbox
-                over: 4000; the node drains: 1001); no more pushes
+                over: 4000; the node drains: 1001; an anonymous connection sent nothing
+                for ``sealed_idle_timeout``: 1000); no more pushes
     * ERROR     the client broke a rule badly enough to be closed (a flood of refused
                 frames, no login in time): 1008; no more pushes, and nothing moves the
                 link out of ERROR but CLOSED
@@ -51,8 +61,9 @@ from types import MappingProxyType
 from typing import Final
 
 from node import errors
-from wire.relay import REQUESTS, Auth, Ping, Register
+from wire.relay import REQUESTS, Auth, Forward, Ping, Register, Send, SendBatch, SendShared
 
+CLOSE_NORMAL: Final = 1000
 CLOSE_GOING_AWAY: Final = 1001
 CLOSE_POLICY: Final = 1008
 CLOSE_SUPERSEDED: Final = 4000
@@ -71,6 +82,7 @@ class Login(enum.Enum):
     LOGGING_IN = "logging_in"
     SPENT = "spent"
     AUTHENTICATED = "authenticated"
+    ANONYMOUS = "anonymous"
 
 
 class Link(enum.Enum):
@@ -90,6 +102,7 @@ class ConnState(enum.Enum):
     LOGGING_IN = "logging_in"
     SPENT = "spent"
     AUTHENTICATED = "authenticated"
+    ANONYMOUS = "anonymous"
     CLOSING = "closing"
     ERROR = "error"
     CLOSED = "closed"
@@ -105,6 +118,7 @@ class Event(enum.Enum):
     GOING_AWAY = "going_away"  # the node drains
     FLOOD = "flood"  # too many refused frames within FLOOD_WINDOW_S
     AUTH_TIMEOUT = "auth_timeout"  # no login within auth_timeout
+    IDLE = "idle"  # an anonymous connection sent nothing within sealed_idle_timeout
     CLOSED = "closed"  # the close was sent, or the client went
 
 
@@ -116,6 +130,7 @@ class Disposition(enum.Enum):
     REPLAYED = "replayed"  # auth.replayed: the challenge is spent
     AUTH_REQUIRED = "auth_required"  # auth.required: log in first
     UNEXPECTED = "unexpected"  # proto.unexpected: not a request
+    ANONYMOUS = "anonymous"  # auth.anonymous: not sealed sending, on an anonymous connection
 
 
 LOGIN_TRANSITIONS: Final[Mapping[tuple[Login, Event], Login]] = MappingProxyType(
@@ -127,7 +142,13 @@ LOGIN_TRANSITIONS: Final[Mapping[tuple[Login, Event], Login]] = MappingProxyType
 )
 """(login, event) -> the next login; a pair that is absent is illegal."""
 
-_CLOSE_EVENTS: Final = (Event.SUPERSEDED, Event.GOING_AWAY, Event.FLOOD, Event.AUTH_TIMEOUT)
+_CLOSE_EVENTS: Final = (
+    Event.SUPERSEDED,
+    Event.GOING_AWAY,
+    Event.FLOOD,
+    Event.AUTH_TIMEOUT,
+    Event.IDLE,
+)
 
 LINK_TRANSITIONS: Final[Mapping[tuple[Link, Event], Link]] = MappingProxyType(
     {
@@ -135,12 +156,14 @@ LINK_TRANSITIONS: Final[Mapping[tuple[Link, Event], Link]] = MappingProxyType(
         (Link.OPEN, Event.GOING_AWAY): Link.CLOSING,
         (Link.OPEN, Event.FLOOD): Link.ERROR,
         (Link.OPEN, Event.AUTH_TIMEOUT): Link.ERROR,
+        (Link.OPEN, Event.IDLE): Link.CLOSING,
         (Link.OPEN, Event.CLOSED): Link.CLOSED,
         # A later fault-free close replaces the code; a fault overrides it.
         (Link.CLOSING, Event.SUPERSEDED): Link.CLOSING,
         (Link.CLOSING, Event.GOING_AWAY): Link.CLOSING,
         (Link.CLOSING, Event.FLOOD): Link.ERROR,
         (Link.CLOSING, Event.AUTH_TIMEOUT): Link.ERROR,
+        (Link.CLOSING, Event.IDLE): Link.CLOSING,
         (Link.CLOSING, Event.CLOSED): Link.CLOSED,
         # ERROR is final but for the close itself: its code stays.
         **{(Link.ERROR, event): Link.ERROR for event in _CLOSE_EVENTS},
@@ -157,6 +180,7 @@ CLOSE_CODES: Final[Mapping[Event, int]] = MappingProxyType(
         Event.GOING_AWAY: CLOSE_GOING_AWAY,
         Event.FLOOD: CLOSE_POLICY,
         Event.AUTH_TIMEOUT: CLOSE_POLICY,
+        Event.IDLE: CLOSE_NORMAL,
     }
 )
 """The WebSocket close code each closing event asks for."""
@@ -172,10 +196,27 @@ rate-limit token, no strike); in CLOSED none may be read (the shell's mistake)."
 AUTH_TIMEOUT_FROM: Final = frozenset({Login.AWAIT_LOGIN, Login.SPENT})
 """The logins in which the shell waits for a frame under the auth deadline."""
 
+IDLE_FROM: Final = frozenset({Login.ANONYMOUS})
+"""The logins in which the shell closes a connection that sent nothing for a while
+(``sealed_idle_timeout``): one that holds no account costs the node a task and a
+connection slot, so it is not kept for nothing. The client reopens it when it next has
+something to send."""
+
+INITIAL_LOGINS: Final = frozenset({Login.AWAIT_LOGIN, Login.ANONYMOUS})
+"""The logins a connection may start in: AWAIT_LOGIN on ``/v1/client``, ANONYMOUS on
+``/v1/sealed``."""
+
+GATHERED_IN: Final = frozenset({Login.AUTHENTICATED, Login.ANONYMOUS})
+"""The logins in which the messages already read are answered together (runs of Sends
+and of SendShareds stored in one commit: ``Session.receive_many``)."""
+
 LOGIN_FRAMES: Final = (Register, Auth)
 AUTHENTICATED_REQUESTS: Final = frozenset(REQUESTS) - {Register, Auth, Ping}
 """The requests an authenticated connection may make besides Ping (``node.session``
 has one handler for each)."""
+SEALED_REQUESTS: Final = frozenset({Send, SendBatch, SendShared, Forward})
+"""The requests an anonymous connection may make besides Ping: sealed envelopes, each
+authorised by its recipients' delivery tokens (a ``Forward``'s by the destination)."""
 
 DISPOSITIONS: Final[Mapping[Login, Mapping[type, Disposition]]] = MappingProxyType(
     {
@@ -193,6 +234,9 @@ DISPOSITIONS: Final[Mapping[Login, Mapping[type, Disposition]]] = MappingProxyTy
                 **dict.fromkeys(AUTHENTICATED_REQUESTS, Disposition.PERFORM),
             }
         ),
+        Login.ANONYMOUS: MappingProxyType(
+            {Ping: Disposition.PERFORM, **dict.fromkeys(SEALED_REQUESTS, Disposition.PERFORM)}
+        ),
     }
 )
 """login -> request type -> what to do with it. A type that is absent answers
@@ -203,6 +247,7 @@ OTHERWISE: Final[Mapping[Login, Disposition]] = MappingProxyType(
         Login.AWAIT_LOGIN: Disposition.AUTH_REQUIRED,
         Login.SPENT: Disposition.AUTH_REQUIRED,
         Login.AUTHENTICATED: Disposition.UNEXPECTED,
+        Login.ANONYMOUS: Disposition.ANONYMOUS,
     }
 )
 
@@ -211,6 +256,10 @@ REFUSALS: Final[Mapping[Disposition, tuple[str, str]]] = MappingProxyType(
         Disposition.REPLAYED: (errors.AUTH_REPLAYED, "this connection's challenge is spent"),
         Disposition.AUTH_REQUIRED: (errors.AUTH_REQUIRED, "authenticate first"),
         Disposition.UNEXPECTED: (errors.PROTO_UNEXPECTED, "not a request"),
+        Disposition.ANONYMOUS: (
+            errors.AUTH_ANONYMOUS,
+            "this connection is anonymous: it sends sealed envelopes only (log in on /v1/client)",
+        ),
     }
 )
 """The ``Error`` (code, message) of each refusing disposition."""

@@ -39,6 +39,8 @@ from wire.relay import (
     Error,
     Ping,
     Pong,
+    Send,
+    Sent,
 )
 
 ADDRESS = "alice@example.test"
@@ -336,3 +338,55 @@ async def test_error_with_id_zero_is_ignored() -> None:
         nursery.start_soon(node)
         assert isinstance(await conn.request(Ping(id=0)), Pong)
         assert not conn.closed
+
+
+# --- the anonymous link (issue 20) -------------------------------------------------------
+
+
+async def test_the_anonymous_link_connects_when_first_needed_and_never_logs_in() -> None:
+    node = FakeNode()
+    link = Link(node.connector, None, None, expect_server="example.test")
+    assert link.anonymous
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(link.run)
+        await trio.testing.wait_all_tasks_blocked()
+        assert node.connections == 0  # nothing to send yet: no connection
+        item = OutboxItem(
+            "bob@example.test", 1, b"\x02" * 16, b"\x03" * 16, b"\x04" * 16, 0, b"x", ""
+        )
+        sent = await link.request(item.request())
+        assert isinstance(sent, Sent)
+        nursery.cancel_scope.cancel()
+    assert node.connections == 1
+    assert [type(f) for f in node.received] == [Send]
+
+
+async def test_the_anonymous_link_checks_the_server_it_reaches() -> None:
+    node = FakeNode(server="evil.test")
+    link = Link(node.connector, None, None, expect_server="example.test")
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(link.current)
+        with pytest.raises(ServerKeyError, match=r"evil\.test"):
+            await link.run()
+        nursery.cancel_scope.cancel()
+    assert node.received == []
+
+
+async def test_the_anonymous_link_reconnects_only_once_something_waits_for_it() -> None:
+    """A broken (or idle-closed) anonymous connection is reopened when the next request
+    needs it, not before; the retry carries the same envelope."""
+    node = FakeNode(drop_after_sends=1)
+    link = Link(node.connector, None, None)
+    mailbox, eid, token = b"\x02" * 16, b"\x03" * 16, b"\x04" * 16
+    frame = OutboxItem("bob@example.test", 1, mailbox, eid, token, 0, b"x", "").request()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(link.run)
+        with pytest.raises(NetworkError):
+            await link.request(frame)  # stored, but the answer was lost
+        await trio.testing.wait_all_tasks_blocked()
+        assert node.connections == 1  # nothing waits: no new connection
+        sent = await link.request(frame)
+        assert isinstance(sent, Sent)
+        assert sent.duplicate
+        nursery.cancel_scope.cancel()
+    assert node.connections == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any
 
@@ -11,9 +12,9 @@ import trio.lowlevel
 import trio.testing
 
 from client.errors import NetworkError, Refused
-from client.outbox import Outbox, OutboxItem, OutboxPump
+from client.outbox import Outbox, OutboxItem, OutboxPump, unattributed
 from client.store.memory import MemoryStore
-from wire.relay import Introduce, Send, Sent
+from wire.relay import Forward, Introduce, Send, SendBatch, SendShared, Sent, SharedRecipient
 
 
 def _item(n: int, token: bytes | None = b"\x05" * 16) -> OutboxItem:
@@ -164,3 +165,47 @@ async def test_run_loop_delivers_items_added_later_and_survives_link_loss(
             assert await pump.wait([item.eid]) == {}
         nursery.cancel_scope.cancel()
     assert [c.eid for c in node.calls] == [item.eid, item.eid]
+
+
+# --- the anonymous connection (issue 20) -----------------------------------------------
+
+
+async def test_sealed_envelopes_go_anonymous_and_only_introductions_go_logged_in() -> None:
+    outbox = Outbox(MemoryStore())
+    sealed_item, intro, remote = _item(0), _item(1, token=None), _item(2)
+    remote = dataclasses.replace(remote, domain="other.test")
+    for item in (sealed_item, intro, remote):
+        outbox.add(item)
+    authenticated, anonymous = ScriptedNode(), ScriptedNode()
+    pump = OutboxPump(outbox, authenticated, sealed=anonymous)
+    await pump.flush()
+    assert [type(f) for f in authenticated.calls] == [Introduce]
+    assert [(type(f), f.eid) for f in anonymous.calls] == [
+        (Send, sealed_item.eid),
+        (Forward, remote.eid),
+    ]
+    assert outbox.pending() == []
+
+
+async def test_a_broken_anonymous_link_never_falls_back_to_the_logged_in_one() -> None:
+    outbox = Outbox(MemoryStore())
+    item = _item(0)
+    outbox.add(item)
+    authenticated, anonymous = ScriptedNode(), ScriptedNode([NetworkError("gone")])
+    pump = OutboxPump(outbox, authenticated, sealed=anonymous)
+    with pytest.raises(NetworkError):
+        await pump.flush()
+    assert outbox.pending() == [item]
+    await pump.flush()  # the anonymous link is back
+    assert authenticated.calls == []
+    first, second = anonymous.calls
+    assert (first.eid, first.body) == (second.eid, second.body) == (item.eid, item.body)
+
+
+def test_a_shared_upload_is_unattributed_only_when_every_recipient_has_a_token() -> None:
+    with_tokens = (SharedRecipient(b"\x01" * 16, b"\x05" * 16),) * 2
+    one_without = (*with_tokens, SharedRecipient(b"\x03" * 16, None))
+    assert unattributed(SendShared(0, b"\x00" * 16, 0, with_tokens, b"body"))
+    assert not unattributed(SendShared(0, b"\x00" * 16, 0, one_without, b"body"))
+    assert not unattributed(Introduce(0, b"\x01" * 16, b"\x00" * 16, 0, b"body"))
+    assert unattributed(SendBatch(0, (Send(1, b"\x01" * 16, b"\x00" * 16, None, 0, b"x"),)))

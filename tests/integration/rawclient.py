@@ -67,6 +67,8 @@ from wire.relay import (
 )
 
 CLIENT_PATH: Final = "/v1/client"
+SEALED_PATH: Final = "/v1/sealed"
+"""The anonymous connection: sealed sending and Ping only, never a login."""
 MAX_MESSAGE: Final = 64 * 1024 * 1024
 REPLY_TIMEOUT: Final = 15.0
 BODY_BYTES: Final = 1024
@@ -239,9 +241,12 @@ def ws_url(url: str) -> str:
 
 
 @contextlib.asynccontextmanager
-async def connect(url: str, *, source: str | None = None) -> AsyncIterator[Conn]:
+async def connect(
+    url: str, *, source: str | None = None, path: str = CLIENT_PATH
+) -> AsyncIterator[Conn]:
     """A WebSocket to ``url`` from the local address ``source`` (any 127.x.y.z works on
-    loopback, so per-address limits can tell test clients apart); Hello already read."""
+    loopback, so per-address limits can tell test clients apart), at ``path``
+    (:data:`SEALED_PATH`: the anonymous connection); Hello already read."""
     parts = urlsplit(url)
     assert parts.hostname is not None
     assert parts.port is not None
@@ -250,7 +255,7 @@ async def connect(url: str, *, source: str | None = None) -> AsyncIterator[Conn]
     try:
         async with trio.open_nursery() as nursery:
             ws = await trio_websocket.wrap_client_stream(
-                nursery, stream, parts.hostname, CLIENT_PATH, max_message_size=MAX_MESSAGE
+                nursery, stream, parts.hostname, path, max_message_size=MAX_MESSAGE
             )
             try:
                 hello = decode(await ws.get_message(), Hello)  # type: ignore[arg-type]

@@ -3,10 +3,11 @@
 processes, two accounts of one domain, the node bridging their legs.
 
 A few seconds of audio over QUIC and over ``--transport websocket`` complete with the
-summary keys, frames received and no decryption failure; a callee whose device rings but
-nobody answers gives ``call.missed``, a callee with no device online ``call.offline``
-(both with a short ring timeout: ``$SEALRELAY_RING_TIMEOUT``, the CLI's test knob), and a
-changed, unaccepted identity refuses the call (``call.untrusted_identity``).
+summary keys, frames received and no decryption failure, and a callee whose user did not
+accept the caller's changed identity refuses the call (``call.untrusted_identity``; a short
+ring timeout: ``$SEALRELAY_RING_TIMEOUT``, the CLI's test knob). The caller's side of an
+unaccepted identity, ``call.missed`` and ``call.offline`` are tested across two domains in
+``test_calls_federated.py``.
 """
 
 from __future__ import annotations
@@ -162,25 +163,6 @@ def _failed(outcome: Outcome, code: str) -> None:
     assert lines[0].startswith(f"sealrelay: {code}: ")
 
 
-def test_a_callee_that_rings_but_does_not_answer_is_missed(world: World) -> None:
-    erin, frank = world.user("erin"), world.user("frank")
-    ringing = frank.start("receive", "--wait", "15", "--wait-all")
-    try:
-        outcome = finish(erin.start("call", frank.address, ring=RING_TIMEOUT))
-    finally:
-        ringing.kill()
-        ringing.communicate()
-    assert outcome.events() == ["ringing", "ended"]
-    _failed(outcome, "call.missed")
-
-
-def test_a_callee_with_no_device_online_is_offline(world: World) -> None:
-    carol, dave = world.user("carol"), world.user("dave")
-    outcome = finish(carol.start("call", dave.address, ring=RING_TIMEOUT))
-    assert outcome.events() == ["ended"]
-    _failed(outcome, "call.offline")
-
-
 def _change_identity(user: User, peer: User) -> None:
     """``peer``'s identity key changes: ``user``'s store is told of another key for it."""
     store = SqliteStore.open(user.home / "state.db", user.passphrase)
@@ -190,16 +172,6 @@ def _change_identity(user: User, peer: User) -> None:
         store.put(NS_IDENTITIES, peer.address.encode(), encode(changed))
     finally:
         store.close()
-
-
-def test_a_changed_unaccepted_identity_refuses_the_call(world: World) -> None:
-    gina, hank = world.user("gina"), world.user("hank")
-    gina.cli("send", hank.address, "hello hank")
-    _change_identity(gina, hank)
-    outcome = finish(gina.start("call", hank.address))
-    assert outcome.events() == ["ended"]
-    _failed(outcome, "call.untrusted_identity")
-    assert "Traceback" not in outcome.stderr
 
 
 def test_a_callee_refuses_a_caller_whose_identity_change_it_did_not_accept(

@@ -326,6 +326,7 @@ def test_disruption_budgets_and_autoscaler(target: str) -> None:
 INGRESSES = ("sealrelay-node", "sealrelay-federation")
 CLIENT_PATHS = {
     "/v1/client": "Exact",
+    "/v1/sealed": "Exact",  # the anonymous connection of sealed sending (issue 20)
     "/v1/blobs": "Prefix",
     "/v1/remote-blobs": "Prefix",  # a peer domain's blob, fetched by the home node
     # clients fetch the key document to enroll; peers only when their copy is stale

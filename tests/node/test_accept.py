@@ -143,3 +143,34 @@ async def test_a_federation_item_lives_no_longer_than_its_own_expiry() -> None:
     assert outcome == Accepted((True,), 1)
     (stored,) = await relay.ports.mailboxes.pending(a, 0, 10, relay.now_ms())
     assert stored.expires == until
+
+
+# --- anonymous deliveries: the per-mailbox limit (issue 20) ------------------------------
+
+
+async def test_anonymous_deliveries_spend_the_mailbox_allowance_only_with_a_valid_token() -> None:
+    """An envelope that came over an anonymous connection spends one token of its
+    recipient mailbox once its delivery token matched; a bad token refuses it without
+    spending any, another mailbox keeps its own, and a logged-in sender spends none."""
+    relay = make_relay(rate_sealed_mailbox_per_s=0.001, rate_sealed_mailbox_burst=2)
+    a, b = await account(relay, "alice"), await account(relay, "bob")
+
+    def anonymous(mailbox: bytes, n: int, token: bytes = TOKEN) -> Delivery:
+        return one(mailbox, n, token)._replace(anonymous=True)
+
+    bad = [anonymous(a, n, b"wrong" * 4) for n in range(5)]
+    outcomes = await relay.intake.accept([*bad, anonymous(a, 10), anonymous(a, 11)])
+    codes = [o.verdicts[0] for o in outcomes if isinstance(o, Accepted)]
+    assert [c.code for c in codes[:5] if isinstance(c, NodeError)] == [errors.SEND_BAD_TOKEN] * 5
+    assert codes[5:] == [True, True]
+    (limited, other, logged_in) = await relay.intake.accept(
+        [anonymous(a, 12), anonymous(b, 13), one(a, 14)]
+    )
+    assert isinstance(limited, Accepted)
+    (refusal,) = limited.verdicts
+    assert isinstance(refusal, NodeError)
+    assert refusal.code == errors.LIMIT_MAILBOX
+    assert refusal.retry_after > 0
+    assert other == Accepted((True,), 1)
+    assert logged_in == Accepted((True,), 1)
+    assert sorted(relay.sealed_mailbox_limit.keys()) == sorted([a.hex(), b.hex()])

@@ -6,7 +6,10 @@ succeed or fail, timeouts, supersedes, drains, closes, hand-overs and pushes. In
 the state is always one of the table's, every transition taken is in the table, after
 ERROR nothing but the close happens (a message read is dropped: not answered, not
 counted), a closed connection takes no input, and nothing but
-:class:`LocalProtocolError` ever escapes (only for inputs the state does not allow)."""
+:class:`LocalProtocolError` ever escapes (only for inputs the state does not allow).
+:class:`AnonymousConnMachine` plays the same shell around a connection that starts
+ANONYMOUS (``/v1/sealed``, issue 20): it never leaves that login, never holds a caller,
+is never pushed, and performs sealed sending and Ping only."""
 
 from __future__ import annotations
 
@@ -34,10 +37,15 @@ from node.conn.push import ReadMailbox
 from node.conn.state import (
     ANSWERED_IN,
     AUTH_TIMEOUT_FROM,
+    CLOSE_NORMAL,
     CLOSE_POLICY,
     DISPOSITIONS,
+    IDLE_FROM,
+    INITIAL_LOGINS,
     LINK_TRANSITIONS,
     LOGIN_TRANSITIONS,
+    OTHERWISE,
+    SEALED_REQUESTS,
     ConnState,
     Disposition,
     Event,
@@ -55,6 +63,7 @@ from wire.relay import (
     Deliver,
     Drained,
     Error,
+    Forward,
     GetPeerRoots,
     GetPrekeyStatus,
     GetServerKeys,
@@ -62,7 +71,10 @@ from wire.relay import (
     Ping,
     Pong,
     Send,
+    SendBatch,
+    SendShared,
     SetIntroductions,
+    SharedRecipient,
 )
 
 MAX_FRAME: Final = 4096
@@ -77,6 +89,7 @@ REFUSAL_CODES: Final = frozenset(
         errors.AUTH_REQUIRED,
         errors.AUTH_REPLAYED,
         errors.AUTH_TIMEOUT,
+        errors.AUTH_ANONYMOUS,
     }
 )
 
@@ -113,6 +126,9 @@ FRAMES: Final = [
     encode(SetIntroductions(6, True)),
     encode(GetServerKeys(7, "peer.test")),
     encode(Send(8, bytes(16), bytes(16), None, 0, b"hi")),
+    encode(SendBatch(9, (Send(1, bytes(16), bytes(16), bytes(16), 0, b"hi"),))),
+    encode(SendShared(10, bytes(16), 0, (SharedRecipient(bytes(16), bytes(16)),), b"hi")),
+    encode(Forward(11, "peer.test", bytes(16), 0, b"layer")),
     encode(Pong(1, 2)),  # a response: not a request
     b"\xc1",  # never valid msgpack
     b"\x92\x01",  # cut short
@@ -124,14 +140,17 @@ MESSAGES: Final = st.one_of(st.sampled_from(FRAMES), st.binary(max_size=64))
 class ConnMachine(RuleBasedStateMachine):
     """A shell around one ConnCore that may do anything, in any order."""
 
+    START: Login = Login.AWAIT_LOGIN
+
     def __init__(self) -> None:
         super().__init__()
         self.now = 1000.0
         self.rejected: list[str] = []
         self.pushed = 0
-        policy = Policy(MAX_FRAME, FLOOD_AFTER, RateLimiter(5.0, 10), RateLimiter(5.0, 10))
+        own = RateLimiter(5.0, 10) if self.START is Login.ANONYMOUS else None
+        policy = Policy(MAX_FRAME, FLOOD_AFTER, RateLimiter(5.0, 10), RateLimiter(5.0, 10), own)
         self.core: ConnCore[Principal] = ConnCore(
-            PEER, policy, self.rejected.append, lambda envs, now: None
+            PEER, policy, self.rejected.append, lambda envs, now: None, self.START
         )
         self.core.hello(bytes(32), DOMAIN, 1, self.now_ms)
         self.seq = 0
@@ -218,6 +237,19 @@ class ConnMachine(RuleBasedStateMachine):
         self.core.going_away()
 
     @rule()
+    def idle(self) -> None:
+        core = self.core
+        if core.login_state not in IDLE_FROM:
+            with pytest.raises(LocalProtocolError):
+                core.idle()
+            return
+        link = core.link_state
+        core.idle()
+        if link in (Link.OPEN, Link.CLOSING):
+            assert core.link_state is Link.CLOSING
+            assert core.close_code == CLOSE_NORMAL
+
+    @rule()
     def closed(self) -> None:
         self.core.closed()
         self.reading = None
@@ -299,13 +331,31 @@ class ConnMachine(RuleBasedStateMachine):
         assert all(code in REFUSAL_CODES for code in self.rejected)
 
 
-ConnMachine.TestCase.settings = settings(
+class AnonymousConnMachine(ConnMachine):
+    """The same shell around a connection to ``/v1/sealed``."""
+
+    START = Login.ANONYMOUS
+
+    @invariant()
+    def anonymous_for_good(self) -> None:
+        core = self.core
+        assert core.login_state is Login.ANONYMOUS
+        assert core.caller is None
+        assert core.next_push(self.now_ms) == []
+        if core.link_state is Link.OPEN:
+            assert core.state is ConnState.ANONYMOUS
+
+
+MACHINE_SETTINGS: Final = settings(
     max_examples=150,
     stateful_step_count=50,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
+ConnMachine.TestCase.settings = MACHINE_SETTINGS
+AnonymousConnMachine.TestCase.settings = MACHINE_SETTINGS
 TestConnMachine = ConnMachine.TestCase
+TestAnonymousConnMachine = AnonymousConnMachine.TestCase
 
 
 def test_the_table_names_every_request_type() -> None:
@@ -363,3 +413,83 @@ def test_remote_errors_are_node_errors_with_stable_codes() -> None:
         decode_request(b"\xc1", MAX_FRAME)
     assert isinstance(caught.value, NodeError)
     assert caught.value.code == errors.PROTO_MALFORMED
+
+
+# --- the anonymous connection (issue 20) -------------------------------------------------
+
+
+def _anonymous_core(own: RateLimiter | None = None) -> ConnCore[Principal]:
+    own = RateLimiter(5.0, 10) if own is None else own
+    policy = Policy(MAX_FRAME, FLOOD_AFTER, RateLimiter(100.0, 100), RateLimiter(5.0, 10), own)
+    core: ConnCore[Principal] = ConnCore(
+        PEER, policy, lambda code: None, lambda e, n: None, Login.ANONYMOUS
+    )
+    core.hello(bytes(32), DOMAIN, 1, 0)
+    return core
+
+
+def test_the_anonymous_row_is_sealed_sending_and_ping_and_matches_the_shell() -> None:
+    from node.sealed import _HANDLERS as SEALED_HANDLERS
+    from wire.relay import REQUESTS
+
+    row = DISPOSITIONS[Login.ANONYMOUS]
+    assert set(row) == SEALED_REQUESTS | {Ping}
+    assert all(d is Disposition.PERFORM for d in row.values())
+    assert set(SEALED_HANDLERS) == SEALED_REQUESTS
+    assert set(REQUESTS) > SEALED_REQUESTS
+    assert OTHERWISE[Login.ANONYMOUS] is Disposition.ANONYMOUS
+
+
+def test_no_event_leaves_anonymous_and_it_has_no_login_deadline() -> None:
+    assert not any(login is Login.ANONYMOUS for login, _ in LOGIN_TRANSITIONS)
+    assert Login.ANONYMOUS not in LOGIN_TRANSITIONS.values()
+    assert Login.ANONYMOUS in INITIAL_LOGINS
+    assert Login.ANONYMOUS not in AUTH_TIMEOUT_FROM
+    assert {Login.ANONYMOUS} == IDLE_FROM
+
+
+@pytest.mark.parametrize("data", FRAMES)
+def test_an_anonymous_connection_performs_sealed_sending_and_refuses_the_rest(
+    data: bytes,
+) -> None:
+    core = _anonymous_core()
+    action = core.receive(data, 1.0)
+    assert not isinstance(action, StartLogin)
+    if isinstance(action, Perform):
+        assert type(action.frame) in SEALED_REQUESTS | {Ping}
+    else:
+        assert isinstance(action, Reply)
+        (frame,) = action.frames
+        assert isinstance(frame, Error)
+        assert frame.code in REFUSAL_CODES - {errors.AUTH_REQUIRED, errors.AUTH_REPLAYED}
+    assert core.login_state is Login.ANONYMOUS
+    assert core.caller is None
+
+
+def test_login_frames_on_an_anonymous_connection_answer_auth_anonymous() -> None:
+    core = _anonymous_core()
+    for data in (FRAMES[1], encode(GetPrekeyStatus(3)), encode(Ack(5, ()))):
+        action = core.receive(data, 1.0)
+        assert isinstance(action, Reply)
+        assert action.frames[0].code == errors.AUTH_ANONYMOUS  # type: ignore[attr-defined]
+    with pytest.raises(LocalProtocolError):
+        core.logged_in(Principal("alice@" + DOMAIN, bytes(16)))
+    with pytest.raises(LocalProtocolError):
+        core.auth_timed_out()
+
+
+def test_an_anonymous_connection_spends_its_own_bucket_not_an_accounts() -> None:
+    own = RateLimiter(1e-6, 3)
+    core = _anonymous_core(own)
+    sends = [core.receive(FRAMES[8], 1.0) for _ in range(4)]
+    assert [type(a) for a in sends[:3]] == [Perform] * 3
+    (refusal,) = sends[3].frames  # type: ignore[union-attr]
+    assert refusal.code == errors.LIMIT_RATE  # type: ignore[attr-defined]
+    assert core.policy.account_limit.keys() == []
+
+
+def test_a_connection_cannot_start_logged_in() -> None:
+    policy = Policy(MAX_FRAME, FLOOD_AFTER, RateLimiter(5.0, 10), RateLimiter(5.0, 10))
+    for login in set(Login) - INITIAL_LOGINS:
+        with pytest.raises(LocalProtocolError):
+            ConnCore(PEER, policy, lambda code: None, lambda e, n: None, login)

@@ -79,6 +79,35 @@ async def test_send_batch_and_deliver_over_either_listener(node: NodeHandle) -> 
         assert isinstance(decode(await a_ws.get_message()), Pong)  # type: ignore[arg-type]
 
 
+async def test_sealed_sending_over_either_listener_needs_no_login(node: NodeHandle) -> None:
+    """``/v1/sealed`` (issue 20): Hello, then sealed sends authorised by the token alone."""
+    bob = Device.create("bob")
+    sealed_url = node.url.replace("http://", "ws://") + "/v1/sealed"
+    async with open_websocket_url(ws_url(node)) as b_ws, open_websocket_url(sealed_url) as s_ws:
+        hello = decode(await b_ws.get_message(), Hello)  # type: ignore[arg-type]
+        code = await node.relay.add_invite(bob.name, 600)
+        await b_ws.send_message(encode(bob.register_frame(hello, code)))
+        reply = decode(await b_ws.get_message())  # type: ignore[arg-type]
+        bob.address, bob.mailbox = reply.address, reply.mailbox  # type: ignore[attr-defined]
+        assert decode(await b_ws.get_message()) == Drained(0)  # type: ignore[arg-type]
+        token, verifier = token_for(bob)
+        await b_ws.send_message(encode(SetToken(2, verifier)))
+        assert decode(await b_ws.get_message()) == Ok(2)  # type: ignore[arg-type]
+        assert isinstance(decode(await s_ws.get_message()), Hello)  # type: ignore[arg-type]
+        sends = tuple(Send(n, bob.mailbox, bytes([n]) * 16, token, 60, b"%d" % n) for n in (1, 2))
+        await s_ws.send_message(encode(SendBatch(3, sends)))
+        reply = decode(await s_ws.get_message())  # type: ignore[arg-type]
+        assert isinstance(reply, SentBatch)
+        assert [r.id for r in reply.results] == [1, 2]
+        got: list[tuple[bytes, str | None]] = []
+        with trio.fail_after(5):
+            while len(got) < 2:
+                push = decode(await b_ws.get_message())  # type: ignore[arg-type]
+                assert isinstance(push, Deliver)
+                got += [(e.body, e.sender) for e in push.envelopes]
+        assert got == [(b"1", None), (b"2", None)]
+
+
 async def test_other_paths_and_http_still_work(node: NodeHandle) -> None:
     async with httpx.AsyncClient(base_url=node.url) as http:  # one keep-alive connection
         for _ in range(3):
