@@ -8,7 +8,7 @@ closes the connection and an emptied room ends."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -36,6 +36,7 @@ from wire.media_control import (
     decode_bind_answer,
     decode_notice,
 )
+from wire.relay_meetings import MeetingKeyframe, MeetingLayer
 
 LOOPBACK = "127.0.0.1"
 STEP_TIMEOUT = 5.0
@@ -201,3 +202,38 @@ async def closes(channel: MediaTransport) -> None:
                 await channel.receive_datagram_batch()
             except TransportClosed:
                 return
+
+
+class FakeShell:
+    """A client WebSocket: what it is pushed, and the datagrams its sink is given."""
+
+    def __init__(self) -> None:
+        self.pushed: list[object] = []
+        self.sent: list[bytes] = []
+
+    def push(self, frame: object) -> None:
+        self.pushed.append(frame)
+
+    async def send_datagrams(self, payloads: Iterable[bytes]) -> None:
+        self.sent += payloads
+
+
+async def test_the_websocket_fallback_gets_notices_as_pushes() -> None:
+    async with running_node() as node:
+        leg = node.meetings.join("frank", ROOM, DEFAULT_LAYERS)
+        shell = FakeShell()
+        bound = node.meetings.bind_websocket(shell, leg.leg_id, leg.leg_secret, shell)  # type: ignore[arg-type]
+        assert node.meetings.carries(shell)
+        _, gina = await node.member("gina")
+        node.nursery.start_soon(gina.listen)
+        await gina.media.send_control(encode(MediaVideo(1, 360, 4000)))
+        await until(lambda: MeetingKeyframe(leg.leg_id, bound.sender, 1) in shell.pushed)
+        layers = {f.layer: f.active for f in shell.pushed if isinstance(f, MeetingLayer)}
+        assert layers == {0: False, 1: True, 2: False}
+        frame = video(bound.sender, 1, keyframe=True)
+        await node.meetings.forward(shell, [frame, video(bound.sender ^ 1, 1, keyframe=True)])
+        await until(lambda: gina.received == [frame])
+        assert node.meetings.numbers().drops[str(DropReason.STREAM_NOT_BOUND)] == 1
+        node.meetings.gone(shell)
+        assert not node.meetings.carries(shell)
+        assert node.meetings.numbers().participants == 1
