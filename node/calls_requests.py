@@ -23,6 +23,7 @@ from typing import Any, Final, Protocol
 from node.calls.clients import ClientLegs
 from node.calls.wsmedia import ClientShell
 from node.errors import CALL_UNAVAILABLE, NodeError
+from node.meetings_requests import MEETING_HANDLERS
 from node.relay import Caller, Relay
 from wire.relay import (
     LegAllocate,
@@ -86,8 +87,10 @@ CALL_HANDLERS: Final[dict[type, Callable[[Any, Caller, Any], Awaitable[object]]]
     LegBridge: _bridge,
     LegHangUp: _hang_up,
     LegAttach: _attach,
+    **MEETING_HANDLERS,
 }
-"""The leg requests' handlers, for ``node.session``'s table."""
+"""The leg requests' handlers (calls and meetings, ``node.meetings_requests``), for
+``node.session``'s table."""
 
 
 async def forward_media(s: LegSession, batch: Sequence[bytes], *, open_: bool) -> None:

@@ -68,6 +68,14 @@ With ``udp_listen`` set, the call relay's numbers (:class:`CallNumbers`, read fr
                                                          datagrams read together on one
                                                          media connection (QUIC or WebSocket):
                                                          decisions and sends
+
+and the meetings' (``node.sfu.shell.MeetingService.numbers``, read at scrape time):
+
+    sealrelay_meeting_rooms                     gauge    meeting rooms that hold a leg
+    sealrelay_meeting_participants              gauge    media connections in the rooms
+    sealrelay_meeting_forwarded_datagrams_total counter  copies of datagrams forwarded
+    sealrelay_meeting_dropped_total{reason}     counter  datagrams (or copies: send_failed)
+                                                         dropped, by reason
 """
 
 from __future__ import annotations
@@ -193,6 +201,16 @@ class CallNumbers:
     link_failures: Mapping[str, int] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class MeetingNumbers:
+    """The meetings' gauges and counters at one scrape (``node.sfu.shell``)."""
+
+    rooms: int
+    participants: int
+    forwarded: int
+    drops: Mapping[str, int]
+
+
 class Metrics:
     """The node's counters, gauges and histograms, and the registry that exposes them."""
 
@@ -211,6 +229,8 @@ class Metrics:
         self.calls: Callable[[], CallNumbers] | None = None
         """Read at scrape time; set by ``node.server`` when the node serves calls."""
         self.call_forward_seconds = Histogram(FORWARD_BUCKETS)
+        self.meetings: Callable[[], MeetingNumbers] | None = None
+        """Read at scrape time; set by ``node.server`` when the node serves meetings."""
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(NodeCollector(self))
 
@@ -265,6 +285,8 @@ class NodeCollector:
             yield m.call_forward_seconds.family(
                 PREFIX + "call_forward_seconds", "Time to forward a batch of media datagrams."
             )
+        if m.meetings is not None:
+            yield from _meeting_families(m.meetings())
 
 
 def _call_families(calls: CallNumbers) -> Iterator[Metric]:
@@ -288,6 +310,17 @@ def _call_families(calls: CallNumbers) -> Iterator[Metric]:
     yield _counter("call_link_connects", "Media links opened, by direction.", connects)
     link_failures = _by(calls.link_failures)
     yield _counter("call_link_failures", "Media links not opened, by reason.", link_failures)
+
+
+def _meeting_families(meetings: MeetingNumbers) -> Iterator[Metric]:
+    yield _gauge("meeting_rooms", "Meeting rooms that hold a leg.", meetings.rooms)
+    yield _gauge(
+        "meeting_participants", "Media connections in meeting rooms.", meetings.participants
+    )
+    forwarded = _one(meetings.forwarded)
+    yield _counter("meeting_forwarded_datagrams", "Meeting datagram copies forwarded.", forwarded)
+    drops = _by(meetings.drops)
+    yield _counter("meeting_dropped", "Meeting datagrams dropped, by reason.", drops)
 
 
 def _one(value: int) -> dict[LabelKey, int]:

@@ -50,8 +50,10 @@ from node.config import Config, parse_sentinels
 from node.errors import NODE_LISTEN, CommandError, ConfigError, first_leaf
 from node.fed import Federation
 from node.keys import KEY_FILE, RELOAD_INTERVAL, ServerKeys, load, load_or_create
-from node.metrics import CallNumbers
+from node.metrics import CallNumbers, MeetingNumbers
 from node.relay import Relay
+from node.sfu.rooms import MeetingLegs
+from node.sfu.shell import MeetingService
 from node.store import Store, open_store
 from node.store.redis import RedisStore
 
@@ -215,11 +217,23 @@ async def _start_calls(
     service.accept_links(links)
     await nursery.start(links.run)
     legs.bridge = links.bridge
+    meetings = MeetingService(MeetingLegs(relay.random_bytes), now_ms=relay.now_ms)
+    meetings.on_ended = legs.meeting_ended
+    await nursery.start(meetings.run)
+    service.route_meetings(meetings)
+    legs.meetings = meetings
+    relay.metrics.meetings = lambda: meeting_numbers(meetings)
     relay.media_links = links
     relay.calls = legs
     relay.metrics.calls = lambda: call_numbers(service, links)
     log.info("calls listening", extra={"address": f"{host}:{relay.media_port}"})
     return service
+
+
+def meeting_numbers(meetings: MeetingService) -> MeetingNumbers:
+    """The meetings' numbers for ``/metrics`` (``node.metrics.MeetingNumbers``)."""
+    stats = meetings.numbers()
+    return MeetingNumbers(stats.rooms, stats.participants, stats.forwarded, stats.drops)
 
 
 def call_numbers(service: CallService, links: MediaLinks | None = None) -> CallNumbers:

@@ -119,6 +119,7 @@ __all__ = [  # the codes, which ``node.errors`` re-exports
     "LIMIT_GROUP_TOKENS",
     "LIMIT_MAILBOX",
     "LIMIT_RATE",
+    "MEETING_FULL",
     "PREKEYS_INVALID",
     "PREKEYS_NONE",
     "PROTO_MALFORMED",
@@ -169,6 +170,7 @@ CALL_UNAVAILABLE: Final = "call.unavailable"
 CALL_HANG_UP: Final = "call.hang_up"
 CALL_PEER_ENDED: Final = "call.peer_ended"
 CALL_OWNER_GONE: Final = "call.owner_gone"
+MEETING_FULL: Final = "meeting.full"
 FED_POLICY: Final = "fed.policy"
 FED_UNAVAILABLE: Final = "fed.unavailable"
 FED_KEY_DOCUMENT: Final = "fed.key_document"
@@ -209,6 +211,7 @@ CODES: Final = (
     CALL_EXPIRED,
     CALL_UNREACHABLE,
     CALL_UNAVAILABLE,
+    MEETING_FULL,
     FED_POLICY,
     FED_UNAVAILABLE,
     FED_KEY_DOCUMENT,

@@ -27,7 +27,7 @@ from typing import Annotated, Final
 
 from wire.codec import decode
 from wire.schema import message
-from wire.types import U32, Bytes16, Bytes32, MaxLen
+from wire.types import U8, U16, U32, Bytes16, Bytes32, MaxLen
 
 CLOSE_MALFORMED_CONTROL: Final = 0x201
 """The first control message was not a well-formed ``MediaBind``."""
@@ -81,3 +81,48 @@ def decode_bind_answer(data: bytes) -> MediaBound | MediaRefused:
     """The node's answer to a ``MediaBind``; :class:`~wire.errors.WireError` otherwise."""
     answer: MediaBound | MediaRefused = decode(data, (MediaBound, MediaRefused))
     return answer
+
+
+# --- meetings (``node.sfu``; issue 18): after the bind of a meeting leg ---------------------
+
+
+@message("media.video")
+class MediaVideo:
+    """Client -> node on a meeting leg's control stream: receive up to ``max_videos``
+    videos no taller than ``max_height`` within ``budget_kbps`` (the same request as
+    ``wire.relay_meetings.MeetingVideo``, on the media path)."""
+
+    max_videos: U8
+    max_height: U16
+    budget_kbps: U32
+
+
+@message("media.layer")
+class MediaLayer:
+    """Node -> client: stop (``active`` false) or start again sending simulcast ``layer``
+    of the stream ``sender`` (nobody receives it, or somebody does again)."""
+
+    sender: U32
+    layer: U8
+    active: bool
+
+
+@message("media.keyframe")
+class MediaKeyframe:
+    """Node -> client: send a keyframe of simulcast ``layer`` of the stream ``sender`` (a
+    receiver waits for one to switch to that layer)."""
+
+    sender: U32
+    layer: U8
+
+
+def decode_meeting_control(data: bytes) -> MediaVideo:
+    """A client's control message on a bound meeting leg; :class:`~wire.errors.WireError`
+    otherwise."""
+    return decode(data, MediaVideo)
+
+
+def decode_notice(data: bytes) -> MediaLayer | MediaKeyframe:
+    """A node's notice on a bound meeting leg; :class:`~wire.errors.WireError` otherwise."""
+    notice: MediaLayer | MediaKeyframe = decode(data, (MediaLayer, MediaKeyframe))
+    return notice

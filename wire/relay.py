@@ -27,7 +27,8 @@ After a (re)connection it pushes everything not yet acknowledged, then ``Drained
 
 Modules: the handshake, keys and certificates are here; envelopes and blobs in
 ``wire.relay_mail``; the shared field types and ``Ping``/``Pong``/``Ok``/``Error`` in
-``wire.relay_common``; call legs (DESIGN section 9) in ``wire.relay_calls``. This module
+``wire.relay_common``; call legs (DESIGN section 9) in ``wire.relay_calls``; meeting legs in
+``wire.relay_meetings``. This module
 re-exports them all: import every frame from here.
 """
 
@@ -94,6 +95,15 @@ from wire.relay_mail import (
     SharedRecipient,
     deliver_parts,
 )
+from wire.relay_meetings import (
+    MeetingJoin,
+    MeetingKeyframe,
+    MeetingLayer,
+    MeetingLayerSpec,
+    MeetingLeave,
+    MeetingVideo,
+    RoomId,
+)
 from wire.schema import message
 from wire.types import U8, U16, U32, U64, Bytes32, MaxLen
 
@@ -126,12 +136,19 @@ __all__ = [
     "LegHangUp",
     "LegRef",
     "MailboxId",
+    "MeetingJoin",
+    "MeetingKeyframe",
+    "MeetingLayer",
+    "MeetingLayerSpec",
+    "MeetingLeave",
+    "MeetingVideo",
     "Name",
     "Ok",
     "Ping",
     "Pong",
     "RequestBlobUpload",
     "RequestId",
+    "RoomId",
     "Send",
     "SendBatch",
     "SendShared",
@@ -368,6 +385,9 @@ REQUESTS = (
     LegBridge,
     LegHangUp,
     LegAttach,
+    MeetingJoin,
+    MeetingLeave,
+    MeetingVideo,
     Ping,
 )
 """Every frame a client may send."""
@@ -393,6 +413,6 @@ RESPONSES = (
 )
 """Every response a node may send (each carries the request's ``id``)."""
 
-PUSHES = (Hello, Deliver, Drained, LegEnded)
+PUSHES = (Hello, Deliver, Drained, LegEnded, MeetingLayer, MeetingKeyframe)
 """Frames a node sends unasked. (A media datagram on a WebSocket attached to a call leg is
 a binary message of its own, not a frame: :func:`is_media_message`.)"""

@@ -54,6 +54,7 @@ from node.errors import (
     CALL_UNREACHABLE,
     NodeError,
 )
+from node.sfu.shell import MeetingService
 from node.store.base import LegRecord
 from node.store.ports import CallLegs
 from wire.calls import LegRef
@@ -111,6 +112,9 @@ class ClientLegs:
         """The remote bridge hook (``node.calls.links.MediaLinks.bridge`` once links exist)."""
         self.remote_ended: Callable[[Ended], object] = _ignore
         """Told of every ended *remote* leg (a node-to-node link's), for its link."""
+        self.meetings: MeetingService | None = None
+        """The meeting rooms (``node.sfu.shell``): meeting legs' ``LegAttach`` and their
+        WebSocket media go there."""
         self._store = store
         self._domain = domain.lower()
         self._replica = replica
@@ -169,18 +173,32 @@ class ClientLegs:
         nursery = self._nursery
         if nursery is None:
             raise RuntimeError("ClientLegs.run is not running")
-        bound = self.core.bind(shell, leg_id, secret, self._now())
-        if shell not in self._sinks:
-            sink = self._sinks[shell] = WebSocketSink(shell, self.service.counters)
-            nursery.start_soon(sink.run)  # one writer per attached WebSocket
-            self.service.attach(shell, sink)
+        meetings = self.meetings
+        if meetings is not None and meetings.owns(leg_id):
+            bound = meetings.bind_websocket(shell, leg_id, secret, self._sink(shell, nursery))
+        else:
+            bound = self.core.bind(shell, leg_id, secret, self._now())
+            self._sink(shell, nursery)
         self._watch(owner, shell)
         return bound
 
+    def _sink(self, shell: ClientShell, nursery: trio.Nursery) -> WebSocketSink:
+        """The writer of ``shell``'s media datagrams (one per attached WebSocket)."""
+        sink = self._sinks.get(shell)
+        if sink is None:
+            sink = self._sinks[shell] = WebSocketSink(shell, self.service.counters)
+            nursery.start_soon(sink.run)
+            self.service.attach(shell, sink)
+        return sink
+
     async def forward(self, shell: ClientShell, batch: Sequence[bytes]) -> None:
         """Media datagrams read together on ``shell``: forwarded, or dropped and counted
-        by the core (malformed, no leg bound, another stream's sender id...)."""
-        await self.service.forward(shell, batch)
+        by the core (malformed, no leg bound, another stream's sender id...); those of a
+        WebSocket carrying a meeting leg go to the meeting's core."""
+        if self.meetings is not None and self.meetings.carries(shell):
+            await self.meetings.forward(shell, batch)
+        else:
+            await self.service.forward(shell, batch)
 
     def online(self, owner: Owner, shell: ClientShell) -> None:
         """``owner`` logged in on ``shell``: if it holds legs (it reconnected during a
@@ -192,6 +210,8 @@ class ClientLegs:
         """The WebSocket ``shell`` closed: its legs wait for a rebind (QUIC or another
         WebSocket) until the allocation timeout; nothing is pushed to it any more."""
         self.core.unbind(shell, self._now())
+        if self.meetings is not None:
+            self.meetings.gone(shell)
         self.service.detach(shell)
         sink = self._sinks.pop(shell, None)
         if sink is not None:
@@ -250,6 +270,16 @@ class ClientLegs:
             if leg.leg_id in self._mirrored:
                 self._mirrored.discard(leg.leg_id)
                 await self._delete(leg.leg_id)
+
+    def watch(self, owner: Owner, shell: ClientShell) -> None:
+        """``owner`` made a meeting request on ``shell``: its pushes go there."""
+        self._watch(owner, shell)
+
+    def meeting_ended(self, owner: Hashable, leg_id: bytes) -> None:
+        """``MeetingService.on_ended``: a meeting leg expired; tell its owner."""
+        shell = self._owners.get(owner)
+        if shell is not None and not shell.closed:
+            shell.push(LegEnded(leg_id, CALL_EXPIRED))
 
     def _tell_owner(self, leg: Ended) -> None:
         shell = self._owners.get(leg.owner)

@@ -98,6 +98,17 @@ class LinkAcceptor(Protocol):
         """Tell the peer nodes of the remote legs among ``ended``."""
 
 
+class MeetingRouter(Protocol):
+    """Who takes the QUIC connections whose ``MediaBind`` names a meeting leg rather than
+    a call leg (``node.sfu.shell.MeetingService``)."""
+
+    def owns(self, leg_id: bytes) -> bool:
+        """Whether ``leg_id`` is a meeting leg."""
+
+    async def serve(self, channel: QuicChannel, first: bytes) -> None:
+        """Bind and serve the connection whose first control message is ``first``."""
+
+
 def _unmeasured(_: float) -> None:
     """The default ``observe_forward``."""
 
@@ -157,11 +168,16 @@ class CallService:
         self._by_leg: dict[bytes, QuicChannel] = {}
         self._live: dict[Conn, MediaTransport] = {}
         self._links: LinkAcceptor | None = None
+        self._meetings: MeetingRouter | None = None
 
     def accept_links(self, links: LinkAcceptor) -> None:
         """Hand connections that open with a ``LinkHello`` to ``links`` (without it they
         are closed as malformed), and tell it of every leg that ends."""
         self._links = links
+
+    def route_meetings(self, meetings: MeetingRouter) -> None:
+        """Hand connections whose ``MediaBind`` names a meeting leg to ``meetings``."""
+        self._meetings = meetings
 
     @property
     def server(self) -> QuicServer:
@@ -266,6 +282,9 @@ class CallService:
         if self._links is not None and _is_link_hello(first):
             await self._links.serve_inbound(channel, first)
             return
+        if self._meetings is not None and self._meetings.owns(_bind_leg(first)):
+            await self._meetings.serve(channel, first)
+            return
         bound = await self._bind(channel, first)
         if bound is None:
             return
@@ -333,6 +352,14 @@ class CallService:
         except TransportError:
             return False
         return True
+
+
+def _bind_leg(message: bytes) -> bytes:
+    """The leg id a ``MediaBind`` names (empty if ``message`` is none)."""
+    try:
+        return decode_bind(message).leg_id
+    except WireError:
+        return b""
 
 
 def _is_link_hello(message: bytes) -> bool:

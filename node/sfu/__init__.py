@@ -11,8 +11,15 @@
     LayerSpec, VideoRequest, LayerNotice, KeyframeRequest, DropReason, SfuStats, Speakers
                         the values (``model``)
 
-It never decrypts: it reads only ``wire.media`` headers. The trio shell (QUIC datagrams,
-the WebSocket fallback, cascade links between domains) is still to come.
+    MeetingLegs         meeting legs and rooms: who binds which media connection into which
+                        room, with which sender id (``rooms``, pure)
+    MeetingService      the trio shell (``shell``): one core per room, fed by QUIC
+                        connections (handed over by ``node.calls.shell.CallService``) and
+                        the WebSocket fallback (``node.calls.clients.ClientLegs``); ticks,
+                        notices, expiry
+
+It never decrypts: it reads only ``wire.media`` headers. Cascade links between domains and
+replicas are still to come.
 """
 
 from __future__ import annotations

@@ -1,0 +1,405 @@
+"""The trio shell of the node's selective forwarding unit (DESIGN section 9; issue 18): one
+:class:`~node.sfu.core.Sfu` per meeting room, fed by the media connections bound to the
+room's legs (:class:`~node.sfu.rooms.MeetingLegs`).
+
+    meetings = MeetingService(MeetingLegs(random), now_ms=...)
+    await nursery.start(meetings.run)            # ticks, notices, expiry
+    calls.route_meetings(meetings)               # QUIC binds of meeting legs come here
+    client_legs.meetings = meetings              # LegAttach / WebSocket media of meeting legs
+
+Media connections:
+
+* QUIC: :class:`~node.calls.shell.CallService` hands over a connection whose ``MediaBind``
+  names a meeting leg (:meth:`MeetingService.serve`). The bind draws a fresh sender id
+  (answered ``MediaBound``) and the connection joins its room's core. Then one task reads
+  its datagrams a batch at a time and one reads its control stream (``MediaVideo``
+  requests, ``wire.media_control``); when it closes it leaves the room and its leg waits
+  for a rebind until the allocation timeout.
+* The WebSocket fallback: ``node.calls.clients.ClientLegs`` binds a meeting leg to the
+  WebSocket (:meth:`MeetingService.bind_websocket`), gives its ``WebSocketSink`` for the
+  datagrams out, and hands the WebSocket's inbound runs of datagrams to :meth:`forward`.
+
+Forwarding (:meth:`forward`): each datagram of a batch goes through the room core's
+``on_datagram`` (a header peek and a tuple lookup), and the copies are sent with one
+``send_datagrams`` per destination connection per batch: no task and no checkpoint per
+datagram. Drops are counted by the core (by reason) and here (``send_failed``,
+``no_room``).
+
+Notices (``LayerNotice``, ``KeyframeRequest``) go to the sender's media connection: on QUIC
+its control stream (``MediaLayer``, ``MediaKeyframe``), on the fallback a push on the
+WebSocket (``MeetingLayer``, ``MeetingKeyframe``; ``wire.relay_meetings``). Every
+:data:`TICK_INTERVAL` seconds the shell ticks each room (speakers every 300 ms, layer
+allocation), sends the notices gathered since the last tick (those of joins, leaves and
+requests included, so a notice waits at most one tick), and ends the unbound legs past
+their deadline; a room ends when its last leg does.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Final, Protocol
+
+import trio
+
+from node.calls.legs import Bound, Conn, Leg, Owner
+from node.errors import CALL_NO_LEG, NodeError
+from node.sfu.core import Sfu
+from node.sfu.model import DropReason, KeyframeRequest, LayerNotice, LayerSpec, Notice, VideoRequest
+from node.sfu.rooms import MeetingLeg, MeetingLegs
+from transport import MediaTransport, QuicChannel, TransportError
+from wire import WireError, encode
+from wire.media_control import (
+    CLOSE_BIND_REFUSED,
+    CLOSE_LEG_ENDED,
+    CLOSE_MALFORMED_CONTROL,
+    CLOSE_REBOUND,
+    MediaBound,
+    MediaKeyframe,
+    MediaLayer,
+    MediaRefused,
+    decode_bind,
+    decode_meeting_control,
+)
+from wire.relay_meetings import MeetingKeyframe, MeetingLayer
+
+TICK_INTERVAL: Final = 0.1
+"""Seconds between two ticks of every room (the core recomputes speakers every 300 ms)."""
+FORWARD_BATCH: Final = 64
+"""Most datagrams of one connection handled per wake-up."""
+SEND_FAILED: Final = "send_failed"
+"""A drop reason of the shell: a copy whose destination had gone or was too far behind."""
+NO_ROOM: Final = "no_room"
+"""A drop reason of the shell: a datagram on a connection that carries no meeting leg."""
+
+
+def wall_clock_ms() -> int:
+    """Unix time in milliseconds: the cores' clock in production."""
+    return time.time_ns() // 1_000_000
+
+
+class PushShell(Protocol):
+    """What a client WebSocket offers here: a frame pushed unasked (``ClientShell``)."""
+
+    def __hash__(self) -> int: ...
+
+    def push(self, frame: object) -> None: ...
+
+
+@dataclass(frozen=True)
+class MeetingStats:
+    """The meetings' gauges and counters (``node.metrics.MeetingNumbers`` at a scrape)."""
+
+    rooms: int
+    participants: int
+    legs: int
+    forwarded: int
+    forwarded_bytes: int
+    drops: dict[str, int]
+    binds: int
+    refused: int
+
+
+@dataclass(slots=True, eq=False)
+class _Member:
+    """A media connection in the meetings: where its copies go and how it gets notices."""
+
+    out: MediaTransport | None
+    quic: QuicChannel | None
+    shell: PushShell | None
+    senders: dict[int, MeetingLeg] = field(default_factory=dict)
+
+
+def _ignore(owner: Owner, leg_id: bytes) -> None:
+    """The default ``on_ended``."""
+
+
+class MeetingService:
+    """The meeting rooms of one node over its media connections (module docstring)."""
+
+    def __init__(
+        self,
+        legs: MeetingLegs,
+        *,
+        now_ms: Callable[[], int] = wall_clock_ms,
+        tick_interval: float = TICK_INTERVAL,
+    ) -> None:
+        self.legs = legs
+        self._now = now_ms
+        self._tick_interval = tick_interval
+        self.on_ended: Callable[[Owner, bytes], object] = _ignore
+        """Told ``(owner, leg_id)`` of every leg that expired (the node pushes ``LegEnded``)."""
+        self.rooms: dict[bytes, Sfu] = {}
+        self._members: dict[Conn, _Member] = {}
+        self._pending: list[Notice] = []
+        self._retired_forwarded = 0
+        self._retired_bytes = 0
+        self._drops: dict[str, int] = {SEND_FAILED: 0, NO_ROOM: 0}
+        self._retired_drops: dict[str, int] = {str(r): 0 for r in DropReason}
+        self._binds = 0
+        self._refused = 0
+
+    # --- requests (from /v1/client) ----------------------------------------------------------
+
+    def owns(self, leg_id: bytes) -> bool:
+        """Whether ``leg_id`` is a meeting leg (a QUIC bind of it comes here)."""
+        return self.legs.owns(leg_id)
+
+    def join(self, owner: Owner, room: bytes, layers: tuple[LayerSpec, ...]) -> Leg:
+        """``MeetingJoin``: a new leg of ``owner`` in ``room``."""
+        return self.legs.join(owner, room, layers, self._now())
+
+    def leave(self, owner: Owner, leg_id: bytes) -> None:
+        """``MeetingLeave``: the leg ends; its media connection leaves the room (and, on
+        QUIC, is closed)."""
+        left = self.legs.leave(owner, leg_id)
+        if left.conn is not None:
+            member = self._members.get(left.conn)
+            self._leave_room(left.conn, left.leg.room)
+            if member is not None and member.quic is not None:
+                member.quic.close(CLOSE_LEG_ENDED, "left the meeting")
+        self._end_room_if_empty(left.leg.room)
+
+    def request(self, owner: Owner, leg_id: bytes, video: VideoRequest) -> None:
+        """``MeetingVideo`` (or ``MediaVideo`` on the control stream): what the leg
+        receives; kept for its next binding if it has none now."""
+        leg = self.legs.get(leg_id)
+        if leg is None or leg.owner != owner:
+            raise NodeError(CALL_NO_LEG, "no such meeting leg")
+        self._apply(leg, video)
+
+    # --- media connections --------------------------------------------------------------------
+
+    async def serve(self, channel: QuicChannel, first: bytes) -> None:
+        """A QUIC connection whose first control message ``first`` binds a meeting leg:
+        bind, forward until it closes, leave (module docstring)."""
+        try:
+            request = decode_bind(first)
+            binding = self.legs.bind(channel, request.leg_id, request.leg_secret, self._now())
+        except WireError:
+            channel.close(CLOSE_MALFORMED_CONTROL, "malformed control message")
+            return
+        except NodeError as refusal:
+            self._refused += 1
+            await _send_control(channel, encode(MediaRefused(refusal.code, refusal.message)))
+            channel.close(CLOSE_BIND_REFUSED, refusal.code)
+            return
+        leg = binding.leg
+        try:
+            self._enter(channel, _Member(channel, channel, None), leg, binding.sender)
+            self._replace(binding.replaced, leg)
+            if await _send_control(channel, encode(MediaBound(leg.leg_id, binding.sender))):
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._read_control, channel, leg, nursery.cancel_scope)
+                    await self._read_datagrams(channel)
+                    nursery.cancel_scope.cancel()
+        finally:
+            self._gone(channel)
+            channel.close(CLOSE_LEG_ENDED, "unbound")
+
+    def bind_websocket(
+        self, shell: PushShell, leg_id: bytes, secret: bytes, sink: MediaTransport
+    ) -> Bound:
+        """``LegAttach`` of a meeting leg: the WebSocket ``shell`` carries its media, sent
+        out through ``sink``. Refused as a QUIC bind."""
+        binding = self.legs.bind(shell, leg_id, secret, self._now())
+        member = self._members.get(shell) or _Member(sink, None, shell)
+        self._enter(shell, member, binding.leg, binding.sender)
+        self._replace(binding.replaced, binding.leg)
+        return Bound(leg_id, binding.sender)
+
+    def carries(self, conn: Conn) -> bool:
+        """Whether ``conn`` carries a bound meeting leg (its datagrams come here)."""
+        return conn in self._members
+
+    def gone(self, conn: Conn) -> None:
+        """The WebSocket ``conn`` closed: its legs leave their rooms and wait for a rebind."""
+        if conn in self._members:
+            self._gone(conn)
+
+    async def forward(self, source: Conn, batch: Sequence[bytes]) -> None:
+        """Forward ``batch``, datagrams that arrived on ``source``: one core decision each,
+        then one ``send_datagrams`` per destination."""
+        member = self._members.get(source)
+        rooms = {leg.room for leg in member.senders.values()} if member is not None else set()
+        if len(rooms) != 1:  # (a WebSocket with legs in several rooms: not supported yet)
+            self._drops[NO_ROOM] += len(batch)
+            return
+        core = self.rooms[rooms.pop()]
+        on_datagram = core.on_datagram
+        out: dict[Conn, list[bytes]] = {}
+        for data in batch:
+            for dest in on_datagram(source, data):
+                copies = out.get(dest)
+                if copies is None:
+                    out[dest] = [data]
+                else:
+                    copies.append(data)
+        for dest, datagrams in out.items():
+            target = self._members.get(dest)
+            if target is None or target.out is None:
+                self._drops[SEND_FAILED] += len(datagrams)
+                continue
+            try:
+                await target.out.send_datagrams(datagrams)
+            except TransportError:
+                self._drops[SEND_FAILED] += len(datagrams)
+
+    # --- the tick ----------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Tick every room, send notices and end expired legs, until cancelled."""
+        task_status.started()
+        while True:
+            await trio.sleep(self._tick_interval)
+            await self.tick()
+
+    async def tick(self) -> None:
+        """One tick (what :meth:`run` does every :data:`TICK_INTERVAL` seconds)."""
+        now = self._now()
+        for leg in self.legs.expire(now):
+            self.on_ended(leg.owner, leg.leg_id)
+            self._end_room_if_empty(leg.room)
+        for core in self.rooms.values():
+            self._pending += core.tick(now)
+        notices, self._pending = self._pending, []
+        for notice in notices:
+            await self._notify(notice)
+
+    def numbers(self) -> MeetingStats:
+        """The meetings' numbers now (``/metrics``)."""
+        stats = [core.stats() for core in self.rooms.values()]
+        drops = dict(self._retired_drops)
+        for s in stats:
+            for reason, n in s.drops.items():
+                drops[str(reason)] += n
+        drops.update(self._drops)
+        return MeetingStats(
+            rooms=self.legs.rooms,
+            participants=sum(s.participants for s in stats),
+            legs=self.legs.legs,
+            forwarded=self._retired_forwarded + sum(s.forwarded for s in stats),
+            forwarded_bytes=self._retired_bytes + sum(s.forwarded_bytes for s in stats),
+            drops=drops,
+            binds=self._binds,
+            refused=self._refused,
+        )
+
+    # --- internals ---------------------------------------------------------------------------
+
+    def _enter(self, conn: Conn, member: _Member, leg: MeetingLeg, sender: int) -> None:
+        """``conn`` (bound to ``leg`` as ``sender``) joins the room's core."""
+        self._binds += 1
+        self._members[conn] = member
+        member.senders[sender] = leg
+        core = self.rooms.get(leg.room)
+        if core is None:
+            core = self.rooms[leg.room] = Sfu(self._now())
+        self._pending += core.join(conn, sender, leg.layers)
+        if leg.video is not None:
+            self._pending += core.request(conn, leg.video)
+
+    def _replace(self, replaced: tuple[Conn, int] | None, leg: MeetingLeg) -> None:
+        """The connection that carried ``leg`` before leaves the room (QUIC: closed)."""
+        if replaced is None:
+            return
+        old, _sender = replaced
+        member = self._members.get(old)
+        self._leave_room(old, leg.room)
+        if member is not None and member.quic is not None:
+            member.quic.close(CLOSE_REBOUND, "the leg was bound by another connection")
+
+    def _apply(self, leg: MeetingLeg, video: VideoRequest) -> None:
+        leg.video = video
+        core = self.rooms.get(leg.room)
+        if leg.conn is not None and core is not None:
+            self._pending += core.request(leg.conn, video)
+
+    def _gone(self, conn: Conn) -> None:
+        """``conn`` closed: its legs wait for a rebind, it leaves every room it was in."""
+        member = self._members.pop(conn, None)
+        rooms = {leg.room for leg in member.senders.values()} if member is not None else set()
+        self.legs.unbind(conn, self._now())
+        for room in rooms:
+            self._leave_room(conn, room)
+
+    def _leave_room(self, conn: Conn, room: bytes) -> None:
+        core = self.rooms.get(room)
+        if core is not None:
+            self._pending += core.leave(conn)
+        member = self._members.get(conn)
+        if member is not None:
+            for sender in [s for s, leg in member.senders.items() if leg.room == room]:
+                del member.senders[sender]
+            if not member.senders:
+                del self._members[conn]
+
+    def _end_room_if_empty(self, room: bytes) -> None:
+        if self.legs.has_room(room):
+            return
+        core = self.rooms.pop(room, None)
+        if core is None:
+            return
+        stats = core.stats()
+        self._retired_forwarded += stats.forwarded
+        self._retired_bytes += stats.forwarded_bytes
+        for reason, n in stats.drops.items():
+            self._retired_drops[str(reason)] += n
+
+    async def _notify(self, notice: Notice) -> None:
+        """Send ``notice`` to its sender's media connection (if it is still there)."""
+        member = self._members.get(notice.conn)
+        leg = member.senders.get(notice.sender) if member is not None else None
+        if member is None or leg is None:
+            return
+        if member.quic is not None:
+            message: MediaLayer | MediaKeyframe
+            if isinstance(notice, LayerNotice):
+                message = MediaLayer(notice.sender, notice.layer, notice.active)
+            else:
+                message = MediaKeyframe(notice.sender, notice.layer)
+            await _send_control(member.quic, encode(message))
+        elif member.shell is not None:
+            member.shell.push(_push_of(notice, leg.leg_id))
+
+    async def _read_datagrams(self, channel: QuicChannel) -> None:
+        while True:
+            try:
+                batch = await channel.receive_datagram_batch(FORWARD_BATCH)
+            except TransportError:
+                return
+            await self.forward(channel, batch)
+
+    async def _read_control(
+        self, channel: QuicChannel, leg: MeetingLeg, scope: trio.CancelScope
+    ) -> None:
+        """``MediaVideo`` requests on the control stream; anything else closes."""
+        while True:
+            try:
+                data = await channel.receive_control()
+            except TransportError:
+                return
+            try:
+                video = decode_meeting_control(data)
+                request = VideoRequest(video.max_videos, video.max_height, video.budget_kbps)
+            except (WireError, ValueError):
+                channel.close(CLOSE_MALFORMED_CONTROL, "malformed control message")
+                scope.cancel()
+                return
+            if leg.conn is channel:
+                self._apply(leg, request)
+
+
+def _push_of(notice: Notice, leg_id: bytes) -> MeetingLayer | MeetingKeyframe:
+    if isinstance(notice, KeyframeRequest):
+        return MeetingKeyframe(leg_id, notice.sender, notice.layer)
+    return MeetingLayer(leg_id, notice.sender, notice.layer, notice.active)
+
+
+async def _send_control(channel: QuicChannel, message: bytes) -> bool:
+    try:
+        await channel.send_control(message)
+    except TransportError:
+        return False
+    return True
