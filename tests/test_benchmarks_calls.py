@@ -1,12 +1,11 @@
 """The calls benchmark (``make bench calls``; ``benchmarks.calls``): it runs only when named,
 its per-hop arithmetic, and the load generator's datagram keys. The quick run itself starts
 two node processes and three load processes and takes about 40 s on the 2-core machine, so
-it runs only with ``SEALRELAY_BENCH_CALLS=1`` (not in ``make test``)."""
+it is marked ``long``: ``make resilience`` runs it, ``make test`` does not."""
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +14,6 @@ import pytest
 from benchmarks import callload, callrows, calls, harness
 from benchmarks.__main__ import main
 from wire.media import HEADER_SIZE
-
-QUICK_RUN = os.environ.get("SEALRELAY_BENCH_CALLS") == "1"
 
 
 def test_calls_runs_only_when_named() -> None:
@@ -64,7 +61,7 @@ def test_a_datagram_key_leaves_out_the_sender_the_node_rewrites() -> None:
     assert not callload._last_packet(header[:17] + (1).to_bytes(2, "big") + (3).to_bytes(2, "big"))
 
 
-@pytest.mark.skipif(not QUICK_RUN, reason="about 40 s of node processes: SEALRELAY_BENCH_CALLS=1")
+@pytest.mark.long  # about 40 s of node processes: `make resilience`, not `make test`
 def test_quick_calls_run_writes_every_case(tmp_path: Path) -> None:
     assert main(["calls", "--quick", "--out", str(tmp_path)]) == 0
     rows = json.loads((tmp_path / "calls.json").read_text(encoding="utf-8"))["results"]
