@@ -67,9 +67,9 @@ bench-compare: $(STAMP)
 	$(BIN)/python -m benchmarks.compare --base $(BASE) --rounds $(BENCH_ROUNDS) \
 		--only $(BENCH_ONLY) --profile $(BENCH_PROFILE) $(BENCH_COMPARE_ARGS)
 
-# The runs of a minute or more (pytest marker "long": a peer domain down for 60 s, the sender's
-# node killed during such an outage, a 60 s video call across two domains, the calls benchmark's quick run). `make test` runs
-# the short round of every fault instead (tests/resilience/test_federation_faults.py) and a
+# The runs of a minute or so (pytest marker "long": a peer domain down for 60 s, the sender's
+# node killed during such an outage, a 60 s video call across two domains, the calls
+# benchmark's quick run). `make test` runs the short round of every fault instead (tests/resilience/test_federation_faults.py) and a
 # 5 s call (tests/integration/test_calls_federated.py).
 resilience: $(STAMP)
 	$(BIN)/pytest -q -m long
