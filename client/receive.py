@@ -95,7 +95,8 @@ class Receiver:
     ) -> None:
         self._store = store
         self._calls = calls
-        self._meetings = meetings
+        self.meetings = meetings
+        """Where meeting notes go (``client meet`` sets it while it runs; None: dropped)."""
         self._device = device
         self._inbox = inbox
         self._groups = groups
@@ -210,8 +211,8 @@ class Receiver:
         sender's identity signing key (in the caller's transaction)."""
         remember_contact(self._store, sender, device, note.reply_mailbox, note.reply_token)
         peer = peer_identity(self._device, sender)
-        if self._meetings is not None and peer is not None:
-            self._meetings.meeting_note(sender, device, peer.sig, note)
+        if self.meetings is not None and peer is not None:
+            self.meetings.meeting_note(sender, device, peer.sig, note)
 
     def _group_control(
         self, sender: str, device: int, payload: GroupControl | GroupNote | GroupTokens
