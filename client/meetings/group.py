@@ -79,11 +79,13 @@ class Note:
 
 @dataclass(frozen=True)
 class EnterRoom:
-    """Join room ``room`` on the node and start media (this device holds a send epoch)."""
+    """Join room ``room`` on the node and start media with ``member``'s keys (this device
+    holds a send epoch)."""
 
     meeting: bytes
     room: bytes
     host: bool
+    member: MeetingMember
 
 
 @dataclass(frozen=True)
@@ -408,7 +410,7 @@ class GroupMeeting:
             self.epochs.add(member.latest_epoch)
         if not self._entered and member.send_epoch is not None:
             self._entered = True
-            out.append(EnterRoom(self.meeting, self.room, self.leader is not None))
+            out.append(EnterRoom(self.meeting, self.room, self.leader is not None, member))
         now_in = self.participants
         self.most_participants = max(self.most_participants, len(now_in))
         joined = tuple(sorted((p, a) for p, a in now_in.items() if p not in self._announced))

@@ -11,8 +11,9 @@ room for ``seconds``, leave, and sum it up (issue 18). The media side of
     Roster      ``participant`` / ``left`` JSON lines
     Leading     a ``leading`` JSON line (this device took over the keys)
 
-The run ends ``seconds`` after the room was first entered (and the media drained), or
-fails with :data:`NOT_JOINED` when no room was entered within :data:`JOIN_TIMEOUT`.
+The run ends ``seconds`` after the last room was entered (and the media drained: a room
+left for another after glare does not count), or fails with :data:`NOT_JOINED` when no
+room was entered within :data:`JOIN_TIMEOUT`.
 """
 
 from __future__ import annotations
@@ -94,6 +95,8 @@ class Meet:
         self._stops: dict[bytes, trio.Event] = {}
         self._rooms: trio.Nursery | None = None
         self._deadline: float | None = None
+        self._until = trio.CancelScope()
+        self._bind_failures = 0
 
     @property
     def core(self) -> GroupMeeting:
@@ -107,13 +110,16 @@ class Meet:
                 await nursery.start(self.net.run)
                 with trio.move_on_after(JOIN_TIMEOUT):
                     await self._run.entered.wait()
-                if not self._run.entered.is_set():
-                    self._run.failure = NOT_JOINED
+                if self._deadline is None:
                     rooms.cancel_scope.cancel()
-            self._rooms = None
+                with self._until:  # its deadline moves with a later room (glare)
+                    await trio.sleep_forever()
+                self._rooms = None
             with trio.move_on_after(LEAVE_TIMEOUT):
                 await self.net.leave()
             nursery.cancel_scope.cancel()
+        if not self._run.runs:
+            self._run.failure = FAILED if self._bind_failures else NOT_JOINED
         self._emit({"event": "ended", "reason": self._run.failure or "meeting.left"})
         return self._run
 
@@ -149,8 +155,9 @@ class Meet:
             stop = self._stops[event.room] = trio.Event()
             self._rooms.start_soon(self._room, event, stop)
         elif isinstance(event, LeaveRoom):
-            stop = self._stops.get(event.room) or trio.Event()
-            stop.set()
+            stopping = self._stops.get(event.room)
+            if stopping is not None:
+                stopping.set()
         elif isinstance(event, Roster):
             for pid, address in event.joined:
                 self._emit({"event": "participant", "pid": pid, "address": address})
@@ -162,21 +169,20 @@ class Meet:
     async def _room(self, enter: EnterRoom, stop: trio.Event) -> None:
         """Join the room on the node, bind media, play it, leave."""
         layers = tuple(MeetingLayerSpec(x.height, x.kbps) for x in VIDEO_LAYERS)
-        member = self.core.member
+        member = enter.member
         try:
             grant = await self._node.request(
                 MeetingJoin(0, enter.room, layers if self._video else ())
             )
-            if not isinstance(grant, LegGrant) or member is None:
+            if not isinstance(grant, LegGrant):
                 raise MeetingFailed("the node gave no meeting leg")
             transport, sender = await self._bind(grant)
         except BIND_ERRORS as exc:
             log.info("meeting media not set up (%s)", getattr(exc, "code", type(exc).__name__))
-            self._run.failure = FAILED
-            self._run.entered.set()
+            self._bind_failures += 1
             return
-        clock = trio.current_time()
-        self._deadline = self._deadline or clock + self._seconds
+        self._deadline = trio.current_time() + self._seconds  # from entering this room
+        self._until.deadline = self._deadline
         self._emit(
             {
                 "event": "joined",
@@ -194,7 +200,7 @@ class Meet:
                 await self._node.request(
                     MeetingVideo(0, grant.leg_id, WANTED_VIDEOS, WANTED_HEIGHT, WANTED_KBPS)
                 )
-            await media.run(max(1.0, self._deadline - trio.current_time()), stop)
+            await media.run(self._seconds, stop)
         finally:
             with contextlib.suppress(*BIND_ERRORS), trio.move_on_after(LEAVE_TIMEOUT):
                 await self._node.request(MeetingLeave(0, grant.leg_id))
