@@ -52,8 +52,11 @@ from wire.meeting import (
 
 INVITE_TTL_MS: Final = 120_000
 """How long an invite stays live (renewed at half that while its sender leads)."""
-REQUEST_TIMEOUT_MS: Final = 5_000
+REQUEST_TIMEOUT_MS: Final = 3_000
 """A join request unanswered this long drops its invite."""
+LISTEN_MS: Final = 1_000
+"""How long a device that found no live invite listens for one before it hosts (members
+starting a moment apart then meet in the first one's meeting, not in a glare)."""
 ROOM_ID_LEN: Final = 16
 """Bytes of a room id (``wire.relay_meetings.RoomId``)."""
 
@@ -164,6 +167,7 @@ class GroupMeeting:
         self._started = False
         self._invites: dict[bytes, _Invite] = {}
         self._requested_at = 0
+        self._host_at: int | None = None
         self._invite_at: int | None = None  # next renewal (leader)
         self._entered = False
         self._announced: dict[int, str] = {}
@@ -174,8 +178,10 @@ class GroupMeeting:
 
     # --- inputs ----------------------------------------------------------------------------
     def start(self, now: int) -> list[Event]:
-        """``meet`` started (after the mailbox was read): join a live invite, or host."""
+        """``meet`` started (after the mailbox was read): join a live invite, or host if
+        none comes within :data:`LISTEN_MS`."""
         self._started = True
+        self._host_at = now + LISTEN_MS
         return self._settle(now)
 
     def receive(
@@ -206,6 +212,8 @@ class GroupMeeting:
                 self._invites.pop(self.meeting, None)
             self._reset()
             out += self._settle(now)
+        elif self.phase is Phase.IDLE and self._started:
+            out += self._settle(now)
         return out + self._after(now)
 
     def leave(self, now: int) -> list[Event]:
@@ -218,6 +226,8 @@ class GroupMeeting:
     def next_deadline(self) -> int | None:
         """When :meth:`tick` has something to do at the latest (ms); None: nothing pending."""
         times = [t for t in (self._invite_at,) if t is not None]
+        if self.phase is Phase.IDLE and self._started and self._host_at is not None:
+            times.append(self._host_at)
         if self.phase is Phase.REQUESTED:
             times.append(self._requested_at + REQUEST_TIMEOUT_MS)
         return min(times, default=None)
@@ -247,6 +257,8 @@ class GroupMeeting:
             return self._on_request(sender, device, key, signal, now)
         if isinstance(signal, MeetingEpoch):
             return self._on_epoch(sender, device, key, signal, now)
+        if isinstance(signal, MeetingLeave) and self._withdrawn(sender, signal.meeting):
+            return self._settle(now)
         pid = self._pid_of(sender, device)
         if pid is None or getattr(signal, "meeting", None) != self.meeting:
             self.ignored += 1
@@ -266,13 +278,27 @@ class GroupMeeting:
             self.ignored += 1
         return out + self._after(now)
 
+    def _withdrawn(self, sender: str, meeting: bytes) -> bool:
+        """The host of ``meeting`` left it: forget its invite; whether this device was
+        still only asking to join it (it then looks again)."""
+        held = self._invites.get(meeting)
+        if held is None or held.sender != sender:
+            return False
+        del self._invites[meeting]
+        if self.phase is Phase.REQUESTED and self.meeting == meeting:
+            self._reset()
+            return True
+        return False
+
     def _on_invite(self, sender: str, key: bytes, invite: MeetingInvite, now: int) -> list[Event]:
         if key_fingerprint(key) != invite.leader_fp:
             self.ignored += 1
             return []
         self._invites[invite.meeting] = _Invite(invite, sender, now)
         current = self.meeting
-        if not self._started or current is None or current == invite.meeting:
+        if current is None:
+            return self._settle(now)
+        if not self._started or current == invite.meeting:
             return []
         if invite.meeting >= current:
             return []  # glare: ours goes on
@@ -335,6 +361,8 @@ class GroupMeeting:
             self.phase, self.meeting, self.room = Phase.REQUESTED, meeting, chosen.invite.room
             self._requested_at = now
             return [Note(chosen.sender, MeetingRequest(meeting))]
+        if self._host_at is not None and now < self._host_at:
+            return []  # listening for an invite a little longer
         return self._host(now)
 
     def _host(self, now: int) -> list[Event]:

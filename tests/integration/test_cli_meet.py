@@ -35,6 +35,7 @@ NAMES: Final = ("ann", "bob", "cat", "dan")
 SECONDS: Final = "6"
 HOST_HEAD_START: Final = 0.5  # seconds after the host entered its room
 STEP_TIMEOUT: Final = 90.0
+VIDEO: Final = ("bob", "dan")  # two members send video (two simulcast layers each)
 SUMMARY_KEYS: Final = {
     "frames_sent",
     "frames_received",
@@ -116,7 +117,10 @@ def test_four_members_meet_in_one_room(world: World) -> None:
     assert first.stdout is not None
     head = [first.stdout.readline() for _ in range(2)]  # the host's participant, joined
     time.sleep(HOST_HEAD_START)  # its invites on their way
-    procs = [u.start("meet", "crisis", "--seconds", SECONDS) for u in others]
+    procs = [
+        u.start("meet", "crisis", "--seconds", SECONDS, *(["--video"] if u.name in VIDEO else []))
+        for u in others
+    ]
     results = [_finish(first), *(_finish(p) for p in procs)]
     results[0][1][:0] = [json.loads(line) for line in head]
     rooms = set()
@@ -134,7 +138,8 @@ def test_four_members_meet_in_one_room(world: World) -> None:
         assert summary["frames_received"] > 0, (user.name, summary)
         assert summary["decrypt_failures"] == 0, (user.name, summary)
         assert summary["epochs"] >= 1
-        assert summary["speakers_heard"] >= 1
+        assert summary["speakers_heard"] >= 2, report
+        assert summary["videos_received"] >= 1, report
         events = [line.get("event") for line in lines[:-1]]
         assert "joined" in events
         assert events[-1] == "ended"

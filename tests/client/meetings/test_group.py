@@ -9,6 +9,7 @@ from typing import Final, TypeVar
 from client.content import MeetingInvite, MeetingRequest
 from client.meetings.group import (
     INVITE_TTL_MS,
+    LISTEN_MS,
     REQUEST_TIMEOUT_MS,
     EnterRoom,
     Event,
@@ -21,8 +22,16 @@ from client.meetings.group import (
     Roster,
 )
 from tests.client.meetings.kit import T0, Draws, Person, verify
+from wire.meeting import MeetingLeave
 
 GROUP: Final = bytes(16)
+
+
+def phase(device: GroupMeeting) -> Phase:
+    """The device's phase (a call, so that type narrowing does not outlive a step)."""
+    return device.phase
+
+
 E = TypeVar("E")
 
 
@@ -61,6 +70,12 @@ class World:
         self.take(address, self.devices[address].start(now))
         self.run(now)
 
+    def host(self, address: str, now: int) -> None:
+        """``address`` starts and, hearing of no meeting, hosts."""
+        self.start(address, now)
+        self.take(address, self.devices[address].tick(now + LISTEN_MS))
+        self.run(now + LISTEN_MS)
+
     def tick(self, now: int) -> None:
         for address, device in self.devices.items():
             if address not in self.offline:
@@ -78,10 +93,10 @@ NAMES: Final = ["ann", "bob", "cat", "dan"]
 
 
 def _everyone_in(world: World) -> None:
-    world.start("ann@a.example", T0)
+    world.host("ann@a.example", T0)
     for i, address in enumerate(list(world.people)[1:], 1):
-        world.start(address, T0 + 10 * i)
-    world.tick(T0 + 1500)  # the switch after the last join, at the latest
+        world.start(address, T0 + LISTEN_MS + 10 * i)
+    world.tick(T0 + LISTEN_MS + 1500)  # the switch after the last join, at the latest
 
 
 def test_first_hosts_the_others_join_one_meeting() -> None:
@@ -110,10 +125,10 @@ def test_first_hosts_the_others_join_one_meeting() -> None:
 
 def test_a_newcomer_enters_the_room_only_after_the_switch() -> None:
     world = World(NAMES[:2])
-    world.start("ann@a.example", T0)
+    world.host("ann@a.example", T0)
     bob = world.devices["bob@a.example"]
-    world.take("bob@a.example", bob.start(T0 + 5))
-    world.run(T0 + 5)  # request -> epoch -> ack -> switch: all delivered at once
+    world.take("bob@a.example", bob.start(T0 + LISTEN_MS + 5))
+    world.run(T0 + LISTEN_MS + 5)  # request -> epoch -> ack -> switch: delivered at once
     assert bob.member is not None
     assert bob.member.send_epoch is not None
     assert world.of("bob@a.example", EnterRoom)
@@ -163,11 +178,13 @@ def test_glare_two_hosts_end_in_the_meeting_with_the_smaller_id() -> None:
     world = World(NAMES[:3])
     ann, bob = world.devices["ann@a.example"], world.devices["bob@a.example"]
     world.take("ann@a.example", ann.start(T0))
-    world.take("bob@a.example", bob.start(T0))  # both host before either invite arrives
+    world.take("bob@a.example", bob.start(T0))
+    world.take("ann@a.example", ann.tick(T0 + LISTEN_MS))
+    world.take("bob@a.example", bob.tick(T0 + LISTEN_MS))  # both host, no invite arrived
     assert ann.meeting != bob.meeting
-    world.run(T0 + 1)
-    world.start("cat@a.example", T0 + 2)
-    world.tick(T0 + 1500)
+    world.run(T0 + LISTEN_MS)
+    world.start("cat@a.example", T0 + LISTEN_MS + 2)
+    world.tick(T0 + LISTEN_MS + 1500)
     meetings = {d.meeting for d in world.devices.values()}
     assert len(meetings) == 1
     assert meetings.pop() == min(m for m in (ann.meeting, bob.meeting) if m)
@@ -185,18 +202,49 @@ def test_strangers_and_forged_invites_are_ignored() -> None:
     assert bob.receive("ann@a.example", 1, ann.key, invite, T0) == []  # not ann's key
     assert bob.receive("ann@a.example", 1, ann.key, MeetingRequest(bytes(16)), T0) == []
     assert bob.ignored == 3
-    world.start("bob@a.example", T0)
+    world.host("bob@a.example", T0)
     assert bob.leader is not None  # no live invite: it hosts
 
 
 def test_an_unanswered_request_gives_up_and_hosts() -> None:
     world = World(NAMES[:2])
-    world.start("ann@a.example", T0)
+    world.host("ann@a.example", T0)
     world.offline.add("ann@a.example")  # the host went without a word
     bob = world.devices["bob@a.example"]
-    world.take("bob@a.example", bob.start(T0 + 10))
-    assert bob.phase is Phase.REQUESTED
-    assert bob.next_deadline() == T0 + 10 + REQUEST_TIMEOUT_MS
-    world.take("bob@a.example", bob.tick(T0 + 10 + REQUEST_TIMEOUT_MS))
+    t1 = T0 + LISTEN_MS + 10
+    world.take("bob@a.example", bob.start(t1))
+    assert phase(bob) is Phase.REQUESTED
+    assert bob.next_deadline() == t1 + REQUEST_TIMEOUT_MS
+    world.take("bob@a.example", bob.tick(t1 + REQUEST_TIMEOUT_MS))  # listened long enough
     assert bob.leader is not None
-    assert bob.phase is Phase.IN
+    assert phase(bob) is Phase.IN
+
+
+def test_an_invite_during_the_listening_window_is_taken() -> None:
+    world = World(NAMES[:2])
+    bob = world.devices["bob@a.example"]
+    world.start("bob@a.example", T0)
+    assert phase(bob) is Phase.IDLE
+    assert bob.next_deadline() == T0 + LISTEN_MS
+    world.host("ann@a.example", T0 + 10)  # ann's invite reaches bob while it listens
+    assert bob.meeting == world.devices["ann@a.example"].meeting
+    assert bob.leader is None
+    assert phase(bob) is Phase.IN
+
+
+def test_a_requester_whose_host_left_looks_again() -> None:
+    world = World(NAMES[:2])
+    world.host("ann@a.example", T0)
+    ann, bob = world.devices["ann@a.example"], world.devices["bob@a.example"]
+    meeting = ann.meeting
+    assert meeting is not None
+    world.offline.add("ann@a.example")
+    t1 = T0 + LISTEN_MS + 100
+    world.take("bob@a.example", bob.start(t1))  # asks ann, who does not hear it
+    assert phase(bob) is Phase.REQUESTED
+    key = world.people["ann@a.example"].key
+    world.take("bob@a.example", bob.receive("ann@a.example", 1, key, MeetingLeave(meeting, 0), t1))
+    assert phase(bob) is Phase.IDLE  # the invite is withdrawn: it listens, then hosts
+    world.take("bob@a.example", bob.tick(t1 + LISTEN_MS))
+    assert bob.leader is not None
+    assert bob.meeting != meeting
