@@ -14,16 +14,23 @@ failure: it is counted in :attr:`PidCrypto.no_key`, apart from ``decrypt_failure
 talker's pattern, two-second phrases rising and falling between about -15 and -55 dBov, each
 participant at its own pitch of loudness (by pid), always with voice activity, so that the
 node's speaker selection has levels to rank and a small meeting hears everyone.
+
+:class:`FixtureFrames` checks a received frame against the fixture: in a meeting a layer
+skips the frames sent while the node paused it, so a stream's ``n``-th frame is not the
+clip's ``n``-th (``client.calls.receiver.FixtureCheck``); it must be *a* frame of the clip,
+of its kind.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, field
 from typing import Final
 
+from client.calls.fixture import Fixture
 from client.meetings.media import MeetingCrypto
 from suites.sframe import UnknownKidError
-from wire.media import MAX_AUDIO_LEVEL
+from wire.media import MAX_AUDIO_LEVEL, MediaKind, StreamId
 
 PHRASE_FRAMES: Final = 100
 """Audio frames (20 ms each) in one phrase of the speaking pattern: two seconds."""
@@ -81,3 +88,18 @@ VIDEO_LAYERS: Final = (Layer(180, 150), Layer(360, 500))
 """The simulcast layers of ``--video``: both carry the fixture's one VP8 encoding (there
 is no encoder here), labelled as two layers, so the node's allocation, pausing and
 resuming work as with a real simulcast sender."""
+
+
+@dataclass(frozen=True)
+class FixtureFrames:
+    """``client.calls.receiver.FrameCheck``: the frame is one of ``fixture``'s, of its kind."""
+
+    fixture: Fixture
+    _digests: dict[MediaKind, frozenset[bytes]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        digests = {k: frozenset(f.sha256 for f in self.fixture.of_kind(k)) for k in MediaKind}
+        object.__setattr__(self, "_digests", digests)
+
+    def matches(self, stream: StreamId, frame: int, data: bytes) -> bool:
+        return hashlib.sha256(data).digest() in self._digests[stream.kind]

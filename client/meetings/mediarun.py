@@ -12,7 +12,8 @@ send
     the KID of (send epoch, pid) (:class:`~client.meetings.framing.PidCrypto`).
 receive / play-out
     the calls' :class:`~client.calls.receiver.Receiver`: reassembly, decryption with the
-    sender's pid key, the fixture digest check, the jitter buffer. Each frame that decrypts
+    sender's pid key, the fixture digest check (any frame of the clip: a paused layer
+    skips frames), the jitter buffer. Each frame that decrypts
     names its pid, so the run knows whose audio (``speakers_heard``) and video
     (``videos_received``) reached it.
 notices
@@ -39,10 +40,10 @@ import trio
 
 from client.calls.fixture import Fixture, ScheduledFrame, load_fixture, play
 from client.calls.packetizer import OutgoingFrame, Packetizer
-from client.calls.receiver import DEFAULT_DELAY, FixtureCheck, Receiver
+from client.calls.receiver import DEFAULT_DELAY, Receiver
 from client.calls.runner import DRAIN, PLAYOUT_TICK
 from client.meetings.errors import MeetingError
-from client.meetings.framing import VIDEO_LAYERS, PidCrypto, audio_level
+from client.meetings.framing import VIDEO_LAYERS, FixtureFrames, PidCrypto, audio_level
 from client.meetings.keys import MeetingMember
 from client.meetings.media import MeetingCrypto
 from transport.base import DATAGRAM_BATCH, MediaTransport
@@ -73,7 +74,7 @@ class MeetingMedia:
         self._fixture = load_fixture() if fixture is None else fixture
         self._crypto = PidCrypto(MeetingCrypto(member))
         self._packetizer = Packetizer(self._crypto, sender)
-        self._receiver = Receiver(self._crypto, check=FixtureCheck(self._fixture))
+        self._receiver = Receiver(self._crypto, check=FixtureFrames(self._fixture))
         self._paused: set[int] = set()
         self._waiting_key: set[int] = set(range(len(VIDEO_LAYERS)))
         self._first: dict[StreamId, int] = {}

@@ -137,6 +137,7 @@ def test_four_members_meet_in_one_room(world: World) -> None:
         assert summary["participants"] >= 3, report
         assert summary["frames_received"] > 0, (user.name, summary)
         assert summary["decrypt_failures"] == 0, (user.name, summary)
+        assert summary["digest_mismatches"] == 0, (user.name, summary)
         assert summary["epochs"] >= 1
         assert summary["speakers_heard"] >= 2, report
         assert summary["videos_received"] >= 1, report
