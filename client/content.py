@@ -26,6 +26,11 @@ the sender's reply token and mailbox, since a callee answers callers it never wr
 :func:`pack_call` / :func:`unpack_call` pack one; :func:`unpack_pairwise` reads any pairwise
 plaintext, call notes included: the receive path reads with it and hands call notes to
 ``client.calls.callnet`` (``unpack_payload`` refuses them).
+
+Meetings of a group (issue 18) travel as a :class:`MeetingNote`: the group it concerns, one
+signal (a :class:`MeetingInvite` from the host, a :class:`MeetingRequest` to join, or a key
+schedule message of ``wire.meeting``) and the sender's reply details; :func:`unpack_pairwise`
+reads it too and the receive path hands it to ``client.meetings``.
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ from wire import U32, U64, Bytes16, Bytes32, MaxLen, WireError, decode, encode, 
 from wire.calls import CallSignal
 from wire.e2e import DeliveryToken
 from wire.group import GroupTokens
+from wire.meeting import Fingerprint, MeetingId, MeetingMessage
+from wire.relay_meetings import RoomId
 
 MAX_TEXT: Final = 64 * 1024
 MAX_ATTACHMENTS: Final = 32
@@ -148,11 +155,54 @@ def unpack_call(plaintext: bytes) -> CallNote:
         raise BadContent("the call signal does not decode") from None
 
 
-def unpack_pairwise(plaintext: bytes) -> Payload | CallNote:
-    """Any pairwise plaintext: a message, group administration or a call signal."""
+@message("client.meeting-invite")
+class MeetingInvite:
+    """The host of a group's meeting to the group's members: meeting ``meeting`` (end to
+    end) in room ``room`` of the host's node, led by the key whose fingerprint is
+    ``leader_fp`` (``client.meetings.roster.key_fingerprint``); live until ``expires_ms``
+    of the host's clock (Unix ms), renewed while the meeting runs."""
+
+    meeting: MeetingId
+    room: RoomId
+    leader_fp: Fingerprint
+    sent_ms: U64
+    expires_ms: U64
+
+
+@message("client.meeting-request")
+class MeetingRequest:
+    """A member to the key leader: let me join meeting ``meeting``."""
+
+    meeting: MeetingId
+
+
+MeetingSignal = MeetingInvite | MeetingRequest | MeetingMessage
+
+
+@message("client.meeting-note")
+class MeetingNote:
+    """A meeting signal of group ``group`` with the sender's reply details."""
+
+    group: Bytes16
+    signal: MeetingSignal
+    reply_token: DeliveryToken | None
+    reply_mailbox: Bytes16 | None
+
+
+def pack_meeting(note: MeetingNote) -> bytes:
+    """The plaintext of a meeting note."""
+    return encode(note)
+
+
+Pairwise = Payload | CallNote | MeetingNote
+_PAIRWISE: Final = (Content, GroupControl, GroupNote, GroupTokens, CallNote, MeetingNote)
+
+
+def unpack_pairwise(plaintext: bytes) -> Pairwise:
+    """Any pairwise plaintext: a message, group administration, a call or meeting signal."""
     try:
-        payload = decode(plaintext, (Content, GroupControl, GroupNote, GroupTokens, CallNote))
+        payload = decode(plaintext, _PAIRWISE)
     except WireError:
         raise BadContent("the message content does not decode") from None
-    assert isinstance(payload, Content | GroupControl | GroupNote | GroupTokens | CallNote)  # noqa: S101
+    assert isinstance(payload, _PAIRWISE)  # noqa: S101
     return payload

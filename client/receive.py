@@ -13,7 +13,9 @@ A pairwise plaintext that is a group control goes to the group (never to the inb
 group envelope is unwrapped, decrypted with the sender's chain and saved in the inbox like
 a message, with its group id beside it (``client.groupnet``). A pairwise plaintext that is a
 call signal (``client.content.CallNote``) goes to the calls (:class:`CallSink`, the client's
-``client.calls.callnet.CallNet``), with the sender's reply details kept as a contact.
+``client.calls.callnet.CallNet``), with the sender's reply details kept as a contact; a
+meeting note (``client.content.MeetingNote``) likewise to the meetings (:class:`MeetingSink`,
+``client.meetings.net.MeetingInbox``), with the sender's identity signing key.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from client import groupnet, persist
 from client.account import Account
 from client.attachments_io import download_all, pending_attachment
 from client.clock import Clock, now_ms
-from client.content import CallNote, Content, GroupNote, unpack, unpack_pairwise
+from client.content import CallNote, Content, GroupNote, MeetingNote, unpack, unpack_pairwise
 from client.domains import DomainKeys
 from client.errors import BadContent, ClientError, DecryptionFailed, NetworkError, SuiteMismatch
 from client.groups import GroupControl
@@ -53,6 +55,13 @@ class CallSink(Protocol):
     """Where an opened call note goes (``client.calls.callnet.CallNet``)."""
 
     def call_note(self, sender: str, note: CallNote) -> None: ...
+
+
+class MeetingSink(Protocol):
+    """Where an opened meeting note goes (``client.meetings.net.MeetingInbox``); ``key`` is
+    the identity signing key of the session it came over."""
+
+    def meeting_note(self, sender: str, device: int, key: bytes, note: MeetingNote) -> None: ...
 
 
 class ChangeSignal:
@@ -82,9 +91,12 @@ class Receiver:
         save_dir: Path,
         clock: Clock,
         calls: CallSink | None = None,
+        meetings: MeetingSink | None = None,
     ) -> None:
         self._store = store
         self._calls = calls
+        self.meetings = meetings
+        """Where meeting notes go (``client meet`` sets it while it runs; None: dropped)."""
         self._device = device
         self._inbox = inbox
         self._groups = groups
@@ -162,6 +174,9 @@ class Receiver:
         if isinstance(payload, CallNote):
             self._call_note(received.sender, received.device, payload)
             return None
+        if isinstance(payload, MeetingNote):
+            self._meeting_note(received.sender, received.device, payload)
+            return None
         if not isinstance(payload, Content):
             self._group_control(received.sender, received.device, payload)
             return None
@@ -190,6 +205,14 @@ class Receiver:
         remember_contact(self._store, sender, device, note.reply_mailbox, note.reply_token)
         if self._calls is not None:
             self._calls.call_note(sender, note)
+
+    def _meeting_note(self, sender: str, device: int, note: MeetingNote) -> None:
+        """Keep a meeting note's reply details and hand it to the meetings with the
+        sender's identity signing key (in the caller's transaction)."""
+        remember_contact(self._store, sender, device, note.reply_mailbox, note.reply_token)
+        peer = peer_identity(self._device, sender)
+        if self.meetings is not None and peer is not None:
+            self.meetings.meeting_note(sender, device, peer.sig, note)
 
     def _group_control(
         self, sender: str, device: int, payload: GroupControl | GroupNote | GroupTokens

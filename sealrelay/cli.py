@@ -191,6 +191,7 @@ def _add_client(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     _handler(history, "client.cli:history")
     _add_group(client_sub)
     _add_calls(client_sub)
+    _add_meet(client_sub)
 
 
 def _add_calls(client_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -218,6 +219,16 @@ def _add_calls(client_sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     _add_seconds(answer)
     _handler(answer, "client.cli_calls:answer")
+
+
+def _add_meet(client_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``sealrelay client meet``: a group's meeting (``client.cli_meet``)."""
+    meet = client_sub.add_parser("meet", help="start or join GROUP's meeting for --seconds")
+    meet.add_argument("group", metavar="GROUP", help=GROUP_HELP)
+    _add_home(meet)
+    meet.add_argument("--video", action="store_true", help="video as well as audio")
+    _add_seconds(meet)
+    _handler(meet, "client.cli_meet:meet")
 
 
 def _add_seconds(parser: argparse.ArgumentParser) -> None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Final
+from typing import Final, Protocol
 
 from client.calls.errors import MediaKeyError
 from suites import labels, sframe
@@ -74,6 +74,15 @@ def kid_epoch(key_id: int) -> int:
 def kid_direction(key_id: int) -> Direction:
     """The direction of a KID made by :func:`kid`."""
     return Direction(key_id & 1)
+
+
+class FrameCrypto(Protocol):
+    """What the packetizer and the receiver need of a frame cipher: :class:`MediaCrypto`
+    here, and the meetings' per-participant keys (``client.meetings.framing``)."""
+
+    def protect(self, metadata: bytes, plaintext: bytes, *, now: float) -> bytes: ...
+
+    def unprotect(self, frame: bytes, metadata: bytes, *, now: float) -> bytes: ...
 
 
 @dataclass(frozen=True)

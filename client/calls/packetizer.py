@@ -23,7 +23,7 @@ from typing import Final
 
 from client.calls.errors import CallError
 from client.calls.fixture import FixtureFrame
-from client.calls.keys import MediaCrypto
+from client.calls.keys import FrameCrypto
 from wire.media import (
     MAX_PAYLOAD,
     SILENCE,
@@ -79,7 +79,7 @@ def split(data: bytes, max_payload: int = MAX_PAYLOAD) -> list[bytes]:
 class Packetizer:
     """Turns one sender's encoded frames into media datagrams (pure; ``now`` in seconds)."""
 
-    def __init__(self, crypto: MediaCrypto, sender: int, *, max_payload: int = MAX_PAYLOAD):
+    def __init__(self, crypto: FrameCrypto, sender: int, *, max_payload: int = MAX_PAYLOAD):
         if not 0 < max_payload <= MAX_PAYLOAD:
             raise CallError(f"max payload must be 1..{MAX_PAYLOAD}")
         self._crypto = crypto

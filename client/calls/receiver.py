@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Final, Protocol
 
 from client.calls.fixture import Fixture
-from client.calls.keys import MediaCrypto
+from client.calls.keys import FrameCrypto
 from client.calls.packetizer import MAX_PACKETS, SEND_TIME
 from client.calls.reassembly import FrameWindow, Outcome, Reassembler, Seen, WholeFrame
 from client.calls.stats import (
@@ -90,7 +90,7 @@ class Receiver:
 
     def __init__(
         self,
-        crypto: MediaCrypto,
+        crypto: FrameCrypto,
         *,
         delay: float = DEFAULT_DELAY,
         check: FrameCheck | None = None,

@@ -10,8 +10,15 @@
     FrameSigner, FrameVerifier     signed digests of each sender's frames, so a member
                                    cannot pass frames off as another's (``frameauth``)
 
-Formats in ``wire.meeting``. Pure: time, randomness and signing are injected; the trio
-shell and the ``client meet`` command are still to come.
+    GroupMeeting                   the meeting of a sealrelay group on one device: host or
+                                   join, invites and requests, the key schedule's messages
+                                   as pairwise notes, hand-over, glare (``group``)
+    PidCrypto, audio_level, ...    frames for the calls' packetizer and receiver (``framing``)
+
+Formats in ``wire.meeting`` and ``client.content`` (``MeetingNote``). The modules above are
+pure: time, randomness and signing are injected. The trio shells: ``net`` (signalling over
+the pairwise sessions), ``mediarun`` (one participant's media in a room) and ``meet`` (one
+run of ``sealrelay client meet``, ``client.cli_meet``).
 """
 
 from __future__ import annotations

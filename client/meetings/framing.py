@@ -1,0 +1,105 @@
+"""What a meeting participant sends and how it tells its received frames apart (issue 18).
+Pure.
+
+:class:`PidCrypto` gives :class:`~client.meetings.media.MeetingCrypto` the frame interface of
+the calls' packetizer and receiver (``client.calls.keys.FrameCrypto``), so one media path
+packetizes, reassembles, jitter-buffers and measures calls and meetings. Frames go out under
+the KID of (send epoch, this participant's pid), never under the node-assigned datagram
+sender id; a received frame's KID names the pid that sent it, which :class:`PidCrypto`
+keeps for the caller (:attr:`PidCrypto.last_pid`). A frame under an epoch this participant
+does not hold (sent before it joined, or after it was removed) is not an authentication
+failure: it is counted in :attr:`PidCrypto.no_key`, apart from ``decrypt_failures``.
+
+:func:`audio_level` is the microphone's RFC 6464 level of the fixture's audio in a meeting: a
+talker's pattern, two-second phrases rising and falling between about -15 and -55 dBov, each
+participant at its own pitch of loudness (by pid), always with voice activity, so that the
+node's speaker selection has levels to rank and a small meeting hears everyone.
+
+:class:`FixtureFrames` checks a received frame against the fixture: in a meeting a layer
+skips the frames sent while the node paused it, so a stream's ``n``-th frame is not the
+clip's ``n``-th (``client.calls.receiver.FixtureCheck``); it must be *a* frame of the clip,
+of its kind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Final
+
+from client.calls.fixture import Fixture
+from client.meetings.media import MeetingCrypto
+from suites.sframe import UnknownKidError
+from wire.media import MAX_AUDIO_LEVEL, MediaKind, StreamId
+
+PHRASE_FRAMES: Final = 100
+"""Audio frames (20 ms each) in one phrase of the speaking pattern: two seconds."""
+LOUDEST: Final = 15
+"""The loudest level of the pattern (-dBov)."""
+SWING: Final = 40
+"""How far the level falls within a phrase (dB)."""
+PID_SPREAD: Final = 7
+"""Participants differ by up to this many dB at the same point of a phrase."""
+
+
+class PidCrypto:
+    """:class:`MeetingCrypto` behind the calls' frame interface (module docstring)."""
+
+    def __init__(self, crypto: MeetingCrypto) -> None:
+        self._crypto = crypto
+        self.opened = 0
+        """Frames that decrypted."""
+        self.last_pid: int | None = None
+        """The pid of the last frame that decrypted."""
+        self.no_key = 0
+        """Frames under an epoch not held (not counted as authentication failures)."""
+
+    def protect(self, metadata: bytes, plaintext: bytes, *, now: float) -> bytes:
+        return self._crypto.protect(metadata, plaintext)
+
+    def unprotect(self, frame: bytes, metadata: bytes, *, now: float) -> bytes:
+        try:
+            pid, _, plaintext = self._crypto.unprotect(frame, metadata)
+        except UnknownKidError:
+            self.no_key += 1
+            raise
+        self.opened += 1
+        self.last_pid = pid
+        return plaintext
+
+
+def audio_level(pid: int, index: int) -> tuple[int, bool]:
+    """``(level, voice)`` of audio frame ``index`` of participant ``pid`` (module docstring)."""
+    step = index % PHRASE_FRAMES
+    fall = SWING * step // PHRASE_FRAMES  # loud at the start of a phrase, trailing off
+    level = LOUDEST + (pid * 3) % PID_SPREAD + fall
+    return min(level, MAX_AUDIO_LEVEL - 1), True
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One simulcast layer this participant publishes: what it tells the node."""
+
+    height: int
+    kbps: int
+
+
+VIDEO_LAYERS: Final = (Layer(180, 150), Layer(360, 500))
+"""The simulcast layers of ``--video``: both carry the fixture's one VP8 encoding (there
+is no encoder here), labelled as two layers, so the node's allocation, pausing and
+resuming work as with a real simulcast sender."""
+
+
+@dataclass(frozen=True)
+class FixtureFrames:
+    """``client.calls.receiver.FrameCheck``: the frame is one of ``fixture``'s, of its kind."""
+
+    fixture: Fixture
+    _digests: dict[MediaKind, frozenset[bytes]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        digests = {k: frozenset(f.sha256 for f in self.fixture.of_kind(k)) for k in MediaKind}
+        object.__setattr__(self, "_digests", digests)
+
+    def matches(self, stream: StreamId, frame: int, data: bytes) -> bool:
+        return hashlib.sha256(data).digest() in self._digests[stream.kind]

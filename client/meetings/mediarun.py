@@ -1,0 +1,221 @@
+"""One participant's media in a meeting room: the trio shell around the calls' packetizer and
+receiver with the meeting's keys (issue 18; ``client.calls.runner`` is the 1:1 model).
+
+Tasks, over one media connection bound to this participant's meeting leg:
+
+send
+    paces the fixture (``client.calls.fixture``) as the microphone and, with ``video``, the
+    camera: Opus every 20 ms with the speaking pattern's RFC 6464 level
+    (:func:`client.meetings.framing.audio_level`), VP8 on each simulcast layer of
+    :data:`~client.meetings.framing.VIDEO_LAYERS` the node has not paused. A layer starts,
+    and starts again after a pause, on a keyframe. Every frame is SFrame-encrypted under
+    the KID of (send epoch, pid) (:class:`~client.meetings.framing.PidCrypto`).
+receive / play-out
+    the calls' :class:`~client.calls.receiver.Receiver`: reassembly, decryption with the
+    sender's pid key, the fixture digest check (any frame of the clip: a paused layer
+    skips frames), the jitter buffer. Each frame that decrypts
+    names its pid, so the run knows whose audio (``speakers_heard``) and video
+    (``videos_received``) reached it.
+notices
+    on QUIC, the node's ``MediaLayer`` (pause or resume a layer of this stream) and
+    ``MediaKeyframe`` on the control stream. The fixture cannot make a keyframe on demand:
+    a request is counted (``keyframe_requests``) and the next keyframe of the clip (one
+    every 2 s) serves it. On the WebSocket fallback the node pushes the same notices on the
+    client WebSocket, which the client does not read yet: every layer keeps going there.
+
+Loss: in a meeting a receiver starts a stream in the middle (it joined later, the node
+switched it to that sender or layer), so ``frames_lost`` counts the gaps after the first
+frame received of each stream, not from frame 0; frames the node chose not to forward
+(silence, a speaker not among the loudest) are gaps too. Frames under an epoch not held are
+``no_key``, not ``decrypt_failures``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Final
+
+import trio
+
+from client.calls.fixture import Fixture, ScheduledFrame, load_fixture, play
+from client.calls.packetizer import OutgoingFrame, Packetizer
+from client.calls.receiver import DEFAULT_DELAY, Receiver
+from client.calls.runner import DRAIN, PLAYOUT_TICK
+from client.meetings.errors import MeetingError
+from client.meetings.framing import VIDEO_LAYERS, FixtureFrames, PidCrypto, audio_level
+from client.meetings.keys import MeetingMember
+from client.meetings.media import MeetingCrypto
+from transport.base import DATAGRAM_BATCH, MediaTransport
+from transport.errors import TransportClosed, TransportError
+from wire import WireError
+from wire.media import MediaKind, StreamId, decode_datagram
+from wire.media_control import MediaKeyframe, MediaLayer, decode_notice
+
+Clock = Callable[[], float]
+_US: Final = 1_000_000
+
+
+class MeetingMedia:
+    """The media of one participant in one room (module docstring)."""
+
+    def __init__(
+        self,
+        transport: MediaTransport,
+        sender: int,
+        member: MeetingMember,
+        *,
+        video: bool,
+        clock: Clock = time.time,
+        fixture: Fixture | None = None,
+    ) -> None:
+        self._transport, self._sender, self._member = transport, sender, member
+        self._video, self._clock = video, clock
+        self._fixture = load_fixture() if fixture is None else fixture
+        self._crypto = PidCrypto(MeetingCrypto(member))
+        self._packetizer = Packetizer(self._crypto, sender)
+        self._receiver = Receiver(self._crypto, check=FixtureFrames(self._fixture))
+        self._paused: set[int] = set()
+        self._waiting_key: set[int] = set(range(len(VIDEO_LAYERS)))
+        self._first: dict[StreamId, int] = {}
+        self.speakers: set[int] = set()
+        self.videos: set[int] = set()
+        self.keyframe_requests = 0
+        self.layer_notices = 0
+        self.unsent = 0
+        """Frames not sent: no send epoch yet (none after the room is entered)."""
+        self.seconds = 0.0
+
+    async def run(self, seconds: float, stop: trio.Event) -> None:
+        """Send for ``seconds`` (or until ``stop``), drain, return; a closed transport ends
+        it early."""
+        start = self._clock()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._guard, self._receive, nursery.cancel_scope)
+            nursery.start_soon(self._play_out)
+            if self._transport.kind == "quic":
+                nursery.start_soon(self._guard, self._notices, None)
+            nursery.start_soon(self._stop_on, stop, nursery.cancel_scope)
+            await self._guard(lambda: self._send(start, seconds), nursery.cancel_scope)
+            nursery.cancel_scope.cancel()
+        self._receiver.finish()
+        self.seconds = round(self._clock() - start, 3)
+
+    def summary(self) -> dict[str, object]:
+        """``client call``'s summary keys and the meeting's counters."""
+        stats = self._receiver.stats(frames_sent=self._packetizer.frames_sent)
+        out: dict[str, object] = dict(stats.as_dict())
+        out["frames_lost"] = max(0, stats.frames_lost - sum(self._first.values()))
+        out["decrypt_failures"] = stats.decrypt_failures - self._crypto.no_key
+        out.update(
+            no_key=self._crypto.no_key,
+            keyframe_requests=self.keyframe_requests,
+            layer_notices=self.layer_notices,
+            transport=self._transport.kind,
+            seconds=self.seconds,
+        )
+        return out
+
+    # --- tasks -----------------------------------------------------------------------------
+    async def _guard(
+        self, task: Callable[[], Awaitable[None]], scope: trio.CancelScope | None
+    ) -> None:
+        try:
+            await task()
+        except (TransportClosed, TransportError):
+            if scope is not None:
+                scope.cancel()
+
+    @staticmethod
+    async def _stop_on(stop: trio.Event, scope: trio.CancelScope) -> None:
+        await stop.wait()
+        scope.cancel()
+
+    async def _send(self, start: float, seconds: float) -> None:
+        kinds = (MediaKind.AUDIO, MediaKind.VIDEO) if self._video else (MediaKind.AUDIO,)
+        pending: list[bytes] = []
+        for item in play(self._fixture, kinds, round(seconds * _US)):
+            wait = start + item.at_us / _US - self._clock()
+            if wait > 0:
+                await self._flush(pending)
+                await trio.sleep(wait)
+            pending += self._packetize(item)
+        await self._flush(pending)
+        await trio.sleep(DEFAULT_DELAY + DRAIN)
+
+    def _packetize(self, item: ScheduledFrame) -> list[bytes]:
+        frame = item.frame
+        if frame.kind is MediaKind.AUDIO:
+            level, voice = audio_level(self._member.pid, item.index)
+            outgoing = [OutgoingFrame(MediaKind.AUDIO, frame.data, True, level, voice)]
+        else:
+            outgoing = [
+                OutgoingFrame(MediaKind.VIDEO, frame.data, frame.keyframe, layer=layer)
+                for layer in range(len(VIDEO_LAYERS))
+                if self._may_send(layer, frame.keyframe)
+            ]
+        out: list[bytes] = []
+        for one in outgoing:
+            try:
+                out += self._packetizer.packetize(one, now=self._clock())
+            except MeetingError:
+                self.unsent += 1
+        return out
+
+    def _may_send(self, layer: int, keyframe: bool) -> bool:
+        """Whether to send this video frame on ``layer``: not paused, and a keyframe first."""
+        if layer in self._paused:
+            return False
+        if layer in self._waiting_key:
+            if not keyframe:
+                return False
+            self._waiting_key.discard(layer)
+        return True
+
+    async def _flush(self, pending: list[bytes]) -> None:
+        if pending:
+            await self._transport.send_datagrams(pending)
+            pending.clear()
+
+    async def _receive(self) -> None:
+        while True:
+            batch = await self._transport.receive_datagram_batch(DATAGRAM_BATCH)
+            now = self._clock()
+            for datagram in batch:
+                opened = self._crypto.opened
+                self._receiver.receive(datagram, now=now)
+                if self._crypto.opened != opened:
+                    self._note_frame(datagram)
+
+    def _note_frame(self, datagram: bytes) -> None:
+        """A frame decrypted with this datagram: whose, and where its stream started."""
+        pid = self._crypto.last_pid
+        header, _ = decode_datagram(datagram)
+        self._first.setdefault(header.stream, header.frame)
+        if pid is not None:
+            kinds = self.speakers if header.stream.kind is MediaKind.AUDIO else self.videos
+            kinds.add(pid)
+
+    async def _play_out(self) -> None:
+        while True:
+            self._receiver.due(now=self._clock())
+            await trio.sleep(PLAYOUT_TICK)
+
+    async def _notices(self) -> None:
+        while True:
+            data = await self._transport.receive_control()
+            try:
+                notice = decode_notice(data)
+            except WireError:
+                continue
+            if notice.sender != self._sender:
+                continue
+            if isinstance(notice, MediaLayer):
+                self.layer_notices += 1
+                if notice.active:
+                    self._paused.discard(notice.layer)
+                    self._waiting_key.add(notice.layer)
+                else:
+                    self._paused.add(notice.layer)
+            elif isinstance(notice, MediaKeyframe):
+                self.keyframe_requests += 1
