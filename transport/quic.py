@@ -118,6 +118,11 @@ class QuicChannel:
         self._handshake_done = False
         self._closed_locally = False
         self._handshake_deadline = clock.now() + settings.handshake_timeout
+        self._qh3_timer: float | None = None
+        self._timer_known = False
+        """Whether ``_qh3_timer`` is qh3's timer as of the last call into the connection:
+        every call that can move it is followed by :meth:`flush`, which reads it once, so
+        the socket task's scans (:meth:`timer`, each wake-up) need not ask qh3 again."""
         self._stats: dict[str, int] = dict.fromkeys(vars(TransportStats()), 0)
         self.settled = trio.Event()
         """Set once established or terminated, whichever comes first."""
@@ -208,6 +213,7 @@ class QuicChannel:
         qh3 call (its native batch path once the handshake is done). Library errors are
         counted, not raised: hostile input must not end the socket task."""
         try:
+            self._timer_known = False  # the socket task calls service() (a flush) next
             self._conn.receive_many_datagrams(datagrams, address, now)
         except Exception:
             self._owner.counters.library_errors += 1
@@ -216,7 +222,7 @@ class QuicChannel:
         """The next deadline on this channel's ``QuicClock``: qh3's, or until established,
         the handshake deadline (a half-open handshake must not hold state for the whole
         idle timeout)."""
-        deadline = self._conn.get_timer()
+        deadline = self._qh3_timer if self._timer_known else self._conn.get_timer()
         if self.is_established or self._closed_locally:
             return deadline
         return (
@@ -229,6 +235,7 @@ class QuicChannel:
         if not (self.is_established or self._closed_locally) and now >= self._handshake_deadline:
             self._fail(QuicErrorCode.CONNECTION_REFUSED, "handshake timeout", _handshake_timeout())
             return
+        self._timer_known = False  # the socket task calls service() (a flush) next
         try:
             self._conn.handle_timer(now)
         except Exception:  # see ``_abort``
@@ -247,6 +254,7 @@ class QuicChannel:
         except Exception:  # see ``_abort``
             self._abort()
             return
+        self._qh3_timer, self._timer_known = deadline, True
         for data, address in outgoing:
             self._sock.send(data, address)
         if deadline is not None:
@@ -257,6 +265,7 @@ class QuicChannel:
         state is unknown), so that one broken connection never ends the socket task."""
         self._owner.counters.library_errors += 1
         self._closed_locally = True
+        self._timer_known = False
         if self.failure is None:
             self.failure = TransportClosed("transport library error")
         if not self.terminated.is_set():
