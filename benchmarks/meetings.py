@@ -1,0 +1,238 @@
+"""Meetings (issue 18, "Done when", ``make bench meetings``): one real ``sealrelay node
+serve`` process with ``udp_listen`` set, and a meeting of :data:`PARTICIPANTS` simulated
+participants in :data:`LOAD_PROCS` load generator processes (``benchmarks.meetload``: raw
+protocol participants, ``MeetingJoin`` on ``/v1/client`` and a QUIC ``MediaBind`` each,
+audio only), four of them speaking. ``make bench meetings`` runs this module alone.
+
+Cases:
+
+- ``forwarding core, 200 participants, 4 speakers``: ``node.sfu.Sfu.on_datagram`` alone
+  over the meeting's mix of real headers (``benchmarks.meetcore``): ``mean µs`` per
+  decision, ``ops/s`` decisions per CPU-second, ``copies_per_cpu_s`` the copies it
+  decides per CPU-second.
+- ``join, N participants``: every load process joins its participants at once (at most
+  ``meetload.JOIN_CONCURRENCY`` joins in flight each); the speakers talk from their bind
+  on. ``mean µs`` (and ``seconds``): from the first ``MeetingJoin`` of any process to the
+  moment the last participant has heard every speaker but itself (``CLOCK_MONOTONIC``, one
+  clock for every process); ``last_bound_s`` to the last ``MediaBound``. Target: under
+  10 s. It includes the first speaker recompute (every 300 ms).
+- ``meeting, N participants, 4 speakers``: a window of ``SECONDS`` that starts 1 s after
+  the join. ``datagrams_out_per_s``: the node's ``sealrelay_meeting_forwarded_datagrams_total``
+  delta over the window. ``loss_pct``: the copies due (each speaker datagram sent in the
+  window, times N - 1 receivers) that never arrived (``expected``). Latency: each payload
+  starts with its send time (``time.monotonic_ns`` in the sender's load process); a
+  receiver subtracts it from its own reading when ``receive_datagram_batch`` returns it
+  (``path_p50_ms``/``path_p99_ms``, 10 µs buckets). Baseline: during the same window
+  each load process also sends a speaker's stream to itself over a loopback QUIC
+  connection with no node (``base_p50_ms``/``base_p99_ms``): the QUIC stacks and a busy
+  load process's scheduling. ``p50``/``p99`` (µs) are path minus baseline at the same
+  percentile: the relay-added latency. Target: p99 under 50 ms, loss under 0.5 %.
+  ``cpu_node``: node CPU (``/proc/PID/stat`` user + system) per wall second, target under
+  1.2 cores; ``cpu_load`` the load processes', ``cpu_machine`` the whole machine's; the
+  node's drops by reason (``dropped_<reason>``, ``silence`` is expected) and the kernel's
+  drops on the node's UDP sockets (``node_socket_drops``).
+- ``forwarding, node process, N participants``: ``ops/s`` is that window's forwarded
+  copies per CPU-second of the node process. Target: at least 30,000.
+- ``rekey after a leave`` and ``inter-node link bytes``: not measured (``status`` says
+  why): the meeting key schedule is not on the wire yet and there is no cascade.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Final
+
+import httpx
+import trio
+
+from benchmarks.calls import Load, _answers, _metric, _socket_drops, _stop
+from benchmarks.federation import Node, _free_ports, _machine_cpu_s
+from benchmarks.harness import Result
+from benchmarks.meetcore import SPEAKER_LEVELS, run_core
+from benchmarks.meetrows import (
+    Meeting,
+    forwarding_result,
+    join_result,
+    meeting_result,
+    merge,
+    not_measured,
+)
+from benchmarks.node import _cpu_s, _invites
+
+PARTICIPANTS: Final = 200
+LOAD_PROCS: Final = 4
+SECONDS: Final = 20.0
+QUICK_PARTICIPANTS: Final = 20
+QUICK_PROCS: Final = 2
+QUICK_SECONDS: Final = 3.0
+SETTLE: Final = 1.0
+"""Seconds between the join and the measured window."""
+DOMAIN: Final = "meet.localhost"
+EXTRA: Final = 'udp_listen = "127.0.0.1:0"'
+SUITE: Final = "cnsa2"
+LOAD: Final = "benchmarks.meetload"
+FORWARDED: Final = "sealrelay_meeting_forwarded_datagrams_total"
+DROPPED: Final = "sealrelay_meeting_dropped_total"
+DROP_REASONS: Final = ("silence", "not_selected", "stream_not_bound", "send_failed", "no_room")
+LOG_TAIL: Final = 40
+REKEY_WHY: Final = (
+    "not measured: needs the meeting key schedule on the wire (epoch secrets sent by the "
+    "key leader, acknowledgements), which clients do not send yet"
+)
+LINK_WHY: Final = "not measured: needs the cascade between domains, which does not exist yet"
+
+
+@dataclass(frozen=True)
+class Plan:
+    participants: int
+    procs: int
+    seconds: float
+
+
+FULL: Final = Plan(PARTICIPANTS, LOAD_PROCS, SECONDS)
+QUICK: Final = Plan(QUICK_PARTICIPANTS, QUICK_PROCS, QUICK_SECONDS)
+
+
+def shares(participants: int, procs: int) -> list[int]:
+    """Participants per load process, as even as can be."""
+    return [participants // procs + (i < participants % procs) for i in range(procs)]
+
+
+def speaker_levels(counts: list[int]) -> list[list[int]]:
+    """The speakers' levels of each load process: the four spread round robin."""
+    levels: list[list[int]] = [[] for _ in counts]
+    for n, level in enumerate(SPEAKER_LEVELS):
+        levels[n % len(counts)].append(level)
+    return levels
+
+
+class MeetLoad(Load):
+    """One ``benchmarks.meetload`` process over its spec file."""
+
+    def __init__(self, spec: Path, log: IO[str]) -> None:
+        import subprocess
+
+        from benchmarks.node import NODE_ENV
+
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", LOAD, str(spec)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
+            env={**os.environ, **NODE_ENV},
+        )  # fmt: skip
+
+
+def _ask(loads: list[MeetLoad], command: str) -> list[dict[str, Any]]:
+    for load in loads:
+        load.send(command)
+    return _answers(loads)
+
+
+def _specs(tmp: Path, node: Node, plan: Plan) -> list[Path]:
+    counts = shares(plan.participants, plan.procs)
+    invites = trio.run(_invites, node.data, [f"m{i}" for i in range(plan.procs)])
+    room = os.urandom(16).hex()
+    paths = []
+    for i, (invite, count, levels) in enumerate(
+        zip(invites, counts, speaker_levels(counts), strict=True)
+    ):
+        name, code = invite.split("=", 1)
+        doc = {
+            "suite": SUITE,
+            "account": {"address": f"{name}@{node.domain}", "url": node.url, "code": code},
+            "room": room,
+            "participants": count,
+            "speakers": levels,
+            "first": sum(counts[:i]),
+        }
+        path = tmp / f"meet{i}.json"
+        path.write_text(json.dumps(doc), encoding="utf-8")
+        paths.append(path)
+    return paths
+
+
+def _counters(node: Node) -> dict[str, float]:
+    text = httpx.get(node.url + "/metrics", timeout=10).text
+    found = {"forwarded": _metric(text, FORWARDED)}
+    for reason in DROP_REASONS:
+        found[f"dropped_{reason}"] = _metric(text, rf'{DROPPED}{{reason="{reason}"}}')
+    return found
+
+
+def run(quick: bool) -> list[Result]:
+    plan = QUICK if quick else FULL
+    results = [run_core(quick)]
+    with tempfile.TemporaryDirectory(prefix="sealrelay-bench-meetings-") as tmp:
+        log_path = Path(tmp) / "node.log"
+        try:
+            with log_path.open("w", encoding="utf-8") as log:
+                results += _run(Path(tmp), plan, log)
+        except BaseException:
+            tail = log_path.read_text(encoding="utf-8").splitlines()[-LOG_TAIL:]
+            print("\n".join(["node's and load processes' stderr, last lines:", *tail]),
+                  file=sys.stderr)  # fmt: skip
+            raise
+    results.append(not_measured(f"rekey after a leave, {plan.participants} participants",
+                                REKEY_WHY))  # fmt: skip
+    results.append(not_measured("bytes on each inter-node link", LINK_WHY))
+    return results
+
+
+def _run(tmp: Path, plan: Plan, log: IO[str]) -> list[Result]:
+    from node.devfed import prepare
+
+    (setup,) = prepare(tmp / "fed", (DOMAIN,), _free_ports(1), suite=SUITE, extra=EXTRA)
+    node = Node(setup.domain, setup.port, setup.data_dir, setup.config, log)
+    specs = _specs(tmp, node, plan)
+    loads: list[MeetLoad] = []
+    try:
+        node.start()
+        loads = [MeetLoad(spec, log) for spec in specs]
+        for load in loads:
+            load.ready()
+        joined = _ask(loads, f"join {len(SPEAKER_LEVELS)}")
+        results = [join_result(plan.participants, joined)]
+        meeting = _measure(loads, node, plan)
+        results += [meeting_result(meeting), forwarding_result(meeting)]
+        _ask(loads, "leave")
+        return results
+    finally:
+        for load in loads:
+            load.close()
+        _stop(node)
+
+
+def _measure(loads: list[MeetLoad], node: Node, plan: Plan) -> Meeting:
+    t0 = time.monotonic() + SETTLE
+    for load in loads:
+        load.send(f"measure {t0} {plan.seconds}")
+    time.sleep(max(0.0, t0 - time.monotonic()))
+    before = (_cpu_s(node.pid), _counters(node), _machine_cpu_s(), _socket_drops([node.pid]))
+    time.sleep(max(0.0, t0 + plan.seconds - time.monotonic()))
+    after = (_cpu_s(node.pid), _counters(node), _machine_cpu_s(), _socket_drops([node.pid]))
+    merged = merge(_answers(loads))
+    counted = {k: after[1][k] - before[1][k] for k in after[1]}
+    forwarded = counted.pop("forwarded")
+    counted["node_socket_drops"] = after[3] - before[3]
+    return Meeting(
+        participants=plan.participants,
+        speakers=len(SPEAKER_LEVELS),
+        seconds=plan.seconds,
+        sent=merged["sent"],
+        received=merged["received"],
+        histogram=merged["histogram"],
+        base_sent=merged["base_sent"],
+        base_received=merged["base_received"],
+        base_histogram=merged["base_histogram"],
+        node_cpu_s=after[0] - before[0],
+        forwarded=forwarded,
+        load_cpu_s=merged["cpu_s"],
+        machine_cpu_s=after[2] - before[2],
+        loadavg=os.getloadavg()[0],
+        drops=counted,
+    )
