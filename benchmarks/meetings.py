@@ -44,6 +44,7 @@ import os
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Final
@@ -51,7 +52,7 @@ from typing import IO, Any, Final
 import httpx
 import trio
 
-from benchmarks.calls import Load, _answers, _metric, _socket_drops, _stop
+from benchmarks.calls import Load, _answers, _metric, _socket_drops, _stop, _udp_buffer_errors
 from benchmarks.federation import Node, _free_ports, _machine_cpu_s
 from benchmarks.harness import Result
 from benchmarks.meetcore import SPEAKER_LEVELS, run_core
@@ -62,6 +63,7 @@ from benchmarks.meetrows import (
     meeting_result,
     merge,
     not_measured,
+    probe_result,
 )
 from benchmarks.node import _cpu_s, _invites
 
@@ -71,6 +73,8 @@ SECONDS: Final = 20.0
 QUICK_PARTICIPANTS: Final = 20
 QUICK_PROCS: Final = 2
 QUICK_SECONDS: Final = 3.0
+PROBES: Final = 1
+"""Participants of the probe process (module docstring), counted in the meeting's."""
 SETTLE: Final = 1.0
 """Seconds between the join and the measured window."""
 DOMAIN: Final = "meet.localhost"
@@ -134,13 +138,13 @@ def _ask(loads: list[MeetLoad], command: str) -> list[dict[str, Any]]:
 
 
 def _specs(tmp: Path, node: Node, plan: Plan) -> list[Path]:
-    counts = shares(plan.participants, plan.procs)
-    invites = trio.run(_invites, node.data, [f"m{i}" for i in range(plan.procs)])
+    """The load processes' specs; the last is the probe process (one silent participant)."""
+    counts = [*shares(plan.participants - PROBES, plan.procs), PROBES]
+    invites = trio.run(_invites, node.data, [f"m{i}" for i in range(len(counts))])
     room = os.urandom(16).hex()
     paths = []
-    for i, (invite, count, levels) in enumerate(
-        zip(invites, counts, speaker_levels(counts), strict=True)
-    ):
+    levels_of = [*speaker_levels(counts[:-1]), []]
+    for i, (invite, count, levels) in enumerate(zip(invites, counts, levels_of, strict=True)):
         name, code = invite.split("=", 1)
         doc = {
             "suite": SUITE,
@@ -198,7 +202,7 @@ def _run(tmp: Path, plan: Plan, log: IO[str]) -> list[Result]:
         joined = _ask(loads, f"join {len(SPEAKER_LEVELS)}")
         results = [join_result(plan.participants, joined)]
         meeting = _measure(loads, node, plan)
-        results += [meeting_result(meeting), forwarding_result(meeting)]
+        results += [meeting_result(meeting), probe_result(meeting), forwarding_result(meeting)]
         _ask(loads, "leave")
         return results
     finally:
@@ -212,13 +216,22 @@ def _measure(loads: list[MeetLoad], node: Node, plan: Plan) -> Meeting:
     for load in loads:
         load.send(f"measure {t0} {plan.seconds}")
     time.sleep(max(0.0, t0 - time.monotonic()))
-    before = (_cpu_s(node.pid), _counters(node), _machine_cpu_s(), _socket_drops([node.pid]))
+    pids = [load.proc.pid for load in loads]
+
+    def sample() -> tuple[float, dict[str, float], float]:
+        found = _counters(node)
+        found["node_socket_drops"] = _socket_drops([node.pid])
+        found["load_socket_drops"] = _socket_drops(pids)
+        found["udp_buffer_errors"] = _udp_buffer_errors()
+        return _cpu_s(node.pid), found, _machine_cpu_s()
+
+    before = sample()
     time.sleep(max(0.0, t0 + plan.seconds - time.monotonic()))
-    after = (_cpu_s(node.pid), _counters(node), _machine_cpu_s(), _socket_drops([node.pid]))
-    merged = merge(_answers(loads))
+    after = sample()
+    answers = _answers(loads)
+    merged, probe = merge(answers), answers[-1]
     counted = {k: after[1][k] - before[1][k] for k in after[1]}
     forwarded = counted.pop("forwarded")
-    counted["node_socket_drops"] = after[3] - before[3]
     return Meeting(
         participants=plan.participants,
         speakers=len(SPEAKER_LEVELS),
@@ -235,4 +248,6 @@ def _measure(loads: list[MeetLoad], node: Node, plan: Plan) -> Meeting:
         machine_cpu_s=after[2] - before[2],
         loadavg=os.getloadavg()[0],
         drops=counted,
+        probe_histogram=Counter({int(k): v for k, v in probe["histogram"].items()}),
+        probe_base_histogram=Counter({int(k): v for k, v in probe["base_histogram"].items()}),
     )

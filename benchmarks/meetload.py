@@ -58,8 +58,14 @@ from benchmarks.meetcore import FRAME_MS, PAYLOAD_BYTES, SILENT_EVERY
 from client.app import Client
 from client.enroll import enroll
 from client.store.memory import MemoryStore
-from transport import DEFAULT_SETTINGS, MediaTransport, QuicIdentity, QuicServer, TransportError
-from transport import connect_quic
+from transport import (
+    DEFAULT_SETTINGS,
+    MediaTransport,
+    QuicIdentity,
+    QuicServer,
+    TransportError,
+    connect_quic,
+)
 from wire.media import HEADER_SIZE, SILENCE, MediaHeader, MediaKind, StreamId
 from wire.relay import LegGrant, MeetingJoin, MeetingLeave
 

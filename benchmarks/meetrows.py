@@ -38,6 +38,9 @@ class Meeting:
     machine_cpu_s: float
     loadavg: float
     drops: Mapping[str, float]
+    probe_histogram: Mapping[int, int]
+    """Latencies at the probe participant alone (its process receives nothing else)."""
+    probe_base_histogram: Mapping[int, int]
 
 
 def merge(answers: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
@@ -110,6 +113,32 @@ def meeting_result(m: Meeting) -> Result:
             "cpu_machine": round(m.machine_cpu_s / max(m.seconds, 1e-9), 3),
             "loadavg_1m": round(m.loadavg, 2),
             **{k: int(v) for k, v in m.drops.items()},
+        },
+    )
+
+
+def probe_result(m: Meeting) -> Result:
+    """Relay-added latency at the probe participant: a receiver in a process of its own
+    (four speakers' streams and its baseline, no backlog of 50 receivers); path percentile
+    less its baseline probe's."""
+    path = {pct: percentile_ms(m.probe_histogram, pct) for pct in (50, 99)}
+    base = {pct: percentile_ms(m.probe_base_histogram, pct) for pct in (50, 99)}
+    received = sum(m.probe_histogram.values())
+    return Result(
+        group=GROUP,
+        name="relay-added latency, probe participant",
+        ops_per_s=received / max(m.seconds, 1e-9),
+        mean_us=_mean_us(m.probe_histogram) - _mean_us(m.probe_base_histogram),
+        p50_us=(path[50] - base[50]) * 1000,
+        p99_us=(path[99] - base[99]) * 1000,
+        calls=received,
+        samples=received,
+        batch=1,
+        extra={
+            "path_p50_ms": path[50],
+            "path_p99_ms": path[99],
+            "base_p50_ms": base[50],
+            "base_p99_ms": base[99],
         },
     )
 
