@@ -75,6 +75,7 @@ QUICK_PROCS: Final = 2
 QUICK_SECONDS: Final = 3.0
 PROBES: Final = 1
 """Participants of the probe process (module docstring), counted in the meeting's."""
+
 SETTLE: Final = 1.0
 """Seconds between the join and the measured window."""
 DOMAIN: Final = "meet.localhost"
@@ -108,12 +109,12 @@ def shares(participants: int, procs: int) -> list[int]:
     return [participants // procs + (i < participants % procs) for i in range(procs)]
 
 
-def speaker_levels(counts: list[int]) -> list[list[int]]:
-    """The speakers' levels of each load process: the four spread round robin."""
-    levels: list[list[int]] = [[] for _ in counts]
-    for n, level in enumerate(SPEAKER_LEVELS):
-        levels[n % len(counts)].append(level)
-    return levels
+def layout(participants: int, procs: int) -> list[tuple[int, list[int]]]:
+    """(participants, speakers' levels) of each load process: the speakers' process first,
+    then ``procs`` listeners' processes, then the probe process."""
+    speakers = len(SPEAKER_LEVELS)
+    listeners = shares(participants - speakers - PROBES, procs)
+    return [(speakers, list(SPEAKER_LEVELS)), *((n, []) for n in listeners), (PROBES, [])]
 
 
 class MeetLoad(Load):
@@ -139,12 +140,12 @@ def _ask(loads: list[MeetLoad], command: str) -> list[dict[str, Any]]:
 
 def _specs(tmp: Path, node: Node, plan: Plan) -> list[Path]:
     """The load processes' specs; the last is the probe process (one silent participant)."""
-    counts = [*shares(plan.participants - PROBES, plan.procs), PROBES]
-    invites = trio.run(_invites, node.data, [f"m{i}" for i in range(len(counts))])
+    procs = layout(plan.participants, plan.procs)
+    counts = [count for count, _ in procs]
+    invites = trio.run(_invites, node.data, [f"m{i}" for i in range(len(procs))])
     room = os.urandom(16).hex()
     paths = []
-    levels_of = [*speaker_levels(counts[:-1]), []]
-    for i, (invite, count, levels) in enumerate(zip(invites, counts, levels_of, strict=True)):
+    for i, (invite, (count, levels)) in enumerate(zip(invites, procs, strict=True)):
         name, code = invite.split("=", 1)
         doc = {
             "suite": SUITE,

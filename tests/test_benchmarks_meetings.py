@@ -96,11 +96,13 @@ def test_join_time_runs_from_the_first_join_to_the_last_hearing() -> None:
     assert row.extra["last_bound_s"] == pytest.approx(3.5)
 
 
-def test_speakers_spread_over_the_load_processes() -> None:
-    assert meetings.shares(200, 4) == [50, 50, 50, 50]
+def test_speakers_listeners_and_the_probe_have_processes_of_their_own() -> None:
     assert meetings.shares(21, 2) == [11, 10]
-    assert meetings.speaker_levels([10, 10]) == [[5, 25], [15, 35]]
-    assert sum(map(len, meetings.speaker_levels([50] * 4))) == len(meetcore.SPEAKER_LEVELS)
+    procs = meetings.layout(200, 4)
+    assert procs[0] == (4, list(meetcore.SPEAKER_LEVELS))
+    assert [n for n, _ in procs[1:]] == [49, 49, 49, 48, 1]
+    assert all(levels == [] for _, levels in procs[1:])
+    assert sum(n for n, _ in meetings.layout(20, 2)) == 20
 
 
 def test_core_room_forwards_speakers_to_everyone_else() -> None:
