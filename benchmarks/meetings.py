@@ -39,6 +39,7 @@ Cases:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -76,6 +77,8 @@ QUICK_SECONDS: Final = 3.0
 PROBES: Final = 1
 """Participants of the probe process (module docstring), counted in the meeting's."""
 
+QUEUE_SAMPLE: Final = 0.1
+"""Seconds between two readings of the UDP receive queues in the window."""
 SETTLE: Final = 1.0
 """Seconds between the join and the measured window."""
 DOMAIN: Final = "meet.localhost"
@@ -161,6 +164,21 @@ def _specs(tmp: Path, node: Node, plan: Plan) -> list[Path]:
     return paths
 
 
+def rx_queued(pids: list[int]) -> int:
+    """Bytes waiting now in the receive queues of the UDP sockets of processes ``pids``
+    (``/proc/net/udp``, ``rx_queue``): how far behind their readers are."""
+    inodes: set[str] = set()
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    target = os.readlink(fd)
+                    if target.startswith("socket:["):
+                        inodes.add(target[8:-1])
+    rows = (line.split() for line in Path("/proc/net/udp").read_text().splitlines()[1:])
+    return sum(int(r[4].split(":")[1], 16) for r in rows if len(r) > 9 and r[9] in inodes)
+
+
 def _counters(node: Node) -> dict[str, float]:
     text = httpx.get(node.url + "/metrics", timeout=10).text
     found = {"forwarded": _metric(text, FORWARDED)}
@@ -227,7 +245,13 @@ def _measure(loads: list[MeetLoad], node: Node, plan: Plan) -> Meeting:
         return _cpu_s(node.pid), found, _machine_cpu_s()
 
     before = sample()
-    time.sleep(max(0.0, t0 + plan.seconds - time.monotonic()))
+    queued = {"node_rx_queue_max": [node.pid], "speakers_rx_queue_max": pids[:1],
+              "listeners_rx_queue_max": pids[1:-1], "probe_rx_queue_max": pids[-1:]}  # fmt: skip
+    peaks = dict.fromkeys(queued, 0)
+    while (left := t0 + plan.seconds - time.monotonic()) > 0:
+        for key, which in queued.items():
+            peaks[key] = max(peaks[key], rx_queued(which))
+        time.sleep(min(QUEUE_SAMPLE, left))
     after = sample()
     answers = _answers(loads)
     merged, probe = merge(answers), answers[-1]
@@ -248,7 +272,7 @@ def _measure(loads: list[MeetLoad], node: Node, plan: Plan) -> Meeting:
         load_cpu_s=merged["cpu_s"],
         machine_cpu_s=after[2] - before[2],
         loadavg=os.getloadavg()[0],
-        drops=counted,
+        drops={**counted, **peaks},
         probe_histogram=Counter({int(k): v for k, v in probe["histogram"].items()}),
         probe_base_histogram=Counter({int(k): v for k, v in probe["base_histogram"].items()}),
     )
