@@ -1,8 +1,10 @@
 """Meetings (issue 18, "Done when", ``make bench meetings``): one real ``sealrelay node
 serve`` process with ``udp_listen`` set, and a meeting of :data:`PARTICIPANTS` simulated
-participants in :data:`LOAD_PROCS` load generator processes (``benchmarks.meetload``: raw
-protocol participants, ``MeetingJoin`` on ``/v1/client`` and a QUIC ``MediaBind`` each,
-audio only), four of them speaking. ``make bench meetings`` runs this module alone.
+participants (``benchmarks.meetload``: raw protocol participants, ``MeetingJoin`` on
+``/v1/client`` and a QUIC ``MediaBind`` each, audio only) in separate load processes: the
+four speakers in one, the silent listeners shared by :data:`LOAD_PROCS`, and one *probe*
+participant (silent) alone in the last. ``make bench meetings`` runs this module alone;
+``--quick``: :data:`QUICK_PARTICIPANTS` for :data:`QUICK_SECONDS`.
 
 Cases:
 
@@ -26,15 +28,26 @@ Cases:
   each load process also sends a speaker's stream to itself over a loopback QUIC
   connection with no node (``base_p50_ms``/``base_p99_ms``): the QUIC stacks and a busy
   load process's scheduling. ``p50``/``p99`` (µs) are path minus baseline at the same
-  percentile: the relay-added latency. Target: p99 under 50 ms, loss under 0.5 %.
-  ``cpu_node``: node CPU (``/proc/PID/stat`` user + system) per wall second, target under
-  1.2 cores; ``cpu_load`` the load processes', ``cpu_machine`` the whole machine's; the
-  node's drops by reason (``dropped_<reason>``, ``silence`` is expected) and the kernel's
-  drops on the node's UDP sockets (``node_socket_drops``).
+  percentile, over every receiver (a listeners' process receives about 10,000 datagrams
+  a second and may fall behind). ``cpu_node``: node CPU (``/proc/PID/stat`` user +
+  system) per wall second, target under 1.2 cores; ``cpu_load`` the load processes',
+  ``cpu_machine`` the whole machine's. Where datagrams went: the node's drops by reason
+  (``dropped_<reason>``; ``silence`` is expected, ``not_selected`` means a speaker was
+  deselected), the kernel's drops on the node's and load processes' UDP sockets
+  (``node_socket_drops``, ``load_socket_drops``), machine-wide ``udp_buffer_errors``; and
+  who was behind: the peak bytes queued on the UDP sockets of the node, the speakers',
+  listeners' and probe process, read every 0.1 s (``*_rx_queue_max``).
+- ``relay-added latency, probe participant``: the same, at the probe alone (a process with
+  one receiver, not behind): path minus its own baseline. Target: p99 under 50 ms.
 - ``forwarding, node process, N participants``: ``ops/s`` is that window's forwarded
   copies per CPU-second of the node process. Target: at least 30,000.
-- ``rekey after a leave`` and ``inter-node link bytes``: not measured (``status`` says
-  why): the meeting key schedule is not on the wire yet and there is no cascade.
+- ``profile ...``: a last window of 5 s with the node under ``cProfile``
+  (``benchmarks.profiled``: the node runs under it from its start, the profiler is on only
+  in this window): the functions with the most own time, ``mean µs`` their own CPU per
+  forwarded copy, ``share_pct`` of all profiled time, ``cum_pct`` with what they call.
+- ``rekey after a leave`` and ``bytes on each inter-node link``: not measured
+  (``status`` says why): the meeting key schedule is not on the wire yet and there is no
+  cascade.
 """
 
 from __future__ import annotations
@@ -42,6 +55,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -53,7 +67,16 @@ from typing import IO, Any, Final
 import httpx
 import trio
 
-from benchmarks.calls import Load, _answers, _metric, _socket_drops, _stop, _udp_buffer_errors
+from benchmarks.calls import (
+    Load,
+    _answers,
+    _metric,
+    _socket_drops,
+    _start_profiled,
+    _stop,
+    _udp_buffer_errors,
+    _wait_for,
+)
 from benchmarks.federation import Node, _free_ports, _machine_cpu_s
 from benchmarks.harness import Result
 from benchmarks.meetcore import SPEAKER_LEVELS, run_core
@@ -67,6 +90,7 @@ from benchmarks.meetrows import (
     probe_result,
 )
 from benchmarks.node import _cpu_s, _invites
+from benchmarks.profiled import profile_results
 
 PARTICIPANTS: Final = 200
 LOAD_PROCS: Final = 4
@@ -77,6 +101,8 @@ QUICK_SECONDS: Final = 3.0
 PROBES: Final = 1
 """Participants of the probe process (module docstring), counted in the meeting's."""
 
+PROFILE_SECONDS: Final = 5.0
+"""Seconds of the profiled window (after the measured one)."""
 QUEUE_SAMPLE: Final = 0.1
 """Seconds between two readings of the UDP receive queues in the window."""
 SETTLE: Final = 1.0
@@ -214,7 +240,7 @@ def _run(tmp: Path, plan: Plan, log: IO[str]) -> list[Result]:
     specs = _specs(tmp, node, plan)
     loads: list[MeetLoad] = []
     try:
-        node.start()
+        _start_profiled(node, tmp / "node.prof")  # profiled only in the last window
         loads = [MeetLoad(spec, log) for spec in specs]
         for load in loads:
             load.ready()
@@ -222,6 +248,7 @@ def _run(tmp: Path, plan: Plan, log: IO[str]) -> list[Result]:
         results = [join_result(plan.participants, joined)]
         meeting = _measure(loads, node, plan)
         results += [meeting_result(meeting), probe_result(meeting), forwarding_result(meeting)]
+        results += _profile(loads, node, plan, tmp / "node.prof")
         _ask(loads, "leave")
         return results
     finally:
@@ -276,3 +303,22 @@ def _measure(loads: list[MeetLoad], node: Node, plan: Plan) -> Meeting:
         probe_histogram=Counter({int(k): v for k, v in probe["histogram"].items()}),
         probe_base_histogram=Counter({int(k): v for k, v in probe["base_histogram"].items()}),
     )
+
+
+def _profile(loads: list[MeetLoad], node: Node, plan: Plan, out: Path) -> list[Result]:
+    """A last window of :data:`PROFILE_SECONDS` with the node under ``cProfile``
+    (``benchmarks.profiled``, started at the node's start, on only now): its top
+    functions, ``mean µs`` per forwarded copy."""
+    seconds = min(PROFILE_SECONDS, plan.seconds)
+    t0 = time.monotonic() + SETTLE
+    for load in loads:
+        load.send(f"measure {t0} {seconds}")
+    time.sleep(max(0.0, t0 - time.monotonic()))
+    forwarded = _counters(node)["forwarded"]
+    os.kill(node.pid, signal.SIGUSR1)
+    time.sleep(max(0.0, t0 + seconds - time.monotonic()))
+    os.kill(node.pid, signal.SIGUSR2)
+    forwarded = _counters(node)["forwarded"] - forwarded
+    _answers(loads)
+    _wait_for(out)
+    return profile_results(out, forwarded)

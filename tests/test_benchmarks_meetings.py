@@ -138,4 +138,5 @@ def test_quick_meetings_run_writes_every_case(tmp_path: Path) -> None:
     assert by_name[f"forwarding, node process, {n} participants"]["ops_per_s"] > 0
     assert by_name["relay-added latency, probe participant"]["calls"] > 0
     assert by_name[f"join, {n} participants"]["extra"]["seconds"] > 0
+    assert any(row["group"] == "profile" for row in rows)
     assert by_name["bytes on each inter-node link"]["extra"]["status"].startswith("not measured")
