@@ -4,7 +4,8 @@ participants (``benchmarks.meetload``: raw protocol participants, ``MeetingJoin`
 ``/v1/client`` and a QUIC ``MediaBind`` each, audio only) in separate load processes: the
 four speakers in one, the silent listeners shared by :data:`LOAD_PROCS`, and one *probe*
 participant (silent) alone in the last. ``make bench meetings`` runs this module alone;
-``--quick``: :data:`QUICK_PARTICIPANTS` for :data:`QUICK_SECONDS`.
+``--quick``: :data:`QUICK_PARTICIPANTS` for :data:`QUICK_SECONDS`;
+``SEALRELAY_BENCH_MEETING_PARTICIPANTS=N``: a meeting of ``N`` instead.
 
 Cases:
 
@@ -101,6 +102,9 @@ QUICK_SECONDS: Final = 3.0
 PROBES: Final = 1
 """Participants of the probe process (module docstring), counted in the meeting's."""
 
+PARTICIPANTS_ENV: Final = "SEALRELAY_BENCH_MEETING_PARTICIPANTS"
+"""Set: the meeting has this many participants instead (at least 6; e.g. to see how a
+figure grows with the meeting)."""
 PROFILE_SECONDS: Final = 5.0
 """Seconds of the profiled window (after the measured one)."""
 QUEUE_SAMPLE: Final = 0.1
@@ -215,6 +219,8 @@ def _counters(node: Node) -> dict[str, float]:
 
 def run(quick: bool) -> list[Result]:
     plan = QUICK if quick else FULL
+    if os.environ.get(PARTICIPANTS_ENV):
+        plan = Plan(int(os.environ[PARTICIPANTS_ENV]), plan.procs, plan.seconds)
     results = [run_core(quick)]
     with tempfile.TemporaryDirectory(prefix="sealrelay-bench-meetings-") as tmp:
         log_path = Path(tmp) / "node.log"
