@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SHARED ?= ../shared
 
-.PHONY: resilience test lint typecheck contracts unit run bench bench-compare bench-calls calls clean venv chaos chaos-fed groups-full fuzz
+.PHONY: resilience test lint typecheck contracts unit run bench bench-compare bench-calls calls bench-meetings meetings clean venv chaos chaos-fed groups-full fuzz
 
 venv: $(STAMP)
 
@@ -43,9 +43,12 @@ run: $(STAMP)
 # per hop at 1 and 20 video calls, loss, datagrams forwarded per node CPU-second, a profile of
 # the node; real node processes with udp_listen, separate load processes; a few minutes):
 # the goal `calls` after `bench` names the module for `bench` and does nothing itself.
-# `make calls` or `make bench-calls` alone do the same. BENCH_ARGS passes more options
-# (e.g. --quick, --out DIR).
-BENCH_NAMED := $(filter calls,$(MAKECMDGOALS))
+# `make calls` or `make bench-calls` alone do the same. `make bench meetings` likewise runs
+# only the meetings benchmark (issue 18: the SFU core's decisions, a meeting of 200 simulated
+# participants on one node process with udp_listen, 4 speakers: join time, datagrams out,
+# loss, relay-added latency, node CPU; a few minutes); `make meetings`, `make bench-meetings`.
+# BENCH_ARGS passes more options (e.g. --quick, --out DIR).
+BENCH_NAMED := $(filter calls meetings,$(MAKECMDGOALS))
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks $(BENCH_NAMED) $(BENCH_ARGS)
 
@@ -53,6 +56,12 @@ bench-calls: $(STAMP)
 	$(BIN)/python -m benchmarks calls $(BENCH_ARGS)
 
 calls: $(if $(filter bench,$(MAKECMDGOALS)),,bench-calls)
+	@:
+
+bench-meetings: $(STAMP)
+	$(BIN)/python -m benchmarks meetings $(BENCH_ARGS)
+
+meetings: $(if $(filter bench,$(MAKECMDGOALS)),,bench-meetings)
 	@:
 
 # This working tree's benchmarks against revision BASE, interleaved (base, head, base, head...)

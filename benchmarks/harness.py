@@ -21,9 +21,9 @@ from typing import Final, Protocol
 
 MODULES: Final = ("suites", "client", "node", "groups", "groupnet", "federation", "cluster", "quic")
 """Registered benchmark modules, in run order: ``benchmarks/<name>.py`` each."""
-NAMED_ONLY: Final = ("calls",)
-"""Modules that run only when named (``python -m benchmarks calls``, ``make bench calls``):
-they start several node and load processes for a minute or more."""
+NAMED_ONLY: Final = ("calls", "meetings")
+"""Modules that run only when named (``python -m benchmarks calls``, ``make bench calls``,
+``make bench meetings``): they start node and load processes for a minute or more."""
 
 Extra = Mapping[str, int | float | str]
 

@@ -1,0 +1,330 @@
+"""Load generator of ``benchmarks.meetings``: one process, many raw meeting participants
+(as ``tests/node/sfu/meetkit.py``: no client meeting code, the protocol by hand).
+
+    python -m benchmarks.meetload SPEC.json
+
+``SPEC.json``: ``{"suite", "account": {"address", "url", "code"}, "room": HEX,
+"participants": N, "speakers": [level, ...], "first": I}``: this process enrolls the one
+account, and its ``N`` participants are ``MeetingJoin`` legs of that account in room
+``ROOM`` (audio only), each bound to its own QUIC connection (``MediaBind``); the first
+``len(speakers)`` speak at those RFC 6464 levels, the rest are silent. ``first`` is the
+global index of its first participant (the speakers' probe stamps name it). It prints
+``{"ready": N}`` and answers each command line with one JSON line:
+
+``join``
+    every participant joins and binds (at most :data:`JOIN_CONCURRENCY` at once); each
+    speaker starts talking as soon as it is bound and every participant listens. Answered
+    once every participant has heard every speaker of ``SPEAKERS`` other than itself
+    (``SPEAKERS``: the meeting's speaker count, the command's argument), with
+    ``first_join`` (``time.monotonic()`` just before the first ``MeetingJoin``),
+    ``last_bound`` and ``last_hearing`` (when the last participant heard its last speaker).
+``measure T0 SECONDS``
+    counts, for the window ``[T0, T0 + SECONDS)`` of ``time.monotonic()`` (one clock for
+    every process of the machine): the datagrams its speakers sent, and the datagrams its
+    participants received that were sent in the window, with each one's latency (send to
+    ``receive_datagram_batch``, both read here and in the sender's process from
+    ``CLOCK_MONOTONIC``) as a histogram of :data:`BUCKET_US` buckets; and the same for its
+    *baseline probe*: one more QUIC connection, on loopback from this process to itself
+    with no node, carrying a speaker's stream during the window. Answered
+    :data:`DRAIN` seconds after the window.
+``leave``
+    every participant sends ``MeetingLeave`` and closes.
+``quit``
+
+A datagram is a ``wire.media`` audio header (voice bit and level for a speaker; a silent
+participant sends one silent frame in :data:`benchmarks.meetcore.SILENT_EVERY`, as Opus
+discontinuous transmission does) and an opaque payload of a fixture Opus frame's size whose
+first 16 bytes are the probe stamp: send time (ns), speaker index, sequence number. The
+node never reads a payload (it holds no key), so nothing here encrypts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import struct
+import sys
+import time
+import traceback
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import trio
+
+from benchmarks.callkit import STEP_TIMEOUT, emit
+from benchmarks.meetcore import FRAME_MS, PAYLOAD_BYTES, SILENT_EVERY
+from client.app import Client
+from client.enroll import enroll
+from client.store.memory import MemoryStore
+from transport import (
+    DEFAULT_SETTINGS,
+    MediaTransport,
+    QuicIdentity,
+    QuicServer,
+    TransportError,
+    connect_quic,
+)
+from wire.media import HEADER_SIZE, SILENCE, MediaHeader, MediaKind, StreamId
+from wire.relay import LegGrant, MeetingJoin, MeetingLeave
+
+STAMP: Final = struct.Struct(">QII")
+"""Probe stamp at the start of a payload: send time (monotonic ns), speaker, sequence."""
+BUCKET_US: Final = 10
+"""Latency histogram resolution, microseconds."""
+JOIN_CONCURRENCY: Final = 8
+DRAIN: Final = 1.0
+"""Seconds a ``measure`` keeps counting after its window (late datagrams still count)."""
+BASELINE_SPEAKER: Final = 0xFFFF_FFFF
+FRAME_S: Final = FRAME_MS / 1000
+LOOPBACK: Final = "127.0.0.1"
+_FILLER: Final = bytes(PAYLOAD_BYTES - STAMP.size)
+
+
+def datagram(sender: int, index: int, seq: int, level: int | None) -> bytes:
+    """The ``seq``-th frame of participant ``index`` (sender id ``sender``), stamped now."""
+    header = MediaHeader(
+        StreamId(sender, MediaKind.AUDIO),
+        group=seq // 65_535,
+        object=1 + seq % 65_535,
+        frame=seq,
+        packet=0,
+        packets=1,
+        audio_level=SILENCE if level is None else level,
+        voice=level is not None,
+    )
+    return header.encode() + STAMP.pack(time.monotonic_ns(), index, seq) + _FILLER
+
+
+@dataclass
+class Window:
+    """What one ``measure`` counts (module docstring); times in monotonic ns."""
+
+    start: int
+    end: int
+    sent: Counter[int] = field(default_factory=Counter)
+    received: int = 0
+    histogram: Counter[int] = field(default_factory=Counter)
+    base_sent: int = 0
+    base_received: int = 0
+    base_histogram: Counter[int] = field(default_factory=Counter)
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "sent": {str(k): v for k, v in self.sent.items()},
+            "received": self.received,
+            "histogram": {str(k): v for k, v in self.histogram.items()},
+            "base_sent": self.base_sent,
+            "base_received": self.base_received,
+            "base_histogram": {str(k): v for k, v in self.base_histogram.items()},
+        }
+
+
+@dataclass(eq=False)
+class Participant:
+    index: int
+    level: int | None
+    grant: LegGrant | None = None
+    media: MediaTransport | None = None
+    sender: int = 0
+    heard: set[int] = field(default_factory=set)
+    hearing_at: float | None = None
+
+
+class Meeting:
+    """This process's participants (module docstring)."""
+
+    def __init__(self, client: Client, spec: dict[str, Any]) -> None:
+        self.client = client
+        self.room = bytes.fromhex(spec["room"])
+        levels: list[int | None] = list(spec["speakers"])
+        levels += [None] * (spec["participants"] - len(levels))
+        self.people = [Participant(spec["first"] + i, lv) for i, lv in enumerate(levels)]
+        self.window: Window | None = None
+        self.speakers_total = 0
+        self._all_hear = trio.Event()
+        self._nursery: trio.Nursery | None = None
+
+    # --- join ----------------------------------------------------------------------------
+
+    async def join(self, nursery: trio.Nursery, speakers: int) -> dict[str, Any]:
+        self._nursery, self.speakers_total = nursery, speakers
+        limit = trio.CapacityLimiter(JOIN_CONCURRENCY)
+        first = time.monotonic()
+        bound: list[float] = []
+
+        async def one(p: Participant) -> None:
+            async with limit:
+                grant = await self.client.link.request(MeetingJoin(0, self.room, ()))
+                if not isinstance(grant, LegGrant):
+                    raise RuntimeError(f"MeetingJoin answered {grant!r}")
+                p.grant = grant
+                p.media, p.sender = await self.client.media_quic(grant)
+            bound.append(time.monotonic())
+            nursery.start_soon(self._listen, p)
+            nursery.start_soon(self._talk, p)
+
+        with trio.fail_after(STEP_TIMEOUT):
+            async with trio.open_nursery() as joins:
+                for p in self.people:
+                    joins.start_soon(one, p)
+            self._check_hearing()
+            await self._all_hear.wait()
+        hearing = [p.hearing_at for p in self.people if p.hearing_at is not None]
+        return {"first_join": first, "last_bound": max(bound), "last_hearing": max(hearing)}
+
+    def _expected(self, p: Participant) -> int:
+        return self.speakers_total - (p.level is not None)
+
+    def _check_hearing(self) -> None:
+        if all(p.hearing_at is not None for p in self.people):
+            self._all_hear.set()
+
+    # --- media ---------------------------------------------------------------------------
+
+    async def _talk(self, p: Participant) -> None:
+        """Send a frame every 20 ms (a silent participant: one in ``SILENT_EVERY``)."""
+        assert p.media is not None
+        seq = 0
+        next_at = trio.current_time()  # trio's clock: not time.monotonic's origin
+        while True:
+            if p.level is not None or seq % SILENT_EVERY == p.index % SILENT_EVERY:
+                data = datagram(p.sender, p.index, seq, p.level)
+                try:
+                    await p.media.send_datagrams([data])
+                except TransportError:
+                    return
+                w = self.window
+                if p.level is not None and w is not None:
+                    at = STAMP.unpack_from(data, HEADER_SIZE)[0]
+                    if w.start <= at < w.end:
+                        w.sent[p.index] += 1
+            seq += 1
+            next_at += FRAME_S
+            await trio.sleep_until(next_at)
+
+    async def _listen(self, p: Participant) -> None:
+        assert p.media is not None
+        unpack = STAMP.unpack_from
+        while True:
+            try:
+                batch = await p.media.receive_datagram_batch()
+            except TransportError:
+                return
+            now = time.monotonic_ns()
+            w = self.window
+            for data in batch:
+                at, speaker, _seq = unpack(data, HEADER_SIZE)
+                if p.hearing_at is None:
+                    p.heard.add(speaker)
+                    if len(p.heard) >= self._expected(p):
+                        p.hearing_at = time.monotonic()
+                        self._check_hearing()
+                if w is not None and w.start <= at < w.end:
+                    w.received += 1
+                    w.histogram[(now - at) // (BUCKET_US * 1000)] += 1
+
+    # --- measure -------------------------------------------------------------------------
+
+    async def measure(self, t0: float, seconds: float) -> dict[str, Any]:
+        start = int(t0 * 1e9)
+        window = self.window = Window(start, start + int(seconds * 1e9))
+        cpu = 0.0
+        async with trio.open_nursery() as nursery:
+            await _baseline_ready(nursery, window, t0 + seconds)
+            await trio.sleep(max(0.0, t0 - time.monotonic()))
+            cpu = time.process_time()
+            await trio.sleep(max(0.0, t0 + seconds - time.monotonic()))
+            cpu = time.process_time() - cpu
+            await trio.sleep(DRAIN)
+            nursery.cancel_scope.cancel()
+        self.window = None
+        return {**window.document(), "cpu_s": cpu}
+
+    async def leave(self) -> dict[str, Any]:
+        for p in self.people:
+            if p.grant is not None:
+                await self.client.link.request(MeetingLeave(0, p.grant.leg_id))
+            if p.media is not None:
+                await p.media.aclose()
+        return {"left": len(self.people)}
+
+
+async def _baseline_ready(nursery: trio.Nursery, window: Window, until: float) -> None:
+    """Start the baseline probe (module docstring): a loopback QUIC connection in this
+    process, a speaker's stream over it until ``until``, timed as the meeting's."""
+    identity = QuicIdentity.generate()
+    server = QuicServer(identity, settings=DEFAULT_SETTINGS)
+    address = await nursery.start(server.serve, LOOPBACK, 0)
+    out = await connect_quic(nursery, LOOPBACK, address[1], pin=identity.pin)
+    back = await server.accept()
+
+    async def send() -> None:
+        seq, next_at = 0, trio.current_time()
+        stop = next_at + until - time.monotonic()
+        while next_at < stop:
+            data = datagram(1, BASELINE_SPEAKER, seq, SPEAKER_BASELINE_LEVEL)
+            await out.send_datagrams([data])
+            if window.start <= STAMP.unpack_from(data, HEADER_SIZE)[0] < window.end:
+                window.base_sent += 1
+            seq += 1
+            next_at += FRAME_S
+            await trio.sleep_until(next_at)
+
+    async def receive() -> None:
+        while True:
+            batch = await back.receive_datagram_batch()
+            now = time.monotonic_ns()
+            for data in batch:
+                at = STAMP.unpack_from(data, HEADER_SIZE)[0]
+                if window.start <= at < window.end:
+                    window.base_received += 1
+                    window.base_histogram[(now - at) // (BUCKET_US * 1000)] += 1
+
+    nursery.start_soon(send)
+    nursery.start_soon(receive)
+
+
+SPEAKER_BASELINE_LEVEL: Final = 20
+
+
+# --- the command loop -------------------------------------------------------------------------
+
+
+async def _command(line: str, meeting: Meeting, nursery: trio.Nursery) -> dict[str, Any]:
+    words = line.split()
+    if words[0] == "join":
+        return await meeting.join(nursery, int(words[1]))
+    if words[0] == "measure":
+        return await meeting.measure(float(words[1]), float(words[2]))
+    if words[0] == "leave":
+        return await meeting.leave()
+    raise ValueError(f"unknown command {line!r}")
+
+
+async def _main(spec: dict[str, Any], home: Path) -> None:
+    store = MemoryStore()
+    account = spec["account"]
+    await enroll(store, account["address"], account["url"], account["code"], spec["suite"])
+    client = Client.load(store, save_dir=home)
+    stdin = trio.wrap_file(sys.stdin)
+    async with client.online(), trio.open_nursery() as nursery:
+        meeting = Meeting(client, spec)
+        emit({"ready": len(meeting.people)})
+        while (line := (await stdin.readline()).strip()) and line != "quit":
+            try:
+                emit(await _command(line, meeting, nursery))
+            except Exception as exc:  # the orchestrator reports it and stops the run
+                traceback.print_exc()
+                emit({"error": f"{type(exc).__name__}: {exc}"})
+        nursery.cancel_scope.cancel()
+
+
+if __name__ == "__main__":
+    path = Path(sys.argv[1])
+    load_spec = json.loads(path.read_text(encoding="utf-8"))
+    home = path.parent / f"{path.stem}-home"
+    home.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        trio.run(_main, load_spec, home)

@@ -1,0 +1,142 @@
+"""The meetings benchmark (``make bench meetings``; ``benchmarks.meetings``): it runs only
+when named, its row arithmetic (histogram percentiles, relay-added latency, loss, join
+time, forwarding per CPU-second), the core micro-benchmark's room and the load generator's
+probe stamps. The quick run itself starts a node process and two load processes (about
+15 s on the 2-core machine), so it runs only with ``SEALRELAY_BENCH_MEETINGS=1`` (not in
+``make test``)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from benchmarks import harness, meetcore, meetings, meetload, meetrows
+from benchmarks.__main__ import main
+from wire.media import HEADER_SIZE, peek_route
+
+QUICK_RUN = os.environ.get("SEALRELAY_BENCH_MEETINGS") == "1"
+
+
+def test_meetings_runs_only_when_named() -> None:
+    assert "meetings" not in harness.MODULES
+    assert "meetings" in harness.NAMED_ONLY
+    assert harness.load("meetings") is meetings.run
+
+
+def _meeting(histogram: dict[int, int], base: dict[int, int], received: int) -> meetrows.Meeting:
+    return meetrows.Meeting(
+        participants=200,
+        speakers=4,
+        seconds=20.0,
+        sent=4000,  # 4 speakers, 50 frames a second, 20 s
+        received=received,
+        histogram=histogram,
+        base_sent=1000,
+        base_received=990,
+        base_histogram=base,
+        node_cpu_s=10.0,
+        forwarded=796_000.0,
+        load_cpu_s=30.0,
+        machine_cpu_s=36.0,
+        loadavg=2.0,
+        drops={"dropped_silence": 9800},
+        probe_histogram={49: 100},
+        probe_base_histogram={9: 100},
+    )
+
+
+def test_histogram_percentiles_are_nearest_rank_bucket_upper_edges() -> None:
+    histogram = {0: 50, 99: 49, 1999: 1}  # 10 µs buckets: 0-10 µs, 990-1000 µs, 19.99-20 ms
+    assert meetrows.percentile_ms(histogram, 50) == pytest.approx(0.01)
+    assert meetrows.percentile_ms(histogram, 99) == pytest.approx(1.0)
+    assert meetrows.percentile_ms(histogram, 100) == pytest.approx(20.0)
+    assert meetrows.percentile_ms({}, 99) == 0.0
+
+
+def test_meeting_row_is_path_minus_baseline_and_loss_of_copies_due() -> None:
+    due = meetrows.expected_copies(4000, 200)
+    assert due == 796_000
+    m = _meeting({299: 99, 4999: 1}, {99: 99, 999: 1}, received=due - 796)
+    row = meetrows.meeting_result(m)
+    assert row.p50_us == pytest.approx(3000.0 - 1000.0)
+    assert row.p99_us == pytest.approx(2000.0)  # the 99th of 100 is still 3 ms / 1 ms
+    assert row.extra["loss_pct"] == pytest.approx(0.1)
+    assert row.extra["datagrams_out_per_s"] == pytest.approx(39_800.0)
+    assert row.extra["cpu_node"] == pytest.approx(0.5)
+    assert row.extra["base_loss_pct"] == pytest.approx(1.0)
+    probe = meetrows.probe_result(m)
+    assert probe.p50_us == pytest.approx(400.0)  # 0.5 ms at the probe less its 0.1 ms base
+    assert probe.p99_us == pytest.approx(400.0)
+    forwarding = meetrows.forwarding_result(m)
+    assert forwarding.ops_per_s == pytest.approx(79_600.0)  # 796,000 copies / 10 CPU-s
+
+
+def test_merge_sums_answers_and_histograms() -> None:
+    one = {"sent": {"0": 10}, "received": 5, "histogram": {"3": 2}, "base_sent": 1,
+           "base_received": 1, "base_histogram": {"1": 1}, "cpu_s": 0.5}  # fmt: skip
+    two = {**one, "sent": {"50": 7, "51": 1}, "histogram": {"3": 1, "4": 1}}
+    merged = meetrows.merge([one, two])
+    assert merged["sent"] == 18
+    assert merged["received"] == 10
+    assert merged["histogram"] == Counter({3: 3, 4: 1})
+    assert merged["cpu_s"] == pytest.approx(1.0)
+
+
+def test_join_time_runs_from_the_first_join_to_the_last_hearing() -> None:
+    answers = [
+        {"first_join": 100.0, "last_bound": 103.0, "last_hearing": 104.5},
+        {"first_join": 100.2, "last_bound": 103.5, "last_hearing": 104.0},
+    ]
+    row = meetrows.join_result(200, answers)
+    assert row.extra["seconds"] == pytest.approx(4.5)
+    assert row.extra["last_bound_s"] == pytest.approx(3.5)
+
+
+def test_speakers_listeners_and_the_probe_have_processes_of_their_own() -> None:
+    assert meetings.shares(21, 2) == [11, 10]
+    procs = meetings.layout(200, 4)
+    assert procs[0] == (4, list(meetcore.SPEAKER_LEVELS))
+    assert [n for n, _ in procs[1:]] == [49, 49, 49, 48, 1]
+    assert all(levels == [] for _, levels in procs[1:])
+    assert sum(n for n, _ in meetings.layout(20, 2)) == 20
+
+
+def test_core_room_forwards_speakers_to_everyone_else() -> None:
+    room = meetcore.room(20)
+    voice = sum(1 for _, data in room.mix if (peek_route(data) or (0,) * 6)[5])
+    assert voice == 4 * meetcore.SILENT_EVERY
+    assert meetcore.copies_per_pass(room) == voice * (20 - 1)
+    row = meetcore.run_core(quick=True)
+    assert row.ops_per_s > 0
+    assert row.extra["copies_per_decision"] > 1
+
+
+def test_probe_stamp_follows_the_header() -> None:
+    data = meetload.datagram(0xABCDEF, 7, 70_000, 25)
+    route = peek_route(data)
+    assert route is not None
+    assert (route[0], route[4], route[5]) == (0xABCDEF, 25, True)
+    _at, speaker, seq = meetload.STAMP.unpack_from(data, HEADER_SIZE)
+    assert (speaker, seq) == (7, 70_000)
+    silent = peek_route(meetload.datagram(1, 8, 0, None))
+    assert silent is not None
+    assert not silent[5]
+
+
+@pytest.mark.skipif(not QUICK_RUN, reason="about 15 s of processes: SEALRELAY_BENCH_MEETINGS=1")
+def test_quick_meetings_run_writes_every_case(tmp_path: Path) -> None:
+    assert main(["meetings", "--quick", "--out", str(tmp_path)]) == 0
+    rows = json.loads((tmp_path / "meetings.json").read_text(encoding="utf-8"))["results"]
+    by_name = {row["name"]: row for row in rows}
+    n = meetings.QUICK.participants
+    meeting = by_name[f"meeting, {n} participants, 4 speakers"]
+    assert meeting["extra"]["expected"] > 0
+    assert by_name[f"forwarding, node process, {n} participants"]["ops_per_s"] > 0
+    assert by_name["relay-added latency, probe participant"]["calls"] > 0
+    assert by_name[f"join, {n} participants"]["extra"]["seconds"] > 0
+    assert any(row["group"] == "profile" for row in rows)
+    assert by_name["bytes on each inter-node link"]["extra"]["status"].startswith("not measured")
