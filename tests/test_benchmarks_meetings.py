@@ -2,13 +2,12 @@
 when named, its row arithmetic (histogram percentiles, relay-added latency, loss, join
 time, forwarding per CPU-second), the core micro-benchmark's room and the load generator's
 probe stamps. The quick run itself starts a node process and two load processes (about
-15 s on the 2-core machine), so it runs only with ``SEALRELAY_BENCH_MEETINGS=1`` (not in
-``make test``)."""
+15 s on the 2-core machine), so it is marked ``long``: ``make resilience`` runs it, ``make
+test`` does not."""
 
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from pathlib import Path
 
@@ -17,8 +16,6 @@ import pytest
 from benchmarks import harness, meetcore, meetings, meetload, meetrows
 from benchmarks.__main__ import main
 from wire.media import HEADER_SIZE, peek_route
-
-QUICK_RUN = os.environ.get("SEALRELAY_BENCH_MEETINGS") == "1"
 
 
 def test_meetings_runs_only_when_named() -> None:
@@ -127,7 +124,7 @@ def test_probe_stamp_follows_the_header() -> None:
     assert not silent[5]
 
 
-@pytest.mark.skipif(not QUICK_RUN, reason="about 15 s of processes: SEALRELAY_BENCH_MEETINGS=1")
+@pytest.mark.long  # about 15 s of node and load processes
 def test_quick_meetings_run_writes_every_case(tmp_path: Path) -> None:
     assert main(["meetings", "--quick", "--out", str(tmp_path)]) == 0
     rows = json.loads((tmp_path / "meetings.json").read_text(encoding="utf-8"))["results"]
