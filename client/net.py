@@ -9,7 +9,8 @@ Layers, each small::
                      ``send_only`` for fire-and-forget frames (``Ack`` with id 0); call
                      media datagrams (binary messages starting 0x11) go to its ``media``
                      sink, ``LegEnded`` pushes to ``on_leg_ended`` (``client.calls.legs``)
-    handshake()      Hello, then Register or Auth signed over AuthPayload (CTX_DEVICE_AUTH)
+    handshake()      Hello, then Register or Auth signed over AuthPayload (CTX_DEVICE_AUTH;
+                     the requests are built in ``client.login``)
     Link             keeps a Connection up: reconnects with jittered, capped exponential
                      backoff and runs ``on_connect`` (flush the outbox, ...) on each one;
                      without a login it is the *anonymous* link (``/v1/sealed``, issue 20)
@@ -35,7 +36,13 @@ from typing import Any, Final, Protocol
 import trio
 
 from client.errors import ClientError, NetworkError, Refused, ServerKeyError
-from client.identity import Identity
+
+# The login requests live in client.login; their names stay importable from here.
+from client.login import AuthLogin as AuthLogin
+from client.login import Login as Login
+from client.login import RegisterLogin as RegisterLogin
+from client.login import auth_signature as auth_signature
+from client.login import read_hello as read_hello
 
 # The transport's names stay importable from here, where callers have found them.
 from client.websocket import MAX_FRAME as MAX_FRAME
@@ -43,25 +50,18 @@ from client.websocket import Connector as Connector
 from client.websocket import Transport as Transport
 from client.websocket import client_url as client_url
 from client.websocket import websocket_connector as websocket_connector
-from suites import labels
 from trust.errors import UNREADABLE
 from wire import WireError, decode, encode
 from wire.relay import (
-    PROTOCOL_VERSION,
-    PURPOSE_AUTH,
-    PURPOSE_REGISTER,
     PUSHES,
     RESPONSES,
-    Auth,
     Authenticated,
-    AuthPayload,
     Deliver,
     Drained,
     Error,
     Hello,
     IntroduceMany,
     LegEnded,
-    Register,
     Registered,
     SendBatch,
     SetGroupToken,
@@ -314,58 +314,6 @@ async def _read_quietly(conn: Connection) -> None:
 
 
 # --- handshake --------------------------------------------------------------------------------
-
-
-def auth_signature(
-    identity: Identity, purpose: int, hello: Hello, address: str, device: int
-) -> bytes:
-    payload = AuthPayload(
-        purpose=purpose, server=hello.server, nonce=hello.nonce, address=address, device=device
-    )
-    return identity.sign(encode(payload), labels.CTX_DEVICE_AUTH)
-
-
-@dataclass(frozen=True)
-class RegisterLogin:
-    """Enroll ``name`` with a one-time ``code``."""
-
-    identity: Identity
-    name: str
-    code: str
-
-    def request(self, hello: Hello) -> Register:
-        address = f"{self.name}@{hello.server}"
-        sig = auth_signature(self.identity, PURPOSE_REGISTER, hello, address, 0)
-        return Register(
-            id=0, code=self.code, name=self.name, identity=self.identity.public, sig=sig
-        )
-
-
-@dataclass(frozen=True)
-class AuthLogin:
-    """Authenticate an enrolled device."""
-
-    identity: Identity
-    address: str
-    device: int
-
-    def request(self, hello: Hello) -> Auth:
-        sig = auth_signature(self.identity, PURPOSE_AUTH, hello, self.address, self.device)
-        return Auth(id=0, address=self.address, device=self.device, sig=sig)
-
-
-class Login(Protocol):
-    def request(self, hello: Hello) -> Register | Auth: ...
-
-
-async def read_hello(transport: Transport) -> Hello:
-    try:
-        hello = decode(await transport.receive(), Hello)
-    except WireError:
-        raise NetworkError("the node's first frame is not a Hello") from None
-    if hello.v != PROTOCOL_VERSION:
-        raise NetworkError(f"the node speaks protocol version {hello.v}")
-    return hello
 
 
 async def handshake(
