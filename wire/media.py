@@ -277,6 +277,18 @@ def frame_metadata(header: MediaHeader) -> bytes:
     return _METADATA.pack(VERSION, flags, header.group, header.object, header.frame)
 
 
+def metadata_track(metadata: bytes) -> tuple[MediaKind, int, int]:
+    """``(kind, layer, frame index)`` of a frame from its :func:`frame_metadata` (what a
+    receiver holds when the frame authenticates); :class:`WireError` if it is none."""
+    if len(metadata) != _METADATA.size:
+        raise WireError(errors.MALFORMED, "frame metadata of another size")
+    version, flags, _group, _object, frame = _METADATA.unpack(metadata)
+    if version != VERSION or flags & _RESERVED_MASK:
+        raise _invalid("frame metadata of another version or with reserved bits")
+    kind = MediaKind.VIDEO if flags & _KIND_BIT else MediaKind.AUDIO
+    return kind, (flags & _LAYER_MASK) >> _LAYER_SHIFT, frame
+
+
 Route = tuple[int, MediaKind, int, bool, int, bool, int]
 """What forwarding acts on: (sender, kind, layer, keyframe, audio level, voice activity,
 datagram type)."""

@@ -131,6 +131,10 @@ class FrameSigner:
         due = [s for s, w in self._windows.items() if now - w.started >= SIGN_INTERVAL_MS]
         return [self._flush(stream) for stream in due]
 
+    def flush(self) -> list[FrameSignature]:
+        """The signatures of every open window (the sender stops sending)."""
+        return [self._flush(stream) for stream in list(self._windows)]
+
     def _flush(self, stream: Stream) -> FrameSignature:
         window = self._windows.pop(stream)
         pid, kind, layer = stream

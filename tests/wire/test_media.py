@@ -24,6 +24,7 @@ from wire.media import (
     decode_datagram,
     encode_datagram,
     frame_metadata,
+    metadata_track,
     peek_route,
     peek_sender,
     replace_sender,
@@ -371,3 +372,16 @@ def test_replace_sender_counts_bytes_of_a_wide_memoryview() -> None:
 def test_replace_sender_takes_four_bytes() -> None:
     with pytest.raises(ValueError, match="four bytes"):
         replace_sender(encode_datagram(HEADER, b"x"), b"\x00" * 3)
+
+
+@settings(max_examples=100, deadline=None)
+@given(headers())
+def test_metadata_names_the_track_and_frame(header: MediaHeader) -> None:
+    s = header.stream
+    assert metadata_track(frame_metadata(header)) == (s.kind, s.layer, header.frame)
+
+
+@pytest.mark.parametrize("metadata", [b"", bytes(11), b"\x02" + bytes(11), b"\x01\x01" + bytes(10)])
+def test_metadata_track_refuses_what_is_no_metadata(metadata: bytes) -> None:
+    with pytest.raises(WireError):
+        metadata_track(metadata)
