@@ -29,10 +29,12 @@ would ruin a call) and condemns a stream afterwards, reporting it once, when
   signature covering them, within :data:`UNSIGNED_WINDOW_MS` (``unsigned``): signatures
   withheld, or frames nobody signed.
 
-Not every frame left without a signature is suspect. A frame whose index lies between the
-first and the last frame of the stream's verified signatures (in its epoch) was in a
-window whose signature this receiver lost: had it been signed otherwise, the signature
-would have shown it. While signatures of a pid wait for its key (a receiver that came
+Not every frame left without a signature is suspect. A frame whose index lies between two
+verified signatures of its stream (in its epoch), where the later one came after the frame,
+was in a window whose signature this receiver lost (or was not sent: the node forwards a
+signature to whoever gets the track when it goes). A frame at an index a verified
+signature covers, but that came after the digests were let go, is suspect; so is one
+beyond them. While signatures of a pid wait for its key (a receiver that came
 late, or was not sent that pid's stream when its key rode along), its frames that pass
 the bound are not suspect either, for at most :data:`KEY_WAIT_MS` from the first such
 signature: the key comes within :data:`KEY_EVERY` signatures (a signature offering a key
@@ -44,6 +46,7 @@ later frame of it. Pure: time and signing are injected.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -75,9 +78,13 @@ UNSIGNED_WINDOW_MS: Final = 10_000
 """How far back suspect frames count."""
 KEY_WAIT_MS: Final = (KEY_EVERY + 2) * SIGN_INTERVAL_MS
 """How long signatures of a pid may wait for its key before its frames are suspect again."""
+MAX_WINDOWS: Final = 64
+"""Verified signature windows kept per stream and epoch (a minute of audio), to tell a lost
+signature's frames from frames nobody signed."""
 MAX_PENDING: Final = 4 * MAX_SIGNED_FRAMES
 """Frames awaiting a signature kept per stream; older ones count as unverified."""
 
+_NEVER: Final = 1 << 64
 Stream = tuple[int, int, int]
 """A stream: (pid, kind, layer)."""
 
@@ -167,15 +174,27 @@ class FrameSigner:
 class _Received:
     pending: dict[tuple[int, int], list[tuple[bytes, int]]] = field(default_factory=dict)
     signed: dict[tuple[int, int], tuple[bytes, int]] = field(default_factory=dict)
-    spans: dict[int, tuple[int, int]] = field(default_factory=dict)  # epoch -> verified lo, hi
+    windows: dict[int, list[tuple[int, int, int]]] = field(default_factory=dict)
+    """epoch -> verified signatures as (first, last, when verified), by first."""
     suspect: list[tuple[int, int]] = field(default_factory=list)  # (when, frames)
     unverified: int = 0
     verified: int = 0
 
-    def inside(self, at: tuple[int, int]) -> bool:
-        """Whether frame ``at`` (epoch, index) lies within the verified signatures."""
-        span = self.spans.get(at[0])
-        return span is not None and span[0] <= at[1] <= span[1]
+    def signed_window(self, epoch: int, first: int, last: int, now: int) -> None:
+        windows = self.windows.setdefault(epoch, [])
+        bisect.insort(windows, (first, last, now))
+        del windows[:-MAX_WINDOWS]
+
+    def lost_window(self, at: tuple[int, int], arrived: int) -> bool:
+        """Whether frame ``at`` (epoch, index), received at ``arrived``, lies between two
+        verified signatures, the later one verified after it came (module docstring)."""
+        windows = self.windows.get(at[0])
+        if not windows:
+            return False
+        i = bisect.bisect_right(windows, (at[1], _NEVER, _NEVER))  # the first beyond it
+        if i in (0, len(windows)):
+            return False
+        return windows[i - 1][1] < at[1] and arrived <= windows[i][2]
 
 
 class FrameVerifier:
@@ -275,9 +294,7 @@ class FrameVerifier:
             self._condemn(stream, Failure.BAD_SIGNATURE)
             return
         got = self._streams.setdefault(stream, _Received())
-        last = body.first + len(body.digests) - 1
-        lo, hi = got.spans.get(body.epoch, (body.first, last))
-        got.spans[body.epoch] = (min(lo, body.first), max(hi, last))
+        got.signed_window(body.epoch, body.first, body.first + len(body.digests) - 1, now)
         for index, digest in enumerate(body.digests):
             at = (body.epoch, body.first + index)
             got.signed[at] = (digest, now)
@@ -297,7 +314,7 @@ class FrameVerifier:
                 if now - seen[0][1] >= VERIFY_BOUND_MS:
                     del got.pending[at]
                     got.unverified += len(seen)
-                    if not waiting and not got.inside(at):
+                    if not waiting and not got.lost_window(at, seen[0][1]):
                         got.suspect.append((now, len(seen)))
             got.signed = {at: s for at, s in got.signed.items() if now - s[1] < VERIFY_BOUND_MS}
             got.suspect = [(t, n) for t, n in got.suspect if now - t < UNSIGNED_WINDOW_MS]

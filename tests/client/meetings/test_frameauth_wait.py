@@ -133,3 +133,21 @@ def test_unsigned_frames_spread_thin_over_a_long_time_are_forgotten() -> None:
     for i in range(MAX_UNVERIFIED + 1):  # but more than the bound at once is condemned
         v.on_frame(AUDIO, 0, 9000 + i, b"x", now)
     assert v.tick(now + VERIFY_BOUND_MS) == [StreamReport(AUDIO, Failure.UNSIGNED)]
+
+
+def test_frames_at_indices_signed_long_ago_are_suspect() -> None:
+    """A forger that sends under its victim's pid at indices the victim signed seconds ago
+    (their digests let go) gets no benefit from the victim's signatures around them."""
+    v, stream, now = verifier(), Stream(), T0
+    reports: list[StreamReport] = []
+    for tick in range(12 * 50):
+        index, sigs = stream.next(now)
+        v.on_frame(AUDIO, 0, index, frame(index), now)
+        for sig in sigs:
+            v.on_signature(sig, now + 30)
+        if tick >= 6 * 50:  # from 6 s on, old indices again, 50 a second
+            old = tick - 5 * 50
+            v.on_frame(AUDIO, 0, old, b"forged %d" % old, now)
+        now += FRAME_MS
+        reports += v.tick(now)
+    assert reports == [StreamReport(AUDIO, Failure.UNSIGNED)]
