@@ -110,6 +110,8 @@ _ROUTE: Final = struct.Struct(">BBBI4xH4xHH")
 """The header with group and frame skipped: what forwarding reads or must check."""
 _FIRST: Final = VERSION << 4 | TYPE_MEDIA
 _FIRST_SIGNATURE: Final = VERSION << 4 | TYPE_SIGNATURE
+_NO_FRAME: Final = (0, 0, False, SILENCE, False)
+"""A signature datagram's group, object, keyframe flag, level and voice activity."""
 _SENDER_AT: Final = 3
 _SENDER_END: Final = _SENDER_AT + 4
 
@@ -176,13 +178,8 @@ class MediaHeader:
         if self.packets == 0 or self.packet >= self.packets:
             raise _invalid("packet index must be below a non-zero packet count")
         if self.datagram_type == TYPE_SIGNATURE:
-            if (self.group, self.object, self.keyframe, self.audio_level, self.voice) != (
-                0,
-                0,
-                False,
-                SILENCE,
-                False,
-            ):
+            frame_only = (self.group, self.object, self.keyframe, self.audio_level, self.voice)
+            if frame_only != _NO_FRAME:
                 raise _invalid("a signature datagram has no group, object, keyframe or level")
         elif self.datagram_type != TYPE_MEDIA:
             raise _invalid("the datagram type is media or signature")
