@@ -239,6 +239,7 @@ class MeetingMedia:
                     self._signature(datagram, now)
 
     def _signature(self, datagram: bytes, now: float) -> None:
+        """A signature datagram (``wire.media.TYPE_SIGNATURE``): to its reassembly."""
         try:
             header, payload = decode_datagram(datagram)
         except WireError:
@@ -247,9 +248,12 @@ class MeetingMedia:
         self._checks.on_datagram(header, payload, _ms(now))
 
     def _gate(self, pid: int, epoch: int, metadata: bytes, ciphertext: bytes, now: float) -> bool:
+        """:data:`~client.meetings.framing.FrameGate`: a frame that decrypted, to the
+        verifier; False if its stream is condemned (it is not played)."""
         return self._checks.on_frame(pid, epoch, metadata, ciphertext, _ms(now))
 
     async def _check_streams(self) -> None:
+        """Every :data:`AUTH_TICK`: the streams condemned since, as ``forged_stream`` lines."""
         while True:
             await trio.sleep(AUTH_TICK)
             self._report(self._checks.tick(_ms(self._clock())))
