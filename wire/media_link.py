@@ -68,9 +68,9 @@ MAX_LINK_CONTROL: Final = 16 * 1024
 """Largest control message read on a link (a ``LinkProof`` with an ML-DSA-87 + P-384
 signature is under 5 KiB); ``trust.peerlink`` reads challenges and proofs under it too."""
 MAX_REJECT_MESSAGE: Final = 512
-MAX_ANNOUNCED: Final = 64
+MAX_ANNOUNCED: Final = 32
 """Most senders one ``SendersAdded`` or ``SendersRemoved`` names (a node splits longer
-lists; 64 senders with three layers each stay well under :data:`MAX_LINK_CONTROL`)."""
+lists; 32 senders with three layers each take under half of :data:`MAX_LINK_CONTROL`)."""
 
 CLOSE_LINK_REJECTED: Final = 0x211
 """The link was refused; the ``LinkRejected`` sent before the close says why."""
