@@ -189,6 +189,13 @@ class Cascade:
             self._hold(state, held)
         return Send(link, RoomJoin(room))
 
+    def abandon(self, link: Hashable, key: bytes) -> None:
+        """Give up our ``RoomJoin`` of ``key`` on ``link`` (no answer in time); a late
+        ``RoomJoined`` is answered ``RoomEnd``."""
+        held = self._membership(link, key)
+        if held is not None and not held.joined:
+            self._release(held)
+
     def receive(self, link: Hashable, message: LinkRoomMessage) -> Step:
         """What to do with a room message that arrived on ``link``."""
         step = Step()
@@ -198,6 +205,8 @@ class Cascade:
         held = self._find(link, message.room, _anchored_here(message))
         if held is None:
             self.ignored += 1
+            if isinstance(message, RoomJoined):  # a join we gave up on: the anchor lets go
+                step.sends.append(Send(link, RoomEnd(message.room, True)))
         elif isinstance(message, RoomJoined | RoomRefused):
             self._on_answer(held, message, step)
         elif isinstance(message, RoomEnd):
