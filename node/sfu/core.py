@@ -285,6 +285,11 @@ class Sfu:
         """The ``(sender, layer)`` set the link ``conn`` receives."""
         return frozenset(self._receivers[conn].subs)
 
+    def owner(self, sender: int) -> Conn | None:
+        """The connection that owns ``sender``, if it is here."""
+        state = self._senders.get(sender)
+        return None if state is None else state.conn
+
     def senders(self) -> list[tuple[int, Conn, tuple[LayerSpec, ...]]]:
         """Every sender: its id, the connection that owns it, its layers."""
         return [(s.sender, s.conn, s.layers) for s in self._senders.values()]

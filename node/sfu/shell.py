@@ -33,13 +33,9 @@ allocation), sends the notices gathered since the last tick (those of joins, lea
 requests included, so a notice waits at most one tick), and ends the unbound legs past
 their deadline; a room ends when its last leg does.
 
-Cascade (``node.sfu.cascade``, ``node.sfu.linkrooms``): :meth:`MeetingService.join_at` of
-a room anchored at another domain joins it there over the media link to that domain (the
-local room's key is ``room_key(anchor, room)``); a room of this node lives on while a
-link is in it. Datagrams of a link's meeting senders come to :meth:`forward_link` (the
-rest are the call relay's), go through the room's core on the same path as a
-participant's, and copies for a link's port go out on that link. The anchor refuses a
-join of a room it does not hold (``meeting.no_room``).
+Cascade (``node.sfu.cascade``, ``node.sfu.linkrooms``): :meth:`MeetingService.join_at`
+joins a room anchored at another domain over the media link to it; a link's datagrams go
+through :meth:`forward_link` and the room's core as a participant's do.
 """
 
 from __future__ import annotations
@@ -150,6 +146,7 @@ class MeetingService:
         self._delivered_bytes = 0
         self.cascade = Cascade(self)
         self.remote = LinkRooms(self.cascade, pending=self._pending.extend, emptied=self._emptied)
+        legs.taken = self._sender_taken
 
     # --- requests (from /v1/client) ----------------------------------------------------------
 
@@ -414,6 +411,10 @@ class MeetingService:
             if not member.senders:
                 del self._members[conn]
             self.remote.send(self.cascade.senders_removed(room, conn, gone))
+
+    def _sender_taken(self, room: bytes, sender: int) -> bool:
+        core = self.rooms.get(room)
+        return core is not None and core.owner(sender) is not None
 
     def _emptied(self, room: bytes) -> None:
         """A link left ``room``: end it if nothing else holds it."""

@@ -9,6 +9,7 @@ import pytest
 from node.sfu import KeyframeRequest, LayerNotice, LayerSpec, Sfu
 from node.sfu.cascade import Cascade, Port, room_key
 from node.sfu.model import DEFAULT_LAYERS
+from node.sfu.rooms import MeetingLegs
 from tests.node.sfu.cascadekit import ROOM, Net
 from tests.node.sfu.kit import T0, video
 from wire import WireError
@@ -199,3 +200,11 @@ def test_the_core_refuses_a_subscription_that_is_not_a_links() -> None:
     sfu.remove_sender("l", 5)
     assert 5 not in {s for s, _c, _l in sfu.senders()}
     assert sfu.subscriptions("l") == {(1, 0)}
+
+
+def test_a_fresh_sender_id_avoids_one_a_link_holds() -> None:
+    draws = iter([b"\x01" * 16, b"s" * 32, (1).to_bytes(4, "big"), (2).to_bytes(4, "big")])
+    legs = MeetingLegs(lambda n: next(draws))
+    legs.taken = lambda room, sender: (room, sender) == (ROOM, 1)
+    leg = legs.join("owner", ROOM, (), T0)
+    assert legs.bind("conn", leg.leg_id, leg.leg_secret, T0).sender == 2
