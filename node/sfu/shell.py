@@ -40,7 +40,6 @@ through :meth:`forward_link` and the room's core as a participant's do.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Protocol
@@ -48,6 +47,7 @@ from typing import Final, Protocol
 import trio
 
 from node.calls.legs import Bound, Conn, Leg, Owner
+from node.calls.shell import wall_clock_ms
 from node.errors import CALL_NO_LEG, NodeError
 from node.sfu.cascade import Cascade, Port
 from node.sfu.core import Sfu
@@ -88,11 +88,6 @@ SEND_FAILED: Final = "send_failed"
 """A drop reason of the shell: a copy whose destination had gone or was too far behind."""
 NO_ROOM: Final = "no_room"
 """A drop reason of the shell: a datagram on a connection that carries no meeting leg."""
-
-
-def wall_clock_ms() -> int:
-    """Unix time in milliseconds: the cores' clock in production."""
-    return time.time_ns() // 1_000_000
 
 
 class PushShell(Protocol):
@@ -145,7 +140,7 @@ class MeetingService:
         self._refused = 0
         self._delivered_bytes = 0
         self.cascade = Cascade(self)
-        self.remote = LinkRooms(self.cascade, pending=self._pending.extend, emptied=self._emptied)
+        self.remote = LinkRooms(self.cascade, pending=self._queue, emptied=self._emptied)
         legs.taken = self._sender_taken
 
     # --- requests (from /v1/client) ----------------------------------------------------------
@@ -411,6 +406,9 @@ class MeetingService:
             if not member.senders:
                 del self._members[conn]
             self.remote.send(self.cascade.senders_removed(room, conn, gone))
+
+    def _queue(self, notices: Sequence[Notice]) -> None:
+        self._pending += notices  # sent at the next tick
 
     def _sender_taken(self, room: bytes, sender: int) -> bool:
         core = self.rooms.get(room)
