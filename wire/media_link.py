@@ -38,10 +38,10 @@ message is about: true when the room is anchored at the message's receiver::
                                                        id, simulcast layers), owned by
                                                        the link on the other side
     either             SendersRemoved{room, yours, senders} those senders went
-    either             RoomLayer{room, yours, sender, layer, active}  the receiver of this
-                                                       message should send (or stop
-                                                       sending) ``layer`` of ``sender``
-    either             RoomKeyframe{room, yours, sender, layer}  a keyframe, please
+    either             RoomLayer{room, yours, changes}  the receiver of this message
+                                                       should send (or stop sending) each
+                                                       (sender, layer) over the link
+    either             RoomKeyframe{room, yours, tracks}  a keyframe of each, please
     either             RoomEnd{room, yours}            the room is over for the sender
 
 A sender id is the 32-bit id the node of its participant drew; a datagram on the link
@@ -71,6 +71,9 @@ MAX_REJECT_MESSAGE: Final = 512
 MAX_ANNOUNCED: Final = 32
 """Most senders one ``SendersAdded`` or ``SendersRemoved`` names (a node splits longer
 lists; 32 senders with three layers each take under half of :data:`MAX_LINK_CONTROL`)."""
+MAX_CHANGES: Final = 64
+"""Most layer changes or keyframe requests one ``RoomLayer`` or ``RoomKeyframe`` carries (a
+node gathers those of a tick into as few messages as this allows)."""
 
 CLOSE_LINK_REJECTED: Final = 0x211
 """The link was refused; the ``LinkRejected`` sent before the close says why."""
@@ -186,26 +189,40 @@ class SendersRemoved:
     senders: Annotated[tuple[U32, ...], MaxLen(MAX_ANNOUNCED)]
 
 
-@message("media_link.room_layer")
-class RoomLayer:
+@message("media_link.layer_change")
+class LayerChange:
     """Send (``active``) or stop sending ``layer`` of ``sender`` over the link: somebody on
     the message's sender side needs it, or nobody does any more."""
 
-    room: RoomId
-    yours: bool
     sender: U32
     layer: U8
     active: bool
 
 
-@message("media_link.room_keyframe")
-class RoomKeyframe:
-    """A keyframe of ``layer`` of ``sender``, please (a receiver waits to switch to it)."""
+@message("media_link.room_layer")
+class RoomLayer:
+    """Layer changes for the senders of ``room`` on the message's receiver side."""
 
     room: RoomId
     yours: bool
+    changes: Annotated[tuple[LayerChange, ...], MaxLen(MAX_CHANGES)]
+
+
+@message("media_link.track")
+class LinkTrack:
+    """Simulcast ``layer`` of ``sender``."""
+
     sender: U32
     layer: U8
+
+
+@message("media_link.room_keyframe")
+class RoomKeyframe:
+    """A keyframe of each of ``tracks``, please (a receiver waits to switch to it)."""
+
+    room: RoomId
+    yours: bool
+    tracks: Annotated[tuple[LinkTrack, ...], MaxLen(MAX_CHANGES)]
 
 
 @message("media_link.room_end")
@@ -296,9 +313,11 @@ __all__ = [
     "CLOSE_LINK_TIMEOUT",
     "LINK_MESSAGES",
     "MAX_ANNOUNCED",
+    "MAX_CHANGES",
     "MAX_LINK_CONTROL",
     "ROOM_MESSAGES",
     "TRAFFIC_MESSAGES",
+    "LayerChange",
     "LinkBridgeMessage",
     "LinkEnd",
     "LinkHello",
@@ -310,6 +329,7 @@ __all__ = [
     "LinkRejected",
     "LinkRoomMessage",
     "LinkSender",
+    "LinkTrack",
     "LinkTraffic",
     "RoomEnd",
     "RoomJoin",

@@ -14,10 +14,12 @@ link is one connection of the room's core, a :class:`Port`:
 * as a receiver it is an explicit subscriber (:meth:`~node.sfu.core.Sfu.add_link`): audio
   by the normal rule, video exactly the ``(sender, layer)`` set the far side asked for.
   The far core's :class:`~node.sfu.model.LayerNotice` for a sender its port owns means
-  "somebody here needs / no longer needs this layer": it travels as ``RoomLayer`` and
+  "somebody here needs / no longer needs this layer": it travels in a ``RoomLayer`` and
   becomes the subscription on this side (:meth:`~node.sfu.core.Sfu.subscribe`). A
-  :class:`~node.sfu.model.KeyframeRequest` for a port-owned sender travels as
-  ``RoomKeyframe`` to the side that owns the real sender.
+  :class:`~node.sfu.model.KeyframeRequest` for a port-owned sender travels in a
+  ``RoomKeyframe`` to the side that owns the real sender. The notices of one tick go out
+  gathered per room, up to ``MAX_CHANGES`` per message (a join of a room of 200 raises
+  hundreds of them at once).
 
 So a link carries one copy of each stream somebody on the far side needs, never one per
 participant, and audio selection stays global: the loudest four of a room are among the
@@ -46,8 +48,11 @@ from node.sfu.core import Sfu
 from node.sfu.model import Conn, LayerNotice, LayerSpec, Notice
 from wire.media_link import (
     MAX_ANNOUNCED,
+    MAX_CHANGES,
+    LayerChange,
     LinkRoomMessage,
     LinkSender,
+    LinkTrack,
     RoomEnd,
     RoomJoin,
     RoomJoined,
@@ -221,7 +226,8 @@ class Cascade:
             self._on_layer(held, message, step)
         else:
             core = self._rooms.core(held.port.key)
-            step.notices += core.keyframe(held.port, message.sender, message.layer)
+            for track in message.tracks:
+                step.notices += core.keyframe(held.port, track.sender, track.layer)
         return step
 
     def sender_added(
@@ -247,21 +253,33 @@ class Cascade:
             for chunk in _chunks(senders)
         ]
 
-    def notice(self, notice: Notice) -> list[Send]:
-        """A core's notice for a sender a port owns: the message to the side that owns the
-        real sender (nothing if the port is gone)."""
-        port = notice.conn
-        if not isinstance(port, Port):
-            return []
-        held = self._membership(port.link, port.key)
-        if held is None or not held.joined or notice.sender not in held.senders:
-            return []
-        message: RoomLayer | RoomKeyframe
-        if isinstance(notice, LayerNotice):
-            message = RoomLayer(held.room, held.yours, notice.sender, notice.layer, notice.active)
-        else:
-            message = RoomKeyframe(held.room, held.yours, notice.sender, notice.layer)
-        return [Send(port.link, message)]
+    def notices(self, notices: Iterable[Notice]) -> list[Send]:
+        """The cores' notices for senders ports own (others are skipped): the messages to
+        the sides that own the real senders, gathered per port (nothing for a port gone)."""
+        changes: dict[Port, list[LayerChange]] = {}
+        tracks: dict[Port, list[LinkTrack]] = {}
+        for notice in notices:
+            port = notice.conn
+            if not isinstance(port, Port):
+                continue
+            if isinstance(notice, LayerNotice):
+                change = LayerChange(notice.sender, notice.layer, notice.active)
+                changes.setdefault(port, []).append(change)
+            else:
+                tracks.setdefault(port, []).append(LinkTrack(notice.sender, notice.layer))
+        sends = []
+        for port in dict.fromkeys([*changes, *tracks]):
+            held = self._membership(port.link, port.key)
+            if held is None or not held.joined:
+                continue
+            mine = held.senders
+            wanted = [c for c in changes.get(port, ()) if c.sender in mine]
+            for chunk in _chunks(wanted, MAX_CHANGES):
+                sends.append(Send(port.link, RoomLayer(held.room, held.yours, chunk)))
+            frames = [t for t in tracks.get(port, ()) if t.sender in mine]
+            for part in _chunks(frames, MAX_CHANGES):
+                sends.append(Send(port.link, RoomKeyframe(held.room, held.yours, part)))
+        return sends
 
     def end_room(self, key: bytes) -> list[Send]:
         """The room ``key`` ended here (its core is gone): ``RoomEnd`` on every link in it."""
@@ -356,10 +374,13 @@ class Cascade:
 
     def _on_layer(self, held: _Membership, message: RoomLayer, step: Step) -> None:
         core = self._rooms.core(held.port.key)
-        try:
-            step.notices += core.subscribe(held.port, message.sender, message.layer, message.active)
-        except ValueError:
-            self.ignored += 1
+        for change in message.changes:
+            try:
+                step.notices += core.subscribe(
+                    held.port, change.sender, change.layer, change.active
+                )
+            except ValueError:
+                self.ignored += 1
 
     def _on_end(self, held: _Membership, step: Step) -> None:
         if held.joined:
@@ -424,5 +445,5 @@ def _specs(layers: tuple[LayerSpec, ...]) -> tuple[MeetingLayerSpec, ...]:
     return tuple(MeetingLayerSpec(x.height, x.kbps) for x in layers)
 
 
-def _chunks(items: Sequence[_T]) -> list[tuple[_T, ...]]:
-    return [tuple(items[i : i + MAX_ANNOUNCED]) for i in range(0, len(items), MAX_ANNOUNCED)]
+def _chunks(items: Sequence[_T], size: int = MAX_ANNOUNCED) -> list[tuple[_T, ...]]:
+    return [tuple(items[i : i + size]) for i in range(0, len(items), size)]

@@ -331,8 +331,10 @@ class MeetingService:
         for core in self.rooms.values():
             self._pending += core.tick(now)
         notices, self._pending = self._pending, []
+        self.remote.send(self.cascade.notices(notices))  # those for links' ports
         for notice in notices:
-            await self._notify(notice)
+            if type(notice.conn) is not Port:
+                await self._notify(notice)
 
     def numbers(self) -> MeetingStats:
         """The meetings' numbers now (``/metrics``)."""
@@ -435,9 +437,6 @@ class MeetingService:
 
     async def _notify(self, notice: Notice) -> None:
         """Send ``notice`` to its sender's media connection (if it is still there)."""
-        if type(notice.conn) is Port:
-            self.remote.send(self.cascade.notice(notice))
-            return
         member = self._members.get(notice.conn)
         leg = member.senders.get(notice.sender) if member is not None else None
         if member is None or leg is None:

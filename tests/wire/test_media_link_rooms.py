@@ -14,9 +14,12 @@ from hypothesis import strategies as st
 from wire import WireError, decode, encode
 from wire.media_link import (
     MAX_ANNOUNCED,
+    MAX_CHANGES,
     MAX_LINK_CONTROL,
+    LayerChange,
     LinkJoin,
     LinkSender,
+    LinkTrack,
     RoomEnd,
     RoomJoin,
     RoomJoined,
@@ -41,8 +44,12 @@ ROOMS = [
     SendersAdded(ROOM, True, (LinkSender(1, LAYERS), LinkSender(0xFFFF_FFFF, ()))),
     SendersAdded(ROOM, False, FULL),
     SendersRemoved(ROOM, False, tuple(range(MAX_ANNOUNCED))),
-    RoomLayer(ROOM, True, 7, 2, False),
-    RoomKeyframe(ROOM, False, 7, 0),
+    RoomLayer(ROOM, True, (LayerChange(7, 2, False), LayerChange(8, 0, True))),
+    RoomKeyframe(ROOM, False, (LinkTrack(7, 0),)),
+    RoomLayer(
+        ROOM, False, tuple(LayerChange(0xFFFF_FFFF - i, 2, True) for i in range(MAX_CHANGES))
+    ),
+    RoomKeyframe(ROOM, True, tuple(LinkTrack(0xFFFF_FFFF - i, 1) for i in range(MAX_CHANGES))),
     RoomEnd(ROOM, True),
 ]
 
@@ -55,8 +62,9 @@ def test_every_room_message_round_trips_on_an_established_link(message: object) 
         decode_bridge_message(encode(message))
 
 
-def test_the_largest_announcement_fits_a_control_message() -> None:
-    assert len(encode(SendersAdded(ROOM, True, FULL))) < MAX_LINK_CONTROL // 2
+def test_the_largest_messages_fit_a_control_message() -> None:
+    for largest in (SendersAdded(ROOM, True, FULL), ROOMS[-3], ROOMS[-2]):
+        assert len(encode(largest)) < MAX_LINK_CONTROL // 2
     assert decode_link_traffic(encode(LinkJoin(ROOM, 1))) == LinkJoin(ROOM, 1)
 
 
@@ -68,9 +76,13 @@ def test_field_bounds() -> None:
     with pytest.raises(WireError, match="senders"):
         SendersRemoved(ROOM, True, tuple(range(MAX_ANNOUNCED + 1)))
     with pytest.raises(WireError, match="sender"):
-        RoomLayer(ROOM, True, 1 << 32, 0, True)
+        LayerChange(1 << 32, 0, True)
     with pytest.raises(WireError, match="layer"):
-        RoomKeyframe(ROOM, True, 1, 256)
+        LinkTrack(1, 256)
+    with pytest.raises(WireError, match="changes"):
+        RoomLayer(ROOM, True, tuple(LayerChange(i, 0, True) for i in range(MAX_CHANGES + 1)))
+    with pytest.raises(WireError, match="tracks"):
+        RoomKeyframe(ROOM, True, tuple(LinkTrack(i, 0) for i in range(MAX_CHANGES + 1)))
     with pytest.raises(WireError, match="layers"):
         LinkSender(1, (*LAYERS, MeetingLayerSpec(1080, 3000)))
 

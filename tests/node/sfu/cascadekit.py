@@ -77,12 +77,9 @@ class Node:
     def handle(self, step: Step) -> None:
         for send in step.sends:
             self.net.send(self, send)
-        for notice in step.notices:
-            if isinstance(notice.conn, Port):
-                for send in self.cascade.notice(notice):
-                    self.net.send(self, send)
-            else:
-                self.notices.append(notice)
+        for send in self.cascade.notices(step.notices):
+            self.net.send(self, send)
+        self.notices += [n for n in step.notices if not isinstance(n.conn, Port)]
 
     def datagram(self, key: bytes, source: Conn, data: bytes) -> None:
         for dest in self.cores[key].on_datagram(source, data):
@@ -105,11 +102,13 @@ class Net:
         self.queue: list[tuple[str, str, bytes]] = []
         self.link_bytes: dict[tuple[str, str], int] = defaultdict(int)
         self.link_datagrams: dict[tuple[str, str], int] = defaultdict(int)
+        self.messages: dict[tuple[str, str], int] = defaultdict(int)  # (from, type name)
 
     def __getitem__(self, name: str) -> Node:
         return self.nodes[name]
 
     def send(self, source: Node, send: Send) -> None:
+        self.messages[(source.name, type(send.message).__name__)] += 1
         self.queue.append((source.name, str(send.link), encode(send.message)))
 
     def pump(self) -> None:

@@ -14,7 +14,9 @@ from tests.node.sfu.cascadekit import ROOM, Net
 from tests.node.sfu.kit import T0, video
 from wire import WireError
 from wire.media_link import (
+    LayerChange,
     LinkSender,
+    LinkTrack,
     RoomEnd,
     RoomJoin,
     RoomJoined,
@@ -143,12 +145,12 @@ def test_unknown_and_out_of_place_messages_are_ignored_and_counted() -> None:
     cascade = net["a"].cascade
     other = bytes(16)
     messages = [
-        RoomLayer(other, True, 1, 0, True),  # no such room
-        RoomLayer(ROOM, True, 12345, 0, True),  # no such sender
-        RoomLayer(ROOM, True, 1, 3, True),  # no such layer
-        RoomLayer(ROOM, True, 10, 0, True),  # the link's own sender
+        RoomLayer(other, True, (LayerChange(1, 0, True),)),  # no such room
+        RoomLayer(ROOM, True, (LayerChange(12345, 0, True),)),  # no such sender
+        RoomLayer(ROOM, True, (LayerChange(1, 3, True),)),  # no such layer
+        RoomLayer(ROOM, True, (LayerChange(10, 0, True),)),  # the link's own sender
         SendersRemoved(ROOM, True, (777,)),
-        RoomKeyframe(ROOM, False, 1, 0),  # the wrong side's room
+        RoomKeyframe(ROOM, False, (LinkTrack(1, 0),)),  # the wrong side's room
         RoomEnd(other, True),
     ]
     for message in messages:
@@ -158,7 +160,8 @@ def test_unknown_and_out_of_place_messages_are_ignored_and_counted() -> None:
     assert cascade.ignored == len(messages)
     late = cascade.receive("b", RoomJoined(ROOM))  # an answer to a join given up on
     assert [s.message for s in late.sends] == [RoomEnd(ROOM, True)]
-    assert cascade.receive("nobody", RoomKeyframe(ROOM, True, 1, 0)).notices == []
+    nobody = cascade.receive("nobody", RoomKeyframe(ROOM, True, (LinkTrack(1, 0),)))
+    assert nobody.notices == []
     for garbage in (b"", b"\x00", b"\x92\xa1x\x01", bytes(300)):
         with pytest.raises(WireError):
             decode_link_traffic(garbage)
@@ -208,3 +211,18 @@ def test_a_fresh_sender_id_avoids_one_a_link_holds() -> None:
     legs.taken = lambda room, sender: (room, sender) == (ROOM, 1)
     leg = legs.join("owner", ROOM, (), T0)
     assert legs.bind("conn", leg.leg_id, leg.leg_secret, T0).sender == 2
+
+
+def test_the_notices_of_a_join_to_a_large_room_go_in_few_messages() -> None:
+    net = Net("a", "b")
+    net["a"].host()
+    for s in range(1, 101):
+        net["a"].join("a", f"p{s}", s)
+    net["b"].enter("a")
+    net["b"].join("a", "p500", 500, ())
+    net.tick()
+    port = Port("b", ROOM)
+    assert net["a"].cores[ROOM].subscriptions(port) == set()  # b needs no video: all paused
+    assert net.messages[("a", "SendersAdded")] == 4  # 100 senders, 32 per message
+    assert net.messages[("b", "RoomLayer")] <= 8  # 300 layer changes, 64 per message
+    # (the kit sends each step's at once, the shell a tick's: fewer still)
