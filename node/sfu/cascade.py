@@ -27,8 +27,9 @@ union of each side's loudest four.
 
 Sender ids are the 32-bit draws of the node whose participant sends. One that is taken on
 this side (in its room, or by another room on the same link, whose datagrams it would
-misroute) is refused and counted (:attr:`Cascade.refused`), never a crash; a message about
-an unknown room, sender or layer is dropped and counted (:attr:`Cascade.ignored`).
+misroute), or one past ``MAX_PARTICIPANTS`` senders in the room, is refused and counted
+(:attr:`Cascade.refused`), never a crash; a message about an unknown room, sender or layer
+is dropped and counted (:attr:`Cascade.ignored`).
 Nothing here names an account or an address: rooms, sender ids, layers and codes.
 
 Pure: no trio, no clock, no socket. The shell (``node.sfu.shell``) gives it the rooms
@@ -62,6 +63,7 @@ from wire.media_link import (
     SendersAdded,
     SendersRemoved,
 )
+from wire.meeting import MAX_PARTICIPANTS
 from wire.relay_meetings import MeetingLayerSpec
 
 ROOM_KEY_BYTES: Final = 16
@@ -344,9 +346,10 @@ class Cascade:
         key, port = held.port.key, held.port
         core = self._rooms.core(key)
         routes = self._links[port.link].senders
+        held_now = len(core.senders())
         for entry in senders:
-            if entry.sender in routes:
-                self.refused += 1
+            if entry.sender in routes or held_now >= MAX_PARTICIPANTS:
+                self.refused += 1  # taken on this link, or the room is full
                 continue
             try:
                 layers = tuple(LayerSpec(x.height, x.kbps) for x in entry.layers)
@@ -354,6 +357,7 @@ class Cascade:
             except ValueError:  # taken in the room, or layers out of order
                 self.refused += 1
                 continue
+            held_now += 1
             held.senders.add(entry.sender)
             routes[entry.sender] = port
             step.sends += self.sender_added(key, port, entry.sender, layers)

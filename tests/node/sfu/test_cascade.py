@@ -27,6 +27,7 @@ from wire.media_link import (
     SendersRemoved,
     decode_link_traffic,
 )
+from wire.meeting import MAX_PARTICIPANTS
 
 
 def _two() -> Net:
@@ -226,3 +227,16 @@ def test_the_notices_of_a_join_to_a_large_room_go_in_few_messages() -> None:
     assert net.messages[("a", "SendersAdded")] == 4  # 100 senders, 32 per message
     assert net.messages[("b", "RoomLayer")] <= 8  # 300 layer changes, 64 per message
     # (the kit sends each step's at once, the shell a tick's: fewer still)
+
+
+def test_a_room_takes_no_more_far_senders_than_its_maximum() -> None:
+    net = _two()
+    held = len(net["a"].cores[ROOM].senders())
+    batches = [
+        tuple(LinkSender(1000 + i, ()) for i in range(start, start + 32))
+        for start in range(0, MAX_PARTICIPANTS, 32)
+    ]
+    for batch in batches:
+        net["a"].handle(net["a"].cascade.receive("b", SendersAdded(ROOM, True, batch)))
+    assert len(net["a"].cores[ROOM].senders()) == MAX_PARTICIPANTS
+    assert net["a"].cascade.refused == held
