@@ -64,7 +64,6 @@ from node.sfu.model import (
 from node.sfu.rooms import MeetingLeg, MeetingLegs
 from transport import MediaTransport, QuicChannel, TransportError
 from wire import WireError, encode
-from wire.media import peek_sender
 from wire.media_control import (
     CLOSE_BIND_REFUSED,
     CLOSE_LEG_ENDED,
@@ -265,9 +264,8 @@ class MeetingService:
         rest: list[bytes] = []
         ports: dict[Port, list[bytes]] = {}
         route = self.cascade.route
-        for data in batch:
-            sender = peek_sender(data)
-            port = None if sender is None else route(link, sender)
+        for data in batch:  # the sender id at bytes 3-6 of any type; the core checks the rest
+            port = route(link, int.from_bytes(data[3:7], "big")) if len(data) > 7 else None
             if port is None:
                 rest.append(data)
             else:
