@@ -5,6 +5,8 @@ stays global, and a bad or colliding message is refused and counted, never a cra
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from node.sfu import KeyframeRequest, LayerNotice, LayerSpec, Sfu
 from node.sfu.cascade import Cascade, Port, room_key
@@ -15,6 +17,7 @@ from tests.node.sfu.kit import T0, video
 from wire import WireError
 from wire.media_link import (
     LayerChange,
+    LinkRoomMessage,
     LinkSender,
     LinkTrack,
     RoomEnd,
@@ -28,6 +31,7 @@ from wire.media_link import (
     decode_link_traffic,
 )
 from wire.meeting import MAX_PARTICIPANTS
+from wire.relay_meetings import MeetingLayerSpec
 
 
 def _two() -> Net:
@@ -240,3 +244,54 @@ def test_a_room_takes_no_more_far_senders_than_its_maximum() -> None:
         net["a"].handle(net["a"].cascade.receive("b", SendersAdded(ROOM, True, batch)))
     assert len(net["a"].cores[ROOM].senders()) == MAX_PARTICIPANTS
     assert net["a"].cascade.refused == held
+
+
+_IDS = st.sampled_from([1, 10, 11, 99, 12345])
+_ROOMS = st.sampled_from([ROOM, bytes(16)])
+_LAYERS = st.sampled_from([(), tuple(MeetingLayerSpec(x.height, x.kbps) for x in DEFAULT_LAYERS)])
+_MESSAGES = st.one_of(
+    st.builds(RoomJoin, _ROOMS),
+    st.builds(RoomJoined, _ROOMS),
+    st.builds(RoomRefused, _ROOMS, st.sampled_from(["meeting.no_room", "x"])),
+    st.builds(
+        SendersAdded,
+        _ROOMS,
+        st.booleans(),
+        st.lists(st.builds(LinkSender, _IDS, _LAYERS), max_size=3).map(tuple),
+    ),
+    st.builds(SendersRemoved, _ROOMS, st.booleans(), st.lists(_IDS, max_size=3).map(tuple)),
+    st.builds(
+        RoomLayer,
+        _ROOMS,
+        st.booleans(),
+        st.lists(st.builds(LayerChange, _IDS, st.integers(0, 3), st.booleans()), max_size=3).map(
+            tuple
+        ),
+    ),
+    st.builds(
+        RoomKeyframe,
+        _ROOMS,
+        st.booleans(),
+        st.lists(st.builds(LinkTrack, _IDS, st.integers(0, 3)), max_size=3).map(tuple),
+    ),
+    st.builds(RoomEnd, _ROOMS, st.booleans()),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["a", "b"]), _MESSAGES), max_size=12))
+def test_any_run_of_room_messages_leaves_the_cores_consistent(
+    run: list[tuple[str, LinkRoomMessage]],
+) -> None:
+    net = _two()
+    for target, message in run:
+        source = "b" if target == "a" else "a"
+        net[target].handle(net[target].cascade.receive(source, message))
+        net.pump()
+        for node in (net["a"], net["b"]):
+            for key, core in node.cores.items():
+                for sender, owner, _layers in core.senders():
+                    if isinstance(owner, Port):
+                        assert owner.key == key
+                        assert node.cascade.route(owner.link, sender) == owner
+    net.tick()
