@@ -16,10 +16,15 @@ Room messages that arrive on a link, and the link going, come through
 :meth:`LinkRooms.receive` and :meth:`LinkRooms.link_down`; each :class:`~node.sfu.cascade.Step`
 is carried out here: messages onto their links, notices to the shell's pending list (sent
 at its next tick), answers to waiting joins, emptied rooms to the shell's end check.
+
+A local room whose link to the anchor went (its participants meet only each other then)
+is joined again by :meth:`LinkRooms.run` every :data:`REJOIN_INTERVAL` seconds while it
+holds a leg, over a new link; the anchor learns its senders again at the join.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Protocol, cast
@@ -34,6 +39,8 @@ from wire.media_link import LinkRoomMessage
 
 JOIN_TIMEOUT: Final = 5.0
 """Seconds a join waits for the anchor's ``RoomJoined``."""
+REJOIN_INTERVAL: Final = 2.0
+"""Seconds between two looks for local rooms that lost their anchor's link (``run``)."""
 DIRECTIONS: Final = ("in", "out")
 
 
@@ -122,6 +129,33 @@ class LinkRooms:
                 raise NodeError(waiting.code, f"the meeting room at {anchor} was not joined")
         await self._join(key, anchor.lower(), room)
         return key
+
+    def orphans(self, live: Callable[[bytes], bool]) -> list[tuple[str, bytes]]:
+        """``(anchor, room)`` of the local rooms that ``live`` says hold a leg but that are
+        neither joined at their anchor nor joining."""
+        return [
+            (remote.anchor, remote.room)
+            for key, remote in self._remote.items()
+            if live(key) and key not in self._joins and not self.cascade.joined(remote.link, key)
+        ]
+
+    async def run(
+        self,
+        live: Callable[[bytes], bool],
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Join again, every :data:`REJOIN_INTERVAL` seconds, the :meth:`orphans`."""
+        async with trio.open_nursery() as nursery:
+            task_status.started()
+            while True:
+                await trio.sleep(REJOIN_INTERVAL)
+                for anchor, room in self.orphans(live):
+                    nursery.start_soon(self._rejoin, anchor, room)
+
+    async def _rejoin(self, anchor: str, room: bytes) -> None:
+        with contextlib.suppress(NodeError):  # tried again later
+            await self.enter(anchor, room)
 
     def forget(self, key: bytes) -> list[Send]:
         """The local room ``key`` ended: ``RoomEnd`` to the links in it."""

@@ -314,11 +314,14 @@ class MeetingService:
     # --- the tick ----------------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Tick every room, send notices and end expired legs, until cancelled."""
-        task_status.started()
-        while True:
-            await trio.sleep(self._tick_interval)
-            await self.tick()
+        """Tick every room, send notices and end expired legs (and join again the rooms
+        whose link to their anchor went, ``LinkRooms.run``), until cancelled."""
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.remote.run, self.legs.has_room)
+            task_status.started()
+            while True:
+                await trio.sleep(self._tick_interval)
+                await self.tick()
 
     async def tick(self) -> None:
         """One tick (what :meth:`run` does every :data:`TICK_INTERVAL` seconds)."""

@@ -204,7 +204,7 @@ async def test_joins_are_refused_with_codes() -> None:
     assert alone.legs.get(own.leg_id) is not None
 
 
-async def test_the_link_going_takes_the_far_senders_out_and_the_rooms_go_on() -> None:
+async def test_the_link_going_takes_the_far_senders_out_and_a_new_one_joins_again() -> None:
     world, at_a, at_b = await _meeting()
     world.a.link_down(world.at_a)
     world.b.link_down(world.at_b)
@@ -212,6 +212,14 @@ async def test_the_link_going_takes_the_far_senders_out_and_the_rooms_go_on() ->
     assert {s for s, _c, _l in world.a.rooms[ROOM].senders()} == {s for _, s in at_a}
     assert {s for s, _c, _l in world.b.rooms[key].senders()} == {s for _, s in at_b}
     assert not world.a.cascade.linked(ROOM)
+    assert world.b.remote.orphans(world.b.legs.has_room) == [(A, ROOM)]
+    world.at_a, world.at_b = Link(B), Link(A)  # a new link; b joins again
+    await world.during_pumps(lambda: world.b.remote.enter(A, ROOM))
+    assert world.b.remote.orphans(world.b.legs.has_room) == []
+    everyone = {s for _, s in at_a + at_b}
+    assert {s for s, _c, _l in world.a.rooms[ROOM].senders()} == everyone
+    assert {s for s, _c, _l in world.b.rooms[key].senders()} == everyone
+    world.a.link_down(world.at_a)
     for i in range(2):
         world.a.leave(f"a{i}", _leg_of(world.a, at_a[i][1]))
     assert ROOM not in world.a.rooms
