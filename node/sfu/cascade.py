@@ -170,11 +170,6 @@ class Cascade:
         """Whether a link is in the room ``key`` (joined, or joining)."""
         return bool(self._ports.get(key))
 
-    def joining(self, link: Hashable, key: bytes) -> bool:
-        """Whether our ``RoomJoin`` of ``key`` on ``link`` waits for its answer."""
-        held = self._membership(link, key)
-        return held is not None and not held.joined
-
     def joined(self, link: Hashable, key: bytes) -> bool:
         """Whether the room ``key`` is joined on ``link``."""
         held = self._membership(link, key)
