@@ -3,7 +3,8 @@
 Each WebSocket runs one task reading frames and answering them through its
 :class:`~node.session.Session` (which drives the pure core, ``node.conn``); pushes run in a
 short-lived task (in the node's nursery) started only when there is something to push, so
-an idle connection costs one task. Pushes wait while a login is being answered (so
+an idle connection costs one task (an anonymous one two: the second sleeps until its idle
+timeout, ``_IdleWatch``). Pushes wait while a login is being answered (so
 Authenticated comes first), never behind other requests. Under ``node.gateway``, the
 messages already read after the one received are answered together
 (``Session.receive_many``) and answers and pushes of one turn leave in one write. A close
@@ -142,25 +143,35 @@ class Connection:
     async def serve(self, receive: Receive) -> None:
         """Read and answer frames until the client goes or the session asks to close."""
         await self.send_frame(self.session.hello())
-        while not self.closed:
-            if not await self._next(receive):
-                return
-            due = self.session.close_due()
-            if due is not None:
-                await self.close(due.code)
-            elif self.woken:
-                self.woken = False
-                self.wake()
+        timeout = self.session.idle_timeout
+        if timeout is None:
+            while not self.closed:
+                if not await self._next(receive) or not await self._after_turn():
+                    return
+            return
+        async with trio.open_nursery() as nursery:
+            await self._serve_watched(receive, _IdleWatch(timeout), nursery)
+            nursery.cancel_scope.cancel()
+
+    async def _after_turn(self) -> bool:
+        """Send a close that became due, else start a push that waited for the turn;
+        whether to read on."""
+        due = self.session.close_due()
+        if due is not None:
+            await self.close(due.code)
+        elif self.woken:
+            self.woken = False
+            self.wake()
+        return not self.closed
 
     async def _next(self, receive: Receive) -> bool:
         """Answer the next message; False once the client is gone. (A function of its own
         so that no reference to the last message outlives it while the connection idles.)
 
         Until the session authenticates, waiting is bounded by ``auth_deadline``; only the
-        wait is, never the answer (a Register in progress finishes its store write). An
-        anonymous session never logs in: it waits at most ``sealed_idle_timeout`` for each
-        message, then closes (1000)."""
-        if self.session.awaits_login:
+        wait is, never the answer (a Register in progress finishes its store write)."""
+        awaiting = self.session.awaits_login
+        if awaiting:
             message = None
             with trio.move_on_at(self.auth_deadline):
                 message = await receive()
@@ -169,23 +180,50 @@ class Connection:
                     for frame in self.session.auth_timed_out():
                         await self.send_frame(frame)
                 return True
-        elif self.session.idle_timeout is not None:
-            message = None
-            with trio.move_on_after(self.session.idle_timeout):
-                message = await receive()
-            if message is None:
-                if not self.closed:
-                    self.session.idle()  # serve() sends the close
-                return True
         else:
             message = await receive()
+        return await self._take(message, held=awaiting)
+
+    async def _serve_watched(
+        self, receive: Receive, watch: _IdleWatch, nursery: trio.Nursery
+    ) -> None:
+        """:meth:`serve` for an anonymous session, which never logs in: it waits at most
+        ``sealed_idle_timeout`` for each message, then closes (1000). The wait is bounded
+        by ``watch``, one sleeping task that cancels ``watch.scope`` only while the reader
+        waits, rather than by a cancel scope per message (several microseconds each, on
+        the path of every sealed envelope). A message that arrives just as the watch
+        fires is answered outside the cancelled scope, and the watch starts again."""
+        while not self.closed:
+            message: Message | None = None
+            with trio.CancelScope() as watch.scope:
+                nursery.start_soon(watch.run)
+                while not self.closed:
+                    watch.since = trio.current_time()
+                    watch.waiting = True
+                    message = await receive()
+                    watch.waiting = False
+                    if watch.scope.cancel_called:
+                        break  # (the watch fired as it came: answered below)
+                    if not await self._take(message) or not await self._after_turn():
+                        return
+                    message = None
+            if message is None:  # the wait was cancelled: idle
+                if not self.closed:
+                    self.session.idle()
+            elif not await self._take(message):
+                return
+            if not await self._after_turn():
+                return
+
+    async def _take(self, message: Message, *, held: bool = False) -> bool:
+        """Answer ``message`` (the turn's first); False once the client is gone. Pushes
+        wait while a login is answered (``held``: Authenticated goes first); afterwards a
+        request never holds them back (a Deliver must not wait for an Ack's commit)."""
         if message["type"] == "websocket.disconnect":
             return False
         if self.closed:  # (a push task closed it while we waited: nothing is answered)
             return True
-        # Pushes wait while a login is answered (Authenticated goes first); afterwards a
-        # request never holds them back (a Deliver must not wait for an Ack's commit).
-        self.held = self.session.awaits_login
+        self.held = held
         self.answering = True
         try:
             await self._answer(message)
@@ -253,6 +291,30 @@ def _pieces(frame: object) -> list[bytes]:
     if type(frame) is Deliver:
         return deliver_parts(frame.envelopes)
     return [encode(frame)]
+
+
+class _IdleWatch:
+    """The idle timeout of an anonymous connection (``Connection._serve_watched``): the
+    reader notes when each wait begins (``since``) and whether it is waiting; :meth:`run`
+    sleeps until ``since + timeout`` and cancels ``scope`` if the reader is still waiting
+    then (never while it answers), else sleeps on."""
+
+    __slots__ = ("scope", "since", "timeout", "waiting")
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.since = trio.current_time()
+        self.waiting = False
+        self.scope = trio.CancelScope()
+
+    async def run(self) -> None:
+        while True:
+            # While the reader answers, its next wait begins later than now.
+            start = self.since if self.waiting else trio.current_time()
+            await trio.sleep_until(start + self.timeout)
+            if self.waiting and trio.current_time() >= self.since + self.timeout:
+                self.scope.cancel()
+                return
 
 
 async def drain(receive: Receive) -> None:
