@@ -31,7 +31,7 @@ import trio
 from node.gateway import READY_EXTENSION, SEND_MANY_EXTENSION
 from node.session import Session
 from wire import encode
-from wire.relay import Deliver, deliver_parts, is_media_message
+from wire.relay import MEDIA_MESSAGE_BYTE, Deliver, deliver_parts, is_media_message
 
 log = logging.getLogger("sealrelay.node.app")
 
@@ -43,6 +43,10 @@ Send = Callable[[Message], Awaitable[None]]
 GATHER_MAX: Final = 256
 """Most messages already read that an authenticated (or anonymous) connection answers
 together."""
+MEDIA_PREFIX: Final = bytes((MEDIA_MESSAGE_BYTE,))
+"""A media datagram's first byte (``is_media_message``) as bytes: an authenticated
+connection's turn compares each message's first byte with it, and looks for runs of media
+only when one matches."""
 CLOSE_INTERNAL: Final = 1011  # the node failed; the client reconnects
 CLOSE_DRAIN_SECONDS: Final = 10.0
 """After the node closes a WebSocket, how long it keeps reading (and discarding) what the
@@ -236,7 +240,13 @@ class Connection:
         if data is None:
             frames = self.session.refuse_text()
         elif self.session.caller is not None:
-            frames = await self._answer_runs([data, *self._gather()])
+            messages = [data, *self._gather()]
+            if MEDIA_PREFIX in [message[:1] for message in messages]:
+                frames = await self._answer_runs(messages)
+            elif self.ready is not None:  # (no media: the common case, one run of frames)
+                frames = await self.session.receive_many(messages)
+            else:
+                frames = await self.session.receive(data)
         elif self.session.gathers and self.ready is not None:  # anonymous: no media
             frames = await self.session.receive_many([data, *self._gather()])
         else:
