@@ -197,16 +197,18 @@ class Connection:
         waits, rather than by a cancel scope per message (several microseconds each, on
         the path of every sealed envelope). A message that arrives just as the watch
         fires is answered outside the cancelled scope, and the watch starts again."""
+        now = trio.lowlevel.current_clock().current_time
         while not self.closed:
             message: Message | None = None
             with trio.CancelScope() as watch.scope:
+                watch.fired = False
                 nursery.start_soon(watch.run)
                 while not self.closed:
-                    watch.since = trio.current_time()
+                    watch.since = now()
                     watch.waiting = True
                     message = await receive()
                     watch.waiting = False
-                    if watch.scope.cancel_called:
+                    if watch.fired:
                         break  # (the watch fired as it came: answered below)
                     if not await self._take(message) or not await self._after_turn():
                         return
@@ -239,16 +241,19 @@ class Connection:
         data = message.get("bytes")
         if data is None:
             frames = self.session.refuse_text()
+        elif self.session.anonymous:  # (it gathers, and has no media)
+            if self.ready is not None:
+                frames = await self.session.receive_many([data, *self._gather()])
+            else:
+                frames = await self.session.receive(data)
         elif self.session.caller is not None:
             messages = [data, *self._gather()]
-            if MEDIA_PREFIX in [message[:1] for message in messages]:
+            if MEDIA_PREFIX in [item[:1] for item in messages]:
                 frames = await self._answer_runs(messages)
             elif self.ready is not None:  # (no media: the common case, one run of frames)
                 frames = await self.session.receive_many(messages)
             else:
                 frames = await self.session.receive(data)
-        elif self.session.gathers and self.ready is not None:  # anonymous: no media
-            frames = await self.session.receive_many([data, *self._gather()])
         else:
             frames = await self.session.receive(data)
         await self.send_frames(frames)
@@ -309,13 +314,16 @@ class _IdleWatch:
     sleeps until ``since + timeout`` and cancels ``scope`` if the reader is still waiting
     then (never while it answers), else sleeps on."""
 
-    __slots__ = ("scope", "since", "timeout", "waiting")
+    __slots__ = ("fired", "scope", "since", "timeout", "waiting")
 
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
         self.since = trio.current_time()
         self.waiting = False
         self.scope = trio.CancelScope()
+        self.fired = False
+        """``scope`` was cancelled (a plain flag: ``CancelScope.cancel_called`` reads the
+        clock each time)."""
 
     async def run(self) -> None:
         while True:
@@ -323,8 +331,13 @@ class _IdleWatch:
             start = self.since if self.waiting else trio.current_time()
             await trio.sleep_until(start + self.timeout)
             if self.waiting and trio.current_time() >= self.since + self.timeout:
-                self.scope.cancel()
+                self.fire()
                 return
+
+    def fire(self) -> None:
+        """Cancel the reader's wait."""
+        self.fired = True
+        self.scope.cancel()
 
 
 async def drain(receive: Receive) -> None:

@@ -154,7 +154,7 @@ async def test_a_message_that_comes_as_the_idle_watch_fires_is_answered(
     async def receive() -> dict[str, Any]:
         message = await channel.receive()
         if message.get("bytes") == encode(Ping(7)):  # the watch fires as it is handed over
-            watches[-1].scope.cancel()
+            watches[-1].fire()
         return message
 
     async with trio.open_nursery() as nursery:
