@@ -174,7 +174,8 @@ class Connection:
 
         Until the session authenticates, waiting is bounded by ``auth_deadline``; only the
         wait is, never the answer (a Register in progress finishes its store write)."""
-        awaiting = self.session.awaits_login
+        session = self.session
+        awaiting = session.caller is None and session.awaits_login  # (logged in: never)
         if awaiting:
             message = None
             with trio.move_on_at(self.auth_deadline):
