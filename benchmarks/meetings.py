@@ -73,12 +73,11 @@ from benchmarks.calls import (
     _answers,
     _metric,
     _socket_drops,
-    _start_profiled,
     _stop,
     _udp_buffer_errors,
     _wait_for,
 )
-from benchmarks.federation import Node, _free_ports, _machine_cpu_s
+from benchmarks.federation import Node, _final_line, _free_ports, _machine_cpu_s
 from benchmarks.harness import Result
 from benchmarks.meetcore import SPEAKER_LEVELS, run_core
 from benchmarks.meetrows import (
@@ -90,7 +89,9 @@ from benchmarks.meetrows import (
     not_measured,
     probe_result,
 )
-from benchmarks.node import _cpu_s, _invites
+from benchmarks.meettrace import trace_results
+from benchmarks.node import NODE_ENV, _cpu_s, _invites
+from benchmarks.nodetrace import START, STOP
 from benchmarks.profiled import profile_results
 
 PARTICIPANTS: Final = 200
@@ -107,6 +108,9 @@ PARTICIPANTS_ENV: Final = "SEALRELAY_BENCH_MEETING_PARTICIPANTS"
 figure grows with the meeting)."""
 PROFILE_SECONDS: Final = 5.0
 """Seconds of the profiled window (after the measured one)."""
+TRACE_SECONDS: Final = 5.0
+"""Seconds of the trace window (``benchmarks.meettrace``; after the measured one)."""
+NODETRACE: Final = "benchmarks.nodetrace"
 QUEUE_SAMPLE: Final = 0.1
 """Seconds between two readings of the UDP receive queues in the window."""
 SETTLE: Final = 1.0
@@ -246,7 +250,7 @@ def _run(tmp: Path, plan: Plan, log: IO[str]) -> list[Result]:
     specs = _specs(tmp, node, plan)
     loads: list[MeetLoad] = []
     try:
-        _start_profiled(node, tmp / "node.prof")  # profiled only in the last window
+        _start_traced(node, tmp / "node.trace", tmp / "node.prof")  # hooks off until asked
         loads = [MeetLoad(spec, log) for spec in specs]
         for load in loads:
             load.ready()
@@ -254,6 +258,7 @@ def _run(tmp: Path, plan: Plan, log: IO[str]) -> list[Result]:
         results = [join_result(plan.participants, joined)]
         meeting = _measure(loads, node, plan)
         results += [meeting_result(meeting), probe_result(meeting), forwarding_result(meeting)]
+        results += _trace(loads, node, plan, tmp / "node.trace")
         results += _profile(loads, node, plan, tmp / "node.prof")
         _ask(loads, "leave")
         return results
@@ -328,3 +333,40 @@ def _profile(loads: list[MeetLoad], node: Node, plan: Plan, out: Path) -> list[R
     _answers(loads)
     _wait_for(out)
     return profile_results(out, forwarded)
+
+
+def _start_traced(node: Node, trace: Path, profile: Path) -> None:
+    """Start ``node`` under ``benchmarks.nodetrace`` (its timing hooks between
+    :data:`~benchmarks.nodetrace.START` and ``STOP``, written to ``trace``; a profile
+    between SIGUSR1 and SIGUSR2, written to ``profile``)."""
+    import subprocess
+
+    node.proc = subprocess.Popen(
+        [sys.executable, "-m", NODETRACE, str(trace), str(profile), "sealrelay", "node", "serve",
+         "--domain", node.domain, "--listen", f"127.0.0.1:{node.port}", "--data", str(node.data),
+         "--config", str(node.config)],
+        stdout=subprocess.PIPE, stderr=node.log, text=True, env={**os.environ, **NODE_ENV},
+    )  # fmt: skip
+    _final_line(node.proc.stdout, f"node {node.domain}", "url")
+
+
+def _trace(loads: list[MeetLoad], node: Node, plan: Plan, out: Path) -> list[Result]:
+    """A window of :data:`TRACE_SECONDS` with the node's timing hooks on and the load
+    processes measuring: ``benchmarks.meettrace``'s rows."""
+    seconds = min(TRACE_SECONDS, plan.seconds)
+    t0 = time.monotonic() + SETTLE
+    for load in loads:
+        load.send(f"measure {t0} {seconds}")
+    time.sleep(max(0.0, t0 - time.monotonic()))
+    cpu, machine = _cpu_s(node.pid), _machine_cpu_s()
+    os.kill(node.pid, START)
+    time.sleep(max(0.0, t0 + seconds - time.monotonic()))
+    os.kill(node.pid, STOP)
+    used = {
+        "cpu_node": round((_cpu_s(node.pid) - cpu) / seconds, 3),
+        "cpu_machine": round((_machine_cpu_s() - machine) / seconds, 3),
+    }
+    answers = _answers(loads)
+    _wait_for(out)
+    doc = json.loads(out.read_text(encoding="utf-8"))
+    return trace_results(doc, merge(answers), answers[-1], os.getloadavg(), used)

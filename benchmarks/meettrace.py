@@ -1,0 +1,118 @@
+"""The rows of ``benchmarks.meetings``' *trace* window: where the relay-added latency of a
+meeting datagram goes (issue 18, "relay-added p99 under 50 ms").
+
+One window of the same meeting with the node's timing hooks on (``benchmarks.nodetrace``)
+and the load processes measuring as in the meeting window. Every figure is a delay from the
+send time in the payload (``CLOCK_MONOTONIC``, one clock for the machine), so the rows add
+up along the path:
+
+``trace: send -> node forward``
+    the sender's QUIC stack, the loopback, the node's socket queue, its QUIC receive and its
+    scheduling, up to ``MeetingService.forward`` (voice datagrams);
+``trace: send -> copy out of node``
+    up to each copy's flush to the node's socket (the node's fan-out included);
+``trace: send -> receivers``, ``trace: send -> probe``
+    up to ``receive_datagram_batch`` in the load processes (all receivers; the probe
+    participant alone in its process); ``base`` the same load processes' loopback baseline.
+
+The difference between the copy row and the receivers' row is the receiving side: the
+kernel's queue of a load process and its QUIC and trio, which the node does not control.
+``cwnd_limited_pct``: copies that found the destination's congestion window full.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+from benchmarks.harness import Result
+from benchmarks.meetrows import GROUP
+from benchmarks.meetrows import percentile_ms as percentile10_ms
+
+TRACE_BUCKET_US: Final = 100
+"""``benchmarks.nodetrace.BUCKET_US``."""
+
+
+def histogram_of(doc: Mapping[str, int]) -> dict[int, int]:
+    return {int(k): v for k, v in doc.items()}
+
+
+def percentile_ms(histogram: Mapping[int, int], pct: float, bucket_us: int) -> float:
+    """Nearest-rank ``pct`` percentile of a histogram of ``bucket_us`` buckets, in ms (the
+    bucket's upper edge; 0.0 when empty)."""
+    total = sum(histogram.values())
+    if not total:
+        return 0.0
+    rank = max(1, -(-pct * total // 100))
+    seen = 0
+    for bucket in sorted(histogram):
+        seen += histogram[bucket]
+        if seen >= rank:
+            return (bucket + 1) * bucket_us / 1000
+    raise AssertionError("unreachable")
+
+
+def _row(name: str, p50_ms: float, p99_ms: float, count: int, extra: dict[str, Any]) -> Result:
+    return Result(
+        group=GROUP,
+        name=name,
+        ops_per_s=0.0,
+        mean_us=0.0,
+        p50_us=p50_ms * 1000,
+        p99_us=p99_ms * 1000,
+        calls=count,
+        samples=count,
+        batch=1,
+        extra=extra,
+    )
+
+
+def trace_results(
+    trace: Mapping[str, Any],
+    merged: Mapping[str, Any],
+    probe: Mapping[str, Any],
+    loadavg: tuple[float, float, float],
+    cpu: Mapping[str, float],
+) -> list[Result]:
+    """The trace window's rows (module docstring): the node's hooks' counts ``trace``,
+    the load processes' merged ``measure`` answers and the probe process's."""
+    bucket = int(trace.get("bucket_us", TRACE_BUCKET_US))
+    enter = histogram_of(trace["enter"])
+    copy = histogram_of(trace["copy"])
+    forward = histogram_of(trace["forward_us"])
+    rtt = histogram_of(trace["rtt_ms"])
+    copies = int(trace["copies"])
+    load = {"loadavg": "/".join(f"{x:.2f}" for x in loadavg), **cpu}
+    rows = [
+        _row(
+            "trace: send -> node forward",
+            percentile_ms(enter, 50, bucket),
+            percentile_ms(enter, 99, bucket),
+            sum(enter.values()),
+            {"forward_call_p99_ms": percentile_ms(forward, 99, bucket), **load},
+        ),
+        _row(
+            "trace: send -> copy out of node",
+            percentile_ms(copy, 50, bucket),
+            percentile_ms(copy, 99, bucket),
+            copies,
+            {
+                "cwnd_limited_pct": round(100 * int(trace["cwnd_limited"]) / max(copies, 1), 2),
+                "rtt_p50_ms": percentile_ms(rtt, 50, 1000),
+                "rtt_p99_ms": percentile_ms(rtt, 99, 1000),
+            },
+        ),
+    ]
+    for name, doc in (("receivers", merged), ("probe", probe)):
+        path = histogram_of(doc["histogram"])
+        base = histogram_of(doc["base_histogram"])
+        rows.append(
+            _row(
+                f"trace: send -> {name}",
+                percentile10_ms(path, 50),
+                percentile10_ms(path, 99),
+                sum(path.values()),
+                {"base_p50_ms": percentile10_ms(base, 50), "base_p99_ms": percentile10_ms(base, 99)},
+            )
+        )
+    return rows

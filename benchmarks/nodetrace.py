@@ -1,0 +1,188 @@
+"""Where a meeting datagram's time goes inside the node: ``benchmarks.profiled`` with two
+timing hooks, for ``benchmarks.meetings``' *trace* window (issue 18: the relay-added p99).
+
+    python -m benchmarks.nodetrace TRACE_OUT PROFILE_OUT MODULE [ARG ...]
+
+runs ``MODULE`` as ``benchmarks.profiled`` does (``SIGUSR1``/``SIGUSR2``: the profile) with
+``node.sfu.shell.MeetingService.forward`` and ``transport.quic.QuicChannel.send_datagrams``
+wrapped in this process only (the node's code is not changed). Between :data:`START`
+(counts reset) and :data:`STOP` (counts written to ``TRACE_OUT`` as JSON) it counts, from
+the send time every load-generator payload starts with (``benchmarks.meetload.STAMP``,
+``CLOCK_MONOTONIC``, one clock for every process of the machine):
+
+``enter``
+    send -> ``forward`` starts on the datagram's batch (the sender's stack, the loopback,
+    the node's socket queue, its QUIC receive and its scheduling), voice datagrams only;
+``copy``
+    send -> one copy handed to the destination's QUIC connection and flushed to the socket
+    (``enter`` plus the node's fan-out up to that copy), every copy;
+``forward_us``
+    the wall time of one ``forward`` call (its ``send_datagrams`` yield to other tasks);
+``batch``
+    datagrams per ``forward`` call;
+``cwnd_limited``
+    copies after whose flush the destination's congestion window was full (qh3's
+    ``bytes_in_flight`` at least its ``congestion_window``): copies that wait in the node
+    for acknowledgements, not for the CPU; ``rtt_ms`` the destination's smoothed RTT,
+    sampled one copy in :data:`RTT_SAMPLE`.
+
+Histograms are in :data:`BUCKET_US` buckets. A wrapper costs a few µs a batch; it is on
+only in its own window, not while CPU or forwarding per CPU-second is measured.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import struct
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any, Final
+
+BUCKET_US: Final = 100
+"""Resolution of the trace's histograms, µs."""
+RTT_SAMPLE: Final = 16
+START: Final = signal.SIGRTMIN + 1
+STOP: Final = signal.SIGRTMIN + 2
+HEADER_SIZE: Final = 21
+"""``wire.media.HEADER_SIZE`` (kept here so that this module imports nothing of the node
+before it patches)."""
+LEVEL_BYTE: Final = 2
+VOICE_BIT: Final = 0x80
+_SENT_AT: Final = struct.Struct(">Q")
+
+
+@dataclass
+class Trace:
+    """The counts of one window (module docstring)."""
+
+    on: bool = False
+    enter: Counter[int] = field(default_factory=Counter)
+    copy: Counter[int] = field(default_factory=Counter)
+    forward_us: Counter[int] = field(default_factory=Counter)
+    batch: Counter[int] = field(default_factory=Counter)
+    rtt_ms: Counter[int] = field(default_factory=Counter)
+    copies: int = 0
+    cwnd_limited: int = 0
+
+    def document(self) -> dict[str, Any]:
+        def keyed(c: Counter[int]) -> dict[str, int]:
+            return {str(k): v for k, v in sorted(c.items())}
+
+        return {
+            "bucket_us": BUCKET_US,
+            "enter": keyed(self.enter),
+            "copy": keyed(self.copy),
+            "forward_us": keyed(self.forward_us),
+            "batch": keyed(self.batch),
+            "rtt_ms": keyed(self.rtt_ms),
+            "copies": self.copies,
+            "cwnd_limited": self.cwnd_limited,
+        }
+
+
+def sent_at(data: bytes) -> int | None:
+    """The send time (monotonic ns) a load generator's payload starts with, if long enough."""
+    if len(data) < HEADER_SIZE + _SENT_AT.size:
+        return None
+    return int(_SENT_AT.unpack_from(data, HEADER_SIZE)[0])
+
+
+def _voiced(data: bytes) -> bool:
+    return len(data) > LEVEL_BYTE and bool(data[LEVEL_BYTE] & VOICE_BIT)
+
+
+def count_since(histogram: Counter[int], stamps: Iterable[int], now_ns: int) -> None:
+    """Add ``now_ns - stamp`` of each stamp to ``histogram`` (:data:`BUCKET_US` buckets)."""
+    bucket_ns = BUCKET_US * 1000
+    for stamp in stamps:
+        histogram[max(0, now_ns - stamp) // bucket_ns] += 1
+
+
+TRACE: Final = Trace()
+
+
+def _install() -> None:
+    """Wrap ``MeetingService.forward`` and ``QuicChannel.send_datagrams`` (module docstring)."""
+    import trio
+
+    from node.sfu.shell import MeetingService
+    from transport.base import MAX_DATAGRAM_PAYLOAD
+    from transport.quic import QuicChannel
+
+    forward = MeetingService.forward
+    send_datagrams = QuicChannel.send_datagrams
+
+    async def traced_forward(self: MeetingService, source: Any, batch: Sequence[bytes]) -> None:
+        if not TRACE.on:
+            return await forward(self, source, batch)
+        start = time.monotonic_ns()
+        voiced = [s for d in batch if _voiced(d) and (s := sent_at(d))]
+        count_since(TRACE.enter, voiced, start)
+        await forward(self, source, batch)
+        TRACE.forward_us[(time.monotonic_ns() - start) // 1000 // BUCKET_US] += 1
+        TRACE.batch[len(batch)] += 1
+        return None
+
+    async def traced_send(self: QuicChannel, payloads: Iterable[bytes]) -> None:
+        if not TRACE.on:
+            return await send_datagrams(self, payloads)
+        batch = list(payloads)
+        for payload in batch:  # send_datagrams' own steps, timed before its checkpoint
+            self._check_sendable(len(payload), MAX_DATAGRAM_PAYLOAD)
+        for payload in batch:
+            self._queue_datagram(payload)
+        self.flush()
+        _note_copies(self, [s for d in batch if (s := sent_at(d))], time.monotonic_ns())
+        await trio.lowlevel.checkpoint()
+        return None
+
+    MeetingService.forward = traced_forward  # type: ignore[method-assign]
+    QuicChannel.send_datagrams = traced_send  # type: ignore[method-assign]
+
+
+def _note_copies(channel: Any, stamps: list[int], now: int) -> None:
+    count_since(TRACE.copy, stamps, now)
+    TRACE.copies += len(stamps)
+    core = getattr(getattr(channel, "_conn", None), "_core", None)
+    if core is None:
+        return
+    try:
+        if core.bytes_in_flight >= core.congestion_window:
+            TRACE.cwnd_limited += len(stamps)
+        if TRACE.copies % RTT_SAMPLE < len(stamps) and core.smoothed_rtt is not None:
+            TRACE.rtt_ms[int(core.smoothed_rtt * 1000)] += 1
+    except Exception:  # a diagnostic: a connection closing under it counts nothing
+        return
+
+
+def main() -> None:
+    out = Path(sys.argv[1])
+    sys.argv = [sys.argv[0], *sys.argv[2:]]
+
+    def start(_signum: int, _frame: FrameType | None) -> None:
+        fresh = Trace(on=True)
+        for name in vars(fresh):
+            setattr(TRACE, name, getattr(fresh, name))
+
+    def stop(_signum: int, _frame: FrameType | None) -> None:
+        TRACE.on = False
+        tmp = out.with_suffix(".tmp")
+        tmp.write_text(json.dumps(TRACE.document()), encoding="utf-8")
+        tmp.replace(out)
+
+    _install()
+    signal.signal(START, start)
+    signal.signal(STOP, stop)
+    from benchmarks.profiled import main as profiled_main
+
+    profiled_main()
+
+
+if __name__ == "__main__":
+    main()
