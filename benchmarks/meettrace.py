@@ -112,7 +112,10 @@ def trace_results(
                 percentile10_ms(path, 50),
                 percentile10_ms(path, 99),
                 sum(path.values()),
-                {"base_p50_ms": percentile10_ms(base, 50), "base_p99_ms": percentile10_ms(base, 99)},
+                {
+                    "base_p50_ms": percentile10_ms(base, 50),
+                    "base_p99_ms": percentile10_ms(base, 99),
+                },
             )
         )
     return rows
