@@ -91,7 +91,7 @@ from benchmarks.meetrows import (
 )
 from benchmarks.meettrace import trace_results
 from benchmarks.node import NODE_ENV, _cpu_s, _invites
-from benchmarks.nodetrace import START, STOP
+from benchmarks.nodetrace import START, STOP, window_path
 from benchmarks.profiled import profile_results
 
 PARTICIPANTS: Final = 200
@@ -119,6 +119,8 @@ DOMAIN: Final = "meet.localhost"
 EXTRA: Final = 'udp_listen = "127.0.0.1:0"'
 SUITE: Final = "cnsa2"
 LOAD: Final = "benchmarks.meetload"
+DRAIN: Final = 1.0
+"""``benchmarks.meetload.DRAIN``: seconds the load processes count after a window."""
 FORWARDED: Final = "sealrelay_meeting_forwarded_datagrams_total"
 DROPPED: Final = "sealrelay_meeting_dropped_total"
 DROP_REASONS: Final = ("silence", "not_selected", "stream_not_bound", "send_failed", "no_room")
@@ -357,16 +359,18 @@ def _trace(loads: list[MeetLoad], node: Node, plan: Plan, out: Path) -> list[Res
     t0 = time.monotonic() + SETTLE
     for load in loads:
         load.send(f"measure {t0} {seconds}")
+    window_path(out).write_text(f"{int(t0 * 1e9)} {int((t0 + seconds) * 1e9)}", encoding="utf-8")
     time.sleep(max(0.0, t0 - time.monotonic()))
     cpu, machine = _cpu_s(node.pid), _machine_cpu_s()
     os.kill(node.pid, START)
     time.sleep(max(0.0, t0 + seconds - time.monotonic()))
-    os.kill(node.pid, STOP)
     used = {
         "cpu_node": round((_cpu_s(node.pid) - cpu) / seconds, 3),
         "cpu_machine": round((_machine_cpu_s() - machine) / seconds, 3),
     }
+    time.sleep(DRAIN)  # late copies of the window's datagrams still count, as at receivers
+    os.kill(node.pid, STOP)
     answers = _answers(loads)
     _wait_for(out)
     doc = json.loads(out.read_text(encoding="utf-8"))
-    return trace_results(doc, merge(answers), answers[-1], os.getloadavg(), used)
+    return trace_results(doc, merge(answers), answers[0], answers[-1], os.getloadavg(), used)

@@ -77,6 +77,8 @@ JOIN_CONCURRENCY: Final = 8
 DRAIN: Final = 1.0
 """Seconds a ``measure`` keeps counting after its window (late datagrams still count)."""
 BASELINE_SPEAKER: Final = 0xFFFF_FFFF
+QUIC_SAMPLE: Final = 0.1
+"""Seconds between two readings of the QUIC connections' congestion state."""
 FRAME_S: Final = FRAME_MS / 1000
 LOOPBACK: Final = "127.0.0.1"
 _FILLER: Final = bytes(PAYLOAD_BYTES - STAMP.size)
@@ -109,9 +111,15 @@ class Window:
     base_sent: int = 0
     base_received: int = 0
     base_histogram: Counter[int] = field(default_factory=Counter)
+    quic_samples: int = 0
+    quic_cwnd_full: int = 0
+    quic_rtt_ms: Counter[int] = field(default_factory=Counter)
 
     def document(self) -> dict[str, Any]:
         return {
+            "quic_samples": self.quic_samples,
+            "quic_cwnd_full": self.quic_cwnd_full,
+            "quic_rtt_ms": {str(k): v for k, v in self.quic_rtt_ms.items()},
             "sent": {str(k): v for k, v in self.sent.items()},
             "received": self.received,
             "histogram": {str(k): v for k, v in self.histogram.items()},
@@ -233,6 +241,7 @@ class Meeting:
         cpu = 0.0
         async with trio.open_nursery() as nursery:
             await _baseline_ready(nursery, window, t0 + seconds)
+            nursery.start_soon(self._sample_quic, window, t0 + seconds)
             await trio.sleep(max(0.0, t0 - time.monotonic()))
             cpu = time.process_time()
             await trio.sleep(max(0.0, t0 + seconds - time.monotonic()))
@@ -241,6 +250,20 @@ class Meeting:
             nursery.cancel_scope.cancel()
         self.window = None
         return {**window.document(), "cpu_s": cpu}
+
+    async def _sample_quic(self, window: Window, until: float) -> None:
+        """Every :data:`QUIC_SAMPLE` s until ``until``: the speakers' connections to the
+        node (every participant's if none speaks here), whether qh3's congestion window is
+        full (a datagram sent now waits in this process for the node's acks) and the RTT."""
+        people = [p for p in self.people if p.level is not None] or self.people
+        while time.monotonic() < until:
+            for p in people:
+                core = getattr(getattr(p.media, "_conn", None), "_core", None)
+                with contextlib.suppress(Exception):  # a diagnostic; a closing connection
+                    window.quic_samples += 1
+                    window.quic_cwnd_full += core.bytes_in_flight >= core.congestion_window
+                    window.quic_rtt_ms[int((core.smoothed_rtt or 0.0) * 1000)] += 1
+            await trio.sleep(QUIC_SAMPLE)
 
     async def leave(self) -> dict[str, Any]:
         for p in self.people:

@@ -17,7 +17,10 @@ up along the path:
 
 The difference between the copy row and the receivers' row is the receiving side: the
 kernel's queue of a load process and its QUIC and trio, which the node does not control.
-``cwnd_limited_pct``: copies that found the destination's congestion window full.
+``cwnd_limited_pct``: copies that found the destination's congestion window full;
+``sender_cwnd_full_pct``: the same for the speakers' connections to the node, sampled in
+their process every 0.1 s (a full window holds the speaker's datagrams in its process,
+after their send time was stamped); ``*_rtt_*``: those connections' smoothed RTT.
 """
 
 from __future__ import annotations
@@ -70,12 +73,14 @@ def _row(name: str, p50_ms: float, p99_ms: float, count: int, extra: dict[str, A
 def trace_results(
     trace: Mapping[str, Any],
     merged: Mapping[str, Any],
+    speakers: Mapping[str, Any],
     probe: Mapping[str, Any],
     loadavg: tuple[float, float, float],
     cpu: Mapping[str, float],
 ) -> list[Result]:
     """The trace window's rows (module docstring): the node's hooks' counts ``trace``,
-    the load processes' merged ``measure`` answers and the probe process's."""
+    the load processes' merged ``measure`` answers, the speakers' process's and the probe
+    process's."""
     bucket = int(trace.get("bucket_us", TRACE_BUCKET_US))
     enter = histogram_of(trace["enter"])
     copy = histogram_of(trace["copy"])
@@ -89,7 +94,11 @@ def trace_results(
             percentile_ms(enter, 50, bucket),
             percentile_ms(enter, 99, bucket),
             sum(enter.values()),
-            {"forward_call_p99_ms": percentile_ms(forward, 99, bucket), **load},
+            {
+                "forward_call_p99_ms": percentile_ms(forward, 99, bucket),
+                **_sender_quic(speakers),
+                **load,
+            },
         ),
         _row(
             "trace: send -> copy out of node",
@@ -119,3 +128,18 @@ def trace_results(
             )
         )
     return rows
+
+
+def _sender_quic(speakers: Mapping[str, Any]) -> dict[str, float]:
+    """The speakers' connections to the node, sampled in their process: how often qh3's
+    congestion window was full (their datagrams then wait there for the node's acks) and
+    the smoothed RTT."""
+    samples = int(speakers.get("quic_samples", 0))
+    rtt = histogram_of(speakers.get("quic_rtt_ms", {}))
+    return {
+        "sender_cwnd_full_pct": round(
+            100 * int(speakers.get("quic_cwnd_full", 0)) / max(samples, 1), 1
+        ),
+        "sender_rtt_p50_ms": percentile_ms(rtt, 50, 1000),
+        "sender_rtt_p99_ms": percentile_ms(rtt, 99, 1000),
+    }

@@ -6,7 +6,8 @@ timing hooks, for ``benchmarks.meetings``' *trace* window (issue 18: the relay-a
 runs ``MODULE`` as ``benchmarks.profiled`` does (``SIGUSR1``/``SIGUSR2``: the profile) with
 ``node.sfu.shell.MeetingService.forward`` and ``transport.quic.QuicChannel.send_datagrams``
 wrapped in this process only (the node's code is not changed). Between :data:`START`
-(counts reset) and :data:`STOP` (counts written to ``TRACE_OUT`` as JSON) it counts, from
+(counts reset; the window read from :func:`window_path`) and :data:`STOP` (counts written
+to ``TRACE_OUT`` as JSON) it counts, for the datagrams sent within the window and from
 the send time every load-generator payload starts with (``benchmarks.meetload.STAMP``,
 ``CLOCK_MONOTONIC``, one clock for every process of the machine):
 
@@ -62,6 +63,9 @@ class Trace:
     """The counts of one window (module docstring)."""
 
     on: bool = False
+    start: int = 0
+    """Only datagrams sent in ``[start, end)`` (monotonic ns) count."""
+    end: int = 0
     enter: Counter[int] = field(default_factory=Counter)
     copy: Counter[int] = field(default_factory=Counter)
     forward_us: Counter[int] = field(default_factory=Counter)
@@ -104,6 +108,12 @@ def count_since(histogram: Counter[int], stamps: Iterable[int], now_ns: int) -> 
         histogram[max(0, now_ns - stamp) // bucket_ns] += 1
 
 
+def in_window(stamps: Iterable[int | None]) -> list[int]:
+    """The stamps sent within the trace's window."""
+    start, end = TRACE.start, TRACE.end
+    return [s for s in stamps if s is not None and start <= s < end]
+
+
 TRACE: Final = Trace()
 
 
@@ -122,7 +132,7 @@ def _install() -> None:
         if not TRACE.on:
             return await forward(self, source, batch)
         start = time.monotonic_ns()
-        voiced = [s for d in batch if _voiced(d) and (s := sent_at(d))]
+        voiced = in_window(sent_at(d) for d in batch if _voiced(d))
         count_since(TRACE.enter, voiced, start)
         await forward(self, source, batch)
         TRACE.forward_us[(time.monotonic_ns() - start) // 1000 // BUCKET_US] += 1
@@ -138,7 +148,7 @@ def _install() -> None:
         for payload in batch:
             self._queue_datagram(payload)
         self.flush()
-        _note_copies(self, [s for d in batch if (s := sent_at(d))], time.monotonic_ns())
+        _note_copies(self, in_window(sent_at(d) for d in batch), time.monotonic_ns())
         await trio.lowlevel.checkpoint()
         return None
 
@@ -161,12 +171,18 @@ def _note_copies(channel: Any, stamps: list[int], now: int) -> None:
         return
 
 
+def window_path(out: Path) -> Path:
+    """Where the orchestrator writes the window (``START_NS END_NS``) before :data:`START`."""
+    return out.with_suffix(".window")
+
+
 def main() -> None:
     out = Path(sys.argv[1])
     sys.argv = [sys.argv[0], *sys.argv[2:]]
 
     def start(_signum: int, _frame: FrameType | None) -> None:
-        fresh = Trace(on=True)
+        first, last = (int(w) for w in window_path(out).read_text(encoding="utf-8").split())
+        fresh = Trace(on=True, start=first, end=last)
         for name in vars(fresh):
             setattr(TRACE, name, getattr(fresh, name))
 
