@@ -80,6 +80,16 @@ from benchmarks.calls import (
 from benchmarks.federation import Node, _final_line, _free_ports, _machine_cpu_s
 from benchmarks.harness import Result
 from benchmarks.meetcore import SPEAKER_LEVELS, run_core
+from benchmarks.meetpairwise import run_pairwise
+from benchmarks.meetrekey import (
+    BATCH_GAP,
+    SPACING,
+    Leave,
+    leader_costs,
+    leavers,
+    merge_records,
+    rekey_row,
+)
 from benchmarks.meetrows import (
     Meeting,
     forwarding_result,
@@ -89,7 +99,7 @@ from benchmarks.meetrows import (
     not_measured,
     probe_result,
 )
-from benchmarks.meettrace import trace_results
+from benchmarks.meettrace import cpu_pressure, sched_shares, schedstat, trace_results
 from benchmarks.node import NODE_ENV, _cpu_s, _invites
 from benchmarks.nodetrace import START, STOP, window_path
 from benchmarks.profiled import profile_results
@@ -125,9 +135,9 @@ FORWARDED: Final = "sealrelay_meeting_forwarded_datagrams_total"
 DROPPED: Final = "sealrelay_meeting_dropped_total"
 DROP_REASONS: Final = ("silence", "not_selected", "stream_not_bound", "send_failed", "no_room")
 LOG_TAIL: Final = 40
-REKEY_WHY: Final = (
-    "not measured: needs the meeting key schedule on the wire (epoch secrets sent by the "
-    "key leader, acknowledgements), which clients do not send yet"
+KEY_TRANSPORT: Final = (
+    "key messages in-process between the participants of a load process, over a local Unix "
+    "socket between load processes; not pairwise-encrypted (see the leader's epoch row)"
 )
 LINK_WHY: Final = "not measured: needs the cascade between domains, which does not exist yet"
 
@@ -182,11 +192,18 @@ def _specs(tmp: Path, node: Node, plan: Plan) -> list[Path]:
     procs = layout(plan.participants, plan.procs)
     counts = [count for count, _ in procs]
     invites = trio.run(_invites, node.data, [f"m{i}" for i in range(len(procs))])
-    room = os.urandom(16).hex()
+    room, meeting = os.urandom(16).hex(), os.urandom(16).hex()
+    names = [invite.split("=", 1)[0] for invite in invites]
+    owners = [
+        [sum(counts[:i]), count, f"{name}@{node.domain}"]
+        for i, (name, count) in enumerate(zip(names, counts, strict=True))
+    ]
     paths = []
     for i, (invite, (count, levels)) in enumerate(zip(invites, procs, strict=True)):
         name, code = invite.split("=", 1)
         doc = {
+            "meeting": meeting,
+            "bus": {"dir": str(tmp), "index": i, "owners": owners},
             "suite": SUITE,
             "account": {"address": f"{name}@{node.domain}", "url": node.url, "code": code},
             "room": room,
@@ -227,7 +244,7 @@ def run(quick: bool) -> list[Result]:
     plan = QUICK if quick else FULL
     if os.environ.get(PARTICIPANTS_ENV):
         plan = Plan(int(os.environ[PARTICIPANTS_ENV]), plan.procs, plan.seconds)
-    results = [run_core(quick)]
+    results = [run_core(quick), run_pairwise(quick)]
     with tempfile.TemporaryDirectory(prefix="sealrelay-bench-meetings-") as tmp:
         log_path = Path(tmp) / "node.log"
         try:
@@ -238,8 +255,6 @@ def run(quick: bool) -> list[Result]:
             print("\n".join(["node's and load processes' stderr, last lines:", *tail]),
                   file=sys.stderr)  # fmt: skip
             raise
-    results.append(not_measured(f"rekey after a leave, {plan.participants} participants",
-                                REKEY_WHY))  # fmt: skip
     results.append(not_measured("bytes on each inter-node link", LINK_WHY))
     return results
 
@@ -262,6 +277,7 @@ def _run(tmp: Path, plan: Plan, log: IO[str]) -> list[Result]:
         results += [meeting_result(meeting), probe_result(meeting), forwarding_result(meeting)]
         results += _trace(loads, node, plan, tmp / "node.trace")
         results += _profile(loads, node, plan, tmp / "node.prof")
+        results += _rekey(loads, plan)
         _ask(loads, "leave")
         return results
     finally:
@@ -362,8 +378,12 @@ def _trace(loads: list[MeetLoad], node: Node, plan: Plan, out: Path) -> list[Res
     window_path(out).write_text(f"{int(t0 * 1e9)} {int((t0 + seconds) * 1e9)}", encoding="utf-8")
     time.sleep(max(0.0, t0 - time.monotonic()))
     cpu, machine = _cpu_s(node.pid), _machine_cpu_s()
+    whose = {"node": [node.pid], "load": [load.proc.pid for load in loads]}
+    before = {who: schedstat(pids) for who, pids in whose.items()}
     os.kill(node.pid, START)
     time.sleep(max(0.0, t0 + seconds - time.monotonic()))
+    sched = sched_shares(before, {who: schedstat(pids) for who, pids in whose.items()}, seconds)
+    sched["cpu_pressure_pct"] = cpu_pressure()
     used = {
         "cpu_node": round((_cpu_s(node.pid) - cpu) / seconds, 3),
         "cpu_machine": round((_machine_cpu_s() - machine) / seconds, 3),
@@ -373,4 +393,38 @@ def _trace(loads: list[MeetLoad], node: Node, plan: Plan, out: Path) -> list[Res
     answers = _answers(loads)
     _wait_for(out)
     doc = json.loads(out.read_text(encoding="utf-8"))
-    return trace_results(doc, merge(answers), answers[0], answers[-1], os.getloadavg(), used)
+    return trace_results(doc, merge(answers), answers[0], answers[-1], os.getloadavg(), used, sched)
+
+
+def _rekey(loads: list[MeetLoad], plan: Plan) -> list[Result]:
+    """Epoch 0 for everyone, then :data:`~benchmarks.meetrekey.SINGLES` single leaves and a
+    batch, :data:`~benchmarks.meetrekey.SPACING` s apart (``benchmarks.meetrekey``)."""
+    started = time.monotonic()
+    keyed = _ask(loads, "keys")
+    start_s = max(answer["at"] for answer in keyed) - started
+    time.sleep(SETTLE)
+    singles, batch = leavers(plan.participants, len(SPEAKER_LEVELS), PROBES)
+    leaves: list[Leave] = []
+    for pids, gap in [*(([p], 0.0) for p in singles), (batch, BATCH_GAP)]:
+        loads[0].send(f"remove {','.join(map(str, pids))} {gap}")  # the key leader's process
+        (answer,) = _answers([loads[0]])
+        leaves.append(Leave(answer["at"], tuple(answer["pids"]), answer["epoch"]))
+        time.sleep(max(0.0, answer["at"] + SPACING - time.monotonic()))
+    merged = merge_records(_ask(loads, "keys_report"))
+    extra = {
+        "start_epoch_s": round(start_s, 3),
+        "decrypt_failures": merged["failures"],
+        "key_messages_refused": merged["rejected"],
+        "loadavg": "/".join(f"{x:.2f}" for x in os.getloadavg()),
+        "cpu_pressure_pct": cpu_pressure(),
+        "key_transport": KEY_TRANSPORT,
+    }
+    everyone, speakers = range(plan.participants), range(len(SPEAKER_LEVELS))
+    rows = []
+    for name, chosen in (
+        (f"rekey after a leave, {plan.participants} participants", leaves[:-1]),
+        (f"rekey after {len(batch)} leaves within 200 ms", leaves[-1:]),
+    ):
+        costs = leader_costs(chosen, merged["epochs_sent"])
+        rows.append(rekey_row(name, chosen, leaves, everyone, speakers, merged, {**costs, **extra}))
+    return rows

@@ -47,7 +47,9 @@ import sys
 import time
 import traceback
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
@@ -55,6 +57,7 @@ import trio
 
 from benchmarks.callkit import STEP_TIMEOUT, emit
 from benchmarks.meetcore import FRAME_MS, PAYLOAD_BYTES, SILENT_EVERY
+from benchmarks.meetkeys import KeyBus, Keys, Owner
 from client.app import Client
 from client.enroll import enroll
 from client.store.memory import MemoryStore
@@ -69,8 +72,11 @@ from transport import (
 from wire.media import HEADER_SIZE, SILENCE, MediaHeader, MediaKind, StreamId
 from wire.relay import LegGrant, MeetingJoin, MeetingLeave
 
-STAMP: Final = struct.Struct(">QII")
-"""Probe stamp at the start of a payload: send time (monotonic ns), speaker, sequence."""
+STAMP: Final = struct.Struct(">QIIB")
+"""Probe stamp at the start of a payload: send time (monotonic ns), speaker, sequence, and
+whether an SFrame ciphertext follows (1) or an opaque filler (0)."""
+SFRAME_OVERHEAD: Final = 27
+"""An SFrame header (KID of an epoch > 0 and a pid: 8 bytes, CTR 2) and its 16-byte tag."""
 BUCKET_US: Final = 10
 """Latency histogram resolution, microseconds."""
 JOIN_CONCURRENCY: Final = 8
@@ -82,10 +88,16 @@ QUIC_SAMPLE: Final = 0.1
 FRAME_S: Final = FRAME_MS / 1000
 LOOPBACK: Final = "127.0.0.1"
 _FILLER: Final = bytes(PAYLOAD_BYTES - STAMP.size)
+_PLAINTEXT: Final = bytes(PAYLOAD_BYTES - STAMP.size - SFRAME_OVERHEAD)
+Seal = Callable[[bytes, bytes], "bytes | None"]
+"""``seal(metadata, plaintext)``: the SFrame ciphertext, or None while there is no key."""
 
 
-def datagram(sender: int, index: int, seq: int, level: int | None) -> bytes:
-    """The ``seq``-th frame of participant ``index`` (sender id ``sender``), stamped now."""
+def datagram(
+    sender: int, index: int, seq: int, level: int | None, seal: Seal | None = None
+) -> bytes:
+    """The ``seq``-th frame of participant ``index`` (sender id ``sender``), stamped now:
+    SFrame-encrypted by ``seal`` (the stamp is its metadata) when it gives a ciphertext."""
     header = MediaHeader(
         StreamId(sender, MediaKind.AUDIO),
         group=seq // 65_535,
@@ -96,7 +108,13 @@ def datagram(sender: int, index: int, seq: int, level: int | None) -> bytes:
         audio_level=SILENCE if level is None else level,
         voice=level is not None,
     )
-    return header.encode() + STAMP.pack(time.monotonic_ns(), index, seq) + _FILLER
+    now = time.monotonic_ns()
+    if seal is not None:
+        stamp = STAMP.pack(now, index, seq, 1)
+        sealed = seal(stamp, _PLAINTEXT)
+        if sealed is not None:
+            return header.encode() + stamp + sealed
+    return header.encode() + STAMP.pack(now, index, seq, 0) + _FILLER
 
 
 @dataclass
@@ -149,6 +167,14 @@ class Meeting:
         levels: list[int | None] = list(spec["speakers"])
         levels += [None] * (spec["participants"] - len(levels))
         self.people = [Participant(spec["first"] + i, lv) for i, lv in enumerate(levels)]
+        bus = spec["bus"]
+        self.owners = [Owner(*owner) for owner in bus["owners"]]
+        self.keys = Keys(
+            bytes.fromhex(spec["meeting"]),
+            [p.index for p in self.people],
+            spec["suite"],
+            KeyBus(Path(bus["dir"]), bus["index"], self.owners),
+        )
         self.window: Window | None = None
         self.speakers_total = 0
         self._all_hear = trio.Event()
@@ -196,9 +222,10 @@ class Meeting:
         assert p.media is not None
         seq = 0
         next_at = trio.current_time()  # trio's clock: not time.monotonic's origin
+        seal = partial(self.keys.seal, p.index)
         while True:
             if p.level is not None or seq % SILENT_EVERY == p.index % SILENT_EVERY:
-                data = datagram(p.sender, p.index, seq, p.level)
+                data = datagram(p.sender, p.index, seq, p.level, seal)
                 try:
                     await p.media.send_datagrams([data])
                 except TransportError:
@@ -215,6 +242,8 @@ class Meeting:
     async def _listen(self, p: Participant) -> None:
         assert p.media is not None
         unpack = STAMP.unpack_from
+        on_frame = self.keys.on_frame
+        body = HEADER_SIZE + STAMP.size
         while True:
             try:
                 batch = await p.media.receive_datagram_batch()
@@ -223,7 +252,9 @@ class Meeting:
             now = time.monotonic_ns()
             w = self.window
             for data in batch:
-                at, speaker, _seq = unpack(data, HEADER_SIZE)
+                at, speaker, _seq, sealed = unpack(data, HEADER_SIZE)
+                if sealed:
+                    on_frame(p.index, data[HEADER_SIZE:body], data[body:], at / 1e9)
                 if p.hearing_at is None:
                     p.heard.add(speaker)
                     if len(p.heard) >= self._expected(p):
@@ -259,11 +290,35 @@ class Meeting:
         while time.monotonic() < until:
             for p in people:
                 core = getattr(getattr(p.media, "_conn", None), "_core", None)
+                if core is None:
+                    continue
                 with contextlib.suppress(Exception):  # a diagnostic; a closing connection
                     window.quic_samples += 1
                     window.quic_cwnd_full += core.bytes_in_flight >= core.congestion_window
                     window.quic_rtt_ms[int((core.smoothed_rtt or 0.0) * 1000)] += 1
             await trio.sleep(QUIC_SAMPLE)
+
+    # --- keys --------------------------------------------------------------------------------
+
+    async def keyed(self) -> dict[str, Any]:
+        """Epoch 0 for every participant (the leader's process starts it); answered once
+        every participant here sends under it."""
+        await self.keys.start(self.owners)
+        with trio.fail_after(STEP_TIMEOUT):
+            await self.keys.sending.wait()
+        return {"keyed": len(self.people), "at": time.monotonic()}
+
+    async def remove(self, pids: list[int], gap: float) -> dict[str, Any]:
+        """The leader removes ``pids``, ``gap`` seconds apart (its process only)."""
+        leader = self.keys.leader
+        if leader is None:
+            raise RuntimeError("the key leader is not in this process")
+        epoch, first = leader.epoch + 1, time.monotonic()
+        for i, pid in enumerate(pids):
+            if i:
+                await trio.sleep(gap)
+            self.keys.remove(pid)
+        return {"at": first, "last": time.monotonic(), "pids": pids, "epoch": epoch}
 
     async def leave(self) -> dict[str, Any]:
         for p in self.people:
@@ -323,6 +378,12 @@ async def _command(line: str, meeting: Meeting, nursery: trio.Nursery) -> dict[s
         return await meeting.measure(float(words[1]), float(words[2]))
     if words[0] == "leave":
         return await meeting.leave()
+    if words[0] == "keys":
+        return await meeting.keyed()
+    if words[0] == "remove":
+        return await meeting.remove([int(w) for w in words[1].split(",")], float(words[2]))
+    if words[0] == "keys_report":
+        return meeting.keys.records.document()
     raise ValueError(f"unknown command {line!r}")
 
 
@@ -334,6 +395,8 @@ async def _main(spec: dict[str, Any], home: Path) -> None:
     stdin = trio.wrap_file(sys.stdin)
     async with client.online(), trio.open_nursery() as nursery:
         meeting = Meeting(client, spec)
+        await meeting.keys.bus.open()
+        nursery.start_soon(meeting.keys.run, nursery)
         emit({"ready": len(meeting.people)})
         while (line := (await stdin.readline()).strip()) and line != "quit":
             try:

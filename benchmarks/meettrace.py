@@ -17,6 +17,9 @@ up along the path:
 
 The difference between the copy row and the receivers' row is the receiving side: the
 kernel's queue of a load process and its QUIC and trio, which the node does not control.
+``node_waited_pct`` / ``load_waited_pct``: the share of the window the node's (the load
+processes', summed) main thread was runnable but had no core (``/proc/PID/schedstat``),
+against ``*_ran_pct``; ``cpu_pressure_pct``: the machine's (``/proc/pressure/cpu``).
 ``cwnd_limited_pct``: copies that found the destination's congestion window full;
 ``sender_cwnd_full_pct``: the same for the speakers' connections to the node, sampled in
 their process every 0.1 s (a full window holds the speaker's datagrams in its process,
@@ -25,7 +28,9 @@ after their send time was stamped); ``*_rtt_*``: those connections' smoothed RTT
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any, Final
 
 from benchmarks.harness import Result
@@ -34,6 +39,39 @@ from benchmarks.meetrows import percentile_ms as percentile10_ms
 
 TRACE_BUCKET_US: Final = 100
 """``benchmarks.nodetrace.BUCKET_US``."""
+
+
+def schedstat(pids: Iterable[int]) -> tuple[int, int]:
+    """Nanoseconds the main threads of ``pids`` have run on a CPU and have waited on a run
+    queue (runnable, not running: the machine had no core for them), ``/proc/PID/schedstat``."""
+    ran = waited = 0
+    for pid in pids:
+        with contextlib.suppress(OSError, ValueError):
+            fields = Path(f"/proc/{pid}/schedstat").read_text(encoding="ascii").split()
+            ran, waited = ran + int(fields[0]), waited + int(fields[1])
+    return ran, waited
+
+
+def cpu_pressure() -> float:
+    """The machine's CPU pressure (``/proc/pressure/cpu``, ``some avg10``): the share of the
+    last 10 s in which some runnable task waited for a core, percent; -1 if unknown."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        first = Path("/proc/pressure/cpu").read_text(encoding="ascii").splitlines()[0]
+        return float(first.split()[1].split("=")[1])
+    return -1.0
+
+
+def sched_shares(
+    before: Mapping[str, tuple[int, int]], after: Mapping[str, tuple[int, int]], seconds: float
+) -> dict[str, float]:
+    """``<who>_ran_pct`` and ``<who>_waited_pct`` of the wall time, from two
+    :func:`schedstat` readings per ``who`` (summed over its processes)."""
+    out: dict[str, float] = {}
+    for who, (ran, waited) in after.items():
+        ran0, waited0 = before[who]
+        out[f"{who}_ran_pct"] = round(100 * (ran - ran0) / (seconds * 1e9), 1)
+        out[f"{who}_waited_pct"] = round(100 * (waited - waited0) / (seconds * 1e9), 1)
+    return out
 
 
 def histogram_of(doc: Mapping[str, int]) -> dict[int, int]:
@@ -77,6 +115,7 @@ def trace_results(
     probe: Mapping[str, Any],
     loadavg: tuple[float, float, float],
     cpu: Mapping[str, float],
+    sched: Mapping[str, float],
 ) -> list[Result]:
     """The trace window's rows (module docstring): the node's hooks' counts ``trace``,
     the load processes' merged ``measure`` answers, the speakers' process's and the probe
@@ -87,7 +126,7 @@ def trace_results(
     forward = histogram_of(trace["forward_us"])
     rtt = histogram_of(trace["rtt_ms"])
     copies = int(trace["copies"])
-    load = {"loadavg": "/".join(f"{x:.2f}" for x in loadavg), **cpu}
+    load = {"loadavg": "/".join(f"{x:.2f}" for x in loadavg), **cpu, **sched}
     rows = [
         _row(
             "trace: send -> node forward",
