@@ -124,6 +124,7 @@ class KeyBus:
     def __init__(self, directory: Path, index: int, owners: Sequence[Owner]) -> None:
         self._dir, self._index, self._owners = directory, index, list(owners)
         self._sock = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_DGRAM)
+        self._sending = trio.Lock()  # one sendto at a time on a trio socket
         self._local: deque[bytes] = deque()
         self._arrived = trio.Event()
 
@@ -133,6 +134,12 @@ class KeyBus:
             path.unlink()
         await self._sock.bind(str(path))
 
+    def __enter__(self) -> KeyBus:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._sock.close()
+
     async def send(self, to: int, data: bytes) -> None:
         """Send the bus datagram ``data`` (:func:`bus_frame`) to participant ``to``."""
         index = owner_of(self._owners, to)
@@ -140,7 +147,8 @@ class KeyBus:
             self._local.append(data)
             self._arrived.set()
         else:
-            await self._sock.sendto(data, str(socket_path(self._dir, index)))
+            async with self._sending:
+                await self._sock.sendto(data, str(socket_path(self._dir, index)))
 
     async def receive(
         self, nursery: trio.Nursery, deliver: Callable[[bytes], Awaitable[None]]

@@ -392,9 +392,14 @@ async def _main(spec: dict[str, Any], home: Path) -> None:
     account = spec["account"]
     await enroll(store, account["address"], account["url"], account["code"], spec["suite"])
     client = Client.load(store, save_dir=home)
+    meeting = Meeting(client, spec)
+    with meeting.keys.bus:
+        await _serve(client, meeting)
+
+
+async def _serve(client: Client, meeting: Meeting) -> None:
     stdin = trio.wrap_file(sys.stdin)
     async with client.online(), trio.open_nursery() as nursery:
-        meeting = Meeting(client, spec)
         await meeting.keys.bus.open()
         nursery.start_soon(meeting.keys.run, nursery)
         emit({"ready": len(meeting.people)})

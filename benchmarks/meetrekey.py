@@ -13,13 +13,14 @@ later of
   of ``s`` under ``e``;
 
 ``done - at`` is its rekey time. ``p50``/``p99`` are over every remaining participant of
-every leave of the row; ``every_ms`` per leave is the last participant's (the leave's own
-"time until every remaining participant"). ``keys_only_*``: the same with the *send* time
-of each first opened frame instead of its arrival, so without the media path's delay (the
-relay-added latency rows' business). A removed participant stays connected and keeps
-trying every frame: ``leaver_opened`` counts the frames it opened under the epochs made at
-or after its removal (the target is 0), ``leaver_refused`` the ones it got and could not
-open.
+every leave of the row; ``every_ms`` per leave (``-`` for one not done) is the last
+participant's (the leave's own "time until every remaining participant").
+``keys_only_*``: the same with the *send* time of each first opened frame instead of its
+arrival, so without the media path's delay (the relay-added latency rows' business).
+
+A removed participant stays connected and keeps trying every frame: ``leaver_opened``
+counts the frames it opened under the epochs made at or after its removal (the target is
+0), ``leaver_refused`` the ones it got and could not open.
 """
 
 from __future__ import annotations
@@ -171,7 +172,7 @@ def rekey_row(
         extra={
             "target_p99_ms": TARGET_P99_MS,
             "meets_target": bool(times) and not missing and p99 < TARGET_P99_MS,
-            "every_ms": [None if t is None else round(t * 1000, 1) for t in every],
+            "every_ms": "/".join("-" if t is None else f"{t * 1000:.0f}" for t in every),
             "every_max_ms": round(max(worst, default=0.0) * 1000, 1),
             "keys_only_p50_ms": round(percentile(keys_only, 50) * 1000, 1),
             "keys_only_p99_ms": round(percentile(keys_only, 99) * 1000, 1),
