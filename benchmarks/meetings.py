@@ -277,7 +277,7 @@ def _run(tmp: Path, plan: Plan, log: IO[str]) -> list[Result]:
         results += [meeting_result(meeting), probe_result(meeting), forwarding_result(meeting)]
         results += _trace(loads, node, plan, tmp / "node.trace")
         results += _profile(loads, node, plan, tmp / "node.prof")
-        results += _rekey(loads, plan)
+        results += _rekey(loads, node, plan)
         _ask(loads, "leave")
         return results
     finally:
@@ -396,9 +396,11 @@ def _trace(loads: list[MeetLoad], node: Node, plan: Plan, out: Path) -> list[Res
     return trace_results(doc, merge(answers), answers[0], answers[-1], os.getloadavg(), used, sched)
 
 
-def _rekey(loads: list[MeetLoad], plan: Plan) -> list[Result]:
+def _rekey(loads: list[MeetLoad], node: Node, plan: Plan) -> list[Result]:
     """Epoch 0 for everyone, then :data:`~benchmarks.meetrekey.SINGLES` single leaves and a
     batch, :data:`~benchmarks.meetrekey.SPACING` s apart (``benchmarks.meetrekey``)."""
+    whose = {"node": [node.pid], "load": [load.proc.pid for load in loads]}
+    sched = {who: schedstat(pids) for who, pids in whose.items()}
     started = time.monotonic()
     keyed = _ask(loads, "keys")
     start_s = max(answer["at"] for answer in keyed) - started
@@ -411,7 +413,9 @@ def _rekey(loads: list[MeetLoad], plan: Plan) -> list[Result]:
         leaves.append(Leave(answer["at"], tuple(answer["pids"]), answer["epoch"]))
         time.sleep(max(0.0, answer["at"] + SPACING - time.monotonic()))
     merged = merge_records(_ask(loads, "keys_report"))
+    after = {who: schedstat(pids) for who, pids in whose.items()}
     extra = {
+        **sched_shares(sched, after, time.monotonic() - started),
         "start_epoch_s": round(start_s, 3),
         "decrypt_failures": merged["failures"],
         "key_messages_refused": merged["rejected"],

@@ -400,7 +400,7 @@ async def _main(spec: dict[str, Any], home: Path) -> None:
 async def _serve(client: Client, meeting: Meeting) -> None:
     stdin = trio.wrap_file(sys.stdin)
     async with client.online(), trio.open_nursery() as nursery:
-        await meeting.keys.bus.open()
+        meeting.keys.bus.open()
         nursery.start_soon(meeting.keys.run, nursery)
         emit({"ready": len(meeting.people)})
         while (line := (await stdin.readline()).strip()) and line != "quit":

@@ -100,7 +100,7 @@ def test_trace_helpers() -> None:
 async def _one_process(tmp: Path) -> None:
     owners = [meetkeys.Owner(0, 5, "m0@meet.localhost")]
     keys = meetkeys.Keys(bytes(16), range(5), "cnsa2", meetkeys.KeyBus(tmp, 0, owners))
-    await keys.bus.open()
+    keys.bus.open()
     with keys.bus:
         await _exercise(keys, owners)
 
