@@ -84,6 +84,7 @@ from benchmarks.meetpairwise import run_pairwise
 from benchmarks.meetrekey import (
     BATCH_GAP,
     SPACING,
+    SWITCH_WAIT,
     Leave,
     leader_costs,
     leavers,
@@ -411,6 +412,8 @@ def _rekey(loads: list[MeetLoad], node: Node, plan: Plan) -> list[Result]:
         loads[0].send(f"remove {','.join(map(str, pids))} {gap}")  # the key leader's process
         (answer,) = _answers([loads[0]])
         leaves.append(Leave(answer["at"], tuple(answer["pids"]), answer["epoch"]))
+        loads[0].send(f"switched {answer['epoch']} {SWITCH_WAIT}")  # the next leave after it
+        _answers([loads[0]])
         time.sleep(max(0.0, answer["at"] + SPACING - time.monotonic()))
     merged = merge_records(_ask(loads, "keys_report"))
     after = {who: schedstat(pids) for who, pids in whose.items()}
