@@ -15,6 +15,7 @@ up along the path:
     up to ``receive_datagram_batch`` in the load processes (all receivers; the probe
     participant alone in its process); ``base`` the same load processes' loopback baseline.
 
+``note`` sums it up (:func:`verdict`): the machine, congestion control, or the node.
 The difference between the copy row and the receivers' row is the receiving side: the
 kernel's queue of a load process and its QUIC and trio, which the node does not control.
 ``node_waited_pct`` / ``load_waited_pct``: the share of the window the node's (the load
@@ -127,6 +128,9 @@ def trace_results(
     rtt = histogram_of(trace["rtt_ms"])
     copies = int(trace["copies"])
     load = {"loadavg": "/".join(f"{x:.2f}" for x in loadavg), **cpu, **sched}
+    note = verdict(
+        percentile_ms(forward, 99, bucket), sched, int(trace["cwnd_limited"]) / max(copies, 1)
+    )
     rows = [
         _row(
             "trace: send -> node forward",
@@ -137,6 +141,7 @@ def trace_results(
                 "forward_call_p99_ms": percentile_ms(forward, 99, bucket),
                 **_sender_quic(speakers),
                 **load,
+                "note": note,
             },
         ),
         _row(
@@ -182,3 +187,24 @@ def _sender_quic(speakers: Mapping[str, Any]) -> dict[str, float]:
         "sender_rtt_p50_ms": percentile_ms(rtt, 50, 1000),
         "sender_rtt_p99_ms": percentile_ms(rtt, 99, 1000),
     }
+
+
+WAITED_RATIO: Final = 2.0
+"""A process that waited for a core this many times longer than it ran was starved."""
+PRESSURE_PCT: Final = 50.0
+
+
+def verdict(forward_p99_ms: float, sched: Mapping[str, float], cwnd_share: float) -> str:
+    """One sentence for the table: where the relay-added latency of the window came from."""
+    ran, waited = sched.get("node_ran_pct", 0.0), sched.get("node_waited_pct", 0.0)
+    pressure = sched.get("cpu_pressure_pct", -1.0)
+    facts = (
+        f"node ran {ran:.0f}% and waited for a core {waited:.0f}% of the window, "
+        f"CPU pressure {pressure:.0f}%, one forward call p99 {forward_p99_ms:.1f} ms, "
+        f"{100 * cwnd_share:.1f}% of copies behind a full congestion window"
+    )
+    if waited > WAITED_RATIO * max(ran, 0.1) and pressure > PRESSURE_PCT:
+        return f"bound by the machine (no core for the node or the load processes): {facts}"
+    if cwnd_share > 0.1:
+        return f"bound by QUIC congestion control towards slow receivers: {facts}"
+    return f"not bound by the machine: look at the node's forward path: {facts}"

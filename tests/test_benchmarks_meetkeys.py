@@ -95,6 +95,11 @@ def test_trace_helpers() -> None:
     shares = meettrace.sched_shares({"node": (0, 0)}, {"node": (10**8, 9 * 10**8)}, 1.0)
     assert shares == {"node_ran_pct": 10.0, "node_waited_pct": 90.0}
     assert nodetrace.sent_at(bytes(5)) is None
+    starved = {"node_ran_pct": 6.0, "node_waited_pct": 92.0, "cpu_pressure_pct": 98.0}
+    assert meettrace.verdict(0.1, starved, 0.0).startswith("bound by the machine")
+    idle = {"node_ran_pct": 20.0, "node_waited_pct": 1.0, "cpu_pressure_pct": 5.0}
+    assert meettrace.verdict(0.1, idle, 0.3).startswith("bound by QUIC")
+    assert meettrace.verdict(9.0, idle, 0.0).startswith("not bound by the machine")
 
 
 async def _one_process(tmp: Path) -> None:
