@@ -83,8 +83,8 @@ from benchmarks.meetcore import SPEAKER_LEVELS, run_core
 from benchmarks.meetpairwise import run_pairwise
 from benchmarks.meetrekey import (
     BATCH_GAP,
+    SETTLED_WAIT,
     SPACING,
-    SWITCH_WAIT,
     Leave,
     leader_costs,
     leavers,
@@ -100,6 +100,7 @@ from benchmarks.meetrows import (
     not_measured,
     probe_result,
 )
+from benchmarks.meetschedule import run_schedule
 from benchmarks.meettrace import cpu_pressure, sched_shares, schedstat, trace_results
 from benchmarks.node import NODE_ENV, _cpu_s, _invites
 from benchmarks.nodetrace import START, STOP, window_path
@@ -245,7 +246,7 @@ def run(quick: bool) -> list[Result]:
     plan = QUICK if quick else FULL
     if os.environ.get(PARTICIPANTS_ENV):
         plan = Plan(int(os.environ[PARTICIPANTS_ENV]), plan.procs, plan.seconds)
-    results = [run_core(quick), run_pairwise(quick)]
+    results = [run_core(quick), run_pairwise(quick), run_schedule(quick)]
     with tempfile.TemporaryDirectory(prefix="sealrelay-bench-meetings-") as tmp:
         log_path = Path(tmp) / "node.log"
         try:
@@ -412,8 +413,8 @@ def _rekey(loads: list[MeetLoad], node: Node, plan: Plan) -> list[Result]:
         loads[0].send(f"remove {','.join(map(str, pids))} {gap}")  # the key leader's process
         (answer,) = _answers([loads[0]])
         leaves.append(Leave(answer["at"], tuple(answer["pids"]), answer["epoch"]))
-        loads[0].send(f"switched {answer['epoch']} {SWITCH_WAIT}")  # the next leave after it
-        _answers([loads[0]])
+        gone = ",".join(str(p) for leave in leaves for p in leave.pids)
+        _ask(loads, f"settled {answer['epoch']} {len(SPEAKER_LEVELS)} {gone} {SETTLED_WAIT}")
         time.sleep(max(0.0, answer["at"] + SPACING - time.monotonic()))
     merged = merge_records(_ask(loads, "keys_report"))
     after = {who: schedstat(pids) for who, pids in whose.items()}

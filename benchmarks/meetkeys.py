@@ -34,7 +34,7 @@ import socket
 import struct
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -286,6 +286,17 @@ class Keys:
                 self._route(sends, cpu=time.process_time() - cpu)
             for member in self.members.values():
                 member.tick(now)
+
+    def settled(self, epoch: int, speakers: Iterable[int], gone: set[int]) -> bool:
+        """Whether every participant here but ``gone`` switched to ``epoch`` and opened a
+        frame under it from every speaker (but ``gone`` and itself)."""
+        talkers = [s for s in speakers if s not in gone]
+        switched, opened = self.records.switched, self.records.first_open
+        return all(
+            (epoch, pid) in switched and all((epoch, pid, s) in opened for s in talkers if s != pid)
+            for pid in self.members
+            if pid not in gone
+        )
 
     def all_sending(self) -> bool:
         return all(m.send_epoch is not None for m in self.members.values())

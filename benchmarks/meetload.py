@@ -83,7 +83,7 @@ JOIN_CONCURRENCY: Final = 8
 DRAIN: Final = 1.0
 """Seconds a ``measure`` keeps counting after its window (late datagrams still count)."""
 BASELINE_SPEAKER: Final = 0xFFFF_FFFF
-SWITCH_POLL: Final = 0.02
+SETTLED_POLL: Final = 0.05
 QUIC_SAMPLE: Final = 0.1
 """Seconds between two readings of the QUIC connections' congestion state."""
 FRAME_S: Final = FRAME_MS / 1000
@@ -321,16 +321,15 @@ class Meeting:
             self.keys.remove(pid)
         return {"at": first, "last": time.monotonic(), "pids": pids, "epoch": epoch}
 
-    async def switched(self, epoch: int, within: float) -> dict[str, Any]:
-        """When the key leader switched to ``epoch`` (or None after ``within`` s)."""
-        leader = self.keys.leader
-        if leader is None:
-            raise RuntimeError("the key leader is not in this process")
-        for _ in range(int(within / SWITCH_POLL)):
-            at = self.keys.records.switched.get((epoch, leader.pid))
-            if at is not None:
-                return {"epoch": epoch, "at": at}
-            await trio.sleep(SWITCH_POLL)
+    async def settled(
+        self, epoch: int, speakers: int, gone: set[int], within: float
+    ) -> dict[str, Any]:
+        """When every participant here (but ``gone``) sends under ``epoch`` and has opened
+        a frame under it from each of the first ``speakers`` pids (None after ``within``)."""
+        for _ in range(int(within / SETTLED_POLL)):
+            if self.keys.settled(epoch, range(speakers), gone):
+                return {"epoch": epoch, "at": time.monotonic()}
+            await trio.sleep(SETTLED_POLL)
         return {"epoch": epoch, "at": None}
 
     async def leave(self) -> dict[str, Any]:
@@ -395,8 +394,9 @@ async def _command(line: str, meeting: Meeting, nursery: trio.Nursery) -> dict[s
         return await meeting.keyed()
     if words[0] == "remove":
         return await meeting.remove([int(w) for w in words[1].split(",")], float(words[2]))
-    if words[0] == "switched":
-        return await meeting.switched(int(words[1]), float(words[2]))
+    if words[0] == "settled":
+        gone = {int(w) for w in words[3].split(",")}
+        return await meeting.settled(int(words[1]), int(words[2]), gone, float(words[4]))
     if words[0] == "keys_report":
         return meeting.keys.records.document()
     raise ValueError(f"unknown command {line!r}")

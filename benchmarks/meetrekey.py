@@ -36,11 +36,11 @@ SINGLES: Final = 5
 BATCH: Final = 3
 BATCH_GAP: Final = 0.08
 """Seconds between the removals of the batch: all within the leader's 200 ms window."""
-SPACING: Final = 3.0
+SPACING: Final = 2.0
 """Seconds from one leave to the next (and to the report after the last), at least: the
-next leave also waits until the key leader switched to the epoch of this one (at most
-:data:`SWITCH_WAIT` s), so that a slow switch is measured, not overtaken."""
-SWITCH_WAIT: Final = 15.0
+next leave also waits until every remaining participant is done with this one (at most
+:data:`SETTLED_WAIT` s), so that a slow rekey is measured, not overtaken by the next."""
+SETTLED_WAIT: Final = 15.0
 TARGET_P99_MS: Final = 1500.0
 
 
