@@ -42,12 +42,33 @@ Cases:
   one receiver, not behind): path minus its own baseline. Target: p99 under 50 ms.
 - ``forwarding, node process, N participants``: ``ops/s`` is that window's forwarded
   copies per CPU-second of the node process. Target: at least 30,000.
+- ``trace: ...`` (``benchmarks.meettrace``): a further window of :data:`TRACE_SECONDS` with
+  the node's timing hooks on (``benchmarks.nodetrace``; the node runs under it from its
+  start): each datagram's delay from its send time to the node's ``forward``, to each copy
+  leaving the node, to the receivers and to the probe, with how long the node's and the
+  load processes' main threads waited for a core (``/proc/PID/schedstat``), the machine's
+  CPU pressure, the congestion state of the QUIC connections, and a ``note`` that says
+  where the relay-added latency came from.
 - ``profile ...``: a last window of 5 s with the node under ``cProfile``
-  (``benchmarks.profiled``: the node runs under it from its start, the profiler is on only
-  in this window): the functions with the most own time, ``mean µs`` their own CPU per
-  forwarded copy, ``share_pct`` of all profiled time, ``cum_pct`` with what they call.
-- ``rekey after a leave`` and ``bytes on each inter-node link``: not measured
-  (``status`` says why): the meeting key schedule is not on the wire yet and there is no
+  (``benchmarks.profiled``: the profiler is on only in this window): the functions with the
+  most own time, ``mean µs`` their own CPU per forwarded copy, ``share_pct`` of all
+  profiled time, ``cum_pct`` with what they call.
+- ``leader's epoch, 199 pairwise messages`` (``benchmarks.meetpairwise``): the key
+  leader's new epoch sealed for each participant with the client's session code, on its own
+  (the rekey rows below do not encrypt their key messages).
+- ``rekey, key schedule alone`` (``benchmarks.meetschedule``): the client's key schedule
+  for 200 participants in one process, no media: its own cost on one core.
+- ``rekey after a leave, N participants`` and ``rekey after 3 leaves within 200 ms``
+  (``benchmarks.meetrekey``; after the profile window): every simulated participant runs
+  the client's key schedule and SFrame keys (``benchmarks.meetkeys``), the speakers' frames
+  are SFrame-encrypted and go through the node; key messages travel in-process between the
+  participants of one load process and over a local Unix socket between load processes
+  (``key_transport``). Epoch 0 for everyone, then 5 single leaves and a batch of 3 removals
+  80 ms apart, each after the last one settled: the time from the removal until each
+  remaining participant sends under the new epoch and has opened a frame under it from
+  every remaining speaker; a removed participant stays connected and must open nothing
+  under the new epochs (``leaver_opened``). Target p99 under 1.5 s.
+- ``bytes on each inter-node link``: not measured (``status`` says why): there is no
   cascade.
 """
 

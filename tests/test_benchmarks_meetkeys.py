@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from benchmarks import meetkeys, meetload, meetrekey, meettrace, nodetrace
+from benchmarks import meetkeys, meetload, meetrekey, meetschedule, meettrace, nodetrace
 from client.meetings.keys import EPOCH_GRACE_MS
 from wire.media import HEADER_SIZE
 from wire.meeting import MeetingAck
@@ -132,6 +132,11 @@ async def _exercise(keys: meetkeys.Keys, owners: list[meetkeys.Owner]) -> None:
         assert keys.records.no_key[(4, 1)] == 1
         assert keys.records.opened[(2, 1)] == 1
         assert (1, 3) in keys.records.switched
+        assert not keys.settled(1, [1], {4})  # pids 0 and 3 have not heard pid 1 under 1
+        for pid in (0, 3):
+            keys.on_frame(pid, newer[HEADER_SIZE:BODY], newer[BODY:], 0.0)
+        assert keys.settled(1, [1], {4})  # everyone but the removed one; pid 1 alone speaks
+        assert not keys.settled(1, [1], set())
         assert keys.members[4].send_epoch == 0  # it never got epoch 1
         assert keys.records.failures == keys.records.rejected == 0
         assert [e["n"] for e in keys.records.epochs_sent] == [4, 3]
@@ -141,3 +146,11 @@ async def _exercise(keys: meetkeys.Keys, owners: list[meetkeys.Owner]) -> None:
 def test_one_process_keys_seal_open_and_cut_off_a_removed_participant(tmp_path: Path) -> None:
     assert EPOCH_GRACE_MS > 1000  # the removed one still holds epoch 0 during the test
     trio.run(_one_process, tmp_path)
+
+
+def test_the_key_schedule_alone_row() -> None:
+    row = meetschedule.run_schedule(quick=True)  # 20 participants, 3 leaves: about a second
+    assert row.samples == 19 + 18 + 17
+    assert row.extra["not_done"] == 0
+    assert row.p99_us is not None
+    assert row.p99_us > 200_000  # the 200 ms leave batch comes first
