@@ -65,8 +65,10 @@ BUS_HEADER: Final = struct.Struct(">IIH")
 """A key message between load processes: from pid, to pid, length of the sender's key."""
 BUS_MAX: Final = 256 * 1024
 """Largest key message datagram (an epoch with a 200-entry roster is about 33 KB)."""
-BUS_SLICE: Final = 0.02
-"""Seconds of key messages handled before the media tasks of the process get a turn."""
+BUS_SLICE: Final = 0.25
+"""Seconds of key messages handled before the media tasks of the process get a turn: long
+enough for a process's share of an epoch (49 roster checks) in one turn, as each real
+participant handles its own at once; a starved process's media waits meanwhile."""
 FP_INFO: Final = b"sealrelay bench meeting participant"
 
 

@@ -15,6 +15,9 @@ up along the path:
     up to ``receive_datagram_batch`` in the load processes (all receivers; the probe
     participant alone in its process); ``base`` the same load processes' loopback baseline.
 
+``reached_node_pct``: of the voice datagrams sent in the window, the share that reached
+the node's ``forward`` by the end of the window and a 1 s drain (the others were later
+still: the percentiles of that row leave them out, so a low share means they are low).
 ``note`` sums it up (:func:`verdict`): the machine, congestion control, or the node.
 The difference between the copy row and the receivers' row is the receiving side: the
 kernel's queue of a load process and its QUIC and trio, which the node does not control.
@@ -138,6 +141,9 @@ def trace_results(
             percentile_ms(enter, 99, bucket),
             sum(enter.values()),
             {
+                "reached_node_pct": round(
+                    100 * sum(enter.values()) / max(sum(speakers["sent"].values()), 1), 1
+                ),
                 "forward_call_p99_ms": percentile_ms(forward, 99, bucket),
                 **_sender_quic(speakers),
                 **load,
