@@ -122,23 +122,49 @@ def socket_path(directory: Path, index: int) -> Path:
     return directory / f"keys{index}.sock"
 
 
+class _Peer:
+    """The way to one other load process: a socket connected to its bound one (so that
+    waiting for writability waits for room in *its* queue) and what waits to go there."""
+
+    def __init__(self, path: Path) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.setblocking(False)
+        self.sock.connect(str(path))
+        self.out: deque[bytes] = deque()
+        self.queued = trio.Event()
+
+    async def write(self) -> None:
+        """Write what is queued, waiting only while the peer's queue is full."""
+        while True:
+            await self.queued.wait()
+            self.queued = trio.Event()
+            while self.out:
+                try:
+                    self.sock.send(self.out[0])
+                except BlockingIOError:
+                    await trio.lowlevel.wait_writable(self.sock)
+                    continue
+                self.out.popleft()
+
+
 class KeyBus:
     """Key messages to participants here (a queue) or in another load process (its Unix
     datagram socket).
 
-    Sending never waits: a message for another process is queued for one sender task,
-    which writes whatever the socket takes and waits only when it is full. The receiving
-    task reads every datagram waiting at once. So a starved load process (this machine is
-    shared) spends its few scheduling turns on key messages in batches, not one a turn."""
+    Sending never waits: a message for another process is queued for that process's writer
+    task, which writes whatever the peer's socket takes and waits only while it is full (a
+    slow process holds up only what goes to it). The reading task reads every datagram
+    waiting at once. So a starved load process (this machine is shared) spends its few
+    scheduling turns on key messages in batches, not one a turn."""
 
     def __init__(self, directory: Path, index: int, owners: Sequence[Owner]) -> None:
         self._dir, self._index, self._owners = directory, index, list(owners)
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._sock.setblocking(False)
         self._local: deque[bytes] = deque()
-        self._out: deque[tuple[bytes, str]] = deque()
+        self._peers: dict[int, _Peer] = {}
         self._arrived = trio.Event()
-        self._queued = trio.Event()
+        self._nursery: trio.Nursery | None = None
 
     def open(self) -> None:
         path = socket_path(self._dir, self._index)
@@ -151,6 +177,8 @@ class KeyBus:
 
     def __exit__(self, *_exc: object) -> None:
         self._sock.close()
+        for peer in self._peers.values():
+            peer.sock.close()
 
     def send(self, to: int, data: bytes) -> None:
         """Send the bus datagram ``data`` (:func:`bus_frame`) to participant ``to``."""
@@ -158,15 +186,22 @@ class KeyBus:
         if index == self._index:
             self._local.append(data)
             self._arrived.set()
-        else:
-            self._out.append((data, str(socket_path(self._dir, index))))
-            self._queued.set()
+            return
+        peer = self._peers.get(index)
+        if peer is None:
+            peer = self._peers[index] = _Peer(socket_path(self._dir, index))
+            if self._nursery is not None:  # else run() starts its writer
+                self._nursery.start_soon(peer.write)
+        peer.out.append(data)
+        peer.queued.set()
 
     async def run(self, deliver: Callable[[bytes], object]) -> None:
         """Send what :meth:`send` queued and call ``deliver(data)`` for every key message,
         local or from the socket, until cancelled."""
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._write)
+            self._nursery = nursery
+            for peer in self._peers.values():
+                nursery.start_soon(peer.write)
             nursery.start_soon(self._read)
             while True:
                 await self._arrived.wait()
@@ -177,19 +212,6 @@ class KeyBus:
                     if time.monotonic() > slice_end:  # the media tasks here go on
                         await trio.lowlevel.checkpoint()
                         slice_end = time.monotonic() + BUS_SLICE
-
-    async def _write(self) -> None:
-        while True:
-            await self._queued.wait()
-            self._queued = trio.Event()
-            while self._out:
-                data, path = self._out[0]
-                try:
-                    self._sock.sendto(data, path)
-                except BlockingIOError:
-                    await trio.lowlevel.wait_writable(self._sock)
-                    continue
-                self._out.popleft()
 
     async def _read(self) -> None:
         while True:

@@ -154,3 +154,26 @@ def test_the_key_schedule_alone_row() -> None:
     assert row.extra["not_done"] == 0
     assert row.p99_us is not None
     assert row.p99_us > 200_000  # the 200 ms leave batch comes first
+
+
+async def _two_processes(tmp: Path) -> None:
+    owners = [meetkeys.Owner(0, 3, "m0@meet.localhost"), meetkeys.Owner(3, 3, "m1@meet.localhost")]
+    meeting = bytes(16)
+    here = meetkeys.Keys(meeting, range(3), "cnsa2", meetkeys.KeyBus(tmp, 0, owners))
+    there = meetkeys.Keys(meeting, range(3, 6), "cnsa2", meetkeys.KeyBus(tmp, 1, owners))
+    here.bus.open()
+    there.bus.open()
+    with here.bus, there.bus:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(here.run, nursery)
+            nursery.start_soon(there.run, nursery)
+            await here.start(owners)
+            with trio.fail_after(10):
+                await here.sending.wait()
+                await there.sending.wait()
+            assert there.members[5].send_epoch == 0
+            nursery.cancel_scope.cancel()
+
+
+def test_key_messages_cross_between_processes_over_the_bus(tmp_path: Path) -> None:
+    trio.run(_two_processes, tmp_path)
