@@ -110,6 +110,7 @@ from benchmarks.meetrekey import (
     leader_costs,
     leavers,
     merge_records,
+    rekey_note,
     rekey_row,
 )
 from benchmarks.meetrows import (
@@ -439,14 +440,16 @@ def _rekey(loads: list[MeetLoad], node: Node, plan: Plan) -> list[Result]:
         time.sleep(max(0.0, answer["at"] + SPACING - time.monotonic()))
     merged = merge_records(_ask(loads, "keys_report"))
     after = {who: schedstat(pids) for who, pids in whose.items()}
+    shares = sched_shares(sched, after, time.monotonic() - started)
+    shares["cpu_pressure_pct"] = cpu_pressure()
     extra = {
-        **sched_shares(sched, after, time.monotonic() - started),
+        **shares,
         "start_epoch_s": round(start_s, 3),
         "decrypt_failures": merged["failures"],
         "key_messages_refused": merged["rejected"],
         "loadavg": "/".join(f"{x:.2f}" for x in os.getloadavg()),
-        "cpu_pressure_pct": cpu_pressure(),
         "key_transport": KEY_TRANSPORT,
+        "note": rekey_note(shares),
     }
     everyone, speakers = range(plan.participants), range(len(SPEAKER_LEVELS))
     rows = []

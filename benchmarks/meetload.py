@@ -4,11 +4,14 @@
     python -m benchmarks.meetload SPEC.json
 
 ``SPEC.json``: ``{"suite", "account": {"address", "url", "code"}, "room": HEX,
+"meeting": HEX, "bus": {"dir", "index", "owners": [[first, count, address], ...]},
 "participants": N, "speakers": [level, ...], "first": I}``: this process enrolls the one
 account, and its ``N`` participants are ``MeetingJoin`` legs of that account in room
 ``ROOM`` (audio only), each bound to its own QUIC connection (``MediaBind``); the first
 ``len(speakers)`` speak at those RFC 6464 levels, the rest are silent. ``first`` is the
-global index of its first participant (the speakers' probe stamps name it). It prints
+global index of its first participant (the speakers' probe stamps name it; it is also
+each participant's pid in the meeting key schedule, ``benchmarks.meetkeys``, whose key
+messages go between load processes over the Unix sockets of ``bus``). It prints
 ``{"ready": N}`` and answers each command line with one JSON line:
 
 ``join``
@@ -27,15 +30,29 @@ global index of its first participant (the speakers' probe stamps name it). It p
     *baseline probe*: one more QUIC connection, on loopback from this process to itself
     with no node, carrying a speaker's stream during the window. Answered
     :data:`DRAIN` seconds after the window.
+``keys``
+    the meeting key schedule starts (the key leader's process sends epoch 0 to everyone);
+    answered once every participant here sends under it. From then on frames are
+    SFrame-encrypted.
+``remove PID[,PID...] GAP``
+    (the key leader's process) the leader removes those participants, ``GAP`` s apart;
+    answered with when, who and the epoch it will make.
+``settled EPOCH SPEAKERS GONE[,GONE...] WITHIN``
+    answered when every participant here but ``GONE`` sends under ``EPOCH`` and has opened
+    a frame under it from each of the first ``SPEAKERS`` pids (or after ``WITHIN`` s).
+``keys_report``
+    what the key schedule recorded (``benchmarks.meetkeys.Records``).
 ``leave``
     every participant sends ``MeetingLeave`` and closes.
 ``quit``
 
 A datagram is a ``wire.media`` audio header (voice bit and level for a speaker; a silent
 participant sends one silent frame in :data:`benchmarks.meetcore.SILENT_EVERY`, as Opus
-discontinuous transmission does) and an opaque payload of a fixture Opus frame's size whose
-first 16 bytes are the probe stamp: send time (ns), speaker index, sequence number. The
-node never reads a payload (it holds no key), so nothing here encrypts.
+discontinuous transmission does) and a payload of a fixture Opus frame's size whose first
+17 bytes are the probe stamp (:data:`STAMP`: send time in ns, speaker index, sequence
+number, sealed or not). Before ``keys`` the rest is an opaque filler (the node never reads
+a payload); after it, the SFrame ciphertext of the participant's frame under its send epoch
+with the stamp as metadata (``benchmarks.meetkeys``).
 """
 
 from __future__ import annotations

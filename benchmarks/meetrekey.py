@@ -42,6 +42,8 @@ next leave also waits until every remaining participant is done with this one (a
 :data:`SETTLED_WAIT` s), so that a slow rekey is measured, not overtaken by the next."""
 SETTLED_WAIT: Final = 15.0
 TARGET_P99_MS: Final = 1500.0
+STARVED_RATIO: Final = 2.0
+STARVED_PRESSURE_PCT: Final = 50.0
 
 
 @dataclass(frozen=True)
@@ -205,3 +207,17 @@ def leader_costs(
         "epoch_out_ms": round(percentile(delays, 50) * 1000, 1),
         "leader_epoch_cpu_ms": round(percentile(cpu, 50) * 1000, 1),
     }
+
+
+def rekey_note(sched: Mapping[str, float]) -> str:
+    """One sentence for the table: whether the load processes had the CPU they needed."""
+    ran, waited = sched.get("load_ran_pct", 0.0), sched.get("load_waited_pct", 0.0)
+    pressure = sched.get("cpu_pressure_pct", -1.0)
+    facts = (
+        f"the load processes (every participant's key schedule and media) ran {ran:.0f}% "
+        f"and waited for a core {waited:.0f}% (summed over processes), CPU pressure "
+        f"{pressure:.0f}%"
+    )
+    if waited > STARVED_RATIO * max(ran, 0.1) and pressure > STARVED_PRESSURE_PCT:
+        return f"bound by the machine: {facts}; see the key schedule alone for its own cost"
+    return f"not bound by the machine: {facts}"

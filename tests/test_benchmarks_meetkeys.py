@@ -77,6 +77,13 @@ def test_rekey_time_is_the_later_of_switching_and_hearing_every_speaker() -> Non
     assert missing.extra["meets_target"] is False
 
 
+def test_rekey_note_says_when_the_machine_starved_the_load_processes() -> None:
+    starved = {"load_ran_pct": 95.0, "load_waited_pct": 370.0, "cpu_pressure_pct": 82.0}
+    assert meetrekey.rekey_note(starved).startswith("bound by the machine")
+    fed = {"load_ran_pct": 120.0, "load_waited_pct": 20.0, "cpu_pressure_pct": 10.0}
+    assert meetrekey.rekey_note(fed).startswith("not bound")
+
+
 def test_leader_costs_take_the_first_epoch_after_each_leave() -> None:
     leaves = [meetrekey.Leave(10.0, (3,), 1)]
     sent = [{"at": 5.0, "cpu_s": 1.0, "encode_cpu_s": 1.0},
