@@ -27,8 +27,9 @@ the send time every load-generator payload starts with (``benchmarks.meetload.ST
     for acknowledgements, not for the CPU; ``rtt_ms`` the destination's smoothed RTT,
     sampled one copy in :data:`RTT_SAMPLE`.
 
-Histograms are in :data:`BUCKET_US` buckets. A wrapper costs a few µs a batch; it is on
-only in its own window, not while CPU or forwarding per CPU-second is measured.
+Histograms are in :data:`BUCKET_US` buckets. A wrapper costs a few µs a batch; it is in
+place only in its own window (put in at :data:`START`, taken out at :data:`STOP`), not while
+CPU or forwarding per CPU-second is measured.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ import struct
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -117,8 +118,10 @@ def in_window(stamps: Iterable[int | None]) -> list[int]:
 TRACE: Final = Trace()
 
 
-def _install() -> None:
-    """Wrap ``MeetingService.forward`` and ``QuicChannel.send_datagrams`` (module docstring)."""
+def _hooks() -> Callable[[bool], None]:
+    """What wraps ``MeetingService.forward`` and ``QuicChannel.send_datagrams`` (module
+    docstring) when called with True and puts the node's own back with False: outside the
+    trace window the node runs its own code, not a wrapper."""
     import trio
 
     from node.sfu.shell import MeetingService
@@ -152,8 +155,11 @@ def _install() -> None:
         await trio.lowlevel.checkpoint()
         return None
 
-    MeetingService.forward = traced_forward  # type: ignore[method-assign]
-    QuicChannel.send_datagrams = traced_send  # type: ignore[method-assign]
+    def hook(on: bool) -> None:
+        MeetingService.forward = traced_forward if on else forward  # type: ignore[method-assign]
+        QuicChannel.send_datagrams = traced_send if on else send_datagrams  # type: ignore[method-assign]
+
+    return hook
 
 
 def _note_copies(channel: Any, stamps: list[int], now: int) -> None:
@@ -180,19 +186,22 @@ def main() -> None:
     out = Path(sys.argv[1])
     sys.argv = [sys.argv[0], *sys.argv[2:]]
 
+    hook = _hooks()
+
     def start(_signum: int, _frame: FrameType | None) -> None:
         first, last = (int(w) for w in window_path(out).read_text(encoding="utf-8").split())
         fresh = Trace(on=True, start=first, end=last)
         for name in vars(fresh):
             setattr(TRACE, name, getattr(fresh, name))
+        hook(True)
 
     def stop(_signum: int, _frame: FrameType | None) -> None:
+        hook(False)
         TRACE.on = False
         tmp = out.with_suffix(".tmp")
         tmp.write_text(json.dumps(TRACE.document()), encoding="utf-8")
         tmp.replace(out)
 
-    _install()
     signal.signal(START, start)
     signal.signal(STOP, stop)
     from benchmarks.profiled import main as profiled_main
