@@ -35,6 +35,7 @@ CPU or forwarding per CPU-second is measured.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import struct
 import sys
@@ -182,10 +183,96 @@ def window_path(out: Path) -> Path:
     return out.with_suffix(".window")
 
 
+IDEAS_ENV: Final = "SEALRELAY_BENCH_NODE_IDEAS"
+"""Comma-separated experiments on the node's forwarding, put in at its start (for a run
+compared with one without; the node's own code is not changed):
+
+``batch_send``
+    ``MeetingService.forward`` hands each destination's copies to its QUIC connection
+    without a checkpoint per destination (one at the end of the batch), so one datagram's
+    fan-out is not interleaved with the other tasks of a starved node;
+``short_queue``
+    every QUIC connection keeps at most :data:`SHORT_QUEUE` received datagrams waiting
+    for the application instead of ``QuicSettings.datagram_queue`` (256: five seconds of a
+    speaker's audio), so a node that falls behind drops old audio instead of forwarding
+    it seconds late."""
+SHORT_QUEUE: Final = 16
+
+
+def _ideas(names: str) -> None:
+    """Put in the experiments ``names`` (:data:`IDEAS_ENV`)."""
+    wanted = {n.strip() for n in names.split(",") if n.strip()}
+    if "short_queue" in wanted:
+        _short_queue()
+    if "batch_send" in wanted:
+        _batch_send()
+
+
+def _short_queue() -> None:
+    from dataclasses import replace
+
+    from transport.quic import QuicChannel
+
+    init = QuicChannel.__init__
+
+    def short(self: QuicChannel, *args: Any, **kwargs: Any) -> None:
+        kwargs["settings"] = replace(kwargs["settings"], datagram_queue=SHORT_QUEUE)
+        init(self, *args, **kwargs)
+
+    QuicChannel.__init__ = short  # type: ignore[method-assign]
+
+
+def _batch_send() -> None:
+    import trio
+
+    from node.sfu.shell import SEND_FAILED, MeetingService
+    from transport import TransportError
+    from transport.base import MAX_DATAGRAM_PAYLOAD
+    from transport.quic import QuicChannel
+
+    forward = MeetingService.forward
+
+    async def batched(self: Any, source: Any, batch: Sequence[bytes]) -> None:
+        member = self._members.get(source)
+        rooms = {leg.room for leg in member.senders.values()} if member is not None else set()
+        if len(rooms) != 1:
+            return await forward(self, source, batch)
+        on_datagram = self.rooms[rooms.pop()].on_datagram
+        out: dict[Any, list[bytes]] = {}
+        for data in batch:
+            for dest in on_datagram(source, data):
+                out.setdefault(dest, []).append(data)
+        for dest, datagrams in out.items():
+            target = self._members.get(dest)
+            channel = None if target is None else target.out
+            if not isinstance(channel, QuicChannel):
+                if channel is None:
+                    self._drops[SEND_FAILED] += len(datagrams)
+                    continue
+                try:
+                    await channel.send_datagrams(datagrams)
+                except TransportError:
+                    self._drops[SEND_FAILED] += len(datagrams)
+                continue
+            try:
+                for data in datagrams:
+                    channel._check_sendable(len(data), MAX_DATAGRAM_PAYLOAD)
+                for data in datagrams:
+                    channel._queue_datagram(data)
+                channel.flush()
+            except TransportError:
+                self._drops[SEND_FAILED] += len(datagrams)
+        await trio.lowlevel.checkpoint()
+        return None
+
+    MeetingService.forward = batched  # type: ignore[method-assign]
+
+
 def main() -> None:
     out = Path(sys.argv[1])
     sys.argv = [sys.argv[0], *sys.argv[2:]]
 
+    _ideas(os.environ.get(IDEAS_ENV, ""))
     hook = _hooks()
 
     def start(_signum: int, _frame: FrameType | None) -> None:
