@@ -68,8 +68,8 @@ Cases:
   remaining participant sends under the new epoch and has opened a frame under it from
   every remaining speaker; a removed participant stays connected and must open nothing
   under the new epochs (``leaver_opened``). Target p99 under 1.5 s.
-- ``bytes on each inter-node link``: not measured (``status`` says why): there is no
-  cascade.
+- ``bytes on each inter-node link``: not measured yet (``status`` says why): the
+  benchmark runs one node.
 """
 
 from __future__ import annotations
@@ -163,7 +163,10 @@ KEY_TRANSPORT: Final = (
     "key messages in-process between the participants of a load process, over a local Unix "
     "socket between load processes; not pairwise-encrypted (see the leader's epoch row)"
 )
-LINK_WHY: Final = "not measured: needs the cascade between domains, which does not exist yet"
+LINK_WHY: Final = (
+    "not measured yet: the cascade exists (sealrelay_meeting_link_bytes_total, "
+    "sealrelay_meeting_delivered_bytes_total) but this benchmark runs one node"
+)
 
 
 @dataclass(frozen=True)

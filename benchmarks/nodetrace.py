@@ -153,7 +153,8 @@ def _hooks() -> Callable[[bool], None]:
             self._queue_datagram(payload)
         self.flush()
         _note_copies(self, in_window(sent_at(d) for d in batch), time.monotonic_ns())
-        await trio.lowlevel.checkpoint()
+        if _YIELD_PER_SEND:
+            await trio.lowlevel.checkpoint()
         return None
 
     def hook(on: bool) -> None:
@@ -188,15 +189,18 @@ IDEAS_ENV: Final = "SEALRELAY_BENCH_NODE_IDEAS"
 compared with one without; the node's own code is not changed):
 
 ``batch_send``
-    ``MeetingService.forward`` hands each destination's copies to its QUIC connection
-    without a checkpoint per destination (one at the end of the batch), so one datagram's
-    fan-out is not interleaved with the other tasks of a starved node;
+    ``QuicChannel.send_datagrams`` without its checkpoint, so the node's forward hands one
+    batch's copies to every destination without a checkpoint per destination and one
+    datagram's fan-out is not interleaved with the other tasks of a starved node;
 ``short_queue``
     every QUIC connection keeps at most :data:`SHORT_QUEUE` received datagrams waiting
     for the application instead of ``QuicSettings.datagram_queue`` (256: five seconds of a
     speaker's audio), so a node that falls behind drops old audio instead of forwarding
     it seconds late."""
 SHORT_QUEUE: Final = 16
+_YIELD_PER_SEND = True
+"""Whether a send yields to other tasks (``QuicChannel.send_datagrams`` does; not with
+``batch_send``)."""
 
 
 def _ideas(names: str) -> None:
@@ -223,49 +227,23 @@ def _short_queue() -> None:
 
 
 def _batch_send() -> None:
-    import trio
-
-    from node.sfu.shell import SEND_FAILED, MeetingService
-    from transport import TransportError
+    """``QuicChannel.send_datagrams`` without its checkpoint: the node's forward then hands a
+    batch's copies to every destination before any other task runs (it still yields when
+    it reads the next batch)."""
     from transport.base import MAX_DATAGRAM_PAYLOAD
     from transport.quic import QuicChannel
 
-    forward = MeetingService.forward
+    async def send_at_once(self: QuicChannel, payloads: Iterable[bytes]) -> None:
+        batch = list(payloads)
+        for payload in batch:
+            self._check_sendable(len(payload), MAX_DATAGRAM_PAYLOAD)
+        for payload in batch:
+            self._queue_datagram(payload)
+        self.flush()
 
-    async def batched(self: Any, source: Any, batch: Sequence[bytes]) -> None:
-        member = self._members.get(source)
-        rooms = {leg.room for leg in member.senders.values()} if member is not None else set()
-        if len(rooms) != 1:
-            return await forward(self, source, batch)
-        on_datagram = self.rooms[rooms.pop()].on_datagram
-        out: dict[Any, list[bytes]] = {}
-        for data in batch:
-            for dest in on_datagram(source, data):
-                out.setdefault(dest, []).append(data)
-        for dest, datagrams in out.items():
-            target = self._members.get(dest)
-            channel = None if target is None else target.out
-            if not isinstance(channel, QuicChannel):
-                if channel is None:
-                    self._drops[SEND_FAILED] += len(datagrams)
-                    continue
-                try:
-                    await channel.send_datagrams(datagrams)
-                except TransportError:
-                    self._drops[SEND_FAILED] += len(datagrams)
-                continue
-            try:
-                for data in datagrams:
-                    channel._check_sendable(len(data), MAX_DATAGRAM_PAYLOAD)
-                for data in datagrams:
-                    channel._queue_datagram(data)
-                channel.flush()
-            except TransportError:
-                self._drops[SEND_FAILED] += len(datagrams)
-        await trio.lowlevel.checkpoint()
-        return None
-
-    MeetingService.forward = batched  # type: ignore[method-assign]
+    global _YIELD_PER_SEND
+    _YIELD_PER_SEND = False
+    QuicChannel.send_datagrams = send_at_once  # type: ignore[method-assign]
 
 
 def main() -> None:
