@@ -195,8 +195,9 @@ def _sender_quic(speakers: Mapping[str, Any]) -> dict[str, float]:
     }
 
 
-WAITED_RATIO: Final = 2.0
-"""A process that waited for a core this many times longer than it ran was starved."""
+WAITED_PCT: Final = 25.0
+"""A node that waited for a core this share of the window (runnable, not running) was
+held up by the machine: each wait delays every datagram it has in hand."""
 PRESSURE_PCT: Final = 50.0
 
 
@@ -209,7 +210,7 @@ def verdict(forward_p99_ms: float, sched: Mapping[str, float], cwnd_share: float
         f"CPU pressure {pressure:.0f}%, one forward call p99 {forward_p99_ms:.1f} ms, "
         f"{100 * cwnd_share:.1f}% of copies behind a full congestion window"
     )
-    if waited > WAITED_RATIO * max(ran, 0.1) and pressure > PRESSURE_PCT:
+    if waited > WAITED_PCT and pressure > PRESSURE_PCT:
         return f"bound by the machine (no core for the node or the load processes): {facts}"
     if cwnd_share > 0.1:
         return f"bound by QUIC congestion control towards slow receivers: {facts}"

@@ -104,6 +104,8 @@ def test_trace_helpers() -> None:
     assert nodetrace.sent_at(bytes(5)) is None
     starved = {"node_ran_pct": 6.0, "node_waited_pct": 92.0, "cpu_pressure_pct": 98.0}
     assert meettrace.verdict(0.1, starved, 0.0).startswith("bound by the machine")
+    half = {"node_ran_pct": 49.0, "node_waited_pct": 52.0, "cpu_pressure_pct": 84.0}
+    assert meettrace.verdict(118.0, half, 0.0).startswith("bound by the machine")
     idle = {"node_ran_pct": 20.0, "node_waited_pct": 1.0, "cpu_pressure_pct": 5.0}
     assert meettrace.verdict(0.1, idle, 0.3).startswith("bound by QUIC")
     assert meettrace.verdict(9.0, idle, 0.0).startswith("not bound by the machine")
