@@ -18,6 +18,9 @@ up along the path:
 ``reached_node_pct``: of the voice datagrams sent in the window, the share that reached
 the node's ``forward`` by the end of the window and a 1 s drain (the others were later
 still: the percentiles of that row leave them out, so a low share means they are low).
+The node's wrappers cost it some CPU in this window (a stamp read per copy), so a node
+short of CPU is a little later here than in the meeting window: compare the trace rows
+with each other, not with the meeting row.
 ``note`` sums it up (:func:`verdict`): the machine, congestion control, or the node.
 The difference between the copy row and the receivers' row is the receiving side: the
 kernel's queue of a load process and its QUIC and trio, which the node does not control.
