@@ -42,13 +42,34 @@ Cases:
   one receiver, not behind): path minus its own baseline. Target: p99 under 50 ms.
 - ``forwarding, node process, N participants``: ``ops/s`` is that window's forwarded
   copies per CPU-second of the node process. Target: at least 30,000.
+- ``trace: ...`` (``benchmarks.meettrace``): a further window of :data:`TRACE_SECONDS` with
+  the node's timing hooks on (``benchmarks.nodetrace``; the node runs under it from its
+  start): each datagram's delay from its send time to the node's ``forward``, to each copy
+  leaving the node, to the receivers and to the probe, with how long the node's and the
+  load processes' main threads waited for a core (``/proc/PID/schedstat``), the machine's
+  CPU pressure, the congestion state of the QUIC connections, and a ``note`` that says
+  where the relay-added latency came from.
 - ``profile ...``: a last window of 5 s with the node under ``cProfile``
-  (``benchmarks.profiled``: the node runs under it from its start, the profiler is on only
-  in this window): the functions with the most own time, ``mean µs`` their own CPU per
-  forwarded copy, ``share_pct`` of all profiled time, ``cum_pct`` with what they call.
-- ``rekey after a leave`` and ``bytes on each inter-node link``: not measured
-  (``status`` says why): the meeting key schedule is not on the wire yet and there is no
-  cascade.
+  (``benchmarks.profiled``: the profiler is on only in this window): the functions with the
+  most own time, ``mean µs`` their own CPU per forwarded copy, ``share_pct`` of all
+  profiled time, ``cum_pct`` with what they call.
+- ``leader's epoch, 199 pairwise messages`` (``benchmarks.meetpairwise``): the key
+  leader's new epoch sealed for each participant with the client's session code, on its own
+  (the rekey rows below do not encrypt their key messages).
+- ``rekey, key schedule alone`` (``benchmarks.meetschedule``): the client's key schedule
+  for 200 participants in one process, no media: its own cost on one core.
+- ``rekey after a leave, N participants`` and ``rekey after 3 leaves within 200 ms``
+  (``benchmarks.meetrekey``; after the profile window): every simulated participant runs
+  the client's key schedule and SFrame keys (``benchmarks.meetkeys``), the speakers' frames
+  are SFrame-encrypted and go through the node; key messages travel in-process between the
+  participants of one load process and over a local Unix socket between load processes
+  (``key_transport``). Epoch 0 for everyone, then 5 single leaves and a batch of 3 removals
+  80 ms apart, each after the last one settled: the time from the removal until each
+  remaining participant sends under the new epoch and has opened a frame under it from
+  every remaining speaker; a removed participant stays connected and must open nothing
+  under the new epochs (``leaver_opened``). Target p99 under 1.5 s.
+- ``bytes on each inter-node link``: not measured yet (``status`` says why): the
+  benchmark runs one node.
 """
 
 from __future__ import annotations
@@ -73,14 +94,25 @@ from benchmarks.calls import (
     _answers,
     _metric,
     _socket_drops,
-    _start_profiled,
     _stop,
     _udp_buffer_errors,
     _wait_for,
 )
-from benchmarks.federation import Node, _free_ports, _machine_cpu_s
+from benchmarks.federation import Node, _final_line, _free_ports, _machine_cpu_s
 from benchmarks.harness import Result
 from benchmarks.meetcore import SPEAKER_LEVELS, run_core
+from benchmarks.meetpairwise import run_pairwise
+from benchmarks.meetrekey import (
+    BATCH_GAP,
+    SETTLED_WAIT,
+    SPACING,
+    Leave,
+    leader_costs,
+    leavers,
+    merge_records,
+    rekey_note,
+    rekey_row,
+)
 from benchmarks.meetrows import (
     Meeting,
     forwarding_result,
@@ -90,7 +122,10 @@ from benchmarks.meetrows import (
     not_measured,
     probe_result,
 )
-from benchmarks.node import _cpu_s, _invites
+from benchmarks.meetschedule import run_schedule
+from benchmarks.meettrace import cpu_pressure, sched_shares, schedstat, trace_results
+from benchmarks.node import NODE_ENV, _cpu_s, _invites
+from benchmarks.nodetrace import START, STOP, window_path
 from benchmarks.profiled import profile_results
 
 PARTICIPANTS: Final = 200
@@ -107,6 +142,9 @@ PARTICIPANTS_ENV: Final = "SEALRELAY_BENCH_MEETING_PARTICIPANTS"
 figure grows with the meeting)."""
 PROFILE_SECONDS: Final = 5.0
 """Seconds of the profiled window (after the measured one)."""
+TRACE_SECONDS: Final = 5.0
+"""Seconds of the trace window (``benchmarks.meettrace``; after the measured one)."""
+NODETRACE: Final = "benchmarks.nodetrace"
 QUEUE_SAMPLE: Final = 0.1
 """Seconds between two readings of the UDP receive queues in the window."""
 SETTLE: Final = 1.0
@@ -115,15 +153,20 @@ DOMAIN: Final = "meet.localhost"
 EXTRA: Final = 'udp_listen = "127.0.0.1:0"'
 SUITE: Final = "cnsa2"
 LOAD: Final = "benchmarks.meetload"
+DRAIN: Final = 1.0
+"""``benchmarks.meetload.DRAIN``: seconds the load processes count after a window."""
 FORWARDED: Final = "sealrelay_meeting_forwarded_datagrams_total"
 DROPPED: Final = "sealrelay_meeting_dropped_total"
 DROP_REASONS: Final = ("silence", "not_selected", "stream_not_bound", "send_failed", "no_room")
 LOG_TAIL: Final = 40
-REKEY_WHY: Final = (
-    "not measured: needs the meeting key schedule on the wire (epoch secrets sent by the "
-    "key leader, acknowledgements), which clients do not send yet"
+KEY_TRANSPORT: Final = (
+    "key messages in-process between the participants of a load process, over a local Unix "
+    "socket between load processes; not pairwise-encrypted (see the leader's epoch row)"
 )
-LINK_WHY: Final = "not measured: needs the cascade between domains, which does not exist yet"
+LINK_WHY: Final = (
+    "not measured yet: the cascade exists (sealrelay_meeting_link_bytes_total, "
+    "sealrelay_meeting_delivered_bytes_total) but this benchmark runs one node"
+)
 
 
 @dataclass(frozen=True)
@@ -176,11 +219,18 @@ def _specs(tmp: Path, node: Node, plan: Plan) -> list[Path]:
     procs = layout(plan.participants, plan.procs)
     counts = [count for count, _ in procs]
     invites = trio.run(_invites, node.data, [f"m{i}" for i in range(len(procs))])
-    room = os.urandom(16).hex()
+    room, meeting = os.urandom(16).hex(), os.urandom(16).hex()
+    names = [invite.split("=", 1)[0] for invite in invites]
+    owners = [
+        [sum(counts[:i]), count, f"{name}@{node.domain}"]
+        for i, (name, count) in enumerate(zip(names, counts, strict=True))
+    ]
     paths = []
     for i, (invite, (count, levels)) in enumerate(zip(invites, procs, strict=True)):
         name, code = invite.split("=", 1)
         doc = {
+            "meeting": meeting,
+            "bus": {"dir": str(tmp), "index": i, "owners": owners},
             "suite": SUITE,
             "account": {"address": f"{name}@{node.domain}", "url": node.url, "code": code},
             "room": room,
@@ -221,7 +271,7 @@ def run(quick: bool) -> list[Result]:
     plan = QUICK if quick else FULL
     if os.environ.get(PARTICIPANTS_ENV):
         plan = Plan(int(os.environ[PARTICIPANTS_ENV]), plan.procs, plan.seconds)
-    results = [run_core(quick)]
+    results = [run_core(quick), run_pairwise(quick), run_schedule(quick)]
     with tempfile.TemporaryDirectory(prefix="sealrelay-bench-meetings-") as tmp:
         log_path = Path(tmp) / "node.log"
         try:
@@ -232,8 +282,6 @@ def run(quick: bool) -> list[Result]:
             print("\n".join(["node's and load processes' stderr, last lines:", *tail]),
                   file=sys.stderr)  # fmt: skip
             raise
-    results.append(not_measured(f"rekey after a leave, {plan.participants} participants",
-                                REKEY_WHY))  # fmt: skip
     results.append(not_measured("bytes on each inter-node link", LINK_WHY))
     return results
 
@@ -246,7 +294,7 @@ def _run(tmp: Path, plan: Plan, log: IO[str]) -> list[Result]:
     specs = _specs(tmp, node, plan)
     loads: list[MeetLoad] = []
     try:
-        _start_profiled(node, tmp / "node.prof")  # profiled only in the last window
+        _start_traced(node, tmp / "node.trace", tmp / "node.prof")  # hooks off until asked
         loads = [MeetLoad(spec, log) for spec in specs]
         for load in loads:
             load.ready()
@@ -254,7 +302,9 @@ def _run(tmp: Path, plan: Plan, log: IO[str]) -> list[Result]:
         results = [join_result(plan.participants, joined)]
         meeting = _measure(loads, node, plan)
         results += [meeting_result(meeting), probe_result(meeting), forwarding_result(meeting)]
+        results += _trace(loads, node, plan, tmp / "node.trace")
         results += _profile(loads, node, plan, tmp / "node.prof")
+        results += _rekey(loads, node, plan)
         _ask(loads, "leave")
         return results
     finally:
@@ -328,3 +378,88 @@ def _profile(loads: list[MeetLoad], node: Node, plan: Plan, out: Path) -> list[R
     _answers(loads)
     _wait_for(out)
     return profile_results(out, forwarded)
+
+
+def _start_traced(node: Node, trace: Path, profile: Path) -> None:
+    """Start ``node`` under ``benchmarks.nodetrace`` (its timing hooks between
+    :data:`~benchmarks.nodetrace.START` and ``STOP``, written to ``trace``; a profile
+    between SIGUSR1 and SIGUSR2, written to ``profile``)."""
+    import subprocess
+
+    node.proc = subprocess.Popen(
+        [sys.executable, "-m", NODETRACE, str(trace), str(profile), "sealrelay", "node", "serve",
+         "--domain", node.domain, "--listen", f"127.0.0.1:{node.port}", "--data", str(node.data),
+         "--config", str(node.config)],
+        stdout=subprocess.PIPE, stderr=node.log, text=True, env={**os.environ, **NODE_ENV},
+    )  # fmt: skip
+    _final_line(node.proc.stdout, f"node {node.domain}", "url")
+
+
+def _trace(loads: list[MeetLoad], node: Node, plan: Plan, out: Path) -> list[Result]:
+    """A window of :data:`TRACE_SECONDS` with the node's timing hooks on and the load
+    processes measuring: ``benchmarks.meettrace``'s rows."""
+    seconds = min(TRACE_SECONDS, plan.seconds)
+    t0 = time.monotonic() + SETTLE
+    for load in loads:
+        load.send(f"measure {t0} {seconds}")
+    window_path(out).write_text(f"{int(t0 * 1e9)} {int((t0 + seconds) * 1e9)}", encoding="utf-8")
+    time.sleep(max(0.0, t0 - time.monotonic()))
+    cpu, machine = _cpu_s(node.pid), _machine_cpu_s()
+    whose = {"node": [node.pid], "load": [load.proc.pid for load in loads]}
+    before = {who: schedstat(pids) for who, pids in whose.items()}
+    os.kill(node.pid, START)
+    time.sleep(max(0.0, t0 + seconds - time.monotonic()))
+    sched = sched_shares(before, {who: schedstat(pids) for who, pids in whose.items()}, seconds)
+    sched["cpu_pressure_pct"] = cpu_pressure()
+    used = {
+        "cpu_node": round((_cpu_s(node.pid) - cpu) / seconds, 3),
+        "cpu_machine": round((_machine_cpu_s() - machine) / seconds, 3),
+    }
+    time.sleep(DRAIN)  # late copies of the window's datagrams still count, as at receivers
+    os.kill(node.pid, STOP)
+    answers = _answers(loads)
+    _wait_for(out)
+    doc = json.loads(out.read_text(encoding="utf-8"))
+    return trace_results(doc, merge(answers), answers[0], answers[-1], os.getloadavg(), used, sched)
+
+
+def _rekey(loads: list[MeetLoad], node: Node, plan: Plan) -> list[Result]:
+    """Epoch 0 for everyone, then :data:`~benchmarks.meetrekey.SINGLES` single leaves and a
+    batch, :data:`~benchmarks.meetrekey.SPACING` s apart (``benchmarks.meetrekey``)."""
+    whose = {"node": [node.pid], "load": [load.proc.pid for load in loads]}
+    sched = {who: schedstat(pids) for who, pids in whose.items()}
+    started = time.monotonic()
+    keyed = _ask(loads, "keys")
+    start_s = max(answer["at"] for answer in keyed) - started
+    time.sleep(SETTLE)
+    singles, batch = leavers(plan.participants, len(SPEAKER_LEVELS), PROBES)
+    leaves: list[Leave] = []
+    for pids, gap in [*(([p], 0.0) for p in singles), (batch, BATCH_GAP)]:
+        loads[0].send(f"remove {','.join(map(str, pids))} {gap}")  # the key leader's process
+        (answer,) = _answers([loads[0]])
+        leaves.append(Leave(answer["at"], tuple(answer["pids"]), answer["epoch"]))
+        gone = ",".join(str(p) for leave in leaves for p in leave.pids)
+        _ask(loads, f"settled {answer['epoch']} {len(SPEAKER_LEVELS)} {gone} {SETTLED_WAIT}")
+        time.sleep(max(0.0, answer["at"] + SPACING - time.monotonic()))
+    merged = merge_records(_ask(loads, "keys_report"))
+    after = {who: schedstat(pids) for who, pids in whose.items()}
+    shares = sched_shares(sched, after, time.monotonic() - started)
+    shares["cpu_pressure_pct"] = cpu_pressure()
+    extra = {
+        **shares,
+        "start_epoch_s": round(start_s, 3),
+        "decrypt_failures": merged["failures"],
+        "key_messages_refused": merged["rejected"],
+        "loadavg": "/".join(f"{x:.2f}" for x in os.getloadavg()),
+        "key_transport": KEY_TRANSPORT,
+        "note": rekey_note(shares),
+    }
+    everyone, speakers = range(plan.participants), range(len(SPEAKER_LEVELS))
+    rows = []
+    for name, chosen in (
+        (f"rekey after a leave, {plan.participants} participants", leaves[:-1]),
+        (f"rekey after {len(batch)} leaves within 200 ms", leaves[-1:]),
+    ):
+        costs = leader_costs(chosen, merged["epochs_sent"])
+        rows.append(rekey_row(name, chosen, leaves, everyone, speakers, merged, {**costs, **extra}))
+    return rows

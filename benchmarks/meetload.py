@@ -4,11 +4,14 @@
     python -m benchmarks.meetload SPEC.json
 
 ``SPEC.json``: ``{"suite", "account": {"address", "url", "code"}, "room": HEX,
+"meeting": HEX, "bus": {"dir", "index", "owners": [[first, count, address], ...]},
 "participants": N, "speakers": [level, ...], "first": I}``: this process enrolls the one
 account, and its ``N`` participants are ``MeetingJoin`` legs of that account in room
 ``ROOM`` (audio only), each bound to its own QUIC connection (``MediaBind``); the first
 ``len(speakers)`` speak at those RFC 6464 levels, the rest are silent. ``first`` is the
-global index of its first participant (the speakers' probe stamps name it). It prints
+global index of its first participant (the speakers' probe stamps name it; it is also
+each participant's pid in the meeting key schedule, ``benchmarks.meetkeys``, whose key
+messages go between load processes over the Unix sockets of ``bus``). It prints
 ``{"ready": N}`` and answers each command line with one JSON line:
 
 ``join``
@@ -27,15 +30,29 @@ global index of its first participant (the speakers' probe stamps name it). It p
     *baseline probe*: one more QUIC connection, on loopback from this process to itself
     with no node, carrying a speaker's stream during the window. Answered
     :data:`DRAIN` seconds after the window.
+``keys``
+    the meeting key schedule starts (the key leader's process sends epoch 0 to everyone);
+    answered once every participant here sends under it. From then on frames are
+    SFrame-encrypted.
+``remove PID[,PID...] GAP``
+    (the key leader's process) the leader removes those participants, ``GAP`` s apart;
+    answered with when, who and the epoch it will make.
+``settled EPOCH SPEAKERS GONE[,GONE...] WITHIN``
+    answered when every participant here but ``GONE`` sends under ``EPOCH`` and has opened
+    a frame under it from each of the first ``SPEAKERS`` pids (or after ``WITHIN`` s).
+``keys_report``
+    what the key schedule recorded (``benchmarks.meetkeys.Records``).
 ``leave``
     every participant sends ``MeetingLeave`` and closes.
 ``quit``
 
 A datagram is a ``wire.media`` audio header (voice bit and level for a speaker; a silent
 participant sends one silent frame in :data:`benchmarks.meetcore.SILENT_EVERY`, as Opus
-discontinuous transmission does) and an opaque payload of a fixture Opus frame's size whose
-first 16 bytes are the probe stamp: send time (ns), speaker index, sequence number. The
-node never reads a payload (it holds no key), so nothing here encrypts.
+discontinuous transmission does) and a payload of a fixture Opus frame's size whose first
+17 bytes are the probe stamp (:data:`STAMP`: send time in ns, speaker index, sequence
+number, sealed or not). Before ``keys`` the rest is an opaque filler (the node never reads
+a payload); after it, the SFrame ciphertext of the participant's frame under its send epoch
+with the stamp as metadata (``benchmarks.meetkeys``).
 """
 
 from __future__ import annotations
@@ -47,7 +64,9 @@ import sys
 import time
 import traceback
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
@@ -55,6 +74,7 @@ import trio
 
 from benchmarks.callkit import STEP_TIMEOUT, emit
 from benchmarks.meetcore import FRAME_MS, PAYLOAD_BYTES, SILENT_EVERY
+from benchmarks.meetkeys import KeyBus, Keys, Owner
 from client.app import Client
 from client.enroll import enroll
 from client.store.memory import MemoryStore
@@ -69,21 +89,33 @@ from transport import (
 from wire.media import HEADER_SIZE, SILENCE, MediaHeader, MediaKind, StreamId
 from wire.relay import LegGrant, MeetingJoin, MeetingLeave
 
-STAMP: Final = struct.Struct(">QII")
-"""Probe stamp at the start of a payload: send time (monotonic ns), speaker, sequence."""
+STAMP: Final = struct.Struct(">QIIB")
+"""Probe stamp at the start of a payload: send time (monotonic ns), speaker, sequence, and
+whether an SFrame ciphertext follows (1) or an opaque filler (0)."""
+SFRAME_OVERHEAD: Final = 27
+"""An SFrame header (KID of an epoch > 0 and a pid: 8 bytes, CTR 2) and its 16-byte tag."""
 BUCKET_US: Final = 10
 """Latency histogram resolution, microseconds."""
 JOIN_CONCURRENCY: Final = 8
 DRAIN: Final = 1.0
 """Seconds a ``measure`` keeps counting after its window (late datagrams still count)."""
 BASELINE_SPEAKER: Final = 0xFFFF_FFFF
+SETTLED_POLL: Final = 0.05
+QUIC_SAMPLE: Final = 0.1
+"""Seconds between two readings of the QUIC connections' congestion state."""
 FRAME_S: Final = FRAME_MS / 1000
 LOOPBACK: Final = "127.0.0.1"
 _FILLER: Final = bytes(PAYLOAD_BYTES - STAMP.size)
+_PLAINTEXT: Final = bytes(PAYLOAD_BYTES - STAMP.size - SFRAME_OVERHEAD)
+Seal = Callable[[bytes, bytes], "bytes | None"]
+"""``seal(metadata, plaintext)``: the SFrame ciphertext, or None while there is no key."""
 
 
-def datagram(sender: int, index: int, seq: int, level: int | None) -> bytes:
-    """The ``seq``-th frame of participant ``index`` (sender id ``sender``), stamped now."""
+def datagram(
+    sender: int, index: int, seq: int, level: int | None, seal: Seal | None = None
+) -> bytes:
+    """The ``seq``-th frame of participant ``index`` (sender id ``sender``), stamped now:
+    SFrame-encrypted by ``seal`` (the stamp is its metadata) when it gives a ciphertext."""
     header = MediaHeader(
         StreamId(sender, MediaKind.AUDIO),
         group=seq // 65_535,
@@ -94,7 +126,13 @@ def datagram(sender: int, index: int, seq: int, level: int | None) -> bytes:
         audio_level=SILENCE if level is None else level,
         voice=level is not None,
     )
-    return header.encode() + STAMP.pack(time.monotonic_ns(), index, seq) + _FILLER
+    now = time.monotonic_ns()
+    if seal is not None:
+        stamp = STAMP.pack(now, index, seq, 1)
+        sealed = seal(stamp, _PLAINTEXT)
+        if sealed is not None:
+            return header.encode() + stamp + sealed
+    return header.encode() + STAMP.pack(now, index, seq, 0) + _FILLER
 
 
 @dataclass
@@ -109,9 +147,15 @@ class Window:
     base_sent: int = 0
     base_received: int = 0
     base_histogram: Counter[int] = field(default_factory=Counter)
+    quic_samples: int = 0
+    quic_cwnd_full: int = 0
+    quic_rtt_ms: Counter[int] = field(default_factory=Counter)
 
     def document(self) -> dict[str, Any]:
         return {
+            "quic_samples": self.quic_samples,
+            "quic_cwnd_full": self.quic_cwnd_full,
+            "quic_rtt_ms": {str(k): v for k, v in self.quic_rtt_ms.items()},
             "sent": {str(k): v for k, v in self.sent.items()},
             "received": self.received,
             "histogram": {str(k): v for k, v in self.histogram.items()},
@@ -141,6 +185,14 @@ class Meeting:
         levels: list[int | None] = list(spec["speakers"])
         levels += [None] * (spec["participants"] - len(levels))
         self.people = [Participant(spec["first"] + i, lv) for i, lv in enumerate(levels)]
+        bus = spec["bus"]
+        self.owners = [Owner(*owner) for owner in bus["owners"]]
+        self.keys = Keys(
+            bytes.fromhex(spec["meeting"]),
+            [p.index for p in self.people],
+            spec["suite"],
+            KeyBus(Path(bus["dir"]), bus["index"], self.owners),
+        )
         self.window: Window | None = None
         self.speakers_total = 0
         self._all_hear = trio.Event()
@@ -188,9 +240,10 @@ class Meeting:
         assert p.media is not None
         seq = 0
         next_at = trio.current_time()  # trio's clock: not time.monotonic's origin
+        seal = partial(self.keys.seal, p.index)
         while True:
             if p.level is not None or seq % SILENT_EVERY == p.index % SILENT_EVERY:
-                data = datagram(p.sender, p.index, seq, p.level)
+                data = datagram(p.sender, p.index, seq, p.level, seal)
                 try:
                     await p.media.send_datagrams([data])
                 except TransportError:
@@ -207,6 +260,8 @@ class Meeting:
     async def _listen(self, p: Participant) -> None:
         assert p.media is not None
         unpack = STAMP.unpack_from
+        on_frame = self.keys.on_frame
+        body = HEADER_SIZE + STAMP.size
         while True:
             try:
                 batch = await p.media.receive_datagram_batch()
@@ -215,7 +270,9 @@ class Meeting:
             now = time.monotonic_ns()
             w = self.window
             for data in batch:
-                at, speaker, _seq = unpack(data, HEADER_SIZE)
+                at, speaker, _seq, sealed = unpack(data, HEADER_SIZE)
+                if sealed:
+                    on_frame(p.index, data[HEADER_SIZE:body], data[body:], at / 1e9)
                 if p.hearing_at is None:
                     p.heard.add(speaker)
                     if len(p.heard) >= self._expected(p):
@@ -233,6 +290,7 @@ class Meeting:
         cpu = 0.0
         async with trio.open_nursery() as nursery:
             await _baseline_ready(nursery, window, t0 + seconds)
+            nursery.start_soon(self._sample_quic, window, t0 + seconds)
             await trio.sleep(max(0.0, t0 - time.monotonic()))
             cpu = time.process_time()
             await trio.sleep(max(0.0, t0 + seconds - time.monotonic()))
@@ -241,6 +299,55 @@ class Meeting:
             nursery.cancel_scope.cancel()
         self.window = None
         return {**window.document(), "cpu_s": cpu}
+
+    async def _sample_quic(self, window: Window, until: float) -> None:
+        """Every :data:`QUIC_SAMPLE` s until ``until``: the speakers' connections to the
+        node (every participant's if none speaks here), whether qh3's congestion window is
+        full (a datagram sent now waits in this process for the node's acks) and the RTT."""
+        people = [p for p in self.people if p.level is not None] or self.people
+        while time.monotonic() < until:
+            for p in people:
+                core = getattr(getattr(p.media, "_conn", None), "_core", None)
+                if core is None:
+                    continue
+                with contextlib.suppress(Exception):  # a diagnostic; a closing connection
+                    window.quic_samples += 1
+                    window.quic_cwnd_full += core.bytes_in_flight >= core.congestion_window
+                    window.quic_rtt_ms[int((core.smoothed_rtt or 0.0) * 1000)] += 1
+            await trio.sleep(QUIC_SAMPLE)
+
+    # --- keys --------------------------------------------------------------------------------
+
+    async def keyed(self) -> dict[str, Any]:
+        """Epoch 0 for every participant (the leader's process starts it); answered once
+        every participant here sends under it."""
+        await self.keys.start(self.owners)
+        with trio.fail_after(STEP_TIMEOUT):
+            await self.keys.sending.wait()
+        return {"keyed": len(self.people), "at": time.monotonic()}
+
+    async def remove(self, pids: list[int], gap: float) -> dict[str, Any]:
+        """The leader removes ``pids``, ``gap`` seconds apart (its process only)."""
+        leader = self.keys.leader
+        if leader is None:
+            raise RuntimeError("the key leader is not in this process")
+        epoch, first = leader.epoch + 1, time.monotonic()
+        for i, pid in enumerate(pids):
+            if i:
+                await trio.sleep(gap)
+            self.keys.remove(pid)
+        return {"at": first, "last": time.monotonic(), "pids": pids, "epoch": epoch}
+
+    async def settled(
+        self, epoch: int, speakers: int, gone: set[int], within: float
+    ) -> dict[str, Any]:
+        """When every participant here (but ``gone``) sends under ``epoch`` and has opened
+        a frame under it from each of the first ``speakers`` pids (None after ``within``)."""
+        for _ in range(int(within / SETTLED_POLL)):
+            if self.keys.settled(epoch, range(speakers), gone):
+                return {"epoch": epoch, "at": time.monotonic()}
+            await trio.sleep(SETTLED_POLL)
+        return {"epoch": epoch, "at": None}
 
     async def leave(self) -> dict[str, Any]:
         for p in self.people:
@@ -300,6 +407,15 @@ async def _command(line: str, meeting: Meeting, nursery: trio.Nursery) -> dict[s
         return await meeting.measure(float(words[1]), float(words[2]))
     if words[0] == "leave":
         return await meeting.leave()
+    if words[0] == "keys":
+        return await meeting.keyed()
+    if words[0] == "remove":
+        return await meeting.remove([int(w) for w in words[1].split(",")], float(words[2]))
+    if words[0] == "settled":
+        gone = {int(w) for w in words[3].split(",")}
+        return await meeting.settled(int(words[1]), int(words[2]), gone, float(words[4]))
+    if words[0] == "keys_report":
+        return meeting.keys.records.document()
     raise ValueError(f"unknown command {line!r}")
 
 
@@ -308,9 +424,16 @@ async def _main(spec: dict[str, Any], home: Path) -> None:
     account = spec["account"]
     await enroll(store, account["address"], account["url"], account["code"], spec["suite"])
     client = Client.load(store, save_dir=home)
+    meeting = Meeting(client, spec)
+    with meeting.keys.bus:
+        await _serve(client, meeting)
+
+
+async def _serve(client: Client, meeting: Meeting) -> None:
     stdin = trio.wrap_file(sys.stdin)
     async with client.online(), trio.open_nursery() as nursery:
-        meeting = Meeting(client, spec)
+        meeting.keys.bus.open()
+        nursery.start_soon(meeting.keys.run, nursery)
         emit({"ready": len(meeting.people)})
         while (line := (await stdin.readline()).strip()) and line != "quit":
             try:

@@ -117,8 +117,8 @@ def test_probe_stamp_follows_the_header() -> None:
     route = peek_route(data)
     assert route is not None
     assert (route[0], route[4], route[5]) == (0xABCDEF, 25, True)
-    _at, speaker, seq = meetload.STAMP.unpack_from(data, HEADER_SIZE)
-    assert (speaker, seq) == (7, 70_000)
+    _at, speaker, seq, sealed = meetload.STAMP.unpack_from(data, HEADER_SIZE)
+    assert (speaker, seq, sealed) == (7, 70_000, 0)
     silent = peek_route(meetload.datagram(1, 8, 0, None))
     assert silent is not None
     assert not silent[5]
@@ -137,3 +137,9 @@ def test_quick_meetings_run_writes_every_case(tmp_path: Path) -> None:
     assert by_name[f"join, {n} participants"]["extra"]["seconds"] > 0
     assert any(row["group"] == "profile" for row in rows)
     assert by_name["bytes on each inter-node link"]["extra"]["status"].startswith("not measured")
+    rekey = by_name[f"rekey after a leave, {n} participants"]
+    assert rekey["samples"] > 0
+    assert rekey["extra"]["leaver_opened"] == 0
+    assert rekey["extra"]["decrypt_failures"] == 0
+    assert by_name["rekey after 3 leaves within 200 ms"]["extra"]["leaver_refused"] > 0
+    assert by_name["trace: send -> copy out of node"]["calls"] > 0
