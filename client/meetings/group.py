@@ -20,6 +20,13 @@ Signalling rides the pairwise sessions (``client.content.MeetingNote``), never t
   ``wire.meeting`` between the leader and each participant, as
   :mod:`client.meetings.keys` produces them; a switch counts only from the leader's device;
   when the leader leaves, its rightful successor takes over and invites the group again.
+* **Removal**: a participant whose address leaves the group's member list (a signed group
+  change, ``client.groups``) is removed from the meeting: the leader drops it
+  (``MeetingLeader.remove``: a fresh epoch for the others, batched with leaves, cause
+  ``REMOVE``), the others count it as gone, and its signals are ignored from then on (it is
+  not a member). A removed leader is gone for the others too: its rightful successor takes
+  over (``client.meetings.membership``: who is removed, and an epoch held while the group
+  change that makes it acceptable is on its way).
 * **Glare**: two devices that host at once each see the other's invite; the meeting with
   the smaller meeting id (compared as bytes) goes on, and every device in the other one
   leaves it and asks to join the winner, so the group ends up in one meeting.
@@ -38,8 +45,9 @@ from enum import Enum
 from typing import Final
 
 from client.content import MeetingInvite, MeetingRequest, MeetingSignal
-from client.meetings.errors import MeetingError
+from client.meetings.errors import MeetingError, RosterError
 from client.meetings.keys import MeetingLeader, MeetingMember, Send
+from client.meetings.membership import HOLD_MS, Held, removed
 from client.meetings.roster import Signer, Verify, key_fingerprint
 from wire.meeting import (
     MEETING_ID_LEN,
@@ -171,6 +179,7 @@ class GroupMeeting:
         self._invite_at: int | None = None  # next renewal (leader)
         self._entered = False
         self._announced: dict[int, str] = {}
+        self._held: Held | None = None
         self.epochs: set[int] = set()
         self.most_participants = 0
         self.ignored = 0
@@ -192,15 +201,16 @@ class GroupMeeting:
         if sender == self.me.address or sender not in set(self._members()):
             self.ignored += 1
             return []
+        out = self._removals(now)  # the member list as it is now judges this signal
         try:
-            return self._receive(sender, device, key, signal, now)
+            return out + self._receive(sender, device, key, signal, now)
         except MeetingError:
             self.ignored += 1
-            return []
+            return out
 
     def tick(self, now: int) -> list[Event]:
         """Timers: the key schedule's, invite renewal, an unanswered request."""
-        out: list[Event] = []
+        out: list[Event] = self._removals(now) + self._retry(now)
         if self.leader is not None:
             out += self._sends(self.leader.tick(now))
             if self._invite_at is not None and now >= self._invite_at:
@@ -335,9 +345,29 @@ class GroupMeeting:
                 self.ignored += 1
                 return []
             self.member = MeetingMember(body.meeting, mine[0].pid, self.me.verify)
-        acks = self.member.on_epoch(msg, key, now)
+        try:
+            acks = self.member.on_epoch(msg, key, now)
+        except RosterError:
+            if self._held is None or self._held.replaced_by(msg, now):
+                self._held = Held(sender, device, key, msg, now + HOLD_MS)
+            raise
+        if self._held is not None and self._held.epoch <= body.epoch:
+            self._held = None
         self.phase = Phase.IN
         return self._sends(acks) + self._after(now)
+
+    def _retry(self, now: int) -> list[Event]:
+        """The held epoch again (module docstring), until it is accepted or its time is up."""
+        held = self._held
+        if held is None:
+            return []
+        if now >= held.until or self.leader is not None or self.member is None:
+            self._held = None
+            return []
+        try:
+            return self._on_epoch(held.sender, held.device, held.key, held.msg, now)
+        except MeetingError:
+            return []
 
     def _on_leave(self, pid: int, msg: MeetingLeave, now: int) -> list[Event]:
         if self.leader is not None:
@@ -345,6 +375,25 @@ class GroupMeeting:
         member = self.member
         if member is None or msg.pid != pid or not member.on_leave(msg):
             return []
+        return self._take_over(member, now)
+
+    def _removals(self, now: int) -> list[Event]:
+        """Participants no longer in the group's member list: removed (module docstring)."""
+        member = self.member
+        if member is None or member.roster is None:
+            return []
+        entries = self.leader.participants if self.leader else member.roster.participants
+        gone = removed(entries, self._members(), self.me.address, member.departed)
+        if not gone:
+            return []
+        if self.leader is not None:
+            return self._sends(self.leader.remove(gone, now))
+        for pid in gone:
+            member.note_left(pid)
+        return self._take_over(member, now) if member.should_lead() else []
+
+    def _take_over(self, member: MeetingMember, now: int) -> list[Event]:
+        """This device is the rightful successor of a leader that went: it leads."""
         self.leader = MeetingLeader.succeed(
             member, self.me.key, self.me.signer, self._random, now, present=member.present()
         )
@@ -404,6 +453,7 @@ class GroupMeeting:
         self.phase = Phase.IDLE
         self.meeting = self.room = None
         self.leader = self.member = None
+        self._held = None
         self._invite_at = None
         self._entered = False
         self._announced = {}

@@ -1,0 +1,55 @@
+"""What the group's member list says about a running meeting (issue 18: "a removed
+participant cannot decrypt anything after the switch"). Pure.
+
+A group's members change only by signed group changes (``client.groups``); a meeting's
+participants are devices of members. :func:`removed` names the participants whose address
+is no longer a member, as this device's copy of the group says: the leader drops them
+(``MeetingLeader.remove``), the others count them as gone. A device judges only while it is
+a member itself (one that was removed, or that does not know the group, has no say).
+
+The group change and the key leader's next epoch travel apart (a hand-over after the
+leader's removal may come before the change that makes it acceptable), so an epoch that
+cannot be accepted yet is :class:`Held` a while and tried again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Final
+
+from wire.meeting import MeetingEpoch, RosterEntry
+
+HOLD_MS: Final = 5_000
+"""How long an epoch that cannot be accepted yet is held and tried again."""
+
+
+def removed(
+    entries: Iterable[RosterEntry], members: Iterable[str], me: str, gone: frozenset[int]
+) -> set[int]:
+    """The pids of ``entries`` whose address is not in ``members``, less those already
+    ``gone``; none if ``me`` is not a member."""
+    current = set(members)
+    if me not in current:
+        return set()
+    return {p.pid for p in entries if p.address not in current} - gone
+
+
+@dataclass(frozen=True)
+class Held:
+    """An epoch from ``sender``'s ``device`` (identity key ``key``) not accepted yet, tried
+    again until ``until`` (ms)."""
+
+    sender: str
+    device: int
+    key: bytes
+    msg: MeetingEpoch
+    until: int
+
+    @property
+    def epoch(self) -> int:
+        return self.msg.roster.body.epoch
+
+    def replaced_by(self, msg: MeetingEpoch, now: int) -> bool:
+        """Whether ``msg``, not accepted either, should be held instead of this one."""
+        return now >= self.until or msg.roster.body.epoch > self.epoch
