@@ -3,10 +3,16 @@
 nothing after the switch"). Four in-process clients of one domain form a group; each runs
 the group's meeting as ``sealrelay client meet`` does (``client.meetings.meet.Meet`` over
 the client library; media over QUIC to the node's SFU). With everyone in and talking, the
-admin (also the host and key leader) removes dan from the group: the leader drops dan
-(cause ``REMOVE``), the others switch to a fresh epoch, and dan's client, which goes on
-running, its leg still in the room, receives the others' audio and opens none of it from
-the switch on, while the others keep opening each other's frames and never fail one."""
+admin ann removes a member from the group:
+
+* dan, while ann hosts and leads the keys: ann drops dan (cause ``REMOVE``) and the others
+  switch to a fresh epoch;
+* bob, the host and key leader itself: the earliest-joined remaining participant takes
+  over with a fresh epoch (``HANDOVER``) for the others.
+
+Either way the removed member's client goes on running, its leg still in the room: it
+receives the others' audio and opens none of it from the switch on, while the others keep
+opening each other's frames and never fail one."""
 
 from __future__ import annotations
 
@@ -35,7 +41,7 @@ EXTRA: Final = (
     "introductions_per_minute = 100000\nintroductions_per_recipient_per_minute = 100000"
 )
 NAMES: Final = ("ann", "bob", "cat", "dan")
-GONE: Final = "dan"
+ADMIN: Final = "ann"
 SECONDS: Final = 30.0
 """Each member's media (the meeting ends by itself; the test is done well before)."""
 TALKING: Final = 1.5
@@ -128,16 +134,21 @@ def _seat(client: Client, group: bytes) -> Seat:
     return Seat(client, meet, lines)
 
 
+@pytest.mark.parametrize(
+    ("host", "gone", "cause"),
+    [("ann", "dan", EpochCause.REMOVE), ("bob", "bob", EpochCause.HANDOVER)],
+    ids=["a-member", "the-key-leader"],
+)
 def test_a_removed_member_still_connected_decrypts_nothing_after_the_switch(
-    people: dict[str, Person],
+    people: dict[str, Person], host: str, gone: str, cause: EpochCause
 ) -> None:
     async def main() -> dict[str, Any]:
         async with AsyncExitStack() as stack:
             clients = {name: people[name].load() for name in NAMES}
             for client in clients.values():
                 await stack.enter_async_context(client.online())
-            admin = clients["ann"]
-            others = [clients[n].device.address for n in NAMES[1:]]
+            admin = clients[ADMIN]
+            others = [clients[n].device.address for n in NAMES if n != ADMIN]
             group = await admin.group_create("crisis", others)
 
             def grouped() -> bool:
@@ -148,11 +159,12 @@ def test_a_removed_member_still_connected_decrypts_nothing_after_the_switch(
             await wait_until(grouped, WITHIN, "every member in the group")
             seats = {name: _seat(client, group) for name, client in clients.items()}
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(seats["ann"].meet.run)
-                await wait_until(lambda: bool(seats["ann"].meet.rooms), WITHIN, "ann hosts")
-                for name in NAMES[1:]:
-                    nursery.start_soon(seats[name].meet.run)
-                out = await _remove_during(seats, group)
+                nursery.start_soon(seats[host].meet.run)
+                await wait_until(lambda: bool(seats[host].meet.rooms), WITHIN, "the host")
+                for name in NAMES:
+                    if name != host:
+                        nursery.start_soon(seats[name].meet.run)
+                out = await _remove_during(seats, group, host, gone)
                 nursery.cancel_scope.cancel()
             return out
 
@@ -162,8 +174,9 @@ def test_a_removed_member_still_connected_decrypts_nothing_after_the_switch(
     assert gone_end[1] > gone_at[1], out  # ... while the others' frames kept reaching it
     assert gone_end[2] == 0, out
     assert out["gone_before"][0] > 0, out  # it had opened frames before
+    assert out["cause"] is cause, out
     for name in NAMES:
-        if name == GONE:
+        if name == gone:
             continue
         at, end = out["at"][name], out["end"][name]
         assert end[0] > at[0], (name, out)  # the others go on opening each other's frames
@@ -173,14 +186,16 @@ def test_a_removed_member_still_connected_decrypts_nothing_after_the_switch(
     assert out["switch_s"] < 5.0, out
 
 
-async def _remove_during(seats: dict[str, Seat], group: bytes) -> dict[str, Any]:
-    """Everyone in and talking; ann removes dan; the switch; what each opened after it."""
-    leader_seat = seats["ann"]
-    rest = [seats[n] for n in NAMES if n != GONE]
-    gone = seats[GONE]
+async def _remove_during(
+    seats: dict[str, Seat], group: bytes, host: str, gone_name: str
+) -> dict[str, Any]:
+    """Everyone in and talking; the admin removes ``gone_name``; the switch; what each
+    opened after it."""
+    rest = [seats[n] for n in NAMES if n != gone_name]
+    gone = seats[gone_name]
 
     def everyone_in() -> bool:
-        leader = leader_seat.core.leader
+        leader = seats[host].core.leader
         return leader is not None and all(
             s.meet.rooms
             and len(s.core.participants) == len(NAMES)
@@ -191,27 +206,28 @@ async def _remove_during(seats: dict[str, Seat], group: bytes) -> dict[str, Any]
 
     await wait_until(everyone_in, WITHIN, "the four in one meeting, one epoch")
     await trio.sleep(TALKING)
-    leader = leader_seat.core.leader
-    assert leader is not None
-    before = leader.epoch
+    first = seats[host].core.leader
+    assert first is not None
+    before = first.epoch
     gone_before = gone.opened()
     gone_address = gone.client.device.address
     started = trio.current_time()
-    assert not await leader_seat.client.group_change(group, remove=[gone_address])
+    assert not await seats[ADMIN].client.group_change(group, remove=[gone_address])
 
     def switched() -> bool:
-        return leader.epoch > before and all(
+        leaders = [s.core.leader for s in rest if s.core.leader is not None]
+        return len(leaders) == 1 and all(
             s.core.member is not None
-            and s.core.member.send_epoch == leader.epoch
+            and s.core.member.send_epoch == leaders[0].epoch > before
             and gone_address not in s.core.participants.values()
             for s in rest
         )
 
-    await wait_until(switched, WITHIN, "the others switched to an epoch without dan", poll=0.02)
+    await wait_until(switched, WITHIN, "the others switched to an epoch without it", poll=0.02)
     switch_s = trio.current_time() - started
+    leader = next(s.core.leader for s in rest if s.core.leader is not None)
     roster = leader.member.roster
     assert roster is not None
-    assert roster.cause is EpochCause.REMOVE
     assert gone.core.member is not None
     assert not gone.core.member.holds(leader.epoch)
     await trio.sleep(IN_FLIGHT)
@@ -219,9 +235,10 @@ async def _remove_during(seats: dict[str, Seat], group: bytes) -> dict[str, Any]
     await trio.sleep(AFTER)
     end = {n: s.opened() for n, s in seats.items()}
     return {
+        "cause": roster.cause,
         "gone_before": gone_before,
-        "gone_at": at[GONE],
-        "gone_end": end[GONE],
+        "gone_at": at[gone_name],
+        "gone_end": end[gone_name],
         "at": at,
         "end": end,
         "speakers": {n: len(s.meet.rooms[-1].speakers) for n, s in seats.items()},
