@@ -8,12 +8,14 @@ sessions. A removed leader is handed over from like a leader that left."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from client.meetings import LEAVE_BATCH_MS, SWITCH_TIMEOUT_MS, MeetingCrypto
+from client.meetings import LEAVE_BATCH_MS, ROTATE_INTERVAL_MS, SWITCH_TIMEOUT_MS, MeetingCrypto
 from client.meetings.group import Leading, Roster
 from client.meetings.membership import HOLD_MS, removed
 from suites.sframe import UnknownKidError
-from tests.client.meetings.kit import T0, Net
+from tests.client.meetings.kit import T0, Net, Person
 from tests.client.meetings.test_group import NAMES, World, _everyone_in
 from wire.meeting import EpochCause, MeetingEpoch, MeetingSwitch
 
@@ -92,6 +94,36 @@ def test_a_removed_participant_decrypts_nothing_after_the_switch() -> None:
     for pid in (0, 1, 2):
         with pytest.raises(UnknownKidError):
             cryptos[pid].unprotect(late, METADATA)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.sampled_from(["join", "leave", "remove", "tick", "rotate"]), max_size=14))
+def test_a_removed_participant_that_still_listens_is_sent_nothing_more(script: list[str]) -> None:
+    net = Net(3)
+    now, removed_at = T0, {}
+    for i, op in enumerate(script):
+        now += 150
+        present = [p.pid for p in net.leader.participants if p.pid != 0]
+        if op == "join":
+            net.join(Person(f"j{i}"), now)
+        elif op == "leave" and present:
+            net.deaf.add(present[-1])
+            net.leader.leave(present[-1], now)
+        elif op == "remove" and present:
+            removed_at[present[0]] = len(net.log)  # it goes on listening
+            net.leader.remove({present[0]}, now)
+        elif op == "rotate":
+            now += ROTATE_INTERVAL_MS
+        net.tick(now)
+    for _ in range(2):  # the batch, then the switch
+        now += LEAVE_BATCH_MS + SWITCH_TIMEOUT_MS
+        net.tick(now)
+    epoch = net.leader.epoch
+    for p in net.leader.participants:
+        assert net.members[p.pid].send_epoch == epoch
+    for pid, sent in removed_at.items():
+        assert all(s.to != pid for s in net.log[sent:])
+        assert not net.members[pid].holds(epoch)
 
 
 def test_removed_names_participants_no_longer_members_by_a_members_view() -> None:
