@@ -20,13 +20,9 @@ Signalling rides the pairwise sessions (``client.content.MeetingNote``), never t
   ``wire.meeting`` between the leader and each participant, as
   :mod:`client.meetings.keys` produces them; a switch counts only from the leader's device;
   when the leader leaves, its rightful successor takes over and invites the group again.
-* **Removal**: a participant whose address leaves the group's member list (a signed group
-  change, ``client.groups``) is removed from the meeting: the leader drops it
-  (``MeetingLeader.remove``: a fresh epoch for the others, batched with leaves, cause
-  ``REMOVE``), the others count it as gone, and its signals are ignored from then on (it is
-  not a member). A removed leader is gone for the others too: its rightful successor takes
-  over (``client.meetings.membership``: who is removed, and an epoch held while the group
-  change that makes it acceptable is on its way).
+* **Removal**: a participant removed from the group (``client.meetings.membership``) is
+  dropped by the leader (``MeetingLeader.remove``), counted as gone by the others, and not
+  heard from again; a removed leader is handed over from as one that left.
 * **Glare**: two devices that host at once each see the other's invite; the meeting with
   the smaller meeting id (compared as bytes) goes on, and every device in the other one
   leaves it and asks to join the winner, so the group ends up in one meeting.

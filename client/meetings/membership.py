@@ -4,8 +4,10 @@ participant cannot decrypt anything after the switch"). Pure.
 A group's members change only by signed group changes (``client.groups``); a meeting's
 participants are devices of members. :func:`removed` names the participants whose address
 is no longer a member, as this device's copy of the group says: the leader drops them
-(``MeetingLeader.remove``), the others count them as gone. A device judges only while it is
-a member itself (one that was removed, or that does not know the group, has no say).
+(``MeetingLeader.remove``: a fresh epoch for the others only, batched with leaves, cause
+``REMOVE``), the others count them as gone (a removed leader is handed over from), and their
+signals are ignored, as any non-member's. A device judges only while it is a member itself
+(one that was removed, or that does not know the group, has no say).
 
 The group change and the key leader's next epoch travel apart (a hand-over after the
 leader's removal may come before the change that makes it acceptable), so an epoch that
