@@ -14,7 +14,9 @@ Calls (``node.calls_requests``): once authenticated, binary messages that are me
 datagrams (``wire.relay_calls.is_media_message``) bypass the frame core; each run of them
 read together goes to the call relay at once (``Session.media``), between the answers to
 the frames around it. The connection is the media connection of the legs it attached
-(:meth:`send_binary` carries forwarded datagrams) and receives ``LegEnded`` (:meth:`push`).
+(:meth:`send_binary` carries forwarded datagrams) and receives ``LegEnded`` and a meeting
+leg's notices (:meth:`push`, in the order pushed: a pause and a resume of one layer must
+not cross).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final
 
@@ -55,6 +58,8 @@ class Connection:
     """The shell of one client WebSocket."""
 
     __slots__ = (
+        "_pushes",
+        "_pushing",
         "_send",
         "_send_many",
         "answering",
@@ -86,6 +91,8 @@ class Connection:
         self.held = False
         self.answering = False
         self.woken = False
+        self._pushes: deque[object] = deque()
+        self._pushing = False
         session.wake = self.wake
         session.shell = self
 
@@ -123,15 +130,24 @@ class Connection:
             await self._send({"type": "websocket.send", "bytes": message})
 
     def push(self, frame: object) -> None:
-        """Send ``frame`` soon (a ``LegEnded``), in a short task of its own."""
-        if not self.closed:
-            self.nursery.start_soon(self._push_one, frame)
+        """Send ``frame`` soon (a ``LegEnded``, a meeting notice), after the frames pushed
+        before it: one short task sends what is queued."""
+        if self.closed:
+            return
+        self._pushes.append(frame)
+        if not self._pushing:
+            self._pushing = True
+            self.nursery.start_soon(self._push_queued)
 
-    async def _push_one(self, frame: object) -> None:
+    async def _push_queued(self) -> None:
         try:
-            await self.send_frame(frame)
+            while self._pushes and not self.closed:
+                await self.send_frame(self._pushes.popleft())
         except Exception as exc:  # the socket went: the client learns it on reconnecting
             log.warning("push failed", extra={"error": type(exc).__name__})
+            self._pushes.clear()
+        finally:
+            self._pushing = False
 
     async def close(self, code: int) -> None:
         if not self.closed:
