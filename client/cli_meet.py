@@ -17,7 +17,11 @@ Output: JSON lines on stdout, ``{"event": "joined", ...}``, ``{"event": "partici
 ``latency_ms_p50``, ``latency_ms_p99``, ``jitter_ms``, ``transport``, ``seconds``) and
 ``participants`` (the most at once, this device included), ``speakers_heard`` and
 ``videos_received`` (participants whose audio or video reached this one), ``epochs`` (key
-epochs held). A meeting not joined within 30 s (``meeting.not_joined``) or whose media
+epochs held), and more counters, among them ``forged_streams``: streams that failed sender
+authentication (another member made frames under a participant's id, or its frame
+signatures failed or never came); each is also a ``{"event": "forged_stream", "pid": N,
+"address": ..., "kind": ..., "layer": N, "reason": ...}`` line, and is no longer played.
+A meeting not joined within 30 s (``meeting.not_joined``) or whose media
 could not be set up (``meeting.failed``) exits 1 with one stderr line.
 """
 

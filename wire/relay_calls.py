@@ -32,7 +32,7 @@ from __future__ import annotations
 from typing import Final
 
 from wire.calls import LegId, LegRef
-from wire.media import TYPE_MEDIA, VERSION
+from wire.media import TYPE_MEDIA, TYPE_SIGNATURE, VERSION
 from wire.relay_common import Code, RequestId
 from wire.schema import message
 from wire.types import U32, Bytes32
@@ -40,12 +40,17 @@ from wire.types import U32, Bytes32
 MEDIA_MESSAGE_BYTE: Final = VERSION << 4 | TYPE_MEDIA
 """The first byte of a media datagram (``wire.media``: version 1, type media, ``0x11``),
 and so of a binary WebSocket message that carries one; a frame starts with ``0x93``."""
+SIGNATURE_MESSAGE_BYTE: Final = VERSION << 4 | TYPE_SIGNATURE
+"""The first byte of a meeting's signature datagram (``wire.media``: type signature,
+``0x12``), which travels as media does."""
+_DATAGRAM_BYTES: Final = frozenset((MEDIA_MESSAGE_BYTE, SIGNATURE_MESSAGE_BYTE))
 
 
 def is_media_message(data: bytes) -> bool:
-    """Whether the binary WebSocket message ``data`` is a media datagram rather than a
-    frame (by its first byte only; the datagram's header is checked where it is read)."""
-    return bool(data) and data[0] == MEDIA_MESSAGE_BYTE
+    """Whether the binary WebSocket message ``data`` is a media (or signature) datagram
+    rather than a frame (by its first byte only; the datagram's header is checked where it
+    is read)."""
+    return bool(data) and data[0] in _DATAGRAM_BYTES
 
 
 @message("relay.leg_allocate")

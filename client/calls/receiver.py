@@ -2,7 +2,8 @@
 
 For each datagram (pure; ``now`` in seconds of a clock shared with the sender's timestamps):
 
-1. :func:`wire.media.decode_datagram`; a malformed one is dropped (``malformed``);
+1. :func:`wire.media.decode_datagram`; a malformed one is dropped (``malformed``), as is a
+   signature datagram (a meeting reads those before this);
 2. a packet of a frame already delivered is dropped as a replay (:class:`FrameWindow`; as
    in SRTP, RFC 3711 section 3.3.2, a packet too old for the window counts as one too);
 3. :class:`~client.calls.reassembly.Reassembler` collects the frame's packets;
@@ -114,6 +115,9 @@ class Receiver:
         try:
             header, payload = decode_datagram(datagram)
         except WireError:
+            self.counters.malformed += 1
+            return
+        if header.is_signature:  # no frame: a meeting's signatures are read before this
             self.counters.malformed += 1
             return
         stream = self._streams.get(header.stream)

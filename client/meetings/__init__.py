@@ -8,7 +8,8 @@
     check_roster, sign_roster      the leader-signed participant list (``roster``)
     MeetingCrypto                  SFrame protect / unprotect with those keys (``media``)
     FrameSigner, FrameVerifier     signed digests of each sender's frames, so a member
-                                   cannot pass frames off as another's (``frameauth``)
+                                   cannot pass frames off as another's (``frameauth``),
+                                   sent in band as signature datagrams (``signatures``)
 
     GroupMeeting                   the meeting of a sealrelay group on one device: host or
                                    join, invites and requests, the key schedule's messages

@@ -26,7 +26,19 @@ would ruin a call) and condemns a stream afterwards, reporting it once, when
 * a verified signature gives another digest for a frame index it received
   (``forged_frame``): a member sent frames under this pid;
 * more than :data:`MAX_UNVERIFIED` of its frames went :data:`VERIFY_BOUND_MS` without any
-  signature covering them (``unsigned``): signatures withheld, or frames nobody signed.
+  signature covering them, within :data:`UNSIGNED_WINDOW_MS` (``unsigned``): signatures
+  withheld, or frames nobody signed.
+
+Not every frame left without a signature is suspect. A frame whose index lies between two
+verified signatures of its stream (in its epoch), where the later one came after the frame,
+was in a window whose signature this receiver lost (or was not sent: the node forwards a
+signature to whoever gets the track when it goes). A frame at an index a verified
+signature covers, but that came after the digests were let go, is suspect; so is one
+beyond them. While signatures of a pid wait for its key (a receiver that came
+late, or was not sent that pid's stream when its key rode along), its frames that pass
+the bound are not suspect either, for at most :data:`KEY_WAIT_MS` from the first such
+signature: the key comes within :data:`KEY_EVERY` signatures (a signature offering a key
+whose fingerprint is not the roster's buys no such wait).
 
 A condemned stream is dropped: :meth:`FrameVerifier.on_frame` answers False for every
 later frame of it. Pure: time and signing are injected.
@@ -34,6 +46,7 @@ later frame of it. Pure: time and signing are injected.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -51,18 +64,27 @@ SIGN_INTERVAL_MS: Final = 1000
 """A window is signed at most this long after its first frame."""
 KEY_FIRST: Final = 3
 """The signer's key rides in the first this many signatures of a stream (one may be lost) ..."""
-KEY_EVERY: Final = 10
-"""... and in every this many after."""
+KEY_EVERY: Final = 5
+"""... and in every this many after (a receiver that lacks it waits at most this many)."""
 MAX_KEYLESS: Final = 16
 """Signatures per pid a receiver keeps while it lacks that pid's key."""
 VERIFY_BOUND_MS: Final = 3000
 """A received frame must be covered by a verified signature within this long."""
 MAX_UNVERIFIED: Final = 2 * SIGN_EVERY_FRAMES
-"""Frames of a stream that may miss the bound (a lost signature or two) before it is
-condemned as unsigned."""
+"""Suspect frames of a stream (past the bound, unsigned, outside its verified signatures)
+that may come within :data:`UNSIGNED_WINDOW_MS` (the edges of a selection that came and
+went, a lost signature or two) before it is condemned as unsigned."""
+UNSIGNED_WINDOW_MS: Final = 10_000
+"""How far back suspect frames count."""
+KEY_WAIT_MS: Final = (KEY_EVERY + 2) * SIGN_INTERVAL_MS
+"""How long signatures of a pid may wait for its key before its frames are suspect again."""
+MAX_WINDOWS: Final = 64
+"""Verified signature windows kept per stream and epoch (a minute of audio), to tell a lost
+signature's frames from frames nobody signed."""
 MAX_PENDING: Final = 4 * MAX_SIGNED_FRAMES
 """Frames awaiting a signature kept per stream; older ones count as unverified."""
 
+_NEVER: Final = 1 << 64
 Stream = tuple[int, int, int]
 """A stream: (pid, kind, layer)."""
 
@@ -131,6 +153,10 @@ class FrameSigner:
         due = [s for s, w in self._windows.items() if now - w.started >= SIGN_INTERVAL_MS]
         return [self._flush(stream) for stream in due]
 
+    def flush(self) -> list[FrameSignature]:
+        """The signatures of every open window (the sender stops sending)."""
+        return [self._flush(stream) for stream in list(self._windows)]
+
     def _flush(self, stream: Stream) -> FrameSignature:
         window = self._windows.pop(stream)
         pid, kind, layer = stream
@@ -148,8 +174,27 @@ class FrameSigner:
 class _Received:
     pending: dict[tuple[int, int], list[tuple[bytes, int]]] = field(default_factory=dict)
     signed: dict[tuple[int, int], tuple[bytes, int]] = field(default_factory=dict)
+    windows: dict[int, list[tuple[int, int, int]]] = field(default_factory=dict)
+    """epoch -> verified signatures as (first, last, when verified), by first."""
+    suspect: list[tuple[int, int]] = field(default_factory=list)  # (when, frames)
     unverified: int = 0
     verified: int = 0
+
+    def signed_window(self, epoch: int, first: int, last: int, now: int) -> None:
+        windows = self.windows.setdefault(epoch, [])
+        bisect.insort(windows, (first, last, now))
+        del windows[:-MAX_WINDOWS]
+
+    def lost_window(self, at: tuple[int, int], arrived: int) -> bool:
+        """Whether frame ``at`` (epoch, index), received at ``arrived``, lies between two
+        verified signatures, the later one verified after it came (module docstring)."""
+        windows = self.windows.get(at[0])
+        if not windows:
+            return False
+        i = bisect.bisect_right(windows, (at[1], _NEVER, _NEVER))  # the first beyond it
+        if i in (0, len(windows)):
+            return False
+        return windows[i - 1][1] < at[1] and arrived <= windows[i][2]
 
 
 class FrameVerifier:
@@ -157,9 +202,10 @@ class FrameVerifier:
 
     ``fingerprint(pid)`` is the roster's key fingerprint of ``pid`` (None if it is no
     participant); ``verify`` is the suite's signature check. Up to ``max_unverified``
-    frames of a stream may go unsigned (lost signatures) before it is condemned: a forger
-    that makes fewer frames than that, at indices its victim never signs, goes unseen
-    (0 trades that for a false alarm on every lost signature)."""
+    suspect frames of a stream (module docstring) may come within
+    :data:`UNSIGNED_WINDOW_MS` before it is condemned: a forger that makes fewer frames
+    than that, at indices its victim never signs, goes unseen (0 trades that for a false
+    alarm on every lost signature at a stream's edge)."""
 
     def __init__(
         self,
@@ -174,6 +220,7 @@ class FrameVerifier:
         self._max_unverified = max_unverified
         self._keys: dict[int, bytes] = {}
         self._keyless: dict[int, list[FrameSignature]] = {}
+        self._keyless_since: dict[int, int] = {}  # pid -> first signature held without key
         self._streams: dict[Stream, _Received] = {}
         self._condemned: dict[Stream, Failure] = {}
         self._reports: list[StreamReport] = []
@@ -202,7 +249,9 @@ class FrameVerifier:
             return True
         got.pending.setdefault((epoch, frame), []).append((digest, now))
         if len(got.pending) > MAX_PENDING:
-            got.unverified += len(got.pending.pop(next(iter(got.pending))))
+            dropped = len(got.pending.pop(next(iter(got.pending))))
+            got.unverified += dropped
+            got.suspect.append((now, dropped))
         return True
 
     def on_signature(self, msg: FrameSignature, now: int) -> None:
@@ -216,7 +265,10 @@ class FrameVerifier:
             waiting = self._keyless.setdefault(body.pid, [])
             waiting.append(msg)
             del waiting[:-MAX_KEYLESS]
+            if msg.key is None:  # (one offering a key that is not the roster's is a lie)
+                self._keyless_since.setdefault(body.pid, now)
             return
+        self._keyless_since.pop(body.pid, None)
         for earlier in self._keyless.pop(body.pid, ()):
             self._check(earlier, key, now)
         self._check(msg, key, now)
@@ -226,6 +278,7 @@ class FrameVerifier:
         only if its fingerprint is the roster's. Whether it was."""
         if self._key_for(pid, key) is None:
             return False
+        self._keyless_since.pop(pid, None)
         for earlier in self._keyless.pop(pid, ()):
             self._check(earlier, key, now)
         return True
@@ -241,6 +294,7 @@ class FrameVerifier:
             self._condemn(stream, Failure.BAD_SIGNATURE)
             return
         got = self._streams.setdefault(stream, _Received())
+        got.signed_window(body.epoch, body.first, body.first + len(body.digests) - 1, now)
         for index, digest in enumerate(body.digests):
             at = (body.epoch, body.first + index)
             got.signed[at] = (digest, now)
@@ -255,12 +309,16 @@ class FrameVerifier:
         for stream, got in list(self._streams.items()):
             if stream in self._condemned:
                 continue
+            waiting = now - self._keyless_since.get(stream[0], now - KEY_WAIT_MS) < KEY_WAIT_MS
             for at, seen in list(got.pending.items()):
                 if now - seen[0][1] >= VERIFY_BOUND_MS:
                     del got.pending[at]
                     got.unverified += len(seen)
+                    if not waiting and not got.lost_window(at, seen[0][1]):
+                        got.suspect.append((now, len(seen)))
             got.signed = {at: s for at, s in got.signed.items() if now - s[1] < VERIFY_BOUND_MS}
-            if got.unverified > self._max_unverified:
+            got.suspect = [(t, n) for t, n in got.suspect if now - t < UNSIGNED_WINDOW_MS]
+            if sum(n for _, n in got.suspect) > self._max_unverified:
                 self._condemn(stream, Failure.UNSIGNED)
         reports, self._reports = self._reports, []
         return reports

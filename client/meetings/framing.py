@@ -8,7 +8,9 @@ the KID of (send epoch, this participant's pid), never under the node-assigned d
 sender id; a received frame's KID names the pid that sent it, which :class:`PidCrypto`
 keeps for the caller (:attr:`PidCrypto.last_pid`). A frame under an epoch this participant
 does not hold (sent before it joined, or after it was removed) is not an authentication
-failure: it is counted in :attr:`PidCrypto.no_key`, apart from ``decrypt_failures``.
+failure: it is counted in :attr:`PidCrypto.no_key`, apart from ``decrypt_failures``. A frame
+that decrypts but whose stream failed sender authentication (``client.meetings.signatures``,
+the gate) is refused as well, counted in :attr:`PidCrypto.dropped`.
 
 :func:`audio_level` is the microphone's RFC 6464 level of the fixture's audio in a meeting: a
 talker's pattern, two-second phrases rising and falling between about -15 and -55 dBov, each
@@ -24,12 +26,14 @@ of its kind.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
 from client.calls.fixture import Fixture
+from client.meetings.keys import kid_parts
 from client.meetings.media import MeetingCrypto
-from suites.sframe import UnknownKidError
+from suites.sframe import SFrameError, UnknownKidError
 from wire.media import MAX_AUDIO_LEVEL, MediaKind, StreamId
 
 PHRASE_FRAMES: Final = 100
@@ -42,27 +46,55 @@ PID_SPREAD: Final = 7
 """Participants differ by up to this many dB at the same point of a phrase."""
 
 
-class PidCrypto:
-    """:class:`MeetingCrypto` behind the calls' frame interface (module docstring)."""
+FrameGate = Callable[[int, int, bytes, bytes, float], bool]
+"""``gate(pid, epoch, metadata, ciphertext, now)``: whether a frame that decrypted may play
+(``client.meetings.signatures.SignatureReceiver.on_frame``: not if its stream is condemned)."""
 
-    def __init__(self, crypto: MeetingCrypto) -> None:
+
+class StreamDropped(SFrameError):
+    """The frame decrypted, but its stream failed sender authentication: it is not played."""
+
+    code = "meeting.stream_dropped"
+
+
+class PidCrypto:
+    """:class:`MeetingCrypto` behind the calls' frame interface (module docstring). With a
+    ``gate``, a frame that decrypts is played only if the gate lets it through (else
+    :class:`StreamDropped`, counted in :attr:`dropped`)."""
+
+    def __init__(self, crypto: MeetingCrypto, gate: FrameGate | None = None) -> None:
         self._crypto = crypto
+        self._gate = gate
         self.opened = 0
         """Frames that decrypted."""
         self.last_pid: int | None = None
         """The pid of the last frame that decrypted."""
         self.no_key = 0
         """Frames under an epoch not held (not counted as authentication failures)."""
+        self.dropped = 0
+        """Frames that decrypted but that the gate refused (a condemned stream)."""
+        self.last_sealed = b""
+        """The SFrame ciphertext of the last frame protected (what its sender signs)."""
+
+    @property
+    def send_epoch(self) -> int | None:
+        """The epoch of the last frame protected."""
+        kid = self._crypto.send_kid
+        return None if kid is None else kid_parts(kid)[0]
 
     def protect(self, metadata: bytes, plaintext: bytes, *, now: float) -> bytes:
-        return self._crypto.protect(metadata, plaintext)
+        self.last_sealed = self._crypto.protect(metadata, plaintext)
+        return self.last_sealed
 
     def unprotect(self, frame: bytes, metadata: bytes, *, now: float) -> bytes:
         try:
-            pid, _, plaintext = self._crypto.unprotect(frame, metadata)
+            pid, epoch, plaintext = self._crypto.unprotect(frame, metadata)
         except UnknownKidError:
             self.no_key += 1
             raise
+        if self._gate is not None and not self._gate(pid, epoch, metadata, frame, now):
+            self.dropped += 1
+            raise StreamDropped("the frame's stream failed sender authentication")
         self.opened += 1
         self.last_pid = pid
         return plaintext

@@ -16,6 +16,15 @@ receive / play-out
     skips frames), the jitter buffer. Each frame that decrypts
     names its pid, so the run knows whose audio (``speakers_heard``) and video
     (``videos_received``) reached it.
+frame signatures
+    with this participant's identity key (``identity``), each stream's frames are signed
+    at intervals and the signatures go out as signature datagrams on the stream's track
+    (``client.meetings.signatures``); received signature datagrams are reassembled and
+    checked, with every frame that decrypts, by a
+    :class:`~client.meetings.frameauth.FrameVerifier`. A stream that fails (a member made
+    frames under another's pid, or signatures fail or are missing) is no longer played,
+    and reported: a ``forged_stream`` JSON line (``emit``) and ``forged_streams`` in the
+    summary.
 notices
     the node's ``MediaLayer`` (pause or resume a layer of this stream) and
     ``MediaKeyframe``: on QUIC from the control stream, on the WebSocket fallback from the
@@ -43,17 +52,29 @@ from client.calls.packetizer import OutgoingFrame, Packetizer
 from client.calls.receiver import DEFAULT_DELAY, Receiver
 from client.calls.runner import DRAIN, PLAYOUT_TICK
 from client.meetings.errors import MeetingError
+from client.meetings.frameauth import FrameSigner, FrameVerifier, StreamReport
 from client.meetings.framing import VIDEO_LAYERS, FixtureFrames, PidCrypto, audio_level
 from client.meetings.keys import MeetingMember
 from client.meetings.media import MeetingCrypto
+from client.meetings.roster import Signer, entry
+from client.meetings.signatures import SignatureReceiver, SignatureSender, roster_fingerprint
 from transport.base import DATAGRAM_BATCH, MediaTransport
 from transport.errors import TransportClosed, TransportError
 from wire import WireError
-from wire.media import MediaKind, StreamId, decode_datagram
+from wire.media import TYPE_SIGNATURE, VERSION, MediaKind, StreamId, decode_datagram
 from wire.media_control import MediaKeyframe, MediaLayer, decode_notice
 
 Clock = Callable[[], float]
+Emit = Callable[[dict[str, object]], None]
+AUTH_TICK: Final = 0.2
+"""Seconds between checks of the signing windows due and the streams left unsigned."""
 _US: Final = 1_000_000
+_MS: Final = 1000
+_SIGNATURE_BYTE: Final = VERSION << 4 | TYPE_SIGNATURE
+
+
+def _ms(seconds: float) -> int:
+    return round(seconds * _MS)
 
 
 class MeetingMedia:
@@ -68,11 +89,19 @@ class MeetingMedia:
         video: bool,
         clock: Clock = time.time,
         fixture: Fixture | None = None,
+        identity: tuple[bytes, Signer] | None = None,
+        emit: Emit | None = None,
     ) -> None:
         self._transport, self._sender, self._member = transport, sender, member
-        self._video, self._clock = video, clock
+        self._video, self._clock, self._emit = video, clock, emit
         self._fixture = load_fixture() if fixture is None else fixture
-        self._crypto = PidCrypto(MeetingCrypto(member))
+        verifier = FrameVerifier(member.meeting, member.verify, roster_fingerprint(member))
+        self._checks = SignatureReceiver(verifier)
+        self._signing: SignatureSender | None = None
+        if identity is not None:
+            signer = FrameSigner(member.meeting, member.pid, *identity)
+            self._signing = SignatureSender(signer, sender)
+        self._crypto = PidCrypto(MeetingCrypto(member), gate=self._gate)
         self._packetizer = Packetizer(self._crypto, sender)
         self._receiver = Receiver(self._crypto, check=FixtureFrames(self._fixture))
         self._paused: set[int] = set()
@@ -93,11 +122,13 @@ class MeetingMedia:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._guard, self._receive, nursery.cancel_scope)
             nursery.start_soon(self._play_out)
+            nursery.start_soon(self._check_streams)
             nursery.start_soon(self._guard, self._notices, None)
             nursery.start_soon(self._stop_on, stop, nursery.cancel_scope)
             await self._guard(lambda: self._send(start, seconds), nursery.cancel_scope)
             nursery.cancel_scope.cancel()
         self._receiver.finish()
+        self._report(self._checks.tick(_ms(self._clock())))
         self.seconds = round(self._clock() - start, 3)
 
     def summary(self) -> dict[str, object]:
@@ -105,9 +136,15 @@ class MeetingMedia:
         stats = self._receiver.stats(frames_sent=self._packetizer.frames_sent)
         out: dict[str, object] = dict(stats.as_dict())
         out["frames_lost"] = max(0, stats.frames_lost - sum(self._first.values()))
-        out["decrypt_failures"] = stats.decrypt_failures - self._crypto.no_key
+        out["decrypt_failures"] = (
+            stats.decrypt_failures - self._crypto.no_key - self._crypto.dropped
+        )
         out.update(
             no_key=self._crypto.no_key,
+            forged_streams=len(self._checks.reports),
+            forged_frames_dropped=self._crypto.dropped,
+            signatures_sent=0 if self._signing is None else self._signing.signatures,
+            signatures_received=self._checks.signatures,
             keyframe_requests=self.keyframe_requests,
             layer_notices=self.layer_notices,
             transport=self._transport.kind,
@@ -136,9 +173,13 @@ class MeetingMedia:
         for item in play(self._fixture, kinds, round(seconds * _US)):
             wait = start + item.at_us / _US - self._clock()
             if wait > 0:
+                if self._signing is not None:
+                    pending += self._signing.tick(_ms(self._clock()))
                 await self._flush(pending)
                 await trio.sleep(wait)
             pending += self._packetize(item)
+        if self._signing is not None:  # the last frames signed too
+            pending += self._signing.flush()
         await self._flush(pending)
         await trio.sleep(DEFAULT_DELAY + DRAIN)
 
@@ -155,10 +196,17 @@ class MeetingMedia:
             ]
         out: list[bytes] = []
         for one in outgoing:
+            now = self._clock()
             try:
-                out += self._packetizer.packetize(one, now=self._clock())
+                datagrams = self._packetizer.packetize(one, now=now)
             except MeetingError:
                 self.unsent += 1
+                continue
+            out += datagrams
+            epoch = self._crypto.send_epoch
+            if self._signing is not None and epoch is not None:
+                sealed = self._crypto.last_sealed
+                out += self._signing.sent(datagrams, sealed, epoch, _ms(now))
         return out
 
     def _may_send(self, layer: int, keyframe: bool) -> bool:
@@ -181,10 +229,52 @@ class MeetingMedia:
             batch = await self._transport.receive_datagram_batch(DATAGRAM_BATCH)
             now = self._clock()
             for datagram in batch:
-                opened = self._crypto.opened
-                self._receiver.receive(datagram, now=now)
-                if self._crypto.opened != opened:
-                    self._note_frame(datagram)
+                if not datagram or datagram[0] != _SIGNATURE_BYTE:
+                    opened = self._crypto.opened
+                    self._receiver.receive(datagram, now=now)
+                    if self._crypto.opened != opened:
+                        self._note_frame(datagram)
+                else:
+                    self._signature(datagram, now)
+
+    def _signature(self, datagram: bytes, now: float) -> None:
+        """A signature datagram (``wire.media.TYPE_SIGNATURE``): to its reassembly."""
+        try:
+            header, payload = decode_datagram(datagram)
+        except WireError:
+            self._checks.malformed += 1
+            return
+        self._checks.on_datagram(header, payload, _ms(now))
+
+    def _gate(self, pid: int, epoch: int, metadata: bytes, ciphertext: bytes, now: float) -> bool:
+        """:data:`~client.meetings.framing.FrameGate`: a frame that decrypted, to the
+        verifier; False if its stream is condemned (it is not played)."""
+        return self._checks.on_frame(pid, epoch, metadata, ciphertext, _ms(now))
+
+    async def _check_streams(self) -> None:
+        """Every :data:`AUTH_TICK`: the streams condemned since, as ``forged_stream`` lines."""
+        while True:
+            await trio.sleep(AUTH_TICK)
+            self._report(self._checks.tick(_ms(self._clock())))
+
+    def _report(self, reports: list[StreamReport]) -> None:
+        """A ``forged_stream`` JSON line for each stream condemned."""
+        if self._emit is None:
+            return
+        roster = self._member.roster
+        for report in reports:
+            pid, kind, layer = report.stream
+            found = None if roster is None else entry(roster, pid)
+            self._emit(
+                {
+                    "event": "forged_stream",
+                    "pid": pid,
+                    "address": None if found is None else found.address,
+                    "kind": MediaKind(kind).name.lower(),
+                    "layer": layer,
+                    "reason": str(report.reason),
+                }
+            )
 
     def _note_frame(self, datagram: bytes) -> None:
         """A frame decrypted with this datagram: whose, and where its stream started."""

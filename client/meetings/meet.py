@@ -198,7 +198,15 @@ class Meet:
             }
         )
         self._run.entered.set()
-        media = MeetingMedia(transport, sender, member, video=self._video)
+        me = self.core.me  # its identity key signs its frames (``client.meetings.signatures``)
+        media = MeetingMedia(
+            transport,
+            sender,
+            member,
+            video=self._video,
+            identity=(me.key, me.signer),
+            emit=self._emit,
+        )
         self._run.runs.append(media)
         try:
             with contextlib.suppress(*BIND_ERRORS):

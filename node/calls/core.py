@@ -246,7 +246,7 @@ class CallRelay:
 
         Reads only the clear header. Every datagram from a bound stream counts as activity
         of its leg (it pushes the idle deadline), forwarded or not. Never raises."""
-        sender = peek_sender(data)  # what decode_datagram accepts, without the header object
+        sender = peek_sender(data)  # a media datagram decode_datagram accepts (not a signature)
         if sender is None:
             return self._drop(DropReason.MALFORMED)
         leg = self._streams.get((conn, sender))

@@ -56,7 +56,7 @@ from node.sfu.model import (
 )
 from node.sfu.speakers import INTERVAL_MS, Activity, SpeakerDetector
 from wire.errors import WireError
-from wire.media import SILENCE, MediaKind, decode_datagram, peek_route
+from wire.media import SILENCE, TYPE_MEDIA, MediaKind, decode_datagram, peek_route
 
 AUDIO_STREAMS: Final = 4
 """Audio streams a receiver gets: the dominant speaker and the 3 loudest others."""
@@ -69,6 +69,7 @@ _NOT_BOUND: Final = DropReason.STREAM_NOT_BOUND
 _SILENCE: Final = DropReason.SILENCE
 _NOT_SELECTED: Final = DropReason.NOT_SELECTED
 _AUDIO_KIND: Final = MediaKind.AUDIO
+_MEDIA: Final = TYPE_MEDIA
 _NOTHING: Final[tuple[Conn, ...]] = ()
 
 
@@ -173,16 +174,21 @@ class Sfu:
     # --- datagrams ---------------------------------------------------------------------------
     def on_datagram(self, conn: Conn, data: bytes) -> tuple[Conn, ...]:
         """The connections to send the media datagram ``data`` (from ``conn``) to, unchanged;
-        empty if it goes nowhere (counted by reason). Never raises."""
+        empty if it goes nowhere (counted by reason). Never raises.
+
+        A signature datagram (``wire.media.TYPE_SIGNATURE``) goes to exactly the receivers
+        of the track it covers, silent or not, and is no speech for the speaker detector."""
         route = peek_route(data)
         if route is None:
             return self._drop(_MALFORMED)
-        sender, kind, layer, keyframe, level, voice = route
+        sender, kind, layer, keyframe, level, voice, datagram_type = route
         state = self._senders.get(sender)
         if state is None or state.conn != conn:
             return self._drop(_NOT_BOUND)
         self._received += 1
-        if kind is _AUDIO_KIND:
+        if datagram_type != _MEDIA:  # a signature: along its track, whoever speaks
+            dests = state.fanout[_AUDIO if kind is _AUDIO_KIND else 1 + layer]
+        elif kind is _AUDIO_KIND:
             activity = state.activity
             activity.frames += 1
             if not voice:

@@ -35,7 +35,14 @@ from wire.calls import (
     LegRef,
     RejectReason,
 )
-from wire.media import MAX_DATAGRAM, MediaHeader, MediaKind, StreamId, encode_datagram
+from wire.media import (
+    MAX_DATAGRAM,
+    MediaHeader,
+    MediaKind,
+    StreamId,
+    encode_datagram,
+    signature_header,
+)
 from wire.server import LinkChallenge, ServerKeyDocumentBodyV2, ServerMedia
 
 CALL_ID = bytes(range(32, 48))
@@ -65,6 +72,7 @@ def media_datagram(w: World) -> list[bytes]:
         audio[:1] + bytes([audio[1] | 0x01]) + audio[2:],  # a reserved flag bit
         audio[:1] + bytes([0x00]) + audio[2:],  # object 0 but not a keyframe
         audio + bytes(MAX_DATAGRAM),  # too large
+        encode_datagram(signature_header(StreamId(7, MediaKind.AUDIO), 3, 0, 2), b"s" * 300),
     ]
 
 

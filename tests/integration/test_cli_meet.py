@@ -145,6 +145,10 @@ def test_four_members_meet_in_one_room(world: World) -> None:
         assert summary["frames_received"] > 0, (user.name, summary)
         assert summary["decrypt_failures"] == 0, (user.name, summary)
         assert summary["digest_mismatches"] == 0, (user.name, summary)
+        assert summary["forged_streams"] == 0, report  # every stream's signatures verify
+        assert summary["signatures_sent"] > 0, (user.name, summary)
+        assert summary["signatures_received"] > 0, (user.name, summary)
+        assert "forged_stream" not in [line.get("event") for line in lines], report
         assert summary["epochs"] >= 1
         assert summary["speakers_heard"] >= 2, report
         assert summary["videos_received"] >= 1, report

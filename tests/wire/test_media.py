@@ -14,6 +14,9 @@ from wire.media import (
     HEADER_SIZE,
     MAX_DATAGRAM,
     MAX_PAYLOAD,
+    SILENCE,
+    TYPE_MEDIA,
+    TYPE_SIGNATURE,
     MediaHeader,
     MediaKind,
     Route,
@@ -21,13 +24,17 @@ from wire.media import (
     decode_datagram,
     encode_datagram,
     frame_metadata,
+    metadata_track,
     peek_route,
     peek_sender,
     replace_sender,
+    signature_header,
 )
+from wire.relay_calls import is_media_message
 
 VIDEO = StreamId(0x01020304, MediaKind.VIDEO, 2)
 HEADER = MediaHeader(VIDEO, 5, 0, 300, 1, 3, keyframe=True, audio_level=42, voice=True)
+SIGNATURE = signature_header(VIDEO, 7, 2, 5)
 
 
 def test_layout_known_answer() -> None:
@@ -45,6 +52,62 @@ def test_layout_known_answer() -> None:
         "0001"  # packet 1
         "0003"  # of 3 packets
     )
+
+
+def test_signature_layout_known_answer() -> None:
+    assert SIGNATURE.encode().hex() == (
+        "12"  # version 1, type 2 (signature)
+        "a0"  # video, no keyframe, layer 2
+        "7f"  # no voice activity, level 127: no level
+        "01020304"  # sender
+        "00000000"  # no group
+        "0000"  # no object
+        "00000007"  # signature 7 of the track
+        "0002"  # packet 2
+        "0005"  # of 5 packets
+    )
+    assert SIGNATURE.is_signature
+    assert not HEADER.is_signature
+    assert SIGNATURE.datagram_type == TYPE_SIGNATURE
+    assert HEADER.datagram_type == TYPE_MEDIA
+    data = encode_datagram(SIGNATURE, b"sig")
+    assert decode_datagram(data) == (SIGNATURE, b"sig")
+    assert peek_route(data) == (VIDEO.sender, MediaKind.VIDEO, 2, False, SILENCE, False, 2)
+    assert peek_sender(data) is None  # a 1:1 call's relay forwards frames only
+    assert is_media_message(data)  # on the WebSocket fallback it travels as media does
+    assert is_media_message(encode_datagram(HEADER, b"x"))
+    assert not is_media_message(b"\x13" + data[1:])
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"group": 1},
+        {"object": 1},
+        {"keyframe": True},
+        {"audio_level": 5},
+        {"voice": True},
+        {"datagram_type": 3},
+        {"datagram_type": 0},
+    ],
+)
+def test_signature_header_has_no_frame_fields(change: dict[str, object]) -> None:
+    with pytest.raises(WireError) as e:
+        dataclasses.replace(SIGNATURE, **change)  # type: ignore[arg-type]
+    assert e.value.code == errors.INVALID_VALUE
+
+
+@pytest.mark.parametrize(
+    ("offset", "value"),
+    [(1, 0xE0), (2, 0xFF), (2, 0x00), (10, 1), (12, 1), (18, 5), (20, 0)],
+)
+def test_decode_refuses_a_signature_with_frame_fields(offset: int, value: int) -> None:
+    data = bytearray(encode_datagram(SIGNATURE, b"x"))
+    data[offset] = value
+    with pytest.raises(WireError) as e:
+        decode_datagram(bytes(data))
+    assert e.value.code == errors.INVALID_VALUE
+    assert peek_route(bytes(data)) is None
 
 
 def test_round_trip_and_largest_datagram() -> None:
@@ -74,7 +137,9 @@ def _patched(offset: int, value: int) -> bytes:
         (HEADER.encode(), errors.MALFORMED),  # no payload
         (HEADER.encode() + bytes(MAX_PAYLOAD + 1), errors.TOO_LARGE),
         (_patched(0, 0x21), errors.BAD_VERSION),
-        (_patched(0, 0x12), errors.UNKNOWN_TYPE),
+        (_patched(0, 0x13), errors.UNKNOWN_TYPE),
+        (_patched(0, 0x10), errors.UNKNOWN_TYPE),
+        (_patched(0, 0x12), errors.INVALID_VALUE),  # a signature with a group and a keyframe
         (_patched(1, 0xE1), errors.INVALID_VALUE),  # a reserved flag bit
         (_patched(1, 0x60), errors.INVALID_VALUE),  # audio on layer 2
         (_patched(1, 0xA0), errors.INVALID_VALUE),  # object 0 without the keyframe flag
@@ -166,6 +231,13 @@ streams = st.builds(
 def headers(draw: st.DrawFn) -> MediaHeader:
     packets = draw(st.integers(1, 2**16 - 1))
     obj = draw(st.integers(0, 2**16 - 1))
+    if draw(st.integers(0, 3)) == 0:  # a signature datagram, one in four
+        return signature_header(
+            draw(streams),
+            draw(st.integers(0, 2**32 - 1)),
+            draw(st.integers(0, packets - 1)),
+            packets,
+        )
     return MediaHeader(
         draw(streams),
         draw(st.integers(0, 2**32 - 1)),
@@ -195,13 +267,22 @@ def _decoded_route(data: object) -> Route | None:
     except WireError:
         return None
     s = header.stream
-    return (s.sender, s.kind, s.layer, header.keyframe, header.audio_level, header.voice)
+    return (
+        s.sender,
+        s.kind,
+        s.layer,
+        header.keyframe,
+        header.audio_level,
+        header.voice,
+        header.datagram_type,
+    )
 
 
 def _assert_fast_path_agrees(data: object) -> None:
     expected = _decoded_route(data)
     assert peek_route(data) == expected  # type: ignore[arg-type]
-    assert peek_sender(data) == (None if expected is None else expected[0])  # type: ignore[arg-type]
+    media = expected is not None and expected[6] == TYPE_MEDIA
+    assert peek_sender(data) == (expected[0] if media else None)  # type: ignore[arg-type,index]
 
 
 def _bit_flips(data: bytes) -> list[bytes]:
@@ -225,6 +306,9 @@ def _bit_flips(data: bytes) -> list[bytes]:
         memoryview(encode_datagram(HEADER, b"x")),
         memoryview(encode_datagram(HEADER, b"xyz")).cast("I"),  # 6 items of 24 bytes
         *(_patched(offset, value) for offset, value in [(0, 0x21), (0, 0x12), (1, 0xE1)]),
+        *(_patched(offset, value) for offset, value in [(0, 0x13), (0, 0x10)]),
+        *_bit_flips(encode_datagram(SIGNATURE, b"x")),
+        encode_datagram(SIGNATURE, bytes(MAX_PAYLOAD)),
         *(_patched(offset, value) for offset, value in [(1, 0x60), (1, 0xA0), (18, 3), (20, 0)]),
         *_bit_flips(encode_datagram(HEADER, b"x")),
     ],
@@ -255,7 +339,12 @@ def test_fast_path_agrees_on_valid_and_altered_headers(
     data = header.encode() + payload  # from no payload to one byte over MAX_DATAGRAM
     _assert_fast_path_agrees(data)
     if 0 < len(payload) <= MAX_PAYLOAD:
-        assert peek_sender(data) == header.stream.sender
+        route = peek_route(data)
+        assert route is not None
+        assert route[0] == header.stream.sender
+        assert route[6] == header.datagram_type
+        expected = None if header.is_signature else header.stream.sender
+        assert peek_sender(data) == expected
     flipped = data[: bit // 8] + bytes([data[bit // 8] ^ 1 << bit % 8]) + data[bit // 8 + 1 :]
     _assert_fast_path_agrees(flipped)
     _assert_fast_path_agrees(data[:offset] + bytes([value]) + data[offset + 1 :])
@@ -283,3 +372,16 @@ def test_replace_sender_counts_bytes_of_a_wide_memoryview() -> None:
 def test_replace_sender_takes_four_bytes() -> None:
     with pytest.raises(ValueError, match="four bytes"):
         replace_sender(encode_datagram(HEADER, b"x"), b"\x00" * 3)
+
+
+@settings(max_examples=100, deadline=None)
+@given(headers())
+def test_metadata_names_the_track_and_frame(header: MediaHeader) -> None:
+    s = header.stream
+    assert metadata_track(frame_metadata(header)) == (s.kind, s.layer, header.frame)
+
+
+@pytest.mark.parametrize("metadata", [b"", bytes(11), b"\x02" + bytes(11), b"\x01\x01" + bytes(10)])
+def test_metadata_track_refuses_what_is_no_metadata(metadata: bytes) -> None:
+    with pytest.raises(WireError):
+        metadata_track(metadata)

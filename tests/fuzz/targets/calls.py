@@ -27,6 +27,7 @@ from wire.calls import decode_signal
 from wire.media import (
     HEADER_SIZE,
     MAX_PAYLOAD,
+    TYPE_MEDIA,
     decode_datagram,
     frame_metadata,
     peek_route,
@@ -54,11 +55,12 @@ AS_BYTEARRAY = 0x80
 
 def media_datagram(data: bytes) -> None:
     """``wire.media.decode_datagram``: what it accepts encodes back to the same bytes; the
-    forwarding fast path (``peek_sender``, ``peek_route``, of bytes and of a bytearray)
-    accepts exactly what it accepts, with the same values, and ``replace_sender`` moves
-    only the sender."""
+    forwarding fast path (``peek_route`` of bytes; ``peek_sender`` of a bytearray, media
+    datagrams only) accepts exactly what it accepts, with the same values, and
+    ``replace_sender`` moves only the sender."""
     route = peek_route(data)
-    assert peek_sender(bytearray(data)) == (None if route is None else route[0])
+    media = route is not None and route[6] == TYPE_MEDIA  # a 1:1 relay forwards frames only
+    assert peek_sender(bytearray(data)) == (route[0] if route is not None and media else None)
     header = None
     with refusing(WireError):
         header, payload = decode_datagram(data)
@@ -75,6 +77,7 @@ def media_datagram(data: bytes) -> None:
             header.keyframe,
             header.audio_level,
             header.voice,
+            header.datagram_type,
         )
         moved = replace_sender(memoryview(data), pack_sender(FAR_CHANNEL))
         assert decode_datagram(moved)[0] == replace(header, stream=replace(s, sender=FAR_CHANNEL))

@@ -14,7 +14,14 @@ from node import errors
 from node.calls import CallRelay, Drop, DropReason, EndReason, Forward, LegCounters
 from node.errors import NodeError
 from tests.node.calls.helpers import PAYLOAD, T0, Draws, datagram, relay, sender_of
-from wire.media import HEADER_SIZE, MAX_DATAGRAM
+from wire.media import (
+    HEADER_SIZE,
+    MAX_DATAGRAM,
+    MediaKind,
+    StreamId,
+    encode_datagram,
+    signature_header,
+)
 
 
 def bridged(core: CallRelay) -> tuple[int, int]:
@@ -44,6 +51,17 @@ def test_a_malformed_datagram_is_dropped_and_counted(data: bytes) -> None:
     _sa, _ = bridged(core)
     assert core.on_datagram("qa", data, T0) == Drop(DropReason.MALFORMED)
     assert core.stats().drops[DropReason.MALFORMED] == 1
+
+
+def test_a_meeting_signature_datagram_is_dropped_as_malformed() -> None:
+    """A well-formed signature datagram (``wire.media.TYPE_SIGNATURE``) is for meetings
+    only: the 1:1 relay forwards frames, and drops it like any datagram it cannot read."""
+    core = relay()
+    sa, _ = bridged(core)
+    data = encode_datagram(signature_header(StreamId(sa, MediaKind.AUDIO), 0, 0, 1), PAYLOAD)
+    assert core.on_datagram("qa", data, T0) == Drop(DropReason.MALFORMED)
+    assert core.stats().drops[DropReason.MALFORMED] == 1
+    assert core.stats().forwarded == 0
 
 
 def test_another_connections_stream_is_dropped_and_counted() -> None:
