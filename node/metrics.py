@@ -76,6 +76,15 @@ and the meetings' (``node.sfu.shell.MeetingService.numbers``, read at scrape tim
     sealrelay_meeting_forwarded_datagrams_total counter  copies of datagrams forwarded
     sealrelay_meeting_dropped_total{reason}     counter  datagrams (or copies: send_failed)
                                                          dropped, by reason
+    sealrelay_meeting_delivered_bytes_total     counter  bytes of the copies sent to this
+                                                         node's own participants
+    sealrelay_meeting_link_bytes_total{direction}  counter  bytes of meeting datagrams
+                                                         received from (``in``) and sent on
+                                                         (``out``) media links: a cascade
+    sealrelay_meeting_link_datagrams_total{direction}  counter  the same in datagrams
+    sealrelay_meeting_link_refused_total{reason}  counter  cascade senders refused
+                                                         (``sender_taken``) and link room
+                                                         messages ignored (``ignored``)
 """
 
 from __future__ import annotations
@@ -209,6 +218,10 @@ class MeetingNumbers:
     participants: int
     forwarded: int
     drops: Mapping[str, int]
+    delivered_bytes: int = 0
+    link_bytes: Mapping[str, int] = field(default_factory=dict)
+    link_datagrams: Mapping[str, int] = field(default_factory=dict)
+    link_refused: Mapping[str, int] = field(default_factory=dict)
 
 
 class Metrics:
@@ -321,6 +334,14 @@ def _meeting_families(meetings: MeetingNumbers) -> Iterator[Metric]:
     yield _counter("meeting_forwarded_datagrams", "Meeting datagram copies forwarded.", forwarded)
     drops = _by(meetings.drops)
     yield _counter("meeting_dropped", "Meeting datagrams dropped, by reason.", drops)
+    delivered = _one(meetings.delivered_bytes)
+    yield _counter("meeting_delivered_bytes", "Meeting bytes sent to own participants.", delivered)
+    link_bytes = _by(meetings.link_bytes, "direction")
+    yield _counter("meeting_link_bytes", "Meeting bytes over media links.", link_bytes)
+    link_datagrams = _by(meetings.link_datagrams, "direction")
+    yield _counter("meeting_link_datagrams", "Meeting datagrams over links.", link_datagrams)
+    refused = _by(meetings.link_refused)
+    yield _counter("meeting_link_refused", "Cascade senders refused, messages ignored.", refused)
 
 
 def _one(value: int) -> dict[LabelKey, int]:

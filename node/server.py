@@ -217,8 +217,12 @@ async def _start_calls(
     service.accept_links(links)
     await nursery.start(links.run)
     legs.bridge = links.bridge
-    meetings = MeetingService(MeetingLegs(relay.random_bytes), now_ms=relay.now_ms)
+    meetings = MeetingService(
+        MeetingLegs(relay.random_bytes), domain=relay.config.domain, now_ms=relay.now_ms
+    )
     meetings.on_ended = legs.meeting_ended
+    meetings.remote.opener = links  # meetings anchored at other domains (a cascade)
+    links.meetings = meetings
     await nursery.start(meetings.run)
     service.route_meetings(meetings)
     legs.meetings = meetings
@@ -233,7 +237,16 @@ async def _start_calls(
 def meeting_numbers(meetings: MeetingService) -> MeetingNumbers:
     """The meetings' numbers for ``/metrics`` (``node.metrics.MeetingNumbers``)."""
     stats = meetings.numbers()
-    return MeetingNumbers(stats.rooms, stats.participants, stats.forwarded, stats.drops)
+    return MeetingNumbers(
+        stats.rooms,
+        stats.participants,
+        stats.forwarded,
+        stats.drops,
+        delivered_bytes=stats.delivered_bytes,
+        link_bytes=stats.link_bytes,
+        link_datagrams=stats.link_datagrams,
+        link_refused=stats.link_refused,
+    )
 
 
 def call_numbers(service: CallService, links: MediaLinks | None = None) -> CallNumbers:

@@ -120,6 +120,7 @@ __all__ = [  # the codes, which ``node.errors`` re-exports
     "LIMIT_MAILBOX",
     "LIMIT_RATE",
     "MEETING_FULL",
+    "MEETING_NO_ROOM",
     "PREKEYS_INVALID",
     "PREKEYS_NONE",
     "PROTO_MALFORMED",
@@ -171,6 +172,7 @@ CALL_HANG_UP: Final = "call.hang_up"
 CALL_PEER_ENDED: Final = "call.peer_ended"
 CALL_OWNER_GONE: Final = "call.owner_gone"
 MEETING_FULL: Final = "meeting.full"
+MEETING_NO_ROOM: Final = "meeting.no_room"
 FED_POLICY: Final = "fed.policy"
 FED_UNAVAILABLE: Final = "fed.unavailable"
 FED_KEY_DOCUMENT: Final = "fed.key_document"
@@ -212,6 +214,7 @@ CODES: Final = (
     CALL_UNREACHABLE,
     CALL_UNAVAILABLE,
     MEETING_FULL,
+    MEETING_NO_ROOM,
     FED_POLICY,
     FED_UNAVAILABLE,
     FED_KEY_DOCUMENT,

@@ -97,6 +97,7 @@ from wire.relay_mail import (
 )
 from wire.relay_meetings import (
     MeetingJoin,
+    MeetingJoinAt,
     MeetingKeyframe,
     MeetingLayer,
     MeetingLayerSpec,
@@ -137,6 +138,7 @@ __all__ = [
     "LegRef",
     "MailboxId",
     "MeetingJoin",
+    "MeetingJoinAt",
     "MeetingKeyframe",
     "MeetingLayer",
     "MeetingLayerSpec",
@@ -386,6 +388,7 @@ REQUESTS = (
     LegHangUp,
     LegAttach,
     MeetingJoin,
+    MeetingJoinAt,
     MeetingLeave,
     MeetingVideo,
     Ping,

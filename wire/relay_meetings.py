@@ -7,6 +7,12 @@ selective forwarding unit"): a client asks its own node, over its authenticated
                                                          bytes the host client chose and
                                                          shares end to end with the group
                                                          (the node never learns the group)
+    client -> its node   MeetingJoinAt{id, room, layers, anchor}   the same, in the room
+                                                         anchored at the node of domain
+                                                         ``anchor`` (the host's): the own
+                                                         node joins it there over its media
+                                                         link (a cascade); the own domain
+                                                         or empty: as ``MeetingJoin``
     node -> client       LegGrant{id, leg_id, leg_secret}  as for a call leg
     client -> its node   MeetingVideo{id, leg_id, ...}   the videos this participant wants
                                                          (``node.sfu.VideoRequest``) -> Ok
@@ -33,7 +39,7 @@ from __future__ import annotations
 from typing import Annotated, Final, TypeAlias
 
 from wire.calls import LegId
-from wire.relay_common import RequestId
+from wire.relay_common import Domain, RequestId
 from wire.schema import message
 from wire.types import U8, U16, U32, Bytes16, MaxLen
 
@@ -68,6 +74,24 @@ class MeetingJoin:
     id: RequestId
     room: RoomId
     layers: Annotated[tuple[MeetingLayerSpec, ...], MaxLen(MAX_LAYERS)]
+
+    def __post_init__(self) -> None:
+        for low, high in zip(self.layers, self.layers[1:], strict=False):
+            if not (low.height < high.height and low.kbps < high.kbps):
+                raise ValueError("simulcast layers go from lowest to highest")
+
+
+@message("relay.meeting_join_at")
+class MeetingJoinAt:
+    """:class:`MeetingJoin` in the room ``room`` anchored at ``anchor``'s node (the domain
+    of the host's address; empty or this node's domain: a room of this node). A new
+    request rather than a field of ``MeetingJoin``, whose wire carries every field: an
+    older node would refuse the field, and this one an older client without it."""
+
+    id: RequestId
+    room: RoomId
+    layers: Annotated[tuple[MeetingLayerSpec, ...], MaxLen(MAX_LAYERS)]
+    anchor: Domain
 
     def __post_init__(self) -> None:
         for low, high in zip(self.layers, self.layers[1:], strict=False):
@@ -126,6 +150,7 @@ __all__ = [
     "MAX_LAYERS",
     "MAX_VIDEOS",
     "MeetingJoin",
+    "MeetingJoinAt",
     "MeetingKeyframe",
     "MeetingLayer",
     "MeetingLayerSpec",

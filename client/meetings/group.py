@@ -93,6 +93,9 @@ class EnterRoom:
     room: bytes
     host: bool
     member: MeetingMember
+    anchor: str = ""
+    """The domain of the node that holds the room (the inviting host's) when it is not
+    this device's: its own node joins the room there (``MeetingJoinAt``, a cascade)."""
 
 
 @dataclass(frozen=True)
@@ -166,6 +169,7 @@ class GroupMeeting:
         self.phase = Phase.IDLE
         self.meeting: bytes | None = None
         self.room: bytes | None = None
+        self.anchor = ""
         self.leader: MeetingLeader | None = None
         self.member: MeetingMember | None = None
         self._started = False
@@ -404,6 +408,7 @@ class GroupMeeting:
         if live:
             meeting, chosen = live[0]
             self.phase, self.meeting, self.room = Phase.REQUESTED, meeting, chosen.invite.room
+            self.anchor = _anchor(chosen.sender, self.me.address)
             self._requested_at = now
             return [Note(chosen.sender, MeetingRequest(meeting))]
         if self._host_at is not None and now < self._host_at:
@@ -418,6 +423,7 @@ class GroupMeeting:
         )
         self.member = self.leader.member
         self.phase, self.meeting, self.room = Phase.IN, meeting, room
+        self.anchor = ""
         self.leader.sends()  # alone: nobody to send the first epoch to
         return self._invite(now) + self._after(now)
 
@@ -448,6 +454,7 @@ class GroupMeeting:
     def _reset(self) -> None:
         self.phase = Phase.IDLE
         self.meeting = self.room = None
+        self.anchor = ""
         self.leader = self.member = None
         self._held = None
         self._invite_at = None
@@ -484,7 +491,8 @@ class GroupMeeting:
             self.epochs.add(member.latest_epoch)
         if not self._entered and member.send_epoch is not None:
             self._entered = True
-            out.append(EnterRoom(self.meeting, self.room, self.leader is not None, member))
+            host = self.leader is not None
+            out.append(EnterRoom(self.meeting, self.room, host, member, self.anchor))
         now_in = self.participants
         self.most_participants = max(self.most_participants, len(now_in))
         joined = tuple(sorted((p, a) for p, a in now_in.items() if p not in self._announced))
@@ -493,3 +501,9 @@ class GroupMeeting:
             self._announced = dict(now_in)
             out.append(Roster(joined, left))
         return out
+
+
+def _anchor(host: str, me: str) -> str:
+    """The domain of ``host``'s address if it is not ``me``'s, else empty."""
+    theirs, mine = host.rpartition("@")[2].lower(), me.rpartition("@")[2].lower()
+    return "" if theirs == mine else theirs

@@ -2,7 +2,8 @@
 room for ``seconds``, leave, and sum it up (issue 18). The media side of
 :class:`~client.meetings.net.MeetingNet`'s events:
 
-    EnterRoom   MeetingJoin{room, layers} to this device's node -> LegGrant; the media
+    EnterRoom   MeetingJoin{room, layers} to this device's node (MeetingJoinAt naming the
+                host's domain when that is another: a cascade) -> LegGrant; the media
                 connection bound to the leg (QUIC, or the client WebSocket when QUIC does
                 not bind within ``QUIC_FALLBACK_AFTER`` s, as ``client.calls.control``);
                 MeetingVideo (the videos it wants); :class:`~client.meetings.mediarun.
@@ -33,7 +34,14 @@ from client.meetings.group import EnterRoom, Event, GroupMeeting, Leading, Leave
 from client.meetings.mediarun import MeetingMedia
 from client.meetings.net import MeetingNet
 from transport.base import MediaTransport
-from wire.relay import LegGrant, MeetingJoin, MeetingLayerSpec, MeetingLeave, MeetingVideo
+from wire.relay import (
+    LegGrant,
+    MeetingJoin,
+    MeetingJoinAt,
+    MeetingLayerSpec,
+    MeetingLeave,
+    MeetingVideo,
+)
 
 JOIN_TIMEOUT: Final = 30.0
 """Seconds to get into a room (host or join) before the run fails."""
@@ -176,9 +184,9 @@ class Meet:
         layers = tuple(MeetingLayerSpec(x.height, x.kbps) for x in VIDEO_LAYERS)
         member = enter.member
         try:
-            grant = await self._node.request(
-                MeetingJoin(0, enter.room, layers if self._video else ())
-            )
+            sent = layers if self._video else ()
+            join = MeetingJoinAt(0, enter.room, sent, enter.anchor) if enter.anchor else None
+            grant = await self._node.request(join or MeetingJoin(0, enter.room, sent))
             if not isinstance(grant, LegGrant):
                 raise MeetingFailed("the node gave no meeting leg")
             transport, sender = await self._bind(grant)

@@ -33,6 +33,12 @@ this node's domain, leg ids it was given, channels and codes: never an account a
 (the link owns its remote legs as a domain), and it can only join this node's own client
 legs, never reach a third domain through it.
 
+Meetings cascade over the same links (issue 18; ``node.sfu.cascade``): room messages go
+to :attr:`MediaLinks.meetings` (the node's ``MeetingService``), and a link's datagrams go
+first to its ``forward_link``, which takes those of the link's meeting senders; the rest
+are the bridges'. :meth:`MediaLinks.room_link` opens or reuses the link to a meeting's
+anchor as ``bridge`` does; a link that closes takes its senders out of the rooms.
+
 Refusals of :meth:`MediaLinks.bridge` are :class:`~node.errors.NodeError`: ``fed.policy``
 (the domain is not a peer), ``fed.unavailable`` / ``fed.key_document`` (its key document),
 ``call.unreachable`` (no QUIC endpoint, no connection, link refused, no answer to the join
@@ -45,7 +51,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, Protocol
 from urllib.parse import urlsplit
 
 import trio
@@ -72,12 +78,14 @@ from trust.peerlink import CHALLENGE_SIZE
 from wire import WireError, encode
 from wire.calls import LegRef
 from wire.media_link import (
+    BRIDGE_MESSAGES,
     CLOSE_LINK_DONE,
     CLOSE_LINK_PROTOCOL,
     CLOSE_LINK_REJECTED,
-    LinkBridgeMessage,
     LinkRejected,
-    decode_bridge_message,
+    LinkRoomMessage,
+    LinkTraffic,
+    decode_link_traffic,
 )
 
 log = logging.getLogger("sealrelay.node.calls.links")
@@ -100,6 +108,19 @@ class LinkCounters:
 
     def count(self, table: dict[str, int], key: str) -> None:
         table[key] = table.get(key, 0) + 1
+
+
+class LinkMeetings(Protocol):
+    """Who takes the meeting traffic of the links (``node.sfu.shell.MeetingService``)."""
+
+    def receive_link(self, link: PeerLink, message: LinkRoomMessage) -> None:
+        """A room message that arrived on ``link``."""
+
+    async def forward_link(self, link: PeerLink, batch: Sequence[bytes]) -> list[bytes]:
+        """Forward the meeting datagrams of ``batch``; the others, for the bridges."""
+
+    def link_down(self, link: PeerLink) -> None:
+        """``link`` closed."""
 
 
 @dataclass(eq=False)
@@ -125,7 +146,7 @@ class PeerLink:
     def __repr__(self) -> str:
         return f"PeerLink({self.domain}, {'outbound' if self.outbound else 'inbound'})"
 
-    def send(self, message: LinkBridgeMessage) -> None:
+    def send(self, message: LinkTraffic) -> None:
         """Queue ``message`` for the writer; a link whose peer does not read is closed."""
         try:
             self._out.send_nowait(encode(message))
@@ -166,6 +187,8 @@ class MediaLinks:
         self._locks: dict[str, trio.Lock] = {}
         self._nursery: trio.Nursery | None = None
         self._sockets: trio.Nursery | None = None
+        self.meetings: LinkMeetings | None = None
+        """The meetings cascaded over the links (set by ``node.server``)."""
 
     @property
     def links_up(self) -> int:
@@ -225,6 +248,14 @@ class MediaLinks:
             raise NodeError(CALL_UNREACHABLE, f"{domain} did not answer the bridge in time")
         if waiter.code is not None:
             raise NodeError(waiter.code, f"{domain} did not join the call leg")
+
+    async def room_link(self, domain: str) -> PeerLink:
+        """The open link to ``domain`` for a meeting room anchored there, opened now if
+        there is none (refusals as :meth:`bridge`'s)."""
+        domain = domain.lower()
+        if domain == self.domain:
+            raise NodeError(CALL_UNREACHABLE, "a meeting room of this node needs no link")
+        return await self._link_to(domain)
 
     def legs_ended(self, ended: Sequence[Ended]) -> None:
         """Legs that ended in this node: tell the peers of their remote legs
@@ -379,11 +410,14 @@ class MediaLinks:
             except TransportError:
                 return
             try:
-                message = decode_bridge_message(data)
+                message = decode_link_traffic(data)
             except WireError:
                 link.channel.close(CLOSE_LINK_PROTOCOL, "malformed link message")
                 return
-            self._apply(link, link.bridges.receive(message, self._now()))
+            if isinstance(message, BRIDGE_MESSAGES):
+                self._apply(link, link.bridges.receive(message, self._now()))
+            elif self.meetings is not None:
+                self.meetings.receive_link(link, message)
 
     async def _write(self, link: PeerLink) -> None:
         async for data in link.outbox:
@@ -398,7 +432,10 @@ class MediaLinks:
                 batch = await link.channel.receive_datagram_batch(FORWARD_BATCH)
             except TransportError:
                 return
-            await self.service.forward(link, batch)
+            if self.meetings is not None:
+                batch = await self.meetings.forward_link(link, batch)
+            if batch:
+                await self.service.forward(link, batch)
 
     def _down(self, link: PeerLink) -> None:
         """The link closed: end its bridges, wake its waiting ``bridge`` calls."""
@@ -409,6 +446,8 @@ class MediaLinks:
         link.close_outbox()
         link.channel.close(CLOSE_LINK_DONE, "link closed")
         self._apply(link, link.bridges.close())
+        if self.meetings is not None:
+            self.meetings.link_down(link)
         log.info("media link down", extra={"domain": link.domain})
 
     def _apply(self, link: PeerLink, step: Step) -> None:

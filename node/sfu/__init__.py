@@ -17,9 +17,14 @@
                         connections (handed over by ``node.calls.shell.CallService``) and
                         the WebSocket fallback (``node.calls.clients.ClientLegs``); ticks,
                         notices, expiry
+    Cascade             a room across domains (``cascade``, pure): on each side the media
+                        link is one connection of the room's core, owning the far side's
+                        senders and receiving what the far side asked for
+    LinkRooms           its trio side (``linkrooms``): rooms anchored at other domains,
+                        joined over ``node.calls.links.MediaLinks``
 
-It never decrypts: it reads only ``wire.media`` headers. Cascade links between domains and
-replicas are still to come.
+It never decrypts: it reads only ``wire.media`` headers. Bridging cluster replicas through
+the cascade is still to come.
 """
 
 from __future__ import annotations

@@ -13,7 +13,13 @@ Pure: no trio, no clock, no socket. The trio shell feeds it
   send it to (empty: dropped, and counted by reason);
 * :meth:`Sfu.tick` with the time (ms), as often as it likes (every 100 ms, say): every
   :data:`~node.sfu.speakers.INTERVAL_MS` it recomputes the speakers and every receiver's
-  allocation; it returns the :data:`~node.sfu.model.Notice` s to send to senders.
+  allocation; it returns the :data:`~node.sfu.model.Notice` s to send to senders;
+* for a cascade link (:mod:`node.sfu.cascade`): :meth:`Sfu.add_link` makes a connection an
+  *explicit* video subscriber, which owns the far side's senders (:meth:`Sfu.join` once per
+  sender, :meth:`Sfu.remove_sender`), receives exactly the ``(sender, layer)`` set the far
+  side asks for (:meth:`Sfu.subscribe`; a new sender starts subscribed to all its layers)
+  and audio by the normal rule; :meth:`Sfu.keyframe` passes the far side's keyframe
+  requests on to the connection that owns the sender.
 
 Audio: every receiver gets the dominant speaker and the loudest others, up to
 :data:`AUDIO_STREAMS` streams, never its own; datagrams without voice activity are dropped.
@@ -93,6 +99,8 @@ class _Receiver:
     audio: frozenset[int] = frozenset()
     current: dict[int, int] = field(default_factory=dict)  # sender -> layer it gets
     target: dict[int, int] = field(default_factory=dict)  # sender -> layer it waits for
+    explicit: bool = False  # a cascade link: gets ``subs``, never an allocation
+    subs: set[tuple[int, int]] = field(default_factory=set)  # (sender, layer) it asked for
 
 
 class Sfu:
@@ -128,8 +136,67 @@ class Sfu:
         self._senders[sender] = state
         receiver = self._receivers.setdefault(conn, _Receiver(conn))
         receiver.own.add(sender)
+        for link in self._receivers.values():
+            if link.explicit and link is not receiver:
+                link.subs.update((sender, layer) for layer in range(len(layers)))
         self._dirty = True  # the others may want the newcomer: at the next tick
         return self._refresh(receiver)
+
+    def add_link(self, conn: Conn) -> list[Notice]:
+        """The cascade link ``conn`` joins as an explicit video subscriber, subscribed to
+        every layer of every sender (the far side pauses what it does not need); its own
+        senders come by :meth:`join`. ``ValueError`` if ``conn`` is here already."""
+        if conn in self._receivers:
+            raise ValueError("the connection is in the meeting already")
+        link = self._receivers[conn] = _Receiver(conn, explicit=True)
+        for state in self._senders.values():
+            link.subs.update((state.sender, layer) for layer in range(len(state.layers)))
+        link.audio = _audio_for(link, self._ranked())
+        self._rebuild_all()
+        return self._layer_notices()
+
+    def remove_sender(self, conn: Conn, sender: int) -> list[Notice]:
+        """The sender ``sender`` owned by ``conn`` (a link's far sender) went; ``conn``
+        stays. Nothing if ``conn`` does not own it."""
+        receiver = self._receivers.get(conn)
+        if receiver is None or sender not in receiver.own:
+            return []
+        receiver.own.discard(sender)
+        del self._senders[sender]
+        self._detector.remove(sender)
+        for other in self._receivers.values():
+            other.current.pop(sender, None)
+            other.target.pop(sender, None)
+            other.audio = other.audio - {sender}
+            if other.subs:
+                other.subs -= {(sender, layer) for layer in range(MAX_LAYERS)}
+        self._dirty = True
+        return self._layer_notices()
+
+    def subscribe(self, conn: Conn, sender: int, layer: int, active: bool) -> list[Notice]:
+        """The link ``conn`` needs (``active``) or no longer needs ``layer`` of ``sender``:
+        the far side's :class:`~node.sfu.model.LayerNotice`. ``ValueError`` if ``conn`` is
+        no link, or ``sender`` is its own or has no such layer."""
+        link = self._receivers.get(conn)
+        state = self._senders.get(sender)
+        if link is None or not link.explicit or state is None or state.conn == conn:
+            raise ValueError("no such link or sender")
+        if not 0 <= layer < len(state.layers):
+            raise ValueError("no such layer")
+        if active:
+            link.subs.add((sender, layer))
+        else:
+            link.subs.discard((sender, layer))
+        self._rebuild((state,))
+        return self._layer_notices()
+
+    def keyframe(self, conn: Conn, sender: int, layer: int) -> list[Notice]:
+        """The link ``conn`` asks for a keyframe of ``layer`` of ``sender``: the request
+        for the connection that owns it (nothing if unknown, or owned by ``conn``)."""
+        state = self._senders.get(sender)
+        if state is None or state.conn == conn or not 0 <= layer < len(state.layers):
+            return []
+        return [KeyframeRequest(state.conn, sender, layer)]
 
     def leave(self, conn: Conn) -> list[Notice]:
         """The connection ``conn`` went: its streams and its requests end."""
@@ -150,6 +217,8 @@ class Sfu:
             for sender in receiver.own:
                 other.current.pop(sender, None)
                 other.target.pop(sender, None)
+                if other.subs:
+                    other.subs -= {(sender, layer) for layer in range(MAX_LAYERS)}
         self._dirty = True  # the others' freed slots are filled at the next tick
         return self._layer_notices()
 
@@ -217,6 +286,19 @@ class Sfu:
         r = self._receivers[conn]
         waits = {s: layer for s, layer in r.target.items() if r.current.get(s) != layer}
         return r.audio, dict(r.current), waits
+
+    def subscriptions(self, conn: Conn) -> frozenset[tuple[int, int]]:
+        """The ``(sender, layer)`` set the link ``conn`` receives."""
+        return frozenset(self._receivers[conn].subs)
+
+    def owner(self, sender: int) -> Conn | None:
+        """The connection that owns ``sender``, if it is here."""
+        state = self._senders.get(sender)
+        return None if state is None else state.conn
+
+    def senders(self) -> list[tuple[int, Conn, tuple[LayerSpec, ...]]]:
+        """Every sender: its id, the connection that owns it, its layers."""
+        return [(s.sender, s.conn, s.layers) for s in self._senders.values()]
 
     def stats(self) -> SfuStats:
         """The counters, now."""
@@ -307,7 +389,9 @@ class Sfu:
             state.fanout[_AUDIO] = tuple(r.conn for r in receivers if s in r.audio)
             for layer in range(MAX_LAYERS):
                 state.fanout[1 + layer] = tuple(
-                    r.conn for r in receivers if r.current.get(s, -1) == layer
+                    r.conn
+                    for r in receivers
+                    if r.current.get(s, -1) == layer or (s, layer) in r.subs
                 )
 
     def _rebuild_all(self) -> None:
@@ -317,6 +401,8 @@ class Sfu:
             for s in r.audio:
                 lists[s][_AUDIO].append(r.conn)
             for s, layer in r.current.items():
+                lists[s][1 + layer].append(r.conn)
+            for s, layer in r.subs:
                 lists[s][1 + layer].append(r.conn)
         for s, tracks in lists.items():
             self._senders[s].fanout = [tuple(dests) for dests in tracks]

@@ -7,7 +7,7 @@ Plain frozen dataclasses; the decisions are :class:`node.sfu.core.Sfu`'s.
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from itertools import pairwise
 from typing import Final
@@ -135,3 +135,24 @@ class SfuStats:
     forwarded_bytes: int
     switches: int
     drops: Mapping[DropReason, int]
+
+
+@dataclass(frozen=True)
+class MeetingStats:
+    """The meetings' gauges and counters (``node.metrics.MeetingNumbers`` at a scrape)."""
+
+    rooms: int
+    participants: int
+    legs: int
+    forwarded: int
+    forwarded_bytes: int
+    drops: dict[str, int]
+    binds: int
+    refused: int
+    delivered_bytes: int = 0
+    """Bytes of the copies sent to this node's own participants."""
+    link_bytes: dict[str, int] = field(default_factory=dict)
+    """Bytes of meeting datagrams over media links, by direction (``in``, ``out``)."""
+    link_datagrams: dict[str, int] = field(default_factory=dict)
+    link_refused: dict[str, int] = field(default_factory=dict)
+    """Cascade senders refused (``sender_taken``) and room messages ignored (``ignored``)."""

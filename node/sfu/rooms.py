@@ -104,6 +104,9 @@ class MeetingLegs:
         self._legs: dict[bytes, MeetingLeg] = {}
         self._rooms: dict[bytes, _Room] = {}
         self._conn_legs: dict[Conn, set[bytes]] = {}
+        self.taken: Callable[[bytes, int], bool] = _none_taken
+        """Whether a sender id is taken in a room by something else than a leg here (a
+        cascade link's far sender; set by the shell): a fresh draw avoids it."""
 
     # --- legs --------------------------------------------------------------------------------
     def join(self, owner: Owner, room: bytes, layers: tuple[LayerSpec, ...], now: int) -> Leg:
@@ -144,7 +147,7 @@ class MeetingLegs:
         if leg.conn is not None and leg.sender is not None:
             replaced = (leg.conn, leg.sender)
             self._detach(leg, now)
-        sender = self._fresh_sender(room)
+        sender = self._fresh_sender(leg.room, room)
         leg.conn, leg.sender = conn, sender
         self._conn_legs.setdefault(conn, set()).add(leg_id)
         return Binding(leg, sender, replaced)
@@ -225,9 +228,14 @@ class MeetingLegs:
             if leg_id not in self._legs:
                 return leg_id
 
-    def _fresh_sender(self, room: _Room) -> int:
+    def _fresh_sender(self, key: bytes, room: _Room) -> int:
         while True:
             sender = int.from_bytes(self._random(_SENDER_BYTES), "big")
-            if sender not in room.senders:
+            if sender not in room.senders and not self.taken(key, sender):
                 room.senders.add(sender)
                 return sender
+
+
+def _none_taken(room: bytes, sender: int) -> bool:
+    """The default ``taken``: no sender id is taken outside the legs."""
+    return False

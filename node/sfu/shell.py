@@ -32,11 +32,14 @@ WebSocket (``MeetingLayer``, ``MeetingKeyframe``; ``wire.relay_meetings``). Ever
 allocation), sends the notices gathered since the last tick (those of joins, leaves and
 requests included, so a notice waits at most one tick), and ends the unbound legs past
 their deadline; a room ends when its last leg does.
+
+Cascade (``node.sfu.cascade``, ``node.sfu.linkrooms``): :meth:`MeetingService.join_at`
+joins a room anchored at another domain over the media link to it; a link's datagrams go
+through :meth:`forward_link` and the room's core as a participant's do.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Protocol
@@ -44,9 +47,20 @@ from typing import Final, Protocol
 import trio
 
 from node.calls.legs import Bound, Conn, Leg, Owner
+from node.calls.shell import wall_clock_ms
 from node.errors import CALL_NO_LEG, NodeError
+from node.sfu.cascade import Cascade, Port
 from node.sfu.core import Sfu
-from node.sfu.model import DropReason, KeyframeRequest, LayerNotice, LayerSpec, Notice, VideoRequest
+from node.sfu.linkrooms import DIRECTIONS, LinkRooms, MeetingLink, link_of
+from node.sfu.model import (
+    DropReason,
+    KeyframeRequest,
+    LayerNotice,
+    LayerSpec,
+    MeetingStats,
+    Notice,
+    VideoRequest,
+)
 from node.sfu.rooms import MeetingLeg, MeetingLegs
 from transport import MediaTransport, QuicChannel, TransportError
 from wire import WireError, encode
@@ -62,6 +76,7 @@ from wire.media_control import (
     decode_bind,
     decode_meeting_control,
 )
+from wire.media_link import LinkRoomMessage
 from wire.relay_meetings import MeetingKeyframe, MeetingLayer
 
 TICK_INTERVAL: Final = 0.1
@@ -74,31 +89,12 @@ NO_ROOM: Final = "no_room"
 """A drop reason of the shell: a datagram on a connection that carries no meeting leg."""
 
 
-def wall_clock_ms() -> int:
-    """Unix time in milliseconds: the cores' clock in production."""
-    return time.time_ns() // 1_000_000
-
-
 class PushShell(Protocol):
     """What a client WebSocket offers here: a frame pushed unasked (``ClientShell``)."""
 
     def __hash__(self) -> int: ...
 
     def push(self, frame: object) -> None: ...
-
-
-@dataclass(frozen=True)
-class MeetingStats:
-    """The meetings' gauges and counters (``node.metrics.MeetingNumbers`` at a scrape)."""
-
-    rooms: int
-    participants: int
-    legs: int
-    forwarded: int
-    forwarded_bytes: int
-    drops: dict[str, int]
-    binds: int
-    refused: int
 
 
 @dataclass(slots=True, eq=False)
@@ -122,10 +118,12 @@ class MeetingService:
         self,
         legs: MeetingLegs,
         *,
+        domain: str = "",
         now_ms: Callable[[], int] = wall_clock_ms,
         tick_interval: float = TICK_INTERVAL,
     ) -> None:
         self.legs = legs
+        self.domain = domain.lower()
         self._now = now_ms
         self._tick_interval = tick_interval
         self.on_ended: Callable[[Owner, bytes], object] = _ignore
@@ -139,6 +137,10 @@ class MeetingService:
         self._retired_drops: dict[str, int] = {str(r): 0 for r in DropReason}
         self._binds = 0
         self._refused = 0
+        self._delivered_bytes = 0
+        self.cascade = Cascade(self)
+        self.remote = LinkRooms(self.cascade, pending=self._queue, emptied=self._emptied)
+        legs.taken = self._sender_taken
 
     # --- requests (from /v1/client) ----------------------------------------------------------
 
@@ -149,6 +151,34 @@ class MeetingService:
     def join(self, owner: Owner, room: bytes, layers: tuple[LayerSpec, ...]) -> Leg:
         """``MeetingJoin``: a new leg of ``owner`` in ``room``."""
         return self.legs.join(owner, room, layers, self._now())
+
+    async def join_at(
+        self, owner: Owner, anchor: str, room: bytes, layers: tuple[LayerSpec, ...]
+    ) -> Leg:
+        """``MeetingJoinAt``: a new leg of ``owner`` in ``room`` anchored at ``anchor``'s
+        node, joined there first if this node is not the anchor (``node.sfu.linkrooms``)."""
+        if not anchor or anchor.lower() == self.domain:
+            return self.join(owner, room, layers)
+        key = await self.remote.enter(anchor, room)
+        try:
+            return self.legs.join(owner, key, layers, self._now())
+        except (NodeError, ValueError):
+            self._end_room_if_empty(key)
+            raise
+
+    # --- the cascade's view of the rooms (``node.sfu.cascade.Rooms``) ------------------------
+
+    def core(self, key: bytes) -> Sfu:
+        """The core of room ``key``, created if it has none yet."""
+        core = self.rooms.get(key)
+        if core is None:
+            core = self.rooms[key] = Sfu(self._now())
+        return core
+
+    def anchored(self, room: bytes) -> bool:
+        """Whether ``room`` is a live room of this node (not one anchored elsewhere)."""
+        live = self.legs.has_room(room) or room in self.rooms
+        return live and not self.remote.is_remote(room)
 
     def leave(self, owner: Owner, leg_id: bytes) -> None:
         """``MeetingLeave``: the leg ends; its media connection leaves the room (and, on
@@ -226,7 +256,36 @@ class MeetingService:
         if len(rooms) != 1:  # (a WebSocket with legs in several rooms: not supported yet)
             self._drops[NO_ROOM] += len(batch)
             return
-        core = self.rooms[rooms.pop()]
+        await self._forward(self.rooms[rooms.pop()], source, batch)
+
+    async def forward_link(self, link: MeetingLink, batch: Sequence[bytes]) -> list[bytes]:
+        """Forward the datagrams of ``batch`` (from ``link``) that a meeting sender of the
+        link sent, each through its room's core; the others, for the call relay."""
+        rest: list[bytes] = []
+        ports: dict[Port, list[bytes]] = {}
+        route = self.cascade.route
+        for data in batch:  # the sender id at bytes 3-6 of any type; the core checks the rest
+            port = route(link, int.from_bytes(data[3:7], "big")) if len(data) > 7 else None
+            if port is None:
+                rest.append(data)
+            else:
+                ports.setdefault(port, []).append(data)
+        for port, datagrams in ports.items():
+            self.remote.count("in", datagrams)
+            core = self.rooms.get(port.key)
+            if core is not None:
+                await self._forward(core, port, datagrams)
+        return rest
+
+    def receive_link(self, link: MeetingLink, message: LinkRoomMessage) -> None:
+        """A room message that arrived on ``link``."""
+        self.remote.receive(link, message)
+
+    def link_down(self, link: MeetingLink) -> None:
+        """``link`` closed: its senders leave the rooms, its joins fail."""
+        self.remote.link_down(link)
+
+    async def _forward(self, core: Sfu, source: Conn, batch: Sequence[bytes]) -> None:
         on_datagram = core.on_datagram
         out: dict[Conn, list[bytes]] = {}
         for data in batch:
@@ -238,22 +297,31 @@ class MeetingService:
                     copies.append(data)
         for dest, datagrams in out.items():
             target = self._members.get(dest)
-            if target is None or target.out is None:
+            transport = target.out if target is not None else None
+            if type(dest) is Port:
+                transport = link_of(dest.link).channel
+                self.remote.count("out", datagrams)
+            elif transport is not None:
+                self._delivered_bytes += sum(map(len, datagrams))
+            if transport is None:
                 self._drops[SEND_FAILED] += len(datagrams)
                 continue
             try:
-                await target.out.send_datagrams(datagrams)
+                await transport.send_datagrams(datagrams)
             except TransportError:
                 self._drops[SEND_FAILED] += len(datagrams)
 
     # --- the tick ----------------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Tick every room, send notices and end expired legs, until cancelled."""
-        task_status.started()
-        while True:
-            await trio.sleep(self._tick_interval)
-            await self.tick()
+        """Tick every room, send notices and end expired legs (and join again the rooms
+        whose link to their anchor went, ``LinkRooms.run``), until cancelled."""
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.remote.run, self.legs.has_room)
+            task_status.started()
+            while True:
+                await trio.sleep(self._tick_interval)
+                await self.tick()
 
     async def tick(self) -> None:
         """One tick (what :meth:`run` does every :data:`TICK_INTERVAL` seconds)."""
@@ -264,8 +332,10 @@ class MeetingService:
         for core in self.rooms.values():
             self._pending += core.tick(now)
         notices, self._pending = self._pending, []
+        self.remote.send(self.cascade.notices(notices))  # those for links' ports
         for notice in notices:
-            await self._notify(notice)
+            if type(notice.conn) is not Port:
+                await self._notify(notice)
 
     def numbers(self) -> MeetingStats:
         """The meetings' numbers now (``/metrics``)."""
@@ -284,6 +354,10 @@ class MeetingService:
             drops=drops,
             binds=self._binds,
             refused=self._refused,
+            delivered_bytes=self._delivered_bytes,
+            link_bytes={d: self.remote.bytes[d] for d in DIRECTIONS},
+            link_datagrams={d: self.remote.datagrams[d] for d in DIRECTIONS},
+            link_refused={"sender_taken": self.cascade.refused, "ignored": self.cascade.ignored},
         )
 
     # --- internals ---------------------------------------------------------------------------
@@ -293,10 +367,9 @@ class MeetingService:
         self._binds += 1
         self._members[conn] = member
         member.senders[sender] = leg
-        core = self.rooms.get(leg.room)
-        if core is None:
-            core = self.rooms[leg.room] = Sfu(self._now())
+        core = self.core(leg.room)
         self._pending += core.join(conn, sender, leg.layers)
+        self.remote.send(self.cascade.sender_added(leg.room, conn, sender, leg.layers))
         if leg.video is not None:
             self._pending += core.request(conn, leg.video)
 
@@ -330,14 +403,30 @@ class MeetingService:
             self._pending += core.leave(conn)
         member = self._members.get(conn)
         if member is not None:
-            for sender in [s for s, leg in member.senders.items() if leg.room == room]:
+            gone = [s for s, leg in member.senders.items() if leg.room == room]
+            for sender in gone:
                 del member.senders[sender]
             if not member.senders:
                 del self._members[conn]
+            self.remote.send(self.cascade.senders_removed(room, conn, gone))
+
+    def _queue(self, notices: Sequence[Notice]) -> None:
+        self._pending += notices  # sent at the next tick
+
+    def _sender_taken(self, room: bytes, sender: int) -> bool:
+        core = self.rooms.get(room)
+        return core is not None and core.owner(sender) is not None
+
+    def _emptied(self, room: bytes) -> None:
+        """A link left ``room``: end it if nothing else holds it."""
+        self._end_room_if_empty(room)
 
     def _end_room_if_empty(self, room: bytes) -> None:
-        if self.legs.has_room(room):
+        if self.legs.has_room(room) or self.remote.joining(room):
             return
+        if self.cascade.linked(room) and not self.remote.is_remote(room):
+            return  # anchored here: the other domains' participants hold it
+        self.remote.send(self.remote.forget(room))
         core = self.rooms.pop(room, None)
         if core is None:
             return
