@@ -20,9 +20,8 @@ Signalling rides the pairwise sessions (``client.content.MeetingNote``), never t
   ``wire.meeting`` between the leader and each participant, as
   :mod:`client.meetings.keys` produces them; a switch counts only from the leader's device;
   when the leader leaves, its rightful successor takes over and invites the group again.
-* **Removal**: a participant removed from the group (``client.meetings.membership``) is
-  dropped by the leader (``MeetingLeader.remove``), counted as gone by the others, and not
-  heard from again; a removed leader is handed over from as one that left.
+* **Removal**: a participant removed from the group is dropped by the leader, counted as gone
+  by the others; a removed leader is handed over from (``client.meetings.membership``).
 * **Glare**: two devices that host at once each see the other's invite; the meeting with
   the smaller meeting id (compared as bytes) goes on, and every device in the other one
   leaves it and asks to join the winner, so the group ends up in one meeting.
@@ -43,7 +42,7 @@ from typing import Final
 from client.content import MeetingInvite, MeetingRequest, MeetingSignal
 from client.meetings.errors import MeetingError, RosterError
 from client.meetings.keys import MeetingLeader, MeetingMember, Send
-from client.meetings.membership import HOLD_MS, Held, removed
+from client.meetings.membership import Hold, removed
 from client.meetings.roster import Signer, Verify, key_fingerprint
 from wire.meeting import (
     MEETING_ID_LEN,
@@ -66,14 +65,12 @@ ROOM_ID_LEN: Final = 16
 
 
 class Phase(Enum):
-    """Where this device is."""
+    """Where this device is: ``IDLE`` (not started, or left), ``REQUESTED`` (asked a leader
+    to join; no epoch yet) or ``IN`` (a participant, the leader too)."""
 
     IDLE = "idle"
-    """Not started, or left."""
     REQUESTED = "requested"
-    """Asked a leader to join; no epoch yet."""
     IN = "in"
-    """A participant (the leader too)."""
 
 
 @dataclass(frozen=True)
@@ -179,7 +176,7 @@ class GroupMeeting:
         self._invite_at: int | None = None  # next renewal (leader)
         self._entered = False
         self._announced: dict[int, str] = {}
-        self._held: Held | None = None
+        self._hold = Hold()
         self.epochs: set[int] = set()
         self.most_participants = 0
         self.ignored = 0
@@ -348,21 +345,16 @@ class GroupMeeting:
         try:
             acks = self.member.on_epoch(msg, key, now)
         except RosterError:
-            if self._held is None or self._held.replaced_by(msg, now):
-                self._held = Held(sender, device, key, msg, now + HOLD_MS)
+            self._hold.keep(sender, device, key, msg, now)
             raise
-        if self._held is not None and self._held.epoch <= body.epoch:
-            self._held = None
+        self._hold.accepted(body.epoch)
         self.phase = Phase.IN
         return self._sends(acks) + self._after(now)
 
     def _retry(self, now: int) -> list[Event]:
-        """The held epoch again (module docstring), until it is accepted or its time is up."""
-        held = self._held
-        if held is None:
-            return []
-        if now >= held.until or self.leader is not None or self.member is None:
-            self._held = None
+        """The held epoch again (``membership.Hold``), until accepted or its time is up."""
+        held = self._hold.due(now)
+        if held is None or self.leader is not None or self.member is None:
             return []
         try:
             return self._on_epoch(held.sender, held.device, held.key, held.msg, now)
@@ -384,13 +376,11 @@ class GroupMeeting:
             return []
         entries = self.leader.participants if self.leader else member.roster.participants
         gone = removed(entries, self._members(), self.me.address, member.departed)
-        if not gone:
-            return []
         if self.leader is not None:
             return self._sends(self.leader.remove(gone, now))
         for pid in gone:
             member.note_left(pid)
-        return self._take_over(member, now) if member.should_lead() else []
+        return self._take_over(member, now) if gone and member.should_lead() else []
 
     def _take_over(self, member: MeetingMember, now: int) -> list[Event]:
         """This device is the rightful successor of a leader that went: it leads."""
@@ -456,7 +446,7 @@ class GroupMeeting:
         self.meeting = self.room = None
         self.anchor = ""
         self.leader = self.member = None
-        self._held = None
+        self._hold.clear()
         self._invite_at = None
         self._entered = False
         self._announced = {}

@@ -11,7 +11,7 @@ signals are ignored, as any non-member's. A device judges only while it is a mem
 
 The group change and the key leader's next epoch travel apart (a hand-over after the
 leader's removal may come before the change that makes it acceptable), so an epoch that
-cannot be accepted yet is :class:`Held` a while and tried again.
+cannot be accepted yet is held a while and tried again (:class:`Hold`).
 """
 
 from __future__ import annotations
@@ -52,6 +52,29 @@ class Held:
     def epoch(self) -> int:
         return self.msg.roster.body.epoch
 
-    def replaced_by(self, msg: MeetingEpoch, now: int) -> bool:
-        """Whether ``msg``, not accepted either, should be held instead of this one."""
-        return now >= self.until or msg.roster.body.epoch > self.epoch
+
+class Hold:
+    """At most one epoch not accepted yet (the newest), held :data:`HOLD_MS`."""
+
+    def __init__(self) -> None:
+        self.held: Held | None = None
+
+    def keep(self, sender: str, device: int, key: bytes, msg: MeetingEpoch, now: int) -> None:
+        """``msg`` could not be accepted at ``now``: hold it, unless a newer one is held."""
+        held = self.held
+        if held is None or now >= held.until or msg.roster.body.epoch > held.epoch:
+            self.held = Held(sender, device, key, msg, now + HOLD_MS)
+
+    def accepted(self, epoch: int) -> None:
+        """``epoch`` was accepted: a held one no newer is done with."""
+        if self.held is not None and self.held.epoch <= epoch:
+            self.held = None
+
+    def due(self, now: int) -> Held | None:
+        """The held epoch to try again at ``now``; None if none (or its time is up)."""
+        if self.held is not None and now >= self.held.until:
+            self.held = None
+        return self.held
+
+    def clear(self) -> None:
+        self.held = None
