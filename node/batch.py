@@ -10,7 +10,8 @@ together (``Session.receive_many``): one commit, one answer each.
 
 Rate limits: a ``SendBatch`` frame took one token of the caller's address and account
 (on an anonymous connection: of its address and of the connection) when it was read
-(``Session.receive``); each further Send takes one more (``ConnCore.charge``), and a Send
+(``Session.receive``); each further Send takes one more (``ConnCore.charge_run``: all of
+them in one call per limiter, with the same outcome as one call per Send), and a Send
 that finds no token is refused with ``limit.rate`` (its ``retry_after`` set) while the
 others go on. Sends over an anonymous connection (``anonymous``) are limited per
 recipient mailbox too (``node.accept``).
@@ -40,16 +41,17 @@ from wire.relay import Error, Introduce, IntroduceMany, Send, SendBatch, Sent, S
 log = logging.getLogger("sealrelay.node.batch")
 
 
-Charge = Callable[[float], float]
-"""Takes one token of the connection's limiters at a time: 0.0 or the seconds to wait."""
+Charge = Callable[[float, int], list[float]]
+"""Takes one token of the connection's limiters ``count`` times at ``now``
+(``ConnCore.charge_run``): per charge 0.0 or the seconds to wait."""
 
 
 async def send_batch(
     relay: Relay, frame: SendBatch, charge: Charge, *, anonymous: bool = False
 ) -> SentBatch:
     """Store every Send of ``frame`` that passes its checks; one result per Send."""
-    now = relay.clock()
-    refusals = [_charge(charge, now) if i else None for i in range(len(frame.sends))]
+    waits = charge(relay.clock(), len(frame.sends) - 1)
+    refusals = [None, *map(_refusal_of, waits)]
     sends = await store_sends(relay, frame.sends, refusals, anonymous=anonymous)
     return SentBatch(frame.id, tuple(sends))
 
@@ -116,9 +118,8 @@ def _refusal(relay: Relay, exc: Exception) -> NodeError:
     return NodeError(errors.INTERNAL, "internal error")
 
 
-def _charge(charge: Charge, now: float) -> NodeError | None:
-    """Take one token for a further Send of a batch: None, or the ``limit.rate`` refusal."""
-    wait = charge(now)
+def _refusal_of(wait: float) -> NodeError | None:
+    """A further Send of a batch charged ``wait``: None, or the ``limit.rate`` refusal."""
     if wait:
         return NodeError(errors.LIMIT_RATE, "too many requests", retry_after_ms(wait))
     return None

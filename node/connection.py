@@ -3,7 +3,8 @@
 Each WebSocket runs one task reading frames and answering them through its
 :class:`~node.session.Session` (which drives the pure core, ``node.conn``); pushes run in a
 short-lived task (in the node's nursery) started only when there is something to push, so
-an idle connection costs one task. Pushes wait while a login is being answered (so
+an idle connection costs one task (an anonymous one two: the second sleeps until its idle
+timeout, ``_IdleWatch``). Pushes wait while a login is being answered (so
 Authenticated comes first), never behind other requests. Under ``node.gateway``, the
 messages already read after the one received are answered together
 (``Session.receive_many``) and answers and pushes of one turn leave in one write. A close
@@ -33,7 +34,7 @@ import trio
 from node.gateway import READY_EXTENSION, SEND_MANY_EXTENSION
 from node.session import Session
 from wire import encode
-from wire.relay import Deliver, deliver_parts, is_media_message
+from wire.relay import MEDIA_MESSAGE_BYTE, Deliver, deliver_parts, is_media_message
 
 log = logging.getLogger("sealrelay.node.app")
 
@@ -45,6 +46,10 @@ Send = Callable[[Message], Awaitable[None]]
 GATHER_MAX: Final = 256
 """Most messages already read that an authenticated (or anonymous) connection answers
 together."""
+MEDIA_PREFIX: Final = bytes((MEDIA_MESSAGE_BYTE,))
+"""A media datagram's first byte (``is_media_message``) as bytes: an authenticated
+connection's turn compares each message's first byte with it, and looks for runs of media
+only when one matches."""
 CLOSE_INTERNAL: Final = 1011  # the node failed; the client reconnects
 CLOSE_DRAIN_SECONDS: Final = 10.0
 """After the node closes a WebSocket, how long it keeps reading (and discarding) what the
@@ -158,25 +163,36 @@ class Connection:
     async def serve(self, receive: Receive) -> None:
         """Read and answer frames until the client goes or the session asks to close."""
         await self.send_frame(self.session.hello())
-        while not self.closed:
-            if not await self._next(receive):
-                return
-            due = self.session.close_due()
-            if due is not None:
-                await self.close(due.code)
-            elif self.woken:
-                self.woken = False
-                self.wake()
+        timeout = self.session.idle_timeout
+        if timeout is None:
+            while not self.closed:
+                if not await self._next(receive) or not await self._after_turn():
+                    return
+            return
+        async with trio.open_nursery() as nursery:
+            await self._serve_watched(receive, _IdleWatch(timeout), nursery)
+            nursery.cancel_scope.cancel()
+
+    async def _after_turn(self) -> bool:
+        """Send a close that became due, else start a push that waited for the turn;
+        whether to read on."""
+        due = self.session.close_due()
+        if due is not None:
+            await self.close(due.code)
+        elif self.woken:
+            self.woken = False
+            self.wake()
+        return not self.closed
 
     async def _next(self, receive: Receive) -> bool:
         """Answer the next message; False once the client is gone. (A function of its own
         so that no reference to the last message outlives it while the connection idles.)
 
         Until the session authenticates, waiting is bounded by ``auth_deadline``; only the
-        wait is, never the answer (a Register in progress finishes its store write). An
-        anonymous session never logs in: it waits at most ``sealed_idle_timeout`` for each
-        message, then closes (1000)."""
-        if self.session.awaits_login:
+        wait is, never the answer (a Register in progress finishes its store write)."""
+        session = self.session
+        awaiting = session.caller is None and session.awaits_login  # (logged in: never)
+        if awaiting:
             message = None
             with trio.move_on_at(self.auth_deadline):
                 message = await receive()
@@ -185,23 +201,52 @@ class Connection:
                     for frame in self.session.auth_timed_out():
                         await self.send_frame(frame)
                 return True
-        elif self.session.idle_timeout is not None:
-            message = None
-            with trio.move_on_after(self.session.idle_timeout):
-                message = await receive()
-            if message is None:
-                if not self.closed:
-                    self.session.idle()  # serve() sends the close
-                return True
         else:
             message = await receive()
+        return await self._take(message, held=awaiting)
+
+    async def _serve_watched(
+        self, receive: Receive, watch: _IdleWatch, nursery: trio.Nursery
+    ) -> None:
+        """:meth:`serve` for an anonymous session, which never logs in: it waits at most
+        ``sealed_idle_timeout`` for each message, then closes (1000). The wait is bounded
+        by ``watch``, one sleeping task that cancels ``watch.scope`` only while the reader
+        waits, rather than by a cancel scope per message (several microseconds each, on
+        the path of every sealed envelope). A message that arrives just as the watch
+        fires is answered outside the cancelled scope, and the watch starts again."""
+        now = trio.lowlevel.current_clock().current_time
+        while not self.closed:
+            message: Message | None = None
+            with trio.CancelScope() as watch.scope:
+                watch.fired = False
+                nursery.start_soon(watch.run)
+                while not self.closed:
+                    watch.since = now()
+                    watch.waiting = True
+                    message = await receive()
+                    watch.waiting = False
+                    if watch.fired:
+                        break  # (the watch fired as it came: answered below)
+                    if not await self._take(message) or not await self._after_turn():
+                        return
+                    message = None
+            if message is None:  # the wait was cancelled: idle
+                if not self.closed:
+                    self.session.idle()
+            elif not await self._take(message):
+                return
+            if not await self._after_turn():
+                return
+
+    async def _take(self, message: Message, *, held: bool = False) -> bool:
+        """Answer ``message`` (the turn's first); False once the client is gone. Pushes
+        wait while a login is answered (``held``: Authenticated goes first); afterwards a
+        request never holds them back (a Deliver must not wait for an Ack's commit)."""
         if message["type"] == "websocket.disconnect":
             return False
         if self.closed:  # (a push task closed it while we waited: nothing is answered)
             return True
-        # Pushes wait while a login is answered (Authenticated goes first); afterwards a
-        # request never holds them back (a Deliver must not wait for an Ack's commit).
-        self.held = self.session.awaits_login
+        self.held = held
         self.answering = True
         try:
             await self._answer(message)
@@ -213,10 +258,19 @@ class Connection:
         data = message.get("bytes")
         if data is None:
             frames = self.session.refuse_text()
+        elif self.session.anonymous:  # (it gathers, and has no media)
+            if self.ready is not None:
+                frames = await self.session.receive_many([data, *self._gather()])
+            else:
+                frames = await self.session.receive(data)
         elif self.session.caller is not None:
-            frames = await self._answer_runs([data, *self._gather()])
-        elif self.session.gathers and self.ready is not None:  # anonymous: no media
-            frames = await self.session.receive_many([data, *self._gather()])
+            messages = [data, *self._gather()]
+            if MEDIA_PREFIX in [item[:1] for item in messages]:
+                frames = await self._answer_runs(messages)
+            elif self.ready is not None:  # (no media: the common case, one run of frames)
+                frames = await self.session.receive_many(messages)
+            else:
+                frames = await self.session.receive(data)
         else:
             frames = await self.session.receive(data)
         await self.send_frames(frames)
@@ -269,6 +323,38 @@ def _pieces(frame: object) -> list[bytes]:
     if type(frame) is Deliver:
         return deliver_parts(frame.envelopes)
     return [encode(frame)]
+
+
+class _IdleWatch:
+    """The idle timeout of an anonymous connection (``Connection._serve_watched``): the
+    reader notes when each wait begins (``since``) and whether it is waiting; :meth:`run`
+    sleeps until ``since + timeout`` and cancels ``scope`` if the reader is still waiting
+    then (never while it answers), else sleeps on."""
+
+    __slots__ = ("fired", "scope", "since", "timeout", "waiting")
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.since = trio.current_time()
+        self.waiting = False
+        self.scope = trio.CancelScope()
+        self.fired = False
+        """``scope`` was cancelled (a plain flag: ``CancelScope.cancel_called`` reads the
+        clock each time)."""
+
+    async def run(self) -> None:
+        while True:
+            # While the reader answers, its next wait begins later than now.
+            start = self.since if self.waiting else trio.current_time()
+            await trio.sleep_until(start + self.timeout)
+            if self.waiting and trio.current_time() >= self.since + self.timeout:
+                self.fire()
+                return
+
+    def fire(self) -> None:
+        """Cancel the reader's wait."""
+        self.fired = True
+        self.scope.cancel()
 
 
 async def drain(receive: Receive) -> None:

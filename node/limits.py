@@ -39,6 +39,24 @@ class RateLimiter:
         self._buckets[key] = (tokens, now)
         return (cost - tokens) / self.rate
 
+    def take_run(self, key: str, now: float, count: int) -> tuple[int, float]:
+        """:meth:`take` of one token ``count`` times at ``now``, in one call: how many
+        were allowed (the first ones) and the wait :meth:`take` gives each of the others
+        (0.0 if none was refused). The bucket, and :attr:`spent`, end as after the
+        ``count`` calls: once the bucket holds less than one token every later call at the
+        same ``now`` is refused alike, and subtracting one from a float between one and
+        ``2**53`` is exact, so the allowed are ``floor(tokens)`` at most."""
+        if count <= 0:
+            return 0, 0.0
+        tokens, last = self._buckets.get(key, (self.burst, now))
+        tokens = min(self.burst, tokens + max(0.0, now - last) * self.rate)
+        allowed = min(count, int(tokens)) if tokens >= 1.0 else 0
+        tokens -= allowed
+        self._buckets[key] = (tokens, now)
+        if allowed and self.track:
+            self.spent[key] = self.spent.get(key, 0.0) + allowed
+        return allowed, 0.0 if allowed == count else (1.0 - tokens) / self.rate
+
     def debit(self, key: str, amount: float, now: float) -> None:
         """Take ``amount`` tokens that were spent elsewhere (another replica) from ``key``'s
         bucket. The bucket may go below zero, to at most ``-burst``: a key that spent its

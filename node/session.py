@@ -223,7 +223,7 @@ class Session:
             if isinstance(frame, Ping):
                 return [Pong(frame.id, self.relay.now_ms())]
             if self.anonymous:  # (the core performs only SEALED_REQUESTS here)
-                return [await sealed.perform(self.relay, self.core.charge, frame)]
+                return [await sealed.perform(self.relay, self.core.charge_run, frame)]
             caller = self.core.caller
             assert caller is not None  # noqa: S101 (the core performs requests once logged in)
             reply = await _HANDLERS[type(frame)](self, caller, frame)
@@ -446,7 +446,7 @@ async def _send(s: Session, caller: Caller, frame: Send) -> Frame:
 
 
 async def _send_batch(s: Session, caller: Caller, frame: SendBatch) -> Frame:
-    return await send_batch(s.relay, frame, s.core.charge)
+    return await send_batch(s.relay, frame, s.core.charge_run)
 
 
 async def _introduce(s: Session, caller: Caller, frame: Introduce) -> Frame:

@@ -296,6 +296,22 @@ class ConnCore(Generic[C]):
                 wait = policy.connection_limit.take("", now)
         return wait
 
+    def charge_run(self, now: float, count: int) -> list[float]:
+        """:meth:`charge` ``count`` times at ``now`` (the further Sends of a ``SendBatch``),
+        one :meth:`~node.limits.RateLimiter.take_run` per limiter: each charge's wait, in
+        order, as the ``count`` calls would give them (a charge refused by the address's
+        limiter takes nothing of the account's or the connection's)."""
+        policy = self.policy
+        passed, wait = policy.ip_limit.take_run(self.peer, now, count)
+        waits = [wait] * (count - passed)
+        if self.caller is not None:
+            allowed, second = policy.account_limit.take_run(self.caller.address, now, passed)
+        elif policy.connection_limit is not None:
+            allowed, second = policy.connection_limit.take_run("", now, passed)
+        else:
+            return [0.0] * passed + waits
+        return [0.0] * allowed + [second] * (passed - allowed) + waits
+
     def _rate_limit(self, now: float) -> None:
         wait = self.charge(now)
         if wait:

@@ -10,6 +10,7 @@ import pytest
 import trio
 import trio.testing
 
+from node import connection
 from node.app import DEBUG_CONNECTIONS_PATH, SEALED_PATH, App
 from node.relay import Relay
 from tests.node.harness import make_relay
@@ -122,6 +123,57 @@ async def test_an_idle_anonymous_socket_is_closed_normally(
         assert not any(m["type"] == "websocket.close" for m in sent)
         await trio.sleep(31)
         assert sent[-1] == {"type": "websocket.close", "code": 1000}
+        await inbox.send({"type": "websocket.disconnect", "code": 1000})
+        await trio.testing.wait_all_tasks_blocked()
+        assert app.connections == set()
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_message_that_comes_as_the_idle_watch_fires_is_answered(
+    autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The idle timeout is one sleeping task per anonymous socket, not a cancel scope per
+    message (``node.connection._IdleWatch``). If it cancels the wait just as a message is
+    handed over, the message is still answered, the socket stays open, and the next wait
+    is watched again."""
+    watches: list[connection._IdleWatch] = []
+
+    class Recorded(connection._IdleWatch):
+        def __init__(self, timeout: float) -> None:
+            super().__init__(timeout)
+            watches.append(self)
+
+    monkeypatch.setattr(connection, "_IdleWatch", Recorded)
+    relay = make_relay(sealed_idle_timeout=30.0)
+    inbox, channel = trio.open_memory_channel[dict[str, Any]](8)
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async def receive() -> dict[str, Any]:
+        message = await channel.receive()
+        if message.get("bytes") == encode(Ping(7)):  # the watch fires as it is handed over
+            watches[-1].fire()
+        return message
+
+    async with trio.open_nursery() as nursery:
+        app = App(relay, lambda: ("http://node.test",), nursery)
+        scope = {"type": "websocket", "path": SEALED_PATH, "client": ("192.0.2.9", 40000)}
+        await inbox.send({"type": "websocket.connect"})
+        nursery.start_soon(app, scope, receive, send)
+        await trio.testing.wait_all_tasks_blocked()
+        await inbox.send({"type": "websocket.receive", "bytes": encode(Ping(7))})
+        await trio.testing.wait_all_tasks_blocked()
+        assert isinstance(decode(sent[-1]["bytes"]), Pong)
+        assert not any(m["type"] == "websocket.close" for m in sent)
+        await trio.sleep(29)
+        await inbox.send({"type": "websocket.receive", "bytes": encode(Ping(8))})
+        await trio.testing.wait_all_tasks_blocked()
+        assert isinstance(decode(sent[-1]["bytes"]), Pong)
+        await trio.sleep(31)
+        assert sent[-1] == {"type": "websocket.close", "code": 1000}
+        assert len(watches) == 1  # one watch per socket; it ran again after the race
         await inbox.send({"type": "websocket.disconnect", "code": 1000})
         await trio.testing.wait_all_tasks_blocked()
         assert app.connections == set()
