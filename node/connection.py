@@ -35,6 +35,7 @@ from node.gateway import READY_EXTENSION, SEND_MANY_EXTENSION
 from node.session import Session
 from wire import encode
 from wire.relay import MEDIA_MESSAGE_BYTE, Deliver, deliver_parts, is_media_message
+from wire.relay_calls import SIGNATURE_MESSAGE_BYTE
 
 log = logging.getLogger("sealrelay.node.app")
 
@@ -48,8 +49,10 @@ GATHER_MAX: Final = 256
 together."""
 MEDIA_PREFIX: Final = bytes((MEDIA_MESSAGE_BYTE,))
 """A media datagram's first byte (``is_media_message``) as bytes: an authenticated
-connection's turn compares each message's first byte with it, and looks for runs of media
-only when one matches."""
+connection's turn compares each message's first byte with it (and with
+:data:`SIGNATURE_PREFIX`), and looks for runs of media only when one matches."""
+SIGNATURE_PREFIX: Final = bytes((SIGNATURE_MESSAGE_BYTE,))
+"""A meeting's signature datagram's first byte: it travels as media does."""
 CLOSE_INTERNAL: Final = 1011  # the node failed; the client reconnects
 CLOSE_DRAIN_SECONDS: Final = 10.0
 """After the node closes a WebSocket, how long it keeps reading (and discarding) what the
@@ -265,7 +268,8 @@ class Connection:
                 frames = await self.session.receive(data)
         elif self.session.caller is not None:
             messages = [data, *self._gather()]
-            if MEDIA_PREFIX in [item[:1] for item in messages]:
+            heads = [item[:1] for item in messages]
+            if MEDIA_PREFIX in heads or SIGNATURE_PREFIX in heads:
                 frames = await self._answer_runs(messages)
             elif self.ready is not None:  # (no media: the common case, one run of frames)
                 frames = await self.session.receive_many(messages)

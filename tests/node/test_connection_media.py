@@ -22,16 +22,34 @@ from node.session import Session
 from tests.node.calls.helpers import datagram
 from tests.node.harness import PEER, Device, make_relay
 from wire import decode, encode
-from wire.relay import Drained, Error, Hello, MeetingLayer, Ping, Pong, Registered
+from wire.relay import (
+    MEDIA_MESSAGE_BYTE,
+    Drained,
+    Error,
+    Hello,
+    MeetingLayer,
+    Ping,
+    Pong,
+    Registered,
+)
+from wire.relay_calls import SIGNATURE_MESSAGE_BYTE
 
 LEG = bytes(range(16))
 PUSHES = 40
 
 
+def _signed(message: bytes) -> bytes:
+    """``message`` with a signature datagram's first byte."""
+    return bytes((SIGNATURE_MESSAGE_BYTE,)) + message[1:]
+
+
 @pytest.mark.parametrize("gathered", [True, False], ids=["gateway", "hypercorn"])
+@pytest.mark.parametrize("signature", [False, True], ids=["media", "signature-only"])
 async def test_media_between_frames_is_dropped_and_counted_and_frames_answered(
-    gathered: bool,
+    gathered: bool, signature: bool
 ) -> None:
+    """``signature``: the turn's only datagrams are a meeting's signature datagrams (first
+    byte 0x12), media all the same, never a malformed frame."""
     relay = make_relay()
     alice = Device.create("alice")
     code = await relay.add_invite(alice.name, 3600)
@@ -61,6 +79,8 @@ async def test_media_between_frames_is_dropped_and_counted_and_frames_answered(
         del sent[:]
 
         messages = [datagram(1), encode(Ping(7)), b"\x11x", datagram(2), encode(Ping(8))]
+        if signature:
+            messages = [_signed(m) if m[0] == MEDIA_MESSAGE_BYTE else m for m in messages]
         if gathered:
             ready.extend(messages[1:])
             await inbox.send({"type": "websocket.receive", "bytes": messages[0]})
