@@ -20,6 +20,8 @@ Signalling rides the pairwise sessions (``client.content.MeetingNote``), never t
   ``wire.meeting`` between the leader and each participant, as
   :mod:`client.meetings.keys` produces them; a switch counts only from the leader's device;
   when the leader leaves, its rightful successor takes over and invites the group again.
+* **Removal**: a participant removed from the group is dropped by the leader, counted as gone
+  by the others; a removed leader is handed over from (``client.meetings.membership``).
 * **Glare**: two devices that host at once each see the other's invite; the meeting with
   the smaller meeting id (compared as bytes) goes on, and every device in the other one
   leaves it and asks to join the winner, so the group ends up in one meeting.
@@ -38,8 +40,9 @@ from enum import Enum
 from typing import Final
 
 from client.content import MeetingInvite, MeetingRequest, MeetingSignal
-from client.meetings.errors import MeetingError
+from client.meetings.errors import MeetingError, RosterError
 from client.meetings.keys import MeetingLeader, MeetingMember, Send
+from client.meetings.membership import Hold, removed
 from client.meetings.roster import Signer, Verify, key_fingerprint
 from wire.meeting import (
     MEETING_ID_LEN,
@@ -62,14 +65,12 @@ ROOM_ID_LEN: Final = 16
 
 
 class Phase(Enum):
-    """Where this device is."""
+    """Where this device is: ``IDLE`` (not started, or left), ``REQUESTED`` (asked a leader
+    to join; no epoch yet) or ``IN`` (a participant, the leader too)."""
 
     IDLE = "idle"
-    """Not started, or left."""
     REQUESTED = "requested"
-    """Asked a leader to join; no epoch yet."""
     IN = "in"
-    """A participant (the leader too)."""
 
 
 @dataclass(frozen=True)
@@ -175,6 +176,7 @@ class GroupMeeting:
         self._invite_at: int | None = None  # next renewal (leader)
         self._entered = False
         self._announced: dict[int, str] = {}
+        self._hold = Hold()
         self.epochs: set[int] = set()
         self.most_participants = 0
         self.ignored = 0
@@ -196,15 +198,16 @@ class GroupMeeting:
         if sender == self.me.address or sender not in set(self._members()):
             self.ignored += 1
             return []
+        out = self._removals(now)  # the member list as it is now judges this signal
         try:
-            return self._receive(sender, device, key, signal, now)
+            return out + self._receive(sender, device, key, signal, now)
         except MeetingError:
             self.ignored += 1
-            return []
+            return out
 
     def tick(self, now: int) -> list[Event]:
         """Timers: the key schedule's, invite renewal, an unanswered request."""
-        out: list[Event] = []
+        out: list[Event] = self._removals(now) + self._retry(now)
         if self.leader is not None:
             out += self._sends(self.leader.tick(now))
             if self._invite_at is not None and now >= self._invite_at:
@@ -339,9 +342,24 @@ class GroupMeeting:
                 self.ignored += 1
                 return []
             self.member = MeetingMember(body.meeting, mine[0].pid, self.me.verify)
-        acks = self.member.on_epoch(msg, key, now)
+        try:
+            acks = self.member.on_epoch(msg, key, now)
+        except RosterError:
+            self._hold.keep(sender, device, key, msg, now)
+            raise
+        self._hold.accepted(body.epoch)
         self.phase = Phase.IN
         return self._sends(acks) + self._after(now)
+
+    def _retry(self, now: int) -> list[Event]:
+        """The held epoch again (``membership.Hold``), until accepted or its time is up."""
+        held = self._hold.due(now)
+        if held is None or self.leader is not None or self.member is None:
+            return []
+        try:
+            return self._on_epoch(held.sender, held.device, held.key, held.msg, now)
+        except MeetingError:
+            return []
 
     def _on_leave(self, pid: int, msg: MeetingLeave, now: int) -> list[Event]:
         if self.leader is not None:
@@ -349,6 +367,23 @@ class GroupMeeting:
         member = self.member
         if member is None or msg.pid != pid or not member.on_leave(msg):
             return []
+        return self._take_over(member, now)
+
+    def _removals(self, now: int) -> list[Event]:
+        """Participants no longer in the group's member list: removed (module docstring)."""
+        member = self.member
+        if member is None or member.roster is None:
+            return []
+        entries = self.leader.participants if self.leader else member.roster.participants
+        gone = removed(entries, self._members(), self.me.address, member.departed)
+        if self.leader is not None:
+            return self._sends(self.leader.remove(gone, now))
+        for pid in gone:
+            member.note_left(pid)
+        return self._take_over(member, now) if gone and member.should_lead() else []
+
+    def _take_over(self, member: MeetingMember, now: int) -> list[Event]:
+        """This device is the rightful successor of a leader that went: it leads."""
         self.leader = MeetingLeader.succeed(
             member, self.me.key, self.me.signer, self._random, now, present=member.present()
         )
@@ -411,6 +446,7 @@ class GroupMeeting:
         self.meeting = self.room = None
         self.anchor = ""
         self.leader = self.member = None
+        self._hold.clear()
         self._invite_at = None
         self._entered = False
         self._announced = {}

@@ -4,6 +4,7 @@ the key schedule's messages over simulated pairwise sessions, hand-over, glare, 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from typing import Final, TypeVar
 
 from client.content import MeetingInvite, MeetingRequest
@@ -41,15 +42,20 @@ class World:
     def __init__(self, names: list[str]) -> None:
         self.people = {f"{n}@a.example": Person(n) for n in names}
         self.random = Draws()
+        self.views = {address: set(self.people) for address in self.people}
+        """Each device's copy of the group's member list."""
         self.devices = {
             address: GroupMeeting(
-                GROUP, Me(address, 1, p.key, p, verify), lambda: list(self.people), self.random
+                GROUP, Me(address, 1, p.key, p, verify), self._view(address), self.random
             )
             for address, p in self.people.items()
         }
         self.events: dict[str, list[Event]] = {a: [] for a in self.people}
         self.queue: deque[tuple[str, Note]] = deque()
         self.offline: set[str] = set()
+
+    def _view(self, address: str) -> Callable[[], list[str]]:
+        return lambda: sorted(self.views[address])
 
     def take(self, sender: str, events: list[Event]) -> None:
         for event in events:
