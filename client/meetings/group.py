@@ -6,9 +6,9 @@ Signalling rides the pairwise sessions (``client.content.MeetingNote``), never t
 * **Host**: a device that starts ``meet`` for a group and holds no live invite for it draws
   a 16-byte meeting id (end to end) and a 16-byte room id (what its node sees), becomes the
   key leader (:class:`~client.meetings.keys.MeetingLeader`, pid 0) and sends every other
-  member of the group a :class:`~client.content.MeetingInvite`: meeting, room and the
-  fingerprint of its identity signing key, live for :data:`INVITE_TTL_MS` and renewed at
-  half that while it leads.
+  member a :class:`~client.content.MeetingInvite`: meeting, room, the room's domain (its
+  own; a successor keeps it) and its signing key's fingerprint, live for
+  :data:`INVITE_TTL_MS`, renewed at half that while it leads.
 * **Join**: a device that starts ``meet`` while it holds a live invite for the group (one
   that came over the session of the key it names, from a member of the group) sends the
   leader a :class:`~client.content.MeetingRequest`. The leader gives it the next pid
@@ -20,11 +20,10 @@ Signalling rides the pairwise sessions (``client.content.MeetingNote``), never t
   ``wire.meeting`` between the leader and each participant, as
   :mod:`client.meetings.keys` produces them; a switch counts only from the leader's device;
   when the leader leaves, its rightful successor takes over and invites the group again.
-* **Removal**: a participant removed from the group is dropped by the leader, counted as gone
-  by the others; a removed leader is handed over from (``client.meetings.membership``).
+* **Removal**: the leader drops a participant removed from the group, the others count it
+  gone, a removed leader hands over (``client.meetings.membership``).
 * **Glare**: two devices that host at once each see the other's invite; the meeting with
-  the smaller meeting id (compared as bytes) goes on, and every device in the other one
-  leaves it and asks to join the winner, so the group ends up in one meeting.
+  the smaller meeting id (as bytes) goes on, the other's devices leave and ask to join it.
 
 Media starts (:class:`EnterRoom`) once this device sends under an epoch: at once for the
 host, after the first switch for a newcomer, so that it never sends a frame the others
@@ -398,7 +397,7 @@ class GroupMeeting:
         if live:
             meeting, chosen = live[0]
             self.phase, self.meeting, self.room = Phase.REQUESTED, meeting, chosen.invite.room
-            self.anchor = _anchor(chosen.sender, self.me.address)
+            self.anchor = _anchor(chosen.invite.anchor or chosen.sender, self.me.address)
             self._requested_at = now
             return [Note(chosen.sender, MeetingRequest(meeting))]
         if self._host_at is not None and now < self._host_at:
@@ -422,7 +421,8 @@ class GroupMeeting:
         if self.meeting is None or self.room is None:
             return []
         self._invite_at = now + INVITE_TTL_MS // 2
-        invite = MeetingInvite(self.meeting, self.room, self.me.fp, now, now + INVITE_TTL_MS)
+        expires, anchor = now + INVITE_TTL_MS, self.anchor or _anchor(self.me.address, "")
+        invite = MeetingInvite(self.meeting, self.room, self.me.fp, now, expires, anchor)
         others = sorted(set(self._members()) - {self.me.address})
         return [Note(to, invite) for to in others]
 
@@ -493,7 +493,7 @@ class GroupMeeting:
         return out
 
 
-def _anchor(host: str, me: str) -> str:
-    """The domain of ``host``'s address if it is not ``me``'s, else empty."""
-    theirs, mine = host.rpartition("@")[2].lower(), me.rpartition("@")[2].lower()
-    return "" if theirs == mine else theirs
+def _anchor(anchor: str, me: str) -> str:
+    """The domain of ``anchor`` (an address or a domain) unless it is ``me``'s: empty."""
+    theirs = anchor.rpartition("@")[2].lower()
+    return "" if theirs == me.rpartition("@")[2].lower() else theirs
