@@ -16,22 +16,16 @@ opening each other's frames and never fail one."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
 from typing import Any, Final
 
 import pytest
 import trio
 
-from client.app import Client
-from client.meetings.group import Event, GroupMeeting, Me
-from client.meetings.meet import Meet
-from client.meetings.net import MeetingInbox, MeetingNet
 from tests.integration.fedharness import LocalFederation, Person, wait_until
-from transport.base import MediaTransport
+from tests.integration.meetharness import Seat, seat
 from wire.meeting import EpochCause
-from wire.relay import LegGrant
 
 pytestmark = pytest.mark.slow
 
@@ -65,75 +59,6 @@ def people(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Perso
         fed.close()
 
 
-class _Node:
-    """``client.meetings.meet.Node`` over a :class:`Client` (as ``client.cli_meet``)."""
-
-    def __init__(self, client: Client) -> None:
-        self._client = client
-
-    async def request(self, frame: object) -> object:
-        return await self._client.link.request(frame)
-
-    async def media_quic(self, grant: LegGrant) -> tuple[MediaTransport, int]:
-        return await self._client.media_quic(grant)
-
-    async def media_websocket(self, grant: LegGrant) -> tuple[MediaTransport, int]:
-        return await self._client.media_websocket(grant)
-
-
-@dataclass
-class Seat:
-    """One member's ``meet`` in this process."""
-
-    client: Client
-    meet: Meet
-    lines: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def core(self) -> GroupMeeting:
-        return self.meet.core
-
-    def opened(self) -> tuple[int, int, int]:
-        """(frames that decrypted, frames under no key held, decryption failures)."""
-        media = self.meet.rooms[-1].summary()
-        decrypted = sum(int(media[k]) for k in ("frames_received", "frames_late"))
-        decrypted += int(media["digest_mismatches"])
-        return decrypted, int(media["no_key"]), int(media["decrypt_failures"])
-
-
-def _seat(client: Client, group: bytes) -> Seat:
-    device = client.device
-    me = Me(
-        device.address,
-        device.device_id,
-        device.identity.public.sig,
-        device.identity,
-        device.suite.sig.verify,
-    )
-
-    def members() -> list[str]:
-        ng = client.groups.get(group)
-        return [] if ng is None or ng.group is None else list(ng.group.state.members)
-
-    core = GroupMeeting(group, me, members, client.entropy.random_bytes)
-    inbox = MeetingInbox()
-    client.receiver.meetings = inbox
-    lines: list[dict[str, Any]] = []
-
-    def net(on_event: Callable[[Event], object]) -> MeetingNet:
-        return MeetingNet(
-            core,
-            inbox,
-            client.sendpath,
-            reply=lambda: (client.info.delivery_token, client.info.mailbox),
-            clock=client.clock,
-            on_event=on_event,
-        )
-
-    meet = Meet(net, _Node(client), video=False, seconds=SECONDS, emit=lines.append)
-    return Seat(client, meet, lines)
-
-
 @pytest.mark.parametrize(
     ("host", "gone", "cause"),
     [("ann", "dan", EpochCause.REMOVE), ("bob", "bob", EpochCause.HANDOVER)],
@@ -157,7 +82,7 @@ def test_a_removed_member_still_connected_decrypts_nothing_after_the_switch(
                 )
 
             await wait_until(grouped, WITHIN, "every member in the group")
-            seats = {name: _seat(client, group) for name, client in clients.items()}
+            seats = {name: seat(client, group, SECONDS) for name, client in clients.items()}
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(seats[host].meet.run)
                 await wait_until(lambda: bool(seats[host].meet.rooms), WITHIN, "the host")
