@@ -28,13 +28,11 @@ could not be set up (``meeting.failed``) exits 1 with one stderr line.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
 import trio
 
-from client.app import Client
 from client.cli import (
     CONNECT_TIMEOUT,
     EXIT_FAILED,
@@ -48,11 +46,7 @@ from client.cli import (
     _timeout,
 )
 from client.cli_groups import _group_id
-from client.meetings.group import Event, GroupMeeting, Me
-from client.meetings.meet import Meet
-from client.meetings.net import MeetingInbox, MeetingNet
-from transport.base import MediaTransport
-from wire.relay import LegGrant
+from client.meetings.session import group_meet
 
 DRAIN_WAIT: Final = 5.0
 """Seconds to wait for the mailbox (invites that came while offline) before deciding."""
@@ -66,29 +60,6 @@ def meet(args: argparse.Namespace) -> int:
     return _main(_meet, args)
 
 
-class _Node:
-    """:class:`client.meetings.meet.Node` over a :class:`Client`."""
-
-    def __init__(self, client: Client) -> None:
-        self._client = client
-
-    async def request(self, frame: object) -> object:
-        return await self._client.link.request(frame)
-
-    async def media_quic(self, grant: LegGrant) -> tuple[MediaTransport, int]:
-        return await self._client.media_quic(grant)
-
-    async def media_websocket(self, grant: LegGrant) -> tuple[MediaTransport, int]:
-        return await self._client.media_websocket(grant)
-
-
-def _members(client: Client, group_id: bytes) -> list[str]:
-    ng = client.groups.get(group_id)
-    if ng is None or ng.group is None:
-        return []
-    return list(ng.group.state.members)
-
-
 async def _meet(args: argparse.Namespace) -> int:
     if args.seconds <= 0:
         raise UsageError("--seconds takes a positive number of seconds")
@@ -96,41 +67,17 @@ async def _meet(args: argparse.Namespace) -> int:
     try:
         client = _load(args, store)
         group_id = _group_id(client, args.group)
-        device = client.device
-        me = Me(
-            device.address,
-            device.device_id,
-            device.identity.public.sig,
-            device.identity,
-            device.suite.sig.verify,
+        session = group_meet(
+            client,
+            group_id,
+            video=args.video,
+            seconds=args.seconds,
+            emit=_emit,
+            transport=args.transport,
         )
-        core = GroupMeeting(
-            group_id, me, lambda: _members(client, group_id), client.entropy.random_bytes
-        )
-        inbox = MeetingInbox()
-        client.receiver.meetings = inbox
         async with client.online(connect_timeout=min(CONNECT_TIMEOUT, _timeout())):
             with trio.move_on_after(DRAIN_WAIT):
                 await client.drained.wait()
-
-            def net(on_event: Callable[[Event], object]) -> MeetingNet:
-                return MeetingNet(
-                    core,
-                    inbox,
-                    client.sendpath,
-                    reply=lambda: (client.info.delivery_token, client.info.mailbox),
-                    clock=client.clock,
-                    on_event=on_event,
-                )
-
-            session = Meet(
-                net,
-                _Node(client),
-                video=args.video,
-                seconds=args.seconds,
-                emit=_emit,
-                transport=args.transport,
-            )
             outcome = await session.run()
     finally:
         store.close()
