@@ -5,9 +5,11 @@
 
 ``SPEC.json``: ``{"suite", "account": {"address", "url", "code"}, "room": HEX,
 "meeting": HEX, "bus": {"dir", "index", "owners": [[first, count, address], ...]},
-"participants": N, "speakers": [level, ...], "first": I}``: this process enrolls the one
-account, and its ``N`` participants are ``MeetingJoin`` legs of that account in room
-``ROOM`` (audio only), each bound to its own QUIC connection (``MediaBind``); the first
+"participants": N, "speakers": [level, ...], "first": I, "anchor": DOMAIN}``: this
+process enrolls the one account, and its ``N`` participants are ``MeetingJoin`` legs of
+that account in room ``ROOM`` (audio only; with the optional ``anchor``, ``MeetingJoinAt``
+naming that domain's room, retried while the anchor answers ``meeting.no_room``: a
+cascade, ``benchmarks.meetlink``), each bound to its own QUIC connection (``MediaBind``); the first
 ``len(speakers)`` speak at those RFC 6464 levels, the rest are silent. ``first`` is the
 global index of its first participant (the speakers' probe stamps name it; it is also
 each participant's pid in the meeting key schedule, ``benchmarks.meetkeys``, whose key
@@ -26,7 +28,9 @@ messages go between load processes over the Unix sockets of ``bus``). It prints
     every process of the machine): the datagrams its speakers sent, and the datagrams its
     participants received that were sent in the window, with each one's latency (send to
     ``receive_datagram_batch``, both read here and in the sender's process from
-    ``CLOCK_MONOTONIC``) as a histogram of :data:`BUCKET_US` buckets; and the same for its
+    ``CLOCK_MONOTONIC``) as a histogram of :data:`BUCKET_US` buckets, and per speaker
+    the bytes its participants received and the most one of them received (``from``:
+    ``{speaker: [bytes, most]}``); and the same for its
     *baseline probe*: one more QUIC connection, on loopback from this process to itself
     with no node, carrying a speaker's stream during the window. Answered
     :data:`DRAIN` seconds after the window.
@@ -77,6 +81,7 @@ from benchmarks.meetcore import FRAME_MS, PAYLOAD_BYTES, SILENT_EVERY
 from benchmarks.meetkeys import KeyBus, Keys, Owner
 from client.app import Client
 from client.enroll import enroll
+from client.errors import Refused
 from client.store.memory import MemoryStore
 from transport import (
     DEFAULT_SETTINGS,
@@ -87,7 +92,7 @@ from transport import (
     connect_quic,
 )
 from wire.media import HEADER_SIZE, SILENCE, MediaHeader, MediaKind, StreamId
-from wire.relay import LegGrant, MeetingJoin, MeetingLeave
+from wire.relay import LegGrant, MeetingJoin, MeetingJoinAt, MeetingLeave
 
 STAMP: Final = struct.Struct(">QIIB")
 """Probe stamp at the start of a payload: send time (monotonic ns), speaker, sequence, and
@@ -101,6 +106,9 @@ DRAIN: Final = 1.0
 """Seconds a ``measure`` keeps counting after its window (late datagrams still count)."""
 BASELINE_SPEAKER: Final = 0xFFFF_FFFF
 SETTLED_POLL: Final = 0.05
+NO_ROOM: Final = "meeting.no_room"
+NO_ROOM_RETRY: Final = 0.2
+"""Seconds between two ``MeetingJoinAt`` while the anchor has no room yet."""
 QUIC_SAMPLE: Final = 0.1
 """Seconds between two readings of the QUIC connections' congestion state."""
 FRAME_S: Final = FRAME_MS / 1000
@@ -150,6 +158,8 @@ class Window:
     quic_samples: int = 0
     quic_cwnd_full: int = 0
     quic_rtt_ms: Counter[int] = field(default_factory=Counter)
+    heard_bytes: Counter[tuple[int, int]] = field(default_factory=Counter)
+    """Bytes received per (participant, speaker)."""
 
     def document(self) -> dict[str, Any]:
         return {
@@ -162,7 +172,18 @@ class Window:
             "base_sent": self.base_sent,
             "base_received": self.base_received,
             "base_histogram": {str(k): v for k, v in self.base_histogram.items()},
+            "from": heard_from(self.heard_bytes),
         }
+
+
+def heard_from(heard: Counter[tuple[int, int]]) -> dict[str, list[int]]:
+    """``{speaker: [bytes all participants received, most one participant received]}``
+    from bytes per (participant, speaker)."""
+    found: dict[str, list[int]] = {}
+    for (_participant, speaker), count in heard.items():
+        total, most = found.get(str(speaker), [0, 0])
+        found[str(speaker)] = [total + count, max(most, count)]
+    return found
 
 
 @dataclass(eq=False)
@@ -182,6 +203,7 @@ class Meeting:
     def __init__(self, client: Client, spec: dict[str, Any]) -> None:
         self.client = client
         self.room = bytes.fromhex(spec["room"])
+        self.anchor: str | None = spec.get("anchor")
         levels: list[int | None] = list(spec["speakers"])
         levels += [None] * (spec["participants"] - len(levels))
         self.people = [Participant(spec["first"] + i, lv) for i, lv in enumerate(levels)]
@@ -208,7 +230,7 @@ class Meeting:
 
         async def one(p: Participant) -> None:
             async with limit:
-                grant = await self.client.link.request(MeetingJoin(0, self.room, ()))
+                grant = await self._join_request()
                 if not isinstance(grant, LegGrant):
                     raise RuntimeError(f"MeetingJoin answered {grant!r}")
                 p.grant = grant
@@ -225,6 +247,18 @@ class Meeting:
             await self._all_hear.wait()
         hearing = [p.hearing_at for p in self.people if p.hearing_at is not None]
         return {"first_join": first, "last_bound": max(bound), "last_hearing": max(hearing)}
+
+    async def _join_request(self) -> object:
+        """``MeetingJoin``, or ``MeetingJoinAt`` the anchor (again while it has no room)."""
+        if self.anchor is None:
+            return await self.client.link.request(MeetingJoin(0, self.room, ()))
+        while True:
+            try:
+                return await self.client.link.request(MeetingJoinAt(0, self.room, (), self.anchor))
+            except Refused as refused:
+                if refused.node_code != NO_ROOM:
+                    raise
+            await trio.sleep(NO_ROOM_RETRY)
 
     def _expected(self, p: Participant) -> int:
         return self.speakers_total - (p.level is not None)
@@ -280,6 +314,7 @@ class Meeting:
                         self._check_hearing()
                 if w is not None and w.start <= at < w.end:
                     w.received += 1
+                    w.heard_bytes[p.index, speaker] += len(data)
                     w.histogram[(now - at) // (BUCKET_US * 1000)] += 1
 
     # --- measure -------------------------------------------------------------------------
