@@ -7,7 +7,9 @@ and pinned to each other by ``node.devfed.prepare``, ``udp_listen`` set); the fi
 meeting's anchor (the host's node). One ``benchmarks.meetload`` process per domain: its
 participants (raw protocol participants, audio only) connect only to their own node and
 join the anchor's room with ``MeetingJoinAt``; the anchor's domain hosts half of them
-(:func:`split`), the four speakers are spread over the domains (:data:`SPEAKERS_AT`).
+(:func:`split`), the four speakers are spread over the domains (:data:`SPEAKERS_AT`);
+one of them (in the first member domain) also sends one simulcast layer of video, which a
+third of each domain's participants ask for (``benchmarks.meetlinkload``).
 Each member node holds one media link to the anchor. Over a window of ``seconds`` (1 s
 after everyone hears every speaker) the member nodes' ``/metrics`` give each link's
 traffic in both directions (``sealrelay_meeting_link_bytes_total{direction}`` and
@@ -16,16 +18,17 @@ anchor), and the load processes count the bytes their participants received per 
 (sent in the window).
 
 One row per link and direction, ``bytes on each inter-node link: A -> B``: ``ops/s`` link
-bytes per second; ``link_bytes``/``link_datagrams``; ``far_participants`` on B's side;
-``far_received_bytes``: what B's participants received of the streams that come from
-across that link (anchor -> member: the speakers of the anchor's and the other member's
-domain; member -> anchor: the member's speakers, at the anchor's own participants);
-``one_participant_bytes``: per such stream the most one of them received, summed;
-``link_per_participant`` = link bytes / one participant's bytes (one copy per domain: about
-1, not ``far_participants``); ``received_per_link`` = far-side bytes / link bytes (about
-the far side's listeners). The anchor's own counters cross-check the members'
-(``anchor_out_bytes`` = the sum of the members' ``in``). Video is not simulated here
-(audio only, as the one-node rows).
+bytes per second (over the span of the two ``/metrics`` readings, ``link_seconds``);
+``link_bytes``/``link_datagrams``; ``senders`` whose streams cross it;
+``far_participants`` on B's side; ``far_received_bytes``: what B's participants received
+of the streams that come from across that link, audio and video (anchor -> member: the
+senders of the anchor's and the other member's domain; member -> anchor: the member's
+senders, at the anchor's own participants); ``one_participant_bytes``: per such sender the
+most one of them received, summed; ``link_per_participant``: the link's bytes per second
+over one participant's (one copy per domain: about 1, not ``far_participants``);
+``received_per_link``: the far side's bytes per second over the link's (about how many
+participants there consume each stream). The anchor's own counters cross-check the
+members' (``anchor_out_bytes`` = the sum of the members' ``in``).
 """
 
 from __future__ import annotations
@@ -56,6 +59,10 @@ DOMAINS: Final = ("alpha.localhost", "bravo.localhost", "charlie.localhost")
 SPEAKERS_AT: Final = ((0,), (1, 3), (2,))
 """Per domain of :data:`DOMAINS`, which of :data:`~benchmarks.meetcore.SPEAKER_LEVELS`
 speak there."""
+VIDEO_DOMAIN: Final = 1
+"""The first participant (a speaker) of this domain of :data:`DOMAINS` also sends video."""
+WATCH_SHARE: Final = 3
+"""One participant in this many of each domain watches one video (the last ones)."""
 PARTICIPANTS: Final = 60
 SECONDS: Final = 10.0
 QUICK_PARTICIPANTS: Final = 12
@@ -83,6 +90,9 @@ class Side:
     link: Mapping[str, float]
     """Its link counters' deltas: ``bytes_in``, ``bytes_out``, ``datagrams_in``..."""
     cpu_s: float
+    link_seconds: float
+    """How long apart its two ``/metrics`` readings were (the load processes count by send
+    time over exactly the window; the readings may start late on a busy machine)."""
 
 
 def split(participants: int, domains: int = len(DOMAINS)) -> list[int]:
@@ -111,12 +121,14 @@ def link_results(sides: Sequence[Side], seconds: float, loadavg: float) -> list[
             near = anchor if far is member else member
             consumed, one = far_consumption(far.heard, streams)
             link = member.link[f"bytes_{direction}"]
+            link_rate = link / max(member.link_seconds, 1e-9)
+            one_rate = one / max(seconds, 1e-9)
             datagrams = member.link[f"datagrams_{direction}"]
             rows.append(
                 Result(
                     group=GROUP,
                     name=f"{NAME}: {near.domain} -> {far.domain}",
-                    ops_per_s=link / max(seconds, 1e-9),
+                    ops_per_s=link_rate,
                     mean_us=0.0,
                     p50_us=None,
                     p99_us=None,
@@ -126,17 +138,20 @@ def link_results(sides: Sequence[Side], seconds: float, loadavg: float) -> list[
                     extra={
                         "link_bytes": int(link),
                         "link_datagrams": int(datagrams),
-                        "streams": len(streams),
+                        "senders": len(streams),
                         "far_participants": far.participants,
                         "far_received_bytes": consumed,
                         "one_participant_bytes": one,
-                        "link_per_participant": round(link / max(one, 1), 3),
-                        "received_per_link": round(consumed / max(link, 1), 2),
+                        "link_per_participant": round(link_rate / max(one_rate, 1e-9), 3),
+                        "received_per_link": round(
+                            consumed / max(seconds, 1e-9) / max(link_rate, 1e-9), 2
+                        ),
                         "anchor_out_bytes": int(anchor.link["bytes_out"]),
                         "anchor_in_bytes": int(anchor.link["bytes_in"]),
                         "cpu_near": round(near.cpu_s / max(seconds, 1e-9), 3),
                         "cpu_far": round(far.cpu_s / max(seconds, 1e-9), 3),
                         "seconds": seconds,
+                        "link_seconds": round(member.link_seconds, 3),
                         "loadavg_1m": round(loadavg, 2),
                     },
                 )
@@ -186,6 +201,8 @@ def _specs(tmp: Path, nodes: Sequence[Node], counts: Sequence[int]) -> list[Path
             "participants": counts[i],
             "speakers": [SPEAKER_LEVELS[k] for k in SPEAKERS_AT[i]],
             "first": firsts[i],
+            "video": firsts[VIDEO_DOMAIN],
+            "watchers": counts[i] // WATCH_SHARE,
         }
         path = tmp / f"link{i}.json"
         path.write_text(json.dumps(doc), encoding="utf-8")
@@ -193,11 +210,14 @@ def _specs(tmp: Path, nodes: Sequence[Node], counts: Sequence[int]) -> list[Path
     return paths
 
 
-def _sample(nodes: Sequence[Node]) -> list[tuple[dict[str, float], float]]:
-    return [
-        (link_counters(httpx.get(node.url + "/metrics", timeout=10).text), _cpu_s(node.pid))
-        for node in nodes
-    ]
+def _sample(nodes: Sequence[Node]) -> list[tuple[dict[str, float], float, float]]:
+    """Per node: its link counters, CPU seconds, and when (the middle of the reading)."""
+    found = []
+    for node in nodes:
+        start = time.monotonic()
+        text = httpx.get(node.url + "/metrics", timeout=10).text
+        found.append((link_counters(text), _cpu_s(node.pid), (start + time.monotonic()) / 2))
+    return found
 
 
 def run_links(quick: bool, tmp: Path, log: IO[str]) -> list[Result]:
@@ -247,6 +267,7 @@ def run_links(quick: bool, tmp: Path, log: IO[str]) -> list[Result]:
             heard=answer["from"],
             link={k: after[i][0][k] - before[i][0][k] for k in after[i][0]},
             cpu_s=after[i][1] - before[i][1],
+            link_seconds=after[i][2] - before[i][2],
         )
         for i, (node, count, first, answer) in enumerate(
             zip(nodes, counts, firsts, answers, strict=True)

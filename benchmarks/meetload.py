@@ -5,11 +5,12 @@
 
 ``SPEC.json``: ``{"suite", "account": {"address", "url", "code"}, "room": HEX,
 "meeting": HEX, "bus": {"dir", "index", "owners": [[first, count, address], ...]},
-"participants": N, "speakers": [level, ...], "first": I, "anchor": DOMAIN}``: this
-process enrolls the one account, and its ``N`` participants are ``MeetingJoin`` legs of
-that account in room ``ROOM`` (audio only; with the optional ``anchor``, ``MeetingJoinAt``
-naming that domain's room, retried while the anchor answers ``meeting.no_room``: a
-cascade, ``benchmarks.meetlink``), each bound to its own QUIC connection (``MediaBind``); the first
+"participants": N, "speakers": [level, ...], "first": I}``: this process enrolls the one
+account, and its ``N`` participants are ``MeetingJoin`` legs of that account in room
+``ROOM`` (audio only; a cascade, ``benchmarks.meetlink``, adds ``"anchor": DOMAIN``,
+``"video": I``, ``"watchers": W``: ``MeetingJoinAt`` that domain's room, participant ``I``
+sends video and the last ``W`` here watch one video, ``benchmarks.meetlinkload``), each
+bound to its own QUIC connection (``MediaBind``); the first
 ``len(speakers)`` speak at those RFC 6464 levels, the rest are silent. ``first`` is the
 global index of its first participant (the speakers' probe stamps name it; it is also
 each participant's pid in the meeting key schedule, ``benchmarks.meetkeys``, whose key
@@ -79,9 +80,9 @@ import trio
 from benchmarks.callkit import STEP_TIMEOUT, emit
 from benchmarks.meetcore import FRAME_MS, PAYLOAD_BYTES, SILENT_EVERY
 from benchmarks.meetkeys import KeyBus, Keys, Owner
+from benchmarks.meetlinkload import heard_from, join_at, send_video, video_datagram, watch
 from client.app import Client
 from client.enroll import enroll
-from client.errors import Refused
 from client.store.memory import MemoryStore
 from transport import (
     DEFAULT_SETTINGS,
@@ -92,7 +93,7 @@ from transport import (
     connect_quic,
 )
 from wire.media import HEADER_SIZE, SILENCE, MediaHeader, MediaKind, StreamId
-from wire.relay import LegGrant, MeetingJoin, MeetingJoinAt, MeetingLeave
+from wire.relay import LegGrant, MeetingJoin, MeetingLeave
 
 STAMP: Final = struct.Struct(">QIIB")
 """Probe stamp at the start of a payload: send time (monotonic ns), speaker, sequence, and
@@ -106,9 +107,6 @@ DRAIN: Final = 1.0
 """Seconds a ``measure`` keeps counting after its window (late datagrams still count)."""
 BASELINE_SPEAKER: Final = 0xFFFF_FFFF
 SETTLED_POLL: Final = 0.05
-NO_ROOM: Final = "meeting.no_room"
-NO_ROOM_RETRY: Final = 0.2
-"""Seconds between two ``MeetingJoinAt`` while the anchor has no room yet."""
 QUIC_SAMPLE: Final = 0.1
 """Seconds between two readings of the QUIC connections' congestion state."""
 FRAME_S: Final = FRAME_MS / 1000
@@ -176,16 +174,6 @@ class Window:
         }
 
 
-def heard_from(heard: Counter[tuple[int, int]]) -> dict[str, list[int]]:
-    """``{speaker: [bytes all participants received, most one participant received]}``
-    from bytes per (participant, speaker)."""
-    found: dict[str, list[int]] = {}
-    for (_participant, speaker), count in heard.items():
-        total, most = found.get(str(speaker), [0, 0])
-        found[str(speaker)] = [total + count, max(most, count)]
-    return found
-
-
 @dataclass(eq=False)
 class Participant:
     index: int
@@ -204,6 +192,8 @@ class Meeting:
         self.client = client
         self.room = bytes.fromhex(spec["room"])
         self.anchor: str | None = spec.get("anchor")
+        self.video: int | None = spec.get("video")
+        self.watchers: int = spec.get("watchers", 0)
         levels: list[int | None] = list(spec["speakers"])
         levels += [None] * (spec["participants"] - len(levels))
         self.people = [Participant(spec["first"] + i, lv) for i, lv in enumerate(levels)]
@@ -230,7 +220,12 @@ class Meeting:
 
         async def one(p: Participant) -> None:
             async with limit:
-                grant = await self._join_request()
+                if self.anchor is None:
+                    grant = await self.client.link.request(MeetingJoin(0, self.room, ()))
+                else:
+                    grant = await join_at(
+                        self.client, self.room, self.anchor, p.index == self.video
+                    )
                 if not isinstance(grant, LegGrant):
                     raise RuntimeError(f"MeetingJoin answered {grant!r}")
                 p.grant = grant
@@ -238,6 +233,8 @@ class Meeting:
             bound.append(time.monotonic())
             nursery.start_soon(self._listen, p)
             nursery.start_soon(self._talk, p)
+            if p.index == self.video:
+                nursery.start_soon(send_video, p.media, partial(self._frame, p))
 
         with trio.fail_after(STEP_TIMEOUT):
             async with trio.open_nursery() as joins:
@@ -245,20 +242,14 @@ class Meeting:
                     joins.start_soon(one, p)
             self._check_hearing()
             await self._all_hear.wait()
+            for p in self.people[len(self.people) - self.watchers :]:
+                assert p.grant is not None
+                await watch(self.client, p.grant.leg_id)
         hearing = [p.hearing_at for p in self.people if p.hearing_at is not None]
         return {"first_join": first, "last_bound": max(bound), "last_hearing": max(hearing)}
 
-    async def _join_request(self) -> object:
-        """``MeetingJoin``, or ``MeetingJoinAt`` the anchor (again while it has no room)."""
-        if self.anchor is None:
-            return await self.client.link.request(MeetingJoin(0, self.room, ()))
-        while True:
-            try:
-                return await self.client.link.request(MeetingJoinAt(0, self.room, (), self.anchor))
-            except Refused as refused:
-                if refused.node_code != NO_ROOM:
-                    raise
-            await trio.sleep(NO_ROOM_RETRY)
+    def _frame(self, p: Participant, seq: int) -> bytes:
+        return video_datagram(p.sender, seq, STAMP.pack(time.monotonic_ns(), p.index, seq, 0))
 
     def _expected(self, p: Participant) -> int:
         return self.speakers_total - (p.level is not None)
