@@ -63,8 +63,8 @@ VIDEO_DOMAIN: Final = 1
 """The first participant (a speaker) of this domain of :data:`DOMAINS` also sends video."""
 WATCH_SHARE: Final = 3
 """One participant in this many of each domain watches one video (the last ones)."""
-PARTICIPANTS: Final = 60
-SECONDS: Final = 10.0
+PARTICIPANTS: Final = 120
+SECONDS: Final = 15.0
 QUICK_PARTICIPANTS: Final = 12
 QUICK_SECONDS: Final = 3.0
 SETTLE: Final = 1.0
