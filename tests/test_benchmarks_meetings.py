@@ -1,9 +1,10 @@
 """The meetings benchmark (``make bench meetings``; ``benchmarks.meetings``): it runs only
 when named, its row arithmetic (histogram percentiles, relay-added latency, loss, join
 time, forwarding per CPU-second), the core micro-benchmark's room and the load generator's
-probe stamps. The quick run itself starts a node process and two load processes (about
-15 s on the 2-core machine), so it is marked ``long``: ``make resilience`` runs it, ``make
-test`` does not."""
+probe stamps, the cascade run's link rows (``benchmarks.meetlink``). The quick run itself
+starts a node process and its load processes, then three node processes of a cascade and
+three load processes (about 50 s on the 2-core machine), so it is marked ``long``: ``make
+resilience`` runs it, ``make test`` does not."""
 
 from __future__ import annotations
 
@@ -124,7 +125,7 @@ def test_probe_stamp_follows_the_header() -> None:
     assert not silent[5]
 
 
-@pytest.mark.long  # about 15 s of node and load processes
+@pytest.mark.long  # about 50 s of node and load processes
 def test_quick_meetings_run_writes_every_case(tmp_path: Path) -> None:
     assert main(["meetings", "--quick", "--out", str(tmp_path)]) == 0
     rows = json.loads((tmp_path / "meetings.json").read_text(encoding="utf-8"))["results"]
