@@ -1,13 +1,14 @@
 """``sealrelay client meet``: the meeting of a group (issue 18), with the shipped Opus (+ VP8
 with ``--video``) fixture as microphone and camera.
 
-    sealrelay client meet GROUP --home DIR [--video] [--seconds N]
+    sealrelay client meet GROUP --home DIR [--video] [--seconds N] [--transport quic|websocket]
 
 GROUP is a group id in hex or the name of exactly one of the client's groups (as for
 ``client group``). The first member to start ``meet`` hosts the group's meeting and invites
 the others; members that start it while an invite is live join (``client.meetings.group``).
 Media runs for ``--seconds`` (default 10) from entering the room, over QUIC to the
-account's own node (the client WebSocket if QUIC does not bind within a few seconds).
+account's own node (the client WebSocket if QUIC does not bind within a few seconds, or
+with ``--transport websocket``).
 
 Output: JSON lines on stdout, ``{"event": "joined", ...}``, ``{"event": "participant",
 "pid": N, "address": ...}`` (and ``left``, ``leading``), ``{"event": "ended", "reason":
@@ -122,7 +123,14 @@ async def _meet(args: argparse.Namespace) -> int:
                     on_event=on_event,
                 )
 
-            session = Meet(net, _Node(client), video=args.video, seconds=args.seconds, emit=_emit)
+            session = Meet(
+                net,
+                _Node(client),
+                video=args.video,
+                seconds=args.seconds,
+                emit=_emit,
+                transport=args.transport,
+            )
             outcome = await session.run()
     finally:
         store.close()

@@ -44,6 +44,7 @@ from wire.calls import CallSignal
 from wire.e2e import DeliveryToken
 from wire.group import GroupTokens
 from wire.meeting import Fingerprint, MeetingId, MeetingMessage
+from wire.relay_common import Domain
 from wire.relay_meetings import RoomId
 
 MAX_TEXT: Final = 64 * 1024
@@ -158,15 +159,18 @@ def unpack_call(plaintext: bytes) -> CallNote:
 @message("client.meeting-invite")
 class MeetingInvite:
     """The host of a group's meeting to the group's members: meeting ``meeting`` (end to
-    end) in room ``room`` of the host's node, led by the key whose fingerprint is
-    ``leader_fp`` (``client.meetings.roster.key_fingerprint``); live until ``expires_ms``
-    of the host's clock (Unix ms), renewed while the meeting runs."""
+    end) in room ``room`` of the node of domain ``anchor`` (the first host's: a key leader
+    that took over keeps the room where it is, issue 18 "the meeting's anchor is the host's
+    node"), led by the key whose fingerprint is ``leader_fp``
+    (``client.meetings.roster.key_fingerprint``); live until ``expires_ms`` of the host's
+    clock (Unix ms), renewed while the meeting runs."""
 
     meeting: MeetingId
     room: RoomId
     leader_fp: Fingerprint
     sent_ms: U64
     expires_ms: U64
+    anchor: Domain
 
 
 @message("client.meeting-request")

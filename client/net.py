@@ -7,7 +7,8 @@ Layers, each small::
     Connection       request/response matching by id over one transport; Deliver and
                      Drained pushes go to a channel; a broken transport fails every waiter;
                      ``send_only`` for fire-and-forget frames (``Ack`` with id 0); call
-                     media datagrams (binary messages starting 0x11) go to its ``media``
+                     media datagrams (binary messages starting 0x11) and the meeting
+                     notices (``MeetingLayer``, ``MeetingKeyframe``) go to its ``media``
                      sink, ``LegEnded`` pushes to ``on_leg_ended`` (``client.calls.legs``)
     handshake()      Hello, then Register or Auth signed over AuthPayload (CTX_DEVICE_AUTH;
                      the requests are built in ``client.login``)
@@ -62,6 +63,8 @@ from wire.relay import (
     Hello,
     IntroduceMany,
     LegEnded,
+    MeetingKeyframe,
+    MeetingLayer,
     Registered,
     SendBatch,
     SetGroupToken,
@@ -80,9 +83,12 @@ Push = Deliver | Drained
 
 class MediaSink(Protocol):
     """Takes the call media datagrams a connection reads (``client.calls.ws_media``):
-    ``deliver`` one (never blocking), ``close`` when the connection closed."""
+    ``deliver`` one (never blocking), a meeting leg's ``notice``, ``close`` when the
+    connection closed."""
 
     def deliver(self, data: bytes) -> None: ...
+
+    def notice(self, push: MeetingLayer | MeetingKeyframe) -> None: ...
 
     def close(self) -> None: ...
 
@@ -263,6 +269,10 @@ class Connection:
             return
         if isinstance(frame, LegEnded):
             self.on_leg_ended(frame)
+            return
+        if isinstance(frame, MeetingLayer | MeetingKeyframe):
+            if self.media is not None:
+                self.media.notice(frame)
             return
         rid = getattr(frame, "id", 0)
         waiter = self._waiters.get(rid)

@@ -15,7 +15,9 @@ Calls (``node.calls_requests``): once authenticated, binary messages that are me
 datagrams (``wire.relay_calls.is_media_message``) bypass the frame core; each run of them
 read together goes to the call relay at once (``Session.media``), between the answers to
 the frames around it. The connection is the media connection of the legs it attached
-(:meth:`send_binary` carries forwarded datagrams) and receives ``LegEnded`` (:meth:`push`).
+(:meth:`send_binary` carries forwarded datagrams) and receives ``LegEnded`` and a meeting
+leg's notices (:meth:`push`, in the order pushed: a pause and a resume of one layer must
+not cross).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final
 
@@ -32,6 +35,7 @@ from node.gateway import READY_EXTENSION, SEND_MANY_EXTENSION
 from node.session import Session
 from wire import encode
 from wire.relay import MEDIA_MESSAGE_BYTE, Deliver, deliver_parts, is_media_message
+from wire.relay_calls import SIGNATURE_MESSAGE_BYTE
 
 log = logging.getLogger("sealrelay.node.app")
 
@@ -45,8 +49,10 @@ GATHER_MAX: Final = 256
 together."""
 MEDIA_PREFIX: Final = bytes((MEDIA_MESSAGE_BYTE,))
 """A media datagram's first byte (``is_media_message``) as bytes: an authenticated
-connection's turn compares each message's first byte with it, and looks for runs of media
-only when one matches."""
+connection's turn compares each message's first byte with it (and with
+:data:`SIGNATURE_PREFIX`), and looks for runs of media only when one matches."""
+SIGNATURE_PREFIX: Final = bytes((SIGNATURE_MESSAGE_BYTE,))
+"""A meeting's signature datagram's first byte: it travels as media does."""
 CLOSE_INTERNAL: Final = 1011  # the node failed; the client reconnects
 CLOSE_DRAIN_SECONDS: Final = 10.0
 """After the node closes a WebSocket, how long it keeps reading (and discarding) what the
@@ -60,6 +66,8 @@ class Connection:
     """The shell of one client WebSocket."""
 
     __slots__ = (
+        "_pushes",
+        "_pushing",
         "_send",
         "_send_many",
         "answering",
@@ -91,6 +99,8 @@ class Connection:
         self.held = False
         self.answering = False
         self.woken = False
+        self._pushes: deque[object] = deque()
+        self._pushing = False
         session.wake = self.wake
         session.shell = self
 
@@ -128,15 +138,24 @@ class Connection:
             await self._send({"type": "websocket.send", "bytes": message})
 
     def push(self, frame: object) -> None:
-        """Send ``frame`` soon (a ``LegEnded``), in a short task of its own."""
-        if not self.closed:
-            self.nursery.start_soon(self._push_one, frame)
+        """Send ``frame`` soon (a ``LegEnded``, a meeting notice), after the frames pushed
+        before it: one short task sends what is queued."""
+        if self.closed:
+            return
+        self._pushes.append(frame)
+        if not self._pushing:
+            self._pushing = True
+            self.nursery.start_soon(self._push_queued)
 
-    async def _push_one(self, frame: object) -> None:
+    async def _push_queued(self) -> None:
         try:
-            await self.send_frame(frame)
+            while self._pushes and not self.closed:
+                await self.send_frame(self._pushes.popleft())
         except Exception as exc:  # the socket went: the client learns it on reconnecting
             log.warning("push failed", extra={"error": type(exc).__name__})
+            self._pushes.clear()
+        finally:
+            self._pushing = False
 
     async def close(self, code: int) -> None:
         if not self.closed:
@@ -249,7 +268,8 @@ class Connection:
                 frames = await self.session.receive(data)
         elif self.session.caller is not None:
             messages = [data, *self._gather()]
-            if MEDIA_PREFIX in [item[:1] for item in messages]:
+            heads = [item[:1] for item in messages]
+            if MEDIA_PREFIX in heads or SIGNATURE_PREFIX in heads:
                 frames = await self._answer_runs(messages)
             elif self.ready is not None:  # (no media: the common case, one run of frames)
                 frames = await self.session.receive_many(messages)

@@ -201,12 +201,7 @@ def _add_calls(client_sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     _add_home(call)
     call.add_argument("--video", action="store_true", help="video as well as audio")
     _add_seconds(call)
-    call.add_argument(
-        "--transport",
-        choices=("quic", "websocket"),
-        default="quic",
-        help="media over QUIC (default; falls back to the WebSocket) or the WebSocket",
-    )
+    _add_transport(call)
     _handler(call, "client.cli_calls:call")
     answer = client_sub.add_parser("answer", help="answer the first call that rings")
     _add_home(answer)
@@ -228,7 +223,17 @@ def _add_meet(client_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     _add_home(meet)
     meet.add_argument("--video", action="store_true", help="video as well as audio")
     _add_seconds(meet)
+    _add_transport(meet)
     _handler(meet, "client.cli_meet:meet")
+
+
+def _add_transport(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--transport",
+        choices=("quic", "websocket"),
+        default="quic",
+        help="media over QUIC (default; falls back to the WebSocket) or the WebSocket",
+    )
 
 
 def _add_seconds(parser: argparse.ArgumentParser) -> None:

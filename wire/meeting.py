@@ -74,6 +74,9 @@ class EpochCause(IntEnum):
     """The periodic rotation: a fresh epoch secret."""
     HANDOVER = 4
     """The leader left and the next participant took over: a fresh epoch secret."""
+    REMOVE = 5
+    """Participants were removed from the group (others may have left in the same batch):
+    a fresh epoch secret."""
 
 
 @message("meeting.participant")

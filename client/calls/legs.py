@@ -102,7 +102,7 @@ class LegRequests:
         conn = await self._link.current()
         if conn.media is not None:  # one leg's media per connection: the last attached
             conn.media.close()
-        media = WebSocketMedia(conn)
+        media = WebSocketMedia(conn, leg_id=grant.leg_id)
         conn.media = media  # before the attach: the peer's media may follow the answer at once
         try:
             attached = _expect(

@@ -10,9 +10,15 @@ them to :meth:`WebSocketMedia.deliver`. A full receive queue drops the newest an
 connection's frames. TCP makes the "datagrams" reliable and ordered: a late frame arrives
 late rather than never, and the jitter buffer drops it the same way.
 
-There is no control channel (binding is the ``LegAttach`` frame): ``send_control`` and
-``receive_control`` raise ``TransportClosed``. The media ends when the connection does
-(``TransportClosed``); a reconnection does not carry it over: attach again.
+Binding is the ``LegAttach`` frame, so nothing is sent on a control channel
+(``send_control`` raises ``TransportClosed``). What the node says about a meeting leg's
+streams comes as the pushes ``MeetingLayer`` and ``MeetingKeyframe``
+(``wire.relay_meetings``), which the connection's reader hands to :meth:`WebSocketMedia.
+notice`: those for this media's leg come out of ``receive_control`` as the QUIC control
+stream's ``MediaLayer`` and ``MediaKeyframe`` (``wire.media_control``), so a meeting's media
+reads the node's notices the same way on both transports (``client.meetings.mediarun``).
+The media ends when the connection does (``TransportClosed``); a reconnection does not
+carry it over: attach again.
 """
 
 from __future__ import annotations
@@ -26,18 +32,29 @@ from client.errors import NetworkError
 from client.net import Connection
 from transport.base import DATAGRAM_BATCH, MAX_DATAGRAM_PAYLOAD, TransportKind, TransportStats
 from transport.errors import MessageTooLarge, TransportClosed
+from wire import encode
+from wire.media_control import MediaKeyframe, MediaLayer
+from wire.relay import MeetingKeyframe, MeetingLayer
 
 RECEIVE_QUEUE: Final = 1024
 """Datagrams held for the consumer before the newest are dropped (about a second of video)."""
+NOTICE_QUEUE: Final = 64
+"""The node's notices held for the consumer before the newest are dropped."""
 
 
 class WebSocketMedia:
     """One call leg's media over the client's connection to its node (``kind`` websocket)."""
 
-    def __init__(self, conn: Connection, *, queue: int = RECEIVE_QUEUE) -> None:
+    def __init__(
+        self, conn: Connection, *, queue: int = RECEIVE_QUEUE, leg_id: bytes | None = None
+    ) -> None:
         self._conn = conn
+        self._leg_id = leg_id
         self._in, self._out = trio.open_memory_channel[bytes](queue)
+        self._notices_in, self._notices_out = trio.open_memory_channel[bytes](NOTICE_QUEUE)
         self._closed = False
+        self.notices_dropped = 0
+        """The node's notices not taken: another leg's, or the notice queue full."""
         self._stats: dict[str, int] = dict.fromkeys(vars(TransportStats()), 0)
 
     @property
@@ -58,11 +75,30 @@ class WebSocketMedia:
         self._stats["datagrams_received"] += 1
         self._stats["bytes_received"] += len(data)
 
+    def notice(self, push: MeetingLayer | MeetingKeyframe) -> None:
+        """A push about a meeting leg's streams: for :meth:`receive_control` if it is about
+        this media's leg (any leg when the leg is not known), dropped and counted if not."""
+        if self._closed:
+            return
+        if self._leg_id is not None and push.leg_id != self._leg_id:
+            self.notices_dropped += 1
+            return
+        message: MediaLayer | MediaKeyframe
+        if isinstance(push, MeetingLayer):
+            message = MediaLayer(push.sender, push.layer, push.active)
+        else:
+            message = MediaKeyframe(push.sender, push.layer)
+        try:
+            self._notices_in.send_nowait(encode(message))
+        except trio.WouldBlock:
+            self.notices_dropped += 1
+
     def close(self) -> None:
         """No more datagrams: pending receives end with ``TransportClosed``."""
         if not self._closed:
             self._closed = True
             self._in.close()
+            self._notices_in.close()
             if self._conn.media is self:
                 self._conn.media = None
 
@@ -108,7 +144,11 @@ class WebSocketMedia:
         raise TransportClosed("the WebSocket fallback binds with LegAttach, not control messages")
 
     async def receive_control(self) -> bytes:
-        raise TransportClosed("the WebSocket fallback binds with LegAttach, not control messages")
+        """The node's next notice about this leg's streams (:meth:`notice`)."""
+        try:
+            return await self._notices_out.receive()
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            raise TransportClosed("the media connection has closed") from None
 
     async def aclose(self) -> None:
         """Stop taking datagrams (the connection stays: it is the client's)."""

@@ -13,7 +13,9 @@
 
     GroupMeeting                   the meeting of a sealrelay group on one device: host or
                                    join, invites and requests, the key schedule's messages
-                                   as pairwise notes, hand-over, glare (``group``)
+                                   as pairwise notes, hand-over, glare (``group``);
+                                   members removed from the group leave the meeting
+                                   (``membership``)
     PidCrypto, audio_level, ...    frames for the calls' packetizer and receiver (``framing``)
 
 Formats in ``wire.meeting`` and ``client.content`` (``MeetingNote``). The modules above are

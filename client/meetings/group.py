@@ -6,9 +6,9 @@ Signalling rides the pairwise sessions (``client.content.MeetingNote``), never t
 * **Host**: a device that starts ``meet`` for a group and holds no live invite for it draws
   a 16-byte meeting id (end to end) and a 16-byte room id (what its node sees), becomes the
   key leader (:class:`~client.meetings.keys.MeetingLeader`, pid 0) and sends every other
-  member of the group a :class:`~client.content.MeetingInvite`: meeting, room and the
-  fingerprint of its identity signing key, live for :data:`INVITE_TTL_MS` and renewed at
-  half that while it leads.
+  member a :class:`~client.content.MeetingInvite`: meeting, room, the room's domain (its
+  own; a successor keeps it) and its signing key's fingerprint, live for
+  :data:`INVITE_TTL_MS`, renewed at half that while it leads.
 * **Join**: a device that starts ``meet`` while it holds a live invite for the group (one
   that came over the session of the key it names, from a member of the group) sends the
   leader a :class:`~client.content.MeetingRequest`. The leader gives it the next pid
@@ -20,9 +20,10 @@ Signalling rides the pairwise sessions (``client.content.MeetingNote``), never t
   ``wire.meeting`` between the leader and each participant, as
   :mod:`client.meetings.keys` produces them; a switch counts only from the leader's device;
   when the leader leaves, its rightful successor takes over and invites the group again.
+* **Removal**: the leader drops a participant removed from the group, the others count it
+  gone, a removed leader hands over (``client.meetings.membership``).
 * **Glare**: two devices that host at once each see the other's invite; the meeting with
-  the smaller meeting id (compared as bytes) goes on, and every device in the other one
-  leaves it and asks to join the winner, so the group ends up in one meeting.
+  the smaller meeting id (as bytes) goes on, the other's devices leave and ask to join it.
 
 Media starts (:class:`EnterRoom`) once this device sends under an epoch: at once for the
 host, after the first switch for a newcomer, so that it never sends a frame the others
@@ -38,8 +39,9 @@ from enum import Enum
 from typing import Final
 
 from client.content import MeetingInvite, MeetingRequest, MeetingSignal
-from client.meetings.errors import MeetingError
+from client.meetings.errors import MeetingError, RosterError
 from client.meetings.keys import MeetingLeader, MeetingMember, Send
+from client.meetings.membership import Hold, removed
 from client.meetings.roster import Signer, Verify, key_fingerprint
 from wire.meeting import (
     MEETING_ID_LEN,
@@ -62,14 +64,12 @@ ROOM_ID_LEN: Final = 16
 
 
 class Phase(Enum):
-    """Where this device is."""
+    """Where this device is: ``IDLE`` (not started, or left), ``REQUESTED`` (asked a leader
+    to join; no epoch yet) or ``IN`` (a participant, the leader too)."""
 
     IDLE = "idle"
-    """Not started, or left."""
     REQUESTED = "requested"
-    """Asked a leader to join; no epoch yet."""
     IN = "in"
-    """A participant (the leader too)."""
 
 
 @dataclass(frozen=True)
@@ -175,6 +175,7 @@ class GroupMeeting:
         self._invite_at: int | None = None  # next renewal (leader)
         self._entered = False
         self._announced: dict[int, str] = {}
+        self._hold = Hold()
         self.epochs: set[int] = set()
         self.most_participants = 0
         self.ignored = 0
@@ -196,15 +197,16 @@ class GroupMeeting:
         if sender == self.me.address or sender not in set(self._members()):
             self.ignored += 1
             return []
+        out = self._removals(now)  # the member list as it is now judges this signal
         try:
-            return self._receive(sender, device, key, signal, now)
+            return out + self._receive(sender, device, key, signal, now)
         except MeetingError:
             self.ignored += 1
-            return []
+            return out
 
     def tick(self, now: int) -> list[Event]:
         """Timers: the key schedule's, invite renewal, an unanswered request."""
-        out: list[Event] = []
+        out: list[Event] = self._removals(now) + self._retry(now)
         if self.leader is not None:
             out += self._sends(self.leader.tick(now))
             if self._invite_at is not None and now >= self._invite_at:
@@ -339,9 +341,24 @@ class GroupMeeting:
                 self.ignored += 1
                 return []
             self.member = MeetingMember(body.meeting, mine[0].pid, self.me.verify)
-        acks = self.member.on_epoch(msg, key, now)
+        try:
+            acks = self.member.on_epoch(msg, key, now)
+        except RosterError:
+            self._hold.keep(sender, device, key, msg, now)
+            raise
+        self._hold.accepted(body.epoch)
         self.phase = Phase.IN
         return self._sends(acks) + self._after(now)
+
+    def _retry(self, now: int) -> list[Event]:
+        """The held epoch again (``membership.Hold``), until accepted or its time is up."""
+        held = self._hold.due(now)
+        if held is None or self.leader is not None or self.member is None:
+            return []
+        try:
+            return self._on_epoch(held.sender, held.device, held.key, held.msg, now)
+        except MeetingError:
+            return []
 
     def _on_leave(self, pid: int, msg: MeetingLeave, now: int) -> list[Event]:
         if self.leader is not None:
@@ -349,6 +366,23 @@ class GroupMeeting:
         member = self.member
         if member is None or msg.pid != pid or not member.on_leave(msg):
             return []
+        return self._take_over(member, now)
+
+    def _removals(self, now: int) -> list[Event]:
+        """Participants no longer in the group's member list: removed (module docstring)."""
+        member = self.member
+        if member is None or member.roster is None:
+            return []
+        entries = self.leader.participants if self.leader else member.roster.participants
+        gone = removed(entries, self._members(), self.me.address, member.departed)
+        if self.leader is not None:
+            return self._sends(self.leader.remove(gone, now))
+        for pid in gone:
+            member.note_left(pid)
+        return self._take_over(member, now) if gone and member.should_lead() else []
+
+    def _take_over(self, member: MeetingMember, now: int) -> list[Event]:
+        """This device is the rightful successor of a leader that went: it leads."""
         self.leader = MeetingLeader.succeed(
             member, self.me.key, self.me.signer, self._random, now, present=member.present()
         )
@@ -363,7 +397,7 @@ class GroupMeeting:
         if live:
             meeting, chosen = live[0]
             self.phase, self.meeting, self.room = Phase.REQUESTED, meeting, chosen.invite.room
-            self.anchor = _anchor(chosen.sender, self.me.address)
+            self.anchor = _anchor(chosen.invite.anchor or chosen.sender, self.me.address)
             self._requested_at = now
             return [Note(chosen.sender, MeetingRequest(meeting))]
         if self._host_at is not None and now < self._host_at:
@@ -387,7 +421,8 @@ class GroupMeeting:
         if self.meeting is None or self.room is None:
             return []
         self._invite_at = now + INVITE_TTL_MS // 2
-        invite = MeetingInvite(self.meeting, self.room, self.me.fp, now, now + INVITE_TTL_MS)
+        expires, anchor = now + INVITE_TTL_MS, self.anchor or _anchor(self.me.address, "")
+        invite = MeetingInvite(self.meeting, self.room, self.me.fp, now, expires, anchor)
         others = sorted(set(self._members()) - {self.me.address})
         return [Note(to, invite) for to in others]
 
@@ -411,6 +446,7 @@ class GroupMeeting:
         self.meeting = self.room = None
         self.anchor = ""
         self.leader = self.member = None
+        self._hold.clear()
         self._invite_at = None
         self._entered = False
         self._announced = {}
@@ -457,7 +493,7 @@ class GroupMeeting:
         return out
 
 
-def _anchor(host: str, me: str) -> str:
-    """The domain of ``host``'s address if it is not ``me``'s, else empty."""
-    theirs, mine = host.rpartition("@")[2].lower(), me.rpartition("@")[2].lower()
-    return "" if theirs == mine else theirs
+def _anchor(anchor: str, me: str) -> str:
+    """The domain of ``anchor`` (an address or a domain) unless it is ``me``'s: empty."""
+    theirs = anchor.rpartition("@")[2].lower()
+    return "" if theirs == me.rpartition("@")[2].lower() else theirs

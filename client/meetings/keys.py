@@ -21,11 +21,17 @@ encryption (``client.meetings.media``).
   themselves. A newcomer cannot derive an earlier epoch.
 * **Leave**: a fresh random secret to everyone still present. Leaves within
   :data:`LEAVE_BATCH_MS` of the first are batched into one new epoch.
+* **Removal**: a participant removed from the group (the shell sees it leave the group's
+  member list, ``client.meetings.group``) is dropped like a leaver, in the same batch, and
+  the epoch's cause says so (``EpochCause.REMOVE``). Its node leg may stay up: it keeps
+  receiving the datagrams, and from the switch on it holds no key for any of them.
 * **Switch**: participants acknowledge an epoch (``MeetingAck``); the leader tells everyone
   to send under it (``MeetingSwitch``) once all have acknowledged, or after
   :data:`SWITCH_TIMEOUT_MS`. A removed participant never had the new secret, so it
   decrypts nothing sent after the switch. Receivers keep an older epoch
-  :data:`EPOCH_GRACE_MS` after the switch away from it, for frames in flight, then forget it.
+  :data:`EPOCH_GRACE_MS` after the switch away from it, for frames in flight, then forget it;
+  but from a roster on, they open no frame of a participant it no longer lists (a leaver
+  or a removed participant that goes on sending under an old epoch is not heard).
 * **Rotation**: a fresh secret every :data:`ROTATE_INTERVAL_MS`.
 * **Roster**: every epoch comes with the participant list signed by the leader
   (``client.meetings.roster``).
@@ -136,7 +142,7 @@ class MeetingMember:
         self._retiring: dict[int, int] = {}  # epoch -> when it is forgotten
         self._send_epoch: int | None = None
         self._switch_to: int | None = None  # a switch that came before its epoch
-        self._pids: set[int] = set()  # every pid of every roster accepted
+        self._pids: frozenset[int] = frozenset()  # the pids of the last roster accepted
         self._departed: set[int] = set()  # pids this participant knows have left
 
     @property
@@ -219,7 +225,7 @@ class MeetingMember:
         view, or :meth:`on_epoch` after its checks)."""
         self._roster = body
         self._secrets[body.epoch] = check_secret(secret)
-        self._pids.update(p.pid for p in body.participants)
+        self._pids = frozenset(p.pid for p in body.participants)
         for old in sorted(self._secrets)[:-MAX_HELD_EPOCHS]:
             if old != self._send_epoch:  # still sending under it until the switch
                 self._forget(old)
@@ -254,7 +260,7 @@ class MeetingMember:
 
     def recv_key(self, key_id: int) -> bytes | None:
         """The base key of a received frame's KID, or None if its epoch is not held or its
-        pid is not in the roster (or is this participant's own)."""
+        pid is not in the last roster (or is this participant's own)."""
         epoch, pid = kid_parts(key_id)
         secret = self._secrets.get(epoch)
         if secret is None or pid == self.pid or pid not in self._pids:
@@ -303,6 +309,7 @@ class MeetingLeader:
         self._acks: set[int] = set()
         self._switch_at: int | None = None
         self._leave_at: int | None = None
+        self._removing = False  # the pending leave batch holds a removal
         self._rotate_at = now + ROTATE_INTERVAL_MS
         self._sends = self._fresh(cause, now)
 
@@ -366,14 +373,22 @@ class MeetingLeader:
         msg = MeetingLeave(self.meeting, self.pid)
         return [Send(pid, msg) for pid in sorted(self._others())]
 
-    def leave(self, pid: int, now: int) -> list[Send]:
-        """Participant ``pid`` left (or was removed): a fresh epoch within
-        :data:`LEAVE_BATCH_MS` (at :meth:`tick`)."""
+    def leave(self, pid: int, now: int, *, removed: bool = False) -> list[Send]:
+        """Participant ``pid`` left, or was ``removed`` from the group: a fresh epoch for
+        the others within :data:`LEAVE_BATCH_MS` (at :meth:`tick`), its cause
+        ``EpochCause.REMOVE`` if the batch holds a removal."""
         if pid == self.pid or self._participants.pop(pid, None) is None:
             return []
         self._acks.discard(pid)
+        self._removing |= removed
         if self._leave_at is None:
             self._leave_at = now + LEAVE_BATCH_MS
+        return []
+
+    def remove(self, pids: set[int], now: int) -> list[Send]:
+        """Participants ``pids`` were removed from the group (:meth:`leave` of each)."""
+        for pid in sorted(pids):
+            self.leave(pid, now, removed=True)
         return []
 
     def on_ack(self, pid: int, msg: MeetingAck, now: int) -> list[Send]:
@@ -389,7 +404,7 @@ class MeetingLeader:
         """Flush a leave batch, rotate, or switch after the timeout, when due."""
         sends: list[Send] = []
         if self._leave_at is not None and now >= self._leave_at:
-            sends += self._fresh(EpochCause.LEAVE, now)
+            sends += self._fresh(EpochCause.REMOVE if self._removing else EpochCause.LEAVE, now)
         elif now >= self._rotate_at:
             sends += self._fresh(EpochCause.ROTATE, now)
         if self._switch_at is not None and now >= self._switch_at:
@@ -423,7 +438,7 @@ class MeetingLeader:
         self._body = RosterBody(self.meeting, self._epoch, self.pid, cause, now, self.participants)
         self.member.adopt(self._body, self._secret)
         self._acks = set()
-        self._leave_at = None
+        self._leave_at, self._removing = None, False
         if self._switch_at is None:  # a switch pending keeps its deadline: joins in a row
             self._switch_at = now + SWITCH_TIMEOUT_MS  # do not put it off forever
         if not self._others():

@@ -26,11 +26,11 @@ frame signatures
     and reported: a ``forged_stream`` JSON line (``emit``) and ``forged_streams`` in the
     summary.
 notices
-    on QUIC, the node's ``MediaLayer`` (pause or resume a layer of this stream) and
-    ``MediaKeyframe`` on the control stream. The fixture cannot make a keyframe on demand:
-    a request is counted (``keyframe_requests``) and the next keyframe of the clip (one
-    every 2 s) serves it. On the WebSocket fallback the node pushes the same notices on the
-    client WebSocket, which the client does not read yet: every layer keeps going there.
+    the node's ``MediaLayer`` (pause or resume a layer of this stream) and
+    ``MediaKeyframe``: on QUIC from the control stream, on the WebSocket fallback from the
+    pushes ``MeetingLayer`` / ``MeetingKeyframe`` that ``client.calls.ws_media`` hands out
+    the same way. The fixture cannot make a keyframe on demand: a request is counted
+    (``keyframe_requests``) and the next keyframe of the clip (one every 2 s) serves it.
 
 Loss: in a meeting a receiver starts a stream in the middle (it joined later, the node
 switched it to that sender or layer), so ``frames_lost`` counts the gaps after the first
@@ -123,8 +123,7 @@ class MeetingMedia:
             nursery.start_soon(self._guard, self._receive, nursery.cancel_scope)
             nursery.start_soon(self._play_out)
             nursery.start_soon(self._check_streams)
-            if self._transport.kind == "quic":
-                nursery.start_soon(self._guard, self._notices, None)
+            nursery.start_soon(self._guard, self._notices, None)
             nursery.start_soon(self._stop_on, stop, nursery.cancel_scope)
             await self._guard(lambda: self._send(start, seconds), nursery.cancel_scope)
             nursery.cancel_scope.cancel()

@@ -110,6 +110,11 @@ class Meet:
     def core(self) -> GroupMeeting:
         return self.net.core
 
+    @property
+    def rooms(self) -> list[MeetingMedia]:
+        """The media of the rooms entered so far (the last is the one playing)."""
+        return self._run.runs
+
     async def run(self) -> MeetRun:
         """Host or join, media until the end, leave."""
         async with trio.open_nursery() as nursery:

@@ -3,6 +3,8 @@ over an in-memory transport, a connection hands binary messages starting ``0x11`
 media sink and ``LegEnded`` pushes to its callback, and never fails on either; datagrams
 go out as binary messages as they are; a full receive queue drops and counts; the media
 ends with its connection; ``LegAttach`` binds it before the node's answer can be overtaken;
+a meeting leg's ``MeetingLayer`` / ``MeetingKeyframe`` pushes come out of
+``receive_control`` as the QUIC control stream's notices, another leg's are dropped;
 a home document that lists no QUIC endpoint is fetched again once before ``media_quic``
 gives up.
 """
@@ -24,7 +26,18 @@ from transport.base import MAX_DATAGRAM_PAYLOAD
 from transport.errors import MessageTooLarge, TransportClosed
 from trust.errors import CALL_PEER_ENDED, MEDIA_NONE
 from wire import decode, encode
-from wire.relay import REQUESTS, LegAttach, LegAttached, LegEnded, LegGrant, Ping, Pong
+from wire.media_control import MediaKeyframe, MediaLayer, decode_notice
+from wire.relay import (
+    REQUESTS,
+    LegAttach,
+    LegAttached,
+    LegEnded,
+    LegGrant,
+    MeetingKeyframe,
+    MeetingLayer,
+    Ping,
+    Pong,
+)
 
 LEG = bytes(range(16))
 STEP = 3.0
@@ -159,3 +172,34 @@ async def test_a_document_without_a_media_endpoint_is_fetched_again_once() -> No
             await legs.quic(LegGrant(1, LEG, bytes(32)), nursery)
     assert refused.value.node_code == MEDIA_NONE
     assert asked == [False, True]
+
+
+async def test_meeting_notices_come_out_as_control_messages_of_their_leg() -> None:
+    conn, node = _connection()
+    media = WebSocketMedia(conn, leg_id=LEG, queue=4)
+    conn.media = media
+    other = bytes(16)
+    async with serving(conn):
+        for push in (
+            MeetingLayer(LEG, 7, 0, False),
+            MeetingLayer(other, 7, 1, False),  # another leg's: not this media's
+            MeetingKeyframe(LEG, 7, 1),
+            MeetingLayer(LEG, 7, 0, True),
+        ):
+            await node.send(encode(push))  # type: ignore[attr-defined]
+        await _ping(conn, node)  # the connection lives on
+        with trio.fail_after(STEP):
+            got = [decode_notice(await media.receive_control()) for _ in range(3)]
+    assert got == [MediaLayer(7, 0, False), MediaKeyframe(7, 1), MediaLayer(7, 0, True)]
+    assert media.notices_dropped == 1
+    with pytest.raises(TransportClosed):
+        await media.receive_control()  # the connection closed: so did the notices
+    with pytest.raises(TransportClosed):
+        await media.send_control(b"nothing goes this way")
+
+
+async def test_meeting_notices_without_a_sink_are_ignored() -> None:
+    conn, node = _connection()
+    async with serving(conn):
+        await node.send(encode(MeetingKeyframe(LEG, 7, 1)))  # type: ignore[attr-defined]
+        await _ping(conn, node)

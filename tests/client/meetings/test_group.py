@@ -4,6 +4,7 @@ the key schedule's messages over simulated pairwise sessions, hand-over, glare, 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from typing import Final, TypeVar
 
 from client.content import MeetingInvite, MeetingRequest
@@ -39,17 +40,24 @@ class World:
     """Devices of one group; notes are delivered in order, each over the sender's session."""
 
     def __init__(self, names: list[str]) -> None:
-        self.people = {f"{n}@a.example": Person(n) for n in names}
+        self.people = {
+            n if "@" in n else f"{n}@a.example": Person(n.partition("@")[0]) for n in names
+        }
         self.random = Draws()
+        self.views = {address: set(self.people) for address in self.people}
+        """Each device's copy of the group's member list."""
         self.devices = {
             address: GroupMeeting(
-                GROUP, Me(address, 1, p.key, p, verify), lambda: list(self.people), self.random
+                GROUP, Me(address, 1, p.key, p, verify), self._view(address), self.random
             )
             for address, p in self.people.items()
         }
         self.events: dict[str, list[Event]] = {a: [] for a in self.people}
         self.queue: deque[tuple[str, Note]] = deque()
         self.offline: set[str] = set()
+
+    def _view(self, address: str) -> Callable[[], list[str]]:
+        return lambda: sorted(self.views[address])
 
     def take(self, sender: str, events: list[Event]) -> None:
         for event in events:
@@ -174,6 +182,33 @@ def test_the_host_leaves_and_the_earliest_joined_takes_over_and_invites() -> Non
     assert world.invites("bob@a.example")
 
 
+def test_a_successor_of_another_domain_keeps_the_room_at_the_anchor() -> None:
+    """The room stays on the first host's node (the cascade's anchor): a key leader of
+    another domain that took over invites with the anchor, not with its own domain."""
+    world = World(["ann", "bob@b.example", "cat@b.example", "dan"])
+    world.host("ann@a.example", T0)
+    world.start("bob@b.example", T0 + LISTEN_MS + 10)
+    world.tick(T0 + LISTEN_MS + 1500)
+    assert [e.anchor for e in world.of("bob@b.example", EnterRoom)] == ["a.example"]
+    assert {n.signal.anchor for n in world.invites("ann@a.example")} == {"a.example"}
+    world.take("ann@a.example", world.devices["ann@a.example"].leave(T0 + 3000))
+    world.offline.add("ann@a.example")
+    world.run(T0 + 3000)
+    world.tick(T0 + 4500)
+    bob = world.devices["bob@b.example"]
+    assert bob.leader is not None
+    renewed = world.invites("bob@b.example")
+    assert renewed
+    assert {n.signal.anchor for n in renewed} == {"a.example"}
+    world.start("cat@b.example", T0 + 5000)
+    world.start("dan@a.example", T0 + 5010)
+    world.tick(T0 + 6600)
+    assert [e.anchor for e in world.of("cat@b.example", EnterRoom)] == ["a.example"]
+    assert [e.anchor for e in world.of("dan@a.example", EnterRoom)] == [""]  # its own node
+    rooms = {e.room for a in world.people for e in world.of(a, EnterRoom)}
+    assert len(rooms) == 1
+
+
 def test_glare_two_hosts_end_in_the_meeting_with_the_smaller_id() -> None:
     world = World(NAMES[:3])
     ann, bob = world.devices["ann@a.example"], world.devices["bob@a.example"]
@@ -196,7 +231,7 @@ def test_strangers_and_forged_invites_are_ignored() -> None:
     world = World(NAMES[:2])
     bob = world.devices["bob@a.example"]
     mallory = Person("mallory")
-    invite = MeetingInvite(bytes(16), bytes(16), mallory.fp, T0, T0 + INVITE_TTL_MS)
+    invite = MeetingInvite(bytes(16), bytes(16), mallory.fp, T0, T0 + INVITE_TTL_MS, "a.example")
     assert bob.receive("mallory@a.example", 1, mallory.key, invite, T0) == []
     ann = world.people["ann@a.example"]
     assert bob.receive("ann@a.example", 1, ann.key, invite, T0) == []  # not ann's key
