@@ -68,8 +68,10 @@ Cases:
   remaining participant sends under the new epoch and has opened a frame under it from
   every remaining speaker; a removed participant stays connected and must open nothing
   under the new epochs (``leaver_opened``). Target p99 under 1.5 s.
-- ``bytes on each inter-node link``: not measured yet (``status`` says why): the
-  benchmark runs one node.
+- ``bytes on each inter-node link: A -> B`` (``benchmarks.meetlink``; after the one-node
+  rows): a meeting cascaded over three node processes of three domains, one row per link
+  and direction: the link's bytes against what the far side's participants received of
+  the streams from across it (one copy per domain: ``link_per_participant`` about 1).
 """
 
 from __future__ import annotations
@@ -101,6 +103,7 @@ from benchmarks.calls import (
 from benchmarks.federation import Node, _final_line, _free_ports, _machine_cpu_s
 from benchmarks.harness import Result
 from benchmarks.meetcore import SPEAKER_LEVELS, run_core
+from benchmarks.meetlink import run_links
 from benchmarks.meetpairwise import run_pairwise
 from benchmarks.meetrekey import (
     BATCH_GAP,
@@ -119,7 +122,6 @@ from benchmarks.meetrows import (
     join_result,
     meeting_result,
     merge,
-    not_measured,
     probe_result,
 )
 from benchmarks.meetschedule import run_schedule
@@ -162,10 +164,6 @@ LOG_TAIL: Final = 40
 KEY_TRANSPORT: Final = (
     "key messages in-process between the participants of a load process, over a local Unix "
     "socket between load processes; not pairwise-encrypted (see the leader's epoch row)"
-)
-LINK_WHY: Final = (
-    "not measured yet: the cascade exists (sealrelay_meeting_link_bytes_total, "
-    "sealrelay_meeting_delivered_bytes_total) but this benchmark runs one node"
 )
 
 
@@ -282,7 +280,15 @@ def run(quick: bool) -> list[Result]:
             print("\n".join(["node's and load processes' stderr, last lines:", *tail]),
                   file=sys.stderr)  # fmt: skip
             raise
-    results.append(not_measured("bytes on each inter-node link", LINK_WHY))
+        link_log = Path(tmp) / "links.log"
+        try:
+            with link_log.open("w", encoding="utf-8") as log:
+                results += run_links(quick, Path(tmp) / "links", log)
+        except BaseException:
+            tail = link_log.read_text(encoding="utf-8").splitlines()[-LOG_TAIL:]
+            print("\n".join(["cascade nodes' and load processes' stderr, last lines:", *tail]),
+                  file=sys.stderr)  # fmt: skip
+            raise
     return results
 
 

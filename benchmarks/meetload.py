@@ -7,7 +7,10 @@
 "meeting": HEX, "bus": {"dir", "index", "owners": [[first, count, address], ...]},
 "participants": N, "speakers": [level, ...], "first": I}``: this process enrolls the one
 account, and its ``N`` participants are ``MeetingJoin`` legs of that account in room
-``ROOM`` (audio only), each bound to its own QUIC connection (``MediaBind``); the first
+``ROOM`` (audio only; a cascade, ``benchmarks.meetlink``, adds ``"anchor": DOMAIN``,
+``"video": I``, ``"watchers": W``: ``MeetingJoinAt`` that domain's room, participant ``I``
+sends video and the last ``W`` here watch one video, ``benchmarks.meetlinkload``), each
+bound to its own QUIC connection (``MediaBind``); the first
 ``len(speakers)`` speak at those RFC 6464 levels, the rest are silent. ``first`` is the
 global index of its first participant (the speakers' probe stamps name it; it is also
 each participant's pid in the meeting key schedule, ``benchmarks.meetkeys``, whose key
@@ -26,7 +29,9 @@ messages go between load processes over the Unix sockets of ``bus``). It prints
     every process of the machine): the datagrams its speakers sent, and the datagrams its
     participants received that were sent in the window, with each one's latency (send to
     ``receive_datagram_batch``, both read here and in the sender's process from
-    ``CLOCK_MONOTONIC``) as a histogram of :data:`BUCKET_US` buckets; and the same for its
+    ``CLOCK_MONOTONIC``) as a histogram of :data:`BUCKET_US` buckets, and per speaker
+    the bytes its participants received and the most one of them received (``from``:
+    ``{speaker: [bytes, most]}``); and the same for its
     *baseline probe*: one more QUIC connection, on loopback from this process to itself
     with no node, carrying a speaker's stream during the window. Answered
     :data:`DRAIN` seconds after the window.
@@ -75,6 +80,7 @@ import trio
 from benchmarks.callkit import STEP_TIMEOUT, emit
 from benchmarks.meetcore import FRAME_MS, PAYLOAD_BYTES, SILENT_EVERY
 from benchmarks.meetkeys import KeyBus, Keys, Owner
+from benchmarks.meetlinkload import heard_from, join_at, send_video, video_datagram, watch
 from client.app import Client
 from client.enroll import enroll
 from client.store.memory import MemoryStore
@@ -150,6 +156,8 @@ class Window:
     quic_samples: int = 0
     quic_cwnd_full: int = 0
     quic_rtt_ms: Counter[int] = field(default_factory=Counter)
+    heard_bytes: Counter[tuple[int, int]] = field(default_factory=Counter)
+    """Bytes received per (participant, speaker)."""
 
     def document(self) -> dict[str, Any]:
         return {
@@ -162,6 +170,7 @@ class Window:
             "base_sent": self.base_sent,
             "base_received": self.base_received,
             "base_histogram": {str(k): v for k, v in self.base_histogram.items()},
+            "from": heard_from(self.heard_bytes),
         }
 
 
@@ -182,6 +191,9 @@ class Meeting:
     def __init__(self, client: Client, spec: dict[str, Any]) -> None:
         self.client = client
         self.room = bytes.fromhex(spec["room"])
+        self.anchor: str | None = spec.get("anchor")
+        self.video: int | None = spec.get("video")
+        self.watchers: int = spec.get("watchers", 0)
         levels: list[int | None] = list(spec["speakers"])
         levels += [None] * (spec["participants"] - len(levels))
         self.people = [Participant(spec["first"] + i, lv) for i, lv in enumerate(levels)]
@@ -208,7 +220,12 @@ class Meeting:
 
         async def one(p: Participant) -> None:
             async with limit:
-                grant = await self.client.link.request(MeetingJoin(0, self.room, ()))
+                if self.anchor is None:
+                    grant = await self.client.link.request(MeetingJoin(0, self.room, ()))
+                else:
+                    grant = await join_at(
+                        self.client, self.room, self.anchor, p.index == self.video
+                    )
                 if not isinstance(grant, LegGrant):
                     raise RuntimeError(f"MeetingJoin answered {grant!r}")
                 p.grant = grant
@@ -216,6 +233,8 @@ class Meeting:
             bound.append(time.monotonic())
             nursery.start_soon(self._listen, p)
             nursery.start_soon(self._talk, p)
+            if p.index == self.video:
+                nursery.start_soon(send_video, p.media, partial(self._frame, p))
 
         with trio.fail_after(STEP_TIMEOUT):
             async with trio.open_nursery() as joins:
@@ -223,8 +242,14 @@ class Meeting:
                     joins.start_soon(one, p)
             self._check_hearing()
             await self._all_hear.wait()
+            for p in self.people[len(self.people) - self.watchers :]:
+                assert p.grant is not None
+                await watch(self.client, p.grant.leg_id)
         hearing = [p.hearing_at for p in self.people if p.hearing_at is not None]
         return {"first_join": first, "last_bound": max(bound), "last_hearing": max(hearing)}
+
+    def _frame(self, p: Participant, seq: int) -> bytes:
+        return video_datagram(p.sender, seq, STAMP.pack(time.monotonic_ns(), p.index, seq, 0))
 
     def _expected(self, p: Participant) -> int:
         return self.speakers_total - (p.level is not None)
@@ -280,6 +305,7 @@ class Meeting:
                         self._check_hearing()
                 if w is not None and w.start <= at < w.end:
                     w.received += 1
+                    w.heard_bytes[p.index, speaker] += len(data)
                     w.histogram[(now - at) // (BUCKET_US * 1000)] += 1
 
     # --- measure -------------------------------------------------------------------------

@@ -1,9 +1,10 @@
 """The meetings benchmark (``make bench meetings``; ``benchmarks.meetings``): it runs only
 when named, its row arithmetic (histogram percentiles, relay-added latency, loss, join
 time, forwarding per CPU-second), the core micro-benchmark's room and the load generator's
-probe stamps. The quick run itself starts a node process and two load processes (about
-15 s on the 2-core machine), so it is marked ``long``: ``make resilience`` runs it, ``make
-test`` does not."""
+probe stamps, the cascade run's link rows (``benchmarks.meetlink``). The quick run itself
+starts a node process and its load processes, then three node processes of a cascade and
+three load processes (about 50 s on the 2-core machine), so it is marked ``long``: ``make
+resilience`` runs it, ``make test`` does not."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import harness, meetcore, meetings, meetload, meetrows
+from benchmarks import harness, meetcore, meetings, meetlink, meetload, meetrows
 from benchmarks.__main__ import main
 from wire.media import HEADER_SIZE, peek_route
 
@@ -124,7 +125,7 @@ def test_probe_stamp_follows_the_header() -> None:
     assert not silent[5]
 
 
-@pytest.mark.long  # about 15 s of node and load processes
+@pytest.mark.long  # about 50 s of node and load processes
 def test_quick_meetings_run_writes_every_case(tmp_path: Path) -> None:
     assert main(["meetings", "--quick", "--out", str(tmp_path)]) == 0
     rows = json.loads((tmp_path / "meetings.json").read_text(encoding="utf-8"))["results"]
@@ -136,10 +137,48 @@ def test_quick_meetings_run_writes_every_case(tmp_path: Path) -> None:
     assert by_name["relay-added latency, probe participant"]["calls"] > 0
     assert by_name[f"join, {n} participants"]["extra"]["seconds"] > 0
     assert any(row["group"] == "profile" for row in rows)
-    assert by_name["bytes on each inter-node link"]["extra"]["status"].startswith("not measured")
+    anchor, member = meetlink.DOMAINS[:2]
+    for name in (f"{anchor} -> {member}", f"{member} -> {anchor}"):
+        link = by_name[f"{meetlink.NAME}: {name}"]["extra"]
+        assert link["link_bytes"] > 0
+        assert 0.8 < link["link_per_participant"] < 1.2
     rekey = by_name[f"rekey after a leave, {n} participants"]
     assert rekey["samples"] > 0
     assert rekey["extra"]["leaver_opened"] == 0
     assert rekey["extra"]["decrypt_failures"] == 0
     assert by_name["rekey after 3 leaves within 200 ms"]["extra"]["leaver_refused"] > 0
     assert by_name["trace: send -> copy out of node"]["calls"] > 0
+
+
+def test_cascade_split_hosts_half_at_the_anchor() -> None:
+    assert meetlink.split(60) == [30, 15, 15]
+    assert meetlink.split(13) == [7, 3, 3]
+    assert sum(meetlink.split(201)) == 201
+
+
+def test_load_counts_bytes_per_speaker_and_most_one_participant_heard() -> None:
+    heard = Counter({(10, 0): 300, (11, 0): 280, (10, 1): 50})
+    assert meetload.heard_from(heard) == {"0": [580, 300], "1": [50, 50]}
+    assert meetlink.far_consumption({"0": [580, 300], "1": [50, 50]}, [0, 1, 7]) == (630, 350)
+
+
+def _side(domain: str, n: int, speakers: tuple[int, ...], heard: dict[str, list[int]],
+          link: dict[str, float]) -> meetlink.Side:  # fmt: skip
+    return meetlink.Side(domain, n, speakers, heard, link, cpu_s=1.0, link_seconds=4.0)
+
+
+def test_link_rows_compare_each_direction_with_the_far_side() -> None:
+    zero = dict.fromkeys(("bytes_in", "bytes_out", "datagrams_in", "datagrams_out"), 0.0)
+    anchor = _side("a", 4, (0,), {"1": [4000, 1000]}, {**zero, "bytes_out": 2000})
+    member = _side(
+        "b", 3, (1,), {"0": [3000, 1000]},
+        {"bytes_in": 1000, "bytes_out": 1000, "datagrams_in": 10, "datagrams_out": 10},
+    )  # fmt: skip
+    down, up = meetlink.link_results([anchor, member], seconds=4.0, loadavg=1.5)
+    assert down.name == f"{meetlink.NAME}: a -> b"
+    assert down.ops_per_s == 250
+    assert down.extra["far_received_bytes"] == 3000
+    assert down.extra["link_per_participant"] == 1.0
+    assert down.extra["received_per_link"] == 3.0
+    assert up.name == f"{meetlink.NAME}: b -> a"
+    assert (up.extra["far_participants"], up.extra["received_per_link"]) == (4, 4.0)
