@@ -2,7 +2,7 @@
 one place: the bounds every backend checks before it writes, and the in-process table the
 memory and SQLite backends keep.
 
-Two facts, each with an expiry chosen by the caller's clock (Unix ms; a thing whose
+Two facts, each until ``now + ttl_ms`` by the caller's clock (Unix ms; a thing whose
 ``expires`` is at or before ``now`` has expired)::
 
     replica id -> MediaAddress (address, port)   where the replica's media listener answers
@@ -10,15 +10,19 @@ Two facts, each with an expiry chosen by the caller's clock (Unix ms; a thing wh
     room id    -> replica id                     the one replica that holds a meeting room
                                                  (``place_room``): first claim wins
 
-Bounds (:class:`~node.store.errors.PlacementInvalid` beyond, with the code named):
+Bounds (:class:`~node.store.errors.PlacementInvalid` beyond, with the code in the right
+column)::
 
-    room id       exactly ROOM_BYTES (16) bytes (a cascaded room: its local key)  placement.room
-    replica id    1 to MAX_REPLICA_BYTES (32) bytes                             placement.replica
-    address       a literal IPv4 or IPv6 address, not unspecified, multicast     placement.address
-                  or scoped; stored in its canonical form
-    port          1 to 65535                                                    placement.port
-    times         ints, 0 to MAX_TIME_MS (2**53 - 1, exact in Lua's numbers)      placement.time
-    a TTL         1 to MAX_TTL_MS (one hour), an announcement's or a hold's       placement.time
+    room id     exactly ROOM_BYTES (16) bytes (a cascaded room:     placement.room
+                its local key)
+    replica id  1 to MAX_REPLICA_BYTES (32) bytes                   placement.replica
+    address     a literal IPv4 or IPv6 address, not unspecified,    placement.address
+                multicast or scoped; kept in its canonical form
+                (an IPv4-mapped IPv6 address as the IPv4 address)
+    port        1 to 65535                                          placement.port
+    times       ints, 0 to MAX_TIME_MS (2**53 - 1, exact in the     placement.time
+                numbers of Redis' Lua)
+    TTLs        1 to MAX_TTL_MS (one hour)                          placement.time
 
 :class:`PlacementTable` is a pure object (no clock, no I/O): the memory backend's whole
 implementation, and the SQLite backend's, whose node is one process (a placement names a
@@ -89,8 +93,10 @@ def media_address(address: str, port: int) -> MediaAddress:
         raise PlacementInvalid(PLACEMENT_ADDRESS, "not a literal IP address") from None
     if ip.is_unspecified or ip.is_multicast:
         raise PlacementInvalid(PLACEMENT_ADDRESS, "an unspecified or multicast address")
-    if isinstance(ip, ipaddress.IPv6Address) and ip.scope_id is not None:
-        raise PlacementInvalid(PLACEMENT_ADDRESS, "a scoped IPv6 address")
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.scope_id is not None:
+            raise PlacementInvalid(PLACEMENT_ADDRESS, "a scoped IPv6 address")
+        ip = ip.ipv4_mapped or ip  # ::ffff:10.0.0.7 is 10.0.0.7
     return MediaAddress(str(ip), port)
 
 
@@ -108,8 +114,8 @@ class PlacementTable:
         self._media[check_replica(replica)] = (found, expires)
 
     def lookup(self, replica: bytes, now: int) -> MediaAddress | None:
-        found = self._media.get(check_replica(replica))
-        return found[0] if found is not None and found[1] > check_time(now, "now") else None
+        found, now = self._media.get(check_replica(replica)), check_time(now, "now")
+        return found[0] if found is not None and found[1] > now else None
 
     def withdraw(self, replica: bytes) -> bool:
         return self._media.pop(check_replica(replica), None) is not None
@@ -139,8 +145,8 @@ class PlacementTable:
         return True
 
     def holder(self, room: bytes, now: int) -> bytes | None:
-        found = self._rooms.get(check_room(room))
-        return found[0] if found is not None and found[1] > check_time(now, "now") else None
+        found, now = self._rooms.get(check_room(room)), check_time(now, "now")
+        return found[0] if found is not None and found[1] > now else None
 
     def _prune(self, now: int) -> None:
         """Drop the expired holds once the table has doubled since the last prune (the
