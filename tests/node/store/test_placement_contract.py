@@ -7,7 +7,7 @@ alike; then the same claim race between two Redis clients, as two replicas would
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 import trio
@@ -98,7 +98,7 @@ async def test_a_bad_address_is_refused_and_nothing_written(
 
 
 async def test_bad_ids_and_times_are_refused_with_their_codes(placement: MediaPlacement) -> None:
-    calls = [
+    calls: list[tuple[str, Callable[[], Awaitable[object]]]] = [
         ("placement.room", lambda: placement.place_room(b"r" * 15, A, NOW, TTL)),
         ("placement.room", lambda: placement.room_holder(b"r" * 17, NOW)),
         ("placement.room", lambda: placement.release_room(b"", A)),
