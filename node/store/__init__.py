@@ -2,13 +2,15 @@
 
 Accounts, Prekeys, Mailboxes, Blobs,    the ports, one Protocol each (``ports``)
 OutboundQueue, ReplayGuard, Maintenance,
-CallLegs, GroupTokens
+CallLegs, GroupTokens, MediaPlacement
 Store, Storage                          every port (a backend), and the bundle of ports
 DeviceRecord, PrekeyRecord,             the records (``base``)
 BundleParts, StoredEnvelope, SweepResult,
-OutboundItem, LegRecord
+OutboundItem, LegRecord, MediaAddress
 StoreError, StoreClosed, StoreFull,     backend failures (``errors``)
 StoreUnavailable
+PlacementInvalid                        a MediaPlacement argument out of bounds (``errors``,
+                                        ``placement``), a ValueError with a stable code
 MemoryStore()                           in memory, for unit tests (``memory``)
 await SqliteStore.open(path)            one SQLite file, WAL, group commit (``sqlite``)
 await RedisStore.open(url)              shared Redis for cluster mode, also
@@ -26,12 +28,19 @@ from node.store.base import (
     BundleParts,
     DeviceRecord,
     LegRecord,
+    MediaAddress,
     OutboundItem,
     PrekeyRecord,
     StoredEnvelope,
     SweepResult,
 )
-from node.store.errors import StoreClosed, StoreError, StoreFull, StoreUnavailable
+from node.store.errors import (
+    PlacementInvalid,
+    StoreClosed,
+    StoreError,
+    StoreFull,
+    StoreUnavailable,
+)
 from node.store.memory import MemoryStore
 from node.store.ports import (
     Accounts,
@@ -40,6 +49,7 @@ from node.store.ports import (
     GroupTokens,
     Mailboxes,
     Maintenance,
+    MediaPlacement,
     OutboundQueue,
     Prekeys,
     ReplayGuard,
@@ -101,9 +111,12 @@ __all__ = [
     "LegRecord",
     "Mailboxes",
     "Maintenance",
+    "MediaAddress",
+    "MediaPlacement",
     "MemoryStore",
     "OutboundItem",
     "OutboundQueue",
+    "PlacementInvalid",
     "PrekeyRecord",
     "Prekeys",
     "RedisStore",

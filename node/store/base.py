@@ -112,3 +112,13 @@ class LegRecord:
     secret_hash: bytes
     expires: int
     claimed: bool = False
+
+
+@dataclass(frozen=True)
+class MediaAddress:
+    """Where a replica's media listener answers other replicas of its domain (the
+    ``MediaPlacement`` port): a literal IP address in its canonical form (a pod IP, never a
+    name) and a UDP port, 1 to 65535."""
+
+    address: str
+    port: int

@@ -1,5 +1,6 @@
 """The in-memory :class:`~node.store.ports.Store` (every port in one class, the call legs
-in a base of their own, ``node.store.memory_calllegs``), for unit tests.
+in a base of their own, ``node.store.memory_calllegs``, the media placement in
+``node.store.local_placement``), for unit tests.
 
 It implements the ports' semantics exactly (the contract tests in ``tests/node/store``,
 one module per port, run against it and the SQLite and Redis backends alike). Each method runs
@@ -27,8 +28,10 @@ from node.store.base import (
     SweepResult,
 )
 from node.store.errors import StoreClosed
+from node.store.local_placement import LocalMediaPlacement
 from node.store.memory_calllegs import MemoryCallLegs
 from node.store.memory_grouptokens import MemoryGroupTokens
+from node.store.placement import PlacementTable
 
 _K = TypeVar("_K")
 _V = TypeVar("_V")
@@ -61,7 +64,7 @@ class _Blob:
     data: bytes | None = None
 
 
-class MemoryStore(MemoryCallLegs, MemoryGroupTokens):
+class MemoryStore(MemoryCallLegs, MemoryGroupTokens, LocalMediaPlacement):
     """Everything in dictionaries; nothing survives the process."""
 
     def __init__(self) -> None:
@@ -84,6 +87,7 @@ class MemoryStore(MemoryCallLegs, MemoryGroupTokens):
         self._shared: dict[tuple[bytes, bytes], int] = {}
         self._legs: dict[bytes, LegRecord] = {}  # call legs (``memory_calllegs``)
         self._group_tokens: dict[str, set[bytes]] = {}  # (``memory_grouptokens``)
+        self._placement = PlacementTable()  # (``local_placement``)
         self._closed = False
 
     async def _enter(self) -> None:
@@ -390,6 +394,7 @@ class MemoryStore(MemoryCallLegs, MemoryGroupTokens):
     async def aclose(self) -> None:
         await trio.lowlevel.checkpoint()
         self._closed = True
+        self._placement.closed = True
 
 
 def _add_new(keys: dict[int, bytes], seen: set[int], upload: dict[int, bytes]) -> None:

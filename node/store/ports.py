@@ -10,6 +10,7 @@
     Maintenance      3       the sweeper, ``/metrics``, shutdown
     CallLegs         7       the call relay's shell (``node.calls``): legs other replicas find
     GroupTokens      4       node.accept (recipient checks), Relay (``SetGroupToken``)
+    MediaPlacement   7       nothing yet: the cluster's media bridging (issue 18, item 4)
 
 A consumer names the port it needs, never the whole store. Every backend (memory, SQLite,
 Redis) implements every port; :class:`Store` is that sum, what a backend factory
@@ -32,6 +33,7 @@ from node.store.base import (
     BundleParts,
     DeviceRecord,
     LegRecord,
+    MediaAddress,
     OutboundItem,
     PrekeyRecord,
     StoredEnvelope,
@@ -323,6 +325,57 @@ class GroupTokens(Protocol):
         ...
 
 
+class MediaPlacement(Protocol):
+    """Media across replicas (DESIGN sections 7 and 9; issue 18, item 4;
+    docs/kubernetes.md "The leg's replica"): where each replica's media listener answers the
+    other replicas of its domain, and which one replica holds each meeting room, so that
+    the others can bridge their participants to it. Both expire by the caller's clock; the
+    bounds (room ids of 16 bytes, literal IP addresses, ports 1..65535) and their
+    :class:`~node.store.errors.PlacementInvalid` codes are in :mod:`node.store.placement`,
+    checked before anything is written. No participant, account or client address is
+    stored."""
+
+    async def announce_media(
+        self, replica: bytes, address: str, port: int, now: int, ttl_ms: int
+    ) -> None:
+        """``replica``'s media listener answers at ``address`` (a literal IP, stored in its
+        canonical form) and UDP ``port`` until ``now + ttl_ms``; replaces what it announced
+        before (a replica re-announces well within its TTL)."""
+        ...
+
+    async def media_address(self, replica: bytes, now: int) -> MediaAddress | None:
+        """Where ``replica``'s media listener answers, if it announced it and that has not
+        expired; else None."""
+        ...
+
+    async def withdraw_media(self, replica: bytes) -> bool:
+        """Forget ``replica``'s media address (it is stopping); False if none was there."""
+        ...
+
+    async def place_room(self, room: bytes, replica: bytes, now: int, ttl_ms: int) -> bytes:
+        """Claim ``room`` for ``replica`` until ``now + ttl_ms``, atomically; the holder.
+
+        If another replica holds ``room`` (unexpired), nothing changes and that replica is
+        returned. Else ``replica`` holds it now and is returned (so a claim by the holder
+        itself extends its hold, and a retried claim is harmless). Of concurrent claims on a
+        free room, exactly one wins and every one returns the winner."""
+        ...
+
+    async def renew_room(self, room: bytes, replica: bytes, now: int, ttl_ms: int) -> bool:
+        """Extend ``replica``'s unexpired hold on ``room`` to ``now + ttl_ms``; False (and
+        nothing changes) if ``room`` is free, expired or held by another replica."""
+        ...
+
+    async def release_room(self, room: bytes, replica: bytes) -> bool:
+        """Free ``room`` if ``replica`` holds it; False (nothing changes) if another replica
+        does or nobody does. (A hold that has expired may or may not be left to release.)"""
+        ...
+
+    async def room_holder(self, room: bytes, now: int) -> bytes | None:
+        """The replica whose hold on ``room`` has not expired, or None."""
+        ...
+
+
 class Store(
     Accounts,
     Prekeys,
@@ -333,6 +386,7 @@ class Store(
     Maintenance,
     CallLegs,
     GroupTokens,
+    MediaPlacement,
     Protocol,
 ):
     """A backend: every port at once (``MemoryStore``, ``SqliteStore``, ``RedisStore``).
@@ -355,6 +409,7 @@ class Storage:
     maintenance: Maintenance
     call_legs: CallLegs
     group_tokens: GroupTokens
+    media_placement: MediaPlacement
 
     @classmethod
     def of(cls, backend: Store) -> Storage:
@@ -369,6 +424,7 @@ class Storage:
             maintenance=backend,
             call_legs=backend,
             group_tokens=backend,
+            media_placement=backend,
         )
 
 
@@ -382,4 +438,5 @@ PORTS: Final = (
     Maintenance,
     CallLegs,
     GroupTokens,
+    MediaPlacement,
 )

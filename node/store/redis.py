@@ -29,6 +29,8 @@ Round trips per operation (one round trip = one batch written, one batch of repl
     add_leg, leg, claim_leg, renew_leg, delete_leg, count_legs   1 each
     sweep_legs       1 per 1000 expired legs
     put_group_token, revoke_group_token, has_group_token, count_group_tokens      1 each
+    announce_media, media_address, withdraw_media, place_room, renew_room,
+    release_room, room_holder                                    1 each
 
 :meth:`open` loads every script (one pipelined round trip). After a failover or a restart
 the primary may have an empty script cache: a ``NOSCRIPT`` reply loads them all again
@@ -61,6 +63,7 @@ The connection, the retries, the scripts' loading and ``WAIT`` are the shell in
     RedisBlobs, RedisOutbound, RedisReplay      node.store.redis_federation
     RedisCallLegs                               node.store.redis_calllegs
     RedisGroupTokens                            node.store.redis_grouptokens
+    RedisMediaPlacement                         node.store.redis_placement
     Maintenance (open, sweep, stats, aclose),   here
     the push channel and shared rate limits
 Mailbox ids are at most 255 bytes and prekey ids 0 to 2**64-1 (``ValueError`` beyond).
@@ -87,6 +90,7 @@ from node.store.redis_parts import (
     parse_push,
     push_notice,
 )
+from node.store.redis_placement import RedisMediaPlacement
 
 DEFAULT_PREFIX: Final = "sealrelay:"
 SWEEP_CHUNK: Final = 1000
@@ -125,6 +129,7 @@ class RedisStore(
     RedisReplay,
     RedisCallLegs,
     RedisGroupTokens,
+    RedisMediaPlacement,
 ):
     """Every port on one client. Open with :meth:`open` or :meth:`open_sentinel`; close
     with :meth:`aclose`."""

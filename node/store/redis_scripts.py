@@ -1,7 +1,7 @@
 """The Lua scripts of :class:`~node.store.redis.RedisStore`, one per atomic step: the
 accounts, prekeys and maintenance scripts here, the others by port in
-``redis_scripts_mailboxes``, ``redis_scripts_federation``, ``redis_scripts_calls`` and
-``redis_scripts_grouptokens``;
+``redis_scripts_mailboxes``, ``redis_scripts_federation``, ``redis_scripts_calls``,
+``redis_scripts_grouptokens`` and ``redis_scripts_placement``;
 :data:`ALL` names them all.
 
 Redis runs a script without interleaving any other command, so each script is one
@@ -55,12 +55,16 @@ Key layout (``P`` is the store's prefix, e.g. ``sealrelay:``; ``MB`` a mailbox i
                              (``redis_scripts_calls``)
     P gtok:ADDRESS           set of the address's live group token verifiers
                              (``redis_scripts_grouptokens``)
+    P media:REPLICA          hash a, p, e: where a replica's media listener answers
+    P room:ROOM              hash h, e: the replica that holds a meeting room
+                             (both ``redis_scripts_placement``; with a backstop TTL)
     P push                   pub/sub channel: ENQUEUE publishes each stored envelope's
                              (publisher, mailbox, seq) there, for ``node.cluster``
 
 Expiry is the caller's clock (the ``now`` arguments of the storage ports), never a Redis
 TTL: :meth:`Maintenance.sweep` must count what it deletes, and the node's clock is the one
-that decides (``expires <= now`` has expired).
+that decides (``expires <= now`` has expired). (The placement keys add a Redis TTL as a
+backstop only, for keys nothing sweeps; ``redis_scripts_placement`` says why.)
 """
 
 from __future__ import annotations
@@ -86,6 +90,13 @@ from node.store.redis_scripts_federation import (
 )
 from node.store.redis_scripts_grouptokens import PUT_GROUP_VERIFIER, REVOKE_GROUP_VERIFIER
 from node.store.redis_scripts_mailboxes import ACK, COUNT_PENDING, ENQUEUE, ENQUEUE_SHARED, PENDING
+from node.store.redis_scripts_placement import (
+    ANNOUNCE_MEDIA,
+    PLACE_ROOM,
+    RELEASE_ROOM,
+    RENEW_ROOM,
+    WITHDRAW_MEDIA,
+)
 
 REGISTER: Final = """
 local name = redis.call('HGET', KEYS[1], ARGV[1])
@@ -278,4 +289,9 @@ ALL: Final = {
     "sweep_legs": SWEEP_LEGS,
     "put_group_token": PUT_GROUP_VERIFIER,
     "revoke_group_token": REVOKE_GROUP_VERIFIER,
+    "announce_media": ANNOUNCE_MEDIA,
+    "withdraw_media": WITHDRAW_MEDIA,
+    "place_room": PLACE_ROOM,
+    "renew_room": RENEW_ROOM,
+    "release_room": RELEASE_ROOM,
 }

@@ -18,6 +18,8 @@ Each port is a class of its own module, all on the same connections (``sqlite_op
     SqliteBlobs, SqliteOutbound, SqliteReplay   node.store.sqlite_federation
     SqliteCallLegs                              node.store.sqlite_calllegs
     SqliteGroupTokens                           node.store.sqlite_grouptokens
+    LocalMediaPlacement                         node.store.local_placement (in this
+                                                process's memory: one node, one process)
     Maintenance (open, sweep, stats, aclose)    here
 """
 
@@ -34,6 +36,8 @@ from node.store import sqlite_schema as schema
 from node.store.base import SweepResult
 from node.store.blobfiles import BlobFiles
 from node.store.commit import Readers, Writer
+from node.store.local_placement import LocalMediaPlacement
+from node.store.placement import PlacementTable
 from node.store.sqlite_accounts import SqliteAccounts, SqlitePrekeys
 from node.store.sqlite_calllegs import SqliteCallLegs
 from node.store.sqlite_federation import SqliteBlobs, SqliteOutbound, SqliteReplay
@@ -54,6 +58,7 @@ class SqliteStore(
     SqliteReplay,
     SqliteCallLegs,
     SqliteGroupTokens,
+    LocalMediaPlacement,
 ):
     """Every port on one writer and one reader pool. Open with :meth:`open`; close with
     :meth:`aclose`."""
@@ -63,6 +68,7 @@ class SqliteStore(
         self.writer = writer
         self.readers = readers
         self._blob_files = blob_files
+        self._placement = PlacementTable()
 
     @classmethod
     async def open(
@@ -92,6 +98,7 @@ class SqliteStore(
 
     async def aclose(self) -> None:
         """Finish the queued operations and close the connections."""
+        self._placement.closed = True
         await self.writer.aclose()
         await self.readers.aclose()
 
