@@ -94,7 +94,8 @@ EXTRA: Final = 'udp_listen = "127.0.0.1:0"'
 PARTICIPANTS: Final = 200
 SECONDS: Final = float(os.environ.get("SEALRELAY_MEET200_SECONDS", "60"))
 """The meeting's length (shorten it only while developing)."""
-AUDIO_PERIOD: Final = float(os.environ.get("SEALRELAY_MEET200_AUDIO_PERIOD", "0.1"))
+AUDIO_PERIOD: Final = 0.1
+"""Seconds between two audio frames of a voice (module docstring)."""
 VIDEO_PERIOD: Final = 0.2
 SPEAKERS: Final = {0: 5, 70: 15, 140: 25, 100: 35}
 """pid -> RFC 6464 level (lower is louder): alpha 0, bravo 70 and 100, charlie 140."""
@@ -103,7 +104,7 @@ MURMURS: Final = {40: 90, 160: 100}
 VOICES: Final = SPEAKERS | MURMURS
 SILENT_EVERY: Final = 4
 """A silent participant sends one silent frame every this many rounds of
-:data:`AUDIO_PERIOD` (discontinuous transmission); the node drops them, so nobody receives
+:data:`AUDIO_PERIOD` (0.4 s: discontinuous transmission); the node drops them, so nobody receives
 them and they go unsigned here (a real client signs them too)."""
 VIDEO_SENDERS: Final = (1, 71, 141)
 LAYERS: Final = (MeetingLayerSpec(180, 150), MeetingLayerSpec(360, 500))
@@ -250,6 +251,8 @@ class Sim:
         return datagrams + self.signing.sent(datagrams, self.crypto.last_sealed, epoch, _ms(now))
 
     def receive(self, data: bytes) -> None:
+        """One datagram: a signature's to its reassembly; a frame (each is one datagram
+        here) opened, whatever its stream, and handed to the frame verifier."""
         now = _ms(time.time())
         try:
             header, payload = decode_datagram(data)
