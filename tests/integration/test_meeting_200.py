@@ -531,7 +531,17 @@ async def _meet(fed: LocalFederation, meeting: Meeting, run: Run) -> None:
         f"reports {Counter(str(r.reason) for s in sims.values() for r in s.checks.reports)}, "
         f"audio datagrams received {sum(sum(s.audio.values()) for s in sims.values())} in "
         f"{run.counted_s:.1f} s, sent per voice {[sims[p].audio_out for p in VOICES]} "
-        f"({sims[0].audio_out / run.counted_s:.1f} frames/s of {1 / AUDIO_PERIOD:.0f})"
+        f"({sims[0].audio_out / run.counted_s:.1f} frames/s of {1 / AUDIO_PERIOD:.0f}), "
+        f"least share of a speaker received {_least_share(sims):.3f}"
+    )
+
+
+def _least_share(sims: dict[int, Sim]) -> float:
+    """The least share of a speaker's audio (sent while counted) that another received."""
+    return min(
+        sim.audio[sims[p].sender] / max(sims[p].audio_out, 1)
+        for pid, sim in sims.items()
+        for p in heard_by(pid)[0]
     )
 
 
