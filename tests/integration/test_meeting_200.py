@@ -43,43 +43,34 @@ bytes, and checking them 200 times would take the CPU the media needs.
 from __future__ import annotations
 
 import os
-import resource
 import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Final
 
 import pytest
 import trio
 
 from client.app import Client
-from client.calls.packetizer import OutgoingFrame, Packetizer
-from client.meetings.frameauth import FrameSigner, FrameVerifier
-from client.meetings.framing import PidCrypto
-from client.meetings.keys import SUITE, MeetingLeader, MeetingMember, kid
-from client.meetings.media import MeetingCrypto
 from client.meetings.net import TICK
-from client.meetings.signatures import SignatureReceiver, SignatureSender, roster_fingerprint
 from node.sfu import AUDIO_STREAMS
-from suites import sframe
-from tests.client.meetings.kit import MID, T0, Draws, Net, Person
-from tests.client.meetings.kit import verify as suite_verify
 from tests.integration.fedharness import LocalFederation, wait_until
 from tests.integration.fedharness import Person as Account
-from transport import MediaTransport, TransportError
-from wire import WireError
+from tests.integration.meet200kit import (
+    SIGNATURE_BYTE,
+    Forger,
+    KeyNet,
+    SharedVerify,
+    Sim,
+    cpu_now,
+    is_audio,
+    ms,
+    now_ms,
+)
 from wire.media import (
-    TYPE_SIGNATURE,
-    VERSION,
-    MediaHeader,
     MediaKind,
-    StreamId,
-    decode_datagram,
-    encode_datagram,
-    frame_metadata,
 )
 from wire.relay import LegGrant, MeetingJoinAt, MeetingLayerSpec, MeetingVideo, Ok
 
@@ -114,13 +105,9 @@ WATCH: Final = (3, 360, 2000)
 REMOVED: Final = 110
 FORGER: Final = 100
 VICTIM: Final = 140
-FORGED_CTR_AHEAD: Final = 512
-"""The forger's SFrame counters run this far ahead of its victim's (inside the receivers'
-anti-replay window, so neither stream's frames are refused as replays)."""
 RECEIVED_AT_LEAST: Final = 0.9
 """Share of a speaker's audio datagrams (sent while arrivals were counted) that each of
 the others must receive: datagrams may be lost, not the selection."""
-SIGNATURE_BYTE: Final = VERSION << 4 | TYPE_SIGNATURE
 WARM_UP: Final = 3.0
 """Seconds before arrivals are counted (the speakers recomputed several times)."""
 REMOVE_AT: Final = 0.4
@@ -156,152 +143,6 @@ def watchers() -> set[int]:
     return out - {REMOVED}
 
 
-class KeyNet(Net):
-    """``tests.client.meetings.kit.Net`` for a meeting that starts with everyone in it: the
-    leader's first epoch goes to all at once (one roster signed), not one join at a time."""
-
-    def __init__(self, people: int) -> None:
-        self.people = [Person(f"p{i}") for i in range(people)]
-        self.keys = {pid: person.key for pid, person in enumerate(self.people)}
-        self.random = Draws()
-        entries = tuple(person.entry(pid) for pid, person in enumerate(self.people))
-        first = self.people[0]
-        self.members = {pid: MeetingMember(MID, pid, SharedVerify()) for pid in self.keys}
-        self.leader = MeetingLeader(
-            MID, entries[0], first.key, first, self.members[0].verify, self.random, T0,
-            participants=entries, member=self.members[0],
-        )  # fmt: skip
-        self.log, self.deaf, self.no_ack = [], set(), set()
-        self.deliver(self.leader.sends(), T0)
-
-
-class SharedVerify:
-    """The suite's signature check, its outcome per (key, message, signature, context)
-    computed once in this process (module docstring)."""
-
-    _seen: Final[dict[tuple[bytes, bytes, bytes, bytes], bool]] = {}
-    calls = 0
-
-    def __call__(self, key: bytes, message: bytes, signature: bytes, context: bytes) -> None:
-        SharedVerify.calls += 1
-        at = (key, message, signature, context)
-        good = self._seen.get(at)
-        if good is None:
-            try:
-                suite_verify(key, message, signature, context)
-                good = True
-            except Exception:
-                good = False
-            self._seen[at] = good
-        if not good:
-            raise ValueError("signature does not verify")
-
-
-@dataclass(eq=False)
-class Sim:
-    """One simulated participant (module docstring)."""
-
-    pid: int
-    member: MeetingMember
-    person: Person
-    media: MediaTransport | None = None
-    sender: int = 0
-    grant: LegGrant | None = None
-    audio: Counter[int] = field(default_factory=Counter)
-    """Audio datagrams received per sender id, after the warm-up."""
-    opened: Counter[tuple[int, int]] = field(default_factory=Counter)
-    """Frames opened per (epoch, sender pid)."""
-    videos: set[int] = field(default_factory=set)
-    no_key: int = 0
-    failures: int = 0
-    counting: bool = False
-    audio_out: int = 0
-    """Audio datagrams it sent while arrivals were counted (the forger's forged ones too)."""
-
-    sent: Counter[int] = field(default_factory=Counter)
-    """Frames sent per epoch (the SFrame counter of this epoch's key)."""
-
-    def __post_init__(self) -> None:
-        self.keys = MeetingCrypto(self.member)
-        self.crypto = PidCrypto(self.keys)
-        verifier = FrameVerifier(MID, self.member.verify, roster_fingerprint(self.member))
-        self.checks = SignatureReceiver(verifier)
-
-    def bind(self, media: MediaTransport, sender: int) -> None:
-        self.media, self.sender = media, sender
-        self.packetizer = Packetizer(self.crypto, sender)
-        signer = FrameSigner(MID, self.pid, self.person.key, self.person)
-        self.signing = SignatureSender(signer, sender)
-
-    def frame(
-        self, kind: MediaKind, data: bytes, layer: int = 0, *, sign: bool = True
-    ) -> list[bytes]:
-        """The datagrams of one frame (and of the signatures it makes due)."""
-        level = VOICES.get(self.pid)
-        out = OutgoingFrame(
-            kind, data, True, level if level is not None else 127, level is not None, layer
-        )
-        now = time.time()
-        datagrams = self.packetizer.packetize(out, now=now)
-        epoch = self.crypto.send_epoch
-        assert epoch is not None
-        self.sent[epoch] += 1
-        if not sign:
-            return datagrams
-        return datagrams + self.signing.sent(datagrams, self.crypto.last_sealed, epoch, _ms(now))
-
-    def receive(self, data: bytes) -> None:
-        """One datagram: a signature's to its reassembly; a frame (each is one datagram
-        here) opened, whatever its stream, and handed to the frame verifier."""
-        now = _ms(time.time())
-        try:
-            header, payload = decode_datagram(data)
-        except WireError:
-            self.failures += 1
-            return
-        if data[0] == SIGNATURE_BYTE:
-            self.checks.on_datagram(header, payload, now)
-            return
-        if self.counting and header.stream.kind is MediaKind.AUDIO:
-            self.audio[header.stream.sender] += 1
-        metadata = frame_metadata(header)
-        try:
-            pid, epoch, _ = self.keys.unprotect(payload, metadata)
-        except sframe.UnknownKidError:
-            self.no_key += 1
-            return
-        except sframe.SFrameError:
-            self.failures += 1
-            return
-        self.opened[(epoch, pid)] += 1
-        if header.stream.kind is MediaKind.VIDEO:
-            self.videos.add(pid)
-        self.checks.on_frame(pid, epoch, metadata, payload, now)
-
-    async def listen(self) -> None:
-        assert self.media is not None
-        while True:
-            try:
-                batch = await self.media.receive_datagram_batch()
-            except TransportError:
-                return
-            for data in batch:
-                self.receive(data)
-
-
-def is_audio(data: bytes) -> bool:
-    """Whether a media datagram (not a signature datagram) carries audio."""
-    return decode_datagram(data)[0].stream.kind is MediaKind.AUDIO
-
-
-def _ms(seconds: float) -> int:
-    return round(seconds * 1000)
-
-
-def _now_ms(started: float) -> int:
-    return T0 + _ms(trio.current_time() - started)
-
-
 @pytest.fixture(scope="module")
 def accounts(
     tmp_path_factory: pytest.TempPathFactory,
@@ -315,34 +156,6 @@ def accounts(
         yield fed, {domain: enrolled[name] for domain, name in ACCOUNTS.items()}
     finally:
         fed.close()
-
-
-class Forger:
-    """SFrame under :data:`VICTIM`'s KID from the epoch secret :data:`FORGER` holds as a
-    member, at the victim's frame indices, on the forger's own (node-bound) stream."""
-
-    def __init__(self, forger: Sim, victim: Sim) -> None:
-        self.forger, self.victim = forger, victim
-        self._ctx: sframe.SFrameContext | None = None
-        self._kid = 0
-
-    def datagram(self) -> bytes:
-        epoch = self.victim.member.send_epoch
-        assert epoch is not None
-        if self._ctx is None or self._kid != kid(epoch, VICTIM):
-            self._kid = kid(epoch, VICTIM)
-            base_key = self.forger.member.recv_key(self._kid)
-            assert base_key is not None
-            self._ctx = sframe.SFrameContext(SUITE)
-            ctr = self.victim.sent[epoch] + FORGED_CTR_AHEAD
-            self._ctx.add_send_key(self._kid, base_key, next_ctr=ctr)
-        index = self.victim.packetizer.frames_sent - 1  # the victim's last audio frame
-        header = MediaHeader(
-            StreamId(self.forger.sender, MediaKind.AUDIO), group=index, object=0, frame=index,
-            packet=0, packets=1, keyframe=True, audio_level=SPEAKERS[FORGER], voice=True,
-        )  # fmt: skip
-        sealed = self._ctx.protect(self._kid, frame_metadata(header), AUDIO_BYTES)
-        return encode_datagram(header, sealed)
 
 
 @dataclass
@@ -370,19 +183,19 @@ class Meeting:
 
     def __init__(self, net: KeyNet, sims: dict[int, Sim]) -> None:
         self.net, self.sims = net, sims
-        self.forger = Forger(sims[FORGER], sims[VICTIM])
+        self.forger = Forger(sims[FORGER], sims[VICTIM], AUDIO_BYTES)
         self.forging = False
         self.started = 0.0
 
     async def keys(self) -> None:
         while True:
             await trio.sleep(TICK)
-            self.net.tick(_now_ms(self.started))
+            self.net.tick(now_ms(self.started))
 
     async def checks(self) -> None:
         while True:
             await trio.sleep(0.2)
-            now = _ms(time.time())
+            now = ms(time.time())
             for sim in self.sims.values():
                 sim.checks.tick(now)
 
@@ -405,7 +218,7 @@ class Meeting:
                         out.setdefault(sim.pid, []).extend(
                             sim.frame(MediaKind.VIDEO, VIDEO_BYTES, layer)
                         )
-            now = _ms(time.time())
+            now = ms(time.time())
             for sim in {*speakers, *cameras}:
                 out.setdefault(sim.pid, []).extend(sim.signing.tick(now))
             if self.forging:
@@ -424,7 +237,7 @@ class Meeting:
         """The leader removes :data:`REMOVED`; returns once every other member sends under
         the new epoch."""
         before = self.net.leader.epoch
-        self.net.leader.leave(REMOVED, _now_ms(self.started))
+        self.net.leader.leave(REMOVED, now_ms(self.started))
         self.net.deaf.add(REMOVED)
         started = trio.current_time()
         rest = [m for pid, m in self.net.members.items() if pid != REMOVED]
@@ -442,26 +255,15 @@ class Meeting:
         run.removed_no_key_at = gone.no_key
 
 
-def _cpu(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _cpu_now(fed: LocalFederation) -> dict[str, float]:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    out = {"test": usage.ru_utime + usage.ru_stime}
-    for domain, node in fed.nodes.items():
-        assert node.proc is not None
-        out[domain] = _cpu(node.proc.pid)
-    return out
-
-
 def test_a_meeting_of_200_over_three_domains(
     accounts: tuple[LocalFederation, dict[str, Account]],
 ) -> None:
     fed, people = accounts
     net = KeyNet(PARTICIPANTS)
-    sims = {pid: Sim(pid, net.members[pid], net.people[pid]) for pid in range(PARTICIPANTS)}
+    sims = {
+        pid: Sim(pid, net.members[pid], net.people[pid], VOICES.get(pid))
+        for pid in range(PARTICIPANTS)
+    }
     room = os.urandom(16)
 
     async def main() -> Run:
@@ -505,7 +307,7 @@ async def _meet(fed: LocalFederation, meeting: Meeting, run: Run) -> None:
         nursery.start_soon(meeting.checks)
         nursery.start_soon(meeting.send)
         await trio.sleep(WARM_UP)
-        cpu = _cpu_now(fed)
+        cpu = cpu_now(fed)
         counted = trio.current_time()
         for sim in sims.values():
             sim.counting = True
@@ -519,11 +321,11 @@ async def _meet(fed: LocalFederation, meeting: Meeting, run: Run) -> None:
         for sim in sims.values():
             sim.counting = False
         run.counted_s = trio.current_time() - counted
-        end = _cpu_now(fed)
+        end = cpu_now(fed)
         run.cpu = {k: round((end[k] - cpu[k]) / run.counted_s, 3) for k in cpu}
         nursery.cancel_scope.cancel()
     for sim in sims.values():
-        sim.checks.tick(_ms(time.time()))
+        sim.checks.tick(ms(time.time()))
     print(  # the figures of the run (pytest -s)
         f"meet200: {PARTICIPANTS} participants, {SECONDS:.0f} s, join {run.join_s:.1f} s, "
         f"switch {run.switch_s:.2f} s, cores used per process {run.cpu}, "
