@@ -46,7 +46,9 @@ run: $(STAMP)
 # `make calls` or `make bench-calls` alone do the same. `make bench meetings` likewise runs
 # only the meetings benchmark (issue 18: the SFU core's decisions, a meeting of 200 simulated
 # participants on one node process with udp_listen, 4 speakers: join time, datagrams out,
-# loss, relay-added latency, node CPU; a few minutes); `make meetings`, `make bench-meetings`.
+# loss, relay-added latency, node CPU, rekey after leaves with the client key schedule; then a
+# cascade over three node processes: bytes on each inter-node link; a few minutes);
+# `make meetings`, `make bench-meetings`.
 # BENCH_ARGS passes more options (e.g. --quick, --out DIR).
 BENCH_NAMED := $(filter calls meetings,$(MAKECMDGOALS))
 bench: $(STAMP)
@@ -77,7 +79,8 @@ bench-compare: $(STAMP)
 		--only $(BENCH_ONLY) --profile $(BENCH_PROFILE) $(BENCH_COMPARE_ARGS)
 
 # The runs of a minute or so (pytest marker "long": a peer domain down for 60 s, the sender's
-# node killed during such an outage, a 60 s video call across two domains, the calls
+# node killed during such an outage, a 60 s video call across two domains, a 60 s meeting of
+# 200 over three domains (tests/integration/test_meeting_200.py), the calls
 # benchmark's quick run). `make test` runs the short round of every fault instead (tests/resilience/test_federation_faults.py) and a
 # 5 s call (tests/integration/test_calls_federated.py).
 resilience: $(STAMP)
