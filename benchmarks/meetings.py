@@ -92,7 +92,6 @@ import httpx
 import trio
 
 from benchmarks.calls import (
-    Load,
     _answers,
     _metric,
     _socket_drops,
@@ -103,7 +102,7 @@ from benchmarks.calls import (
 from benchmarks.federation import Node, _final_line, _free_ports, _machine_cpu_s
 from benchmarks.harness import Result
 from benchmarks.meetcore import SPEAKER_LEVELS, run_core
-from benchmarks.meetlink import run_links
+from benchmarks.meetlink import MeetLoad, run_links
 from benchmarks.meetpairwise import run_pairwise
 from benchmarks.meetrekey import (
     BATCH_GAP,
@@ -154,7 +153,6 @@ SETTLE: Final = 1.0
 DOMAIN: Final = "meet.localhost"
 EXTRA: Final = 'udp_listen = "127.0.0.1:0"'
 SUITE: Final = "cnsa2"
-LOAD: Final = "benchmarks.meetload"
 DRAIN: Final = 1.0
 """``benchmarks.meetload.DRAIN``: seconds the load processes count after a window."""
 FORWARDED: Final = "sealrelay_meeting_forwarded_datagrams_total"
@@ -189,21 +187,6 @@ def layout(participants: int, procs: int) -> list[tuple[int, list[int]]]:
     speakers = len(SPEAKER_LEVELS)
     listeners = shares(participants - speakers - PROBES, procs)
     return [(speakers, list(SPEAKER_LEVELS)), *((n, []) for n in listeners), (PROBES, [])]
-
-
-class MeetLoad(Load):
-    """One ``benchmarks.meetload`` process over its spec file."""
-
-    def __init__(self, spec: Path, log: IO[str]) -> None:
-        import subprocess
-
-        from benchmarks.node import NODE_ENV
-
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", LOAD, str(spec)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
-            env={**os.environ, **NODE_ENV},
-        )  # fmt: skip
 
 
 def _ask(loads: list[MeetLoad], command: str) -> list[dict[str, Any]]:

@@ -168,7 +168,7 @@ def link_counters(text: str) -> dict[str, float]:
     return found
 
 
-class LinkLoad(Load):
+class MeetLoad(Load):
     """One ``benchmarks.meetload`` process over its spec file."""
 
     def __init__(self, spec: Path, log: IO[str]) -> None:
@@ -232,11 +232,11 @@ def run_links(quick: bool, tmp: Path, log: IO[str]) -> list[Result]:
     setups = prepare(tmp / "fed", DOMAINS, _free_ports(len(DOMAINS)), suite=SUITE, extra=EXTRA)
     nodes = [Node(s.domain, s.port, s.data_dir, s.config, log) for s in setups]
     specs = _specs(tmp, nodes, counts)
-    loads: list[LinkLoad] = []
+    loads: list[MeetLoad] = []
     try:
         for node in nodes:
             node.start()
-        loads = [LinkLoad(spec, log) for spec in specs]
+        loads = [MeetLoad(spec, log) for spec in specs]
         for load in loads:
             load.ready()
         for load in loads:  # the anchor's first; the others retry until its room exists

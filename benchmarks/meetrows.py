@@ -58,9 +58,9 @@ def merge(answers: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     return merged
 
 
-def percentile_ms(histogram: Mapping[int, int], pct: float) -> float:
-    """The nearest-rank ``pct`` percentile of a histogram of :data:`BUCKET_US` buckets, in
-    ms (the bucket's upper edge; 0.0 when empty)."""
+def percentile_ms(histogram: Mapping[int, int], pct: float, bucket_us: int = BUCKET_US) -> float:
+    """The nearest-rank ``pct`` percentile of a histogram of ``bucket_us`` buckets
+    (:data:`BUCKET_US` unless said), in ms (the bucket's upper edge; 0.0 when empty)."""
     total = sum(histogram.values())
     if not total:
         return 0.0
@@ -69,7 +69,7 @@ def percentile_ms(histogram: Mapping[int, int], pct: float) -> float:
     for bucket in sorted(histogram):
         seen += histogram[bucket]
         if seen >= rank:
-            return (bucket + 1) * BUCKET_US / 1000
+            return (bucket + 1) * bucket_us / 1000
     raise AssertionError("unreachable")
 
 

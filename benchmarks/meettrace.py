@@ -41,8 +41,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from benchmarks.harness import Result
-from benchmarks.meetrows import GROUP
-from benchmarks.meetrows import percentile_ms as percentile10_ms
+from benchmarks.meetrows import GROUP, percentile_ms
 
 TRACE_BUCKET_US: Final = 100
 """``benchmarks.nodetrace.BUCKET_US``."""
@@ -83,21 +82,6 @@ def sched_shares(
 
 def histogram_of(doc: Mapping[str, int]) -> dict[int, int]:
     return {int(k): v for k, v in doc.items()}
-
-
-def percentile_ms(histogram: Mapping[int, int], pct: float, bucket_us: int) -> float:
-    """Nearest-rank ``pct`` percentile of a histogram of ``bucket_us`` buckets, in ms (the
-    bucket's upper edge; 0.0 when empty)."""
-    total = sum(histogram.values())
-    if not total:
-        return 0.0
-    rank = max(1, -(-pct * total // 100))
-    seen = 0
-    for bucket in sorted(histogram):
-        seen += histogram[bucket]
-        if seen >= rank:
-            return (bucket + 1) * bucket_us / 1000
-    raise AssertionError("unreachable")
 
 
 def _row(name: str, p50_ms: float, p99_ms: float, count: int, extra: dict[str, Any]) -> Result:
@@ -171,12 +155,12 @@ def trace_results(
         rows.append(
             _row(
                 f"trace: send -> {name}",
-                percentile10_ms(path, 50),
-                percentile10_ms(path, 99),
+                percentile_ms(path, 50),
+                percentile_ms(path, 99),
                 sum(path.values()),
                 {
-                    "base_p50_ms": percentile10_ms(base, 50),
-                    "base_p99_ms": percentile10_ms(base, 99),
+                    "base_p50_ms": percentile_ms(base, 50),
+                    "base_p99_ms": percentile_ms(base, 99),
                 },
             )
         )
