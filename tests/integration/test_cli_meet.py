@@ -20,6 +20,7 @@ from typing import Any, Final
 
 import pytest
 
+from tests.integration.callharness import SUMMARY_KEYS as CALL_SUMMARY_KEYS
 from tests.integration.nodeproc import (
     LOOPBACK,
     CliUser,
@@ -39,17 +40,7 @@ HOST_HEAD_START: Final = 0.5  # seconds after the host entered its room
 STEP_TIMEOUT: Final = 90.0
 VIDEO: Final = ("bob", "dan")  # two members send video (two simulcast layers each)
 WEBSOCKET: Final = "dan"  # its media on the WebSocket fallback (--transport websocket)
-SUMMARY_KEYS: Final = {
-    "frames_sent",
-    "frames_received",
-    "frames_lost",
-    "frames_late",
-    "decrypt_failures",
-    "latency_ms_p50",
-    "latency_ms_p99",
-    "jitter_ms",
-    "transport",
-    "seconds",
+SUMMARY_KEYS: Final = CALL_SUMMARY_KEYS | {
     "participants",
     "speakers_heard",
     "videos_received",
