@@ -58,6 +58,9 @@ With ``udp_listen`` set, the call relay's numbers (:class:`CallNumbers`, read fr
                                                          destination had gone, or (a
                                                          WebSocket) was too far behind
     sealrelay_call_links                        gauge    node-to-node media links open
+    sealrelay_call_links_open{kind}             gauge    the same by kind: ``domain`` (a
+                                                         peer domain's node) or ``replica``
+                                                         (another replica of this domain)
     sealrelay_call_link_connects_total{direction}  counter  links opened: outbound (this
                                                          node dialled) or inbound
     sealrelay_call_link_failures_total{reason}  counter  links that did not open:
@@ -208,6 +211,7 @@ class CallNumbers:
     links: int = 0
     link_connects: Mapping[str, int] = field(default_factory=dict)
     link_failures: Mapping[str, int] = field(default_factory=dict)
+    link_kinds: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -319,6 +323,12 @@ def _call_families(calls: CallNumbers) -> Iterator[Metric]:
     send_failures = _one(calls.send_failures)
     yield _counter("call_send_failures", "Forwarded datagrams not sent.", send_failures)
     yield _gauge("call_links", "Node-to-node media links open.", calls.links)
+    kinds = GaugeMetricFamily(
+        PREFIX + "call_links_open", "Media links open, by kind of peer.", labels=["kind"]
+    )
+    for kind, n in sorted(calls.link_kinds.items()):
+        kinds.add_metric([kind], n)
+    yield kinds
     connects = _by(calls.link_connects, "direction")
     yield _counter("call_link_connects", "Media links opened, by direction.", connects)
     link_failures = _by(calls.link_failures)
