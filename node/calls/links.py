@@ -39,6 +39,14 @@ first to its ``forward_link``, which takes those of the link's meeting senders; 
 are the bridges'. :meth:`MediaLinks.room_link` opens or reuses the link to a meeting's
 anchor as ``bridge`` does; a link that closes takes its senders out of the rooms.
 
+Replicas (issue 18, item 4): in cluster mode (:attr:`MediaLinks.accept_replicas`) a peer
+may also be another replica of this domain (``ReplicaPeer``: ``room_link`` dials the
+internal address it announced, pinned to this domain's own QUIC key; the proof is by this
+domain's own server key, and the accepting replica checks it against its own document).
+Such a link (``kind`` ``replica``) carries the meeting rooms placed on that replica
+(``node.sfu.placement``); an inbound one is never reused for dialling (its peer's replica
+id is not told).
+
 Refusals of :meth:`MediaLinks.bridge` are :class:`~node.errors.NodeError`: ``fed.policy``
 (the domain is not a peer), ``fed.unavailable`` / ``fed.key_document`` (its key document),
 ``call.unreachable`` (no QUIC endpoint, no connection, link refused, no answer to the join

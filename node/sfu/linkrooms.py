@@ -17,6 +17,9 @@ Room messages that arrive on a link, and the link going, come through
 is carried out here: messages onto their links, notices to the shell's pending list (sent
 at its next tick), answers to waiting joins, emptied rooms to the shell's end check.
 
+:meth:`LinkRooms.enter_at` joins the same way at another replica of this domain that
+holds the room (cluster mode, ``node.sfu.placement``), naming the room by its key there.
+
 A local room whose link to the anchor went (its participants meet only each other then)
 is joined again by :meth:`LinkRooms.run` every :data:`REJOIN_INTERVAL` seconds while it
 holds a leg, over a new link; the anchor learns its senders again at the join.
