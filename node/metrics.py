@@ -104,6 +104,8 @@ from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Met
 
 CONTENT_TYPE: Final = CONTENT_TYPE_PLAIN_0_0_4
 PREFIX: Final = "sealrelay_"
+NO_LINKS: Final = {"domain": 0, "replica": 0}
+"""``sealrelay_call_links_open`` with no link of either kind (``node.calls.peering``)."""
 LATENCY_BUCKETS: Final = (
     0.0005,
     0.001,
@@ -211,7 +213,7 @@ class CallNumbers:
     links: int = 0
     link_connects: Mapping[str, int] = field(default_factory=dict)
     link_failures: Mapping[str, int] = field(default_factory=dict)
-    link_kinds: Mapping[str, int] = field(default_factory=dict)
+    link_kinds: Mapping[str, int] = field(default_factory=lambda: dict(NO_LINKS))
 
 
 @dataclass(frozen=True)
