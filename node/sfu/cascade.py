@@ -293,6 +293,21 @@ class Cascade:
             sends.append(Send(held.port.link, RoomEnd(held.room, held.yours)))
         return sends
 
+    def leave(self, link: Hashable, key: bytes) -> Step:
+        """Leave the room ``key`` on ``link`` (its holder is no longer there, though the
+        link is up): ``RoomEnd`` to the far side, and the port leaves as at a link down."""
+        step = Step()
+        held = self._membership(link, key)
+        if held is None:
+            return step
+        step.sends.append(Send(link, RoomEnd(held.room, held.yours)))
+        if held.joined:
+            self._drop(held, step)
+        else:
+            self._release(held)
+            step.answers.append(Answer(key, CALL_UNREACHABLE))
+        return step
+
     def link_down(self, link: Hashable) -> Step:
         """``link`` closed: its ports leave their rooms, their senders are gone for the
         other links, pending joins are answered ``call.unreachable``."""

@@ -137,6 +137,21 @@ class LinkRooms:
         remote = self._remote.get(key)
         return remote is not None and isinstance(remote.peer, ReplicaPeer)
 
+    def at_replicas(self) -> list[tuple[bytes, bytes]]:
+        """``(key, replica id)`` of the local rooms joined at another replica now."""
+        return [
+            (key, remote.peer.replica)
+            for key, remote in self._remote.items()
+            if isinstance(remote.peer, ReplicaPeer) and self.cascade.joined(remote.link, key)
+        ]
+
+    def let_go(self, key: bytes) -> None:
+        """Leave the upstream of ``key`` (its holder is not the replica it is joined at any
+        more): the room is an orphan, placed again by :meth:`run`."""
+        remote = self._remote.get(key)
+        if remote is not None:
+            self.apply(self.cascade.leave(remote.link, key))
+
     def detach(self, key: bytes) -> None:
         """Forget the upstream of the orphan ``key``: it has been placed on this replica."""
         self._remote.pop(key, None)

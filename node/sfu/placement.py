@@ -14,7 +14,9 @@ its hold every :data:`RENEW_INTERVAL` seconds while the room lives here and rele
 when the room ends. Every other replica keeps a local room for its own participants and
 joins the holder's over an intra-cluster media link (``node.sfu.linkrooms``, the cascade
 as for another domain). A replica that stops renewing (it crashed) loses its rooms after
-:data:`ROOM_TTL_MS`; the next claim takes them over.
+:data:`ROOM_TTL_MS`; the replicas joined there notice at their next round
+(``check_holders``: the holder is no longer that replica) and place the room again: the
+first claim takes it over, the others join there.
 
 Store failures of a claim or a lookup are ``call.unreachable`` (the join fails, and is
 retried by the client or by the rejoin of ``LinkRooms.run``); those of the renewals and
@@ -68,6 +70,9 @@ class RoomPlacement:
         self.held: set[bytes] = set()
         """The rooms this replica claimed and has not released."""
         self._ended: set[bytes] = set()
+        self.moved = 0
+        """Local rooms let go of because their holder was not the replica they were joined
+        at any more (``check_holders``)."""
         self.lost = 0
         """Holds found taken by another replica at a renewal (a store outage longer than
         the TTL): the room goes on here, and joins there at its next placement."""
@@ -149,18 +154,36 @@ class RoomPlacement:
                 log.warning("room hold lost", extra={"code": "meeting.placement_lost"})
         await self.release_ended()
 
+    async def check_holders(self, remote: LinkRooms) -> None:
+        """Let go of the upstream of each local room joined at a replica that no longer
+        holds it (it crashed and its hold expired, or another took the room over): the
+        room is placed again at the next rejoin, sooner than the link's idle timeout."""
+        for key, replica in remote.at_replicas():
+            try:
+                holder = await self.port.room_holder(key, self._now())
+            except StoreError as exc:
+                log.warning("room holder lookup failed", extra={"error": str(exc)})
+                return
+            if holder != replica:
+                self.moved += 1
+                remote.let_go(key)
+
     async def run(
         self,
         live: Callable[[bytes], bool],
+        remote: LinkRooms | None = None,
         *,
         interval: float = RENEW_INTERVAL,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Renew (and release) every ``interval`` seconds, until cancelled."""
+        """Renew (and release) every ``interval`` seconds, and check the holders of the
+        rooms joined at other replicas, until cancelled."""
         task_status.started()
         while True:
             await trio.sleep(interval)
             await self.renew(live)
+            if remote is not None:
+                await self.check_holders(remote)
 
     async def announce(
         self,

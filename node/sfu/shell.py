@@ -324,7 +324,7 @@ class MeetingService:
             await nursery.start(self.remote.run, self.legs.has_room)
             if self.placement is not None:
                 self.remote.rejoin = self._place
-                await nursery.start(self.placement.run, self._live)
+                await nursery.start(self.placement.run, self._live, self.remote)
             task_status.started()
             while True:
                 await trio.sleep(self._tick_interval)

@@ -19,7 +19,7 @@ from node.sfu.core import Sfu
 from node.sfu.linkrooms import LinkRooms
 from node.sfu.placement import MEDIA_TTL_MS, ROOM_TTL_MS, RoomPlacement
 from node.store import MemoryStore
-from wire.media_link import RoomJoin, RoomJoined, RoomRefused
+from wire.media_link import RoomEnd, RoomJoin, RoomJoined, RoomRefused
 
 DOMAIN: Final = "r.example"
 ROOM: Final = bytes(range(16))
@@ -216,3 +216,42 @@ def test_an_internal_address_that_is_no_unicast_ip_is_refused(bad: str) -> None:
     env = {"SEALRELAY_MEDIA_INTERNAL_ADDRESS": bad}
     with pytest.raises(ConfigError, match="media_internal_address"):
         load_config(env=env, overrides={"domain": DOMAIN, "data_dir": "d"})
+
+
+@dataclass
+class Joined:
+    """A fake of ``LinkRooms`` as ``RoomPlacement.check_holders`` uses it."""
+
+    rooms: dict[bytes, bytes]
+    let_go_of: list[bytes] = field(default_factory=list)
+
+    def at_replicas(self) -> list[tuple[bytes, bytes]]:
+        return sorted(self.rooms.items())
+
+    def let_go(self, key: bytes) -> None:
+        self.let_go_of.append(key)
+
+
+async def test_a_room_whose_holder_went_is_let_go_of_and_placed_again() -> None:
+    x, y, clock = _pair()
+    assert await x.claim(ROOM) is None
+    joined = Joined({ROOM: X})
+    await y.check_holders(cast(LinkRooms, joined))
+    assert joined.let_go_of == []  # x still holds it
+    clock.now += ROOM_TTL_MS  # x crashed: its hold expires
+    await y.check_holders(cast(LinkRooms, joined))
+    assert joined.let_go_of == [ROOM]
+    assert y.moved == 1
+
+
+def test_leaving_an_upstream_ends_the_room_there_and_takes_its_senders_out() -> None:
+    rooms = Rooms()
+    cascade = Cascade(rooms)
+    cascade.join("upstream", ROOM, ROOM)
+    cascade.receive("upstream", RoomJoined(ROOM))
+    assert cascade.joined("upstream", ROOM)
+    step = cascade.leave("upstream", ROOM)
+    assert step.sends[0].message == RoomEnd(ROOM, True)
+    assert step.emptied == [ROOM]
+    assert not cascade.linked(ROOM)
+    assert cascade.leave("upstream", ROOM).sends == []
