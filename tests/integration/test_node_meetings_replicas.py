@@ -12,7 +12,11 @@ speak at each. Checked:
   whichever replica it is on;
 - the replica holding no room is killed (SIGKILL): the holder goes on, its participants
   still hear their own speakers (and nothing else), and they leave cleanly; the dead
-  replica's link stays a port of the room until the QUIC idle timeout (the hold with it).
+  replica's link stays a port of the room until the QUIC idle timeout (the hold with it);
+- the replica holding the room is killed: the other lets go of its link when the hold has
+  expired and holds the room itself, its participants hearing their speakers throughout.
+
+Each test runs its own redis-server and two replicas.
 """
 
 from __future__ import annotations
@@ -76,9 +80,9 @@ async def _enroll(data_dir: Path, env: dict[str, str], name: str, url: str, home
     return Person(address, store, home)
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    base = tmp_path_factory.mktemp("replicas")
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    base = tmp_path
     with RedisServer(base / "redis") as redis:
         env = {"SEALRELAY_STORE": "redis", "SEALRELAY_REDIS_URL": redis.url}
         fed = LocalFederation(base / "fed", [DOMAIN], extra=EXTRA, env=env)
@@ -226,3 +230,60 @@ def _media_port(document: object) -> int:
     endpoint = media_endpoint(document)  # type: ignore[arg-type]
     assert endpoint is not None
     return endpoint.port
+
+
+HOLDER_TAKEOVER: Final = 30.0
+"""Seconds for the holder's hold to expire (10 s) and the other replica to place the room."""
+
+
+def test_a_crashed_holders_room_is_placed_again_on_the_other_replica(cluster: Cluster) -> None:
+    """The room is placed on the second replica (joined there first), the first bridges to
+    it; the holder is killed: within the hold's TTL and a round the first replica holds
+    the room itself, and its participants went on hearing their own speakers throughout."""
+    room = os.urandom(16)
+
+    async def main() -> tuple[int, int | None, list[dict[int, int]], list[Participant], float]:
+        redis = await RedisStore.open(cluster.redis.url)
+        first_port = _media_port(await cluster.fed.document(DOMAIN))
+        async with AsyncExitStack() as stack:
+            clients = [p.load() for p in cluster.people]
+            for client in clients:
+                await stack.enter_async_context(client.online())
+            people: list[list[Participant]] = [[], []]
+            for replica in (1, 0):  # the second replica first: it holds the room
+                for _ in range(3):
+                    people[replica].append((await _join(clients[replica], room))[1])
+            people[0][0].level, people[0][1].level = 10, 20
+            people[1][0].level = 30
+            sent: set[bytes] = set()
+            async with trio.open_nursery() as nursery:
+                for p in people[0] + people[1]:
+                    nursery.start_soon(p.listen)
+                with trio.fail_after(TIME_LIMIT):
+                    now = await talk(people[0] + people[1], WARM_UP_ROUNDS, sent, 0.0)
+                    await trio.to_thread.run_sync(cluster.second.kill)
+                    start = trio.current_time()
+                    found = None
+                    with trio.move_on_after(HOLDER_TAKEOVER):
+                        while found is None or found.port != first_port:
+                            now = await talk(people[0], 25, sent, now + 1)
+                            now_ms = int(time.time() * 1000)
+                            holder = await redis.room_holder(room, now_ms)
+                            if holder is not None:
+                                found = await redis.media_address(holder, now_ms)
+                    took = trio.current_time() - start
+                    for p in people[0]:
+                        p.reset()
+                    await talk(people[0], AFTER_ROUNDS, sent, now + 1)
+                    await trio.sleep(0.5)
+                nursery.cancel_scope.cancel()
+            heard = [dict(p.heard) for p in people[0]]
+        await redis.aclose()
+        return first_port, None if found is None else found.port, heard, people[0], took
+
+    first_port, holder_port, heard, ours, took = trio.run(main)
+    assert holder_port == first_port, took  # placed again on the surviving replica
+    speakers = {p.sender for p in ours if p.level is not None}
+    for p, counts in zip(ours, heard, strict=True):
+        for s in speakers - {p.sender}:
+            assert counts.get(s, 0) >= AFTER_ROUNDS // 2, (p.sender, s, counts)
