@@ -5,6 +5,7 @@ tests/node/store), a fake clock, and a fake of the shell's upstream rooms."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any, Final, cast
 
@@ -19,6 +20,8 @@ from node.sfu.core import Sfu
 from node.sfu.linkrooms import LinkRooms
 from node.sfu.placement import MEDIA_TTL_MS, ROOM_TTL_MS, RoomPlacement
 from node.store import MemoryStore
+from tests.node.sfu.test_shell_cascade import ROOM as SHELL_ROOM
+from tests.node.sfu.test_shell_cascade import A, World, _seat
 from wire.media_link import RoomEnd, RoomJoin, RoomJoined, RoomRefused
 
 DOMAIN: Final = "r.example"
@@ -255,3 +258,22 @@ def test_leaving_an_upstream_ends_the_room_there_and_takes_its_senders_out() -> 
     assert step.emptied == [ROOM]
     assert not cascade.linked(ROOM)
     assert cascade.leave("upstream", ROOM).sends == []
+
+
+@dataclass(eq=False)
+class ReplicaLink:
+    """A link from another replica of the domain, as the shell tells its kind."""
+
+    kind: str = "replica"
+
+
+async def test_a_replica_may_join_a_local_room_held_here_a_domain_may_not() -> None:
+    world = World()
+    await _seat(world.a, "a0", A, world)
+    await _seat(world.b, "b0", A, world)
+    key = room_key(A, SHELL_ROOM)
+    assert world.b.remote.is_remote(key)
+    assert world.b.anchored(key, ReplicaLink())  # b holds its local room of a's room
+    assert not world.b.anchored(key, world.at_b)  # a domain link: never a third domain's
+    assert world.a.anchored(SHELL_ROOM, world.at_a)
+    assert not world.b.anchored(os.urandom(16), ReplicaLink())  # no such room here
