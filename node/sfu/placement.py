@@ -32,7 +32,7 @@ from typing import Final
 import trio
 
 from node.calls.peering import ReplicaPeer
-from node.errors import CALL_UNREACHABLE, NodeError
+from node.errors import CALL_UNREACHABLE, MEETING_NO_ROOM, NodeError
 from node.sfu.cascade import room_key
 from node.sfu.linkrooms import LinkRooms
 from node.store import StoreError
@@ -44,6 +44,9 @@ ROOM_TTL_MS: Final = 10_000
 """How long a hold lasts unrenewed: how long the rooms of a crashed replica stay its."""
 RENEW_INTERVAL: Final = ROOM_TTL_MS / 1000 / 4
 """Seconds between two renewals of the holds (a quarter of their life)."""
+PLACE_RETRY_DELAY: Final = 0.2
+"""Seconds before a placement refused by the holder (``meeting.no_room``: a claim that
+raced the holder's first join, or its room's end) is tried once more."""
 MEDIA_TTL_MS: Final = 15_000
 """How long an announced media address lasts unrenewed."""
 ANNOUNCE_INTERVAL: Final = MEDIA_TTL_MS / 1000 / 3
@@ -89,6 +92,16 @@ class RoomPlacement:
         key = room if anchor == self.domain else room_key(anchor, room)
         if live(key) and (remote.joined(key) if remote.is_remote(key) else key in self.held):
             return key
+        try:
+            return await self._place(remote, key, anchor, room)
+        except NodeError as refusal:
+            if refusal.code != MEETING_NO_ROOM:
+                raise
+        # the holder had not made the room yet, or ended it just now: once more
+        await trio.sleep(PLACE_RETRY_DELAY)
+        return await self._place(remote, key, anchor, room)
+
+    async def _place(self, remote: LinkRooms, key: bytes, anchor: str, room: bytes) -> bytes:
         holder = await self.claim(key)
         if holder is None:
             if remote.held_at_replica(key):

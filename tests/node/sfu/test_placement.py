@@ -14,7 +14,7 @@ import trio
 
 from node.calls.peering import ReplicaPeer
 from node.config import Config, load_config, unicast_ip
-from node.errors import CALL_UNREACHABLE, ConfigError, NodeError
+from node.errors import CALL_UNREACHABLE, MEETING_NO_ROOM, ConfigError, NodeError
 from node.sfu.cascade import Cascade, room_key
 from node.sfu.core import Sfu
 from node.sfu.linkrooms import LinkRooms
@@ -277,3 +277,24 @@ async def test_a_replica_may_join_a_local_room_held_here_a_domain_may_not() -> N
     assert not world.b.anchored(key, world.at_b)  # a domain link: never a third domain's
     assert world.a.anchored(SHELL_ROOM, world.at_a)
     assert not world.b.anchored(os.urandom(16), ReplicaLink())  # no such room here
+
+
+async def test_a_placement_the_holder_refuses_is_tried_once_more() -> None:
+    x, y, clock = _pair()
+    await x.port.announce_media(X, "10.0.0.7", 7481, clock.now, MEDIA_TTL_MS)
+    assert await x.claim(ROOM) is None
+    refusals = [NodeError(MEETING_NO_ROOM, "not yet"), NodeError(MEETING_NO_ROOM, "again")]
+
+    class Refusing(Upstream):
+        async def enter_at(self, key: bytes, anchor: str, room: bytes, peer: ReplicaPeer) -> bytes:
+            if refusals:
+                raise refusals.pop(0)
+            return await super().enter_at(key, anchor, room, peer)
+
+    with pytest.raises(NodeError):
+        await y.place(_as_rooms(Refusing()), lambda k: False, DOMAIN, ROOM)
+    assert refusals == []  # tried twice
+    refusals.append(NodeError(MEETING_NO_ROOM, "once"))
+    there = Refusing()
+    assert await y.place(_as_rooms(there), lambda k: False, DOMAIN, ROOM) == ROOM
+    assert there.calls == [("enter_at", ROOM, DOMAIN, ROOM, ReplicaPeer(X, "10.0.0.7", 7481))]
