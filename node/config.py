@@ -17,6 +17,11 @@ listen_port                             7480         port to bind (0: any free p
 udp_listen                              ""           ``HOST:PORT`` of the UDP socket for call media
                                                      over QUIC (port 0: any free port); empty: no
                                                      QUIC endpoint, and no UDP socket
+media_internal_address                  ""           store=redis with udp_listen: the literal IP
+                                                     the other replicas reach this one's media
+                                                     port at (meetings across replicas); empty:
+                                                     udp_listen's host if it is a literal,
+                                                     non-wildcard IP, else none (no placement)
 data_dir                                (required)   keys and the SQLite store live here
 suite                                   cnsa2        cipher suite of the domain: cnsa2 or xwing
 store                                   sqlite       storage backend: sqlite, memory or redis
@@ -90,6 +95,7 @@ with status 2.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -122,6 +128,7 @@ class Config:
     listen_host: str = "127.0.0.1"
     listen_port: int = 7480
     udp_listen: str = ""
+    media_internal_address: str = ""
     data_dir: str = ""
     suite: str = "cnsa2"
     store: str = "sqlite"
@@ -176,6 +183,15 @@ class Config:
         """``udp_listen`` as ``(host, port)``, or ``None`` when the node has no QUIC endpoint."""
         return parse_listen(self.udp_listen, "udp_listen") if self.udp_listen else None
 
+    def media_internal_host(self) -> str | None:
+        """Where the other replicas reach this one's media listener: ``media_internal_address``
+        if set, else ``udp_listen``'s host when it is a literal IP that is neither a wildcard
+        nor multicast; None without either (or without ``udp_listen``)."""
+        udp = self.udp_address()
+        if udp is None:
+            return None
+        return unicast_ip(self.media_internal_address or udp[0])
+
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)
 
@@ -207,6 +223,16 @@ def parse_listen(text: str, key: str = "listen") -> tuple[str, int]:
     if not sep or not host or not port.isdigit() or int(port) > 65535:
         raise ConfigError(f"{key}: expected HOST:PORT, got {text!r}")
     return host.strip("[]"), int(port)
+
+
+def unicast_ip(text: str) -> str | None:
+    """``text`` as a canonical literal IP if it is one that is neither unspecified nor
+    multicast (``[v6]`` too); else None."""
+    try:
+        ip = ipaddress.ip_address(text.strip("[]"))
+    except ValueError:
+        return None
+    return None if ip.is_unspecified or ip.is_multicast else str(ip)
 
 
 def parse_sentinels(text: str) -> list[tuple[str, int]]:
@@ -292,6 +318,8 @@ def _validate(c: Config) -> None:
         c.udp_address()
     except ConfigError:
         _require(False, "udp_listen", c.udp_listen)
+    internal = c.media_internal_address
+    _require(not internal or unicast_ip(internal) is not None, "media_internal_address", internal)
     envelope, frame = c.max_envelope_bytes, c.max_frame_bytes
     _require(1024 <= envelope <= WIRE_MAX_BODY, "max_envelope_bytes", envelope)
     _require(frame >= envelope + 1024, "max_frame_bytes", frame)

@@ -50,7 +50,7 @@ def _meetings(s: MeetingSession) -> tuple[ClientLegs, MeetingService, ClientShel
 async def _join(s: MeetingSession, caller: Caller, frame: MeetingJoin) -> LegGrant:
     calls, meetings, shell = _meetings(s)
     layers = tuple(LayerSpec(layer.height, layer.kbps) for layer in frame.layers)
-    leg = meetings.join(caller.mailbox, frame.room, layers)
+    leg = await meetings.join_at(caller.mailbox, "", frame.room, layers)
     calls.watch(caller.mailbox, shell)
     return LegGrant(frame.id, leg.leg_id, leg.leg_secret)
 

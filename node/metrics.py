@@ -58,6 +58,9 @@ With ``udp_listen`` set, the call relay's numbers (:class:`CallNumbers`, read fr
                                                          destination had gone, or (a
                                                          WebSocket) was too far behind
     sealrelay_call_links                        gauge    node-to-node media links open
+    sealrelay_call_links_open{kind}             gauge    the same by kind: ``domain`` (a
+                                                         peer domain's node) or ``replica``
+                                                         (another replica of this domain)
     sealrelay_call_link_connects_total{direction}  counter  links opened: outbound (this
                                                          node dialled) or inbound
     sealrelay_call_link_failures_total{reason}  counter  links that did not open:
@@ -101,6 +104,8 @@ from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Met
 
 CONTENT_TYPE: Final = CONTENT_TYPE_PLAIN_0_0_4
 PREFIX: Final = "sealrelay_"
+NO_LINKS: Final = {"domain": 0, "replica": 0}
+"""``sealrelay_call_links_open`` with no link of either kind (``node.calls.peering``)."""
 LATENCY_BUCKETS: Final = (
     0.0005,
     0.001,
@@ -208,6 +213,7 @@ class CallNumbers:
     links: int = 0
     link_connects: Mapping[str, int] = field(default_factory=dict)
     link_failures: Mapping[str, int] = field(default_factory=dict)
+    link_kinds: Mapping[str, int] = field(default_factory=lambda: dict(NO_LINKS))
 
 
 @dataclass(frozen=True)
@@ -319,6 +325,12 @@ def _call_families(calls: CallNumbers) -> Iterator[Metric]:
     send_failures = _one(calls.send_failures)
     yield _counter("call_send_failures", "Forwarded datagrams not sent.", send_failures)
     yield _gauge("call_links", "Node-to-node media links open.", calls.links)
+    kinds = GaugeMetricFamily(
+        PREFIX + "call_links_open", "Media links open, by kind of peer.", labels=["kind"]
+    )
+    for kind, n in sorted(calls.link_kinds.items()):
+        kinds.add_metric([kind], n)
+    yield kinds
     connects = _by(calls.link_connects, "direction")
     yield _counter("call_link_connects", "Media links opened, by direction.", connects)
     link_failures = _by(calls.link_failures)

@@ -52,6 +52,7 @@ from node.fed import Federation
 from node.keys import KEY_FILE, RELOAD_INTERVAL, ServerKeys, load, load_or_create
 from node.metrics import CallNumbers, MeetingNumbers
 from node.relay import Relay
+from node.sfu.placement import RoomPlacement
 from node.sfu.rooms import MeetingLegs
 from node.sfu.shell import MeetingService
 from node.store import Store, open_store
@@ -192,12 +193,9 @@ async def _start_calls(
     host, port = address
     service = CallService(CallRelay(relay.random_bytes), relay.keys.quic)
     service.observe_forward = relay.metrics.call_forward_seconds.observe
+    replica = relay.random_bytes(REPLICA_ID_BYTES)
     legs = ClientLegs(
-        service,
-        relay.ports.call_legs,
-        domain=relay.domain,
-        replica=relay.random_bytes(REPLICA_ID_BYTES),
-        now_ms=relay.now_ms,
+        service, relay.ports.call_legs, domain=relay.domain, replica=replica, now_ms=relay.now_ms
     )
     try:
         local = await nursery.start(service.serve, host, port)
@@ -223,6 +221,7 @@ async def _start_calls(
     meetings.on_ended = legs.meeting_ended
     meetings.remote.opener = links  # meetings anchored at other domains (a cascade)
     links.meetings = meetings
+    await _place_meetings(relay, nursery, meetings, links, replica)
     await nursery.start(meetings.run)
     service.route_meetings(meetings)
     legs.meetings = meetings
@@ -232,6 +231,27 @@ async def _start_calls(
     relay.metrics.calls = lambda: call_numbers(service, links)
     log.info("calls listening", extra={"address": f"{host}:{relay.media_port}"})
     return service
+
+
+async def _place_meetings(
+    relay: Relay, nursery: trio.Nursery, meetings: MeetingService, links: MediaLinks, replica: bytes
+) -> None:
+    """Cluster mode (the Redis store): announce this replica's internal media address and
+    place meeting rooms on one replica, the others bridging to it over replica links
+    (``node.sfu.placement``). Without an internal address (``udp_listen`` on a wildcard
+    and no ``media_internal_address``) rooms stay on the replica of each join, as before."""
+    if not relay.shared_store or relay.media_port is None:
+        return
+    address = relay.config.media_internal_host()
+    if address is None:
+        log.warning("meetings are not placed across replicas: set media_internal_address")
+        return
+    placement = RoomPlacement(
+        relay.ports.media_placement, replica, domain=relay.domain, now_ms=relay.now_ms
+    )
+    await nursery.start(placement.announce, address, relay.media_port)
+    links.accept_replicas = True
+    meetings.placement = placement
 
 
 def meeting_numbers(meetings: MeetingService) -> MeetingNumbers:
@@ -271,6 +291,7 @@ def call_numbers(service: CallService, links: MediaLinks | None = None) -> CallN
         links=0 if links is None else links.links_up,
         link_connects={} if links is None else dict(links.counters.connects),
         link_failures={} if links is None else dict(links.counters.failures),
+        link_kinds={} if links is None else links.kinds_up(),
     )
 
 

@@ -76,14 +76,17 @@ async def accept_link(
     now_ms: Callable[[], int],
     documents: Documents,
     limit: float,
+    replicas: bool = False,
 ) -> str:
     """The peer's domain once the link that opened with ``first`` (a ``LinkHello``) is
     proved for this node (``domain``, its QUIC ``pin``), with the challenge ``fresh``
     (``trust.peerlink.CHALLENGE_SIZE`` random bytes); ``LinkReady`` is sent. Else
-    :class:`Refused`; the caller tells the peer and closes."""
+    :class:`Refused`; the caller tells the peer and closes. With ``replicas`` (cluster
+    mode), a hello from ``domain`` itself is another replica of this domain: its proof is
+    checked against this domain's own key document, which all replicas share."""
     hello = decode_hello(first)  # the shell only hands over what decodes as one
     origin = hello.origin.lower()
-    if hello.target.lower() != domain or origin == domain:
+    if hello.target.lower() != domain or (origin == domain and not replicas):
         raise Refused(FED_AUTH, f"this node serves {domain}")
     challenge = peerlink.issue(fresh, domain, pin, now_ms())
     data: bytes | None = None

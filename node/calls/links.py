@@ -39,6 +39,14 @@ first to its ``forward_link``, which takes those of the link's meeting senders; 
 are the bridges'. :meth:`MediaLinks.room_link` opens or reuses the link to a meeting's
 anchor as ``bridge`` does; a link that closes takes its senders out of the rooms.
 
+Replicas (issue 18, item 4): in cluster mode (:attr:`MediaLinks.accept_replicas`) a peer
+may also be another replica of this domain (``ReplicaPeer``: ``room_link`` dials the
+internal address it announced, pinned to this domain's own QUIC key; the proof is by this
+domain's own server key, and the accepting replica checks it against its own document).
+Such a link (``kind`` ``replica``) carries the meeting rooms placed on that replica
+(``node.sfu.placement``); an inbound one is never reused for dialling (its peer's replica
+id is not told).
+
 Refusals of :meth:`MediaLinks.bridge` are :class:`~node.errors.NodeError`: ``fed.policy``
 (the domain is not a peer), ``fed.unavailable`` / ``fed.key_document`` (its key document),
 ``call.unreachable`` (no QUIC endpoint, no connection, link refused, no answer to the join
@@ -50,18 +58,24 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Final, Protocol
+from typing import Final
 from urllib.parse import urlsplit
 
 import trio
 
 from federation.errors import FederationError, KeyDocumentError, PolicyRefused
 from federation.keyring import Keyring, VerifiedDocument
-from node.calls.core import CallRelay
 from node.calls.events import Ended
 from node.calls.linkauth import LinkSigner, Refused, accept_link, prove_link, send_quietly
-from node.calls.peering import LinkBridges, Step
+from node.calls.peering import (
+    DOMAIN_KIND,
+    LINK_KINDS,
+    REPLICA_KIND,
+    LinkPeer,
+    ReplicaPeer,
+    Step,
+)
+from node.calls.peerlink import LinkCounters, LinkMeetings, PeerLink, Waiter
 from node.calls.shell import FORWARD_BATCH, CallService, wall_clock_ms
 from node.errors import CALL_UNREACHABLE, FED_POLICY, FED_UNAVAILABLE, NodeError
 from transport import (
@@ -75,7 +89,7 @@ from transport import (
 from transport import connect_quic as _connect_quic
 from trust.media import media_endpoint
 from trust.peerlink import CHALLENGE_SIZE
-from wire import WireError, encode
+from wire import WireError
 from wire.calls import LegRef
 from wire.media_link import (
     BRIDGE_MESSAGES,
@@ -83,8 +97,6 @@ from wire.media_link import (
     CLOSE_LINK_PROTOCOL,
     CLOSE_LINK_REJECTED,
     LinkRejected,
-    LinkRoomMessage,
-    LinkTraffic,
     decode_link_traffic,
 )
 
@@ -95,68 +107,6 @@ JOIN_TIMEOUT: Final = 5.0
 HANDSHAKE_TIMEOUT: Final = 10.0
 """Seconds for a link's hello, challenge, proof and answer (``trust.peerlink`` allows
 ``PROOF_WINDOW_MS`` for the proof alone)."""
-OUTBOX: Final = 256
-"""Bridge messages queued for a link's writer; a peer that does not read is closed."""
-
-
-@dataclass
-class LinkCounters:
-    """Links opened (by direction), and links that failed to open (by reason)."""
-
-    connects: dict[str, int] = field(default_factory=dict)
-    failures: dict[str, int] = field(default_factory=dict)
-
-    def count(self, table: dict[str, int], key: str) -> None:
-        table[key] = table.get(key, 0) + 1
-
-
-class LinkMeetings(Protocol):
-    """Who takes the meeting traffic of the links (``node.sfu.shell.MeetingService``)."""
-
-    def receive_link(self, link: PeerLink, message: LinkRoomMessage) -> None:
-        """A room message that arrived on ``link``."""
-
-    async def forward_link(self, link: PeerLink, batch: Sequence[bytes]) -> list[bytes]:
-        """Forward the meeting datagrams of ``batch``; the others, for the bridges."""
-
-    def link_down(self, link: PeerLink) -> None:
-        """``link`` closed."""
-
-
-@dataclass(eq=False)
-class _Waiter:
-    """A ``bridge`` call waiting for the answer to its ``LinkJoin``."""
-
-    done: trio.Event = field(default_factory=trio.Event)
-    code: str | None = None
-
-
-class PeerLink:
-    """One authenticated link to a peer domain: the ``Conn`` and ``Owner`` of its remote
-    legs in the relay (compared by identity; it names a domain, never an account)."""
-
-    def __init__(self, core: CallRelay, domain: str, channel: QuicChannel, outbound: bool):
-        self.domain = domain
-        self.channel = channel
-        self.outbound = outbound
-        self.bridges = LinkBridges(core, self, domain)
-        self.waiters: dict[int, _Waiter] = {}
-        self._out, self.outbox = trio.open_memory_channel[bytes](OUTBOX)
-
-    def __repr__(self) -> str:
-        return f"PeerLink({self.domain}, {'outbound' if self.outbound else 'inbound'})"
-
-    def send(self, message: LinkTraffic) -> None:
-        """Queue ``message`` for the writer; a link whose peer does not read is closed."""
-        try:
-            self._out.send_nowait(encode(message))
-        except trio.WouldBlock:
-            self.channel.close(CLOSE_LINK_PROTOCOL, "link backlog")
-        except (trio.ClosedResourceError, trio.BrokenResourceError):
-            pass  # the link is closing: its bridges end with it
-
-    def close_outbox(self) -> None:
-        self._out.close()
 
 
 class MediaLinks:
@@ -182,9 +132,11 @@ class MediaLinks:
         self._keyring, self._signer, self._random, self._now = keyring, signer, random, now_ms
         self._settings = settings
         self._join_timeout, self._handshake_timeout = join_timeout, handshake_timeout
-        self._links: dict[str, PeerLink] = {}
+        self._links: dict[str | bytes, PeerLink] = {}
         self._open: set[PeerLink] = set()
-        self._locks: dict[str, trio.Lock] = {}
+        self._locks: dict[str | bytes, trio.Lock] = {}
+        self.accept_replicas = False
+        """Cluster mode (``node.server``): accept links from this domain's other replicas."""
         self._nursery: trio.Nursery | None = None
         self._sockets: trio.Nursery | None = None
         self.meetings: LinkMeetings | None = None
@@ -194,6 +146,13 @@ class MediaLinks:
     def links_up(self) -> int:
         """Links open now (both directions)."""
         return len(self._open)
+
+    def kinds_up(self) -> dict[str, int]:
+        """Links open now, by kind (``domain``, ``replica``)."""
+        kinds = dict.fromkeys(LINK_KINDS, 0)
+        for link in self._open:
+            kinds[link.kind] += 1
+        return kinds
 
     def link(self, domain: str) -> PeerLink | None:
         """The open link to ``domain`` that ``bridge`` would use, if any."""
@@ -235,7 +194,7 @@ class MediaLinks:
             return
         link = await self._link_to(domain)
         join = link.bridges.request(leg_id, target.leg_id, self._now())
-        waiter = link.waiters[join.channel] = _Waiter()
+        waiter = link.waiters[join.channel] = Waiter()
         try:
             link.send(join)
             with trio.move_on_after(self._join_timeout):
@@ -249,10 +208,13 @@ class MediaLinks:
         if waiter.code is not None:
             raise NodeError(waiter.code, f"{domain} did not join the call leg")
 
-    async def room_link(self, domain: str) -> PeerLink:
-        """The open link to ``domain`` for a meeting room anchored there, opened now if
-        there is none (refusals as :meth:`bridge`'s)."""
-        domain = domain.lower()
+    async def room_link(self, peer: LinkPeer) -> PeerLink:
+        """The open link to ``peer`` for a meeting room held there, opened now if there is
+        none (refusals as :meth:`bridge`'s): a peer domain where the room is anchored, or
+        the replica of this domain that holds the room (``ReplicaPeer``)."""
+        if isinstance(peer, ReplicaPeer):
+            return await self._link_to(peer)
+        domain = peer.lower()
         if domain == self.domain:
             raise NodeError(CALL_UNREACHABLE, "a meeting room of this node needs no link")
         return await self._link_to(domain)
@@ -279,6 +241,7 @@ class MediaLinks:
                 now_ms=self._now,
                 documents=self._document,
                 limit=self._handshake_timeout,
+                replicas=self.accept_replicas,
             )
         except Refused as refusal:
             self.counters.count(self.counters.failures, "inbound_" + refusal.code)
@@ -286,26 +249,35 @@ class MediaLinks:
             await send_quietly(channel, LinkRejected(refusal.code, refusal.message))
             channel.close(CLOSE_LINK_REJECTED, refusal.code)
             return
-        link = PeerLink(self.core, domain, channel, outbound=False)
+        kind = REPLICA_KIND if domain == self.domain else DOMAIN_KIND
+        link = PeerLink(self.core, domain, channel, outbound=False, kind=kind)
         self._up(link)
         await self._serve(link)
 
     # --- outbound -----------------------------------------------------------------------
 
-    async def _link_to(self, domain: str) -> PeerLink:
-        """The open link to ``domain``, opened now if there is none."""
-        link = self.link(domain)
+    def _open_link(self, key: str | bytes) -> PeerLink | None:
+        link = self._links.get(key)
+        return None if link is None or link.bridges.closed else link
+
+    async def _link_to(self, peer: LinkPeer) -> PeerLink:
+        """The open link to ``peer``, opened now if there is none."""
+        key = peer.replica if isinstance(peer, ReplicaPeer) else peer
+        link = self._open_link(key)
         if link is not None:
             return link
-        async with self._locks.setdefault(domain, trio.Lock()):
-            link = self.link(domain)
+        async with self._locks.setdefault(key, trio.Lock()):
+            link = self._open_link(key)
             if link is not None:
                 return link
             try:
-                link = await self._dial(domain)
+                if isinstance(peer, ReplicaPeer):
+                    link = await self._dial_replica(peer)
+                else:
+                    link = await self._dial(peer)
             except NodeError as exc:
                 self.counters.count(self.counters.failures, "outbound_" + exc.code)
-                log.warning("media link failed", extra={"domain": domain, "code": exc.code})
+                log.warning("media link failed", extra={"domain": str(peer), "code": exc.code})
                 raise
             self._up(link)
             self._spawn().start_soon(self._serve, link)
@@ -324,6 +296,42 @@ class MediaLinks:
         except PeerKeyMismatch:
             raise NodeError(CALL_UNREACHABLE, f"{domain}'s QUIC key is not its pin") from None
 
+    async def _dial_replica(self, peer: ReplicaPeer) -> PeerLink:
+        """Connect to another replica of this domain at its announced internal address:
+        TLS pinned to this domain's own QUIC key (every replica has it), the proof by this
+        domain's own server key (checked against its own document on the other side)."""
+        endpoint = media_endpoint((await self._document(self.domain)).doc)
+        if endpoint is None:
+            raise NodeError(CALL_UNREACHABLE, "this domain lists no QUIC endpoint")
+        pin = PinnedKey.from_sha256(endpoint.pin)
+        try:
+            channel = await _connect_quic(
+                self._socket_nursery(), peer.address, peer.port, pin=pin, settings=self._settings
+            )
+        except PeerKeyMismatch:
+            raise NodeError(CALL_UNREACHABLE, "a replica presented another QUIC key") from None
+        except (TransportError, OSError):
+            raise NodeError(CALL_UNREACHABLE, "the replica did not answer") from None
+        await self._prove(channel, self.domain, endpoint.pin)
+        return PeerLink(
+            self.core, self.domain, channel, True, replica=peer.replica, kind=REPLICA_KIND
+        )
+
+    async def _prove(self, channel: QuicChannel, target: str, pin: bytes) -> None:
+        """Prove this node to the accepter of ``channel``; close it on any failure."""
+        try:
+            await prove_link(
+                channel,
+                origin=self.domain,
+                target=target,
+                target_pin=pin,
+                signer=self._signer(),
+                limit=self._handshake_timeout,
+            )
+        except BaseException:  # refused, or the bridge was cancelled: no half-open link
+            channel.close(CLOSE_LINK_DONE, "link not set up")
+            raise
+
     async def _dial_endpoint(self, domain: str, verified: VerifiedDocument) -> PeerLink:
         """A proved link to the endpoint ``verified`` lists, on the first host that
         answers; :class:`PeerKeyMismatch` as soon as one presents another key."""
@@ -340,18 +348,7 @@ class MediaLinks:
                 raise
             except (TransportError, OSError):
                 continue
-            try:
-                await prove_link(
-                    channel,
-                    origin=self.domain,
-                    target=domain,
-                    target_pin=endpoint.pin,
-                    signer=self._signer(),
-                    limit=self._handshake_timeout,
-                )
-            except BaseException:  # refused, or the bridge was cancelled: no half-open link
-                channel.close(CLOSE_LINK_DONE, "link not set up")
-                raise
+            await self._prove(channel, domain, endpoint.pin)
             return PeerLink(self.core, domain, channel, outbound=True)
         raise NodeError(CALL_UNREACHABLE, f"no media endpoint of {domain} answered")
 
@@ -385,12 +382,14 @@ class MediaLinks:
     # --- a link's life ------------------------------------------------------------------
 
     def _up(self, link: PeerLink) -> None:
-        self._links[link.domain] = link
+        if link.key is not None:
+            self._links[link.key] = link
         self._open.add(link)
         self.service.attach(link, link.channel)
         direction = "outbound" if link.outbound else "inbound"
         self.counters.count(self.counters.connects, direction)
-        log.info("media link up", extra={"domain": link.domain, "direction": direction})
+        extra = {"domain": link.domain, "direction": direction, "kind": link.kind}
+        log.info("media link up", extra=extra)
 
     async def _serve(self, link: PeerLink) -> None:
         """Carry the link's bridge messages and datagrams until it closes; then end it."""
@@ -439,8 +438,8 @@ class MediaLinks:
 
     def _down(self, link: PeerLink) -> None:
         """The link closed: end its bridges, wake its waiting ``bridge`` calls."""
-        if self._links.get(link.domain) is link:
-            del self._links[link.domain]
+        if link.key is not None and self._links.get(link.key) is link:
+            del self._links[link.key]
         self._open.discard(link)
         self.service.detach(link)
         link.close_outbox()

@@ -59,6 +59,26 @@ class Step:
 NOTHING: Final = Step()
 
 
+@dataclass(frozen=True, slots=True)
+class ReplicaPeer:
+    """Another replica of this node's own domain, as a media link's peer (issue 18, item
+    4; docs/kubernetes.md "The leg's replica"): its replica id and the internal media
+    address it announced (``MediaPlacement.announce_media``). A link to it is made as one
+    to a peer domain, with this domain's own pin and server key on both ends."""
+
+    replica: bytes
+    address: str
+    port: int
+
+
+LinkPeer = str | ReplicaPeer
+"""Who a media link goes to: a peer domain (its name) or a replica of this domain."""
+DOMAIN_KIND: Final = "domain"
+REPLICA_KIND: Final = "replica"
+LINK_KINDS: Final = (DOMAIN_KIND, REPLICA_KIND)
+"""The kinds of media links (``/metrics``)."""
+
+
 class LinkBridges:
     """The bridges of one link (``link``, to the peer domain ``domain``) in the relay."""
 

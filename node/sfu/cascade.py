@@ -125,8 +125,10 @@ class Rooms(Protocol):
     def core(self, key: bytes) -> Sfu:
         """The core of the room ``key``, created if it has none yet."""
 
-    def anchored(self, room: bytes) -> bool:
-        """Whether ``room`` is a live room anchored at this node."""
+    def anchored(self, room: bytes, link: Hashable) -> bool:
+        """Whether ``room`` is a live room that ``link``'s far side may join here: one
+        anchored at this node (for a link of another replica of this domain, also the
+        local room of a room anchored elsewhere, when this replica holds it)."""
 
 
 @dataclass(slots=True, eq=False)
@@ -169,6 +171,11 @@ class Cascade:
     def linked(self, key: bytes) -> bool:
         """Whether a link is in the room ``key`` (joined, or joining)."""
         return bool(self._ports.get(key))
+
+    def hosting(self, key: bytes) -> bool:
+        """Whether a far side has joined the room ``key`` here (a member node, or another
+        replica of this domain): the room lives on for it."""
+        return any(held.anchored for held in self._ports.get(key, {}).values())
 
     def joined(self, link: Hashable, key: bytes) -> bool:
         """Whether the room ``key`` is joined on ``link``."""
@@ -286,6 +293,21 @@ class Cascade:
             sends.append(Send(held.port.link, RoomEnd(held.room, held.yours)))
         return sends
 
+    def leave(self, link: Hashable, key: bytes) -> Step:
+        """Leave the room ``key`` on ``link`` (its holder is no longer there, though the
+        link is up): ``RoomEnd`` to the far side, and the port leaves as at a link down."""
+        step = Step()
+        held = self._membership(link, key)
+        if held is None:
+            return step
+        step.sends.append(Send(link, RoomEnd(held.room, held.yours)))
+        if held.joined:
+            self._drop(held, step)
+        else:
+            self._release(held)
+            step.answers.append(Answer(key, CALL_UNREACHABLE))
+        return step
+
     def link_down(self, link: Hashable) -> Step:
         """``link`` closed: its ports leave their rooms, their senders are gone for the
         other links, pending joins are answered ``call.unreachable``."""
@@ -307,7 +329,7 @@ class Cascade:
         if (room, True) in state.wire:
             step.sends.append(Send(link, RoomJoined(room)))  # a repeat: the same answer
             return
-        if not self._rooms.anchored(room):
+        if not self._rooms.anchored(room, link):
             step.sends.append(Send(link, RoomRefused(room, MEETING_NO_ROOM)))
             return
         held = _Membership(Port(link, room), room, anchored=True, joined=True)

@@ -17,6 +17,9 @@ Room messages that arrive on a link, and the link going, come through
 is carried out here: messages onto their links, notices to the shell's pending list (sent
 at its next tick), answers to waiting joins, emptied rooms to the shell's end check.
 
+:meth:`LinkRooms.enter_at` joins the same way at another replica of this domain that
+holds the room (cluster mode, ``node.sfu.placement``), naming the room by its key there.
+
 A local room whose link to the anchor went (its participants meet only each other then)
 is joined again by :meth:`LinkRooms.run` every :data:`REJOIN_INTERVAL` seconds while it
 holds a leg, over a new link; the anchor learns its senders again at the join.
@@ -25,12 +28,13 @@ holds a leg, over a new link; the anchor learns its senders again at the join.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Protocol, cast
 
 import trio
 
+from node.calls.peering import LinkPeer, ReplicaPeer
 from node.errors import CALL_UNAVAILABLE, CALL_UNREACHABLE, NodeError
 from node.sfu.cascade import Cascade, Send, Step, room_key
 from node.sfu.model import Notice
@@ -60,9 +64,13 @@ class MeetingLink(Protocol):
 
 
 class LinkOpener(Protocol):
-    """Who opens the media link to a domain (``node.calls.links.MediaLinks``)."""
+    """Who opens the media link to a domain or a replica (``node.calls.links.MediaLinks``)."""
 
-    async def room_link(self, domain: str) -> MeetingLink: ...
+    async def room_link(self, peer: LinkPeer) -> MeetingLink: ...
+
+
+Rejoin = Callable[[str, bytes], Awaitable[object]]
+"""``rejoin(anchor, room)``: join again a local room that lost its upstream link."""
 
 
 @dataclass(eq=False)
@@ -73,9 +81,14 @@ class _Join:
 
 @dataclass(frozen=True)
 class _Remote:
+    """A local room joined upstream: the meeting's ``anchor`` domain and ``room`` id, the
+    ``link`` to where it is joined, and that ``peer`` (the anchor's node, or the replica
+    of this domain holding the room)."""
+
     anchor: str
     room: bytes
     link: MeetingLink
+    peer: LinkPeer
 
 
 def link_of(port_link: Hashable) -> MeetingLink:
@@ -101,13 +114,47 @@ class LinkRooms:
         self._join_timeout = join_timeout
         self._remote: dict[bytes, _Remote] = {}
         self._joins: dict[bytes, _Join] = {}
+        self.rejoin: Rejoin = self._enter_again
+        """What :meth:`run` does with an orphan (the shell's, in cluster mode: it places
+        the room again, since its holder may have gone)."""
         self.bytes: dict[str, int] = dict.fromkeys(DIRECTIONS, 0)
         """Bytes of meeting datagrams received from (``in``) and sent on (``out``) links."""
         self.datagrams: dict[str, int] = dict.fromkeys(DIRECTIONS, 0)
 
     def is_remote(self, key: bytes) -> bool:
-        """Whether ``key`` is a local room of a room anchored at another domain."""
+        """Whether ``key`` is a local room joined upstream (at another domain, or at the
+        replica of this domain that holds it)."""
         return key in self._remote
+
+    def joined(self, key: bytes) -> bool:
+        """Whether the local room ``key`` is joined upstream now."""
+        remote = self._remote.get(key)
+        return remote is not None and self.cascade.joined(remote.link, key)
+
+    def held_at_replica(self, key: bytes) -> bool:
+        """Whether ``key`` is joined at (or was, and will be again at) another replica of
+        this domain: not held here."""
+        remote = self._remote.get(key)
+        return remote is not None and isinstance(remote.peer, ReplicaPeer)
+
+    def at_replicas(self) -> list[tuple[bytes, bytes]]:
+        """``(key, replica id)`` of the local rooms joined at another replica now."""
+        return [
+            (key, remote.peer.replica)
+            for key, remote in self._remote.items()
+            if isinstance(remote.peer, ReplicaPeer) and self.cascade.joined(remote.link, key)
+        ]
+
+    def let_go(self, key: bytes) -> None:
+        """Leave the upstream of ``key`` (its holder is not the replica it is joined at any
+        more): the room is an orphan, placed again by :meth:`run`."""
+        remote = self._remote.get(key)
+        if remote is not None:
+            self.apply(self.cascade.leave(remote.link, key))
+
+    def detach(self, key: bytes) -> None:
+        """Forget the upstream of the orphan ``key``: it has been placed on this replica."""
+        self._remote.pop(key, None)
 
     def joining(self, key: bytes) -> bool:
         """Whether a join of ``key`` waits for the anchor."""
@@ -116,7 +163,12 @@ class LinkRooms:
     async def enter(self, anchor: str, room: bytes) -> bytes:
         """The local key of ``room`` anchored at ``anchor``, joined there (see the module
         docstring for the refusals)."""
-        key = room_key(anchor, room)
+        return await self.enter_at(room_key(anchor, room), anchor.lower(), room, anchor.lower())
+
+    async def enter_at(self, key: bytes, anchor: str, room: bytes, peer: LinkPeer) -> bytes:
+        """Join the local room ``key`` (of ``room`` anchored at ``anchor``) at ``peer``:
+        the anchor's node (the link names ``room``), or the replica of this domain that
+        holds ``key`` (the link names ``key``, that replica's room)."""
         while True:
             remote = self._remote.get(key)
             if remote is not None and self.cascade.joined(remote.link, key):
@@ -126,8 +178,8 @@ class LinkRooms:
                 break
             await waiting.done.wait()
             if waiting.code is not None:
-                raise NodeError(waiting.code, f"the meeting room at {anchor} was not joined")
-        await self._join(key, anchor.lower(), room)
+                raise NodeError(waiting.code, f"the meeting room at {peer} was not joined")
+        await self._join(key, anchor, room, peer)
         return key
 
     def orphans(self, live: Callable[[bytes], bool]) -> list[tuple[str, bytes]]:
@@ -155,7 +207,10 @@ class LinkRooms:
 
     async def _rejoin(self, anchor: str, room: bytes) -> None:
         with contextlib.suppress(NodeError):  # tried again later
-            await self.enter(anchor, room)
+            await self.rejoin(anchor, room)
+
+    async def _enter_again(self, anchor: str, room: bytes) -> None:
+        await self.enter(anchor, room)
 
     def forget(self, key: bytes) -> list[Send]:
         """The local room ``key`` ended: ``RoomEnd`` to the links in it."""
@@ -193,19 +248,21 @@ class LinkRooms:
         self.datagrams[direction] += len(datagrams)
         self.bytes[direction] += sum(map(len, datagrams))
 
-    async def _join(self, key: bytes, anchor: str, room: bytes) -> None:
+    async def _join(self, key: bytes, anchor: str, room: bytes, peer: LinkPeer) -> None:
         if self.opener is None:
             raise NodeError(CALL_UNAVAILABLE, "this node links no meetings to other domains")
         waiting = self._joins[key] = _Join()
+        previous = self._remote.get(key)
         link: MeetingLink | None = None
         try:
             try:
-                link = await self.opener.room_link(anchor)
+                link = await self.opener.room_link(peer)
             except NodeError as refusal:
                 waiting.code = refusal.code
                 raise
-            self._remote[key] = _Remote(anchor, room, link)
-            self.send([self.cascade.join(link, key, room)])
+            self._remote[key] = _Remote(anchor, room, link, peer)
+            wire = key if isinstance(peer, ReplicaPeer) else room
+            self.send([self.cascade.join(link, key, wire)])
             with trio.move_on_after(self._join_timeout):
                 await waiting.done.wait()
         finally:
@@ -216,6 +273,10 @@ class LinkRooms:
                 if link is not None:
                     self.cascade.abandon(link, key)
         if waiting.code is not None:
-            if not self.cascade.linked(key):
+            if self.cascade.linked(key):
+                pass
+            elif previous is not None and isinstance(previous.peer, ReplicaPeer):
+                self._remote[key] = previous  # an orphan of a replica: placed again later
+            else:
                 self._remote.pop(key, None)
-            raise NodeError(waiting.code, f"the meeting room at {anchor} was not joined")
+            raise NodeError(waiting.code, f"the meeting room at {peer} was not joined")

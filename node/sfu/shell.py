@@ -36,31 +36,38 @@ their deadline; a room ends when its last leg does.
 Cascade (``node.sfu.cascade``, ``node.sfu.linkrooms``): :meth:`MeetingService.join_at`
 joins a room anchored at another domain over the media link to it; a link's datagrams go
 through :meth:`forward_link` and the room's core as a participant's do.
+
+Replicas (cluster mode, :attr:`MeetingService.placement` set; ``node.sfu.placement``):
+every join first places its room (its local key) in the shared store. The replica that
+holds it serves it as above; any other keeps a local room for its own participants and
+joins the holder's over a media link to that replica, with the same cascade. A local room
+whose link to its holder went is placed again at the next rejoin (``LinkRooms.run``): the
+holder if it is still there, else this replica once the old hold has expired.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Final, Protocol
+from typing import Final
 
 import trio
 
 from node.calls.legs import Bound, Conn, Leg, Owner
+from node.calls.peering import REPLICA_KIND
 from node.calls.shell import wall_clock_ms
-from node.errors import CALL_NO_LEG, NodeError
+from node.errors import CALL_NO_LEG, CALL_UNAVAILABLE, NodeError
 from node.sfu.cascade import Cascade, Port
 from node.sfu.core import Sfu
 from node.sfu.linkrooms import DIRECTIONS, LinkRooms, MeetingLink, link_of
+from node.sfu.members import Member, PushShell, read_requests, send_control
 from node.sfu.model import (
     DropReason,
-    KeyframeRequest,
-    LayerNotice,
     LayerSpec,
     MeetingStats,
     Notice,
     VideoRequest,
 )
+from node.sfu.placement import RoomPlacement
 from node.sfu.rooms import MeetingLeg, MeetingLegs
 from transport import MediaTransport, QuicChannel, TransportError
 from wire import WireError, encode
@@ -70,14 +77,10 @@ from wire.media_control import (
     CLOSE_MALFORMED_CONTROL,
     CLOSE_REBOUND,
     MediaBound,
-    MediaKeyframe,
-    MediaLayer,
     MediaRefused,
     decode_bind,
-    decode_meeting_control,
 )
 from wire.media_link import LinkRoomMessage
-from wire.relay_meetings import MeetingKeyframe, MeetingLayer
 
 TICK_INTERVAL: Final = 0.1
 """Seconds between two ticks of every room (the core recomputes speakers every 300 ms)."""
@@ -87,24 +90,6 @@ SEND_FAILED: Final = "send_failed"
 """A drop reason of the shell: a copy whose destination had gone or was too far behind."""
 NO_ROOM: Final = "no_room"
 """A drop reason of the shell: a datagram on a connection that carries no meeting leg."""
-
-
-class PushShell(Protocol):
-    """What a client WebSocket offers here: a frame pushed unasked (``ClientShell``)."""
-
-    def __hash__(self) -> int: ...
-
-    def push(self, frame: object) -> None: ...
-
-
-@dataclass(slots=True, eq=False)
-class _Member:
-    """A media connection in the meetings: where its copies go and how it gets notices."""
-
-    out: MediaTransport | None
-    quic: QuicChannel | None
-    shell: PushShell | None
-    senders: dict[int, MeetingLeg] = field(default_factory=dict)
 
 
 def _ignore(owner: Owner, leg_id: bytes) -> None:
@@ -129,7 +114,7 @@ class MeetingService:
         self.on_ended: Callable[[Owner, bytes], object] = _ignore
         """Told ``(owner, leg_id)`` of every leg that expired (the node pushes ``LegEnded``)."""
         self.rooms: dict[bytes, Sfu] = {}
-        self._members: dict[Conn, _Member] = {}
+        self._members: dict[Conn, Member] = {}
         self._pending: list[Notice] = []
         self._retired_forwarded = 0
         self._retired_bytes = 0
@@ -140,6 +125,8 @@ class MeetingService:
         self._delivered_bytes = 0
         self.cascade = Cascade(self)
         self.remote = LinkRooms(self.cascade, pending=self._queue, emptied=self._emptied)
+        self.placement: RoomPlacement | None = None
+        """Set by ``node.server`` in cluster mode: rooms are placed on one replica."""
         legs.taken = self._sender_taken
 
     # --- requests (from /v1/client) ----------------------------------------------------------
@@ -155,16 +142,28 @@ class MeetingService:
     async def join_at(
         self, owner: Owner, anchor: str, room: bytes, layers: tuple[LayerSpec, ...]
     ) -> Leg:
-        """``MeetingJoinAt``: a new leg of ``owner`` in ``room`` anchored at ``anchor``'s
-        node, joined there first if this node is not the anchor (``node.sfu.linkrooms``)."""
-        if not anchor or anchor.lower() == self.domain:
+        """``MeetingJoinAt`` (and ``MeetingJoin``, with no ``anchor``): a new leg of
+        ``owner`` in ``room`` anchored at ``anchor``'s node, joined there first if this
+        node is not the anchor (``node.sfu.linkrooms``); in cluster mode the room is
+        placed first (module docstring)."""
+        here = not anchor or anchor.lower() == self.domain
+        if self.placement is not None:
+            key = await self._place(self.domain if here else anchor.lower(), room)
+        elif here:
             return self.join(owner, room, layers)
-        key = await self.remote.enter(anchor, room)
+        else:
+            key = await self.remote.enter(anchor, room)
         try:
             return self.legs.join(owner, key, layers, self._now())
         except (NodeError, ValueError):
             self._end_room_if_empty(key)
             raise
+
+    async def _place(self, anchor: str, room: bytes) -> bytes:
+        """Place ``room`` (cluster mode; ``RoomPlacement.place``): its local key."""
+        if self.placement is None:
+            raise NodeError(CALL_UNAVAILABLE, "this node places no rooms")
+        return await self.placement.place(self.remote, self._live, anchor, room)
 
     # --- the cascade's view of the rooms (``node.sfu.cascade.Rooms``) ------------------------
 
@@ -175,10 +174,15 @@ class MeetingService:
             core = self.rooms[key] = Sfu(self._now())
         return core
 
-    def anchored(self, room: bytes) -> bool:
-        """Whether ``room`` is a live room of this node (not one anchored elsewhere)."""
-        live = self.legs.has_room(room) or room in self.rooms
-        return live and not self.remote.is_remote(room)
+    def anchored(self, room: bytes, link: object = None) -> bool:
+        """Whether ``room`` is a live room of this node (not one anchored elsewhere), or,
+        for a link of another replica, a local room this replica holds."""
+        if not (self.legs.has_room(room) or room in self.rooms):
+            return False
+        if not self.remote.is_remote(room):
+            return True
+        replica = getattr(link, "kind", None) == REPLICA_KIND
+        return replica and not self.remote.held_at_replica(room)
 
     def leave(self, owner: Owner, leg_id: bytes) -> None:
         """``MeetingLeave``: the leg ends; its media connection leaves the room (and, on
@@ -212,14 +216,14 @@ class MeetingService:
             return
         except NodeError as refusal:
             self._refused += 1
-            await _send_control(channel, encode(MediaRefused(refusal.code, refusal.message)))
+            await send_control(channel, encode(MediaRefused(refusal.code, refusal.message)))
             channel.close(CLOSE_BIND_REFUSED, refusal.code)
             return
         leg = binding.leg
         try:
-            self._enter(channel, _Member(channel, channel, None), leg, binding.sender)
+            self._enter(channel, Member(channel, channel, None), leg, binding.sender)
             self._replace(binding.replaced, leg)
-            if await _send_control(channel, encode(MediaBound(leg.leg_id, binding.sender))):
+            if await send_control(channel, encode(MediaBound(leg.leg_id, binding.sender))):
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._read_control, channel, leg, nursery.cancel_scope)
                     await self._read_datagrams(channel)
@@ -234,7 +238,7 @@ class MeetingService:
         """``LegAttach`` of a meeting leg: the WebSocket ``shell`` carries its media, sent
         out through ``sink``. Refused as a QUIC bind."""
         binding = self.legs.bind(shell, leg_id, secret, self._now())
-        member = self._members.get(shell) or _Member(sink, None, shell)
+        member = self._members.get(shell) or Member(sink, None, shell)
         self._enter(shell, member, binding.leg, binding.sender)
         self._replace(binding.replaced, binding.leg)
         return Bound(leg_id, binding.sender)
@@ -318,6 +322,9 @@ class MeetingService:
         whose link to their anchor went, ``LinkRooms.run``), until cancelled."""
         async with trio.open_nursery() as nursery:
             await nursery.start(self.remote.run, self.legs.has_room)
+            if self.placement is not None:
+                self.remote.rejoin = self._place
+                await nursery.start(self.placement.run, self._live, self.remote)
             task_status.started()
             while True:
                 await trio.sleep(self._tick_interval)
@@ -331,6 +338,8 @@ class MeetingService:
             self._end_room_if_empty(leg.room)
         for core in self.rooms.values():
             self._pending += core.tick(now)
+        if self.placement is not None:
+            await self.placement.release_ended()
         notices, self._pending = self._pending, []
         self.remote.send(self.cascade.notices(notices))  # those for links' ports
         for notice in notices:
@@ -362,7 +371,7 @@ class MeetingService:
 
     # --- internals ---------------------------------------------------------------------------
 
-    def _enter(self, conn: Conn, member: _Member, leg: MeetingLeg, sender: int) -> None:
+    def _enter(self, conn: Conn, member: Member, leg: MeetingLeg, sender: int) -> None:
         """``conn`` (bound to ``leg`` as ``sender``) joins the room's core."""
         self._binds += 1
         self._members[conn] = member
@@ -410,6 +419,9 @@ class MeetingService:
                 del self._members[conn]
             self.remote.send(self.cascade.senders_removed(room, conn, gone))
 
+    def _live(self, room: bytes) -> bool:
+        return self.legs.has_room(room) or room in self.rooms
+
     def _queue(self, notices: Sequence[Notice]) -> None:
         self._pending += notices  # sent at the next tick
 
@@ -424,9 +436,11 @@ class MeetingService:
     def _end_room_if_empty(self, room: bytes) -> None:
         if self.legs.has_room(room) or self.remote.joining(room):
             return
-        if self.cascade.linked(room) and not self.remote.is_remote(room):
-            return  # anchored here: the other domains' participants hold it
+        if self.cascade.hosting(room):
+            return  # joined here: the other domains' (or replicas') participants hold it
         self.remote.send(self.remote.forget(room))
+        if self.placement is not None:
+            self.placement.ended(room)
         core = self.rooms.pop(room, None)
         if core is None:
             return
@@ -439,18 +453,8 @@ class MeetingService:
     async def _notify(self, notice: Notice) -> None:
         """Send ``notice`` to its sender's media connection (if it is still there)."""
         member = self._members.get(notice.conn)
-        leg = member.senders.get(notice.sender) if member is not None else None
-        if member is None or leg is None:
-            return
-        if member.quic is not None:
-            message: MediaLayer | MediaKeyframe
-            if isinstance(notice, LayerNotice):
-                message = MediaLayer(notice.sender, notice.layer, notice.active)
-            else:
-                message = MediaKeyframe(notice.sender, notice.layer)
-            await _send_control(member.quic, encode(message))
-        elif member.shell is not None:
-            member.shell.push(_push_of(notice, leg.leg_id))
+        if member is not None:
+            await member.notify(notice)
 
     async def _read_datagrams(self, channel: QuicChannel) -> None:
         while True:
@@ -464,31 +468,9 @@ class MeetingService:
         self, channel: QuicChannel, leg: MeetingLeg, scope: trio.CancelScope
     ) -> None:
         """``MediaVideo`` requests on the control stream; anything else closes."""
-        while True:
-            try:
-                data = await channel.receive_control()
-            except TransportError:
-                return
-            try:
-                video = decode_meeting_control(data)
-                request = VideoRequest(video.max_videos, video.max_height, video.budget_kbps)
-            except (WireError, ValueError):
-                channel.close(CLOSE_MALFORMED_CONTROL, "malformed control message")
-                scope.cancel()
-                return
+
+        def apply(request: VideoRequest) -> None:
             if leg.conn is channel:
                 self._apply(leg, request)
 
-
-def _push_of(notice: Notice, leg_id: bytes) -> MeetingLayer | MeetingKeyframe:
-    if isinstance(notice, KeyframeRequest):
-        return MeetingKeyframe(leg_id, notice.sender, notice.layer)
-    return MeetingLayer(leg_id, notice.sender, notice.layer, notice.active)
-
-
-async def _send_control(channel: QuicChannel, message: bytes) -> bool:
-    try:
-        await channel.send_control(message)
-    except TransportError:
-        return False
-    return True
+        await read_requests(channel, scope, apply)

@@ -5,7 +5,7 @@ core, and what crosses each link is counted."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 from typing import Final
 
 from node.sfu import INTERVAL_MS, LayerSpec, Notice, Sfu, VideoRequest
@@ -37,7 +37,7 @@ class Node:
             self.cores[key] = Sfu(self.net.now)
         return self.cores[key]
 
-    def anchored(self, room: bytes) -> bool:
+    def anchored(self, room: bytes, link: Hashable) -> bool:
         return room in self.anchored_rooms
 
     # --- participants --------------------------------------------------------------------
