@@ -192,8 +192,15 @@ class MediaLinks:
         if domain == self.domain:
             self.core.join(leg_id, target.leg_id, self._now())
             return
-        link = await self._link_to(domain)
-        join = link.bridges.request(leg_id, target.leg_id, self._now())
+        await self.bridge_at(domain, leg_id, target.leg_id)
+
+    async def bridge_at(self, peer: LinkPeer, leg_id: bytes, far_leg: bytes) -> PeerLink:
+        """Bridge our client leg ``leg_id`` to the client leg ``far_leg`` held by ``peer``
+        (a peer domain, or another replica of this domain: ``node.calls.replicas``) over
+        the link to it, opened now if there is none; the link. Refusals as :meth:`bridge`."""
+        domain = peer if isinstance(peer, str) else "the replica holding the leg"
+        link = await self._link_to(peer)
+        join = link.bridges.request(leg_id, far_leg, self._now())
         waiter = link.waiters[join.channel] = Waiter()
         try:
             link.send(join)
@@ -207,6 +214,7 @@ class MediaLinks:
             raise NodeError(CALL_UNREACHABLE, f"{domain} did not answer the bridge in time")
         if waiter.code is not None:
             raise NodeError(waiter.code, f"{domain} did not join the call leg")
+        return link
 
     async def room_link(self, peer: LinkPeer) -> PeerLink:
         """The open link to ``peer`` for a meeting room held there, opened now if there is
