@@ -246,7 +246,7 @@ async def _place_meetings(
         return
     address = relay.config.media_internal_host()
     if address is None:
-        log.warning("meetings are not placed across replicas: set media_internal_address")
+        log.warning("no media across replicas (meetings, calls): set media_internal_address")
         return
     placement = RoomPlacement(
         relay.ports.media_placement, replica, domain=relay.domain, now_ms=relay.now_ms
