@@ -5,6 +5,7 @@ authenticate both ends"; the plan's rendezvous).
     links = MediaLinks(service, "a.example", keyring, lambda: relay.keys, random=...)
     await nursery.start(links.run)              # also: service.accept_links(links)
     await links.bridge(leg_id, LegRef("b.example", far_leg_id))   # the LegBridge handler
+    await links.bridge_at(replica_peer, leg_id, far_leg_id)   # a leg another replica holds
 
 One QUIC link per peer domain, opened on first use and reused by every call in both
 directions; a link that closes ends its bridges (``CallRelay.drop_owner``) and the next

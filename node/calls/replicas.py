@@ -30,7 +30,8 @@ ends on the devices as ``call.failed``.
 A replica that dies without closing its links (a crash, SIGKILL) is noticed by
 :meth:`ReplicaCalls.run`: every :data:`WATCH_INTERVAL` seconds it looks up the media
 address of each replica it bridged calls to, and closes the link to one whose address has
-gone (withdrawn at shutdown, or expired ``MEDIA_TTL`` after its last renewal). The link's
+gone (withdrawn at shutdown, or expired ``node.sfu.placement.MEDIA_TTL_MS`` after its last
+renewal). The link's
 bridges end, and each caller is told ``LegEnded{call.peer_ended}``; without the watch the
 link would end only at the QUIC idle timeout. Store failures of the watch are logged and
 tried again next round (a link is never closed for them).
