@@ -43,6 +43,7 @@ from node.app import App
 from node.calls import CallRelay
 from node.calls.clients import REPLICA_ID_BYTES, ClientLegs
 from node.calls.links import MediaLinks
+from node.calls.replicas import ReplicaCalls
 from node.calls.shell import CallService
 from node.cluster import ClusterPush
 from node.clusterlimits import SharedLimits
@@ -222,6 +223,7 @@ async def _start_calls(
     meetings.remote.opener = links  # meetings anchored at other domains (a cascade)
     links.meetings = meetings
     await _place_meetings(relay, nursery, meetings, links, replica)
+    await _bridge_replicas(relay, nursery, legs, links, replica)
     await nursery.start(meetings.run)
     service.route_meetings(meetings)
     legs.meetings = meetings
@@ -244,7 +246,7 @@ async def _place_meetings(
         return
     address = relay.config.media_internal_host()
     if address is None:
-        log.warning("meetings are not placed across replicas: set media_internal_address")
+        log.warning("no media across replicas (meetings, calls): set media_internal_address")
         return
     placement = RoomPlacement(
         relay.ports.media_placement, replica, domain=relay.domain, now_ms=relay.now_ms
@@ -252,6 +254,21 @@ async def _place_meetings(
     await nursery.start(placement.announce, address, relay.media_port)
     links.accept_replicas = True
     meetings.placement = placement
+
+
+async def _bridge_replicas(
+    relay: Relay, nursery: trio.Nursery, legs: ClientLegs, links: MediaLinks, replica: bytes
+) -> None:
+    """Cluster mode with an announced media address (``_place_meetings`` set it up): a
+    ``LegBridge`` to a leg another replica holds is bridged there over a replica link
+    (``node.calls.replicas``)."""
+    if not links.accept_replicas:
+        return
+    calls = ReplicaCalls(
+        links, relay.ports.call_legs, relay.ports.media_placement, replica, now_ms=relay.now_ms
+    )
+    await nursery.start(calls.run)
+    legs.elsewhere = calls.bridge
 
 
 def meeting_numbers(meetings: MeetingService) -> MeetingNumbers:

@@ -10,7 +10,11 @@ fallback, around :class:`~node.calls.shell.CallService` and its core.
                                                is this node's, else ``legs.bridge(leg_id,
                                                ref)`` (the node-to-node media link's hook;
                                                until one is set: ``call.unreachable``); the
-                                               new leg is ended if the bridge fails
+                                               new leg is ended if the bridge fails. In
+                                               cluster mode a leg of this domain that this
+                                               replica does not hold goes to
+                                               ``legs.elsewhere(leg_id, far_leg)``
+                                               (``node.calls.replicas``)
     hang_up(owner, shell, leg_id)              LegHangUp
     attach(owner, shell, leg_id, secret) -> Bound   LegAttach: the WebSocket becomes the
                                                leg's media connection
@@ -81,6 +85,10 @@ RemoteBridge = Callable[[bytes, LegRef], Awaitable[None]]
 """``bridge(leg_id, target)``: bridge this node's client leg ``leg_id`` to ``target``, a
 leg of another domain's node, over the node-to-node media link; raises ``NodeError``
 (``call.*``, ``fed.*``) if it cannot."""
+ReplicaBridge = Callable[[bytes, bytes], Awaitable[None]]
+"""``elsewhere(leg_id, far_leg)``: bridge this replica's client leg ``leg_id`` to
+``far_leg``, a leg of this domain held by another replica (cluster mode); raises
+``NodeError`` (``call.*``) if it cannot."""
 
 
 async def no_links(leg_id: bytes, target: LegRef) -> None:
@@ -110,6 +118,9 @@ class ClientLegs:
         self.core: CallRelay = service.core
         self.bridge: RemoteBridge = bridge
         """The remote bridge hook (``node.calls.links.MediaLinks.bridge`` once links exist)."""
+        self.elsewhere: ReplicaBridge | None = None
+        """Cluster mode: the bridge to a leg of this domain held by another replica
+        (``node.calls.replicas.ReplicaCalls.bridge``); None: every such leg is local."""
         self.remote_ended: Callable[[Ended], object] = _ignore
         """Told of every ended *remote* leg (a node-to-node link's), for its link."""
         self.meetings: MeetingService | None = None
@@ -150,10 +161,12 @@ class ClientLegs:
         """A new client leg for ``owner`` joined to ``target`` (see the module docstring)."""
         leg = await self.allocate(owner, shell)
         try:
-            if target.domain.lower() == self._domain:
+            if target.domain.lower() != self._domain:
+                await self.bridge(leg.leg_id, target)
+            elif self.elsewhere is None or self.core.leg_counters(target.leg_id) is not None:
                 self.core.join(leg.leg_id, target.leg_id, self._now())
             else:
-                await self.bridge(leg.leg_id, target)
+                await self.elsewhere(leg.leg_id, target.leg_id)
         except BaseException:
             with trio.CancelScope(shield=True):
                 await self._discard(owner, leg.leg_id)

@@ -5,6 +5,7 @@ authenticate both ends"; the plan's rendezvous).
     links = MediaLinks(service, "a.example", keyring, lambda: relay.keys, random=...)
     await nursery.start(links.run)              # also: service.accept_links(links)
     await links.bridge(leg_id, LegRef("b.example", far_leg_id))   # the LegBridge handler
+    await links.bridge_at(replica_peer, leg_id, far_leg_id)   # a leg another replica holds
 
 One QUIC link per peer domain, opened on first use and reused by every call in both
 directions; a link that closes ends its bridges (``CallRelay.drop_owner``) and the next
@@ -192,8 +193,15 @@ class MediaLinks:
         if domain == self.domain:
             self.core.join(leg_id, target.leg_id, self._now())
             return
-        link = await self._link_to(domain)
-        join = link.bridges.request(leg_id, target.leg_id, self._now())
+        await self.bridge_at(domain, leg_id, target.leg_id)
+
+    async def bridge_at(self, peer: LinkPeer, leg_id: bytes, far_leg: bytes) -> PeerLink:
+        """Bridge our client leg ``leg_id`` to the client leg ``far_leg`` held by ``peer``
+        (a peer domain, or another replica of this domain: ``node.calls.replicas``) over
+        the link to it, opened now if there is none; the link. Refusals as :meth:`bridge`."""
+        domain = peer if isinstance(peer, str) else "the replica holding the leg"
+        link = await self._link_to(peer)
+        join = link.bridges.request(leg_id, far_leg, self._now())
         waiter = link.waiters[join.channel] = Waiter()
         try:
             link.send(join)
@@ -207,6 +215,7 @@ class MediaLinks:
             raise NodeError(CALL_UNREACHABLE, f"{domain} did not answer the bridge in time")
         if waiter.code is not None:
             raise NodeError(waiter.code, f"{domain} did not join the call leg")
+        return link
 
     async def room_link(self, peer: LinkPeer) -> PeerLink:
         """The open link to ``peer`` for a meeting room held there, opened now if there is

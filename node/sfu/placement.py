@@ -32,6 +32,7 @@ from typing import Final
 import trio
 
 from node.calls.peering import ReplicaPeer
+from node.calls.replicas import replica_peer
 from node.errors import CALL_UNREACHABLE, MEETING_NO_ROOM, NodeError
 from node.sfu.cascade import room_key
 from node.sfu.linkrooms import LinkRooms
@@ -126,13 +127,7 @@ class RoomPlacement:
     async def peer(self, replica: bytes) -> ReplicaPeer:
         """The media address ``replica`` announced; ``call.unreachable`` if none (it has
         gone, or the store failed)."""
-        try:
-            found = await self.port.media_address(replica, self._now())
-        except StoreError as exc:
-            raise NodeError(CALL_UNREACHABLE, f"media address lookup failed: {exc}") from None
-        if found is None:
-            raise NodeError(CALL_UNREACHABLE, "the replica holding the room is not announced")
-        return ReplicaPeer(replica, found.address, found.port)
+        return await replica_peer(self.port, replica, self._now(), "the room")
 
     def ended(self, room: bytes) -> None:
         """The room ended here: its hold is released at the next round (soon)."""

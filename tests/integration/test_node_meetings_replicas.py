@@ -29,24 +29,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-import httpx
 import pytest
 import trio
 
 from client.app import Client
-from client.enroll import enroll
-from client.store.memory import MemoryStore
 from node.store import RedisStore
-from tests.integration.fedharness import LocalFederation, Person, metric
-from tests.integration.nodeproc import NodeProcess, invite
+from tests.integration.fedharness import metric
+from tests.integration.replicaharness import DOMAIN, Cluster, replica_metrics, two_replicas
 from tests.node.sfu.meetkit import Participant, talk
-from tests.redisproc import RedisServer
 from transport.base import MediaTransport
 from trust.media import media_endpoint
 from wire.relay import LegGrant, MeetingJoin, MeetingLeave, Ok
 
-DOMAIN: Final = "replicas.test"
-EXTRA: Final = 'udp_listen = "127.0.0.1:0"'
 PER_REPLICA: Final = 6
 SPEAKERS: Final = ((0, 0, 5), (0, 3, 15), (1, 1, 25), (1, 4, 35))
 """(replica, participant index, RFC 6464 level) of the four speakers."""
@@ -58,51 +52,10 @@ TIME_LIMIT: Final = 90.0
 pytestmark = pytest.mark.slow
 
 
-@dataclass
-class Cluster:
-    fed: LocalFederation
-    second: NodeProcess
-    redis: RedisServer
-    people: tuple[Person, Person]
-
-    def url(self, replica: int) -> str:
-        if replica == 0:
-            return self.fed.url(DOMAIN)
-        assert self.second.url is not None
-        return self.second.url
-
-
-async def _enroll(data_dir: Path, env: dict[str, str], name: str, url: str, home: Path) -> Person:
-    code = await trio.to_thread.run_sync(lambda: invite(data_dir, name, env=env))
-    store = MemoryStore()
-    address = f"{name}@{DOMAIN}"
-    await enroll(store, address, url, code, "cnsa2")
-    return Person(address, store, home)
-
-
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    base = tmp_path
-    with RedisServer(base / "redis") as redis:
-        env = {"SEALRELAY_STORE": "redis", "SEALRELAY_REDIS_URL": redis.url}
-        fed = LocalFederation(base / "fed", [DOMAIN], extra=EXTRA, env=env)
-        setup = fed.setups[DOMAIN]
-        second = NodeProcess(setup.data_dir, domain=DOMAIN, config=setup.config, env=env)
-        try:
-            fed.start()
-            second.start()
-            assert second.url is not None
-            urls = (fed.url(DOMAIN), second.url)
-
-            async def both() -> tuple[Person, Person]:
-                x = await _enroll(setup.data_dir, env, "xavier", urls[0], base / "x")
-                y = await _enroll(setup.data_dir, env, "yolanda", urls[1], base / "y")
-                return x, y
-
-            yield Cluster(fed, second, redis, trio.run(both))
-        finally:
-            second.close()
-            fed.close()
+    with two_replicas(tmp_path) as running:
+        yield running
 
 
 async def _join(client: Client, room: bytes) -> tuple[LegGrant, Participant]:
@@ -111,13 +64,6 @@ async def _join(client: Client, room: bytes) -> tuple[LegGrant, Participant]:
     media: MediaTransport
     media, sender = await client.media_quic(grant)
     return grant, Participant(media, sender)
-
-
-async def _metrics(url: str) -> str:
-    async with httpx.AsyncClient(timeout=10) as http:
-        response = await http.get(url + "/metrics")
-    response.raise_for_status()
-    return response.text
 
 
 @dataclass
@@ -169,19 +115,22 @@ def test_a_meeting_across_two_replicas(cluster: Cluster) -> None:
                         p.reset()
                     now = await talk(everyone, MEASURED_ROUNDS, sent, now + 1)
                     await trio.sleep(0.5)
-                    during = (await _metrics(cluster.url(0)), await _metrics(cluster.url(1)))
+                    during = (
+                        await replica_metrics(cluster.url(0)),
+                        await replica_metrics(cluster.url(1)),
+                    )
                     heard = [[dict(p.heard) for p in side] for side in people]
                     await trio.to_thread.run_sync(cluster.second.kill)
                     for p in people[0]:
                         p.reset()
                     await talk(people[0], AFTER_ROUNDS, sent, now + 1)
                     await trio.sleep(0.5)
-                    after_kill = await _metrics(cluster.url(0))
+                    after_kill = await replica_metrics(cluster.url(0))
                     for grant in grants[0]:
                         left = await clients[0].link.request(MeetingLeave(0, grant.leg_id))
                         assert isinstance(left, Ok)
                     await trio.sleep(0.5)
-                    after = await _metrics(cluster.url(0))
+                    after = await replica_metrics(cluster.url(0))
                     holder_after = await redis.room_holder(room, int(time.time() * 1000))
                 nursery.cancel_scope.cancel()
             heard_after = [dict(p.heard) for p in people[0]]

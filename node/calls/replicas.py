@@ -1,0 +1,151 @@
+"""1:1 calls across the replicas of one domain (DESIGN section 9; issue 18, item 4;
+docs/kubernetes.md "The leg's replica"): the caller's replica bridges its client leg to a
+callee's leg that another replica holds, over a replica media link.
+
+    calls = ReplicaCalls(links, store.call_legs, store.media_placement, replica_id, now_ms=...)
+    await nursery.start(calls.run)              # the watch over the replicas bridged to
+    legs.elsewhere = calls.bridge               # node.calls.clients: LegBridge, same domain
+
+In cluster mode (the Redis store) a ``LegBridge`` names a leg of this domain that the
+serving replica may not hold: the callee's WebSocket went to another replica, which
+allocated the leg there. :meth:`ReplicaCalls.bridge` then
+
+1. claims the leg in the ``CallLegs`` port (``claim_leg``, atomic): unknown or expired is
+   ``call.no_leg``, claimed by a bridge already ``call.leg_taken``, and a record naming
+   this replica (which does not hold it: it ended here) ``call.no_leg``. The claim makes a
+   second bridge from any replica fail without dialling; the holder's relay core remains
+   the last word (it joins a leg to one bridge only);
+2. finds the holder's announced media address in the ``MediaPlacement`` port
+   (:func:`replica_peer`; none: ``call.unreachable``);
+3. sends the holder a ``LinkJoin`` over the replica link (``MediaLinks.bridge_at``), the
+   cross-domain bridge as it is: the holder answers it as it answers a peer domain's
+   (``LinkJoined``, or ``LinkJoinRefused`` with ``call.no_leg``, ``call.leg_taken`` or
+   ``call.expired``), and hang-ups cross it as ``LinkEnd`` both ways.
+
+A bridge carries no secret: the leg secrets stay with the holders, which compare their
+hashes in constant time on each bind as before. A claim is not given back when a bridge
+fails (the port has no release): the callee's leg can then only be hung up, and the call
+ends on the devices as ``call.failed``.
+
+A replica that dies without closing its links (a crash, SIGKILL) is noticed by
+:meth:`ReplicaCalls.run`: every :data:`WATCH_INTERVAL` seconds it looks up the media
+address of each replica it bridged calls to, and closes the link to one whose address has
+gone (withdrawn at shutdown, or expired ``node.sfu.placement.MEDIA_TTL_MS`` after its last
+renewal). The link's
+bridges end, and each caller is told ``LegEnded{call.peer_ended}``; without the watch the
+link would end only at the QUIC idle timeout. Store failures of the watch are logged and
+tried again next round (a link is never closed for them).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Final, Protocol
+
+import trio
+
+from node.calls.peering import LinkPeer, ReplicaPeer
+from node.calls.peerlink import PeerLink
+from node.errors import CALL_LEG_TAKEN, CALL_NO_LEG, CALL_UNREACHABLE, NodeError
+from node.store import StoreError
+from node.store.base import LegRecord
+from node.store.ports import CallLegs, MediaPlacement
+from wire.media_link import CLOSE_LINK_DONE
+
+log = logging.getLogger("sealrelay.node.calls.replicas")
+
+WATCH_INTERVAL: Final = 2.5
+"""Seconds between two checks of the replicas this one bridged calls to."""
+
+
+def holder_of(record: LegRecord | None, here: bytes) -> bytes:
+    """The replica to bridge to, from what ``claim_leg`` returned for the callee's leg
+    (pure). :class:`NodeError` ``call.no_leg`` (unknown, expired, or recorded as this
+    replica's, which does not hold it) or ``call.leg_taken`` (a bridge claimed it first)."""
+    if record is None:
+        raise NodeError(CALL_NO_LEG, "no such call leg")
+    if record.claimed:
+        raise NodeError(CALL_LEG_TAKEN, "the call leg is bridged already")
+    if record.replica == here:
+        raise NodeError(CALL_NO_LEG, "no such call leg")
+    return record.replica
+
+
+async def replica_peer(port: MediaPlacement, replica: bytes, now: int, what: str) -> ReplicaPeer:
+    """Where ``replica`` announced its media listener, as a link's peer; ``call.unreachable``
+    if it announced none (it has gone) or the store failed (``what``: what it holds, for
+    the message)."""
+    try:
+        found = await port.media_address(replica, now)
+    except StoreError as exc:
+        raise NodeError(CALL_UNREACHABLE, f"media address lookup failed: {exc}") from None
+    if found is None:
+        raise NodeError(CALL_UNREACHABLE, f"the replica holding {what} is not announced")
+    return ReplicaPeer(replica, found.address, found.port)
+
+
+class Bridger(Protocol):
+    """What bridges a client leg over a media link (``node.calls.links.MediaLinks``)."""
+
+    async def bridge_at(self, peer: LinkPeer, leg_id: bytes, far_leg: bytes) -> PeerLink:
+        """Bridge ``leg_id`` to ``far_leg`` held by ``peer``; the link used."""
+        ...
+
+
+class ReplicaCalls:
+    """Bridges of this replica's client legs to legs held by other replicas (module doc)."""
+
+    def __init__(
+        self,
+        links: Bridger,
+        legs: CallLegs,
+        placement: MediaPlacement,
+        replica: bytes,
+        *,
+        now_ms: Callable[[], int],
+        interval: float = WATCH_INTERVAL,
+    ) -> None:
+        self._links, self._legs, self._placement = links, legs, placement
+        self._replica, self._now, self._interval = replica, now_ms, interval
+        self._watched: dict[bytes, PeerLink] = {}
+        """Replica id -> the link this replica bridged calls to it over."""
+        self.gone = 0
+        """Links closed because their replica's media address had gone."""
+
+    async def bridge(self, leg_id: bytes, far_leg: bytes) -> None:
+        """Bridge our client leg ``leg_id`` to ``far_leg``, a leg of this domain held by
+        another replica; refusals as the module docstring says."""
+        try:
+            record = await self._legs.claim_leg(far_leg, self._now())
+        except StoreError as exc:
+            raise NodeError(CALL_UNREACHABLE, f"call leg lookup failed: {exc}") from None
+        holder = holder_of(record, self._replica)
+        peer = await replica_peer(self._placement, holder, self._now(), "the call leg")
+        self._watched[holder] = await self._links.bridge_at(peer, leg_id, far_leg)
+
+    async def check(self) -> None:
+        """Close the link to each replica bridged to whose media address has gone; forget
+        the links that closed or carry no bridge any more."""
+        for replica, link in list(self._watched.items()):
+            bridges = link.bridges
+            if bridges.closed or not (bridges.joined or bridges.pending):
+                del self._watched[replica]
+                continue
+            try:
+                found = await self._placement.media_address(replica, self._now())
+            except StoreError as exc:
+                log.warning("replica lookup failed", extra={"error": str(exc)})
+                return
+            if found is None:
+                del self._watched[replica]
+                self.gone += 1
+                log.warning("call link closed", extra={"code": "call.replica_gone"})
+                link.channel.close(CLOSE_LINK_DONE, "replica gone")
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """:meth:`check` every ``interval`` seconds until cancelled."""
+        task_status.started()
+        while True:
+            await trio.sleep(self._interval)
+            await self.check()

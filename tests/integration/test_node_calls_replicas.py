@@ -1,0 +1,173 @@
+"""1:1 calls across two replicas of one domain (issue 18, item 4; node.calls.replicas,
+docs/kubernetes.md "The leg's replica"), with the replicas of
+``tests.integration.replicaharness``: two real node processes on one real redis-server.
+Yolanda (the callee) is served by the second replica, WebSocket and QUIC; Xavier (the
+caller) by the first. Her leg is allocated on the second, his ``LegBridge`` to it is served
+by the first, which bridges it there over a replica media link. Checked:
+
+- media flows both ways: raw datagrams arrive byte for byte but the sender id (rewritten per
+  hop, as across domains), and the Opus + VP8 fixture played both ways decrypts and matches
+  its digests; each replica's ``/metrics`` shows one ``replica`` link and one bridge;
+- a second bridge to the same leg is ``call.leg_taken``; a leg nobody holds ``call.no_leg``;
+- a hang-up on either side pushes ``LegEnded{call.peer_ended}`` to the other;
+- the callee's replica killed (SIGKILL): the caller's leg ends with
+  ``LegEnded{call.peer_ended}`` once the dead replica's media address has expired in Redis
+  (``MEDIA_TTL_MS``), well before the QUIC idle timeout.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Final
+
+import pytest
+import trio
+
+from client.app import Client
+from client.calls.keys import CallSecret, Direction
+from client.calls.runner import MediaRun, run_media
+from client.errors import Refused
+from node.errors import CALL_LEG_TAKEN, CALL_NO_LEG, CALL_PEER_ENDED
+from node.sfu.placement import ANNOUNCE_INTERVAL, MEDIA_TTL_MS
+from tests.integration.fedharness import metric
+from tests.integration.replicaharness import DOMAIN, Cluster, replica_metrics, two_replicas
+from tests.node.calls.helpers import datagram
+from transport.base import MediaTransport
+from wire.calls import LegRef
+from wire.relay import LegGrant
+
+RAW: Final = 20
+SECONDS: Final = 3.0
+DELAY: Final = 0.25  # jitter buffer: generous, the machine's cores are shared
+STEP: Final = 30.0
+GONE_WITHIN: Final = MEDIA_TTL_MS / 1000 + ANNOUNCE_INTERVAL + 5.0
+"""Seconds from the kill to the caller's ``LegEnded``: the address's TTL after its last
+renewal, rounds of the watch, and room for a loaded machine; under the QUIC idle timeout
+(``QuicSettings.idle_timeout``, 30 s), which would end the link otherwise."""
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    with two_replicas(tmp_path) as running:
+        yield running
+
+
+@asynccontextmanager
+async def _online(cluster: Cluster) -> AsyncIterator[tuple[Client, Client]]:
+    xavier, yolanda = (p.load() for p in cluster.people)
+    async with xavier.online(), yolanda.online():
+        yield xavier, yolanda
+
+
+async def _bridged(xavier: Client, yolanda: Client) -> tuple[LegGrant, LegGrant]:
+    """Yolanda's leg on the second replica, Xavier's on the first bridged to it."""
+    granted = await yolanda.leg_allocate()
+    bridged = await xavier.leg_bridge(LegRef(DOMAIN, granted.leg_id))
+    return bridged, granted
+
+
+def _unsendered(data: bytes) -> bytes:
+    return data[:3] + data[7:]
+
+
+async def _raw(sender: MediaTransport, sid: int, receiver: MediaTransport) -> None:
+    """``RAW`` datagrams from ``sender`` arrive at ``receiver`` as they were sent, but for
+    the sender id; a few may be lost (datagrams are unreliable), none altered."""
+    sent = [datagram(sid, os.urandom(100), frame=i) for i in range(RAW)]
+    expected = {_unsendered(d) for d in sent}
+    received: list[bytes] = []
+    with trio.move_on_after(5.0):
+        for data in sent:
+            await sender.send_datagram(data)
+            await trio.sleep(0.01)
+        while len(received) < RAW:
+            received += await receiver.receive_datagram_batch()
+    assert len(received) >= RAW * 3 // 4
+    assert all(_unsendered(d) in expected for d in received)
+
+
+def _played(me: MediaRun, peer: MediaRun) -> None:
+    s = me.stats
+    assert (me.transport, me.closed) == ("quic", False)
+    assert (s.decrypt_failures, s.digest_mismatches, s.replays, s.malformed) == (0, 0, 0, 0)
+    assert s.frames_received >= 0.8 * peer.stats.frames_sent > 0
+
+
+def test_a_call_across_two_replicas(cluster: Cluster) -> None:
+    async def main() -> tuple[MediaRun, MediaRun, tuple[str, str], list[str]]:
+        async with _online(cluster) as (xavier, yolanda):
+            bridged, granted = await _bridged(xavier, yolanda)
+            x_media, x_sender = await xavier.media_quic(bridged)
+            y_media, y_sender = await yolanda.media_quic(granted)
+            await _raw(x_media, x_sender, y_media)
+            await _raw(y_media, y_sender, x_media)
+            secret = CallSecret(os.urandom(32))
+            runs: dict[Direction, MediaRun] = {}
+
+            async def side(media: MediaTransport, direction: Direction, sender: int) -> None:
+                runs[direction] = await run_media(
+                    media, secret, direction, video=True, seconds=SECONDS, delay=DELAY,
+                    sender=sender,
+                )  # fmt: skip
+
+            with trio.fail_after(STEP):
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(side, x_media, Direction.CALLER_TO_CALLEE, x_sender)
+                    nursery.start_soon(side, y_media, Direction.CALLEE_TO_CALLER, y_sender)
+            during = (
+                await replica_metrics(cluster.url(0)),
+                await replica_metrics(cluster.url(1)),
+            )
+            codes = []
+            with pytest.raises(Refused) as taken:
+                await xavier.leg_bridge(LegRef(DOMAIN, granted.leg_id))
+            codes.append(taken.value.node_code)
+            with pytest.raises(Refused) as unknown:
+                await xavier.leg_bridge(LegRef(DOMAIN, os.urandom(16)))
+            codes.append(unknown.value.node_code)
+            with trio.fail_after(STEP):
+                await xavier.leg_hang_up(bridged.leg_id)  # the caller hangs up
+                codes.append((await yolanda.leg_ended(granted.leg_id)).reason)
+                bridged, granted = await _bridged(xavier, yolanda)
+                await yolanda.leg_hang_up(granted.leg_id)  # the callee hangs up
+                codes.append((await xavier.leg_ended(bridged.leg_id)).reason)
+            await x_media.aclose()
+            await y_media.aclose()
+            return (
+                runs[Direction.CALLER_TO_CALLEE], runs[Direction.CALLEE_TO_CALLER], during, codes
+            )  # fmt: skip
+
+    x_run, y_run, during, codes = trio.run(main)
+    _played(x_run, y_run)
+    _played(y_run, x_run)
+    for text in during:
+        assert metric(text, "sealrelay_call_links_open", kind="replica") == 1
+        assert metric(text, "sealrelay_call_links_open", kind="domain") == 0
+        assert metric(text, "sealrelay_call_bridges") == 1
+    assert metric(during[0], "sealrelay_call_legs") == 1  # Xavier's; Yolanda's is remote
+    assert metric(during[1], "sealrelay_call_legs") == 1
+    assert codes == [CALL_LEG_TAKEN, CALL_NO_LEG, CALL_PEER_ENDED, CALL_PEER_ENDED]
+
+
+def test_the_callees_replica_killed_ends_the_callers_leg(cluster: Cluster) -> None:
+    async def main() -> tuple[str, float]:
+        async with _online(cluster) as (xavier, yolanda):
+            bridged, granted = await _bridged(xavier, yolanda)
+            x_media, x_sender = await xavier.media_quic(bridged)
+            y_media, _ = await yolanda.media_quic(granted)
+            await _raw(x_media, x_sender, y_media)
+            await trio.to_thread.run_sync(cluster.second.kill)
+            start = trio.current_time()
+            with trio.fail_after(GONE_WITHIN):
+                ended = await xavier.leg_ended(bridged.leg_id)
+            took = trio.current_time() - start
+            await x_media.aclose()
+        return ended.reason, took
+
+    reason, took = trio.run(main)
+    assert reason == CALL_PEER_ENDED, took

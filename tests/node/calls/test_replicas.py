@@ -1,0 +1,192 @@
+"""1:1 calls across replicas, the parts without a network (issue 18, item 4;
+node.calls.replicas): which replica a ``claim_leg`` record sends a bridge to, and the
+refusals with their stable codes; ``ReplicaCalls`` over one in-memory store (the Redis one
+is the same contract, tests/node/store) with a fake of ``MediaLinks.bridge_at``: a leg is
+claimed once (a second bridge is ``call.leg_taken`` without dialling), the holder's
+announced address is dialled, a holder with none is ``call.unreachable``, store failures
+are ``call.unreachable``; the watch closes the link to a replica whose address has gone,
+and only then."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Final
+
+import pytest
+
+from node.calls.peering import LinkPeer, ReplicaPeer
+from node.calls.replicas import ReplicaCalls, holder_of, replica_peer
+from node.errors import CALL_LEG_TAKEN, CALL_NO_LEG, CALL_UNREACHABLE, NodeError
+from node.store import LegRecord, MemoryStore, StoreError
+from wire.media_link import CLOSE_LINK_DONE
+
+HERE, THERE = b"replica-here", b"replica-there"
+LEG, FAR = bytes(range(16)), bytes(range(16, 32))
+T0: Final = 1_700_000_000_000
+TTL: Final = 60_000
+ADDRESS, PORT = "10.0.0.7", 7481
+
+
+def _record(*, replica: bytes = THERE, claimed: bool = False) -> LegRecord:
+    return LegRecord(FAR, replica, bytes(32), T0 + TTL, claimed)
+
+
+def test_a_claimed_record_of_another_replica_names_it() -> None:
+    assert holder_of(_record(), HERE) == THERE
+
+
+@pytest.mark.parametrize(
+    ("record", "code"),
+    [
+        (None, CALL_NO_LEG),  # unknown or expired
+        (_record(claimed=True), CALL_LEG_TAKEN),  # a bridge claimed it first
+        (_record(replica=HERE), CALL_NO_LEG),  # recorded here, not held here: it ended
+    ],
+)
+def test_a_record_that_cannot_be_bridged_is_refused(record: LegRecord | None, code: str) -> None:
+    with pytest.raises(NodeError) as refused:
+        holder_of(record, HERE)
+    assert refused.value.code == code
+
+
+@dataclass
+class Channel:
+    closes: list[tuple[int, str]] = field(default_factory=list)
+
+    def close(self, code: int, reason: str) -> None:
+        self.closes.append((code, reason))
+
+
+@dataclass
+class Bridges:
+    closed: bool = False
+    joined: frozenset[int] = frozenset({7})
+    pending: frozenset[int] = frozenset()
+
+
+@dataclass
+class Link:
+    channel: Channel = field(default_factory=Channel)
+    bridges: Bridges = field(default_factory=Bridges)
+
+
+@dataclass
+class Links:
+    """A fake of ``MediaLinks.bridge_at``: records the bridges, answers one link."""
+
+    link: Link = field(default_factory=Link)
+    bridged: list[tuple[LinkPeer, bytes, bytes]] = field(default_factory=list)
+    refusal: NodeError | None = None
+
+    async def bridge_at(self, peer: LinkPeer, leg_id: bytes, far_leg: bytes) -> Link:
+        self.bridged.append((peer, leg_id, far_leg))
+        if self.refusal is not None:
+            raise self.refusal
+        return self.link
+
+
+class BrokenStore(MemoryStore):
+    async def claim_leg(self, leg_id: bytes, now: int) -> LegRecord | None:
+        raise StoreError("the store does not answer")
+
+
+@dataclass
+class World:
+    store: MemoryStore = field(default_factory=MemoryStore)
+    links: Links = field(default_factory=Links)
+    now: int = T0
+
+    def calls(self) -> ReplicaCalls:
+        return ReplicaCalls(
+            self.links,  # type: ignore[arg-type]  # the fake's link is a PeerLink's shape
+            self.store,
+            self.store,
+            HERE,
+            now_ms=lambda: self.now,
+        )
+
+    async def callee(self, *, announced: bool = True) -> None:
+        await self.store.add_leg(LegRecord(FAR, THERE, bytes(32), T0 + TTL))
+        if announced:
+            await self.store.announce_media(THERE, ADDRESS, PORT, T0, TTL)
+
+
+async def test_a_leg_held_elsewhere_is_claimed_and_bridged_at_its_holder() -> None:
+    world = World()
+    await world.callee()
+    calls = world.calls()
+    await calls.bridge(LEG, FAR)
+    assert world.links.bridged == [(ReplicaPeer(THERE, ADDRESS, PORT), LEG, FAR)]
+    record = await world.store.leg(FAR, T0)
+    assert record is not None
+    assert record.claimed
+    with pytest.raises(NodeError) as taken:
+        await calls.bridge(bytes(16), FAR)
+    assert taken.value.code == CALL_LEG_TAKEN
+    assert len(world.links.bridged) == 1  # refused without dialling
+
+
+async def test_an_unknown_leg_is_no_leg_and_a_holder_not_announced_is_unreachable() -> None:
+    world = World()
+    calls = world.calls()
+    with pytest.raises(NodeError) as unknown:
+        await calls.bridge(LEG, FAR)
+    assert unknown.value.code == CALL_NO_LEG
+    await world.callee(announced=False)
+    with pytest.raises(NodeError) as unannounced:
+        await calls.bridge(LEG, FAR)
+    assert unannounced.value.code == CALL_UNREACHABLE
+    assert world.links.bridged == []
+
+
+async def test_store_failures_are_unreachable() -> None:
+    world = World(store=BrokenStore())
+    with pytest.raises(NodeError) as failed:
+        await world.calls().bridge(LEG, FAR)
+    assert failed.value.code == CALL_UNREACHABLE
+    store = MemoryStore()
+    await store.aclose()
+    with pytest.raises(NodeError) as lookup:
+        await replica_peer(store, THERE, T0, "the call leg")
+    assert lookup.value.code == CALL_UNREACHABLE
+
+
+async def test_the_holders_refusal_reaches_the_caller() -> None:
+    world = World()
+    await world.callee()
+    world.links.refusal = NodeError(CALL_NO_LEG, "no such call leg")
+    with pytest.raises(NodeError) as refused:
+        await world.calls().bridge(LEG, FAR)
+    assert refused.value.code == CALL_NO_LEG
+
+
+async def test_the_watch_closes_the_link_to_a_replica_whose_address_has_gone() -> None:
+    world = World()
+    await world.callee()
+    calls = world.calls()
+    await calls.bridge(LEG, FAR)
+    channel = world.links.link.channel
+    world.now = T0 + TTL // 2
+    await calls.check()
+    assert channel.closes == []  # still announced
+    world.now = T0 + TTL  # the announcement expired: the replica crashed
+    await calls.check()
+    assert channel.closes == [(CLOSE_LINK_DONE, "replica gone")]
+    assert calls.gone == 1
+    await calls.check()
+    assert len(channel.closes) == 1  # forgotten
+
+
+async def test_the_watch_forgets_a_link_without_bridges_and_keeps_it_on_store_failures() -> None:
+    world = World()
+    await world.callee()
+    calls = world.calls()
+    await calls.bridge(LEG, FAR)
+    await world.store.aclose()
+    await calls.check()  # the lookup fails: logged, the link kept
+    assert world.links.link.channel.closes == []
+    world.links.link.bridges.joined = frozenset()
+    world.now = T0 + TTL
+    await calls.check()  # no bridge on it any more: forgotten, not closed
+    assert world.links.link.channel.closes == []
+    assert calls.gone == 0
