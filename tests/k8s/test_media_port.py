@@ -5,7 +5,8 @@ The node's signed key document lists one media port, the one the node bound
 translates it on the way. So one port number must agree everywhere: ``udp_listen`` in
 ``node.toml`` and in the pod's environment, the container's UDP port, the load-balanced
 Service (port and target, no translation), the node NetworkPolicy (in from every source,
-out to peer nodes' public addresses and to the other node pods) and the image's ``EXPOSE`` and default command.
+out to peer nodes' public addresses and to the other node pods) and the image's ``EXPOSE``
+and default command.
 docs/kubernetes.md ("Call media over UDP") says why.
 """
 
