@@ -75,7 +75,12 @@ With ``udp_listen`` set, the call relay's numbers (:class:`CallNumbers`, read fr
 and the meetings' (``node.sfu.shell.MeetingService.numbers``, read at scrape time):
 
     sealrelay_meeting_rooms                     gauge    meeting rooms that hold a leg
-    sealrelay_meeting_participants              gauge    media connections in the rooms
+    sealrelay_meeting_participants              gauge    participants in the rooms: media
+                                                         connections of this node's own
+                                                         clients (a link is not one)
+    sealrelay_meeting_link_ports                gauge    media links in the rooms (another
+                                                         domain's node or another replica),
+                                                         one per room each link joins
     sealrelay_meeting_forwarded_datagrams_total counter  copies of datagrams forwarded
     sealrelay_meeting_dropped_total{reason}     counter  datagrams (or copies: send_failed)
                                                          dropped, by reason
@@ -228,6 +233,7 @@ class MeetingNumbers:
     link_bytes: Mapping[str, int] = field(default_factory=dict)
     link_datagrams: Mapping[str, int] = field(default_factory=dict)
     link_refused: Mapping[str, int] = field(default_factory=dict)
+    link_ports: int = 0
 
 
 class Metrics:
@@ -339,9 +345,8 @@ def _call_families(calls: CallNumbers) -> Iterator[Metric]:
 
 def _meeting_families(meetings: MeetingNumbers) -> Iterator[Metric]:
     yield _gauge("meeting_rooms", "Meeting rooms that hold a leg.", meetings.rooms)
-    yield _gauge(
-        "meeting_participants", "Media connections in meeting rooms.", meetings.participants
-    )
+    yield _gauge("meeting_participants", "Participants in meeting rooms.", meetings.participants)
+    yield _gauge("meeting_link_ports", "Media links in meeting rooms.", meetings.link_ports)
     forwarded = _one(meetings.forwarded)
     yield _counter("meeting_forwarded_datagrams", "Meeting datagram copies forwarded.", forwarded)
     drops = _by(meetings.drops)

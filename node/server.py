@@ -283,6 +283,7 @@ def meeting_numbers(meetings: MeetingService) -> MeetingNumbers:
         link_bytes=stats.link_bytes,
         link_datagrams=stats.link_datagrams,
         link_refused=stats.link_refused,
+        link_ports=stats.link_ports,
     )
 
 

@@ -22,7 +22,10 @@ signatures that came before it (up to :data:`MAX_KEYLESS`) once it has it.
 A receiver (:class:`FrameVerifier`) plays frames as they come (waiting a second for each
 would ruin a call) and condemns a stream afterwards, reporting it once, when
 
-* a signature claiming it does not verify with the pid's key (``bad_signature``);
+* a signature claiming it does not verify with the pid's key (``bad_signature``), and it
+  came on the node sender id the pid's verified signatures arrive on: one that fails on
+  another sender id is that sender's forgery, reported apart and not held against the pid
+  it names (``client.meetings.attribution``);
 * a verified signature gives another digest for a frame index it received
   (``forged_frame``): a member sent frames under this pid;
 * more than :data:`MAX_UNVERIFIED` of its frames went :data:`VERIFY_BOUND_MS` without any
@@ -40,6 +43,19 @@ the bound are not suspect either, for at most :data:`KEY_WAIT_MS` from the first
 signature: the key comes within :data:`KEY_EVERY` signatures (a signature offering a key
 whose fingerprint is not the roster's buys no such wait).
 
+Layer switches. The budget of suspect frames is per stream, so per simulcast layer; and a
+receiver the node moves to another layer of a sender gets the frames of the layer it left
+up to the switch, but not their signature, which goes when their window closes, to that
+layer's receivers then. Those frames are not suspect either: when a frame of another layer
+of the same pid and kind comes, the frames of the layer left that wait for a signature,
+at most one window's worth (:data:`SIGN_EVERY_FRAMES`) and one frame per index, are the
+switch's tail if they lie just past that layer's last verified signature (at most
+:data:`SIGN_EVERY_FRAMES` indices beyond it) and none of that layer beyond them came. A
+forger gains little from it: while the receiver still gets the layer, the pid's next
+signatures cover those very indices (and a forged frame there is ``forged_frame``); once it
+does not, the indices past the last verified signature it excuses stay the same, so at most
+one window's worth of frames in all per key epoch, until that layer is verified further.
+
 A condemned stream is dropped: :meth:`FrameVerifier.on_frame` answers False for every
 later frame of it. Pure: time and signing are injected.
 """
@@ -53,6 +69,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
 
+from client.meetings.attribution import ForgedSignature, SenderTies, signature_id
 from client.meetings.roster import Signer, Verify, key_fingerprint
 from suites import labels
 from wire import encode
@@ -179,6 +196,12 @@ class _Received:
     suspect: list[tuple[int, int]] = field(default_factory=list)  # (when, frames)
     unverified: int = 0
     verified: int = 0
+    high: dict[int, int] = field(default_factory=dict)
+    """epoch -> the highest frame index received."""
+    tail: set[tuple[int, int]] = field(default_factory=set)
+    """Frames waiting for a signature that a layer switch left behind (module docstring)."""
+    excused: dict[int, tuple[int, int]] = field(default_factory=dict)
+    """epoch -> (last verified index, frames excused as a switch's tail beyond it)."""
 
     def signed_window(self, epoch: int, first: int, last: int, now: int) -> None:
         windows = self.windows.setdefault(epoch, [])
@@ -195,6 +218,26 @@ class _Received:
         if i in (0, len(windows)):
             return False
         return windows[i - 1][1] < at[1] and arrived <= windows[i][2]
+
+    def left(self) -> None:
+        """The receiver switched away from this layer: its switch's tail, if it has one, is
+        excused (module docstring)."""
+        for epoch, windows in self.windows.items():
+            if not windows:
+                continue
+            top = windows[-1][1]  # the last verified index (sorted by first, disjoint)
+            if self.high.get(epoch, top) > top + SIGN_EVERY_FRAMES:
+                continue
+            since, count = self.excused.get(epoch, (top, 0))
+            count = count if since == top else 0
+            for at, seen in self.pending.items():
+                if count >= SIGN_EVERY_FRAMES:
+                    break
+                tail = at[0] == epoch and top < at[1] and len(seen) == 1
+                if tail and at not in self.tail:
+                    self.tail.add(at)
+                    count += 1
+            self.excused[epoch] = (top, count)
 
 
 class FrameVerifier:
@@ -219,11 +262,16 @@ class FrameVerifier:
         self._verify, self._fingerprint = verify, fingerprint
         self._max_unverified = max_unverified
         self._keys: dict[int, bytes] = {}
-        self._keyless: dict[int, list[FrameSignature]] = {}
+        self._keyless: dict[int, list[tuple[FrameSignature, int | None]]] = {}
         self._keyless_since: dict[int, int] = {}  # pid -> first signature held without key
         self._streams: dict[Stream, _Received] = {}
+        self._layers: dict[tuple[int, int], int] = {}  # (pid, kind) -> layer of its last frame
         self._condemned: dict[Stream, Failure] = {}
         self._reports: list[StreamReport] = []
+        self.ties = SenderTies()
+        """Which node sender id speaks for each pid (``client.meetings.attribution``)."""
+        self.forgeries: list[ForgedSignature] = []
+        """Sender ids that sent a failing signature naming a pid not theirs, in order."""
 
     def condemned(self, stream: Stream) -> Failure | None:
         """Why ``stream`` was condemned, or None if it was not."""
@@ -238,7 +286,9 @@ class FrameVerifier:
         """Note a frame that decrypted; False if its stream is condemned (drop it)."""
         if stream in self._condemned:
             return False
+        self._switch(stream)
         got = self._streams.setdefault(stream, _Received())
+        got.high[epoch] = max(frame, got.high.get(epoch, frame))
         digest = frame_digest(ciphertext)
         signed = got.signed.get((epoch, frame))
         if signed is not None:
@@ -249,13 +299,16 @@ class FrameVerifier:
             return True
         got.pending.setdefault((epoch, frame), []).append((digest, now))
         if len(got.pending) > MAX_PENDING:
-            dropped = len(got.pending.pop(next(iter(got.pending))))
+            oldest = next(iter(got.pending))
+            dropped = len(got.pending.pop(oldest))
+            got.tail.discard(oldest)
             got.unverified += dropped
             got.suspect.append((now, dropped))
         return True
 
-    def on_signature(self, msg: FrameSignature, now: int) -> None:
-        """A signature over some frames of a stream."""
+    def on_signature(self, msg: FrameSignature, now: int, sender: int | None = None) -> None:
+        """A signature over some frames of a stream, that came on node sender id ``sender``
+        (the datagram header's; None: unknown, and taken as the named pid's own)."""
         body = msg.body
         stream = (body.pid, body.kind, body.layer)
         if body.meeting != self.meeting or stream in self._condemned:
@@ -263,15 +316,15 @@ class FrameVerifier:
         key = self._key_for(body.pid, msg.key)
         if key is None:  # no key yet: kept for when one comes; its frames stay pending
             waiting = self._keyless.setdefault(body.pid, [])
-            waiting.append(msg)
+            waiting.append((msg, sender))
             del waiting[:-MAX_KEYLESS]
             if msg.key is None:  # (one offering a key that is not the roster's is a lie)
                 self._keyless_since.setdefault(body.pid, now)
             return
         self._keyless_since.pop(body.pid, None)
-        for earlier in self._keyless.pop(body.pid, ()):
-            self._check(earlier, key, now)
-        self._check(msg, key, now)
+        for earlier, came_on in self._keyless.pop(body.pid, ()):
+            self._check(earlier, key, now, came_on)
+        self._check(msg, key, now, sender)
 
     def add_key(self, pid: int, key: bytes, now: int) -> bool:
         """Learn ``pid``'s identity signing key from elsewhere (a pairwise session); taken
@@ -279,25 +332,29 @@ class FrameVerifier:
         if self._key_for(pid, key) is None:
             return False
         self._keyless_since.pop(pid, None)
-        for earlier in self._keyless.pop(pid, ()):
-            self._check(earlier, key, now)
+        for earlier, came_on in self._keyless.pop(pid, ()):
+            self._check(earlier, key, now, came_on)
         return True
 
-    def _check(self, msg: FrameSignature, key: bytes, now: int) -> None:
+    def _check(self, msg: FrameSignature, key: bytes, now: int, sender: int | None) -> None:
         body = msg.body
         stream = (body.pid, body.kind, body.layer)
-        if stream in self._condemned:
+        signed = encode(body)
+        ident = signature_id(signed, msg.sig)
+        if stream in self._condemned or not self.ties.admits(body.pid, sender, ident):
             return
         try:
-            self._verify(key, encode(body), msg.sig, labels.CTX_MEETING_FRAMES)
+            self._verify(key, signed, msg.sig, labels.CTX_MEETING_FRAMES)
         except Exception:
-            self._condemn(stream, Failure.BAD_SIGNATURE)
+            self._failed(stream, sender)
             return
+        self.ties.verified(body.pid, sender, ident, now)
         got = self._streams.setdefault(stream, _Received())
         got.signed_window(body.epoch, body.first, body.first + len(body.digests) - 1, now)
         for index, digest in enumerate(body.digests):
             at = (body.epoch, body.first + index)
             got.signed[at] = (digest, now)
+            got.tail.discard(at)
             for seen, _ in got.pending.pop(at, ()):
                 if seen != digest:
                     self._condemn(stream, Failure.FORGED_FRAME)
@@ -314,7 +371,9 @@ class FrameVerifier:
                 if now - seen[0][1] >= VERIFY_BOUND_MS:
                     del got.pending[at]
                     got.unverified += len(seen)
-                    if not waiting and not got.lost_window(at, seen[0][1]):
+                    tail = at in got.tail and len(seen) == 1  # (a second copy is no tail)
+                    got.tail.discard(at)
+                    if not (waiting or tail or got.lost_window(at, seen[0][1])):
                         got.suspect.append((now, len(seen)))
             got.signed = {at: s for at, s in got.signed.items() if now - s[1] < VERIFY_BOUND_MS}
             got.suspect = [(t, n) for t, n in got.suspect if now - t < UNSIGNED_WINDOW_MS]
@@ -322,6 +381,27 @@ class FrameVerifier:
                 self._condemn(stream, Failure.UNSIGNED)
         reports, self._reports = self._reports, []
         return reports
+
+    def _switch(self, stream: Stream) -> None:
+        """A frame of ``stream`` came: if the last frame of its pid and kind was of another
+        layer, the receiver was switched away from that one (module docstring)."""
+        pid, kind, layer = stream
+        before = self._layers.get((pid, kind))
+        self._layers[(pid, kind)] = layer
+        if before is not None and before != layer:
+            left = self._streams.get((pid, kind, before))
+            if left is not None:
+                left.left()
+
+    def _failed(self, stream: Stream, sender: int | None) -> None:
+        """A signature claiming ``stream`` did not verify: the stream's fault if it came on
+        its pid's own sender id, else that sender's (``client.meetings.attribution``)."""
+        if sender is None or self.ties.speaks_for(stream[0], sender):
+            self._condemn(stream, Failure.BAD_SIGNATURE)
+            return
+        forgery = self.ties.blame(stream, sender)
+        if forgery is not None:
+            self.forgeries.append(forgery)
 
     def _key_for(self, pid: int, offered: bytes | None) -> bytes | None:
         key = self._keys.get(pid)

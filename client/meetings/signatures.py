@@ -20,7 +20,11 @@ signature index) apart from frames (:class:`~client.calls.reassembly.Reassembler
 SFrame is handed to it too (:meth:`SignatureReceiver.on_frame`, by pid from its KID, kind,
 layer, epoch and frame index), and a frame of a condemned stream is refused, so it is not
 played. The signer's identity key is checked against the roster's fingerprint of the pid
-(:func:`roster_fingerprint`), never taken from the datagram's sender id.
+(:func:`roster_fingerprint`), never taken from the datagram's sender id. The sender id is
+handed on with the signature all the same: it is the one thing a member cannot choose
+(the node binds it to the connection), so a signature that fails is blamed on it, and
+condemns the pid it names only on the sender id that pid's verified signatures arrive on
+(``client.meetings.attribution``).
 """
 
 from __future__ import annotations
@@ -141,7 +145,7 @@ class SignatureReceiver:
             self.malformed += 1
             return
         self.signatures += 1
-        self.verifier.on_signature(signature, now)
+        self.verifier.on_signature(signature, now, header.stream.sender)
 
     def on_frame(self, pid: int, epoch: int, metadata: bytes, ciphertext: bytes, now: int) -> bool:
         """A frame of ``pid`` under ``epoch`` authenticated (SFrame); False: drop it, its

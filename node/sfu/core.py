@@ -302,13 +302,15 @@ class Sfu:
 
     def stats(self) -> SfuStats:
         """The counters, now."""
+        links = sum(1 for r in self._receivers.values() if r.explicit)
         return SfuStats(
-            participants=len(self._receivers),
+            participants=len(self._receivers) - links,
             received=self._received,
             forwarded=self._forwarded,
             forwarded_bytes=self._forwarded_bytes,
             switches=self._switches,
             drops=dict(self._drops),
+            links=links,
         )
 
     # --- internals -------------------------------------------------------------------------

@@ -126,8 +126,9 @@ class Speakers:
 
 @dataclass(frozen=True, slots=True)
 class SfuStats:
-    """Counters for ``/metrics``: participants, datagrams in, copies forwarded and their
-    bytes, drops by reason, layer switches done at keyframes."""
+    """Counters for ``/metrics``: participants (connections that joined with a sender of
+    their own, never a cascade link), datagrams in, copies forwarded and their bytes, drops
+    by reason, layer switches done at keyframes, and the cascade links in the room."""
 
     participants: int
     received: int
@@ -135,6 +136,9 @@ class SfuStats:
     forwarded_bytes: int
     switches: int
     drops: Mapping[DropReason, int]
+    links: int = 0
+    """Cascade links in the room (:meth:`~node.sfu.core.Sfu.add_link`): another domain's
+    node or another replica, not counted in ``participants``."""
 
 
 @dataclass(frozen=True)
@@ -156,3 +160,5 @@ class MeetingStats:
     link_datagrams: dict[str, int] = field(default_factory=dict)
     link_refused: dict[str, int] = field(default_factory=dict)
     """Cascade senders refused (``sender_taken``) and room messages ignored (``ignored``)."""
+    link_ports: int = 0
+    """Media links in the rooms (one per room a link joins): not in ``participants``."""

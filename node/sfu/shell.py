@@ -367,6 +367,7 @@ class MeetingService:
             link_bytes={d: self.remote.bytes[d] for d in DIRECTIONS},
             link_datagrams={d: self.remote.datagrams[d] for d in DIRECTIONS},
             link_refused={"sender_taken": self.cascade.refused, "ignored": self.cascade.ignored},
+            link_ports=sum(s.links for s in stats),
         )
 
     # --- internals ---------------------------------------------------------------------------

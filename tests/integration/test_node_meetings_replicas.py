@@ -156,7 +156,8 @@ def test_a_meeting_across_two_replicas(cluster: Cluster) -> None:
 
     for text in run.during:
         assert metric(text, "sealrelay_meeting_rooms") == 1
-        assert metric(text, "sealrelay_meeting_participants") >= PER_REPLICA
+        assert metric(text, "sealrelay_meeting_participants") == PER_REPLICA  # the link is not one
+        assert metric(text, "sealrelay_meeting_link_ports") == 1
         assert metric(text, "sealrelay_call_links_open", kind="replica") == 1
         assert metric(text, "sealrelay_call_links_open", kind="domain") == 0
     assert metric(run.during[0], "sealrelay_meeting_link_datagrams_total", direction="out") > 0
@@ -170,7 +171,8 @@ def test_a_meeting_across_two_replicas(cluster: Cluster) -> None:
             assert heard.get(s, 0) >= AFTER_ROUNDS // 2, (p.sender, s, heard)
     assert metric(run.after_kill, "sealrelay_meeting_rooms") == 1
     # the killed replica's link stays a port of the room until the QUIC idle timeout
-    assert metric(run.after, "sealrelay_meeting_participants") <= 1
+    assert metric(run.after, "sealrelay_meeting_participants") == 0
+    assert metric(run.after, "sealrelay_meeting_link_ports") <= 1
     assert metric(run.after, "sealrelay_meeting_rooms") == 0  # no leg holds it here
     assert run.holder_after in (None, run.holder)
 

@@ -269,13 +269,39 @@ def test_node_command_line_matches_the_image_and_the_config(target: str) -> None
     env = {e["name"]: e for e in container["env"]}
     ref = env.pop("SEALRELAY_DOMAIN")["valueFrom"]["configMapKeyRef"]
     assert ref == {"name": volumes["config"]["configMap"]["name"], "key": "domain"}
+    assert "valueFrom" in env.pop(INTERNAL_ADDRESS)  # the pod's own: see the test below
     # the rest repeat node.toml (for `admin invite` in the pod): they must say the same
     assert env, "the store settings are not in the environment"
+    assert all(set(entry) == {"name", "value"} for entry in env.values()), env
     for name, entry in env.items():
         key = name.removeprefix("SEALRELAY_").lower()
         assert name.startswith("SEALRELAY_")
         assert entry["value"] == str(config[key]), name
     assert container["image"] == "sealrelay-node:0.1.0"
+
+
+INTERNAL_ADDRESS = "SEALRELAY_MEDIA_INTERNAL_ADDRESS"
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_media_internal_address_is_the_pod_ip(target: str, tmp_path: Path) -> None:
+    """Each replica announces where the others reach its media port (meeting rooms placed
+    on one replica): its own pod IP, from the downward API, never a value shared by every
+    pod; with it the node announces that IP (udp_listen itself is a wildcard)."""
+    (entry,) = [e for e in node_container(target)["env"] if e["name"] == INTERNAL_ADDRESS]
+    assert entry == {
+        "name": INTERNAL_ADDRESS,
+        "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}},
+    }
+    assert "media_internal_address" not in node_toml(target)
+    path = tmp_path / "node.toml"
+    path.write_text(configmap(target, "sealrelay-node-config")["data"]["node.toml"])
+    alone = load_config(path, env={})
+    assert alone.media_internal_host() is None  # a wildcard: no placement without the pod IP
+    for pod_ip in ("10.244.3.17", "fd00:10:244::3"):
+        loaded = load_config(path, env={INTERNAL_ADDRESS: pod_ip})
+        assert loaded.media_internal_host() == pod_ip
+        assert loaded.udp_address() == alone.udp_address()
 
 
 def deployment_volumes(target: str) -> list[Doc]:

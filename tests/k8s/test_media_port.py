@@ -5,7 +5,8 @@ The node's signed key document lists one media port, the one the node bound
 translates it on the way. So one port number must agree everywhere: ``udp_listen`` in
 ``node.toml`` and in the pod's environment, the container's UDP port, the load-balanced
 Service (port and target, no translation), the node NetworkPolicy (in from every source,
-out to peer nodes' public addresses) and the image's ``EXPOSE`` and default command.
+out to peer nodes' public addresses and to the other node pods) and the image's ``EXPOSE``
+and default command.
 docs/kubernetes.md ("Call media over UDP") says why.
 """
 
@@ -93,7 +94,14 @@ def test_network_policy_admits_media_from_everywhere_and_to_peers(
     udp_out = [
         r for r in spec["egress"] if any(p == {"protocol": "UDP", "port": port} for p in r["ports"])
     ]
-    (peers,) = udp_out
+    replicas, peers = udp_out
+    # the other node pods, at the pod IP each announces (meeting links between replicas;
+    # pod IPs are in the private ranges the rule for peers excludes)
+    (pods,) = replicas["to"]
+    assert set(pods) == {"podSelector"}  # this namespace's node pods, and only them
+    assert matches(pods["podSelector"], pod_labels(target, "node"))
+    assert not matches(pods["podSelector"], pod_labels(target, "redis"))
+    assert replicas["ports"] == [{"protocol": "UDP", "port": port}]
     (block,) = peers["to"]
     assert block["ipBlock"]["cidr"] == "0.0.0.0/0"
     assert {"10.0.0.0/8", "169.254.0.0/16", "127.0.0.0/8"} <= set(block["ipBlock"]["except"])

@@ -10,7 +10,7 @@ from typing import Any
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from node.metrics import GC_PAUSE_BUCKETS, LATENCY_BUCKETS, Metrics
+from node.metrics import GC_PAUSE_BUCKETS, LATENCY_BUCKETS, MeetingNumbers, Metrics
 
 LATENCY_LE = [
     "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5",
@@ -136,3 +136,20 @@ def test_store_statistics_update_at_each_scrape() -> None:
     assert m.registry.get_sample_value("sealrelay_store_envelopes") == 4
     m.render({"envelopes": 1})
     assert m.registry.get_sample_value("sealrelay_mailbox_envelopes") == 1
+
+
+def test_meeting_participants_and_link_ports_are_separate_gauges() -> None:
+    """A room with two participants of this node and one cascade link (another domain's
+    node or another replica): the link is not a participant."""
+    m = Metrics()
+    m.meetings = lambda: MeetingNumbers(1, 2, 0, {}, link_ports=1)
+    families = _parse(m.render({}))
+    participants = families["sealrelay_meeting_participants"]
+    ports = families["sealrelay_meeting_link_ports"]
+    assert (participants.type, participants.documentation) == (
+        "gauge",
+        "Participants in meeting rooms.",
+    )
+    assert (ports.type, ports.documentation) == ("gauge", "Media links in meeting rooms.")
+    assert [s.value for s in participants.samples] == [2]
+    assert [s.value for s in ports.samples] == [1]

@@ -13,6 +13,7 @@ from client.calls.fixture import load_fixture
 from client.calls.packetizer import OutgoingFrame, Packetizer
 from client.calls.receiver import Receiver
 from client.meetings import Failure, FrameSigner, FrameVerifier, MeetingCrypto, StreamReport
+from client.meetings.attribution import ForgedSignature
 from client.meetings.frameauth import SIGN_EVERY_FRAMES, SIGN_INTERVAL_MS, VERIFY_BOUND_MS
 from client.meetings.framing import FixtureFrames, PidCrypto
 from client.meetings.keys import SUITE, kid
@@ -205,6 +206,33 @@ def test_a_forger_under_another_pid_is_caught_by_every_receiver_and_no_longer_pl
                 assert s.checks.verifier.condemned((honest, 0, 0)) is None
     assert sides[victim].reports == []
     assert sides[forger].reports == []
+
+
+def test_a_bad_signature_naming_another_pid_is_blamed_on_the_sender_id_it_came_on() -> None:
+    """A member sends, on its own node sender id, one signature naming another pid (with
+    that pid's key, signed by itself): no receiver condemns the pid it names; each reports
+    the member's sender id, tied to the member's own pid by its honest signatures."""
+    net = Net(4)
+    sides = [side(net, pid) for pid in range(4)]
+    victim, liar = 1, 3
+    sfu, now = run(sides, 2 * SIGN_EVERY_FRAMES)
+    person = net.people[liar]
+    fake = SignatureSender(FrameSigner(MID, victim, net.people[victim].key, person), NODE_ID + liar)
+    out = sides[liar].speak(now)
+    epoch = sides[liar].crypto.send_epoch
+    assert epoch is not None
+    assert fake.sent(out, sides[liar].crypto.last_sealed, epoch, now) == []
+    for datagram in out + fake.flush():
+        for dest in sfu.on_datagram(liar, datagram):
+            sides[dest].take(datagram, now + 5)
+    _, now = run(sides, 2 * SIGN_EVERY_FRAMES, start=now + FRAME_MS)
+    for s in sides:
+        s.tick(now + VERIFY_BOUND_MS)
+        assert s.reports == [], s.pid
+        if s.pid not in (victim, liar):
+            forged = ForgedSignature(NODE_ID + liar, (victim, 0, 0), liar)
+            assert s.checks.verifier.forgeries == [forged], s.pid
+            assert s.checks.verifier.counts((victim, 0, 0))[0] > 3 * SIGN_EVERY_FRAMES
 
 
 def test_a_sender_that_does_not_sign_is_condemned_as_unsigned() -> None:

@@ -58,6 +58,13 @@ def test_a_join_of_a_room_that_does_not_exist_is_refused_with_a_code() -> None:
     assert [s.message for s in step.sends] == [RoomRefused(ROOM, "meeting.no_room")]
 
 
+def test_a_link_is_counted_apart_from_the_participants() -> None:
+    net = _two()
+    anchor, member = net["a"].cores[ROOM].stats(), net["b"].cores[net["b"].key("a")].stats()
+    assert (anchor.participants, anchor.links) == (1, 1)  # p1; b's five come over the link
+    assert (member.participants, member.links) == (5, 1)
+
+
 def test_one_copy_per_domain_on_the_link() -> None:
     net = _two()
     for s in range(10, 15):

@@ -150,7 +150,9 @@ async def test_media_crosses_the_link_once_and_reaches_every_far_participant() -
         for _ in range(10):
             await world.a.forward(_conn(world.a, speaker), [audio(speaker, 10)])
         await world.tick(3)
-    world.a.numbers()  # (readable while the link carries media)
+    # the link is a port of the room on both sides, never one of its participants
+    assert (world.a.numbers().participants, world.a.numbers().link_ports) == (2, 1)
+    assert (world.b.numbers().participants, world.b.numbers().link_ports) == (3, 1)
     for sink, _ in at_b:
         sink.sent.clear()
     crossed = world.a.remote.datagrams["out"]
