@@ -43,6 +43,8 @@ from node.app import App
 from node.calls import CallRelay
 from node.calls.clients import REPLICA_ID_BYTES, ClientLegs
 from node.calls.links import MediaLinks
+from node.calls.meetlegs import MeetingLegMirror
+from node.calls.relayed import BindRelays
 from node.calls.shell import CallService
 from node.cluster import ClusterPush
 from node.clusterlimits import SharedLimits
@@ -222,6 +224,8 @@ async def _start_calls(
     meetings.remote.opener = links  # meetings anchored at other domains (a cascade)
     links.meetings = meetings
     await _place_meetings(relay, nursery, meetings, links, replica)
+    if meetings.placement is not None:
+        await _relay_binds(relay, nursery, legs, links, meetings, replica)
     await nursery.start(meetings.run)
     service.route_meetings(meetings)
     legs.meetings = meetings
@@ -252,6 +256,34 @@ async def _place_meetings(
     await nursery.start(placement.announce, address, relay.media_port)
     links.accept_replicas = True
     meetings.placement = placement
+
+
+async def _relay_binds(
+    relay: Relay,
+    nursery: trio.Nursery,
+    legs: ClientLegs,
+    links: MediaLinks,
+    meetings: MeetingService,
+    replica: bytes,
+) -> None:
+    """Cluster mode with replica links: a QUIC bind that reaches this replica for a leg
+    another replica granted is handed on to it over a replica link, and meeting legs are
+    mirrored into ``CallLegs`` so that other replicas find them (``node.calls.relayed``)."""
+    relays = BindRelays(
+        legs.service,
+        links,
+        relay.ports.call_legs,
+        relay.ports.media_placement,
+        replica=replica,
+        random=relay.random_bytes,
+        now_ms=relay.now_ms,
+    )
+    await nursery.start(relays.run)
+    links.relays = relays
+    legs.service.elsewhere = relays
+    mirror = MeetingLegMirror(relay.ports.call_legs, replica, meetings.owns, now_ms=relay.now_ms)
+    await nursery.start(mirror.run)
+    legs.mirror_meeting = mirror.add
 
 
 def meeting_numbers(meetings: MeetingService) -> MeetingNumbers:

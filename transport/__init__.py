@@ -4,7 +4,7 @@ Media for calls travels over a :class:`~transport.base.MediaTransport`: QUIC (RF
 with DATAGRAM frames (RFC 9221) from qh3's sans-I/O connection here, or a WebSocket
 fallback written with the node wiring. DESIGN section 9.
 
-    base            MediaTransport, TransportStats, MAX_DATAGRAM_PAYLOAD
+    base            MediaTransport, MediaChannel, TransportStats, MAX_DATAGRAM_PAYLOAD
     errors          TransportError and its stable codes
     identity        QuicIdentity (P-384, self-signed), PinnedKey (SHA-256 of the SPKI)
     clock           QuicClock: qh3's clock and the conversion to trio deadlines
@@ -22,6 +22,7 @@ Imports ``wire``, ``suites`` (and later ``trust``), trio and qh3; never ``client
 from transport.base import (
     MAX_CONTROL_MESSAGE,
     MAX_DATAGRAM_PAYLOAD,
+    MediaChannel,
     MediaTransport,
     TransportKind,
     TransportStats,
@@ -47,6 +48,7 @@ __all__ = [
     "MONOTONIC",
     "EndpointStats",
     "HandshakeFailed",
+    "MediaChannel",
     "MediaTransport",
     "MessageTooLarge",
     "PeerKeyMismatch",

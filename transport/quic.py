@@ -129,6 +129,9 @@ class QuicChannel:
         self.terminated = trio.Event()
         self.is_established = False
         self.failure: TransportError | None = None
+        self.datagram_limit = MAX_DATAGRAM_PAYLOAD
+        """Largest datagram :meth:`send_datagrams` takes: a media datagram's bound, which a
+        replica link raises to carry relayed ones in their envelope (``node.calls.relayed``)."""
         self.on_close: Callable[[], object] = _nothing
         """Called once the connection is closed or terminated (a client ends its socket task)."""
 
@@ -146,7 +149,7 @@ class QuicChannel:
     async def send_datagrams(self, payloads: Iterable[bytes]) -> None:
         batch = list(payloads)
         for payload in batch:  # all or nothing: check every size before queueing any
-            self._check_sendable(len(payload), MAX_DATAGRAM_PAYLOAD)
+            self._check_sendable(len(payload), self.datagram_limit)
         for payload in batch:
             self._queue_datagram(payload)
         self.flush()
@@ -379,7 +382,7 @@ class QuicChannel:
         self._control_in.close()
 
     def _queue_datagram(self, payload: bytes) -> None:
-        self._check_sendable(len(payload), MAX_DATAGRAM_PAYLOAD)
+        self._check_sendable(len(payload), self.datagram_limit)
         self._call(self._conn.send_datagram_frame, payload)
         self._count("datagrams_sent", "bytes_sent", len(payload))
 

@@ -75,7 +75,7 @@ from node.calls.peering import (
     ReplicaPeer,
     Step,
 )
-from node.calls.peerlink import LinkCounters, LinkMeetings, PeerLink, Waiter
+from node.calls.peerlink import LinkCounters, LinkMeetings, LinkRelays, PeerLink, Waiter
 from node.calls.shell import FORWARD_BATCH, CallService, wall_clock_ms
 from node.errors import CALL_UNREACHABLE, FED_POLICY, FED_UNAVAILABLE, NodeError
 from transport import (
@@ -96,6 +96,7 @@ from wire.media_link import (
     CLOSE_LINK_DONE,
     CLOSE_LINK_PROTOCOL,
     CLOSE_LINK_REJECTED,
+    RELAY_MESSAGES,
     LinkRejected,
     decode_link_traffic,
 )
@@ -141,6 +142,8 @@ class MediaLinks:
         self._sockets: trio.Nursery | None = None
         self.meetings: LinkMeetings | None = None
         """The meetings cascaded over the links (set by ``node.server``)."""
+        self.relays: LinkRelays | None = None
+        """Client connections relayed over replica links (cluster mode; ``node.server``)."""
 
     @property
     def links_up(self) -> int:
@@ -397,6 +400,8 @@ class MediaLinks:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._write, link)
                 nursery.start_soon(self._forward, link)
+                if self.relays is not None:
+                    nursery.start_soon(self.relays.tend, link)
                 await self._read(link)
                 nursery.cancel_scope.cancel()
         finally:
@@ -415,6 +420,9 @@ class MediaLinks:
                 return
             if isinstance(message, BRIDGE_MESSAGES):
                 self._apply(link, link.bridges.receive(message, self._now()))
+            elif isinstance(message, RELAY_MESSAGES):
+                if self.relays is not None:
+                    self.relays.receive_relay(link, message)
             elif self.meetings is not None:
                 self.meetings.receive_link(link, message)
 
@@ -431,7 +439,9 @@ class MediaLinks:
                 batch = await link.channel.receive_datagram_batch(FORWARD_BATCH)
             except TransportError:
                 return
-            if self.meetings is not None:
+            if self.relays is not None:
+                batch = await self.relays.forward_relayed(link, batch)
+            if self.meetings is not None and batch:
                 batch = await self.meetings.forward_link(link, batch)
             if batch:
                 await self.service.forward(link, batch)
@@ -447,6 +457,8 @@ class MediaLinks:
         self._apply(link, link.bridges.close())
         if self.meetings is not None:
             self.meetings.link_down(link)
+        if self.relays is not None:
+            self.relays.relays_down(link)
         log.info("media link down", extra={"domain": link.domain})
 
     def _apply(self, link: PeerLink, step: Step) -> None:
