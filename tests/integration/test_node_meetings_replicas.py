@@ -29,24 +29,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-import httpx
 import pytest
 import trio
 
-from client.app import Client
-from client.enroll import enroll
-from client.store.memory import MemoryStore
 from node.store import RedisStore
-from tests.integration.fedharness import LocalFederation, Person, metric
-from tests.integration.nodeproc import NodeProcess, invite
+from tests.integration.fedharness import metric
+from tests.integration.replicakit import (
+    Cluster,
+    document,
+    join,
+    media_port,
+    metrics,
+    started_cluster,
+)
 from tests.node.sfu.meetkit import Participant, talk
 from tests.redisproc import RedisServer
-from transport.base import MediaTransport
-from trust.media import media_endpoint
-from wire.relay import LegGrant, MeetingJoin, MeetingLeave, Ok
+from wire.relay import LegGrant, MeetingLeave, Ok
 
-DOMAIN: Final = "replicas.test"
-EXTRA: Final = 'udp_listen = "127.0.0.1:0"'
 PER_REPLICA: Final = 6
 SPEAKERS: Final = ((0, 0, 5), (0, 3, 15), (1, 1, 25), (1, 4, 35))
 """(replica, participant index, RFC 6464 level) of the four speakers."""
@@ -58,66 +57,10 @@ TIME_LIMIT: Final = 90.0
 pytestmark = pytest.mark.slow
 
 
-@dataclass
-class Cluster:
-    fed: LocalFederation
-    second: NodeProcess
-    redis: RedisServer
-    people: tuple[Person, Person]
-
-    def url(self, replica: int) -> str:
-        if replica == 0:
-            return self.fed.url(DOMAIN)
-        assert self.second.url is not None
-        return self.second.url
-
-
-async def _enroll(data_dir: Path, env: dict[str, str], name: str, url: str, home: Path) -> Person:
-    code = await trio.to_thread.run_sync(lambda: invite(data_dir, name, env=env))
-    store = MemoryStore()
-    address = f"{name}@{DOMAIN}"
-    await enroll(store, address, url, code, "cnsa2")
-    return Person(address, store, home)
-
-
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    base = tmp_path
-    with RedisServer(base / "redis") as redis:
-        env = {"SEALRELAY_STORE": "redis", "SEALRELAY_REDIS_URL": redis.url}
-        fed = LocalFederation(base / "fed", [DOMAIN], extra=EXTRA, env=env)
-        setup = fed.setups[DOMAIN]
-        second = NodeProcess(setup.data_dir, domain=DOMAIN, config=setup.config, env=env)
-        try:
-            fed.start()
-            second.start()
-            assert second.url is not None
-            urls = (fed.url(DOMAIN), second.url)
-
-            async def both() -> tuple[Person, Person]:
-                x = await _enroll(setup.data_dir, env, "xavier", urls[0], base / "x")
-                y = await _enroll(setup.data_dir, env, "yolanda", urls[1], base / "y")
-                return x, y
-
-            yield Cluster(fed, second, redis, trio.run(both))
-        finally:
-            second.close()
-            fed.close()
-
-
-async def _join(client: Client, room: bytes) -> tuple[LegGrant, Participant]:
-    grant = await client.link.request(MeetingJoin(0, room, ()))
-    assert isinstance(grant, LegGrant), grant
-    media: MediaTransport
-    media, sender = await client.media_quic(grant)
-    return grant, Participant(media, sender)
-
-
-async def _metrics(url: str) -> str:
-    async with httpx.AsyncClient(timeout=10) as http:
-        response = await http.get(url + "/metrics")
-    response.raise_for_status()
-    return response.text
+    with RedisServer(tmp_path / "redis") as redis, started_cluster(tmp_path, redis.url) as c:
+        yield c
 
 
 @dataclass
@@ -139,8 +82,8 @@ def test_a_meeting_across_two_replicas(cluster: Cluster) -> None:
     room = os.urandom(16)
 
     async def main() -> Run:
-        redis = await RedisStore.open(cluster.redis.url)
-        first_port = _media_port(await cluster.fed.document(DOMAIN))
+        redis = await RedisStore.open(cluster.redis_url)
+        first_port = media_port(await document(cluster.url(0)))
         async with AsyncExitStack() as stack:
             clients = [p.load() for p in cluster.people]
             for client in clients:
@@ -149,7 +92,7 @@ def test_a_meeting_across_two_replicas(cluster: Cluster) -> None:
             people: list[list[Participant]] = [[], []]
             for replica, client in enumerate(clients):  # replica 0 first: it holds the room
                 for _ in range(PER_REPLICA):
-                    grant, person = await _join(client, room)
+                    grant, person = await join(client, room)
                     grants[replica].append(grant)
                     people[replica].append(person)
             for replica, index, level in SPEAKERS:
@@ -169,19 +112,19 @@ def test_a_meeting_across_two_replicas(cluster: Cluster) -> None:
                         p.reset()
                     now = await talk(everyone, MEASURED_ROUNDS, sent, now + 1)
                     await trio.sleep(0.5)
-                    during = (await _metrics(cluster.url(0)), await _metrics(cluster.url(1)))
+                    during = (await metrics(cluster.url(0)), await metrics(cluster.url(1)))
                     heard = [[dict(p.heard) for p in side] for side in people]
                     await trio.to_thread.run_sync(cluster.second.kill)
                     for p in people[0]:
                         p.reset()
                     await talk(people[0], AFTER_ROUNDS, sent, now + 1)
                     await trio.sleep(0.5)
-                    after_kill = await _metrics(cluster.url(0))
+                    after_kill = await metrics(cluster.url(0))
                     for grant in grants[0]:
                         left = await clients[0].link.request(MeetingLeave(0, grant.leg_id))
                         assert isinstance(left, Ok)
                     await trio.sleep(0.5)
-                    after = await _metrics(cluster.url(0))
+                    after = await metrics(cluster.url(0))
                     holder_after = await redis.room_holder(room, int(time.time() * 1000))
                 nursery.cancel_scope.cancel()
             heard_after = [dict(p.heard) for p in people[0]]
@@ -226,12 +169,6 @@ def test_a_meeting_across_two_replicas(cluster: Cluster) -> None:
     assert run.holder_after in (None, run.holder)
 
 
-def _media_port(document: object) -> int:
-    endpoint = media_endpoint(document)  # type: ignore[arg-type]
-    assert endpoint is not None
-    return endpoint.port
-
-
 HOLDER_TAKEOVER: Final = 30.0
 """Seconds for the holder's hold to expire (10 s) and the other replica to place the room."""
 
@@ -243,8 +180,8 @@ def test_a_crashed_holders_room_is_placed_again_on_the_other_replica(cluster: Cl
     room = os.urandom(16)
 
     async def main() -> tuple[int, int | None, list[dict[int, int]], list[Participant], float]:
-        redis = await RedisStore.open(cluster.redis.url)
-        first_port = _media_port(await cluster.fed.document(DOMAIN))
+        redis = await RedisStore.open(cluster.redis_url)
+        first_port = media_port(await document(cluster.url(0)))
         async with AsyncExitStack() as stack:
             clients = [p.load() for p in cluster.people]
             for client in clients:
@@ -252,7 +189,7 @@ def test_a_crashed_holders_room_is_placed_again_on_the_other_replica(cluster: Cl
             people: list[list[Participant]] = [[], []]
             for replica in (1, 0):  # the second replica first: it holds the room
                 for _ in range(3):
-                    people[replica].append((await _join(clients[replica], room))[1])
+                    people[replica].append((await join(clients[replica], room))[1])
             people[0][0].level, people[0][1].level = 10, 20
             people[1][0].level = 30
             sent: set[bytes] = set()
