@@ -8,6 +8,9 @@ processes over one real redis-server (``tests.integration.replicakit``). Checked
   hang-up at the granting replica closes the relayed connection;
 - a meeting participant bound at the other replica hears the room's speakers and is
   heard, byte for byte;
+- the control messages of a relayed meeting leg pass both ways: a relayed receiver's
+  ``MediaVideo`` request reaches the forwarding unit, whose ``MediaKeyframe`` and
+  ``MediaLayer`` notices reach a relayed sender, and the layer it asked for reaches it;
 - a wrong secret at the other replica is refused ``call.bad_secret`` (an unknown leg
   ``call.no_leg``) and opens no replica link.
 """
@@ -15,7 +18,7 @@ processes over one real redis-server (``tests.integration.replicakit``). Checked
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Final
@@ -24,14 +27,25 @@ import pytest
 import trio
 
 from node.errors import CALL_BAD_SECRET, CALL_NO_LEG
+from node.sfu.model import DEFAULT_LAYERS
 from tests.integration.fedharness import metric
 from tests.integration.replicakit import DOMAIN, Cluster, bind_at, join, metrics, started_cluster
+from tests.node.sfu.kit import video
 from tests.node.sfu.meetkit import Participant, sender_of, talk
 from tests.redisproc import RedisServer
 from transport import TransportError
+from wire import encode
 from wire.calls import LegRef
-from wire.media_control import MediaBound, MediaRefused
+from wire.media_control import (
+    MediaBound,
+    MediaKeyframe,
+    MediaLayer,
+    MediaRefused,
+    MediaVideo,
+    decode_notice,
+)
 from wire.relay import LegGrant, MeetingJoin
+from wire.relay_meetings import MeetingLayerSpec
 
 ROUNDS: Final = 100
 TIME_LIMIT: Final = 60.0
@@ -135,6 +149,54 @@ def test_a_meeting_participant_bound_at_the_other_replica(cluster: Cluster) -> N
     speakers = {people[0].sender, people[2].sender}
     for p in people:
         _heard_only(p, speakers - {p.sender}, sent)
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    with trio.fail_after(10.0):
+        while not condition():  # noqa: ASYNC110 - polled state, no event to wait on
+            await trio.sleep(0.05)
+
+
+def test_video_requests_and_notices_pass_the_relay(cluster: Cluster) -> None:
+    room = os.urandom(16)
+    layers = tuple(MeetingLayerSpec(x.height, x.kbps) for x in DEFAULT_LAYERS)
+
+    async def main() -> tuple[Participant, Participant, list[bytes]]:
+        async with AsyncExitStack() as stack:
+            client = cluster.people[0].load()
+            await stack.enter_async_context(client.online())
+            people: list[Participant] = []
+            async with trio.open_nursery() as nursery:
+                for spec in (layers, ()):  # a sender of three layers, a receiver
+                    grant = await client.link.request(MeetingJoin(0, room, spec))
+                    assert isinstance(grant, LegGrant), grant
+                    channel, answer = await bind_at(
+                        nursery, cluster.url(1), grant.leg_id, grant.leg_secret
+                    )
+                    assert isinstance(answer, MediaBound), answer
+                    people.append(Participant(channel, answer.sender))
+                alice, bob = people
+                nursery.start_soon(alice.read_control)
+                nursery.start_soon(bob.listen)
+                await bob.media.send_control(encode(MediaVideo(1, 180, 4000)))
+
+                def notices() -> list[MediaLayer | MediaKeyframe]:
+                    return [decode_notice(data) for data in alice.controls]
+
+                def layer_states() -> dict[int, bool]:
+                    return {n.layer: n.active for n in notices() if isinstance(n, MediaLayer)}
+
+                await _until(lambda: MediaKeyframe(alice.sender, 0) in notices())
+                await _until(lambda: layer_states() == {0: True, 1: False, 2: False})
+                frames = [video(alice.sender, layer, keyframe=True) for layer in (0, 1)]
+                await alice.media.send_datagrams(frames)
+                await _until(lambda: bob.received == frames[:1])
+                nursery.cancel_scope.cancel()
+        return alice, bob, frames
+
+    alice, bob, frames = trio.run(main)
+    assert all(decode_notice(data).sender == alice.sender for data in alice.controls)
+    assert bob.received == frames[:1]
 
 
 def test_a_wrong_secret_at_the_other_replica_is_refused_and_opens_no_link(
