@@ -224,15 +224,16 @@ async def _start_calls(
     meetings.remote.opener = links  # meetings anchored at other domains (a cascade)
     links.meetings = meetings
     await _place_meetings(relay, nursery, meetings, links, replica)
+    relays = None
     if meetings.placement is not None:
-        await _relay_binds(relay, nursery, legs, links, meetings, replica)
+        relays = await _relay_binds(relay, nursery, legs, links, meetings, replica)
     await nursery.start(meetings.run)
     service.route_meetings(meetings)
     legs.meetings = meetings
     relay.metrics.meetings = lambda: meeting_numbers(meetings)
     relay.media_links = links
     relay.calls = legs
-    relay.metrics.calls = lambda: call_numbers(service, links)
+    relay.metrics.calls = lambda: call_numbers(service, links, relays)
     log.info("calls listening", extra={"address": f"{host}:{relay.media_port}"})
     return service
 
@@ -265,7 +266,7 @@ async def _relay_binds(
     links: MediaLinks,
     meetings: MeetingService,
     replica: bytes,
-) -> None:
+) -> BindRelays:
     """Cluster mode with replica links: a QUIC bind that reaches this replica for a leg
     another replica granted is handed on to it over a replica link, and meeting legs are
     mirrored into ``CallLegs`` so that other replicas find them (``node.calls.relayed``)."""
@@ -284,6 +285,7 @@ async def _relay_binds(
     mirror = MeetingLegMirror(relay.ports.call_legs, replica, meetings.owns, now_ms=relay.now_ms)
     await nursery.start(mirror.run)
     legs.mirror_meeting = mirror.add
+    return relays
 
 
 def meeting_numbers(meetings: MeetingService) -> MeetingNumbers:
@@ -301,7 +303,9 @@ def meeting_numbers(meetings: MeetingService) -> MeetingNumbers:
     )
 
 
-def call_numbers(service: CallService, links: MediaLinks | None = None) -> CallNumbers:
+def call_numbers(
+    service: CallService, links: MediaLinks | None = None, relays: BindRelays | None = None
+) -> CallNumbers:
     """The call relay's numbers for ``/metrics`` (``node.metrics.CallNumbers``)."""
     core, shell = service.core.stats(), service.stats()
     failures = {
@@ -324,6 +328,8 @@ def call_numbers(service: CallService, links: MediaLinks | None = None) -> CallN
         link_connects={} if links is None else dict(links.counters.connects),
         link_failures={} if links is None else dict(links.counters.failures),
         link_kinds={} if links is None else links.kinds_up(),
+        relays=0 if relays is None else relays.open,
+        relayed_binds={} if relays is None else dict(relays.counts),
     )
 
 

@@ -5,7 +5,8 @@ processes over one real redis-server (``tests.integration.replicakit``). Checked
 
 - a 1:1 call whose second leg binds at the other replica: media flows both ways, byte for
   byte (every datagram that arrives is one the other party sent), over a replica link; a
-  hang-up at the granting replica closes the relayed connection;
+  hang-up at the granting replica closes the relayed connection; when the relaying replica
+  is killed, the other closes their replica link within the keep-alive's timeout;
 - a meeting participant bound at the other replica hears the room's speakers and is
   heard, byte for byte;
 - the control messages of a relayed meeting leg pass both ways: a relayed receiver's
@@ -26,6 +27,7 @@ from typing import Final
 import pytest
 import trio
 
+from node.calls.relayed import KEEPALIVE_TIMEOUT
 from node.errors import CALL_BAD_SECRET, CALL_NO_LEG
 from node.sfu.model import DEFAULT_LAYERS
 from tests.integration.fedharness import metric
@@ -51,6 +53,7 @@ ROUNDS: Final = 100
 TIME_LIMIT: Final = 60.0
 REPLICA: Final = "replica"
 LINKS: Final = "sealrelay_call_links_open"
+RELAYED: Final = "sealrelay_call_relayed_binds_total"
 
 pytestmark = pytest.mark.slow
 
@@ -80,7 +83,7 @@ async def _closed_within(p: Participant, seconds: float) -> bool:
 
 
 def test_a_call_leg_bound_at_the_other_replica(cluster: Cluster) -> None:
-    async def main() -> tuple[Participant, Participant, set[bytes], str, str, bool]:
+    async def main() -> tuple[Participant, Participant, set[bytes], tuple[str, str], bool, float]:
         async with AsyncExitStack() as stack:
             client = cluster.people[0].load()  # its WebSocket is on replica 0
             await stack.enter_async_context(client.online())
@@ -103,16 +106,26 @@ def test_a_call_leg_bound_at_the_other_replica(cluster: Cluster) -> None:
                     during = (await metrics(cluster.url(0)), await metrics(cluster.url(1)))
                     await client.leg_hang_up(callee.leg_id)
                     closed = await _closed_within(there, 10.0)
+                    # the front replica dies: the holder's keep-alive drops its link
+                    await trio.to_thread.run_sync(cluster.second.kill)
+                    killed = trio.current_time()
+                    while metric(await metrics(cluster.url(0)), LINKS, kind=REPLICA):  # noqa: ASYNC110
+                        await trio.sleep(0.5)
+                    silent_for = trio.current_time() - killed
                 nursery.cancel_scope.cancel()
-        return here, there, sent, during[0], during[1], closed
+        return here, there, sent, during, closed, silent_for
 
-    here, there, sent, first, second, closed = trio.run(main)
+    here, there, sent, (first, second), closed, silent_for = trio.run(main)
     _heard_only(here, {there.sender}, sent)
     _heard_only(there, {here.sender}, sent)
     assert all(sender_of(d) == there.sender for d in here.received)
     for text in (first, second):
         assert metric(text, LINKS, kind=REPLICA) == 1
+    assert metric(first, RELAYED, outcome="served") == 1  # the holder
+    assert metric(second, RELAYED, outcome="relayed") == 1  # the front
+    assert metric(second, "sealrelay_call_relays_open") == 1
     assert closed  # the hang-up at replica 0 closed the connection relayed by replica 1
+    assert silent_for < KEEPALIVE_TIMEOUT + 5  # not the QUIC idle timeout (30 s)
 
 
 def test_a_meeting_participant_bound_at_the_other_replica(cluster: Cluster) -> None:
@@ -221,3 +234,6 @@ def test_a_wrong_secret_at_the_other_replica_is_refused_and_opens_no_link(
     assert unknown.code == CALL_NO_LEG
     for text in (first, second):
         assert metric(text, LINKS, kind=REPLICA) == 0
+    assert metric(second, RELAYED, outcome="refused_call.bad_secret") == 1
+    assert metric(second, RELAYED, outcome="refused_call.no_leg") == 1
+    assert metric(second, RELAYED, outcome="relayed") == 0
