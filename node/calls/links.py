@@ -44,8 +44,10 @@ may also be another replica of this domain (``ReplicaPeer``: ``room_link`` dials
 internal address it announced, pinned to this domain's own QUIC key; the proof is by this
 domain's own server key, and the accepting replica checks it against its own document).
 Such a link (``kind`` ``replica``) carries the meeting rooms placed on that replica
-(``node.sfu.placement``); an inbound one is never reused for dialling (its peer's replica
-id is not told).
+(``node.sfu.placement``) and the client connections relayed to it (:attr:`MediaLinks.relays`,
+``node.calls.relayed``: relay messages go there, and a link's datagrams go there first,
+which take the relayed ones; it also keeps a replica link alive); an inbound one is never
+reused for dialling (its peer's replica id is not told).
 
 Refusals of :meth:`MediaLinks.bridge` are :class:`~node.errors.NodeError`: ``fed.policy``
 (the domain is not a peer), ``fed.unavailable`` / ``fed.key_document`` (its key document),

@@ -26,17 +26,29 @@ from __future__ import annotations
 
 from collections.abc import Callable, Container
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Protocol
 
 from node.calls.legs import secret_matches
 from node.errors import CALL_BAD_SECRET, CALL_EXPIRED, CALL_NO_LEG
-from node.store.base import LegRecord
 
 RELAY_ID_BYTES: Final = 4
 """Bytes of a relay id (a ``U32`` of ``wire.media_link``)."""
 MAX_DRAWS: Final = 16
 """Draws of a fresh relay id before giving up (a link carries few relays; a collision in
 2**32 ids is rare)."""
+
+
+class StoredLeg(Protocol):
+    """What the front reads of a leg's record (``node.store.base.LegRecord``)."""
+
+    @property
+    def replica(self) -> bytes: ...
+
+    @property
+    def secret_hash(self) -> bytes: ...
+
+    @property
+    def expires(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +66,7 @@ class Refusal:
     message: str
 
 
-def judge_bind(record: LegRecord | None, secret: bytes, now: int, here: bytes) -> HandOn | Refusal:
+def judge_bind(record: StoredLeg | None, secret: bytes, now: int, here: bytes) -> HandOn | Refusal:
     """What the front does with a bind by ``secret`` of the leg ``record`` describes (None:
     the store knows no such live leg), at ``now`` (Unix ms), on the replica ``here``."""
     if record is None or record.replica == here:
@@ -100,6 +112,7 @@ __all__ = [
     "HandOn",
     "Liveness",
     "Refusal",
+    "StoredLeg",
     "fresh_relay_id",
     "judge_bind",
 ]

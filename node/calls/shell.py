@@ -21,6 +21,11 @@ For each QUIC connection the :class:`~transport.QuicServer` accepts, one task:
 3. when the connection goes, unbinds it (:meth:`~node.calls.core.CallRelay.unbind`): the
    leg waits for a rebind until the allocation timeout.
 
+In cluster mode a bind of a leg this replica does not hold goes to :attr:`CallService.elsewhere`
+(``node.calls.relayed``), which refuses it from the leg's stored record or relays it to the
+replica that holds it; that replica serves the relayed connection through
+:meth:`CallService.serve_channel` as one it accepted.
+
 A sweep task calls :meth:`~node.calls.core.CallRelay.expire` every ``sweep_interval``
 seconds and closes the connections of the legs that ended (``CLOSE_LEG_ENDED``); every
 :class:`~node.calls.Ended` is also handed to ``on_ended`` (the node tells owners, the

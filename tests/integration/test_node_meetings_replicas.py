@@ -12,7 +12,8 @@ speak at each. Checked:
   whichever replica it is on;
 - the replica holding no room is killed (SIGKILL): the holder goes on, its participants
   still hear their own speakers (and nothing else), and they leave cleanly; the dead
-  replica's link stays a port of the room until the QUIC idle timeout (the hold with it);
+  replica's link stays a port of the room until the replica links' keep-alive drops it
+  (10 s; ``node.calls.relayed``);
 - the replica holding the room is killed: the other lets go of its link when the hold has
   expired and holds the room itself, its participants hearing their speakers throughout.
 
@@ -163,7 +164,7 @@ def test_a_meeting_across_two_replicas(cluster: Cluster) -> None:
         for s in ours - {p.sender}:
             assert heard.get(s, 0) >= AFTER_ROUNDS // 2, (p.sender, s, heard)
     assert metric(run.after_kill, "sealrelay_meeting_rooms") == 1
-    # the killed replica's link stays a port of the room until the QUIC idle timeout
+    # the killed replica's link stays a port of the room until the keep-alive drops it
     assert metric(run.after, "sealrelay_meeting_participants") <= 1
     assert metric(run.after, "sealrelay_meeting_rooms") == 0  # no leg holds it here
     assert run.holder_after in (None, run.holder)
