@@ -10,6 +10,7 @@ fallback written with the node wiring. DESIGN section 9.
     clock           QuicClock: qh3's clock and the conversion to trio deadlines
     udp             the non-blocking UDP socket, drained per wake-up
     quic_config     QuicSettings, endpoint counters, the qh3 configurations
+    inbox           Inbox: the queues and receive methods of a connection's receiving half
     quic            QuicChannel: one connection as a MediaTransport
     loop            SocketLoop: the one task per socket
     quic_client     connect_quic: dial, pin-check, return an established channel

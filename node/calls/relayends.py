@@ -13,7 +13,7 @@ dropped and counted. Datagrams cross the link in their envelope (``wire.media_li
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Final
 
 import trio
@@ -28,6 +28,7 @@ from transport import (
     TransportKind,
     TransportStats,
 )
+from transport.inbox import Inbox
 from wire.media_control import CLOSE_LEG_ENDED, CLOSE_MALFORMED_CONTROL
 from wire.media_link import (
     MAX_REJECT_MESSAGE,
@@ -45,14 +46,14 @@ LIMIT: Final = MAX_DATAGRAM_PAYLOAD
 """Largest client datagram relayed (a media datagram's bound)."""
 
 
-class RelayedChannel:
+class RelayedChannel(Inbox):
     """On the holding replica: a client connection another replica relays over ``link`` as
-    ``relay``; a :class:`~transport.MediaChannel`, served as an accepted QUIC connection."""
+    ``relay``; a :class:`~transport.MediaChannel`, served as an accepted QUIC connection
+    (its receive methods are the :class:`~transport.inbox.Inbox`'s)."""
 
     def __init__(self, link: PeerLink, relay: int) -> None:
+        super().__init__(DATAGRAM_QUEUE, CONTROL_QUEUE)
         self.link, self.relay = link, relay
-        self._datagram_in, self._datagram_out = trio.open_memory_channel[bytes](DATAGRAM_QUEUE)
-        self._control_in, self._control_out = trio.open_memory_channel[bytes](CONTROL_QUEUE)
         self._stats: dict[str, int] = dict.fromkeys(vars(TransportStats()), 0)
         self.closed = False
         self.on_close: Callable[[], object] = _nothing
@@ -76,24 +77,6 @@ class RelayedChannel:
         self._stats["datagrams_sent"] += len(batch)
         self._stats["bytes_sent"] += sum(len(p) for p in batch)
 
-    async def receive_datagram(self) -> bytes:
-        try:
-            return await self._datagram_out.receive()
-        except (trio.EndOfChannel, trio.ClosedResourceError):
-            raise TransportClosed("the relayed connection has closed") from None
-
-    async def receive_datagram_batch(self, limit: int = DATAGRAM_QUEUE) -> list[bytes]:
-        batch = [await self.receive_datagram()]
-        while len(batch) < limit:
-            try:
-                batch.append(self._datagram_out.receive_nowait())
-            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
-                break
-        return batch
-
-    def datagrams(self) -> AsyncIterator[bytes]:
-        return self._datagram_out
-
     async def send_control(self, message: bytes) -> None:
         if self.closed:
             raise TransportClosed("the relayed connection has closed")
@@ -102,12 +85,6 @@ class RelayedChannel:
         self.link.send(RelayControl(self.relay, message))
         self._stats["control_sent"] += 1
         await trio.lowlevel.checkpoint()
-
-    async def receive_control(self) -> bytes:
-        try:
-            return await self._control_out.receive()
-        except (trio.EndOfChannel, trio.ClosedResourceError):
-            raise TransportClosed("the relayed connection has closed") from None
 
     async def aclose(self) -> None:
         self.close(CLOSE_LEG_ENDED, "closed")
