@@ -52,6 +52,7 @@ async def _join(s: MeetingSession, caller: Caller, frame: MeetingJoin) -> LegGra
     layers = tuple(LayerSpec(layer.height, layer.kbps) for layer in frame.layers)
     leg = await meetings.join_at(caller.mailbox, "", frame.room, layers)
     calls.watch(caller.mailbox, shell)
+    await calls.mirror_meeting(leg)
     return LegGrant(frame.id, leg.leg_id, leg.leg_secret)
 
 
@@ -60,6 +61,7 @@ async def _join_at(s: MeetingSession, caller: Caller, frame: MeetingJoinAt) -> L
     layers = tuple(LayerSpec(layer.height, layer.kbps) for layer in frame.layers)
     leg = await meetings.join_at(caller.mailbox, frame.anchor, frame.room, layers)
     calls.watch(caller.mailbox, shell)
+    await calls.mirror_meeting(leg)
     return LegGrant(frame.id, leg.leg_id, leg.leg_secret)
 
 

@@ -67,6 +67,13 @@ With ``udp_listen`` set, the call relay's numbers (:class:`CallNumbers`, read fr
                                                          ``outbound_<code>`` (this node's
                                                          dial) or ``inbound_<code>`` (a
                                                          peer's link refused)
+    sealrelay_call_relays_open                  gauge    client media connections relayed
+                                                         between replicas now (the bind
+                                                         elsewhere; both roles)
+    sealrelay_call_relayed_binds_total{outcome} counter  binds of legs another replica holds:
+                                                         ``relayed`` (handed on), ``served``
+                                                         (another replica's, bound here),
+                                                         ``refused_<code>`` (refused here)
     sealrelay_call_forward_seconds              histogram time to forward one batch of
                                                          datagrams read together on one
                                                          media connection (QUIC or WebSocket):
@@ -219,6 +226,8 @@ class CallNumbers:
     link_connects: Mapping[str, int] = field(default_factory=dict)
     link_failures: Mapping[str, int] = field(default_factory=dict)
     link_kinds: Mapping[str, int] = field(default_factory=lambda: dict(NO_LINKS))
+    relays: int = 0
+    relayed_binds: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -341,6 +350,9 @@ def _call_families(calls: CallNumbers) -> Iterator[Metric]:
     yield _counter("call_link_connects", "Media links opened, by direction.", connects)
     link_failures = _by(calls.link_failures)
     yield _counter("call_link_failures", "Media links not opened, by reason.", link_failures)
+    yield _gauge("call_relays_open", "Media connections relayed between replicas.", calls.relays)
+    relayed = _by(calls.relayed_binds, "outcome")
+    yield _counter("call_relayed_binds", "Binds of legs another replica holds.", relayed)
 
 
 def _meeting_families(meetings: MeetingNumbers) -> Iterator[Metric]:

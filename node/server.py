@@ -44,6 +44,8 @@ from node.calls import CallRelay
 from node.calls.clients import REPLICA_ID_BYTES, ClientLegs
 from node.calls.links import MediaLinks
 from node.calls.replicas import ReplicaCalls
+from node.calls.meetlegs import MeetingLegMirror
+from node.calls.relayed import BindRelays
 from node.calls.shell import CallService
 from node.cluster import ClusterPush
 from node.clusterlimits import SharedLimits
@@ -224,13 +226,16 @@ async def _start_calls(
     links.meetings = meetings
     await _place_meetings(relay, nursery, meetings, links, replica)
     await _bridge_replicas(relay, nursery, legs, links, replica)
+    relays = None
+    if meetings.placement is not None:
+        relays = await _relay_binds(relay, nursery, legs, links, meetings, replica)
     await nursery.start(meetings.run)
     service.route_meetings(meetings)
     legs.meetings = meetings
     relay.metrics.meetings = lambda: meeting_numbers(meetings)
     relay.media_links = links
     relay.calls = legs
-    relay.metrics.calls = lambda: call_numbers(service, links)
+    relay.metrics.calls = lambda: call_numbers(service, links, relays)
     log.info("calls listening", extra={"address": f"{host}:{relay.media_port}"})
     return service
 
@@ -269,6 +274,33 @@ async def _bridge_replicas(
     )
     await nursery.start(calls.run)
     legs.elsewhere = calls.bridge
+async def _relay_binds(
+    relay: Relay,
+    nursery: trio.Nursery,
+    legs: ClientLegs,
+    links: MediaLinks,
+    meetings: MeetingService,
+    replica: bytes,
+) -> BindRelays:
+    """Cluster mode with replica links: a QUIC bind that reaches this replica for a leg
+    another replica granted is handed on to it over a replica link, and meeting legs are
+    mirrored into ``CallLegs`` so that other replicas find them (``node.calls.relayed``)."""
+    relays = BindRelays(
+        legs.service,
+        links,
+        relay.ports.call_legs,
+        relay.ports.media_placement,
+        replica=replica,
+        random=relay.random_bytes,
+        now_ms=relay.now_ms,
+    )
+    await nursery.start(relays.run)
+    links.relays = relays
+    legs.service.elsewhere = relays
+    mirror = MeetingLegMirror(relay.ports.call_legs, replica, meetings.owns, now_ms=relay.now_ms)
+    await nursery.start(mirror.run)
+    legs.mirror_meeting = mirror.add
+    return relays
 
 
 def meeting_numbers(meetings: MeetingService) -> MeetingNumbers:
@@ -287,7 +319,9 @@ def meeting_numbers(meetings: MeetingService) -> MeetingNumbers:
     )
 
 
-def call_numbers(service: CallService, links: MediaLinks | None = None) -> CallNumbers:
+def call_numbers(
+    service: CallService, links: MediaLinks | None = None, relays: BindRelays | None = None
+) -> CallNumbers:
     """The call relay's numbers for ``/metrics`` (``node.metrics.CallNumbers``)."""
     core, shell = service.core.stats(), service.stats()
     failures = {
@@ -310,6 +344,8 @@ def call_numbers(service: CallService, links: MediaLinks | None = None) -> CallN
         link_connects={} if links is None else dict(links.counters.connects),
         link_failures={} if links is None else dict(links.counters.failures),
         link_kinds={} if links is None else links.kinds_up(),
+        relays=0 if relays is None else relays.open,
+        relayed_binds={} if relays is None else dict(relays.counts),
     )
 
 

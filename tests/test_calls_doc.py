@@ -130,7 +130,12 @@ def test_metrics_are_the_series() -> None:
     metrics = Metrics()
     drops = {str(reason): 1 for reason in DropReason}
     failures = {"refused": 1, "malformed_control": 1, "timeout": 1}
-    links = {"links": 1, "link_connects": {"outbound": 1}, "link_failures": {"inbound_x": 1}}
+    links = {
+        "links": 1,
+        "link_connects": {"outbound": 1},
+        "link_failures": {"inbound_x": 1},
+        "relayed_binds": {"relayed": 1},
+    }
     metrics.calls = lambda: CallNumbers(1, 1, 1, 1, 1, 1, drops, 1, failures, 1, **links)
     metrics.count(WEBSOCKET_DROPPED, 1, reason="unavailable")  # present once one was dropped
     rendered = metrics.render({})

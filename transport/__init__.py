@@ -4,12 +4,13 @@ Media for calls travels over a :class:`~transport.base.MediaTransport`: QUIC (RF
 with DATAGRAM frames (RFC 9221) from qh3's sans-I/O connection here, or a WebSocket
 fallback written with the node wiring. DESIGN section 9.
 
-    base            MediaTransport, TransportStats, MAX_DATAGRAM_PAYLOAD
+    base            MediaTransport, MediaChannel, TransportStats, MAX_DATAGRAM_PAYLOAD
     errors          TransportError and its stable codes
     identity        QuicIdentity (P-384, self-signed), PinnedKey (SHA-256 of the SPKI)
     clock           QuicClock: qh3's clock and the conversion to trio deadlines
     udp             the non-blocking UDP socket, drained per wake-up
     quic_config     QuicSettings, endpoint counters, the qh3 configurations
+    inbox           Inbox: the queues and receive methods of a connection's receiving half
     quic            QuicChannel: one connection as a MediaTransport
     loop            SocketLoop: the one task per socket
     quic_client     connect_quic: dial, pin-check, return an established channel
@@ -22,6 +23,7 @@ Imports ``wire``, ``suites`` (and later ``trust``), trio and qh3; never ``client
 from transport.base import (
     MAX_CONTROL_MESSAGE,
     MAX_DATAGRAM_PAYLOAD,
+    MediaChannel,
     MediaTransport,
     TransportKind,
     TransportStats,
@@ -47,6 +49,7 @@ __all__ = [
     "MONOTONIC",
     "EndpointStats",
     "HandshakeFailed",
+    "MediaChannel",
     "MediaTransport",
     "MessageTooLarge",
     "PeerKeyMismatch",

@@ -95,3 +95,17 @@ class MediaTransport(Protocol):
         """Close (idempotent); pending receives end with ``TransportClosed``."""
 
     def stats(self) -> TransportStats: ...
+
+
+class MediaChannel(MediaTransport, Protocol):
+    """A media connection a node serves as a client's: a :class:`MediaTransport` it can
+    also close with an application code and a reason. A ``QuicChannel`` is one; so is a
+    connection another replica of the node relays over a replica link
+    (``node.calls.relayed``, docs/kubernetes.md "The leg's replica")."""
+
+    def __hash__(self) -> int:
+        """A connection is a key of the node's tables (compared by identity)."""
+        ...
+
+    def close(self, error_code: int, reason: str) -> None:
+        """Close with ``error_code`` (once); pending receives end with ``TransportClosed``."""

@@ -36,7 +36,7 @@ that pins its own key cannot forward it. qh3 offers no TLS exporter (RFC 8446 se
 from __future__ import annotations
 
 import struct
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import Callable, Iterable
 from typing import Final, Protocol
 
 import trio
@@ -45,7 +45,6 @@ from qh3.quic import events
 from qh3.quic.packet import QuicErrorCode
 
 from transport.base import (
-    DATAGRAM_BATCH,
     MAX_CONTROL_MESSAGE,
     MAX_DATAGRAM_PAYLOAD,
     MediaTransport,
@@ -62,6 +61,7 @@ from transport.errors import (
     TransportError,
 )
 from transport.identity import PinnedKey
+from transport.inbox import Inbox
 from transport.quic_config import EndpointCounters, QuicSettings
 from transport.udp import Address, UdpSocket
 
@@ -91,8 +91,9 @@ class Owner(Protocol):
     def established(self, channel: QuicChannel) -> None: ...
 
 
-class QuicChannel:
-    """One QUIC connection as a ``MediaTransport``. Built by ``connect_quic`` or the server."""
+class QuicChannel(Inbox):
+    """One QUIC connection as a ``MediaTransport`` (its receive methods are the
+    :class:`~transport.inbox.Inbox`'s). Built by ``connect_quic`` or the server."""
 
     def __init__(
         self,
@@ -107,12 +108,7 @@ class QuicChannel:
         self._conn, self._sock, self._owner, self._clock = connection, sock, owner, clock
         self._pin = pin
         self._is_client = connection.configuration.is_client
-        self._datagram_in, self._datagram_out = trio.open_memory_channel[bytes](
-            settings.datagram_queue
-        )
-        self._control_in, self._control_out = trio.open_memory_channel[bytes](
-            settings.control_queue
-        )
+        super().__init__(settings.datagram_queue, settings.control_queue)
         self._control_buffer = bytearray()
         self._preface_seen = self._is_client
         self._handshake_done = False
@@ -129,6 +125,9 @@ class QuicChannel:
         self.terminated = trio.Event()
         self.is_established = False
         self.failure: TransportError | None = None
+        self.datagram_limit = MAX_DATAGRAM_PAYLOAD
+        """Largest datagram :meth:`send_datagrams` takes: a media datagram's bound, which a
+        replica link raises to carry relayed ones in their envelope (``node.calls.relayed``)."""
         self.on_close: Callable[[], object] = _nothing
         """Called once the connection is closed or terminated (a client ends its socket task)."""
 
@@ -146,30 +145,11 @@ class QuicChannel:
     async def send_datagrams(self, payloads: Iterable[bytes]) -> None:
         batch = list(payloads)
         for payload in batch:  # all or nothing: check every size before queueing any
-            self._check_sendable(len(payload), MAX_DATAGRAM_PAYLOAD)
+            self._check_sendable(len(payload), self.datagram_limit)
         for payload in batch:
             self._queue_datagram(payload)
         self.flush()
         await trio.lowlevel.checkpoint()
-
-    async def receive_datagram(self) -> bytes:
-        try:
-            return await self._datagram_out.receive()
-        except (trio.EndOfChannel, trio.ClosedResourceError):
-            raise TransportClosed("the connection has closed") from None
-
-    async def receive_datagram_batch(self, limit: int = DATAGRAM_BATCH) -> list[bytes]:
-        first = await self.receive_datagram()
-        batch = [first]
-        while len(batch) < limit:
-            try:
-                batch.append(self._datagram_out.receive_nowait())
-            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
-                break
-        return batch
-
-    def datagrams(self) -> AsyncIterator[bytes]:
-        return self._datagram_out
 
     async def send_control(self, message: bytes) -> None:
         self._check_sendable(len(message), MAX_CONTROL_MESSAGE)
@@ -178,12 +158,6 @@ class QuicChannel:
         self._count("control_sent", "bytes_sent", len(message))
         self.flush()
         await trio.lowlevel.checkpoint()
-
-    async def receive_control(self) -> bytes:
-        try:
-            return await self._control_out.receive()
-        except (trio.EndOfChannel, trio.ClosedResourceError):
-            raise TransportClosed("the connection has closed") from None
 
     async def aclose(self) -> None:
         self.close(APP_NO_ERROR, "closed")
@@ -379,7 +353,7 @@ class QuicChannel:
         self._control_in.close()
 
     def _queue_datagram(self, payload: bytes) -> None:
-        self._check_sendable(len(payload), MAX_DATAGRAM_PAYLOAD)
+        self._check_sendable(len(payload), self.datagram_limit)
         self._call(self._conn.send_datagram_frame, payload)
         self._count("datagrams_sent", "bytes_sent", len(payload))
 

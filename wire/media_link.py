@@ -44,6 +44,26 @@ message is about: true when the room is anchored at the message's receiver::
     either             RoomKeyframe{room, yours, tracks}  a keyframe of each, please
     either             RoomEnd{room, yours}            the room is over for the sender
 
+A QUIC bind that the UDP load balancer sent to another replica than its leg's is relayed
+over the replica link between them (cluster mode; ``node.calls.relayed``, docs/kubernetes.md
+"The leg's replica"). The replica the client reached (the *front*) checked the leg secret
+against the ``CallLegs`` record before sending anything; ``relay`` is the 32-bit id the
+front chose for that client connection, unique on the link (only the dialling side of a
+link opens relays on it)::
+
+    front -> holder    RelayBind{relay, leg_id, leg_secret}   serve this client connection:
+                                                    its ``MediaBind`` was these
+    either             RelayControl{relay, message}  one control message of the client
+                                                    connection, in its direction
+    either             RelayClose{relay, code, reason}  the relayed connection is over: the
+                                                    holder closed it with ``code``, or the
+                                                    client went
+    either             LinkPing{}                   a replica link's keep-alive
+
+A relayed datagram travels on the link in an envelope: :data:`RELAYED_DATAGRAM` (a first
+byte no media datagram has), the relay id (4 bytes, big-endian), then the client's
+datagram byte for byte (:func:`wrap_relayed`, :func:`unwrap_relayed`).
+
 A sender id is the 32-bit id the node of its participant drew; a datagram on the link
 carries it as on a client's connection. A link carries only leg ids of the accepting side,
 room ids, sender ids, layers, channels and codes: never an account address, and nothing
@@ -62,7 +82,7 @@ from wire.relay_common import Code, Domain
 from wire.relay_meetings import MAX_LAYERS, MeetingLayerSpec, RoomId
 from wire.schema import message
 from wire.server import LinkChallenge, LinkProof
-from wire.types import U8, U32, MaxLen
+from wire.types import U8, U32, Bytes32, MaxLen
 
 MAX_LINK_CONTROL: Final = 16 * 1024
 """Largest control message read on a link (a ``LinkProof`` with an ML-DSA-87 + P-384
@@ -83,6 +103,20 @@ CLOSE_LINK_TIMEOUT: Final = 0x213
 """A handshake step did not arrive in time."""
 CLOSE_LINK_DONE: Final = 0x214
 """The node closed the link (it stopped, or the link was replaced)."""
+CLOSE_LINK_SILENT: Final = 0x215
+"""A replica link on which nothing arrived for the keep-alive's timeout."""
+CLOSE_RELAY_GONE: Final = 0x216
+"""A relayed client connection whose replica link went (the leg's replica, or the link to
+it, is gone): bind again."""
+
+MAX_RELAYED_CONTROL: Final = 8 * 1024
+"""Largest client control message relayed (a ``MediaVideo``, ``MediaLayer`` or
+``MediaKeyframe`` is far smaller); a bigger one closes the relayed connection."""
+RELAYED_DATAGRAM: Final = 0x1F
+"""First byte of a relayed datagram's envelope on a link: header version 1, type 15, which
+no media datagram has (``wire.media``)."""
+RELAY_ENVELOPE: Final = 5
+"""Bytes an envelope adds to a client's datagram."""
 
 
 @message("media_link.hello")
@@ -234,6 +268,45 @@ class RoomEnd:
     yours: bool
 
 
+@message("media_link.relay_bind")
+class RelayBind:
+    """Serve the client connection the sender relays as ``relay``: its ``MediaBind`` named
+    the receiver's leg ``leg_id`` with this secret (checked by the sender already)."""
+
+    relay: U32
+    leg_id: LegId
+    leg_secret: Bytes32
+
+    def __repr__(self) -> str:
+        """Everything but the secret."""
+        return f"RelayBind(relay={self.relay}, leg_id={self.leg_id.hex()})"
+
+
+@message("media_link.relay_control")
+class RelayControl:
+    """One control message of the relayed client connection ``relay``, in the direction of
+    the link message."""
+
+    relay: U32
+    message: Annotated[bytes, MaxLen(MAX_RELAYED_CONTROL)]
+
+
+@message("media_link.relay_close")
+class RelayClose:
+    """The relayed connection ``relay`` is over: closed with the application ``code`` and
+    ``reason`` by the leg's replica (the front closes the client's with them), or the client
+    went (the holder ends its side)."""
+
+    relay: U32
+    code: U32
+    reason: Annotated[str, MaxLen(MAX_REJECT_MESSAGE)]
+
+
+@message("media_link.ping")
+class LinkPing:
+    """A replica link's keep-alive: nothing to answer (each side sends its own)."""
+
+
 LinkBridgeMessage: TypeAlias = LinkJoin | LinkJoined | LinkJoinRefused | LinkEnd
 LinkRoomMessage: TypeAlias = (
     RoomJoin
@@ -245,7 +318,8 @@ LinkRoomMessage: TypeAlias = (
     | RoomKeyframe
     | RoomEnd
 )
-LinkTraffic: TypeAlias = LinkBridgeMessage | LinkRoomMessage
+LinkRelayMessage: TypeAlias = RelayBind | RelayControl | RelayClose | LinkPing
+LinkTraffic: TypeAlias = LinkBridgeMessage | LinkRoomMessage | LinkRelayMessage
 LinkMessage: TypeAlias = (
     LinkHello | LinkChallenge | LinkProof | LinkReady | LinkRejected | LinkTraffic
 )
@@ -261,7 +335,8 @@ ROOM_MESSAGES: Final = (
     RoomKeyframe,
     RoomEnd,
 )
-TRAFFIC_MESSAGES: Final = (*BRIDGE_MESSAGES, *ROOM_MESSAGES)
+RELAY_MESSAGES: Final = (RelayBind, RelayControl, RelayClose, LinkPing)
+TRAFFIC_MESSAGES: Final = (*BRIDGE_MESSAGES, *ROOM_MESSAGES, *RELAY_MESSAGES)
 LINK_MESSAGES: Final = (
     LinkHello,
     LinkChallenge,
@@ -305,16 +380,35 @@ def decode_handshake_answer(data: bytes) -> LinkReady | LinkRejected:
     return answer
 
 
+def wrap_relayed(relay: int, datagram: bytes) -> bytes:
+    """``datagram`` of the relayed connection ``relay`` in its envelope for the link."""
+    return bytes((RELAYED_DATAGRAM,)) + relay.to_bytes(4, "big") + datagram
+
+
+def unwrap_relayed(data: bytes) -> tuple[int, bytes] | None:
+    """``(relay, datagram)`` of a relayed datagram's envelope; None if ``data`` is none
+    (a media datagram of the link, or too short to be one). Never raises."""
+    if len(data) <= RELAY_ENVELOPE or data[0] != RELAYED_DATAGRAM:
+        return None
+    return int.from_bytes(data[1:RELAY_ENVELOPE], "big"), data[RELAY_ENVELOPE:]
+
+
 __all__ = [
     "BRIDGE_MESSAGES",
     "CLOSE_LINK_DONE",
     "CLOSE_LINK_PROTOCOL",
     "CLOSE_LINK_REJECTED",
+    "CLOSE_LINK_SILENT",
     "CLOSE_LINK_TIMEOUT",
+    "CLOSE_RELAY_GONE",
     "LINK_MESSAGES",
     "MAX_ANNOUNCED",
     "MAX_CHANGES",
     "MAX_LINK_CONTROL",
+    "MAX_RELAYED_CONTROL",
+    "RELAYED_DATAGRAM",
+    "RELAY_ENVELOPE",
+    "RELAY_MESSAGES",
     "ROOM_MESSAGES",
     "TRAFFIC_MESSAGES",
     "LayerChange",
@@ -325,12 +419,17 @@ __all__ = [
     "LinkJoinRefused",
     "LinkJoined",
     "LinkMessage",
+    "LinkPing",
     "LinkReady",
     "LinkRejected",
+    "LinkRelayMessage",
     "LinkRoomMessage",
     "LinkSender",
     "LinkTrack",
     "LinkTraffic",
+    "RelayBind",
+    "RelayClose",
+    "RelayControl",
     "RoomEnd",
     "RoomJoin",
     "RoomJoined",
@@ -344,4 +443,6 @@ __all__ = [
     "decode_hello",
     "decode_link_message",
     "decode_link_traffic",
+    "unwrap_relayed",
+    "wrap_relayed",
 ]

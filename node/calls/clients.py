@@ -100,6 +100,10 @@ def _ignore(_: Ended) -> None:
     """The default ``remote_ended``."""
 
 
+async def _unmirrored(_: Leg) -> None:
+    """The default ``mirror_meeting``: meeting legs stay out of the store."""
+
+
 class ClientLegs:
     """The leg requests of the node's clients and their WebSocket media (module doc)."""
 
@@ -126,6 +130,8 @@ class ClientLegs:
         self.meetings: MeetingService | None = None
         """The meeting rooms (``node.sfu.shell``): meeting legs' ``LegAttach`` and their
         WebSocket media go there."""
+        self.mirror_meeting: Callable[[Leg], Awaitable[None]] = _unmirrored
+        """Told of each meeting leg granted here (cluster mode: ``node.calls.meetlegs``)."""
         self._store = store
         self._domain = domain.lower()
         self._replica = replica

@@ -45,8 +45,10 @@ may also be another replica of this domain (``ReplicaPeer``: ``room_link`` dials
 internal address it announced, pinned to this domain's own QUIC key; the proof is by this
 domain's own server key, and the accepting replica checks it against its own document).
 Such a link (``kind`` ``replica``) carries the meeting rooms placed on that replica
-(``node.sfu.placement``); an inbound one is never reused for dialling (its peer's replica
-id is not told).
+(``node.sfu.placement``) and the client connections relayed to it (:attr:`MediaLinks.relays`,
+``node.calls.relayed``: relay messages go there, and a link's datagrams go there first,
+which take the relayed ones; it also keeps a replica link alive); an inbound one is never
+reused for dialling (its peer's replica id is not told).
 
 Refusals of :meth:`MediaLinks.bridge` are :class:`~node.errors.NodeError`: ``fed.policy``
 (the domain is not a peer), ``fed.unavailable`` / ``fed.key_document`` (its key document),
@@ -76,7 +78,7 @@ from node.calls.peering import (
     ReplicaPeer,
     Step,
 )
-from node.calls.peerlink import LinkCounters, LinkMeetings, PeerLink, Waiter
+from node.calls.peerlink import LinkCounters, LinkMeetings, LinkRelays, PeerLink, Waiter
 from node.calls.shell import FORWARD_BATCH, CallService, wall_clock_ms
 from node.errors import CALL_UNREACHABLE, FED_POLICY, FED_UNAVAILABLE, NodeError
 from transport import (
@@ -97,6 +99,7 @@ from wire.media_link import (
     CLOSE_LINK_DONE,
     CLOSE_LINK_PROTOCOL,
     CLOSE_LINK_REJECTED,
+    RELAY_MESSAGES,
     LinkRejected,
     decode_link_traffic,
 )
@@ -142,6 +145,8 @@ class MediaLinks:
         self._sockets: trio.Nursery | None = None
         self.meetings: LinkMeetings | None = None
         """The meetings cascaded over the links (set by ``node.server``)."""
+        self.relays: LinkRelays | None = None
+        """Client connections relayed over replica links (cluster mode; ``node.server``)."""
 
     @property
     def links_up(self) -> int:
@@ -406,6 +411,8 @@ class MediaLinks:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._write, link)
                 nursery.start_soon(self._forward, link)
+                if self.relays is not None:
+                    nursery.start_soon(self.relays.tend, link)
                 await self._read(link)
                 nursery.cancel_scope.cancel()
         finally:
@@ -424,6 +431,9 @@ class MediaLinks:
                 return
             if isinstance(message, BRIDGE_MESSAGES):
                 self._apply(link, link.bridges.receive(message, self._now()))
+            elif isinstance(message, RELAY_MESSAGES):
+                if self.relays is not None:
+                    self.relays.receive_relay(link, message)
             elif self.meetings is not None:
                 self.meetings.receive_link(link, message)
 
@@ -440,7 +450,9 @@ class MediaLinks:
                 batch = await link.channel.receive_datagram_batch(FORWARD_BATCH)
             except TransportError:
                 return
-            if self.meetings is not None:
+            if self.relays is not None:
+                batch = await self.relays.forward_relayed(link, batch)
+            if self.meetings is not None and batch:
                 batch = await self.meetings.forward_link(link, batch)
             if batch:
                 await self.service.forward(link, batch)
@@ -456,6 +468,8 @@ class MediaLinks:
         self._apply(link, link.bridges.close())
         if self.meetings is not None:
             self.meetings.link_down(link)
+        if self.relays is not None:
+            self.relays.relays_down(link)
         log.info("media link down", extra={"domain": link.domain})
 
     def _apply(self, link: PeerLink, step: Step) -> None:

@@ -20,7 +20,7 @@ from node.calls.core import CallRelay
 from node.calls.peering import DOMAIN_KIND, LinkBridges
 from transport import QuicChannel
 from wire import encode
-from wire.media_link import CLOSE_LINK_PROTOCOL, LinkRoomMessage, LinkTraffic
+from wire.media_link import CLOSE_LINK_PROTOCOL, LinkRelayMessage, LinkRoomMessage, LinkTraffic
 
 OUTBOX: Final = 256
 """Bridge messages queued for a link's writer; a peer that does not read is closed."""
@@ -48,6 +48,22 @@ class LinkMeetings(Protocol):
 
     def link_down(self, link: PeerLink) -> None:
         """``link`` closed."""
+
+
+class LinkRelays(Protocol):
+    """Who relays client connections over replica links (``node.calls.relayed``)."""
+
+    def receive_relay(self, link: PeerLink, message: LinkRelayMessage) -> None:
+        """A relay message (or a keep-alive) that arrived on ``link``."""
+
+    async def forward_relayed(self, link: PeerLink, batch: Sequence[bytes]) -> list[bytes]:
+        """Deliver the relayed datagrams of ``batch``; the others, for the link's rooms."""
+
+    async def tend(self, link: PeerLink) -> None:
+        """Run while ``link`` is up: a replica link's keep-alive."""
+
+    def relays_down(self, link: PeerLink) -> None:
+        """``link`` closed: end the connections relayed over it."""
 
 
 @dataclass(eq=False)

@@ -21,6 +21,11 @@ For each QUIC connection the :class:`~transport.QuicServer` accepts, one task:
 3. when the connection goes, unbinds it (:meth:`~node.calls.core.CallRelay.unbind`): the
    leg waits for a rebind until the allocation timeout.
 
+In cluster mode a bind of a leg this replica does not hold goes to :attr:`CallService.elsewhere`
+(``node.calls.relayed``), which refuses it from the leg's stored record or relays it to the
+replica that holds it; that replica serves the relayed connection through
+:meth:`CallService.serve_channel` as one it accepted.
+
 A sweep task calls :meth:`~node.calls.core.CallRelay.expire` every ``sweep_interval``
 seconds and closes the connections of the legs that ended (``CLOSE_LEG_ENDED``); every
 :class:`~node.calls.Ended` is also handed to ``on_ended`` (the node tells owners, the
@@ -47,6 +52,7 @@ from node.calls.legs import Bound, Conn
 from node.errors import NodeError
 from transport import (
     DEFAULT_SETTINGS,
+    MediaChannel,
     MediaTransport,
     PinnedKey,
     QuicChannel,
@@ -105,8 +111,17 @@ class MeetingRouter(Protocol):
     def owns(self, leg_id: bytes) -> bool:
         """Whether ``leg_id`` is a meeting leg."""
 
-    async def serve(self, channel: QuicChannel, first: bytes) -> None:
+    async def serve(self, channel: MediaChannel, first: bytes) -> None:
         """Bind and serve the connection whose first control message is ``first``."""
+
+
+class BindElsewhere(Protocol):
+    """Who takes the QUIC connections whose ``MediaBind`` names a leg this replica does not
+    hold (cluster mode: ``node.calls.relayed.BindRelays`` hands them on to the leg's
+    replica, or refuses them as a local bind would)."""
+
+    async def serve(self, channel: MediaChannel, first: bytes) -> None:
+        """Relay (or refuse) the connection whose first control message is ``first``."""
 
 
 def _unmeasured(_: float) -> None:
@@ -165,10 +180,12 @@ class CallService:
         """Told of every leg the sweep ends (the node's ``ClientLegs`` sets it)."""
         self.observe_forward: Callable[[float], object] = _unmeasured
         """Told the seconds each :meth:`forward` batch took (``/metrics``)."""
-        self._by_leg: dict[bytes, QuicChannel] = {}
+        self._by_leg: dict[bytes, MediaChannel] = {}
         self._live: dict[Conn, MediaTransport] = {}
         self._links: LinkAcceptor | None = None
         self._meetings: MeetingRouter | None = None
+        self.elsewhere: BindElsewhere | None = None
+        """Cluster mode: binds of legs held by another replica go there (``node.server``)."""
 
     def accept_links(self, links: LinkAcceptor) -> None:
         """Hand connections that open with a ``LinkHello`` to ``links`` (without it they
@@ -282,8 +299,19 @@ class CallService:
         if self._links is not None and _is_link_hello(first):
             await self._links.serve_inbound(channel, first)
             return
-        if self._meetings is not None and self._meetings.owns(_bind_leg(first)):
+        await self.serve_channel(channel, first, relayed=False)
+
+    async def serve_channel(self, channel: MediaChannel, first: bytes, *, relayed: bool) -> None:
+        """Serve the client connection whose first control message is ``first`` (a
+        ``MediaBind``): a meeting leg's goes to the meetings, a leg another replica holds
+        to :attr:`elsewhere` (unless ``relayed``: another replica relays this one to us),
+        else bind it here, then forward until it closes."""
+        leg_id = _bind_leg(first)
+        if self._meetings is not None and self._meetings.owns(leg_id):
             await self._meetings.serve(channel, first)
+            return
+        if not relayed and self.elsewhere is not None and leg_id and not self._holds(leg_id):
+            await self.elsewhere.serve(channel, first)
             return
         bound = await self._bind(channel, first)
         if bound is None:
@@ -297,6 +325,9 @@ class CallService:
             if self._by_leg.get(bound.leg_id) is channel:
                 del self._by_leg[bound.leg_id]
             channel.close(CLOSE_LEG_ENDED, "unbound")
+
+    def _holds(self, leg_id: bytes) -> bool:
+        return self.core.leg_counters(leg_id) is not None
 
     async def _first_message(self, channel: QuicChannel) -> bytes | None:
         """The connection's first control message; None if it closed or sent none in time
@@ -312,7 +343,7 @@ class CallService:
             channel.close(CLOSE_BIND_TIMEOUT, "no bind in time")
         return message
 
-    async def _bind(self, channel: QuicChannel, message: bytes) -> Bound | None:
+    async def _bind(self, channel: MediaChannel, message: bytes) -> Bound | None:
         """Bind the connection by its first control message, a ``MediaBind`` (the answer
         is the caller's to send). None if the connection was refused instead."""
         try:
@@ -336,7 +367,7 @@ class CallService:
             previous.close(CLOSE_REBOUND, "the leg was bound by another connection")
         return bound
 
-    async def _forward(self, channel: QuicChannel) -> None:
+    async def _forward(self, channel: MediaChannel) -> None:
         """Forward the connection's datagrams until it closes (see the module docstring)."""
         while True:
             try:
@@ -346,7 +377,7 @@ class CallService:
             await self.forward(channel, batch)
 
     @staticmethod
-    async def _answer(channel: QuicChannel, message: bytes) -> bool:
+    async def _answer(channel: MediaChannel, message: bytes) -> bool:
         try:
             await channel.send_control(message)
         except TransportError:

@@ -14,7 +14,7 @@ import trio
 
 from node.sfu.model import KeyframeRequest, LayerNotice, Notice, VideoRequest
 from node.sfu.rooms import MeetingLeg
-from transport import MediaTransport, QuicChannel, TransportError
+from transport import MediaChannel, MediaTransport, TransportError
 from wire import WireError, encode
 from wire.media_control import (
     CLOSE_MALFORMED_CONTROL,
@@ -38,7 +38,7 @@ class Member:
     """A media connection in the meetings: where its copies go and how it gets notices."""
 
     out: MediaTransport | None
-    quic: QuicChannel | None
+    quic: MediaChannel | None
     shell: PushShell | None
     senders: dict[int, MeetingLeg] = field(default_factory=dict)
 
@@ -65,7 +65,7 @@ def push_of(notice: Notice, leg_id: bytes) -> MeetingLayer | MeetingKeyframe:
     return MeetingLayer(leg_id, notice.sender, notice.layer, notice.active)
 
 
-async def send_control(channel: QuicChannel, message: bytes) -> bool:
+async def send_control(channel: MediaChannel, message: bytes) -> bool:
     """Send ``message`` on ``channel``'s control stream; False if it has closed."""
     try:
         await channel.send_control(message)
@@ -75,7 +75,7 @@ async def send_control(channel: QuicChannel, message: bytes) -> bool:
 
 
 async def read_requests(
-    channel: QuicChannel, scope: trio.CancelScope, apply: Callable[[VideoRequest], object]
+    channel: MediaChannel, scope: trio.CancelScope, apply: Callable[[VideoRequest], object]
 ) -> None:
     """``apply`` each ``MediaVideo`` request read from ``channel``'s control stream until it
     closes; anything else closes the connection and cancels ``scope``."""

@@ -69,7 +69,7 @@ from node.sfu.model import (
 )
 from node.sfu.placement import RoomPlacement
 from node.sfu.rooms import MeetingLeg, MeetingLegs
-from transport import MediaTransport, QuicChannel, TransportError
+from transport import MediaChannel, MediaTransport, TransportError
 from wire import WireError, encode
 from wire.media_control import (
     CLOSE_BIND_REFUSED,
@@ -205,7 +205,7 @@ class MeetingService:
 
     # --- media connections --------------------------------------------------------------------
 
-    async def serve(self, channel: QuicChannel, first: bytes) -> None:
+    async def serve(self, channel: MediaChannel, first: bytes) -> None:
         """A QUIC connection whose first control message ``first`` binds a meeting leg:
         bind, forward until it closes, leave (module docstring)."""
         try:
@@ -457,7 +457,7 @@ class MeetingService:
         if member is not None:
             await member.notify(notice)
 
-    async def _read_datagrams(self, channel: QuicChannel) -> None:
+    async def _read_datagrams(self, channel: MediaChannel) -> None:
         while True:
             try:
                 batch = await channel.receive_datagram_batch(FORWARD_BATCH)
@@ -466,7 +466,7 @@ class MeetingService:
             await self.forward(channel, batch)
 
     async def _read_control(
-        self, channel: QuicChannel, leg: MeetingLeg, scope: trio.CancelScope
+        self, channel: MediaChannel, leg: MeetingLeg, scope: trio.CancelScope
     ) -> None:
         """``MediaVideo`` requests on the control stream; anything else closes."""
 

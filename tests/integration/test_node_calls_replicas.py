@@ -1,6 +1,6 @@
 """1:1 calls across two replicas of one domain (issue 18, item 4; node.calls.replicas,
 docs/kubernetes.md "The leg's replica"), with the replicas of
-``tests.integration.replicaharness``: two real node processes on one real redis-server.
+``tests.integration.replicakit``: two real node processes on one real redis-server.
 Yolanda (the callee) is served by the second replica, WebSocket and QUIC; Xavier (the
 caller) by the first. Her leg is allocated on the second, his ``LegBridge`` to it is served
 by the first, which bridges it there over a replica media link. Checked:
@@ -33,8 +33,9 @@ from client.errors import Refused
 from node.errors import CALL_LEG_TAKEN, CALL_NO_LEG, CALL_PEER_ENDED
 from node.sfu.placement import ANNOUNCE_INTERVAL, MEDIA_TTL_MS
 from tests.integration.fedharness import metric
-from tests.integration.replicaharness import DOMAIN, Cluster, replica_metrics, two_replicas
+from tests.integration.replicakit import DOMAIN, Cluster, metrics, started_cluster
 from tests.node.calls.helpers import datagram
+from tests.redisproc import RedisServer
 from transport.base import MediaTransport
 from wire.calls import LegRef
 from wire.relay import LegGrant
@@ -53,7 +54,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    with two_replicas(tmp_path) as running:
+    with RedisServer(tmp_path / "redis") as redis, started_cluster(tmp_path, redis.url) as running:
         yield running
 
 
@@ -120,8 +121,8 @@ def test_a_call_across_two_replicas(cluster: Cluster) -> None:
                     nursery.start_soon(side, x_media, Direction.CALLER_TO_CALLEE, x_sender)
                     nursery.start_soon(side, y_media, Direction.CALLEE_TO_CALLER, y_sender)
             during = (
-                await replica_metrics(cluster.url(0)),
-                await replica_metrics(cluster.url(1)),
+                await metrics(cluster.url(0)),
+                await metrics(cluster.url(1)),
             )
             codes = []
             with pytest.raises(Refused) as taken:

@@ -12,7 +12,8 @@ speak at each. Checked:
   whichever replica it is on;
 - the replica holding no room is killed (SIGKILL): the holder goes on, its participants
   still hear their own speakers (and nothing else), and they leave cleanly; the dead
-  replica's link stays a port of the room until the QUIC idle timeout (the hold with it);
+  replica's link stays a port of the room until the replica links' keep-alive drops it
+  (10 s; ``node.calls.relayed``);
 - the replica holding the room is killed: the other lets go of its link when the hold has
   expired and holds the room itself, its participants hearing their speakers throughout.
 
@@ -32,14 +33,19 @@ from typing import Final
 import pytest
 import trio
 
-from client.app import Client
 from node.store import RedisStore
 from tests.integration.fedharness import metric
-from tests.integration.replicaharness import DOMAIN, Cluster, replica_metrics, two_replicas
+from tests.integration.replicakit import (
+    Cluster,
+    document,
+    join,
+    media_port,
+    metrics,
+    started_cluster,
+)
 from tests.node.sfu.meetkit import Participant, talk
-from transport.base import MediaTransport
-from trust.media import media_endpoint
-from wire.relay import LegGrant, MeetingJoin, MeetingLeave, Ok
+from tests.redisproc import RedisServer
+from wire.relay import LegGrant, MeetingLeave, Ok
 
 PER_REPLICA: Final = 6
 SPEAKERS: Final = ((0, 0, 5), (0, 3, 15), (1, 1, 25), (1, 4, 35))
@@ -54,16 +60,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    with two_replicas(tmp_path) as running:
-        yield running
-
-
-async def _join(client: Client, room: bytes) -> tuple[LegGrant, Participant]:
-    grant = await client.link.request(MeetingJoin(0, room, ()))
-    assert isinstance(grant, LegGrant), grant
-    media: MediaTransport
-    media, sender = await client.media_quic(grant)
-    return grant, Participant(media, sender)
+    with RedisServer(tmp_path / "redis") as redis, started_cluster(tmp_path, redis.url) as c:
+        yield c
 
 
 @dataclass
@@ -85,8 +83,8 @@ def test_a_meeting_across_two_replicas(cluster: Cluster) -> None:
     room = os.urandom(16)
 
     async def main() -> Run:
-        redis = await RedisStore.open(cluster.redis.url)
-        first_port = _media_port(await cluster.fed.document(DOMAIN))
+        redis = await RedisStore.open(cluster.redis_url)
+        first_port = media_port(await document(cluster.url(0)))
         async with AsyncExitStack() as stack:
             clients = [p.load() for p in cluster.people]
             for client in clients:
@@ -95,7 +93,7 @@ def test_a_meeting_across_two_replicas(cluster: Cluster) -> None:
             people: list[list[Participant]] = [[], []]
             for replica, client in enumerate(clients):  # replica 0 first: it holds the room
                 for _ in range(PER_REPLICA):
-                    grant, person = await _join(client, room)
+                    grant, person = await join(client, room)
                     grants[replica].append(grant)
                     people[replica].append(person)
             for replica, index, level in SPEAKERS:
@@ -115,22 +113,19 @@ def test_a_meeting_across_two_replicas(cluster: Cluster) -> None:
                         p.reset()
                     now = await talk(everyone, MEASURED_ROUNDS, sent, now + 1)
                     await trio.sleep(0.5)
-                    during = (
-                        await replica_metrics(cluster.url(0)),
-                        await replica_metrics(cluster.url(1)),
-                    )
+                    during = (await metrics(cluster.url(0)), await metrics(cluster.url(1)))
                     heard = [[dict(p.heard) for p in side] for side in people]
                     await trio.to_thread.run_sync(cluster.second.kill)
                     for p in people[0]:
                         p.reset()
                     await talk(people[0], AFTER_ROUNDS, sent, now + 1)
                     await trio.sleep(0.5)
-                    after_kill = await replica_metrics(cluster.url(0))
+                    after_kill = await metrics(cluster.url(0))
                     for grant in grants[0]:
                         left = await clients[0].link.request(MeetingLeave(0, grant.leg_id))
                         assert isinstance(left, Ok)
                     await trio.sleep(0.5)
-                    after = await replica_metrics(cluster.url(0))
+                    after = await metrics(cluster.url(0))
                     holder_after = await redis.room_holder(room, int(time.time() * 1000))
                 nursery.cancel_scope.cancel()
             heard_after = [dict(p.heard) for p in people[0]]
@@ -170,17 +165,11 @@ def test_a_meeting_across_two_replicas(cluster: Cluster) -> None:
         for s in ours - {p.sender}:
             assert heard.get(s, 0) >= AFTER_ROUNDS // 2, (p.sender, s, heard)
     assert metric(run.after_kill, "sealrelay_meeting_rooms") == 1
-    # the killed replica's link stays a port of the room until the QUIC idle timeout
+    # the killed replica's link stays a port of the room until the keep-alive drops it
     assert metric(run.after, "sealrelay_meeting_participants") == 0
     assert metric(run.after, "sealrelay_meeting_link_ports") <= 1
     assert metric(run.after, "sealrelay_meeting_rooms") == 0  # no leg holds it here
     assert run.holder_after in (None, run.holder)
-
-
-def _media_port(document: object) -> int:
-    endpoint = media_endpoint(document)  # type: ignore[arg-type]
-    assert endpoint is not None
-    return endpoint.port
 
 
 HOLDER_TAKEOVER: Final = 30.0
@@ -194,8 +183,8 @@ def test_a_crashed_holders_room_is_placed_again_on_the_other_replica(cluster: Cl
     room = os.urandom(16)
 
     async def main() -> tuple[int, int | None, list[dict[int, int]], list[Participant], float]:
-        redis = await RedisStore.open(cluster.redis.url)
-        first_port = _media_port(await cluster.fed.document(DOMAIN))
+        redis = await RedisStore.open(cluster.redis_url)
+        first_port = media_port(await document(cluster.url(0)))
         async with AsyncExitStack() as stack:
             clients = [p.load() for p in cluster.people]
             for client in clients:
@@ -203,7 +192,7 @@ def test_a_crashed_holders_room_is_placed_again_on_the_other_replica(cluster: Cl
             people: list[list[Participant]] = [[], []]
             for replica in (1, 0):  # the second replica first: it holds the room
                 for _ in range(3):
-                    people[replica].append((await _join(clients[replica], room))[1])
+                    people[replica].append((await join(clients[replica], room))[1])
             people[0][0].level, people[0][1].level = 10, 20
             people[1][0].level = 30
             sent: set[bytes] = set()

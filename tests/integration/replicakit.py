@@ -1,0 +1,128 @@
+"""Two replicas of one domain over one real redis-server (issue 18, item 4; node.sfu.placement,
+node.calls.relayed): the harness of the replicas' integration tests. Two real node processes
+share the redis-server and the domain's keys (as replicas share the Secret in Kubernetes),
+each with its own loopback UDP media port; ``xavier`` is enrolled at the first replica,
+``yolanda`` at the second (each client's WebSocket stays on its replica)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import httpx
+import trio
+
+from client.app import Client
+from client.enroll import enroll
+from client.store.memory import MemoryStore
+from tests.integration.fedharness import DOCUMENT_PATH, LocalFederation, Person
+from tests.integration.nodeproc import NodeProcess, invite
+from tests.node.sfu.meetkit import Participant
+from transport import PinnedKey, QuicChannel, connect_quic
+from transport.base import MediaTransport
+from trust.media import media_endpoint
+from wire import decode, encode
+from wire.media_control import MediaBind, MediaBound, MediaRefused, decode_bind_answer
+from wire.relay import LegGrant, MeetingJoin
+from wire.server import ServerKeyDocument
+
+DOMAIN: Final = "replicas.test"
+EXTRA: Final = 'udp_listen = "127.0.0.1:0"'
+LOOPBACK: Final = "127.0.0.1"
+STEP_TIMEOUT: Final = 15.0
+
+
+@dataclass
+class Cluster:
+    fed: LocalFederation
+    second: NodeProcess
+    people: tuple[Person, Person]
+    redis_url: str
+
+    def url(self, replica: int) -> str:
+        if replica == 0:
+            return self.fed.url(DOMAIN)
+        assert self.second.url is not None
+        return self.second.url
+
+
+async def _enroll(data_dir: Path, env: dict[str, str], name: str, url: str, home: Path) -> Person:
+    code = await trio.to_thread.run_sync(lambda: invite(data_dir, name, env=env))
+    store = MemoryStore()
+    address = f"{name}@{DOMAIN}"
+    await enroll(store, address, url, code, "cnsa2")
+    return Person(address, store, home)
+
+
+@contextmanager
+def started_cluster(base: Path, redis_url: str) -> Iterator[Cluster]:
+    """Two replicas of :data:`DOMAIN` on the redis-server at ``redis_url``, an account
+    enrolled at each; stopped on exit."""
+    env = {"SEALRELAY_STORE": "redis", "SEALRELAY_REDIS_URL": redis_url}
+    fed = LocalFederation(base / "fed", [DOMAIN], extra=EXTRA, env=env)
+    setup = fed.setups[DOMAIN]
+    second = NodeProcess(setup.data_dir, domain=DOMAIN, config=setup.config, env=env)
+    try:
+        fed.start()
+        second.start()
+        assert second.url is not None
+        urls = (fed.url(DOMAIN), second.url)
+
+        async def both() -> tuple[Person, Person]:
+            x = await _enroll(setup.data_dir, env, "xavier", urls[0], base / "x")
+            y = await _enroll(setup.data_dir, env, "yolanda", urls[1], base / "y")
+            return x, y
+
+        yield Cluster(fed, second, trio.run(both), redis_url)
+    finally:
+        second.close()
+        fed.close()
+
+
+async def join(client: Client, room: bytes) -> tuple[LegGrant, Participant]:
+    """A ``MeetingJoin`` of ``room`` and its media bound over QUIC to the client's replica."""
+    grant = await client.link.request(MeetingJoin(0, room, ()))
+    assert isinstance(grant, LegGrant), grant
+    media: MediaTransport
+    media, sender = await client.media_quic(grant)
+    return grant, Participant(media, sender)
+
+
+async def metrics(url: str) -> str:
+    """``/metrics`` of the replica at ``url``."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        response = await http.get(url + "/metrics")
+    response.raise_for_status()
+    return response.text
+
+
+async def document(url: str) -> ServerKeyDocument:
+    """The key document the replica at ``url`` serves (its own media port)."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        response = await http.get(url + DOCUMENT_PATH)
+    response.raise_for_status()
+    return decode(response.content, ServerKeyDocument)
+
+
+def media_port(doc: ServerKeyDocument) -> int:
+    endpoint = media_endpoint(doc)
+    assert endpoint is not None
+    return endpoint.port
+
+
+async def bind_at(
+    nursery: trio.Nursery, url: str, leg_id: bytes, secret: bytes
+) -> tuple[QuicChannel, MediaBound | MediaRefused]:
+    """A QUIC connection to the media port of the replica at ``url`` (whichever granted the
+    leg: what a UDP load balancer may do), pinned to the domain's key, and its answer to
+    ``MediaBind{leg_id, secret}``."""
+    endpoint = media_endpoint(await document(url))
+    assert endpoint is not None
+    pin = PinnedKey.from_sha256(endpoint.pin)
+    with trio.fail_after(STEP_TIMEOUT):
+        channel = await connect_quic(nursery, LOOPBACK, endpoint.port, pin=pin)
+        await channel.send_control(encode(MediaBind(leg_id, secret)))
+        return channel, decode_bind_answer(await channel.receive_control())
