@@ -43,9 +43,9 @@ from node.app import App
 from node.calls import CallRelay
 from node.calls.clients import REPLICA_ID_BYTES, ClientLegs
 from node.calls.links import MediaLinks
-from node.calls.replicas import ReplicaCalls
 from node.calls.meetlegs import MeetingLegMirror
 from node.calls.relayed import BindRelays
+from node.calls.replicas import ReplicaCalls
 from node.calls.shell import CallService
 from node.cluster import ClusterPush
 from node.clusterlimits import SharedLimits
