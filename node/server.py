@@ -274,6 +274,8 @@ async def _bridge_replicas(
     )
     await nursery.start(calls.run)
     legs.elsewhere = calls.bridge
+
+
 async def _relay_binds(
     relay: Relay,
     nursery: trio.Nursery,
