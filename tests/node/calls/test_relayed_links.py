@@ -1,6 +1,6 @@
 """The bind elsewhere between two in-process replicas over real loopback UDP and a real
 replica link (node.calls.relayed through node.calls.links; the harness of
-``test_replica_links``): one ``CallLegs`` / ``MediaPlacement`` store shared as Redis would
+``replicakit``): one ``CallLegs`` / ``MediaPlacement`` store shared as Redis would
 be. A call's two legs are held by replica A; one client binds at A, the other at B, which
 relays it: datagrams pass both ways byte for byte, and the client going unbinds its leg at
 A."""
@@ -21,7 +21,7 @@ from node.keys import generate
 from node.store import MemoryStore
 from node.store.base import LegRecord
 from tests.node.calls.helpers import datagram
-from tests.node.calls.test_replica_links import SUITE, Replica, _replica, _until
+from tests.node.calls.replicakit import SUITE, Replica, replica, until
 from transport import QuicChannel, connect_quic
 from wire import encode
 from wire.media_control import MediaBind, MediaBound, decode_bind_answer
@@ -67,7 +67,7 @@ async def _bound(
 async def test_a_bind_at_the_other_replica_is_relayed_over_the_replica_link() -> None:
     keys, store = generate(SUITE), MemoryStore()
     async with trio.open_nursery() as nursery:
-        async with _replica(nursery, keys) as a, _replica(nursery, keys) as b:
+        async with replica(nursery, keys) as a, replica(nursery, keys) as b:
             served = await _relays(nursery, a, store, A_ID)
             front = await _relays(nursery, b, store, B_ID)
             now = wall_clock_ms()
@@ -94,6 +94,6 @@ async def test_a_bind_at_the_other_replica_is_relayed_over_the_replica_link() ->
                 assert sorted(got_one) == sorted(to_one)
                 assert (front.counts, served.counts) == ({"relayed": 1}, {"served": 1})
                 assert core.stats().bound_legs == 2
-            await _until(lambda: core.stats().bound_legs == 0)  # the clients went
-            await _until(lambda: front.open == served.open == 0)
+            await until(lambda: core.stats().bound_legs == 0)  # the clients went
+            await until(lambda: front.open == served.open == 0)
         nursery.cancel_scope.cancel()
