@@ -4,6 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SHARED ?= ../shared
+# `make test` runs the suite in this many worker processes (pytest-xdist; 0: in one process).
+# Each test file stays on one worker (--dist loadfile): its module fixtures start once.
+TEST_WORKERS ?= 2
 
 .PHONY: resilience test lint typecheck contracts unit run bench bench-compare bench-calls calls bench-meetings meetings clean venv chaos chaos-fed groups-full fuzz
 
@@ -33,7 +36,7 @@ test: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
-	$(BIN)/pytest -q -m "not long"
+	$(BIN)/pytest -q -m "not long" -n $(TEST_WORKERS) --dist loadfile
 
 run: $(STAMP)
 	$(BIN)/sealrelay dev run
