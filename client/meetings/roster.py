@@ -39,6 +39,7 @@ from suites import labels
 from suites.aead import Aead
 from suites.errors import DecryptionFailed
 from suites.kdf import Kdf
+from suites.padding import PaddingError, pad, unpad
 from wire import WireError, decode, encode
 from wire.meeting import MAX_SEALED_ROSTER, RosterBody, RosterEntry, SealedRoster, SignedRoster
 
@@ -102,6 +103,21 @@ def open_roster(sealed: SealedRoster, secret: bytes, epoch: int) -> SignedRoster
         return decode(plain, SignedRoster, max_size=MAX_SEALED_ROSTER)
     except WireError:
         raise RosterError("a sealed roster that is no roster") from None
+
+
+def sealed_body(sealed: SealedRoster) -> bytes:
+    """The envelope body of a sealed roster's shared upload: padded to its bucket, like any
+    envelope body (DESIGN section 3)."""
+    return pad(encode(sealed))
+
+
+def parse_sealed(body: bytes) -> SealedRoster | None:
+    """The sealed roster an envelope body carries (:func:`sealed_body`), None if it is not
+    one (a pairwise or group envelope)."""
+    try:
+        return decode(unpad(body), SealedRoster, max_size=MAX_SEALED_ROSTER + 1024)
+    except (PaddingError, WireError):
+        return None
 
 
 def entry(body: RosterBody, pid: int) -> RosterEntry | None:
