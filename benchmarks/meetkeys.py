@@ -49,7 +49,7 @@ from client.identity import Identity
 from client.meetings.errors import MeetingError
 from client.meetings.keys import MeetingLeader, MeetingMember, Out, Shared, kid_parts
 from client.meetings.media import MeetingCrypto
-from client.meetings.net import TICK
+from client.meetings.net import MIN_WAIT, TICK
 from client.meetings.roster import key_fingerprint
 from suites import get_suite, sframe
 from wire import WireError, encode
@@ -337,10 +337,11 @@ class Keys:
         self.leader.leave(pid, _now_ms())
 
     async def run(self, nursery: trio.Nursery) -> None:
-        """Deliver key messages and tick (every ``client.meetings.net.TICK``), forever."""
+        """Deliver key messages and tick (every ``client.meetings.net.TICK``, sooner at the
+        leader's deadlines), forever."""
         nursery.start_soon(self.bus.run, self._deliver)
         while True:
-            await trio.sleep(TICK)
+            await trio.sleep(self._wait())
             now = _now_ms()
             if self.leader is not None:
                 cpu = time.process_time()
@@ -348,6 +349,14 @@ class Keys:
                 self._route(sends, cpu=time.process_time() - cpu)
             for member in self.members.values():
                 member.tick(now)
+
+    def _wait(self) -> float:
+        """Seconds to the next tick: ``TICK``, or the leader's next deadline if sooner (as
+        ``client.meetings.net.MeetingNet`` waits)."""
+        deadline = None if self.leader is None else self.leader.next_deadline()
+        if deadline is None:
+            return TICK
+        return min(TICK, max(MIN_WAIT, (deadline - _now_ms()) / 1000))
 
     def settled(self, epoch: int, speakers: Iterable[int], gone: set[int]) -> bool:
         """Whether every participant here but ``gone`` switched to ``epoch`` and opened a

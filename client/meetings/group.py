@@ -197,6 +197,8 @@ class GroupMeeting:
             times.append(self._host_at)
         if self.phase is Phase.REQUESTED:
             times.append(self._requested_at + REQUEST_TIMEOUT_MS)
+        leading = None if self.leader is None else self.leader.next_deadline()
+        times += [] if leading is None else [leading]
         return min(times, default=None)
 
     # --- state shown -----------------------------------------------------------------------

@@ -231,6 +231,13 @@ class MeetingLeader:
             return self._switch(now)
         return []
 
+    def next_deadline(self) -> int | None:
+        """When :meth:`tick` has something to do next (ms): a leave batch to flush, a
+        switch timeout, a rotation. A shell that wakes then, not at its next regular
+        tick, puts no tick's worth of delay on a rekey."""
+        times = (self._leave_at, self._switch_at, self._rotate_at)
+        return min((t for t in times if t is not None), default=None)
+
     def tick(self, now: int) -> list[Out]:
         """Flush a leave batch, rotate, or switch after the timeout, when due."""
         sends: list[Out] = []

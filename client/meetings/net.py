@@ -16,8 +16,9 @@
     every other event            to ``on_event`` (the media side, the JSON lines)
 
 Notes of other groups are dropped (counted in :attr:`MeetingNet.other_groups`): only a
-running ``meet`` reads them. The loop ticks the core every :data:`TICK` seconds (the key
-schedule's timers are 200 ms and 1 s). Time is the client's clock, Unix ms.
+running ``meet`` reads them. The loop ticks the core every :data:`TICK` seconds, and at the
+core's next deadline when that is sooner (the key schedule's timers, 200 ms and 1 s, then
+cost no extra tick). Time is the client's clock, Unix ms.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ from wire.server import ServerKeyDocument
 
 TICK: Final = 0.05
 """Seconds between ticks of the core."""
+MIN_WAIT: Final = 0.001
+"""Seconds the loop waits at least between two ticks (a deadline already past)."""
 NOTE_TTL: Final = 120
 """Seconds a meeting note's envelopes live (an invite's life)."""
 MAX_QUEUED: Final = 4096
@@ -126,10 +129,19 @@ class MeetingNet:
                 while self._inbox.shared:
                     sealed = self._inbox.shared.popleft()
                     self._perform(self.core.receive_shared(sealed, now_ms(self._clock)))
-                self._perform(self.core.tick(now_ms(self._clock)))
+                now = now_ms(self._clock)
+                self._perform(self.core.tick(now))
                 self._inbox.arrived = trio.Event()
-                with trio.move_on_after(TICK):
+                with trio.move_on_after(self._wait(now)):
                     await self._inbox.arrived.wait()
+
+    def _wait(self, now: int) -> float:
+        """Seconds until the next tick: :data:`TICK`, or less when the core has a deadline
+        sooner (a leave batch to flush, a switch timeout)."""
+        deadline = self.core.next_deadline()
+        if deadline is None:
+            return TICK
+        return min(TICK, max(MIN_WAIT, (deadline - now) / 1000))
 
     async def leave(self) -> None:
         """Leave the meeting; returns once its notes were composed and settled by the node
