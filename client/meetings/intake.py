@@ -26,8 +26,9 @@ from client.meetings.roster import Verify, check_roster, open_roster, roster_has
 from wire.meeting import MeetingEpochKey, SealedRoster, SignedRoster
 
 MAX_PENDING_KEYS: Final = 8
-"""Key messages waiting at most (the newest epochs are kept)."""
-MAX_PENDING_ROSTERS: Final = 8
+"""Key messages waiting at most per session key they came over (the newest epochs are
+kept): a participant that sends key messages of its own evicts only its own."""
+MAX_PENDING_ROSTERS: Final = 32
 """Sealed rosters waiting at most (the last ones that came are kept)."""
 
 
@@ -57,14 +58,16 @@ class Intake:
     """Key messages and sealed rosters not accepted yet (module docstring)."""
 
     def __init__(self) -> None:
-        self._keys: dict[int, PendingKey] = {}
+        self._keys: dict[tuple[int, bytes], PendingKey] = {}  # (epoch, from_key) ->
         self._rosters: list[PendingRoster] = []
 
     def add_key(self, msg: MeetingEpochKey, from_key: bytes, now: int) -> None:
-        """Hold ``msg`` (a repeated one for the same epoch replaces the first)."""
-        self._keys[msg.epoch] = PendingKey(msg, from_key, now + HOLD_MS)
-        for epoch in sorted(self._keys)[:-MAX_PENDING_KEYS]:
-            del self._keys[epoch]
+        """Hold ``msg`` (a repeated one for the same epoch over the same session replaces
+        the first; one over another session waits beside it)."""
+        self._keys[msg.epoch, from_key] = PendingKey(msg, from_key, now + HOLD_MS)
+        own = sorted(e for e, k in self._keys if k == from_key)
+        for epoch in own[:-MAX_PENDING_KEYS]:
+            del self._keys[epoch, from_key]
 
     def add_roster(self, sealed: SealedRoster, now: int) -> None:
         """Hold ``sealed`` (the same one twice is held once)."""
@@ -75,8 +78,8 @@ class Intake:
 
     def waiting_keys(self) -> Iterator[PendingKey]:
         """The waiting key messages, oldest epoch first."""
-        for epoch in sorted(self._keys):
-            found = self._keys.get(epoch)
+        for slot in sorted(self._keys, key=lambda slot: slot[0]):
+            found = self._keys.get(slot)
             if found is not None:
                 yield found
 
@@ -106,13 +109,15 @@ class Intake:
 
     def accepted(self, epoch: int, sealed: SealedRoster) -> None:
         """``epoch`` was accepted with ``sealed``: drop both and every older key."""
-        self._keys = {e: k for e, k in self._keys.items() if e > epoch}
+        self._keys = {slot: k for slot, k in self._keys.items() if slot[0] > epoch}
         self._rosters = [p for p in self._rosters if p.sealed != sealed]
 
     def expire(self, now: int, newest: int | None) -> None:
         """Drop what waited its time, and keys no newer than the ``newest`` epoch held."""
         self._keys = {
-            e: k for e, k in self._keys.items() if now < k.until and (newest is None or e > newest)
+            slot: k
+            for slot, k in self._keys.items()
+            if now < k.until and (newest is None or slot[0] > newest)
         }
         self._rosters = [p for p in self._rosters if now < p.until]
 
