@@ -13,9 +13,10 @@ Signalling rides the pairwise sessions (``client.content.MeetingNote``), never t
   that came over the session of the key it names, from a member of the group) sends the
   leader a :class:`~client.content.MeetingRequest`. The leader gives it the next pid
   (``MeetingLeader.join``, the fingerprint taken from the *session's* identity key, never
-  from the request) and ratchets the epoch; the newcomer finds its pid in the signed roster
-  of its first ``MeetingEpoch``. A request unanswered for :data:`REQUEST_TIMEOUT_MS` drops
-  that invite and the device starts again (another invite, or it hosts).
+  from the request) and ratchets the epoch; the newcomer finds its pid in the first signed
+  roster that verifies against its key message (``intake.first_roster``). A request
+  unanswered for :data:`REQUEST_TIMEOUT_MS` drops that invite and the device starts again
+  (another invite, or it hosts).
 * **Keys**: ``MeetingEpochKey`` / ``MeetingAck`` / ``MeetingSwitch`` / ``MeetingLeave`` of
   ``wire.meeting`` between the leader and each participant, and each epoch's
   ``SealedRoster`` once for all (:class:`SharedNote`: one shared upload), as
