@@ -13,6 +13,7 @@ from client.meetings.derive import check_secret, kid, kid_parts, ratchet, sender
 from client.meetings.errors import MeetingError, MeetingKeyError, RosterError
 from client.meetings.intake import Intake, PendingKey
 from client.meetings.roster import Verify, check_roster, roster_hash, successor
+from wire import encode
 from wire.meeting import (
     EpochCause,
     MeetingAck,
@@ -170,14 +171,15 @@ class MeetingMember:
     ) -> list[Out]:
         """Accept the epoch of ``pending`` with ``roster`` after every check."""
         body = roster.body
-        named = hmac.compare_digest(roster_hash(body), pending.msg.roster)
+        encoded = encode(body)  # once, for the hash and the signature
+        named = hmac.compare_digest(roster_hash(body, encoded), pending.msg.roster)
         if body.epoch != pending.epoch or not named:
             raise RosterError("the roster is not the one its key message names")
         if pending.from_key != roster.key:
             raise RosterError("an epoch must come from its leader")
         check_roster(
             roster, self.verify, previous=self._roster, first_leader_key=pending.from_key,
-            departed=self._departed,
+            departed=self._departed, encoded=encoded,
         )  # fmt: skip
         if body.meeting != self.meeting or all(p.pid != self.pid for p in body.participants):
             raise RosterError("a roster of another meeting, or without this participant")

@@ -70,10 +70,12 @@ def sign_roster(body: RosterBody, key: bytes, signer: Signer) -> SignedRoster:
     return SignedRoster(body, key, signer.sign(encode(body), labels.CTX_MEETING_ROSTER))
 
 
-def roster_hash(body: RosterBody) -> bytes:
+def roster_hash(body: RosterBody, encoded: bytes | None = None) -> bytes:
     """SHA-384(``MEETING_ROSTER_HASH_INFO`` || encoded ``body``): what the pairwise
-    ``MeetingEpochKey`` names the epoch's roster by."""
-    return hashlib.sha384(labels.MEETING_ROSTER_HASH_INFO + encode(body)).digest()
+    ``MeetingEpochKey`` names the epoch's roster by (``encoded``: ``encode(body)`` if the
+    caller has it already)."""
+    data = encode(body) if encoded is None else encoded
+    return hashlib.sha384(labels.MEETING_ROSTER_HASH_INFO + data).digest()
 
 
 def roster_key(secret: bytes, epoch: int) -> bytes:
@@ -144,15 +146,18 @@ def check_roster(
     previous: RosterBody | None = None,
     first_leader_key: bytes | None = None,
     departed: frozenset[int] | set[int] = frozenset(),
+    encoded: bytes | None = None,
 ) -> RosterBody:
     """The body of ``roster`` if a participant may accept it (module docstring);
-    :class:`RosterError` otherwise."""
+    :class:`RosterError` otherwise. ``encoded``: ``encode(roster.body)`` if the caller has
+    it already (the signature is over it)."""
     body = roster.body
     leader = entry(body, body.leader)
     if leader is None or leader.fp != key_fingerprint(roster.key):
         raise RosterError("the roster's key is not its leader's")
     try:
-        verify(roster.key, encode(body), roster.sig, labels.CTX_MEETING_ROSTER)
+        signed = encode(body) if encoded is None else encoded
+        verify(roster.key, signed, roster.sig, labels.CTX_MEETING_ROSTER)
     except Exception:
         raise RosterError("the roster's signature does not verify") from None
     if previous is None:
