@@ -106,6 +106,8 @@ class Intake:
                     continue
                 if roster is not None:
                     yield pending, sealed, roster, secret
+                    if self._keys.get((pending.epoch, pending.from_key)) is not pending:
+                        break  # accepted meanwhile: no other roster for it
 
     def accepted(self, epoch: int, sealed: SealedRoster) -> None:
         """``epoch`` was accepted with ``sealed``: drop both and every older key."""
