@@ -7,13 +7,17 @@ Every participant of a load process runs the client's own key schedule: a
 :data:`LEADER_PID`) and a :class:`client.meetings.media.MeetingCrypto` for its SFrame keys
 (KID = epoch, pid). A participant's pid is its global index in the meeting.
 
-Key messages (``MeetingEpoch``, ``MeetingAck``, ``MeetingSwitch``) are *not* sent over the
-pairwise post-quantum sessions and the node's mailboxes, as the client sends them: between
-two participants of one load process they are handed over in-process (a queue), between
-load processes they travel as one datagram on a local Unix socket of the receiving process
-(:class:`KeyBus`, :func:`bus_frame`), with the identity signing key the pairwise session
-would vouch for (the leader's, in its epochs). The roster's signature is made and checked
-for real. ``benchmarks.meetpairwise`` times the leader's pairwise encryption separately.
+Key messages (``MeetingEpochKey``, ``MeetingAck``, ``MeetingSwitch``) are *not* sent over
+the pairwise post-quantum sessions and the node's mailboxes, as the client sends them:
+between two participants of one load process they are handed over in-process (a queue),
+between load processes they travel as one datagram on a local Unix socket of the receiving
+process (:class:`KeyBus`, :func:`bus_frame`), with the identity signing key the pairwise
+session would vouch for (the leader's, in its epochs). An epoch's sealed roster
+(``SealedRoster``, the client's one shared upload) goes once to each load process that holds
+some of its recipients (:func:`bus_shared`, as the node stores one body for many mailboxes),
+and each recipient there opens, decodes and checks its own copy. The roster's signature is
+made and checked for real. ``benchmarks.meetpairwise`` times the leader's pairwise
+encryption separately.
 
 Received frames (:meth:`Keys.on_frame`): a receiver opens the first frame of each
 (epoch, sender) it sees and one frame in :data:`OPEN_EVERY` of the rest (opening every one
@@ -43,18 +47,19 @@ import trio
 
 from client.identity import Identity
 from client.meetings.errors import MeetingError
-from client.meetings.keys import MeetingLeader, MeetingMember, Send, kid_parts
+from client.meetings.keys import MeetingLeader, MeetingMember, Out, Shared, kid_parts
 from client.meetings.media import MeetingCrypto
-from client.meetings.net import TICK
+from client.meetings.net import MIN_WAIT, TICK
 from client.meetings.roster import key_fingerprint
 from suites import get_suite, sframe
 from wire import WireError, encode
 from wire.meeting import (
     MeetingAck,
-    MeetingEpoch,
+    MeetingEpochKey,
     MeetingMessage,
     MeetingSwitch,
     RosterEntry,
+    SealedRoster,
     decode_meeting,
 )
 
@@ -63,8 +68,13 @@ OPEN_EVERY: Final = 25
 """A receiver opens one frame in this many of a (epoch, sender) it has opened before."""
 BUS_HEADER: Final = struct.Struct(">IIH")
 """A key message between load processes: from pid, to pid, length of the sender's key."""
+SHARED_TO: Final = 0xFFFF_FFFF
+"""The ``to`` of a shared message's bus datagram: the recipients' pids follow the header
+(a u16 count, then each a u32), then the encoded message."""
+_COUNT: Final = struct.Struct(">H")
+_PID: Final = struct.Struct(">I")
 BUS_MAX: Final = 256 * 1024
-"""Largest key message datagram (an epoch with a 200-entry roster is about 33 KB)."""
+"""Largest key message datagram (a sealed 200-entry roster is about 33 KB)."""
 BUS_SLICE: Final = 0.25
 """Seconds of key messages handled before the media tasks of the process get a turn: long
 enough for a process's share of an epoch (49 roster checks) in one turn, as each real
@@ -94,12 +104,29 @@ def bus_frame(sender: int, to: int, key: bytes, message: MeetingMessage) -> byte
     return BUS_HEADER.pack(sender, to, len(key)) + key + encode(message)
 
 
+def bus_shared(sender: int, to: Sequence[int], message: MeetingMessage) -> bytes:
+    """A message for many (a sealed roster) as one bus datagram (:data:`SHARED_TO`)."""
+    pids = b"".join(_PID.pack(pid) for pid in to)
+    return BUS_HEADER.pack(sender, SHARED_TO, 0) + _COUNT.pack(len(to)) + pids + encode(message)
+
+
 def bus_unframe(data: bytes) -> tuple[int, int, bytes, MeetingMessage]:
-    """``(from, to, key, message)`` of a bus datagram; ``WireError`` or ``struct.error``
-    if it is not one."""
+    """``(from, to, key, message)`` of a bus datagram (the key of a shared one is empty);
+    ``WireError`` or ``struct.error`` if it is not one."""
     sender, to, size = BUS_HEADER.unpack_from(data)
     start = BUS_HEADER.size
+    if to == SHARED_TO:
+        (count,) = _COUNT.unpack_from(data, start)
+        start += _COUNT.size + count * _PID.size
     return sender, to, data[start : start + size], decode_meeting(data[start + size :])
+
+
+def shared_pids(data: bytes) -> list[int]:
+    """The recipients of a shared bus datagram (:func:`bus_shared`)."""
+    start = BUS_HEADER.size
+    (count,) = _COUNT.unpack_from(data, start)
+    start += _COUNT.size
+    return [_PID.unpack_from(data, start + i * _PID.size)[0] for i in range(count)]
 
 
 def roster_entries(owners: Sequence[Owner], leader_key: bytes) -> tuple[RosterEntry, ...]:
@@ -180,8 +207,19 @@ class KeyBus:
         for peer in self._peers.values():
             peer.sock.close()
 
+    def shared(
+        self, to: Sequence[int], message: MeetingMessage, sender: int
+    ) -> list[tuple[int, bytes]]:
+        """``message`` for ``to`` as one datagram per load process holding some of them
+        (naming only those), each with a pid it goes to (for :meth:`send`)."""
+        by_owner: dict[int, list[int]] = {}
+        for pid in to:
+            by_owner.setdefault(owner_of(self._owners, pid), []).append(pid)
+        return [(pids[0], bus_shared(sender, pids, message)) for pids in by_owner.values()]
+
     def send(self, to: int, data: bytes) -> None:
-        """Send the bus datagram ``data`` (:func:`bus_frame`) to participant ``to``."""
+        """Send the bus datagram ``data`` (:func:`bus_frame`) to participant ``to`` (to its
+        load process, for a shared one)."""
         index = owner_of(self._owners, to)
         if index == self._index:
             self._local.append(data)
@@ -299,10 +337,11 @@ class Keys:
         self.leader.leave(pid, _now_ms())
 
     async def run(self, nursery: trio.Nursery) -> None:
-        """Deliver key messages and tick (every ``client.meetings.net.TICK``), forever."""
+        """Deliver key messages and tick (every ``client.meetings.net.TICK``, sooner at the
+        leader's deadlines), forever."""
         nursery.start_soon(self.bus.run, self._deliver)
         while True:
-            await trio.sleep(TICK)
+            await trio.sleep(self._wait())
             now = _now_ms()
             if self.leader is not None:
                 cpu = time.process_time()
@@ -310,6 +349,14 @@ class Keys:
                 self._route(sends, cpu=time.process_time() - cpu)
             for member in self.members.values():
                 member.tick(now)
+
+    def _wait(self) -> float:
+        """Seconds to the next tick: ``TICK``, or the leader's next deadline if sooner (as
+        ``client.meetings.net.MeetingNet`` waits)."""
+        deadline = None if self.leader is None else self.leader.next_deadline()
+        if deadline is None:
+            return TICK
+        return min(TICK, max(MIN_WAIT, (deadline - _now_ms()) / 1000))
 
     def settled(self, epoch: int, speakers: Iterable[int], gone: set[int]) -> bool:
         """Whether every participant here but ``gone`` switched to ``epoch`` and opened a
@@ -332,18 +379,30 @@ class Keys:
             self.records.rejected += 1
             return
         now = _now_ms()
+        if to == SHARED_TO and isinstance(message, SealedRoster):
+            for pid in shared_pids(data):
+                self._take(pid, lambda m, at: m.on_sealed_roster(message, at), now)
+            self._note_switches()
+            return
         try:
             if isinstance(message, MeetingAck) and self.leader is not None and to == LEADER_PID:
                 self._route(self.leader.on_ack(sender, message, now))
-            elif isinstance(message, MeetingEpoch):
-                self._route(self.members[to].on_epoch(message, key, now), sender=to)
+            elif isinstance(message, MeetingEpochKey):
+                self._take(to, lambda m, at: m.on_epoch_key(message, key, at), now)
             elif isinstance(message, MeetingSwitch):
                 self.members[to].on_switch(message, now)
         except (MeetingError, KeyError):
             self.records.rejected += 1
         self._note_switches()
 
-    def _route(self, sends: list[Send], sender: int = LEADER_PID, cpu: float = 0.0) -> None:
+    def _take(self, pid: int, handle: Callable[[MeetingMember, int], list[Out]], now: int) -> None:
+        """``handle`` a key message at participant ``pid``; route its acks."""
+        try:
+            self._route(handle(self.members[pid], now), sender=pid)
+        except (MeetingError, KeyError):
+            self.records.rejected += 1
+
+    def _route(self, sends: list[Out], sender: int = LEADER_PID, cpu: float = 0.0) -> None:
         """Send ``sends`` from ``sender``; ``cpu``: the leader's seconds to make them. A new
         epoch is recorded with that and the CPU seconds to encode its messages."""
         if not sends:
@@ -352,8 +411,16 @@ class Keys:
         if sender == LEADER_PID and self._identity is not None:
             key = self._identity.public.sig
         started = time.process_time()
-        frames = [(s.to, bus_frame(sender, s.to, key, s.message)) for s in sends]
-        epochs = sum(isinstance(s.message, MeetingEpoch) for s in sends)
+        frames = [
+            frame
+            for s in sends
+            for frame in (
+                self.bus.shared(s.to, s.message, sender)
+                if isinstance(s, Shared)
+                else [(s.to, bus_frame(sender, s.to, key, s.message))]
+            )
+        ]
+        epochs = sum(isinstance(s.message, MeetingEpochKey) for s in sends)
         if epochs:
             self.records.epochs_sent.append(
                 {"at": time.monotonic(), "n": epochs, "cpu_s": cpu,

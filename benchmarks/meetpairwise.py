@@ -1,6 +1,7 @@
 """The key leader's cost of one new epoch at 200 (issue 18, "a key leader sends a 32-byte
 epoch secret pairwise over the post-quantum sessions (N-1 messages)"): the client's own
-session code, no network.
+session code, no network. The signed roster goes once, sealed, as one shared upload; each
+pairwise message carries the epoch, the roster's hash and the secret.
 
 The rekey row of ``benchmarks.meetings`` carries the key messages between simulated
 participants in the clear (in-process, or over a local socket between load processes), so
@@ -9,17 +10,20 @@ it does not pay for the pairwise encryption. This row does, on its own: a leader
 peers (a message each way, so the certificate goes by hash and the next message opens a
 new sending chain, as after an acknowledgement), then one leave's epoch timed on one core:
 :meth:`client.meetings.keys.MeetingLeader.leave` and ``tick`` (a fresh secret, the roster
-of the remaining participants signed once, a ``MeetingEpoch`` per peer), each wrapped as
-the client sends it (``client.content.MeetingNote``, without a reply token) and sealed with
-``Device.encrypt`` (ratchet step, sealed sender, padding).
+of the remaining participants signed and sealed once, a ``MeetingEpochKey`` per peer), each
+key message wrapped as the client sends it (``client.content.MeetingNote``, without a reply
+token) and sealed with ``Device.encrypt`` (ratchet step, sealed sender, padding), and the
+sealed roster padded as its shared upload's body.
 
 ``mean µs`` per peer; ``seconds`` the whole epoch; ``sign_ms`` the roster's signature in
-it; ``envelope_bytes`` one sealed message, ``bytes_out`` all of them (what the leader
-uploads per new epoch); ``peer_open_ms`` one peer's ``Device.decrypt`` and
-``MeetingMember.on_epoch`` (the roster's signature checked), which every participant does
-in parallel on its own device. The peers share one identity and prekey pool (each has its
-own address, certificate and session with the leader): the leader's work per peer is the
-same.
+it; ``envelope_bytes`` one pairwise message, ``shared_bytes`` the roster's one upload body,
+``bytes_out`` all of them (what the leader uploads per new epoch, for peers of one domain:
+each other domain adds a routing layer of about ``shared_bytes``); ``peer_open_ms`` one
+peer's ``Device.decrypt`` of its key message and ``MeetingMember.on_epoch_key`` and
+``on_sealed_roster`` (the roster opened, hashed and its signature checked), which every
+participant does in parallel on its own device. The peers share one identity and prekey
+pool (each has its own address, certificate and session with the leader): the leader's work
+per peer is the same.
 """
 
 from __future__ import annotations
@@ -33,14 +37,21 @@ from benchmarks.client import _device, _last_resort_bundle
 from benchmarks.harness import Result
 from benchmarks.meetrows import GROUP
 from client.content import MeetingNote, pack_meeting, unpack_pairwise
-from client.meetings.keys import LEAVE_BATCH_MS, MeetingLeader, MeetingMember
-from client.meetings.roster import key_fingerprint
+from client.meetings.keys import LEAVE_BATCH_MS, MeetingLeader, MeetingMember, Out, Send, Shared
+from client.meetings.roster import key_fingerprint, parse_sealed, sealed_body
 from client.sealed import ServerVerifyKey, StaticKeyring, issue_certificate
 from client.session import Device
 from suites import Suite, get_suite, labels
 from suites.sig import SigPrivateKey
 from wire import encode
-from wire.meeting import EpochCause, MeetingEpoch, MeetingMessage, RosterBody, RosterEntry
+from wire.meeting import (
+    EpochCause,
+    MeetingEpochKey,
+    MeetingMessage,
+    RosterBody,
+    RosterEntry,
+    SealedRoster,
+)
 
 PEERS: Final = 199
 QUICK_PEERS: Final = 9
@@ -61,6 +72,7 @@ class Epoch:
     cpu_s: float
     sign_s: float
     envelope_bytes: int
+    shared_bytes: int
     bytes_out: int
     open_s: float
 
@@ -113,26 +125,44 @@ def run_epoch(peers: int) -> Epoch:
         meeting, entries[0], sig_key, leader.identity, verify, os.urandom, 0,
         participants=tuple(entries),
     )  # fmt: skip
-    first = {s.to: s.message for s in chief.sends()}[1]
-    assert isinstance(first, MeetingEpoch)
     member = MeetingMember(meeting, 1, verify)
-    member.on_epoch(first, sig_key, 0)
+    first, shared = _split(chief.sends())
+    member.on_sealed_roster(shared, 0)
+    member.on_epoch_key(first[1], sig_key, 0)
     chief.leave(len(devices), 0)
     sign_s = _sign_seconds(meeting, chief, leader)
     wall, cpu = time.perf_counter(), time.process_time()
-    sends = [s for s in chief.tick(LEAVE_BATCH_MS) if isinstance(s.message, MeetingEpoch)]
+    keys, sealed = _split(chief.tick(LEAVE_BATCH_MS))
+    upload = sealed_body(sealed)
     bodies = [
-        leader.encrypt(devices[s.to - 1].address, 1, pack_meeting(_note(s.message))) for s in sends
+        leader.encrypt(devices[pid - 1].address, 1, pack_meeting(_note(msg)))
+        for pid, msg in keys.items()
     ]
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     opened = time.perf_counter()
     note = unpack_pairwise(devices[0].decrypt(bodies[0]).plaintext)
     assert isinstance(note, MeetingNote)
-    assert isinstance(note.signal, MeetingEpoch)
-    member.on_epoch(note.signal, sig_key, LEAVE_BATCH_MS)
+    assert isinstance(note.signal, MeetingEpochKey)
+    came = parse_sealed(upload)
+    assert came is not None
+    member.on_sealed_roster(came, LEAVE_BATCH_MS)
+    assert member.on_epoch_key(note.signal, sig_key, LEAVE_BATCH_MS)
     opened = time.perf_counter() - opened
     sizes = [len(b) for b in bodies]
-    return Epoch(len(bodies), wall, cpu, sign_s, sizes[0], sum(sizes), opened)
+    return Epoch(
+        len(bodies), wall, cpu, sign_s, sizes[0], len(upload), sum(sizes) + len(upload), opened
+    )
+
+
+def _split(sends: list[Out]) -> tuple[dict[int, MeetingEpochKey], SealedRoster]:
+    """An epoch's key messages by pid, and its one sealed roster."""
+    keys = {
+        s.to: s.message
+        for s in sends
+        if isinstance(s, Send) and isinstance(s.message, MeetingEpochKey)
+    }
+    (shared,) = [s.message for s in sends if isinstance(s, Shared)]
+    return keys, shared
 
 
 def _note(message: MeetingMessage) -> MeetingNote:
@@ -165,6 +195,7 @@ def run_pairwise(quick: bool) -> Result:
             "cpu_s": round(e.cpu_s, 3),
             "sign_ms": round(e.sign_s * 1000, 2),
             "envelope_bytes": e.envelope_bytes,
+            "shared_bytes": e.shared_bytes,
             "bytes_out": e.bytes_out,
             "peer_open_ms": round(e.open_s * 1000, 2),
             "loadavg_1m": round(os.getloadavg()[0], 2),

@@ -15,7 +15,8 @@ a message, with its group id beside it (``client.groupnet``). A pairwise plainte
 call signal (``client.content.CallNote``) goes to the calls (:class:`CallSink`, the client's
 ``client.calls.callnet.CallNet``), with the sender's reply details kept as a contact; a
 meeting note (``client.content.MeetingNote``) likewise to the meetings (:class:`MeetingSink`,
-``client.meetings.net.MeetingInbox``), with the sender's identity signing key.
+``client.meetings.net.MeetingInbox``), with the sender's identity signing key, and so does
+a meeting's sealed roster (``wire.meeting.SealedRoster``, one upload for all participants).
 """
 
 from __future__ import annotations
@@ -36,11 +37,13 @@ from client.domains import DomainKeys
 from client.errors import BadContent, ClientError, DecryptionFailed, NetworkError, SuiteMismatch
 from client.groups import GroupControl
 from client.inbox import Inbox, StoredMessage, message_key
+from client.meetings.roster import parse_sealed
 from client.net import Link
 from client.peers import peer_identity, remember_contact
 from client.session import Device
 from client.store.base import StateStore
 from wire.group import GroupTokens
+from wire.meeting import SealedRoster
 from wire.relay import Ack, Deliver, Drained, Envelope
 
 MAX_RETRY_PASSES: Final = 16
@@ -59,9 +62,12 @@ class CallSink(Protocol):
 
 class MeetingSink(Protocol):
     """Where an opened meeting note goes (``client.meetings.net.MeetingInbox``); ``key`` is
-    the identity signing key of the session it came over."""
+    the identity signing key of the session it came over. A meeting's sealed roster (one
+    shared upload for every participant, no sender) goes to ``meeting_shared``."""
 
     def meeting_note(self, sender: str, device: int, key: bytes, note: MeetingNote) -> None: ...
+
+    def meeting_shared(self, sealed: SealedRoster) -> None: ...
 
 
 class ChangeSignal:
@@ -153,6 +159,12 @@ class Receiver:
         wrapped = groupnet.parse(env.body)
         if wrapped is not None:
             return self._open_group(env, wrapped, retry=retry)
+        sealed = parse_sealed(env.body)
+        if sealed is not None:  # a meeting's roster, one upload for all its participants
+            persist.release(self._store, env.eid)
+            if self.meetings is not None:
+                self.meetings.meeting_shared(sealed)
+            return None
         try:
             received = self._device.decrypt(env.body, sent_ms=env.ts)
             payload = unpack_pairwise(received.plaintext)

@@ -174,5 +174,12 @@ MEETING_KEY_FP_INFO: Final = b"sealrelay-meeting-key-fingerprint-v1"
 # One frame's digest in a signed frame list = SHA-384(MEETING_FRAME_DIGEST_INFO || SFrame
 # ciphertext), truncated to 16 bytes.
 MEETING_FRAME_DIGEST_INFO: Final = b"sealrelay-meeting-frame-digest-v1"
+# A roster's hash (in the pairwise MeetingEpochKey) = SHA-384(MEETING_ROSTER_HASH_INFO ||
+# encoded roster body); the key that seals an epoch's roster for its one shared upload =
+# HKDF-SHA512(epoch secret, info = MEETING_ROSTER_KEY_INFO || epoch u32), 32 bytes, for
+# AES-256-GCM with MEETING_ROSTER_AAD.
+MEETING_ROSTER_HASH_INFO: Final = b"sealrelay-meeting-roster-hash-v1"
+MEETING_ROSTER_KEY_INFO: Final = b"sealrelay-meeting-roster-key-v1"
+MEETING_ROSTER_AAD: Final = b"sealrelay/v1/meeting-sealed-roster"
 CTX_MEETING_ROSTER: Final = b"sealrelay/v1/meeting-roster"
 CTX_MEETING_FRAMES: Final = b"sealrelay/v1/meeting-frames"

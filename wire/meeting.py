@@ -14,9 +14,17 @@ under another's id (RFC 9605 gives no sender authentication inside a group).
                      epoch changed, when, and the participants in joining order
     SignedRoster     the body, the leader's identity signing public key and its signature
                      under ``CTX_MEETING_ROSTER``
-    MeetingEpoch     leader -> one participant: a new epoch and its roster; ``secret``
-                     carries the 32-byte epoch secret (a fresh one, or a newcomer's), or is
-                     absent when the receiver ratchets the one it holds forward (a join)
+    MeetingEpochKey  leader -> one participant, pairwise: a new epoch, the hash of its
+                     roster, and ``secret``: the 32-byte epoch secret (a fresh one, or a
+                     newcomer's), or absent when the receiver ratchets the one it holds
+                     forward (a join). Small: it fits the smallest envelope bucket
+    SealedRoster     leader -> every other participant at once (one shared upload): the
+                     encoded ``SignedRoster`` of an epoch, AES-256-GCM under a key derived
+                     from that epoch's secret (``client.meetings.keys.roster_key``), so only
+                     holders of the epoch open it; nothing of it is in the clear
+    MeetingEpoch     the shape before ``MeetingEpochKey`` (the whole signed roster in every
+                     pairwise message): still decoded so that it is recognised, and refused
+                     (``meeting.old_shape``) by the key schedule
     MeetingAck       participant -> leader: I hold epoch ``epoch``
     MeetingSwitch    leader -> participants: send under ``epoch`` from now on
     MeetingLeave     participant -> leader: I am leaving
@@ -49,6 +57,13 @@ MAX_PARTICIPANTS: Final = 256
 """Participants of one meeting (the issue's 200, with room)."""
 FINGERPRINT_LEN: Final = 48
 """Bytes of a key fingerprint (SHA-384)."""
+ROSTER_HASH_LEN: Final = 48
+"""Bytes of a roster hash (SHA-384, ``client.meetings.roster.roster_hash``)."""
+ROSTER_NONCE_LEN: Final = 12
+"""Bytes of a :class:`SealedRoster`'s AES-GCM nonce."""
+MAX_SEALED_ROSTER: Final = 1 << 20
+"""Bytes of a :class:`SealedRoster`'s ciphertext at most (256 entries with their longest
+addresses, a key and a signature stay far below)."""
 FRAME_DIGEST_LEN: Final = 16
 """Bytes of one frame's digest in a :class:`FrameDigestBody` (SHA-384, truncated)."""
 MAX_SIGNED_FRAMES: Final = 256
@@ -58,6 +73,7 @@ MAX_LAYER: Final = 3
 
 MeetingId: TypeAlias = Bytes16
 Fingerprint: TypeAlias = Annotated[bytes, Len(FINGERPRINT_LEN)]
+RosterHash: TypeAlias = Annotated[bytes, Len(ROSTER_HASH_LEN)]
 FrameDigest: TypeAlias = Annotated[bytes, Len(FRAME_DIGEST_LEN)]
 
 
@@ -121,8 +137,9 @@ class SignedRoster:
 
 @message("meeting.epoch")
 class MeetingEpoch:
-    """A new epoch for one participant. ``secret`` is None when the receiver derives it
-    by ratcheting the previous epoch's secret (``client.meetings.keys``)."""
+    """The older shape of a new epoch (the signed roster in every pairwise message): a
+    participant refuses it (``meeting.old_shape``); :class:`MeetingEpochKey` and
+    :class:`SealedRoster` replace it."""
 
     roster: SignedRoster
     secret: Bytes32 | None
@@ -131,6 +148,31 @@ class MeetingEpoch:
         """Everything but the secret, so that a logged epoch shows no key."""
         body = self.roster.body
         return f"MeetingEpoch(meeting={body.meeting.hex()}, epoch={body.epoch})"
+
+
+@message("meeting.epoch-key")
+class MeetingEpochKey:
+    """A new epoch for one participant, pairwise: ``roster`` is the hash of the epoch's
+    roster body (it comes apart, in a :class:`SealedRoster`); ``secret`` is None when the
+    receiver derives it by ratcheting the previous epoch's secret (a join)."""
+
+    meeting: MeetingId
+    epoch: U32
+    roster: RosterHash
+    secret: Bytes32 | None
+
+    def __repr__(self) -> str:
+        """Everything but the secret, so that a logged epoch shows no key."""
+        return f"MeetingEpochKey(meeting={self.meeting.hex()}, epoch={self.epoch})"
+
+
+@message("meeting.sealed-roster")
+class SealedRoster:
+    """An epoch's ``SignedRoster``, encoded and sealed under that epoch's roster key: the
+    one upload of a roster to every participant. Opaque without the epoch's secret."""
+
+    nonce: Annotated[bytes, Len(ROSTER_NONCE_LEN)]
+    c: Annotated[bytes, MinLen(1), MaxLen(MAX_SEALED_ROSTER)]
 
 
 @message("meeting.ack")
@@ -186,10 +228,19 @@ class FrameSignature:
 
 
 MeetingMessage: TypeAlias = (
-    MeetingEpoch | MeetingAck | MeetingSwitch | MeetingLeave | SignedRoster | FrameSignature
+    MeetingEpoch
+    | MeetingEpochKey
+    | SealedRoster
+    | MeetingAck
+    | MeetingSwitch
+    | MeetingLeave
+    | SignedRoster
+    | FrameSignature
 )
 MESSAGE_TYPES: Final[tuple[type, ...]] = (
     MeetingEpoch,
+    MeetingEpochKey,
+    SealedRoster,
     MeetingAck,
     MeetingSwitch,
     MeetingLeave,

@@ -1,11 +1,16 @@
 """End-to-end keys and sender authentication of meetings (DESIGN section 9; issue 18).
 
-    MeetingLeader, MeetingMember   the key schedule (``keys``): epochs from a key leader,
-                                   ratcheted on join, fresh on leave (batched) and every
-                                   5 minutes, switched after acks or 1 s, hand-over to the
-                                   earliest-joined remaining participant; messages out as
-                                   :class:`Send` for the pairwise sessions
-    check_roster, sign_roster      the leader-signed participant list (``roster``)
+    MeetingLeader, MeetingMember   the key schedule (``keys``; the participant's side in
+                                   ``member``, the derivations in ``derive``): epochs from a
+                                   key leader, ratcheted on join, fresh on leave (batched)
+                                   and every 5 minutes, switched after acks or 1 s, hand-over
+                                   to the earliest-joined remaining participant; messages out
+                                   as :class:`Send` for the pairwise sessions and ``Shared``
+                                   for the one upload of each epoch's sealed roster; what
+                                   waits until an epoch's key and roster are both here
+                                   (``intake``)
+    check_roster, sign_roster      the leader-signed participant list (``roster``), sealed
+                                   under a key of its epoch and named by hash
     MeetingCrypto                  SFrame protect / unprotect with those keys (``media``)
     FrameSigner, FrameVerifier     signed digests of each sender's frames, so a member
                                    cannot pass frames off as another's (``frameauth``),
@@ -13,7 +18,8 @@
 
     GroupMeeting                   the meeting of a sealrelay group on one device: host or
                                    join, invites and requests, the key schedule's messages
-                                   as pairwise notes, hand-over, glare (``group``);
+                                   as pairwise notes, hand-over, glare (``group``, its
+                                   inputs and outputs in ``events``);
                                    members removed from the group leave the meeting
                                    (``membership``)
     PidCrypto, audio_level, ...    frames for the calls' packetizer and receiver (``framing``)

@@ -13,13 +13,16 @@ Signalling rides the pairwise sessions (``client.content.MeetingNote``), never t
   that came over the session of the key it names, from a member of the group) sends the
   leader a :class:`~client.content.MeetingRequest`. The leader gives it the next pid
   (``MeetingLeader.join``, the fingerprint taken from the *session's* identity key, never
-  from the request) and ratchets the epoch; the newcomer finds its pid in the signed roster
-  of its first ``MeetingEpoch``. A request unanswered for :data:`REQUEST_TIMEOUT_MS` drops
-  that invite and the device starts again (another invite, or it hosts).
-* **Keys**: ``MeetingEpoch`` / ``MeetingAck`` / ``MeetingSwitch`` / ``MeetingLeave`` of
-  ``wire.meeting`` between the leader and each participant, as
+  from the request) and ratchets the epoch; the newcomer finds its pid in the first signed
+  roster that verifies against its key message (``intake.first_roster``). A request
+  unanswered for :data:`REQUEST_TIMEOUT_MS` drops that invite and the device starts again
+  (another invite, or it hosts).
+* **Keys**: ``MeetingEpochKey`` / ``MeetingAck`` / ``MeetingSwitch`` / ``MeetingLeave`` of
+  ``wire.meeting`` between the leader and each participant, and each epoch's
+  ``SealedRoster`` once for all (:class:`SharedNote`: one shared upload), as
   :mod:`client.meetings.keys` produces them; a switch counts only from the leader's device;
   when the leader leaves, its rightful successor takes over and invites the group again.
+  The older ``MeetingEpoch`` is refused (``meeting.old_shape``).
 * **Removal**: the leader drops a participant removed from the group, the others count it
   gone, a removed leader hands over (``client.meetings.membership``).
 * **Glare**: two devices that host at once each see the other's invite; the meeting with
@@ -35,21 +38,34 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from enum import Enum
 from typing import Final
 
 from client.content import MeetingInvite, MeetingRequest, MeetingSignal
-from client.meetings.errors import MeetingError, RosterError
-from client.meetings.keys import MeetingLeader, MeetingMember, Send
-from client.meetings.membership import Hold, removed
-from client.meetings.roster import Signer, Verify, key_fingerprint
+from client.meetings.errors import MeetingError, MeetingShapeError
+from client.meetings.events import (
+    EnterRoom,
+    Event,
+    Leading,
+    LeaveRoom,
+    Me,
+    Note,
+    Phase,
+    Roster,
+    SharedNote,
+)
+from client.meetings.intake import Intake, first_roster
+from client.meetings.keys import MeetingLeader, MeetingMember, Out, Send
+from client.meetings.membership import removed
+from client.meetings.roster import key_fingerprint
 from wire.meeting import (
     MEETING_ID_LEN,
     MeetingAck,
     MeetingEpoch,
+    MeetingEpochKey,
     MeetingLeave,
     MeetingSwitch,
     RosterEntry,
+    SealedRoster,
 )
 
 INVITE_TTL_MS: Final = 120_000
@@ -62,76 +78,10 @@ starting a moment apart then meet in the first one's meeting, not in a glare).""
 ROOM_ID_LEN: Final = 16
 """Bytes of a room id (``wire.relay_meetings.RoomId``)."""
 
-
-class Phase(Enum):
-    """Where this device is: ``IDLE`` (not started, or left), ``REQUESTED`` (asked a leader
-    to join; no epoch yet) or ``IN`` (a participant, the leader too)."""
-
-    IDLE = "idle"
-    REQUESTED = "requested"
-    IN = "in"
-
-
-@dataclass(frozen=True)
-class Note:
-    """Send ``signal`` to ``to`` (an address) over the pairwise sessions."""
-
-    to: str
-    signal: MeetingSignal
-
-
-@dataclass(frozen=True)
-class EnterRoom:
-    """Join room ``room`` on the node and start media with ``member``'s keys (this device
-    holds a send epoch)."""
-
-    meeting: bytes
-    room: bytes
-    host: bool
-    member: MeetingMember
-    anchor: str = ""
-    """The domain of the node that holds the room (the inviting host's) when it is not
-    this device's: its own node joins the room there (``MeetingJoinAt``, a cascade)."""
-
-
-@dataclass(frozen=True)
-class LeaveRoom:
-    """Stop media in room ``room`` (this device left that meeting for another)."""
-
-    room: bytes
-
-
-@dataclass(frozen=True)
-class Roster:
-    """The participants changed: ``joined`` and ``left`` as (pid, address)."""
-
-    joined: tuple[tuple[int, str], ...]
-    left: tuple[tuple[int, str], ...]
-
-
-@dataclass(frozen=True)
-class Leading:
-    """This device took over as key leader (the previous one left)."""
-
-    meeting: bytes
-
-
-Event = Note | EnterRoom | LeaveRoom | Roster | Leading
-
-
-@dataclass(frozen=True)
-class Me:
-    """This device: address, device id, identity signing key and what signs with it."""
-
-    address: str
-    device: int
-    key: bytes
-    signer: Signer
-    verify: Verify
-
-    @property
-    def fp(self) -> bytes:
-        return key_fingerprint(self.key)
+__all__ = [
+    "INVITE_TTL_MS", "LISTEN_MS", "REQUEST_TIMEOUT_MS", "ROOM_ID_LEN", "EnterRoom", "Event",
+    "GroupMeeting", "Leading", "LeaveRoom", "Me", "Note", "Phase", "Roster", "SharedNote",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -175,7 +125,7 @@ class GroupMeeting:
         self._invite_at: int | None = None  # next renewal (leader)
         self._entered = False
         self._announced: dict[int, str] = {}
-        self._hold = Hold()
+        self._early = Intake()  # epochs that came before this device knew its pid
         self.epochs: set[int] = set()
         self.most_participants = 0
         self.ignored = 0
@@ -204,9 +154,21 @@ class GroupMeeting:
             self.ignored += 1
             return out
 
+    def receive_shared(self, sealed: SealedRoster, now: int) -> list[Event]:
+        """A roster sealed for every participant (a shared upload: no sender to judge; only
+        holders of its epoch open it, and its key message vouches for it)."""
+        try:
+            return self._on_sealed(sealed, now)
+        except MeetingError:
+            self.ignored += 1
+            return []
+
     def tick(self, now: int) -> list[Event]:
         """Timers: the key schedule's, invite renewal, an unanswered request."""
-        out: list[Event] = self._removals(now) + self._retry(now)
+        out: list[Event] = self._removals(now)
+        self._early.expire(now, None)
+        if self.leader is None and self.member is not None:  # an epoch acceptable now
+            out += self._sends(self.member.retry(now))
         if self.leader is not None:
             out += self._sends(self.leader.tick(now))
             if self._invite_at is not None and now >= self._invite_at:
@@ -236,6 +198,8 @@ class GroupMeeting:
             times.append(self._host_at)
         if self.phase is Phase.REQUESTED:
             times.append(self._requested_at + REQUEST_TIMEOUT_MS)
+        leading = None if self.leader is None else self.leader.next_deadline()
+        times += [] if leading is None else [leading]
         return min(times, default=None)
 
     # --- state shown -----------------------------------------------------------------------
@@ -262,7 +226,11 @@ class GroupMeeting:
         if isinstance(signal, MeetingRequest):
             return self._on_request(sender, device, key, signal, now)
         if isinstance(signal, MeetingEpoch):
-            return self._on_epoch(sender, device, key, signal, now)
+            raise MeetingShapeError("an epoch of the older shape: the roster inside")
+        if isinstance(signal, MeetingEpochKey):
+            return self._on_epoch_key(key, signal, now)
+        if isinstance(signal, SealedRoster):
+            return self._on_sealed(signal, now)
         if isinstance(signal, MeetingLeave) and self._withdrawn(sender, signal.meeting):
             return self._settle(now)
         pid = self._pid_of(sender, device)
@@ -324,41 +292,43 @@ class GroupMeeting:
         _, sends = leader.join(sender, device, key_fingerprint(key), now)
         return self._sends(sends) + self._after(now)
 
-    def _on_epoch(
-        self, sender: str, device: int, key: bytes, msg: MeetingEpoch, now: int
-    ) -> list[Event]:
-        body = msg.roster.body
-        if self.phase is Phase.IDLE or body.meeting != self.meeting or self.leader is not None:
+    def _on_epoch_key(self, key: bytes, msg: MeetingEpochKey, now: int) -> list[Event]:
+        if self.phase is Phase.IDLE or msg.meeting != self.meeting or self.leader is not None:
             self.ignored += 1
             return []
         if self.member is None:
-            mine = [
-                p
-                for p in body.participants
-                if (p.address, p.device) == (self.me.address, self.me.device)
-            ]
-            if not mine:
-                self.ignored += 1
-                return []
-            self.member = MeetingMember(body.meeting, mine[0].pid, self.me.verify)
-        try:
-            acks = self.member.on_epoch(msg, key, now)
-        except RosterError:
-            self._hold.keep(sender, device, key, msg, now)
-            raise
-        self._hold.accepted(body.epoch)
-        self.phase = Phase.IN
-        return self._sends(acks) + self._after(now)
+            self._early.add_key(msg, key, now)
+            return self._first_epoch(now)
+        return self._in(self.member.on_epoch_key(msg, key, now), now)
 
-    def _retry(self, now: int) -> list[Event]:
-        """The held epoch again (``membership.Hold``), until accepted or its time is up."""
-        held = self._hold.due(now)
-        if held is None or self.leader is not None or self.member is None:
+    def _on_sealed(self, sealed: SealedRoster, now: int) -> list[Event]:
+        if self.phase is Phase.IDLE or self.leader is not None:
+            return []  # not for this device: a leader makes its own
+        if self.member is None:
+            self._early.add_roster(sealed, now)
+            return self._first_epoch(now)
+        return self._in(self.member.on_sealed_roster(sealed, now), now)
+
+    def _first_epoch(self, now: int) -> list[Event]:
+        """The first epoch naming this device makes its member; what waited goes to it."""
+        me = (self.me.address, self.me.device)
+        assert self.meeting is not None  # noqa: S101 - not IDLE
+        pid = first_roster(self._early, self.meeting, me, self.me.verify)
+        if pid is None:
             return []
-        try:
-            return self._on_epoch(held.sender, held.device, held.key, held.msg, now)
-        except MeetingError:
-            return []
+        member = self.member = MeetingMember(self.meeting, pid, self.me.verify)
+        early, self._early = self._early, Intake()
+        acks: list[Out] = []
+        for sealed in early.rosters():
+            acks += member.on_sealed_roster(sealed, now)
+        for pending in early.waiting_keys():
+            acks += member.on_epoch_key(pending.msg, pending.from_key, now)
+        return self._in(acks, now)
+
+    def _in(self, acks: list[Out], now: int) -> list[Event]:
+        if acks:
+            self.phase = Phase.IN
+        return self._sends(acks) + self._after(now)
 
     def _on_leave(self, pid: int, msg: MeetingLeave, now: int) -> list[Event]:
         if self.leader is not None:
@@ -446,18 +416,26 @@ class GroupMeeting:
         self.meeting = self.room = None
         self.anchor = ""
         self.leader = self.member = None
-        self._hold.clear()
+        self._early.clear()
         self._invite_at = None
         self._entered = False
         self._announced = {}
 
-    def _sends(self, sends: list[Send]) -> list[Event]:
-        """Pairwise notes for the key schedule's sends (to the pid's address)."""
+    def _sends(self, sends: list[Out]) -> list[Event]:
+        """Notes for the key schedule's sends (to the pids' addresses): pairwise, or one
+        shared upload."""
         roster = None if self.member is None else self.member.roster
         entries = {} if roster is None else {p.pid: p.address for p in roster.participants}
         if self.leader is not None:
             entries.update({p.pid: p.address for p in self.leader.participants})
-        return [Note(entries[s.to], s.message) for s in sends if s.to in entries]
+        out: list[Event] = []
+        for s in sends:
+            if isinstance(s, Send):
+                out += [Note(entries[s.to], s.message)] if s.to in entries else []
+            else:
+                to = tuple(sorted({entries[pid] for pid in s.to if pid in entries}))
+                out += [SharedNote(to, s.message)] if to else []
+        return out
 
     def _pid_of(self, address: str, device: int) -> int | None:
         """The pid of ``address``'s ``device`` in the meeting (leader's list or roster)."""

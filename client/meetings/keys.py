@@ -2,7 +2,9 @@
 
 Per-sender key redistribution on every change costs about N² messages at 200 people. So a
 *key leader* draws a 32-byte epoch secret and sends it pairwise over the post-quantum
-sessions (N-1 messages, ``wire.meeting.MeetingEpoch``); every sender's SFrame key is
+sessions (N-1 small messages, ``wire.meeting.MeetingEpochKey``: the epoch, its secret and
+the hash of its roster), and the signed roster once for everyone (one shared upload,
+``wire.meeting.SealedRoster``, :class:`Shared`); every sender's SFrame key is
 derived from it and the sender's participant id (``pid``, stable for the meeting and end to
 end, unlike the node-assigned datagram sender ids). With HKDF-SHA512 (RFC 5869, through
 :class:`suites.kdf.Kdf`) and the labels of :mod:`suites.labels`::
@@ -34,7 +36,9 @@ encryption (``client.meetings.media``).
   or a removed participant that goes on sending under an old epoch is not heard).
 * **Rotation**: a fresh secret every :data:`ROTATE_INTERVAL_MS`.
 * **Roster**: every epoch comes with the participant list signed by the leader
-  (``client.meetings.roster``).
+  (``client.meetings.roster``), sealed under a key derived from the epoch's secret (a
+  removed participant cannot open it) and named by hash in each key message. A participant
+  accepts an epoch only with both, in either order (``client.meetings.intake``).
 * **Hand-over**: when the leader goes, the earliest-joined remaining participant takes over
   with a fresh secret (:meth:`MeetingLeader.succeed`); the others accept it only from
   that participant (``roster.check_roster``).
@@ -46,230 +50,57 @@ leader is also a participant: its own :class:`MeetingMember` is :attr:`MeetingLe
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Final
 
-from client.meetings.errors import MeetingKeyError, RosterError
-from client.meetings.roster import Signer, Verify, check_roster, sign_roster, successor
-from suites import labels, sframe
-from suites.kdf import Kdf
+from client.meetings.derive import (
+    BASE_KEY_LEN,
+    PID_BITS,
+    SUITE,
+    check_secret,
+    kid,
+    kid_parts,
+    ratchet,
+    sender_base_key,
+)
+from client.meetings.errors import RosterError
+from client.meetings.member import (
+    EPOCH_GRACE_MS,
+    MAX_HELD_EPOCHS,
+    MeetingMember,
+    Out,
+    Send,
+    Shared,
+)
+from client.meetings.roster import Signer, Verify, roster_hash, seal_roster, sign_roster, successor
 from wire.meeting import (
     EPOCH_SECRET_LEN,
+    ROSTER_NONCE_LEN,
     EpochCause,
     MeetingAck,
-    MeetingEpoch,
+    MeetingEpochKey,
     MeetingLeave,
-    MeetingMessage,
     MeetingSwitch,
     RosterBody,
     RosterEntry,
     SignedRoster,
 )
 
-SUITE: Final = sframe.AES_256_GCM_SHA512_128
-"""The SFrame cipher suite of meetings (RFC 9605 section 4.5, id 5)."""
-BASE_KEY_LEN: Final = 64
-"""Bytes of a sender's SFrame base key (SHA-512 output, Nh)."""
 LEAVE_BATCH_MS: Final = 200
 """Leaves within this long of the first are folded into one new epoch."""
 SWITCH_TIMEOUT_MS: Final = 1000
 """The leader switches senders to a new epoch after this long even without every ack."""
 ROTATE_INTERVAL_MS: Final = 300_000
 """A fresh epoch secret at least this often (5 minutes)."""
-EPOCH_GRACE_MS: Final = 10_000
-"""How long a receiver keeps an epoch after the switch away from it."""
-MAX_HELD_EPOCHS: Final = 8
-"""Most epoch secrets a participant holds at once (bounds what a flood of epochs costs)."""
-PID_BITS: Final = 32
-
-_HKDF: Final = Kdf("sha512")
-_U32: Final = struct.Struct(">I")
 
 
-@dataclass(frozen=True, slots=True)
-class Send:
-    """Send ``message`` to participant ``to`` over the pairwise session with it."""
-
-    to: int
-    message: MeetingMessage
-
-
-# --- derivations -----------------------------------------------------------------------------
-def check_secret(secret: bytes) -> bytes:
-    """``secret`` if it is :data:`EPOCH_SECRET_LEN` bytes; :class:`MeetingKeyError` if not."""
-    if not isinstance(secret, bytes) or len(secret) != EPOCH_SECRET_LEN:
-        raise MeetingKeyError(f"an epoch secret is {EPOCH_SECRET_LEN} bytes")
-    return secret
-
-
-def ratchet(secret: bytes, meeting: bytes) -> bytes:
-    """The next epoch's secret after a join (one-way: it does not give ``secret`` back)."""
-    info = labels.MEETING_RATCHET_INFO + meeting
-    return _HKDF.derive(check_secret(secret), b"", info, EPOCH_SECRET_LEN)
-
-
-def sender_base_key(secret: bytes, epoch: int, pid: int) -> bytes:
-    """The SFrame ``base_key`` of participant ``pid`` in ``epoch`` (64 bytes)."""
-    info = labels.MEETING_SENDER_INFO + _U32.pack(epoch) + _U32.pack(pid)
-    return _HKDF.derive(check_secret(secret), b"", info, BASE_KEY_LEN)
-
-
-def kid(epoch: int, pid: int) -> int:
-    """The SFrame KID of ``pid``'s frames in ``epoch``."""
-    if not (0 <= epoch < 1 << 31 and 0 <= pid < 1 << PID_BITS):
-        raise MeetingKeyError("an epoch is 0..2^31-1 and a pid 32 bits")
-    return epoch << PID_BITS | pid
-
-
-def kid_parts(key_id: int) -> tuple[int, int]:
-    """``(epoch, pid)`` of a KID made by :func:`kid`."""
-    return key_id >> PID_BITS, key_id & (1 << PID_BITS) - 1
-
-
-# --- a participant ---------------------------------------------------------------------------
-class MeetingMember:
-    """One participant's view: the accepted roster, the epoch secrets it holds, and the
-    epoch it sends under."""
-
-    def __init__(self, meeting: bytes, pid: int, verify: Verify) -> None:
-        self.meeting = meeting
-        self.pid = pid
-        self.verify = verify
-        self._roster: RosterBody | None = None
-        self._secrets: dict[int, bytes] = {}
-        self._retiring: dict[int, int] = {}  # epoch -> when it is forgotten
-        self._send_epoch: int | None = None
-        self._switch_to: int | None = None  # a switch that came before its epoch
-        self._pids: frozenset[int] = frozenset()  # the pids of the last roster accepted
-        self._departed: set[int] = set()  # pids this participant knows have left
-
-    @property
-    def roster(self) -> RosterBody | None:
-        """The last roster accepted."""
-        return self._roster
-
-    @property
-    def send_epoch(self) -> int | None:
-        """The epoch to send under (None before the first switch)."""
-        return self._send_epoch
-
-    @property
-    def latest_epoch(self) -> int | None:
-        """The newest epoch held."""
-        return max(self._secrets, default=None)
-
-    def note_left(self, pid: int) -> None:
-        """Participant ``pid`` left (its ``MeetingLeave``, or the node says it went): a
-        hand-over that leaves it out may be accepted (``roster.check_roster``)."""
-        self._departed.add(pid)
-
-    def on_leave(self, msg: MeetingLeave) -> bool:
-        """Another participant says it leaves (``MeetingLeave``, from its pairwise session;
-        the shell checks that ``msg.pid`` is the sender's). Whether this participant must
-        now take over as leader (:meth:`MeetingLeader.succeed`): the leader left and this
-        is the earliest-joined participant still present."""
-        if msg.meeting != self.meeting:
-            return False
-        self.note_left(msg.pid)
-        return self.should_lead()
-
-    def should_lead(self) -> bool:
-        """Whether the leader is gone and this participant is its rightful successor."""
-        roster = self._roster
-        if roster is None or roster.leader not in self._departed or roster.leader == self.pid:
-            return False
-        present = {p.pid for p in roster.participants} - self._departed
-        return successor(roster, present) == self.pid
-
-    def present(self) -> set[int]:
-        """The last roster's participants not known to have left."""
-        roster = self._roster
-        return set() if roster is None else {p.pid for p in roster.participants} - self._departed
-
-    @property
-    def departed(self) -> frozenset[int]:
-        """The pids this participant knows have left."""
-        return frozenset(self._departed)
-
-    def holds(self, epoch: int) -> bool:
-        """Whether this participant holds ``epoch``'s secret."""
-        return epoch in self._secrets
-
-    def on_epoch(self, msg: MeetingEpoch, from_key: bytes, now: int) -> list[Send]:
-        """A new epoch from the leader; ``from_key`` is the identity signing key of the
-        pairwise session it came over. The ack to send. :class:`RosterError` or
-        :class:`MeetingKeyError` if it cannot be accepted (nothing changes then)."""
-        body = check_roster(
-            msg.roster, self.verify, previous=self._roster, first_leader_key=from_key,
-            departed=self._departed,
-        )  # fmt: skip
-        if from_key != msg.roster.key:
-            raise RosterError("an epoch must come from its leader")
-        if body.meeting != self.meeting or all(p.pid != self.pid for p in body.participants):
-            raise RosterError("a roster of another meeting, or without this participant")
-        if msg.secret is not None:
-            secret = check_secret(msg.secret)
-        elif body.epoch - 1 in self._secrets and body.cause is EpochCause.JOIN:
-            secret = ratchet(self._secrets[body.epoch - 1], self.meeting)
-        else:
-            raise MeetingKeyError("no secret to ratchet this epoch from")
-        self.adopt(body, secret)
-        if self._switch_to is not None and self._switch_to in self._secrets:
-            self.on_switch(MeetingSwitch(self.meeting, self._switch_to), now)
-        return [Send(body.leader, MeetingAck(self.meeting, body.epoch))]
-
-    def adopt(self, body: RosterBody, secret: bytes) -> None:
-        """Hold ``body`` and its epoch's ``secret`` (checked already: the leader's own
-        view, or :meth:`on_epoch` after its checks)."""
-        self._roster = body
-        self._secrets[body.epoch] = check_secret(secret)
-        self._pids = frozenset(p.pid for p in body.participants)
-        for old in sorted(self._secrets)[:-MAX_HELD_EPOCHS]:
-            if old != self._send_epoch:  # still sending under it until the switch
-                self._forget(old)
-
-    def on_switch(self, msg: MeetingSwitch, now: int) -> None:
-        """Send under ``msg.epoch`` from now (ignored unless held and newer)."""
-        epoch = msg.epoch
-        current = self._send_epoch
-        if msg.meeting != self.meeting or (current is not None and epoch <= current):
-            return
-        if epoch not in self._secrets:
-            self._switch_to = max(epoch, self._switch_to or 0)
-            return
-        self._switch_to = None
-        for old in self._secrets:
-            if old < epoch:
-                self._retiring.setdefault(old, now + EPOCH_GRACE_MS)
-        self._send_epoch = epoch
-
-    def tick(self, now: int) -> None:
-        """Forget the epochs whose grace after a switch has run out."""
-        for epoch, until in list(self._retiring.items()):
-            if now >= until:
-                self._forget(epoch)
-
-    def send_key(self) -> tuple[int, bytes]:
-        """``(KID, base_key)`` to send under now; :class:`MeetingKeyError` before any epoch."""
-        epoch = self._send_epoch
-        if epoch is None:
-            raise MeetingKeyError("no epoch to send under yet")
-        return kid(epoch, self.pid), sender_base_key(self._secrets[epoch], epoch, self.pid)
-
-    def recv_key(self, key_id: int) -> bytes | None:
-        """The base key of a received frame's KID, or None if its epoch is not held or its
-        pid is not in the last roster (or is this participant's own)."""
-        epoch, pid = kid_parts(key_id)
-        secret = self._secrets.get(epoch)
-        if secret is None or pid == self.pid or pid not in self._pids:
-            return None
-        return sender_base_key(secret, epoch, pid)
-
-    def _forget(self, epoch: int) -> None:
-        self._secrets.pop(epoch, None)
-        self._retiring.pop(epoch, None)
+__all__ = [
+    "BASE_KEY_LEN", "EPOCH_GRACE_MS", "LEAVE_BATCH_MS", "MAX_HELD_EPOCHS", "PID_BITS",
+    "ROTATE_INTERVAL_MS", "SUITE", "SWITCH_TIMEOUT_MS", "MeetingLeader", "MeetingMember",
+    "Out", "Send", "Shared", "check_secret", "kid", "kid_parts", "ratchet", "sender_base_key",
+]  # fmt: skip
+"""The participant (``client.meetings.member``) and the derivations
+(``client.meetings.derive``) are re-exported: this is where they are looked up."""
 
 
 # --- the key leader --------------------------------------------------------------------------
@@ -347,12 +178,12 @@ class MeetingLeader:
         """Who is in the meeting, in joining order."""
         return tuple(self._participants.values())
 
-    def sends(self) -> list[Send]:
+    def sends(self) -> list[Out]:
         """What the constructor (or :meth:`succeed`) produced: the first epoch's messages."""
         sends, self._sends = self._sends, []
         return sends
 
-    def join(self, address: str, device: int, fp: bytes, now: int) -> tuple[int, list[Send]]:
+    def join(self, address: str, device: int, fp: bytes, now: int) -> tuple[int, list[Out]]:
         """A participant joins: its pid, and the messages of the ratcheted epoch (the
         newcomer alone gets the secret). Folded into a pending leave batch if there is one."""
         pid = self._next_pid
@@ -362,18 +193,18 @@ class MeetingLeader:
             return pid, []  # the batch's fresh epoch reaches the newcomer too
         return pid, self._ratchet(pid, now)
 
-    def on_leave(self, pid: int, msg: MeetingLeave, now: int) -> list[Send]:
+    def on_leave(self, pid: int, msg: MeetingLeave, now: int) -> list[Out]:
         """Participant ``pid`` says it leaves; :meth:`leave` if the message is its own."""
         if msg.meeting != self.meeting or msg.pid != pid:
             return []
         return self.leave(pid, now)
 
-    def depart(self) -> list[Send]:
+    def depart(self) -> list[Out]:
         """The leader itself leaves: tell everyone, so that the earliest-joined takes over."""
         msg = MeetingLeave(self.meeting, self.pid)
         return [Send(pid, msg) for pid in sorted(self._others())]
 
-    def leave(self, pid: int, now: int, *, removed: bool = False) -> list[Send]:
+    def leave(self, pid: int, now: int, *, removed: bool = False) -> list[Out]:
         """Participant ``pid`` left, or was ``removed`` from the group: a fresh epoch for
         the others within :data:`LEAVE_BATCH_MS` (at :meth:`tick`), its cause
         ``EpochCause.REMOVE`` if the batch holds a removal."""
@@ -385,13 +216,13 @@ class MeetingLeader:
             self._leave_at = now + LEAVE_BATCH_MS
         return []
 
-    def remove(self, pids: set[int], now: int) -> list[Send]:
+    def remove(self, pids: set[int], now: int) -> list[Out]:
         """Participants ``pids`` were removed from the group (:meth:`leave` of each)."""
         for pid in sorted(pids):
             self.leave(pid, now, removed=True)
         return []
 
-    def on_ack(self, pid: int, msg: MeetingAck, now: int) -> list[Send]:
+    def on_ack(self, pid: int, msg: MeetingAck, now: int) -> list[Out]:
         """Participant ``pid`` holds ``msg.epoch``; the switch once everyone does."""
         if msg.meeting != self.meeting or msg.epoch != self._epoch or pid not in self._participants:
             return []
@@ -400,9 +231,16 @@ class MeetingLeader:
             return self._switch(now)
         return []
 
-    def tick(self, now: int) -> list[Send]:
+    def next_deadline(self) -> int | None:
+        """When :meth:`tick` has something to do next (ms): a leave batch to flush, a
+        switch timeout, a rotation. A shell that wakes then, not at its next regular
+        tick, puts no tick's worth of delay on a rekey."""
+        times = (self._leave_at, self._switch_at, self._rotate_at)
+        return min((t for t in times if t is not None), default=None)
+
+    def tick(self, now: int) -> list[Out]:
         """Flush a leave batch, rotate, or switch after the timeout, when due."""
-        sends: list[Send] = []
+        sends: list[Out] = []
         if self._leave_at is not None and now >= self._leave_at:
             sends += self._fresh(EpochCause.REMOVE if self._removing else EpochCause.LEAVE, now)
         elif now >= self._rotate_at:
@@ -415,24 +253,34 @@ class MeetingLeader:
     def _others(self) -> set[int]:
         return set(self._participants) - {self.pid}
 
-    def _fresh(self, cause: EpochCause, now: int) -> list[Send]:
+    def _fresh(self, cause: EpochCause, now: int) -> list[Out]:
         """A fresh random secret to everyone (a start, leave, rotation or hand-over)."""
         if cause is not EpochCause.START and cause is not EpochCause.HANDOVER:
             self._epoch += 1
         self._secret = check_secret(self._random(EPOCH_SECRET_LEN))
         self._rotate_at = now + ROTATE_INTERVAL_MS  # ratchets do not count: fresh only
-        roster = self._new_roster(cause, now)
-        return [Send(pid, MeetingEpoch(roster, self._secret)) for pid in sorted(self._others())]
+        return self._out(self._new_roster(cause, now), None)
 
-    def _ratchet(self, newcomer: int, now: int) -> list[Send]:
-        """The secret ratcheted forward: the roster to the others, the secret to ``newcomer``."""
+    def _ratchet(self, newcomer: int, now: int) -> list[Out]:
+        """The secret ratcheted forward: the secret to ``newcomer`` only, the others
+        ratchet theirs."""
         self._epoch += 1
         self._secret = ratchet(self._secret, self.meeting)
-        roster = self._new_roster(EpochCause.JOIN, now)
-        return [
-            Send(pid, MeetingEpoch(roster, self._secret if pid == newcomer else None))
-            for pid in sorted(self._others())
-        ]
+        return self._out(self._new_roster(EpochCause.JOIN, now), newcomer)
+
+    def _out(self, roster: SignedRoster, newcomer: int | None) -> list[Out]:
+        """The epoch's roster sealed once for every other participant, then a key message
+        to each: the secret to all (``newcomer`` None) or to ``newcomer`` alone."""
+        others = tuple(sorted(self._others()))
+        if not others:
+            return []
+        nonce = self._random(ROSTER_NONCE_LEN)
+        out: list[Out] = [Shared(others, seal_roster(roster, self._secret, self._epoch, nonce))]
+        digest = roster_hash(roster.body)
+        for pid in others:
+            secret = self._secret if newcomer is None or pid == newcomer else None
+            out.append(Send(pid, MeetingEpochKey(self.meeting, self._epoch, digest, secret)))
+        return out
 
     def _new_roster(self, cause: EpochCause, now: int) -> SignedRoster:
         self._body = RosterBody(self.meeting, self._epoch, self.pid, cause, now, self.participants)
@@ -445,7 +293,7 @@ class MeetingLeader:
             self._switch(now)  # alone: nobody to wait for
         return sign_roster(self._body, self._key, self._signer)
 
-    def _switch(self, now: int) -> list[Send]:
+    def _switch(self, now: int) -> list[Out]:
         self._switch_at = None
         msg = MeetingSwitch(self.meeting, self._epoch)
         self.member.on_switch(msg, now)

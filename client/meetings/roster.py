@@ -16,21 +16,38 @@ A roster body (``wire.meeting.RosterBody``) is signed by the leader's identity s
   their ``MeetingLeave``, or the node telling it they went), so that a participant cannot
   take over by leaving earlier ones out of its roster.
 
-The first roster a participant sees comes pairwise from the leader; the shell checks that
-the session's identity key is the roster's ``key`` (:func:`check_roster` takes it as
-``first_leader_key``). Pure.
+The first roster a participant sees is vouched for by the leader's pairwise
+``MeetingEpochKey``; the shell checks that the session's identity key is the roster's ``key``
+(:func:`check_roster` takes it as ``first_leader_key``).
+
+The roster itself travels once for everyone (``wire.meeting.SealedRoster``, one shared
+upload): the encoded ``SignedRoster`` under AES-256-GCM (``suites.aead``) with
+:func:`roster_key`, derived from the epoch's secret, so that only holders of that epoch open
+it; the pairwise key message carries :func:`roster_hash` of the body, which the participant
+compares in constant time before it trusts the roster. Pure: the nonce is an argument.
 """
 
 from __future__ import annotations
 
 import hashlib
+import struct
 from collections.abc import Callable
-from typing import Protocol
+from typing import Final, Protocol
 
 from client.meetings.errors import RosterError
 from suites import labels
-from wire import encode
-from wire.meeting import RosterBody, RosterEntry, SignedRoster
+from suites.aead import Aead
+from suites.errors import DecryptionFailed
+from suites.kdf import Kdf
+from suites.padding import PaddingError, pad, unpad
+from wire import WireError, decode, encode
+from wire.meeting import MAX_SEALED_ROSTER, RosterBody, RosterEntry, SealedRoster, SignedRoster
+
+ROSTER_KEY_LEN: Final = 32
+"""Bytes of a roster key (AES-256-GCM)."""
+_AEAD: Final = Aead("aes-256-gcm")
+_HKDF: Final = Kdf("sha512")
+_U32: Final = struct.Struct(">I")
 
 Verify = Callable[[bytes, bytes, bytes, bytes], None]
 """``verify(public_key, message, signature, context)``: returns, or raises on a bad
@@ -51,6 +68,58 @@ def key_fingerprint(key: bytes) -> bytes:
 def sign_roster(body: RosterBody, key: bytes, signer: Signer) -> SignedRoster:
     """``body`` signed by the leader (``key`` is its identity signing public key)."""
     return SignedRoster(body, key, signer.sign(encode(body), labels.CTX_MEETING_ROSTER))
+
+
+def roster_hash(body: RosterBody, encoded: bytes | None = None) -> bytes:
+    """SHA-384(``MEETING_ROSTER_HASH_INFO`` || encoded ``body``): what the pairwise
+    ``MeetingEpochKey`` names the epoch's roster by (``encoded``: ``encode(body)`` if the
+    caller has it already)."""
+    data = encode(body) if encoded is None else encoded
+    return hashlib.sha384(labels.MEETING_ROSTER_HASH_INFO + data).digest()
+
+
+def roster_key(secret: bytes, epoch: int) -> bytes:
+    """HKDF-SHA512(epoch ``secret``, info = ``MEETING_ROSTER_KEY_INFO`` || ``epoch`` u32): the
+    key that seals ``epoch``'s roster (RFC 5869, no salt)."""
+    info = labels.MEETING_ROSTER_KEY_INFO + _U32.pack(epoch)
+    return _HKDF.derive(secret, b"", info, ROSTER_KEY_LEN)
+
+
+def seal_roster(roster: SignedRoster, secret: bytes, epoch: int, nonce: bytes) -> SealedRoster:
+    """``roster`` sealed for the holders of ``epoch``'s ``secret`` (``nonce``: 12 random
+    bytes; the key is the epoch's own, so a nonce never meets the same key twice)."""
+    c = _AEAD.seal(roster_key(secret, epoch), nonce, encode(roster), labels.MEETING_ROSTER_AAD)
+    return SealedRoster(nonce, c)
+
+
+def open_roster(sealed: SealedRoster, secret: bytes, epoch: int) -> SignedRoster | None:
+    """The roster in ``sealed`` if it opens under ``epoch``'s ``secret``; None if it does not
+    (another epoch's); :class:`RosterError` if it opens but is no roster."""
+    try:
+        plain = _AEAD.open(
+            roster_key(secret, epoch), sealed.nonce, sealed.c, labels.MEETING_ROSTER_AAD
+        )
+    except DecryptionFailed:
+        return None
+    try:
+        return decode(plain, SignedRoster, max_size=MAX_SEALED_ROSTER)
+    except WireError:
+        raise RosterError("a sealed roster that is no roster") from None
+
+
+def sealed_body(sealed: SealedRoster) -> bytes:
+    """The envelope body of a sealed roster's shared upload: padded to its bucket, like any
+    envelope body (DESIGN section 3)."""
+    return pad(encode(sealed))
+
+
+def parse_sealed(body: bytes) -> SealedRoster | None:
+    """The sealed roster an envelope body carries (:func:`sealed_body`), None if it is not
+    one (a pairwise or group envelope)."""
+    try:
+        return decode(unpad(body), SealedRoster, max_size=MAX_SEALED_ROSTER + 1024)
+    except (PaddingError, WireError):
+        return None
 
 
 def entry(body: RosterBody, pid: int) -> RosterEntry | None:
@@ -77,15 +146,18 @@ def check_roster(
     previous: RosterBody | None = None,
     first_leader_key: bytes | None = None,
     departed: frozenset[int] | set[int] = frozenset(),
+    encoded: bytes | None = None,
 ) -> RosterBody:
     """The body of ``roster`` if a participant may accept it (module docstring);
-    :class:`RosterError` otherwise."""
+    :class:`RosterError` otherwise. ``encoded``: ``encode(roster.body)`` if the caller has
+    it already (the signature is over it)."""
     body = roster.body
     leader = entry(body, body.leader)
     if leader is None or leader.fp != key_fingerprint(roster.key):
         raise RosterError("the roster's key is not its leader's")
     try:
-        verify(roster.key, encode(body), roster.sig, labels.CTX_MEETING_ROSTER)
+        signed = encode(body) if encoded is None else encoded
+        verify(roster.key, signed, roster.sig, labels.CTX_MEETING_ROSTER)
     except Exception:
         raise RosterError("the roster's signature does not verify") from None
     if previous is None:

@@ -82,6 +82,7 @@ def group_meet(
             reply=lambda: (client.info.delivery_token, client.info.mailbox),
             clock=client.clock,
             on_event=on_event,
+            shared=(client.sendpath, client.entropy),
         )
 
     return Meet(

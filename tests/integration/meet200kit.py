@@ -61,7 +61,7 @@ class KeyNet(Net):
             MID, entries[0], first.key, first, self.members[0].verify, self.random, T0,
             participants=entries, member=self.members[0],
         )  # fmt: skip
-        self.log, self.deaf, self.no_ack = [], set(), set()
+        self.log, self.deaf, self.no_ack, self.rosters = [], set(), set(), {}
         self.deliver(self.leader.sends(), T0)
 
 

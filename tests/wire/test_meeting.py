@@ -23,11 +23,13 @@ from wire.meeting import (
     FrameSignature,
     MeetingAck,
     MeetingEpoch,
+    MeetingEpochKey,
     MeetingLeave,
     MeetingMessage,
     MeetingSwitch,
     RosterBody,
     RosterEntry,
+    SealedRoster,
     SignedRoster,
     decode_meeting,
 )
@@ -94,6 +96,16 @@ bodies = st.builds(
 )
 messages = st.one_of(
     st.builds(MeetingEpoch, rosters(), st.none() | st.binary(min_size=32, max_size=32)),
+    st.builds(
+        MeetingEpochKey,
+        st.binary(min_size=16, max_size=16),
+        st.integers(0, 2**32 - 1),
+        st.binary(min_size=48, max_size=48),
+        st.none() | st.binary(min_size=32, max_size=32),
+    ),
+    st.builds(
+        SealedRoster, st.binary(min_size=12, max_size=12), st.binary(min_size=1, max_size=64)
+    ),
     st.builds(MeetingAck, st.binary(min_size=16, max_size=16), st.integers(0, 2**32 - 1)),
     st.builds(MeetingSwitch, st.binary(min_size=16, max_size=16), st.integers(0, 2**32 - 1)),
     st.builds(MeetingLeave, st.binary(min_size=16, max_size=16), st.integers(0, 2**32 - 1)),
@@ -171,6 +183,15 @@ def test_an_epoch_never_shows_its_secret() -> None:
         assert MID.hex() in text
 
 
+def test_an_epoch_key_never_shows_its_secret() -> None:
+    secret = bytes(range(100, 132))
+    msg = MeetingEpochKey(MID, 3, bytes(48), secret)
+    for text in (repr(msg), str(msg), repr([msg])):
+        assert secret.hex() not in text
+        assert repr(secret) not in text
+        assert MID.hex() in text
+
+
 def _raw(tag: str, fields: dict[str, Any]) -> bytes:
     return bytes(msgpack.packb([tag, 1, fields], use_bin_type=True))
 
@@ -182,6 +203,12 @@ def _raw(tag: str, fields: dict[str, Any]) -> bytes:
         (_raw("meeting.switch", {"meeting": MID[:5], "epoch": 1}), INVALID_VALUE),
         (_raw("meeting.leave", {"meeting": MID, "pid": 1, "x": 1}), "wire.unknown_field"),
         (_raw("meeting.ack", {}), "wire.missing_field"),
+        (_raw("meeting.epoch-key", {"meeting": MID, "epoch": 1, "roster": bytes(47),
+                                    "secret": None}), INVALID_VALUE),
+        (_raw("meeting.epoch-key", {"meeting": MID, "epoch": 1, "roster": bytes(48),
+                                    "secret": bytes(31)}), INVALID_VALUE),
+        (_raw("meeting.sealed-roster", {"nonce": bytes(11), "c": b"x"}), INVALID_VALUE),
+        (_raw("meeting.sealed-roster", {"nonce": bytes(12), "c": b""}), INVALID_VALUE),
         (_raw("meeting.nope", {"meeting": MID}), "wire.unknown_type"),
         (_raw("meeting.participant", {"pid": 1, "address": "a@b", "device": 1, "fp": bytes(48)}),
          "wire.unexpected_type"),

@@ -1,5 +1,6 @@
 """Shared pieces of the meeting cores' tests: people with identity signing keys, injected
-randomness, and a pairwise "network" that carries the key leader's messages."""
+randomness, and a "network" that carries the key leader's messages: pairwise ones, and the
+roster sealed once for many (``Shared``)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,18 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from client.meetings import MeetingLeader, MeetingMember, Send, key_fingerprint
+from client.meetings.keys import Out, Shared
+from client.meetings.roster import open_roster
 from suites import get_suite
 from suites.sig import SigPrivateKey
-from wire.meeting import MeetingAck, MeetingEpoch, MeetingSwitch, RosterEntry
+from wire.meeting import (
+    MeetingAck,
+    MeetingEpochKey,
+    MeetingSwitch,
+    RosterEntry,
+    SealedRoster,
+    SignedRoster,
+)
 
 T0: Final = 1_700_000_000_000
 MID: Final = bytes(range(16))
@@ -55,6 +65,41 @@ class Draws:
         return out[:n]
 
 
+@dataclass(frozen=True)
+class Epoch:
+    """A key message and the roster it names (opened from its sealed upload)."""
+
+    key: MeetingEpochKey
+    roster: SignedRoster
+
+    @property
+    def secret(self) -> bytes | None:
+        return self.key.secret
+
+
+def receivers(send: Out) -> tuple[int, ...]:
+    """Who a send goes to: one participant, or every one of a shared upload."""
+    return send.to if isinstance(send, Shared) else (send.to,)
+
+
+def open_sealed(member: MeetingMember, sealed: SealedRoster) -> SignedRoster | None:
+    """``sealed`` opened with an epoch secret ``member`` holds (the leader's), if one opens it."""
+    for epoch, secret in vars(member)["_secrets"].items():
+        roster = open_roster(sealed, secret, epoch)
+        if roster is not None:
+            return roster
+    return None
+
+
+def epochs(net: Net) -> list[tuple[int, Epoch]]:
+    """Every key message delivered (or meant for a deaf one), with its roster."""
+    return [
+        (s.to, Epoch(s.message, net.rosters[s.message.epoch]))
+        for s in net.log
+        if isinstance(s, Send) and isinstance(s.message, MeetingEpochKey)
+    ]
+
+
 class Net:
     """A leader and its members, with the pairwise sessions between them simulated: every
     :class:`Send` is delivered at once unless its receiver is in ``deaf`` (left, or
@@ -68,7 +113,9 @@ class Net:
         self.leader = MeetingLeader(MID, first.entry(0), first.key, first, verify, self.random, T0)
         self.members: dict[int, MeetingMember] = {0: self.leader.member}
         self.keys[0] = first.key
-        self.log: list[Send] = []
+        self.log: list[Out] = []
+        self.rosters: dict[int, SignedRoster] = {}
+        """Each epoch's roster, as the leader sealed it."""
         self.deaf: set[int] = set()
         self.no_ack: set[int] = set()
         self.deliver(self.leader.sends(), T0)
@@ -82,22 +129,38 @@ class Net:
         self.deliver(sends, now)
         return pid
 
-    def deliver(self, sends: list[Send], now: int) -> None:
+    def deliver(self, sends: list[Out], now: int) -> None:
         queue = list(sends)
         while queue:
             send = queue.pop(0)
             self.log.append(send)
+            if isinstance(send, Shared):
+                roster = open_sealed(self.leader.member, send.message)
+                if roster is not None:
+                    self.rosters[roster.body.epoch] = roster
+                for to in send.to:
+                    if to not in self.deaf:
+                        acks = self.members[to].on_sealed_roster(send.message, now)
+                        queue += self._acked(to, acks, now)
+                continue
             if send.to in self.deaf:
                 continue
             member, msg = self.members[send.to], send.message
-            if isinstance(msg, MeetingEpoch):
-                leader_key = msg.roster.key
-                for ack in member.on_epoch(msg, leader_key, now):
-                    assert isinstance(ack.message, MeetingAck)
-                    if send.to not in self.no_ack:
-                        queue += self.leader.on_ack(send.to, ack.message, now)
+            if isinstance(msg, MeetingEpochKey):
+                acks = member.on_epoch_key(msg, self.keys[self.leader.pid], now)
+                queue += self._acked(send.to, acks, now)
             elif isinstance(msg, MeetingSwitch):
                 member.on_switch(msg, now)
+
+    def _acked(self, pid: int, acks: list[Out], now: int) -> list[Out]:
+        """The leader's answer to ``pid``'s acks (none if ``pid`` does not ack)."""
+        out: list[Out] = []
+        for ack in acks:
+            assert isinstance(ack, Send)
+            assert isinstance(ack.message, MeetingAck)
+            if pid not in self.no_ack:
+                out += self.leader.on_ack(pid, ack.message, now)
+        return out
 
     def tick(self, now: int) -> None:
         self.deliver(self.leader.tick(now), now)

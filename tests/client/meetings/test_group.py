@@ -21,6 +21,7 @@ from client.meetings.group import (
     Note,
     Phase,
     Roster,
+    SharedNote,
 )
 from tests.client.meetings.kit import T0, Draws, Person, verify
 from wire.meeting import MeetingLeave
@@ -53,7 +54,7 @@ class World:
             for address, p in self.people.items()
         }
         self.events: dict[str, list[Event]] = {a: [] for a in self.people}
-        self.queue: deque[tuple[str, Note]] = deque()
+        self.queue: deque[tuple[str, Note | SharedNote]] = deque()
         self.offline: set[str] = set()
 
     def _view(self, address: str) -> Callable[[], list[str]]:
@@ -62,12 +63,17 @@ class World:
     def take(self, sender: str, events: list[Event]) -> None:
         for event in events:
             self.events[sender].append(event)
-            if isinstance(event, Note):
+            if isinstance(event, Note | SharedNote):
                 self.queue.append((sender, event))
 
     def run(self, now: int) -> None:
         while self.queue:
             sender, note = self.queue.popleft()
+            if isinstance(note, SharedNote):  # one upload, each recipient gets it
+                for to in note.to:
+                    if to not in self.offline:
+                        self.take(to, self.devices[to].receive_shared(note.signal, now))
+                continue
             if note.to in self.offline:
                 continue
             device = self.devices[note.to]

@@ -19,17 +19,17 @@ from client.meetings import (
     ratchet,
     sender_base_key,
 )
-from client.meetings.keys import EPOCH_GRACE_MS
-from tests.client.meetings.kit import MID, T0, Net, Person, verify
-from wire.meeting import EpochCause, MeetingEpoch, MeetingLeave, MeetingSwitch
+from client.meetings.keys import EPOCH_GRACE_MS, Shared
+from tests.client.meetings.kit import MID, T0, Epoch, Net, Person, epochs, verify
+from wire.meeting import EpochCause, MeetingEpochKey, MeetingLeave, MeetingSwitch
 
 
 def secret_of(net: Net, pid: int, epoch: int) -> bytes:
     return vars(net.members[pid])["_secrets"][epoch]
 
 
-def epochs_sent(net: Net) -> list[tuple[int, MeetingEpoch]]:
-    return [(s.to, s.message) for s in net.log if isinstance(s.message, MeetingEpoch)]
+def epochs_sent(net: Net) -> list[tuple[int, Epoch]]:
+    return epochs(net)
 
 
 def test_a_leader_alone_sends_under_epoch_zero() -> None:
@@ -131,7 +131,7 @@ def test_joins_do_not_put_the_rotation_off() -> None:
         now += ROTATE_INTERVAL_MS // 5
         net.join(Person(f"j{i}"), now)
         net.tick(now)
-    causes = [s.message.roster.body.cause for s in net.log if isinstance(s.message, MeetingEpoch)]
+    causes = [m.roster.body.cause for _, m in epochs_sent(net)]
     assert EpochCause.ROTATE in causes
 
 
@@ -230,13 +230,16 @@ def test_only_the_rightful_successor_may_take_over() -> None:
         participants=(net.people[2].entry(2), net.people[3].entry(3)),
         epoch=9, cause=EpochCause.HANDOVER,
     )  # fmt: skip
-    msg = next(s.message for s in fake.sends() if s.to == 3)
-    assert isinstance(msg, MeetingEpoch)
+    sends = fake.sends()
+    sealed = next(s.message for s in sends if isinstance(s, Shared) and 3 in s.to)
+    msg = next(s.message for s in sends if s.to == 3)
+    assert isinstance(msg, MeetingEpochKey)
     net.members[3].note_left(0)  # the leader went, but 1 is still here
+    assert net.members[3].on_sealed_roster(sealed, T0) == []  # its key has not come
     with pytest.raises(RosterError, match="successor"):
-        net.members[3].on_epoch(msg, usurper.key, T0)
+        net.members[3].on_epoch_key(msg, usurper.key, T0)
     net.members[3].note_left(1)  # had 1 gone too, 2 would be the rightful successor
-    net.members[3].on_epoch(msg, usurper.key, T0)
+    assert net.members[3].retry(T0)
     assert net.members[3].holds(9)
 
 

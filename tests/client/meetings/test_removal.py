@@ -15,16 +15,16 @@ from client.meetings import LEAVE_BATCH_MS, ROTATE_INTERVAL_MS, SWITCH_TIMEOUT_M
 from client.meetings.group import Leading, Roster
 from client.meetings.membership import HOLD_MS, removed
 from suites.sframe import UnknownKidError
-from tests.client.meetings.kit import T0, Net, Person
+from tests.client.meetings.kit import T0, Epoch, Net, Person, epochs, receivers
 from tests.client.meetings.test_group import NAMES, World, _everyone_in
-from wire.meeting import EpochCause, MeetingEpoch, MeetingSwitch
+from wire.meeting import EpochCause, MeetingSwitch
 
 ANN, BOB, CAT, DAN = (f"{n}@a.example" for n in NAMES)
 METADATA = b"frame header"
 
 
-def _epochs(net: Net) -> list[tuple[int, MeetingEpoch]]:
-    return [(s.to, s.message) for s in net.log if isinstance(s.message, MeetingEpoch)]
+def _epochs(net: Net) -> list[tuple[int, Epoch]]:
+    return epochs(net)
 
 
 # --- the key schedule ------------------------------------------------------------------------
@@ -122,7 +122,7 @@ def test_a_removed_participant_that_still_listens_is_sent_nothing_more(script: l
     for p in net.leader.participants:
         assert net.members[p.pid].send_epoch == epoch
     for pid, sent in removed_at.items():
-        assert all(s.to != pid for s in net.log[sent:])
+        assert all(pid not in receivers(s) for s in net.log[sent:])
         assert not net.members[pid].holds(epoch)
 
 

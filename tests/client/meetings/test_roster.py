@@ -7,8 +7,9 @@ import dataclasses
 import pytest
 
 from client.meetings import MeetingMember, RosterError, check_roster, sign_roster, successor
+from client.meetings.roster import roster_hash, seal_roster
 from tests.client.meetings.kit import MID, T0, Person, verify
-from wire.meeting import EpochCause, MeetingEpoch, RosterBody, SignedRoster
+from wire.meeting import EpochCause, MeetingEpochKey, RosterBody, SealedRoster, SignedRoster
 
 LEADER, ALICE, BOB = Person("leader"), Person("alice"), Person("bob")
 
@@ -21,6 +22,17 @@ def body(epoch: int = 1, leader: int = 0, pids: tuple[int, ...] = (0, 1, 2)) -> 
 
 def signed(b: RosterBody, by: Person = LEADER) -> SignedRoster:
     return sign_roster(b, by.key, by)
+
+
+SECRET = bytes(range(32))
+NONCE = bytes(12)
+
+
+def epoch_of(roster: SignedRoster) -> tuple[MeetingEpochKey, SealedRoster]:
+    """The key message (with a fresh secret) and the sealed roster of ``roster``'s epoch."""
+    epoch = roster.body.epoch
+    key = MeetingEpochKey(MID, epoch, roster_hash(roster.body), SECRET)
+    return key, seal_roster(roster, SECRET, epoch, NONCE)
 
 
 def test_a_good_first_roster_is_accepted_from_its_leader() -> None:
@@ -68,16 +80,18 @@ def test_the_successor_is_the_earliest_joined_remaining() -> None:
 
 def test_a_member_refuses_an_epoch_from_anyone_but_the_roster_signer() -> None:
     member = MeetingMember(MID, 1, verify)
-    msg = MeetingEpoch(signed(body()), bytes(32))
+    key, sealed = epoch_of(signed(body()))
+    member.on_sealed_roster(sealed, T0)
     with pytest.raises(RosterError):
-        member.on_epoch(msg, BOB.key, T0)
+        member.on_epoch_key(key, BOB.key, T0)
     assert member.roster is None
-    member.on_epoch(msg, LEADER.key, T0)
+    member.on_epoch_key(key, LEADER.key, T0)
     assert member.holds(1)
 
 
 def test_a_member_refuses_a_roster_without_itself() -> None:
     member = MeetingMember(MID, 2, verify)
-    msg = MeetingEpoch(signed(body(pids=(0, 1))), bytes(32))
+    key, sealed = epoch_of(signed(body(pids=(0, 1))))
+    member.on_sealed_roster(sealed, T0)
     with pytest.raises(RosterError, match="without this participant"):
-        member.on_epoch(msg, LEADER.key, T0)
+        member.on_epoch_key(key, LEADER.key, T0)
