@@ -67,6 +67,7 @@ from node.sfu.model import (
     Notice,
     VideoRequest,
 )
+from node.sfu.peerrooms import PeerRooms
 from node.sfu.placement import RoomPlacement
 from node.sfu.rooms import MeetingLeg, MeetingLegs
 from transport import MediaChannel, MediaTransport, TransportError
@@ -127,6 +128,7 @@ class MeetingService:
         self.remote = LinkRooms(self.cascade, pending=self._queue, emptied=self._emptied)
         self.placement: RoomPlacement | None = None
         """Set by ``node.server`` in cluster mode: rooms are placed on one replica."""
+        self._peers: PeerRooms | None = None
         legs.taken = self._sender_taken
 
     # --- requests (from /v1/client) ----------------------------------------------------------
@@ -181,8 +183,10 @@ class MeetingService:
             return False
         if not self.remote.is_remote(room):
             return True
-        replica = getattr(link, "kind", None) == REPLICA_KIND
-        return replica and not self.remote.held_at_replica(room)
+        at_replica = self.remote.held_at_replica(room)
+        if getattr(link, "kind", None) == REPLICA_KIND:
+            return not at_replica
+        return at_replica and self.remote.anchor(room) == self.domain  # node.sfu.peerrooms
 
     def leave(self, owner: Owner, leg_id: bytes) -> None:
         """``MeetingLeave``: the leg ends; its media connection leaves the room (and, on
@@ -282,11 +286,15 @@ class MeetingService:
         return rest
 
     def receive_link(self, link: MeetingLink, message: LinkRoomMessage) -> None:
-        """A room message that arrived on ``link``."""
-        self.remote.receive(link, message)
+        """A room message that arrived on ``link`` (a peer's join of a room another
+        replica holds is placed first: ``node.sfu.peerrooms``)."""
+        if self._peers is None or not self._peers.intercept(link, message):
+            self.remote.receive(link, message)
 
     def link_down(self, link: MeetingLink) -> None:
         """``link`` closed: its senders leave the rooms, its joins fail."""
+        if self._peers is not None:
+            self._peers.link_down(link)
         self.remote.link_down(link)
 
     async def _forward(self, core: Sfu, source: Conn, batch: Sequence[bytes]) -> None:
@@ -321,10 +329,14 @@ class MeetingService:
         """Tick every room, send notices and end expired legs (and join again the rooms
         whose link to their anchor went, ``LinkRooms.run``), until cancelled."""
         async with trio.open_nursery() as nursery:
-            await nursery.start(self.remote.run, self.legs.has_room)
-            if self.placement is not None:
+            if self.placement is None:
+                await nursery.start(self.remote.run, self.legs.has_room)
+            else:  # a room held here for links only is joined again too
+                await nursery.start(self.remote.run, self._live)
                 self.remote.rejoin = self._place
                 await nursery.start(self.placement.run, self._live, self.remote)
+                self._peers = PeerRooms(self, self.placement)
+                await nursery.start(self._peers.run)
             task_status.started()
             while True:
                 await trio.sleep(self._tick_interval)
@@ -432,6 +444,10 @@ class MeetingService:
 
     def _emptied(self, room: bytes) -> None:
         """A link left ``room``: end it if nothing else holds it."""
+        self._end_room_if_empty(room)
+
+    def end_if_empty(self, room: bytes) -> None:
+        """End ``room`` here if nothing holds it any more (``node.sfu.peerrooms``)."""
         self._end_room_if_empty(room)
 
     def _end_room_if_empty(self, room: bytes) -> None:
