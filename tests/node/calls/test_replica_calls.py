@@ -12,8 +12,8 @@ client legs (a leg held by A is ``call.no_leg``) unless it carries (cluster mode
 ``MediaLinks.carry``): then ``ReplicaCalls.carry`` on A claims B's leg and chains the
 peer's bridge to it, media cross both hops, a second join is ``call.leg_taken``, an unknown
 leg ``call.no_leg``, and B's hang-up reaches the peer as ``LinkEnd``; when B's address is
-withdrawn, A's watch closes the link and both legs end. Without ``elsewhere`` (not in cluster mode) a leg held
-by another replica is ``call.no_leg``, as before."""
+withdrawn, A's watch closes the link and both legs end. Without ``elsewhere`` (not in
+cluster mode) a leg held by another replica is ``call.no_leg``, as before."""
 
 from __future__ import annotations
 
@@ -47,8 +47,8 @@ from tests.node.calls.replicakit import (
     until,
 )
 from tests.node.calls.test_clients import Shell
-from wire.calls import LegRef
 from transport import QuicChannel
+from wire.calls import LegRef
 from wire.media_link import LinkEnd, LinkJoin, LinkJoined, LinkJoinRefused, decode_link_traffic
 from wire.relay_calls import LegEnded
 
