@@ -21,7 +21,9 @@ from node.keys import generate
 from node.store import MemoryStore
 from node.store.base import LegRecord
 from tests.node.calls.helpers import datagram
-from tests.node.calls.test_replica_links import SUITE, Replica, _replica, _until
+from tests.node.calls.replicakit import SUITE, Replica
+from tests.node.calls.replicakit import replica as _replica
+from tests.node.calls.replicakit import until as _until
 from transport import QuicChannel, connect_quic
 from wire import encode
 from wire.media_control import MediaBind, MediaBound, decode_bind_answer
