@@ -12,7 +12,11 @@ One object per link, over the node's one :class:`~node.calls.core.CallRelay`; th
 itself (the shell's object) is the ``Conn`` and the ``Owner`` of its remote legs, and
 :attr:`domain` is all the relay learns of the far side. A peer may only join this node's
 client legs (``accept_remote`` refuses a remote leg): a link never forwards to a third
-domain, and no message on it can ask for that.
+domain, and no message on it can ask for that. In cluster mode (:attr:`LinkBridges.carries`)
+a peer's join of a leg this replica does not hold is handed to the shell
+(:attr:`Step.carried`), which chains it to the replica of this domain that ``CallLegs``
+records for the leg, if any (``node.calls.replicas``): another replica of this domain is
+no third domain, and the chain's far half is a ``LinkJoin`` of the leg the peer named.
 
 Channels (``node.calls.core``): ``channel`` is the sender id this node chose for a bridge
 (the peer puts it in the datagrams it sends us), ``far_channel`` the peer's. A bridge we

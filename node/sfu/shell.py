@@ -42,7 +42,8 @@ every join first places its room (its local key) in the shared store. The replic
 holds it serves it as above; any other keeps a local room for its own participants and
 joins the holder's over a media link to that replica, with the same cascade. A local room
 whose link to its holder went is placed again at the next rejoin (``LinkRooms.run``): the
-holder if it is still there, else this replica once the old hold has expired.
+holder if it is still there, else this replica once the old hold has expired. A peer
+domain's link that lands here joins the local room as a port (``node.sfu.peerrooms``).
 """
 
 from __future__ import annotations
@@ -178,7 +179,8 @@ class MeetingService:
 
     def anchored(self, room: bytes, link: object = None) -> bool:
         """Whether ``room`` is a live room of this node (not one anchored elsewhere), or,
-        for a link of another replica, a local room this replica holds."""
+        for a link of another replica, a local room this replica holds, or, for a peer
+        domain's link, the local room of a room of this domain another replica holds."""
         if not (self.legs.has_room(room) or room in self.rooms):
             return False
         if not self.remote.is_remote(room):
