@@ -38,11 +38,11 @@ import pytest
 import trio
 
 from client.app import Client
-from client.calls.keys import CallSecret, Direction
-from client.calls.runner import MediaRun, run_media
+from client.calls.runner import MediaRun
 from client.errors import Refused
 from node.errors import CALL_LEG_TAKEN, CALL_PEER_ENDED
 from node.store import RedisStore
+from tests.integration.callmedia import STEP, exchange, played
 from tests.integration.fedharness import metric
 from tests.integration.replicakit import (
     DOMAIN,
@@ -53,17 +53,13 @@ from tests.integration.replicakit import (
     metrics,
     started_cluster,
 )
-from tests.integration.test_node_calls_replicas import _played, _raw
-from tests.node.sfu.meetkit import Participant, talk
+from tests.node.sfu.meetkit import Participant, measure
 from tests.redisproc import RedisServer
 from transport.base import MediaTransport
 from wire.calls import LegRef
 from wire.relay import LegGrant, MeetingJoinAt
 
 PEER: Final = "peer.test"
-SECONDS: Final = 3.0
-DELAY: Final = 0.25
-STEP: Final = 30.0
 PER_SIDE: Final = 3
 WARM_UP_ROUNDS: Final = 60
 MEASURED_ROUNDS: Final = 150
@@ -109,21 +105,7 @@ def test_a_peer_domains_call_reaching_the_other_replica_is_chained_to_the_leg(
                 bridged, granted = await _bridged(bertrand, xavier)
                 b_media, b_sender = await bertrand.media_quic(bridged)
                 x_media, x_sender = await xavier.media_quic(granted)
-            await _raw(b_media, b_sender, x_media)
-            await _raw(x_media, x_sender, b_media)
-            secret = CallSecret(os.urandom(32))
-            runs: dict[Direction, MediaRun] = {}
-
-            async def side(media: MediaTransport, direction: Direction, sender: int) -> None:
-                runs[direction] = await run_media(
-                    media, secret, direction, video=True, seconds=SECONDS, delay=DELAY,
-                    sender=sender,
-                )  # fmt: skip
-
-            with trio.fail_after(STEP):
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(side, b_media, Direction.CALLER_TO_CALLEE, b_sender)
-                    nursery.start_soon(side, x_media, Direction.CALLEE_TO_CALLER, x_sender)
+            b_run, x_run = await exchange(b_media, b_sender, x_media, x_sender)
             during = (await metrics(cluster.url(0)), await metrics(cluster.url(1)))
             codes = []
             with pytest.raises(Refused) as taken:
@@ -137,13 +119,11 @@ def test_a_peer_domains_call_reaching_the_other_replica_is_chained_to_the_leg(
                 codes.append((await bertrand.leg_ended(bridged.leg_id)).reason)
             await b_media.aclose()
             await x_media.aclose()
-            return (
-                runs[Direction.CALLER_TO_CALLEE], runs[Direction.CALLEE_TO_CALLER], during, codes
-            )  # fmt: skip
+            return b_run, x_run, during, codes
 
     b_run, x_run, (first, second), codes = trio.run(main)
-    _played(b_run, x_run)
-    _played(x_run, b_run)
+    played(b_run, x_run)
+    played(x_run, b_run)
     assert codes == [CALL_LEG_TAKEN, CALL_PEER_ENDED, CALL_PEER_ENDED]
     # the peer's link reached the second replica only; it chained the bridge to the first
     assert metric(second, "sealrelay_call_links_open", kind="domain") == 1
@@ -189,12 +169,7 @@ def test_a_peer_domains_cascade_reaching_the_other_replica_joins_the_room_there(
                 for p in everyone:
                     nursery.start_soon(p.listen)
                 with trio.fail_after(TIME_LIMIT):
-                    now = await talk(everyone, WARM_UP_ROUNDS, sent, 0.0)
-                    await trio.sleep(0.5)
-                    for p in everyone:
-                        p.reset()
-                    await talk(everyone, MEASURED_ROUNDS, sent, now + 1)
-                    await trio.sleep(0.5)
+                    await measure(everyone, WARM_UP_ROUNDS, MEASURED_ROUNDS, sent)
                     during = (
                         await metrics(cluster.url(0)),
                         await metrics(cluster.url(1)),
