@@ -100,19 +100,26 @@ class PeerRooms:
         self._placing = {(held, room) for held, room in self._placing if held is not link}
 
     async def _place(self, link: MeetingLink, room: bytes) -> None:
+        """Place ``room`` for the join on ``link``, then answer it; never raises."""
         try:
             await self._placement.join_holder(self._rooms.remote, room)
         except NodeError as refusal:
             log.info("peer's room join refused", extra={"code": refusal.code})
-        except Exception:  # a bug here must not take the links down with it
+        except Exception:  # a bug here must not take the meetings down with it
             log.exception("placing a peer's room join failed")
-        if (link, room) not in self._placing:  # the link went meanwhile
-            self._rooms.end_if_empty(room)
-            return
+        try:
+            self._answer(link, room)
+        except Exception:
+            log.exception("answering a peer's room join failed")
+
+    def _answer(self, link: MeetingLink, room: bytes) -> None:
+        """Serve the join if the room is live here now, else refuse it; nothing if the
+        link went meanwhile. The local room ends if nothing holds it."""
+        waiting = (link, room) in self._placing
         self._placing.discard((link, room))
-        if self._rooms.anchored(room, link):
+        if waiting and self._rooms.anchored(room, link):
             self.placed += 1
             self._rooms.remote.receive(link, RoomJoin(room))
-        else:
+        elif waiting:
             link.send(RoomRefused(room, MEETING_NO_ROOM))
         self._rooms.end_if_empty(room)

@@ -107,7 +107,7 @@ class Holder:
 
     shell: Shell
     go: trio.Event = field(default_factory=trio.Event)
-    refusal: NodeError | None = None
+    refusal: Exception | None = None
     calls: int = 0
 
     async def join_holder(self, remote: LinkRooms, room: bytes) -> bytes:
@@ -150,6 +150,12 @@ async def test_the_join_is_placed_in_a_task_then_served_or_refused() -> None:
         await _settle()
         assert link.outbox == [RoomRefused(other, MEETING_NO_ROOM)]
         assert shell.ends == [ROOM, other]
+
+        holder.refusal = RuntimeError("a bug")  # refused too; the nursery lives on
+        third = os.urandom(16)
+        assert peers.intercept(link, RoomJoin(third))
+        await _settle()
+        assert link.outbox[-1] == RoomRefused(third, MEETING_NO_ROOM)
         nursery.cancel_scope.cancel()
 
 
