@@ -70,6 +70,10 @@ log = logging.getLogger("sealrelay.node.calls.replicas")
 
 WATCH_INTERVAL: Final = 2.5
 """Seconds between two checks of the replicas this one bridged calls to."""
+MAX_CARRYING: Final = 32
+"""A peer link's joins being carried at once (each costs a store lookup and a join at
+the holder); more are refused ``call.no_leg`` at once, so a peer naming leg ids in bulk
+cannot keep the store busy."""
 
 
 def peer_code(code: str) -> str:
@@ -138,6 +142,8 @@ class ReplicaCalls:
         """Links closed because their replica's media address had gone."""
         self.carried = 0
         """Peer domains' bridges chained through this replica to the leg's holder."""
+        self._carrying: dict[PeerLink, int] = {}
+        """Peer link -> its joins being carried now (at most :data:`MAX_CARRYING`)."""
 
     async def bridge(self, leg_id: bytes, far_leg: bytes) -> None:
         """Bridge our client leg ``leg_id`` to ``far_leg``, a leg of this domain held by
@@ -150,6 +156,11 @@ class ReplicaCalls:
         claim it and chain the bridge through here to the replica holding it (module
         docstring), or answer ``LinkJoinRefused`` with :func:`peer_code`. Never raises
         (it runs beside the link's tasks)."""
+        busy = self._carrying.get(link, 0)
+        if busy >= MAX_CARRYING:
+            link.send(LinkJoinRefused(join.channel, CALL_NO_LEG))
+            return
+        self._carrying[link] = busy + 1
         try:
             peer = await self._claim(join.leg_id)
             self._watched[peer.replica] = await self._links.chain_at(peer, link, join)
@@ -159,6 +170,10 @@ class ReplicaCalls:
         except Exception:  # a bug here must not take the links down with it
             log.exception("carrying a peer's bridge failed")
             link.send(LinkJoinRefused(join.channel, CALL_NO_LEG))
+        finally:
+            self._carrying[link] -= 1
+            if not self._carrying[link]:
+                del self._carrying[link]
 
     async def _claim(self, leg_id: bytes) -> ReplicaPeer:
         """Claim the leg ``leg_id`` of another replica in ``CallLegs``; where its holder

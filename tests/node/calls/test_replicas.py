@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from typing import Final
 
 import pytest
+import trio
 
 from node.calls.peering import LinkPeer, ReplicaPeer
-from node.calls.replicas import ReplicaCalls, holder_of, replica_peer
+from node.calls.replicas import MAX_CARRYING, ReplicaCalls, holder_of, replica_peer
 from node.errors import CALL_LEG_TAKEN, CALL_NO_LEG, CALL_UNREACHABLE, NodeError
 from node.store import LegRecord, MemoryStore, StoreError
 from wire.media_link import CLOSE_LINK_DONE, LinkJoin, LinkJoinRefused
@@ -80,6 +81,10 @@ class Links:
     bridged: list[tuple[LinkPeer, bytes, bytes]] = field(default_factory=list)
     refusal: NodeError | None = None
     failure: Exception | None = None
+    go: trio.Event = field(default_factory=trio.Event)
+
+    def __post_init__(self) -> None:
+        self.go.set()
 
     async def bridge_at(self, peer: LinkPeer, leg_id: bytes, far_leg: bytes) -> Link:
         self.bridged.append((peer, leg_id, far_leg))
@@ -89,12 +94,13 @@ class Links:
 
     async def chain_at(self, peer: ReplicaPeer, near: Near, join: LinkJoin) -> Link:
         self.bridged.append((peer, b"chain", join.leg_id))
+        await self.go.wait()
         if self.failure is not None:
             raise self.failure
         return self.link
 
 
-@dataclass
+@dataclass(eq=False)
 class Near:
     """A peer domain's link that reached this replica: what it was told."""
 
@@ -243,3 +249,25 @@ async def test_a_peer_domains_join_is_carried_to_the_holder_or_refused_with_a_pe
     await carry(5)  # never raises into the link's tasks
     assert near.told == [LinkJoinRefused(5, CALL_NO_LEG)]
     assert calls.carried == 0
+
+
+async def test_a_peer_link_has_a_bounded_number_of_joins_carried_at_once() -> None:
+    world = World()
+    calls, near = world.calls(), Near()
+    world.links.go = trio.Event()  # the holders do not answer yet
+    legs = [bytes([i]) * 16 for i in range(MAX_CARRYING)]
+    for leg in legs:
+        await world.store.add_leg(LegRecord(leg, THERE, bytes(32), T0 + TTL))
+    await world.store.announce_media(THERE, ADDRESS, PORT, T0, TTL)
+    async with trio.open_nursery() as nursery:
+        for i, leg in enumerate(legs):
+            nursery.start_soon(calls.carry, near, LinkJoin(leg, i))  # type: ignore[arg-type]
+        await trio.testing.wait_all_tasks_blocked()
+        await calls.carry(near, LinkJoin(FAR, 99))  # type: ignore[arg-type]
+        assert near.told == [LinkJoinRefused(99, CALL_NO_LEG)]  # at once, nothing looked up
+        assert len(world.links.bridged) == MAX_CARRYING
+        world.links.go.set()
+    assert calls.carried == MAX_CARRYING
+    await world.callee()
+    await calls.carry(near, LinkJoin(FAR, 100))  # type: ignore[arg-type]
+    assert calls.carried == MAX_CARRYING + 1
