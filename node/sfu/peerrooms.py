@@ -19,7 +19,8 @@ join as above; a room no other replica holds is refused ``meeting.no_room``, as 
 
 The placement runs in a task of its own (:meth:`PeerRooms.run`'s nursery), so the link's
 reader goes on; a repeat of the join while it runs is dropped (the peer's join waits for
-the one answer). Whatever fails, the peer gets ``RoomRefused{meeting.no_room}`` and the
+the one answer), and past :data:`MAX_PLACING` joins of one link at once the next is
+refused at once. Whatever fails, the peer gets ``RoomRefused{meeting.no_room}`` and the
 local room made for it ends if nothing else holds it; nothing here raises into the link.
 """
 
@@ -27,7 +28,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Hashable
-from typing import Protocol
+from typing import Final, Protocol
 
 import trio
 
@@ -38,6 +39,10 @@ from node.sfu.placement import RoomPlacement
 from wire.media_link import LinkRoomMessage, RoomJoin, RoomRefused
 
 log = logging.getLogger("sealrelay.node.sfu.peerrooms")
+
+MAX_PLACING: Final = 16
+"""A peer link's joins being placed at once (each costs a store lookup); more are refused
+``meeting.no_room`` at once, so a peer naming rooms in bulk cannot keep the store busy."""
 
 
 class Rooms(Protocol):
@@ -90,9 +95,13 @@ class PeerRooms:
         room = to_place(message, kind, anchored)
         if room is None:
             return False
-        if (link, room) not in self._placing:
-            self._placing.add((link, room))
-            self._nursery.start_soon(self._place, link, room)
+        if (link, room) in self._placing:
+            return True
+        if sum(1 for held, _ in self._placing if held is link) >= MAX_PLACING:
+            link.send(RoomRefused(room, MEETING_NO_ROOM))
+            return True
+        self._placing.add((link, room))
+        self._nursery.start_soon(self._place, link, room)
         return True
 
     def link_down(self, link: MeetingLink) -> None:

@@ -16,7 +16,7 @@ import trio.lowlevel
 from node.calls.peering import ReplicaPeer
 from node.errors import CALL_UNREACHABLE, MEETING_NO_ROOM, NodeError
 from node.sfu.linkrooms import LinkRooms, MeetingLink
-from node.sfu.peerrooms import PeerRooms, Rooms, to_place
+from node.sfu.peerrooms import MAX_PLACING, PeerRooms, Rooms, to_place
 from node.sfu.placement import MEDIA_TTL_MS, RoomPlacement, holder_elsewhere
 from node.sfu.rooms import MeetingLegs
 from node.sfu.shell import MeetingService
@@ -210,3 +210,22 @@ async def test_a_local_room_joined_at_a_replica_takes_a_peer_domain_but_no_repli
     upstream.outbox.clear()  # the peer's senders go on to the holder, as this replica's
     meetings.receive_link(domain_link, SendersAdded(ROOM, True, (LinkSender(1234, ()),)))
     assert upstream.outbox == [SendersAdded(ROOM, True, (LinkSender(1234, ()),))]
+
+
+async def test_a_peer_link_has_a_bounded_number_of_joins_placed_at_once() -> None:
+    shell = Shell()
+    holder = Holder(shell)
+    peers = PeerRooms(cast(Rooms, shell), cast(RoomPlacement, holder))
+    link = KindLink("b.example")
+    rooms = [bytes([i]) * 16 for i in range(MAX_PLACING + 1)]
+    async with trio.open_nursery() as nursery:
+        await nursery.start(peers.run)
+        for room in rooms:
+            assert peers.intercept(link, RoomJoin(room))
+        await _settle()
+        assert holder.calls == MAX_PLACING
+        assert link.outbox == [RoomRefused(rooms[-1], MEETING_NO_ROOM)]  # at once
+        assert peers.intercept(KindLink("c.example"), RoomJoin(rooms[-1]))  # another link's
+        await _settle()
+        assert holder.calls == MAX_PLACING + 1
+        nursery.cancel_scope.cancel()
