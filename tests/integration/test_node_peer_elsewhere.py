@@ -20,9 +20,11 @@ Checked:
    both ways); a hang-up on either side reaches the other; a second bridge to the claimed
    leg is ``call.leg_taken``;
 2. a meeting anchored at ``replicas.test`` whose room the first replica holds (Xavier
-   joined first): ``peer.test``'s participants join through the second replica, which joins
-   the room at the first and serves the peer's link as a port of its local room; every
-   participant hears the speakers of the other domain, and the room has one holder.
+   joined first): ``peer.test``'s participants join through the second replica, which has
+   no participant in it yet, so it joins the room at the first and serves the peer's link
+   as a port of its local room; then Yolanda's participants join that local room on the
+   second replica; everyone hears the four speakers (of both domains and both replicas),
+   and the room has one holder.
 """
 
 from __future__ import annotations
@@ -155,15 +157,19 @@ def test_a_peer_domains_cascade_reaching_the_other_replica_joins_the_room_there(
         first_port = media_port(await document(cluster.url(0)))
         async with AsyncExitStack() as stack:
             xavier, bertrand = cluster.people[0].load(), _peer(cluster)
-            for client in (xavier, bertrand):
+            yolanda = cluster.people[1].load()
+            for client in (xavier, bertrand, yolanda):
                 await stack.enter_async_context(client.online())
             with trio.fail_after(STEP):
                 ours = [(await join(xavier, room))[1] for _ in range(PER_SIDE)]
                 theirs = [await _join_at(bertrand, room) for _ in range(PER_SIDE)]
+                # then the second replica's own participants join its local room
+                hers = [(await join(yolanda, room))[1] for _ in range(PER_SIDE)]
             ours[0].level, ours[2].level = 10, 20
             theirs[1].level = 30
-            people = [ours, theirs]
-            everyone = ours + theirs
+            hers[0].level = 25
+            people = [ours, theirs, hers]
+            everyone = ours + theirs + hers
             sent: set[bytes] = set()
             async with trio.open_nursery() as nursery:
                 for p in everyone:
@@ -187,7 +193,8 @@ def test_a_peer_domains_cascade_reaching_the_other_replica_joins_the_room_there(
     people, heard, (first, second, peer), holder, offset = trio.run(main)
     assert holder is not None
     assert offset == 0  # held by the first replica (its media port), and only there
-    speakers = {people[0][0].sender, people[0][2].sender, people[1][1].sender}
+    speakers = {p.sender for side in people for p in side if p.level is not None}
+    assert len(speakers) == 4
     for side, (persons, heard_side) in enumerate(zip(people, heard, strict=True)):
         for p, got in zip(persons, heard_side, strict=True):
             assert set(got) == speakers - {p.sender}, (side, p.sender, got)
@@ -196,8 +203,8 @@ def test_a_peer_domains_cascade_reaching_the_other_replica_joins_the_room_there(
     assert metric(first, "sealrelay_meeting_participants") == PER_SIDE
     assert metric(first, "sealrelay_meeting_link_ports") == 1  # the second replica's link
     assert metric(first, "sealrelay_call_links_open", kind="domain") == 0
-    # the second replica: no participant, its local room with two ports (upstream, peer)
-    assert metric(second, "sealrelay_meeting_participants") == 0
+    # the second replica: its local room with its participants and two ports (upstream, peer)
+    assert metric(second, "sealrelay_meeting_participants") == PER_SIDE
     assert metric(second, "sealrelay_meeting_link_ports") == 2
     assert metric(second, "sealrelay_call_links_open", kind="domain") == 1
     assert metric(second, "sealrelay_call_links_open", kind="replica") == 1
