@@ -1,7 +1,9 @@
 """A peer domain's join of a room another replica holds (issue 18, item 4;
 node.sfu.peerrooms, ``RoomPlacement.join_holder``, ``MeetingService.anchored``): the pure
 decisions, the holder's lookup over an in-memory ``MediaPlacement``, the placement task
-with fakes of the shell, and which links may join a local room joined at a replica."""
+with fakes of the shell, which links may join a local room joined at a replica, and (a
+real shell in cluster mode, on a mock clock) a local room held only for a peer's link
+joined again at the holder when its upstream link goes."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from typing import Any, Final, cast
 
 import pytest
 import trio
-import trio.lowlevel
+import trio.testing
 
 from node.calls.peering import ReplicaPeer
 from node.errors import CALL_UNREACHABLE, MEETING_NO_ROOM, NodeError
@@ -20,7 +22,18 @@ from node.sfu.peerrooms import MAX_PLACING, PeerRooms, Rooms, to_place
 from node.sfu.placement import MEDIA_TTL_MS, RoomPlacement, holder_elsewhere
 from node.sfu.rooms import MeetingLegs
 from node.sfu.shell import MeetingService
-from tests.node.sfu.test_placement import DOMAIN, ROOM, Clock, Upstream, X, Y, _as_rooms, _pair
+from node.store import MemoryStore
+from tests.node.sfu.test_placement import (
+    DOMAIN,
+    ROOM,
+    T0,
+    Clock,
+    Upstream,
+    X,
+    Y,
+    _as_rooms,
+    _pair,
+)
 from tests.node.sfu.test_shell_cascade import Link
 from wire.media_link import (
     LinkSender,
@@ -228,4 +241,59 @@ async def test_a_peer_link_has_a_bounded_number_of_joins_placed_at_once() -> Non
         assert peers.intercept(KindLink("c.example"), RoomJoin(rooms[-1]))  # another link's
         await _settle()
         assert holder.calls == MAX_PLACING + 1
+        nursery.cancel_scope.cancel()
+
+
+@dataclass
+class Replicas:
+    """A fake of ``MediaLinks.room_link`` to the holder: a new replica link per call,
+    each ``RoomJoin`` on it answered ``RoomJoined`` by :meth:`answer`."""
+
+    links: list[KindLink] = field(default_factory=list)
+
+    async def room_link(self, peer: object) -> KindLink:
+        self.links.append(KindLink(DOMAIN, kind="replica"))
+        return self.links[-1]
+
+    async def answer(self, meetings: MeetingService) -> None:
+        while True:
+            for link in self.links:
+                joins = [m for m in link.outbox if isinstance(m, RoomJoin)]
+                link.outbox.clear()
+                for join in joins:
+                    meetings.receive_link(link, RoomJoined(join.room))
+            await trio.sleep(0.01)
+
+
+async def test_a_local_room_held_only_for_a_peer_is_joined_again_when_its_upstream_goes(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    def now_ms() -> int:
+        return T0 + int(trio.current_time() * 1000)
+
+    store = MemoryStore()
+    meetings = MeetingService(MeetingLegs(os.urandom), domain=DOMAIN, now_ms=now_ms)
+    meetings.placement = RoomPlacement(store, Y, domain=DOMAIN, now_ms=now_ms)
+    replicas = Replicas()
+    meetings.remote.opener = replicas
+    hour = 3_600_000
+    await store.announce_media(X, "10.0.0.7", 7481, now_ms(), hour)
+    assert await store.place_room(ROOM, X, now_ms(), hour) == X  # replica X holds the room
+    peer_link = KindLink("b.example")
+    async with trio.open_nursery() as nursery:
+        await nursery.start(meetings.run)
+        nursery.start_soon(replicas.answer, meetings)
+        meetings.receive_link(peer_link, RoomJoin(ROOM))
+        with trio.fail_after(STEP):
+            while not peer_link.outbox:  # noqa: ASYNC110 (the shell's state, polled)
+                await trio.sleep(0.01)
+        assert peer_link.outbox == [RoomJoined(ROOM)]
+        assert len(replicas.links) == 1
+        meetings.link_down(replicas.links[0])  # the upstream went; the peer's port stays
+        assert meetings.cascade.hosting(ROOM)
+        with trio.fail_after(STEP):
+            while not meetings.remote.joined(ROOM):  # noqa: ASYNC110 (polled)
+                await trio.sleep(0.01)
+        assert len(replicas.links) == 2  # joined again at the holder, over a new link
+        assert meetings.placement.held == set()  # never claimed here
         nursery.cancel_scope.cancel()
