@@ -26,11 +26,10 @@ On a link: datagrams go through :meth:`CallService.forward` (the link is their s
 channels and codes, never an account address; it joins this node's client legs only and
 never reaches a third domain through it.
 
-Meetings cascade over the same links (issue 18; ``node.sfu.cascade``): room messages go
-to :attr:`MediaLinks.meetings` (the node's ``MeetingService``), and a link's datagrams go
-first to its ``forward_link``, which takes those of the link's meeting senders; the rest
-are the bridges'. :meth:`MediaLinks.room_link` opens or reuses the link to a meeting's
-anchor as ``bridge`` does; a link that closes takes its senders out of the rooms.
+Meetings cascade over the same links (issue 18; ``node.sfu.cascade``): room messages and
+first the datagrams go to :attr:`MediaLinks.meetings` (its ``forward_link`` takes those of
+the link's meeting senders, the rest are the bridges'); :meth:`MediaLinks.room_link` opens
+or reuses the link to a room's anchor; a link that closes takes its senders out.
 
 Replicas (issue 18, item 4): in cluster mode (:attr:`MediaLinks.accept_replicas`) a peer
 may be another replica of this domain (``ReplicaPeer``: dialled at the internal address it
