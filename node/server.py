@@ -274,6 +274,7 @@ async def _bridge_replicas(
     )
     await nursery.start(calls.run)
     legs.elsewhere = calls.bridge
+    links.carry = calls.carry  # a peer domain's link that landed here: chained to the holder
 
 
 async def _relay_binds(

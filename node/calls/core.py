@@ -204,6 +204,30 @@ class CallRelay:
         self._pair(leg, remote)
         return channel
 
+    def open_remote(self, link: Conn, domain: str, now: int) -> int:
+        """The far half of a chain (the middle replica of a peer domain's bridge to a leg
+        another replica holds; ``node.calls.replicas``): a remote leg on ``link``, pending
+        as :meth:`bridge_remote`'s, bridged to nothing yet; its channel. Undo it with
+        :meth:`unbridge_remote`, or complete it with :meth:`chain_remote`."""
+        remote, channel = self._remote_leg(link, domain, now, out_prefix=b"")
+        remote.pending = True
+        return channel
+
+    def chain_remote(
+        self, link: Conn, domain: str, far_channel: int, out: Conn, out_channel: int, now: int
+    ) -> int:
+        """The near half of a chain: a remote leg for the peer ``domain`` on ``link`` (it
+        sends ``far_channel``), bridged to the joined, unbridged remote leg
+        ``out_channel`` of ``out`` (:meth:`open_remote`); the channel the peer must put in
+        its datagrams. ``call.no_leg`` if that far half is gone or not joined."""
+        prefix = _channel_prefix(far_channel)
+        half = self._streams.get((out, out_channel))
+        if half is None or not half.remote or half.pending or half.peer is not None:
+            raise NodeError(CALL_NO_LEG, "no such call leg")
+        remote, channel = self._remote_leg(link, domain, now, out_prefix=prefix)
+        self._pair(remote, half)
+        return channel
+
     # --- ends ----------------------------------------------------------------------------
     def hang_up(self, owner: Owner, leg_id: bytes) -> list[Ended]:
         """``owner`` ends its leg ``leg_id`` (and the leg it is bridged to).

@@ -8,59 +8,48 @@ authenticate both ends"; the plan's rendezvous).
     await links.bridge_at(replica_peer, leg_id, far_leg_id)   # a leg another replica holds
 
 One QUIC link per peer domain, opened on first use and reused by every call in both
-directions; a link that closes ends its bridges (``CallRelay.drop_owner``) and the next
-``bridge`` opens a new one.
+directions; a link that closes ends its bridges (``CallRelay.drop_owner``).
 
-Outbound (this node connects): the peer's key document, verified and trusted by the
-federation keyring, gives the media port and the pin of its QUIC certificate key
-(``trust.media``); the host is that of the peer's federation endpoint (its ``[peers]``
-table's ``endpoints``, else ``https://DOMAIN``). TLS authenticates the peer by the pin;
-then, on the control stream (``wire.media_link``), ``LinkHello`` -> ``LinkChallenge`` ->
-``LinkProof`` -> ``LinkReady`` authenticates this node by its server signing key
-(``trust.peerlink``; both sides in ``node.calls.linkauth``).
+Outbound: the peer's key document (verified, trusted by the federation keyring) gives the
+media port and the pin of its QUIC key (``trust.media``), the host is that of its
+federation endpoint (``[peers]`` ``endpoints``, else ``https://DOMAIN``); TLS checks the
+pin, then ``LinkHello`` -> ``LinkChallenge`` -> ``LinkProof`` -> ``LinkReady``
+(``wire.media_link``, ``trust.peerlink``, ``node.calls.linkauth``) proves this node by its
+server signing key. Inbound: a connection whose first control message is a ``LinkHello``
+naming this domain, proved against the origin's document (the federation policy decides
+which domains may link: else ``fed.policy``), or ``LinkRejected`` and closed.
 
-Inbound (a peer connects): :class:`~node.calls.shell.CallService` hands over a connection
-whose first control message is a ``LinkHello``; the hello must name this domain, the proof
-must check against the origin's document from the keyring (so the federation policy
-decides which domains may link: an unknown or denied one is ``fed.policy``), else
-``LinkRejected`` with the code, and the connection closes.
+On a link: datagrams go through :meth:`CallService.forward` (the link is their source and,
+:meth:`CallService.attach`, their destination), bridge messages through the pure
+:class:`~node.calls.peering.LinkBridges`; legs that end reach :meth:`MediaLinks.legs_ended`
+(``LinkEnd`` to the peer). A peer learns this node's domain, the leg ids it was given,
+channels and codes, never an account address; it joins this node's client legs only and
+never reaches a third domain through it.
 
-On a link: datagrams go through :meth:`CallService.forward` with the link as their source
-and :meth:`CallService.attach` as their destination (the one forwarding path of client
-legs); bridge messages through the pure :class:`~node.calls.peering.LinkBridges`. Legs
-that end anywhere in the node reach :meth:`MediaLinks.legs_ended` (through
-``CallService.close_ended``), which sends ``LinkEnd`` to the peer. What a peer learns is
-this node's domain, leg ids it was given, channels and codes: never an account address
-(the link owns its remote legs as a domain), and it can only join this node's own client
-legs, never reach a third domain through it.
-
-Meetings cascade over the same links (issue 18; ``node.sfu.cascade``): room messages go
-to :attr:`MediaLinks.meetings` (the node's ``MeetingService``), and a link's datagrams go
-first to its ``forward_link``, which takes those of the link's meeting senders; the rest
-are the bridges'. :meth:`MediaLinks.room_link` opens or reuses the link to a meeting's
-anchor as ``bridge`` does; a link that closes takes its senders out of the rooms.
+Meetings cascade over the same links (issue 18; ``node.sfu.cascade``): room messages and
+first the datagrams go to :attr:`MediaLinks.meetings` (its ``forward_link`` takes those of
+the link's meeting senders, the rest are the bridges'); :meth:`MediaLinks.room_link` opens
+or reuses the link to a room's anchor; a link that closes takes its senders out.
 
 Replicas (issue 18, item 4): in cluster mode (:attr:`MediaLinks.accept_replicas`) a peer
-may also be another replica of this domain (``ReplicaPeer``: ``room_link`` dials the
-internal address it announced, pinned to this domain's own QUIC key; the proof is by this
-domain's own server key, and the accepting replica checks it against its own document).
-Such a link (``kind`` ``replica``) carries the meeting rooms placed on that replica
-(``node.sfu.placement``) and the client connections relayed to it (:attr:`MediaLinks.relays`,
-``node.calls.relayed``: relay messages go there, and a link's datagrams go there first,
-which take the relayed ones; it also keeps a replica link alive); an inbound one is never
-reused for dialling (its peer's replica id is not told).
+may be another replica of this domain (``ReplicaPeer``: dialled at the internal address it
+announced, pinned to this domain's own QUIC key, proved by its own server key). Such a
+link (``kind`` ``replica``) carries the rooms placed on that replica (``node.sfu.placement``),
+the client connections relayed to it (:attr:`MediaLinks.relays`, ``node.calls.relayed``;
+it keeps the link alive) and the chains of :meth:`MediaLinks.chain_at`: a peer domain's
+``LinkJoin`` of a leg another replica holds goes to :attr:`MediaLinks.carry`
+(``node.calls.replicas``). An inbound replica link is never reused for dialling.
 
-Refusals of :meth:`MediaLinks.bridge` are :class:`~node.errors.NodeError`: ``fed.policy``
-(the domain is not a peer), ``fed.unavailable`` / ``fed.key_document`` (its key document),
-``call.unreachable`` (no QUIC endpoint, no connection, link refused, no answer to the join
-in :data:`JOIN_TIMEOUT` seconds, the link went), or the peer's refusal of the join:
-``call.no_leg``, ``call.leg_taken``, ``call.expired``.
+Refusals of :meth:`MediaLinks.bridge` (:class:`~node.errors.NodeError`): ``fed.policy``,
+``fed.unavailable`` / ``fed.key_document`` (its key document), ``call.unreachable`` (no
+endpoint or connection, link refused, no answer in :data:`JOIN_TIMEOUT` seconds, the link
+went), or the peer's ``call.no_leg``, ``call.leg_taken``, ``call.expired``.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Final
 from urllib.parse import urlsplit
 
@@ -100,6 +89,7 @@ from wire.media_link import (
     CLOSE_LINK_PROTOCOL,
     CLOSE_LINK_REJECTED,
     RELAY_MESSAGES,
+    LinkJoin,
     LinkRejected,
     decode_link_traffic,
 )
@@ -108,6 +98,7 @@ log = logging.getLogger("sealrelay.node.calls.links")
 
 JOIN_TIMEOUT: Final = 5.0
 """Seconds a ``bridge`` waits for the peer's ``LinkJoined``."""
+Carry = Callable[[PeerLink, LinkJoin], Awaitable[None]]  # carry(link, join); never raises
 HANDSHAKE_TIMEOUT: Final = 10.0
 """Seconds for a link's hello, challenge, proof and answer (``trust.peerlink`` allows
 ``PROOF_WINDOW_MS`` for the proof alone)."""
@@ -147,6 +138,8 @@ class MediaLinks:
         """The meetings cascaded over the links (set by ``node.server``)."""
         self.relays: LinkRelays | None = None
         """Client connections relayed over replica links (cluster mode; ``node.server``)."""
+        self.carry: Carry | None = None
+        """Cluster mode: carries a peer's join of another replica's leg (``ReplicaCalls``)."""
 
     @property
     def links_up(self) -> int:
@@ -204,9 +197,27 @@ class MediaLinks:
         """Bridge our client leg ``leg_id`` to the client leg ``far_leg`` held by ``peer``
         (a peer domain, or another replica of this domain: ``node.calls.replicas``) over
         the link to it, opened now if there is none; the link. Refusals as :meth:`bridge`."""
-        domain = peer if isinstance(peer, str) else "the replica holding the leg"
         link = await self._link_to(peer)
-        join = link.bridges.request(leg_id, far_leg, self._now())
+        await self._await_join(link, link.bridges.request(leg_id, far_leg, self._now()), peer)
+        return link
+
+    async def chain_at(self, peer: ReplicaPeer, near: PeerLink, join: LinkJoin) -> PeerLink:
+        """Carry a peer's ``join`` (on ``near``) of a leg the replica ``peer`` holds: the
+        far half joined there, then the near half bridged to it and answered
+        (``node.calls.replicas``); the link to ``peer``. Refusals as :meth:`bridge`."""
+        far = await self._link_to(peer)
+        half = far.bridges.request_half(join.leg_id, self._now())
+        await self._await_join(far, half, peer)
+        try:
+            self._apply(near, near.bridges.accept_chain(join, far, half.channel, self._now()))
+        except NodeError:
+            self.service.report_ended(self.core.end_remote(far, half.channel))
+            raise
+        return far
+
+    async def _await_join(self, link: PeerLink, join: LinkJoin, peer: LinkPeer) -> None:
+        """Send ``join`` on ``link`` and wait for the answer; refusals as :meth:`bridge`."""
+        domain = peer if isinstance(peer, str) else "the replica holding the leg"
         waiter = link.waiters[join.channel] = Waiter()
         try:
             link.send(join)
@@ -220,7 +231,6 @@ class MediaLinks:
             raise NodeError(CALL_UNREACHABLE, f"{domain} did not answer the bridge in time")
         if waiter.code is not None:
             raise NodeError(waiter.code, f"{domain} did not join the call leg")
-        return link
 
     async def room_link(self, peer: LinkPeer) -> PeerLink:
         """The open link to ``peer`` for a meeting room held there, opened now if there is
@@ -396,6 +406,7 @@ class MediaLinks:
     # --- a link's life ------------------------------------------------------------------
 
     def _up(self, link: PeerLink) -> None:
+        link.bridges.carries = self.carry is not None and link.kind == DOMAIN_KIND
         if link.key is not None:
             self._links[link.key] = link
         self._open.add(link)
@@ -483,3 +494,6 @@ class MediaLinks:
                 waiter.done.set()
         if step.ended:
             self.service.report_ended(step.ended)
+        if step.carried and self.carry is not None:
+            for join in step.carried:
+                self._spawn().start_soon(self.carry, link, join)

@@ -12,7 +12,11 @@ One object per link, over the node's one :class:`~node.calls.core.CallRelay`; th
 itself (the shell's object) is the ``Conn`` and the ``Owner`` of its remote legs, and
 :attr:`domain` is all the relay learns of the far side. A peer may only join this node's
 client legs (``accept_remote`` refuses a remote leg): a link never forwards to a third
-domain, and no message on it can ask for that.
+domain, and no message on it can ask for that. In cluster mode (:attr:`LinkBridges.carries`)
+a peer's join of a leg this replica does not hold is handed to the shell
+(:attr:`Step.carried`), which chains it to the replica of this domain that ``CallLegs``
+records for the leg, if any (``node.calls.replicas``): another replica of this domain is
+no third domain, and the chain's far half is a ``LinkJoin`` of the leg the peer named.
 
 Channels (``node.calls.core``): ``channel`` is the sender id this node chose for a bridge
 (the peer puts it in the datagrams it sends us), ``far_channel`` the peer's. A bridge we
@@ -49,11 +53,13 @@ class Answer:
 @dataclass(frozen=True, slots=True)
 class Step:
     """What the shell does after one input: send ``replies`` on the link (in order), report
-    ``ended`` as the relay's other ended legs, and wake the ``bridge`` calls of ``answers``."""
+    ``ended`` as the relay's other ended legs, wake the ``bridge`` calls of ``answers``, and
+    carry each join of ``carried`` on to the replica holding its leg (``carries``)."""
 
     replies: tuple[LinkBridgeMessage, ...] = ()
     ended: tuple[Ended, ...] = ()
     answers: tuple[Answer, ...] = ()
+    carried: tuple[LinkJoin, ...] = ()
 
 
 NOTHING: Final = Step()
@@ -91,6 +97,10 @@ class LinkBridges:
         self._pending: set[int] = set()
         self._joined: set[int] = set()
         self.closed = False
+        self.carries = False
+        """Cluster mode, a peer domain's link (``node.calls.links``): a ``LinkJoin`` of a
+        leg this replica does not hold is carried (:attr:`Step.carried`), not refused;
+        the shell refuses it unless ``CallLegs`` records the leg at another replica."""
 
     @property
     def pending(self) -> frozenset[int]:
@@ -112,6 +122,29 @@ class LinkBridges:
         channel = self.core.bridge_remote(leg_id, self.link, self.domain, now)
         self._pending.add(channel)
         return LinkJoin(far_leg, channel)
+
+    def request_half(self, far_leg: bytes, now: int) -> LinkJoin:
+        """The ``LinkJoin`` of a chain's far half (``CallRelay.open_remote``): the peer's
+        leg ``far_leg``, joined for a bridge that another link's peer asked for (the
+        middle replica's side). Refused as :meth:`request`."""
+        if self.closed:
+            raise NodeError(CALL_UNREACHABLE, f"the media link to {self.domain} is closed")
+        channel = self.core.open_remote(self.link, self.domain, now)
+        self._pending.add(channel)
+        return LinkJoin(far_leg, channel)
+
+    def accept_chain(self, join: LinkJoin, out: Conn, out_channel: int, now: int) -> Step:
+        """Answer the carried ``join`` once its far half ``out_channel`` on ``out`` is
+        joined: the near half bridged to it (``CallRelay.chain_remote``) and the
+        ``LinkJoined`` to send. ``call.unreachable`` once this link is closed, ``call.no_leg``
+        if the far half went meanwhile."""
+        if self.closed:
+            raise NodeError(CALL_UNREACHABLE, f"the media link to {self.domain} is closed")
+        channel = self.core.chain_remote(
+            self.link, self.domain, join.channel, out, out_channel, now
+        )
+        self._joined.add(channel)
+        return Step((LinkJoined(join.channel, channel),))
 
     def abandon(self, channel: int) -> None:
         """Give up the pending bridge ``channel`` (no answer in time): the client leg stays,
@@ -165,6 +198,8 @@ class LinkBridges:
                 message.leg_id, self.link, self.domain, message.channel, now
             )
         except NodeError as refusal:
+            if refusal.code == CALL_NO_LEG and self.carries:
+                return Step(carried=(message,))
             return Step((LinkJoinRefused(message.channel, refusal.code),))
         self._joined.add(channel)
         return Step((LinkJoined(message.channel, channel),))

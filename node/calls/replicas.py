@@ -5,6 +5,7 @@ callee's leg that another replica holds, over a replica media link.
     calls = ReplicaCalls(links, store.call_legs, store.media_placement, replica_id, now_ms=...)
     await nursery.start(calls.run)              # the watch over the replicas bridged to
     legs.elsewhere = calls.bridge               # node.calls.clients: LegBridge, same domain
+    media_links.carry = calls.carry             # a peer domain's LinkJoin of such a leg
 
 In cluster mode (the Redis store) a ``LegBridge`` names a leg of this domain that the
 serving replica may not hold: the callee's WebSocket went to another replica, which
@@ -21,6 +22,18 @@ allocated the leg there. :meth:`ReplicaCalls.bridge` then
    cross-domain bridge as it is: the holder answers it as it answers a peer domain's
    (``LinkJoined``, or ``LinkJoinRefused`` with ``call.no_leg``, ``call.leg_taken`` or
    ``call.expired``), and hang-ups cross it as ``LinkEnd`` both ways.
+
+A peer domain's link may land on a replica that does not hold the leg its ``LinkJoin``
+names (the UDP load balancer chose it). :meth:`ReplicaCalls.carry` (``MediaLinks.carry``)
+then makes this replica the middle of a chain: it claims the leg as above (so a leg still
+takes one bridge, whichever replica the peer reached; a leg ``CallLegs`` does not record
+at another replica is ``call.no_leg``, as before), joins it at its holder over the replica
+link (the far half: ``CallRelay.open_remote``) and, once joined, bridges the peer's remote
+leg to that one (the near half: ``CallRelay.chain_remote``) and answers ``LinkJoined``.
+Media cross one more hop (the sender id rewritten at each); ends cross both links as
+``LinkEnd``. A refusal reaches the peer as one of the codes its holder would give
+(:func:`peer_code`). The relay's rule stands: a peer's link reaches client legs of this
+domain only, never a third domain, and it is carried only for a leg ``CallLegs`` records.
 
 A bridge carries no secret: the leg secrets stay with the holders, which compare their
 hashes in constant time on each bind as before. A claim is not given back when a bridge
@@ -45,18 +58,29 @@ from typing import Final, Protocol
 
 import trio
 
-from node.calls.peering import LinkPeer, ReplicaPeer
+from node.calls.peering import REFUSAL_CODES, LinkPeer, ReplicaPeer
 from node.calls.peerlink import PeerLink
 from node.errors import CALL_LEG_TAKEN, CALL_NO_LEG, CALL_UNREACHABLE, NodeError
 from node.store import StoreError
 from node.store.base import LegRecord
 from node.store.ports import CallLegs, MediaPlacement
-from wire.media_link import CLOSE_LINK_DONE
+from wire.media_link import CLOSE_LINK_DONE, LinkJoin, LinkJoinRefused
 
 log = logging.getLogger("sealrelay.node.calls.replicas")
 
 WATCH_INTERVAL: Final = 2.5
 """Seconds between two checks of the replicas this one bridged calls to."""
+MAX_CARRYING: Final = 32
+"""A peer link's joins being carried at once (each costs a store lookup and a join at
+the holder); more are refused ``call.no_leg`` at once, so a peer naming leg ids in bulk
+cannot keep the store busy."""
+
+
+def peer_code(code: str) -> str:
+    """The code a peer domain is refused a carried join with (pure): one of those it
+    would get from the leg's holder itself (``REFUSAL_CODES``); the others (the store, the
+    holder unreachable) as ``call.no_leg``, which is what such a join got before."""
+    return code if code in REFUSAL_CODES else CALL_NO_LEG
 
 
 def holder_of(record: LegRecord | None, here: bytes) -> bytes:
@@ -92,6 +116,10 @@ class Bridger(Protocol):
         """Bridge ``leg_id`` to ``far_leg`` held by ``peer``; the link used."""
         ...
 
+    async def chain_at(self, peer: ReplicaPeer, near: PeerLink, join: LinkJoin) -> PeerLink:
+        """Chain the peer's ``join`` on ``near`` to the leg ``peer`` holds; the link used."""
+        ...
+
 
 class ReplicaCalls:
     """Bridges of this replica's client legs to legs held by other replicas (module doc)."""
@@ -112,17 +140,50 @@ class ReplicaCalls:
         """Replica id -> the link this replica bridged calls to it over."""
         self.gone = 0
         """Links closed because their replica's media address had gone."""
+        self.carried = 0
+        """Peer domains' bridges chained through this replica to the leg's holder."""
+        self._carrying: dict[PeerLink, int] = {}
+        """Peer link -> its joins being carried now (at most :data:`MAX_CARRYING`)."""
 
     async def bridge(self, leg_id: bytes, far_leg: bytes) -> None:
         """Bridge our client leg ``leg_id`` to ``far_leg``, a leg of this domain held by
         another replica; refusals as the module docstring says."""
+        peer = await self._claim(far_leg)
+        self._watched[peer.replica] = await self._links.bridge_at(peer, leg_id, far_leg)
+
+    async def carry(self, link: PeerLink, join: LinkJoin) -> None:
+        """A peer domain's ``join`` on ``link`` names a leg this replica does not hold:
+        claim it and chain the bridge through here to the replica holding it (module
+        docstring), or answer ``LinkJoinRefused`` with :func:`peer_code`. Never raises
+        (it runs beside the link's tasks)."""
+        busy = self._carrying.get(link, 0)
+        if busy >= MAX_CARRYING:
+            link.send(LinkJoinRefused(join.channel, CALL_NO_LEG))
+            return
+        self._carrying[link] = busy + 1
         try:
-            record = await self._legs.claim_leg(far_leg, self._now())
+            peer = await self._claim(join.leg_id)
+            self._watched[peer.replica] = await self._links.chain_at(peer, link, join)
+            self.carried += 1
+        except NodeError as refusal:
+            link.send(LinkJoinRefused(join.channel, peer_code(refusal.code)))
+        except Exception:  # a bug here must not take the links down with it
+            log.exception("carrying a peer's bridge failed")
+            link.send(LinkJoinRefused(join.channel, CALL_NO_LEG))
+        finally:
+            self._carrying[link] -= 1
+            if not self._carrying[link]:
+                del self._carrying[link]
+
+    async def _claim(self, leg_id: bytes) -> ReplicaPeer:
+        """Claim the leg ``leg_id`` of another replica in ``CallLegs``; where its holder
+        listens. Refusals as the module docstring says."""
+        try:
+            record = await self._legs.claim_leg(leg_id, self._now())
         except StoreError as exc:
             raise NodeError(CALL_UNREACHABLE, f"call leg lookup failed: {exc}") from None
         holder = holder_of(record, self._replica)
-        peer = await replica_peer(self._placement, holder, self._now(), "the call leg")
-        self._watched[holder] = await self._links.bridge_at(peer, leg_id, far_leg)
+        return await replica_peer(self._placement, holder, self._now(), "the call leg")
 
     async def check(self) -> None:
         """Close the link to each replica bridged to whose media address has gone; forget

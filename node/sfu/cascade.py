@@ -128,7 +128,9 @@ class Rooms(Protocol):
     def anchored(self, room: bytes, link: Hashable) -> bool:
         """Whether ``room`` is a live room that ``link``'s far side may join here: one
         anchored at this node (for a link of another replica of this domain, also the
-        local room of a room anchored elsewhere, when this replica holds it)."""
+        local room of a room anchored elsewhere, when this replica holds it; for a peer
+        domain's link, also this replica's local room of a room of this domain that
+        another replica holds: ``node.sfu.peerrooms``)."""
 
 
 @dataclass(slots=True, eq=False)

@@ -137,6 +137,11 @@ class LinkRooms:
         remote = self._remote.get(key)
         return remote is not None and isinstance(remote.peer, ReplicaPeer)
 
+    def anchor(self, key: bytes) -> str | None:
+        """The anchor domain of the local room ``key`` joined upstream (None: not one)."""
+        remote = self._remote.get(key)
+        return None if remote is None else remote.anchor
+
     def at_replicas(self) -> list[tuple[bytes, bytes]]:
         """``(key, replica id)`` of the local rooms joined at another replica now."""
         return [

@@ -54,6 +54,15 @@ ANNOUNCE_INTERVAL: Final = MEDIA_TTL_MS / 1000 / 3
 """Seconds between two announcements of this replica's media address."""
 
 
+def holder_elsewhere(holder: bytes | None, here: bytes) -> bytes:
+    """The replica a peer domain's join of a room not live here goes to (pure): its holder,
+    if that is another replica; ``meeting.no_room`` if none holds it, or this one does (the
+    room ended here a moment ago: its hold is released at the next round)."""
+    if holder is None or holder == here:
+        raise NodeError(MEETING_NO_ROOM, "no such meeting room")
+    return holder
+
+
 class RoomPlacement:
     """This replica's media address and room holds in the shared ``MediaPlacement``."""
 
@@ -111,6 +120,18 @@ class RoomPlacement:
                 await remote.enter(anchor, room)
             return key
         return await remote.enter_at(key, anchor, room, await self.peer(holder))
+
+    async def join_holder(self, remote: LinkRooms, room: bytes) -> bytes:
+        """Join this domain's ``room`` at the replica that holds it, for a peer domain's
+        link that reached this replica (``node.sfu.peerrooms``): the local key (``room``).
+        Never claimed here (a peer domain makes no room on one node either): no other
+        replica holding it is ``meeting.no_room``; store failures ``call.unreachable``."""
+        try:
+            holder = await self.port.room_holder(room, self._now())
+        except StoreError as exc:
+            raise NodeError(CALL_UNREACHABLE, f"room lookup failed: {exc}") from None
+        replica = holder_elsewhere(holder, self.replica)
+        return await remote.enter_at(room, self.domain, room, await self.peer(replica))
 
     async def claim(self, room: bytes) -> bytes | None:
         """Claim ``room``: None if this replica holds it now, else the replica that does."""

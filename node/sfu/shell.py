@@ -42,7 +42,8 @@ every join first places its room (its local key) in the shared store. The replic
 holds it serves it as above; any other keeps a local room for its own participants and
 joins the holder's over a media link to that replica, with the same cascade. A local room
 whose link to its holder went is placed again at the next rejoin (``LinkRooms.run``): the
-holder if it is still there, else this replica once the old hold has expired.
+holder if it is still there, else this replica once the old hold has expired. A peer
+domain's link that lands here joins the local room as a port (``node.sfu.peerrooms``).
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ from node.sfu.model import (
     Notice,
     VideoRequest,
 )
+from node.sfu.peerrooms import PeerRooms
 from node.sfu.placement import RoomPlacement
 from node.sfu.rooms import MeetingLeg, MeetingLegs
 from transport import MediaChannel, MediaTransport, TransportError
@@ -127,6 +129,7 @@ class MeetingService:
         self.remote = LinkRooms(self.cascade, pending=self._queue, emptied=self._emptied)
         self.placement: RoomPlacement | None = None
         """Set by ``node.server`` in cluster mode: rooms are placed on one replica."""
+        self._peers: PeerRooms | None = None
         legs.taken = self._sender_taken
 
     # --- requests (from /v1/client) ----------------------------------------------------------
@@ -176,13 +179,16 @@ class MeetingService:
 
     def anchored(self, room: bytes, link: object = None) -> bool:
         """Whether ``room`` is a live room of this node (not one anchored elsewhere), or,
-        for a link of another replica, a local room this replica holds."""
+        for a link of another replica, a local room this replica holds, or, for a peer
+        domain's link, the local room of a room of this domain another replica holds."""
         if not (self.legs.has_room(room) or room in self.rooms):
             return False
         if not self.remote.is_remote(room):
             return True
-        replica = getattr(link, "kind", None) == REPLICA_KIND
-        return replica and not self.remote.held_at_replica(room)
+        at_replica = self.remote.held_at_replica(room)
+        if getattr(link, "kind", None) == REPLICA_KIND:
+            return not at_replica
+        return at_replica and self.remote.anchor(room) == self.domain  # node.sfu.peerrooms
 
     def leave(self, owner: Owner, leg_id: bytes) -> None:
         """``MeetingLeave``: the leg ends; its media connection leaves the room (and, on
@@ -282,11 +288,15 @@ class MeetingService:
         return rest
 
     def receive_link(self, link: MeetingLink, message: LinkRoomMessage) -> None:
-        """A room message that arrived on ``link``."""
-        self.remote.receive(link, message)
+        """A room message that arrived on ``link`` (a peer's join of a room another
+        replica holds is placed first: ``node.sfu.peerrooms``)."""
+        if self._peers is None or not self._peers.intercept(link, message):
+            self.remote.receive(link, message)
 
     def link_down(self, link: MeetingLink) -> None:
         """``link`` closed: its senders leave the rooms, its joins fail."""
+        if self._peers is not None:
+            self._peers.link_down(link)
         self.remote.link_down(link)
 
     async def _forward(self, core: Sfu, source: Conn, batch: Sequence[bytes]) -> None:
@@ -321,10 +331,14 @@ class MeetingService:
         """Tick every room, send notices and end expired legs (and join again the rooms
         whose link to their anchor went, ``LinkRooms.run``), until cancelled."""
         async with trio.open_nursery() as nursery:
-            await nursery.start(self.remote.run, self.legs.has_room)
-            if self.placement is not None:
+            if self.placement is None:
+                await nursery.start(self.remote.run, self.legs.has_room)
+            else:  # a room held here for links only is joined again too
+                await nursery.start(self.remote.run, self._live)
                 self.remote.rejoin = self._place
                 await nursery.start(self.placement.run, self._live, self.remote)
+                self._peers = PeerRooms(self, self.placement)
+                await nursery.start(self._peers.run)
             task_status.started()
             while True:
                 await trio.sleep(self._tick_interval)
@@ -432,6 +446,10 @@ class MeetingService:
 
     def _emptied(self, room: bytes) -> None:
         """A link left ``room``: end it if nothing else holds it."""
+        self._end_room_if_empty(room)
+
+    def end_if_empty(self, room: bytes) -> None:
+        """End ``room`` here if nothing holds it any more (``node.sfu.peerrooms``)."""
         self._end_room_if_empty(room)
 
     def _end_room_if_empty(self, room: bytes) -> None:

@@ -6,6 +6,7 @@ each with its own loopback UDP media port; ``xavier`` is enrolled at the first r
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ import trio
 from client.app import Client
 from client.enroll import enroll
 from client.store.memory import MemoryStore
-from tests.integration.fedharness import DOCUMENT_PATH, LocalFederation, Person
+from tests.integration.fedharness import DOCUMENT_PATH, LocalFederation, Person, free_ports
 from tests.integration.nodeproc import NodeProcess, invite
 from tests.node.sfu.meetkit import Participant
 from transport import PinnedKey, QuicChannel, connect_quic
@@ -41,6 +42,8 @@ class Cluster:
     second: NodeProcess
     people: tuple[Person, Person]
     redis_url: str
+    peer: Person | None = None
+    """An account of the peer domain (:func:`started_cluster`'s ``peer``), if any."""
 
     def url(self, replica: int) -> str:
         if replica == 0:
@@ -58,13 +61,28 @@ async def _enroll(data_dir: Path, env: dict[str, str], name: str, url: str, home
 
 
 @contextmanager
-def started_cluster(base: Path, redis_url: str) -> Iterator[Cluster]:
+def started_cluster(base: Path, redis_url: str, *, peer: str | None = None) -> Iterator[Cluster]:
     """Two replicas of :data:`DOMAIN` on the redis-server at ``redis_url``, an account
-    enrolled at each; stopped on exit."""
+    enrolled at each; stopped on exit. With ``peer``, a node of that domain too (one node,
+    its own SQLite store), federated with :data:`DOMAIN` and with ``bertrand`` enrolled:
+    its ``[peers]`` endpoint for :data:`DOMAIN` is the *second* replica, so it fetches the
+    document that replica serves, which lists that replica's media port, and its media
+    link lands there (what a UDP load balancer may do); everything else of the domain (the
+    accounts' WebSockets, the document's ``public_url``) stays as without it."""
     env = {"SEALRELAY_STORE": "redis", "SEALRELAY_REDIS_URL": redis_url}
-    fed = LocalFederation(base / "fed", [DOMAIN], extra=EXTRA, env=env)
+    domains = [DOMAIN] if peer is None else [DOMAIN, peer]
+    fed = LocalFederation(base / "fed", domains, extra=EXTRA, env=env)
     setup = fed.setups[DOMAIN]
-    second = NodeProcess(setup.data_dir, domain=DOMAIN, config=setup.config, env=env)
+    second_port = free_ports(1)[0]
+    second = NodeProcess(
+        setup.data_dir, domain=DOMAIN, config=setup.config, port=second_port, env=env
+    )
+    if peer is not None:
+        fed.nodes[peer].env = None  # not a replica: its own store
+        config = fed.setups[peer].config
+        second_url = f"http://{LOOPBACK}:{second_port}"
+        text = config.read_text().replace(json.dumps(setup.url), json.dumps(second_url))
+        config.write_text(text)
     try:
         fed.start()
         second.start()
@@ -76,7 +94,11 @@ def started_cluster(base: Path, redis_url: str) -> Iterator[Cluster]:
             y = await _enroll(setup.data_dir, env, "yolanda", urls[1], base / "y")
             return x, y
 
-        yield Cluster(fed, second, trio.run(both), redis_url)
+        people = trio.run(both)
+        bertrand = None
+        if peer is not None:
+            bertrand = trio.run(fed.enroll, peer, "bertrand", base / "b")
+        yield Cluster(fed, second, people, redis_url, bertrand)
     finally:
         second.close()
         fed.close()

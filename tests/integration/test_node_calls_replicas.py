@@ -27,23 +27,17 @@ import pytest
 import trio
 
 from client.app import Client
-from client.calls.keys import CallSecret, Direction
-from client.calls.runner import MediaRun, run_media
+from client.calls.runner import MediaRun
 from client.errors import Refused
 from node.errors import CALL_LEG_TAKEN, CALL_NO_LEG, CALL_PEER_ENDED
 from node.sfu.placement import ANNOUNCE_INTERVAL, MEDIA_TTL_MS
+from tests.integration.callmedia import STEP, exchange, played, raw
 from tests.integration.fedharness import metric
 from tests.integration.replicakit import DOMAIN, Cluster, metrics, started_cluster
-from tests.node.calls.helpers import datagram
 from tests.redisproc import RedisServer
-from transport.base import MediaTransport
 from wire.calls import LegRef
 from wire.relay import LegGrant
 
-RAW: Final = 20
-SECONDS: Final = 3.0
-DELAY: Final = 0.25  # jitter buffer: generous, the machine's cores are shared
-STEP: Final = 30.0
 GONE_WITHIN: Final = MEDIA_TTL_MS / 1000 + ANNOUNCE_INTERVAL + 5.0
 """Seconds from the kill to the caller's ``LegEnded``: the address's TTL after its last
 renewal, rounds of the watch, and room for a loaded machine; under the QUIC idle timeout
@@ -72,54 +66,13 @@ async def _bridged(xavier: Client, yolanda: Client) -> tuple[LegGrant, LegGrant]
     return bridged, granted
 
 
-def _unsendered(data: bytes) -> bytes:
-    return data[:3] + data[7:]
-
-
-async def _raw(sender: MediaTransport, sid: int, receiver: MediaTransport) -> None:
-    """``RAW`` datagrams from ``sender`` arrive at ``receiver`` as they were sent, but for
-    the sender id; a few may be lost (datagrams are unreliable), none altered."""
-    sent = [datagram(sid, os.urandom(100), frame=i) for i in range(RAW)]
-    expected = {_unsendered(d) for d in sent}
-    received: list[bytes] = []
-    with trio.move_on_after(5.0):
-        for data in sent:
-            await sender.send_datagram(data)
-            await trio.sleep(0.01)
-        while len(received) < RAW:
-            received += await receiver.receive_datagram_batch()
-    assert len(received) >= RAW * 3 // 4
-    assert all(_unsendered(d) in expected for d in received)
-
-
-def _played(me: MediaRun, peer: MediaRun) -> None:
-    s = me.stats
-    assert (me.transport, me.closed) == ("quic", False)
-    assert (s.decrypt_failures, s.digest_mismatches, s.replays, s.malformed) == (0, 0, 0, 0)
-    assert s.frames_received >= 0.8 * peer.stats.frames_sent > 0
-
-
 def test_a_call_across_two_replicas(cluster: Cluster) -> None:
     async def main() -> tuple[MediaRun, MediaRun, tuple[str, str], list[str]]:
         async with _online(cluster) as (xavier, yolanda):
             bridged, granted = await _bridged(xavier, yolanda)
             x_media, x_sender = await xavier.media_quic(bridged)
             y_media, y_sender = await yolanda.media_quic(granted)
-            await _raw(x_media, x_sender, y_media)
-            await _raw(y_media, y_sender, x_media)
-            secret = CallSecret(os.urandom(32))
-            runs: dict[Direction, MediaRun] = {}
-
-            async def side(media: MediaTransport, direction: Direction, sender: int) -> None:
-                runs[direction] = await run_media(
-                    media, secret, direction, video=True, seconds=SECONDS, delay=DELAY,
-                    sender=sender,
-                )  # fmt: skip
-
-            with trio.fail_after(STEP):
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(side, x_media, Direction.CALLER_TO_CALLEE, x_sender)
-                    nursery.start_soon(side, y_media, Direction.CALLEE_TO_CALLER, y_sender)
+            x_run, y_run = await exchange(x_media, x_sender, y_media, y_sender)
             during = (
                 await metrics(cluster.url(0)),
                 await metrics(cluster.url(1)),
@@ -139,13 +92,11 @@ def test_a_call_across_two_replicas(cluster: Cluster) -> None:
                 codes.append((await xavier.leg_ended(bridged.leg_id)).reason)
             await x_media.aclose()
             await y_media.aclose()
-            return (
-                runs[Direction.CALLER_TO_CALLEE], runs[Direction.CALLEE_TO_CALLER], during, codes
-            )  # fmt: skip
+            return x_run, y_run, during, codes
 
     x_run, y_run, during, codes = trio.run(main)
-    _played(x_run, y_run)
-    _played(y_run, x_run)
+    played(x_run, y_run)
+    played(y_run, x_run)
     for text in during:
         assert metric(text, "sealrelay_call_links_open", kind="replica") == 1
         assert metric(text, "sealrelay_call_links_open", kind="domain") == 0
@@ -161,7 +112,7 @@ def test_the_callees_replica_killed_ends_the_callers_leg(cluster: Cluster) -> No
             bridged, granted = await _bridged(xavier, yolanda)
             x_media, x_sender = await xavier.media_quic(bridged)
             y_media, _ = await yolanda.media_quic(granted)
-            await _raw(x_media, x_sender, y_media)
+            await raw(x_media, x_sender, y_media)
             await trio.to_thread.run_sync(cluster.second.kill)
             start = trio.current_time()
             with trio.fail_after(GONE_WITHIN):

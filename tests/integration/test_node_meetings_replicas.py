@@ -43,7 +43,7 @@ from tests.integration.replicakit import (
     metrics,
     started_cluster,
 )
-from tests.node.sfu.meetkit import Participant, talk
+from tests.node.sfu.meetkit import Participant, measure, talk
 from tests.redisproc import RedisServer
 from wire.relay import LegGrant, MeetingLeave, Ok
 
@@ -107,12 +107,7 @@ def test_a_meeting_across_two_replicas(cluster: Cluster) -> None:
                 for p in everyone:
                     nursery.start_soon(p.listen)
                 with trio.fail_after(TIME_LIMIT):
-                    now = await talk(everyone, WARM_UP_ROUNDS, sent, 0.0)
-                    await trio.sleep(0.5)
-                    for p in everyone:
-                        p.reset()
-                    now = await talk(everyone, MEASURED_ROUNDS, sent, now + 1)
-                    await trio.sleep(0.5)
+                    now = await measure(everyone, WARM_UP_ROUNDS, MEASURED_ROUNDS, sent)
                     during = (await metrics(cluster.url(0)), await metrics(cluster.url(1)))
                     heard = [[dict(p.heard) for p in side] for side in people]
                     await trio.to_thread.run_sync(cluster.second.kill)

@@ -8,17 +8,20 @@ Checked: the bridge opens one replica link and the media crosses it both ways, e
 but the sender id (rewritten per hop, as across domains) as it was sent; a hang-up on either
 side pushes ``LegEnded{call.peer_ended}`` to the other; a second bridge to a claimed leg is
 ``call.leg_taken``; a peer domain's ``LinkJoin`` on replica B still joins only B's own
-client legs (a leg held by A is ``call.no_leg``); when B's address is withdrawn, A's watch
-closes the link and both legs end. Without ``elsewhere`` (not in cluster mode) a leg held
-by another replica is ``call.no_leg``, as before."""
+client legs (a leg held by A is ``call.no_leg``) unless it carries (cluster mode's
+``MediaLinks.carry``): then ``ReplicaCalls.carry`` on A claims B's leg and chains the
+peer's bridge to it, media cross both hops, a second join is ``call.leg_taken``, an unknown
+leg ``call.no_leg``, and B's hang-up reaches the peer as ``LinkEnd``; when B's address is
+withdrawn, A's watch closes the link and both legs end. Without ``elsewhere`` (not in
+cluster mode) a leg held by another replica is ``call.no_leg``, as before."""
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from typing import Final
+from dataclasses import dataclass, field
+from typing import Final, cast
 
 import pytest
 import trio
@@ -26,6 +29,7 @@ import trio
 from node.calls import Leg
 from node.calls.clients import ClientLegs
 from node.calls.peering import LinkBridges
+from node.calls.peerlink import PeerLink
 from node.calls.replicas import ReplicaCalls
 from node.calls.shell import wall_clock_ms
 from node.errors import CALL_LEG_TAKEN, CALL_NO_LEG, CALL_PEER_ENDED, NodeError
@@ -43,8 +47,9 @@ from tests.node.calls.replicakit import (
     until,
 )
 from tests.node.calls.test_clients import Shell
+from transport import QuicChannel
 from wire.calls import LegRef
-from wire.media_link import LinkJoin, LinkJoined, LinkJoinRefused
+from wire.media_link import LinkEnd, LinkJoin, LinkJoined, LinkJoinRefused, decode_link_traffic
 from wire.relay_calls import LegEnded
 
 ADDRESS_TTL: Final = 60_000
@@ -189,3 +194,65 @@ async def test_outside_cluster_mode_a_leg_of_another_replica_is_no_leg() -> None
             await cluster.a.legs.bridge_to(ABE, Shell(), LegRef(DOMAIN, bea_leg.leg_id))
         assert refused.value.code == CALL_NO_LEG
         assert cluster.a.replica.links.kinds_up() == {"domain": 0, "replica": 0}
+
+
+@dataclass(eq=False)
+class Sink:
+    """A peer domain's link as the relay sends datagrams to it."""
+
+    sent: list[bytes] = field(default_factory=list)
+
+    async def send_datagrams(self, batch: Sequence[bytes]) -> None:
+        self.sent += batch
+
+
+def _told(link: PeerLink) -> list[object]:
+    """The messages queued on ``link`` so far."""
+    told = []
+    while True:
+        try:
+            told.append(decode_link_traffic(link.outbox.receive_nowait()))
+        except trio.WouldBlock:
+            return told
+
+
+async def test_a_peer_domains_join_that_reached_the_other_replica_is_chained_to_the_holder() -> (
+    None
+):
+    async with two_replicas() as cluster:
+        bea = Shell()
+        bea_leg = await cluster.b.legs.allocate(BEA, bea)
+        bea_sender = cluster.b.legs.attach(BEA, bea, bea_leg.leg_id, bea_leg.leg_secret).sender
+        # a peer domain's link that the load balancer sent to replica A
+        near = PeerLink(cluster.a.replica.core, "peer.example", cast(QuicChannel, None), False)
+        sink = Sink()
+        cluster.a.replica.service.attach(near, sink)
+        with trio.fail_after(STEP_TIMEOUT):
+            await cluster.a.calls.carry(near, LinkJoin(bea_leg.leg_id, 77))
+        (joined,) = _told(near)
+        assert isinstance(joined, LinkJoined)
+        assert joined.channel == 77
+        assert cluster.a.calls.carried == 1
+        assert cluster.a.replica.links.kinds_up() == {"domain": 0, "replica": 1}
+
+        up = [datagram(joined.far_channel, secrets.token_bytes(60), frame=i) for i in range(5)]
+        await cluster.a.replica.service.forward(near, up)
+        await until(lambda: len(bea.sent) >= len(up))
+        assert [_unsendered(d) for d in bea.sent] == [_unsendered(d) for d in up]
+        down = [datagram(bea_sender, secrets.token_bytes(90), frame=i) for i in range(5)]
+        await cluster.b.legs.forward(bea, down)
+        await until(lambda: len(sink.sent) >= len(down))
+        assert [_unsendered(d) for d in sink.sent] == [_unsendered(d) for d in down]
+        assert {int.from_bytes(d[3:7], "big") for d in sink.sent} == {77}
+
+        await cluster.a.calls.carry(near, LinkJoin(bea_leg.leg_id, 78))  # claimed: taken
+        await cluster.a.calls.carry(near, LinkJoin(secrets.token_bytes(16), 79))  # unknown
+        assert _told(near) == [
+            LinkJoinRefused(78, CALL_LEG_TAKEN),
+            LinkJoinRefused(79, CALL_NO_LEG),
+        ]
+
+        await cluster.b.legs.hang_up(BEA, bea, bea_leg.leg_id)  # the callee hangs up
+        await until(lambda: bool(near.outbox.statistics().current_buffer_used))
+        assert _told(near) == [LinkEnd(77)]
+        assert cluster.a.replica.core.stats().remote_legs == 0

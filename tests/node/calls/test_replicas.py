@@ -5,7 +5,9 @@ is the same contract, tests/node/store) with a fake of ``MediaLinks.bridge_at``:
 claimed once (a second bridge is ``call.leg_taken`` without dialling), the holder's
 announced address is dialled, a holder with none is ``call.unreachable``, store failures
 are ``call.unreachable``; the watch closes the link to a replica whose address has gone,
-and only then."""
+and only then. A peer domain's join carried here (``ReplicaCalls.carry``, with a fake of
+``MediaLinks.chain_at``) is claimed and chained the same way, or refused with one of the
+codes the holder would give, and never raises."""
 
 from __future__ import annotations
 
@@ -13,12 +15,13 @@ from dataclasses import dataclass, field
 from typing import Final
 
 import pytest
+import trio
 
 from node.calls.peering import LinkPeer, ReplicaPeer
-from node.calls.replicas import ReplicaCalls, holder_of, replica_peer
+from node.calls.replicas import MAX_CARRYING, ReplicaCalls, holder_of, replica_peer
 from node.errors import CALL_LEG_TAKEN, CALL_NO_LEG, CALL_UNREACHABLE, NodeError
 from node.store import LegRecord, MemoryStore, StoreError
-from wire.media_link import CLOSE_LINK_DONE
+from wire.media_link import CLOSE_LINK_DONE, LinkJoin, LinkJoinRefused
 
 HERE, THERE = b"replica-here", b"replica-there"
 LEG, FAR = bytes(range(16)), bytes(range(16, 32))
@@ -77,12 +80,34 @@ class Links:
     link: Link = field(default_factory=Link)
     bridged: list[tuple[LinkPeer, bytes, bytes]] = field(default_factory=list)
     refusal: NodeError | None = None
+    failure: Exception | None = None
+    go: trio.Event = field(default_factory=trio.Event)
+
+    def __post_init__(self) -> None:
+        self.go.set()
 
     async def bridge_at(self, peer: LinkPeer, leg_id: bytes, far_leg: bytes) -> Link:
         self.bridged.append((peer, leg_id, far_leg))
         if self.refusal is not None:
             raise self.refusal
         return self.link
+
+    async def chain_at(self, peer: ReplicaPeer, near: Near, join: LinkJoin) -> Link:
+        self.bridged.append((peer, b"chain", join.leg_id))
+        await self.go.wait()
+        if self.failure is not None:
+            raise self.failure
+        return self.link
+
+
+@dataclass(eq=False)
+class Near:
+    """A peer domain's link that reached this replica: what it was told."""
+
+    told: list[object] = field(default_factory=list)
+
+    def send(self, message: object) -> None:
+        self.told.append(message)
 
 
 class BrokenStore(MemoryStore):
@@ -190,3 +215,59 @@ async def test_the_watch_forgets_a_link_without_bridges_and_keeps_it_on_store_fa
     await calls.check()  # no bridge on it any more: forgotten, not closed
     assert world.links.link.channel.closes == []
     assert calls.gone == 0
+
+
+async def test_a_peer_domains_join_is_carried_to_the_holder_or_refused_with_a_peer_code() -> None:
+    world = World()
+    calls = world.calls()
+    near = Near()
+
+    async def carry(channel: int) -> None:
+        await calls.carry(near, LinkJoin(FAR, channel))  # type: ignore[arg-type]
+
+    await carry(1)  # not recorded anywhere
+    await world.callee(announced=False)
+    await carry(2)  # recorded, its holder not announced: unreachable, told as no_leg
+    assert near.told == [LinkJoinRefused(1, CALL_NO_LEG), LinkJoinRefused(2, CALL_NO_LEG)]
+    assert world.links.bridged == []
+
+    world = World()
+    calls, near = world.calls(), Near()
+    await world.callee()
+    await carry(3)
+    assert world.links.bridged == [(ReplicaPeer(THERE, ADDRESS, PORT), b"chain", FAR)]
+    assert near.told == []  # answered LinkJoined by the chain itself
+    assert calls.carried == 1
+    await carry(4)  # claimed by the first: taken, nothing dialled
+    assert near.told == [LinkJoinRefused(4, CALL_LEG_TAKEN)]
+    assert len(world.links.bridged) == 1
+
+    world = World()
+    calls, near = world.calls(), Near()
+    await world.callee()
+    world.links.failure = RuntimeError("a bug")
+    await carry(5)  # never raises into the link's tasks
+    assert near.told == [LinkJoinRefused(5, CALL_NO_LEG)]
+    assert calls.carried == 0
+
+
+async def test_a_peer_link_has_a_bounded_number_of_joins_carried_at_once() -> None:
+    world = World()
+    calls, near = world.calls(), Near()
+    world.links.go = trio.Event()  # the holders do not answer yet
+    legs = [bytes([i]) * 16 for i in range(MAX_CARRYING)]
+    for leg in legs:
+        await world.store.add_leg(LegRecord(leg, THERE, bytes(32), T0 + TTL))
+    await world.store.announce_media(THERE, ADDRESS, PORT, T0, TTL)
+    async with trio.open_nursery() as nursery:
+        for i, leg in enumerate(legs):
+            nursery.start_soon(calls.carry, near, LinkJoin(leg, i))  # type: ignore[arg-type]
+        await trio.testing.wait_all_tasks_blocked()
+        await calls.carry(near, LinkJoin(FAR, 99))  # type: ignore[arg-type]
+        assert near.told == [LinkJoinRefused(99, CALL_NO_LEG)]  # at once, nothing looked up
+        assert len(world.links.bridged) == MAX_CARRYING
+        world.links.go.set()
+    assert calls.carried == MAX_CARRYING
+    await world.callee()
+    await calls.carry(near, LinkJoin(FAR, 100))  # type: ignore[arg-type]
+    assert calls.carried == MAX_CARRYING + 1

@@ -90,3 +90,16 @@ async def talk(people: list[Participant], rounds: int, sent: set[bytes], start: 
         now += FRAME_SECONDS
         await trio.sleep(FRAME_SECONDS)
     return now
+
+
+async def measure(people: list[Participant], warm_up: int, rounds: int, sent: set[bytes]) -> float:
+    """``warm_up`` rounds of :func:`talk` (the speakers settle), then ``rounds`` more after
+    each participant's counts are reset, so ``heard`` holds only those; half a second
+    after each for the last datagrams. The send time after the last round."""
+    now = await talk(people, warm_up, sent, 0.0)
+    await trio.sleep(0.5)
+    for p in people:
+        p.reset()
+    now = await talk(people, rounds, sent, now + 1)
+    await trio.sleep(0.5)
+    return now
