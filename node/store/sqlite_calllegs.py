@@ -37,8 +37,7 @@ class SqliteCallLegs(SqliteParts):
         changed = await self.writer.run(
             partial(
                 execute,
-                "UPDATE call_legs SET claimed = 0"
-                " WHERE leg_id = ? AND expires > ? AND claimed = 1",
+                "UPDATE call_legs SET claimed = 0 WHERE leg_id = ? AND expires > ? AND claimed = 1",
                 (leg_id, now),
             )
         )

@@ -1,5 +1,6 @@
 """The :class:`~node.store.ports.CallLegs` contract: call legs that other replicas find,
-claimed by one bridge only, the claim given back by a bridge that failed, renewed, deleted and swept by expiry (every backend alike)."""
+claimed by one bridge only, the claim given back by a bridge that failed, renewed, deleted
+and swept by expiry (every backend alike)."""
 
 from __future__ import annotations
 
