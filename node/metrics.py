@@ -374,14 +374,12 @@ def _call_families(calls: CallNumbers) -> Iterator[Metric]:
     yield _gauge("call_relays_open", "Media connections relayed between replicas.", calls.relays)
     relayed = _by(calls.relayed_binds, "outcome")
     yield _counter("call_relayed_binds", "Binds of legs another replica holds.", relayed)
-    bridged = _one(calls.replica_bridges)
-    yield _counter("call_replica_bridges", "Bridges to legs other replicas hold.", bridged)
-    chains = _one(calls.replica_chains)
-    yield _counter("call_replica_chains", "Peer bridges carried on to a replica.", chains)
-    released = _one(calls.replica_claims_released)
-    yield _counter("call_replica_claims_released", "Leg claims given back.", released)
-    gone = _one(calls.replica_links_gone)
-    yield _counter("call_replica_links_gone", "Replica links closed: replica gone.", gone)
+    yield from _plain_counters(
+        ("call_replica_bridges", "Bridges to legs other replicas hold.", calls.replica_bridges),
+        ("call_replica_chains", "Peer bridges carried on to a replica.", calls.replica_chains),
+        ("call_replica_claims_released", "Leg claims given back.", calls.replica_claims_released),
+        ("call_replica_links_gone", "Links closed: replica gone.", calls.replica_links_gone),
+    )
 
 
 def _meeting_families(meetings: MeetingNumbers) -> Iterator[Metric]:
@@ -400,16 +398,21 @@ def _meeting_families(meetings: MeetingNumbers) -> Iterator[Metric]:
     yield _counter("meeting_link_datagrams", "Meeting datagrams over links.", link_datagrams)
     refused = _by(meetings.link_refused)
     yield _counter("meeting_link_refused", "Cascade senders refused, messages ignored.", refused)
-    placed = _one(meetings.peer_joins_placed)
-    yield _counter("meeting_peer_joins_placed", "Peer room joins placed at a holder.", placed)
-    moved = _one(meetings.rooms_moved)
-    yield _counter("meeting_rooms_moved", "Local rooms whose holder changed.", moved)
-    lost = _one(meetings.room_holds_lost)
-    yield _counter("meeting_room_holds_lost", "Room holds lost at a renewal.", lost)
+    yield from _plain_counters(
+        ("meeting_peer_joins_placed", "Peer room joins placed.", meetings.peer_joins_placed),
+        ("meeting_rooms_moved", "Local rooms whose holder changed.", meetings.rooms_moved),
+        ("meeting_room_holds_lost", "Room holds lost at a renewal.", meetings.room_holds_lost),
+    )
 
 
 def _one(value: int) -> dict[LabelKey, int]:
     return {(): value}
+
+
+def _plain_counters(*rows: tuple[str, str, int]) -> Iterator[Metric]:
+    """Unlabelled counters, one per ``(name, help text, value)``."""
+    for name, help_text, value in rows:
+        yield _counter(name, help_text, _one(value))
 
 
 def _by(counts: Mapping[str, int], label: str = "reason") -> dict[LabelKey, int]:
