@@ -210,13 +210,15 @@ class ReplicaCalls:
     async def _release(self, leg_id: bytes) -> None:
         """Give back this replica's claim on ``leg_id`` (shielded, bounded); a store
         failure is logged, never raised over the bridge's own error."""
-        with trio.CancelScope(shield=True), trio.move_on_after(RELEASE_TIMEOUT):
+        with trio.CancelScope(shield=True), trio.move_on_after(RELEASE_TIMEOUT) as waited:
             try:
                 released = await self._legs.release_leg(leg_id, self._now())
             except StoreError as exc:
                 log.warning("call leg release failed", extra={"error": str(exc)})
                 return
             self.released += int(released)
+        if waited.cancelled_caught:
+            log.warning("call leg release failed", extra={"error": "timed out"})
 
     async def check(self) -> None:
         """Close the link to each replica bridged to whose media address has gone; forget

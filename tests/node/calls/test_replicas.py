@@ -20,7 +20,13 @@ import pytest
 import trio
 
 from node.calls.peering import LinkPeer, ReplicaPeer
-from node.calls.replicas import MAX_CARRYING, ReplicaCalls, holder_of, replica_peer
+from node.calls.replicas import (
+    MAX_CARRYING,
+    RELEASE_TIMEOUT,
+    ReplicaCalls,
+    holder_of,
+    replica_peer,
+)
 from node.errors import CALL_LEG_TAKEN, CALL_NO_LEG, CALL_UNREACHABLE, NodeError
 from node.store import LegRecord, MemoryStore, StoreError
 from wire.media_link import CLOSE_LINK_DONE, LinkJoin, LinkJoinRefused
@@ -123,6 +129,12 @@ class BrokenStore(MemoryStore):
 class NoRelease(MemoryStore):
     async def release_leg(self, leg_id: bytes, now: int) -> bool:
         raise StoreError("the store does not answer")
+
+
+class SilentRelease(MemoryStore):
+    async def release_leg(self, leg_id: bytes, now: int) -> bool:
+        await trio.sleep_forever()
+        raise AssertionError("unreachable")
 
 
 @dataclass
@@ -261,6 +273,19 @@ async def test_a_release_the_store_fails_leaves_the_bridges_own_error() -> None:
     assert refused.value.code == CALL_NO_LEG  # not the store's error
     assert await world.claimed()  # logged; the leg stays claimed until it ends
     assert calls.released == 0
+
+
+async def test_a_release_the_store_does_not_answer_is_given_up_in_time(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    world = World(store=SilentRelease())
+    await world.callee()
+    world.links.refusal = NodeError(CALL_NO_LEG, "no such call leg")
+    start = trio.current_time()
+    with pytest.raises(NodeError) as refused:
+        await world.calls().bridge(LEG, FAR)
+    assert refused.value.code == CALL_NO_LEG
+    assert trio.current_time() - start == pytest.approx(RELEASE_TIMEOUT)
 
 
 async def test_the_watch_closes_the_link_to_a_replica_whose_address_has_gone() -> None:
