@@ -74,6 +74,14 @@ With ``udp_listen`` set, the call relay's numbers (:class:`CallNumbers`, read fr
                                                          ``relayed`` (handed on), ``served``
                                                          (another replica's, bound here),
                                                          ``refused_<code>`` (refused here)
+    sealrelay_call_replica_bridges_total        counter  ``LegBridge``s joined to a leg another
+                                                         replica holds (node.calls.replicas)
+    sealrelay_call_replica_chains_total         counter  peer domains' bridges carried on
+                                                         here to the replica holding the leg
+    sealrelay_call_replica_claims_released_total  counter  leg claims given back by a bridge
+                                                         or chain that failed after them
+    sealrelay_call_replica_links_gone_total     counter  replica links closed because that
+                                                         replica's media address had gone
     sealrelay_call_forward_seconds              histogram time to forward one batch of
                                                          datagrams read together on one
                                                          media connection (QUIC or WebSocket):
@@ -100,6 +108,12 @@ and the meetings' (``node.sfu.shell.MeetingService.numbers``, read at scrape tim
     sealrelay_meeting_link_refused_total{reason}  counter  cascade senders refused
                                                          (``sender_taken``) and link room
                                                          messages ignored (``ignored``)
+    sealrelay_meeting_peer_joins_placed_total   counter  peer domains' room joins served here
+                                                         after joining the room at its holder
+    sealrelay_meeting_rooms_moved_total         counter  local rooms let go of because their
+                                                         holder changed (placed again)
+    sealrelay_meeting_room_holds_lost_total     counter  room holds found taken by another
+                                                         replica at a renewal
 """
 
 from __future__ import annotations
@@ -228,6 +242,10 @@ class CallNumbers:
     link_kinds: Mapping[str, int] = field(default_factory=lambda: dict(NO_LINKS))
     relays: int = 0
     relayed_binds: Mapping[str, int] = field(default_factory=dict)
+    replica_bridges: int = 0
+    replica_chains: int = 0
+    replica_claims_released: int = 0
+    replica_links_gone: int = 0
 
 
 @dataclass(frozen=True)
@@ -243,6 +261,9 @@ class MeetingNumbers:
     link_datagrams: Mapping[str, int] = field(default_factory=dict)
     link_refused: Mapping[str, int] = field(default_factory=dict)
     link_ports: int = 0
+    peer_joins_placed: int = 0
+    rooms_moved: int = 0
+    room_holds_lost: int = 0
 
 
 class Metrics:
@@ -353,6 +374,12 @@ def _call_families(calls: CallNumbers) -> Iterator[Metric]:
     yield _gauge("call_relays_open", "Media connections relayed between replicas.", calls.relays)
     relayed = _by(calls.relayed_binds, "outcome")
     yield _counter("call_relayed_binds", "Binds of legs another replica holds.", relayed)
+    yield from _plain_counters(
+        ("call_replica_bridges", "Bridges to legs other replicas hold.", calls.replica_bridges),
+        ("call_replica_chains", "Peer bridges carried on to a replica.", calls.replica_chains),
+        ("call_replica_claims_released", "Leg claims given back.", calls.replica_claims_released),
+        ("call_replica_links_gone", "Links closed: replica gone.", calls.replica_links_gone),
+    )
 
 
 def _meeting_families(meetings: MeetingNumbers) -> Iterator[Metric]:
@@ -371,10 +398,21 @@ def _meeting_families(meetings: MeetingNumbers) -> Iterator[Metric]:
     yield _counter("meeting_link_datagrams", "Meeting datagrams over links.", link_datagrams)
     refused = _by(meetings.link_refused)
     yield _counter("meeting_link_refused", "Cascade senders refused, messages ignored.", refused)
+    yield from _plain_counters(
+        ("meeting_peer_joins_placed", "Peer room joins placed.", meetings.peer_joins_placed),
+        ("meeting_rooms_moved", "Local rooms whose holder changed.", meetings.rooms_moved),
+        ("meeting_room_holds_lost", "Room holds lost at a renewal.", meetings.room_holds_lost),
+    )
 
 
 def _one(value: int) -> dict[LabelKey, int]:
     return {(): value}
+
+
+def _plain_counters(*rows: tuple[str, str, int]) -> Iterator[Metric]:
+    """Unlabelled counters, one per ``(name, help text, value)``."""
+    for name, help_text, value in rows:
+        yield _counter(name, help_text, _one(value))
 
 
 def _by(counts: Mapping[str, int], label: str = "reason") -> dict[LabelKey, int]:

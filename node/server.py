@@ -225,7 +225,7 @@ async def _start_calls(
     meetings.remote.opener = links  # meetings anchored at other domains (a cascade)
     links.meetings = meetings
     await _place_meetings(relay, nursery, meetings, links, replica)
-    await _bridge_replicas(relay, nursery, legs, links, replica)
+    replicas = await _bridge_replicas(relay, nursery, legs, links, replica)
     relays = None
     if meetings.placement is not None:
         relays = await _relay_binds(relay, nursery, legs, links, meetings, replica)
@@ -235,7 +235,7 @@ async def _start_calls(
     relay.metrics.meetings = lambda: meeting_numbers(meetings)
     relay.media_links = links
     relay.calls = legs
-    relay.metrics.calls = lambda: call_numbers(service, links, relays)
+    relay.metrics.calls = lambda: call_numbers(service, links, relays, replicas)
     log.info("calls listening", extra={"address": f"{host}:{relay.media_port}"})
     return service
 
@@ -263,18 +263,19 @@ async def _place_meetings(
 
 async def _bridge_replicas(
     relay: Relay, nursery: trio.Nursery, legs: ClientLegs, links: MediaLinks, replica: bytes
-) -> None:
+) -> ReplicaCalls | None:
     """Cluster mode with an announced media address (``_place_meetings`` set it up): a
     ``LegBridge`` to a leg another replica holds is bridged there over a replica link
-    (``node.calls.replicas``)."""
+    (``node.calls.replicas``); the bridges (None outside that mode)."""
     if not links.accept_replicas:
-        return
+        return None
     calls = ReplicaCalls(
         links, relay.ports.call_legs, relay.ports.media_placement, replica, now_ms=relay.now_ms
     )
     await nursery.start(calls.run)
     legs.elsewhere = calls.bridge
     links.carry = calls.carry  # a peer domain's link that landed here: chained to the holder
+    return calls
 
 
 async def _relay_binds(
@@ -308,7 +309,7 @@ async def _relay_binds(
 
 def meeting_numbers(meetings: MeetingService) -> MeetingNumbers:
     """The meetings' numbers for ``/metrics`` (``node.metrics.MeetingNumbers``)."""
-    stats = meetings.numbers()
+    stats, placement = meetings.numbers(), meetings.placement
     return MeetingNumbers(
         stats.rooms,
         stats.participants,
@@ -319,11 +320,17 @@ def meeting_numbers(meetings: MeetingService) -> MeetingNumbers:
         link_datagrams=stats.link_datagrams,
         link_refused=stats.link_refused,
         link_ports=stats.link_ports,
+        peer_joins_placed=stats.peer_joins_placed,
+        rooms_moved=0 if placement is None else placement.moved,
+        room_holds_lost=0 if placement is None else placement.lost,
     )
 
 
 def call_numbers(
-    service: CallService, links: MediaLinks | None = None, relays: BindRelays | None = None
+    service: CallService,
+    links: MediaLinks | None = None,
+    relays: BindRelays | None = None,
+    replicas: ReplicaCalls | None = None,
 ) -> CallNumbers:
     """The call relay's numbers for ``/metrics`` (``node.metrics.CallNumbers``)."""
     core, shell = service.core.stats(), service.stats()
@@ -349,6 +356,10 @@ def call_numbers(
         link_kinds={} if links is None else links.kinds_up(),
         relays=0 if relays is None else relays.open,
         relayed_binds={} if relays is None else dict(relays.counts),
+        replica_bridges=0 if replicas is None else replicas.bridged,
+        replica_chains=0 if replicas is None else replicas.carried,
+        replica_claims_released=0 if replicas is None else replicas.released,
+        replica_links_gone=0 if replicas is None else replicas.gone,
     )
 
 

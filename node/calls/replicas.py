@@ -36,9 +36,14 @@ Media cross one more hop (the sender id rewritten at each); ends cross both link
 domain only, never a third domain, and it is carried only for a leg ``CallLegs`` records.
 
 A bridge carries no secret: the leg secrets stay with the holders, which compare their
-hashes in constant time on each bind as before. A claim is not given back when a bridge
-fails (the port has no release): the callee's leg can then only be hung up, and the call
-ends on the devices as ``call.failed``.
+hashes in constant time on each bind as before. A claim this replica made is given back
+(``release_leg``, compare-and-release) when the bridge or the chain fails after it: the
+holder unreachable or not announced, the ``LinkJoin`` refused or unanswered, a record
+naming this replica, or the request cancelled (the release is shielded, at most
+:data:`RELEASE_TIMEOUT` seconds). A later ``LegBridge`` to the callee's leg can then
+succeed. A claim refused (``claimed`` already) is another bridge's and stays; so does one
+whose answer the store lost (a failover: the leg can then only be hung up), and a release
+the store fails is logged (the leg stays claimed until it ends or expires).
 
 A replica that dies without closing its links (a crash, SIGKILL) is noticed by
 :meth:`ReplicaCalls.run`: every :data:`WATCH_INTERVAL` seconds it looks up the media
@@ -53,7 +58,8 @@ tried again next round (a link is never closed for them).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Final, Protocol
 
 import trio
@@ -74,6 +80,9 @@ MAX_CARRYING: Final = 32
 """A peer link's joins being carried at once (each costs a store lookup and a join at
 the holder); more are refused ``call.no_leg`` at once, so a peer naming leg ids in bulk
 cannot keep the store busy."""
+RELEASE_TIMEOUT: Final = 2.0
+"""Seconds a failed bridge waits for the store to give its claim back (shielded from the
+cancellation that may have failed it)."""
 
 
 def peer_code(code: str) -> str:
@@ -138,6 +147,10 @@ class ReplicaCalls:
         self._replica, self._now, self._interval = replica, now_ms, interval
         self._watched: dict[bytes, PeerLink] = {}
         """Replica id -> the link this replica bridged calls to it over."""
+        self.bridged = 0
+        """Client legs bridged to a leg another replica holds (``LegBridge``)."""
+        self.released = 0
+        """Claims given back because the bridge or chain failed after them."""
         self.gone = 0
         """Links closed because their replica's media address had gone."""
         self.carried = 0
@@ -148,8 +161,9 @@ class ReplicaCalls:
     async def bridge(self, leg_id: bytes, far_leg: bytes) -> None:
         """Bridge our client leg ``leg_id`` to ``far_leg``, a leg of this domain held by
         another replica; refusals as the module docstring says."""
-        peer = await self._claim(far_leg)
-        self._watched[peer.replica] = await self._links.bridge_at(peer, leg_id, far_leg)
+        async with self._claim(far_leg) as peer:
+            self._watched[peer.replica] = await self._links.bridge_at(peer, leg_id, far_leg)
+        self.bridged += 1
 
     async def carry(self, link: PeerLink, join: LinkJoin) -> None:
         """A peer domain's ``join`` on ``link`` names a leg this replica does not hold:
@@ -162,8 +176,8 @@ class ReplicaCalls:
             return
         self._carrying[link] = busy + 1
         try:
-            peer = await self._claim(join.leg_id)
-            self._watched[peer.replica] = await self._links.chain_at(peer, link, join)
+            async with self._claim(join.leg_id) as peer:
+                self._watched[peer.replica] = await self._links.chain_at(peer, link, join)
             self.carried += 1
         except NodeError as refusal:
             link.send(LinkJoinRefused(join.channel, peer_code(refusal.code)))
@@ -175,15 +189,36 @@ class ReplicaCalls:
             if not self._carrying[link]:
                 del self._carrying[link]
 
-    async def _claim(self, leg_id: bytes) -> ReplicaPeer:
-        """Claim the leg ``leg_id`` of another replica in ``CallLegs``; where its holder
-        listens. Refusals as the module docstring says."""
+    @asynccontextmanager
+    async def _claim(self, leg_id: bytes) -> AsyncIterator[ReplicaPeer]:
+        """Claim the leg ``leg_id`` of another replica in ``CallLegs`` and give where its
+        holder listens; if this call made the claim and anything fails after it (here or
+        in the ``async with`` body), give it back. Refusals as the module docstring says."""
         try:
             record = await self._legs.claim_leg(leg_id, self._now())
         except StoreError as exc:
             raise NodeError(CALL_UNREACHABLE, f"call leg lookup failed: {exc}") from None
-        holder = holder_of(record, self._replica)
-        return await replica_peer(self._placement, holder, self._now(), "the call leg")
+        ours = record is not None and not record.claimed
+        try:
+            holder = holder_of(record, self._replica)
+            yield await replica_peer(self._placement, holder, self._now(), "the call leg")
+        except BaseException:
+            if ours:
+                await self._release(leg_id)
+            raise
+
+    async def _release(self, leg_id: bytes) -> None:
+        """Give back this replica's claim on ``leg_id`` (shielded, bounded); a store
+        failure is logged, never raised over the bridge's own error."""
+        with trio.CancelScope(shield=True), trio.move_on_after(RELEASE_TIMEOUT) as waited:
+            try:
+                released = await self._legs.release_leg(leg_id, self._now())
+            except StoreError as exc:
+                log.warning("call leg release failed", extra={"error": str(exc)})
+                return
+            self.released += int(released)
+        if waited.cancelled_caught:
+            log.warning("call leg release failed", extra={"error": "timed out"})
 
     async def check(self) -> None:
         """Close the link to each replica bridged to whose media address has gone; forget

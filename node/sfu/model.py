@@ -162,3 +162,5 @@ class MeetingStats:
     """Cascade senders refused (``sender_taken``) and room messages ignored (``ignored``)."""
     link_ports: int = 0
     """Media links in the rooms (one per room a link joins): not in ``participants``."""
+    peer_joins_placed: int = 0
+    """Peer domains' room joins served after joining at the holder (``PeerRooms``)."""

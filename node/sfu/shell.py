@@ -382,6 +382,7 @@ class MeetingService:
             link_datagrams={d: self.remote.datagrams[d] for d in DIRECTIONS},
             link_refused={"sender_taken": self.cascade.refused, "ignored": self.cascade.ignored},
             link_ports=sum(s.links for s in stats),
+            peer_joins_placed=0 if self._peers is None else self._peers.placed,
         )
 
     # --- internals ---------------------------------------------------------------------------

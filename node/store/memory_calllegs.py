@@ -44,6 +44,14 @@ class MemoryCallLegs:
             self._legs[leg_id] = dataclasses.replace(found, claimed=True)
         return found
 
+    async def release_leg(self, leg_id: bytes, now: int) -> bool:
+        await self._enter_legs()
+        found = self._live_leg(leg_id, now)
+        if found is None or not found.claimed:
+            return False
+        self._legs[leg_id] = dataclasses.replace(found, claimed=False)
+        return True
+
     async def renew_leg(self, leg_id: bytes, replica: bytes, expires: int, now: int) -> bool:
         await self._enter_legs()
         found = self._live_leg(leg_id, now)

@@ -279,6 +279,14 @@ class CallLegs(Protocol):
         concurrent claims never both see ``claimed`` False."""
         ...
 
+    async def release_leg(self, leg_id: bytes, now: int) -> bool:
+        """Give back a bridge's claim on the unexpired leg ``leg_id`` (the bridge failed),
+        atomically: compare-and-release, ``claimed`` True becomes False and the call says
+        True; False (nothing changes) if unknown, expired or not claimed. Call it only for
+        a claim of one's own (``claim_leg`` saw ``claimed`` False), once: claims exclude
+        each other, so the claim given back is that one."""
+        ...
+
     async def renew_leg(self, leg_id: bytes, replica: bytes, expires: int, now: int) -> bool:
         """The unexpired leg ``leg_id`` is now held by ``replica`` (its media connection
         bound there) until ``expires``; False (nothing changes) if unknown or expired."""

@@ -26,7 +26,8 @@ Round trips per operation (one round trip = one batch written, one batch of repl
     sweep            1 per 1000 expired items of the largest kind
     stats            1
     outbound_put / _batch / _done, record_txn, remember_nonce    1 each
-    add_leg, leg, claim_leg, renew_leg, delete_leg, count_legs   1 each
+    add_leg, leg, claim_leg, release_leg, renew_leg, delete_leg,
+    count_legs                                                   1 each
     sweep_legs       1 per 1000 expired legs
     put_group_token, revoke_group_token, has_group_token, count_group_tokens      1 each
     announce_media, media_address, withdraw_media, place_room, renew_room,

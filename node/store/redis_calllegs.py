@@ -31,6 +31,10 @@ class RedisCallLegs(RedisParts):
         fields = await self._run("claim_leg", keys, [now], write=True)
         return _record(leg_id, fields, now) if fields else None
 
+    async def release_leg(self, leg_id: bytes, now: int) -> bool:
+        keys = [self._key("leg:", leg_id)]
+        return bool(await self._run("release_leg", keys, [now], write=True))
+
     async def renew_leg(self, leg_id: bytes, replica: bytes, expires: int, now: int) -> bool:
         args = [replica, expires, now, leg_id]
         return bool(await self._run("renew_leg", self._leg_keys(leg_id), args, write=True))

@@ -75,6 +75,7 @@ from node.store.redis_scripts_calls import (
     ADD_LEG,
     CLAIM_LEG,
     DELETE_LEG,
+    RELEASE_LEG,
     RENEW_LEG,
     SWEEP_LEGS,
 )
@@ -284,6 +285,7 @@ ALL: Final = {
     "rate_salt": RATE_SALT,
     "add_leg": ADD_LEG,
     "claim_leg": CLAIM_LEG,
+    "release_leg": RELEASE_LEG,
     "renew_leg": RENEW_LEG,
     "delete_leg": DELETE_LEG,
     "sweep_legs": SWEEP_LEGS,

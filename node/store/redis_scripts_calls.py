@@ -27,6 +27,15 @@ if g[4] ~= '1' then redis.call('HSET', KEYS[1], 'c', '1') end
 return g
 """
 
+# KEYS: leg; ARGV: now. 1 if the unexpired leg was claimed and now is not (c back to "0"),
+# else 0 (unknown, expired or not claimed: nothing changes).
+RELEASE_LEG: Final = """
+local g = redis.call('HMGET', KEYS[1], 'e', 'c')
+if (not g[1]) or tonumber(g[1]) <= tonumber(ARGV[1]) or g[2] ~= '1' then return 0 end
+redis.call('HSET', KEYS[1], 'c', '0')
+return 1
+"""
+
 # KEYS: leg, legs:exp; ARGV: replica, expires, now, leg id.
 RENEW_LEG: Final = """
 local e = redis.call('HGET', KEYS[1], 'e')

@@ -33,6 +33,16 @@ class SqliteCallLegs(SqliteParts):
     async def claim_leg(self, leg_id: bytes, now: int) -> LegRecord | None:
         return await self.writer.run(partial(_claim_leg, leg_id, now))
 
+    async def release_leg(self, leg_id: bytes, now: int) -> bool:
+        changed = await self.writer.run(
+            partial(
+                execute,
+                "UPDATE call_legs SET claimed = 0 WHERE leg_id = ? AND expires > ? AND claimed = 1",
+                (leg_id, now),
+            )
+        )
+        return changed == 1
+
     async def renew_leg(self, leg_id: bytes, replica: bytes, expires: int, now: int) -> bool:
         changed = await self.writer.run(
             partial(

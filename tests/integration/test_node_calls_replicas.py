@@ -7,7 +7,8 @@ by the first, which bridges it there over a replica media link. Checked:
 
 - media flows both ways: raw datagrams arrive byte for byte but the sender id (rewritten per
   hop, as across domains), and the Opus + VP8 fixture played both ways decrypts and matches
-  its digests; each replica's ``/metrics`` shows one ``replica`` link and one bridge;
+  its digests; each replica's ``/metrics`` shows one ``replica`` link and one bridge, and
+  the first one bridge to another replica;
 - a second bridge to the same leg is ``call.leg_taken``; a leg nobody holds ``call.no_leg``;
 - a hang-up on either side pushes ``LegEnded{call.peer_ended}`` to the other;
 - the callee's replica killed (SIGKILL): the caller's leg ends with
@@ -103,6 +104,8 @@ def test_a_call_across_two_replicas(cluster: Cluster) -> None:
         assert metric(text, "sealrelay_call_bridges") == 1
     assert metric(during[0], "sealrelay_call_legs") == 1  # Xavier's; Yolanda's is remote
     assert metric(during[1], "sealrelay_call_legs") == 1
+    assert metric(during[0], "sealrelay_call_replica_bridges_total") == 1
+    assert metric(during[1], "sealrelay_call_replica_bridges_total") == 0
     assert codes == [CALL_LEG_TAKEN, CALL_NO_LEG, CALL_PEER_ENDED, CALL_PEER_ENDED]
 
 

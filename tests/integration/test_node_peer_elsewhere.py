@@ -18,13 +18,13 @@ Checked:
    second replica chains the bridge to the first over a replica link; media cross both
    ways (raw datagrams byte for byte but the sender id, and the Opus + VP8 fixture played
    both ways); a hang-up on either side reaches the other; a second bridge to the claimed
-   leg is ``call.leg_taken``;
+   leg is ``call.leg_taken``; the second replica counts the chain on ``/metrics``;
 2. a meeting anchored at ``replicas.test`` whose room the first replica holds (Xavier
    joined first): ``peer.test``'s participants join through the second replica, which has
    no participant in it yet, so it joins the room at the first and serves the peer's link
    as a port of its local room; then Yolanda's participants join that local room on the
    second replica; everyone hears the four speakers (of both domains and both replicas),
-   and the room has one holder.
+   and the room has one holder; the second replica counts the peer's join placed there.
 """
 
 from __future__ import annotations
@@ -137,6 +137,8 @@ def test_a_peer_domains_call_reaching_the_other_replica_is_chained_to_the_leg(
     assert metric(first, "sealrelay_call_legs") == 1  # Xavier's, bridged to the chain
     for text in (first, second):
         assert metric(text, "sealrelay_call_bridges") == 1
+    assert metric(second, "sealrelay_call_replica_chains_total") == 1
+    assert metric(first, "sealrelay_call_replica_chains_total") == 0
 
 
 async def _join_at(client: Client, room: bytes) -> Participant:
@@ -208,5 +210,7 @@ def test_a_peer_domains_cascade_reaching_the_other_replica_joins_the_room_there(
     assert metric(second, "sealrelay_meeting_link_ports") == 2
     assert metric(second, "sealrelay_call_links_open", kind="domain") == 1
     assert metric(second, "sealrelay_call_links_open", kind="replica") == 1
+    assert metric(second, "sealrelay_meeting_peer_joins_placed_total") >= 1  # once, or rejoined
+    assert metric(first, "sealrelay_meeting_peer_joins_placed_total") == 0
     assert metric(peer, "sealrelay_meeting_participants") == PER_SIDE
     assert metric(peer, "sealrelay_call_links_open", kind="domain") == 1

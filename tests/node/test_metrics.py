@@ -1,16 +1,28 @@
 """node.metrics: the exposition through ``prometheus_client`` keeps the names, types,
 labels, help texts and buckets the hand-written exposition had (the expectations below
 were written from that exposition's output before the change), and each node has its own
-registry."""
+registry; the cross-replica counters (``ReplicaCalls``, ``PeerRooms``, ``RoomPlacement``)
+reach ``/metrics`` as unlabelled counters."""
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from typing import Any
 
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
+from node.calls import CallRelay
+from node.calls.replicas import ReplicaCalls
+from node.calls.shell import CallService
 from node.metrics import GC_PAUSE_BUCKETS, LATENCY_BUCKETS, MeetingNumbers, Metrics
+from node.server import call_numbers, meeting_numbers
+from node.sfu.placement import RoomPlacement
+from node.sfu.rooms import MeetingLegs
+from node.sfu.shell import MeetingService
+from node.store import MemoryStore
+from transport import QuicIdentity
 
 LATENCY_LE = [
     "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5",
@@ -153,3 +165,62 @@ def test_meeting_participants_and_link_ports_are_separate_gauges() -> None:
     assert (ports.type, ports.documentation) == ("gauge", "Media links in meeting rooms.")
     assert [s.value for s in participants.samples] == [2]
     assert [s.value for s in ports.samples] == [1]
+
+
+REPLICA_CALLS = {
+    "sealrelay_call_replica_bridges": 2,
+    "sealrelay_call_replica_chains": 3,
+    "sealrelay_call_replica_claims_released": 4,
+    "sealrelay_call_replica_links_gone": 5,
+}
+PLACEMENT = {
+    "sealrelay_meeting_peer_joins_placed": 6,
+    "sealrelay_meeting_rooms_moved": 7,
+    "sealrelay_meeting_room_holds_lost": 8,
+}
+
+
+def _counters(text: str, names: dict[str, int]) -> dict[str, tuple[str, int, dict[str, str]]]:
+    families = _parse(text)
+    found = {}
+    for name in names:
+        family = families[name]
+        (sample,) = [s for s in family.samples if s.name == name + "_total"]
+        found[name] = (family.type, int(sample.value), sample.labels)
+    return found
+
+
+def test_the_cross_replica_counters_reach_metrics_without_labels() -> None:
+    """Read at scrape time from the objects that count them (``node.server``), each an
+    unlabelled counter: no account, address, leg or room in a label."""
+    store = MemoryStore()
+    replicas = ReplicaCalls(
+        None,  # type: ignore[arg-type]  # no bridge is made here
+        store,
+        store,
+        b"replica-here",
+        now_ms=lambda: 0,
+    )
+    replicas.bridged, replicas.carried, replicas.released, replicas.gone = 2, 3, 4, 5
+    service = CallService(CallRelay(os.urandom), QuicIdentity.generate())
+    meetings = MeetingService(MeetingLegs(os.urandom), domain="a.example", now_ms=lambda: 0)
+    placement = RoomPlacement(store, b"replica-here", domain="a.example", now_ms=lambda: 0)
+    placement.moved, placement.lost = 7, 8
+    meetings.placement = placement
+    m = Metrics()
+    m.calls = lambda: call_numbers(service, None, None, replicas)
+    # PeerRooms.placed comes through MeetingService.numbers (tests/node/sfu/test_peerrooms.py)
+    m.meetings = lambda: dataclasses.replace(meeting_numbers(meetings), peer_joins_placed=6)
+    text = m.render({})
+    expected = {name: ("counter", n, {}) for name, n in {**REPLICA_CALLS, **PLACEMENT}.items()}
+    assert {**_counters(text, REPLICA_CALLS), **_counters(text, PLACEMENT)} == expected
+
+
+def test_the_cross_replica_counters_are_zero_on_one_replica() -> None:
+    service = CallService(CallRelay(os.urandom), QuicIdentity.generate())
+    meetings = MeetingService(MeetingLegs(os.urandom), domain="a.example", now_ms=lambda: 0)
+    m = Metrics()
+    m.calls = lambda: call_numbers(service)
+    m.meetings = lambda: meeting_numbers(meetings)
+    found = _counters(m.render({}), {**REPLICA_CALLS, **PLACEMENT})
+    assert {n for _, n, _ in found.values()} == {0}

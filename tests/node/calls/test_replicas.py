@@ -4,7 +4,9 @@ refusals with their stable codes; ``ReplicaCalls`` over one in-memory store (the
 is the same contract, tests/node/store) with a fake of ``MediaLinks.bridge_at``: a leg is
 claimed once (a second bridge is ``call.leg_taken`` without dialling), the holder's
 announced address is dialled, a holder with none is ``call.unreachable``, store failures
-are ``call.unreachable``; the watch closes the link to a replica whose address has gone,
+are ``call.unreachable``; a claim this replica made is given back when the bridge fails
+after it (unreachable, refused, cancelled), so the next bridge to the leg can succeed,
+and a claim refused is left alone; the watch closes the link to a replica whose address has gone,
 and only then. A peer domain's join carried here (``ReplicaCalls.carry``, with a fake of
 ``MediaLinks.chain_at``) is claimed and chained the same way, or refused with one of the
 codes the holder would give, and never raises."""
@@ -18,7 +20,13 @@ import pytest
 import trio
 
 from node.calls.peering import LinkPeer, ReplicaPeer
-from node.calls.replicas import MAX_CARRYING, ReplicaCalls, holder_of, replica_peer
+from node.calls.replicas import (
+    MAX_CARRYING,
+    RELEASE_TIMEOUT,
+    ReplicaCalls,
+    holder_of,
+    replica_peer,
+)
 from node.errors import CALL_LEG_TAKEN, CALL_NO_LEG, CALL_UNREACHABLE, NodeError
 from node.store import LegRecord, MemoryStore, StoreError
 from wire.media_link import CLOSE_LINK_DONE, LinkJoin, LinkJoinRefused
@@ -88,6 +96,7 @@ class Links:
 
     async def bridge_at(self, peer: LinkPeer, leg_id: bytes, far_leg: bytes) -> Link:
         self.bridged.append((peer, leg_id, far_leg))
+        await self.go.wait()
         if self.refusal is not None:
             raise self.refusal
         return self.link
@@ -95,6 +104,8 @@ class Links:
     async def chain_at(self, peer: ReplicaPeer, near: Near, join: LinkJoin) -> Link:
         self.bridged.append((peer, b"chain", join.leg_id))
         await self.go.wait()
+        if self.refusal is not None:
+            raise self.refusal
         if self.failure is not None:
             raise self.failure
         return self.link
@@ -115,6 +126,17 @@ class BrokenStore(MemoryStore):
         raise StoreError("the store does not answer")
 
 
+class NoRelease(MemoryStore):
+    async def release_leg(self, leg_id: bytes, now: int) -> bool:
+        raise StoreError("the store does not answer")
+
+
+class SilentRelease(MemoryStore):
+    async def release_leg(self, leg_id: bytes, now: int) -> bool:
+        await trio.sleep_forever()
+        raise AssertionError("unreachable")
+
+
 @dataclass
 class World:
     store: MemoryStore = field(default_factory=MemoryStore)
@@ -130,10 +152,15 @@ class World:
             now_ms=lambda: self.now,
         )
 
-    async def callee(self, *, announced: bool = True) -> None:
-        await self.store.add_leg(LegRecord(FAR, THERE, bytes(32), T0 + TTL))
+    async def callee(self, *, announced: bool = True, replica: bytes = THERE) -> None:
+        await self.store.add_leg(LegRecord(FAR, replica, bytes(32), T0 + TTL))
         if announced:
             await self.store.announce_media(THERE, ADDRESS, PORT, T0, TTL)
+
+    async def claimed(self) -> bool:
+        record = await self.store.leg(FAR, self.now)
+        assert record is not None
+        return record.claimed
 
 
 async def test_a_leg_held_elsewhere_is_claimed_and_bridged_at_its_holder() -> None:
@@ -162,6 +189,23 @@ async def test_an_unknown_leg_is_no_leg_and_a_holder_not_announced_is_unreachabl
         await calls.bridge(LEG, FAR)
     assert unannounced.value.code == CALL_UNREACHABLE
     assert world.links.bridged == []
+    assert not await world.claimed()  # given back: the next bridge may succeed
+    assert calls.released == 1
+    await world.store.announce_media(THERE, ADDRESS, PORT, T0, TTL)
+    await calls.bridge(LEG, FAR)
+    assert await world.claimed()
+    assert (calls.bridged, calls.released) == (1, 1)
+
+
+async def test_a_leg_recorded_here_is_no_leg_and_its_claim_given_back() -> None:
+    world = World()
+    await world.callee(replica=HERE)
+    calls = world.calls()
+    with pytest.raises(NodeError) as ended:
+        await calls.bridge(LEG, FAR)
+    assert ended.value.code == CALL_NO_LEG
+    assert not await world.claimed()
+    assert world.links.bridged == []
 
 
 async def test_store_failures_are_unreachable() -> None:
@@ -180,9 +224,68 @@ async def test_the_holders_refusal_reaches_the_caller() -> None:
     world = World()
     await world.callee()
     world.links.refusal = NodeError(CALL_NO_LEG, "no such call leg")
+    calls = world.calls()
+    with pytest.raises(NodeError) as refused:
+        await calls.bridge(LEG, FAR)
+    assert refused.value.code == CALL_NO_LEG
+    assert not await world.claimed()
+    world.links.refusal = None
+    await calls.bridge(LEG, FAR)  # the holder joins it this time
+    assert len(world.links.bridged) == 2
+    assert (calls.bridged, calls.released) == (1, 1)
+
+
+async def test_a_claim_refused_is_another_bridges_and_stays() -> None:
+    world = World()
+    await world.callee()
+    calls = world.calls()
+    world.links.go = trio.Event()  # the holder has not answered the first bridge yet
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(calls.bridge, LEG, FAR)
+        await trio.testing.wait_all_tasks_blocked()
+        with pytest.raises(NodeError) as taken:
+            await calls.bridge(bytes(16), FAR)
+        assert taken.value.code == CALL_LEG_TAKEN
+        assert await world.claimed()  # the first bridge's claim, not given back
+        world.links.go.set()
+    assert await world.claimed()
+    assert (calls.bridged, calls.released) == (1, 0)
+
+
+async def test_a_cancelled_bridge_gives_its_claim_back() -> None:
+    world = World()
+    await world.callee()
+    calls = world.calls()
+    world.links.go = trio.Event()  # the holder never answers
+    with trio.move_on_after(0.05):
+        await calls.bridge(LEG, FAR)
+    assert not await world.claimed()
+    assert (calls.bridged, calls.released) == (0, 1)
+
+
+async def test_a_release_the_store_fails_leaves_the_bridges_own_error() -> None:
+    world = World(store=NoRelease())
+    await world.callee()
+    world.links.refusal = NodeError(CALL_NO_LEG, "no such call leg")
+    calls = world.calls()
+    with pytest.raises(NodeError) as refused:
+        await calls.bridge(LEG, FAR)
+    assert refused.value.code == CALL_NO_LEG  # not the store's error
+    assert await world.claimed()  # logged; the leg stays claimed until it ends
+    assert calls.released == 0
+
+
+async def test_a_release_the_store_does_not_answer_is_given_up_in_time(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    world = World(store=SilentRelease())
+    await world.callee()
+    world.links.refusal = NodeError(CALL_NO_LEG, "no such call leg")
+    start = trio.current_time()
     with pytest.raises(NodeError) as refused:
         await world.calls().bridge(LEG, FAR)
     assert refused.value.code == CALL_NO_LEG
+    assert trio.current_time() - start == pytest.approx(RELEASE_TIMEOUT)
 
 
 async def test_the_watch_closes_the_link_to_a_replica_whose_address_has_gone() -> None:
@@ -249,6 +352,16 @@ async def test_a_peer_domains_join_is_carried_to_the_holder_or_refused_with_a_pe
     await carry(5)  # never raises into the link's tasks
     assert near.told == [LinkJoinRefused(5, CALL_NO_LEG)]
     assert calls.carried == 0
+    assert not await world.claimed()  # given back
+    world.links.failure = None
+    world.links.refusal = NodeError(CALL_LEG_TAKEN, "the call leg is bridged already")
+    await carry(6)  # the holder refused: told as the holder's code, the claim given back
+    assert near.told[-1] == LinkJoinRefused(6, CALL_LEG_TAKEN)
+    assert not await world.claimed()
+    world.links.refusal = None
+    await carry(7)
+    assert await world.claimed()
+    assert (calls.carried, calls.released) == (1, 2)
 
 
 async def test_a_peer_link_has_a_bounded_number_of_joins_carried_at_once() -> None:

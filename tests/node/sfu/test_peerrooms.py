@@ -220,6 +220,7 @@ async def test_a_local_room_joined_at_a_replica_takes_a_peer_domain_but_no_repli
     assert domain_link.outbox[0] == RoomJoined(ROOM)
     assert meetings.cascade.hosting(ROOM)
     assert meetings.numbers().link_ports == 2
+    assert meetings.numbers().peer_joins_placed == 0  # live here: nothing placed first
     upstream.outbox.clear()  # the peer's senders go on to the holder, as this replica's
     meetings.receive_link(domain_link, SendersAdded(ROOM, True, (LinkSender(1234, ()),)))
     assert upstream.outbox == [SendersAdded(ROOM, True, (LinkSender(1234, ()),))]
@@ -288,6 +289,7 @@ async def test_a_local_room_held_only_for_a_peer_is_joined_again_when_its_upstre
             while not peer_link.outbox:  # noqa: ASYNC110 (the shell's state, polled)
                 await trio.sleep(0.01)
         assert peer_link.outbox == [RoomJoined(ROOM)]
+        assert meetings.numbers().peer_joins_placed == 1  # /metrics
         assert len(replicas.links) == 1
         meetings.link_down(replicas.links[0])  # the upstream went; the peer's port stays
         assert meetings.cascade.hosting(ROOM)

@@ -1,5 +1,6 @@
 """The :class:`~node.store.ports.CallLegs` contract: call legs that other replicas find,
-claimed by one bridge only, renewed, deleted and swept by expiry (every backend alike)."""
+claimed by one bridge only, the claim given back by a bridge that failed, renewed, deleted
+and swept by expiry (every backend alike)."""
 
 from __future__ import annotations
 
@@ -86,6 +87,53 @@ async def test_concurrent_claims_have_one_winner(call_legs: CallLegs) -> None:
             nursery.start_soon(claim)
     assert len(results) == 8
     assert sum(1 for r in results if r is not None and not r.claimed) == 1
+
+
+async def test_a_claim_given_back_lets_the_next_bridge_claim_the_leg(
+    call_legs: CallLegs,
+) -> None:
+    record = leg()
+    await call_legs.add_leg(record)
+    assert not await call_legs.release_leg(record.leg_id, NOW)  # not claimed: nothing to give
+    await call_legs.claim_leg(record.leg_id, NOW)
+    assert await call_legs.release_leg(record.leg_id, NOW)
+    assert await call_legs.leg(record.leg_id, NOW) == record  # as it was: unclaimed
+    assert not await call_legs.release_leg(record.leg_id, NOW)  # once only
+    again = await call_legs.claim_leg(record.leg_id, NOW)
+    assert again is not None
+    assert not again.claimed  # the next bridge claimed it
+    taken = await call_legs.claim_leg(record.leg_id, NOW)
+    assert taken is not None
+    assert taken.claimed
+
+
+async def test_an_unknown_or_expired_leg_is_not_released(call_legs: CallLegs) -> None:
+    record = leg()
+    await call_legs.add_leg(record)
+    await call_legs.claim_leg(record.leg_id, NOW)
+    assert not await call_legs.release_leg(os.urandom(16), NOW)
+    assert not await call_legs.release_leg(record.leg_id, record.expires)
+    found = await call_legs.leg(record.leg_id, NOW)
+    assert found is not None
+    assert found.claimed  # nothing changed
+    assert await call_legs.delete_leg(record.leg_id)
+    assert not await call_legs.release_leg(record.leg_id, NOW)
+    assert await call_legs.leg(record.leg_id, NOW) is None  # not brought back
+
+
+async def test_concurrent_releases_have_one_winner(call_legs: CallLegs) -> None:
+    record = leg()
+    await call_legs.add_leg(record)
+    await call_legs.claim_leg(record.leg_id, NOW)
+    results: list[bool] = []
+
+    async def release() -> None:
+        results.append(await call_legs.release_leg(record.leg_id, NOW))
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(8):
+            nursery.start_soon(release)
+    assert sorted(results) == [False] * 7 + [True]
 
 
 async def test_renew_moves_a_leg_and_extends_it(call_legs: CallLegs) -> None:
