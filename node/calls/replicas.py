@@ -49,10 +49,11 @@ A replica that dies without closing its links (a crash, SIGKILL) is noticed by
 :meth:`ReplicaCalls.run`: every :data:`WATCH_INTERVAL` seconds it looks up the media
 address of each replica it bridged calls to, and closes the link to one whose address has
 gone (withdrawn at shutdown, or expired ``node.sfu.placement.MEDIA_TTL_MS`` after its last
-renewal). The link's
-bridges end, and each caller is told ``LegEnded{call.peer_ended}``; without the watch the
-link would end only at the QUIC idle timeout. Store failures of the watch are logged and
-tried again next round (a link is never closed for them).
+renewal). The link's bridges end, and each caller is told ``LegEnded{call.peer_ended}``.
+The replica links' keep-alive (``node.calls.relayed``, 10 s of silence) usually closes
+such a link first; the watch also covers a replica that still answers on its link but has
+withdrawn its address. Store failures of the watch are logged and tried again next round
+(a link is never closed for them).
 """
 
 from __future__ import annotations
