@@ -368,7 +368,7 @@ class FrameVerifier:
             self._failed(stream, sender)
             return
         if self.ties.verified(body.pid, sender, ident, now):
-            self._sort_out(body.pid)
+            self._sort_out()
         got = self._streams.setdefault(stream, _Received())
         got.signed_window(body.epoch, body.first, body.first + len(body.digests) - 1, now)
         for index, digest in enumerate(body.digests):
@@ -415,15 +415,17 @@ class FrameVerifier:
             if left is not None:
                 left.left()
 
-    def _sort_out(self, pid: int) -> None:
-        """``pid`` was just tied to a sender id: its frames held so far that came on a
-        sender id now foreign to it, and that never carried its verified signatures, are
-        that sender's (``client.meetings.attribution``), no longer the stream's."""
+    def _sort_out(self) -> None:
+        """A pid was just tied to a sender id: the frames held so far that came on a sender
+        id now foreign to their pid (the pid's tie is another, or the sender id is tied to
+        another pid), and that never carried its verified signatures, are that sender's
+        (``client.meetings.attribution``), no longer their stream's."""
         for stream, got in self._streams.items():
-            if stream[0] != pid:
-                continue
+            pid = stream[0]
             for at, seen in list(got.pending.items()):
                 own = [f for f in seen if not self._foreign(pid, f[2])]
+                if len(own) == len(seen):
+                    continue
                 for _, arrived, sender in seen:
                     if sender is not None and self._foreign(pid, sender):
                         self._forged(self.claims.claim(stream, sender, arrived))

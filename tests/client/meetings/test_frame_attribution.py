@@ -110,6 +110,22 @@ def test_a_forger_tied_to_its_own_pid_is_reported_at_its_first_forged_frame() ->
     assert v.counts(AUDIO) == (0, 0)  # nothing held against the victim's stream
 
 
+def test_frames_forged_before_the_forger_is_tied_are_sorted_out_when_it_is() -> None:
+    """More forged frames than a stream may leave unsigned, under a pid this receiver never
+    hears from, come on a sender id tied to nothing; then that sender id's own verified
+    signatures tie it to the forger's pid: the frames are the forger's, not the stream's."""
+    v = verifier()
+    count = 3 * SIGN_EVERY_FRAMES
+    for i in range(count):
+        assert v.on_frame(AUDIO, 0, i, forged(i), T0 + i * FRAME_MS, ON_FORGER)
+    forger = Speaker(v, 2, FORGER, ON_FORGER)
+    for tick in range(SIGN_EVERY_FRAMES):
+        forger.speak(T0 + tick * FRAME_MS)
+    assert v.forgeries == [Forgery(ON_FORGER, AUDIO, 2, Failure.FORGED_FRAME)]
+    assert v.tick(T0 + count * FRAME_MS + VERIFY_BOUND_MS) == []  # not condemned unsigned
+    assert v.condemned(AUDIO) is None
+
+
 def test_a_forger_cannot_win_the_tie_before_the_victims_first_signature() -> None:
     """Forged frames come first, on the forger's sender id, at the very indices the victim
     then sends and signs: they play (nobody is tied yet), but the victim's first verified
