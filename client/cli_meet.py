@@ -18,9 +18,11 @@ Output: JSON lines on stdout, ``{"event": "joined", ...}``, ``{"event": "partici
 ``participants`` (the most at once, this device included), ``speakers_heard`` and
 ``videos_received`` (participants whose audio or video reached this one), ``epochs`` (key
 epochs held), and more counters, among them ``forged_streams``: streams that failed sender
-authentication (another member made frames under a participant's id, or its frame
-signatures failed or never came); each is also a ``{"event": "forged_stream", "pid": N,
-"address": ..., "kind": ..., "layer": N, "reason": ...}`` line, and is no longer played.
+authentication (their frame signatures failed or never came), and node sender ids that sent
+frames or signatures under a participant's id not their own (``forged_senders``); each is
+also a ``{"event": "forged_stream", "pid": N, "address": ..., "kind": ..., "layer": N,
+"reason": ...}`` line (for a sender id, with ``sender``, ``claimed_pid`` and
+``claimed_address``, ``pid`` being the forger's if known), and is no longer played.
 A meeting not joined within 30 s (``meeting.not_joined``) or whose media
 could not be set up (``meeting.failed``) exits 1 with one stderr line.
 """

@@ -27,7 +27,8 @@ would ruin a call) and condemns a stream afterwards, reporting it once, when
   another sender id is that sender's forgery, reported apart and not held against the pid
   it names (``client.meetings.attribution``);
 * a verified signature gives another digest for a frame index it received
-  (``forged_frame``): a member sent frames under this pid;
+  (``forged_frame``), the frame having come on the pid's own sender id (or one not yet
+  told apart from it);
 * more than :data:`MAX_UNVERIFIED` of its frames went :data:`VERIFY_BOUND_MS` without any
   signature covering them, within :data:`UNSIGNED_WINDOW_MS` (``unsigned``): signatures
   withheld, or frames nobody signed.
@@ -56,6 +57,14 @@ signatures cover those very indices (and a forged frame there is ``forged_frame`
 does not, the indices past the last verified signature it excuses stay the same, so at most
 one window's worth of frames in all per key epoch, until that layer is verified further.
 
+Frames are told apart by node sender id too (``client.meetings.attribution``): a frame of a
+pid that came on a sender id that is not the pid's (the pid's verified signatures arrive on
+another, or that sender id's own verified signatures name another pid) is dropped on
+arrival and never touches the pid's stream: no digest compared, nothing counted. It is
+that sender id's forgery, reported as a :class:`~client.meetings.attribution.Forgery`
+(``forged_frame``) in :attr:`FrameVerifier.forgeries`, and the pid's genuine frames keep
+playing. Frames held before the pid was tied to a sender id are sorted out when it is.
+
 A condemned stream is dropped: :meth:`FrameVerifier.on_frame` answers False for every
 later frame of it. Pure: time and signing are injected.
 """
@@ -66,10 +75,11 @@ import bisect
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Final
 
-from client.meetings.attribution import ForgedSignature, SenderTies, signature_id
+from client.meetings.attribution import Failure as Failure
+from client.meetings.attribution import Forgery, FrameClaims, SenderTies, signature_id
+from client.meetings.attribution import Stream as Stream
 from client.meetings.roster import Signer, Verify, key_fingerprint
 from suites import labels
 from wire import encode
@@ -102,16 +112,6 @@ MAX_PENDING: Final = 4 * MAX_SIGNED_FRAMES
 """Frames awaiting a signature kept per stream; older ones count as unverified."""
 
 _NEVER: Final = 1 << 64
-Stream = tuple[int, int, int]
-"""A stream: (pid, kind, layer)."""
-
-
-class Failure(StrEnum):
-    """Why a stream was condemned."""
-
-    BAD_SIGNATURE = "bad_signature"
-    FORGED_FRAME = "forged_frame"
-    UNSIGNED = "unsigned"
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +189,10 @@ class FrameSigner:
 # --- the receiver ------------------------------------------------------------------------------
 @dataclass(slots=True)
 class _Received:
-    pending: dict[tuple[int, int], list[tuple[bytes, int]]] = field(default_factory=dict)
+    pending: dict[tuple[int, int], list[tuple[bytes, int, int | None]]] = field(
+        default_factory=dict
+    )
+    """(epoch, index) -> the frames awaiting a signature: (digest, arrival, sender id)."""
     signed: dict[tuple[int, int], tuple[bytes, int]] = field(default_factory=dict)
     windows: dict[int, list[tuple[int, int, int]]] = field(default_factory=dict)
     """epoch -> verified signatures as (first, last, when verified), by first."""
@@ -270,8 +273,11 @@ class FrameVerifier:
         self._reports: list[StreamReport] = []
         self.ties = SenderTies()
         """Which node sender id speaks for each pid (``client.meetings.attribution``)."""
-        self.forgeries: list[ForgedSignature] = []
-        """Sender ids that sent a failing signature naming a pid not theirs, in order."""
+        self.claims = FrameClaims(self.ties)
+        """Frames that came on a sender id not their pid's, by sender id."""
+        self.forgeries: list[Forgery] = []
+        """Sender ids that sent a failing signature, or frames, naming a pid not theirs, in
+        order."""
 
     def condemned(self, stream: Stream) -> Failure | None:
         """Why ``stream`` was condemned, or None if it was not."""
@@ -282,8 +288,21 @@ class FrameVerifier:
         got = self._streams.get(stream)
         return (0, 0) if got is None else (got.verified, got.unverified)
 
-    def on_frame(self, stream: Stream, epoch: int, frame: int, ciphertext: bytes, now: int) -> bool:
-        """Note a frame that decrypted; False if its stream is condemned (drop it)."""
+    def on_frame(
+        self,
+        stream: Stream,
+        epoch: int,
+        frame: int,
+        ciphertext: bytes,
+        now: int,
+        sender: int | None = None,
+    ) -> bool:
+        """Note a frame that decrypted, that came on node sender id ``sender`` (None:
+        unknown, taken as its pid's own); False if it is not its pid's (module docstring)
+        or its stream is condemned (drop it)."""
+        if sender is not None and self.ties.foreign(stream[0], sender):
+            self._forged(self.claims.claim(stream, sender, now))
+            return False
         if stream in self._condemned:
             return False
         self._switch(stream)
@@ -297,7 +316,7 @@ class FrameVerifier:
                 return False
             got.verified += 1
             return True
-        got.pending.setdefault((epoch, frame), []).append((digest, now))
+        got.pending.setdefault((epoch, frame), []).append((digest, now, sender))
         if len(got.pending) > MAX_PENDING:
             oldest = next(iter(got.pending))
             dropped = len(got.pending.pop(oldest))
@@ -348,14 +367,15 @@ class FrameVerifier:
         except Exception:
             self._failed(stream, sender)
             return
-        self.ties.verified(body.pid, sender, ident, now)
+        if self.ties.verified(body.pid, sender, ident, now):
+            self._sort_out()
         got = self._streams.setdefault(stream, _Received())
         got.signed_window(body.epoch, body.first, body.first + len(body.digests) - 1, now)
         for index, digest in enumerate(body.digests):
             at = (body.epoch, body.first + index)
             got.signed[at] = (digest, now)
             got.tail.discard(at)
-            for seen, _ in got.pending.pop(at, ()):
+            for seen, _, _ in got.pending.pop(at, ()):
                 if seen != digest:
                     self._condemn(stream, Failure.FORGED_FRAME)
                     return
@@ -379,6 +399,8 @@ class FrameVerifier:
             got.suspect = [(t, n) for t, n in got.suspect if now - t < UNSIGNED_WINDOW_MS]
             if sum(n for _, n in got.suspect) > self._max_unverified:
                 self._condemn(stream, Failure.UNSIGNED)
+        for forgery in self.claims.due(now):
+            self._forged(forgery)
         reports, self._reports = self._reports, []
         return reports
 
@@ -393,15 +415,42 @@ class FrameVerifier:
             if left is not None:
                 left.left()
 
+    def _sort_out(self) -> None:
+        """A pid was just tied to a sender id: the frames held so far that came on a sender
+        id now foreign to their pid (the pid's tie is another, or the sender id is tied to
+        another pid), and that never carried its verified signatures, are that sender's
+        (``client.meetings.attribution``), no longer their stream's."""
+        for stream, got in self._streams.items():
+            pid = stream[0]
+            for at, seen in list(got.pending.items()):
+                own = [f for f in seen if not self._foreign(pid, f[2])]
+                if len(own) == len(seen):
+                    continue
+                for _, arrived, sender in seen:
+                    if sender is not None and self._foreign(pid, sender):
+                        self._forged(self.claims.claim(stream, sender, arrived))
+                if own:
+                    got.pending[at] = own
+                else:
+                    del got.pending[at]
+                    got.tail.discard(at)
+
+    def _foreign(self, pid: int, sender: int | None) -> bool:
+        return sender is not None and (
+            self.ties.foreign(pid, sender) and not self.ties.carried(pid, sender)
+        )
+
+    def _forged(self, forgery: Forgery | None) -> None:
+        if forgery is not None:
+            self.forgeries.append(forgery)
+
     def _failed(self, stream: Stream, sender: int | None) -> None:
         """A signature claiming ``stream`` did not verify: the stream's fault if it came on
         its pid's own sender id, else that sender's (``client.meetings.attribution``)."""
         if sender is None or self.ties.speaks_for(stream[0], sender):
             self._condemn(stream, Failure.BAD_SIGNATURE)
             return
-        forgery = self.ties.blame(stream, sender)
-        if forgery is not None:
-            self.forgeries.append(forgery)
+        self._forged(self.ties.blame(stream, sender))
 
     def _key_for(self, pid: int, offered: bytes | None) -> bytes | None:
         key = self._keys.get(pid)

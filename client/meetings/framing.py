@@ -9,8 +9,12 @@ sender id; a received frame's KID names the pid that sent it, which :class:`PidC
 keeps for the caller (:attr:`PidCrypto.last_pid`). A frame under an epoch this participant
 does not hold (sent before it joined, or after it was removed) is not an authentication
 failure: it is counted in :attr:`PidCrypto.no_key`, apart from ``decrypt_failures``. A frame
-that decrypts but whose stream failed sender authentication (``client.meetings.signatures``,
-the gate) is refused as well, counted in :attr:`PidCrypto.dropped`.
+that decrypts but whose stream failed sender authentication, or that came on a node sender
+id that is not its pid's (``client.meetings.signatures``, the gate), is refused as well,
+counted in :attr:`PidCrypto.dropped`. The calls' receiver hands the frame cipher only the
+frame and its metadata, so the caller names the sender id of the datagram it is about to
+hand the receiver (:attr:`PidCrypto.arriving`): a frame is completed by one of its own
+datagrams, all on one sender id (the reassembly keys frames by stream).
 
 :func:`audio_level` is the microphone's RFC 6464 level of the fixture's audio in a meeting: a
 talker's pattern, two-second phrases rising and falling between about -15 and -55 dBov, each
@@ -46,13 +50,16 @@ PID_SPREAD: Final = 7
 """Participants differ by up to this many dB at the same point of a phrase."""
 
 
-FrameGate = Callable[[int, int, bytes, bytes, float], bool]
-"""``gate(pid, epoch, metadata, ciphertext, now)``: whether a frame that decrypted may play
-(``client.meetings.signatures.SignatureReceiver.on_frame``: not if its stream is condemned)."""
+FrameGate = Callable[[int, int, bytes, bytes, float, int | None], bool]
+"""``gate(pid, epoch, metadata, ciphertext, now, sender)``: whether a frame that decrypted,
+whose datagrams came on node sender id ``sender`` (None: unknown), may play
+(``client.meetings.signatures.SignatureReceiver.on_frame``: not if it came on a sender id
+that is not its pid's, nor if its stream is condemned)."""
 
 
 class StreamDropped(SFrameError):
-    """The frame decrypted, but its stream failed sender authentication: it is not played."""
+    """The frame decrypted, but it is not its pid's or its stream failed sender
+    authentication: it is not played."""
 
     code = "meeting.stream_dropped"
 
@@ -75,6 +82,9 @@ class PidCrypto:
         """Frames that decrypted but that the gate refused (a condemned stream)."""
         self.last_sealed = b""
         """The SFrame ciphertext of the last frame protected (what its sender signs)."""
+        self.arriving: int | None = None
+        """The node sender id of the datagram being received (set by the caller before it
+        hands one to the receiver; None: unknown), handed to the gate."""
 
     @property
     def send_epoch(self) -> int | None:
@@ -87,14 +97,20 @@ class PidCrypto:
         return self.last_sealed
 
     def unprotect(self, frame: bytes, metadata: bytes, *, now: float) -> bytes:
+        gate = self._gate
+
+        def admit(pid: int, epoch: int) -> bool:
+            return gate is None or gate(pid, epoch, metadata, frame, now, self.arriving)
+
         try:
-            pid, epoch, plaintext = self._crypto.unprotect(frame, metadata)
+            opened = self._crypto.open(frame, metadata, admit)
         except UnknownKidError:
             self.no_key += 1
             raise
-        if self._gate is not None and not self._gate(pid, epoch, metadata, frame, now):
+        if opened is None:  # (it counts in no anti-replay window: client.meetings.media)
             self.dropped += 1
-            raise StreamDropped("the frame's stream failed sender authentication")
+            raise StreamDropped("the frame failed sender authentication")
+        pid, _, plaintext = opened
         self.opened += 1
         self.last_pid = pid
         return plaintext

@@ -21,10 +21,15 @@ frame signatures
     at intervals and the signatures go out as signature datagrams on the stream's track
     (``client.meetings.signatures``); received signature datagrams are reassembled and
     checked, with every frame that decrypts, by a
-    :class:`~client.meetings.frameauth.FrameVerifier`. A stream that fails (a member made
-    frames under another's pid, or signatures fail or are missing) is no longer played,
-    and reported: a ``forged_stream`` JSON line (``emit``) and ``forged_streams`` in the
-    summary.
+    :class:`~client.meetings.frameauth.FrameVerifier`, each frame with the node sender id
+    its datagrams came on. A frame that came on a sender id that is not its pid's (a member
+    made frames under another's pid) is not played, and that sender id is reported, not
+    the pid it claimed, whose own frames keep playing; a stream whose own signatures fail
+    or are missing is no longer played, and reported. Each report is a ``forged_stream``
+    JSON line (``emit``; for a sender id's forgery it also names the ``sender`` id, the
+    ``claimed_pid`` and ``claimed_address``, and ``pid`` is the forger's, when its own
+    verified signatures tie it to that sender id, else null) and counts in
+    ``forged_streams`` in the summary (``forged_senders``: those that are forgeries).
 notices
     the node's ``MediaLayer`` (pause or resume a layer of this stream) and
     ``MediaKeyframe``: on QUIC from the control stream, on the WebSocket fallback from the
@@ -42,6 +47,7 @@ frame received of each stream, not from frame 0; frames the node chose not to fo
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Final
 
@@ -51,6 +57,7 @@ from client.calls.fixture import Fixture, ScheduledFrame, load_fixture, play
 from client.calls.packetizer import OutgoingFrame, Packetizer
 from client.calls.receiver import DEFAULT_DELAY, Receiver
 from client.calls.runner import DRAIN, PLAYOUT_TICK
+from client.meetings.attribution import Forgery
 from client.meetings.errors import MeetingError
 from client.meetings.frameauth import FrameSigner, FrameVerifier, StreamReport
 from client.meetings.framing import VIDEO_LAYERS, FixtureFrames, PidCrypto, audio_level
@@ -61,7 +68,14 @@ from client.meetings.signatures import SignatureReceiver, SignatureSender, roste
 from transport.base import DATAGRAM_BATCH, MediaTransport
 from transport.errors import TransportClosed, TransportError
 from wire import WireError
-from wire.media import TYPE_SIGNATURE, VERSION, MediaKind, StreamId, decode_datagram
+from wire.media import (
+    TYPE_SIGNATURE,
+    VERSION,
+    MediaKind,
+    StreamId,
+    decode_datagram,
+    peek_route,
+)
 from wire.media_control import MediaKeyframe, MediaLayer, decode_notice
 
 Clock = Callable[[], float]
@@ -109,6 +123,8 @@ class MeetingMedia:
         self._first: dict[StreamId, int] = {}
         self.speakers: set[int] = set()
         self.videos: set[int] = set()
+        self.played: Counter[tuple[int, int]] = Counter()
+        """Frames that decrypted and passed the checks, per (pid, node sender id)."""
         self.keyframe_requests = 0
         self.layer_notices = 0
         self.unsent = 0
@@ -129,6 +145,7 @@ class MeetingMedia:
             nursery.cancel_scope.cancel()
         self._receiver.finish()
         self._report(self._checks.tick(_ms(self._clock())))
+        self._report_forgeries(self._checks.new_forgeries())
         self.seconds = round(self._clock() - start, 3)
 
     def summary(self) -> dict[str, object]:
@@ -141,7 +158,8 @@ class MeetingMedia:
         )
         out.update(
             no_key=self._crypto.no_key,
-            forged_streams=len(self._checks.reports),
+            forged_streams=len(self._checks.reports) + len(self._checks.forgeries),
+            forged_senders=len(self._checks.forgeries),
             forged_frames_dropped=self._crypto.dropped,
             signatures_sent=0 if self._signing is None else self._signing.signatures,
             signatures_received=self._checks.signatures,
@@ -231,6 +249,8 @@ class MeetingMedia:
             for datagram in batch:
                 if not datagram or datagram[0] != _SIGNATURE_BYTE:
                     opened = self._crypto.opened
+                    route = peek_route(datagram)
+                    self._crypto.arriving = None if route is None else route[0]
                     self._receiver.receive(datagram, now=now)
                     if self._crypto.opened != opened:
                         self._note_frame(datagram)
@@ -246,30 +266,63 @@ class MeetingMedia:
             return
         self._checks.on_datagram(header, payload, _ms(now))
 
-    def _gate(self, pid: int, epoch: int, metadata: bytes, ciphertext: bytes, now: float) -> bool:
+    def _gate(
+        self,
+        pid: int,
+        epoch: int,
+        metadata: bytes,
+        ciphertext: bytes,
+        now: float,
+        sender: int | None,
+    ) -> bool:
         """:data:`~client.meetings.framing.FrameGate`: a frame that decrypted, to the
-        verifier; False if its stream is condemned (it is not played)."""
-        return self._checks.on_frame(pid, epoch, metadata, ciphertext, _ms(now))
+        verifier; False if it is not its pid's or its stream is condemned (not played)."""
+        return self._checks.on_frame(pid, epoch, metadata, ciphertext, _ms(now), sender)
 
     async def _check_streams(self) -> None:
         """Every :data:`AUTH_TICK`: the streams condemned since, as ``forged_stream`` lines."""
         while True:
             await trio.sleep(AUTH_TICK)
             self._report(self._checks.tick(_ms(self._clock())))
+            self._report_forgeries(self._checks.new_forgeries())
+
+    def _address(self, pid: int | None) -> str | None:
+        roster = self._member.roster
+        found = None if roster is None or pid is None else entry(roster, pid)
+        return None if found is None else found.address
+
+    def _report_forgeries(self, forgeries: list[Forgery]) -> None:
+        """A ``forged_stream`` JSON line for each sender id reported as a forger: the
+        forger's pid and address if known, its sender id, and the stream it claimed."""
+        if self._emit is None:
+            return
+        for forgery in forgeries:
+            pid, kind, layer = forgery.stream
+            self._emit(
+                {
+                    "event": "forged_stream",
+                    "pid": forgery.pid,
+                    "address": self._address(forgery.pid),
+                    "sender": forgery.sender,
+                    "claimed_pid": pid,
+                    "claimed_address": self._address(pid),
+                    "kind": MediaKind(kind).name.lower(),
+                    "layer": layer,
+                    "reason": str(forgery.reason),
+                }
+            )
 
     def _report(self, reports: list[StreamReport]) -> None:
         """A ``forged_stream`` JSON line for each stream condemned."""
         if self._emit is None:
             return
-        roster = self._member.roster
         for report in reports:
             pid, kind, layer = report.stream
-            found = None if roster is None else entry(roster, pid)
             self._emit(
                 {
                     "event": "forged_stream",
                     "pid": pid,
-                    "address": None if found is None else found.address,
+                    "address": self._address(pid),
                     "kind": MediaKind(kind).name.lower(),
                     "layer": layer,
                     "reason": str(report.reason),
@@ -282,6 +335,7 @@ class MeetingMedia:
         header, _ = decode_datagram(datagram)
         self._first.setdefault(header.stream, header.frame)
         if pid is not None:
+            self.played[(pid, header.stream.sender)] += 1
             kinds = self.speakers if header.stream.kind is MediaKind.AUDIO else self.videos
             kinds.add(pid)
 

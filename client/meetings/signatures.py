@@ -24,7 +24,10 @@ played. The signer's identity key is checked against the roster's fingerprint of
 handed on with the signature all the same: it is the one thing a member cannot choose
 (the node binds it to the connection), so a signature that fails is blamed on it, and
 condemns the pid it names only on the sender id that pid's verified signatures arrive on
-(``client.meetings.attribution``).
+(``client.meetings.attribution``). A frame is handed on with the sender id of its datagrams
+for the same reason: one that came on a sender id not its pid's is refused and reported as
+that sender's forgery (:attr:`SignatureReceiver.forgeries`), and its pid's stream is left
+alone.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from typing import Final
 
 from client.calls.packetizer import split
 from client.calls.reassembly import Outcome, Reassembler
+from client.meetings.attribution import Forgery
 from client.meetings.frameauth import FrameSigner, FrameVerifier, StreamReport
 from client.meetings.keys import MeetingMember
 from client.meetings.roster import entry
@@ -128,6 +132,7 @@ class SignatureReceiver:
         """Frames refused: their stream was condemned."""
         self.reports: list[StreamReport] = []
         """Every stream condemned so far, in order."""
+        self._told = 0  # forgeries handed out by new_forgeries()
 
     def on_datagram(self, header: MediaHeader, payload: bytes, now: int) -> None:
         """One signature datagram (``header.is_signature``) that arrived at ``now`` (ms)."""
@@ -147,14 +152,24 @@ class SignatureReceiver:
         self.signatures += 1
         self.verifier.on_signature(signature, now, header.stream.sender)
 
-    def on_frame(self, pid: int, epoch: int, metadata: bytes, ciphertext: bytes, now: int) -> bool:
-        """A frame of ``pid`` under ``epoch`` authenticated (SFrame); False: drop it, its
-        stream is condemned."""
+    def on_frame(
+        self,
+        pid: int,
+        epoch: int,
+        metadata: bytes,
+        ciphertext: bytes,
+        now: int,
+        sender: int | None = None,
+    ) -> bool:
+        """A frame of ``pid`` under ``epoch`` authenticated (SFrame), on node sender id
+        ``sender`` (None: unknown); False: drop it, it is not its pid's or its stream is
+        condemned."""
         try:
             kind, layer, frame = metadata_track(metadata)
         except WireError:
             return True  # not a frame of ours to judge: SFrame already bound its metadata
-        if self.verifier.on_frame((pid, int(kind), layer), epoch, frame, ciphertext, now):
+        stream = (pid, int(kind), layer)
+        if self.verifier.on_frame(stream, epoch, frame, ciphertext, now, sender):
             return True
         self.dropped += 1
         return False
@@ -165,3 +180,15 @@ class SignatureReceiver:
         reports = self.verifier.tick(now)
         self.reports += reports
         return reports
+
+    @property
+    def forgeries(self) -> list[Forgery]:
+        """Every sender id reported so far for signatures or frames naming a pid not its
+        own (``client.meetings.attribution``), in order."""
+        return self.verifier.forgeries
+
+    def new_forgeries(self) -> list[Forgery]:
+        """The :attr:`forgeries` reported since the last call."""
+        out = self.verifier.forgeries[self._told :]
+        self._told += len(out)
+        return out

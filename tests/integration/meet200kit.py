@@ -106,7 +106,12 @@ class Sim:
     audio: Counter[int] = field(default_factory=Counter)
     """Audio datagrams received per sender id, after the warm-up."""
     opened: Counter[tuple[int, int]] = field(default_factory=Counter)
-    """Frames opened per (epoch, sender pid)."""
+    """Frames opened (and let through by the frame verifier) per (epoch, sender pid)."""
+    played: Counter[tuple[int, int]] = field(default_factory=Counter)
+    """Frames let through by the frame verifier per (pid, node sender id)."""
+    refused: Counter[tuple[int, int]] = field(default_factory=Counter)
+    """Frames that authenticated but that the frame verifier refused, per (pid, node
+    sender id): not their pid's, or of a condemned stream."""
     videos: set[int] = field(default_factory=set)
     no_key: int = 0
     failures: int = 0
@@ -148,7 +153,9 @@ class Sim:
 
     def receive(self, data: bytes) -> None:
         """One datagram: a signature's to its reassembly; a frame (each is one datagram
-        here) opened, whatever its stream, and handed to the frame verifier."""
+        here) opened, whatever its stream, and handed with its node sender id to the frame
+        verifier, which decides whether it plays (and counts in the anti-replay window), as
+        in the client (``client.meetings.framing.PidCrypto``)."""
         now = ms(time.time())
         try:
             header, payload = decode_datagram(data)
@@ -161,18 +168,27 @@ class Sim:
         if self.counting and header.stream.kind is MediaKind.AUDIO:
             self.audio[header.stream.sender] += 1
         metadata = frame_metadata(header)
+        sender = header.stream.sender
+
+        def admit(pid: int, epoch: int) -> bool:
+            ok = self.checks.on_frame(pid, epoch, metadata, payload, now, sender)
+            (self.played if ok else self.refused)[(pid, sender)] += 1
+            return ok
+
         try:
-            pid, epoch, _ = self.keys.unprotect(payload, metadata)
+            opened = self.keys.open(payload, metadata, admit)
         except sframe.UnknownKidError:
             self.no_key += 1
             return
         except sframe.SFrameError:
             self.failures += 1
             return
+        if opened is None:
+            return
+        pid, epoch, _ = opened
         self.opened[(epoch, pid)] += 1
         if header.stream.kind is MediaKind.VIDEO:
             self.videos.add(pid)
-        self.checks.on_frame(pid, epoch, metadata, payload, now)
 
     async def listen(self) -> None:
         assert self.media is not None

@@ -31,8 +31,10 @@ three videos. Checked:
   opens every speaker under the new epoch;
 - near the end :data:`FORGER` (a speaker, a member holding the epoch secret) sends frames
   under :data:`VICTIM`'s pid on its own stream; every participant that receives and opens
-  them (all but the forger, the victim and the removed one) reports the victim's audio
-  stream as forged, and no honest stream is reported anywhere.
+  them (all but the forger, the victim and the removed one) refuses every one of them and
+  reports the forger's sender id (and its pid, tied to it by its own signatures) as
+  forging the victim's audio stream, once; no stream is condemned anywhere, the victim's
+  least: each of them goes on playing the victim's own frames through the forgery.
 
 ML-DSA verification: each receiver verifies every signature of every stream it receives,
 but the cryptographic check of one (key, body, signature) is computed once per process and
@@ -54,6 +56,7 @@ import pytest
 import trio
 
 from client.app import Client
+from client.meetings.attribution import Failure, Forgery
 from client.meetings.net import TICK
 from node.sfu import AUDIO_STREAMS
 from tests.integration.fedharness import LocalFederation, wait_until
@@ -168,6 +171,10 @@ class Run:
     counted_s: float = 0.0
     cpu: dict[str, float] = field(default_factory=dict)
     join_s: float = 0.0
+    victim_sent: list[int] = field(default_factory=list)
+    """The victim's frames sent when the forging starts and when it stops."""
+    victim_played: list[dict[int, int]] = field(default_factory=list)
+    """Each participant's frames of the victim played then (on the victim's sender id)."""
 
 
 async def _join(client: Client, sim: Sim, room: bytes) -> None:
@@ -314,9 +321,11 @@ async def _meet(fed: LocalFederation, meeting: Meeting, run: Run) -> None:
         await trio.sleep(max(0.0, REMOVE_AT * SECONDS - WARM_UP))
         await meeting.remove(run)
         await trio.sleep_until(meeting.started + SECONDS - FORGE_FOR - DRAIN)
+        _note_victim(run)
         meeting.forging = True
         await trio.sleep(FORGE_FOR)
         meeting.forging = False
+        _note_victim(run)
         await trio.sleep(DRAIN)
         for sim in sims.values():
             sim.counting = False
@@ -331,10 +340,20 @@ async def _meet(fed: LocalFederation, meeting: Meeting, run: Run) -> None:
         f"switch {run.switch_s:.2f} s, cores used per process {run.cpu}, "
         f"signature checks {SharedVerify.calls} ({len(SharedVerify._seen)} computed), "
         f"reports {Counter(str(r.reason) for s in sims.values() for r in s.checks.reports)}, "
+        f"forgers reported {sum(len(s.checks.forgeries) for s in sims.values())}, "
         f"audio datagrams received {sum(sum(s.audio.values()) for s in sims.values())} in "
         f"{run.counted_s:.1f} s, sent per voice {[sims[p].audio_out for p in VOICES]} "
         f"({sims[0].audio_out / run.counted_s:.1f} frames/s of {1 / AUDIO_PERIOD:.0f}), "
         f"least share of a speaker received {_least_share(sims):.3f}"
+    )
+
+
+def _note_victim(run: Run) -> None:
+    """The victim's frames sent so far, and played so far by each participant."""
+    victim = run.sims[VICTIM]
+    run.victim_sent.append(victim.packetizer.frames_sent)
+    run.victim_played.append(
+        {pid: sim.played[(VICTIM, victim.sender)] for pid, sim in run.sims.items()}
     )
 
 
@@ -389,11 +408,20 @@ def _check_removal(run: Run) -> None:
 
 
 def _check_forgery(run: Run) -> None:
-    for pid, sim in run.sims.items():
+    sims = run.sims
+    forger = sims[FORGER].sender
+    claimed = (VICTIM, int(MediaKind.AUDIO), 0)
+    sent = run.victim_sent[1] - run.victim_sent[0]  # the victim's frames while forged
+    assert sent > 0, run.victim_sent
+    for pid, sim in sims.items():
         streams = [(r.stream, str(r.reason)) for r in sim.checks.reports]
+        assert streams == [], (pid, streams)  # no stream condemned, the victim's least
         if pid in (FORGER, VICTIM, REMOVED):
-            assert streams == [], (pid, streams)
+            assert sim.checks.forgeries == [], (pid, sim.checks.forgeries)
             continue
-        assert len(streams) == 1, (pid, streams)
-        assert streams[0][0] == (VICTIM, int(MediaKind.AUDIO), 0), (pid, streams)
-        assert streams[0][1] in ("forged_frame", "unsigned"), (pid, streams)
+        forgery = Forgery(forger, claimed, FORGER, Failure.FORGED_FRAME)
+        assert sim.checks.forgeries == [forgery], (pid, sim.checks.forgeries)
+        assert sim.played[(VICTIM, forger)] == 0, (pid, sim.played)  # never played
+        assert sim.refused[(VICTIM, forger)] > 0, (pid, sim.refused)
+        played = run.victim_played[1][pid] - run.victim_played[0][pid]
+        assert played >= RECEIVED_AT_LEAST * sent, (pid, played, sent)  # still opening

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from client.meetings import Failure, FrameSigner, FrameVerifier, StreamReport
-from client.meetings.attribution import RETIE_QUIET_MS, ForgedSignature
+from client.meetings.attribution import RETIE_QUIET_MS, Forgery
 from client.meetings.frameauth import VERIFY_BOUND_MS
 from tests.client.meetings.kit import MID, T0, Person, verify
 from wire.meeting import FrameSignature
@@ -83,7 +83,7 @@ def test_one_bad_signature_naming_another_pid_condemns_no_one(
     for stream in (AUDIO, claimed):
         assert v.condemned(stream) is None
     assert v.counts(AUDIO) == ((after + 5) * 50, 0)  # every frame checked, none unsigned
-    assert v.forgeries == [ForgedSignature(ON_MEMBER, claimed, None)]
+    assert v.forgeries == [Forgery(ON_MEMBER, claimed, None)]
 
 
 def test_the_pids_own_bad_signature_still_condemns_its_stream() -> None:
@@ -108,7 +108,7 @@ def test_a_forger_is_reported_once_and_its_later_lies_go_unchecked() -> None:
     for _ in range(5):
         v.on_signature(lie(), talk.now, ON_MEMBER)
     assert len(checked) == 2 + 1  # the victim's two, the first lie
-    assert v.forgeries == [ForgedSignature(ON_MEMBER, AUDIO, None)]
+    assert v.forgeries == [Forgery(ON_MEMBER, AUDIO, None)]
     assert v.ties.refused == 4
     assert v.tick(talk.now) == []
 
@@ -122,7 +122,7 @@ def test_the_forger_is_named_by_the_pid_its_own_signatures_speak_for() -> None:
     v.on_signature(sig, T0, ON_MEMBER)
     assert talk.run(100) == []
     v.on_signature(lie(), talk.now, ON_MEMBER)
-    assert v.forgeries == [ForgedSignature(ON_MEMBER, AUDIO, 2)]
+    assert v.forgeries == [Forgery(ON_MEMBER, AUDIO, 2)]
     # its own signatures are still checked, another's lie is not
     (more,) = own.add(0, 0, 0, 1, b"member's next", T0) + own.flush()
     v.on_frame((2, 0, 0), 0, 1, b"member's next", T0)
@@ -154,7 +154,7 @@ def test_a_new_connection_is_tied_once_the_old_one_went_quiet() -> None:
     assert v.ties.speaks_for(1, ON_VICTIM_AGAIN)
     v.on_signature(lie(), talk.now, ON_VICTIM)  # the old sender id is no longer the pid's
     assert v.tick(talk.now) == []
-    assert v.forgeries == [ForgedSignature(ON_VICTIM, AUDIO, None)]
+    assert v.forgeries == [Forgery(ON_VICTIM, AUDIO, None)]
     v.on_signature(lie((1, 1, 0)), talk.now, ON_VICTIM_AGAIN)
     assert v.tick(talk.now) == [StreamReport((1, 1, 0), Failure.BAD_SIGNATURE)]
 

@@ -7,13 +7,14 @@ play, at every receiver (issue 18, "Done when")."""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 from client.calls.fixture import load_fixture
 from client.calls.packetizer import OutgoingFrame, Packetizer
 from client.calls.receiver import Receiver
 from client.meetings import Failure, FrameSigner, FrameVerifier, MeetingCrypto, StreamReport
-from client.meetings.attribution import ForgedSignature
+from client.meetings.attribution import Forgery
 from client.meetings.frameauth import SIGN_EVERY_FRAMES, SIGN_INTERVAL_MS, VERIFY_BOUND_MS
 from client.meetings.framing import FixtureFrames, PidCrypto
 from client.meetings.keys import SUITE, kid
@@ -47,6 +48,8 @@ class Side:
     receiver: Receiver
     reports: list[StreamReport] = field(default_factory=list)
     frames: int = 0
+    played: Counter[tuple[int, int | None]] = field(default_factory=Counter)
+    """Frames the gate let through, per (pid, node sender id they came on)."""
 
     def speak(self, now: int) -> list[bytes]:
         """The datagrams of its next Opus frame, and the signature datagrams due."""
@@ -66,6 +69,7 @@ class Side:
         if header.is_signature:
             self.checks.on_datagram(header, payload, now)
         else:
+            self.crypto.arriving = header.stream.sender
             self.receiver.receive(datagram, now=now / 1000)
 
     def tick(self, now: int) -> None:
@@ -98,8 +102,14 @@ def side(net: Net, pid: int, *, sign: bool = True) -> Side:
     member = net.members[pid]
     checks = SignatureReceiver(FrameVerifier(MID, verify, roster_fingerprint(member)))
 
-    def gate(p: int, epoch: int, metadata: bytes, ciphertext: bytes, now: float) -> bool:
-        return checks.on_frame(p, epoch, metadata, ciphertext, round(now * 1000))
+    played: Counter[tuple[int, int | None]] = Counter()
+
+    def gate(
+        p: int, epoch: int, metadata: bytes, ciphertext: bytes, now: float, sender: int | None
+    ) -> bool:
+        ok = checks.on_frame(p, epoch, metadata, ciphertext, round(now * 1000), sender)
+        played[(p, sender)] += ok
+        return ok
 
     crypto = PidCrypto(MeetingCrypto(member), gate=gate)
     person = net.people[pid]
@@ -111,6 +121,7 @@ def side(net: Net, pid: int, *, sign: bool = True) -> Side:
         signing if sign else None,
         checks,
         Receiver(crypto, check=FixtureFrames(FIXTURE)),
+        played=played,
     )
 
 
@@ -186,24 +197,36 @@ def test_honest_streams_verify_at_every_receiver() -> None:
                 assert unverified < SIGN_EVERY_FRAMES, (s.pid, other.pid)
 
 
-def test_a_forger_under_another_pid_is_caught_by_every_receiver_and_no_longer_played() -> None:
+def test_a_forger_under_another_pid_is_caught_by_every_receiver_and_never_played() -> None:
+    """The forger's frames under the victim's pid come on the forger's own sender id, tied
+    to the forger's pid by its honest signatures: every receiver drops each of them and
+    reports the forger's sender id (and pid), claiming the victim's stream; the victim's
+    stream is not condemned, and its own frames play all along."""
     net = Net(4)
     sides = [side(net, pid) for pid in range(4)]
     victim, forger = 1, 3
     forged = Packetizer(Forged(net, forger, victim), NODE_ID + forger)
-    _, now = run(sides, 200, forger=(forger, forged))
+    ticks = 200
+    _, now = run(sides, ticks, forger=(forger, forged))
     for s in sides:
         s.tick(now + VERIFY_BOUND_MS)
+    claimed = (victim, 0, 0)
     for s in sides:
         if s.pid in (victim, forger):
             continue  # the victim has no key for its own pid; the forger forged
-        assert s.reports == [StreamReport((victim, 0, 0), Failure.FORGED_FRAME)], s.pid
-        assert s.checks.reports == s.reports
-        assert s.crypto.dropped > 0  # the victim's stream stopped playing
+        assert s.reports == [], s.pid  # no stream condemned: not the victim's, nor any other
+        forgery = Forgery(NODE_ID + forger, claimed, forger, Failure.FORGED_FRAME)
+        assert s.checks.forgeries == [forgery], s.pid
+        assert s.crypto.dropped > 0  # the forged frames (those not refused as replays)
         assert s.receiver.stats().decrypt_failures == s.crypto.dropped  # those, none else
-        for honest in (0, 2, 3):
+        assert s.played[(victim, NODE_ID + forger)] == 0  # never played
+        mine = s.played[(victim, NODE_ID + victim)]  # the victim's: all that came, played
+        assert mine == s.played[(2 - s.pid, NODE_ID + 2 - s.pid)] > ticks - SIGN_EVERY_FRAMES
+        for honest in (0, 1, 2, 3):
             if honest != s.pid:
                 assert s.checks.verifier.condemned((honest, 0, 0)) is None
+        verified, _ = s.checks.verifier.counts(claimed)
+        assert verified > ticks - SIGN_EVERY_FRAMES, s.pid  # its frames still verify
     assert sides[victim].reports == []
     assert sides[forger].reports == []
 
@@ -230,7 +253,7 @@ def test_a_bad_signature_naming_another_pid_is_blamed_on_the_sender_id_it_came_o
         s.tick(now + VERIFY_BOUND_MS)
         assert s.reports == [], s.pid
         if s.pid not in (victim, liar):
-            forged = ForgedSignature(NODE_ID + liar, (victim, 0, 0), liar)
+            forged = Forgery(NODE_ID + liar, (victim, 0, 0), liar)
             assert s.checks.verifier.forgeries == [forged], s.pid
             assert s.checks.verifier.counts((victim, 0, 0))[0] > 3 * SIGN_EVERY_FRAMES
 
