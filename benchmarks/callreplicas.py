@@ -19,8 +19,10 @@ Cases:
 Before them the same datagrams flow over one direct loopback QUIC connection (no node):
 ``p50``/``p99``/``mean`` (µs) are the relay-added latency, the path's percentile minus the
 direct one (``path_p50_ms``, ``base_p50_ms``...). ``cpu_us_per_dgram``: both replicas' user
-+ system CPU over the media window (``/proc/PID/stat``) per datagram sent; ``*_ratio``: that
-case's value over the baseline's. ``loss_pct``: sent and never received. ``ops/s``:
++ system CPU over the media window (``/proc/PID/stat``) per datagram sent;
+``net_cpu_us_per_dgram``: the same less their idle CPU (measured during the direct round,
+no client connected: Redis polls, announcements); ``*_ratio``: that case's value over the
+baseline's. ``loss_pct``: sent and never received. ``ops/s``:
 datagrams received per second. ``loadavg_1m``: the machine's load at the end of the case.
 """
 
@@ -150,15 +152,16 @@ async def _measured(a: Leg, b: Leg, seconds: float, pids: list[int]) -> Measured
 # --- the cases ---------------------------------------------------------------------------------
 
 
-async def _direct(seconds: float) -> Measured:
-    """The same exchange over one loopback QUIC connection, no node."""
+async def _direct(seconds: float, pids: list[int]) -> Measured:
+    """The same exchange over one loopback QUIC connection, no node; ``node_cpu_s``: the
+    replicas' CPU meanwhile, idle (no client connected)."""
     identity = QuicIdentity.generate()
     server = QuicServer(identity, settings=DEFAULT_SETTINGS)
     async with trio.open_nursery() as nursery:
         address = await nursery.start(server.serve, LOOPBACK, 0)
         caller = await connect_quic(nursery, LOOPBACK, address[1], pin=identity.pin)
         callee = await server.accept()
-        done = await _measured(Leg(caller, 1), Leg(callee, 2), seconds, [])
+        done = await _measured(Leg(caller, 1), Leg(callee, 2), seconds, pids)
         await caller.aclose()
         nursery.cancel_scope.cancel()
     return done
@@ -203,7 +206,7 @@ async def _cases(
     home: Path,
 ) -> tuple[Measured, dict[str, Measured]]:
     """The direct baseline, then each case of :data:`CASES` with fresh legs."""
-    base = await _direct(seconds)
+    base = await _direct(seconds, pids)
     done: dict[str, Measured] = {}
     async with AsyncExitStack() as stack:
         x, y = [await _enrolled(*account, home) for account in accounts]
@@ -234,6 +237,12 @@ def _cpu_us(m: Measured) -> float:
     return 1e6 * m.node_cpu_s / max(m.sent, 1)
 
 
+def _net_cpu_us(m: Measured, idle: Measured) -> float:
+    """:func:`_cpu_us` less the replicas' idle CPU over as long (``idle.node_cpu_s``)."""
+    busy = m.node_cpu_s - idle.node_cpu_s * m.wall_s / max(idle.wall_s, 1e-9)
+    return 1e6 * max(busy, 0.0) / max(m.sent, 1)
+
+
 def row(name: str, m: Measured, base: Measured, first: Measured) -> Result:
     """``m``'s row: relay-added latency over the direct ``base``, ratios to ``first``."""
     path = [x * 1e6 for x in m.latencies]
@@ -257,6 +266,8 @@ def row(name: str, m: Measured, base: Measured, first: Measured) -> Result:
             "p50_ratio": _ratio(added[50], first_added[50]),
             "p99_ratio": _ratio(added[99], first_added[99]),
             "cpu_ratio": _ratio(_cpu_us(m), _cpu_us(first)),
+            "net_cpu_us_per_dgram": round(_net_cpu_us(m, base), 1),
+            "net_cpu_ratio": _ratio(_net_cpu_us(m, base), _net_cpu_us(first, base)),
             "path_p50_ms": round(ms(path, 50), 3),
             "path_p99_ms": round(ms(path, 99), 3),
             "base_p50_ms": round(ms(direct, 50), 3),
