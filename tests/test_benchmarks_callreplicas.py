@@ -31,7 +31,8 @@ def test_quick_run_has_a_row_per_case_with_sane_numbers() -> None:
         assert row.group == "calls"
         assert row.calls > expected // 2  # most datagrams arrived, both ways
         assert row.extra["loss_pct"] < 50
-        assert row.p50_us is not None and row.p99_us is not None
+        assert row.p50_us is not None
+        assert row.p99_us is not None
         assert row.p99_us >= row.p50_us
         assert 0 < row.extra["path_p50_ms"] < 1000
         assert row.extra["cpu_us_per_dgram"] >= 0

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks import callload, callrows, calls, harness
+from benchmarks import callload, callreplicas, callrows, calls, harness
 from benchmarks.__main__ import main
 from wire.media import HEADER_SIZE
 
@@ -73,6 +73,7 @@ def test_quick_calls_run_writes_every_case(tmp_path: Path) -> None:
         f"hop latency, {quick} video calls",
         f"forwarding, {quick} video calls",
     } <= names
+    assert {name for name, _ in callreplicas.CASES} <= names  # the replicas' rows
     forwarding = next(r for r in rows if r["name"].startswith("forwarding"))
     assert forwarding["ops_per_s"] > 0
     assert any(row["group"] == "profile" for row in rows)
