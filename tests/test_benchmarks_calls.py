@@ -1,7 +1,8 @@
 """The calls benchmark (``make bench calls``; ``benchmarks.calls``): it runs only when named,
 its per-hop arithmetic, and the load generator's datagram keys. The quick run itself starts
-two node processes and three load processes and takes about 40 s on the 2-core machine, so
-it is marked ``long``: ``make resilience`` runs it, ``make test`` does not."""
+two node processes and three load processes, then two replicas on a redis-server (about 50 s
+on the 2-core machine), so it is marked ``long``: ``make resilience`` runs it, ``make test``
+does not."""
 
 from __future__ import annotations
 
