@@ -45,6 +45,9 @@ Cases:
   that function's own CPU time per forwarded datagram, ``share_pct`` its share of all
   profiled time, ``cum_pct`` its time with what it calls. cProfile slows the node down
   (each Python call costs more), so the shares say where the time goes, not how much.
+- ``replicas: ...``: one raw 1:1 audio call across the two replicas of one domain on one
+  redis-server (bridged, a relayed bind) against both legs on one replica
+  (``benchmarks.callreplicas``; ``not measured`` rows, with the reason, if it fails).
 
 The nodes and the load processes share this machine's cores; ``cpu_load`` is the load
 processes' CPU per wall second in the round, ``cpu_machine`` the whole machine's.
@@ -67,6 +70,7 @@ from typing import IO, Any, Final
 import httpx
 import trio
 
+from benchmarks.callreplicas import rows as replica_rows
 from benchmarks.callrows import (
     CallsFailed,
     Round,
@@ -335,12 +339,13 @@ def run(quick: bool) -> list[Result]:
         log_path = Path(tmp) / "nodes.log"
         try:
             with log_path.open("w", encoding="utf-8") as log:
-                return _run(Path(tmp), plan, log)
+                results = _run(Path(tmp), plan, log)
         except BaseException:
             tail = log_path.read_text(encoding="utf-8").splitlines()[-LOG_TAIL:]
             print("\n".join(["nodes' and load processes' stderr, last lines:", *tail]),
                   file=sys.stderr)  # fmt: skip
             raise
+    return [*results, *replica_rows(quick)]
 
 
 def _run(tmp: Path, plan: Plan, log: IO[str]) -> list[Result]:

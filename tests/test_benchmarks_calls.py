@@ -1,7 +1,8 @@
 """The calls benchmark (``make bench calls``; ``benchmarks.calls``): it runs only when named,
 its per-hop arithmetic, and the load generator's datagram keys. The quick run itself starts
-two node processes and three load processes and takes about 40 s on the 2-core machine, so
-it is marked ``long``: ``make resilience`` runs it, ``make test`` does not."""
+two node processes and three load processes, then two replicas on a redis-server (about 50 s
+on the 2-core machine), so it is marked ``long``: ``make resilience`` runs it, ``make test``
+does not."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks import callload, callrows, calls, harness
+from benchmarks import callload, callreplicas, callrows, calls, harness
 from benchmarks.__main__ import main
 from wire.media import HEADER_SIZE
 
@@ -73,6 +74,7 @@ def test_quick_calls_run_writes_every_case(tmp_path: Path) -> None:
         f"hop latency, {quick} video calls",
         f"forwarding, {quick} video calls",
     } <= names
+    assert {name for name, _ in callreplicas.CASES} <= names  # the replicas' rows
     forwarding = next(r for r in rows if r["name"].startswith("forwarding"))
     assert forwarding["ops_per_s"] > 0
     assert any(row["group"] == "profile" for row in rows)

@@ -16,24 +16,22 @@ from typing import Final
 import httpx
 import trio
 
+from benchmarks.replicabind import bind_at as bind_at  # shared with the benchmark
+from benchmarks.replicabind import document as document
 from client.app import Client
 from client.enroll import enroll
 from client.store.memory import MemoryStore
-from tests.integration.fedharness import DOCUMENT_PATH, LocalFederation, Person, free_ports
+from tests.integration.fedharness import LocalFederation, Person, free_ports
 from tests.integration.nodeproc import NodeProcess, invite
 from tests.node.sfu.meetkit import Participant
-from transport import PinnedKey, QuicChannel, connect_quic
 from transport.base import MediaTransport
 from trust.media import media_endpoint
-from wire import decode, encode
-from wire.media_control import MediaBind, MediaBound, MediaRefused, decode_bind_answer
 from wire.relay import LegGrant, MeetingJoin
 from wire.server import ServerKeyDocument
 
 DOMAIN: Final = "replicas.test"
 EXTRA: Final = 'udp_listen = "127.0.0.1:0"'
 LOOPBACK: Final = "127.0.0.1"
-STEP_TIMEOUT: Final = 15.0
 
 
 @dataclass
@@ -121,30 +119,7 @@ async def metrics(url: str) -> str:
     return response.text
 
 
-async def document(url: str) -> ServerKeyDocument:
-    """The key document the replica at ``url`` serves (its own media port)."""
-    async with httpx.AsyncClient(timeout=10) as http:
-        response = await http.get(url + DOCUMENT_PATH)
-    response.raise_for_status()
-    return decode(response.content, ServerKeyDocument)
-
-
 def media_port(doc: ServerKeyDocument) -> int:
     endpoint = media_endpoint(doc)
     assert endpoint is not None
     return endpoint.port
-
-
-async def bind_at(
-    nursery: trio.Nursery, url: str, leg_id: bytes, secret: bytes
-) -> tuple[QuicChannel, MediaBound | MediaRefused]:
-    """A QUIC connection to the media port of the replica at ``url`` (whichever granted the
-    leg: what a UDP load balancer may do), pinned to the domain's key, and its answer to
-    ``MediaBind{leg_id, secret}``."""
-    endpoint = media_endpoint(await document(url))
-    assert endpoint is not None
-    pin = PinnedKey.from_sha256(endpoint.pin)
-    with trio.fail_after(STEP_TIMEOUT):
-        channel = await connect_quic(nursery, LOOPBACK, endpoint.port, pin=pin)
-        await channel.send_control(encode(MediaBind(leg_id, secret)))
-        return channel, decode_bind_answer(await channel.receive_control())
