@@ -44,7 +44,8 @@ run: $(STAMP)
 # `make bench` runs every registered benchmark module (benchmarks/harness.py MODULES).
 # `make bench calls` runs only the calls benchmark (issue 17: call setup, relay-added latency
 # per hop at 1 and 20 video calls, loss, datagrams forwarded per node CPU-second, a profile of
-# the node; real node processes with udp_listen, separate load processes; a few minutes):
+# the node; real node processes with udp_listen, separate load processes; then one call
+# across two replicas on a redis-server, bridged and with its bind relayed; a few minutes):
 # the goal `calls` after `bench` names the module for `bench` and does nothing itself.
 # `make calls` or `make bench-calls` alone do the same. `make bench meetings` likewise runs
 # only the meetings benchmark (issue 18: the SFU core's decisions, a meeting of 200 simulated
