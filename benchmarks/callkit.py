@@ -1,6 +1,8 @@
 """What the call load generator's parts share (``benchmarks.callload``,
 ``benchmarks.callflood``): a caller/callee pair of clients, the barrier every call of a
-command passes once bound, the JSON lines to the orchestrator."""
+command passes once bound, the JSON lines to the orchestrator; and the loopback QUIC
+connection with no node that the relay-added latency is measured against (also
+``benchmarks.callreplicas`` and ``benchmarks.meetload``)."""
 
 from __future__ import annotations
 
@@ -13,9 +15,21 @@ from typing import Any, Final
 import trio
 
 from client.app import Client
+from transport import DEFAULT_SETTINGS, QuicChannel, QuicIdentity, QuicServer, connect_quic
 
 STEP_TIMEOUT: Final = 60.0
 """Seconds a command may take beyond its media time."""
+LOOPBACK: Final = "127.0.0.1"
+
+
+async def loopback_quic(nursery: trio.Nursery) -> tuple[QuicChannel, QuicChannel]:
+    """The two ends (the one that dialled, the one accepted) of a QUIC connection on
+    loopback with no node in between, served in ``nursery``: the baseline path."""
+    identity = QuicIdentity.generate()
+    server = QuicServer(identity, settings=DEFAULT_SETTINGS)
+    address = await nursery.start(server.serve, LOOPBACK, 0)
+    dialled = await connect_quic(nursery, LOOPBACK, address[1], pin=identity.pin)
+    return dialled, await server.accept()
 
 
 @dataclass

@@ -55,19 +55,17 @@ from typing import Any, Final
 import trio
 
 from benchmarks.callflood import flood
-from benchmarks.callkit import STEP_TIMEOUT, Barrier, Pair, emit
+from benchmarks.callkit import STEP_TIMEOUT, Barrier, Pair, emit, loopback_quic
 from client.app import Client
 from client.calls.control import MediaOptions, answer_call, place_call
 from client.calls.keys import CallSecret, Direction
 from client.calls.runner import MediaRun, run_media
 from client.enroll import enroll
 from client.store.memory import MemoryStore
-from transport import DEFAULT_SETTINGS, QuicIdentity, QuicServer, connect_quic
 from transport.base import DATAGRAM_BATCH, MediaTransport, TransportKind, TransportStats
 from wire.calls import LegRef
 from wire.media import HEADER_SIZE
 
-LOOPBACK: Final = "127.0.0.1"
 DELAY: Final = 0.2
 """Jitter buffer delay (seconds) of the runners: generous, the cores are shared."""
 SETUP_SECONDS: Final = 1.0
@@ -258,12 +256,8 @@ async def _relayed(pair: Pair, seconds: float, video: bool, barrier: Barrier) ->
 async def _direct(seconds: float, video: bool, barrier: Barrier) -> CallResult:
     """One call with no node: a QUIC connection on loopback between the two ends."""
     result = CallResult()
-    identity = QuicIdentity.generate()
-    server = QuicServer(identity, settings=DEFAULT_SETTINGS)
     async with trio.open_nursery() as nursery:
-        address = await nursery.start(server.serve, LOOPBACK, 0)
-        caller = await connect_quic(nursery, LOOPBACK, address[1], pin=identity.pin)
-        callee = await server.accept()
+        caller, callee = await loopback_quic(nursery)
         await barrier.arrive()
         await _play(result, (caller, callee), (None, None), seconds, video)
         await caller.aclose()

@@ -43,6 +43,7 @@ from typing import Final
 
 import trio
 
+from benchmarks.callkit import loopback_quic
 from benchmarks.callrows import GROUP, ms, not_measured
 from benchmarks.cluster import _invites, _start_redis
 from benchmarks.federation import _final_line, _free_ports
@@ -52,7 +53,6 @@ from benchmarks.replicabind import LOOPBACK, bind_at
 from client.app import Client
 from client.enroll import enroll
 from client.store.memory import MemoryStore
-from transport import DEFAULT_SETTINGS, QuicIdentity, QuicServer, connect_quic
 from transport.base import MediaTransport
 from wire.calls import LegRef
 from wire.media import HEADER_SIZE, MediaHeader, MediaKind, StreamId, encode_datagram
@@ -155,12 +155,8 @@ async def _measured(a: Leg, b: Leg, seconds: float, pids: list[int]) -> Measured
 async def _direct(seconds: float, pids: list[int]) -> Measured:
     """The same exchange over one loopback QUIC connection, no node; ``node_cpu_s``: the
     replicas' CPU meanwhile, idle (no client connected)."""
-    identity = QuicIdentity.generate()
-    server = QuicServer(identity, settings=DEFAULT_SETTINGS)
     async with trio.open_nursery() as nursery:
-        address = await nursery.start(server.serve, LOOPBACK, 0)
-        caller = await connect_quic(nursery, LOOPBACK, address[1], pin=identity.pin)
-        callee = await server.accept()
+        caller, callee = await loopback_quic(nursery)
         done = await _measured(Leg(caller, 1), Leg(callee, 2), seconds, pids)
         await caller.aclose()
         nursery.cancel_scope.cancel()

@@ -77,7 +77,7 @@ from typing import Any, Final
 
 import trio
 
-from benchmarks.callkit import STEP_TIMEOUT, emit
+from benchmarks.callkit import STEP_TIMEOUT, emit, loopback_quic
 from benchmarks.meetcore import FRAME_MS, PAYLOAD_BYTES, SILENT_EVERY
 from benchmarks.meetkeys import KeyBus, Keys, Owner
 from benchmarks.meetlinkload import heard_from, join_at, send_video, video_datagram, watch
@@ -85,12 +85,8 @@ from client.app import Client
 from client.enroll import enroll
 from client.store.memory import MemoryStore
 from transport import (
-    DEFAULT_SETTINGS,
     MediaTransport,
-    QuicIdentity,
-    QuicServer,
     TransportError,
-    connect_quic,
 )
 from wire.media import HEADER_SIZE, SILENCE, MediaHeader, MediaKind, StreamId
 from wire.relay import LegGrant, MeetingJoin, MeetingLeave
@@ -110,7 +106,6 @@ SETTLED_POLL: Final = 0.05
 QUIC_SAMPLE: Final = 0.1
 """Seconds between two readings of the QUIC connections' congestion state."""
 FRAME_S: Final = FRAME_MS / 1000
-LOOPBACK: Final = "127.0.0.1"
 _FILLER: Final = bytes(PAYLOAD_BYTES - STAMP.size)
 _PLAINTEXT: Final = bytes(PAYLOAD_BYTES - STAMP.size - SFRAME_OVERHEAD)
 Seal = Callable[[bytes, bytes], "bytes | None"]
@@ -387,11 +382,7 @@ class Meeting:
 async def _baseline_ready(nursery: trio.Nursery, window: Window, until: float) -> None:
     """Start the baseline probe (module docstring): a loopback QUIC connection in this
     process, a speaker's stream over it until ``until``, timed as the meeting's."""
-    identity = QuicIdentity.generate()
-    server = QuicServer(identity, settings=DEFAULT_SETTINGS)
-    address = await nursery.start(server.serve, LOOPBACK, 0)
-    out = await connect_quic(nursery, LOOPBACK, address[1], pin=identity.pin)
-    back = await server.accept()
+    out, back = await loopback_quic(nursery)
 
     async def send() -> None:
         seq, next_at = 0, trio.current_time()
