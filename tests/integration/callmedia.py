@@ -1,7 +1,8 @@
 """A 1:1 call's media exchanged by two test clients over their bound QUIC connections, for
 the replicas' call tests (``test_node_calls_replicas``, ``test_node_peer_elsewhere``): raw
 datagrams both ways (byte for byte but the sender id, which each hop rewrites), then the
-Opus + VP8 fixture played both ways through the client's media runner."""
+Opus + VP8 fixture played both ways through the client's media runner; and the call's
+bridge and hang-ups from either side."""
 
 from __future__ import annotations
 
@@ -10,10 +11,13 @@ from typing import Final
 
 import trio
 
+from client.app import Client
 from client.calls.keys import CallSecret, Direction
 from client.calls.runner import MediaRun, run_media
 from tests.node.calls.helpers import datagram
 from transport.base import MediaTransport
+from wire.calls import LegRef
+from wire.relay import LegGrant
 
 RAW: Final = 20
 SECONDS: Final = 3.0
@@ -70,3 +74,26 @@ def played(me: MediaRun, peer: MediaRun) -> None:
     assert (me.transport, me.closed) == ("quic", False)
     assert (s.decrypt_failures, s.digest_mismatches, s.replays, s.malformed) == (0, 0, 0, 0)
     assert s.frames_received >= 0.8 * peer.stats.frames_sent > 0
+
+
+async def bridge(caller: Client, callee: Client, domain: str) -> tuple[LegGrant, LegGrant]:
+    """The callee's new leg (at ``domain``, its node) and the caller's leg bridged to it:
+    ``(bridged, granted)``."""
+    granted = await callee.leg_allocate()
+    bridged = await caller.leg_bridge(LegRef(domain, granted.leg_id))
+    return bridged, granted
+
+
+async def hang_ups(
+    caller: Client, callee: Client, domain: str, bridged: LegGrant, granted: LegGrant
+) -> list[str]:
+    """The caller hangs up the call ``bridged`` -> ``granted``, then the callee a new one:
+    the reasons the other side's ``LegEnded`` gave, in that order."""
+    reasons = []
+    with trio.fail_after(STEP):
+        await caller.leg_hang_up(bridged.leg_id)
+        reasons.append((await callee.leg_ended(granted.leg_id)).reason)
+        bridged, granted = await bridge(caller, callee, domain)
+        await callee.leg_hang_up(granted.leg_id)
+        reasons.append((await caller.leg_ended(bridged.leg_id)).reason)
+    return reasons

@@ -32,12 +32,11 @@ from client.calls.runner import MediaRun
 from client.errors import Refused
 from node.errors import CALL_LEG_TAKEN, CALL_NO_LEG, CALL_PEER_ENDED
 from node.sfu.placement import ANNOUNCE_INTERVAL, MEDIA_TTL_MS
-from tests.integration.callmedia import STEP, exchange, played, raw
+from tests.integration.callmedia import bridge, exchange, hang_ups, played, raw
 from tests.integration.fedharness import metric
 from tests.integration.replicakit import DOMAIN, Cluster, metrics, started_cluster
 from tests.redisproc import RedisServer
 from wire.calls import LegRef
-from wire.relay import LegGrant
 
 GONE_WITHIN: Final = MEDIA_TTL_MS / 1000 + ANNOUNCE_INTERVAL + 5.0
 """Seconds from the kill to the caller's ``LegEnded``: the address's TTL after its last
@@ -60,17 +59,10 @@ async def _online(cluster: Cluster) -> AsyncIterator[tuple[Client, Client]]:
         yield xavier, yolanda
 
 
-async def _bridged(xavier: Client, yolanda: Client) -> tuple[LegGrant, LegGrant]:
-    """Yolanda's leg on the second replica, Xavier's on the first bridged to it."""
-    granted = await yolanda.leg_allocate()
-    bridged = await xavier.leg_bridge(LegRef(DOMAIN, granted.leg_id))
-    return bridged, granted
-
-
 def test_a_call_across_two_replicas(cluster: Cluster) -> None:
     async def main() -> tuple[MediaRun, MediaRun, tuple[str, str], list[str]]:
         async with _online(cluster) as (xavier, yolanda):
-            bridged, granted = await _bridged(xavier, yolanda)
+            bridged, granted = await bridge(xavier, yolanda, DOMAIN)
             x_media, x_sender = await xavier.media_quic(bridged)
             y_media, y_sender = await yolanda.media_quic(granted)
             x_run, y_run = await exchange(x_media, x_sender, y_media, y_sender)
@@ -85,12 +77,7 @@ def test_a_call_across_two_replicas(cluster: Cluster) -> None:
             with pytest.raises(Refused) as unknown:
                 await xavier.leg_bridge(LegRef(DOMAIN, os.urandom(16)))
             codes.append(unknown.value.node_code)
-            with trio.fail_after(STEP):
-                await xavier.leg_hang_up(bridged.leg_id)  # the caller hangs up
-                codes.append((await yolanda.leg_ended(granted.leg_id)).reason)
-                bridged, granted = await _bridged(xavier, yolanda)
-                await yolanda.leg_hang_up(granted.leg_id)  # the callee hangs up
-                codes.append((await xavier.leg_ended(bridged.leg_id)).reason)
+            codes += await hang_ups(xavier, yolanda, DOMAIN, bridged, granted)
             await x_media.aclose()
             await y_media.aclose()
             return x_run, y_run, during, codes
@@ -112,7 +99,7 @@ def test_a_call_across_two_replicas(cluster: Cluster) -> None:
 def test_the_callees_replica_killed_ends_the_callers_leg(cluster: Cluster) -> None:
     async def main() -> tuple[str, float]:
         async with _online(cluster) as (xavier, yolanda):
-            bridged, granted = await _bridged(xavier, yolanda)
+            bridged, granted = await bridge(xavier, yolanda, DOMAIN)
             x_media, x_sender = await xavier.media_quic(bridged)
             y_media, _ = await yolanda.media_quic(granted)
             await raw(x_media, x_sender, y_media)

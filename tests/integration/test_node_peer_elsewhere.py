@@ -44,7 +44,7 @@ from client.calls.runner import MediaRun
 from client.errors import Refused
 from node.errors import CALL_LEG_TAKEN, CALL_PEER_ENDED
 from node.store import RedisStore
-from tests.integration.callmedia import STEP, exchange, played
+from tests.integration.callmedia import STEP, bridge, exchange, hang_ups, played
 from tests.integration.fedharness import metric
 from tests.integration.replicakit import (
     DOMAIN,
@@ -90,13 +90,6 @@ def _peer(cluster: Cluster) -> Client:
     return cluster.peer.load()
 
 
-async def _bridged(bertrand: Client, xavier: Client) -> tuple[LegGrant, LegGrant]:
-    """Xavier's leg on the first replica; Bertrand's, on ``peer.test``, bridged to it."""
-    granted = await xavier.leg_allocate()
-    bridged = await bertrand.leg_bridge(LegRef(DOMAIN, granted.leg_id))
-    return bridged, granted
-
-
 def test_a_peer_domains_call_reaching_the_other_replica_is_chained_to_the_leg(
     cluster: Cluster,
 ) -> None:
@@ -104,7 +97,7 @@ def test_a_peer_domains_call_reaching_the_other_replica_is_chained_to_the_leg(
         xavier, bertrand = cluster.people[0].load(), _peer(cluster)
         async with xavier.online(), bertrand.online():
             with trio.fail_after(STEP):
-                bridged, granted = await _bridged(bertrand, xavier)
+                bridged, granted = await bridge(bertrand, xavier, DOMAIN)
                 b_media, b_sender = await bertrand.media_quic(bridged)
                 x_media, x_sender = await xavier.media_quic(granted)
             b_run, x_run = await exchange(b_media, b_sender, x_media, x_sender)
@@ -113,12 +106,7 @@ def test_a_peer_domains_call_reaching_the_other_replica_is_chained_to_the_leg(
             with pytest.raises(Refused) as taken:
                 await bertrand.leg_bridge(LegRef(DOMAIN, granted.leg_id))
             codes.append(taken.value.node_code)
-            with trio.fail_after(STEP):
-                await bertrand.leg_hang_up(bridged.leg_id)  # the caller hangs up
-                codes.append((await xavier.leg_ended(granted.leg_id)).reason)
-                bridged, granted = await _bridged(bertrand, xavier)
-                await xavier.leg_hang_up(granted.leg_id)  # the callee hangs up
-                codes.append((await bertrand.leg_ended(bridged.leg_id)).reason)
+            codes += await hang_ups(bertrand, xavier, DOMAIN, bridged, granted)
             await b_media.aclose()
             await x_media.aclose()
             return b_run, x_run, during, codes
